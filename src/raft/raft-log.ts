@@ -1,0 +1,273 @@
+// The core's view of the log: stable entries (in Storage, written by the driver) followed by
+// unstable ones (appended by the core, handed out in Ready.entries, not yet known durable).
+//
+//   storage:   [dummy] [firstIndex ... lastStable]
+//   unstable:                     [offset ............ lastIndex]   (may overlap-then-replace)
+//   snapshot:  an incoming snapshot not yet persisted replaces the whole log
+//
+// Invariants: applied <= committed <= lastIndex(); unstable.entries[i].index === offset + i;
+// committed entries are never truncated (asserted). Term lookups return undefined instead of
+// throwing so that the hot path never pays for exceptions.
+
+import type { Entry, Snapshot } from './types.js';
+import { CompactedError, limitSize, type Storage } from './storage.js';
+import { assert } from '../util/assert.js';
+
+export class Unstable {
+  snapshot: Snapshot | undefined;
+  entries: Entry[] = [];
+  offset: number;
+
+  constructor(offset: number) {
+    this.offset = offset;
+  }
+
+  maybeFirstIndex(): number | undefined {
+    return this.snapshot ? this.snapshot.metadata.index + 1 : undefined;
+  }
+
+  maybeLastIndex(): number | undefined {
+    if (this.entries.length > 0) return this.offset + this.entries.length - 1;
+    return this.snapshot ? this.snapshot.metadata.index : undefined;
+  }
+
+  maybeTerm(i: number): number | undefined {
+    if (i < this.offset) {
+      if (this.snapshot && this.snapshot.metadata.index === i) return this.snapshot.metadata.term;
+      return undefined;
+    }
+    const e = this.entries[i - this.offset];
+    return e?.term;
+  }
+
+  /** Entries up to (i, t) are now durable; drop them unless they were replaced meanwhile. */
+  stableTo(i: number, t: number): void {
+    const gt = this.maybeTerm(i);
+    if (gt === t && i >= this.offset) {
+      this.entries = this.entries.slice(i + 1 - this.offset);
+      this.offset = i + 1;
+    }
+  }
+
+  stableSnapTo(i: number): void {
+    if (this.snapshot && this.snapshot.metadata.index === i) this.snapshot = undefined;
+  }
+
+  restore(s: Snapshot): void {
+    this.offset = s.metadata.index + 1;
+    this.entries = [];
+    this.snapshot = s;
+  }
+
+  truncateAndAppend(ents: Entry[]): void {
+    const after = (ents[0] as Entry).index;
+    const end = this.offset + this.entries.length;
+    if (after === end) {
+      for (const e of ents) this.entries.push(e);
+    } else if (after <= this.offset) {
+      // The new entries replace everything unstable (and shadow a stable suffix).
+      this.offset = after;
+      this.entries = ents.slice();
+    } else {
+      this.entries.length = after - this.offset;
+      for (const e of ents) this.entries.push(e);
+    }
+  }
+
+  slice(lo: number, hi: number): Entry[] {
+    assert(lo <= hi && lo >= this.offset && hi <= this.offset + this.entries.length, `unstable.slice[${lo},${hi}) out of [${this.offset},${this.offset + this.entries.length})`);
+    return this.entries.slice(lo - this.offset, hi - this.offset);
+  }
+}
+
+export class RaftLog {
+  readonly storage: Storage;
+  readonly unstable: Unstable;
+  committed: number;
+  applied: number;
+  /** Cap on the bytes of committed entries handed out per Ready. */
+  readonly maxNextEntsSize: number;
+
+  constructor(storage: Storage, maxNextEntsSize: number) {
+    this.storage = storage;
+    this.maxNextEntsSize = maxNextEntsSize;
+    const first = storage.firstIndex();
+    const last = storage.lastIndex();
+    this.unstable = new Unstable(last + 1);
+    this.committed = first - 1;
+    this.applied = first - 1;
+  }
+
+  firstIndex(): number {
+    return this.unstable.maybeFirstIndex() ?? this.storage.firstIndex();
+  }
+
+  lastIndex(): number {
+    return this.unstable.maybeLastIndex() ?? this.storage.lastIndex();
+  }
+
+  lastTerm(): number {
+    const t = this.term(this.lastIndex());
+    assert(t !== undefined, 'last term unavailable');
+    return t;
+  }
+
+  /** Term of entry i, or undefined when i is compacted away or beyond the log. */
+  term(i: number): number | undefined {
+    const dummy = this.firstIndex() - 1;
+    if (i < dummy || i > this.lastIndex()) return undefined;
+    const t = this.unstable.maybeTerm(i);
+    if (t !== undefined) return t;
+    try {
+      return this.storage.term(i);
+    } catch (e) {
+      if (e instanceof CompactedError) return undefined;
+      throw e;
+    }
+  }
+
+  matchTerm(i: number, t: number): boolean {
+    return this.term(i) === t;
+  }
+
+  /** Follower side of MsgApp. Returns the new last index, or -1 when (index, logTerm) does not
+   *  match our log (the leader must back up). */
+  maybeAppend(index: number, logTerm: number, committed: number, ents: Entry[]): number {
+    if (!this.matchTerm(index, logTerm)) return -1;
+    const lastNew = index + ents.length;
+    const ci = this.findConflict(ents);
+    if (ci !== 0) {
+      assert(ci > this.committed, `entry ${ci} conflicts with committed entry (committed ${this.committed})`);
+      const offset = index + 1;
+      this.append(ci === offset ? ents : ents.slice(ci - offset));
+    }
+    this.commitTo(Math.min(committed, lastNew));
+    return lastNew;
+  }
+
+  append(ents: Entry[]): number {
+    if (ents.length === 0) return this.lastIndex();
+    const after = (ents[0] as Entry).index - 1;
+    assert(after >= this.committed, `append after ${after} is below committed ${this.committed}`);
+    this.unstable.truncateAndAppend(ents);
+    return this.lastIndex();
+  }
+
+  /** First entry whose term differs from ours (or that is new), 0 if all already present. */
+  findConflict(ents: Entry[]): number {
+    for (const e of ents) {
+      if (!this.matchTerm(e.index, e.term)) return e.index;
+    }
+    return 0;
+  }
+
+  /** Largest index <= index whose term is <= term: where a rejected probe should resume. The
+   *  walk skips at most one term's worth of entries per round trip. */
+  findConflictByTerm(index: number, term: number): number {
+    const li = this.lastIndex();
+    if (index > li) return index;
+    for (;;) {
+      const t = this.term(index);
+      if (t === undefined || t <= term) return index;
+      index--;
+    }
+  }
+
+  unstableEntries(): Entry[] {
+    return this.unstable.entries.length === 0 ? [] : this.unstable.entries.slice();
+  }
+
+  hasNextEnts(): boolean {
+    const off = Math.max(this.applied + 1, this.firstIndex());
+    return this.committed + 1 > off;
+  }
+
+  nextEnts(): Entry[] {
+    const off = Math.max(this.applied + 1, this.firstIndex());
+    if (this.committed + 1 > off) {
+      const ents = this.slice(off, this.committed + 1, this.maxNextEntsSize);
+      assert(ents !== undefined, 'unexpected compaction of unapplied entries');
+      return ents;
+    }
+    return [];
+  }
+
+  snapshot(): Snapshot {
+    return this.unstable.snapshot ?? this.storage.snapshot();
+  }
+
+  commitTo(toCommit: number): void {
+    if (this.committed < toCommit) {
+      assert(this.lastIndex() >= toCommit, `commit ${toCommit} out of range [lastIndex ${this.lastIndex()}]`);
+      this.committed = toCommit;
+    }
+  }
+
+  appliedTo(i: number): void {
+    if (i === 0) return;
+    assert(this.committed >= i && i >= this.applied, `applied ${i} out of range [prev applied ${this.applied}, committed ${this.committed}]`);
+    this.applied = i;
+  }
+
+  stableTo(i: number, t: number): void {
+    this.unstable.stableTo(i, t);
+  }
+
+  stableSnapTo(i: number): void {
+    this.unstable.stableSnapTo(i);
+  }
+
+  /** Entries from i to the end, size-limited; undefined when i is compacted. */
+  entries(i: number, maxSize: number): Entry[] | undefined {
+    if (i > this.lastIndex()) return [];
+    return this.slice(i, this.lastIndex() + 1, maxSize);
+  }
+
+  /** Raft §5.4.1: is a candidate's log (lastIndex, lastTerm) at least as up to date as ours? */
+  isUpToDate(lasti: number, term: number): boolean {
+    const lt = this.lastTerm();
+    return term > lt || (term === lt && lasti >= this.lastIndex());
+  }
+
+  /** Commits maxIndex only if it holds an entry of the current term (Raft §5.4.2). */
+  maybeCommit(maxIndex: number, term: number): boolean {
+    if (maxIndex > this.committed && this.term(maxIndex) === term) {
+      this.commitTo(maxIndex);
+      return true;
+    }
+    return false;
+  }
+
+  restore(s: Snapshot): void {
+    this.committed = s.metadata.index;
+    this.unstable.restore(s);
+  }
+
+  /** Entries in [lo, hi) across storage and unstable, size-limited; undefined if lo is
+   *  compacted. */
+  slice(lo: number, hi: number, maxSize: number): Entry[] | undefined {
+    const fi = this.firstIndex();
+    if (lo < fi) return undefined;
+    assert(lo <= hi && hi <= this.lastIndex() + 1, `slice[${lo},${hi}) out of bound [${fi},${this.lastIndex()}]`);
+    if (lo === hi) return [];
+    let ents: Entry[] | undefined;
+    const uoff = this.unstable.offset;
+    if (lo < uoff) {
+      let stored: Entry[];
+      try {
+        stored = this.storage.entries(lo, Math.min(hi, uoff), maxSize);
+      } catch (e) {
+        if (e instanceof CompactedError) return undefined;
+        throw e;
+      }
+      // Storage stopped early because of the size limit: do not add unstable entries.
+      if (stored.length < Math.min(hi, uoff) - lo) return stored;
+      ents = stored;
+    }
+    if (hi > uoff) {
+      const u = this.unstable.slice(Math.max(lo, uoff), hi);
+      ents = ents === undefined ? u : ents.concat(u);
+    }
+    return limitSize(ents as Entry[], maxSize);
+  }
+}
