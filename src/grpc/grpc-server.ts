@@ -1,0 +1,70 @@
+// The client-facing gRPC server: every etcd v3 service is registered, so clients always get a
+// clear answer; methods not built yet answer UNIMPLEMENTED naming themselves.
+
+import * as grpc from '@grpc/grpc-js';
+import type { KvServer } from '../server/kv-server.js';
+import { type Handlers, responseHeaders, unimplemented, withRequestSizes } from './handler.js';
+import { kvHandlers } from './kv-service.js';
+import { maintenanceHandlers } from './maintenance-service.js';
+import { services, type ServiceName } from './proto.js';
+
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  maxRequestBytes: number;
+  maxTxnOps: number;
+  maxSendMessageBytes: number;
+  maxConcurrentStreams: number;
+  identity: { clusterId: bigint; memberId: bigint };
+}
+
+export interface RunningGrpcServer {
+  port: number;
+  /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then cuts the rest. */
+  close(graceMs: number): Promise<void>;
+}
+
+/** etcd sets its gRPC receive limit to --max-request-bytes plus this much headroom. */
+const RECEIVE_HEADROOM_BYTES = 512;
+
+export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const etcdReceiveLimit = options.maxRequestBytes + RECEIVE_HEADROOM_BYTES;
+  const server = new grpc.Server({
+    // Let messages somewhat over etcd's limit through to our own check, which answers with
+    // etcd's exact text; grpc-js still guards against anything far larger.
+    'grpc.max_receive_message_length': Math.max(4 * 1024 * 1024, 2 * etcdReceiveLimit),
+    'grpc.max_send_message_length': options.maxSendMessageBytes,
+    'grpc.max_concurrent_streams': options.maxConcurrentStreams,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 5000,
+  });
+  const headers = responseHeaders(options.identity, () => kv.term);
+  const built: Partial<Record<ServiceName, Handlers>> = {
+    KV: kvHandlers(kv, headers, { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes }),
+    Maintenance: maintenanceHandlers(kv, headers, options.identity),
+  };
+  for (const name of Object.keys(services) as ServiceName[]) {
+    const definition = withRequestSizes(services[name], etcdReceiveLimit);
+    const handlers: Handlers = {};
+    for (const method of Object.keys(definition)) {
+      handlers[method] = built[name]?.[method] ?? unimplemented(name, method);
+    }
+    server.addService(definition, handlers);
+  }
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, boundPort) =>
+      error ? reject(error) : resolve(boundPort),
+    );
+  });
+  return {
+    port,
+    close: (graceMs) =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

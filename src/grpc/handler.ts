@@ -1,0 +1,142 @@
+// Plumbing shared by every service handler: turning a (possibly async) function into a grpc-js
+// unary handler, mapping thrown errors to etcd's statuses, the ResponseHeader, and the size of
+// the request as it arrived on the wire.
+
+import * as grpc from '@grpc/grpc-js';
+import { MvccError, type MvccErrorCode } from '../mvcc/errors.js';
+import { type EtcdErrorCode, etcdStatus, isEtcdCodedError, rawStatus } from './errors.js';
+
+export type Handlers = Record<string, grpc.UntypedHandleCall>;
+
+/** Called with every finished call: method name, gRPC status code, seconds taken. */
+export type CallObserver = (method: string, code: grpc.status, seconds: number) => void;
+
+/** Receives errors that are bugs (not etcd errors), for logging. */
+export type InternalErrorSink = (method: string, error: unknown) => void;
+
+const hooks: { observe?: CallObserver; internalError?: InternalErrorSink } = {};
+
+export function setCallHooks(observe: CallObserver | undefined, internalError: InternalErrorSink | undefined): void {
+  hooks.observe = observe;
+  hooks.internalError = internalError;
+}
+
+const MVCC_TO_ETCD: Record<MvccErrorCode, EtcdErrorCode> = {
+  compacted: 'Compacted',
+  'future-revision': 'FutureRev',
+  'key-not-found': 'KeyNotFound',
+  'lease-not-found': 'LeaseNotFound',
+};
+
+export function toStatus(method: string, error: unknown): Partial<grpc.ServiceError> {
+  if (error instanceof MvccError) return etcdStatus(MVCC_TO_ETCD[error.code]);
+  if (isEtcdCodedError(error)) return etcdStatus(error.etcdCode);
+  if (error instanceof StatusError) return rawStatus(error.code, error.details);
+  hooks.internalError?.(method, error);
+  return rawStatus(grpc.status.INTERNAL, `etcdserver: internal error in ${method}`);
+}
+
+/** A status that is not one of etcd's rpctypes errors (e.g. grpc's own message-size text). */
+export class StatusError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    readonly details: string,
+  ) {
+    super(details);
+  }
+}
+
+export function unary<Request>(method: string, body: (request: Request, call: grpc.ServerUnaryCall<Request, unknown>) => unknown): grpc.handleUnaryCall<Request, unknown> {
+  return (call, callback) => {
+    const started = hooks.observe ? performance.now() : 0;
+    const done = (error: Partial<grpc.ServiceError> | null, response?: unknown): void => {
+      if (hooks.observe) hooks.observe(method, error?.code ?? grpc.status.OK, (performance.now() - started) / 1000);
+      callback(error, response);
+    };
+    const tooLarge = oversize(call.request);
+    if (tooLarge !== undefined) {
+      done(rawStatus(grpc.status.RESOURCE_EXHAUSTED, tooLarge));
+      return;
+    }
+    let result: unknown;
+    try {
+      result = body(call.request, call);
+    } catch (error) {
+      done(toStatus(method, error));
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (response) => done(null, response),
+        (error: unknown) => done(toStatus(method, error)),
+      );
+    } else {
+      done(null, result);
+    }
+  };
+}
+
+export function unimplemented(service: string, method: string): grpc.UntypedHandleCall {
+  const details = `MetaStore does not implement ${service}.${method} yet`;
+  return ((call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>, callback?: grpc.sendUnaryData<unknown>) => {
+    const error = { code: grpc.status.UNIMPLEMENTED, details };
+    if (typeof callback === 'function') callback(error);
+    else (call as grpc.ServerWritableStream<unknown, unknown>).emit('error', error);
+  }) as grpc.UntypedHandleCall;
+}
+
+// ---------------------------------------------------------------- request size
+
+const WIRE_SIZE = Symbol('wireSize');
+const OVERSIZE = Symbol('oversize');
+
+function oversize(request: unknown): string | undefined {
+  return typeof request === 'object' && request !== null ? (request as { [OVERSIZE]?: string })[OVERSIZE] : undefined;
+}
+
+/** The encoded size of a request as received, recorded by the deserializer wrapper. */
+export function requestSize(request: object): number {
+  return (request as { [WIRE_SIZE]?: number })[WIRE_SIZE] ?? 0;
+}
+
+/**
+ * Wraps a service definition so each decoded request remembers its size on the wire, and
+ * refuses requests over `maxMessageBytes` with the text Go's grpc uses, as etcd does for
+ * messages over --max-request-bytes + 512.
+ */
+export function withRequestSizes(definition: grpc.ServiceDefinition, maxMessageBytes: number): grpc.ServiceDefinition {
+  const wrapped: Record<string, grpc.MethodDefinition<object, unknown>> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    const decode = method.requestDeserialize as (bytes: Buffer) => object;
+    wrapped[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        // An oversized message is not decoded at all: the handler answers with the error.
+        const request = bytes.length > maxMessageBytes ? {} : decode(bytes);
+        Object.defineProperty(request, WIRE_SIZE, { value: bytes.length, enumerable: false });
+        if (bytes.length > maxMessageBytes) {
+          const details = `grpc: received message larger than max (${bytes.length} vs. ${maxMessageBytes})`;
+          Object.defineProperty(request, OVERSIZE, { value: details, enumerable: false });
+        }
+        return request;
+      },
+    };
+  }
+  return wrapped as grpc.ServiceDefinition;
+}
+
+// ---------------------------------------------------------------- headers
+
+export interface ResponseHeaders {
+  at(revision: number): { clusterId: string; memberId: string; revision: number; raftTerm: number };
+}
+
+export function responseHeaders(identity: { clusterId: bigint; memberId: bigint }, term: () => number): ResponseHeaders {
+  const clusterId = identity.clusterId.toString();
+  const memberId = identity.memberId.toString();
+  return {
+    at(revision) {
+      return { clusterId, memberId, revision, raftTerm: term() };
+    },
+  };
+}

@@ -1,0 +1,254 @@
+// Conversion between etcd's wire messages (as proto-loader decodes them) and the MVCC
+// store's request and result types, with etcd's request validation (etcd v3rpc/key.go).
+//
+// Validation happens here, before anything is proposed, so bad input changes nothing and gets
+// exactly etcd's error. Revisions and limits arrive as decimal strings (int64) and become
+// numbers; lease IDs become bigint. Results go back out with numbers for revisions (the
+// encoder takes them) and decimal strings for lease IDs (no precision loss).
+
+import type * as mvcc from '../mvcc/types.js';
+import type * as wire from './etcd-types.js';
+import type { EtcdErrorCode } from './errors.js';
+
+export class RequestError extends Error {
+  override name = 'RequestError';
+  constructor(readonly etcdCode: EtcdErrorCode) {
+    super(etcdCode);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function int(value: string | number | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  const n = typeof value === 'number' ? value : Number(value);
+  // Revisions beyond 2^53 cannot exist in this store; clamp so comparisons stay meaningful.
+  return Number.isSafeInteger(n) ? n : n > 0 ? Number.MAX_SAFE_INTEGER : Number.MIN_SAFE_INTEGER;
+}
+
+function lease(value: string | number | null | undefined): bigint {
+  if (value === null || value === undefined || value === '0' || value === 0) return 0n;
+  return BigInt(value);
+}
+
+function bytes(value: Buffer | null | undefined): Buffer {
+  return value ?? EMPTY;
+}
+
+export function toRangeRequest(request: wire.RangeRequest): mvcc.RangeRequest {
+  if (bytes(request.key).length === 0) throw new RequestError('EmptyKey');
+  const sortOrder = request.sortOrder ?? 0;
+  const sortTarget = request.sortTarget ?? 0;
+  if (sortOrder < 0 || sortOrder > 2 || sortTarget < 0 || sortTarget > 4) throw new RequestError('InvalidSortOption');
+  return {
+    key: request.key,
+    rangeEnd: bytes(request.rangeEnd),
+    limit: int(request.limit),
+    revision: int(request.revision),
+    sortOrder,
+    sortTarget,
+    keysOnly: request.keysOnly ?? false,
+    countOnly: request.countOnly ?? false,
+    minModRevision: int(request.minModRevision),
+    maxModRevision: int(request.maxModRevision),
+    minCreateRevision: int(request.minCreateRevision),
+    maxCreateRevision: int(request.maxCreateRevision),
+  };
+}
+
+export function toPutRequest(request: wire.PutRequest): mvcc.PutRequest {
+  const key = bytes(request.key);
+  if (key.length === 0) throw new RequestError('EmptyKey');
+  const value = bytes(request.value);
+  const leaseId = lease(request.lease);
+  if (request.ignoreValue && value.length !== 0) throw new RequestError('ValueProvided');
+  if (request.ignoreLease && leaseId !== 0n) throw new RequestError('LeaseProvided');
+  return {
+    key,
+    value,
+    lease: leaseId,
+    prevKv: request.prevKv ?? false,
+    ignoreValue: request.ignoreValue ?? false,
+    ignoreLease: request.ignoreLease ?? false,
+  };
+}
+
+export function toDeleteRangeRequest(request: wire.DeleteRangeRequest): mvcc.DeleteRangeRequest {
+  if (bytes(request.key).length === 0) throw new RequestError('EmptyKey');
+  return { key: request.key, rangeEnd: bytes(request.rangeEnd), prevKv: request.prevKv ?? false };
+}
+
+function toCompare(compare: wire.Compare): mvcc.Compare {
+  if (bytes(compare.key).length === 0) throw new RequestError('EmptyKey');
+  return {
+    result: compare.result ?? 0,
+    target: compare.target ?? 0,
+    key: compare.key,
+    rangeEnd: bytes(compare.rangeEnd),
+    // Only the oneof member that is set carries a value; the others read as zero, as in Go.
+    version: compare.targetUnion === 'version' ? int(compare.version) : 0,
+    createRevision: compare.targetUnion === 'createRevision' ? int(compare.createRevision) : 0,
+    modRevision: compare.targetUnion === 'modRevision' ? int(compare.modRevision) : 0,
+    value: compare.targetUnion === 'value' ? bytes(compare.value) : EMPTY,
+    lease: compare.targetUnion === 'lease' ? lease(compare.lease) : 0n,
+  };
+}
+
+function toRequestOp(op: wire.RequestOp, maxTxnOps: number): mvcc.RequestOp {
+  switch (op.request) {
+    case 'requestRange':
+      return { kind: 'range', range: toRangeRequest(op.requestRange) };
+    case 'requestPut':
+      return { kind: 'put', put: toPutRequest(op.requestPut) };
+    case 'requestDeleteRange':
+      return { kind: 'deleteRange', deleteRange: toDeleteRangeRequest(op.requestDeleteRange) };
+    case 'requestTxn':
+      return { kind: 'txn', txn: toTxnRequest(op.requestTxn, maxTxnOps) };
+  }
+  // etcd answers an empty op with "key not found" (checkRequestOp's default case).
+  throw new RequestError('KeyNotFound');
+}
+
+/**
+ * etcd's checkTxnRequest: the largest of compares/success/failure counts against the op
+ * budget; nested txns get what is left of it.
+ */
+export function toTxnRequest(request: wire.TxnRequest, maxTxnOps: number): mvcc.TxnRequest {
+  const compares = request.compare ?? [];
+  const success = request.success ?? [];
+  const failure = request.failure ?? [];
+  const opCount = Math.max(compares.length, success.length, failure.length);
+  if (opCount > maxTxnOps) throw new RequestError('TooManyOps');
+  const compare = compares.map(toCompare);
+  const budget = maxTxnOps - opCount;
+  return {
+    compare,
+    success: success.map((op) => toRequestOp(op, budget)),
+    failure: failure.map((op) => toRequestOp(op, budget)),
+  };
+}
+
+// ---------------------------------------------------------------- duplicate keys
+
+interface Interval {
+  begin: Buffer;
+  /** Empty = a single point at begin. */
+  end: Buffer;
+}
+
+function intersects(intervals: readonly Interval[], key: Buffer): boolean {
+  for (const iv of intervals) {
+    if (iv.end.length === 0) {
+      if (iv.begin.equals(key)) return true;
+    } else if (Buffer.compare(iv.begin, key) <= 0 && Buffer.compare(key, iv.end) < 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * etcd's checkIntervals: within a txn (across its nested txns) a key may be put only once and
+ * never inside a range the same txn deletes; the then/else branches of one nested txn may
+ * overlap each other because only one of them runs.
+ */
+export function checkDuplicateKeys(ops: readonly mvcc.RequestOp[]): { puts: Set<string>; dels: Interval[] } {
+  const dels: Interval[] = [];
+  for (const op of ops) {
+    if (op.kind === 'deleteRange') dels.push({ begin: op.deleteRange.key, end: op.deleteRange.rangeEnd });
+  }
+  const puts = new Set<string>();
+  const childDels: Interval[] = [];
+  for (const op of ops) {
+    if (op.kind !== 'txn') continue;
+    const then = checkDuplicateKeys(op.txn.success);
+    const otherwise = checkDuplicateKeys(op.txn.failure);
+    for (const key of then.puts) {
+      if (puts.has(key) || intersects(dels, Buffer.from(key, 'latin1'))) throw new RequestError('DuplicateKey');
+      puts.add(key);
+    }
+    for (const key of otherwise.puts) {
+      if (puts.has(key) && !then.puts.has(key)) throw new RequestError('DuplicateKey');
+      if (intersects(dels, Buffer.from(key, 'latin1'))) throw new RequestError('DuplicateKey');
+      puts.add(key);
+    }
+    childDels.push(...then.dels, ...otherwise.dels);
+  }
+  dels.push(...childDels);
+  for (const op of ops) {
+    if (op.kind !== 'put') continue;
+    const key = op.put.key.toString('latin1');
+    if (puts.has(key) || intersects(dels, op.put.key)) throw new RequestError('DuplicateKey');
+    puts.add(key);
+  }
+  return { puts, dels };
+}
+
+// ---------------------------------------------------------------- results
+
+export function toWireKeyValue(kv: mvcc.KeyValue): wire.Encodable<wire.KeyValue> {
+  return {
+    key: kv.key,
+    createRevision: kv.createRevision,
+    modRevision: kv.modRevision,
+    version: kv.version,
+    value: kv.value,
+    lease: kv.lease === 0n ? 0 : kv.lease.toString(),
+  };
+}
+
+export function toWireRange(result: mvcc.RangeResult) {
+  return { kvs: result.kvs.map(toWireKeyValue), more: result.more, count: result.count };
+}
+
+export function toWirePut(result: mvcc.PutResult) {
+  return { prevKv: result.prevKv ? toWireKeyValue(result.prevKv) : null };
+}
+
+export function toWireDeleteRange(result: mvcc.DeleteRangeResult) {
+  return { deleted: result.deleted, prevKvs: result.prevKvs.map(toWireKeyValue) };
+}
+
+type Header = wire.Encodable<wire.ResponseHeader>;
+
+/**
+ * A txn response as etcd builds it (apply.go): only the top level carries the full header;
+ * each inner op's header holds just the revision the op saw or wrote (the txn's start
+ * revision, or one more once the txn has changed something), and a nested txn's own header
+ * is empty.
+ */
+export function toWireTxn(result: mvcc.TxnResult, header: Header, startRevision: number): object {
+  const state = { changed: false };
+  return { header, succeeded: result.succeeded, responses: wireTxnResponses(result, startRevision, state) };
+}
+
+function wireTxnResponses(result: mvcc.TxnResult, start: number, state: { changed: boolean }): object[] {
+  return result.responses.map((response) => {
+    switch (response.kind) {
+      case 'range':
+        return { responseRange: { header: { revision: state.changed ? start + 1 : start }, ...toWireRange(response.range) } };
+      case 'put':
+        state.changed = true;
+        return { responsePut: { header: { revision: start + 1 }, ...toWirePut(response.put) } };
+      case 'deleteRange':
+        if (response.deleteRange.deleted > 0) state.changed = true;
+        return {
+          responseDeleteRange: { header: { revision: state.changed ? start + 1 : start }, ...toWireDeleteRange(response.deleteRange) },
+        };
+      case 'txn':
+        return {
+          responseTxn: { header: {}, succeeded: response.txn.succeeded, responses: wireTxnResponses(response.txn, start, state) },
+        };
+    }
+  });
+}
+
+/** Whether an executed txn wrote anything (and so took a new revision). */
+export function txnChanged(result: mvcc.TxnResult): boolean {
+  return result.responses.some(
+    (response) =>
+      response.kind === 'put' ||
+      (response.kind === 'deleteRange' && response.deleteRange.deleted > 0) ||
+      (response.kind === 'txn' && txnChanged(response.txn)),
+  );
+}

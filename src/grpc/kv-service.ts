@@ -1,0 +1,74 @@
+// etcd's KV service (Range, Put, DeleteRange, Txn, Compact) over the member's KvServer.
+//
+// Each handler converts and validates the wire request (bad input never reaches the log),
+// enforces --max-request-bytes on requests that go through the log as etcd does, calls the
+// server, and answers with a full ResponseHeader.
+
+import type * as grpc from '@grpc/grpc-js';
+import type { KvServer } from '../server/kv-server.js';
+import type * as wire from './etcd-types.js';
+import { requestSize, type Handlers, type ResponseHeaders, unary } from './handler.js';
+import {
+  RequestError,
+  checkDuplicateKeys,
+  toDeleteRangeRequest,
+  toPutRequest,
+  toRangeRequest,
+  toTxnRequest,
+  toWireDeleteRange,
+  toWirePut,
+  toWireRange,
+  toWireTxn,
+  txnChanged,
+} from './kv-convert.js';
+import { isReadOnlyTxn } from '../server/kv-server.js';
+
+export interface KvLimits {
+  maxTxnOps: number;
+  maxRequestBytes: number;
+}
+
+export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLimits): Handlers {
+  /** etcd refuses a proposal whose encoded request exceeds --max-request-bytes. */
+  const checkSize = (request: object): void => {
+    if (requestSize(request) > limits.maxRequestBytes) throw new RequestError('RequestTooLarge');
+  };
+
+  return {
+    Range: unary<wire.RangeRequest>('Range', (request) => {
+      const { result, revision } = kv.range(toRangeRequest(request));
+      return { header: headers.at(revision), ...toWireRange(result) };
+    }),
+
+    Put: unary<wire.PutRequest>('Put', async (request) => {
+      const put = toPutRequest(request);
+      checkSize(request);
+      const { result, revision } = await kv.put(put);
+      return { header: headers.at(revision), ...toWirePut(result) };
+    }),
+
+    DeleteRange: unary<wire.DeleteRangeRequest>('DeleteRange', async (request) => {
+      const deleteRange = toDeleteRangeRequest(request);
+      checkSize(request);
+      const { result, revision } = await kv.deleteRange(deleteRange);
+      return { header: headers.at(revision), ...toWireDeleteRange(result) };
+    }),
+
+    Txn: unary<wire.TxnRequest>('Txn', async (request) => {
+      const txn = toTxnRequest(request, limits.maxTxnOps);
+      checkDuplicateKeys(txn.success);
+      checkDuplicateKeys(txn.failure);
+      if (!isReadOnlyTxn(txn)) checkSize(request);
+      const { result, revision } = await kv.txn(txn);
+      // A txn that changed something wrote at `revision`, so it started just below it.
+      const start = txnChanged(result) ? revision - 1 : revision;
+      return toWireTxn(result, headers.at(revision), start);
+    }),
+
+    Compact: unary<wire.CompactionRequest>('Compact', async (request) => {
+      checkSize(request);
+      const { revision } = await kv.compact(Number(request.revision ?? 0), request.physical ?? false);
+      return { header: headers.at(revision) };
+    }),
+  } satisfies Record<string, grpc.handleUnaryCall<never, unknown>>;
+}

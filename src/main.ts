@@ -1,0 +1,178 @@
+// Composition root: the only place that constructs and wires MetaStore's parts.
+//
+// Start-up order: parse the command line (a bad config stops here with one line and exit 2),
+// open the backend (a data dir of another format stops here), restore the state, bind the
+// client port, then log "ready to serve client requests" (the line etcd logs, which scripts
+// and tests wait for). SIGTERM/SIGINT stop accepting, let in-flight requests finish within the
+// graceful shutdown timeout, flush and close the database, and exit 0.
+
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino, type Logger } from 'pino';
+import { parseCommandLine } from './cli.js';
+import { ConfigError } from './config/parse-config.js';
+import type { Config } from './config/schema.js';
+import { formatUrl } from './config/values.js';
+import { startGrpcServer } from './grpc/grpc-server.js';
+import { setCallHooks } from './grpc/handler.js';
+import { CompactedError } from './mvcc/errors.js';
+import { AutoCompactor, startAutoCompactor, type CompactionSchedule } from './server/auto-compactor.js';
+import { KvServer } from './server/kv-server.js';
+import { deriveClusterId, deriveMemberId } from './server/member-id.js';
+import { Backend, KeySpace, StorageFormatError } from './storage/backend.js';
+
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    try {
+      return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      dir = dirname(dir);
+    }
+  }
+  return 'unknown';
+}
+
+function createLogger(config: Config): Logger {
+  const level = config.log.level === 'panic' ? 'fatal' : config.log.level;
+  const destination =
+    config.log.output === 'stdout' ? 1 : config.log.output === 'stderr' ? 2 : config.log.output;
+  return pino({ level, base: { name: config.name } }, pino.destination({ dest: destination, sync: false }));
+}
+
+/** etcd's defaults when no cluster flags are given: one member at http://localhost:2380. */
+const DEFAULT_PEER_URL = 'http://localhost:2380';
+
+/** The member's identity: explicit IDs from YAML win; otherwise derived exactly as etcd does. */
+function memberIdentity(config: Config): { memberId: bigint; clusterId: bigint } {
+  const token = config.initialClusterToken;
+  const members = config.initialCluster.length > 0
+    ? config.initialCluster.map((m) => ({ name: m.name, urls: m.peerUrls.map(formatUrl) }))
+    : [{ name: config.name, urls: config.raft.advertiseUrls.length > 0 ? config.raft.advertiseUrls.map(formatUrl) : [DEFAULT_PEER_URL] }];
+  const ids = members.map((m) => ({ name: m.name, id: deriveMemberId(m.urls, token) }));
+  const own = ids.find((m) => m.name === config.name) ?? ids[0]!;
+  return {
+    memberId: config.memberId !== 0n ? config.memberId : own.id,
+    clusterId: config.clusterId !== 0n ? config.clusterId : deriveClusterId(ids.map((m) => m.id)),
+  };
+}
+
+/** The identity is fixed at first start and read back afterwards, as etcd does. */
+async function loadOrStoreIdentity(backend: Backend, derived: { memberId: bigint; clusterId: bigint }) {
+  const stored = backend.get(KeySpace.members, 'local');
+  if (stored !== undefined) return { memberId: stored.readBigUInt64BE(0), clusterId: stored.readBigUInt64BE(8) };
+  const value = Buffer.alloc(16);
+  value.writeBigUInt64BE(derived.memberId, 0);
+  value.writeBigUInt64BE(derived.clusterId, 8);
+  await backend.write([{ type: 'put', key: Buffer.concat([Buffer.from([KeySpace.members]), Buffer.from('local')]), value }], { sync: true });
+  return derived;
+}
+
+function compactionSchedule(config: Config): CompactionSchedule | undefined {
+  if (config.compaction.mode === 'revision') {
+    return config.compaction.retentionRevisions > 0 ? { mode: 'revision', retentionRevisions: config.compaction.retentionRevisions } : undefined;
+  }
+  return config.compaction.retentionMs > 0 ? { mode: 'periodic', retentionMs: config.compaction.retentionMs } : undefined;
+}
+
+async function serve(config: Config, notes: readonly string[]): Promise<void> {
+  const log = createLogger(config);
+  for (const note of notes) log.warn(note);
+  const backend = await Backend.open(config.dataDir, {
+    cacheSizeBytes: config.storage.blockCacheSize,
+    writeBufferSizeBytes: config.storage.writeBufferSize,
+    maxOpenFiles: config.storage.maxOpenFiles,
+    compression: config.storage.compression,
+  });
+  const identity = await loadOrStoreIdentity(backend, memberIdentity(config));
+  const kv = await KvServer.open(backend);
+  log.info(
+    { memberId: identity.memberId.toString(16), clusterId: identity.clusterId.toString(16), revision: kv.currentRevision, appliedIndex: kv.appliedIndex },
+    'recovered state',
+  );
+
+  const grpcLog = log.child({ component: 'grpc' });
+  setCallHooks(undefined, (method, error) => grpcLog.error({ method, err: error }, 'internal error in request handler'));
+  const grpcServer = await startGrpcServer(kv, {
+    host: config.grpc.address,
+    port: config.grpc.port,
+    maxRequestBytes: config.limits.maxRequestBytes,
+    maxTxnOps: config.limits.maxTxnOps,
+    maxSendMessageBytes: Math.max(config.grpc.maxSendMsgSize, 2 * config.limits.maxRequestBytes),
+    maxConcurrentStreams: config.grpc.maxConcurrentStreams,
+    identity,
+  });
+
+  const schedule = compactionSchedule(config);
+  let stopCompactor = (): void => {};
+  if (schedule) {
+    const compactorLog = log.child({ component: 'compactor' });
+    const compactor = new AutoCompactor(
+      schedule,
+      {
+        currentRevision: () => kv.currentRevision,
+        compact: async (revision) => void (await kv.compact(revision, false)),
+        isCompactedError: (error) => error instanceof CompactedError,
+      },
+      Date.now(),
+      (revision, error) =>
+        error ? compactorLog.warn({ revision, err: error }, 'auto compaction failed') : compactorLog.info({ revision }, 'auto compaction done'),
+    );
+    stopCompactor = startAutoCompactor(compactor, schedule);
+  }
+
+  log.info({ address: `${config.grpc.address}:${grpcServer.port}` }, 'ready to serve client requests');
+
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    stopCompactor();
+    await grpcServer.close(config.reliability.gracefulShutdownTimeoutMs);
+    await kv.close();
+    log.info('stopped');
+    log.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  let command;
+  try {
+    command = parseCommandLine(argv);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  switch (command.command) {
+    case 'version':
+      process.stdout.write(`metastore ${packageVersion()} (etcd API 3.4)\n`);
+      return;
+    case 'help':
+      process.stdout.write(command.text.endsWith('\n') ? command.text : `${command.text}\n`);
+      return;
+    case 'snapshot-restore':
+      process.stderr.write('metastore snapshot restore is not implemented yet\n');
+      process.exit(2);
+      return;
+    case 'serve':
+      try {
+        await serve(command.config, command.notes);
+      } catch (error) {
+        if (error instanceof StorageFormatError) {
+          process.stderr.write(`${error.message}\n`);
+          process.exit(2);
+        }
+        throw error;
+      }
+  }
+}
+
+await main(process.argv.slice(2));
