@@ -141,7 +141,11 @@ export interface Config {
   };
 }
 
-const NO_TLS: TlsConfig = { enabled: false, certFile: '', keyFile: '', caFile: '', clientCertAuth: false, autoTls: false };
+// A function, not a shared constant: the loader copies DEFAULTS with structuredClone, which
+// keeps shared references shared, so one object here would tie client and peer TLS together.
+function noTls(): TlsConfig {
+  return { enabled: false, certFile: '', keyFile: '', caFile: '', clientCertAuth: false, autoTls: false };
+}
 
 export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
@@ -178,7 +182,7 @@ export const DEFAULTS: Config = deepFreeze<Config>({
     keepaliveIntervalMs: 7_200_000,
     keepaliveTimeoutMs: 20_000,
     enableGateway: true,
-    tls: NO_TLS,
+    tls: noTls(),
   },
   raft: {
     address: '127.0.0.1',
@@ -193,7 +197,7 @@ export const DEFAULTS: Config = deepFreeze<Config>({
     preVote: true,
     strictReconfigCheck: true,
     maxLearners: 1,
-    tls: NO_TLS,
+    tls: noTls(),
   },
   limits: {
     maxConnections: 1000,
