@@ -16,6 +16,8 @@ export interface TestNode {
   storage: MemoryStorage;
   applied: Entry[];
   confState: ConfState;
+  /** ReadStates delivered in Ready, as "index:ctx" strings. */
+  reads: string[];
 }
 
 export type MessageFilter = (m: Message) => boolean; // true = drop
@@ -44,7 +46,7 @@ export class TestCluster {
       random: new SeededRandom(this.seed++),
       ...opts,
     });
-    const tn: TestNode = { id, node, storage, applied: [], confState: { voters: opts.peers ?? [], learners: opts.learners ?? [] } };
+    const tn: TestNode = { id, node, storage, applied: [], reads: [], confState: { voters: opts.peers ?? [], learners: opts.learners ?? [] } };
     this.nodes.set(id, tn);
     return tn;
   }
@@ -68,6 +70,7 @@ export class TestCluster {
       tn.storage.append(rd.entries);
       if (rd.hardState) tn.storage.setHardState(rd.hardState);
       out.push(...rd.messages);
+      for (const rs of rd.readStates) tn.reads.push(`${rs.index}:${new TextDecoder().decode(rs.requestCtx)}`);
       for (const e of rd.committedEntries) {
         tn.applied.push(e);
         if (e.type === EntryType.ConfChange) tn.confState = tn.node.applyConfChange(decodeConfChange(e.data));
