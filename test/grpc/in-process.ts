@@ -1,0 +1,61 @@
+// An in-process MetaStore member (backend + KV server + gRPC on a free loopback port) and a
+// promise-based client, for tests that talk gRPC without spawning a process.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { startGrpcServer, type RunningGrpcServer } from '../../src/grpc/grpc-server.js';
+import { clients } from '../../src/grpc/proto.js';
+import { KvServer } from '../../src/server/kv-server.js';
+import { Backend } from '../../src/storage/backend.js';
+
+export interface InProcessMember {
+  endpoint: string;
+  kv: KvServer;
+  call<T = any>(service: keyof typeof clients, method: string, request: object): Promise<T>;
+  close(): Promise<void>;
+}
+
+export async function startInProcessMember(options: { maxRequestBytes?: number; maxTxnOps?: number } = {}): Promise<InProcessMember> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'metastore-inproc-'));
+  const backend = await Backend.open(dataDir);
+  const kv = await KvServer.open(backend);
+  const server: RunningGrpcServer = await startGrpcServer(kv, {
+    host: '127.0.0.1',
+    port: 0,
+    maxRequestBytes: options.maxRequestBytes ?? 1_572_864,
+    maxTxnOps: options.maxTxnOps ?? 128,
+    maxSendMessageBytes: 16 * 1024 * 1024,
+    maxConcurrentStreams: 1000,
+    identity: { clusterId: 1n, memberId: 2n },
+  });
+  const endpoint = `127.0.0.1:${server.port}`;
+  const stubs = new Map<string, grpc.Client>();
+  const stub = (service: keyof typeof clients): any => {
+    let client = stubs.get(service);
+    if (!client) {
+      client = new clients[service](endpoint, grpc.credentials.createInsecure(), {
+        'grpc.max_send_message_length': 64 * 1024 * 1024,
+        'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      });
+      stubs.set(service, client);
+    }
+    return client;
+  };
+  return {
+    endpoint,
+    kv,
+    call(service, method, request) {
+      return new Promise((resolve, reject) => {
+        stub(service)[method](request, (error: grpc.ServiceError | null, response: any) => (error ? reject(error) : resolve(response)));
+      });
+    },
+    async close() {
+      for (const client of stubs.values()) client.close();
+      await server.close(1000);
+      await kv.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
