@@ -13,17 +13,21 @@ export interface FlagToken {
   readonly inlineValue: string | undefined;
 }
 
-export type ArgToken = { readonly kind: 'flag'; readonly flag: FlagToken } | { readonly kind: 'positional'; readonly value: string };
+export type ArgToken =
+  | { readonly kind: 'flag'; readonly flag: FlagToken; readonly raw: string }
+  | { readonly kind: 'positional'; readonly value: string; readonly raw: string };
 
 /**
  * Splits argv into flags and positionals. Like Go's flag package (which etcd uses), one dash
- * and two dashes are the same ("-name" = "--name"), so etcd command lines work as written.
+ * and two dashes are the same ("-name" = "--name"), so etcd command lines work as written; and
+ * a flag that needs a value takes the next argument whatever it looks like (its `raw` text), so
+ * `--quota-backend-bytes -1` works.
  */
 export function tokenize(argv: readonly string[]): ArgToken[] {
   return argv.map((arg): ArgToken => {
     const match = /^--?([A-Za-z0-9][A-Za-z0-9._-]*)(?:=(.*))?$/s.exec(arg);
-    if (!match || arg === '-' || arg === '--') return { kind: 'positional', value: arg };
-    return { kind: 'flag', flag: { name: match[1] ?? '', inlineValue: match[2] } };
+    if (!match || arg === '-' || arg === '--') return { kind: 'positional', value: arg, raw: arg };
+    return { kind: 'flag', flag: { name: match[1] ?? '', inlineValue: match[2] }, raw: arg };
   });
 }
 

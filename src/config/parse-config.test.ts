@@ -268,6 +268,10 @@ describe('etcd command lines', () => {
     expect(config.grpc.enableGateway).toBe(false);
   });
 
+  it('lets a value flag take the next argument even when it starts with a dash, as Go does', () => {
+    expect(load(['--quota-backend-bytes', '-1']).limits.quotaBackendBytes).toBe(-1);
+  });
+
   it('binds localhost as 127.0.0.1 and keeps extra listen URLs', () => {
     const config = load(['--listen-client-urls', 'http://localhost:3379,http://10.0.0.5:3379', '--listen-peer-urls', 'http://localhost:3380']);
     expect(config.grpc.address).toBe('127.0.0.1');

@@ -157,8 +157,8 @@ function parseFlags(argv: readonly string[], onNote: (message: string) => void):
         value = 'true';
       } else {
         const next = tokens[i + 1];
-        if (next?.kind !== 'positional') throw configError(`flag --${name} needs a value`);
-        value = next.value;
+        if (next === undefined) throw configError(`flag --${name} needs a value`);
+        value = next.raw;
         i++;
       }
     }
