@@ -3,8 +3,19 @@
 // each default written as YAML text parses back to the typed default.
 
 import { describe, expect, it } from 'vitest';
-import { parseKeyValue } from './parse-config.js';
-import { CONFIG_KEYS, DEFAULTS, DERIVED_FIELDS, envVarName, getField, KEYS_BY_ENV, KEYS_BY_PATH } from './schema.js';
+import { loadConfig, parseKeyValue } from './parse-config.js';
+import {
+  clientAdvertiseUrls,
+  clientListenUrls,
+  CONFIG_KEYS,
+  DEFAULTS,
+  DERIVED_FIELDS,
+  envVarName,
+  getField,
+  KEYS_BY_ENV,
+  KEYS_BY_PATH,
+  peerAdvertiseUrls,
+} from './schema.js';
 
 /** Leaf field paths of a config object; arrays are leaves (lists are one key). */
 function leaves(node: unknown, prefix = ''): string[] {
@@ -58,5 +69,16 @@ describe('key table', () => {
     expect(Object.isFrozen(DEFAULTS.grpc.tls)).toBe(true);
     expect(Object.isFrozen(DEFAULTS.raft.peers)).toBe(true);
     expect(Object.isFrozen(CONFIG_KEYS)).toBe(true);
+  });
+});
+
+describe('URL helpers', () => {
+  it('fall back from etcd URL lists to advertise_address and address:port', () => {
+    expect(clientListenUrls(DEFAULTS)).toEqual([{ scheme: 'http', host: '127.0.0.1', port: 2379 }]);
+    expect(clientAdvertiseUrls(DEFAULTS)).toEqual([{ scheme: 'http', host: '127.0.0.1', port: 2379 }]);
+    const config = loadConfig({ argv: [], env: { METASTORE_SERVER_RAFT_ADVERTISE_ADDRESS: '[fd00::1]:12379' } });
+    expect(peerAdvertiseUrls(config)).toEqual([{ scheme: 'http', host: 'fd00::1', port: 12_379 }]);
+    const etcd = loadConfig({ argv: ['--advertise-client-urls', 'http://10.0.0.1:2379,http://10.0.0.2:2379'], env: {} });
+    expect(clientAdvertiseUrls(etcd)).toHaveLength(2);
   });
 });

@@ -93,7 +93,7 @@ export interface Config {
     readonly requestTimeoutMs: number;
     readonly maxRequestBytes: number;
     readonly maxTxnOps: number;
-    /** etcd semantics: 0 = the 2 GiB default, negative = no quota. */
+    /** etcd semantics: 0 = the 2 GiB default, -1 = no quota. */
     readonly quotaBackendBytes: number;
   };
   readonly compaction: {
@@ -364,7 +364,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.limits.request_timeout', 'duration', 'how long a request waits for its result'),
   key('server.limits.max_request_bytes', 'size', 'largest client request, bytes', { min: 1 }),
   key('server.limits.max_txn_ops', 'uint', 'most operations in one txn branch', { min: 1 }),
-  key('server.limits.quota_backend_bytes', 'size', 'backend size that raises NOSPACE; 0 = 2 GiB, negative = off', { min: -1 }),
+  key('server.limits.quota_backend_bytes', 'size', 'backend size that raises NOSPACE; 0 = 2 GiB, -1 = no quota', { min: -1 }),
 
   key('server.compaction.mode', 'enum', 'auto-compaction mode', { values: ['periodic', 'revision'] }),
   key('server.compaction.retention', 'string', 'periodic: duration or integer hours; revision: revisions kept; 0 = off'),
@@ -411,4 +411,26 @@ export function clientListenUrls(config: Config): readonly Url[] {
 export function peerListenUrls(config: Config): readonly Url[] {
   if (config.raft.listenUrls.length > 0) return config.raft.listenUrls;
   return [{ scheme: config.raft.tls.enabled ? 'https' : 'http', host: config.raft.address, port: config.raft.port }];
+}
+
+/** Client URLs to advertise: the etcd-style list, else advertise_address, else what is bound. */
+export function clientAdvertiseUrls(config: Config): readonly Url[] {
+  return advertised(config.grpc.advertiseUrls, config.grpc.advertiseAddress, clientListenUrls(config));
+}
+
+/** Peer URLs to advertise: the etcd-style list, else advertise_address, else what is bound. */
+export function peerAdvertiseUrls(config: Config): readonly Url[] {
+  return advertised(config.raft.advertiseUrls, config.raft.advertiseAddress, peerListenUrls(config));
+}
+
+function advertised(urls: readonly Url[], address: string, listening: readonly Url[]): readonly Url[] {
+  if (urls.length > 0) return urls;
+  const scheme = listening[0]?.scheme ?? 'http';
+  // The loader has checked advertise_address is host:port; split at the last colon for IPv6.
+  if (address !== '') {
+    const colon = address.lastIndexOf(':');
+    const host = address.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+    return [{ scheme, host, port: Number(address.slice(colon + 1)) }];
+  }
+  return listening;
 }
