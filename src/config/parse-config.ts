@@ -13,6 +13,7 @@ import {
   CONFIG_KEYS,
   DEFAULTS,
   deepFreeze,
+  getField,
   KEYS_BY_ENV,
   KEYS_BY_PATH,
   type Config,
@@ -67,21 +68,26 @@ export interface Entry {
 const ENV_PREFIX = 'METASTORE_SERVER_';
 const DEFAULT_SOURCE: Source = { kind: 'default' };
 
-function where(source: Source): string {
+/** Where a value came from, as an operator would look for it. */
+function origin(source: Source): string {
   switch (source.kind) {
     case 'default':
-      return 'in the defaults';
+      return 'the defaults';
     case 'file':
-      return `in ${source.path}`;
+      return source.path;
     case 'env':
-      return `in environment variable ${source.name}`;
+      return `environment variable ${source.name}`;
     case 'flag':
-      return `in flag --${source.name}`;
+      return `flag --${source.name}`;
   }
 }
 
+function where(source: Source): string {
+  return `in ${origin(source)}`;
+}
+
 function from(source: Source): string {
-  return source.kind === 'default' ? 'default' : `from ${where(source).slice(3)}`;
+  return source.kind === 'default' ? 'default' : `from ${origin(source)}`;
 }
 
 function configError(message: string): ConfigError {
@@ -363,10 +369,7 @@ function deriveAndCheck(config: Mutable<Config>, sourceOf: (path: string) => Sou
 }
 
 function lookup(config: Config, path: string): unknown {
-  const spec = KEYS_BY_PATH.get(path);
-  let node: unknown = config;
-  for (const segment of spec?.field ?? []) node = (node as Record<string, unknown>)[segment];
-  return node;
+  return getField(config, KEYS_BY_PATH.get(path)?.field ?? []);
 }
 
 function checkPeers(config: Config, show: (path: string, value: unknown) => string): void {
