@@ -131,16 +131,9 @@ export class MvccStore {
       ki.liveKv = undefined;
       return;
     }
-    const kv: KeyValue = {
-      key: ki?.key ?? decoded.key,
-      createRevision: decoded.createRevision,
-      modRevision: rev.main,
-      version: decoded.version,
-      value: decoded.value,
-      lease: decoded.lease,
-    };
     if (ki === undefined) {
-      ki = new KeyIndex(decoded.key, keyText);
+      // Own copy of the key, for the same reason as in applyPut.
+      ki = new KeyIndex(Buffer.from(decoded.key), keyText);
       ki.restore(decoded.createRevision, rev, decoded.version);
       this.keys.insert(ki);
     } else {
@@ -151,7 +144,14 @@ export class MvccStore {
         'mvcc: restored record disagrees with the rebuilt key index',
       );
     }
-    ki.liveKv = kv;
+    ki.liveKv = {
+      key: ki.key,
+      createRevision: decoded.createRevision,
+      modRevision: rev.main,
+      version: decoded.version,
+      value: decoded.value,
+      lease: decoded.lease,
+    };
   }
 
   /** Ends the restore: sets the compaction point and re-attaches live keys to their leases
@@ -276,15 +276,14 @@ export class MvccStore {
     const rev = this.nextRevision();
     const createRevision = prev === undefined ? rev.main : prev.createRevision;
     const version = prev === undefined ? 1 : prev.version + 1;
-    const key = ki?.key ?? req.key;
-    const record = encodeRecord({ key, value, createRevision, version, lease });
-    const valueOffset = recordValueOffset(key.length);
     if (ki === undefined) {
-      // Keep a view into our own record, not the caller's buffer (which may be part of a
-      // larger message we would otherwise pin in memory).
-      ki = new KeyIndex(record.subarray(valueOffset - key.length, valueOffset), keyText);
+      // Copy the key once per key (not per put): the caller's buffer may be a view into a
+      // whole network message, and a view into this record would pin its value forever.
+      ki = new KeyIndex(Buffer.from(req.key), keyText);
       this.keys.insert(ki);
     }
+    const record = encodeRecord({ key: ki.key, value, createRevision, version, lease });
+    const valueOffset = recordValueOffset(ki.key.length);
     const kv: KeyValue = {
       key: ki.key,
       createRevision,
@@ -416,13 +415,23 @@ export class MvccStore {
 
     let count = 0;
     let kvs: KeyValue[] = [];
-    this.visit(req.key, req.rangeEnd, (ki) => {
-      const hit = ki.get(rev);
-      if (hit === undefined) return;
-      count++;
-      if (req.countOnly || (loadLimit > 0 && kvs.length >= loadLimit)) return;
-      kvs.push(this.valueOf(ki, hit));
-    });
+    if (req.rangeEnd.length === 0) {
+      // Single-key get, the most common read: no scan, no callback.
+      const ki = this.keys.get(req.key.toString('latin1'));
+      const hit = ki?.get(rev);
+      if (hit !== undefined) {
+        count = 1;
+        if (!req.countOnly) kvs.push(this.valueOf(ki!, hit));
+      }
+    } else {
+      this.visit(req.key, req.rangeEnd, (ki) => {
+        const hit = ki.get(rev);
+        if (hit === undefined) return;
+        count++;
+        if (req.countOnly || (loadLimit > 0 && kvs.length >= loadLimit)) return;
+        kvs.push(this.valueOf(ki, hit));
+      });
+    }
 
     if (filtered) {
       kvs = kvs.filter(
