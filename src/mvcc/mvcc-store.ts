@@ -18,7 +18,7 @@
 // Revision conventions copied from etcd as facts: a fresh store is at revision 1 (the first
 // write gets 2), and compactedRevision is -1 until the first compaction.
 
-import { assert, unreachable } from '../util/assert.js';
+import { assert, AssertionError, unreachable } from '../util/assert.js';
 import { CompactedError, FutureRevisionError, KeyNotFoundError, LeaseNotFoundError } from './errors.js';
 import { KeyIndex, type KeyIndexHit } from './key-index.js';
 import { decodeRecord, encodeRecord, encodeTombstone, recordValueOffset } from './record.js';
@@ -401,6 +401,7 @@ export class MvccStore {
 
   /** etcd rangeKeys + applierV3backend.Range, with `curRev` the revision "now" for this read. */
   private rangeAt(req: RangeRequest, curRev: number): RangeResult {
+    assert(Number.isSafeInteger(req.revision) && Number.isSafeInteger(req.limit), 'mvcc: range revision/limit must be safe integers');
     let rev = req.revision;
     if (rev > curRev) throw new FutureRevisionError();
     if (rev <= 0) rev = curRev;
@@ -514,7 +515,7 @@ function kvComparator(target: number): (a: KeyValue, b: KeyValue) => number {
     case SortTarget.VALUE:
       return (a, b) => Buffer.compare(a.value, b.value);
     default:
-      return assert(false, `mvcc: unknown sort target ${target}`) as never;
+      throw new AssertionError(`mvcc: unknown sort target ${target}`);
   }
 }
 
@@ -540,7 +541,7 @@ function compareKv(c: Compare, kv: KeyValue | undefined): boolean {
       break;
     }
     default:
-      return assert(false, `mvcc: unknown compare target ${c.target}`) as never;
+      throw new AssertionError(`mvcc: unknown compare target ${c.target}`);
   }
   switch (c.result) {
     case CompareResult.EQUAL:
