@@ -1,0 +1,223 @@
+// Launchers for real etcd and for MetaStore as single-member servers on loopback.
+//
+// Both get the same etcd-style command line (MetaStore accepts etcd's server flags), free
+// ports picked at run time and a fresh temp data dir, and both are "ready" when they log
+// "ready to serve client requests". Every server is registered for cleanup (processes.ts).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePorts } from './ports.js';
+import { ServerProcess, removeDirSync, trackForCleanup } from './processes.js';
+import { requireTool } from './tools.js';
+
+export const READY_LINE = 'ready to serve client requests';
+const DEFAULT_READY_TIMEOUT_MS = 30_000;
+
+/** The repository root, resolved from this file's location (test/support/servers.ts). */
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface ServerOptions {
+  /** Extra command-line flags appended after the standard ones. */
+  extraArgs?: readonly string[];
+  /** Extra environment variables for the server process. */
+  env?: Record<string, string>;
+  /** Bound on the wait for the ready log line (default 30 s). */
+  readyTimeoutMs?: number;
+  /** Member name (default "default"). */
+  name?: string;
+}
+
+/** The single-member etcd server flags shared by etcd and MetaStore. */
+export function etcdStyleFlags(opts: { name: string; clientPort: number; peerPort: number; dataDir: string }): string[] {
+  const client = `http://127.0.0.1:${opts.clientPort}`;
+  const peer = `http://127.0.0.1:${opts.peerPort}`;
+  return [
+    '--name', opts.name,
+    '--data-dir', opts.dataDir,
+    '--listen-client-urls', client,
+    '--advertise-client-urls', client,
+    '--listen-peer-urls', peer,
+    '--initial-advertise-peer-urls', peer,
+    '--initial-cluster', `${opts.name}=${peer}`,
+  ];
+}
+
+function makeTempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface EtcdHandle {
+  /** http://127.0.0.1:<clientPort> */
+  readonly endpoint: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly dataDir: string;
+  readonly pid: number;
+  /** SIGTERM, await exit, remove the data dir. */
+  stop(): Promise<void>;
+  /** SIGKILL, await exit, remove the data dir. */
+  kill9(): Promise<void>;
+  /** Everything etcd wrote to stdout and stderr so far. */
+  logs(): string;
+}
+
+/** Starts real etcd 3.4 (`etcd` from Debian etcd-server) as a single member. */
+export async function startEtcd(options: ServerOptions = {}): Promise<EtcdHandle> {
+  const binary = await requireTool('etcd', 'etcd-server');
+  const [clientPort, peerPort] = await freePorts(2);
+  if (clientPort === undefined || peerPort === undefined) throw new Error('startEtcd: no ports');
+  const dataDir = makeTempDir('etcd-e2e-');
+  const name = options.name ?? 'default';
+  const args = [...etcdStyleFlags({ name, clientPort, peerPort, dataDir }), ...(options.extraArgs ?? [])];
+  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
+  // ETCD_* variables in the test environment would silently reconfigure the server.
+  for (const key of Object.keys(env)) if (key.startsWith('ETCD_') && !(options.env && key in options.env)) delete env[key];
+  const server = new ServerProcess(`etcd :${clientPort}`, binary, args, env);
+
+  let untrack = (): void => undefined;
+  const dispose = async (signal: NodeJS.Signals): Promise<void> => {
+    await server.terminate(signal);
+    removeDirSync(dataDir);
+    untrack();
+  };
+  untrack = trackForCleanup({
+    label: server.label,
+    dispose: () => dispose('SIGKILL'),
+    disposeSync: () => {
+      server.killSync();
+      removeDirSync(dataDir);
+    },
+  });
+
+  try {
+    await server.waitForLog(READY_LINE, options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+  } catch (error) {
+    await dispose('SIGKILL');
+    throw error;
+  }
+  const pid = server.pid;
+  if (pid === undefined) throw new Error('startEtcd: no pid');
+  return {
+    endpoint: `http://127.0.0.1:${clientPort}`,
+    clientPort,
+    peerPort,
+    dataDir,
+    pid,
+    stop: () => dispose('SIGTERM'),
+    kill9: () => dispose('SIGKILL'),
+    logs: () => server.logs(),
+  };
+}
+
+export interface MetaStoreHandle {
+  /** http://127.0.0.1:<clientPort> */
+  readonly endpoint: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  /** METASTORE_SERVER_HEALTH_PORT */
+  readonly healthPort: number;
+  /** METASTORE_SERVER_MONITORING_PROMETHEUS_PORT */
+  readonly metricsPort: number;
+  readonly dataDir: string;
+  /** pid of the current incarnation. */
+  readonly pid: number;
+  isRunning(): boolean;
+  /** SIGTERM, await exit. Keeps the data dir so restart() can reuse it. */
+  stop(): Promise<void>;
+  /** SIGKILL, await exit. Keeps the data dir so restart() can reuse it. */
+  kill9(): Promise<void>;
+  /** Stops the current incarnation if running (SIGTERM), then starts a new one on the same
+   * data dir and ports and waits until it is ready. */
+  restart(options?: { readyTimeoutMs?: number }): Promise<void>;
+  /** Kills the process if running and removes the data dir; the handle is dead afterwards. */
+  destroy(): Promise<void>;
+  /** Output of every incarnation so far, each introduced by a "[harness] start #n" line. */
+  logs(): string;
+}
+
+/**
+ * Starts MetaStore (`node <repo>/bin/metastore`) with the same flags as startEtcd, plus free
+ * ports for its health and metrics side listeners.
+ */
+export async function startMetaStore(options: ServerOptions = {}): Promise<MetaStoreHandle> {
+  const bin = path.join(REPO_ROOT, 'bin', 'metastore');
+  const [clientPort, peerPort, healthPort, metricsPort] = await freePorts(4);
+  if (clientPort === undefined || peerPort === undefined || healthPort === undefined || metricsPort === undefined) {
+    throw new Error('startMetaStore: no ports');
+  }
+  const dataDir = makeTempDir('metastore-e2e-');
+  const name = options.name ?? 'default';
+  const args = [bin, ...etcdStyleFlags({ name, clientPort, peerPort, dataDir }), ...(options.extraArgs ?? [])];
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const key of Object.keys(env)) if (key.startsWith('METASTORE_')) delete env[key];
+  Object.assign(env, {
+    METASTORE_SERVER_HEALTH_PORT: String(healthPort),
+    METASTORE_SERVER_MONITORING_PROMETHEUS_PORT: String(metricsPort),
+    ...options.env,
+  });
+
+  const incarnations: ServerProcess[] = [];
+  let destroyed = false;
+  const current = (): ServerProcess => {
+    const last = incarnations[incarnations.length - 1];
+    if (last === undefined) throw new Error('startMetaStore: not started');
+    return last;
+  };
+  const launch = async (readyTimeoutMs: number): Promise<void> => {
+    if (destroyed) throw new Error('MetaStore handle was destroyed');
+    const server = new ServerProcess(`metastore :${clientPort} #${incarnations.length + 1}`, process.execPath, args, env);
+    incarnations.push(server);
+    await server.waitForLog(READY_LINE, readyTimeoutMs);
+  };
+
+  let untrack = (): void => undefined;
+  const destroy = async (): Promise<void> => {
+    destroyed = true;
+    await Promise.all(incarnations.map((p) => p.terminate('SIGKILL')));
+    removeDirSync(dataDir);
+    untrack();
+  };
+  untrack = trackForCleanup({
+    label: `metastore :${clientPort}`,
+    dispose: destroy,
+    disposeSync: () => {
+      for (const p of incarnations) p.killSync();
+      removeDirSync(dataDir);
+    },
+  });
+
+  try {
+    await launch(options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+  } catch (error) {
+    await destroy();
+    throw error;
+  }
+
+  return {
+    endpoint: `http://127.0.0.1:${clientPort}`,
+    clientPort,
+    peerPort,
+    healthPort,
+    metricsPort,
+    dataDir,
+    get pid(): number {
+      const pid = current().pid;
+      if (pid === undefined) throw new Error('MetaStore has no pid');
+      return pid;
+    },
+    isRunning: () => current().isRunning(),
+    stop: async () => {
+      await current().terminate('SIGTERM');
+    },
+    kill9: async () => {
+      await current().terminate('SIGKILL');
+    },
+    restart: async (restartOptions = {}) => {
+      await current().terminate('SIGTERM');
+      await launch(restartOptions.readyTimeoutMs ?? options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+    },
+    destroy,
+    logs: () => incarnations.map((p, i) => `[harness] start #${i + 1}\n${p.logs()}`).join('\n'),
+  };
+}
