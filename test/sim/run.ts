@@ -14,7 +14,7 @@ const single = arg('--seed');
 const count = Number(arg('--seeds') ?? (single === undefined ? '100' : '1'));
 const start = Number(single ?? arg('--start') ?? '1');
 const verbose = process.argv.includes('--verbose');
-const faultTicks = Number(arg('--ticks') ?? '600');
+const faultTicks = Number(arg('--ticks') ?? '1000');
 
 let passed = 0;
 let ran = 0;

@@ -152,6 +152,7 @@ export class Simulation {
   private readonly clientBusy: Array<PendingOp | undefined>;
   private opCounter = 0;
   private readonly verbose: boolean;
+  private readonly faultPercent: number;
   readonly stats: SimStats;
 
   constructor(opts: SimOptions) {
@@ -162,7 +163,10 @@ export class Simulation {
     this.initialPeers = Array.from({ length: n }, (_, i) => BigInt(i + 1));
     this.nextId = BigInt(n + 1);
     for (const id of this.initialPeers) this.startNode(id, true, emptyDisk());
-    this.clientBusy = new Array<PendingOp | undefined>(3).fill(undefined);
+    this.clientBusy = new Array<PendingOp | undefined>(5).fill(undefined);
+    // Seeds differ in how hostile the world is: calm ones exercise steady replication, harsh
+    // ones churn leaders fast enough to reach the rare interleavings.
+    this.faultPercent = [2, 5, 10][this.rnd.int(3)] as number;
     this.stats = { seed: opts.seed, nodes: n, ticks: 0, committed: 0, elections: 0, crashes: 0, confChanges: 0, transfers: 0, snapshotsSent: 0, ops: 0, opsAcked: 0 };
   }
 
@@ -549,7 +553,7 @@ export class Simulation {
   }
 
   private injectFault(): void {
-    const r = this.rnd.int(100);
+    const r = this.rnd.int(25);
     const nodes = [...this.nodes.values()].filter((n) => !n.removed);
     if (r < 4) {
       const live = nodes.filter((n) => n.alive);
@@ -558,9 +562,9 @@ export class Simulation {
     } else if (r < 9) {
       const dead = nodes.filter((n) => !n.alive && !n.retiring);
       if (dead.length > 0) this.restart(dead[this.rnd.int(dead.length)] as SimNode);
-    } else if (r < 12) {
+    } else if (r < 14) {
       this.partitionRandom();
-    } else if (r < 17) {
+    } else if (r < 19) {
       this.blocked.clear();
     } else if (r < 20) {
       this.dropRate = [0, 0.02, 0.1, 0.3][this.rnd.int(4)] as number;
@@ -568,7 +572,7 @@ export class Simulation {
       this.maxDelay = [0, 2, 5][this.rnd.int(3)] as number;
     } else if (r < 22) {
       this.changeMembership();
-    } else if (r < 23) {
+    } else {
       const l = this.leader();
       const voters = l?.confState.voters.filter((id) => id !== l.id) ?? [];
       if (l !== undefined && voters.length > 0) {
@@ -631,7 +635,7 @@ export class Simulation {
 
   run(faultTicks: number, livenessTicks: number): SimStats {
     for (let t = 0; t < faultTicks; t++) {
-      if (this.rnd.int(100) < 12) this.injectFault();
+      if (this.rnd.int(100) < this.faultPercent) this.injectFault();
       this.tickOnce(true);
       if (t % 100 === 99) this.checkLogMatching();
     }
@@ -688,5 +692,5 @@ function emptyDisk(): Disk {
 
 export function runSeed(opts: SimOptions): SimStats {
   const sim = new Simulation(opts);
-  return sim.run(opts.faultTicks ?? 600, opts.livenessTicks ?? 300);
+  return sim.run(opts.faultTicks ?? 1000, opts.livenessTicks ?? 300);
 }
