@@ -83,6 +83,15 @@ interface TxnPlan {
   nested: (TxnPlan | undefined)[];
 }
 
+/** Working state of one range: the read revision, etcd's load limit (0 = all) and the tally. */
+interface RangeAccumulator {
+  readonly rev: number;
+  readonly loadLimit: number;
+  readonly countOnly: boolean;
+  count: number;
+  kvs: KeyValue[];
+}
+
 export class MvccStore {
   private readonly history: HistoryReader;
   private readonly leases: LeaseTracker | undefined;
@@ -414,25 +423,16 @@ export class MvccStore {
     let loadLimit = req.sortOrder !== SortOrder.NONE || filtered ? 0 : req.limit;
     if (loadLimit > 0) loadLimit++;
 
-    let count = 0;
-    let kvs: KeyValue[] = [];
+    const acc: RangeAccumulator = { rev, loadLimit, countOnly: req.countOnly, count: 0, kvs: [] };
     if (req.rangeEnd.length === 0) {
-      // Single-key get, the most common read: no scan, no callback.
+      // Single-key get, the most common read: a Map lookup, no scan.
       const ki = this.keys.get(req.key.toString('latin1'));
-      const hit = ki?.get(rev);
-      if (hit !== undefined) {
-        count = 1;
-        if (!req.countOnly) kvs.push(this.valueOf(ki!, hit));
-      }
+      if (ki !== undefined) this.collect(acc, ki);
     } else {
-      this.visit(req.key, req.rangeEnd, (ki) => {
-        const hit = ki.get(rev);
-        if (hit === undefined) return;
-        count++;
-        if (req.countOnly || (loadLimit > 0 && kvs.length >= loadLimit)) return;
-        kvs.push(this.valueOf(ki, hit));
-      });
+      this.visit(req.key, req.rangeEnd, (ki) => this.collect(acc, ki));
     }
+    const count = acc.count;
+    let kvs = acc.kvs;
 
     if (filtered) {
       kvs = kvs.filter(
@@ -459,6 +459,26 @@ export class MvccStore {
     }
     if (req.keysOnly) kvs = kvs.map((kv) => (kv.value.length === 0 ? kv : { ...kv, value: EMPTY }));
     return { kvs, more, count };
+  }
+
+  /** Counts one key of a range and loads its value unless count-only or past the load limit.
+   * (A method, not a local closure: this runs once per key of every range.) */
+  private collect(acc: RangeAccumulator, ki: KeyIndex): void {
+    const rev = acc.rev;
+    // Fast path: a live key whose newest write is at or below the read revision is read at its
+    // live value (the common case for reads at the current revision): no index walk, no
+    // allocation.
+    const live = ki.liveKv;
+    if (live !== undefined && live.modRevision <= rev) {
+      acc.count++;
+      if (!acc.countOnly && (acc.loadLimit === 0 || acc.kvs.length < acc.loadLimit)) acc.kvs.push(live);
+      return;
+    }
+    const hit = ki.get(rev);
+    if (hit === undefined) return;
+    acc.count++;
+    if (acc.countOnly || (acc.loadLimit > 0 && acc.kvs.length >= acc.loadLimit)) return;
+    acc.kvs.push(this.valueOf(ki, hit));
   }
 
   /** The KeyValue at an index hit: from memory when it is the live value, else from history. */
