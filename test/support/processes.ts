@@ -57,9 +57,13 @@ export async function disposeAll(): Promise<void> {
   if (failures.length > 0) throw new Error(`cleanup failed:\n${failures.join('\n')}`);
 }
 
-afterAll(async () => {
-  await disposeAll();
-}, 60_000);
+// Under vitest, a file-level afterAll disposes whatever the file started; scripts that reuse the
+// harness outside vitest (bench/) call disposeAll() themselves.
+if (process.env['VITEST']) {
+  afterAll(async () => {
+    await disposeAll();
+  }, 60_000);
+}
 
 process.on('exit', () => {
   for (const resource of live) {
