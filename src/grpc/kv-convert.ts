@@ -43,7 +43,8 @@ export function toRangeRequest(request: wire.RangeRequest): mvcc.RangeRequest {
   return {
     key: request.key,
     rangeEnd: bytes(request.rangeEnd),
-    limit: int(request.limit),
+    // etcd treats a negative limit like 0: no limit.
+    limit: Math.max(0, int(request.limit)),
     revision: int(request.revision),
     sortOrder,
     sortTarget,

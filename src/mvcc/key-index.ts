@@ -55,8 +55,14 @@ export class KeyIndex {
   put(rev: Revision): void {
     assert(compareRevisions(rev, this.modified) > 0, 'key index: put with a revision that is not newer');
     const g = this.current();
-    if (g.revs.length === 0) g.created = rev.main;
-    g.revs.push(rev);
+    if (g.revs.length === 0) {
+      g.created = rev.main;
+      // A one-element literal: push() on an empty array would reserve 16 slots, and most keys
+      // are written only a few times between compactions.
+      g.revs = [rev];
+    } else {
+      g.revs.push(rev);
+    }
     g.ver++;
     this.modified = rev;
   }
@@ -68,7 +74,7 @@ export class KeyIndex {
     const g = this.current();
     g.created = created;
     g.ver = version;
-    g.revs.push(rev);
+    g.revs = [rev];
     this.modified = rev;
   }
 

@@ -20,6 +20,7 @@
 
 import { assert, AssertionError, unreachable } from '../util/assert.js';
 import { CompactedError, FutureRevisionError, KeyNotFoundError, LeaseNotFoundError } from './errors.js';
+import { KeyArena } from './key-arena.js';
 import { KeyIndex, type KeyIndexHit } from './key-index.js';
 import { decodeRecord, encodeRecord, encodeTombstone, recordValueOffset } from './record.js';
 import { compareRevisions, makeRevision, revisionsEqual } from './revision.js';
@@ -96,6 +97,7 @@ export class MvccStore {
   private readonly history: HistoryReader;
   private readonly leases: LeaseTracker | undefined;
   private readonly keys = new SortedKeyMap<KeyIndex>();
+  private readonly keyArena = new KeyArena();
   private current = 1;
   private compacted = -1;
   private phase: Phase = 'fresh';
@@ -142,7 +144,7 @@ export class MvccStore {
     }
     if (ki === undefined) {
       // Own copy of the key, for the same reason as in applyPut.
-      ki = new KeyIndex(Buffer.from(decoded.key), keyText);
+      ki = new KeyIndex(this.keyArena.copy(decoded.key), keyText);
       ki.restore(decoded.createRevision, rev, decoded.version);
       this.keys.insert(ki);
     } else {
@@ -288,7 +290,7 @@ export class MvccStore {
     if (ki === undefined) {
       // Copy the key once per key (not per put): the caller's buffer may be a view into a
       // whole network message, and a view into this record would pin its value forever.
-      ki = new KeyIndex(Buffer.from(req.key), keyText);
+      ki = new KeyIndex(this.keyArena.copy(req.key), keyText);
       this.keys.insert(ki);
     }
     const record = encodeRecord({ key: ki.key, value, createRevision, version, lease });

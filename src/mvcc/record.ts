@@ -17,6 +17,9 @@
 // decodeRecord returns views (subarray) into the record instead of copies: the store keeps the
 // latest value of every live key in memory, and a view into the exact-size record costs nothing
 // extra, whereas keeping the caller's request buffers could pin a whole network message.
+// For the same reason encodeRecord gives each record its own ArrayBuffer (allocUnsafeSlow):
+// from Node's shared 8 KiB pool, one long-lived value would keep a whole slab of otherwise
+// dead buffers alive, up to 8 KiB per live key.
 
 import { assert } from '../util/assert.js';
 import { readUint64, writeUint64 } from './revision.js';
@@ -46,7 +49,7 @@ export interface RecordFields {
 
 export function encodeRecord(fields: RecordFields): Buffer {
   const { key, value, lease } = fields;
-  const record = Buffer.allocUnsafe(HEADER_BYTES + key.length + value.length);
+  const record = Buffer.allocUnsafeSlow(HEADER_BYTES + key.length + value.length);
   record[0] = RECORD_FORMAT_VERSION;
   record[1] = 0;
   writeUint64(record, fields.createRevision, 2);
@@ -61,6 +64,7 @@ export function encodeRecord(fields: RecordFields): Buffer {
 }
 
 export function encodeTombstone(key: Buffer): Buffer {
+  // Tombstones are short-lived (never kept in memory), so the shared pool is fine here.
   const record = Buffer.alloc(HEADER_BYTES + key.length);
   record[0] = RECORD_FORMAT_VERSION;
   record[1] = FLAG_TOMBSTONE;
