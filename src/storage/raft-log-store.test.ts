@@ -1,0 +1,191 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import fc from 'fast-check';
+import { RaftLogStore } from './raft-log-store.js';
+import { MemoryStorage } from '../raft/storage.js';
+import { RawNode } from '../raft/raw-node.js';
+import { SeededRandom } from '../util/random.js';
+import { EntryType, type Entry } from '../raft/types.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function openDb(dir?: string): Promise<{ db: ClassicLevel<Buffer, Buffer>; dir: string }> {
+  const d = dir ?? mkdtempSync(join(tmpdir(), 'raft-log-store-'));
+  if (dir === undefined) dirs.push(d);
+  const db = new ClassicLevel<Buffer, Buffer>(d, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  await db.open();
+  return { db, dir: d };
+}
+
+const ent = (index: number, term: number, s = `e${index}`): Entry => ({ index, term, type: EntryType.Normal, data: new TextEncoder().encode(s) });
+const text = (e: Entry): string => new TextDecoder().decode(e.data);
+
+describe('RaftLogStore', () => {
+  it('persists hard state and entries across close/reopen', async () => {
+    const { db, dir } = await openDb();
+    const s = await RaftLogStore.open(db, 0x03);
+    await s.save({ term: 2, vote: 7n, commit: 3 }, [ent(1, 1), ent(2, 1), ent(3, 2)], undefined, { sync: true });
+    await db.close();
+    const again = await openDb(dir);
+    const s2 = await RaftLogStore.open(again.db, 0x03);
+    expect(s2.initialState().hardState).toEqual({ term: 2, vote: 7n, commit: 3 });
+    expect(s2.firstIndex()).toBe(1);
+    expect(s2.lastIndex()).toBe(3);
+    expect(s2.term(3)).toBe(2);
+    expect(s2.entries(1, 4, 1e9).map(text)).toEqual(['e1', 'e2', 'e3']);
+    await again.db.close();
+  });
+
+  it('keeps its key space: other prefixes are untouched', async () => {
+    const { db } = await openDb();
+    await db.put(Buffer.from([0x04, 0x65, 0, 0, 0, 0, 0, 0, 0, 1]), Buffer.from('other'));
+    const s = await RaftLogStore.open(db, 0x03);
+    expect(s.lastIndex()).toBe(0);
+    await s.save(undefined, [ent(1, 1)], undefined, { sync: false });
+    expect((await db.get(Buffer.from([0x04, 0x65, 0, 0, 0, 0, 0, 0, 0, 1])))?.toString()).toBe('other');
+    await db.close();
+  });
+
+  it('replaces a conflicting suffix (also on disk)', async () => {
+    const { db, dir } = await openDb();
+    const s = await RaftLogStore.open(db, 0x03);
+    await s.save(undefined, [1, 2, 3, 4, 5].map((i) => ent(i, 1)), undefined, { sync: true });
+    await s.save({ term: 2, vote: 0n, commit: 2 }, [ent(3, 2, 'x3')], undefined, { sync: true });
+    expect(s.lastIndex()).toBe(3);
+    expect(s.entries(1, 4, 1e9).map(text)).toEqual(['e1', 'e2', 'x3']);
+    await db.close();
+    const again = await openDb(dir);
+    const s2 = await RaftLogStore.open(again.db, 0x03);
+    expect(s2.lastIndex()).toBe(3);
+    expect(s2.entries(3, 4, 1e9).map(text)).toEqual(['x3']);
+    await again.db.close();
+  });
+
+  it('compacts behind a snapshot and survives reopen', async () => {
+    const { db, dir } = await openDb();
+    const s = await RaftLogStore.open(db, 0x03);
+    await s.save(undefined, [1, 2, 3, 4, 5, 6].map((i) => ent(i, 1)), undefined, { sync: true });
+    await s.createSnapshot(4, { voters: [1n, 2n], learners: [3n] }, new TextEncoder().encode('state'));
+    await s.compact(4);
+    expect(s.firstIndex()).toBe(5);
+    expect(s.term(4)).toBe(1);
+    expect(() => s.term(3)).toThrow();
+    expect(() => s.entries(4, 6, 1e9)).toThrow();
+    await db.close();
+    const again = await openDb(dir);
+    const s2 = await RaftLogStore.open(again.db, 0x03);
+    expect(s2.firstIndex()).toBe(5);
+    expect(s2.lastIndex()).toBe(6);
+    expect(s2.snapshot().metadata).toEqual({ index: 4, term: 1, confState: { voters: [1n, 2n], learners: [3n] } });
+    expect(new TextDecoder().decode(s2.snapshot().data)).toBe('state');
+    expect(s2.initialState().confState.voters).toEqual([1n, 2n]);
+    await again.db.close();
+  });
+
+  it('installs a snapshot from the leader, replacing the log', async () => {
+    const { db } = await openDb();
+    const s = await RaftLogStore.open(db, 0x03);
+    await s.save(undefined, [1, 2, 3].map((i) => ent(i, 1)), undefined, { sync: true });
+    await s.save({ term: 3, vote: 0n, commit: 10 }, [], { metadata: { index: 10, term: 3, confState: { voters: [1n], learners: [] } }, data: new Uint8Array([1]) }, { sync: true });
+    expect(s.firstIndex()).toBe(11);
+    expect(s.lastIndex()).toBe(10);
+    expect(s.term(10)).toBe(3);
+    await s.save(undefined, [ent(11, 3)], undefined, { sync: true });
+    expect(s.entries(11, 12, 1e9).map(text)).toEqual(['e11']);
+    await db.close();
+  });
+
+  it('serves reads beyond the cache from the db (getSync)', async () => {
+    const { db, dir } = await openDb();
+    const s = await RaftLogStore.open(db, 0x03, { cacheEntries: 4 });
+    for (let i = 1; i <= 40; i++) await s.save(undefined, [ent(i, 1)], undefined, { sync: false });
+    expect(s.cachedEntries).toBeLessThanOrEqual(8);
+    expect(s.entries(1, 41, 1e9).map(text)).toEqual(Array.from({ length: 40 }, (_, i) => `e${i + 1}`));
+    expect(s.entries(1, 41, 30).length).toBe(1); // size limit, at least one
+    await db.close();
+    const again = await openDb(dir);
+    const s2 = await RaftLogStore.open(again.db, 0x03, { cacheEntries: 4 });
+    expect(s2.cachedEntries).toBe(4);
+    expect(s2.term(2)).toBe(1);
+    expect(text(s2.entries(2, 3, 1e9)[0] as Entry)).toBe('e2');
+    await again.db.close();
+  });
+
+  it('behaves like MemoryStorage under random appends, overwrites and compactions', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(6), fc.integer({ min: 1, max: 5 }), fc.boolean()), { minLength: 1, maxLength: 25 }),
+        async (steps) => {
+          const { db, dir } = await openDb();
+          const s = await RaftLogStore.open(db, 0x03, { cacheEntries: 3 });
+          const m = new MemoryStorage();
+          let term = 1;
+          for (const [back, n, compact] of steps) {
+            if (compact && m.lastIndex() > m.firstIndex() + 1) {
+              const idx = m.firstIndex() + 1;
+              m.createSnapshot(idx, { voters: [1n], learners: [] }, new Uint8Array(0));
+              m.compact(idx);
+              await s.createSnapshot(idx, { voters: [1n], learners: [] }, new Uint8Array(0), { sync: false });
+              await s.compact(idx);
+              continue;
+            }
+            term++;
+            const from = Math.max(m.firstIndex(), m.lastIndex() + 1 - back);
+            const ents = Array.from({ length: n }, (_, i) => ent(from + i, term, `t${term}-${from + i}`));
+            m.append(ents);
+            await s.save({ term, vote: 0n, commit: 0 }, ents, undefined, { sync: false });
+          }
+          await db.close();
+          const again = await openDb(dir);
+          const r = await RaftLogStore.open(again.db, 0x03, { cacheEntries: 3 });
+          expect(r.firstIndex()).toBe(m.firstIndex());
+          expect(r.lastIndex()).toBe(m.lastIndex());
+          for (let i = m.firstIndex() - 1; i <= m.lastIndex(); i++) expect(r.term(i)).toBe(m.term(i));
+          if (m.lastIndex() >= m.firstIndex()) {
+            expect(r.entries(m.firstIndex(), m.lastIndex() + 1, 1e9).map(text)).toEqual(m.entries(m.firstIndex(), m.lastIndex() + 1, 1e9).map(text));
+          }
+          await again.db.close();
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  it('drives a single-node RawNode and restarts from disk', async () => {
+    const { db, dir } = await openDb();
+    const store = await RaftLogStore.open(db, 0x03);
+    const mk = (applied?: number): RawNode =>
+      new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: store, random: new SeededRandom(1), peers: [1n], ...(applied === undefined ? {} : { applied }) });
+    let node = mk();
+    const applied: string[] = [];
+    const drain = async (): Promise<void> => {
+      while (node.hasReady()) {
+        const rd = node.ready();
+        await store.save(rd.hardState, rd.entries, rd.snapshot, { sync: rd.mustSync });
+        for (const e of rd.committedEntries) if (e.type === EntryType.Normal && e.data.length > 0) applied.push(text(e));
+        node.advance();
+      }
+    };
+    await drain();
+    node.campaign();
+    await drain();
+    for (let i = 0; i < 5; i++) node.propose(new TextEncoder().encode(`p${i}`));
+    await drain();
+    expect(applied).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
+    const { commit, term } = store.initialState().hardState;
+    await db.close();
+    const again = await openDb(dir);
+    const store2 = await RaftLogStore.open(again.db, 0x03);
+    node = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: store2, random: new SeededRandom(1), peers: [1n], applied: commit });
+    expect(node.raft.term).toBe(term);
+    expect(node.raft.raftLog.committed).toBe(commit);
+    expect(node.raft.raftLog.lastIndex()).toBe(commit);
+    await again.db.close();
+  });
+});

@@ -1,0 +1,314 @@
+// Durable Raft log for the core, kept in the backend's LevelDB under a one-byte key space
+// chosen by the caller (the backend owns the db and its layout).
+//
+// Key layout inside the prefix P:
+//   P 'h'                  hard state            term u64 | commit u64 | vote u64
+//   P 'c'                  compaction point      index u64 | term u64 (the "dummy" entry)
+//   P 's'                  latest snapshot       index | term | voters | learners | data
+//   P 'e' <index u64 BE>   log entry             term u64 | type u8 | data
+// Big-endian indexes keep LevelDB order equal to log order.
+//
+// The core reads Storage synchronously, so the store answers from memory: hard state,
+// snapshot, compaction point and last index always, plus a cache of the log's tail (the part
+// followers and the apply loop ask for in steady state). Older entries are read with
+// db.getSync, which only lagging followers and restarts need.
+//
+// Invariants: entries present are exactly (compactIndex, lastIndex]; the cache holds a suffix
+// of them, [cacheStart, lastIndex]; in-memory state is updated when save()/compact() is
+// called, before the write completes, because the core may read it at once (the driver calls
+// advance() only after the write resolved, so nothing unsynced is ever acknowledged).
+
+import type { ClassicLevel } from 'classic-level';
+import { CompactedError, UnavailableError, limitSize, type InitialState, type Storage } from '../raft/storage.js';
+import { EntryType, NONE, type ConfState, type Entry, type HardState, type Snapshot } from '../raft/types.js';
+import { assert, assertSafeInteger } from '../util/assert.js';
+
+type Db = ClassicLevel<Buffer, Buffer>;
+type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+const TAG_HARD = 0x68; // 'h'
+const TAG_COMPACT = 0x63; // 'c'
+const TAG_SNAP = 0x73; // 's'
+const TAG_ENTRY = 0x65; // 'e'
+
+export interface RaftLogStoreOptions {
+  /** Entries kept in memory at the tail of the log. Default 8192. */
+  cacheEntries?: number;
+}
+
+function writeU64(buf: Buffer, off: number, v: number): void {
+  assertSafeInteger(v, 'u64 field');
+  buf.writeUInt32BE(Math.floor(v / 0x100000000), off);
+  buf.writeUInt32BE(v >>> 0, off + 4);
+}
+
+function readU64(buf: Buffer, off: number): number {
+  return buf.readUInt32BE(off) * 0x100000000 + buf.readUInt32BE(off + 4);
+}
+
+export class RaftLogStore implements Storage {
+  private readonly db: Db;
+  private readonly prefix: number;
+  private readonly cacheMax: number;
+  private hardState: HardState = { term: 0, vote: NONE, commit: 0 };
+  private snap: Snapshot = { metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) };
+  private compactIndex = 0;
+  private compactTerm = 0;
+  private last = 0;
+  /** cache[i] is the entry at cacheStart + i; always a suffix ending at `last`. */
+  private cache: Entry[] = [];
+  private cacheStart = 1;
+
+  private constructor(db: Db, prefix: number, opts: RaftLogStoreOptions) {
+    assert(Number.isInteger(prefix) && prefix >= 0 && prefix <= 255, `bad key-space prefix ${prefix}`);
+    this.db = db;
+    this.prefix = prefix;
+    this.cacheMax = opts.cacheEntries ?? 8192;
+  }
+
+  /** Loads the persisted state from an open db. */
+  static async open(db: Db, prefix: number, opts: RaftLogStoreOptions = {}): Promise<RaftLogStore> {
+    const s = new RaftLogStore(db, prefix, opts);
+    await s.load();
+    return s;
+  }
+
+  private key(tag: number): Buffer {
+    return Buffer.from([this.prefix, tag]);
+  }
+
+  private entryKey(index: number): Buffer {
+    const k = Buffer.allocUnsafe(10);
+    k[0] = this.prefix;
+    k[1] = TAG_ENTRY;
+    writeU64(k, 2, index);
+    return k;
+  }
+
+  private async load(): Promise<void> {
+    const hs = await this.db.get(this.key(TAG_HARD));
+    if (hs !== undefined) this.hardState = decodeHardState(hs);
+    const c = await this.db.get(this.key(TAG_COMPACT));
+    if (c !== undefined) {
+      this.compactIndex = readU64(c, 0);
+      this.compactTerm = readU64(c, 8);
+    }
+    const sn = await this.db.get(this.key(TAG_SNAP));
+    if (sn !== undefined) this.snap = decodeSnapshot(sn);
+    // Walk the tail backwards to find the last index and fill the cache.
+    this.last = this.compactIndex;
+    const tail: Entry[] = [];
+    for await (const [k, v] of this.db.iterator({ gt: this.entryKey(this.compactIndex), lt: this.entryKey(Number.MAX_SAFE_INTEGER), reverse: true, limit: this.cacheMax })) {
+      const index = readU64(k, 2);
+      if (tail.length === 0) this.last = index;
+      tail.push(decodeEntry(index, v));
+    }
+    tail.reverse();
+    this.cache = tail;
+    this.cacheStart = tail.length > 0 ? (tail[0] as Entry).index : this.last + 1;
+    for (let i = 0; i < tail.length; i++) assert((tail[i] as Entry).index === this.cacheStart + i, 'raft log store has a gap');
+  }
+
+  // ---- Storage (synchronous reads for the core) -----------------------------------------
+
+  initialState(): InitialState {
+    const cs = this.snap.metadata.confState;
+    return { hardState: { ...this.hardState }, confState: { voters: cs.voters.slice(), learners: cs.learners.slice() } };
+  }
+
+  firstIndex(): number {
+    return this.compactIndex + 1;
+  }
+
+  lastIndex(): number {
+    return this.last;
+  }
+
+  snapshot(): Snapshot {
+    return this.snap;
+  }
+
+  term(i: number): number {
+    if (i === this.compactIndex) return this.compactTerm;
+    if (i < this.compactIndex) throw new CompactedError();
+    if (i > this.last) throw new UnavailableError();
+    return this.entryAt(i).term;
+  }
+
+  entries(lo: number, hi: number, maxSizeBytes: number): Entry[] {
+    if (lo <= this.compactIndex) throw new CompactedError();
+    if (hi > this.last + 1) throw new UnavailableError();
+    if (lo >= this.cacheStart) return limitSize(this.cache.slice(lo - this.cacheStart, hi - this.cacheStart), maxSizeBytes);
+    const out: Entry[] = [];
+    let size = 0;
+    for (let i = lo; i < hi; i++) {
+      const e = this.entryAt(i);
+      size += e.data.length + 24;
+      if (out.length > 0 && size > maxSizeBytes) break;
+      out.push(e);
+    }
+    return out;
+  }
+
+  private entryAt(i: number): Entry {
+    if (i >= this.cacheStart) return this.cache[i - this.cacheStart] as Entry;
+    const v = this.db.getSync(this.entryKey(i));
+    assert(v !== undefined, `raft log entry ${i} missing from the db`);
+    return decodeEntry(i, v);
+  }
+
+  // ---- writes ------------------------------------------------------------------------
+
+  /**
+   * Persists one Ready: the snapshot (replacing the whole log), the entries (replacing any
+   * conflicting suffix) and the hard state, in ONE atomic batch, fsynced when `sync`.
+   */
+  async save(hardState: HardState | undefined, entries: Entry[], snapshot: Snapshot | undefined, opts: { sync: boolean }): Promise<void> {
+    const ops: Op[] = [];
+    if (snapshot !== undefined) this.stageSnapshotInstall(snapshot, ops);
+    if (entries.length > 0) this.stageEntries(entries, ops);
+    if (hardState !== undefined) {
+      this.hardState = { ...hardState };
+      ops.push({ type: 'put', key: this.key(TAG_HARD), value: encodeHardState(hardState) });
+    }
+    if (ops.length === 0) return;
+    await this.db.batch(ops, { sync: opts.sync });
+  }
+
+  private stageSnapshotInstall(s: Snapshot, ops: Op[]): void {
+    const idx = s.metadata.index;
+    assert(idx > this.snap.metadata.index || this.snap.metadata.index === 0, `snapshot ${idx} is older than ${this.snap.metadata.index}`);
+    for (let i = this.compactIndex + 1; i <= this.last; i++) ops.push({ type: 'del', key: this.entryKey(i) });
+    this.snap = s;
+    this.compactIndex = idx;
+    this.compactTerm = s.metadata.term;
+    this.last = idx;
+    this.cache = [];
+    this.cacheStart = idx + 1;
+    ops.push({ type: 'put', key: this.key(TAG_SNAP), value: encodeSnapshot(s) });
+    ops.push({ type: 'put', key: this.key(TAG_COMPACT), value: encodeCompact(idx, s.metadata.term) });
+  }
+
+  private stageEntries(entries: Entry[], ops: Op[]): void {
+    let ents = entries;
+    const first = (ents[0] as Entry).index;
+    if (first <= this.compactIndex) {
+      // The leading part is already covered by compaction.
+      ents = ents.slice(this.compactIndex + 1 - first);
+      if (ents.length === 0) return;
+    }
+    const from = (ents[0] as Entry).index;
+    assert(from <= this.last + 1, `raft log store: gap before entry ${from} (last ${this.last})`);
+    const newLast = (ents[ents.length - 1] as Entry).index;
+    for (let i = newLast + 1; i <= this.last; i++) ops.push({ type: 'del', key: this.entryKey(i) });
+    for (const e of ents) ops.push({ type: 'put', key: this.entryKey(e.index), value: encodeEntry(e) });
+    // Cache: cut at the overwrite point, then append; trim the front in amortized chunks.
+    if (from < this.cacheStart) {
+      this.cache = [];
+      this.cacheStart = from;
+    } else {
+      this.cache.length = from - this.cacheStart;
+    }
+    for (const e of ents) this.cache.push(e);
+    this.last = newLast;
+    if (this.cache.length > 2 * this.cacheMax) {
+      const drop = this.cache.length - this.cacheMax;
+      this.cache = this.cache.slice(drop);
+      this.cacheStart += drop;
+    }
+  }
+
+  /** Records a snapshot of application state at applied index `index` (log kept). */
+  async createSnapshot(index: number, confState: ConfState, data: Uint8Array, opts: { sync: boolean } = { sync: true }): Promise<Snapshot> {
+    assert(index > this.snap.metadata.index, `snapshot ${index} is not newer than ${this.snap.metadata.index}`);
+    assert(index <= this.last, `snapshot ${index} beyond last index ${this.last}`);
+    const s: Snapshot = { metadata: { index, term: this.term(index), confState: { voters: confState.voters.slice(), learners: confState.learners.slice() } }, data };
+    this.snap = s;
+    await this.db.batch([{ type: 'put', key: this.key(TAG_SNAP), value: encodeSnapshot(s) }], { sync: opts.sync });
+    return s;
+  }
+
+  /** Drops entries up to and including `index`, which the latest snapshot must cover. */
+  async compact(index: number, opts: { sync: boolean } = { sync: false }): Promise<void> {
+    if (index <= this.compactIndex) throw new CompactedError();
+    assert(index <= this.last, `compact ${index} beyond last index ${this.last}`);
+    assert(index <= this.snap.metadata.index, `compact ${index} beyond snapshot ${this.snap.metadata.index}`);
+    const term = this.term(index);
+    const ops: Op[] = [];
+    for (let i = this.compactIndex + 1; i <= index; i++) ops.push({ type: 'del', key: this.entryKey(i) });
+    ops.push({ type: 'put', key: this.key(TAG_COMPACT), value: encodeCompact(index, term) });
+    this.compactIndex = index;
+    this.compactTerm = term;
+    if (index >= this.cacheStart) {
+      this.cache = this.cache.slice(index + 1 - this.cacheStart);
+      this.cacheStart = index + 1;
+    }
+    await this.db.batch(ops, { sync: opts.sync });
+  }
+
+  /** Entries cached in memory (for metrics and tests). */
+  get cachedEntries(): number {
+    return this.cache.length;
+  }
+}
+
+function encodeHardState(hs: HardState): Buffer {
+  const b = Buffer.allocUnsafe(24);
+  writeU64(b, 0, hs.term);
+  writeU64(b, 8, hs.commit);
+  b.writeBigUInt64BE(BigInt.asUintN(64, hs.vote), 16);
+  return b;
+}
+
+function decodeHardState(b: Buffer): HardState {
+  return { term: readU64(b, 0), commit: readU64(b, 8), vote: b.readBigUInt64BE(16) };
+}
+
+function encodeCompact(index: number, term: number): Buffer {
+  const b = Buffer.allocUnsafe(16);
+  writeU64(b, 0, index);
+  writeU64(b, 8, term);
+  return b;
+}
+
+function encodeEntry(e: Entry): Buffer {
+  const b = Buffer.allocUnsafe(9 + e.data.length);
+  writeU64(b, 0, e.term);
+  b[8] = e.type;
+  b.set(e.data, 9);
+  return b;
+}
+
+function decodeEntry(index: number, b: Buffer): Entry {
+  const type = b[8];
+  assert(type === EntryType.Normal || type === EntryType.ConfChange, `bad entry type ${String(type)} at ${index}`);
+  // Copy out of the LevelDB buffer so entries never alias shared memory.
+  return { term: readU64(b, 0), index, type, data: new Uint8Array(b.subarray(9)) };
+}
+
+function encodeSnapshot(s: Snapshot): Buffer {
+  const cs = s.metadata.confState;
+  const b = Buffer.allocUnsafe(16 + 8 + 8 * (cs.voters.length + cs.learners.length) + s.data.length);
+  writeU64(b, 0, s.metadata.index);
+  writeU64(b, 8, s.metadata.term);
+  b.writeUInt32BE(cs.voters.length, 16);
+  b.writeUInt32BE(cs.learners.length, 20);
+  let off = 24;
+  for (const id of [...cs.voters, ...cs.learners]) {
+    b.writeBigUInt64BE(BigInt.asUintN(64, id), off);
+    off += 8;
+  }
+  b.set(s.data, off);
+  return b;
+}
+
+function decodeSnapshot(b: Buffer): Snapshot {
+  const nv = b.readUInt32BE(16);
+  const nl = b.readUInt32BE(20);
+  let off = 24;
+  const voters: bigint[] = [];
+  const learners: bigint[] = [];
+  for (let i = 0; i < nv; i++, off += 8) voters.push(b.readBigUInt64BE(off));
+  for (let i = 0; i < nl; i++, off += 8) learners.push(b.readBigUInt64BE(off));
+  return { metadata: { index: readU64(b, 0), term: readU64(b, 8), confState: { voters, learners } }, data: new Uint8Array(b.subarray(off)) };
+}
