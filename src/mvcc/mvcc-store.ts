@@ -125,7 +125,9 @@ export class MvccStore {
 
   // ---- restore ------------------------------------------------------------------------------
 
-  /** Replays one persisted record; records must come in ascending revision order. */
+  /** Replays one persisted record; records must come in ascending revision order. The store
+   * keeps a view into `record` as the value of a live key, so pass a buffer that owns its
+   * memory (as LevelDB reads do) and never modify it afterwards. */
   restoreRecord(rev: Revision, record: Buffer): void {
     assert(this.phase !== 'ready', 'mvcc: restoreRecord after the store was used');
     this.phase = 'restoring';
