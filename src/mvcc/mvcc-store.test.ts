@@ -241,6 +241,8 @@ describe('MvccStore range', () => {
     expect(keys(r.kvs)).toEqual(['a', 'b']);
     expect(r).toMatchObject({ more: true, count: 4 });
     expect(store.range(rangeReq('a', ALL, { limit: 4 })).more).toBe(false);
+    expect(store.range(rangeReq('a', ALL, { limit: -1 }))).toMatchObject({ more: false, count: 4 }); // negative = none
+    expect(store.range(rangeReq('a', ALL, { limit: -1 })).kvs).toHaveLength(4);
   });
 
   it('count ignores the min/max revision filters (etcd quirk); filters apply before limit', () => {

@@ -424,7 +424,8 @@ export class MvccStore {
       req.minModRevision !== 0 || req.maxModRevision !== 0 || req.minCreateRevision !== 0 || req.maxCreateRevision !== 0;
     // etcd loads limit + 1 entries (to know about "more") unless it has to sort or filter
     // first; note it tests the requested sort order, before NONE is turned into ASCEND below.
-    let loadLimit = req.sortOrder !== SortOrder.NONE || filtered ? 0 : req.limit;
+    // A limit <= 0 means no limit (etcd treats negative limits like 0).
+    let loadLimit = req.sortOrder !== SortOrder.NONE || filtered || req.limit <= 0 ? 0 : req.limit;
     if (loadLimit > 0) loadLimit++;
 
     const acc: RangeAccumulator = { rev, loadLimit, countOnly: req.countOnly, count: 0, kvs: [] };
