@@ -110,13 +110,16 @@ export class SoloLog {
     this.last = first + batch.length - 1;
     this.backend.write(ops, { sync: true }).then(
       () => {
+        // Start syncing what queued up meanwhile before doing this batch's CPU work, so the
+        // next fsync overlaps applying and answering this one. Apply order is unaffected:
+        // the next batch is applied only when its own (later) write completes.
+        this.persisting = false;
+        this.persistBatch();
         const { outcomes, written } = this.applier.applyEntries(entries);
         // Entries are applied; their log copies can go once the apply batch is down.
         const truncate: BatchOp[] = entries.map((entry) => ({ type: 'del', key: logKey(entry.index) }));
         void this.backend.write(truncate, { sync: false });
         for (let i = 0; i < batch.length; i++) batch[i]!.resolve({ outcome: outcomes[i]!, written });
-        this.persisting = false;
-        this.persistBatch();
       },
       (error: Error) => {
         // A failed log write leaves the member unable to promise durability: stop taking writes.
