@@ -10,7 +10,7 @@
 // throwing so that the hot path never pays for exceptions.
 
 import type { Entry, Snapshot } from './types.js';
-import { CompactedError, limitSize, type Storage } from './storage.js';
+import { CompactedError, limitEnd, limitSize, type Storage } from './storage.js';
 import { assert } from '../util/assert.js';
 
 export class Unstable {
@@ -74,9 +74,10 @@ export class Unstable {
     }
   }
 
-  slice(lo: number, hi: number): Entry[] {
+  slice(lo: number, hi: number, maxSize = Number.MAX_SAFE_INTEGER): Entry[] {
     assert(lo <= hi && lo >= this.offset && hi <= this.offset + this.entries.length, `unstable.slice[${lo},${hi}) out of [${this.offset},${this.offset + this.entries.length})`);
-    return this.entries.slice(lo - this.offset, hi - this.offset);
+    const start = lo - this.offset;
+    return this.entries.slice(start, limitEnd(this.entries, start, hi - this.offset, maxSize));
   }
 }
 
@@ -265,8 +266,8 @@ export class RaftLog {
       ents = stored;
     }
     if (hi > uoff) {
-      const u = this.unstable.slice(Math.max(lo, uoff), hi);
-      ents = ents === undefined ? u : ents.concat(u);
+      if (ents === undefined) return this.unstable.slice(lo, hi, maxSize);
+      ents = ents.concat(this.unstable.slice(uoff, hi, maxSize));
     }
     return limitSize(ents as Entry[], maxSize);
   }

@@ -66,6 +66,19 @@ export function limitSize(ents: Entry[], maxSizeBytes: number): Entry[] {
   return n === ents.length ? ents : ents.slice(0, n);
 }
 
+/** End (exclusive) of the longest run arr[start..end) within maxSizeBytes, at least one entry:
+ *  lets callers copy only what they will send instead of slicing then trimming. */
+export function limitEnd(arr: Entry[], start: number, end: number, maxSizeBytes: number): number {
+  if (end - start <= 1) return end;
+  let size = entrySize(arr[start] as Entry);
+  let i = start + 1;
+  for (; i < end; i++) {
+    size += entrySize(arr[i] as Entry);
+    if (size > maxSizeBytes) break;
+  }
+  return i;
+}
+
 export function emptyConfState(): ConfState {
   return { voters: [], learners: [] };
 }
@@ -101,7 +114,7 @@ export class MemoryStorage implements Storage {
     if (lo <= offset) throw new CompactedError();
     assert(hi <= this.lastIndex() + 1, `entries hi ${hi} beyond last index ${this.lastIndex()}`);
     if (this.ents.length === 1) throw new UnavailableError();
-    return limitSize(this.ents.slice(lo - offset, hi - offset), maxSizeBytes);
+    return this.ents.slice(lo - offset, limitEnd(this.ents, lo - offset, hi - offset, maxSizeBytes));
   }
 
   term(i: number): number {

@@ -19,7 +19,7 @@
 // advance() only after the write resolved, so nothing unsynced is ever acknowledged).
 
 import type { ClassicLevel } from 'classic-level';
-import { CompactedError, UnavailableError, limitSize, type InitialState, type Storage } from '../raft/storage.js';
+import { CompactedError, UnavailableError, limitEnd, type InitialState, type Storage } from '../raft/storage.js';
 import { EntryType, NONE, type ConfState, type Entry, type HardState, type Snapshot } from '../raft/types.js';
 import { assert, assertSafeInteger } from '../util/assert.js';
 
@@ -138,7 +138,10 @@ export class RaftLogStore implements Storage {
   entries(lo: number, hi: number, maxSizeBytes: number): Entry[] {
     if (lo <= this.compactIndex) throw new CompactedError();
     if (hi > this.last + 1) throw new UnavailableError();
-    if (lo >= this.cacheStart) return limitSize(this.cache.slice(lo - this.cacheStart, hi - this.cacheStart), maxSizeBytes);
+    if (lo >= this.cacheStart) {
+      const start = lo - this.cacheStart;
+      return this.cache.slice(start, limitEnd(this.cache, start, hi - this.cacheStart, maxSizeBytes));
+    }
     const out: Entry[] = [];
     let size = 0;
     for (let i = lo; i < hi; i++) {
