@@ -74,6 +74,8 @@ export class Backend {
   private closing = false;
   private closed = false;
   private lazyTimer: NodeJS.Timeout | undefined;
+  /** Ops requested but not yet landed, by key (latin1): value, or null for a delete. */
+  private readonly pending = new Map<string, Buffer | null>();
   /** Bytes written since open; a cheap stand-in for growth between size samples. */
   private writtenBytes = 0;
 
@@ -119,12 +121,19 @@ export class Backend {
     return backend;
   }
 
-  /** Synchronous point read: served from LevelDB's memtable or block cache in steady state. */
+  /**
+   * Synchronous point read that sees every write already requested, landed or not: queued and
+   * in-flight ops are consulted first, then LevelDB (memtable or block cache in steady state).
+   */
   get(space: KeySpace, key: Buffer | string): Buffer | undefined {
-    return this.db.getSync(spaceKey(space, key));
+    return this.getRaw(spaceKey(space, key));
   }
 
   getRaw(fullKey: Buffer): Buffer | undefined {
+    if (this.pending.size > 0) {
+      const pending = this.pending.get(fullKey.toString('latin1'));
+      if (pending !== undefined) return pending === null ? undefined : pending;
+    }
     return this.db.getSync(fullKey);
   }
 
@@ -150,7 +159,10 @@ export class Backend {
     return new Promise((resolve, reject) => {
       if (this.queued === undefined) this.queued = { ops: [], sync: false, waiters: [] };
       const queued = this.queued;
-      for (const op of ops) queued.ops.push(op);
+      for (const op of ops) {
+        queued.ops.push(op);
+        this.pending.set(op.key.toString('latin1'), op.type === 'put' ? op.value : null);
+      }
       queued.sync ||= options.sync;
       queued.waiters.push({ resolve, reject });
       if (this.writing) return;
@@ -191,6 +203,11 @@ export class Backend {
     batch.write({ sync: queued.sync }).then(
       () => {
         this.writing = false;
+        // Landed: LevelDB answers for these keys now, unless a later write is pending for them.
+        for (const op of queued.ops) {
+          const key = op.key.toString('latin1');
+          if (this.pending.get(key) === (op.type === 'put' ? op.value : null)) this.pending.delete(key);
+        }
         for (const waiter of queued.waiters) waiter.resolve();
         this.afterWrite();
       },

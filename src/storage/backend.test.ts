@@ -1,0 +1,77 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Backend, KeySpace, StorageFormatError, spaceKey } from './backend.js';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'metastore-backend-'));
+  dirs.push(dir);
+  return dir;
+}
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+const put = (key: string, value: string) => ({ type: 'put' as const, key: spaceKey(KeySpace.mvcc, key), value: Buffer.from(value) });
+
+describe('Backend', () => {
+  it('keeps what was written across close and reopen', async () => {
+    const dir = tempDir();
+    const backend = await Backend.open(dir);
+    await backend.write([put('a', '1'), put('b', '2')], { sync: true });
+    await backend.write([{ type: 'del', key: spaceKey(KeySpace.mvcc, 'a') }], { sync: false });
+    await backend.close();
+    const reopened = await Backend.open(dir);
+    expect(reopened.get(KeySpace.mvcc, 'a')).toBeUndefined();
+    expect(reopened.get(KeySpace.mvcc, 'b')?.toString()).toBe('2');
+    await reopened.close();
+  });
+
+  it('a read sees a write that was requested but has not landed yet', async () => {
+    const backend = await Backend.open(tempDir());
+    const landed = backend.write([put('k', 'v1')], { sync: false });
+    // Not awaited: the write is still queued or in flight.
+    expect(backend.get(KeySpace.mvcc, 'k')?.toString()).toBe('v1');
+    const deleted = backend.write([{ type: 'del', key: spaceKey(KeySpace.mvcc, 'k') }], { sync: false });
+    expect(backend.get(KeySpace.mvcc, 'k')).toBeUndefined();
+    await Promise.all([landed, deleted]);
+    expect(backend.get(KeySpace.mvcc, 'k')).toBeUndefined();
+    await backend.close();
+  });
+
+  it('writes land in the order they were requested, even when merged', async () => {
+    const backend = await Backend.open(tempDir());
+    const writes = [];
+    for (let i = 0; i < 100; i++) writes.push(backend.write([put('x', String(i))], { sync: i % 10 === 0 }));
+    await Promise.all(writes);
+    expect(backend.get(KeySpace.mvcc, 'x')?.toString()).toBe('99');
+    await backend.close();
+  });
+
+  it('scans one key space in key order without the prefix', async () => {
+    const backend = await Backend.open(tempDir());
+    await backend.write([put('b', '2'), put('a', '1'), { type: 'put', key: spaceKey(KeySpace.meta, 'z'), value: Buffer.from('m') }], { sync: true });
+    const seen: string[] = [];
+    for await (const [key, value] of backend.scan(KeySpace.mvcc)) seen.push(`${key.toString()}=${value.toString()}`);
+    expect(seen).toEqual(['a=1', 'b=2']);
+    await backend.close();
+  });
+
+  it('refuses a LevelDB database of another format', async () => {
+    const dir = tempDir();
+    const foreign = new ClassicLevel(join(dir, 'db'));
+    await foreign.open();
+    await foreign.put('hello', 'world');
+    await foreign.close();
+    await expect(Backend.open(dir)).rejects.toThrow(StorageFormatError);
+  });
+
+  it('refuses an etcd data directory', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'member', 'snap'), { recursive: true });
+    await expect(Backend.open(dir)).rejects.toThrow(/etcd data directory/);
+  });
+});
