@@ -1,0 +1,211 @@
+// etcd's Watch service over gRPC: one bidi stream of WatchRequest -> WatchResponse per call,
+// carrying many watchers (src/server/watch-stream.ts does the watcher bookkeeping).
+//
+// Invariants:
+// - Requests are handled in arrival order; responses are written only while the call is
+//   writable (grpc-js backpressure), so an unread stream holds at most its stream budget plus
+//   grpc-js's own small buffer.
+// - A response is split (fragment=true on all but the last) only for watchers created with
+//   `fragment`, only when its encoded size reaches --max-request-bytes and it has 2+ events,
+//   cutting at the same points etcd's sendFragments does. Without `fragment` it goes out
+//   whole, as in etcd.
+// - Key/range_end follow etcd's watch conventions: empty key = "\0" (the smallest key);
+//   range_end "\0" = every key >= key.
+
+import * as grpc from '@grpc/grpc-js';
+import type { Event } from '../mvcc/types.js';
+import type { KvServer } from '../server/kv-server.js';
+import { WatchStream, type StreamResponse } from '../server/watch-stream.js';
+import { toWireKeyValue } from './kv-convert.js';
+import type { Handlers, ResponseHeaders } from './handler.js';
+import { requestSize } from './handler.js';
+import { encodeMessage } from './proto.js';
+
+interface WireCreate {
+  key?: Buffer | null;
+  rangeEnd?: Buffer | null;
+  startRevision?: string | number | null;
+  progressNotify?: boolean;
+  filters?: number[];
+  prevKv?: boolean;
+  watchId?: string | number | null;
+  fragment?: boolean;
+}
+
+interface WireWatchRequest {
+  requestUnion?: 'createRequest' | 'cancelRequest' | 'progressRequest';
+  createRequest?: WireCreate | null;
+  cancelRequest?: { watchId?: string | number | null } | null;
+  progressRequest?: object | null;
+}
+
+const FILTER_NOPUT = 0;
+const FILTER_NODELETE = 1;
+const EVENT_PUT = 0;
+const EVENT_DELETE = 1;
+
+function int(value: string | number | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : n > 0 ? Number.MAX_SAFE_INTEGER : Number.MIN_SAFE_INTEGER;
+}
+
+function wireEvent(event: Event, withPrevKv: boolean): object {
+  const out: { type: number; kv: object; prevKv?: object } = {
+    type: event.type === 'put' ? EVENT_PUT : EVENT_DELETE,
+    kv: toWireKeyValue(event.kv),
+  };
+  if (withPrevKv && event.prevKv !== undefined) out.prevKv = toWireKeyValue(event.prevKv);
+  return out;
+}
+
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
+
+export interface WatchServiceOptions {
+  maxRequestBytes: number;
+  /** Byte budget of one stream's queued responses. */
+  maxStreamPendingBytes?: number;
+}
+
+export function watchHandlers(kv: KvServer, headers: ResponseHeaders, options: WatchServiceOptions): Handlers {
+  const receiveLimit = options.maxRequestBytes + 512;
+
+  const toWire = (r: StreamResponse): object[] => {
+    const events = r.events.map((e) => wireEvent(e, r.prevKv));
+    const message = {
+      header: headers.at(r.revision),
+      watchId: r.watchId,
+      created: r.created,
+      canceled: r.canceled,
+      compactRevision: r.compactRevision,
+      cancelReason: r.cancelReason,
+      fragment: false,
+      events,
+    };
+    if (!r.fragment || events.length < 2) return [message];
+    return fragments(message, events, options.maxRequestBytes);
+  };
+
+  const Watch = (call: grpc.ServerDuplexStream<WireWatchRequest, object>): void => {
+    const stream = new WatchStream(kv.watchHub, { maxPendingBytes: options.maxStreamPendingBytes });
+    let writable = true;
+    let scheduled = false;
+    let ended = false;
+
+    const flush = (): void => {
+      scheduled = false;
+      while (writable && !ended) {
+        const response = stream.pull();
+        if (response === undefined) break;
+        for (const message of toWire(response)) {
+          if (!call.write(message)) writable = false;
+        }
+      }
+    };
+    stream.onReadable = () => {
+      if (scheduled || !writable || ended) return;
+      scheduled = true;
+      setImmediate(flush);
+    };
+    call.on('drain', () => {
+      writable = true;
+      flush();
+    });
+
+    const finish = (): void => {
+      if (ended) return;
+      ended = true;
+      stream.close();
+    };
+
+    call.on('data', (request: WireWatchRequest) => {
+      if (ended) return;
+      if (requestSize(request) > receiveLimit) {
+        finish();
+        call.emit('error', {
+          code: grpc.status.RESOURCE_EXHAUSTED,
+          details: `grpc: received message larger than max (${requestSize(request)} vs. ${receiveLimit})`,
+        });
+        return;
+      }
+      switch (request.requestUnion) {
+        case 'createRequest': {
+          const c = request.createRequest;
+          if (!c) break;
+          const key = c.key && c.key.length > 0 ? c.key : Buffer.from([0]);
+          const filters = c.filters ?? [];
+          stream.create({
+            watchId: int(c.watchId),
+            key,
+            rangeEnd: c.rangeEnd ?? Buffer.alloc(0),
+            startRevision: Math.max(0, int(c.startRevision)),
+            progressNotify: c.progressNotify ?? false,
+            noPut: filters.includes(FILTER_NOPUT),
+            noDelete: filters.includes(FILTER_NODELETE),
+            prevKv: c.prevKv ?? false,
+            fragment: c.fragment ?? false,
+          });
+          break;
+        }
+        case 'cancelRequest':
+          if (request.cancelRequest) stream.cancel(int(request.cancelRequest.watchId));
+          break;
+        case 'progressRequest':
+          if (request.progressRequest) stream.requestProgress();
+          break;
+        default:
+          // etcd ignores requests it does not understand rather than ending the stream.
+          break;
+      }
+    });
+    call.on('end', () => {
+      // The client half-closed: etcd ends the stream too.
+      finish();
+      call.end();
+    });
+    call.on('error', finish);
+    call.on('close', finish);
+    call.on('cancelled', finish);
+  };
+
+  return { Watch: Watch as unknown as grpc.UntypedHandleCall };
+}
+
+/**
+ * Splits a response the way etcd's sendFragments does: events are added while the fragment
+ * stays under the limit (a fragment always takes at least one event), every fragment but the
+ * last has fragment=true. Sizes are exact encoded sizes.
+ */
+function fragments(message: { events: object[]; fragment: boolean }, events: object[], maxBytes: number): object[] {
+  const base = encodeMessage('etcdserverpb.WatchResponse', { ...message, events: [] }).length;
+  const sizes = events.map((e) => {
+    const n = encodeMessage('mvccpb.Event', e).length;
+    return 1 + varintBytes(n) + n;
+  });
+  const total = sizes.reduce((a, b) => a + b, base);
+  if (total < maxBytes) return [message];
+  // fragment=true itself costs two bytes in every fragment but the last.
+  const fragmentBase = base + 2;
+  const out: object[] = [];
+  let index = 0;
+  while (index < events.length) {
+    let size = fragmentBase;
+    const part: object[] = [];
+    while (index < events.length) {
+      const next = sizes[index]!;
+      if (part.length >= 1 && size + next >= maxBytes) break;
+      part.push(events[index]!);
+      size += next;
+      index++;
+    }
+    out.push({ ...message, events: part, fragment: index < events.length });
+  }
+  return out;
+}
