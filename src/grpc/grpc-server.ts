@@ -6,6 +6,7 @@ import type { KvServer } from '../server/kv-server.js';
 import { type Handlers, responseHeaders, unimplemented, withRequestSizes } from './handler.js';
 import { kvHandlers } from './kv-service.js';
 import { maintenanceHandlers } from './maintenance-service.js';
+import { watchHandlers } from './watch-service.js';
 import { services, type ServiceName } from './proto.js';
 
 export interface GrpcServerOptions {
@@ -42,6 +43,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
   const built: Partial<Record<ServiceName, Handlers>> = {
     KV: kvHandlers(kv, headers, { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes }),
     Maintenance: maintenanceHandlers(kv, headers, options.identity),
+    Watch: watchHandlers(kv, headers, { maxRequestBytes: options.maxRequestBytes }),
   };
   for (const name of Object.keys(services) as ServiceName[]) {
     const definition = withRequestSizes(services[name], etcdReceiveLimit);

@@ -24,6 +24,7 @@ import type {
 import { assert } from '../util/assert.js';
 import { Applier, META_APPLIED_INDEX, META_COMPACTED_REVISION, type ApplyOutcome, type ApplyValue } from './applier.js';
 import { SoloLog } from './solo-log.js';
+import { WatchHub } from './watch-hub.js';
 
 export interface Revisioned<T> {
   result: T;
@@ -48,12 +49,18 @@ export function isReadOnlyTxn(txn: TxnRequest): boolean {
 }
 
 export class KvServer {
+  /** Watchers of this member, fed by the applier (see watch-hub.ts). */
+  readonly watchHub: WatchHub;
+
   private constructor(
     readonly backend: Backend,
     readonly mvcc: MvccStore,
     readonly applier: Applier,
     private readonly log: SoloLog,
-  ) {}
+  ) {
+    this.watchHub = new WatchHub({ mvcc, backend });
+    applier.addListener(this.watchHub);
+  }
 
   static async open(backend: Backend): Promise<KvServer> {
     const mvcc = new MvccStore({ history: { readRecord: (rev) => backend.get(KeySpace.mvcc, encodeRevisionKey(rev)) } });
@@ -129,6 +136,7 @@ export class KvServer {
   }
 
   async close(): Promise<void> {
+    this.watchHub.close();
     this.log.stop();
     await this.log.drain();
     await this.backend.close();
