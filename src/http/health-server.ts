@@ -1,0 +1,165 @@
+// The HTTP side ports (fastify): MetaStore's health port and etcd's metrics port.
+//
+//   health port (server.health.port, 8080)
+//     GET /health      {"status":"healthy|degraded|unhealthy","checks":{store,raft,disk,server}}
+//                      200, or 503 when unhealthy
+//     GET /readiness   200 {"status":"ready"} only when the member serves; else
+//                      503 {"status":"not ready","reasons":[...]} (HAProxy's check)
+//     GET /liveness    200 {"status":"alive"} while the event loop runs
+//   metrics port (server.monitoring.prometheus_port, 9090; etcd's --listen-metrics-urls)
+//     GET /metrics     Prometheus text
+//     GET /health      etcd's {"health":"true","reason":""} / 503 {"health":"false",...}
+//                      (?exclude=NOSPACE, ?serializable=true)
+//     GET /livez /readyz [/<check>]   "ok" / 503 "health check failed"; ?verbose lists each
+//                      check as "[+]name ok"; ?exclude=name skips one
+//     GET /version     {"etcdserver":"3.4.23","etcdcluster":"3.4.0"}
+//
+// The decisions live in health.ts; this file only maps them to HTTP. Request logging is off
+// (probes arrive every second or two; DESIGN.md §8: no info logs in hot loops).
+
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import {
+  DEFAULT_HEALTH_OPTIONS,
+  checkHealth,
+  checkReadiness,
+  etcdHealth,
+  runEtcdChecks,
+  type HealthOptions,
+  type HealthSources,
+} from './health.js';
+
+/** The metrics text source; the metrics module's Metrics satisfies it. */
+export interface MetricsText {
+  text(): Promise<string>;
+  readonly contentType: string;
+}
+
+export interface EtcdVersions {
+  etcdserver: string;
+  etcdcluster: string;
+}
+
+export interface RunningHttpServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export interface HealthServerOptions {
+  host: string;
+  port: number;
+  sources: HealthSources;
+  health?: Partial<HealthOptions>;
+  logger?: FastifyBaseLogger;
+}
+
+export interface MetricsServerOptions extends HealthServerOptions {
+  metrics: MetricsText;
+  versions: EtcdVersions;
+}
+
+const TEXT = 'text/plain; charset=utf-8';
+
+function newApp(logger: FastifyBaseLogger | undefined): FastifyInstance {
+  // Probes and scrapes are frequent; per-request logs would drown everything else. Errors
+  // thrown by a route are still logged by fastify.
+  const app = logger === undefined ? Fastify({ logger: false }) : Fastify({ loggerInstance: logger, disableRequestLogging: true });
+  return app as unknown as FastifyInstance;
+}
+
+function healthOptions(overrides: Partial<HealthOptions> | undefined): HealthOptions {
+  return { ...DEFAULT_HEALTH_OPTIONS, ...overrides };
+}
+
+/** Values of a repeatable query parameter (`?exclude=a&exclude=b`). */
+function queryList(query: unknown, name: string): Set<string> {
+  const value = (query as Record<string, unknown> | undefined)?.[name];
+  const list = Array.isArray(value) ? value : value === undefined ? [] : [value];
+  return new Set(list.map(String).filter((v) => v.length > 0));
+}
+
+function queryHas(query: unknown, name: string): boolean {
+  return (query as Record<string, unknown> | undefined)?.[name] !== undefined;
+}
+
+/** MetaStore's health port: /health, /readiness, /liveness. */
+export function buildHealthApp(options: Omit<HealthServerOptions, 'host' | 'port'>): FastifyInstance {
+  const app = newApp(options.logger);
+  const { sources } = options;
+  const tuning = healthOptions(options.health);
+
+  app.get('/health', async (_request, reply) => {
+    const report = await checkHealth(sources, tuning);
+    return reply.code(report.status === 'unhealthy' ? 503 : 200).send(report);
+  });
+
+  app.get('/readiness', async (_request, reply) => {
+    const readiness = await checkReadiness(sources, tuning);
+    if (readiness.ready) return reply.code(200).send({ status: 'ready' });
+    return reply.code(503).send({ status: 'not ready', reasons: readiness.reasons });
+  });
+
+  app.get('/liveness', async (_request, reply) => reply.code(200).send({ status: 'alive' }));
+
+  return app;
+}
+
+async function sendEtcdChecks(
+  endpoint: 'livez' | 'readyz',
+  sources: HealthSources,
+  tuning: HealthOptions,
+  query: unknown,
+  only: string | undefined,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  const report = await runEtcdChecks(endpoint, sources, { exclude: queryList(query, 'exclude'), only }, tuning);
+  if (report === undefined) return reply.code(404).type(TEXT).send('404 page not found\n');
+  if (!report.ok) return reply.code(503).type(TEXT).send(`${report.lines.join('\n')}\nhealth check failed\n`);
+  const body = queryHas(query, 'verbose') ? `${report.lines.join('\n')}\nok\n` : 'ok';
+  return reply.code(200).type(TEXT).send(body);
+}
+
+/** etcd's metrics port: /metrics, /health, /livez, /readyz, /version. */
+export function buildMetricsApp(options: Omit<MetricsServerOptions, 'host' | 'port'>): FastifyInstance {
+  const app = newApp(options.logger);
+  const { sources, metrics, versions } = options;
+  const tuning = healthOptions(options.health);
+
+  app.get('/metrics', async (_request, reply) => reply.code(200).type(metrics.contentType).send(await metrics.text()));
+
+  app.get('/health', async (request, reply) => {
+    const query = request.query;
+    const result = await etcdHealth(
+      sources,
+      { exclude: queryList(query, 'exclude'), serializable: (query as Record<string, unknown>)['serializable'] === 'true' },
+      tuning,
+    );
+    // etcd writes this JSON without a content type, which Go's server sniffs as text/plain.
+    return reply.code(result.health === 'true' ? 200 : 503).type(TEXT).send(JSON.stringify(result));
+  });
+
+  for (const endpoint of ['livez', 'readyz'] as const) {
+    app.get(`/${endpoint}`, async (request, reply) => sendEtcdChecks(endpoint, sources, tuning, request.query, undefined, reply));
+    app.get<{ Params: { check: string } }>(`/${endpoint}/:check`, async (request, reply) =>
+      sendEtcdChecks(endpoint, sources, tuning, request.query, request.params.check, reply),
+    );
+  }
+
+  app.get('/version', async (_request, reply) => reply.code(200).type('application/json').send(JSON.stringify(versions)));
+
+  return app;
+}
+
+async function listen(app: FastifyInstance, host: string, port: number): Promise<RunningHttpServer> {
+  await app.listen({ host, port });
+  const address = app.server.address();
+  const boundPort = typeof address === 'object' && address !== null ? address.port : port;
+  return { port: boundPort, close: () => app.close() };
+}
+
+export function startHealthServer(options: HealthServerOptions): Promise<RunningHttpServer> {
+  return listen(buildHealthApp(options), options.host, options.port);
+}
+
+export function startMetricsServer(options: MetricsServerOptions): Promise<RunningHttpServer> {
+  return listen(buildMetricsApp(options), options.host, options.port);
+}
