@@ -42,6 +42,14 @@ export class AutoCompactor {
   ) {
     this.lastSuccessMs = startMs;
     this.baseIntervalMs = schedule.mode === 'periodic' ? schedule.retentionMs : 0;
+    if (schedule.mode === 'periodic') this.remember(schedule.retentionMs);
+  }
+
+  /** etcd samples the revision at the top of each round, before waiting for the timer. */
+  private remember(periodMs: number): void {
+    const keep = Math.floor(periodMs / timerIntervalMs(this.schedule)) + 1;
+    this.revisions.push(this.target.currentRevision());
+    if (this.revisions.length > keep) this.revisions.shift();
   }
 
   /** One timer firing; returns the revision it compacted to, if it started one. */
@@ -51,14 +59,15 @@ export class AutoCompactor {
   }
 
   private async periodic(nowMs: number, periodMs: number): Promise<number | undefined> {
-    const keep = Math.floor(periodMs / timerIntervalMs(this.schedule)) + 1;
-    this.revisions.push(this.target.currentRevision());
-    if (this.revisions.length > keep) this.revisions.shift();
-    if (nowMs - this.lastSuccessMs < this.baseIntervalMs) return undefined;
-    if (this.baseIntervalMs === periodMs) this.baseIntervalMs = Math.min(periodMs, HOUR_MS);
-    const revision = this.revisions[0]!;
-    if (await this.run(revision)) this.lastSuccessMs = nowMs;
-    return revision;
+    try {
+      if (nowMs - this.lastSuccessMs < this.baseIntervalMs) return undefined;
+      if (this.baseIntervalMs === periodMs) this.baseIntervalMs = Math.min(periodMs, HOUR_MS);
+      const revision = this.revisions[0]!;
+      if (await this.run(revision)) this.lastSuccessMs = nowMs;
+      return revision;
+    } finally {
+      this.remember(periodMs);
+    }
   }
 
   private async byRevision(retention: number): Promise<number | undefined> {

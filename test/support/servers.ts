@@ -134,6 +134,8 @@ export interface MetaStoreHandle {
   destroy(): Promise<void>;
   /** Output of every incarnation so far, each introduced by a "[harness] start #n" line. */
   logs(): string;
+  /** Resolves when the current incarnation has logged a line containing `text`. */
+  waitForLog(text: string, timeoutMs?: number): Promise<void>;
 }
 
 /**
@@ -219,5 +221,6 @@ export async function startMetaStore(options: ServerOptions = {}): Promise<MetaS
     },
     destroy,
     logs: () => incarnations.map((p, i) => `[harness] start #${i + 1}\n${p.logs()}`).join('\n'),
+    waitForLog: (text, timeoutMs = DEFAULT_READY_TIMEOUT_MS) => current().waitForLog(text, timeoutMs),
   };
 }
