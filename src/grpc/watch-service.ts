@@ -6,7 +6,8 @@
 //   writable (grpc-js backpressure), so an unread stream holds at most its stream budget plus
 //   grpc-js's own small buffer.
 // - A response is split (fragment=true on all but the last) only for watchers created with
-//   `fragment`, only when its encoded size reaches --max-request-bytes and it has 2+ events,
+//   `fragment`, only when its encoded size reaches --max-request-bytes + 512 KiB and it has
+//   2+ events,
 //   cutting at the same points etcd's sendFragments does. Without `fragment` it goes out
 //   whole, as in etcd.
 // - Key/range_end follow etcd's watch conventions: empty key = "\0" (the smallest key);
@@ -39,6 +40,9 @@ interface WireWatchRequest {
   progressRequest?: object | null;
 }
 
+/** etcd's watch server cuts fragments at --max-request-bytes plus its gRPC overhead
+ * allowance (512 KiB, v3rpc grpcOverheadBytes). */
+const GRPC_OVERHEAD_BYTES = 512 * 1024;
 const FILTER_NOPUT = 0;
 const FILTER_NODELETE = 1;
 const EVENT_PUT = 0;
@@ -90,7 +94,7 @@ export function watchHandlers(kv: KvServer, headers: ResponseHeaders, options: W
       events,
     };
     if (!r.fragment || events.length < 2) return [message];
-    return fragments(message, events, options.maxRequestBytes);
+    return fragments(message, events, options.maxRequestBytes + GRPC_OVERHEAD_BYTES);
   };
 
   const Watch = (call: grpc.ServerDuplexStream<WireWatchRequest, object>): void => {

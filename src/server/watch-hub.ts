@@ -51,7 +51,7 @@ export interface WatchHubOptions {
 }
 
 const DEFAULTS: Required<WatchHubOptions> = {
-  maxWatcherPendingBytes: 1024 * 1024,
+  maxWatcherPendingBytes: 4 * 1024 * 1024,
   maxRevisionsPerDelivery: 1000,
   maxRecentBytes: 16 * 1024 * 1024,
   maxRecentRevisions: 20_000,
@@ -598,7 +598,9 @@ export class WatchHub implements EventListener {
           const matched: Event[] = [];
           for (let j = 0; j < entry.events.length; j++) if (w.contains(entry.keyTexts[j]!)) matched.push(entry.events[j]!);
           if (matched.length === 0) continue;
-          const out = w.filter(matched);
+          let out = w.filter(matched);
+          // etcd looks prev_kv up at send time: once revision-1 is compacted it sends none.
+          if (w.spec.prevKv && entry.revision - 1 < this.compactedRevision) out = out.map(({ type, kv }) => ({ type, kv }));
           const more = deliveryBytes(out) - 64;
           if (revisions > 0 && (revisions >= this.options.maxRevisionsPerDelivery || bytes + more > this.options.maxWatcherPendingBytes)) {
             w.minRev = entry.revision;

@@ -88,7 +88,7 @@ export class WatchStream implements WatchOwner {
     private readonly hub: WatchHub,
     options: WatchStreamOptions = {},
   ) {
-    this.maxPendingBytes = options.maxPendingBytes ?? 8 * 1024 * 1024;
+    this.maxPendingBytes = options.maxPendingBytes ?? 16 * 1024 * 1024;
     const interval = hub.options.progressNotifyIntervalMs;
     if (interval > 0) {
       this.progressTimer = setInterval(() => this.progressTick(), interval);
