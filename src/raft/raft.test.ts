@@ -267,6 +267,14 @@ describe('leader transfer', () => {
     expect(c.get(1n).node.raft.lead).toBe(2n);
   });
 
+  it('a transfer requested on a follower is forwarded to the leader', () => {
+    const c = new TestCluster(ids3);
+    c.campaign(1n);
+    c.get(3n).node.transferLeader(2n);
+    c.stabilize();
+    expect(c.get(2n).node.raft.state).toBe(StateRole.Leader);
+  });
+
   it('catches the transferee up first, then sends MsgTimeoutNow', () => {
     const c = new TestCluster(ids3);
     c.campaign(1n);

@@ -771,8 +771,9 @@ export class Raft {
         return;
       case MessageType.MsgTransferLeader:
         if (this.lead === NONE) return;
-        m.to = this.lead;
-        this.send(m);
+        // Forward as is: `from` names the transferee and must survive the hop (send() would
+        // overwrite it with our ID). Term 0 marks it as a request, like a forwarded proposal.
+        this.msgs.push({ ...m, to: this.lead, term: 0 });
         return;
       case MessageType.MsgTimeoutNow:
         // The leader asked us to take over now: skip pre-vote and the lease check.

@@ -153,6 +153,8 @@ export class Simulation {
   private opCounter = 0;
   private readonly verbose: boolean;
   private readonly faultPercent: number;
+  private readonly preVote: boolean;
+  private readonly checkQuorum: boolean;
   readonly stats: SimStats;
 
   constructor(opts: SimOptions) {
@@ -162,11 +164,15 @@ export class Simulation {
     const n = this.rnd.int(2) === 0 ? 3 : 5;
     this.initialPeers = Array.from({ length: n }, (_, i) => BigInt(i + 1));
     this.nextId = BigInt(n + 1);
-    for (const id of this.initialPeers) this.startNode(id, true, emptyDisk());
     this.clientBusy = new Array<PendingOp | undefined>(5).fill(undefined);
     // Seeds differ in how hostile the world is: calm ones exercise steady replication, harsh
     // ones churn leaders fast enough to reach the rare interleavings.
     this.faultPercent = [2, 5, 10][this.rnd.int(3)] as number;
+    // Half the seeds run the defaults (pre-vote and check-quorum on); the rest mix them off.
+    const mode = this.rnd.int(6);
+    this.preVote = mode < 3 || mode === 4;
+    this.checkQuorum = mode < 3 || mode === 5;
+    for (const id of this.initialPeers) this.startNode(id, true, emptyDisk());
     this.stats = { seed: opts.seed, nodes: n, ticks: 0, committed: 0, elections: 0, crashes: 0, confChanges: 0, transfers: 0, snapshotsSent: 0, ops: 0, opsAcked: 0 };
   }
 
@@ -204,6 +210,8 @@ export class Simulation {
       peers: founding ? this.initialPeers : [],
       maxSizePerMsg: 4096,
       maxInflightMsgs: 16,
+      preVote: this.preVote,
+      checkQuorum: this.checkQuorum,
     });
     const node: SimNode = {
       id,
