@@ -60,10 +60,13 @@ export interface MetricsServerOptions extends HealthServerOptions {
 const TEXT = 'text/plain; charset=utf-8';
 
 function newApp(logger: FastifyBaseLogger | undefined): FastifyInstance {
-  // Probes and scrapes are frequent; per-request logs would drown everything else. Errors
-  // thrown by a route are still logged by fastify.
-  const app = logger === undefined ? Fastify({ logger: false }) : Fastify({ loggerInstance: logger, disableRequestLogging: true });
-  return app as unknown as FastifyInstance;
+  const app = (logger === undefined ? Fastify({ logger: false }) : Fastify({ loggerInstance: logger })) as unknown as FastifyInstance;
+  // Probes and scrapes are frequent; per-request logs (info) would drown everything else.
+  // Errors thrown by a route are still logged.
+  app.addHook('onRoute', (route) => {
+    route.logLevel = 'warn';
+  });
+  return app;
 }
 
 function healthOptions(overrides: Partial<HealthOptions> | undefined): HealthOptions {
@@ -149,17 +152,22 @@ export function buildMetricsApp(options: Omit<MetricsServerOptions, 'host' | 'po
   return app;
 }
 
-async function listen(app: FastifyInstance, host: string, port: number): Promise<RunningHttpServer> {
-  await app.listen({ host, port });
+async function listen(app: FastifyInstance, host: string, port: number, what: string): Promise<RunningHttpServer> {
+  try {
+    await app.listen({ host, port });
+  } catch (error) {
+    await app.close();
+    throw new Error(`cannot serve ${what} on ${host}:${port}: ${error instanceof Error ? error.message : String(error)}`);
+  }
   const address = app.server.address();
   const boundPort = typeof address === 'object' && address !== null ? address.port : port;
   return { port: boundPort, close: () => app.close() };
 }
 
 export function startHealthServer(options: HealthServerOptions): Promise<RunningHttpServer> {
-  return listen(buildHealthApp(options), options.host, options.port);
+  return listen(buildHealthApp(options), options.host, options.port, 'health checks (server.health.port)');
 }
 
 export function startMetricsServer(options: MetricsServerOptions): Promise<RunningHttpServer> {
-  return listen(buildMetricsApp(options), options.host, options.port);
+  return listen(buildMetricsApp(options), options.host, options.port, 'metrics (server.monitoring.prometheus_port)');
 }

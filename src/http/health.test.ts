@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { checkHealth, checkReadiness, etcdHealth, runEtcdChecks, type HealthSources } from './health.js';
-import { buildHealthApp, buildMetricsApp } from './health-server.js';
+import { buildHealthApp, buildMetricsApp, startHealthServer } from './health-server.js';
 
 interface FakeState {
   leader: boolean;
@@ -216,5 +216,20 @@ describe('HTTP mapping', () => {
 
     sources.state.alarms = ['NOSPACE', 'CORRUPT'];
     expect((await app.inject('/health?exclude=NOSPACE&serializable=true')).json()).toEqual({ health: 'false', reason: 'ALARM CORRUPT' });
+  });
+});
+
+describe('listening', () => {
+  it('serves on a real port, and a taken port fails start-up naming the setting', async () => {
+    const server = await startHealthServer({ host: '127.0.0.1', port: 0, sources: fake() });
+    try {
+      const response = await fetch(`http://127.0.0.1:${server.port}/liveness`);
+      expect(response.status).toBe(200);
+      await expect(startHealthServer({ host: '127.0.0.1', port: server.port, sources: fake() })).rejects.toThrow(
+        `cannot serve health checks (server.health.port) on 127.0.0.1:${server.port}`,
+      );
+    } finally {
+      await server.close();
+    }
   });
 });
