@@ -3,8 +3,10 @@
 // Start-up order: parse the command line (a bad config stops here with one line and exit 2),
 // open the backend (a data dir of another format stops here), restore the state, bind the
 // client port, then log "ready to serve client requests" (the line etcd logs, which scripts
-// and tests wait for). SIGTERM/SIGINT stop accepting, let in-flight requests finish within the
-// graceful shutdown timeout, flush and close the database, and exit 0.
+// and tests wait for); the health and metrics side ports are up before that line. SIGTERM/SIGINT
+// first turn /readiness to 503 (so a balancer drains the member), then stop accepting, let
+// in-flight requests finish within the graceful shutdown timeout, flush and close the
+// database, and exit 0.
 
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -16,6 +18,11 @@ import type { Config } from './config/schema.js';
 import { formatUrl } from './config/values.js';
 import { startGrpcServer } from './grpc/grpc-server.js';
 import { setCallHooks } from './grpc/handler.js';
+import { ETCD_COMPATIBLE_VERSION } from './grpc/maintenance-service.js';
+import type { HealthSources } from './http/health.js';
+import { startHealthServer, startMetricsServer, type RunningHttpServer } from './http/health-server.js';
+import { countGrpcConnections } from './metrics/grpc-connections.js';
+import { createMetrics, type MetricsSources } from './metrics/metrics.js';
 import { CompactedError } from './mvcc/errors.js';
 import { AutoCompactor, startAutoCompactor, type CompactionSchedule } from './server/auto-compactor.js';
 import { KvServer } from './server/kv-server.js';
@@ -69,6 +76,43 @@ async function loadOrStoreIdentity(backend: Backend, derived: { memberId: bigint
   return derived;
 }
 
+/** A serializable single-key read: what the health checks ask of the store. */
+const HEALTH_PROBE = {
+  key: Buffer.from('health'),
+  rangeEnd: Buffer.alloc(0),
+  limit: 1,
+  revision: 0,
+  sortOrder: 0,
+  sortTarget: 0,
+  keysOnly: true,
+  countOnly: false,
+  minModRevision: 0,
+  maxModRevision: 0,
+  minCreateRevision: 0,
+  maxCreateRevision: 0,
+};
+
+/** What the side ports read from the member. A single member always leads itself. */
+function opsSources(kv: KvServer, shuttingDown: () => boolean): HealthSources & MetricsSources {
+  return {
+    hasLeader: () => true,
+    isLeader: () => true,
+    appliedIndex: () => kv.appliedIndex,
+    committedIndex: () => kv.lastIndex,
+    pendingProposals: () => kv.lastIndex - kv.appliedIndex,
+    alarms: () => [],
+    shuttingDown,
+    checkRead: async () => void kv.range(HEALTH_PROBE),
+    currentRevision: () => kv.currentRevision,
+    compactedRevision: () => kv.compactedRevision,
+    // O(keys) per scrape until the MVCC store keeps a live-key count.
+    keysTotal: () => kv.range({ ...HEALTH_PROBE, key: Buffer.from([0]), rangeEnd: Buffer.from([0]), limit: 0, keysOnly: false, countOnly: true }).result.count,
+    dbSizeBytes: () => kv.backend.sizeBytes(),
+    dbSizeInUseBytes: () => kv.backend.spaceSizeBytes(KeySpace.mvcc),
+    activeConnections: () => countGrpcConnections(),
+  };
+}
+
 function compactionSchedule(config: Config): CompactionSchedule | undefined {
   if (config.compaction.mode === 'revision') {
     return config.compaction.retentionRevisions > 0 ? { mode: 'revision', retentionRevisions: config.compaction.retentionRevisions } : undefined;
@@ -92,8 +136,15 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     'recovered state',
   );
 
+  let stopping = false;
+  const sources = opsSources(kv, () => stopping);
+  const metrics = config.monitoring.enablePrometheus
+    ? createMetrics({ serverVersion: ETCD_COMPATIBLE_VERSION, memberId: identity.memberId, sources })
+    : undefined;
+  metrics?.leaderChanges.inc(); // a single member becomes leader once, at start
+
   const grpcLog = log.child({ component: 'grpc' });
-  setCallHooks(undefined, (method, error) => grpcLog.error({ method, err: error }, 'internal error in request handler'));
+  setCallHooks(metrics?.observeCall, (method, error) => grpcLog.error({ method, err: error }, 'internal error in request handler'));
   const grpcServer = await startGrpcServer(kv, {
     host: config.grpc.address,
     port: config.grpc.port,
@@ -122,15 +173,25 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     stopCompactor = startAutoCompactor(compactor, schedule);
   }
 
+  const httpLog = log.child({ component: 'http' });
+  const sidePorts: RunningHttpServer[] = [];
+  sidePorts.push(await startHealthServer({ host: config.grpc.address, port: config.health.port, sources, logger: httpLog }));
+  if (metrics) {
+    const versions = { etcdserver: ETCD_COMPATIBLE_VERSION, etcdcluster: '3.4.0' };
+    sidePorts.push(await startMetricsServer({ host: config.grpc.address, port: config.monitoring.prometheusPort, sources, metrics, versions, logger: httpLog }));
+  }
+  httpLog.info({ healthPort: sidePorts[0]!.port, metricsPort: sidePorts[1]?.port }, 'serving health and metrics');
+
   log.info({ address: `${config.grpc.address}:${grpcServer.port}` }, 'ready to serve client requests');
 
-  let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
+    stopping = true; // from here on /readiness answers 503
+    log.info({ signal }, 'shutting down; readiness reports not ready');
     stopCompactor();
     await grpcServer.close(config.reliability.gracefulShutdownTimeoutMs);
+    log.info('client port closed');
+    await Promise.all(sidePorts.map((server) => server.close()));
     await kv.close();
     log.info('stopped');
     log.flush();
