@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { TestCluster, enc } from './test-harness.js';
-import { ConfChangeType, MessageType, NONE, StateRole, makeMessage } from './types.js';
+import { ConfChangeType, MessageType, NONE, StateRole, makeMessage, type MessageType as MessageTypeT } from './types.js';
 import { ProposalDroppedError } from './raft.js';
 import { ProgressState } from './progress.js';
 import { MemoryStorage } from './storage.js';
@@ -445,6 +445,29 @@ describe('§7 log compaction', () => {
     expect(again.raft.raftLog.committed).toBe(7);
     expect(again.raft.raftLog.lastIndex()).toBe(7);
     expect(again.raft.raftLog.firstIndex()).toBe(6);
+  });
+});
+
+describe('network input', () => {
+  it('malformed peer messages are refused with a clear error and change nothing', async () => {
+    const { InvalidMessageError } = await import('./raw-node.js');
+    const c = new TestCluster(ids3);
+    c.campaign(1n);
+    const n2 = c.get(2n).node;
+    const before = JSON.stringify(n2.status(), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+    const bad = [
+      makeMessage({ type: MessageType.MsgHup, from: 1n, to: 2n, term: 2 }),
+      makeMessage({ type: MessageType.MsgApp, from: 1n, to: 3n, term: 2 }),
+      makeMessage({ type: MessageType.MsgApp, from: 1n, to: 2n, term: 2.5 }),
+      makeMessage({ type: MessageType.MsgApp, from: 1n, to: 2n, term: 2, index: 5, logTerm: 2, entries: [{ term: 2, index: 7, type: 0, data: new Uint8Array(0) }] }),
+      makeMessage({ type: MessageType.MsgApp, from: 1n, to: 2n, term: 2, index: 5, logTerm: 2, entries: [{ term: 9, index: 6, type: 0, data: new Uint8Array(0) }] }),
+      makeMessage({ type: MessageType.MsgSnap, from: 1n, to: 2n, term: 2 }),
+      makeMessage({ type: MessageType.MsgProp, from: 1n, to: 2n }),
+      makeMessage({ type: 99 as MessageTypeT, from: 1n, to: 2n, term: 2 }),
+      makeMessage({ type: MessageType.MsgHeartbeat, from: 1n, to: 2n }),
+    ];
+    for (const m of bad) expect(() => n2.step(m)).toThrow(InvalidMessageError);
+    expect(JSON.stringify(n2.status(), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))).toBe(before);
   });
 });
 

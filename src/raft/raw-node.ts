@@ -23,6 +23,7 @@ import {
   isLocalMessage,
   isResponseMessage,
   makeMessage,
+  messageTypeName,
   type ConfChange,
   type ConfState,
   type Entry,
@@ -87,7 +88,7 @@ export class RawNode {
   /** Feeds a message from a peer. Local-only message types from the network are refused;
    *  responses from members we no longer know are ignored. */
   step(m: Message): void {
-    if (isLocalMessage(m.type)) throw new Error(`raft: cannot step local message ${m.type} from the network`);
+    validateMessage(m, this.raft.id);
     if (isResponseMessage(m.type) && !this.raft.prs.progress.has(m.from) && this.raft.state === StateRole.Leader) return;
     try {
       this.raft.step(m);
@@ -225,6 +226,44 @@ export class RawNode {
 
   get lead(): bigint {
     return this.raft.lead === NONE ? NONE : this.raft.lead;
+  }
+}
+
+/** A peer message that must be refused before it touches any state. */
+export class InvalidMessageError extends Error {
+  readonly code = 'RAFT_INVALID_MESSAGE';
+  constructor(what: string) {
+    super(`raft: invalid message: ${what}`);
+  }
+}
+
+const MAX_MESSAGE_TYPE = MessageType.MsgPreVoteResp;
+
+/** Checks the shape of a message from the network: bad input gets a clear error and changes
+ *  nothing (the core's own assertions are for bugs, not for peers). */
+function validateMessage(m: Message, self: bigint): void {
+  if (!Number.isInteger(m.type) || m.type < 0 || m.type > MAX_MESSAGE_TYPE) throw new InvalidMessageError(`unknown type ${String(m.type)}`);
+  if (isLocalMessage(m.type)) throw new InvalidMessageError(`local-only type ${messageTypeName(m.type)} from the network`);
+  if (m.to !== self) throw new InvalidMessageError(`addressed to ${m.to}, this node is ${self}`);
+  if (m.from === NONE) throw new InvalidMessageError('sender is none');
+  for (const [name, v] of [['term', m.term], ['logTerm', m.logTerm], ['index', m.index], ['commit', m.commit], ['rejectHint', m.rejectHint]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidMessageError(`${name} ${String(v)} is not a non-negative safe integer`);
+  }
+  if (!Array.isArray(m.entries)) throw new InvalidMessageError('entries is not an array');
+  let prev = m.index;
+  for (const e of m.entries) {
+    if (!Number.isSafeInteger(e.term) || !Number.isSafeInteger(e.index) || !(e.data instanceof Uint8Array)) throw new InvalidMessageError('malformed entry');
+    if (e.type !== EntryType.Normal && e.type !== EntryType.ConfChange) throw new InvalidMessageError(`unknown entry type ${String(e.type)}`);
+    if (m.type === MessageType.MsgApp) {
+      if (e.index !== prev + 1) throw new InvalidMessageError(`entries not contiguous after index ${prev}`);
+      if (e.term < m.logTerm || e.term > m.term) throw new InvalidMessageError(`entry term ${e.term} outside [${m.logTerm}, ${m.term}]`);
+      prev = e.index;
+    }
+  }
+  if (m.type === MessageType.MsgProp && m.entries.length === 0) throw new InvalidMessageError('empty proposal');
+  if (m.type === MessageType.MsgSnap && m.snapshot === undefined) throw new InvalidMessageError('MsgSnap without snapshot');
+  if (m.term === 0 && m.type !== MessageType.MsgProp && m.type !== MessageType.MsgReadIndex && m.type !== MessageType.MsgTransferLeader) {
+    throw new InvalidMessageError(`${messageTypeName(m.type)} without a term`);
   }
 }
 

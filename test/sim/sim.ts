@@ -155,6 +155,7 @@ export class Simulation {
   private readonly faultPercent: number;
   private readonly preVote: boolean;
   private readonly checkQuorum: boolean;
+  private readonly maxSizePerMsg: number;
   readonly stats: SimStats;
 
   constructor(opts: SimOptions) {
@@ -172,6 +173,9 @@ export class Simulation {
     const mode = this.rnd.int(6);
     this.preVote = mode < 3 || mode === 4;
     this.checkQuorum = mode < 3 || mode === 5;
+    // Tiny messages split batches (one entry per MsgApp), reaching interleavings where an old
+    // leader's entry and a new leader's no-op travel separately (Raft paper figure 8).
+    this.maxSizePerMsg = this.rnd.int(2) === 0 ? 1 : 4096;
     for (const id of this.initialPeers) this.startNode(id, true, emptyDisk());
     this.stats = { seed: opts.seed, nodes: n, ticks: 0, committed: 0, elections: 0, crashes: 0, confChanges: 0, transfers: 0, snapshotsSent: 0, ops: 0, opsAcked: 0 };
   }
@@ -208,7 +212,7 @@ export class Simulation {
       random: new SeededRandom(this.rnd.int(2 ** 31)),
       applied,
       peers: founding ? this.initialPeers : [],
-      maxSizePerMsg: 4096,
+      maxSizePerMsg: this.maxSizePerMsg,
       maxInflightMsgs: 16,
       preVote: this.preVote,
       checkQuorum: this.checkQuorum,
