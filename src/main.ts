@@ -17,8 +17,9 @@ import { ConfigError } from './config/parse-config.js';
 import type { Config } from './config/schema.js';
 import { formatUrl } from './config/values.js';
 import { startGrpcServer } from './grpc/grpc-server.js';
-import { setCallHooks } from './grpc/handler.js';
+import { setAdmission, setCallHooks } from './grpc/handler.js';
 import { ETCD_COMPATIBLE_VERSION } from './grpc/maintenance-service.js';
+import { TokenBucket, rateLimitMessage } from './grpc/rate-limit.js';
 import type { HealthSources } from './http/health.js';
 import { startHealthServer, startMetricsServer, type RunningHttpServer } from './http/health-server.js';
 import { countGrpcConnections } from './metrics/grpc-connections.js';
@@ -145,6 +146,12 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
 
   const grpcLog = log.child({ component: 'grpc' });
   setCallHooks(metrics?.observeCall, (method, error) => grpcLog.error({ method, err: error }, 'internal error in request handler'));
+  if (config.grpc.enableRateLimit) {
+    const limit = { qps: config.grpc.rateLimitQps, burst: config.grpc.rateLimitBurst };
+    const bucket = new TokenBucket(limit);
+    const refusal = rateLimitMessage(limit);
+    setAdmission(() => (bucket.tryTake() ? undefined : refusal));
+  }
   const grpcServer = await startGrpcServer(kv, {
     host: config.grpc.address,
     port: config.grpc.port,

@@ -14,11 +14,19 @@ export type CallObserver = (method: string, code: grpc.status, seconds: number) 
 /** Receives errors that are bugs (not etcd errors), for logging. */
 export type InternalErrorSink = (method: string, error: unknown) => void;
 
-const hooks: { observe?: CallObserver; internalError?: InternalErrorSink } = {};
+/** Admission control before any work: a refusal text, or undefined to admit (rate-limit.ts). */
+export type Admission = () => string | undefined;
+
+const hooks: { observe?: CallObserver; internalError?: InternalErrorSink; admit?: Admission } = {};
 
 export function setCallHooks(observe: CallObserver | undefined, internalError: InternalErrorSink | undefined): void {
   hooks.observe = observe;
   hooks.internalError = internalError;
+}
+
+/** Installs (or, with undefined, removes) the admission check every unary call passes first. */
+export function setAdmission(admit: Admission | undefined): void {
+  hooks.admit = admit;
 }
 
 const MVCC_TO_ETCD: Record<MvccErrorCode, EtcdErrorCode> = {
@@ -53,6 +61,11 @@ export function unary<Request>(method: string, body: (request: Request, call: gr
       if (hooks.observe) hooks.observe(method, error?.code ?? grpc.status.OK, (performance.now() - started) / 1000);
       callback(error, response);
     };
+    const refused = hooks.admit?.();
+    if (refused !== undefined) {
+      done(rawStatus(grpc.status.RESOURCE_EXHAUSTED, refused));
+      return;
+    }
     const tooLarge = oversize(call.request);
     if (tooLarge !== undefined) {
       done(rawStatus(grpc.status.RESOURCE_EXHAUSTED, tooLarge));
