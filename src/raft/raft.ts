@@ -603,6 +603,9 @@ export class Raft {
     if (pr === undefined) return;
     switch (m.type) {
       case MessageType.MsgAppResp: {
+        // An ack beyond our log cannot come from a correct peer; believing it would corrupt
+        // match/next and the commit computation.
+        if (!m.reject && m.index > this.raftLog.lastIndex()) return;
         pr.recentActive = true;
         if (m.reject) {
           let nextProbeIdx = m.rejectHint;

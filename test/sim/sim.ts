@@ -240,8 +240,9 @@ export class Simulation {
     this.log(`crash ${n.id}`);
     this.stats.crashes++;
     n.alive = false;
-    // Unsynced writes vanish.
-    n.disk.pending = [];
+    // Unsynced writes may or may not have reached the disk: keep a random prefix of them.
+    n.disk.pending = n.disk.pending.slice(0, this.rnd.int(n.disk.pending.length + 1));
+    this.flushDisk(n);
     for (const w of n.waiters.values()) this.abandon(w);
     for (const r of n.reads) this.abandon(r);
     n.waiters.clear();
