@@ -36,8 +36,14 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
 
   return {
     Range: unary<wire.RangeRequest>('Range', (request) => {
-      const { result, revision } = kv.range(toRangeRequest(request));
-      return { header: headers.at(revision), ...toWireRange(result) };
+      const range = toRangeRequest(request);
+      const respond = () => {
+        const { result, revision } = kv.range(range);
+        return { header: headers.at(revision), ...toWireRange(result) };
+      };
+      // A linearizable read on a cluster member first confirms it is up to date (ReadIndex).
+      const barrier = request.serializable ? undefined : kv.readBarrier();
+      return barrier === undefined ? respond() : barrier.then(respond);
     }),
 
     Put: unary<wire.PutRequest>('Put', async (request) => {
@@ -58,7 +64,12 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
       const txn = toTxnRequest(request, limits.maxTxnOps);
       checkDuplicateKeys(txn.success);
       checkDuplicateKeys(txn.failure);
-      if (!isReadOnlyTxn(txn)) checkSize(request);
+      if (isReadOnlyTxn(txn)) {
+        // etcd serves a read-only txn locally, after a ReadIndex unless all its ranges are serializable.
+        if (!txnSerializable(request)) await kv.readBarrier();
+      } else {
+        checkSize(request);
+      }
       const { result, revision } = await kv.txn(txn);
       // A txn that changed something wrote at `revision`, so it started just below it.
       const start = txnChanged(result) ? revision - 1 : revision;
@@ -71,4 +82,12 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
       return { header: headers.at(revision) };
     }),
   } satisfies Record<string, grpc.handleUnaryCall<never, unknown>>;
+}
+
+/** etcd's isTxnSerializable: every range in both branches (recursively) is serializable. */
+function txnSerializable(request: wire.TxnRequest): boolean {
+  const ops = [...(request.success ?? []), ...(request.failure ?? [])];
+  return ops.every((op) =>
+    op.request === 'requestRange' ? op.requestRange.serializable : op.request === 'requestTxn' ? txnSerializable(op.requestTxn) : true,
+  );
 }

@@ -18,9 +18,8 @@ export function maintenanceHandlers(kv: KvServer, headers: ResponseHeaders, iden
         version: ETCD_COMPATIBLE_VERSION,
         dbSize,
         dbSizeInUse,
-        // A single member always leads itself.
-        leader: identity.memberId.toString(),
-        raftIndex: kv.lastIndex,
+        leader: kv.leader(identity.memberId).toString(),
+        raftIndex: kv.commitIndex,
         raftTerm: kv.term,
         raftAppliedIndex: kv.appliedIndex,
         errors: [],

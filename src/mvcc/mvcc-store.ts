@@ -96,8 +96,8 @@ interface RangeAccumulator {
 export class MvccStore {
   private readonly history: HistoryReader;
   private readonly leases: LeaseTracker | undefined;
-  private readonly keys = new SortedKeyMap<KeyIndex>();
-  private readonly keyArena = new KeyArena();
+  private keys = new SortedKeyMap<KeyIndex>();
+  private keyArena = new KeyArena();
   private current = 1;
   private compacted = -1;
   private phase: Phase = 'fresh';
@@ -113,6 +113,21 @@ export class MvccStore {
     this.history = options.history;
     this.leases = options.leases;
   }
+  /**
+   * Forgets the whole state, ready for restoreRecord()/finishRestore() again: a member that
+   * installs a snapshot from its leader replaces its state this way instead of rebuilding the
+   * objects that hold a reference to the store.
+   */
+  reset(): void {
+    assert(this.sink === undefined, 'reset during a write');
+    this.keys = new SortedKeyMap<KeyIndex>();
+    this.keyArena = new KeyArena();
+    this.current = 1;
+    this.compacted = -1;
+    this.phase = 'fresh';
+    this.lastRestored = { main: 0, sub: 0 };
+  }
+
 
   get currentRevision(): number {
     return this.current;

@@ -57,6 +57,7 @@ export interface EventListener {
 export class Applier {
   private applied: number;
   private readonly listeners: EventListener[] = [];
+  private lastWritten: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly mvcc: MvccStore,
@@ -68,6 +69,16 @@ export class Applier {
 
   get appliedIndex(): number {
     return this.applied;
+  }
+
+  /** Resolves when every apply batch so far is on disk (before compacting the log behind it). */
+  flushed(): Promise<void> {
+    return this.lastWritten;
+  }
+
+  /** After a snapshot install replaced the state: continue from its applied index. */
+  resetAppliedIndex(index: number): void {
+    this.applied = index;
   }
 
   addListener(listener: EventListener): void {
@@ -101,6 +112,7 @@ export class Applier {
     indexBytes.writeBigUInt64BE(BigInt(this.applied));
     ops.push({ type: 'put', key: spaceKey(KeySpace.meta, META_APPLIED_INDEX), value: indexBytes });
     const written = this.backend.write(ops, { sync: false });
+    this.lastWritten = written;
     if (events.length > 0) {
       for (const listener of this.listeners) listener.onEvents(events, this.mvcc.currentRevision);
     }

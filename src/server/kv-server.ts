@@ -6,8 +6,8 @@
 // the Raft-driven node adds a ReadIndex round before a linearizable read.
 // Writes: proposed to the log; the answer carries the store revision right after the entry.
 
-import type { Backend } from '../storage/backend.js';
-import { KeySpace } from '../storage/backend.js';
+import type { Backend, BatchOp } from '../storage/backend.js';
+import { KeySpace, spaceKey } from '../storage/backend.js';
 import { MvccStore } from '../mvcc/mvcc-store.js';
 import { decodeRevisionKey, encodeRevisionKey } from '../mvcc/revision.js';
 import type {
@@ -22,7 +22,12 @@ import type {
   TxnResult,
 } from '../mvcc/types.js';
 import { assert } from '../util/assert.js';
+import { RawNode } from '../raft/raw-node.js';
+import type { Random } from '../util/random.js';
+import { RaftLogStore } from '../storage/raft-log-store.js';
+import { ByteReader, ByteWriter } from '../util/binary.js';
 import { Applier, META_APPLIED_INDEX, META_COMPACTED_REVISION, type ApplyOutcome, type ApplyValue } from './applier.js';
+import { RaftNode, type PeerSender } from './raft-node.js';
 import { SoloLog } from './solo-log.js';
 import { WatchHub } from './watch-hub.js';
 
@@ -36,6 +41,27 @@ export interface MemberIdentity {
   clusterId: bigint;
   memberId: bigint;
 }
+
+/** How this member takes part in a multi-member cluster (absent: a single member, SoloLog). */
+export interface ReplicationOptions {
+  memberId: bigint;
+  /** Voters of a brand-new cluster (every initial member, this one included). */
+  initialVoters: bigint[];
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  preVote: boolean;
+  requestTimeoutMs: number;
+  snapshotCount: number;
+  random: Random;
+  /** Late-bound: the transport is created after the node, with the node as its receiver. */
+  sender: PeerSender;
+  onLeaderChange?(lead: bigint, term: number): void;
+  onFatal(error: unknown): void;
+}
+
+/** Key spaces that make up the replicated state a snapshot carries. */
+const SNAPSHOT_SPACES = [KeySpace.meta, KeySpace.mvcc, KeySpace.lease, KeySpace.auth];
 
 function readMetaNumber(backend: Backend, key: string): number {
   const value = backend.get(KeySpace.meta, key);
@@ -52,25 +78,115 @@ export class KvServer {
   /** Watchers of this member, fed by the applier (see watch-hub.ts). */
   readonly watchHub: WatchHub;
 
+  /** The Raft node when this member is part of a multi-member cluster. */
+  raft: RaftNode | undefined;
+  private log: SoloLog | RaftNode;
+
   private constructor(
     readonly backend: Backend,
     readonly mvcc: MvccStore,
     readonly applier: Applier,
-    private readonly log: SoloLog,
+    log: SoloLog | RaftNode | undefined,
   ) {
+    this.log = log as SoloLog | RaftNode;
     this.watchHub = new WatchHub({ mvcc, backend });
     applier.addListener(this.watchHub);
   }
 
-  static async open(backend: Backend): Promise<KvServer> {
+  static async open(backend: Backend, options: { replication?: ReplicationOptions } = {}): Promise<KvServer> {
     const mvcc = new MvccStore({ history: { readRecord: (rev) => backend.get(KeySpace.mvcc, encodeRevisionKey(rev)) } });
-    for await (const [key, record] of backend.scan(KeySpace.mvcc)) {
-      mvcc.restoreRecord(decodeRevisionKey(key), record);
-    }
-    mvcc.finishRestore({ compactedRevision: readMetaNumber(backend, META_COMPACTED_REVISION) });
+    await restoreMvcc(backend, mvcc);
     const applier = new Applier(mvcc, backend, readMetaNumber(backend, META_APPLIED_INDEX));
-    const log = await SoloLog.recover(backend, applier);
-    return new KvServer(backend, mvcc, applier, log);
+    const replication = options.replication;
+    if (replication === undefined) {
+      return new KvServer(backend, mvcc, applier, await SoloLog.recover(backend, applier));
+    }
+    const server = new KvServer(backend, mvcc, applier, undefined);
+    const store = await RaftLogStore.open(backend.level, KeySpace.raftLog);
+    const initial = store.initialState();
+    const node = new RawNode({
+      id: replication.memberId,
+      electionTick: replication.electionTicks,
+      heartbeatTick: replication.heartbeatTicks,
+      storage: store,
+      random: replication.random,
+      applied: Math.max(applier.appliedIndex, store.snapshot().metadata.index),
+      checkQuorum: true,
+      preVote: replication.preVote,
+      peers: initial.confState.voters.length === 0 ? replication.initialVoters : undefined,
+    });
+    const raft = new RaftNode(
+      node,
+      store,
+      applier,
+      replication.sender,
+      { dump: () => server.dumpState(), install: (data) => server.installState(data) },
+      {
+        memberId: replication.memberId,
+        tickMs: replication.tickMs,
+        requestTimeoutMs: replication.requestTimeoutMs,
+        snapshotCount: replication.snapshotCount,
+        snapshotCatchUpEntries: Math.min(5000, Math.max(1, Math.floor(replication.snapshotCount / 2))),
+        onLeaderChange: replication.onLeaderChange,
+        onFatal: replication.onFatal,
+      },
+      {
+        confState: initial.confState.voters.length === 0 ? { voters: replication.initialVoters, learners: [] } : initial.confState,
+        snapshotIndex: store.snapshot().metadata.index,
+      },
+    );
+    server.log = raft;
+    server.raft = raft;
+    return server;
+  }
+
+  /** Starts the Raft node's clock (after the transport is up). No-op on a single member. */
+  start(): void {
+    this.raft?.start();
+  }
+
+  /**
+   * Linearizable reads on a cluster member wait for a ReadIndex round; a single member has
+   * every acknowledged write applied already.
+   */
+  readBarrier(): Promise<void> | undefined {
+    return this.raft?.readBarrier();
+  }
+
+  /** A consistent dump of the replicated state (every snapshot key space), for a follower. */
+  async dumpState(): Promise<{ appliedIndex: number; data: Uint8Array }> {
+    await this.applier.flushed();
+    const out = new ByteWriter(1 << 20);
+    for (const space of SNAPSHOT_SPACES) {
+      for await (const [key, value] of this.backend.scan(space)) {
+        if (space === KeySpace.meta && key.toString('latin1') === 'format') continue;
+        out.u8(space).bytes(key).bytes(value);
+      }
+    }
+    return { appliedIndex: this.applier.appliedIndex, data: out.finish() };
+  }
+
+  /** Replaces the replicated state with a leader's dump; returns the applied index it holds. */
+  async installState(data: Uint8Array): Promise<number> {
+    await this.applier.flushed();
+    const ops: BatchOp[] = [];
+    for (const space of SNAPSHOT_SPACES) {
+      for await (const [key] of this.backend.scan(space)) {
+        if (space === KeySpace.meta && key.toString('latin1') === 'format') continue;
+        ops.push({ type: 'del', key: spaceKey(space, key) });
+      }
+    }
+    const input = new ByteReader(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    while (!input.done) {
+      const space = input.u8() as KeySpace;
+      ops.push({ type: 'put', key: spaceKey(space, input.bytes()), value: Buffer.from(input.bytes()) });
+    }
+    await this.backend.write(ops, { sync: true });
+    this.mvcc.reset();
+    await restoreMvcc(this.backend, this.mvcc);
+    const applied = readMetaNumber(this.backend, META_APPLIED_INDEX);
+    this.applier.resetAppliedIndex(applied);
+    return applied;
   }
 
   get currentRevision(): number {
@@ -83,7 +199,12 @@ export class KvServer {
 
   /** Raft term of the log; a single member stays in its first term. */
   get term(): number {
-    return 1;
+    return this.raft ? Math.max(1, this.raft.term) : 1;
+  }
+
+  /** The leader's member ID as far as this member knows (0 = none); itself when alone. */
+  leader(selfId: bigint): bigint {
+    return this.raft ? this.raft.leader : selfId;
   }
 
   get appliedIndex(): number {
@@ -92,6 +213,11 @@ export class KvServer {
 
   get lastIndex(): number {
     return this.log.lastIndex;
+  }
+
+  /** The highest log index known committed (etcd's Status raftIndex). */
+  get commitIndex(): number {
+    return this.raft ? this.raft.commitIndex : this.log.lastIndex;
   }
 
   range(request: RangeRequest): Revisioned<RangeResult> {
@@ -137,10 +263,23 @@ export class KvServer {
 
   async close(): Promise<void> {
     this.watchHub.close();
-    this.log.stop();
-    await this.log.drain();
+    if (this.log instanceof RaftNode) {
+      await this.log.stop();
+    } else {
+      this.log.stop();
+      await this.log.drain();
+    }
     await this.backend.close();
   }
+}
+
+async function restoreMvcc(backend: Backend, mvcc: MvccStore): Promise<void> {
+  for await (const [key, record] of backend.scan(KeySpace.mvcc)) {
+    mvcc.restoreRecord(decodeRevisionKey(key), record);
+  }
+  // Never compacted: -1, as a fresh store (0 would make negative revisions read as compacted).
+  const compacted = backend.get(KeySpace.meta, META_COMPACTED_REVISION);
+  mvcc.finishRestore({ compactedRevision: compacted === undefined ? -1 : Number(compacted.readBigUInt64BE(0)) });
 }
 
 function unwrap(outcome: ApplyOutcome): ApplyValue {

@@ -1,0 +1,427 @@
+// The Raft-driven log of a member of a multi-member cluster: the only IO driver of the pure
+// Raft core. It has the same outward shape as SoloLog (propose -> outcome), plus
+// linearizable read barriers (ReadIndex) and leadership information.
+//
+// One turn of the loop (run whenever work arrives, at most one Ready outstanding):
+//   step received messages, propose queued requests (one batch), ask one ReadIndex for the
+//   queued reads -> Ready -> persist hard state + entries (+ snapshot) in one write, synced
+//   when Raft requires -> only then send the messages -> install a snapshot if one came ->
+//   apply committed entries through the Applier -> answer waiters -> advance().
+//
+// Entry data: [proposer member ID u64][request ID u64][InternalRequest]; empty data is the
+// no-op a new leader appends. Only the proposing member has a waiter for an entry; others
+// just apply it. Conf change entries carry the core's encoded ConfChange.
+
+import { RawNode } from '../raft/raw-node.js';
+import { ProposalDroppedError } from '../raft/raft.js';
+import {
+  EntryType,
+  MessageType,
+  NONE,
+  decodeConfChange,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Message,
+  type Snapshot,
+} from '../raft/types.js';
+import { assert } from '../util/assert.js';
+import type { Applier, CommittedEntry } from './applier.js';
+import { ServerError } from './errors.js';
+import { decodeInternalRequest, encodeInternalRequest, type InternalRequest } from './internal-request.js';
+import type { ProposalResult } from './solo-log.js';
+
+/** What the node needs from the durable raft log (RaftLogStore implements it). */
+export interface DurableRaftLog {
+  save(hardState: HardState | undefined, entries: Entry[], snapshot: Snapshot | undefined, options: { sync: boolean }): Promise<void>;
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array, options?: { sync: boolean }): Promise<Snapshot>;
+  compact(index: number, options?: { sync: boolean }): Promise<void>;
+  firstIndex(): number;
+}
+
+/** Sends raft messages to peers (the transport implements it). */
+export interface PeerSender {
+  send(messages: Message[]): void;
+}
+
+/** Builds and installs whole-state snapshots (the KV server implements it). */
+export interface StateSnapshots {
+  /** A consistent dump of the applied state, with the applied index it covers. */
+  dump(): Promise<{ appliedIndex: number; data: Uint8Array }>;
+  /** Replaces the applied state with a dump; returns the applied index it covers. */
+  install(data: Uint8Array): Promise<number>;
+}
+
+export interface RaftNodeOptions {
+  memberId: bigint;
+  tickMs: number;
+  requestTimeoutMs: number;
+  /** Applied entries between raft snapshots (etcd --snapshot-count). */
+  snapshotCount: number;
+  /** Entries kept behind a snapshot so slightly-lagging followers catch up from the log. */
+  snapshotCatchUpEntries: number;
+  onLeaderChange?(lead: bigint, term: number): void;
+  onConfChange?(type: number, nodeId: bigint, context: Uint8Array | undefined, confState: ConfState): void;
+  onFatal(error: unknown): void;
+}
+
+interface PendingProposal {
+  id: bigint;
+  request: InternalRequest;
+  data: Uint8Array;
+  resolve: (result: ProposalResult) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface PendingRead {
+  resolve: () => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+const HEADER_BYTES = 16;
+
+export class RaftNode {
+  private inbox: Message[] = [];
+  private queuedProposals: PendingProposal[] = [];
+  private readonly waiting = new Map<bigint, PendingProposal>();
+  private queuedReads: PendingRead[] = [];
+  /** Reads waiting for their ReadIndex answer, by request context. */
+  private readonly readsByContext = new Map<string, PendingRead[]>();
+  /** Reads that know their index and wait for apply to reach it. */
+  private readsByIndex: Array<{ index: number; reads: PendingRead[] }> = [];
+  private nextRequestId = 1n;
+  private nextReadContext = 1n;
+  private scheduled = false;
+  private inTurn = false;
+  private stopped = false;
+  private ticker: NodeJS.Timeout | undefined;
+  private lead: bigint = NONE;
+  private currentTerm = 0;
+  private lastSnapshotIndex: number;
+  private confState: ConfState;
+
+  constructor(
+    private readonly node: RawNode,
+    private readonly log: DurableRaftLog,
+    private readonly applier: Applier,
+    private readonly peers: PeerSender,
+    private readonly snapshots: StateSnapshots,
+    private readonly options: RaftNodeOptions,
+    initial: { confState: ConfState; snapshotIndex: number },
+  ) {
+    this.confState = initial.confState;
+    this.lastSnapshotIndex = initial.snapshotIndex;
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => {
+      this.node.tick();
+      this.schedule();
+    }, this.options.tickMs);
+    this.schedule();
+  }
+
+  get memberId(): bigint {
+    return this.options.memberId;
+  }
+
+  get leader(): bigint {
+    return this.lead;
+  }
+
+  get isLeader(): boolean {
+    return this.lead === this.options.memberId;
+  }
+
+  get term(): number {
+    return this.currentTerm;
+  }
+
+  get lastIndex(): number {
+    return this.node.status().lastIndex;
+  }
+
+  get commitIndex(): number {
+    return this.node.status().commit;
+  }
+
+  get voters(): readonly bigint[] {
+    return this.confState.voters;
+  }
+
+  get learners(): readonly bigint[] {
+    return this.confState.learners;
+  }
+
+  status() {
+    return this.node.status();
+  }
+
+  /** Messages from peers, in arrival order. */
+  receive(messages: Message[]): void {
+    if (this.stopped) return;
+    for (const message of messages) this.inbox.push(message);
+    this.schedule();
+  }
+
+  reportUnreachable(peer: bigint): void {
+    this.node.reportUnreachable(peer);
+  }
+
+  reportSnapshot(peer: bigint, ok: boolean): void {
+    this.node.reportSnapshot(peer, ok);
+    this.schedule();
+  }
+
+  propose(request: InternalRequest): Promise<ProposalResult> {
+    if (this.stopped) return Promise.reject(new ServerError('Stopped'));
+    return new Promise((resolve, reject) => {
+      const id = this.nextRequestId++;
+      const body = encodeInternalRequest(request);
+      const data = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+      data.writeBigUInt64BE(this.options.memberId, 0);
+      data.writeBigUInt64BE(id, 8);
+      body.copy(data, HEADER_BYTES);
+      const pending: PendingProposal = {
+        id,
+        request,
+        data,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          if (this.waiting.delete(id)) reject(new ServerError('Timeout'));
+        }, this.options.requestTimeoutMs),
+      };
+      this.waiting.set(id, pending);
+      this.queuedProposals.push(pending);
+      this.schedule();
+    });
+  }
+
+  /** Resolves once this member has applied everything committed before the call (ReadIndex). */
+  readBarrier(): Promise<void> {
+    if (this.stopped) return Promise.reject(new ServerError('Stopped'));
+    return new Promise((resolve, reject) => {
+      const read: PendingRead = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          read.resolve = () => {};
+          reject(new ServerError('Timeout', 'read index timed out'));
+        }, this.options.requestTimeoutMs),
+      };
+      this.queuedReads.push(read);
+      this.schedule();
+    });
+  }
+
+  transferLeadership(to: bigint): void {
+    this.node.transferLeader(to);
+    this.schedule();
+  }
+
+  proposeConfChange(type: number, nodeId: bigint, context?: Uint8Array): void {
+    this.node.proposeConfChange({ type: type as 0 | 1 | 2 | 3, nodeId, context });
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.turn();
+    });
+  }
+
+  private turn(): void {
+    if (this.inTurn || this.stopped) return;
+    try {
+      const inbox = this.inbox;
+      this.inbox = [];
+      for (const message of inbox) {
+        // Messages from members no longer in the configuration are dropped by the core.
+        this.node.step(message);
+      }
+      this.proposeQueued();
+      this.askReadIndex();
+      if (!this.node.hasReady()) return;
+      const ready = this.node.ready();
+      this.inTurn = true;
+      if (ready.softState) this.lead = ready.softState.lead;
+      if (ready.hardState) {
+        if (ready.hardState.term !== this.currentTerm || ready.softState) this.options.onLeaderChange?.(this.lead, ready.hardState.term);
+        this.currentTerm = ready.hardState.term;
+      }
+      void this.handleReady(ready).catch((error) => this.options.onFatal(error));
+    } catch (error) {
+      this.options.onFatal(error);
+    }
+  }
+
+  private proposeQueued(): void {
+    if (this.queuedProposals.length === 0) return;
+    const batch = this.queuedProposals;
+    this.queuedProposals = [];
+    try {
+      this.node.proposeBatch(batch.map((p) => p.data));
+    } catch (error) {
+      if (!(error instanceof ProposalDroppedError)) throw error;
+      const reason = error.message.includes('no leader') ? new ServerError('NoLeader') : new ServerError('LeaderChanged', error.message);
+      for (const pending of batch) {
+        clearTimeout(pending.timer);
+        this.waiting.delete(pending.id);
+        pending.reject(reason);
+      }
+    }
+  }
+
+  private askReadIndex(): void {
+    if (this.queuedReads.length === 0) return;
+    const reads = this.queuedReads;
+    this.queuedReads = [];
+    const context = Buffer.allocUnsafe(8);
+    context.writeBigUInt64BE(this.nextReadContext++);
+    this.readsByContext.set(context.toString('hex'), reads);
+    try {
+      this.node.readIndex(context);
+    } catch (error) {
+      if (!(error instanceof ProposalDroppedError)) throw error;
+      this.readsByContext.delete(context.toString('hex'));
+      for (const read of reads) {
+        clearTimeout(read.timer);
+        read.reject(new ServerError('NoLeader'));
+      }
+    }
+  }
+
+  private async handleReady(ready: ReturnType<RawNode['ready']>): Promise<void> {
+    await this.log.save(ready.hardState, ready.entries, ready.snapshot, { sync: ready.mustSync });
+    if (ready.messages.length > 0) await this.send(ready.messages);
+    if (ready.snapshot !== undefined && ready.snapshot.data.length > 0) {
+      const appliedIndex = await this.snapshots.install(ready.snapshot.data);
+      this.confState = ready.snapshot.metadata.confState;
+      this.lastSnapshotIndex = ready.snapshot.metadata.index;
+      assert(appliedIndex >= ready.snapshot.metadata.index, 'snapshot data older than its metadata');
+    }
+    for (const readState of ready.readStates) {
+      const key = Buffer.from(readState.requestCtx).toString('hex');
+      const reads = this.readsByContext.get(key);
+      if (reads === undefined) continue;
+      this.readsByContext.delete(key);
+      this.readsByIndex.push({ index: readState.index, reads });
+    }
+    if (ready.committedEntries.length > 0) this.applyCommitted(ready.committedEntries);
+    this.releaseReads();
+    this.node.advance();
+    this.inTurn = false;
+    await this.maybeSnapshot();
+    this.schedule();
+  }
+
+  /** Outgoing MsgSnap carries the current state: the snapshot's data is made at send time. */
+  private async send(messages: Message[]): Promise<void> {
+    const plain: Message[] = [];
+    for (const message of messages) {
+      if (message.type === MessageType.MsgSnap && message.snapshot !== undefined) {
+        const { data } = await this.snapshots.dump();
+        plain.push({ ...message, snapshot: { metadata: message.snapshot.metadata, data } });
+      } else {
+        plain.push(message);
+      }
+    }
+    this.peers.send(plain);
+  }
+
+  private applyCommitted(entries: Entry[]): void {
+    const batch: CommittedEntry[] = [];
+    const waiters: Array<PendingProposal | undefined> = [];
+    for (const entry of entries) {
+      if (entry.index <= this.applier.appliedIndex) continue; // covered by an installed snapshot
+      if (entry.type === EntryType.ConfChange) {
+        const change = decodeConfChange(entry.data);
+        this.confState = this.node.applyConfChange(change);
+        this.options.onConfChange?.(change.type, change.nodeId, change.context, this.confState);
+        batch.push({ index: entry.index, data: Buffer.alloc(0) });
+        waiters.push(undefined);
+        continue;
+      }
+      if (entry.data.length === 0) {
+        batch.push({ index: entry.index, data: Buffer.alloc(0) });
+        waiters.push(undefined);
+        continue;
+      }
+      const data = Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength);
+      const proposer = data.readBigUInt64BE(0);
+      let waiter: PendingProposal | undefined;
+      if (proposer === this.options.memberId) {
+        const id = data.readBigUInt64BE(8);
+        waiter = this.waiting.get(id);
+        if (waiter !== undefined) this.waiting.delete(id);
+      }
+      const body = data.subarray(HEADER_BYTES);
+      batch.push({ index: entry.index, data: body, request: waiter?.request ?? decodeInternalRequest(body) });
+      waiters.push(waiter);
+    }
+    if (batch.length === 0) return;
+    const { outcomes, written } = this.applier.applyEntries(batch);
+    for (let i = 0; i < waiters.length; i++) {
+      const waiter = waiters[i];
+      if (waiter === undefined) continue;
+      clearTimeout(waiter.timer);
+      waiter.resolve({ outcome: outcomes[i]!, written });
+    }
+  }
+
+  private releaseReads(): void {
+    if (this.readsByIndex.length === 0) return;
+    const applied = this.applier.appliedIndex;
+    const still: typeof this.readsByIndex = [];
+    for (const entry of this.readsByIndex) {
+      if (entry.index > applied) {
+        still.push(entry);
+        continue;
+      }
+      for (const read of entry.reads) {
+        clearTimeout(read.timer);
+        read.resolve();
+      }
+    }
+    this.readsByIndex = still;
+  }
+
+  /** Every snapshotCount applied entries: record a raft snapshot and compact the log behind it. */
+  private async maybeSnapshot(): Promise<void> {
+    const applied = this.applier.appliedIndex;
+    if (applied - this.lastSnapshotIndex < this.options.snapshotCount) return;
+    this.lastSnapshotIndex = applied;
+    // The data is produced when a follower needs it (see send()); the stored snapshot only
+    // marks where the log may be compacted.
+    await this.log.createSnapshot(applied, this.confState, new Uint8Array(0), { sync: false });
+    const compactTo = applied - this.options.snapshotCatchUpEntries;
+    if (compactTo > this.log.firstIndex()) {
+      // The apply batches covering these entries must be on disk before their log copies go.
+      await this.applier.flushed();
+      await this.log.compact(compactTo, { sync: false });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    for (const pending of [...this.waiting.values(), ...this.queuedProposals]) {
+      clearTimeout(pending.timer);
+      pending.reject(new ServerError('Stopped'));
+    }
+    this.waiting.clear();
+    this.queuedProposals = [];
+    const reads = [...this.queuedReads, ...[...this.readsByContext.values()].flat(), ...this.readsByIndex.flatMap((e) => e.reads)];
+    for (const read of reads) {
+      clearTimeout(read.timer);
+      read.reject(new ServerError('Stopped'));
+    }
+    while (this.inTurn) await new Promise((resolve) => setImmediate(resolve));
+  }
+}
