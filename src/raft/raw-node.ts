@@ -138,8 +138,11 @@ export class RawNode {
     this.raft.step(makeMessage({ type: MessageType.MsgSnapStatus, from: id, reject: !ok }));
   }
 
+  /** Whether ready() has work. False while a Ready is outstanding: the driver may keep
+   *  ticking and stepping during an asynchronous persist, but gets the next Ready only after
+   *  advance(). */
   hasReady(): boolean {
-    assert(this.outstanding === undefined, 'hasReady() with a Ready outstanding: call advance() first');
+    if (this.outstanding !== undefined) return false;
     const r = this.raft;
     if (r.msgs.length > 0 || r.readStates.length > 0 || r.hasPendingFlush()) return true;
     if (r.raftLog.unstable.entries.length > 0 || r.raftLog.unstable.snapshot !== undefined) return true;

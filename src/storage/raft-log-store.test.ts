@@ -1,3 +1,6 @@
+// Durability tests of the LevelDB Raft log store: temp dirs, close/reopen, a property test
+// against MemoryStorage, and a RawNode driven through it and restarted from disk.
+
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,3 +1,5 @@
+// Sanity tests of the linearizability checker on hand-made register histories.
+
 import { describe, expect, it } from 'vitest';
 import { checkLinearizable, type KvOp } from './linearizability.js';
 
