@@ -1,0 +1,341 @@
+// Peer transport on loopback: delivery both ways, batching and per-sender order under load,
+// reconnect after a peer restarts on the same port, cluster/member checks, chunked snapshots
+// alongside heartbeats, and a clean close (checked in a child process that must exit by itself).
+// Every wait is on an event (a delivery, a log line, a callback); ports are picked at run time.
+
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EntryType, MessageType, makeMessage, type Message } from '../raft/types.js';
+import { encodePeerFrame } from './message-codec.js';
+import { PeerTransport, type PeerTransportOptions } from './peer-transport.js';
+
+interface LogRecord {
+  level: string;
+  fields: object;
+  message?: string;
+}
+
+/** A transport plus everything it reported, with a way to await a condition on it. */
+class Node {
+  readonly received: Message[] = [];
+  readonly batches: number[] = [];
+  readonly unreachable: bigint[] = [];
+  readonly snapshotStatus: Array<{ peer: bigint; ok: boolean }> = [];
+  readonly logs: LogRecord[] = [];
+  transport!: PeerTransport;
+  private waiters: Array<() => void> = [];
+
+  constructor(
+    readonly id: bigint,
+    readonly clusterId = 1n,
+  ) {}
+
+  async start(listenPort = 0, extra: Partial<PeerTransportOptions> = {}): Promise<this> {
+    const record = (level: string) => (fields: object, message?: string) => {
+      this.logs.push({ level, fields, message });
+      this.notify();
+    };
+    this.transport = await PeerTransport.start({
+      clusterId: this.clusterId,
+      memberId: this.id,
+      listenHost: '127.0.0.1',
+      listenPort,
+      peers: new Map(),
+      onMessages: (messages) => {
+        this.batches.push(messages.length);
+        for (const m of messages) this.received.push(m);
+        this.notify();
+      },
+      onUnreachable: (peer) => {
+        this.unreachable.push(peer);
+        this.notify();
+      },
+      onSnapshotStatus: (peer, ok) => {
+        this.snapshotStatus.push({ peer, ok });
+        this.notify();
+      },
+      logger: { info: record('info'), warn: record('warn'), error: record('error'), debug: record('debug') },
+      ...extra,
+    });
+    return this;
+  }
+
+  private notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves once `condition` holds, re-checking after every callback of this node. */
+  async until(condition: () => boolean): Promise<void> {
+    while (!condition()) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  from(sender: bigint): Message[] {
+    return this.received.filter((m) => m.from === sender);
+  }
+}
+
+const started: Node[] = [];
+async function node(id: bigint, clusterId = 1n, port = 0): Promise<Node> {
+  const n = await new Node(id, clusterId).start(port);
+  started.push(n);
+  return n;
+}
+
+/** Connects every node to every other (all already listening). */
+function mesh(nodes: Node[]): void {
+  for (const a of nodes) {
+    for (const b of nodes) if (a !== b) a.transport.addPeer(b.id, `127.0.0.1:${b.transport.port}`);
+  }
+}
+
+function app(from: bigint, to: bigint, index: number, dataBytes = 16): Message {
+  return makeMessage({
+    type: MessageType.MsgApp,
+    from,
+    to,
+    term: 2,
+    logTerm: 2,
+    index,
+    commit: index,
+    entries: [{ term: 2, index: index + 1, type: EntryType.Normal, data: new Uint8Array(dataBytes).fill(index & 0xff) }],
+  });
+}
+
+function heartbeat(from: bigint, to: bigint, commit = 0): Message {
+  return makeMessage({ type: MessageType.MsgHeartbeat, from, to, term: 2, commit });
+}
+
+/**
+ * Sends a heartbeat now and again every 20 ms until `done` resolves: what Raft does while a
+ * peer is away (messages sent in the meantime are dropped by design).
+ */
+async function retransmitUntil(sender: Node, to: bigint, done: Promise<void>): Promise<void> {
+  sender.transport.send([heartbeat(sender.id, to)]);
+  const timer = setInterval(() => sender.transport.send([heartbeat(sender.id, to)]), 20);
+  try {
+    await done;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((n) => n.transport.close()));
+});
+
+describe('PeerTransport', () => {
+  it('delivers messages both ways between two members', async () => {
+    const [a, b] = [await node(1n), await node(2n)];
+    mesh([a, b]);
+    a.transport.send([app(1n, 2n, 10), heartbeat(1n, 2n, 10)]);
+    b.transport.send([heartbeat(2n, 1n, 7)]);
+    await b.until(() => b.received.length === 2);
+    await a.until(() => a.received.length === 1);
+    expect(b.received.map((m) => m.type)).toEqual([MessageType.MsgApp, MessageType.MsgHeartbeat]);
+    expect(Array.from(b.received[0]!.entries[0]!.data)).toEqual(Array(16).fill(10));
+    expect(a.received[0]).toMatchObject({ type: MessageType.MsgHeartbeat, from: 2n, to: 1n, commit: 7 });
+    expect(a.unreachable).toEqual([]);
+  });
+
+  it('batches 10,000 messages into few frames, complete and in order', async () => {
+    const [a, b] = [await node(1n), await node(2n)];
+    mesh([a, b]);
+    // One send() per message, all in one turn, like a busy leader's Ready loop.
+    for (let i = 0; i < 10_000; i++) a.transport.send([app(1n, 2n, i)]);
+    await b.until(() => b.received.length === 10_000);
+    expect(b.received.map((m) => m.index)).toEqual(Array.from({ length: 10_000 }, (_, i) => i));
+    expect(b.batches.length).toBeLessThanOrEqual(20);
+  });
+
+  it('keeps per-sender order among three members sending to each other at once', async () => {
+    const nodes = [await node(1n), await node(2n), await node(3n)];
+    mesh(nodes);
+    const perPair = 10_000;
+    // Interleave the sends of all senders within each turn, spread over several turns.
+    for (let turn = 0; turn < 10; turn++) {
+      for (let i = turn * (perPair / 10); i < (turn + 1) * (perPair / 10); i++) {
+        for (const s of nodes) s.transport.send(nodes.filter((r) => r !== s).map((r) => app(s.id, r.id, i)));
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    for (const r of nodes) {
+      await r.until(() => r.received.length === 2 * perPair);
+      for (const s of nodes) {
+        if (s === r) continue;
+        expect(r.from(s.id).map((m) => m.index)).toEqual(Array.from({ length: perPair }, (_, i) => i));
+      }
+    }
+  });
+
+  it('reports an unreachable peer once, then reconnects when it restarts on the same port', async () => {
+    const [a, b] = [await node(1n), await node(2n)];
+    mesh([a, b]);
+    await retransmitUntil(a, 2n, b.until(() => b.received.length > 0));
+    const port = b.transport.port;
+    await b.transport.close();
+
+    a.transport.send([heartbeat(1n, 2n)]);
+    await a.until(() => a.unreachable.length > 0);
+    // Keep sending through several failed reconnects: still one report for the whole episode.
+    await retransmitUntil(a, 2n, a.until(() => a.logs.filter((l) => l.message === 'peer stream retry failed').length >= 3));
+    expect(a.unreachable).toEqual([2n]);
+
+    const b2 = await node(2n, 1n, port);
+    b2.transport.addPeer(1n, `127.0.0.1:${a.transport.port}`);
+    await retransmitUntil(a, 2n, b2.until(() => b2.received.length > 0));
+    expect(b2.received[0]).toMatchObject({ type: MessageType.MsgHeartbeat, from: 1n });
+    await a.until(() => a.logs.some((l) => l.message === 'peer reachable again'));
+    // Traffic flows again, in order, without further reports.
+    for (let i = 0; i < 100; i++) a.transport.send([app(1n, 2n, i)]);
+    await b2.until(() => b2.received.filter((m) => m.type === MessageType.MsgApp).length === 100);
+    expect(b2.received.filter((m) => m.type === MessageType.MsgApp).map((m) => m.index)).toEqual(
+      Array.from({ length: 100 }, (_, i) => i),
+    );
+    expect(a.unreachable).toEqual([2n]);
+  });
+
+  it('drops frames from another cluster or for another member, logging the sender', async () => {
+    const a = await node(1n, 1n);
+    const stranger = await node(7n, 99n);
+    const confused = await node(8n, 1n);
+    stranger.transport.addPeer(1n, `127.0.0.1:${a.transport.port}`);
+    // `confused` believes member 5 lives at a's address.
+    confused.transport.addPeer(5n, `127.0.0.1:${a.transport.port}`);
+    stranger.transport.send([heartbeat(7n, 1n)]);
+    confused.transport.send([heartbeat(8n, 5n)]);
+    await a.until(() => a.logs.filter((l) => l.level === 'warn').length >= 2);
+    const warns = a.logs.filter((l) => l.level === 'warn');
+    expect(warns.map((w) => w.message).sort()).toEqual([
+      'dropping peer frame: addressed to another member',
+      'dropping peer frame: cluster ID mismatch',
+    ]);
+    expect(warns.find((w) => w.message?.includes('cluster'))!.fields).toMatchObject({ sender: '7', frameClusterId: '63' });
+    expect(warns.find((w) => w.message?.includes('member'))!.fields).toMatchObject({ sender: '8', frameTo: '5' });
+
+    expect(a.received).toEqual([]);
+  });
+
+  it('rate-limits the warning for a flood of foreign frames', async () => {
+    const a = await node(1n, 1n);
+    const client = new grpc.Client(`127.0.0.1:${a.transport.port}`, grpc.credentials.createInsecure());
+    const call = client.makeClientStreamRequest<Buffer, Buffer>('/metastore.raftpb.Peer/Stream', (b) => b, (b) => b, () => {});
+    for (let i = 0; i < 50; i++) call.write(encodePeerFrame({ clusterId: 99n, fromId: 7n, toId: 1n }, [heartbeat(7n, 1n)]));
+    // One good frame last on the same stream: once it is delivered, all 50 were handled.
+    call.write(encodePeerFrame({ clusterId: 1n, fromId: 7n, toId: 1n }, [heartbeat(7n, 1n, 42)]));
+    await a.until(() => a.received.length > 0);
+    call.cancel();
+    client.close();
+    expect(a.received.map((m) => m.commit)).toEqual([42]);
+    expect(a.logs.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual(['dropping peer frame: cluster ID mismatch']);
+  });
+
+  it('answers a malformed frame with INVALID_ARGUMENT', async () => {
+    const a = await node(1n);
+    const client = new grpc.Client(`127.0.0.1:${a.transport.port}`, grpc.credentials.createInsecure());
+    const status = await new Promise<grpc.ServiceError | null>((resolve) => {
+      const call = client.makeClientStreamRequest<Buffer, Buffer>(
+        '/metastore.raftpb.Peer/Stream',
+        (b) => b,
+        (b) => b,
+        (error) => resolve(error),
+      );
+      call.write(Buffer.from([0x0a, 0x03, 0x01, 0x02, 0x03]));
+    });
+    client.close();
+    expect(status?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(status?.details).toMatch(/truncated/);
+    expect(a.received).toEqual([]);
+  });
+
+  it('delivers a 20 MiB snapshot intact in chunks while heartbeats keep flowing', async () => {
+    const [a, b] = [await node(1n), await node(2n)];
+    mesh([a, b]);
+    await retransmitUntil(a, 2n, b.until(() => b.received.length > 0));
+    const data = randomBytes(20 * 1024 * 1024);
+    const snap = makeMessage({
+      type: MessageType.MsgSnap,
+      from: 1n,
+      to: 2n,
+      term: 3,
+      snapshot: { metadata: { index: 5000, term: 3, confState: { voters: [1n, 2n], learners: [9n] } }, data },
+    });
+    const before = b.received.length;
+    let heartbeatsDuringSnapshot = 0;
+    let snapshotArrived = false;
+    const countHeartbeats = b.until(() => {
+      const snapshotMessage = b.received.find((m) => m.type === MessageType.MsgSnap);
+      if (snapshotMessage !== undefined && !snapshotArrived) {
+        snapshotArrived = true;
+        heartbeatsDuringSnapshot = b.received.indexOf(snapshotMessage) - before;
+      }
+      return snapshotArrived;
+    });
+    a.transport.send([snap]);
+    // Heartbeats every millisecond while the snapshot is in flight.
+    await retransmitUntilFast(a, 2n, countHeartbeats);
+    await a.until(() => a.snapshotStatus.length > 0);
+    expect(a.snapshotStatus).toEqual([{ peer: 2n, ok: true }]);
+    const received = b.received.find((m) => m.type === MessageType.MsgSnap)!;
+    expect(received.snapshot!.metadata).toEqual(snap.snapshot!.metadata);
+    expect(Buffer.from(received.snapshot!.data).equals(data)).toBe(true);
+    // Heartbeats kept arriving while the snapshot was on its way, not only after it.
+    expect(heartbeatsDuringSnapshot).toBeGreaterThanOrEqual(3);
+    const receivedLog = b.logs.find((l) => l.message === 'snapshot received');
+    expect(receivedLog?.fields).toMatchObject({ bytes: data.length, chunks: 20 });
+  });
+
+  it('reports a failed snapshot send when the peer is down', async () => {
+    const a = await node(1n);
+    const gone = await node(2n);
+    const port = gone.transport.port;
+    await gone.transport.close();
+    a.transport.addPeer(2n, `127.0.0.1:${port}`);
+    a.transport.send([
+      makeMessage({
+        type: MessageType.MsgSnap,
+        from: 1n,
+        to: 2n,
+        snapshot: { metadata: { index: 1, term: 1, confState: { voters: [1n], learners: [] } }, data: new Uint8Array(10) },
+      }),
+    ]);
+    await a.until(() => a.snapshotStatus.length > 0);
+    expect(a.snapshotStatus).toEqual([{ peer: 2n, ok: false }]);
+  });
+
+  it('does nothing after close', async () => {
+    const [a, b] = [await node(1n), await node(2n)];
+    mesh([a, b]);
+    await retransmitUntil(a, 2n, b.until(() => b.received.length > 0));
+    await a.transport.close();
+    a.transport.send([heartbeat(1n, 2n)]);
+    await a.transport.close();
+    expect(a.unreachable).toEqual([]);
+  });
+
+  it('lets the process exit after close (no open handles)', async () => {
+    const fixture = fileURLToPath(new URL('./close-exit.fixture.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    clearTimeout(killer);
+    expect(output).toContain('closed');
+    expect(code).toBe(0);
+  });
+});
+
+async function retransmitUntilFast(sender: Node, to: bigint, done: Promise<void>): Promise<void> {
+  const timer = setInterval(() => sender.transport.send([heartbeat(sender.id, to)]), 1);
+  try {
+    await done;
+  } finally {
+    clearInterval(timer);
+  }
+}

@@ -1,0 +1,636 @@
+// The peer transport on the raft port: carries Raft messages between the members of one
+// cluster over gRPC (service metastore.raftpb.Peer, proto/metastore/raftpb/peer.proto).
+//
+// Shape:
+//   send() ──► per-peer queue ──(setImmediate, or at once when a frame's worth is queued)──►
+//   PeerFrame batches on one long-lived client stream per peer ──► receiver's onMessages()
+//   MsgSnap ──► its own Snapshot call on its own connection, in chunks ──► onMessages() once
+//   reassembled, then onSnapshotStatus() on the sender.
+//
+// Link states of one peer (the stream this member opens towards it):
+//
+//   connecting ──(server headers)──► up ──(stream fails or ends)──► backoff ──(timer)──► connecting
+//        └─────────────(stream fails)──────────────────────────────────►┘
+//
+// Invariants and choices:
+// - Raft tolerates lost messages and retransmits, so this layer never buffers without bound:
+//   while a peer is in backoff its messages are dropped, a failed stream drops what it held,
+//   and a full queue drops the newest messages. onUnreachable is called once per failure
+//   episode (an episode ends when a stream is up again), which moves the leader's progress for
+//   that peer to probing.
+// - Messages to one peer are written to one stream in send() order, and gRPC keeps stream
+//   order, so the receiver delivers them in the order sent by each sender.
+// - Callbacks (onMessages, onUnreachable, onSnapshotStatus) are never called from inside
+//   send(): the Raft driver may call send() while handling a Ready and must not be re-entered.
+// - A frame from another cluster or addressed to another member is dropped with a
+//   rate-limited warning naming the sender.
+// - close() cancels every call, timer and socket, so a process that closed its transports
+//   exits on its own.
+
+import * as grpc from '@grpc/grpc-js';
+import { assert } from '../util/assert.js';
+import { MessageType, messageTypeName, type Message } from '../raft/types.js';
+import {
+  FrameDecodeError,
+  decodePeerFrame,
+  encodePeerFrame,
+  lengthDelimitedPrefix,
+  messageEncodedSize,
+  protobufFields,
+  varintField,
+  type Frame,
+} from './message-codec.js';
+
+type LogFn = (fields: object, message?: string) => void;
+/** The subset of a pino logger the transport uses. */
+export interface TransportLogger {
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+  debug: LogFn;
+}
+
+/** Hook for peer TLS (a later issue): both ends default to plain text. */
+export interface TransportCredentials {
+  server: grpc.ServerCredentials;
+  channel: grpc.ChannelCredentials;
+}
+
+export interface PeerTransportOptions {
+  clusterId: bigint;
+  memberId: bigint;
+  listenHost: string;
+  /** 0 picks a free port (tests); the chosen one is `transport.port`. */
+  listenPort: number;
+  /** Member ID -> "host:port" of its raft port, excluding this member. */
+  peers: ReadonlyMap<bigint, string>;
+  /** Messages received from peers, in arrival order per sender. */
+  onMessages(messages: Message[]): void;
+  /** A send to this peer failed; called at most once per failure episode. */
+  onUnreachable?(peerId: bigint): void;
+  /** A snapshot send to this peer completed (ok) or failed. */
+  onSnapshotStatus?(peerId: bigint, ok: boolean): void;
+  logger?: TransportLogger;
+  /** Upper bound of one outgoing frame (a single larger message travels alone). Default 1 MiB. */
+  maxBatchBytes?: number;
+  credentials?: TransportCredentials;
+}
+
+const STREAM_PATH = '/metastore.raftpb.Peer/Stream';
+const SNAPSHOT_PATH = '/metastore.raftpb.Peer/Snapshot';
+
+const DEFAULT_MAX_BATCH_BYTES = 1024 * 1024;
+/** Messages per frame: enough to amortize a gRPC write, small enough to keep frames flowing. */
+const MAX_BATCH_MESSAGES = 1024;
+/** Per-peer queue bounds (messages not yet handed to gRPC). */
+const MAX_QUEUE_MESSAGES = 4096;
+const MAX_QUEUE_BYTES = 64 * 1024 * 1024;
+/** Largest frame a receiver accepts; a bigger message could never be delivered. */
+const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+/** Node's Buffer limit bounds a reassembled snapshot. */
+const MAX_SNAPSHOT_BYTES = 2 ** 32 - 1;
+const INITIAL_BACKOFF_MS = 50;
+const MAX_BACKOFF_MS = 2000;
+const WARN_INTERVAL_MS = 10_000;
+
+const EMPTY_ACK = Buffer.alloc(0);
+const passThrough = (buffer: Buffer): Buffer => buffer;
+
+// grpc-js generic service: raw Buffers in and out, the codec does the (de)serialization, so
+// a frame is never copied into an intermediate object.
+const peerService: grpc.ServiceDefinition = {
+  Stream: {
+    path: STREAM_PATH,
+    requestStream: true,
+    responseStream: false,
+    requestSerialize: passThrough,
+    requestDeserialize: passThrough,
+    responseSerialize: passThrough,
+    responseDeserialize: passThrough,
+  },
+  Snapshot: {
+    path: SNAPSHOT_PATH,
+    requestStream: true,
+    responseStream: false,
+    requestSerialize: passThrough,
+    requestDeserialize: passThrough,
+    responseSerialize: passThrough,
+    responseDeserialize: passThrough,
+  },
+};
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.max_send_message_length': MAX_FRAME_BYTES,
+  // Our own backoff decides when to retry a stream; keep grpc's reconnects in the same range so
+  // a restarted peer is found within about two seconds, not grpc's default two minutes.
+  'grpc.initial_reconnect_backoff_ms': INITIAL_BACKOFF_MS,
+  'grpc.max_reconnect_backoff_ms': MAX_BACKOFF_MS,
+  // Transparent retries would keep a copy of every written frame in a retry buffer.
+  'grpc.enable_retries': 0,
+  // Notice a peer that vanished without closing its socket (power loss, partition).
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+};
+
+const noop = (): void => {};
+const silentLogger: TransportLogger = { info: noop, warn: noop, error: noop, debug: noop };
+
+type LinkState = 'connecting' | 'up' | 'backoff' | 'closed';
+
+/** This member's sending side towards one peer. */
+interface PeerLink {
+  readonly id: bigint;
+  readonly address: string;
+  readonly client: grpc.Client;
+  state: LinkState;
+  call: grpc.ClientWritableStream<Buffer> | undefined;
+  /** False between a write that returned false and the stream's 'drain'. */
+  writable: boolean;
+  queue: Message[];
+  /** messageEncodedSize of each queued message, measured once on enqueue. */
+  sizes: number[];
+  queuedBytes: number;
+  backoffMs: number;
+  retryTimer: NodeJS.Timeout | undefined;
+  /** onUnreachable already called in the current failure episode. */
+  unreachableReported: boolean;
+  droppedMessages: number;
+  snapshot: { client: grpc.Client; call: grpc.ClientWritableStream<Buffer> } | undefined;
+}
+
+export class PeerTransport {
+  private readonly links = new Map<bigint, PeerLink>();
+  /** Links with queued messages awaiting the end-of-turn flush. */
+  private readonly dirty = new Set<PeerLink>();
+  private flushHandle: NodeJS.Immediate | undefined;
+  private readonly pendingImmediates = new Set<NodeJS.Immediate>();
+  private readonly log: TransportLogger;
+  private readonly maxBatchBytes: number;
+  private readonly credentials: TransportCredentials;
+  private readonly warnedAt = new Map<string, { atMs: number; suppressed: number }>();
+  private closed = false;
+
+  private constructor(
+    private readonly options: PeerTransportOptions,
+    private readonly server: grpc.Server,
+    private readonly boundPort: number,
+    credentials: TransportCredentials,
+  ) {
+    this.log = options.logger ?? silentLogger;
+    this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
+    this.credentials = credentials;
+  }
+
+  static async start(options: PeerTransportOptions): Promise<PeerTransport> {
+    const maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
+    assert(maxBatchBytes > 0 && maxBatchBytes <= MAX_FRAME_BYTES, `maxBatchBytes out of range: ${maxBatchBytes}`);
+    const credentials = options.credentials ?? {
+      server: grpc.ServerCredentials.createInsecure(),
+      channel: grpc.credentials.createInsecure(),
+    };
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': MAX_FRAME_BYTES + 1024,
+      // Peers ping every 10 s (keepalive above); let them.
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    });
+    // The handlers need the instance; bind them through a holder set right after construction.
+    let transport: PeerTransport | undefined;
+    server.addService(peerService, {
+      Stream: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
+        transport!.serveStream(call, callback),
+      Snapshot: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
+        transport!.serveSnapshot(call, callback),
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(hostPort(options.listenHost, options.listenPort), credentials.server, (error, bound) =>
+        error ? reject(error) : resolve(bound),
+      );
+    });
+    transport = new PeerTransport(options, server, port, credentials);
+    for (const [id, address] of options.peers) transport.addPeer(id, address);
+    transport.log.info(
+      { port, memberId: options.memberId.toString(16), peers: options.peers.size },
+      'peer transport listening',
+    );
+    return transport;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /**
+   * Queues messages for their peers (by `to`). Never blocks and never throws for network
+   * trouble: undeliverable messages are dropped, as Raft expects of its network.
+   */
+  send(messages: Message[]): void {
+    if (this.closed) return;
+    for (const m of messages) {
+      const link = this.links.get(m.to);
+      if (link === undefined) {
+        this.warnRateLimited(`unknown:${m.to}`, { to: m.to.toString(16), type: messageTypeName(m.type) }, 'dropping message to unknown peer');
+        continue;
+      }
+      if (m.type === MessageType.MsgSnap) {
+        this.sendSnapshot(link, m);
+        continue;
+      }
+      if (link.state === 'backoff') {
+        link.droppedMessages++;
+        continue;
+      }
+      const size = messageEncodedSize(m);
+      if (link.queue.length >= MAX_QUEUE_MESSAGES || link.queuedBytes + size > MAX_QUEUE_BYTES || size > MAX_FRAME_BYTES) {
+        link.droppedMessages++;
+        this.warnRateLimited(
+          `full:${link.id}`,
+          { peer: link.id.toString(16), queued: link.queue.length, queuedBytes: link.queuedBytes, messageBytes: size },
+          'peer queue full or message too large; dropping (raft will retransmit)',
+        );
+        continue;
+      }
+      link.queue.push(m);
+      link.sizes.push(size);
+      link.queuedBytes += size;
+      // A frame's worth is ready: write it now rather than letting the queue grow until the
+      // end of the turn; the batch is already as large as a frame may be.
+      if (link.queue.length >= MAX_BATCH_MESSAGES || link.queuedBytes >= this.maxBatchBytes) this.flushLink(link);
+      else this.markDirty(link);
+    }
+  }
+
+  addPeer(id: bigint, address: string): void {
+    assert(!this.closed, 'addPeer after close');
+    assert(id !== this.options.memberId, 'a member is not its own peer');
+    const existing = this.links.get(id);
+    if (existing !== undefined) {
+      if (existing.address === address) return;
+      this.removePeer(id);
+    }
+    const client = new grpc.Client(address, this.credentials.channel, CHANNEL_OPTIONS);
+    const link: PeerLink = {
+      id,
+      address,
+      client,
+      state: 'connecting',
+      call: undefined,
+      writable: true,
+      queue: [],
+      sizes: [],
+      queuedBytes: 0,
+      backoffMs: INITIAL_BACKOFF_MS,
+      retryTimer: undefined,
+      unreachableReported: false,
+      droppedMessages: 0,
+      snapshot: undefined,
+    };
+    this.links.set(id, link);
+    this.openStream(link);
+  }
+
+  updatePeer(id: bigint, address: string): void {
+    this.addPeer(id, address);
+  }
+
+  removePeer(id: bigint): void {
+    const link = this.links.get(id);
+    if (link === undefined) return;
+    this.links.delete(id);
+    this.dirty.delete(link);
+    this.closeLink(link);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.flushHandle !== undefined) clearImmediate(this.flushHandle);
+    for (const handle of this.pendingImmediates) clearImmediate(handle);
+    this.pendingImmediates.clear();
+    for (const link of this.links.values()) this.closeLink(link);
+    this.links.clear();
+    this.dirty.clear();
+    // Peers keep their streams open for good, so a graceful shutdown would wait forever.
+    this.server.forceShutdown();
+  }
+
+  // ---- sending side ---------------------------------------------------------------------------
+
+  private openStream(link: PeerLink): void {
+    link.retryTimer = undefined;
+    link.state = 'connecting';
+    link.writable = true;
+    const call = link.client.makeClientStreamRequest<Buffer, Buffer>(
+      STREAM_PATH,
+      passThrough,
+      passThrough,
+      (error) => this.onStreamEnd(link, call, error),
+    );
+    link.call = call;
+    call.on('metadata', () => {
+      if (link.call !== call || link.state !== 'connecting') return;
+      link.state = 'up';
+      link.backoffMs = INITIAL_BACKOFF_MS;
+      if (link.unreachableReported) {
+        link.unreachableReported = false;
+        this.log.info({ peer: link.id.toString(16), address: link.address, dropped: link.droppedMessages }, 'peer reachable again');
+        link.droppedMessages = 0;
+      }
+    });
+    call.on('drain', () => {
+      if (link.call !== call) return;
+      link.writable = true;
+      this.flushLink(link);
+    });
+    // Failures arrive through the callback; a listener keeps an 'error' event from throwing.
+    call.on('error', noop);
+    // Whatever was queued while the previous stream was being replaced goes out now.
+    if (link.queue.length > 0) this.markDirty(link);
+  }
+
+  private onStreamEnd(link: PeerLink, call: grpc.ClientWritableStream<Buffer>, error: grpc.ServiceError | null): void {
+    if (link.call !== call) return;
+    link.call = undefined;
+    if (link.state === 'closed' || this.closed) return;
+    // What the stream still held is lost, like anything sent on a broken network; drop the
+    // queue too rather than deliver it much later and out of context.
+    link.droppedMessages += link.queue.length;
+    link.queue = [];
+    link.sizes = [];
+    link.queuedBytes = 0;
+    this.dirty.delete(link);
+    if (!link.unreachableReported) {
+      link.unreachableReported = true;
+      this.log.warn(
+        { peer: link.id.toString(16), address: link.address, error: error?.details ?? 'stream ended' },
+        'peer unreachable',
+      );
+      this.options.onUnreachable?.(link.id);
+    } else {
+      this.log.debug({ peer: link.id.toString(16), retryInMs: link.backoffMs, error: error?.details }, 'peer stream retry failed');
+    }
+    link.state = 'backoff';
+    link.retryTimer = setTimeout(() => {
+      if (link.state === 'backoff') this.openStream(link);
+    }, link.backoffMs);
+    link.backoffMs = Math.min(link.backoffMs * 2, MAX_BACKOFF_MS);
+  }
+
+  private markDirty(link: PeerLink): void {
+    this.dirty.add(link);
+    if (this.flushHandle === undefined) {
+      this.flushHandle = setImmediate(() => {
+        this.flushHandle = undefined;
+        for (const dirtyLink of this.dirty) this.flushLink(dirtyLink);
+      });
+    }
+  }
+
+  /** Writes queued messages as frames until the queue is empty or the stream pushes back. */
+  private flushLink(link: PeerLink): void {
+    this.dirty.delete(link);
+    const call = link.call;
+    if (call === undefined || !link.writable || link.queue.length === 0) return;
+    const queue = link.queue;
+    const sizes = link.sizes;
+    const header = { clusterId: this.options.clusterId, fromId: this.options.memberId, toId: link.id };
+    let start = 0;
+    while (start < queue.length) {
+      let end = start;
+      let bytes = 0;
+      // At least one message per frame, so a message above maxBatchBytes still travels.
+      do {
+        bytes += sizes[end]!;
+        end++;
+      } while (end < queue.length && end - start < MAX_BATCH_MESSAGES && bytes + sizes[end]! <= this.maxBatchBytes);
+      const frame = encodePeerFrame(header, queue, { start, end, sizes });
+      link.queuedBytes -= bytes;
+      start = end;
+      if (!call.write(frame)) {
+        link.writable = false;
+        break;
+      }
+    }
+    if (start === queue.length) {
+      link.queue = [];
+      link.sizes = [];
+    } else {
+      // Rare: the stream pushed back; keep the rest for 'drain'.
+      link.queue = queue.slice(start);
+      link.sizes = sizes.slice(start);
+    }
+  }
+
+  private sendSnapshot(link: PeerLink, m: Message): void {
+    const snapshot = m.snapshot;
+    if (snapshot === undefined || link.snapshot !== undefined || snapshot.data.length > MAX_SNAPSHOT_BYTES) {
+      // Raft sends one snapshot per follower at a time; refuse a second rather than queue it.
+      this.log.warn(
+        { peer: link.id.toString(16), inFlight: link.snapshot !== undefined, hasSnapshot: snapshot !== undefined },
+        'refusing MsgSnap',
+      );
+      this.later(() => this.options.onSnapshotStatus?.(link.id, false));
+      return;
+    }
+    const startedMs = Date.now();
+    // A connection of its own, so the chunks never sit in front of heartbeats in one TCP stream.
+    const client = new grpc.Client(link.address, this.credentials.channel, {
+      ...CHANNEL_OPTIONS,
+      'grpc.use_local_subchannel_pool': 1,
+    });
+    let finished = false;
+    const call = client.makeClientStreamRequest<Buffer, Buffer>(SNAPSHOT_PATH, passThrough, passThrough, (error) => {
+      finished = true;
+      client.close();
+      if (link.snapshot?.call === call) link.snapshot = undefined;
+      if (this.closed) return;
+      const fields = {
+        peer: link.id.toString(16),
+        index: snapshot.metadata.index,
+        bytes: snapshot.data.length,
+        tookMs: Date.now() - startedMs,
+      };
+      if (error === null) this.log.info(fields, 'snapshot sent');
+      else this.log.warn({ ...fields, error: error.details }, 'snapshot send failed');
+      this.options.onSnapshotStatus?.(link.id, error === null);
+    });
+    call.on('error', noop);
+    link.snapshot = { client, call };
+
+    const header = encodePeerFrame({ clusterId: this.options.clusterId, fromId: this.options.memberId, toId: link.id }, [m]);
+    const data = snapshot.data;
+    let offset = 0;
+    const pump = (): void => {
+      if (finished) return;
+      let more = true;
+      if (offset === 0 && more) {
+        more = call.write(Buffer.concat([lengthDelimitedPrefix(1, header.length), header, varintField(2, data.length)]));
+      }
+      while (more && offset < data.length) {
+        const chunk = data.subarray(offset, Math.min(offset + SNAPSHOT_CHUNK_BYTES, data.length));
+        offset += chunk.length;
+        more = call.write(Buffer.concat([lengthDelimitedPrefix(3, chunk.length), chunk]));
+      }
+      if (offset === data.length) call.end();
+      else call.once('drain', pump);
+    };
+    pump();
+  }
+
+  private closeLink(link: PeerLink): void {
+    link.state = 'closed';
+    if (link.retryTimer !== undefined) clearTimeout(link.retryTimer);
+    link.retryTimer = undefined;
+    const call = link.call;
+    link.call = undefined;
+    call?.cancel();
+    if (link.snapshot !== undefined) {
+      link.snapshot.call.cancel();
+      link.snapshot.client.close();
+    }
+    link.queue = [];
+    link.sizes = [];
+    link.queuedBytes = 0;
+    link.client.close();
+  }
+
+  /** Runs a callback on a later turn (never inside send()), unless the transport closes first. */
+  private later(fn: () => void): void {
+    const handle = setImmediate(() => {
+      this.pendingImmediates.delete(handle);
+      fn();
+    });
+    this.pendingImmediates.add(handle);
+  }
+
+  // ---- receiving side -------------------------------------------------------------------------
+
+  private serveStream(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
+    // Headers now tell the sender the stream is up (its link goes from connecting to up).
+    call.sendMetadata(new grpc.Metadata());
+    let failed = false;
+    call.on('data', (wire: Buffer) => {
+      if (failed) return;
+      let frame: Frame;
+      try {
+        frame = decodePeerFrame(wire);
+      } catch (error) {
+        if (!(error instanceof FrameDecodeError)) throw error;
+        failed = true;
+        this.warnRateLimited(`bad:${call.getPeer()}`, { remote: call.getPeer(), error: error.message }, 'malformed peer frame; closing stream');
+        callback({ code: grpc.status.INVALID_ARGUMENT, details: error.message });
+        return;
+      }
+      if (!this.acceptFrame(frame)) return;
+      if (frame.messages.length > 0) this.options.onMessages(frame.messages);
+    });
+    call.on('end', () => {
+      if (!failed) callback(null, EMPTY_ACK);
+    });
+    call.on('error', noop);
+  }
+
+  /** True if the frame is for this cluster and member; otherwise logs (rate-limited) and false. */
+  private acceptFrame(frame: Frame): boolean {
+    const { clusterId, memberId } = this.options;
+    let reason: string | undefined;
+    if (frame.clusterId !== clusterId) reason = 'cluster ID mismatch';
+    else if (frame.toId !== memberId) reason = 'addressed to another member';
+    else if (frame.messages.some((m) => m.to !== memberId || m.from !== frame.fromId)) reason = 'message IDs disagree with frame header';
+    if (reason === undefined) return true;
+    this.warnRateLimited(
+      `reject:${frame.fromId}:${reason}`,
+      {
+        sender: frame.fromId.toString(16),
+        frameClusterId: frame.clusterId.toString(16),
+        clusterId: clusterId.toString(16),
+        frameTo: frame.toId.toString(16),
+        memberId: memberId.toString(16),
+      },
+      `dropping peer frame: ${reason}`,
+    );
+    return false;
+  }
+
+  private serveSnapshot(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
+    let message: Message | undefined;
+    let data: Buffer | undefined;
+    let received = 0;
+    let chunks = 0;
+    let done = false;
+    const fail = (code: grpc.status, details: string): void => {
+      if (done) return;
+      done = true;
+      data = undefined;
+      callback({ code, details });
+    };
+    call.on('data', (wire: Buffer) => {
+      if (done) return;
+      try {
+        for (const field of protobufFields(wire)) {
+          if (field.number === 1 && field.bytes !== undefined) {
+            if (message !== undefined) throw new FrameDecodeError('second snapshot header');
+            const frame = decodePeerFrame(field.bytes);
+            if (!this.acceptFrame(frame)) {
+              fail(grpc.status.FAILED_PRECONDITION, 'snapshot not for this cluster or member');
+              return;
+            }
+            const m = frame.messages[0];
+            if (frame.messages.length !== 1 || m === undefined || m.type !== MessageType.MsgSnap || m.snapshot === undefined) {
+              throw new FrameDecodeError('snapshot header must hold exactly one MsgSnap with metadata');
+            }
+            message = m;
+          } else if (field.number === 2 && field.varint !== undefined) {
+            if (data !== undefined) throw new FrameDecodeError('second snapshot size');
+            if (field.varint > MAX_SNAPSHOT_BYTES) throw new FrameDecodeError(`snapshot of ${field.varint} bytes is too large`);
+            data = Buffer.allocUnsafe(field.varint);
+          } else if (field.number === 3 && field.bytes !== undefined) {
+            if (data === undefined) throw new FrameDecodeError('snapshot data before its size');
+            if (received + field.bytes.length > data.length) throw new FrameDecodeError('snapshot data exceeds its size');
+            data.set(field.bytes, received);
+            received += field.bytes.length;
+            chunks++;
+          }
+        }
+      } catch (error) {
+        if (!(error instanceof FrameDecodeError)) throw error;
+        this.warnRateLimited(`badsnap:${call.getPeer()}`, { remote: call.getPeer(), error: error.message }, 'malformed snapshot chunk');
+        fail(grpc.status.INVALID_ARGUMENT, error.message);
+      }
+    });
+    call.on('end', () => {
+      if (done) return;
+      if (message === undefined || data === undefined || received !== data.length) {
+        fail(grpc.status.INVALID_ARGUMENT, `incomplete snapshot: ${received} of ${data?.length ?? '?'} bytes`);
+        return;
+      }
+      done = true;
+      message.snapshot!.data = data;
+      this.log.info(
+        { sender: message.from.toString(16), index: message.snapshot!.metadata.index, bytes: data.length, chunks },
+        'snapshot received',
+      );
+      this.options.onMessages([message]);
+      callback(null, EMPTY_ACK);
+    });
+    call.on('error', noop);
+  }
+
+  private warnRateLimited(key: string, fields: Record<string, unknown>, message: string): void {
+    const nowMs = Date.now();
+    const entry = this.warnedAt.get(key);
+    if (entry !== undefined && nowMs - entry.atMs < WARN_INTERVAL_MS) {
+      entry.suppressed++;
+      return;
+    }
+    this.log.warn({ ...fields, suppressed: entry?.suppressed ?? 0 }, message);
+    // Keys are per sender and reason; a bound keeps a stream of forged senders from growing it.
+    if (this.warnedAt.size > 1024) this.warnedAt.clear();
+    this.warnedAt.set(key, { atMs: nowMs, suppressed: 0 });
+  }
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}
