@@ -25,8 +25,8 @@ export interface RunningGrpcServer {
   close(graceMs: number): Promise<void>;
 }
 
-/** etcd sets its gRPC receive limit to --max-request-bytes plus this much headroom. */
-const RECEIVE_HEADROOM_BYTES = 512;
+/** etcd sets its gRPC receive limit to --max-request-bytes plus this much (grpcOverheadBytes). */
+const RECEIVE_HEADROOM_BYTES = 512 * 1024;
 
 export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const etcdReceiveLimit = options.maxRequestBytes + RECEIVE_HEADROOM_BYTES;

@@ -58,11 +58,11 @@ describe('bad input: etcd code and message, nothing changed', () => {
     await expectRefused('KV', 'Put', { key: b('big'), value: Buffer.alloc(4096 + 100) }, status.INVALID_ARGUMENT, 'etcdserver: request is too large');
   });
 
-  it('message over --max-request-bytes + 512: grpc size error as etcd sends it', async () => {
+  it('message over --max-request-bytes + 512 KiB: grpc size error as etcd sends it', async () => {
     const before = await revisionAndKeys();
-    const error = await member.call('KV', 'Put', { key: b('huge'), value: Buffer.alloc(8192) }).catch((e) => e);
+    const error = await member.call('KV', 'Put', { key: b('huge'), value: Buffer.alloc(600 * 1024) }).catch((e) => e);
     expect(error.code).toBe(status.RESOURCE_EXHAUSTED);
-    expect(error.details).toMatch(/^grpc: received message larger than max \(\d+ vs\. 4608\)$/);
+    expect(error.details).toMatch(/^grpc: received message larger than max \(\d+ vs\. 528384\)$/);
     expect(await revisionAndKeys()).toEqual(before);
   });
 
