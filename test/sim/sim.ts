@@ -26,6 +26,7 @@ import {
   type Entry,
   type HardState,
   type Message,
+  type Ready,
   type Snapshot,
 } from '../../src/raft/types.js';
 import { SeededRandom } from '../../src/util/random.js';
@@ -119,6 +120,7 @@ interface SimNode {
   confState: ConfState;
   waiters: Map<string, PendingOp>;
   reads: PendingOp[];
+  pendingReady: { rd: Ready; dueRound: number } | undefined;
 }
 
 interface InFlight {
@@ -156,6 +158,8 @@ export class Simulation {
   private readonly preVote: boolean;
   private readonly checkQuorum: boolean;
   private readonly maxSizePerMsg: number;
+  private readonly asyncPersist: boolean;
+  private round = 0;
   readonly stats: SimStats;
 
   constructor(opts: SimOptions) {
@@ -176,6 +180,7 @@ export class Simulation {
     // Tiny messages split batches (one entry per MsgApp), reaching interleavings where an old
     // leader's entry and a new leader's no-op travel separately (Raft paper figure 8).
     this.maxSizePerMsg = this.rnd.int(2) === 0 ? 1 : 4096;
+    this.asyncPersist = this.rnd.int(2) === 0;
     for (const id of this.initialPeers) this.startNode(id, true, emptyDisk());
     this.stats = { seed: opts.seed, nodes: n, ticks: 0, committed: 0, elections: 0, crashes: 0, confChanges: 0, transfers: 0, snapshotsSent: 0, ops: 0, opsAcked: 0 };
   }
@@ -231,6 +236,7 @@ export class Simulation {
       confState: disk.snapshot?.metadata.confState ?? { voters: [], learners: [] },
       waiters: new Map(),
       reads: [],
+      pendingReady: undefined,
     };
     this.nodes.set(id, node);
     return node;
@@ -301,9 +307,29 @@ export class Simulation {
 
   // ---- Ready handling ------------------------------------------------------------------
 
+  /** Takes (or finishes) one Ready. With asynchronous persistence the write "takes" a few
+   *  rounds, during which the node keeps stepping messages, as a real node loop does while
+   *  LevelDB syncs; a crash in between loses the Ready entirely. */
   private handleReady(n: SimNode): boolean {
-    if (!n.alive || n.removed || !n.raw.hasReady()) return false;
+    if (!n.alive || n.removed) return false;
+    if (n.pendingReady !== undefined) {
+      if (this.round < n.pendingReady.dueRound) return true;
+      const rd = n.pendingReady.rd;
+      n.pendingReady = undefined;
+      this.finishReady(n, rd);
+      return true;
+    }
+    if (!n.raw.hasReady()) return false;
     const rd = n.raw.ready();
+    if (this.asyncPersist && this.rnd.int(2) === 0) {
+      n.pendingReady = { rd, dueRound: this.round + 1 + this.rnd.int(3) };
+      return true;
+    }
+    this.finishReady(n, rd);
+    return true;
+  }
+
+  private finishReady(n: SimNode, rd: Ready): void {
     // 1. persist
     if (rd.snapshot !== undefined) {
       n.mem.applySnapshot(rd.snapshot);
@@ -347,7 +373,6 @@ export class Simulation {
     this.maybeSnapshot(n);
     // Safety checks that are cheap enough to run on every Ready.
     if (n.raw.raft.state === StateRole.Leader) this.checkLeader(n);
-    return true;
   }
 
   private flushDisk(n: SimNode): void {
@@ -639,6 +664,7 @@ export class Simulation {
     for (const n of this.nodes.values()) if (n.alive && !n.removed) n.raw.tick();
     if (withClients) for (let c = 0; c < this.clientBusy.length; c++) this.clientStep(c);
     for (let round = 0; round < 8; round++) {
+      this.round++;
       let work = 0;
       for (const n of this.nodes.values()) if (this.handleReady(n)) work++;
       work += this.deliverDue();
