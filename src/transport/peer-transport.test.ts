@@ -131,7 +131,9 @@ afterEach(async () => {
 describe('PeerTransport', () => {
   it('delivers messages both ways between two members', async () => {
     const [a, b] = [await node(1n), await node(2n)];
-    mesh([a, b]);
+    a.transport.addPeer(2n, `127.0.0.1:${b.transport.port}`);
+    // etcd-style peer URLs work too.
+    b.transport.addPeer(1n, `http://127.0.0.1:${a.transport.port}`);
     a.transport.send([app(1n, 2n, 10), heartbeat(1n, 2n, 10)]);
     b.transport.send([heartbeat(2n, 1n, 7)]);
     await b.until(() => b.received.length === 2);

@@ -62,7 +62,7 @@ export interface PeerTransportOptions {
   listenHost: string;
   /** 0 picks a free port (tests); the chosen one is `transport.port`. */
   listenPort: number;
-  /** Member ID -> "host:port" of its raft port, excluding this member. */
+  /** Member ID -> "host:port" (or "http://host:port") of its raft port, excluding this member. */
   peers: ReadonlyMap<bigint, string>;
   /** Messages received from peers, in arrival order per sender. */
   onMessages(messages: Message[]): void;
@@ -266,13 +266,14 @@ export class PeerTransport {
     assert(id !== this.options.memberId, 'a member is not its own peer');
     const existing = this.links.get(id);
     if (existing !== undefined) {
-      if (existing.address === address) return;
+      if (existing.address === grpcTarget(address)) return;
       this.removePeer(id);
     }
-    const client = new grpc.Client(address, this.credentials.channel, CHANNEL_OPTIONS);
+    const target = grpcTarget(address);
+    const client = new grpc.Client(target, this.credentials.channel, CHANNEL_OPTIONS);
     const link: PeerLink = {
       id,
-      address,
+      address: target,
       client,
       state: 'connecting',
       call: undefined,
@@ -633,4 +634,12 @@ export class PeerTransport {
 
 function hostPort(host: string, port: number): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Accepts "host:port" or an etcd-style peer URL ("http://host:port"); gRPC wants "host:port". */
+function grpcTarget(address: string): string {
+  if (!address.includes('://')) return address;
+  const url = new URL(address);
+  assert(url.port !== '', `peer URL without a port: ${address}`);
+  return url.host;
 }
