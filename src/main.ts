@@ -26,8 +26,11 @@ import { countGrpcConnections } from './metrics/grpc-connections.js';
 import { createMetrics, type MetricsSources } from './metrics/metrics.js';
 import { CompactedError } from './mvcc/errors.js';
 import { AutoCompactor, startAutoCompactor, type CompactionSchedule } from './server/auto-compactor.js';
-import { KvServer } from './server/kv-server.js';
-import { deriveClusterId, deriveMemberId } from './server/member-id.js';
+import type { Message } from './raft/types.js';
+import { initialMembership, type ClusterMembership } from './server/cluster-members.js';
+import { KvServer, type ReplicationOptions } from './server/kv-server.js';
+import { PeerTransport } from './transport/peer-transport.js';
+import { SeededRandom } from './util/random.js';
 import { Backend, KeySpace, StorageFormatError } from './storage/backend.js';
 
 function packageVersion(): string {
@@ -49,21 +52,17 @@ function createLogger(config: Config): Logger {
   return pino({ level, base: { name: config.name } }, pino.destination({ dest: destination, sync: false }));
 }
 
-/** etcd's defaults when no cluster flags are given: one member at http://localhost:2380. */
-const DEFAULT_PEER_URL = 'http://localhost:2380';
-
-/** The member's identity: explicit IDs from YAML win; otherwise derived exactly as etcd does. */
-function memberIdentity(config: Config): { memberId: bigint; clusterId: bigint } {
-  const token = config.initialClusterToken;
-  const members = config.initialCluster.length > 0
-    ? config.initialCluster.map((m) => ({ name: m.name, urls: m.peerUrls.map(formatUrl) }))
-    : [{ name: config.name, urls: config.raft.advertiseUrls.length > 0 ? config.raft.advertiseUrls.map(formatUrl) : [DEFAULT_PEER_URL] }];
-  const ids = members.map((m) => ({ name: m.name, id: deriveMemberId(m.urls, token) }));
-  const own = ids.find((m) => m.name === config.name) ?? ids[0]!;
-  return {
-    memberId: config.memberId !== 0n ? config.memberId : own.id,
-    clusterId: config.clusterId !== 0n ? config.clusterId : deriveClusterId(ids.map((m) => m.id)),
-  };
+/** The initial membership: from etcd's --initial-cluster or the YAML raft peers. */
+function membershipOf(config: Config): ClusterMembership {
+  return initialMembership({
+    name: config.name,
+    token: config.initialClusterToken,
+    initialCluster: config.initialCluster.map((m) => ({ name: m.name, peerUrls: m.peerUrls.map(formatUrl) })),
+    advertisePeerUrls: config.raft.advertiseUrls.map(formatUrl),
+    peers: config.raft.peers,
+    memberId: config.memberId,
+    clusterId: config.clusterId,
+  });
 }
 
 /** The identity is fixed at first start and read back afterwards, as etcd does. */
@@ -96,11 +95,11 @@ const HEALTH_PROBE = {
 /** What the side ports read from the member. A single member always leads itself. */
 function opsSources(kv: KvServer, shuttingDown: () => boolean): HealthSources & MetricsSources {
   return {
-    hasLeader: () => true,
-    isLeader: () => true,
+    hasLeader: () => (kv.raft ? kv.raft.leader !== 0n : true),
+    isLeader: () => (kv.raft ? kv.raft.isLeader : true),
     appliedIndex: () => kv.appliedIndex,
-    committedIndex: () => kv.lastIndex,
-    pendingProposals: () => kv.lastIndex - kv.appliedIndex,
+    committedIndex: () => kv.commitIndex,
+    pendingProposals: () => Math.max(0, kv.lastIndex - kv.appliedIndex),
     alarms: () => [],
     shuttingDown,
     checkRead: async () => void kv.range(HEALTH_PROBE),
@@ -130,10 +129,56 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     maxOpenFiles: config.storage.maxOpenFiles,
     compression: config.storage.compression,
   });
-  const identity = await loadOrStoreIdentity(backend, memberIdentity(config));
-  const kv = await KvServer.open(backend);
+  const membership = membershipOf(config);
+  const identity = await loadOrStoreIdentity(backend, { memberId: membership.selfId, clusterId: membership.clusterId });
+  const raftLog = log.child({ component: 'raft' });
+  // The transport is created after the node (it delivers to it); messages go through this.
+  let transport: PeerTransport | undefined;
+  const replication: ReplicationOptions | undefined =
+    membership.members.length > 1
+      ? {
+          memberId: identity.memberId,
+          initialVoters: membership.members.map((m) => m.id),
+          tickMs: config.raft.heartbeatIntervalMs,
+          electionTicks: Math.max(2, Math.round(config.raft.electionTimeoutMs / config.raft.heartbeatIntervalMs)),
+          heartbeatTicks: 1,
+          preVote: config.raft.preVote,
+          requestTimeoutMs: Math.min(config.limits.requestTimeoutMs, 5000 + 2 * config.raft.electionTimeoutMs),
+          snapshotCount: config.raft.snapshotCount,
+          random: new SeededRandom(Number(identity.memberId % 2147483647n) ^ Date.now()),
+          sender: { send: (messages: Message[]) => transport?.send(messages) },
+          onLeaderChange: (lead, term) => raftLog.info({ leader: lead.toString(16), term }, 'leader changed'),
+          onFatal: (error) => {
+            raftLog.fatal({ err: error }, 'raft loop failed; stopping the member');
+            log.flush();
+            process.exit(1);
+          },
+        }
+      : undefined;
+  const kv = await KvServer.open(backend, { replication });
+  if (kv.raft) {
+    const raft = kv.raft;
+    transport = await PeerTransport.start({
+      clusterId: identity.clusterId,
+      memberId: identity.memberId,
+      listenHost: config.raft.address,
+      listenPort: config.raft.port,
+      peers: new Map(membership.members.filter((m) => m.id !== identity.memberId).map((m) => [m.id, m.peerAddress])),
+      onMessages: (messages) => raft.receive(messages),
+      onUnreachable: (peer) => raft.reportUnreachable(peer),
+      onSnapshotStatus: (peer, ok) => raft.reportSnapshot(peer, ok),
+      logger: log.child({ component: 'transport' }),
+    });
+    kv.start();
+  }
   log.info(
-    { memberId: identity.memberId.toString(16), clusterId: identity.clusterId.toString(16), revision: kv.currentRevision, appliedIndex: kv.appliedIndex },
+    {
+      memberId: identity.memberId.toString(16),
+      clusterId: identity.clusterId.toString(16),
+      members: membership.members.length,
+      revision: kv.currentRevision,
+      appliedIndex: kv.appliedIndex,
+    },
     'recovered state',
   );
 
@@ -142,7 +187,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   const metrics = config.monitoring.enablePrometheus
     ? createMetrics({ serverVersion: ETCD_COMPATIBLE_VERSION, memberId: identity.memberId, sources })
     : undefined;
-  metrics?.leaderChanges.inc(); // a single member becomes leader once, at start
+  if (!kv.raft) metrics?.leaderChanges.inc(); // a single member becomes leader once, at start
 
   const grpcLog = log.child({ component: 'grpc' });
   setCallHooks(metrics?.observeCall, (method, error) => grpcLog.error({ method, err: error }, 'internal error in request handler'));
@@ -200,6 +245,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     log.info('client port closed');
     await Promise.all(sidePorts.map((server) => server.close()));
     await kv.close();
+    await transport?.close();
     log.info('stopped');
     log.flush();
     process.exit(0);

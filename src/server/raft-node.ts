@@ -250,10 +250,10 @@ export class RaftNode {
       if (!this.node.hasReady()) return;
       const ready = this.node.ready();
       this.inTurn = true;
-      if (ready.softState) this.lead = ready.softState.lead;
-      if (ready.hardState) {
-        if (ready.hardState.term !== this.currentTerm || ready.softState) this.options.onLeaderChange?.(this.lead, ready.hardState.term);
-        this.currentTerm = ready.hardState.term;
+      if (ready.hardState) this.currentTerm = ready.hardState.term;
+      if (ready.softState && ready.softState.lead !== this.lead) {
+        this.lead = ready.softState.lead;
+        this.options.onLeaderChange?.(this.lead, this.currentTerm);
       }
       void this.handleReady(ready).catch((error) => this.options.onFatal(error));
     } catch (error) {
