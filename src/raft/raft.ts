@@ -28,6 +28,7 @@ import {
   type Message,
   type ReadState,
   type SoftState,
+  type Snapshot,
 } from './types.js';
 import { RaftLog } from './raft-log.js';
 import { Progress, ProgressState, ProgressTracker, VoteResult } from './progress.js';
@@ -830,7 +831,7 @@ export class Raft {
   }
 
   /** Installs a snapshot from the leader; false when it brings nothing new. */
-  private restore(s: import('./types.js').Snapshot): boolean {
+  private restore(s: Snapshot): boolean {
     const meta = s.metadata;
     if (meta.index <= this.raftLog.committed) return false;
     if (this.state !== StateRole.Follower) {
@@ -873,7 +874,8 @@ export class Raft {
   /** Applies a committed configuration change (called by the driver when it applies the
    *  entry) and returns the resulting configuration. */
   applyConfChange(cc: ConfChange): ConfState {
-    // Applying marks the pending change done (even a no-op change).
+    // pendingConfIndex needs no update here: it is compared with the applied index, which the
+    // driver advances past this entry.
     switch (cc.type) {
       case ConfChangeType.AddNode:
         this.addNode(cc.nodeId, false);

@@ -204,10 +204,9 @@ export class Simulation {
       app = decodeState(disk.snapshot.data);
       applied = disk.snapshot.metadata.index;
     }
-    if (disk.compactedTo > 0 && disk.compactedTo < mem.lastIndex()) {
-      /* the snapshot already trimmed the log */
-    }
-    mem.append(disk.entries.filter((e) => e.index > mem.lastIndex() - 0 && e.index > (disk.snapshot?.metadata.index ?? 0)));
+    // Entries the snapshot covers are dropped; the rest continue right after it.
+    const base = disk.snapshot?.metadata.index ?? 0;
+    mem.append(disk.entries.filter((e) => e.index > base));
     mem.setHardState(disk.hardState);
     const raw = new RawNode({
       id,
