@@ -249,9 +249,12 @@ function validateMessage(m: Message, self: bigint): void {
   if (isLocalMessage(m.type)) throw new InvalidMessageError(`local-only type ${messageTypeName(m.type)} from the network`);
   if (m.to !== self) throw new InvalidMessageError(`addressed to ${m.to}, this node is ${self}`);
   if (m.from === NONE) throw new InvalidMessageError('sender is none');
-  for (const [name, v] of [['term', m.term], ['logTerm', m.logTerm], ['index', m.index], ['commit', m.commit], ['rejectHint', m.rejectHint]] as const) {
-    if (!Number.isSafeInteger(v) || v < 0) throw new InvalidMessageError(`${name} ${String(v)} is not a non-negative safe integer`);
-  }
+  // Checked one by one: this runs for every peer message, so no temporary arrays.
+  checkCount(m.term, 'term');
+  checkCount(m.logTerm, 'logTerm');
+  checkCount(m.index, 'index');
+  checkCount(m.commit, 'commit');
+  checkCount(m.rejectHint, 'rejectHint');
   if (!Array.isArray(m.entries)) throw new InvalidMessageError('entries is not an array');
   let prev = m.index;
   for (const e of m.entries) {
@@ -268,6 +271,10 @@ function validateMessage(m: Message, self: bigint): void {
   if (m.term === 0 && m.type !== MessageType.MsgProp && m.type !== MessageType.MsgReadIndex && m.type !== MessageType.MsgTransferLeader) {
     throw new InvalidMessageError(`${messageTypeName(m.type)} without a term`);
   }
+}
+
+function checkCount(v: number, name: string): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw new InvalidMessageError(`${name} ${String(v)} is not a non-negative safe integer`);
 }
 
 function progressStatus(pr: Progress): ProgressStatus {
