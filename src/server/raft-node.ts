@@ -162,7 +162,12 @@ export class RaftNode {
   /** Messages from peers, in arrival order. */
   receive(messages: Message[]): void {
     if (this.stopped) return;
-    for (const message of messages) this.inbox.push(message);
+    for (const message of messages) {
+      // Received entries are views into the transport's frame; the log cache keeps entries
+      // for a long time, so copy them rather than pin whole frames.
+      for (const entry of message.entries) entry.data = Uint8Array.prototype.slice.call(entry.data);
+      this.inbox.push(message);
+    }
     this.schedule();
   }
 

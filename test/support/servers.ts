@@ -26,10 +26,14 @@ export interface ServerOptions {
   readyTimeoutMs?: number;
   /** Member name (default "default"). */
   name?: string;
+  /** MetaStore only: ports chosen by the caller (a cluster needs all peer ports up front). */
+  ports?: { client: number; peer: number; health: number; metrics: number };
+  /** MetaStore only: --initial-cluster value replacing the single-member default. */
+  initialCluster?: string;
 }
 
 /** The single-member etcd server flags shared by etcd and MetaStore. */
-export function etcdStyleFlags(opts: { name: string; clientPort: number; peerPort: number; dataDir: string }): string[] {
+export function etcdStyleFlags(opts: { name: string; clientPort: number; peerPort: number; dataDir: string; initialCluster?: string }): string[] {
   const client = `http://127.0.0.1:${opts.clientPort}`;
   const peer = `http://127.0.0.1:${opts.peerPort}`;
   return [
@@ -39,7 +43,7 @@ export function etcdStyleFlags(opts: { name: string; clientPort: number; peerPor
     '--advertise-client-urls', client,
     '--listen-peer-urls', peer,
     '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', `${opts.name}=${peer}`,
+    '--initial-cluster', opts.initialCluster ?? `${opts.name}=${peer}`,
   ];
 }
 
@@ -144,13 +148,16 @@ export interface MetaStoreHandle {
  */
 export async function startMetaStore(options: ServerOptions = {}): Promise<MetaStoreHandle> {
   const bin = path.join(REPO_ROOT, 'bin', 'metastore');
-  const [clientPort, peerPort, healthPort, metricsPort] = await freePorts(4);
+  const [clientPort, peerPort, healthPort, metricsPort] = options.ports
+    ? [options.ports.client, options.ports.peer, options.ports.health, options.ports.metrics]
+    : await freePorts(4);
   if (clientPort === undefined || peerPort === undefined || healthPort === undefined || metricsPort === undefined) {
     throw new Error('startMetaStore: no ports');
   }
   const dataDir = makeTempDir('metastore-e2e-');
   const name = options.name ?? 'default';
-  const args = [bin, ...etcdStyleFlags({ name, clientPort, peerPort, dataDir }), ...(options.extraArgs ?? [])];
+  const flags = etcdStyleFlags({ name, clientPort, peerPort, dataDir, initialCluster: options.initialCluster });
+  const args = [bin, ...flags, ...(options.extraArgs ?? [])];
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const key of Object.keys(env)) if (key.startsWith('METASTORE_')) delete env[key];
   Object.assign(env, {
@@ -222,5 +229,40 @@ export async function startMetaStore(options: ServerOptions = {}): Promise<MetaS
     destroy,
     logs: () => incarnations.map((p, i) => `[harness] start #${i + 1}\n${p.logs()}`).join('\n'),
     waitForLog: (text, timeoutMs = DEFAULT_READY_TIMEOUT_MS) => current().waitForLog(text, timeoutMs),
+  };
+}
+
+export interface MetaStoreCluster {
+  readonly members: MetaStoreHandle[];
+  /** Every member's client endpoint, comma-separated, for etcdctl --endpoints. */
+  readonly endpoints: string;
+  /** Kills every member and removes every data dir. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * Starts an n-member MetaStore cluster on loopback from etcd-style flags (--initial-cluster
+ * naming every member), and resolves once every member logged it is ready.
+ */
+export async function startMetaStoreCluster(size: number, options: Pick<ServerOptions, 'extraArgs' | 'readyTimeoutMs'> = {}): Promise<MetaStoreCluster> {
+  const ports = await freePorts(4 * size);
+  const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
+  const initialCluster = names.map((name, i) => `${name}=http://127.0.0.1:${ports[4 * i + 1]}`).join(',');
+  const members = await Promise.all(
+    names.map((name, i) =>
+      startMetaStore({
+        ...options,
+        name,
+        initialCluster,
+        ports: { client: ports[4 * i]!, peer: ports[4 * i + 1]!, health: ports[4 * i + 2]!, metrics: ports[4 * i + 3]! },
+      }),
+    ),
+  );
+  return {
+    members,
+    endpoints: members.map((m) => m.endpoint.replace('http://', '')).join(','),
+    destroy: async () => {
+      await Promise.all(members.map((m) => m.destroy()));
+    },
   };
 }
