@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { KvServer } from '../server/kv-server.js';
 import { type Handlers, responseHeaders, unimplemented, withRequestSizes } from './handler.js';
 import { kvHandlers } from './kv-service.js';
+import { leaseHandlers } from './lease-service.js';
 import { maintenanceHandlers } from './maintenance-service.js';
 import { watchHandlers } from './watch-service.js';
 import { services, type ServiceName } from './proto.js';
@@ -44,6 +45,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     KV: kvHandlers(kv, headers, { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes }),
     Maintenance: maintenanceHandlers(kv, headers, options.identity),
     Watch: watchHandlers(kv, headers, { maxRequestBytes: options.maxRequestBytes }),
+    Lease: leaseHandlers(kv, headers),
   };
   for (const name of Object.keys(services) as ServiceName[]) {
     const definition = withRequestSizes(services[name], etcdReceiveLimit);

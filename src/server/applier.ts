@@ -14,12 +14,14 @@
 
 import type { Backend, BatchOp } from '../storage/backend.js';
 import { KeySpace, spaceKey } from '../storage/backend.js';
+import { LeaseError } from '../lease/errors.js';
 import { MvccError } from '../mvcc/errors.js';
 import type { MvccStore } from '../mvcc/mvcc-store.js';
 import { encodeRevisionKey } from '../mvcc/revision.js';
 import type { DeleteRangeResult, Event, PutResult, Revision, TxnResult } from '../mvcc/types.js';
 import { assert } from '../util/assert.js';
 import { decodeInternalRequest, type InternalRequest } from './internal-request.js';
+import type { LeaseApplier } from './lease-apply.js';
 
 export const META_APPLIED_INDEX = 'appliedIndex';
 export const META_COMPACTED_REVISION = 'compactedRevision';
@@ -37,11 +39,14 @@ export type ApplyValue =
   | { kind: 'deleteRange'; deleteRange: DeleteRangeResult }
   | { kind: 'txn'; txn: TxnResult }
   | { kind: 'compact' }
+  | { kind: 'leaseGrant'; id: bigint; ttlSeconds: number }
+  | { kind: 'leaseRevoke' }
+  | { kind: 'leaseCheckpoint' }
   | { kind: 'none' };
 
 export type ApplyOutcome =
   | { ok: true; value: ApplyValue; /** store revision after this entry */ revision: number }
-  | { ok: false; error: MvccError };
+  | { ok: false; error: MvccError | LeaseError };
 
 export interface AppliedBatch {
   outcomes: ApplyOutcome[];
@@ -58,6 +63,7 @@ export class Applier {
   private applied: number;
   private readonly listeners: EventListener[] = [];
   private lastWritten: Promise<void> = Promise.resolve();
+  private leases: LeaseApplier | undefined;
 
   constructor(
     private readonly mvcc: MvccStore,
@@ -79,6 +85,11 @@ export class Applier {
   /** After a snapshot install replaced the state: continue from its applied index. */
   resetAppliedIndex(index: number): void {
     this.applied = index;
+  }
+
+  /** Lease entries are applied by the lessor's applier (src/server/lease-apply.ts). */
+  setLeaseApplier(leases: LeaseApplier): void {
+    this.leases = leases;
   }
 
   addListener(listener: EventListener): void {
@@ -144,9 +155,14 @@ export class Applier {
           ops.push({ type: 'put', key: spaceKey(KeySpace.meta, META_COMPACTED_REVISION), value: revisionBytes });
           return { ok: true, value: { kind: 'compact' }, revision: this.mvcc.currentRevision };
         }
+        case 'leaseGrant':
+        case 'leaseRevoke':
+        case 'leaseCheckpoint':
+          assert(this.leases !== undefined, 'lease entry applied without a lessor');
+          return this.leases.apply(request, sink, ops);
       }
     } catch (error) {
-      if (error instanceof MvccError) return { ok: false, error };
+      if (error instanceof MvccError || error instanceof LeaseError) return { ok: false, error };
       throw error;
     }
   }

@@ -14,6 +14,7 @@ import type {
   RequestOp,
   TxnRequest,
 } from '../mvcc/types.js';
+import type { LeaseCheckpoint } from '../lease/lessor.js';
 import { assert } from '../util/assert.js';
 import { ByteReader, ByteWriter } from '../util/binary.js';
 
@@ -21,10 +22,15 @@ export type InternalRequest =
   | { readonly kind: 'put'; readonly put: PutRequest }
   | { readonly kind: 'deleteRange'; readonly deleteRange: DeleteRangeRequest }
   | { readonly kind: 'txn'; readonly txn: TxnRequest }
-  | { readonly kind: 'compact'; readonly revision: number; readonly physical: boolean };
+  | { readonly kind: 'compact'; readonly revision: number; readonly physical: boolean }
+  // Lease entries carry every decision (ID, TTL after the minimum, remaining TTLs): the
+  // proposer makes them, so applying needs no clock or randomness (see src/server/lease-*.ts).
+  | { readonly kind: 'leaseGrant'; readonly id: bigint; readonly ttlSeconds: number }
+  | { readonly kind: 'leaseRevoke'; readonly id: bigint }
+  | { readonly kind: 'leaseCheckpoint'; readonly checkpoints: readonly LeaseCheckpoint[] };
 
 const ENCODING_VERSION = 1;
-const KIND = { range: 1, put: 2, deleteRange: 3, txn: 4, compact: 5 } as const;
+const KIND = { range: 1, put: 2, deleteRange: 3, txn: 4, compact: 5, leaseGrant: 6, leaseRevoke: 7, leaseCheckpoint: 8 } as const;
 
 export function encodeInternalRequest(request: InternalRequest): Buffer {
   const out = new ByteWriter(64);
@@ -44,6 +50,16 @@ export function encodeInternalRequest(request: InternalRequest): Buffer {
       break;
     case 'compact':
       out.u8(KIND.compact).int(request.revision).bool(request.physical);
+      break;
+    case 'leaseGrant':
+      out.u8(KIND.leaseGrant).signedId(request.id).int(request.ttlSeconds);
+      break;
+    case 'leaseRevoke':
+      out.u8(KIND.leaseRevoke).signedId(request.id);
+      break;
+    case 'leaseCheckpoint':
+      out.u8(KIND.leaseCheckpoint).u32(request.checkpoints.length);
+      for (const checkpoint of request.checkpoints) out.signedId(checkpoint.id).int(checkpoint.remainingMs);
       break;
   }
   return out.finish();
@@ -68,6 +84,19 @@ export function decodeInternalRequest(data: Buffer): InternalRequest {
     case KIND.compact:
       request = { kind: 'compact', revision: input.int(), physical: input.bool() };
       break;
+    case KIND.leaseGrant:
+      request = { kind: 'leaseGrant', id: input.signedId(), ttlSeconds: input.int() };
+      break;
+    case KIND.leaseRevoke:
+      request = { kind: 'leaseRevoke', id: input.signedId() };
+      break;
+    case KIND.leaseCheckpoint: {
+      const count = input.u32();
+      const checkpoints: LeaseCheckpoint[] = [];
+      for (let i = 0; i < count; i++) checkpoints.push({ id: input.signedId(), remainingMs: input.int() });
+      request = { kind: 'leaseCheckpoint', checkpoints };
+      break;
+    }
     default:
       assert(false, `unknown log entry kind ${kind}`);
   }

@@ -30,6 +30,9 @@ import { Applier, META_APPLIED_INDEX, META_COMPACTED_REVISION, type ApplyOutcome
 import { RaftNode, type PeerSender } from './raft-node.js';
 import { SoloLog } from './solo-log.js';
 import { WatchHub } from './watch-hub.js';
+import { Lessor } from '../lease/lessor.js';
+import { LeaseApplier, restoreLeases } from './lease-apply.js';
+import { LeaseServer } from './lease-server.js';
 
 export interface Revisioned<T> {
   result: T;
@@ -60,6 +63,15 @@ export interface ReplicationOptions {
   onFatal(error: unknown): void;
 }
 
+/** Lease settings of a member (defaults: etcd's 1000 ms election timeout, member ID 0). */
+export interface LeaseOptions {
+  electionTimeoutMs?: number;
+  memberId?: bigint;
+  /** Monotonic milliseconds (default performance.now). */
+  nowMs?: () => number;
+  onError?: (error: unknown) => void;
+}
+
 /** Key spaces that make up the replicated state a snapshot carries. */
 const SNAPSHOT_SPACES = [KeySpace.meta, KeySpace.mvcc, KeySpace.lease, KeySpace.auth];
 
@@ -78,6 +90,10 @@ export class KvServer {
   /** Watchers of this member, fed by the applier (see watch-hub.ts). */
   readonly watchHub: WatchHub;
 
+  /** Leases: grant/revoke/keep-alive/time-to-live and the leader's expiry loop. */
+  leases!: LeaseServer;
+  private lessor!: Lessor;
+
   /** The Raft node when this member is part of a multi-member cluster. */
   raft: RaftNode | undefined;
   private log: SoloLog | RaftNode;
@@ -93,13 +109,31 @@ export class KvServer {
     applier.addListener(this.watchHub);
   }
 
-  static async open(backend: Backend, options: { replication?: ReplicationOptions } = {}): Promise<KvServer> {
-    const mvcc = new MvccStore({ history: { readRecord: (rev) => backend.get(KeySpace.mvcc, encodeRevisionKey(rev)) } });
-    await restoreMvcc(backend, mvcc);
-    const applier = new Applier(mvcc, backend, readMetaNumber(backend, META_APPLIED_INDEX));
+  static async open(backend: Backend, options: { replication?: ReplicationOptions; lease?: LeaseOptions } = {}): Promise<KvServer> {
     const replication = options.replication;
+    const leaseNow = options.lease?.nowMs ?? (() => performance.now());
+    const electionTimeoutMs = replication ? replication.tickMs * replication.electionTicks : (options.lease?.electionTimeoutMs ?? 1000);
+    const lessor = new Lessor({ dirtyCheckpointMs: Math.max(1, Math.floor(electionTimeoutMs / 2)) });
+    const mvcc = new MvccStore({ history: { readRecord: (rev) => backend.get(KeySpace.mvcc, encodeRevisionKey(rev)) }, leases: lessor });
+    await restoreMvcc(backend, mvcc, lessor, leaseNow());
+    const applier = new Applier(mvcc, backend, readMetaNumber(backend, META_APPLIED_INDEX));
+    applier.setLeaseApplier(new LeaseApplier(lessor, mvcc, leaseNow));
+    const leaseServer = (server: KvServer): KvServer => {
+      server.lessor = lessor;
+      server.leases = new LeaseServer(
+        lessor,
+        {
+          propose: (request) => server.log.propose(request),
+          leadership: { isLeader: () => (server.raft ? server.raft.isLeader : true) },
+          currentRevision: () => mvcc.currentRevision,
+        },
+        { electionTimeoutMs, memberId: replication?.memberId ?? options.lease?.memberId ?? 0n, nowMs: leaseNow, onError: options.lease?.onError },
+      );
+      server.leases.start();
+      return server;
+    };
     if (replication === undefined) {
-      return new KvServer(backend, mvcc, applier, await SoloLog.recover(backend, applier));
+      return leaseServer(new KvServer(backend, mvcc, applier, await SoloLog.recover(backend, applier)));
     }
     const server = new KvServer(backend, mvcc, applier, undefined);
     const store = await RaftLogStore.open(backend.level, KeySpace.raftLog);
@@ -137,7 +171,7 @@ export class KvServer {
     );
     server.log = raft;
     server.raft = raft;
-    return server;
+    return leaseServer(server);
   }
 
   /** Starts the Raft node's clock (after the transport is up). No-op on a single member. */
@@ -183,7 +217,8 @@ export class KvServer {
     }
     await this.backend.write(ops, { sync: true });
     this.mvcc.reset();
-    await restoreMvcc(this.backend, this.mvcc);
+    this.lessor.reset();
+    await restoreMvcc(this.backend, this.mvcc, this.lessor, performance.now());
     const applied = readMetaNumber(this.backend, META_APPLIED_INDEX);
     this.applier.resetAppliedIndex(applied);
     return applied;
@@ -262,6 +297,7 @@ export class KvServer {
   }
 
   async close(): Promise<void> {
+    this.leases.stop();
     this.watchHub.close();
     if (this.log instanceof RaftNode) {
       await this.log.stop();
@@ -273,10 +309,12 @@ export class KvServer {
   }
 }
 
-async function restoreMvcc(backend: Backend, mvcc: MvccStore): Promise<void> {
+async function restoreMvcc(backend: Backend, mvcc: MvccStore, lessor: Lessor, nowMs: number): Promise<void> {
   for await (const [key, record] of backend.scan(KeySpace.mvcc)) {
     mvcc.restoreRecord(decodeRevisionKey(key), record);
   }
+  // Leases before finishRestore, which re-attaches live keys to the leases it finds.
+  await restoreLeases(backend, lessor, nowMs);
   // Never compacted: -1, as a fresh store (0 would make negative revisions read as compacted).
   const compacted = backend.get(KeySpace.meta, META_COMPACTED_REVISION);
   mvcc.finishRestore({ compactedRevision: compacted === undefined ? -1 : Number(compacted.readBigUInt64BE(0)) });

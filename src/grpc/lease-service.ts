@@ -1,0 +1,91 @@
+// etcd's Lease service over gRPC: LeaseGrant, LeaseRevoke, LeaseKeepAlive (bidi stream),
+// LeaseTimeToLive and LeaseLeases, over the member's LeaseServer (src/server/lease-server.ts).
+//
+// Invariants (etcd 3.4 v3rpc/lease.go):
+// - Lease IDs and TTLs are int64 on the wire: decimal strings in, decimal strings out (bigint
+//   inside), never a lossy number.
+// - LeaseTimeToLive of an unknown lease is not an error: TTL -1, grantedTTL 0, no keys.
+// - LeaseKeepAlive answers every request with one response, in order; an unknown lease gets
+//   TTL 0, not an error. Any other error ends the stream with etcd's status.
+// - Every response carries a full ResponseHeader at the store revision.
+
+import * as grpc from '@grpc/grpc-js';
+import type { KvServer } from '../server/kv-server.js';
+import { type Handlers, type ResponseHeaders, toStatus, unary } from './handler.js';
+
+type WireInt64 = string | number | null | undefined;
+
+function int64(value: WireInt64): bigint {
+  if (value === null || value === undefined || value === '') return 0n;
+  return BigInt(value);
+}
+
+/** A TTL as a number; values beyond 2^53 only matter as "too large", which they still are. */
+function ttl(value: WireInt64): number {
+  if (value === null || value === undefined) return 0;
+  return Number(value);
+}
+
+export function leaseHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
+  const LeaseGrant = unary<{ TTL?: WireInt64; ID?: WireInt64 }>('LeaseGrant', async (request) => {
+    const { result, revision } = await kv.leases.grant(int64(request.ID), ttl(request.TTL));
+    return { header: headers.at(revision), ID: result.id.toString(), TTL: String(result.ttlSeconds), error: '' };
+  });
+
+  const LeaseRevoke = unary<{ ID?: WireInt64 }>('LeaseRevoke', async (request) => {
+    const { revision } = await kv.leases.revoke(int64(request.ID));
+    return { header: headers.at(revision) };
+  });
+
+  const LeaseTimeToLive = unary<{ ID?: WireInt64; keys?: boolean }>('LeaseTimeToLive', (request) => {
+    const id = int64(request.ID);
+    const { result, revision } = kv.leases.timeToLive(id, request.keys ?? false);
+    if (result === undefined) return { header: headers.at(revision), ID: id.toString(), TTL: '-1', grantedTTL: '0', keys: [] };
+    return {
+      header: headers.at(revision),
+      ID: id.toString(),
+      TTL: String(result.ttlSeconds),
+      grantedTTL: String(result.grantedTtlSeconds),
+      keys: result.keys,
+    };
+  });
+
+  const LeaseLeases = unary<object>('LeaseLeases', () => {
+    const { result, revision } = kv.leases.list();
+    return { header: headers.at(revision), leases: result.map((id) => ({ ID: id.toString() })) };
+  });
+
+  const LeaseKeepAlive = (call: grpc.ServerDuplexStream<{ ID?: WireInt64 }, object>): void => {
+    let ended = false;
+    call.on('data', (request: { ID?: WireInt64 }) => {
+      if (ended) return;
+      try {
+        const id = int64(request.ID);
+        const { result, revision } = kv.leases.keepAlive(id);
+        call.write({ header: headers.at(revision), ID: id.toString(), TTL: String(result) });
+      } catch (error) {
+        ended = true;
+        call.emit('error', toStatus('LeaseKeepAlive', error));
+      }
+    });
+    call.on('end', () => {
+      if (ended) return;
+      ended = true;
+      call.end();
+    });
+    const finish = (): void => {
+      ended = true;
+    };
+    call.on('error', finish);
+    call.on('close', finish);
+    call.on('cancelled', finish);
+  };
+
+  return {
+    LeaseGrant,
+    LeaseRevoke,
+    LeaseTimeToLive,
+    LeaseLeases,
+    LeaseKeepAlive: LeaseKeepAlive as unknown as grpc.UntypedHandleCall,
+  };
+}
