@@ -287,10 +287,11 @@ export class Simulation {
       const to = this.nodes.get(m.to);
       const ok = to !== undefined && to.alive && !to.removed && !this.linkBlocked(m.from, m.to);
       if (ok) to.raw.step(m);
-      if (m.type === MessageType.MsgSnap) {
-        const from = this.nodes.get(m.from);
-        if (from !== undefined && from.alive && !from.removed) from.raw.reportSnapshot(m.to, ok);
-      }
+      const from = this.nodes.get(m.from);
+      if (from === undefined || !from.alive || from.removed) continue;
+      if (m.type === MessageType.MsgSnap) from.raw.reportSnapshot(m.to, ok);
+      // A transport notices some failed sends (a broken connection), not all of them.
+      else if (!ok && m.type === MessageType.MsgApp && this.rnd.int(4) === 0) from.raw.reportUnreachable(m.to);
     }
     return due.length;
   }
