@@ -93,6 +93,7 @@ export class KvServer {
   /** Leases: grant/revoke/keep-alive/time-to-live and the leader's expiry loop. */
   leases!: LeaseServer;
   private lessor!: Lessor;
+  private leaseNow!: () => number;
 
   /** The Raft node when this member is part of a multi-member cluster. */
   raft: RaftNode | undefined;
@@ -120,6 +121,7 @@ export class KvServer {
     applier.setLeaseApplier(new LeaseApplier(lessor, mvcc, leaseNow));
     const leaseServer = (server: KvServer): KvServer => {
       server.lessor = lessor;
+      server.leaseNow = leaseNow;
       server.leases = new LeaseServer(
         lessor,
         {
@@ -218,7 +220,7 @@ export class KvServer {
     await this.backend.write(ops, { sync: true });
     this.mvcc.reset();
     this.lessor.reset();
-    await restoreMvcc(this.backend, this.mvcc, this.lessor, performance.now());
+    await restoreMvcc(this.backend, this.mvcc, this.lessor, this.leaseNow());
     const applied = readMetaNumber(this.backend, META_APPLIED_INDEX);
     this.applier.resetAppliedIndex(applied);
     return applied;
