@@ -148,6 +148,8 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
           random: new SeededRandom(Number(identity.memberId % 2147483647n) ^ Date.now()),
           sender: { send: (messages: Message[]) => transport?.send(messages) },
           onLeaderChange: (lead, term) => raftLog.info({ leader: lead.toString(16), term }, 'leader changed'),
+          onSnapshotInstalled: (snapshotIndex, appliedIndex) => raftLog.info({ snapshotIndex, appliedIndex }, 'installed snapshot from leader'),
+          onSnapshotSent: (to, snapshotIndex, bytes) => raftLog.info({ to: to.toString(16), snapshotIndex, bytes }, 'sending snapshot'),
           onFatal: (error) => {
             raftLog.fatal({ err: error }, 'raft loop failed; stopping the member');
             log.flush();
@@ -155,7 +157,15 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
           },
         }
       : undefined;
-  const kv = await KvServer.open(backend, { replication });
+  const leaseLog = log.child({ component: 'lease' });
+  const kv = await KvServer.open(backend, {
+    replication,
+    lease: {
+      electionTimeoutMs: config.raft.electionTimeoutMs,
+      memberId: identity.memberId,
+      onError: (error: unknown) => leaseLog.warn({ err: error }, 'lease expiry or checkpoint proposal failed'),
+    },
+  });
   if (kv.raft) {
     const raft = kv.raft;
     transport = await PeerTransport.start({

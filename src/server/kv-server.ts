@@ -60,6 +60,8 @@ export interface ReplicationOptions {
   /** Late-bound: the transport is created after the node, with the node as its receiver. */
   sender: PeerSender;
   onLeaderChange?(lead: bigint, term: number): void;
+  onSnapshotInstalled?(snapshotIndex: number, appliedIndex: number): void;
+  onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
   onFatal(error: unknown): void;
 }
 
@@ -164,6 +166,8 @@ export class KvServer {
         snapshotCount: replication.snapshotCount,
         snapshotCatchUpEntries: Math.min(5000, Math.max(1, Math.floor(replication.snapshotCount / 2))),
         onLeaderChange: replication.onLeaderChange,
+        onSnapshotInstalled: replication.onSnapshotInstalled,
+        onSnapshotSent: replication.onSnapshotSent,
         onFatal: replication.onFatal,
       },
       {

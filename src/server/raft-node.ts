@@ -62,6 +62,8 @@ export interface RaftNodeOptions {
   snapshotCatchUpEntries: number;
   onLeaderChange?(lead: bigint, term: number): void;
   onConfChange?(type: number, nodeId: bigint, context: Uint8Array | undefined, confState: ConfState): void;
+  onSnapshotInstalled?(snapshotIndex: number, appliedIndex: number): void;
+  onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
   onFatal(error: unknown): void;
 }
 
@@ -303,14 +305,20 @@ export class RaftNode {
   }
 
   private async handleReady(ready: ReturnType<RawNode['ready']>): Promise<void> {
-    await this.log.save(ready.hardState, ready.entries, ready.snapshot, { sync: ready.mustSync });
-    if (ready.messages.length > 0) await this.send(ready.messages);
+    let snapshotForLog = ready.snapshot;
     if (ready.snapshot !== undefined && ready.snapshot.data.length > 0) {
+      // Install the state before the raft log records the snapshot: a crash in between then
+      // leaves state ahead of the log (entries are skipped by applied index), never a log that
+      // claims state the store does not have. The log keeps only the metadata.
       const appliedIndex = await this.snapshots.install(ready.snapshot.data);
+      assert(appliedIndex >= ready.snapshot.metadata.index, 'snapshot data older than its metadata');
       this.confState = ready.snapshot.metadata.confState;
       this.lastSnapshotIndex = ready.snapshot.metadata.index;
-      assert(appliedIndex >= ready.snapshot.metadata.index, 'snapshot data older than its metadata');
+      snapshotForLog = { metadata: ready.snapshot.metadata, data: new Uint8Array(0) };
+      this.options.onSnapshotInstalled?.(ready.snapshot.metadata.index, appliedIndex);
     }
+    await this.log.save(ready.hardState, ready.entries, snapshotForLog, { sync: ready.mustSync });
+    if (ready.messages.length > 0) await this.send(ready.messages);
     for (const readState of ready.readStates) {
       const key = Buffer.from(readState.requestCtx).toString('hex');
       const reads = this.readsByContext.get(key);
@@ -332,6 +340,7 @@ export class RaftNode {
     for (const message of messages) {
       if (message.type === MessageType.MsgSnap && message.snapshot !== undefined) {
         const { data } = await this.snapshots.dump();
+        this.options.onSnapshotSent?.(message.to, message.snapshot.metadata.index, data.length);
         plain.push({ ...message, snapshot: { metadata: message.snapshot.metadata, data } });
       } else {
         plain.push(message);
