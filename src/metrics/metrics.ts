@@ -43,6 +43,8 @@ export interface MetricsOptions {
   serverVersion: string;
   memberId: bigint;
   sources: MetricsSources;
+  /** etcd_server_quota_backend_bytes: the backend quota; negative = no quota (not exported). */
+  quotaBackendBytes?: number;
   /** prom-client's process_* and nodejs_* metrics (default true). */
   processMetrics?: boolean;
 }
@@ -141,6 +143,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
   ).registerIn(registry);
   liveGauge(registry, 'etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', () => s.dbSizeBytes());
   liveGauge(registry, 'etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', () => s.dbSizeInUseBytes());
+  if (options.quotaBackendBytes !== undefined && options.quotaBackendBytes >= 0) {
+    const quota = new Gauge({ name: 'etcd_server_quota_backend_bytes', help: 'Current backend storage quota size in bytes.', registers: [registry] });
+    quota.set(options.quotaBackendBytes);
+  }
   liveGauge(registry, 'etcd_debugging_mvcc_keys_total', 'Total number of keys.', () => s.keysTotal());
   liveGauge(registry, 'etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => s.currentRevision());
   liveGauge(registry, 'etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => Math.max(0, s.compactedRevision()));

@@ -47,6 +47,8 @@ export interface BackendOptions {
   writeBufferSizeBytes?: number;
   maxOpenFiles?: number;
   compression?: boolean;
+  /** Called after every LevelDB batch lands: its duration and whether it was synced. */
+  onWrite?: (seconds: number, synced: boolean) => void;
 }
 
 interface QueuedWrite {
@@ -82,6 +84,7 @@ export class Backend {
   private constructor(
     readonly dir: string,
     private readonly db: ClassicLevel<Buffer, Buffer>,
+    private readonly onWrite: ((seconds: number, synced: boolean) => void) | undefined,
   ) {}
 
   /** Opens (creating if needed) the database under `dataDir/db`, checking its format. */
@@ -104,7 +107,7 @@ export class Backend {
       compression: options.compression ?? true,
     });
     await db.open();
-    const backend = new Backend(dir, db);
+    const backend = new Backend(dir, db, options.onWrite);
     const format = db.getSync(FORMAT_KEY);
     if (format === undefined) {
       if (!isNew) {
@@ -200,9 +203,11 @@ export class Backend {
         this.writtenBytes += op.key.length;
       }
     }
+    const started = this.onWrite ? performance.now() : 0;
     batch.write({ sync: queued.sync }).then(
       () => {
         this.writing = false;
+        this.onWrite?.((performance.now() - started) / 1000, queued.sync);
         // Landed: LevelDB answers for these keys now, unless a later write is pending for them.
         for (const op of queued.ops) {
           const key = op.key.toString('latin1');
