@@ -4,8 +4,10 @@
 import * as grpc from '@grpc/grpc-js';
 import type { KvServer } from '../server/kv-server.js';
 import { type Handlers, responseHeaders, unimplemented, withRequestSizes } from './handler.js';
+import { electionHandlers } from './election-service.js';
 import { kvHandlers } from './kv-service.js';
 import { leaseHandlers } from './lease-service.js';
+import { lockHandlers } from './lock-service.js';
 import { maintenanceHandlers } from './maintenance-service.js';
 import { watchHandlers } from './watch-service.js';
 import { services, type ServiceName } from './proto.js';
@@ -46,6 +48,8 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     Maintenance: maintenanceHandlers(kv, headers, options.identity),
     Watch: watchHandlers(kv, headers, { maxRequestBytes: options.maxRequestBytes }),
     Lease: leaseHandlers(kv, headers),
+    Lock: lockHandlers(kv, headers),
+    Election: electionHandlers(kv, headers),
   };
   for (const name of Object.keys(services) as ServiceName[]) {
     const definition = withRequestSizes(services[name], etcdReceiveLimit);

@@ -1,0 +1,62 @@
+// etcd's v3lock Lock service over gRPC (Lock, Unlock), over the recipe in src/server/lock.ts.
+//
+// Invariants:
+// - Lock blocks until the lock is held; a client that cancels (or disconnects) aborts the
+//   wait, and the recipe removes the queue key it created. The cancelled call's answer goes
+//   nowhere, so it is reported as CANCELLED without being logged as a bug.
+// - Lease IDs are int64 on the wire (decimal strings in, bigint inside).
+// - Unlock of an empty key gets etcd's "key is not provided" (its Delete validates the key).
+
+import * as grpc from '@grpc/grpc-js';
+import type { KvServer } from '../server/kv-server.js';
+import { AbortedError } from '../server/lock-wait.js';
+import { lock, unlock } from '../server/lock.js';
+import { type Handlers, type ResponseHeaders, StatusError, unary } from './handler.js';
+import { RequestError } from './kv-convert.js';
+
+export type WireInt64 = string | number | null | undefined;
+
+export function int64(value: WireInt64): bigint {
+  if (value === null || value === undefined || value === '') return 0n;
+  return BigInt(value);
+}
+
+export function bytes(value: Buffer | null | undefined): Buffer {
+  return value ?? Buffer.alloc(0);
+}
+
+/** An AbortSignal that fires when the client cancels the call or goes away. */
+export function callSignal(call: { cancelled: boolean; on(event: 'cancelled', listener: () => void): unknown }): AbortSignal {
+  const controller = new AbortController();
+  if (call.cancelled) controller.abort();
+  else call.on('cancelled', () => controller.abort());
+  return controller.signal;
+}
+
+/** Runs a recipe, turning its cancellation into a plain CANCELLED status. */
+export async function cancellable<T>(body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (error) {
+    if (error instanceof AbortedError) throw new StatusError(grpc.status.CANCELLED, error.message);
+    throw error;
+  }
+}
+
+export function lockHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
+  return {
+    Lock: unary<{ name?: Buffer | null; lease?: WireInt64 }>('Lock', (request, call) =>
+      cancellable(async () => {
+        const { key, revision } = await lock(kv, bytes(request.name), int64(request.lease), callSignal(call));
+        return { header: headers.at(revision), key };
+      }),
+    ),
+
+    Unlock: unary<{ key?: Buffer | null }>('Unlock', async (request) => {
+      const key = bytes(request.key);
+      if (key.length === 0) throw new RequestError('EmptyKey');
+      const revision = await unlock(kv, key);
+      return { header: headers.at(revision) };
+    }),
+  };
+}
