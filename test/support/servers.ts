@@ -30,6 +30,9 @@ export interface ServerOptions {
   ports?: { client: number; peer: number; health: number; metrics: number };
   /** MetaStore only: --initial-cluster value replacing the single-member default. */
   initialCluster?: string;
+  /** MetaStore only: start on this existing data dir (e.g. a restored snapshot) instead of a
+   * fresh temp dir. It is removed with the handle like a fresh one. */
+  dataDir?: string;
 }
 
 /** The single-member etcd server flags shared by etcd and MetaStore. */
@@ -154,7 +157,7 @@ export async function startMetaStore(options: ServerOptions = {}): Promise<MetaS
   if (clientPort === undefined || peerPort === undefined || healthPort === undefined || metricsPort === undefined) {
     throw new Error('startMetaStore: no ports');
   }
-  const dataDir = makeTempDir('metastore-e2e-');
+  const dataDir = options.dataDir ?? makeTempDir('metastore-e2e-');
   const name = options.name ?? 'default';
   const flags = etcdStyleFlags({ name, clientPort, peerPort, dataDir, initialCluster: options.initialCluster });
   const args = [bin, ...flags, ...(options.extraArgs ?? [])];
@@ -240,21 +243,47 @@ export interface MetaStoreCluster {
   destroy(): Promise<void>;
 }
 
-/**
- * Starts an n-member MetaStore cluster on loopback from etcd-style flags (--initial-cluster
- * naming every member), and resolves once every member logged it is ready.
- */
-export async function startMetaStoreCluster(size: number, options: Pick<ServerOptions, 'extraArgs' | 'readyTimeoutMs'> = {}): Promise<MetaStoreCluster> {
+/** Names, ports and --initial-cluster of an n-member cluster, chosen before it starts. */
+export interface MetaStoreClusterPlan {
+  readonly names: string[];
+  readonly ports: Array<{ client: number; peer: number; health: number; metrics: number }>;
+  /** name=http://127.0.0.1:<peer>,... */
+  readonly initialCluster: string;
+  /** Each member's peer URL, in member order. */
+  readonly peerUrls: string[];
+}
+
+export async function planMetaStoreCluster(size: number): Promise<MetaStoreClusterPlan> {
   const ports = await freePorts(4 * size);
   const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
-  const initialCluster = names.map((name, i) => `${name}=http://127.0.0.1:${ports[4 * i + 1]}`).join(',');
+  const peerUrls = names.map((_, i) => `http://127.0.0.1:${ports[4 * i + 1]}`);
+  return {
+    names,
+    ports: names.map((_, i) => ({ client: ports[4 * i]!, peer: ports[4 * i + 1]!, health: ports[4 * i + 2]!, metrics: ports[4 * i + 3]! })),
+    initialCluster: names.map((name, i) => `${name}=${peerUrls[i]}`).join(','),
+    peerUrls,
+  };
+}
+
+/**
+ * Starts an n-member MetaStore cluster on loopback from etcd-style flags (--initial-cluster
+ * naming every member), and resolves once every member logged it is ready. With `plan` and
+ * `dataDirs`, the members start on the given ports and existing data dirs (restore tests).
+ */
+export async function startMetaStoreCluster(
+  size: number,
+  options: Pick<ServerOptions, 'extraArgs' | 'readyTimeoutMs'> & { plan?: MetaStoreClusterPlan; dataDirs?: readonly string[] } = {},
+): Promise<MetaStoreCluster> {
+  const { plan: given, dataDirs, ...serverOptions } = options;
+  const plan = given ?? (await planMetaStoreCluster(size));
   const members = await Promise.all(
-    names.map((name, i) =>
+    plan.names.map((name, i) =>
       startMetaStore({
-        ...options,
+        ...serverOptions,
         name,
-        initialCluster,
-        ports: { client: ports[4 * i]!, peer: ports[4 * i + 1]!, health: ports[4 * i + 2]!, metrics: ports[4 * i + 3]! },
+        initialCluster: plan.initialCluster,
+        ports: plan.ports[i]!,
+        dataDir: dataDirs?.[i],
       }),
     ),
   );
