@@ -2,8 +2,10 @@
 // clear answer; methods not built yet answer UNIMPLEMENTED naming themselves.
 
 import * as grpc from '@grpc/grpc-js';
+import { listenWithConnectionLimit, type LimitedListener } from './connection-limit.js';
 import type { KvServer } from '../server/kv-server.js';
 import { type Handlers, responseHeaders, unimplemented, withRequestSizes } from './handler.js';
+import { clusterHandlers } from './cluster-service.js';
 import { electionHandlers } from './election-service.js';
 import { kvHandlers } from './kv-service.js';
 import { leaseHandlers } from './lease-service.js';
@@ -20,6 +22,9 @@ export interface GrpcServerOptions {
   maxSendMessageBytes: number;
   maxConcurrentStreams: number;
   identity: { clusterId: bigint; memberId: bigint };
+  /** Open client connections allowed; more are refused at accept (connection-limit.ts). */
+  maxConnections?: number;
+  onConnectionRefused?: (remoteAddress: string | undefined) => void;
 }
 
 export interface RunningGrpcServer {
@@ -50,6 +55,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     Lease: leaseHandlers(kv, headers),
     Lock: lockHandlers(kv, headers),
     Election: electionHandlers(kv, headers),
+    Cluster: clusterHandlers(kv, headers),
   };
   for (const name of Object.keys(services) as ServiceName[]) {
     const definition = withRequestSizes(services[name], etcdReceiveLimit);
@@ -59,15 +65,28 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     }
     server.addService(definition, handlers);
   }
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, boundPort) =>
-      error ? reject(error) : resolve(boundPort),
-    );
-  });
+  let limited: LimitedListener | undefined;
+  if (options.maxConnections !== undefined) {
+    limited = await listenWithConnectionLimit(server, {
+      host: options.host,
+      port: options.port,
+      maxConnections: options.maxConnections,
+      credentials: grpc.ServerCredentials.createInsecure(),
+      onRefused: options.onConnectionRefused,
+    });
+  }
+  const port =
+    limited?.port ??
+    (await new Promise<number>((resolve, reject) => {
+      server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, boundPort) =>
+        error ? reject(error) : resolve(boundPort),
+      );
+    }));
   return {
     port,
     close: (graceMs) =>
       new Promise<void>((resolve) => {
+        void limited?.close();
         const force = setTimeout(() => server.forceShutdown(), graceMs);
         server.tryShutdown(() => {
           clearTimeout(force);

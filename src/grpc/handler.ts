@@ -4,6 +4,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { MvccError, type MvccErrorCode } from '../mvcc/errors.js';
+import { ForwardedError } from './leader-forward.js';
 import { type EtcdErrorCode, etcdStatus, isEtcdCodedError, rawStatus } from './errors.js';
 
 export type Handlers = Record<string, grpc.UntypedHandleCall>;
@@ -17,7 +18,25 @@ export type InternalErrorSink = (method: string, error: unknown) => void;
 /** Admission control before any work: a refusal text, or undefined to admit (rate-limit.ts). */
 export type Admission = () => string | undefined;
 
-const hooks: { observe?: CallObserver; internalError?: InternalErrorSink; admit?: Admission } = {};
+/** Receives every unary call that took at least the slow-request threshold. */
+export type SlowRequestSink = (method: string, request: unknown, tookMs: number, code: grpc.status) => void;
+
+export interface RequestLimits {
+  /** A unary call still unanswered after this long fails with etcd's "request timed out"; 0 = never. */
+  timeoutMs: number;
+  /** Calls taking at least this long go to `onSlow`; 0 = none. */
+  slowMs: number;
+  onSlow?: SlowRequestSink;
+}
+
+const hooks: {
+  observe?: CallObserver;
+  internalError?: InternalErrorSink;
+  admit?: Admission;
+  timeoutMs: number;
+  slowMs: number;
+  onSlow?: SlowRequestSink;
+} = { timeoutMs: 0, slowMs: 0 };
 
 export function setCallHooks(observe: CallObserver | undefined, internalError: InternalErrorSink | undefined): void {
   hooks.observe = observe;
@@ -27,6 +46,17 @@ export function setCallHooks(observe: CallObserver | undefined, internalError: I
 /** Installs (or, with undefined, removes) the admission check every unary call passes first. */
 export function setAdmission(admit: Admission | undefined): void {
   hooks.admit = admit;
+}
+
+/**
+ * Installs (or, with undefined, removes) the request timeout and slow-request logging. The
+ * timeout answers the client; the work itself is not cancelled (a proposal may still commit,
+ * as with etcd's own timeout).
+ */
+export function setRequestLimits(limits: RequestLimits | undefined): void {
+  hooks.timeoutMs = limits?.timeoutMs ?? 0;
+  hooks.slowMs = limits?.onSlow ? limits.slowMs : 0;
+  hooks.onSlow = limits?.onSlow;
 }
 
 const MVCC_TO_ETCD: Record<MvccErrorCode, EtcdErrorCode> = {
@@ -39,7 +69,7 @@ const MVCC_TO_ETCD: Record<MvccErrorCode, EtcdErrorCode> = {
 export function toStatus(method: string, error: unknown): Partial<grpc.ServiceError> {
   if (error instanceof MvccError) return etcdStatus(MVCC_TO_ETCD[error.code]);
   if (isEtcdCodedError(error)) return etcdStatus(error.etcdCode);
-  if (error instanceof StatusError) return rawStatus(error.code, error.details);
+  if (error instanceof StatusError || error instanceof ForwardedError) return rawStatus(error.code, error.details);
   hooks.internalError?.(method, error);
   return rawStatus(grpc.status.INTERNAL, `etcdserver: internal error in ${method}`);
 }
@@ -56,9 +86,15 @@ export class StatusError extends Error {
 
 export function unary<Request>(method: string, body: (request: Request, call: grpc.ServerUnaryCall<Request, unknown>) => unknown): grpc.handleUnaryCall<Request, unknown> {
   return (call, callback) => {
-    const started = hooks.observe ? performance.now() : 0;
+    const timed = hooks.observe !== undefined || hooks.slowMs > 0;
+    const started = timed ? performance.now() : 0;
     const done = (error: Partial<grpc.ServiceError> | null, response?: unknown): void => {
-      if (hooks.observe) hooks.observe(method, error?.code ?? grpc.status.OK, (performance.now() - started) / 1000);
+      if (timed) {
+        const tookMs = performance.now() - started;
+        const code = error?.code ?? grpc.status.OK;
+        hooks.observe?.(method, code, tookMs / 1000);
+        if (hooks.slowMs > 0 && tookMs >= hooks.slowMs) hooks.onSlow?.(method, call.request, tookMs, code);
+      }
       callback(error, response);
     };
     const refused = hooks.admit?.();
@@ -79,6 +115,29 @@ export function unary<Request>(method: string, body: (request: Request, call: gr
       return;
     }
     if (result instanceof Promise) {
+      if (hooks.timeoutMs > 0) {
+        // Node keeps timers of one duration in one list: arming and clearing is O(1).
+        let answered = false;
+        const timer = setTimeout(() => {
+          answered = true;
+          done(etcdStatus('Timeout'));
+        }, hooks.timeoutMs);
+        result.then(
+          (response) => {
+            if (answered) return;
+            answered = true;
+            clearTimeout(timer);
+            done(null, response);
+          },
+          (error: unknown) => {
+            if (answered) return;
+            answered = true;
+            clearTimeout(timer);
+            done(toStatus(method, error));
+          },
+        );
+        return;
+      }
       result.then(
         (response) => done(null, response),
         (error: unknown) => done(toStatus(method, error)),
@@ -145,10 +204,17 @@ export interface ResponseHeaders {
 }
 
 export function responseHeaders(identity: { clusterId: bigint; memberId: bigint }, term: () => number): ResponseHeaders {
-  const clusterId = identity.clusterId.toString();
+  // The identity object may change once (a joining member learns its cluster ID): cache the
+  // decimal strings per value rather than once.
+  let clusterIdValue = identity.clusterId;
+  let clusterId = clusterIdValue.toString();
   const memberId = identity.memberId.toString();
   return {
     at(revision) {
+      if (identity.clusterId !== clusterIdValue) {
+        clusterIdValue = identity.clusterId;
+        clusterId = clusterIdValue.toString();
+      }
       return { clusterId, memberId, revision, raftTerm: term() };
     },
   };

@@ -64,6 +64,7 @@ export class Applier {
   private readonly listeners: EventListener[] = [];
   private lastWritten: Promise<void> = Promise.resolve();
   private leases: LeaseApplier | undefined;
+  private members: { applyPublish(id: bigint, name: string, clientUrls: string[]): void } | undefined;
 
   constructor(
     private readonly mvcc: MvccStore,
@@ -85,6 +86,11 @@ export class Applier {
   /** After a snapshot install replaced the state: continue from its applied index. */
   resetAppliedIndex(index: number): void {
     this.applied = index;
+  }
+
+  /** Member publications are applied to the member list (src/server/membership.ts). */
+  setMembers(members: { applyPublish(id: bigint, name: string, clientUrls: string[]): void }): void {
+    this.members = members;
   }
 
   /** Lease entries are applied by the lessor's applier (src/server/lease-apply.ts). */
@@ -160,6 +166,9 @@ export class Applier {
         case 'leaseCheckpoint':
           assert(this.leases !== undefined, 'lease entry applied without a lessor');
           return this.leases.apply(request, sink, ops);
+        case 'publishMember':
+          this.members?.applyPublish(request.memberId, request.name, [...request.clientUrls]);
+          return { ok: true, value: { kind: 'none' }, revision: this.mvcc.currentRevision };
       }
     } catch (error) {
       if (error instanceof MvccError || error instanceof LeaseError) return { ok: false, error };

@@ -12,7 +12,15 @@ export type ServerErrorCode =
   | 'NoSpace'
   | 'Corrupt'
   | 'NotCapable'
-  | 'Unhealthy';
+  | 'Unhealthy'
+  | 'MemberBadURLs'
+  | 'PeerURLExist'
+  | 'TooManyLearners'
+  | 'MemberExist'
+  | 'MemberNotFound'
+  | 'MemberNotLearner'
+  | 'LearnerNotReady'
+  | 'BadLeaderTransferee';
 
 export class ServerError extends Error {
   override name = 'ServerError';

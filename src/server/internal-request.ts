@@ -27,10 +27,12 @@ export type InternalRequest =
   // proposer makes them, so applying needs no clock or randomness (see src/server/lease-*.ts).
   | { readonly kind: 'leaseGrant'; readonly id: bigint; readonly ttlSeconds: number }
   | { readonly kind: 'leaseRevoke'; readonly id: bigint }
-  | { readonly kind: 'leaseCheckpoint'; readonly checkpoints: readonly LeaseCheckpoint[] };
+  | { readonly kind: 'leaseCheckpoint'; readonly checkpoints: readonly LeaseCheckpoint[] }
+  // A starting member announces its name and client URLs (etcd's "publish").
+  | { readonly kind: 'publishMember'; readonly memberId: bigint; readonly name: string; readonly clientUrls: readonly string[] };
 
 const ENCODING_VERSION = 1;
-const KIND = { range: 1, put: 2, deleteRange: 3, txn: 4, compact: 5, leaseGrant: 6, leaseRevoke: 7, leaseCheckpoint: 8 } as const;
+const KIND = { range: 1, put: 2, deleteRange: 3, txn: 4, compact: 5, leaseGrant: 6, leaseRevoke: 7, leaseCheckpoint: 8, publishMember: 9 } as const;
 
 export function encodeInternalRequest(request: InternalRequest): Buffer {
   const out = new ByteWriter(64);
@@ -60,6 +62,10 @@ export function encodeInternalRequest(request: InternalRequest): Buffer {
     case 'leaseCheckpoint':
       out.u8(KIND.leaseCheckpoint).u32(request.checkpoints.length);
       for (const checkpoint of request.checkpoints) out.signedId(checkpoint.id).int(checkpoint.remainingMs);
+      break;
+    case 'publishMember':
+      out.u8(KIND.publishMember).id(request.memberId).bytes(Buffer.from(request.name)).u32(request.clientUrls.length);
+      for (const url of request.clientUrls) out.bytes(Buffer.from(url));
       break;
   }
   return out.finish();
@@ -95,6 +101,15 @@ export function decodeInternalRequest(data: Buffer): InternalRequest {
       const checkpoints: LeaseCheckpoint[] = [];
       for (let i = 0; i < count; i++) checkpoints.push({ id: input.signedId(), remainingMs: input.int() });
       request = { kind: 'leaseCheckpoint', checkpoints };
+      break;
+    }
+    case KIND.publishMember: {
+      const memberId = input.id();
+      const name = input.bytes().toString();
+      const count = input.u32();
+      const clientUrls: string[] = [];
+      for (let i = 0; i < count; i++) clientUrls.push(input.bytes().toString());
+      request = { kind: 'publishMember', memberId, name, clientUrls };
       break;
     }
     default:

@@ -29,6 +29,10 @@ import { ByteReader, ByteWriter } from '../util/binary.js';
 import { Applier, META_APPLIED_INDEX, META_COMPACTED_REVISION, type ApplyOutcome, type ApplyValue } from './applier.js';
 import { RaftNode, type PeerSender } from './raft-node.js';
 import { SoloLog } from './solo-log.js';
+import { Membership, type Member, type MemberContext } from './membership.js';
+import { deriveMemberId } from './member-id.js';
+import { ServerError } from './errors.js';
+import { ConfChangeType } from '../raft/types.js';
 import { WatchHub } from './watch-hub.js';
 import { Lessor } from '../lease/lessor.js';
 import { LeaseApplier, restoreLeases } from './lease-apply.js';
@@ -59,6 +63,8 @@ export interface ReplicationOptions {
   random: Random;
   /** Late-bound: the transport is created after the node, with the node as its receiver. */
   sender: PeerSender;
+  /** Joining an existing cluster (--initial-cluster-state existing): no bootstrap. */
+  joinExisting: boolean;
   onLeaderChange?(lead: bigint, term: number): void;
   onSnapshotInstalled?(snapshotIndex: number, appliedIndex: number): void;
   onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
@@ -66,6 +72,19 @@ export interface ReplicationOptions {
 }
 
 /** Lease settings of a member (defaults: etcd's 1000 ms election timeout, member ID 0). */
+/** The member list's starting point and rules (etcd's Cluster service). */
+export interface MembershipOptions {
+  selfId: bigint;
+  /** Initial members of a new cluster (or this member alone). */
+  initial: ReadonlyArray<{ id: bigint; name: string; peerUrls: string[] }>;
+  /** Token used to derive IDs of added members from their peer URLs. */
+  clusterToken: string;
+  maxLearners: number;
+  /** This member's own name and client URLs, published through the log at start. */
+  name: string;
+  clientUrls: string[];
+}
+
 export interface LeaseOptions {
   electionTimeoutMs?: number;
   memberId?: bigint;
@@ -75,7 +94,13 @@ export interface LeaseOptions {
 }
 
 /** Key spaces that make up the replicated state a snapshot carries. */
-const SNAPSHOT_SPACES = [KeySpace.meta, KeySpace.mvcc, KeySpace.lease, KeySpace.auth];
+const SNAPSHOT_SPACES = [KeySpace.meta, KeySpace.mvcc, KeySpace.lease, KeySpace.auth, KeySpace.members];
+
+/** Keys a snapshot neither carries nor replaces: they describe this member, not the cluster. */
+function memberLocalKey(space: KeySpace, key: Buffer): boolean {
+  const name = key.toString('latin1');
+  return (space === KeySpace.meta && name === 'format') || (space === KeySpace.members && name === 'local');
+}
 
 function readMetaNumber(backend: Backend, key: string): number {
   const value = backend.get(KeySpace.meta, key);
@@ -99,6 +124,9 @@ export class KvServer {
 
   /** The Raft node when this member is part of a multi-member cluster. */
   raft: RaftNode | undefined;
+  /** The member list (etcd's Cluster service). */
+  membership!: Membership;
+  private membershipOptions: MembershipOptions | undefined;
   private log: SoloLog | RaftNode;
 
   private constructor(
@@ -112,8 +140,15 @@ export class KvServer {
     applier.addListener(this.watchHub);
   }
 
-  static async open(backend: Backend, options: { replication?: ReplicationOptions; lease?: LeaseOptions } = {}): Promise<KvServer> {
+  static async open(
+    backend: Backend,
+    options: { replication?: ReplicationOptions; lease?: LeaseOptions; members?: MembershipOptions } = {},
+  ): Promise<KvServer> {
     const replication = options.replication;
+    const membership = await Membership.load(backend);
+    // A joining member seeds the list from its --initial-cluster too (etcd asks its peers for
+    // it); the log then brings the changes since.
+    if (options.members) await membership.seed(options.members.initial);
     const leaseNow = options.lease?.nowMs ?? (() => performance.now());
     const electionTimeoutMs = replication ? replication.tickMs * replication.electionTicks : (options.lease?.electionTimeoutMs ?? 1000);
     const lessor = new Lessor({ dirtyCheckpointMs: Math.max(1, Math.floor(electionTimeoutMs / 2)) });
@@ -121,7 +156,10 @@ export class KvServer {
     await restoreMvcc(backend, mvcc, lessor, leaseNow());
     const applier = new Applier(mvcc, backend, readMetaNumber(backend, META_APPLIED_INDEX));
     applier.setLeaseApplier(new LeaseApplier(lessor, mvcc, leaseNow));
+    applier.setMembers(membership);
     const leaseServer = (server: KvServer): KvServer => {
+      server.membership = membership;
+      server.membershipOptions = options.members;
       server.lessor = lessor;
       server.leaseNow = leaseNow;
       server.leases = new LeaseServer(
@@ -142,16 +180,20 @@ export class KvServer {
     const server = new KvServer(backend, mvcc, applier, undefined);
     const store = await RaftLogStore.open(backend.level, KeySpace.raftLog);
     const initial = store.initialState();
+    // The configuration lives in the log: a founding member with an empty log bootstraps it;
+    // on restart the core replays conf changes from its last snapshot (applied = snapshot
+    // index), and the node skips the normal entries the state machine already holds.
+    const freshLog = store.lastIndex() === 0 && store.snapshot().metadata.index === 0;
     const node = new RawNode({
       id: replication.memberId,
       electionTick: replication.electionTicks,
       heartbeatTick: replication.heartbeatTicks,
       storage: store,
       random: replication.random,
-      applied: Math.max(applier.appliedIndex, store.snapshot().metadata.index),
+      applied: store.snapshot().metadata.index,
       checkQuorum: true,
       preVote: replication.preVote,
-      peers: initial.confState.voters.length === 0 ? replication.initialVoters : undefined,
+      peers: freshLog && !replication.joinExisting ? replication.initialVoters : undefined,
     });
     const raft = new RaftNode(
       node,
@@ -166,23 +208,103 @@ export class KvServer {
         snapshotCount: replication.snapshotCount,
         snapshotCatchUpEntries: Math.min(5000, Math.max(1, Math.floor(replication.snapshotCount / 2))),
         onLeaderChange: replication.onLeaderChange,
+        onConfChange: (type, nodeId, payload) => applyMembershipChange(membership, type, nodeId, payload),
         onSnapshotInstalled: replication.onSnapshotInstalled,
         onSnapshotSent: replication.onSnapshotSent,
         onFatal: replication.onFatal,
       },
-      {
-        confState: initial.confState.voters.length === 0 ? { voters: replication.initialVoters, learners: [] } : initial.confState,
-        snapshotIndex: store.snapshot().metadata.index,
-      },
+      { confState: initial.confState, snapshotIndex: store.snapshot().metadata.index },
     );
     server.log = raft;
     server.raft = raft;
     return leaseServer(server);
   }
 
-  /** Starts the Raft node's clock (after the transport is up). No-op on a single member. */
+  /** Starts the Raft node's clock (after the transport is up) and publishes this member. */
   start(): void {
     this.raft?.start();
+    void this.publishSelf();
+  }
+
+  /** etcd's publish: announce name and client URLs through the log, retrying until it lands. */
+  private async publishSelf(): Promise<void> {
+    const own = this.membershipOptions;
+    if (own === undefined) return;
+    const current = this.membership.get(own.selfId);
+    if (current && current.name === own.name && current.clientUrls.join(',') === own.clientUrls.join(',')) return;
+    for (let attempt = 0; attempt < 100; attempt++) {
+      try {
+        await this.log.propose({ kind: 'publishMember', memberId: own.selfId, name: own.name, clientUrls: own.clientUrls });
+        return;
+      } catch (error) {
+        if (!(error instanceof ServerError) || error.etcdCode === 'Stopped') return;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- Cluster service
+
+  listMembers(): Member[] {
+    return this.membership.list();
+  }
+
+  async addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }> {
+    const options = this.requireCluster();
+    if (peerUrls.length === 0 || !peerUrls.every((url) => /^https?:\/\/[^/\s]+:\d+\/?$/.test(url))) throw new ServerError('MemberBadURLs');
+    const taken = new Set(this.membership.list().flatMap((m) => m.peerUrls));
+    if (peerUrls.some((url) => taken.has(url))) throw new ServerError('PeerURLExist');
+    if (isLearner && this.membership.list().filter((m) => m.isLearner).length >= options.maxLearners) throw new ServerError('TooManyLearners');
+    const id = deriveMemberId(peerUrls, options.clusterToken);
+    if (this.membership.get(id) !== undefined || this.membership.wasRemoved(id)) throw new ServerError('MemberExist');
+    const context: MemberContext = { peerUrls, isLearner };
+    await this.requireRaft().changeMembership(isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, id, Buffer.from(JSON.stringify(context)));
+    return { member: this.membership.get(id)!, members: this.membership.list() };
+  }
+
+  async removeMember(id: bigint): Promise<Member[]> {
+    this.requireCluster();
+    if (this.membership.get(id) === undefined) throw new ServerError('MemberNotFound');
+    await this.requireRaft().changeMembership(ConfChangeType.RemoveNode, id, Buffer.alloc(0));
+    return this.membership.list();
+  }
+
+  async updateMember(id: bigint, peerUrls: string[]): Promise<Member[]> {
+    this.requireCluster();
+    const member = this.membership.get(id);
+    if (member === undefined) throw new ServerError('MemberNotFound');
+    const taken = new Set(this.membership.list().filter((m) => m.id !== id).flatMap((m) => m.peerUrls));
+    if (peerUrls.some((url) => taken.has(url))) throw new ServerError('PeerURLExist');
+    const context: MemberContext = { peerUrls, isLearner: member.isLearner };
+    await this.requireRaft().changeMembership(ConfChangeType.UpdateNode, id, Buffer.from(JSON.stringify(context)));
+    return this.membership.list();
+  }
+
+  async promoteMember(id: bigint): Promise<Member[]> {
+    this.requireCluster();
+    const member = this.membership.get(id);
+    if (member === undefined) throw new ServerError('MemberNotFound');
+    if (!member.isLearner) throw new ServerError('MemberNotLearner');
+    const raft = this.requireRaft();
+    // Only the leader knows how far the learner got; etcd requires 90% of the leader's log.
+    if (!raft.isLeader) throw new ServerError('NotLeader');
+    const status = raft.status();
+    const progress = status.progress.get(id);
+    if (progress === undefined || progress.match < Math.floor(status.lastIndex * 0.9)) throw new ServerError('LearnerNotReady');
+    const context: MemberContext = { peerUrls: member.peerUrls, isLearner: false };
+    await raft.changeMembership(ConfChangeType.AddNode, id, Buffer.from(JSON.stringify(context)));
+    return this.membership.list();
+  }
+
+  private requireCluster(): MembershipOptions {
+    if (this.membershipOptions === undefined) throw new ServerError('NotCapable');
+    return this.membershipOptions;
+  }
+
+  private requireRaft(): RaftNode {
+    // A single member runs without Raft (SoloLog); growing it needs a restart in cluster mode.
+    if (this.raft === undefined) throw new ServerError('NotCapable', 'membership changes need a member started with --initial-cluster of more than one member');
+    return this.raft;
   }
 
   /**
@@ -199,7 +321,7 @@ export class KvServer {
     const out = new ByteWriter(1 << 20);
     for (const space of SNAPSHOT_SPACES) {
       for await (const [key, value] of this.backend.scan(space)) {
-        if (space === KeySpace.meta && key.toString('latin1') === 'format') continue;
+        if (memberLocalKey(space, key)) continue;
         out.u8(space).bytes(key).bytes(value);
       }
     }
@@ -212,7 +334,7 @@ export class KvServer {
     const ops: BatchOp[] = [];
     for (const space of SNAPSHOT_SPACES) {
       for await (const [key] of this.backend.scan(space)) {
-        if (space === KeySpace.meta && key.toString('latin1') === 'format') continue;
+        if (memberLocalKey(space, key)) continue;
         ops.push({ type: 'del', key: spaceKey(space, key) });
       }
     }
@@ -227,6 +349,7 @@ export class KvServer {
     await restoreMvcc(this.backend, this.mvcc, this.lessor, this.leaseNow());
     const applied = readMetaNumber(this.backend, META_APPLIED_INDEX);
     this.applier.resetAppliedIndex(applied);
+    await this.membership.reload();
     return applied;
   }
 
@@ -312,6 +435,27 @@ export class KvServer {
       await this.log.drain();
     }
     await this.backend.close();
+  }
+}
+
+/** Applies a committed conf change to the member list (idempotent: replays are harmless). */
+function applyMembershipChange(membership: Membership, type: number, nodeId: bigint, payload: Uint8Array | undefined): void {
+  const context: MemberContext | undefined =
+    payload !== undefined && payload.length > 0 ? (JSON.parse(Buffer.from(payload).toString()) as MemberContext) : undefined;
+  switch (type) {
+    case ConfChangeType.AddNode:
+      if (membership.get(nodeId)?.isLearner) membership.applyPromote(nodeId);
+      else if (context !== undefined) membership.applyAdd(nodeId, context, false);
+      break;
+    case ConfChangeType.AddLearnerNode:
+      if (context !== undefined) membership.applyAdd(nodeId, context, true);
+      break;
+    case ConfChangeType.RemoveNode:
+      membership.applyRemove(nodeId);
+      break;
+    case ConfChangeType.UpdateNode:
+      if (context !== undefined) membership.applyUpdate(nodeId, context.peerUrls);
+      break;
   }
 }
 

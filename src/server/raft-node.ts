@@ -19,6 +19,7 @@ import {
   MessageType,
   NONE,
   decodeConfChange,
+  type ConfChangeType,
   type ConfState,
   type Entry,
   type HardState,
@@ -88,6 +89,8 @@ export class RaftNode {
   private inbox: Message[] = [];
   private queuedProposals: PendingProposal[] = [];
   private readonly waiting = new Map<bigint, PendingProposal>();
+  private afterAdvance: Array<() => void> = [];
+  private readonly confWaiters = new Map<bigint, { resolve: (cs: ConfState) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private queuedReads: PendingRead[] = [];
   /** Reads waiting for their ReadIndex answer, by request context. */
   private readonly readsByContext = new Map<string, PendingRead[]>();
@@ -229,9 +232,34 @@ export class RaftNode {
     this.schedule();
   }
 
-  proposeConfChange(type: number, nodeId: bigint, context?: Uint8Array): void {
-    this.node.proposeConfChange({ type: type as 0 | 1 | 2 | 3, nodeId, context });
-    this.schedule();
+  /**
+   * Proposes a membership change and resolves with the configuration once this member has
+   * applied it. The context carries [proposer][request ID] and then the caller's payload,
+   * which the conf change listener receives.
+   */
+  changeMembership(type: ConfChangeType, nodeId: bigint, payload: Uint8Array): Promise<ConfState> {
+    if (this.stopped) return Promise.reject(new ServerError('Stopped'));
+    return new Promise((resolve, reject) => {
+      const id = this.nextRequestId++;
+      const context = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+      context.writeBigUInt64BE(this.options.memberId, 0);
+      context.writeBigUInt64BE(id, 8);
+      context.set(payload, HEADER_BYTES);
+      const timer = setTimeout(() => {
+        if (this.confWaiters.delete(id)) reject(new ServerError('Timeout'));
+      }, this.options.requestTimeoutMs);
+      this.confWaiters.set(id, { resolve, reject, timer });
+      try {
+        this.node.proposeConfChange({ type, nodeId, context });
+      } catch (error) {
+        clearTimeout(timer);
+        this.confWaiters.delete(id);
+        if (error instanceof ProposalDroppedError) reject(new ServerError(error.message.includes('no leader') ? 'NoLeader' : 'LeaderChanged', error.message));
+        else reject(error as Error);
+        return;
+      }
+      this.schedule();
+    });
   }
 
   private schedule(): void {
@@ -330,6 +358,9 @@ export class RaftNode {
     this.releaseReads();
     this.node.advance();
     this.inTurn = false;
+    const callbacks = this.afterAdvance;
+    this.afterAdvance = [];
+    for (const callback of callbacks) callback();
     await this.maybeSnapshot();
     this.schedule();
   }
@@ -341,7 +372,10 @@ export class RaftNode {
       if (message.type === MessageType.MsgSnap && message.snapshot !== undefined) {
         const { data } = await this.snapshots.dump();
         this.options.onSnapshotSent?.(message.to, message.snapshot.metadata.index, data.length);
-        plain.push({ ...message, snapshot: { metadata: message.snapshot.metadata, data } });
+        // The stored snapshot's configuration may predate the recipient's own addition; the
+        // core refuses a snapshot that does not list it, so send the current configuration.
+        const metadata = { ...message.snapshot.metadata, confState: { voters: [...this.confState.voters], learners: [...this.confState.learners] } };
+        plain.push({ ...message, snapshot: { metadata, data } });
       } else {
         plain.push(message);
       }
@@ -353,13 +387,32 @@ export class RaftNode {
     const batch: CommittedEntry[] = [];
     const waiters: Array<PendingProposal | undefined> = [];
     for (const entry of entries) {
-      if (entry.index <= this.applier.appliedIndex) continue; // covered by an installed snapshot
+      const alreadyApplied = entry.index <= this.applier.appliedIndex;
+      if (alreadyApplied && entry.type !== EntryType.ConfChange) continue; // state has it already
       if (entry.type === EntryType.ConfChange) {
         const change = decodeConfChange(entry.data);
         this.confState = this.node.applyConfChange(change);
-        this.options.onConfChange?.(change.type, change.nodeId, change.context, this.confState);
-        batch.push({ index: entry.index, data: Buffer.alloc(0) });
-        waiters.push(undefined);
+        const context = change.context === undefined ? undefined : Buffer.from(change.context.buffer, change.context.byteOffset, change.context.byteLength);
+        const payload = context !== undefined && context.length >= HEADER_BYTES ? context.subarray(HEADER_BYTES) : undefined;
+        this.options.onConfChange?.(change.type, change.nodeId, payload, this.confState);
+        if (context !== undefined && context.length >= HEADER_BYTES && context.readBigUInt64BE(0) === this.options.memberId) {
+          const id = context.readBigUInt64BE(8);
+          const waiter = this.confWaiters.get(id);
+          if (waiter !== undefined) {
+            this.confWaiters.delete(id);
+            clearTimeout(waiter.timer);
+            // Answered after advance(): until then the core still counts this change as
+            // pending and would silently drop a next one proposed in reply.
+            const confState = this.confState;
+            this.afterAdvance.push(() => waiter.resolve(confState));
+          }
+        }
+        // After a restart the core replays conf changes from its last snapshot to rebuild its
+        // configuration; the state machine has them already.
+        if (!alreadyApplied) {
+          batch.push({ index: entry.index, data: Buffer.alloc(0) });
+          waiters.push(undefined);
+        }
         continue;
       }
       if (entry.data.length === 0) {
@@ -431,6 +484,11 @@ export class RaftNode {
     }
     this.waiting.clear();
     this.queuedProposals = [];
+    for (const waiter of this.confWaiters.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new ServerError('Stopped'));
+    }
+    this.confWaiters.clear();
     const reads = [...this.queuedReads, ...[...this.readsByContext.values()].flat(), ...this.readsByIndex.flatMap((e) => e.reads)];
     for (const read of reads) {
       clearTimeout(read.timer);

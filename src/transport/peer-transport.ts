@@ -64,6 +64,8 @@ export interface PeerTransportOptions {
   listenPort: number;
   /** Member ID -> "host:port" (or "http://host:port") of its raft port, excluding this member. */
   peers: ReadonlyMap<bigint, string>;
+  /** A joining member (clusterId 0) learned its cluster's ID from a peer. */
+  onClusterId?(clusterId: bigint): void;
   /** Messages received from peers, in arrival order per sender. */
   onMessages(messages: Message[]): void;
   /** A send to this peer failed; called at most once per failure episode. */
@@ -161,6 +163,8 @@ interface PeerLink {
 
 export class PeerTransport {
   private readonly links = new Map<bigint, PeerLink>();
+  /** 0 until a joining member learns its cluster's ID (see acceptFrame). */
+  private clusterId: bigint;
   /** Links with queued messages awaiting the end-of-turn flush. */
   private readonly dirty = new Set<PeerLink>();
   private flushHandle: NodeJS.Immediate | undefined;
@@ -180,6 +184,7 @@ export class PeerTransport {
     this.log = options.logger ?? silentLogger;
     this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     this.credentials = credentials;
+    this.clusterId = options.clusterId;
   }
 
   static async start(options: PeerTransportOptions): Promise<PeerTransport> {
@@ -395,7 +400,7 @@ export class PeerTransport {
     if (call === undefined || !link.writable || link.queue.length === 0) return;
     const queue = link.queue;
     const sizes = link.sizes;
-    const header = { clusterId: this.options.clusterId, fromId: this.options.memberId, toId: link.id };
+    const header = { clusterId: this.clusterId, fromId: this.options.memberId, toId: link.id };
     let start = 0;
     while (start < queue.length) {
       let end = start;
@@ -459,7 +464,7 @@ export class PeerTransport {
     call.on('error', noop);
     link.snapshot = { client, call };
 
-    const header = encodePeerFrame({ clusterId: this.options.clusterId, fromId: this.options.memberId, toId: link.id }, [m]);
+    const header = encodePeerFrame({ clusterId: this.clusterId, fromId: this.options.memberId, toId: link.id }, [m]);
     const data = snapshot.data;
     let offset = 0;
     const pump = (): void => {
@@ -532,11 +537,22 @@ export class PeerTransport {
     call.on('error', noop);
   }
 
-  /** True if the frame is for this cluster and member; otherwise logs (rate-limited) and false. */
+  /**
+   * True if the frame is for this cluster and member; otherwise logs (rate-limited) and false.
+   * A member joining an existing cluster starts with cluster ID 0 and adopts the ID of the
+   * first frame a known peer sends it; until it has, known peers accept its frames with ID 0.
+   */
   private acceptFrame(frame: Frame): boolean {
-    const { clusterId, memberId } = this.options;
+    const { memberId } = this.options;
+    if (this.clusterId === 0n && frame.clusterId !== 0n && this.links.has(frame.fromId)) {
+      this.clusterId = frame.clusterId;
+      this.log.info({ clusterId: frame.clusterId.toString(16), from: frame.fromId.toString(16) }, 'joined cluster');
+      this.options.onClusterId?.(frame.clusterId);
+    }
+    const clusterId = this.clusterId;
     let reason: string | undefined;
-    if (frame.clusterId !== clusterId) reason = 'cluster ID mismatch';
+    const joining = frame.clusterId === 0n && this.links.has(frame.fromId);
+    if (frame.clusterId !== clusterId && !joining) reason = 'cluster ID mismatch';
     else if (frame.toId !== memberId) reason = 'addressed to another member';
     else if (frame.messages.some((m) => m.to !== memberId || m.from !== frame.fromId)) reason = 'message IDs disagree with frame header';
     if (reason === undefined) return true;

@@ -1,0 +1,57 @@
+// etcd's Cluster service: MemberList, MemberAdd, MemberRemove, MemberUpdate, MemberPromote.
+// Membership changes go through Raft as conf changes; each answer is sent once this member
+// has applied the change, with the member list as it then stands.
+
+import type { KvServer } from '../server/kv-server.js';
+import type { Member } from '../server/membership.js';
+import { type Handlers, type ResponseHeaders, unary } from './handler.js';
+import { forwardToLeader } from './leader-forward.js';
+
+function toWireMember(member: Member) {
+  return { ID: member.id.toString(), name: member.name, peerURLs: member.peerUrls, clientURLs: member.clientUrls, isLearner: member.isLearner };
+}
+
+export function clusterHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
+  const header = () => headers.at(kv.currentRevision);
+  /**
+   * Membership changes are made by the leader: it alone knows the learners' progress, and a
+   * member being removed may never hear the commit of its own removal (the leader stops
+   * talking to it), so a follower forwards the call.
+   */
+  const onLeader = (method: string, request: object): Promise<unknown> | undefined =>
+    kv.raft !== undefined && !kv.raft.isLeader ? forwardToLeader(kv, 'Cluster', method, request) : undefined;
+  return {
+    MemberList: unary<{ linearizable?: boolean }>('MemberList', async (request) => {
+      if (request.linearizable) await kv.readBarrier();
+      return { header: header(), members: kv.listMembers().map(toWireMember) };
+    }),
+
+    MemberAdd: unary<{ peerURLs?: string[]; isLearner?: boolean }>('MemberAdd', async (request) => {
+      const forwarded = onLeader('MemberAdd', { peerURLs: request.peerURLs, isLearner: request.isLearner });
+      if (forwarded) return forwarded;
+      const { member, members } = await kv.addMember(request.peerURLs ?? [], request.isLearner ?? false);
+      return { header: header(), member: toWireMember(member), members: members.map(toWireMember) };
+    }),
+
+    MemberRemove: unary<{ ID?: string }>('MemberRemove', async (request) => {
+      const forwarded = onLeader('MemberRemove', { ID: request.ID });
+      if (forwarded) return forwarded;
+      const members = await kv.removeMember(BigInt(request.ID ?? '0'));
+      return { header: header(), members: members.map(toWireMember) };
+    }),
+
+    MemberUpdate: unary<{ ID?: string; peerURLs?: string[] }>('MemberUpdate', async (request) => {
+      const forwarded = onLeader('MemberUpdate', { ID: request.ID, peerURLs: request.peerURLs });
+      if (forwarded) return forwarded;
+      const members = await kv.updateMember(BigInt(request.ID ?? '0'), request.peerURLs ?? []);
+      return { header: header(), members: members.map(toWireMember) };
+    }),
+
+    MemberPromote: unary<{ ID?: string }>('MemberPromote', async (request) => {
+      const forwarded = onLeader('MemberPromote', { ID: request.ID });
+      if (forwarded) return forwarded;
+      const members = await kv.promoteMember(BigInt(request.ID ?? '0'));
+      return { header: header(), members: members.map(toWireMember) };
+    }),
+  };
+}

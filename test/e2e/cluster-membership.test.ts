@@ -1,0 +1,123 @@
+// Membership changes with the real etcdctl: member list, member add (learner), a new member
+// started with --initial-cluster-state existing joins and catches up, member promote (sent to
+// a follower, which forwards it), member remove.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePorts } from '../support/ports.js';
+import { startMetaStore, startMetaStoreCluster, type MetaStoreCluster, type MetaStoreHandle } from '../support/servers.js';
+import { etcdctl } from '../support/tools.js';
+
+let cluster: MetaStoreCluster;
+let joiner: MetaStoreHandle | undefined;
+
+interface ListedMember {
+  id: string;
+  status: string;
+  name: string;
+  peerUrls: string;
+  clientUrls: string;
+  isLearner: string;
+}
+
+async function memberList(endpoints: string): Promise<ListedMember[]> {
+  const result = await etcdctl(endpoints, ['member', 'list']);
+  expect(result.code, result.stderr).toBe(0);
+  return result.stdout
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [id, status, name, peerUrls, clientUrls, isLearner] = line.split(', ');
+      return { id: id!, status: status!, name: name!, peerUrls: peerUrls!, clientUrls: clientUrls!, isLearner: isLearner! };
+    });
+}
+
+async function until<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await probe();
+  while (!check(last)) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    last = await probe();
+  }
+  return last;
+}
+
+beforeAll(async () => {
+  cluster = await startMetaStoreCluster(3);
+  await until('every member published', () => memberList(cluster.endpoints), (list) => list.length === 3 && list.every((m) => m.status === 'started'));
+}, 60_000);
+
+afterAll(async () => {
+  await joiner?.destroy();
+  await cluster?.destroy();
+});
+
+describe('membership through etcdctl', () => {
+  it('member list shows every member with its name, peer and client URLs', async () => {
+    const list = await memberList(cluster.endpoints);
+    expect(list.map((m) => m.name).sort()).toEqual(['m1', 'm2', 'm3']);
+    for (const member of cluster.members) {
+      const listed = list.find((m) => member.endpoint === m.clientUrls);
+      expect(listed, `member with client URL ${member.endpoint}`).toBeDefined();
+      expect(listed!.peerUrls).toBe(`http://127.0.0.1:${member.peerPort}`);
+      expect(listed!.isLearner).toBe('false');
+    }
+  });
+
+  it('add a learner, start it with --initial-cluster-state existing, promote it, remove another member', async () => {
+    const [client, peer, health, metrics] = await freePorts(4);
+    const peerUrl = `http://127.0.0.1:${peer}`;
+    const add = await etcdctl(cluster.endpoints, ['member', 'add', 'm4', `--peer-urls=${peerUrl}`, '--learner']);
+    expect(add.code, add.stderr).toBe(0);
+    const initialCluster = /ETCD_INITIAL_CLUSTER="([^"]+)"/.exec(add.stdout)?.[1];
+    expect(initialCluster).toContain(`m4=${peerUrl}`);
+    const added = (await memberList(cluster.endpoints)).find((m) => m.peerUrls === peerUrl);
+    expect(added).toMatchObject({ status: 'unstarted', isLearner: 'true' });
+
+    await etcdctl(cluster.endpoints, ['put', 'before-join', 'yes']);
+    joiner = await startMetaStore({
+      name: 'm4',
+      initialCluster,
+      ports: { client: client!, peer: peer!, health: health!, metrics: metrics! },
+      extraArgs: ['--initial-cluster-state', 'existing'],
+    });
+    await until('the learner to start and publish', () => memberList(cluster.endpoints), (list) => list.some((m) => m.name === 'm4' && m.status === 'started'));
+    const joinerEndpoint = joiner.endpoint.replace('http://', '');
+    await until(
+      'the learner to catch up',
+      () => etcdctl(joinerEndpoint, ['get', 'before-join', '--print-value-only', '--consistency=s']),
+      (r) => r.stdout.trim() === 'yes',
+    );
+
+    // Promote through every endpoint in turn until one answers: followers forward to the leader.
+    const promote = await until(
+      'the learner to be promotable',
+      () => etcdctl(cluster.members[0]!.endpoint.replace('http://', ''), ['member', 'promote', added!.id]),
+      (r) => r.code === 0,
+    );
+    expect(promote.stdout).toContain('promoted');
+    expect((await memberList(cluster.endpoints)).find((m) => m.name === 'm4')!.isLearner).toBe('false');
+
+    const removed = (await memberList(cluster.endpoints)).find((m) => m.name === 'm1')!;
+    const remove = await etcdctl(cluster.endpoints, ['member', 'remove', removed.id]);
+    expect(remove.code, remove.stderr).toBe(0);
+    const remaining = cluster.members.slice(1).map((m) => m.endpoint.replace('http://', '')).concat(joinerEndpoint).join(',');
+    const list = await memberList(remaining);
+    expect(list.map((m) => m.name).sort()).toEqual(['m2', 'm3', 'm4']);
+    const put = await until('a write after the removal', () => etcdctl(remaining, ['put', 'after-remove', 'ok']), (r) => r.code === 0);
+    expect(put.code).toBe(0);
+    const read = await etcdctl(joinerEndpoint, ['get', 'after-remove', '--print-value-only']);
+    expect(read.stdout.trim()).toBe('ok');
+  }, 120_000);
+
+  it('refuses bad member changes with etcd errors', async () => {
+    const unknown = await etcdctl(cluster.members[1]!.endpoint.replace('http://', ''), ['member', 'remove', '1234abcd']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('etcdserver: member not found');
+    const list = await memberList(cluster.members[1]!.endpoint.replace('http://', ''));
+    const taken = list[0]!.peerUrls;
+    const duplicate = await etcdctl(cluster.members[1]!.endpoint.replace('http://', ''), ['member', 'add', 'dup', `--peer-urls=${taken}`]);
+    expect(duplicate.code).toBe(1);
+    expect(duplicate.stderr).toContain('etcdserver: Peer URLs already exists');
+  });
+});
