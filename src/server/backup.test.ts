@@ -37,21 +37,23 @@ afterEach(async () => {
 const put = (kv: KvServer, key: string, value: string | Buffer) =>
   kv.put({ key: Buffer.from(key), value: Buffer.from(value), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false });
 
+const rangeAll = {
+  key: Buffer.from([0]),
+  rangeEnd: Buffer.from([0]),
+  limit: 0,
+  revision: 0,
+  sortOrder: 0,
+  sortTarget: 0,
+  keysOnly: false,
+  countOnly: false,
+  minModRevision: 0,
+  maxModRevision: 0,
+  minCreateRevision: 0,
+  maxCreateRevision: 0,
+};
+
 const everything = (kv: KvServer) =>
-  kv.range({
-    key: Buffer.from([0]),
-    rangeEnd: Buffer.from([0]),
-    limit: 0,
-    revision: 0,
-    sortOrder: 0,
-    sortTarget: 0,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-  }).result.kvs.map((kv) => ({ ...kv, key: kv.key.toString(), value: kv.value.toString('hex') }));
+  kv.range(rangeAll).result.kvs.map((kv) => ({ ...kv, key: kv.key.toString(), value: kv.value.toString('hex') }));
 
 /** What `etcdctl snapshot save` writes: every blob, then the final SHA-256 message. */
 async function snapshotFile(kv: KvServer): Promise<{ file: Buffer; blobs: Buffer[]; remaining: number[] }> {
@@ -122,6 +124,29 @@ describe('snapshot files', () => {
     // And it keeps serving writes from the next revision on.
     const next = await put(restored, 'after', 'restore');
     expect(next.revision).toBe(source.currentRevision + 1);
+  });
+
+  it('is one point in time while writes go on: the restore equals the source read at that revision', async () => {
+    const source = await open(tempDir());
+    for (let i = 0; i < 50; i++) await put(source, `w/${i}`, `v${i}`);
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) await put(source, `w/${i % 60}`, `during-${i}`);
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const { file } = await snapshotFile(source);
+    writing = false;
+    await writer;
+    const path = join(tempDir(), 'live.db');
+    writeFileSync(path, file);
+    const target = join(tempDir(), 'restored');
+    const { header } = await restoreSnapshot(restoreOptions(path, target));
+    expect(source.currentRevision).toBeGreaterThan(header.revision);
+    const restored = await open(target);
+    expect(restored.currentRevision).toBe(header.revision);
+    const at = (kv: KvServer, revision: number) =>
+      kv.range({ ...rangeAll, revision }).result.kvs.map((x) => [x.key.toString(), x.value.toString(), x.modRevision, x.version]);
+    expect(at(restored, 0)).toEqual(at(source, header.revision));
   });
 
   it('an empty store makes a valid, restorable snapshot', async () => {
