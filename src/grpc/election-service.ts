@@ -3,7 +3,9 @@
 //
 // Invariants:
 // - Election errors ("election: not leader", "election: no leader", "\"leader\" field must
-//   be provided") are plain Go errors in etcd, so they travel as codes.Unknown with that text.
+//   be provided") are plain Go errors in etcd, so they travel as codes.Unknown with that text;
+//   so do etcd's own errors here (e.g. "etcdserver: requested lease not found"), because etcd
+//   runs this service through an internal client (see recipeCall in lock-service.ts).
 // - Campaign blocks until elected; a cancelled campaign resigns (see the recipe).
 // - Observe writes only while the stream is writable (it awaits 'drain'), so a slow observer
 //   holds the recipe back instead of buffering; it ends with the client's cancel. If the
@@ -19,7 +21,7 @@ import type { KvServer } from '../server/kv-server.js';
 import { AbortedError } from '../server/lock-wait.js';
 import { type Handlers, type ResponseHeaders, StatusError, toStatus, unary } from './handler.js';
 import { RequestError, toWireKeyValue } from './kv-convert.js';
-import { bytes, callSignal, cancellable, int64, type WireInt64 } from './lock-service.js';
+import { bytes, callSignal, int64, recipeCall, type WireInt64 } from './lock-service.js';
 
 interface WireLeaderKey {
   name?: Buffer | null;
@@ -46,14 +48,16 @@ function wireLeaderKey(key: LeaderKey): object {
   return { name: key.name, key: key.key, rev: key.rev, lease: key.lease.toString() };
 }
 
-/** Runs a recipe with etcd's error shapes: election errors as UNKNOWN, cancel as CANCELLED. */
-async function electionCall<T>(body: () => Promise<T>): Promise<T> {
-  try {
-    return await cancellable(body);
-  } catch (error) {
-    if (error instanceof ElectionError) throw new StatusError(grpc.status.UNKNOWN, error.message);
-    throw error;
-  }
+/** Runs a recipe with etcd's error shapes (see recipeCall); election errors keep their text. */
+function electionCall<T>(method: string, body: () => Promise<T>): Promise<T> {
+  return recipeCall(method, async () => {
+    try {
+      return await body();
+    } catch (error) {
+      if (error instanceof ElectionError) throw new StatusError(grpc.status.UNKNOWN, error.message);
+      throw error;
+    }
+  });
 }
 
 export function electionHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
@@ -81,7 +85,7 @@ export function electionHandlers(kv: KvServer, headers: ResponseHeaders): Handle
 
   return {
     Campaign: unary<{ name?: Buffer | null; lease?: WireInt64; value?: Buffer | null }>('Campaign', (request, call) =>
-      electionCall(async () => {
+      electionCall('Campaign', async () => {
         const name = bytes(request.name);
         const won = await campaign(kv, name, int64(request.lease), bytes(request.value), callSignal(call));
         return { header: headers.at(won.revision), leader: wireLeaderKey(won.leader) };
@@ -89,21 +93,21 @@ export function electionHandlers(kv: KvServer, headers: ResponseHeaders): Handle
     ),
 
     Proclaim: unary<{ leader?: WireLeaderKey | null; value?: Buffer | null }>('Proclaim', (request) =>
-      electionCall(async () => {
+      electionCall('Proclaim', async () => {
         const at = await proclaim(kv, leaderKey(request.leader), bytes(request.value));
         return { header: headers.at(at) };
       }),
     ),
 
     Leader: unary<{ name?: Buffer | null }>('Leader', (request) =>
-      electionCall(async () => {
+      electionCall('Leader', async () => {
         const current = await leader(kv, bytes(request.name));
         return { header: headers.at(current.revision), kv: toWireKeyValue(current.kv) };
       }),
     ),
 
     Resign: unary<{ leader?: WireLeaderKey | null }>('Resign', (request) =>
-      electionCall(async () => {
+      electionCall('Resign', async () => {
         const at = await resign(kv, leaderKey(request.leader));
         return { header: headers.at(at) };
       }),

@@ -4,14 +4,18 @@
 // - Lock blocks until the lock is held; a client that cancels (or disconnects) aborts the
 //   wait, and the recipe removes the queue key it created. The cancelled call's answer goes
 //   nowhere, so it is reported as CANCELLED without being logged as a bug.
+// - etcd runs these services through an internal clientv3 client, which turns every etcd
+//   error into a plain Go error, so its gRPC server sends them as codes.Unknown with etcd's
+//   usual text (e.g. Unknown "etcdserver: requested lease not found", Unknown "etcdserver:
+//   key is not provided" for Unlock of an empty key). recipeCall does the same; bugs stay
+//   INTERNAL (and are logged).
 // - Lease IDs are int64 on the wire (decimal strings in, bigint inside).
-// - Unlock of an empty key gets etcd's "key is not provided" (its Delete validates the key).
 
 import * as grpc from '@grpc/grpc-js';
 import type { KvServer } from '../server/kv-server.js';
 import { AbortedError } from '../server/lock-wait.js';
 import { lock, unlock } from '../server/lock.js';
-import { type Handlers, type ResponseHeaders, StatusError, unary } from './handler.js';
+import { type Handlers, type ResponseHeaders, StatusError, toStatus, unary } from './handler.js';
 import { RequestError } from './kv-convert.js';
 
 export type WireInt64 = string | number | null | undefined;
@@ -33,30 +37,35 @@ export function callSignal(call: { cancelled: boolean; on(event: 'cancelled', li
   return controller.signal;
 }
 
-/** Runs a recipe, turning its cancellation into a plain CANCELLED status. */
-export async function cancellable<T>(body: () => Promise<T>): Promise<T> {
+/** Runs a recipe with etcd's error shapes: cancellation as CANCELLED, every expected error
+ * as codes.Unknown with its etcd text, bugs as INTERNAL. */
+export async function recipeCall<T>(method: string, body: () => Promise<T>): Promise<T> {
   try {
     return await body();
   } catch (error) {
     if (error instanceof AbortedError) throw new StatusError(grpc.status.CANCELLED, error.message);
-    throw error;
+    const status = toStatus(method, error);
+    const details = status.details ?? String(error);
+    throw new StatusError(status.code === grpc.status.INTERNAL ? grpc.status.INTERNAL : grpc.status.UNKNOWN, details);
   }
 }
 
 export function lockHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
   return {
     Lock: unary<{ name?: Buffer | null; lease?: WireInt64 }>('Lock', (request, call) =>
-      cancellable(async () => {
+      recipeCall('Lock', async () => {
         const { key, revision } = await lock(kv, bytes(request.name), int64(request.lease), callSignal(call));
         return { header: headers.at(revision), key };
       }),
     ),
 
-    Unlock: unary<{ key?: Buffer | null }>('Unlock', async (request) => {
-      const key = bytes(request.key);
-      if (key.length === 0) throw new RequestError('EmptyKey');
-      const revision = await unlock(kv, key);
-      return { header: headers.at(revision) };
-    }),
+    Unlock: unary<{ key?: Buffer | null }>('Unlock', (request) =>
+      recipeCall('Unlock', async () => {
+        const key = bytes(request.key);
+        if (key.length === 0) throw new RequestError('EmptyKey');
+        const revision = await unlock(kv, key);
+        return { header: headers.at(revision) };
+      }),
+    ),
   };
 }
