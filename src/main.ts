@@ -11,13 +11,12 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino, type Logger } from 'pino';
 import { parseCommandLine } from './cli.js';
 import { ConfigError } from './config/parse-config.js';
 import type { Config } from './config/schema.js';
 import { formatUrl } from './config/values.js';
 import { startGrpcServer } from './grpc/grpc-server.js';
-import { setAdmission, setCallHooks } from './grpc/handler.js';
+import { setAdmission, setCallHooks, setRequestLimits } from './grpc/handler.js';
 import { ETCD_COMPATIBLE_VERSION } from './grpc/maintenance-service.js';
 import { TokenBucket, rateLimitMessage } from './grpc/rate-limit.js';
 import type { HealthSources } from './http/health.js';
@@ -29,6 +28,7 @@ import { AutoCompactor, startAutoCompactor, type CompactionSchedule } from './se
 import type { Message } from './raft/types.js';
 import { initialMembership, type ClusterMembership } from './server/cluster-members.js';
 import { KvServer, type ReplicationOptions } from './server/kv-server.js';
+import { createLogging, slowRequestFields } from './server/logging.js';
 import { PeerTransport } from './transport/peer-transport.js';
 import { SeededRandom } from './util/random.js';
 import { Backend, KeySpace, StorageFormatError } from './storage/backend.js';
@@ -43,13 +43,6 @@ function packageVersion(): string {
     }
   }
   return 'unknown';
-}
-
-function createLogger(config: Config): Logger {
-  const level = config.log.level === 'panic' ? 'fatal' : config.log.level;
-  const destination =
-    config.log.output === 'stdout' ? 1 : config.log.output === 'stderr' ? 2 : config.log.output;
-  return pino({ level, base: { name: config.name } }, pino.destination({ dest: destination, sync: false }));
 }
 
 /** The initial membership: from etcd's --initial-cluster or the YAML raft peers. */
@@ -121,13 +114,30 @@ function compactionSchedule(config: Config): CompactionSchedule | undefined {
 }
 
 async function serve(config: Config, notes: readonly string[]): Promise<void> {
-  const log = createLogger(config);
+  const logging = createLogging({
+    level: config.log.level,
+    format: config.log.format,
+    output: config.log.output,
+    maxSizeBytes: config.log.maxSize,
+    maxBackups: config.log.maxBackups,
+    maxAgeDays: config.log.maxAgeDays,
+    base: { name: config.name },
+  });
+  const log = logging.logger;
+  // logrotate's postrotate sends SIGHUP: reopen the log file at its configured path.
+  process.on('SIGHUP', () => {
+    logging.reopen();
+    log.info({ output: config.log.output }, 'reopened log output on SIGHUP');
+  });
   for (const note of notes) log.warn(note);
+  // The metrics are created once the identity is known; the backend reports to them from then on.
+  let onBackendWrite: ((seconds: number, synced: boolean) => void) | undefined;
   const backend = await Backend.open(config.dataDir, {
     cacheSizeBytes: config.storage.blockCacheSize,
     writeBufferSizeBytes: config.storage.writeBufferSize,
     maxOpenFiles: config.storage.maxOpenFiles,
     compression: config.storage.compression,
+    onWrite: (seconds, synced) => onBackendWrite?.(seconds, synced),
   });
   const membership = membershipOf(config);
   const identity = await loadOrStoreIdentity(backend, { memberId: membership.selfId, clusterId: membership.clusterId });
@@ -152,7 +162,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
           onSnapshotSent: (to, snapshotIndex, bytes) => raftLog.info({ to: to.toString(16), snapshotIndex, bytes }, 'sending snapshot'),
           onFatal: (error) => {
             raftLog.fatal({ err: error }, 'raft loop failed; stopping the member');
-            log.flush();
+            logging.flushSync();
             process.exit(1);
           },
         }
@@ -195,11 +205,36 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   let stopping = false;
   const sources = opsSources(kv, () => stopping);
   const metrics = config.monitoring.enablePrometheus
-    ? createMetrics({ serverVersion: ETCD_COMPATIBLE_VERSION, memberId: identity.memberId, sources })
+    ? createMetrics({
+        serverVersion: ETCD_COMPATIBLE_VERSION,
+        memberId: identity.memberId,
+        sources,
+        quotaBackendBytes: config.limits.quotaBackendBytes === 0 ? 2 * 1024 ** 3 : config.limits.quotaBackendBytes,
+      })
     : undefined;
+  if (metrics) {
+    // One LevelDB holds both the raft log and the state: a synced batch is the WAL fsync, and
+    // every batch is a backend commit.
+    const { walFsync, backendCommit } = metrics;
+    onBackendWrite = (seconds, synced) => {
+      backendCommit.observe(seconds);
+      if (synced) walFsync.observe(seconds);
+    };
+  }
   if (!kv.raft) metrics?.leaderChanges.inc(); // a single member becomes leader once, at start
 
   const grpcLog = log.child({ component: 'grpc' });
+  // At most one warning per second about refused connections, with the count since the last.
+  let refusedSinceLog = 0;
+  let lastRefusalLogMs = 0;
+  const refusedConnection = (remoteAddress: string | undefined): void => {
+    refusedSinceLog++;
+    const now = Date.now();
+    if (now - lastRefusalLogMs < 1000) return;
+    grpcLog.warn({ remoteAddress, refused: refusedSinceLog, maxConnections: config.limits.maxConnections }, 'refused client connection: max_connections reached');
+    refusedSinceLog = 0;
+    lastRefusalLogMs = now;
+  };
   setCallHooks(metrics?.observeCall, (method, error) => grpcLog.error({ method, err: error }, 'internal error in request handler'));
   if (config.grpc.enableRateLimit) {
     const limit = { qps: config.grpc.rateLimitQps, burst: config.grpc.rateLimitBurst };
@@ -207,6 +242,13 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     const refusal = rateLimitMessage(limit);
     setAdmission(() => (bucket.tryTake() ? undefined : refusal));
   }
+  const slowLog = log.child({ component: 'grpc', slow: true });
+  setRequestLimits({
+    timeoutMs: config.limits.requestTimeoutMs,
+    slowMs: config.monitoring.slowRequestThresholdMs,
+    onSlow: (method, request, tookMs, code) =>
+      slowLog.warn({ method, ...slowRequestFields(request), code, tookMs: Math.round(tookMs * 10) / 10 }, 'slow request'),
+  });
   const grpcServer = await startGrpcServer(kv, {
     host: config.grpc.address,
     port: config.grpc.port,
@@ -215,6 +257,8 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     maxSendMessageBytes: Math.max(config.grpc.maxSendMsgSize, 2 * config.limits.maxRequestBytes),
     maxConcurrentStreams: config.grpc.maxConcurrentStreams,
     identity,
+    maxConnections: config.limits.maxConnections,
+    onConnectionRefused: (remoteAddress) => refusedConnection(remoteAddress),
   });
 
   const schedule = compactionSchedule(config);
@@ -257,7 +301,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     await kv.close();
     await transport?.close();
     log.info('stopped');
-    log.flush();
+    logging.flushSync();
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
