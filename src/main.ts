@@ -62,11 +62,15 @@ function membershipOf(config: Config): ClusterMembership {
 async function loadOrStoreIdentity(backend: Backend, derived: { memberId: bigint; clusterId: bigint }) {
   const stored = backend.get(KeySpace.members, 'local');
   if (stored !== undefined) return { memberId: stored.readBigUInt64BE(0), clusterId: stored.readBigUInt64BE(8) };
+  await storeIdentity(backend, derived);
+  return { ...derived };
+}
+
+async function storeIdentity(backend: Backend, identity: { memberId: bigint; clusterId: bigint }): Promise<void> {
   const value = Buffer.alloc(16);
-  value.writeBigUInt64BE(derived.memberId, 0);
-  value.writeBigUInt64BE(derived.clusterId, 8);
+  value.writeBigUInt64BE(identity.memberId, 0);
+  value.writeBigUInt64BE(identity.clusterId, 8);
   await backend.write([{ type: 'put', key: Buffer.concat([Buffer.from([KeySpace.members]), Buffer.from('local')]), value }], { sync: true });
-  return derived;
 }
 
 /** A serializable single-key read: what the health checks ask of the store. */
@@ -140,6 +144,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     onWrite: (seconds, synced) => onBackendWrite?.(seconds, synced),
   });
   const membership = membershipOf(config);
+  const identityStored = backend.get(KeySpace.members, 'local') !== undefined;
   const identity = await loadOrStoreIdentity(backend, { memberId: membership.selfId, clusterId: membership.clusterId });
   const raftLog = log.child({ component: 'raft' });
   // The transport is created after the node (it delivers to it); messages go through this.
@@ -157,6 +162,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
           snapshotCount: config.raft.snapshotCount,
           random: new SeededRandom(Number(identity.memberId % 2147483647n) ^ Date.now()),
           sender: { send: (messages: Message[]) => transport?.send(messages) },
+          joinExisting: config.initialClusterState === 'existing',
           onLeaderChange: (lead, term) => raftLog.info({ leader: lead.toString(16), term }, 'leader changed'),
           onSnapshotInstalled: (snapshotIndex, appliedIndex) => raftLog.info({ snapshotIndex, appliedIndex }, 'installed snapshot from leader'),
           onSnapshotSent: (to, snapshotIndex, bytes) => raftLog.info({ to: to.toString(16), snapshotIndex, bytes }, 'sending snapshot'),
@@ -168,8 +174,18 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
         }
       : undefined;
   const leaseLog = log.child({ component: 'lease' });
+  const self = membership.members.find((m) => m.id === identity.memberId);
+  const clientUrls = config.grpc.advertiseUrls.length > 0 ? config.grpc.advertiseUrls.map(formatUrl) : [`http://${config.grpc.address}:${config.grpc.port}`];
   const kv = await KvServer.open(backend, {
     replication,
+    members: {
+      selfId: identity.memberId,
+      initial: membership.members.map((m) => ({ id: m.id, name: m.name, peerUrls: m.peerUrls })),
+      clusterToken: config.initialClusterToken,
+      maxLearners: config.raft.maxLearners,
+      name: self?.name ?? config.name,
+      clientUrls,
+    },
     lease: {
       electionTimeoutMs: config.raft.electionTimeoutMs,
       memberId: identity.memberId,
@@ -179,7 +195,12 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   if (kv.raft) {
     const raft = kv.raft;
     transport = await PeerTransport.start({
-      clusterId: identity.clusterId,
+      // A member joining an existing cluster learns the cluster's ID from its peers.
+      clusterId: config.initialClusterState === 'existing' && !identityStored ? 0n : identity.clusterId,
+      onClusterId: (clusterId) => {
+        identity.clusterId = clusterId;
+        void storeIdentity(backend, identity);
+      },
       memberId: identity.memberId,
       listenHost: config.raft.address,
       listenPort: config.raft.port,
@@ -189,8 +210,30 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
       onSnapshotStatus: (peer, ok) => raft.reportSnapshot(peer, ok),
       logger: log.child({ component: 'transport' }),
     });
-    kv.start();
+    // Members added, updated or removed through the log become (or stop being) peers.
+    const peerTransport = transport;
+    const peerAddresses = new Map(membership.members.filter((m) => m.id !== identity.memberId).map((m) => [m.id, m.peerAddress]));
+    kv.membership.onChange((members) => {
+      const wanted = new Map(
+        members.filter((m) => m.id !== identity.memberId && m.peerUrls[0] !== undefined).map((m) => [m.id, m.peerUrls[0]!.replace(/^https?:\/\//, '').replace(/\/$/, '')]),
+      );
+      for (const [id, address] of wanted) {
+        if (peerAddresses.get(id) === address) continue;
+        peerAddresses.set(id, address);
+        peerTransport.updatePeer(id, address);
+      }
+      for (const id of [...peerAddresses.keys()]) {
+        if (wanted.has(id)) continue;
+        peerAddresses.delete(id);
+        peerTransport.removePeer(id);
+      }
+      if (!members.some((m) => m.id === identity.memberId) && kv.membership.wasRemoved(identity.memberId)) {
+        raftLog.warn('this member was removed from the cluster; stopping');
+        process.kill(process.pid, 'SIGTERM');
+      }
+    });
   }
+  kv.start();
   log.info(
     {
       memberId: identity.memberId.toString(16),

@@ -10,7 +10,7 @@ import { clients, type ServiceName } from './proto.js';
 
 const stubs = new Map<string, grpc.Client>();
 
-function stubFor(service: ServiceName, address: string): any {
+export function stubFor(service: ServiceName, address: string): any {
   const key = `${service}@${address}`;
   let stub = stubs.get(key);
   if (stub === undefined) {

@@ -11,7 +11,9 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { KvServer } from '../server/kv-server.js';
+import { ServerError } from '../server/errors.js';
 import { type Handlers, type ResponseHeaders, toStatus, unary } from './handler.js';
+import { ForwardedError, forwardToLeader, leaderAddress, stubFor } from './leader-forward.js';
 
 type WireInt64 = string | number | null | undefined;
 
@@ -37,7 +39,13 @@ export function leaseHandlers(kv: KvServer, headers: ResponseHeaders): Handlers 
     return { header: headers.at(revision) };
   });
 
-  const LeaseTimeToLive = unary<{ ID?: WireInt64; keys?: boolean }>('LeaseTimeToLive', (request) => {
+  const LeaseTimeToLive = unary<{ ID?: WireInt64; keys?: boolean }>('LeaseTimeToLive', async (request) => {
+    // The leader knows the remaining TTL (and whether the lease was revoked meanwhile); a
+    // follower asks it, as etcd's followers do.
+    if (kv.raft !== undefined && !kv.raft.isLeader) {
+      const answer = await forwardToLeader<{ TTL?: string; grantedTTL?: string; keys?: Buffer[] }>(kv, 'Lease', 'LeaseTimeToLive', { ID: request.ID, keys: request.keys });
+      return { header: headers.at(kv.currentRevision), ID: int64(request.ID).toString(), TTL: answer.TTL ?? '-1', grantedTTL: answer.grantedTTL ?? '0', keys: answer.keys ?? [] };
+    }
     const id = int64(request.ID);
     const { result, revision } = kv.leases.timeToLive(id, request.keys ?? false);
     if (result === undefined) return { header: headers.at(revision), ID: id.toString(), TTL: '-1', grantedTTL: '0', keys: [] };
@@ -57,24 +65,50 @@ export function leaseHandlers(kv: KvServer, headers: ResponseHeaders): Handlers 
 
   const LeaseKeepAlive = (call: grpc.ServerDuplexStream<{ ID?: WireInt64 }, object>): void => {
     let ended = false;
+    // Only the leader keeps lease deadlines: a follower relays each keep-alive to the leader
+    // over one upstream stream and answers with the leader's TTL under its own header, as
+    // etcd's followers do (etcd relays over the peer port).
+    let upstream: grpc.ClientDuplexStream<object, { ID?: string; TTL?: string }> | undefined;
+    const fail = (error: unknown): void => {
+      if (ended) return;
+      ended = true;
+      upstream?.cancel();
+      call.emit('error', toStatus('LeaseKeepAlive', error));
+    };
+    const relay = (request: { ID?: WireInt64 }): void => {
+      if (upstream === undefined) {
+        upstream = stubFor('Lease', leaderAddress(kv)).LeaseKeepAlive() as grpc.ClientDuplexStream<object, { ID?: string; TTL?: string }>;
+        upstream.on('data', (response) => {
+          if (!ended) call.write({ header: headers.at(kv.currentRevision), ID: response.ID ?? '0', TTL: response.TTL ?? '0' });
+        });
+        upstream.on('error', (error: grpc.ServiceError) => fail(error.code === grpc.status.CANCELLED ? new ServerError('LeaderChanged') : new ForwardedError(error.code, error.details)));
+        upstream.on('end', () => fail(new ServerError('LeaderChanged')));
+      }
+      upstream.write({ ID: request.ID });
+    };
     call.on('data', (request: { ID?: WireInt64 }) => {
       if (ended) return;
       try {
+        if (upstream !== undefined || (kv.raft !== undefined && !kv.raft.isLeader)) {
+          relay(request);
+          return;
+        }
         const id = int64(request.ID);
         const { result, revision } = kv.leases.keepAlive(id);
         call.write({ header: headers.at(revision), ID: id.toString(), TTL: String(result) });
       } catch (error) {
-        ended = true;
-        call.emit('error', toStatus('LeaseKeepAlive', error));
+        fail(error);
       }
     });
     call.on('end', () => {
       if (ended) return;
       ended = true;
+      upstream?.end();
       call.end();
     });
     const finish = (): void => {
       ended = true;
+      upstream?.cancel();
     };
     call.on('error', finish);
     call.on('close', finish);

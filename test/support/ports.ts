@@ -1,21 +1,36 @@
 // Free loopback TCP ports for end-to-end tests.
 //
-// A port is "free" when the kernel hands it out for an ephemeral bind on 127.0.0.1. We close
-// the probe socket before returning, so another process could in principle grab the port
-// before our server binds it; binding all probes of one call at the same time at least makes
-// the ports of one call distinct, and the `handedOut` set keeps one worker from handing the
-// same port out twice.
+// Ports come from a slice of 10000-29999 that belongs to this test worker alone (vitest's
+// VITEST_POOL_ID), below Linux's ephemeral range (32768+). That matters because servers are
+// killed and restarted on the same ports: a port the kernel handed out as "ephemeral free"
+// could be handed to another worker while our member is down, and the restart would then
+// fail with EADDRINUSE. A port is checked free by binding it; the `handedOut` set keeps this
+// process from handing the same port out twice.
 import net from 'node:net';
 
 const handedOut = new Set<number>();
+const SLICE = 2000;
+const worker = Number(process.env['VITEST_POOL_ID'] ?? process.env['VITEST_WORKER_ID'] ?? '0') % 10;
+const sliceStart = 10_000 + worker * SLICE;
+let cursor = Math.floor(Math.random() * SLICE);
 
-function probe(): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
+function tryBind(port: number): Promise<net.Server | undefined> {
+  return new Promise((resolve) => {
     const server = net.createServer();
     server.unref();
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => resolve(server));
+    server.once('error', () => resolve(undefined));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => resolve(server));
   });
+}
+
+async function probe(): Promise<net.Server> {
+  for (let attempt = 0; attempt < SLICE; attempt++) {
+    const port = sliceStart + (cursor++ % SLICE);
+    if (handedOut.has(port)) continue;
+    const server = await tryBind(port);
+    if (server !== undefined) return server;
+  }
+  throw new Error(`freePorts: no free port left in ${sliceStart}-${sliceStart + SLICE - 1}`);
 }
 
 function close(server: net.Server): Promise<void> {
