@@ -15,6 +15,7 @@
 
 import net from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
+import { shimAuthority } from './authority-shim.js';
 
 export interface LimitedListener {
   readonly port: number;
@@ -42,7 +43,7 @@ export async function listenWithConnectionLimit(server: grpc.Server, options: Li
     refused++;
     options.onRefused?.(data?.remoteAddress);
   });
-  listener.on('connection', (socket) => injector.injectConnection(socket));
+  listener.on('connection', (socket) => shimAuthority(socket, (ready) => injector.injectConnection(ready)));
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
     listener.listen({ host: options.host, port: options.port }, () => {
