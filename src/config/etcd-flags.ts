@@ -119,7 +119,21 @@ function tlsFlags(prefix: '' | 'peer-', section: 'grpc' | 'raft'): FlagSpec[] {
     direct(`${prefix}trusted-ca-file`, `server.${section}.tls.ca_file`),
     direct(`${prefix}client-cert-auth`, `server.${section}.tls.client_cert_auth`, true),
     direct(`${prefix}auto-tls`, `server.${section}.tls.auto_tls`, true),
+    direct(`${prefix === '' ? 'client-' : prefix}crl-file`, `server.${section}.tls.crl_file`),
   ];
+}
+
+/** etcd has one flag for both ports; it sets the key of each section. */
+function bothSections(name: string, key: string, help: string): FlagSpec {
+  return {
+    name,
+    boolean: false,
+    help,
+    apply: (value, context) => {
+      context.set(`server.grpc.tls.${key}`, value);
+      context.set(`server.raft.tls.${key}`, value);
+    },
+  };
 }
 
 /** etcd's server flags (etcd 3.4-3.6 names) that MetaStore understands. */
@@ -166,6 +180,10 @@ export const ETCD_FLAGS: readonly FlagSpec[] = [
   },
   ...tlsFlags('', 'grpc'),
   ...tlsFlags('peer-', 'raft'),
+  direct('peer-cert-allowed-cn', 'server.raft.tls.allowed_cn'),
+  bothSections('cipher-suites', 'cipher_suites', 'sets server.grpc.tls.cipher_suites and server.raft.tls.cipher_suites'),
+  // etcd 3.5's flag; etcd 3.4 always requires TLS 1.2 or later, which is the default here.
+  bothSections('tls-min-version', 'min_version', 'sets server.grpc.tls.min_version and server.raft.tls.min_version (TLS1.2|TLS1.3)'),
   direct('grpc-keepalive-min-time', 'server.grpc.keepalive_min_time'),
   direct('grpc-keepalive-interval', 'server.grpc.keepalive_interval'),
   direct('grpc-keepalive-timeout', 'server.grpc.keepalive_timeout'),

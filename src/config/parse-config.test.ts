@@ -186,6 +186,19 @@ describe('relations between keys', () => {
     );
   });
 
+  it('TLS flags beyond the files: CRL, allowed peer CN, cipher suites and minimum version for both ports', () => {
+    const config = load([
+      '--client-cert-auth', '--trusted-ca-file', 'ca.pem', '--client-crl-file', 'c.crl',
+      '--peer-client-cert-auth', '--peer-trusted-ca-file', 'pca.pem', '--peer-crl-file', 'p.crl', '--peer-cert-allowed-cn', 'member',
+      '--cipher-suites', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384', '--tls-min-version', 'TLS1.3',
+    ]);
+    expect(config.grpc.tls).toMatchObject({ crlFile: 'c.crl', minVersion: 'TLS1.3', cipherSuites: ['TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256', 'TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384'] });
+    expect(config.raft.tls).toMatchObject({ crlFile: 'p.crl', allowedCn: 'member', minVersion: 'TLS1.3' });
+    expect(loadError(['--cipher-suites', 'TLS_NOPE'])).toMatch(/unknown TLS 1\.2 cipher suite "TLS_NOPE"/);
+    expect(loadError(['--client-crl-file', 'c.crl'])).toMatch(/server\.grpc\.tls\.crl_file .* needs server\.grpc\.tls\.client_cert_auth/);
+    expect(loadError(['--tls-min-version', 'TLS1.1'])).toMatch(/tls-min-version/);
+  });
+
   it('listen URLs agree with address and port, https needs TLS files', () => {
     expect(loadError(['--config', FILE], { files: { [FILE]: 'server:\n  grpc:\n    listen_urls: ["http://10.0.0.1:2379"]\n' } })).toBe(
       'config error: server.grpc.listen_urls ("http://10.0.0.1:2379", from /x/y.yaml) must match server.grpc.address ("127.0.0.1", default) and server.grpc.port (2379, default)',
@@ -194,7 +207,17 @@ describe('relations between keys', () => {
       'config error: server.grpc.tls.enabled (true, from flag --listen-client-urls) needs server.grpc.tls.cert_file and server.grpc.tls.key_file (or server.grpc.tls.auto_tls)',
     );
     const tls = load(['--listen-client-urls', 'https://127.0.0.1:2379', '--cert-file', 'c.pem', '--key-file', 'k.pem', '--client-cert-auth', '--trusted-ca-file', 'ca.pem']);
-    expect(tls.grpc.tls).toEqual({ enabled: true, certFile: 'c.pem', keyFile: 'k.pem', caFile: 'ca.pem', clientCertAuth: true, autoTls: false });
+    expect(tls.grpc.tls).toEqual({
+      enabled: true,
+      certFile: 'c.pem',
+      keyFile: 'k.pem',
+      caFile: 'ca.pem',
+      clientCertAuth: true,
+      autoTls: false,
+      crlFile: '',
+      cipherSuites: [],
+      minVersion: 'TLS1.2',
+    });
     expect(loadError(['--peer-client-cert-auth'])).toMatch(/server\.raft\.tls\.client_cert_auth \(true, from flag --peer-client-cert-auth\) needs server\.raft\.tls\.ca_file/);
   });
 

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { ETCD_FLAGS, ETCD_FLAGS_BY_NAME, tokenize } from './etcd-flags.js';
+import { CIPHER_SUITES } from './cipher-suites.js';
 import {
   CONFIG_KEYS,
   DEFAULTS,
@@ -419,6 +420,15 @@ function checkUrls(config: Config, section: 'grpc' | 'raft', show: (path: string
   }
   if (tls.clientCertAuth && !tls.autoTls && tls.caFile === '') {
     throw configError(`${show(`${base}.tls.client_cert_auth`, true)} needs ${base}.tls.ca_file to verify client certificates`);
+  }
+  const unknownSuite = tls.cipherSuites.find((name) => !CIPHER_SUITES.has(name));
+  if (unknownSuite !== undefined) {
+    throw configError(
+      `${show(`${base}.tls.cipher_suites`, tls.cipherSuites.join(','))}: unknown TLS 1.2 cipher suite ${JSON.stringify(unknownSuite)} (known: ${[...CIPHER_SUITES.keys()].join(', ')})`,
+    );
+  }
+  if (tls.crlFile !== '' && !tls.clientCertAuth) {
+    throw configError(`${show(`${base}.tls.crl_file`, tls.crlFile)} needs ${base}.tls.client_cert_auth (a CRL applies to verified client certificates)`);
   }
 }
 

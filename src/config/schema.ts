@@ -31,6 +31,19 @@ export interface TlsConfig {
   readonly caFile: string;
   readonly clientCertAuth: boolean;
   readonly autoTls: boolean;
+  /** Certificate revocation list (PEM) checked against client certificates; empty = none. */
+  readonly crlFile: string;
+  /** etcd --cipher-suites, Go/IANA names (TLS 1.2 suites); empty = Node's defaults. */
+  readonly cipherSuites: readonly string[];
+  readonly minVersion: TlsMinVersion;
+}
+
+export type TlsMinVersion = 'TLS1.2' | 'TLS1.3';
+
+/** Peer TLS adds etcd's --peer-cert-allowed-cn. */
+export interface PeerTlsConfig extends TlsConfig {
+  /** Only peers whose certificate CN equals this are accepted; empty = any verified peer. */
+  readonly allowedCn: string;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
@@ -86,7 +99,7 @@ export interface Config {
     readonly preVote: boolean;
     readonly strictReconfigCheck: boolean;
     readonly maxLearners: number;
-    readonly tls: TlsConfig;
+    readonly tls: PeerTlsConfig;
   };
   readonly limits: {
     readonly maxConnections: number;
@@ -144,7 +157,21 @@ export interface Config {
 // A function, not a shared constant: the loader copies DEFAULTS with structuredClone, which
 // keeps shared references shared, so one object here would tie client and peer TLS together.
 function noTls(): TlsConfig {
-  return { enabled: false, certFile: '', keyFile: '', caFile: '', clientCertAuth: false, autoTls: false };
+  return {
+    enabled: false,
+    certFile: '',
+    keyFile: '',
+    caFile: '',
+    clientCertAuth: false,
+    autoTls: false,
+    crlFile: '',
+    cipherSuites: [],
+    minVersion: 'TLS1.2',
+  };
+}
+
+function noPeerTls(): PeerTlsConfig {
+  return { ...noTls(), allowedCn: '' };
 }
 
 export function deepFreeze<T>(value: T): T {
@@ -197,7 +224,7 @@ export const DEFAULTS: Config = deepFreeze<Config>({
     preVote: true,
     strictReconfigCheck: true,
     maxLearners: 1,
-    tls: noTls(),
+    tls: noPeerTls(),
   },
   limits: {
     maxConnections: 1000,
@@ -314,6 +341,9 @@ function tlsKeys(prefix: string, what: string): KeySpec[] {
     key(`${prefix}.ca_file`, 'string', `CA bundle for verifying ${what} client certificates`),
     key(`${prefix}.client_cert_auth`, 'bool', `require and verify ${what} client certificates`),
     key(`${prefix}.auto_tls`, 'bool', `generate a self-signed ${what} certificate (testing only)`),
+    key(`${prefix}.crl_file`, 'string', `certificate revocation list (PEM) checked against ${what} client certificates`),
+    key(`${prefix}.cipher_suites`, 'string-list', `TLS 1.2 cipher suites offered (Go/IANA names as etcd); empty = defaults`),
+    key(`${prefix}.min_version`, 'enum', `lowest TLS version accepted`, { values: ['TLS1.2', 'TLS1.3'] }),
   ];
 }
 
@@ -359,6 +389,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.raft.strict_reconfig_check', 'bool', 'refuse membership changes that would lose quorum'),
   key('server.raft.max_learners', 'uint', 'most learner members allowed'),
   ...tlsKeys('server.raft.tls', 'peer'),
+  key('server.raft.tls.allowed_cn', 'string', 'accept only peers whose certificate CN is this (etcd --peer-cert-allowed-cn); empty = any'),
 
   key('server.limits.max_connections', 'uint', 'most concurrent client connections', { min: 1 }),
   key('server.limits.request_timeout', 'duration', 'how long a request waits for its result'),
