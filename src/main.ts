@@ -29,6 +29,7 @@ import type { Message } from './raft/types.js';
 import { initialMembership, type ClusterMembership } from './server/cluster-members.js';
 import { KvServer, type ReplicationOptions } from './server/kv-server.js';
 import { createLogging, slowRequestFields } from './server/logging.js';
+import { clientPortTls, peerPortTls, TlsSetupError } from './tls/tls.js';
 import { PeerTransport } from './transport/peer-transport.js';
 import { SeededRandom } from './util/random.js';
 import { Backend, KeySpace, StorageFormatError } from './storage/backend.js';
@@ -175,7 +176,11 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
       : undefined;
   const leaseLog = log.child({ component: 'lease' });
   const self = membership.members.find((m) => m.id === identity.memberId);
-  const clientUrls = config.grpc.advertiseUrls.length > 0 ? config.grpc.advertiseUrls.map(formatUrl) : [`http://${config.grpc.address}:${config.grpc.port}`];
+  const clientScheme = config.grpc.tls.enabled || config.grpc.tls.autoTls ? 'https' : 'http';
+  const clientUrls = config.grpc.advertiseUrls.length > 0 ? config.grpc.advertiseUrls.map(formatUrl) : [`${clientScheme}://${config.grpc.address}:${config.grpc.port}`];
+  const tlsLog = log.child({ component: 'tls' });
+  const listenHosts = (section: Config['grpc'] | Config['raft']): string[] =>
+    section.listenUrls.length > 0 ? section.listenUrls.map((u) => u.host) : [section.address];
   const kv = await KvServer.open(backend, {
     replication,
     members: {
@@ -194,7 +199,10 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   });
   if (kv.raft) {
     const raft = kv.raft;
+    const peerTls = peerPortTls(config.raft.tls, { dataDir: config.dataDir, hosts: listenHosts(config.raft), logger: tlsLog });
     transport = await PeerTransport.start({
+      credentials: peerTls?.credentials,
+      authorizePeer: peerTls ? (call) => peerTls.authorizePeer(call) : undefined,
       // A member joining an existing cluster learns the cluster's ID from its peers.
       clusterId: config.initialClusterState === 'existing' && !identityStored ? 0n : identity.clusterId,
       onClusterId: (clusterId) => {
@@ -292,7 +300,9 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     onSlow: (method, request, tookMs, code) =>
       slowLog.warn({ method, ...slowRequestFields(request), code, tookMs: Math.round(tookMs * 10) / 10 }, 'slow request'),
   });
+  const clientTls = clientPortTls(config.grpc.tls, { dataDir: config.dataDir, hosts: listenHosts(config.grpc), logger: tlsLog });
   const grpcServer = await startGrpcServer(kv, {
+    credentials: clientTls?.credentials,
     host: config.grpc.address,
     port: config.grpc.port,
     maxRequestBytes: config.limits.maxRequestBytes,
@@ -399,7 +409,7 @@ async function main(argv: readonly string[]): Promise<void> {
       try {
         await serve(command.config, command.notes);
       } catch (error) {
-        if (error instanceof StorageFormatError) {
+        if (error instanceof StorageFormatError || error instanceof TlsSetupError) {
           process.stderr.write(`${error.message}\n`);
           process.exit(2);
         }

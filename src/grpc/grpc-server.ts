@@ -25,6 +25,8 @@ export interface GrpcServerOptions {
   /** Open client connections allowed; more are refused at accept (connection-limit.ts). */
   maxConnections?: number;
   onConnectionRefused?: (remoteAddress: string | undefined) => void;
+  /** TLS for the client port (src/tls: reloads certificates, verifies clients); plain text when absent. */
+  credentials?: grpc.ServerCredentials;
 }
 
 export interface RunningGrpcServer {
@@ -65,20 +67,21 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     }
     server.addService(definition, handlers);
   }
+  const credentials = options.credentials ?? grpc.ServerCredentials.createInsecure();
   let limited: LimitedListener | undefined;
   if (options.maxConnections !== undefined) {
     limited = await listenWithConnectionLimit(server, {
       host: options.host,
       port: options.port,
       maxConnections: options.maxConnections,
-      credentials: grpc.ServerCredentials.createInsecure(),
+      credentials,
       onRefused: options.onConnectionRefused,
     });
   }
   const port =
     limited?.port ??
     (await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, boundPort) =>
+      server.bindAsync(`${options.host}:${options.port}`, credentials, (error, boundPort) =>
         error ? reject(error) : resolve(boundPort),
       );
     }));

@@ -26,6 +26,8 @@
 //   rate-limited warning naming the sender.
 // - close() cancels every call, timer and socket, so a process that closed its transports
 //   exits on its own.
+// - With peer TLS, an incoming call is used only after authorizePeer() accepted it; refusals
+//   are logged (rate-limited) naming the remote address and certificate CN.
 
 import * as grpc from '@grpc/grpc-js';
 import { assert } from '../util/assert.js';
@@ -50,7 +52,7 @@ export interface TransportLogger {
   debug: LogFn;
 }
 
-/** Hook for peer TLS (a later issue): both ends default to plain text. */
+/** Peer TLS credentials (src/tls builds them from the config); both ends default to plain text. */
 export interface TransportCredentials {
   server: grpc.ServerCredentials;
   channel: grpc.ChannelCredentials;
@@ -76,6 +78,12 @@ export interface PeerTransportOptions {
   /** Upper bound of one outgoing frame (a single larger message travels alone). Default 1 MiB. */
   maxBatchBytes?: number;
   credentials?: TransportCredentials;
+  /**
+   * Peer TLS verification (src/tls): called at the start of every incoming call, before any of
+   * its bytes are used; a string is the reason the peer is refused (logged naming the remote
+   * address, answered PERMISSION_DENIED).
+   */
+  authorizePeer?(call: grpc.ServerReadableStream<Buffer, Buffer>): string | undefined;
 }
 
 const STREAM_PATH = '/metastore.raftpb.Peer/Stream';
@@ -512,7 +520,25 @@ export class PeerTransport {
 
   // ---- receiving side -------------------------------------------------------------------------
 
+  /** True if the peer behind this call passes TLS verification; otherwise refuses the call. */
+  private admitPeer(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): boolean {
+    const refusal = this.options.authorizePeer?.(call);
+    if (refusal === undefined) return true;
+    const remote = call.getPeer();
+    const certificate = call.getAuthContext().sslPeerCertificate;
+    // Keyed by host, not host:port: a refused peer retries from a new port every time.
+    this.warnRateLimited(
+      `refused:${remote.replace(/:\d+$/, '')}:${refusal}`,
+      { remote, certificateCn: certificate?.subject?.CN, reason: refusal },
+      'refused peer connection: TLS verification failed',
+    );
+    call.on('error', noop);
+    callback({ code: grpc.status.PERMISSION_DENIED, details: `peer refused: ${refusal}` });
+    return false;
+  }
+
   private serveStream(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
+    if (!this.admitPeer(call, callback)) return;
     // Headers now tell the sender the stream is up (its link goes from connecting to up).
     call.sendMetadata(new grpc.Metadata());
     let failed = false;
@@ -571,6 +597,7 @@ export class PeerTransport {
   }
 
   private serveSnapshot(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
+    if (!this.admitPeer(call, callback)) return;
     let message: Message | undefined;
     let data: Buffer | undefined;
     let received = 0;
