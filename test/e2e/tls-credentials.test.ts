@@ -1,0 +1,155 @@
+// In-process checks of src/tls on a real grpc-js server and client: the verified client
+// certificate's CN reaches the handler (peerCommonName), a revoked certificate (CRL) and a
+// too-old TLS version are refused at the handshake, and client auto-TLS makes and reuses a
+// self-signed certificate in the data dir.
+
+import * as grpc from '@grpc/grpc-js';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULTS, type TlsConfig } from '../../src/config/schema.js';
+import { clientPortTls, peerCommonName, type ClientPortTls } from '../../src/tls/tls.js';
+import { makeTestPki, type CertPair, type TestPki } from './tls-certs.js';
+
+const echo = (b: Buffer): Buffer => b;
+const service: grpc.ServiceDefinition = {
+  Who: { path: '/test.Tls/Who', requestStream: false, responseStream: false, requestSerialize: echo, requestDeserialize: echo, responseSerialize: echo, responseDeserialize: echo },
+};
+
+let pki: TestPki;
+let serverPair: CertPair;
+let alice: CertPair;
+let bob: CertPair;
+let crlFile: string;
+
+beforeAll(() => {
+  pki = makeTestPki();
+  serverPair = pki.issue('srv', { cn: 'server' });
+  alice = pki.issue('alice', { cn: 'alice' });
+  bob = pki.issue('bob', { cn: 'bob' });
+  // A CRL revoking bob, made with `openssl ca` and a throwaway CA database.
+  const conf = path.join(pki.dir, 'ca.cnf');
+  fs.writeFileSync(path.join(pki.dir, 'index.txt'), '');
+  fs.writeFileSync(path.join(pki.dir, 'crlnumber'), '01\n');
+  fs.writeFileSync(conf, ['[ca]', 'default_ca = d', '[d]', `database = ${pki.dir}/index.txt`, `crlnumber = ${pki.dir}/crlnumber`, 'default_md = sha256', 'default_crl_days = 30', ''].join('\n'));
+  const ca = ['-config', conf, '-keyfile', pki.ca.key, '-cert', pki.ca.cert];
+  execFileSync('openssl', ['ca', ...ca, '-revoke', bob.cert], { stdio: 'ignore' });
+  crlFile = path.join(pki.dir, 'ca.crl');
+  execFileSync('openssl', ['ca', ...ca, '-gencrl', '-out', crlFile], { stdio: 'ignore' });
+});
+
+afterAll(() => pki?.remove());
+
+async function serve(config: Partial<TlsConfig>, dataDir = pki.dir): Promise<{ port: number; tls: ClientPortTls; stop(): void }> {
+  const setup = clientPortTls({ ...DEFAULTS.grpc.tls, enabled: true, ...config }, { dataDir, hosts: ['127.0.0.1'] });
+  if (setup === undefined) throw new Error('TLS not enabled');
+  const server = new grpc.Server();
+  server.addService(service, {
+    Who: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, Buffer.from(peerCommonName(call) ?? '(none)')),
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', setup.credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  return { port, tls: setup, stop: () => { server.forceShutdown(); setup.close(); } };
+}
+
+function who(port: number, pair?: CertPair): Promise<string> {
+  const credentials = grpc.credentials.createSsl(fs.readFileSync(pki.ca.cert), pair ? fs.readFileSync(pair.key) : null, pair ? fs.readFileSync(pair.cert) : null);
+  const client = new grpc.Client(`127.0.0.1:${port}`, credentials);
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest('/test.Tls/Who', echo, echo, Buffer.alloc(0), { deadline: Date.now() + 3000 }, (error, value) => {
+      client.close();
+      if (error) reject(error);
+      else resolve(value!.toString());
+    });
+  });
+}
+
+describe('client port TLS credentials', () => {
+  it('hands the verified client certificate CN to handlers and refuses a missing one', async () => {
+    const s = await serve({ certFile: serverPair.cert, keyFile: serverPair.key, caFile: pki.ca.cert, clientCertAuth: true });
+    try {
+      expect(await who(s.port, alice)).toBe('alice');
+      await expect(who(s.port)).rejects.toThrow();
+    } finally {
+      s.stop();
+    }
+  });
+
+  it('without client-cert-auth there is no CN', async () => {
+    const s = await serve({ certFile: serverPair.cert, keyFile: serverPair.key });
+    try {
+      expect(await who(s.port)).toBe('(none)');
+    } finally {
+      s.stop();
+    }
+  });
+
+  it('refuses a certificate revoked by the CRL', async () => {
+    const s = await serve({ certFile: serverPair.cert, keyFile: serverPair.key, caFile: pki.ca.cert, clientCertAuth: true, crlFile });
+    try {
+      expect(await who(s.port, alice)).toBe('alice');
+      await expect(who(s.port, bob)).rejects.toThrow();
+    } finally {
+      s.stop();
+    }
+  });
+
+  it('a TLS 1.3 minimum refuses TLS 1.2 clients; cipher suites restrict TLS 1.2', async () => {
+    const s = await serve({ certFile: serverPair.cert, keyFile: serverPair.key, minVersion: 'TLS1.3' });
+    const handshake = (port: number, options: tls.ConnectionOptions): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(pki.ca.cert), ALPNProtocols: ['h2'], ...options }, () => {
+          const version = socket.getProtocol() ?? '';
+          socket.destroy();
+          resolve(version);
+        });
+        socket.once('error', reject);
+      });
+    try {
+      expect(await handshake(s.port, {})).toBe('TLSv1.3');
+      await expect(handshake(s.port, { maxVersion: 'TLSv1.2' })).rejects.toThrow();
+    } finally {
+      s.stop();
+    }
+    // The test certificates have ECDSA keys: an RSA-only suite list leaves nothing to agree on.
+    const rsaOnly = await serve({ certFile: serverPair.cert, keyFile: serverPair.key, cipherSuites: ['TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256'] });
+    const ecdsa = await serve({ certFile: serverPair.cert, keyFile: serverPair.key, cipherSuites: ['TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256'] });
+    try {
+      await expect(handshake(rsaOnly.port, { maxVersion: 'TLSv1.2' })).rejects.toThrow();
+      expect(await handshake(ecdsa.port, { maxVersion: 'TLSv1.2' })).toBe('TLSv1.2');
+      // TLS 1.3 is untouched by --cipher-suites, as in Go.
+      expect(await handshake(rsaOnly.port, {})).toBe('TLSv1.3');
+    } finally {
+      rsaOnly.stop();
+      ecdsa.stop();
+    }
+  });
+
+  it('auto TLS creates a self-signed certificate in <data-dir>/fixtures/client and reuses it', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'metastore-autotls-'));
+    try {
+      const first = await serve({ enabled: false, autoTls: true }, dataDir);
+      const certFile = path.join(dataDir, 'fixtures', 'client', 'cert.pem');
+      const cert = fs.readFileSync(certFile);
+      expect(fs.statSync(path.join(dataDir, 'fixtures', 'client', 'key.pem')).mode & 0o777).toBe(0o600);
+      const version = await new Promise<string>((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port: first.port, rejectUnauthorized: false, ALPNProtocols: ['h2'] }, () => {
+          resolve(socket.getProtocol() ?? '');
+          socket.destroy();
+        });
+        socket.once('error', reject);
+      });
+      expect(version).toMatch(/^TLSv1\.[23]$/);
+      first.stop();
+      const second = await serve({ enabled: false, autoTls: true }, dataDir);
+      second.stop();
+      expect(fs.readFileSync(certFile).equals(cert)).toBe(true);
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
