@@ -176,7 +176,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
       : undefined;
   const leaseLog = log.child({ component: 'lease' });
   const self = membership.members.find((m) => m.id === identity.memberId);
-  const clientScheme = config.grpc.tls.enabled || config.grpc.tls.autoTls ? 'https' : 'http';
+  const clientScheme = config.grpc.tls.enabled ? 'https' : 'http';
   const clientUrls = config.grpc.advertiseUrls.length > 0 ? config.grpc.advertiseUrls.map(formatUrl) : [`${clientScheme}://${config.grpc.address}:${config.grpc.port}`];
   const tlsLog = log.child({ component: 'tls' });
   const listenHosts = (section: Config['grpc'] | Config['raft']): string[] =>

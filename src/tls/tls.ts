@@ -83,7 +83,8 @@ export interface ClientPortTls {
 
 /** Undefined when the client port is plain text. Throws TlsSetupError for unusable files. */
 export function clientPortTls(config: TlsConfig, options: TlsSetupOptions): ClientPortTls | undefined {
-  if (!config.enabled && !config.autoTls) return undefined;
+  // As in etcd, the URL scheme (or tls.enabled) switches TLS on; auto_tls only supplies the certificate.
+  if (!config.enabled) return undefined;
   const { files, auto } = loadFiles(config, 'client', options);
   const verify = config.clientCertAuth && !auto;
   const policy: ServerTlsPolicy = {
@@ -123,7 +124,8 @@ export interface PeerPortTls {
 }
 
 export function peerPortTls(config: PeerTlsConfig, options: TlsSetupOptions): PeerPortTls | undefined {
-  if (!config.enabled && !config.autoTls) return undefined;
+  // As in etcd, the URL scheme (or tls.enabled) switches TLS on; auto_tls only supplies the certificate.
+  if (!config.enabled) return undefined;
   const { files, auto } = loadFiles(config, 'peer', options);
   const verifyClients = !auto && (config.clientCertAuth || config.allowedCn !== '');
   const allowedCn = auto ? '' : config.allowedCn;

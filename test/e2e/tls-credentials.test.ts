@@ -132,7 +132,7 @@ describe('client port TLS credentials', () => {
   it('auto TLS creates a self-signed certificate in <data-dir>/fixtures/client and reuses it', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'metastore-autotls-'));
     try {
-      const first = await serve({ enabled: false, autoTls: true }, dataDir);
+      const first = await serve({ autoTls: true }, dataDir);
       const certFile = path.join(dataDir, 'fixtures', 'client', 'cert.pem');
       const cert = fs.readFileSync(certFile);
       expect(fs.statSync(path.join(dataDir, 'fixtures', 'client', 'key.pem')).mode & 0o777).toBe(0o600);
@@ -145,7 +145,7 @@ describe('client port TLS credentials', () => {
       });
       expect(version).toMatch(/^TLSv1\.[23]$/);
       first.stop();
-      const second = await serve({ enabled: false, autoTls: true }, dataDir);
+      const second = await serve({ autoTls: true }, dataDir);
       second.stop();
       expect(fs.readFileSync(certFile).equals(cert)).toBe(true);
     } finally {
