@@ -1,85 +1,173 @@
-// KV benchmark: put (8-byte keys, 256-byte values) and serializable single-key range, with many
-// concurrent clients over several connections, against real etcd 3.4 and MetaStore started
-// fresh in the same run on this machine. Prints a table and, with --record, appends it to
-// bench/RESULTS.md with the machine, the date and the command.
+// KV benchmark: put (8-byte keys, 256-byte values) and single-key range with 100 concurrent
+// clients over 10 connections, against real etcd 3.4 and MetaStore started fresh in the same
+// run on this machine, as single members or as 3-member clusters on loopback. The load comes
+// from bench/go-load, a closed-loop generator on etcd's own Go client (clientv3), built from
+// Debian's Go sources, so the client side costs both servers the same little CPU. Without Go
+// it falls back to the Node generator in bench/load.ts (which costs far more client CPU).
 //
-//   node --import tsx bench/kv-bench.ts [--clients 100] [--connections 10] [--puts 50000]
-//        [--ranges 100000] [--only etcd|metastore] [--record]
+//   node --import tsx bench/kv-bench.ts [--members 1|3] [--puts 50000] [--ranges 100000]
+//        [--clients 100] [--connections 10] [--only etcd|metastore] [--record]
+//
+// Estimate before measuring (2 cores): a put costs etcd ~65 us of CPU and MetaStore ~50 us of
+// grpc-js plus a few us of MVCC and batching per request, with one fsync per batch of ~100;
+// both should land in the 10-20k puts/s range on one member, the client taking part of a core.
 
-import { appendFileSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { encodeMessage } from '../src/grpc/proto.js';
-import { startEtcd, startMetaStore } from '../test/support/servers.js';
+import { freePorts } from '../test/support/ports.js';
+import { startEtcd, startMetaStore, startMetaStoreCluster } from '../test/support/servers.js';
 import { disposeAll } from '../test/support/processes.js';
-import { runLoad, type LoadResult } from './load.js';
+import { runLoad } from './load.js';
 
 function flag(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+const members = flag('members', 1);
 const clients = flag('clients', 100);
 const connections = flag('connections', 10);
 const puts = flag('puts', 50_000);
 const ranges = flag('ranges', 100_000);
-const KEY_SPACE = 100_000;
+const benchDir = fileURLToPath(new URL('.', import.meta.url));
 
-const value = Buffer.alloc(256, 'v');
-const key = (i: number) => Buffer.from(String(i % KEY_SPACE).padStart(8, '0'));
-// Pre-encode a pool of requests: the generator must not spend its CPU on protobuf.
-const putRequests = Array.from({ length: KEY_SPACE }, (_, i) => encodeMessage('etcdserverpb.PutRequest', { key: key(i * 7919), value }));
-const rangeRequest = encodeMessage('etcdserverpb.RangeRequest', { key: key(42), serializable: true });
-
-interface Row {
-  target: string;
-  workload: string;
-  result: LoadResult;
+interface Result {
+  opsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
 }
 
-async function benchTarget(target: string, endpoint: string): Promise<Row[]> {
-  const address = endpoint.replace(/^http:\/\//, '');
+/** Builds bench/go-load with Debian's Go and etcd sources (GOPATH mode, no network). */
+function goLoad(): string | undefined {
+  const out = join(benchDir, 'out', 'go-load');
+  if (existsSync(out)) return out;
+  try {
+    execFileSync('go', ['version'], { stdio: 'ignore' });
+  } catch {
+    console.error('go not found (apt-get install golang-go golang-etcd-server-dev): using the Node load generator');
+    return undefined;
+  }
+  mkdirSync(join(benchDir, 'out'), { recursive: true });
+  execFileSync('go', ['build', '-o', out, '.'], {
+    cwd: join(benchDir, 'go-load'),
+    env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOCACHE: join(benchDir, 'out', 'gocache') },
+    stdio: 'inherit',
+  });
+  return out;
+}
+
+const goBinary = goLoad();
+
+async function load(endpoints: string[], op: 'put' | 'range', total: number, linearizable: boolean): Promise<Result> {
+  if (goBinary) {
+    const args = ['-endpoint', endpoints.join(','), '-op', op, '-clients', String(clients), '-conns', String(connections), '-total', String(total)];
+    if (linearizable) args.push('-linearizable');
+    const output = await new Promise<string>((resolve, reject) => {
+      const child = spawn(goBinary, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      child.stdout.on('data', (chunk) => (text += chunk));
+      child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`go-load exited ${code}`))));
+    });
+    const parsed = JSON.parse(output.trim().split('\n').pop()!) as { opsPerSecond: number; p50Ms: number; p99Ms: number; errors: number };
+    return parsed;
+  }
+  const value = Buffer.alloc(256, 'v');
+  const request =
+    op === 'put'
+      ? (i: number) => encodeMessage('etcdserverpb.PutRequest', { key: Buffer.from(String((i * 7919) % 100_000).padStart(8, '0')), value })
+      : () => encodeMessage('etcdserverpb.RangeRequest', { key: Buffer.from('00000042'), serializable: !linearizable });
+  const path = op === 'put' ? '/etcdserverpb.KV/Put' : '/etcdserverpb.KV/Range';
+  const result = await runLoad({ endpoint: endpoints[0]!, path, clients, connections, totalOps: total, request });
+  return { opsPerSecond: result.opsPerSecond, p50Ms: result.latencyMs.p50, p99Ms: result.latencyMs.p99, errors: result.errors };
+}
+
+/** A 3-member etcd cluster on loopback (real etcd 3.4 from Debian). */
+async function startEtcdCluster(): Promise<{ endpoints: string[]; stop(): Promise<void> }> {
+  const ports = await freePorts(6);
+  const dirs = [0, 1, 2].map(() => mkdtempSync(join(os.tmpdir(), 'etcd-bench-')));
+  const initial = [0, 1, 2].map((i) => `e${i}=http://127.0.0.1:${ports[2 * i + 1]}`).join(',');
+  const processes = [0, 1, 2].map((i) => {
+    const client = `http://127.0.0.1:${ports[2 * i]}`;
+    const peer = `http://127.0.0.1:${ports[2 * i + 1]}`;
+    return spawn('etcd', ['--name', `e${i}`, '--data-dir', dirs[i]!, '--listen-client-urls', client, '--advertise-client-urls', client,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', initial], { stdio: ['ignore', 'pipe', 'pipe'] });
+  });
+  await Promise.all(
+    processes.map((p) => new Promise<void>((resolve) => {
+      let log = '';
+      const onData = (chunk: Buffer) => {
+        log += chunk;
+        if (log.includes('ready to serve client requests')) resolve();
+      };
+      p.stdout!.on('data', onData);
+      p.stderr!.on('data', onData);
+    })),
+  );
+  return {
+    endpoints: [0, 1, 2].map((i) => `127.0.0.1:${ports[2 * i]}`),
+    stop: async () => {
+      await Promise.all(processes.map((p) => new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill('SIGTERM'); })));
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+interface Row { target: string; workload: string; result: Result }
+
+async function benchTarget(target: string, endpoints: string[]): Promise<Row[]> {
+  const linearizable = members > 1;
+  await load(endpoints, 'put', Math.min(5000, puts), false); // warm-up: JIT, connections, caches
   const rows: Row[] = [];
-  // Warm up both paths (JIT, connections, LevelDB/bolt caches) before measuring.
-  await runLoad({ endpoint: address, path: '/etcdserverpb.KV/Put', clients, connections, totalOps: Math.min(5000, puts), request: (i) => putRequests[i % KEY_SPACE]! });
-  rows.push({
-    target,
-    workload: `put ${clients} clients / ${connections} conns`,
-    result: await runLoad({ endpoint: address, path: '/etcdserverpb.KV/Put', clients, connections, totalOps: puts, request: (i) => putRequests[i % KEY_SPACE]! }),
-  });
-  rows.push({
-    target,
-    workload: `range (serializable, 1 key) ${clients} clients / ${connections} conns`,
-    result: await runLoad({ endpoint: address, path: '/etcdserverpb.KV/Range', clients, connections, totalOps: ranges, request: () => rangeRequest }),
-  });
+  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, result: await load(endpoints, 'put', puts, false) });
+  const kind = linearizable ? 'linearizable' : 'serializable';
+  rows.push({ target, workload: `range (${kind}, 1 key), ${clients} clients / ${connections} conns`, result: await load(endpoints, 'range', ranges, linearizable) });
   return rows;
 }
 
 function format(rows: Row[]): string {
   const lines = ['| target | workload | ops/s | p50 ms | p99 ms | errors |', '|---|---|---:|---:|---:|---:|'];
   for (const { target, workload, result } of rows) {
-    lines.push(`| ${target} | ${workload} | ${result.opsPerSecond.toFixed(0)} | ${result.latencyMs.p50.toFixed(2)} | ${result.latencyMs.p99.toFixed(2)} | ${result.errors} |`);
+    lines.push(`| ${target} | ${workload} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} |`);
   }
   const ratios: string[] = [];
   for (const workload of new Set(rows.map((r) => r.workload))) {
-    const etcd = rows.find((r) => r.workload === workload && r.target === 'etcd 3.4.23');
-    const ms = rows.find((r) => r.workload === workload && r.target === 'MetaStore');
-    if (etcd && ms) ratios.push(`- ${workload}: MetaStore/etcd = **${(ms.result.opsPerSecond / etcd.result.opsPerSecond).toFixed(2)}**`);
+    const etcd = rows.find((r) => r.workload === workload && r.target.startsWith('etcd'));
+    const ms = rows.find((r) => r.workload === workload && r.target.startsWith('MetaStore'));
+    if (etcd && ms) ratios.push(`- ${workload}: MetaStore / etcd = **${(ms.result.opsPerSecond / etcd.result.opsPerSecond).toFixed(2)}**`);
   }
   return [...lines, '', ...ratios].join('\n');
 }
 
 async function main(): Promise<void> {
   const rows: Row[] = [];
+  const label = members === 1 ? 'single member' : `${members} members`;
   try {
     if (only !== 'metastore') {
-      const etcd = await startEtcd();
-      rows.push(...(await benchTarget('etcd 3.4.23', etcd.endpoint)));
-      await etcd.stop();
+      if (members === 1) {
+        const etcd = await startEtcd();
+        rows.push(...(await benchTarget('etcd 3.4.23', [etcd.endpoint.replace('http://', '')])));
+        await etcd.stop();
+      } else {
+        const etcd = await startEtcdCluster();
+        rows.push(...(await benchTarget('etcd 3.4.23', etcd.endpoints)));
+        await etcd.stop();
+      }
     }
     if (only !== 'etcd') {
-      const metastore = await startMetaStore();
-      rows.push(...(await benchTarget('MetaStore', metastore.endpoint)));
-      await metastore.destroy();
+      if (members === 1) {
+        const metastore = await startMetaStore();
+        rows.push(...(await benchTarget('MetaStore', [metastore.endpoint.replace('http://', '')])));
+        await metastore.destroy();
+      } else {
+        const cluster = await startMetaStoreCluster(members);
+        rows.push(...(await benchTarget('MetaStore', cluster.endpoints.split(','))));
+        await cluster.destroy();
+      }
     }
   } finally {
     await disposeAll();
@@ -89,9 +177,10 @@ async function main(): Promise<void> {
   if (process.argv.includes('--record')) {
     const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
     const command = `node --import tsx bench/kv-bench.ts ${process.argv.slice(2).join(' ')}`.trim();
+    const generator = goBinary ? 'bench/go-load (Go clientv3)' : 'bench/load.ts (Node grpc-js)';
     appendFileSync(
-      new URL('./RESULTS.md', import.meta.url),
-      `\n## KV, single member (${new Date().toISOString().slice(0, 10)})\n\nMachine: ${os.cpus().length} cores (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}. Command: \`${command}\`\n\n${table}\n`,
+      join(benchDir, 'RESULTS.md'),
+      `\n## KV, ${label} (${new Date().toISOString().slice(0, 10)})\n\nMachine: ${os.cpus().length} cores (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}. Load generator: ${generator}. Command: \`${command}\`\n\n${table}\n`,
     );
   }
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,8 @@ import (
 )
 
 func main() {
-	endpoint := flag.String("endpoint", "127.0.0.1:2379", "client endpoint")
+	endpoint := flag.String("endpoint", "127.0.0.1:2379", "client endpoints, comma-separated")
+	linearizable := flag.Bool("linearizable", false, "linearizable ranges (default serializable)")
 	op := flag.String("op", "put", "put or range")
 	clients := flag.Int("clients", 100, "concurrent callers")
 	conns := flag.Int("conns", 10, "connections")
@@ -33,7 +35,7 @@ func main() {
 
 	cls := make([]*clientv3.Client, *conns)
 	for i := range cls {
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{*endpoint}, DialTimeout: 5 * time.Second})
+		c, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(*endpoint, ","), DialTimeout: 5 * time.Second})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -71,7 +73,11 @@ func main() {
 				if *op == "put" {
 					_, err = cli.Put(context.Background(), keys[int(i)%*keySpace], value)
 				} else {
-					_, err = cli.Get(context.Background(), keys[42], clientv3.WithSerializable())
+					if *linearizable {
+						_, err = cli.Get(context.Background(), keys[42])
+					} else {
+						_, err = cli.Get(context.Background(), keys[42], clientv3.WithSerializable())
+					}
 				}
 				latencies[i] = float64(time.Since(t).Microseconds()) / 1000
 				if err != nil {
@@ -87,7 +93,7 @@ func main() {
 	out, _ := json.Marshal(map[string]interface{}{
 		"op": *op, "ops": *total, "errors": errors, "seconds": seconds,
 		"opsPerSecond": float64(*total) / seconds,
-		"p50Ms": at(0.5), "p90Ms": at(0.9), "p99Ms": at(0.99), "maxMs": latencies[len(latencies)-1],
+		"p50Ms":        at(0.5), "p90Ms": at(0.9), "p99Ms": at(0.99), "maxMs": latencies[len(latencies)-1],
 	})
 	fmt.Println(string(out))
 	for _, c := range cls {

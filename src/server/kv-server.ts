@@ -213,7 +213,7 @@ export class KvServer {
         onSnapshotSent: replication.onSnapshotSent,
         onFatal: replication.onFatal,
       },
-      { confState: initial.confState, snapshotIndex: store.snapshot().metadata.index },
+      { confState: initial.confState, snapshotIndex: store.snapshot().metadata.index, lastIndex: store.lastIndex() },
     );
     server.log = raft;
     server.raft = raft;

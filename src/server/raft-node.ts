@@ -106,6 +106,8 @@ export class RaftNode {
   private currentTerm = 0;
   private lastSnapshotIndex: number;
   private confState: ConfState;
+  /** Highest log index this member has durably written (entries at or below are safe to apply). */
+  private persistedIndex: number;
 
   constructor(
     private readonly node: RawNode,
@@ -114,10 +116,11 @@ export class RaftNode {
     private readonly peers: PeerSender,
     private readonly snapshots: StateSnapshots,
     private readonly options: RaftNodeOptions,
-    initial: { confState: ConfState; snapshotIndex: number },
+    initial: { confState: ConfState; snapshotIndex: number; lastIndex: number },
   ) {
     this.confState = initial.confState;
     this.lastSnapshotIndex = initial.snapshotIndex;
+    this.persistedIndex = initial.lastIndex;
   }
 
   start(): void {
@@ -272,7 +275,7 @@ export class RaftNode {
   }
 
   private turn(): void {
-    if (this.inTurn || this.stopped) return;
+    if (this.stopped) return;
     try {
       const inbox = this.inbox;
       this.inbox = [];
@@ -282,7 +285,9 @@ export class RaftNode {
       }
       this.proposeQueued();
       this.askReadIndex();
-      if (!this.node.hasReady()) return;
+      // Stepping and proposing go on while a Ready is being persisted; the next Ready waits
+      // for advance().
+      if (this.inTurn || !this.node.hasReady()) return;
       const ready = this.node.ready();
       this.inTurn = true;
       if (ready.hardState) this.currentTerm = ready.hardState.term;
@@ -317,8 +322,11 @@ export class RaftNode {
     if (this.queuedReads.length === 0) return;
     const reads = this.queuedReads;
     this.queuedReads = [];
-    const context = Buffer.allocUnsafe(8);
-    context.writeBigUInt64BE(this.nextReadContext++);
+    // The leader tracks pending ReadIndex requests by context and ignores a duplicate, so the
+    // context must be unique across members, not just here: member ID + counter.
+    const context = Buffer.allocUnsafe(16);
+    context.writeBigUInt64BE(this.options.memberId, 0);
+    context.writeBigUInt64BE(this.nextReadContext++, 8);
     this.readsByContext.set(context.toString('hex'), reads);
     try {
       this.node.readIndex(context);
@@ -345,8 +353,25 @@ export class RaftNode {
       snapshotForLog = { metadata: ready.snapshot.metadata, data: new Uint8Array(0) };
       this.options.onSnapshotInstalled?.(ready.snapshot.metadata.index, appliedIndex);
     }
+    // A leader may send its appends while it persists them (Raft thesis §10.2.1; etcd does
+    // the same): it applies an entry only after its own write below. Every other member must
+    // persist first, since its messages (votes, acks) promise durable state.
+    const sendFirst = this.node.isLeader && ready.snapshot === undefined;
+    if (sendFirst && ready.messages.length > 0) await this.send(ready.messages);
+    // Committed entries that earlier Readies already made durable here are applied (and
+    // answered) now, instead of waiting behind this Ready's write of newer entries; the rest
+    // are applied once that write is done.
+    let committed = ready.committedEntries;
+    const durableNow = ready.snapshot === undefined ? countDurable(committed, this.persistedIndex) : 0;
+    if (durableNow > 0) {
+      this.applyCommitted(committed.slice(0, durableNow));
+      committed = committed.slice(durableNow);
+    }
     await this.log.save(ready.hardState, ready.entries, snapshotForLog, { sync: ready.mustSync });
-    if (ready.messages.length > 0) await this.send(ready.messages);
+    const lastSaved = ready.entries[ready.entries.length - 1];
+    if (snapshotForLog !== undefined) this.persistedIndex = Math.max(this.persistedIndex, snapshotForLog.metadata.index);
+    if (lastSaved !== undefined) this.persistedIndex = lastSaved.index;
+    if (!sendFirst && ready.messages.length > 0) await this.send(ready.messages);
     for (const readState of ready.readStates) {
       const key = Buffer.from(readState.requestCtx).toString('hex');
       const reads = this.readsByContext.get(key);
@@ -354,7 +379,7 @@ export class RaftNode {
       this.readsByContext.delete(key);
       this.readsByIndex.push({ index: readState.index, reads });
     }
-    if (ready.committedEntries.length > 0) this.applyCommitted(ready.committedEntries);
+    if (committed.length > 0) this.applyCommitted(committed);
     this.releaseReads();
     this.node.advance();
     this.inTurn = false;
@@ -496,4 +521,11 @@ export class RaftNode {
     }
     while (this.inTurn) await new Promise((resolve) => setImmediate(resolve));
   }
+}
+
+/** How many of the committed entries (in index order) are at or below the durable index. */
+function countDurable(entries: readonly Entry[], persistedIndex: number): number {
+  let count = 0;
+  while (count < entries.length && entries[count]!.index <= persistedIndex) count++;
+  return count;
 }
