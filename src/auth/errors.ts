@@ -1,0 +1,28 @@
+// Expected auth errors, raised by the auth store while applying log entries and by the server
+// at the edge. Each carries the name of the etcd error it stands for (`etcdCode`); the gRPC
+// edge turns that name into etcd's exact status and message.
+
+export type AuthErrorCode =
+  | 'UserEmpty'
+  | 'RoleEmpty'
+  | 'AuthFailed'
+  | 'PermissionDenied'
+  | 'InvalidAuthToken'
+  | 'AuthNotEnabled'
+  | 'RootUserNotExist'
+  | 'RootRoleNotExist'
+  | 'UserAlreadyExist'
+  | 'UserNotFound'
+  | 'RoleAlreadyExist'
+  | 'RoleNotFound'
+  | 'RoleNotGranted'
+  | 'PermissionNotGranted'
+  | 'InvalidAuthMgmt'
+  | 'AuthOldRevision';
+
+export class AuthError extends Error {
+  override name = 'AuthError';
+  constructor(readonly etcdCode: AuthErrorCode) {
+    super(`auth: ${etcdCode}`);
+  }
+}
