@@ -117,10 +117,27 @@ async function startEtcdCluster(): Promise<{ endpoints: string[]; stop(): Promis
   };
 }
 
+/** Waits until every endpoint reports the same, known leader (a fresh cluster elects one). */
+async function waitForLeader(endpoints: string[]): Promise<void> {
+  for (let attempt = 0; attempt < 300; attempt++) {
+    const status = await new Promise<string>((resolve) => {
+      const child = spawn('etcdctl', [`--endpoints=${endpoints.join(',')}`, 'endpoint', 'status', '-w', 'json'], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      child.stdout.on('data', (chunk) => (out += chunk));
+      child.on('exit', () => resolve(out));
+    });
+    const leaders = [...status.matchAll(/"leader":(\d+)/g)].map((m) => m[1]);
+    if (leaders.length === endpoints.length && leaders.every((l) => l === leaders[0] && l !== '0')) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('no leader elected within 30 s');
+}
+
 interface Row { target: string; workload: string; result: Result }
 
 async function benchTarget(target: string, endpoints: string[]): Promise<Row[]> {
   const linearizable = members > 1;
+  await waitForLeader(endpoints);
   await load(endpoints, 'put', Math.min(5000, puts), false); // warm-up: JIT, connections, caches
   const rows: Row[] = [];
   rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, result: await load(endpoints, 'put', puts, false) });
