@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { listenWithConnectionLimit, type LimitedListener } from './connection-limit.js';
 import type { KvServer } from '../server/kv-server.js';
 import { type Handlers, responseHeaders, unimplemented, withRequestSizes } from './handler.js';
+import { authHandlers } from './auth-service.js';
 import { clusterHandlers } from './cluster-service.js';
 import { electionHandlers } from './election-service.js';
 import { kvHandlers } from './kv-service.js';
@@ -58,6 +59,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     Lock: lockHandlers(kv, headers),
     Election: electionHandlers(kv, headers),
     Cluster: clusterHandlers(kv, headers),
+    Auth: authHandlers(kv, headers),
   };
   for (const name of Object.keys(services) as ServiceName[]) {
     const definition = withRequestSizes(services[name], etcdReceiveLimit);

@@ -22,6 +22,7 @@ import {
   txnChanged,
 } from './kv-convert.js';
 import { isReadOnlyTxn } from '../server/kv-server.js';
+import { checkRange, checkTxnAccess } from './auth-check.js';
 
 export interface KvLimits {
   maxTxnOps: number;
@@ -35,9 +36,10 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
   };
 
   return {
-    Range: unary<wire.RangeRequest>('Range', (request) => {
+    Range: unary<wire.RangeRequest>('Range', (request, call) => {
       const range = toRangeRequest(request);
       const respond = () => {
+        checkRange(kv.auth, call, range.key, range.rangeEnd, 'read');
         const { result, revision } = kv.range(range);
         return { header: headers.at(revision), ...toWireRange(result) };
       };
@@ -46,21 +48,23 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
       return barrier === undefined ? respond() : barrier.then(respond);
     }),
 
-    Put: unary<wire.PutRequest>('Put', async (request) => {
+    Put: unary<wire.PutRequest>('Put', async (request, call) => {
       const put = toPutRequest(request);
       checkSize(request);
-      const { result, revision } = await kv.put(put);
+      const stamp = checkRange(kv.auth, call, put.key, Buffer.alloc(0), 'write');
+      const { result, revision } = await kv.put(put, stamp);
       return { header: headers.at(revision), ...toWirePut(result) };
     }),
 
-    DeleteRange: unary<wire.DeleteRangeRequest>('DeleteRange', async (request) => {
+    DeleteRange: unary<wire.DeleteRangeRequest>('DeleteRange', async (request, call) => {
       const deleteRange = toDeleteRangeRequest(request);
       checkSize(request);
-      const { result, revision } = await kv.deleteRange(deleteRange);
+      const stamp = checkRange(kv.auth, call, deleteRange.key, deleteRange.rangeEnd, 'write');
+      const { result, revision } = await kv.deleteRange(deleteRange, stamp);
       return { header: headers.at(revision), ...toWireDeleteRange(result) };
     }),
 
-    Txn: unary<wire.TxnRequest>('Txn', async (request) => {
+    Txn: unary<wire.TxnRequest>('Txn', async (request, call) => {
       const txn = toTxnRequest(request, limits.maxTxnOps);
       checkDuplicateKeys(txn.success);
       checkDuplicateKeys(txn.failure);
@@ -70,7 +74,9 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
       } else {
         checkSize(request);
       }
-      const { result, revision } = await kv.txn(txn);
+      // Checked here for every txn (a read-only one never reaches apply), and again at apply.
+      const stamp = checkTxnAccess(kv.auth, call, txn);
+      const { result, revision } = await kv.txn(txn, stamp);
       // A txn that changed something wrote at `revision`, so it started just below it.
       const start = txnChanged(result) ? revision - 1 : revision;
       return toWireTxn(result, headers.at(revision), start);

@@ -15,6 +15,7 @@
 import type { Backend, BatchOp } from '../storage/backend.js';
 import { KeySpace, spaceKey } from '../storage/backend.js';
 import { LeaseError } from '../lease/errors.js';
+import { AuthError } from '../auth/errors.js';
 import { MvccError } from '../mvcc/errors.js';
 import type { MvccStore } from '../mvcc/mvcc-store.js';
 import { encodeRevisionKey } from '../mvcc/revision.js';
@@ -22,6 +23,7 @@ import type { DeleteRangeResult, Event, PutResult, Revision, TxnResult } from '.
 import { assert } from '../util/assert.js';
 import { decodeInternalRequest, type InternalRequest } from './internal-request.js';
 import type { LeaseApplier } from './lease-apply.js';
+import type { AuthApplier } from './auth-apply.js';
 
 export const META_APPLIED_INDEX = 'appliedIndex';
 export const META_COMPACTED_REVISION = 'compactedRevision';
@@ -42,11 +44,12 @@ export type ApplyValue =
   | { kind: 'leaseGrant'; id: bigint; ttlSeconds: number }
   | { kind: 'leaseRevoke' }
   | { kind: 'leaseCheckpoint' }
+  | { kind: 'auth' }
   | { kind: 'none' };
 
 export type ApplyOutcome =
   | { ok: true; value: ApplyValue; /** store revision after this entry */ revision: number }
-  | { ok: false; error: MvccError | LeaseError };
+  | { ok: false; error: MvccError | LeaseError | AuthError };
 
 export interface AppliedBatch {
   outcomes: ApplyOutcome[];
@@ -64,6 +67,7 @@ export class Applier {
   private readonly listeners: EventListener[] = [];
   private lastWritten: Promise<void> = Promise.resolve();
   private leases: LeaseApplier | undefined;
+  private auth: AuthApplier | undefined;
   private members: { applyPublish(id: bigint, name: string, clientUrls: string[]): void } | undefined;
 
   constructor(
@@ -96,6 +100,11 @@ export class Applier {
   /** Lease entries are applied by the lessor's applier (src/server/lease-apply.ts). */
   setLeaseApplier(leases: LeaseApplier): void {
     this.leases = leases;
+  }
+
+  /** Auth entries, and the permission checks of writes, go to the auth applier (auth-apply.ts). */
+  setAuthApplier(auth: AuthApplier): void {
+    this.auth = auth;
   }
 
   addListener(listener: EventListener): void {
@@ -142,6 +151,7 @@ export class Applier {
     ops: BatchOp[],
   ): ApplyOutcome {
     try {
+      this.auth?.check(request);
       switch (request.kind) {
         case 'put':
           return { ok: true, value: { kind: 'put', put: this.mvcc.put(request.put, sink) }, revision: this.mvcc.currentRevision };
@@ -169,9 +179,13 @@ export class Applier {
         case 'publishMember':
           this.members?.applyPublish(request.memberId, request.name, [...request.clientUrls]);
           return { ok: true, value: { kind: 'none' }, revision: this.mvcc.currentRevision };
+        case 'auth':
+          assert(this.auth !== undefined, 'auth entry applied without an auth applier');
+          this.auth.apply(request, ops);
+          return { ok: true, value: { kind: 'auth' }, revision: this.mvcc.currentRevision };
       }
     } catch (error) {
-      if (error instanceof MvccError || error instanceof LeaseError) return { ok: false, error };
+      if (error instanceof MvccError || error instanceof LeaseError || error instanceof AuthError) return { ok: false, error };
       throw error;
     }
   }

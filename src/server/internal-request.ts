@@ -15,10 +15,11 @@ import type {
   TxnRequest,
 } from '../mvcc/types.js';
 import type { LeaseCheckpoint } from '../lease/lessor.js';
+import type { AuthOp, AuthStamp } from '../auth/auth-store.js';
 import { assert } from '../util/assert.js';
 import { ByteReader, ByteWriter } from '../util/binary.js';
 
-export type InternalRequest =
+export type InternalRequest = (
   | { readonly kind: 'put'; readonly put: PutRequest }
   | { readonly kind: 'deleteRange'; readonly deleteRange: DeleteRangeRequest }
   | { readonly kind: 'txn'; readonly txn: TxnRequest }
@@ -29,14 +30,39 @@ export type InternalRequest =
   | { readonly kind: 'leaseRevoke'; readonly id: bigint }
   | { readonly kind: 'leaseCheckpoint'; readonly checkpoints: readonly LeaseCheckpoint[] }
   // A starting member announces its name and client URLs (etcd's "publish").
-  | { readonly kind: 'publishMember'; readonly memberId: bigint; readonly name: string; readonly clientUrls: readonly string[] };
+  | { readonly kind: 'publishMember'; readonly memberId: bigint; readonly name: string; readonly clientUrls: readonly string[] }
+  // An auth change (src/auth): password hashes and keys were made by the proposer.
+  | { readonly kind: 'auth'; readonly op: AuthOp }
+) & {
+  // Who asked, and at which auth revision (set while auth is enabled): apply checks the
+  // permissions against it. Encoded as a prefix, so entries without it read as before.
+  readonly stamp?: AuthStamp;
+};
 
 const ENCODING_VERSION = 1;
-const KIND = { range: 1, put: 2, deleteRange: 3, txn: 4, compact: 5, leaseGrant: 6, leaseRevoke: 7, leaseCheckpoint: 8, publishMember: 9 } as const;
+const KIND = { range: 1, put: 2, deleteRange: 3, txn: 4, compact: 5, leaseGrant: 6, leaseRevoke: 7, leaseCheckpoint: 8, publishMember: 9, auth: 10, stamp: 11 } as const;
+
+// Auth ops travel as JSON; Buffers (permission keys) as base64.
+function encodeAuthOp(op: AuthOp): Buffer {
+  return Buffer.from(JSON.stringify(op, (_key, value: unknown) =>
+    typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)
+      ? { $b64: Buffer.from((value as { data: number[] }).data).toString('base64') }
+      : value,
+  ));
+}
+
+function decodeAuthOp(bytes: Buffer): AuthOp {
+  return JSON.parse(bytes.toString(), (_key, value: unknown) =>
+    typeof value === 'object' && value !== null && typeof (value as { $b64?: unknown }).$b64 === 'string'
+      ? Buffer.from((value as { $b64: string }).$b64, 'base64')
+      : value,
+  ) as AuthOp;
+}
 
 export function encodeInternalRequest(request: InternalRequest): Buffer {
   const out = new ByteWriter(64);
   out.u8(ENCODING_VERSION);
+  if (request.stamp !== undefined) out.u8(KIND.stamp).bytes(Buffer.from(request.stamp.username)).int(request.stamp.revision);
   switch (request.kind) {
     case 'put':
       out.u8(KIND.put);
@@ -67,6 +93,9 @@ export function encodeInternalRequest(request: InternalRequest): Buffer {
       out.u8(KIND.publishMember).id(request.memberId).bytes(Buffer.from(request.name)).u32(request.clientUrls.length);
       for (const url of request.clientUrls) out.bytes(Buffer.from(url));
       break;
+    case 'auth':
+      out.u8(KIND.auth).bytes(encodeAuthOp(request.op));
+      break;
   }
   return out.finish();
 }
@@ -76,7 +105,12 @@ export function decodeInternalRequest(data: Buffer): InternalRequest {
   const version = input.u8();
   assert(version === ENCODING_VERSION, `unknown log entry encoding ${version}`);
   let request: InternalRequest;
-  const kind = input.u8();
+  let kind = input.u8();
+  let stamp: AuthStamp | undefined;
+  if (kind === KIND.stamp) {
+    stamp = { username: input.bytes().toString(), revision: input.int() };
+    kind = input.u8();
+  }
   switch (kind) {
     case KIND.put:
       request = { kind: 'put', put: readPut(input) };
@@ -112,11 +146,14 @@ export function decodeInternalRequest(data: Buffer): InternalRequest {
       request = { kind: 'publishMember', memberId, name, clientUrls };
       break;
     }
+    case KIND.auth:
+      request = { kind: 'auth', op: decodeAuthOp(input.bytes()) };
+      break;
     default:
       assert(false, `unknown log entry kind ${kind}`);
   }
   assert(input.done, 'trailing bytes in log entry');
-  return request;
+  return stamp === undefined ? request : { ...request, stamp };
 }
 
 function writePut(out: ByteWriter, put: PutRequest): void {

@@ -37,6 +37,9 @@ import { WatchHub } from './watch-hub.js';
 import { Lessor } from '../lease/lessor.js';
 import { LeaseApplier, restoreLeases } from './lease-apply.js';
 import { LeaseServer } from './lease-server.js';
+import { AuthStore, type AuthStamp } from '../auth/auth-store.js';
+import { AuthApplier, restoreAuth } from './auth-apply.js';
+import { AuthServer, type AuthServerOptions } from './auth-server.js';
 
 export interface Revisioned<T> {
   result: T;
@@ -122,6 +125,9 @@ export class KvServer {
   private lessor!: Lessor;
   private leaseNow!: () => number;
 
+  /** Users, roles, permissions, tokens (src/auth, auth-server.ts). */
+  auth!: AuthServer;
+
   /** The Raft node when this member is part of a multi-member cluster. */
   raft: RaftNode | undefined;
   /** The member list (etcd's Cluster service). */
@@ -142,7 +148,7 @@ export class KvServer {
 
   static async open(
     backend: Backend,
-    options: { replication?: ReplicationOptions; lease?: LeaseOptions; members?: MembershipOptions } = {},
+    options: { replication?: ReplicationOptions; lease?: LeaseOptions; members?: MembershipOptions; auth?: AuthServerOptions } = {},
   ): Promise<KvServer> {
     const replication = options.replication;
     const membership = await Membership.load(backend);
@@ -157,7 +163,15 @@ export class KvServer {
     const applier = new Applier(mvcc, backend, readMetaNumber(backend, META_APPLIED_INDEX));
     applier.setLeaseApplier(new LeaseApplier(lessor, mvcc, leaseNow));
     applier.setMembers(membership);
+    const authStore = new AuthStore();
+    restoreAuth(backend, authStore);
+    applier.setAuthApplier(new AuthApplier(authStore, (id) => lessor.timeToLive(id, 0, true)?.keys ?? []));
     const leaseServer = (server: KvServer): KvServer => {
+      server.auth = new AuthServer(
+        authStore,
+        { propose: (request) => server.log.propose(request), readBarrier: () => server.readBarrier() },
+        options.auth,
+      );
       server.membership = membership;
       server.membershipOptions = options.members;
       server.lessor = lessor;
@@ -349,6 +363,7 @@ export class KvServer {
     await restoreMvcc(this.backend, this.mvcc, this.lessor, this.leaseNow());
     const applied = readMetaNumber(this.backend, META_APPLIED_INDEX);
     this.applier.resetAppliedIndex(applied);
+    restoreAuth(this.backend, this.auth.store);
     await this.membership.reload();
     return applied;
   }
@@ -389,21 +404,21 @@ export class KvServer {
     return { result, revision: this.mvcc.currentRevision };
   }
 
-  async put(request: PutRequest): Promise<Revisioned<PutResult>> {
-    const { outcome } = await this.log.propose({ kind: 'put', put: request });
+  async put(request: PutRequest, stamp?: AuthStamp): Promise<Revisioned<PutResult>> {
+    const { outcome } = await this.log.propose({ kind: 'put', put: request, ...stamped(stamp) });
     const value = unwrap(outcome);
     assert(value.kind === 'put');
     return { result: value.put, revision: revisionOf(outcome) };
   }
 
-  async deleteRange(request: DeleteRangeRequest): Promise<Revisioned<DeleteRangeResult>> {
-    const { outcome } = await this.log.propose({ kind: 'deleteRange', deleteRange: request });
+  async deleteRange(request: DeleteRangeRequest, stamp?: AuthStamp): Promise<Revisioned<DeleteRangeResult>> {
+    const { outcome } = await this.log.propose({ kind: 'deleteRange', deleteRange: request, ...stamped(stamp) });
     const value = unwrap(outcome);
     assert(value.kind === 'deleteRange');
     return { result: value.deleteRange, revision: revisionOf(outcome) };
   }
 
-  async txn(request: TxnRequest): Promise<Revisioned<TxnResult>> {
+  async txn(request: TxnRequest, stamp?: AuthStamp): Promise<Revisioned<TxnResult>> {
     if (isReadOnlyTxn(request)) {
       const result = this.mvcc.txn(request, {
         record: () => assert(false, 'read-only txn wrote a record'),
@@ -411,7 +426,7 @@ export class KvServer {
       });
       return { result, revision: this.mvcc.currentRevision };
     }
-    const { outcome } = await this.log.propose({ kind: 'txn', txn: request });
+    const { outcome } = await this.log.propose({ kind: 'txn', txn: request, ...stamped(stamp) });
     const value = unwrap(outcome);
     assert(value.kind === 'txn');
     return { result: value.txn, revision: revisionOf(outcome) };
@@ -468,6 +483,11 @@ async function restoreMvcc(backend: Backend, mvcc: MvccStore, lessor: Lessor, no
   // Never compacted: -1, as a fresh store (0 would make negative revisions read as compacted).
   const compacted = backend.get(KeySpace.meta, META_COMPACTED_REVISION);
   mvcc.finishRestore({ compactedRevision: compacted === undefined ? -1 : Number(compacted.readBigUInt64BE(0)) });
+}
+
+/** The stamp field of a proposal: present only while auth is in use (entries stay as before otherwise). */
+function stamped(stamp: AuthStamp | undefined): { stamp?: AuthStamp } {
+  return stamp === undefined ? {} : { stamp };
 }
 
 function unwrap(outcome: ApplyOutcome): ApplyValue {

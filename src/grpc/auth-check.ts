@@ -1,0 +1,80 @@
+// Who is calling, and may they: the edge half of auth enforcement (the apply half is in
+// server/auth-apply.ts).
+//
+// While auth is enabled, a call is identified by its token (metadata "token", or
+// "authorization" with an optional "Bearer " prefix); without a token and with
+// --client-cert-auth, by the CN of its verified client certificate, as etcd does. A call with
+// neither has no user: checks then fail with "user name is empty" (etcd's observed answer),
+// and a token that does not verify fails with "invalid auth token" at once.
+// While auth is disabled nothing is checked and no stamp is made.
+
+import type * as grpc from '@grpc/grpc-js';
+import type { Access, AuthStamp } from '../auth/auth-store.js';
+import type { AuthServer } from '../server/auth-server.js';
+import { checkTxn } from '../server/auth-apply.js';
+import type { TxnRequest } from '../mvcc/types.js';
+
+interface CallLike {
+  metadata: grpc.Metadata;
+  getAuthContext?: () => { sslPeerCertificate?: { subject?: Record<string, unknown> } };
+}
+
+function tokenOf(call: CallLike): string | undefined {
+  const token = call.metadata.get('token')[0] ?? call.metadata.get('authorization')[0];
+  if (token === undefined) return undefined;
+  const text = token.toString();
+  return text.startsWith('Bearer ') ? text.slice('Bearer '.length) : text;
+}
+
+/** CN of the verified client certificate (the last CN when there are several, as Go reads it). */
+function certificateUser(call: CallLike): string | undefined {
+  let cn: unknown;
+  try {
+    cn = call.getAuthContext?.().sslPeerCertificate?.subject?.['CN'];
+  } catch {
+    return undefined;
+  }
+  if (typeof cn === 'string') return cn;
+  if (Array.isArray(cn) && typeof cn[cn.length - 1] === 'string') return cn[cn.length - 1] as string;
+  return undefined;
+}
+
+/** The caller's stamp while auth is enabled (undefined: auth off, or no user given). */
+export function stampOf(auth: AuthServer, call: CallLike): AuthStamp | undefined {
+  if (!auth.enabled) return undefined;
+  const token = tokenOf(call);
+  if (token !== undefined && token !== '') return auth.verifyToken(token);
+  if (auth.clientCertAuth) {
+    const cn = certificateUser(call);
+    if (cn !== undefined && cn !== '') return auth.stampForUser(cn);
+  }
+  return undefined;
+}
+
+/** Throws unless the caller may access [key, rangeEnd); returns the stamp for the proposal. */
+export function checkRange(auth: AuthServer, call: CallLike, key: Uint8Array, rangeEnd: Uint8Array, access: Access): AuthStamp | undefined {
+  const stamp = stampOf(auth, call);
+  auth.store.checkPermitted(stamp, key, rangeEnd, access);
+  return stamp;
+}
+
+/** Throws unless every compare and op of the txn is permitted (etcd's checkTxnAuth). */
+export function checkTxnAccess(auth: AuthServer, call: CallLike, txn: TxnRequest): AuthStamp | undefined {
+  const stamp = stampOf(auth, call);
+  checkTxn(auth.store, stamp, txn);
+  return stamp;
+}
+
+/** Throws unless the caller has the root role (root-only admin RPCs; admits all while auth is off). */
+export function requireRoot(auth: AuthServer, call: CallLike): AuthStamp | undefined {
+  const stamp = stampOf(auth, call);
+  auth.store.checkAdmin(stamp);
+  return stamp;
+}
+
+/** The caller's stamp, failing with "user name is empty" when auth is on and no user was given. */
+export function requireUser(auth: AuthServer, call: CallLike): AuthStamp | undefined {
+  const stamp = stampOf(auth, call);
+  if (auth.enabled && stamp === undefined) auth.store.checkAdmin(undefined);
+  return stamp;
+}
