@@ -90,6 +90,10 @@ const HEALTH_PROBE = {
   maxCreateRevision: 0,
 };
 
+/** Open client connections: counted at the client listener once it is up (channelz misses
+ * connections the listener still holds before handing them to grpc-js). */
+let clientConnections: () => number = () => countGrpcConnections();
+
 /** What the side ports read from the member. A single member always leads itself. */
 function opsSources(kv: KvServer, shuttingDown: () => boolean): HealthSources & MetricsSources {
   return {
@@ -107,7 +111,7 @@ function opsSources(kv: KvServer, shuttingDown: () => boolean): HealthSources & 
     keysTotal: () => kv.range({ ...HEALTH_PROBE, key: Buffer.from([0]), rangeEnd: Buffer.from([0]), limit: 0, keysOnly: false, countOnly: true }).result.count,
     dbSizeBytes: () => kv.backend.sizeBytes(),
     dbSizeInUseBytes: () => kv.backend.spaceSizeBytes(KeySpace.mvcc),
-    activeConnections: () => countGrpcConnections(),
+    activeConnections: () => clientConnections(),
   };
 }
 
@@ -150,8 +154,10 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   const raftLog = log.child({ component: 'raft' });
   // The transport is created after the node (it delivers to it); messages go through this.
   let transport: PeerTransport | undefined;
+  // Every member runs Raft, a single one too (it elects itself at once), so a one-member
+  // cluster can grow with `etcdctl member add` like etcd's.
   const replication: ReplicationOptions | undefined =
-    membership.members.length > 1
+    membership.members.length > 0
       ? {
           memberId: identity.memberId,
           initialVoters: membership.members.map((m) => m.id),
@@ -241,7 +247,10 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
       }
     });
   }
-  kv.start();
+  // As etcd, serve clients once this member has published itself through the log (a lone
+  // voter elects itself at once, so that is immediate); give up waiting after a while so a
+  // member without quorum still serves serializable reads and health checks.
+  await kv.start({ publishTimeoutMs: Math.max(5000, 5 * config.raft.electionTimeoutMs) });
   log.info(
     {
       memberId: identity.memberId.toString(16),
@@ -313,6 +322,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     maxConnections: config.limits.maxConnections,
     onConnectionRefused: (remoteAddress) => refusedConnection(remoteAddress),
   });
+  clientConnections = () => grpcServer.openConnections() ?? countGrpcConnections();
 
   const schedule = compactionSchedule(config);
   let stopCompactor = (): void => {};

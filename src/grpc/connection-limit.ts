@@ -19,6 +19,8 @@ import { shimAuthority } from './authority-shim.js';
 
 export interface LimitedListener {
   readonly port: number;
+  /** Client TCP connections open right now (accepted and not yet closed). */
+  readonly open: number;
   /** Connections refused so far because the limit was reached. */
   readonly refused: number;
   /** Stops accepting new connections (open ones are left to the gRPC server's shutdown). */
@@ -39,9 +41,14 @@ export async function listenWithConnectionLimit(server: grpc.Server, options: Li
   const listener = net.createServer({ noDelay: true });
   listener.maxConnections = options.maxConnections;
   let refused = 0;
+  let open = 0;
   listener.on('drop', (data?: { remoteAddress?: string }) => {
     refused++;
     options.onRefused?.(data?.remoteAddress);
+  });
+  listener.on('connection', (socket) => {
+    open++;
+    socket.once('close', () => open--);
   });
   listener.on('connection', (socket) => shimAuthority(socket, (ready) => injector.injectConnection(ready)));
   await new Promise<void>((resolve, reject) => {
@@ -57,6 +64,9 @@ export async function listenWithConnectionLimit(server: grpc.Server, options: Li
     port: address.port,
     get refused() {
       return refused;
+    },
+    get open() {
+      return open;
     },
     close: async () => {
       // close()'s callback waits for every open connection; stopping the accept is immediate.

@@ -32,6 +32,8 @@ export interface GrpcServerOptions {
 
 export interface RunningGrpcServer {
   port: number;
+  /** Open client connections, counted at accept (undefined without the limited listener). */
+  openConnections(): number | undefined;
   /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then cuts the rest. */
   close(graceMs: number): Promise<void>;
 }
@@ -89,6 +91,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     }));
   return {
     port,
+    openConnections: () => limited?.open,
     close: (graceMs) =>
       new Promise<void>((resolve) => {
         void limited?.close();

@@ -234,10 +234,17 @@ export class KvServer {
     return leaseServer(server);
   }
 
-  /** Starts the Raft node's clock (after the transport is up) and publishes this member. */
-  start(): void {
+  /**
+   * Starts the Raft node's clock (after the transport is up) and publishes this member;
+   * resolves once published or after `publishTimeoutMs` (publishing goes on in the background).
+   */
+  async start(options: { publishTimeoutMs?: number } = {}): Promise<void> {
     this.raft?.start();
-    void this.publishSelf();
+    const published = this.publishSelf();
+    if (options.publishTimeoutMs === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([published, new Promise<void>((resolve) => (timer = setTimeout(resolve, options.publishTimeoutMs)))]);
+    clearTimeout(timer);
   }
 
   /** etcd's publish: announce name and client URLs through the log, retrying until it lands. */
@@ -252,7 +259,8 @@ export class KvServer {
         return;
       } catch (error) {
         if (!(error instanceof ServerError) || error.etcdCode === 'Stopped') return;
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        // No leader yet (an election is under way): try again shortly.
+        await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }
   }

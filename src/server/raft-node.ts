@@ -128,8 +128,25 @@ export class RaftNode {
       this.node.tick();
       this.schedule();
     }, this.options.tickMs);
+    this.campaignIfAlone();
     this.schedule();
   }
+
+  /**
+   * A member that is the only voter has nobody to wait for: it campaigns at once instead of
+   * after an election timeout (etcd fast-forwards its ticks for the same reason). Called at
+   * start and after conf changes, since a restarted member learns its configuration by
+   * replaying them.
+   */
+  private campaignIfAlone(): void {
+    if (!this.stopped && !this.isLeader && this.isSoleVoter()) this.node.campaign();
+  }
+
+  private isSoleVoter(): boolean {
+    const voters = [...this.node.raft.prs.progress].filter(([, progress]) => !progress.isLearner).map(([id]) => id);
+    return voters.length === 1 && voters[0] === this.options.memberId;
+  }
+
 
   get memberId(): bigint {
     return this.options.memberId;
@@ -417,6 +434,7 @@ export class RaftNode {
       if (entry.type === EntryType.ConfChange) {
         const change = decodeConfChange(entry.data);
         this.confState = this.node.applyConfChange(change);
+        this.afterAdvance.push(() => this.campaignIfAlone());
         const context = change.context === undefined ? undefined : Buffer.from(change.context.buffer, change.context.byteOffset, change.context.byteLength);
         const payload = context !== undefined && context.length >= HEADER_BYTES ? context.subarray(HEADER_BYTES) : undefined;
         this.options.onConfChange?.(change.type, change.nodeId, payload, this.confState);

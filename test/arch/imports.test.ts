@@ -23,6 +23,7 @@ const RANK: Record<string, number> = {
   http: 4,
   transport: 4,
   metrics: 4,
+  tls: 4,
   'cli.ts': 5,
   'main.ts': 6,
 };

@@ -78,7 +78,7 @@ describe('bin/metastore', () => {
   });
 
   it('METASTORE_SERVER_GRPC_PORT moves the client port', async () => {
-    const [grpcPort, healthPort, metricsPort] = await freePorts(3);
+    const [grpcPort, healthPort, metricsPort, raftPort] = await freePorts(4);
     const dir = tempDir();
     const child = spawn(process.execPath, [BIN, '--data-dir', dir], {
       env: {
@@ -86,6 +86,7 @@ describe('bin/metastore', () => {
         METASTORE_SERVER_GRPC_PORT: String(grpcPort),
         METASTORE_SERVER_HEALTH_PORT: String(healthPort),
         METASTORE_SERVER_MONITORING_PROMETHEUS_PORT: String(metricsPort),
+        METASTORE_SERVER_RAFT_PORT: String(raftPort),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
