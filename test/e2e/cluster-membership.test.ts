@@ -121,3 +121,34 @@ describe('membership through etcdctl', () => {
     expect(duplicate.stderr).toContain('etcdserver: Peer URLs already exists');
   });
 });
+
+describe('a single member grows into a cluster', () => {
+  it('member add on a one-member cluster, then the new member joins and replicates', async () => {
+    const first = await startMetaStore({ name: 'solo' });
+    let second: MetaStoreHandle | undefined;
+    try {
+      const firstEndpoint = first.endpoint.replace('http://', '');
+      expect((await etcdctl(firstEndpoint, ['put', 'grown', 'from-one'])).code).toBe(0);
+      const [client, peer, health, metrics] = await freePorts(4);
+      const add = await etcdctl(firstEndpoint, ['member', 'add', 'second', `--peer-urls=http://127.0.0.1:${peer}`]);
+      expect(add.code, add.stderr).toBe(0);
+      const initialCluster = /ETCD_INITIAL_CLUSTER="([^"]+)"/.exec(add.stdout)![1]!;
+      second = await startMetaStore({
+        name: 'second',
+        initialCluster,
+        ports: { client: client!, peer: peer!, health: health!, metrics: metrics! },
+        extraArgs: ['--initial-cluster-state', 'existing'],
+      });
+      const both = `${firstEndpoint},${second.endpoint.replace('http://', '')}`;
+      const put = await until('a write on the two-member cluster', () => etcdctl(both, ['put', 'after-grow', 'yes']), (r) => r.code === 0);
+      expect(put.code).toBe(0);
+      const read = await etcdctl(second.endpoint.replace('http://', ''), ['get', 'grown', '--print-value-only']);
+      expect(read.stdout.trim()).toBe('from-one');
+      const list = await memberList(both);
+      expect(list.map((m) => m.name).sort()).toEqual(['second', 'solo']);
+    } finally {
+      await second?.destroy();
+      await first.destroy();
+    }
+  }, 60_000);
+});
