@@ -13,6 +13,8 @@ import type { Access, AuthStamp } from '../auth/auth-store.js';
 import type { AuthServer } from '../server/auth-server.js';
 import { checkTxn } from '../server/auth-apply.js';
 import type { TxnRequest } from '../mvcc/types.js';
+import type { KvServer } from '../server/kv-server.js';
+import type { RecipeStore } from '../server/lock-wait.js';
 
 interface CallLike {
   metadata: grpc.Metadata;
@@ -77,4 +79,41 @@ export function requireUser(auth: AuthServer, call: CallLike): AuthStamp | undef
   const stamp = stampOf(auth, call);
   if (auth.enabled && stamp === undefined) auth.store.checkAdmin(undefined);
   return stamp;
+}
+
+/** The caller's credentials to pass along when a call is forwarded to the leader. */
+export function forwardedCredentials(call: CallLike): grpc.Metadata | undefined {
+  const token = tokenOf(call);
+  if (token === undefined) return undefined;
+  const metadata = new (call.metadata.constructor as typeof grpc.Metadata)();
+  metadata.set('token', token);
+  return metadata;
+}
+
+/**
+ * The store a lock or election recipe works on for this caller: with auth enabled, every read
+ * and write it makes is checked and stamped as the caller's own (etcd's recipes run as a
+ * client with the caller's token).
+ */
+export function recipeStoreFor(kv: KvServer, call: CallLike): RecipeStore {
+  const stamp = stampOf(kv.auth, call);
+  if (!kv.auth.enabled) return kv;
+  const store = kv.auth.store;
+  return {
+    watchHub: kv.watchHub,
+    leases: kv.leases,
+    range: (request) => {
+      store.checkPermitted(stamp, request.key, request.rangeEnd, 'read');
+      return kv.range(request);
+    },
+    txn: async (request) => {
+      checkTxn(store, stamp, request);
+      return kv.txn(request, stamp);
+    },
+    deleteRange: async (request) => {
+      store.checkPermitted(stamp, request.key, request.rangeEnd, 'write');
+      return kv.deleteRange(request, stamp);
+    },
+    readBarrier: () => kv.readBarrier(),
+  };
 }

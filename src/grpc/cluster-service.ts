@@ -5,6 +5,7 @@
 import type { KvServer } from '../server/kv-server.js';
 import type { Member } from '../server/membership.js';
 import { type Handlers, type ResponseHeaders, unary } from './handler.js';
+import { forwardedCredentials, requireRoot } from './auth-check.js';
 import { forwardToLeader } from './leader-forward.js';
 
 function toWireMember(member: Member) {
@@ -18,37 +19,42 @@ export function clusterHandlers(kv: KvServer, headers: ResponseHeaders): Handler
    * member being removed may never hear the commit of its own removal (the leader stops
    * talking to it), so a follower forwards the call.
    */
-  const onLeader = (method: string, request: object): Promise<unknown> | undefined =>
-    kv.raft !== undefined && !kv.raft.isLeader ? forwardToLeader(kv, 'Cluster', method, request) : undefined;
+  // Member changes need the root role once auth is enabled (checked here and, when forwarded
+  // with the caller's token, again on the leader).
+  type Call = Parameters<typeof requireRoot>[1];
+  const onLeader = (method: string, request: object, call: Call): Promise<unknown> | undefined => {
+    requireRoot(kv.auth, call);
+    return kv.raft !== undefined && !kv.raft.isLeader ? forwardToLeader(kv, 'Cluster', method, request, undefined, forwardedCredentials(call)) : undefined;
+  };
   return {
     MemberList: unary<{ linearizable?: boolean }>('MemberList', async (request) => {
       if (request.linearizable) await kv.readBarrier();
       return { header: header(), members: kv.listMembers().map(toWireMember) };
     }),
 
-    MemberAdd: unary<{ peerURLs?: string[]; isLearner?: boolean }>('MemberAdd', async (request) => {
-      const forwarded = onLeader('MemberAdd', { peerURLs: request.peerURLs, isLearner: request.isLearner });
+    MemberAdd: unary<{ peerURLs?: string[]; isLearner?: boolean }>('MemberAdd', async (request, call) => {
+      const forwarded = onLeader('MemberAdd', { peerURLs: request.peerURLs, isLearner: request.isLearner }, call);
       if (forwarded) return forwarded;
       const { member, members } = await kv.addMember(request.peerURLs ?? [], request.isLearner ?? false);
       return { header: header(), member: toWireMember(member), members: members.map(toWireMember) };
     }),
 
-    MemberRemove: unary<{ ID?: string }>('MemberRemove', async (request) => {
-      const forwarded = onLeader('MemberRemove', { ID: request.ID });
+    MemberRemove: unary<{ ID?: string }>('MemberRemove', async (request, call) => {
+      const forwarded = onLeader('MemberRemove', { ID: request.ID }, call);
       if (forwarded) return forwarded;
       const members = await kv.removeMember(BigInt(request.ID ?? '0'));
       return { header: header(), members: members.map(toWireMember) };
     }),
 
-    MemberUpdate: unary<{ ID?: string; peerURLs?: string[] }>('MemberUpdate', async (request) => {
-      const forwarded = onLeader('MemberUpdate', { ID: request.ID, peerURLs: request.peerURLs });
+    MemberUpdate: unary<{ ID?: string; peerURLs?: string[] }>('MemberUpdate', async (request, call) => {
+      const forwarded = onLeader('MemberUpdate', { ID: request.ID, peerURLs: request.peerURLs }, call);
       if (forwarded) return forwarded;
       const members = await kv.updateMember(BigInt(request.ID ?? '0'), request.peerURLs ?? []);
       return { header: header(), members: members.map(toWireMember) };
     }),
 
-    MemberPromote: unary<{ ID?: string }>('MemberPromote', async (request) => {
-      const forwarded = onLeader('MemberPromote', { ID: request.ID });
+    MemberPromote: unary<{ ID?: string }>('MemberPromote', async (request, call) => {
+      const forwarded = onLeader('MemberPromote', { ID: request.ID }, call);
       if (forwarded) return forwarded;
       const members = await kv.promoteMember(BigInt(request.ID ?? '0'));
       return { header: header(), members: members.map(toWireMember) };

@@ -22,6 +22,7 @@ import { AbortedError } from '../server/lock-wait.js';
 import { type Handlers, type ResponseHeaders, StatusError, toStatus, unary } from './handler.js';
 import { RequestError, toWireKeyValue } from './kv-convert.js';
 import { bytes, callSignal, int64, recipeCall, type WireInt64 } from './lock-service.js';
+import { recipeStoreFor } from './auth-check.js';
 
 interface WireLeaderKey {
   name?: Buffer | null;
@@ -87,28 +88,28 @@ export function electionHandlers(kv: KvServer, headers: ResponseHeaders): Handle
     Campaign: unary<{ name?: Buffer | null; lease?: WireInt64; value?: Buffer | null }>('Campaign', (request, call) =>
       electionCall('Campaign', async () => {
         const name = bytes(request.name);
-        const won = await campaign(kv, name, int64(request.lease), bytes(request.value), callSignal(call));
+        const won = await campaign(recipeStoreFor(kv, call), name, int64(request.lease), bytes(request.value), callSignal(call));
         return { header: headers.at(won.revision), leader: wireLeaderKey(won.leader) };
       }),
     ),
 
-    Proclaim: unary<{ leader?: WireLeaderKey | null; value?: Buffer | null }>('Proclaim', (request) =>
+    Proclaim: unary<{ leader?: WireLeaderKey | null; value?: Buffer | null }>('Proclaim', (request, call) =>
       electionCall('Proclaim', async () => {
-        const at = await proclaim(kv, leaderKey(request.leader), bytes(request.value));
+        const at = await proclaim(recipeStoreFor(kv, call), leaderKey(request.leader), bytes(request.value));
         return { header: headers.at(at) };
       }),
     ),
 
-    Leader: unary<{ name?: Buffer | null }>('Leader', (request) =>
+    Leader: unary<{ name?: Buffer | null }>('Leader', (request, call) =>
       electionCall('Leader', async () => {
-        const current = await leader(kv, bytes(request.name));
+        const current = await leader(recipeStoreFor(kv, call), bytes(request.name));
         return { header: headers.at(current.revision), kv: toWireKeyValue(current.kv) };
       }),
     ),
 
-    Resign: unary<{ leader?: WireLeaderKey | null }>('Resign', (request) =>
+    Resign: unary<{ leader?: WireLeaderKey | null }>('Resign', (request, call) =>
       electionCall('Resign', async () => {
-        const at = await resign(kv, leaderKey(request.leader));
+        const at = await resign(recipeStoreFor(kv, call), leaderKey(request.leader));
         return { header: headers.at(at) };
       }),
     ),

@@ -28,10 +28,17 @@ export function leaderAddress(kv: KvServer): string {
   return url.replace(/^https?:\/\//, '').replace(/\/$/, '');
 }
 
-export function forwardToLeader<T>(kv: KvServer, service: ServiceName, method: string, request: object, timeoutMs = 10_000): Promise<T> {
+export function forwardToLeader<T>(
+  kv: KvServer,
+  service: ServiceName,
+  method: string,
+  request: object,
+  timeoutMs = 10_000,
+  metadata: grpc.Metadata = new grpc.Metadata(),
+): Promise<T> {
   const stub = stubFor(service, leaderAddress(kv));
   return new Promise((resolve, reject) => {
-    stub[method](request, { deadline: Date.now() + timeoutMs }, (error: grpc.ServiceError | null, response: T) => {
+    stub[method](request, metadata, { deadline: Date.now() + timeoutMs }, (error: grpc.ServiceError | null, response: T) => {
       if (error) reject(new ForwardedError(error.code, error.details));
       else resolve(response);
     });

@@ -14,6 +14,7 @@ import type { KvServer } from '../server/kv-server.js';
 import { ServerError } from '../server/errors.js';
 import { type Handlers, type ResponseHeaders, toStatus, unary } from './handler.js';
 import { ForwardedError, forwardToLeader, leaderAddress, stubFor } from './leader-forward.js';
+import { forwardedCredentials, stampOf } from './auth-check.js';
 
 type WireInt64 = string | number | null | undefined;
 
@@ -34,16 +35,25 @@ export function leaseHandlers(kv: KvServer, headers: ResponseHeaders): Handlers 
     return { header: headers.at(revision), ID: result.id.toString(), TTL: String(result.ttlSeconds), error: '' };
   });
 
-  const LeaseRevoke = unary<{ ID?: WireInt64 }>('LeaseRevoke', async (request) => {
+  /** etcd: revoking needs write access to every attached key, time-to-live read access. */
+  const checkLeaseKeys = (call: Parameters<typeof stampOf>[1], id: bigint, access: 'read' | 'write'): void => {
+    if (!kv.auth.enabled) return;
+    const stamp = stampOf(kv.auth, call);
+    for (const key of kv.leases.timeToLive(id, true).result?.keys ?? []) kv.auth.store.checkPermitted(stamp, key, Buffer.alloc(0), access);
+  };
+
+  const LeaseRevoke = unary<{ ID?: WireInt64 }>('LeaseRevoke', async (request, call) => {
+    checkLeaseKeys(call, int64(request.ID), 'write');
     const { revision } = await kv.leases.revoke(int64(request.ID));
     return { header: headers.at(revision) };
   });
 
-  const LeaseTimeToLive = unary<{ ID?: WireInt64; keys?: boolean }>('LeaseTimeToLive', async (request) => {
+  const LeaseTimeToLive = unary<{ ID?: WireInt64; keys?: boolean }>('LeaseTimeToLive', async (request, call) => {
+    checkLeaseKeys(call, int64(request.ID), 'read');
     // The leader knows the remaining TTL (and whether the lease was revoked meanwhile); a
     // follower asks it, as etcd's followers do.
     if (kv.raft !== undefined && !kv.raft.isLeader) {
-      const answer = await forwardToLeader<{ TTL?: string; grantedTTL?: string; keys?: Buffer[] }>(kv, 'Lease', 'LeaseTimeToLive', { ID: request.ID, keys: request.keys });
+      const answer = await forwardToLeader<{ TTL?: string; grantedTTL?: string; keys?: Buffer[] }>(kv, 'Lease', 'LeaseTimeToLive', { ID: request.ID, keys: request.keys }, undefined, forwardedCredentials(call));
       return { header: headers.at(kv.currentRevision), ID: int64(request.ID).toString(), TTL: answer.TTL ?? '-1', grantedTTL: answer.grantedTTL ?? '0', keys: answer.keys ?? [] };
     }
     const id = int64(request.ID);

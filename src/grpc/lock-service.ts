@@ -17,6 +17,7 @@ import { AbortedError } from '../server/lock-wait.js';
 import { lock, unlock } from '../server/lock.js';
 import { type Handlers, type ResponseHeaders, StatusError, toStatus, unary } from './handler.js';
 import { RequestError } from './kv-convert.js';
+import { recipeStoreFor } from './auth-check.js';
 
 export type WireInt64 = string | number | null | undefined;
 
@@ -54,16 +55,16 @@ export function lockHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
   return {
     Lock: unary<{ name?: Buffer | null; lease?: WireInt64 }>('Lock', (request, call) =>
       recipeCall('Lock', async () => {
-        const { key, revision } = await lock(kv, bytes(request.name), int64(request.lease), callSignal(call));
+        const { key, revision } = await lock(recipeStoreFor(kv, call), bytes(request.name), int64(request.lease), callSignal(call));
         return { header: headers.at(revision), key };
       }),
     ),
 
-    Unlock: unary<{ key?: Buffer | null }>('Unlock', (request) =>
+    Unlock: unary<{ key?: Buffer | null }>('Unlock', (request, call) =>
       recipeCall('Unlock', async () => {
         const key = bytes(request.key);
         if (key.length === 0) throw new RequestError('EmptyKey');
-        const revision = await unlock(kv, key);
+        const revision = await unlock(recipeStoreFor(kv, call), key);
         return { header: headers.at(revision) };
       }),
     ),

@@ -12,7 +12,7 @@
 // padding provides.
 //
 // Hash, HashKV, Snapshot, MoveLeader and Defragment need the root user in etcd once auth is
-// enabled; `requireRoot` is where that check goes (auth is not built yet: it admits all).
+// enabled; `requireRoot` is where that check goes (by default the member's auth: root role).
 
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
@@ -22,6 +22,7 @@ import { hashKv, hashState } from '../server/maintenance-hash.js';
 import { LeaderTransferTimeoutError, moveLeader } from '../server/maintenance-leader.js';
 import { KeySpace } from '../storage/backend.js';
 import { type Handlers, type ResponseHeaders, StatusError, toStatus, unary } from './handler.js';
+import { requireRoot as requireRootUser } from './auth-check.js';
 
 /** The etcd release whose API and behaviour MetaStore reproduces; clients gate features on it. */
 export const ETCD_COMPATIBLE_VERSION = '3.4.23';
@@ -41,7 +42,7 @@ export function maintenanceHandlers(
   identity: { memberId: bigint; clusterId?: bigint },
   options: MaintenanceOptions = {},
 ): Handlers {
-  const requireRoot = options.requireRoot ?? (() => undefined);
+  const requireRoot = options.requireRoot ?? ((call) => void requireRootUser(kv.auth, call));
   return {
     Status: unary('Status', async () => {
       const [dbSize, dbSizeInUse] = await Promise.all([kv.backend.sizeBytes(), kv.backend.spaceSizeBytes(KeySpace.mvcc)]);

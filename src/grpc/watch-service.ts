@@ -21,6 +21,8 @@ import { toWireKeyValue } from './kv-convert.js';
 import type { Handlers, ResponseHeaders } from './handler.js';
 import { requestSize } from './handler.js';
 import { encodeMessage } from './proto.js';
+import { checkRange } from './auth-check.js';
+import { ETCD_ERRORS, isEtcdCodedError } from './errors.js';
 
 interface WireCreate {
   key?: Buffer | null;
@@ -145,7 +147,16 @@ export function watchHandlers(kv: KvServer, headers: ResponseHeaders, options: W
           if (!c) break;
           const key = c.key && c.key.length > 0 ? c.key : Buffer.from([0]);
           const filters = c.filters ?? [];
+          // etcd checks the range as sent (key may be empty) with the stream's credentials.
+          let refusal: string | undefined;
+          try {
+            checkRange(kv.auth, call, c.key ?? Buffer.alloc(0), c.rangeEnd ?? Buffer.alloc(0), 'read');
+          } catch (error) {
+            if (!isEtcdCodedError(error)) throw error;
+            refusal = ETCD_ERRORS[error.etcdCode].message;
+          }
           stream.create({
+            refusal,
             watchId: int(c.watchId),
             key,
             rangeEnd: c.rangeEnd ?? Buffer.alloc(0),

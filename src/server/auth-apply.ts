@@ -47,7 +47,8 @@ export class AuthApplier {
         checkTxn(store, stamp, request.txn);
         return;
       case 'leaseRevoke':
-        this.checkLease(stamp, request.id);
+        // Unstamped revokes are the lessor's own (expiry); clients' are stamped.
+        if (stamp !== undefined) this.checkLease(stamp, request.id);
         return;
       case 'auth':
         store.checkAdmin(stamp);

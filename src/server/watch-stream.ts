@@ -34,6 +34,8 @@ export interface CreateWatch {
   noDelete: boolean;
   prevKv: boolean;
   fragment: boolean;
+  /** Set when the caller may not watch this range (auth): created, then canceled with it. */
+  refusal?: string;
 }
 
 /** One outgoing response, transport-neutral. */
@@ -107,6 +109,7 @@ export class WatchStream implements WatchOwner {
     const fail = (reason: string): void => {
       this.pushControl({ ...this.blank(current), watchId: INVALID_WATCH_ID, created: true, canceled: true, cancelReason: reason });
     };
+    if (request.refusal !== undefined) return fail(request.refusal);
     if (request.rangeEnd.length > 0 && !(request.rangeEnd.length === 1 && request.rangeEnd[0] === 0) && Buffer.compare(request.key, request.rangeEnd) >= 0) {
       return fail(ERR_EMPTY_WATCHER_RANGE);
     }

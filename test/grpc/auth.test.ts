@@ -129,6 +129,54 @@ describe('Auth service (in-process)', () => {
     await expectError(call('Auth', 'UserDelete', { name: 'root' }, root), grpc.status.INVALID_ARGUMENT, 'etcdserver: invalid auth management');
   });
 
+  it('checks Watch, Lease, Lock, Election, Maintenance and Cluster calls', async () => {
+    const watch = (token: string | undefined, key: string): Promise<any> => {
+      const stub: any = new clients.Watch(member.endpoint, grpc.credentials.createInsecure());
+      const metadata = new grpc.Metadata();
+      if (token !== undefined) metadata.set('token', token);
+      const stream = stub.Watch(metadata);
+      return new Promise((resolve, reject) => {
+        stream.on('data', (response: any) => {
+          stream.cancel();
+          stub.close();
+          resolve(response);
+        });
+        stream.on('error', (error: grpc.ServiceError) => {
+          if (error.code !== grpc.status.CANCELLED) reject(error);
+        });
+        stream.write({ createRequest: { key: b(key) } });
+      });
+    };
+    expect(await watch(alice, 'bar')).toMatchObject({ created: true, canceled: true, watchId: '-1', cancelReason: 'etcdserver: permission denied' });
+    expect(await watch(undefined, 'foo1')).toMatchObject({ canceled: true, cancelReason: 'etcdserver: user name is empty' });
+    expect(await watch(alice, 'foo1')).toMatchObject({ created: true, canceled: false });
+
+    const lease = (await call('Lease', 'LeaseGrant', { TTL: 60 }, alice)).ID;
+    await call('KV', 'Put', { key: b('pub'), value: b('leased'), lease }, root);
+    // alice may read "pub" but not write it: time-to-live yes, revoke no.
+    expect((await call('Lease', 'LeaseTimeToLive', { ID: lease, keys: true }, alice)).keys).toEqual([b('pub')]);
+    await expectError(call('Lease', 'LeaseTimeToLive', { ID: lease, keys: true }), grpc.status.INVALID_ARGUMENT, 'etcdserver: user name is empty');
+    await expectError(call('Lease', 'LeaseRevoke', { ID: lease }, alice), grpc.status.PERMISSION_DENIED, 'etcdserver: permission denied');
+    await call('Lease', 'LeaseRevoke', { ID: lease }, root);
+
+    const mine = (await call('Lease', 'LeaseGrant', { TTL: 60 }, alice)).ID;
+    const held = await call('Lock', 'Lock', { name: b('foo-lock'), lease: mine }, alice);
+    expect(held.key.toString()).toMatch(/^foo-lock\//);
+    await call('Lock', 'Unlock', { key: held.key }, alice);
+    await expect(call('Lock', 'Lock', { name: b('bar-lock'), lease: mine }, alice)).rejects.toMatchObject({ details: 'etcdserver: permission denied' });
+    await expect(call('Election', 'Campaign', { name: b('bar-election'), lease: mine, value: b('v') }, alice)).rejects.toMatchObject({
+      details: 'etcdserver: permission denied',
+    });
+
+    for (const [method, request] of [['Hash', {}], ['HashKV', {}], ['Defragment', {}]] as const) {
+      await expectError(call('Maintenance', method, request, alice), grpc.status.PERMISSION_DENIED, 'etcdserver: permission denied');
+      await expectError(call('Maintenance', method, request), grpc.status.INVALID_ARGUMENT, 'etcdserver: user name is empty');
+      await call('Maintenance', method, request, root);
+    }
+    await call('Maintenance', 'Status', {}, alice);
+    await expectError(call('Cluster', 'MemberRemove', { ID: '7' }, alice), grpc.status.PERMISSION_DENIED, 'etcdserver: permission denied');
+  });
+
   it('revoking a permission and changing a password take effect at once', async () => {
     await call('Auth', 'RoleRevokePermission', { role: 'foo-rw', key: b('foo'), rangeEnd: b('fop') }, root);
     await expectError(call('KV', 'Put', { key: b('foo3'), value: b('v') }, alice), grpc.status.PERMISSION_DENIED, 'etcdserver: permission denied');
