@@ -28,6 +28,7 @@ import { AutoCompactor, startAutoCompactor, type CompactionSchedule } from './se
 import type { Message } from './raft/types.js';
 import { initialMembership, type ClusterMembership } from './server/cluster-members.js';
 import { KvServer, type ReplicationOptions } from './server/kv-server.js';
+import { tokenProvider } from './server/auth-token.js';
 import { createLogging, slowRequestFields } from './server/logging.js';
 import { clientPortTls, peerPortTls, TlsSetupError } from './tls/tls.js';
 import { PeerTransport } from './transport/peer-transport.js';
@@ -173,6 +174,8 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
           onLeaderChange: (lead, term) => raftLog.info({ leader: lead.toString(16), term }, 'leader changed'),
           onSnapshotInstalled: (snapshotIndex, appliedIndex) => raftLog.info({ snapshotIndex, appliedIndex }, 'installed snapshot from leader'),
           onSnapshotSent: (to, snapshotIndex, bytes) => raftLog.info({ to: to.toString(16), snapshotIndex, bytes }, 'sending snapshot'),
+          // The raft log writes to the same LevelDB outside the backend's queue: count them too.
+          onLogWrite: (seconds, synced) => onBackendWrite?.(seconds, synced),
           onFatal: (error) => {
             raftLog.fatal({ err: error }, 'raft loop failed; stopping the member');
             logging.flushSync();
@@ -185,6 +188,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   const clientScheme = config.grpc.tls.enabled ? 'https' : 'http';
   const clientUrls = config.grpc.advertiseUrls.length > 0 ? config.grpc.advertiseUrls.map(formatUrl) : [`${clientScheme}://${config.grpc.address}:${config.grpc.port}`];
   const tlsLog = log.child({ component: 'tls' });
+  const authLog = log.child({ component: 'auth' });
   const listenHosts = (section: Config['grpc'] | Config['raft']): string[] =>
     section.listenUrls.length > 0 ? section.listenUrls.map((u) => u.host) : [section.address];
   const kv = await KvServer.open(backend, {
@@ -201,6 +205,12 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
       electionTimeoutMs: config.raft.electionTimeoutMs,
       memberId: identity.memberId,
       onError: (error: unknown) => leaseLog.warn({ err: error }, 'lease expiry or checkpoint proposal failed'),
+    },
+    auth: {
+      tokens: tokenProvider(config.auth.token, config.auth.tokenTtlMs),
+      clientCertAuth: config.grpc.tls.clientCertAuth,
+      // The user name and why; never the password or a token.
+      onLoginFailed: (user, reason) => authLog.warn({ user, reason }, 'authentication failed'),
     },
   });
   if (kv.raft) {
@@ -251,6 +261,15 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   // voter elects itself at once, so that is immediate); give up waiting after a while so a
   // member without quorum still serves serializable reads and health checks.
   await kv.start({ publishTimeoutMs: Math.max(5000, 5 * config.raft.electionTimeoutMs) });
+  // server.auth.root_password / server.auth.enabled: bootstrap root, then switch auth on.
+  if (config.auth.rootPassword !== '' || config.auth.enabled) {
+    try {
+      if (config.auth.rootPassword !== '') await kv.auth.bootstrapRoot(config.auth.rootPassword);
+      if (config.auth.enabled && !kv.auth.enabled) await kv.auth.enable(undefined);
+    } catch (error) {
+      authLog.warn({ err: error }, 'auth bootstrap from the configuration failed');
+    }
+  }
   log.info(
     {
       memberId: identity.memberId.toString(16),
@@ -358,6 +377,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     stopping = true; // from here on /readiness answers 503
     log.info({ signal }, 'shutting down; readiness reports not ready');
     stopCompactor();
+    await handOffLeadership(kv, Math.min(config.reliability.gracefulShutdownTimeoutMs, 2 * config.raft.electionTimeoutMs), raftLog);
     await grpcServer.close(config.reliability.gracefulShutdownTimeoutMs);
     log.info('client port closed');
     await Promise.all(sidePorts.map((server) => server.close()));
@@ -369,6 +389,31 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * A leader that stops hands leadership to its most caught-up voter first, so the cluster does
+ * not sit through an election timeout without a leader (etcd does the same on shutdown).
+ */
+async function handOffLeadership(kv: KvServer, timeoutMs: number, log: Logger): Promise<void> {
+  const raft = kv.raft;
+  if (raft === undefined || !raft.isLeader) return;
+  const status = raft.status();
+  let target: bigint | undefined;
+  let best = -1;
+  for (const [id, progress] of status.progress) {
+    if (id === raft.memberId || progress.isLearner) continue;
+    if (progress.match > best) {
+      best = progress.match;
+      target = id;
+    }
+  }
+  if (target === undefined) return;
+  log.info({ to: target.toString(16) }, 'handing leadership over before shutting down');
+  raft.transferLeadership(target);
+  const deadline = Date.now() + timeoutMs;
+  while (raft.isLeader && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  if (raft.isLeader) log.warn('leadership hand-off did not complete in time; stopping anyway');
 }
 
 async function main(argv: readonly string[]): Promise<void> {

@@ -207,7 +207,7 @@ export class AuthServer {
   async bootstrapRoot(password: string): Promise<void> {
     if (this.store.getUser(ROOT) === undefined) await this.userAdd(undefined, ROOT, password, false).catch(ignore('UserAlreadyExist'));
     if (this.store.getRole(ROOT) === undefined) await this.roleAdd(undefined, ROOT).catch(ignore('RoleAlreadyExist'));
-    await this.userGrantRole(undefined, ROOT, ROOT);
+    if (!this.store.hasRootRole(ROOT)) await this.userGrantRole(undefined, ROOT, ROOT);
   }
 }
 
