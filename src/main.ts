@@ -395,7 +395,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
  * A leader that stops hands leadership to its most caught-up voter first, so the cluster does
  * not sit through an election timeout without a leader (etcd does the same on shutdown).
  */
-async function handOffLeadership(kv: KvServer, timeoutMs: number, log: Logger): Promise<void> {
+async function handOffLeadership(kv: KvServer, timeoutMs: number, log: { info(fields: object, message: string): void; warn(message: string): void }): Promise<void> {
   const raft = kv.raft;
   if (raft === undefined || !raft.isLeader) return;
   const status = raft.status();

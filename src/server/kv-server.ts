@@ -71,6 +71,8 @@ export interface ReplicationOptions {
   onLeaderChange?(lead: bigint, term: number): void;
   onSnapshotInstalled?(snapshotIndex: number, appliedIndex: number): void;
   onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
+  /** Each raft log write: how long it took and whether it was synced (fsync metrics). */
+  onLogWrite?(seconds: number, synced: boolean): void;
   onFatal(error: unknown): void;
 }
 
@@ -192,7 +194,7 @@ export class KvServer {
       return leaseServer(new KvServer(backend, mvcc, applier, await SoloLog.recover(backend, applier)));
     }
     const server = new KvServer(backend, mvcc, applier, undefined);
-    const store = await RaftLogStore.open(backend.level, KeySpace.raftLog);
+    const store = await RaftLogStore.open(backend.level, KeySpace.raftLog, { onWrite: replication.onLogWrite });
     const initial = store.initialState();
     // The configuration lives in the log: a founding member with an empty log bootstraps it;
     // on restart the core replays conf changes from its last snapshot (applied = snapshot

@@ -34,6 +34,8 @@ const TAG_ENTRY = 0x65; // 'e'
 export interface RaftLogStoreOptions {
   /** Entries kept in memory at the tail of the log. Default 8192. */
   cacheEntries?: number;
+  /** Told how long each save took and whether it was synced (the WAL fsync metric). */
+  onWrite?: (seconds: number, synced: boolean) => void;
 }
 
 function writeU64(buf: Buffer, off: number, v: number): void {
@@ -63,6 +65,7 @@ export class RaftLogStore implements Storage {
   private readonly db: Db;
   private readonly prefix: number;
   private readonly cacheMax: number;
+  private readonly onWrite: ((seconds: number, synced: boolean) => void) | undefined;
   private hardState: HardState = { term: 0, vote: NONE, commit: 0 };
   private snap: Snapshot = { metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) };
   private compactIndex = 0;
@@ -77,6 +80,7 @@ export class RaftLogStore implements Storage {
     this.db = db;
     this.prefix = prefix;
     this.cacheMax = opts.cacheEntries ?? 8192;
+    this.onWrite = opts.onWrite;
   }
 
   /** Loads the persisted state from an open db. */
@@ -188,7 +192,9 @@ export class RaftLogStore implements Storage {
       ops.push({ type: 'put', key: this.key(TAG_HARD), value: encodeHardState(hardState) });
     }
     if (ops.length === 0) return;
+    const started = performance.now();
     await writeChained(this.db, ops, opts.sync);
+    this.onWrite?.((performance.now() - started) / 1000, opts.sync);
   }
 
   private stageSnapshotInstall(s: Snapshot, ops: Op[]): void {

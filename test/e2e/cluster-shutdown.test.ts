@@ -1,0 +1,53 @@
+// Graceful shutdown of a cluster leader (SIGTERM): it hands leadership to another voter before
+// it exits, so the survivors have a leader the moment it is gone (no election timeout to sit
+// through), and writes go on.
+
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
+import { etcdctl } from '../support/tools.js';
+
+let cluster: MetaStoreCluster;
+
+interface Status { endpoint: string; memberId: string; leader: string }
+
+async function statuses(endpoints: string): Promise<Status[]> {
+  const result = await etcdctl(endpoints, ['endpoint', 'status', '-w', 'json', '--command-timeout=2s']);
+  const text = result.stdout.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"');
+  if (!text.trim().startsWith('[')) return [];
+  return (JSON.parse(text) as Array<{ Endpoint: string; Status: { header: { member_id: string }; leader?: string } }>).map((e) => ({
+    endpoint: e.Endpoint,
+    memberId: e.Status.header.member_id,
+    leader: e.Status.leader ?? '0',
+  }));
+}
+
+beforeAll(async () => {
+  cluster = await startMetaStoreCluster(3);
+  for (let attempt = 0; ; attempt++) {
+    const all = await statuses(cluster.endpoints);
+    if (all.length === 3 && all.every((s) => s.leader !== '0' && s.leader === all[0]!.leader)) break;
+    if (attempt > 200) throw new Error('no leader');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.destroy();
+});
+
+it('a leader stopped with SIGTERM hands leadership over before exiting', async () => {
+  const before = await statuses(cluster.endpoints);
+  const leader = before.find((s) => s.memberId === s.leader)!;
+  const index = cluster.members.findIndex((m) => m.endpoint.endsWith(leader.endpoint));
+  await cluster.members[index]!.stop();
+  expect(cluster.members[index]!.logs()).toContain('handing leadership over before shutting down');
+  const survivors = cluster.members.filter((_, i) => i !== index).map((m) => m.endpoint.replace('http://', '')).join(',');
+  const after = await statuses(survivors);
+  expect(after).toHaveLength(2);
+  // Both survivors already follow the same new leader, one of them.
+  expect(after[0]!.leader).not.toBe('0');
+  expect(after[0]!.leader).not.toBe(leader.memberId);
+  expect(after[1]!.leader).toBe(after[0]!.leader);
+  expect(after.map((s) => s.memberId)).toContain(after[0]!.leader);
+  expect((await etcdctl(survivors, ['put', 'after-handoff', 'ok'])).code).toBe(0);
+});
