@@ -18,7 +18,9 @@ export type AuthErrorCode =
   | 'RoleNotGranted'
   | 'PermissionNotGranted'
   | 'InvalidAuthMgmt'
-  | 'AuthOldRevision';
+  | 'AuthOldRevision'
+  // Not one of etcd's gRPC errors: etcd 3.4 answers it as code Unknown with this text.
+  | 'NoPasswordUser';
 
 export class AuthError extends Error {
   override name = 'AuthError';

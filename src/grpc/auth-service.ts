@@ -5,7 +5,9 @@
 
 import type { KvServer } from '../server/kv-server.js';
 import { PermType } from '../auth/auth-store.js';
-import { type Handlers, type ResponseHeaders, unary } from './handler.js';
+import * as grpc from '@grpc/grpc-js';
+import { AuthError } from '../auth/errors.js';
+import { type Handlers, type ResponseHeaders, StatusError, unary } from './handler.js';
 import { stampOf } from './auth-check.js';
 import { RequestError } from './kv-convert.js';
 
@@ -38,7 +40,12 @@ export function authHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
       return { ...header(), enabled: auth.enabled, authRevision: String(auth.store.revision) };
     }),
     Authenticate: unary('Authenticate', async (request: { name?: string; password?: string }) => {
-      const { token } = await auth.authenticate(request.name ?? '', request.password ?? '');
+      const { token } = await auth.authenticate(request.name ?? '', request.password ?? '').catch((error: unknown) => {
+        if (error instanceof AuthError && error.etcdCode === 'NoPasswordUser') {
+          throw new StatusError(grpc.status.UNKNOWN, 'auth: authentication failed, password was given for no password user');
+        }
+        throw error;
+      });
       return { ...header(), token };
     }),
     UserAdd: unary('UserAdd', async (request: { name?: string; password?: string; options?: { noPassword?: boolean } | null }, call) => {

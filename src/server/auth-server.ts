@@ -102,10 +102,11 @@ export class AuthServer {
     const user = this.store.getUser(name);
     const ok = user !== undefined && !user.noPassword && (await checkPassword(password, user.passwordHash));
     if (!ok) {
+      const noPassword = user?.noPassword === true;
       const count = (failed?.count ?? 0) + 1;
       this.failures.set(name, { count, lockedUntilMs: count <= FREE_FAILURES ? 0 : this.nowMs() + Math.min(LOCKOUT_MAX_MS, LOCKOUT_BASE_MS * 2 ** (count - FREE_FAILURES - 1)) });
       this.options.onLoginFailed?.(name, user === undefined ? 'no such user' : user.noPassword ? 'user has no password' : 'wrong password');
-      throw new AuthError('AuthFailed');
+      throw new AuthError(noPassword ? 'NoPasswordUser' : 'AuthFailed');
     }
     this.failures.delete(name);
     return { token: this.tokens.issue(this.store, name, this.nowMs()) };

@@ -93,7 +93,7 @@ describe('Auth service (in-process)', () => {
     alice = await login('alice', 'alicepw');
     await expectError(login('alice', 'wrong'), grpc.status.INVALID_ARGUMENT, 'etcdserver: authentication failed, invalid user ID or password');
     await expectError(login('nobody', 'x'), grpc.status.INVALID_ARGUMENT, 'etcdserver: authentication failed, invalid user ID or password');
-    await expectError(login('certonly', ''), grpc.status.INVALID_ARGUMENT, 'etcdserver: authentication failed, invalid user ID or password');
+    await expectError(login('certonly', ''), grpc.status.UNKNOWN, 'auth: authentication failed, password was given for no password user');
     const forged = alice.replace(/^[^.]+/, Buffer.from('root').toString('base64url'));
     await expectError(call('KV', 'Range', { key: b('foo') }, forged), grpc.status.UNAUTHENTICATED, 'etcdserver: invalid auth token');
     await expectError(call('KV', 'Range', { key: b('foo') }, 'garbage'), grpc.status.UNAUTHENTICATED, 'etcdserver: invalid auth token');
