@@ -5,24 +5,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
+import { leaderIndex } from '../support/cluster-status.js';
 import { startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
 
 const KILLS = 20;
 let cluster: MetaStoreCluster;
-
-async function leaderIndex(): Promise<number> {
-  for (;;) {
-    const result = await etcdctl(cluster.endpoints, ['endpoint', 'status', '-w', 'json', '--command-timeout=1s']);
-    const text = result.stdout.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"');
-    if (text.trim().startsWith('[')) {
-      const entries = JSON.parse(text) as Array<{ Endpoint: string; Status: { header: { member_id: string }; leader?: string } }>;
-      const leader = entries.find((e) => e.Status.leader !== undefined && e.Status.leader === e.Status.header.member_id);
-      if (leader) return cluster.members.findIndex((m) => m.endpoint.endsWith(leader.Endpoint));
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 beforeAll(async () => {
   cluster = await startMetaStoreCluster(3);
@@ -57,7 +45,7 @@ describe('leader kills under load', () => {
     });
 
     for (let kill = 0; kill < KILLS; kill++) {
-      const leader = await leaderIndex();
+      const leader = await leaderIndex(cluster);
       const ackedBefore = acked.size;
       await cluster.members[leader]!.kill9();
       // Wait until writes flow again through the survivors, then bring the victim back.
@@ -72,7 +60,7 @@ describe('leader kills under load', () => {
 
     // Every member, once caught up, holds every acknowledged write with its value. The reads
     // are linearizable (ReadIndex), so each waits until its member has applied everything.
-    await leaderIndex();
+    await leaderIndex(cluster);
     for (let i = 0; i < cluster.members.length; i++) {
       const endpoint = cluster.members[i]!.endpoint.replace('http://', '');
       let dump = await etcdctl(endpoint, ['get', 'w', '--prefix', '-w', 'json', '--command-timeout=10s']);

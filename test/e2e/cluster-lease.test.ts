@@ -4,30 +4,17 @@
 
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { leaderIndex } from '../support/cluster-status.js';
 import { startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
 
 let cluster: MetaStoreCluster;
 
-async function leaderIndex(): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const result = await etcdctl(cluster.endpoints, ['endpoint', 'status', '-w', 'json', '--command-timeout=1s']);
-    const text = result.stdout.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"');
-    if (text.trim().startsWith('[')) {
-      const entries = JSON.parse(text) as Array<{ Endpoint: string; Status: { header: { member_id: string }; leader?: string } }>;
-      const leader = entries.find((e) => e.Status.leader !== undefined && e.Status.leader === e.Status.header.member_id);
-      if (leader) return cluster.members.findIndex((m) => m.endpoint.endsWith(leader.Endpoint));
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error('no leader');
-}
-
 const endpointOf = (i: number) => cluster.members[i]!.endpoint.replace('http://', '');
 
 beforeAll(async () => {
   cluster = await startMetaStoreCluster(3);
-  await leaderIndex();
+  await leaderIndex(cluster);
   // Followers reach the leader through the client URL it published; wait for every member's.
   for (let attempt = 0; ; attempt++) {
     const list = await etcdctl(cluster.endpoints, ['member', 'list']);
@@ -43,7 +30,7 @@ afterAll(async () => {
 
 describe('leases on a cluster', () => {
   it('keep-alive through a follower renews the lease on the leader', async () => {
-    const leader = await leaderIndex();
+    const leader = await leaderIndex(cluster);
     const follower = [0, 1, 2].find((i) => i !== leader)!;
     const grant = await etcdctl(endpointOf(follower), ['lease', 'grant', '30']);
     expect(grant.code, grant.stderr).toBe(0);
@@ -54,7 +41,7 @@ describe('leases on a cluster', () => {
   });
 
   it('a 10 s lease survives a leader kill -9 and still expires within TTL + one election timeout', async () => {
-    const leader = await leaderIndex();
+    const leader = await leaderIndex(cluster);
     const survivors = [0, 1, 2].filter((i) => i !== leader);
     const grant = await etcdctl(cluster.endpoints, ['lease', 'grant', '10']);
     const grantedAt = Date.now();

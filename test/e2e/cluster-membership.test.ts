@@ -3,6 +3,7 @@
 // a follower, which forwards it), member remove.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitUntil as until } from '../support/cluster-status.js';
 import { freePorts } from '../support/ports.js';
 import { startMetaStore, startMetaStoreCluster, type MetaStoreCluster, type MetaStoreHandle } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
@@ -29,17 +30,6 @@ async function memberList(endpoints: string): Promise<ListedMember[]> {
       const [id, status, name, peerUrls, clientUrls, isLearner] = line.split(', ');
       return { id: id!, status: status!, name: name!, peerUrls: peerUrls!, clientUrls: clientUrls!, isLearner: isLearner! };
     });
-}
-
-async function until<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await probe();
-  while (!check(last)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    last = await probe();
-  }
-  return last;
 }
 
 beforeAll(async () => {

@@ -3,32 +3,15 @@
 // through), and writes go on.
 
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { memberStatuses as statuses, waitForLeader } from '../support/cluster-status.js';
 import { startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
 
 let cluster: MetaStoreCluster;
 
-interface Status { endpoint: string; memberId: string; leader: string }
-
-async function statuses(endpoints: string): Promise<Status[]> {
-  const result = await etcdctl(endpoints, ['endpoint', 'status', '-w', 'json', '--command-timeout=2s']);
-  const text = result.stdout.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"');
-  if (!text.trim().startsWith('[')) return [];
-  return (JSON.parse(text) as Array<{ Endpoint: string; Status: { header: { member_id: string }; leader?: string } }>).map((e) => ({
-    endpoint: e.Endpoint,
-    memberId: e.Status.header.member_id,
-    leader: e.Status.leader ?? '0',
-  }));
-}
-
 beforeAll(async () => {
   cluster = await startMetaStoreCluster(3);
-  for (let attempt = 0; ; attempt++) {
-    const all = await statuses(cluster.endpoints);
-    if (all.length === 3 && all.every((s) => s.leader !== '0' && s.leader === all[0]!.leader)) break;
-    if (attempt > 200) throw new Error('no leader');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await waitForLeader(cluster.endpoints, 3);
 }, 60_000);
 
 afterAll(async () => {

@@ -5,45 +5,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
+import { memberStatuses as statuses, waitForLeader, waitUntil as until } from '../support/cluster-status.js';
 import { startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
 
 let cluster: MetaStoreCluster;
-
-interface MemberStatus {
-  endpoint: string;
-  memberId: string;
-  leader: string;
-  raftIndex: number;
-  appliedIndex: number;
-}
-
-/** etcdctl endpoint status of every given endpoint (members that don't answer are left out). */
-async function statuses(endpoints: string): Promise<MemberStatus[]> {
-  const result = await etcdctl(endpoints, ['endpoint', 'status', '-w', 'json', '--command-timeout=2s']);
-  // Keep 64-bit IDs exact: quote them before JSON.parse.
-  const text = result.stdout.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"');
-  if (!text.trim().startsWith('[')) return [];
-  return (JSON.parse(text) as Array<{ Endpoint: string; Status: any }>).map((e) => ({
-    endpoint: e.Endpoint,
-    memberId: e.Status.header.member_id,
-    leader: e.Status.leader ?? '0', // etcdctl's JSON omits a zero leader
-    raftIndex: e.Status.raftIndex,
-    appliedIndex: e.Status.raftAppliedIndex,
-  }));
-}
-
-/** Polls (bounded) until `check` holds: cluster state has no event to subscribe to. */
-async function until<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T = await probe();
-  while (!check(last)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    last = await probe();
-  }
-  return last;
-}
 
 function endpointOf(i: number): string {
   return cluster.members[i]!.endpoint.replace('http://', '');
@@ -51,7 +17,7 @@ function endpointOf(i: number): string {
 
 beforeAll(async () => {
   cluster = await startMetaStoreCluster(3);
-  await until('a leader', () => statuses(cluster.endpoints), (s) => s.length === 3 && s.every((m) => m.leader !== '0' && m.leader === s[0]!.leader));
+  await waitForLeader(cluster.endpoints, 3);
 }, 60_000);
 
 afterAll(async () => {
