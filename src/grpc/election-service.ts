@@ -77,7 +77,10 @@ export function electionHandlers(kv: KvServer, headers: ResponseHeaders): Handle
         signal.addEventListener('abort', done);
       });
     };
-    observe(kv, bytes(call.request.name), signal, send).catch((error: unknown) => {
+    // As the caller: its reads of the election's keys are checked (auth-check.ts).
+    Promise.resolve()
+      .then(() => observe(recipeStoreFor(kv, call), bytes(call.request.name), signal, send))
+      .catch((error: unknown) => {
       if (error instanceof AbortedError || signal.aborted) return;
       if (error instanceof MvccError) call.end();
       else call.emit('error', toStatus('Observe', error));
