@@ -2,9 +2,12 @@
 // carrying many watchers (src/server/watch-stream.ts does the watcher bookkeeping).
 //
 // Invariants:
-// - Requests are handled in arrival order; responses are written only while the call is
-//   writable (grpc-js backpressure), so an unread stream holds at most its stream budget plus
-//   grpc-js's own small buffer.
+// - Requests are handled in arrival order; responses are pulled from the WatchStream only
+//   while the call is writable (write() true / 'drain') and while the bytes of written but not
+//   yet sent responses stay under MAX_UNSENT_BYTES. A write's callback fires once grpc-js's
+//   HTTP/2 write completed, i.e. the client's flow-control window let the frame out, so an
+//   unread stream holds at most its stream budget plus about MAX_UNSENT_BYTES (one oversized
+//   response at a time); everything else stays in the hub, which unsyncs the watchers.
 // - A response is split (fragment=true on all but the last) only for watchers created with
 //   `fragment`, only when its encoded size reaches --max-request-bytes + 512 KiB and it has
 //   2+ events,
@@ -45,6 +48,8 @@ interface WireWatchRequest {
 /** etcd's watch server cuts fragments at --max-request-bytes plus its gRPC overhead
  * allowance (512 KiB, v3rpc grpcOverheadBytes). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
+/** Bytes (estimated) handed to grpc-js but not yet sent on the HTTP/2 stream, per stream. */
+const MAX_UNSENT_BYTES = 1024 * 1024;
 const FILTER_NOPUT = 0;
 const FILTER_NODELETE = 1;
 const EVENT_PUT = 0;
@@ -63,6 +68,16 @@ function wireEvent(event: Event, withPrevKv: boolean): object {
   };
   if (withPrevKv && event.prevKv !== undefined) out.prevKv = toWireKeyValue(event.prevKv);
   return out;
+}
+
+/** Approximate encoded size of a response (what the unsent-bytes budget counts). */
+function responseBytes(r: StreamResponse): number {
+  let bytes = 64;
+  for (const e of r.events) {
+    bytes += 48 + e.kv.key.length + e.kv.value.length;
+    if (r.prevKv && e.prevKv !== undefined) bytes += 48 + e.prevKv.key.length + e.prevKv.value.length;
+  }
+  return bytes;
 }
 
 function varintBytes(n: number): number {
@@ -104,19 +119,27 @@ export function watchHandlers(kv: KvServer, headers: ResponseHeaders, options: W
     let writable = true;
     let scheduled = false;
     let ended = false;
+    let unsentBytes = 0;
 
+    const sent = (bytes: number) => (): void => {
+      unsentBytes -= bytes;
+      stream.onReadable();
+    };
     const flush = (): void => {
       scheduled = false;
-      while (writable && !ended) {
+      while (writable && !ended && unsentBytes < MAX_UNSENT_BYTES) {
         const response = stream.pull();
         if (response === undefined) break;
-        for (const message of toWire(response)) {
-          if (!call.write(message)) writable = false;
-        }
+        const messages = toWire(response);
+        const bytes = responseBytes(response);
+        unsentBytes += bytes;
+        messages.forEach((message, i) => {
+          if (!call.write(message, i === messages.length - 1 ? sent(bytes) : undefined)) writable = false;
+        });
       }
     };
     stream.onReadable = () => {
-      if (scheduled || !writable || ended) return;
+      if (scheduled || !writable || ended || unsentBytes >= MAX_UNSENT_BYTES) return;
       scheduled = true;
       setImmediate(flush);
     };

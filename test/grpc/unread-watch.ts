@@ -1,0 +1,54 @@
+// A Watch stream over plain node:http2 whose reader can really stop: nothing is read from the
+// HTTP/2 stream until read() is called, so the client's flow-control window closes and the
+// server has to hold back. (A grpc-js client stream that is never read does not do this: it
+// keeps draining the connection into an unbounded in-process list of unread messages.)
+
+import * as http2 from 'node:http2';
+import { decodeMessage, encodeMessage } from '../../src/grpc/proto.js';
+
+type Msg = Record<string, any>;
+
+export class UnreadWatch {
+  private readonly session: http2.ClientHttp2Session;
+  private readonly stream: http2.ClientHttp2Stream;
+  private pending: Buffer = Buffer.alloc(0);
+  onMessage: (m: Msg) => void = () => {};
+
+  constructor(endpoint: string) {
+    this.session = http2.connect(`http://${endpoint.replace(/^http:\/\//, '')}`);
+    this.session.on('error', () => undefined);
+    this.stream = this.session.request({
+      ':method': 'POST',
+      ':path': '/etcdserverpb.Watch/Watch',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    this.stream.on('error', () => undefined);
+  }
+
+  send(request: object): void {
+    const body = encodeMessage('etcdserverpb.WatchRequest', request);
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(body.length, 1);
+    this.stream.write(Buffer.concat([head, body]));
+  }
+
+  /** Starts reading: every whole gRPC message is decoded and handed to onMessage. */
+  read(): void {
+    this.stream.on('data', (chunk: Buffer) => {
+      this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+      while (this.pending.length >= 5) {
+        const length = this.pending.readUInt32BE(1);
+        if (this.pending.length < 5 + length) break;
+        const body = this.pending.subarray(5, 5 + length);
+        this.pending = this.pending.subarray(5 + length);
+        this.onMessage(decodeMessage('etcdserverpb.WatchResponse', body));
+      }
+    });
+  }
+
+  close(): void {
+    this.stream.close();
+    this.session.destroy();
+  }
+}
