@@ -27,6 +27,7 @@ import { CompactedError } from './mvcc/errors.js';
 import { AutoCompactor, startAutoCompactor, type CompactionSchedule } from './server/auto-compactor.js';
 import type { Message } from './raft/types.js';
 import { initialMembership, type ClusterMembership } from './server/cluster-members.js';
+import { alarmName } from './server/alarms.js';
 import { KvServer, type ReplicationOptions } from './server/kv-server.js';
 import { tokenProvider } from './server/auth-token.js';
 import { createLogging, slowRequestFields } from './server/logging.js';
@@ -103,7 +104,7 @@ function opsSources(kv: KvServer, shuttingDown: () => boolean): HealthSources & 
     appliedIndex: () => kv.appliedIndex,
     committedIndex: () => kv.commitIndex,
     pendingProposals: () => Math.max(0, kv.lastIndex - kv.appliedIndex),
-    alarms: () => [],
+    alarms: () => kv.applier.alarms.all.map((a) => alarmName(a.alarm)),
     shuttingDown,
     checkRead: async () => void kv.range(HEALTH_PROBE),
     currentRevision: () => kv.currentRevision,
@@ -213,6 +214,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
       onLoginFailed: (user, reason) => authLog.warn({ user, reason }, 'authentication failed'),
     },
   });
+  kv.setQuota(config.limits.quotaBackendBytes, identity.memberId);
   if (kv.raft) {
     const raft = kv.raft;
     const peerTls = peerPortTls(config.raft.tls, { dataDir: config.dataDir, hosts: listenHosts(config.raft), logger: tlsLog });

@@ -18,6 +18,7 @@ import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { openSnapshot } from '../server/backup.js';
 import type { KvServer } from '../server/kv-server.js';
+import { alarmName } from '../server/alarms.js';
 import { hashKv, hashState } from '../server/maintenance-hash.js';
 import { LeaderTransferTimeoutError, moveLeader } from '../server/maintenance-leader.js';
 import { KeySpace } from '../storage/backend.js';
@@ -55,16 +56,18 @@ export function maintenanceHandlers(
         raftIndex: kv.commitIndex,
         raftTerm: kv.term,
         raftAppliedIndex: kv.appliedIndex,
-        errors: [],
+        // etcd lists each active alarm as "memberID:<decimal ID> alarm:<NAME> ".
+        errors: kv.applier.alarms.all.map((a) => `memberID:${a.memberId.toString()} alarm:${alarmName(a.alarm)} `),
         isLearner: false,
       };
     }),
 
-    Alarm: unary<{ action?: number }>('Alarm', (request) => {
-      if ((request.action ?? 0) !== 0) {
-        throw new StatusError(grpc.status.UNIMPLEMENTED, 'MetaStore does not implement alarm activation or deactivation yet');
-      }
-      return { header: headers.at(kv.currentRevision), alarms: [] };
+    Alarm: unary<{ action?: number; memberID?: string; alarm?: number }>('Alarm', async (request, call) => {
+      const action = request.action ?? 0;
+      // Raising or disarming an alarm is an admin action (root under auth), as in etcd.
+      if (action !== 0) await requireRoot(call);
+      const members = await kv.alarm(action, BigInt(request.memberID ?? '0'), request.alarm ?? 0);
+      return { header: headers.at(kv.currentRevision), alarms: members.map((a) => ({ memberID: a.memberId.toString(), alarm: a.alarm })) };
     }),
 
     Defragment: unary('Defragment', async (_request, call) => {

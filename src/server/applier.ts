@@ -23,6 +23,8 @@ import type { DeleteRangeResult, Event, PutResult, Revision, TxnResult } from '.
 import { assert } from '../util/assert.js';
 import { decodeInternalRequest, type InternalRequest } from './internal-request.js';
 import type { LeaseApplier } from './lease-apply.js';
+import { Alarms, AlarmType, type AlarmMember } from './alarms.js';
+import { ServerError } from './errors.js';
 import type { AuthApplier } from './auth-apply.js';
 
 export const META_APPLIED_INDEX = 'appliedIndex';
@@ -45,11 +47,12 @@ export type ApplyValue =
   | { kind: 'leaseRevoke' }
   | { kind: 'leaseCheckpoint' }
   | { kind: 'auth' }
+  | { kind: 'alarm'; members: AlarmMember[] }
   | { kind: 'none' };
 
 export type ApplyOutcome =
   | { ok: true; value: ApplyValue; /** store revision after this entry */ revision: number }
-  | { ok: false; error: MvccError | LeaseError | AuthError };
+  | { ok: false; error: MvccError | LeaseError | AuthError | ServerError };
 
 export interface AppliedBatch {
   outcomes: ApplyOutcome[];
@@ -80,6 +83,21 @@ export class Applier {
 
   get appliedIndex(): number {
     return this.applied;
+  }
+
+  /** The cluster's alarms (NOSPACE, CORRUPT), kept in step with the log. */
+  readonly alarms = new Alarms();
+
+  /**
+   * etcd's capped and corrupt appliers: with NOSPACE active, entries that can grow the store
+   * (put, writing txn, lease grant) are refused; with CORRUPT, every data entry is.
+   */
+  private alarmRefusal(request: InternalRequest): ServerError | undefined {
+    if (this.alarms.all.length === 0) return undefined;
+    const data = request.kind === 'put' || request.kind === 'txn' || request.kind === 'deleteRange' || request.kind === 'compact' || request.kind === 'leaseGrant';
+    if (data && this.alarms.has(AlarmType.CORRUPT)) return new ServerError('Corrupt');
+    if ((request.kind === 'put' || request.kind === 'txn' || request.kind === 'leaseGrant') && this.alarms.has(AlarmType.NOSPACE)) return new ServerError('NoSpace');
+    return undefined;
   }
 
   /** Resolves when every apply batch so far is on disk (before compacting the log behind it). */
@@ -152,6 +170,8 @@ export class Applier {
   ): ApplyOutcome {
     try {
       this.auth?.check(request);
+      const refusal = this.alarmRefusal(request);
+      if (refusal !== undefined) return { ok: false, error: refusal };
       switch (request.kind) {
         case 'put':
           return { ok: true, value: { kind: 'put', put: this.mvcc.put(request.put, sink) }, revision: this.mvcc.currentRevision };
@@ -176,6 +196,8 @@ export class Applier {
         case 'leaseCheckpoint':
           assert(this.leases !== undefined, 'lease entry applied without a lessor');
           return this.leases.apply(request, sink, ops);
+        case 'alarm':
+          return { ok: true, value: { kind: 'alarm', members: this.alarms.apply(request.action, request.memberId, request.alarm as AlarmType, ops) }, revision: this.mvcc.currentRevision };
         case 'publishMember':
           this.members?.applyPublish(request.memberId, request.name, [...request.clientUrls]);
           return { ok: true, value: { kind: 'none' }, revision: this.mvcc.currentRevision };

@@ -31,6 +31,8 @@ export type InternalRequest = (
   | { readonly kind: 'leaseCheckpoint'; readonly checkpoints: readonly LeaseCheckpoint[] }
   // A starting member announces its name and client URLs (etcd's "publish").
   | { readonly kind: 'publishMember'; readonly memberId: bigint; readonly name: string; readonly clientUrls: readonly string[] }
+  // etcd's AlarmRequest: raise or disarm an alarm (NOSPACE, CORRUPT) for a member.
+  | { readonly kind: 'alarm'; readonly action: number; readonly memberId: bigint; readonly alarm: number }
   // An auth change (src/auth): password hashes and keys were made by the proposer.
   | { readonly kind: 'auth'; readonly op: AuthOp }
 ) & {
@@ -40,7 +42,7 @@ export type InternalRequest = (
 };
 
 const ENCODING_VERSION = 1;
-const KIND = { range: 1, put: 2, deleteRange: 3, txn: 4, compact: 5, leaseGrant: 6, leaseRevoke: 7, leaseCheckpoint: 8, publishMember: 9, auth: 10, stamp: 11 } as const;
+const KIND = { range: 1, put: 2, deleteRange: 3, txn: 4, compact: 5, leaseGrant: 6, leaseRevoke: 7, leaseCheckpoint: 8, publishMember: 9, auth: 10, stamp: 11, alarm: 12 } as const;
 
 // Auth ops travel as JSON; Buffers (permission keys) as base64.
 function encodeAuthOp(op: AuthOp): Buffer {
@@ -88,6 +90,9 @@ export function encodeInternalRequest(request: InternalRequest): Buffer {
     case 'leaseCheckpoint':
       out.u8(KIND.leaseCheckpoint).u32(request.checkpoints.length);
       for (const checkpoint of request.checkpoints) out.signedId(checkpoint.id).int(checkpoint.remainingMs);
+      break;
+    case 'alarm':
+      out.u8(KIND.alarm).u8(request.action).id(request.memberId).u8(request.alarm);
       break;
     case 'publishMember':
       out.u8(KIND.publishMember).id(request.memberId).bytes(Buffer.from(request.name)).u32(request.clientUrls.length);
@@ -137,6 +142,9 @@ export function decodeInternalRequest(data: Buffer): InternalRequest {
       request = { kind: 'leaseCheckpoint', checkpoints };
       break;
     }
+    case KIND.alarm:
+      request = { kind: 'alarm', action: input.u8(), memberId: input.id(), alarm: input.u8() };
+      break;
     case KIND.publishMember: {
       const memberId = input.id();
       const name = input.bytes().toString();

@@ -30,6 +30,7 @@ import { Applier, META_APPLIED_INDEX, META_COMPACTED_REVISION, type ApplyOutcome
 import { RaftNode, type PeerSender } from './raft-node.js';
 import { SoloLog } from './solo-log.js';
 import { Membership, type Member, type MemberContext } from './membership.js';
+import { AlarmAction, AlarmType, type AlarmMember } from './alarms.js';
 import { deriveMemberId } from './member-id.js';
 import { ServerError } from './errors.js';
 import { ConfChangeType } from '../raft/types.js';
@@ -165,6 +166,7 @@ export class KvServer {
     const applier = new Applier(mvcc, backend, readMetaNumber(backend, META_APPLIED_INDEX));
     applier.setLeaseApplier(new LeaseApplier(lessor, mvcc, leaseNow));
     applier.setMembers(membership);
+    applier.alarms.load((space, key) => backend.get(space, key));
     const authStore = new AuthStore();
     restoreAuth(backend, authStore);
     applier.setAuthApplier(new AuthApplier(authStore, (id) => lessor.timeToLive(id, 0, true)?.keys ?? []));
@@ -265,6 +267,58 @@ export class KvServer {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }
+  }
+
+  // ---------------------------------------------------------------- quota and alarms
+
+  /** --quota-backend-bytes as etcd reads it: 0 = 2 GiB, negative = no quota. */
+  private quotaBytes = 2 * 1024 ** 3;
+  private sizeEstimate = { bytes: 0, writtenAtMeasure: 0 };
+  private sizeTimer: NodeJS.Timeout | undefined;
+  private raisingNoSpace = false;
+
+  /** Sets the quota and starts sampling the database size (once a second). */
+  setQuota(quotaBackendBytes: number, memberId: bigint): void {
+    this.quotaBytes = quotaBackendBytes === 0 ? 2 * 1024 ** 3 : quotaBackendBytes < 0 ? Number.POSITIVE_INFINITY : quotaBackendBytes;
+    this.quotaMemberId = memberId;
+    if (!Number.isFinite(this.quotaBytes)) return;
+    const sample = (): void => {
+      void this.backend.sizeBytes().then((bytes) => (this.sizeEstimate = { bytes, writtenAtMeasure: this.backend.bytesWritten }));
+    };
+    sample();
+    this.sizeTimer = setInterval(sample, 1000);
+    this.sizeTimer.unref();
+  }
+  private quotaMemberId = 0n;
+
+  /**
+   * etcd's quota check before a write is proposed: with NOSPACE active, or when the write would
+   * take the database past the quota (size on disk, plus what was written since it was last
+   * measured), refuse with "database space exceeded" and raise the NOSPACE alarm through Raft.
+   */
+  checkQuota(requestBytes: number): void {
+    if (this.applier.alarms.has(AlarmType.NOSPACE)) throw new ServerError('NoSpace');
+    if (!Number.isFinite(this.quotaBytes)) return;
+    const estimate = this.sizeEstimate.bytes + (this.backend.bytesWritten - this.sizeEstimate.writtenAtMeasure);
+    if (estimate + requestBytes <= this.quotaBytes) return;
+    if (!this.raisingNoSpace) {
+      this.raisingNoSpace = true;
+      void this.alarm(AlarmAction.ACTIVATE, this.quotaMemberId, AlarmType.NOSPACE)
+        .catch(() => undefined)
+        .finally(() => (this.raisingNoSpace = false));
+    }
+    throw new ServerError('NoSpace');
+  }
+
+  /** etcd's Alarm: GET lists; ACTIVATE/DEACTIVATE go through the log. */
+  async alarm(action: number, memberId: bigint, alarm: number): Promise<AlarmMember[]> {
+    if (action === AlarmAction.GET) {
+      return this.applier.alarms.all.filter((a) => (memberId === 0n || a.memberId === memberId) && (alarm === AlarmType.NONE || a.alarm === alarm));
+    }
+    const { outcome } = await this.log.propose({ kind: 'alarm', action, memberId, alarm });
+    const value = unwrap(outcome);
+    assert(value.kind === 'alarm');
+    return value.members;
   }
 
   // ---------------------------------------------------------------- Cluster service
@@ -375,6 +429,7 @@ export class KvServer {
     this.applier.resetAppliedIndex(applied);
     restoreAuth(this.backend, this.auth.store);
     await this.membership.reload();
+    this.applier.alarms.load((space, key) => this.backend.get(space, key));
     return applied;
   }
 
@@ -415,6 +470,7 @@ export class KvServer {
   }
 
   async put(request: PutRequest, stamp?: AuthStamp): Promise<Revisioned<PutResult>> {
+    this.checkQuota(request.key.length + request.value.length);
     const { outcome } = await this.log.propose({ kind: 'put', put: request, ...stamped(stamp) });
     const value = unwrap(outcome);
     assert(value.kind === 'put');
@@ -436,6 +492,7 @@ export class KvServer {
       });
       return { result, revision: this.mvcc.currentRevision };
     }
+    this.checkQuota(0);
     const { outcome } = await this.log.propose({ kind: 'txn', txn: request, ...stamped(stamp) });
     const value = unwrap(outcome);
     assert(value.kind === 'txn');
@@ -451,6 +508,7 @@ export class KvServer {
   }
 
   async close(): Promise<void> {
+    if (this.sizeTimer !== undefined) clearInterval(this.sizeTimer);
     this.leases.stop();
     this.watchHub.close();
     if (this.log instanceof RaftNode) {
