@@ -28,6 +28,9 @@ import { AutoCompactor, startAutoCompactor, type CompactionSchedule } from './se
 import type { Message } from './raft/types.js';
 import { initialMembership, type ClusterMembership } from './server/cluster-members.js';
 import { alarmName } from './server/alarms.js';
+import { checkInitialHashes } from './server/corruption-check.js';
+import { clients } from './grpc/proto.js';
+import * as grpc from '@grpc/grpc-js';
 import { KvServer, type ReplicationOptions } from './server/kv-server.js';
 import { tokenProvider } from './server/auth-token.js';
 import { createLogging, slowRequestFields } from './server/logging.js';
@@ -263,6 +266,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   // voter elects itself at once, so that is immediate); give up waiting after a while so a
   // member without quorum still serves serializable reads and health checks.
   await kv.start({ publishTimeoutMs: Math.max(5000, 5 * config.raft.electionTimeoutMs) });
+  if (config.reliability.initialCorruptCheck) await initialCorruptCheck(kv, identity.memberId, raftLog, () => logging.flushSync());
   // server.auth.root_password / server.auth.enabled: bootstrap root, then switch auth on.
   if (config.auth.rootPassword !== '' || config.auth.enabled) {
     try {
@@ -391,6 +395,46 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * --experimental-initial-corrupt-check: before serving clients, compare HashKV with every
+ * reachable peer at this member's revision; on a mismatch, stop instead of serving data that
+ * differs from the cluster's (etcd refuses to start the same way).
+ */
+async function initialCorruptCheck(
+  kv: KvServer,
+  selfId: bigint,
+  log: { info(fields: object, message: string): void; fatal(fields: object, message: string): void },
+  flush: () => void,
+): Promise<void> {
+  const peers = kv
+    .listMembers()
+    .filter((m) => m.id !== selfId && m.clientUrls[0] !== undefined)
+    .map((m) => ({ id: m.id, address: m.clientUrls[0]!.replace(/^https?:\/\//, '').replace(/\/$/, '') }));
+  const result = await checkInitialHashes({
+    local: { backend: kv.backend, applier: kv.applier, currentRevision: kv.currentRevision, compactedRevision: kv.compactedRevision },
+    peers,
+    fetch: (address, revision) =>
+      new Promise((resolve, reject) => {
+        const client = new clients.Maintenance(address, grpc.credentials.createInsecure()) as unknown as {
+          HashKV(request: object, options: object, callback: (error: Error | null, response?: { hash: number; compactRevision: string }) => void): void;
+          close(): void;
+        };
+        client.HashKV({ revision }, { deadline: Date.now() + 5000 }, (error, response) => {
+          client.close();
+          if (error || response === undefined) reject(error ?? new Error('no answer'));
+          else resolve({ hash: response.hash, compactRevision: Number(response.compactRevision) });
+        });
+      }),
+  });
+  const summary = { revision: result.revision, compared: result.compared.map((id) => id.toString(16)), skipped: result.skipped.map((s) => ({ id: s.id.toString(16), reason: s.reason })) };
+  if (result.mismatched.length > 0) {
+    log.fatal({ ...summary, mismatched: result.mismatched.map((m) => ({ id: m.id.toString(16), localHash: m.localHash, peerHash: m.peerHash })) }, 'found data inconsistency with peers; stopping');
+    flush();
+    process.exit(1);
+  }
+  log.info(summary, 'initial corruption check passed');
 }
 
 /**
