@@ -218,6 +218,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     },
   });
   kv.setQuota(config.limits.quotaBackendBytes, identity.memberId);
+  kv.strictReconfigCheck = config.raft.strictReconfigCheck;
   if (kv.raft) {
     const raft = kv.raft;
     const peerTls = peerPortTls(config.raft.tls, { dataDir: config.dataDir, hosts: listenHosts(config.raft), logger: tlsLog });
@@ -235,6 +236,11 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
       listenPort: config.raft.port,
       peers: new Map(membership.members.filter((m) => m.id !== identity.memberId).map((m) => [m.id, m.peerAddress])),
       onMessages: (messages) => raft.receive(messages),
+      isRemoved: (id) => kv.membership.wasRemoved(id),
+      onRemoved: (byPeer) => {
+        raftLog.warn({ peer: byPeer.toString(16) }, 'this member was removed from the cluster (told by a peer); stopping');
+        process.kill(process.pid, 'SIGTERM');
+      },
       onUnreachable: (peer) => raft.reportUnreachable(peer),
       onSnapshotStatus: (peer, ok) => raft.reportSnapshot(peer, ok),
       logger: log.child({ component: 'transport' }),

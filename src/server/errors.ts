@@ -20,7 +20,8 @@ export type ServerErrorCode =
   | 'MemberNotFound'
   | 'MemberNotLearner'
   | 'LearnerNotReady'
-  | 'BadLeaderTransferee';
+  | 'BadLeaderTransferee'
+  | 'MemberNotEnoughStarted';
 
 export class ServerError extends Error {
   override name = 'ServerError';

@@ -333,6 +333,7 @@ export class KvServer {
     const taken = new Set(this.membership.list().flatMap((m) => m.peerUrls));
     if (peerUrls.some((url) => taken.has(url))) throw new ServerError('PeerURLExist');
     if (isLearner && this.membership.list().filter((m) => m.isLearner).length >= options.maxLearners) throw new ServerError('TooManyLearners');
+    if (!isLearner) this.checkStartedQuorum(+1);
     const id = deriveMemberId(peerUrls, options.clusterToken);
     if (this.membership.get(id) !== undefined || this.membership.wasRemoved(id)) throw new ServerError('MemberExist');
     const context: MemberContext = { peerUrls, isLearner };
@@ -342,7 +343,9 @@ export class KvServer {
 
   async removeMember(id: bigint): Promise<Member[]> {
     this.requireCluster();
-    if (this.membership.get(id) === undefined) throw new ServerError('MemberNotFound');
+    const member = this.membership.get(id);
+    if (member === undefined) throw new ServerError('MemberNotFound');
+    if (!member.isLearner) this.checkStartedQuorum(-1, id);
     await this.requireRaft().changeMembership(ConfChangeType.RemoveNode, id, Buffer.alloc(0));
     return this.membership.list();
   }
@@ -373,6 +376,34 @@ export class KvServer {
     await raft.changeMembership(ConfChangeType.AddNode, id, Buffer.from(JSON.stringify(context)));
     return this.membership.list();
   }
+
+  /**
+   * etcd's --strict-reconfig-check (on by default): refuse a voter change that would leave
+   * fewer started voters (ones the leader heard from recently) than the new configuration's
+   * quorum: "re-configuration failed due to not enough started members".
+   */
+  private checkStartedQuorum(voterDelta: 1 | -1, removing?: bigint): void {
+    if (!this.strictReconfigCheck) return;
+    const raft = this.requireRaft();
+    const status = raft.status();
+    if (status.progress.size === 0) return; // only the leader can tell; followers forward
+    let voters = 0;
+    let started = 0;
+    for (const [id, progress] of status.progress) {
+      if (progress.isLearner) continue;
+      voters++;
+      if (id === removing) continue;
+      if (id === raft.memberId || progress.recentActive) started++;
+    }
+    const after = voters + voterDelta;
+    // etcd's exception: a one-member cluster may always add its second member (growing a
+    // restored or single-node cluster), though the pair has no quorum until it joins.
+    if (voterDelta === 1 && started === 1 && after === 2) return;
+    if (started < Math.floor(after / 2) + 1) throw new ServerError('MemberNotEnoughStarted');
+  }
+
+  /** etcd --strict-reconfig-check; main sets it from the config. */
+  strictReconfigCheck = true;
 
   private requireCluster(): MembershipOptions {
     if (this.membershipOptions === undefined) throw new ServerError('NotCapable');
@@ -465,6 +496,9 @@ export class KvServer {
   }
 
   range(request: RangeRequest): Revisioned<RangeResult> {
+    // With CORRUPT raised, nothing is served from this member's state (ETCD-FACTS: CORRUPT
+    // refuses everything).
+    if (this.applier.alarms.has(AlarmType.CORRUPT)) throw new ServerError('Corrupt');
     const result = this.mvcc.range(request);
     return { result, revision: this.mvcc.currentRevision };
   }

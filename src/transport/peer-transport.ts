@@ -45,6 +45,9 @@ import {
 
 type LogFn = (fields: object, message?: string) => void;
 /** The subset of a pino logger the transport uses. */
+/** The status detail a peer answers a removed member with (etcd: "the member has been permanently removed from the cluster"). */
+const REMOVED_DETAILS = 'the member has been permanently removed from the cluster';
+
 export interface TransportLogger {
   info: LogFn;
   warn: LogFn;
@@ -66,6 +69,10 @@ export interface PeerTransportOptions {
   listenPort: number;
   /** Member ID -> "host:port" (or "http://host:port") of its raft port, excluding this member. */
   peers: ReadonlyMap<bigint, string>;
+  /** True for members removed from the cluster: their frames are answered "removed". */
+  isRemoved?(memberId: bigint): boolean;
+  /** A peer answered that this member was removed from the cluster. */
+  onRemoved?(byPeer: bigint): void;
   /** A joining member (clusterId 0) learned its cluster's ID from a peer. */
   onClusterId?(clusterId: bigint): void;
   /** Messages received from peers, in arrival order per sender. */
@@ -364,6 +371,7 @@ export class PeerTransport {
   }
 
   private onStreamEnd(link: PeerLink, call: grpc.ClientWritableStream<Buffer>, error: grpc.ServiceError | null): void {
+    if (error?.code === grpc.status.FAILED_PRECONDITION && error.details === REMOVED_DETAILS) this.options.onRemoved?.(link.id);
     if (link.call !== call) return;
     link.call = undefined;
     if (link.state === 'closed' || this.closed) return;
@@ -552,6 +560,12 @@ export class PeerTransport {
         failed = true;
         this.warnRateLimited(`bad:${call.getPeer()}`, { remote: call.getPeer(), error: error.message }, 'malformed peer frame; closing stream');
         callback({ code: grpc.status.INVALID_ARGUMENT, details: error.message });
+        return;
+      }
+      if (this.options.isRemoved?.(frame.fromId)) {
+        // Tell a removed member so, as etcd's peers do (HTTP 410): it shuts itself down.
+        failed = true;
+        callback({ code: grpc.status.FAILED_PRECONDITION, details: REMOVED_DETAILS });
         return;
       }
       if (!this.acceptFrame(frame)) return;

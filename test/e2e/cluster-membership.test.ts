@@ -98,6 +98,9 @@ describe('membership through etcdctl', () => {
     expect(put.code).toBe(0);
     const read = await etcdctl(joinerEndpoint, ['get', 'after-remove', '--print-value-only']);
     expect(read.stdout.trim()).toBe('ok');
+    // The removed member learns it from its peers (or from applying its own removal) and stops.
+    await until('the removed member to stop', async () => cluster.members[0]!.isRunning(), (running) => !running, 15_000);
+    expect(cluster.members[0]!.logs()).toMatch(/this member was removed from the cluster/);
   }, 120_000);
 
   it('refuses bad member changes with etcd errors', async () => {

@@ -34,3 +34,16 @@ it('a leader stopped with SIGTERM hands leadership over before exiting', async (
   expect(after.map((s) => s.memberId)).toContain(after[0]!.leader);
   expect((await etcdctl(survivors, ['put', 'after-handoff', 'ok'])).code).toBe(0);
 });
+
+it('strict reconfig check: with one of three members down, adding a voter is refused', async () => {
+  // The leader forgets a silent member's activity after an election timeout (1 s); nothing
+  // announces that moment, so give it two.
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const running = cluster.members.filter((m) => m.isRunning()).map((m) => m.endpoint.replace('http://', '')).join(',');
+  const add = await etcdctl(running, ['member', 'add', 'extra', '--peer-urls=http://127.0.0.1:1']);
+  expect(add.code).toBe(1);
+  expect(add.stderr).toContain('etcdserver: re-configuration failed due to not enough started members');
+  // A learner does not count towards quorum: it may still be added.
+  const learner = await etcdctl(running, ['member', 'add', 'extra', '--peer-urls=http://127.0.0.1:1', '--learner']);
+  expect(learner.code, learner.stderr).toBe(0);
+});

@@ -30,7 +30,7 @@ async function corruptNewestRecord(dataDir: string): Promise<void> {
     expect(newest).toBeDefined();
     const [key, value] = newest!;
     const altered = Buffer.from(value);
-    altered[altered.length - 1] ^= 0xff;
+    altered[altered.length - 1] = altered[altered.length - 1]! ^ 0xff;
     await db.put(key, altered, { sync: true });
   } finally {
     await db.close();
