@@ -1,0 +1,140 @@
+// Watch and lease benchmark, real etcd 3.4 and MetaStore started fresh (single members) in the
+// same run on this machine, the load from bench/go-watch (etcd's Go client, clientv3, built
+// from Debian's Go sources like bench/go-load):
+// - watch: 1,000 prefix watchers on one member (10 client connections, so 10 watch streams of
+//   100 watchers), an open-loop put load at a steady rate from an 11th connection; put -> event
+//   latency of every delivered event (p50/p99) and events delivered per second;
+// - keep-alive: 1,000 leases, 100 LeaseKeepAlive streams in a closed loop; keep-alives/s.
+//
+//   node --import tsx bench/watch-bench.ts [--watchers 1000] [--rates 50,200] [--seconds 10]
+//        [--leases 1000] [--streams 100] [--keepalives 200000] [--only etcd|metastore] [--record]
+//
+// Estimate before measuring (2 cores, server and client sharing them): etcd sends one
+// WatchResponse per watcher per revision for a few us of Go each, so 1,000 watchers x 200
+// puts/s (200k events/s) should stay near 1-5 ms p50; MetaStore pays grpc-js's ~10-20 us per
+// written message, so it should saturate around 50-100k events/s: fine at 50 puts/s, with
+// latency growing at 200 puts/s. Keep-alives are a lessor renew without Raft on one member: etcd
+// ~30-50k/s, MetaStore ~10-20k/s (grpc-js stream read + write per keep-alive).
+
+import { execFileSync, spawn } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEtcd, startMetaStore } from '../test/support/servers.js';
+import { disposeAll } from '../test/support/processes.js';
+
+const benchDir = fileURLToPath(new URL('.', import.meta.url));
+function flag(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : fallback;
+}
+const only = process.argv.includes('--only') ? flag('only', '') : undefined;
+const watchers = Number(flag('watchers', '1000'));
+const rates = flag('rates', '50,200').split(',').map(Number);
+const seconds = Number(flag('seconds', '10'));
+const leases = Number(flag('leases', '1000'));
+const streams = Number(flag('streams', '100'));
+const keepalives = Number(flag('keepalives', '200000'));
+
+/** Builds bench/go-watch with Debian's Go and etcd sources (GOPATH mode, no network). */
+function goWatch(): string {
+  const out = join(benchDir, 'out', 'go-watch');
+  if (existsSync(out)) return out;
+  mkdirSync(join(benchDir, 'out'), { recursive: true });
+  execFileSync('go', ['build', '-o', out, '.'], {
+    cwd: join(benchDir, 'go-watch'),
+    env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOCACHE: join(benchDir, 'out', 'gocache') },
+    stdio: 'inherit',
+  });
+  return out;
+}
+const binary = goWatch();
+
+type Output = Record<string, number | string>;
+
+function runGo(args: string[]): Promise<Output> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout.on('data', (chunk) => (text += chunk));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(text.trim().split('\n').pop()!) as Output) : reject(new Error(`go-watch exited ${code}`))));
+  });
+}
+
+interface Row { target: string; workload: string; rate: number; p50: number; p99: number; note: string }
+
+async function benchTarget(target: string, endpoint: string): Promise<Row[]> {
+  const rows: Row[] = [];
+  // Warm-up: JIT, connections.
+  await runGo(['-endpoint', endpoint, '-op', 'watch', '-watchers', String(watchers), '-rate', '50', '-puts', '100']);
+  for (const rate of rates) {
+    const r = await runGo(['-endpoint', endpoint, '-op', 'watch', '-watchers', String(watchers), '-rate', String(rate), '-puts', String(rate * seconds)]);
+    const complete = r['events'] === r['expectedEvents'] && r['outOfOrder'] === 0;
+    rows.push({
+      target,
+      workload: `watch: ${watchers} watchers, ${rate} puts/s for ${seconds} s`,
+      rate: Number(r['eventsPerSecond']),
+      p50: Number(r['p50Ms']),
+      p99: Number(r['p99Ms']),
+      note: `${r['events']}/${r['expectedEvents']} events${complete ? '' : ' INCOMPLETE'}, out of order ${r['outOfOrder']}, put errors ${r['putErrors']}, max ${Number(r['maxMs']).toFixed(1)} ms`,
+    });
+    console.error(target, JSON.stringify(r));
+  }
+  await runGo(['-endpoint', endpoint, '-op', 'keepalive', '-leases', String(leases), '-streams', String(streams), '-total', String(Math.min(20_000, keepalives))]);
+  const k = await runGo(['-endpoint', endpoint, '-op', 'keepalive', '-leases', String(leases), '-streams', String(streams), '-total', String(keepalives)]);
+  console.error(target, JSON.stringify(k));
+  rows.push({
+    target,
+    workload: `lease keep-alive: ${leases} leases, ${streams} streams, closed loop`,
+    rate: Number(k['opsPerSecond']),
+    p50: Number(k['p50Ms']),
+    p99: Number(k['p99Ms']),
+    note: `${k['ops']} keep-alives, ${k['errors']} answered TTL <= 0`,
+  });
+  return rows;
+}
+
+function format(rows: Row[]): string {
+  const lines = ['| target | workload | events or keep-alives /s | p50 ms | p99 ms | notes |', '|---|---|---:|---:|---:|---|'];
+  for (const r of rows) lines.push(`| ${r.target} | ${r.workload} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.note} |`);
+  const ratios: string[] = [];
+  for (const workload of new Set(rows.map((r) => r.workload))) {
+    const etcd = rows.find((r) => r.workload === workload && r.target.startsWith('etcd'));
+    const ms = rows.find((r) => r.workload === workload && r.target.startsWith('MetaStore'));
+    if (etcd && ms) {
+      ratios.push(`- ${workload}: MetaStore / etcd throughput = **${(ms.rate / etcd.rate).toFixed(2)}**, p99 ${ms.p99.toFixed(1)} vs ${etcd.p99.toFixed(1)} ms`);
+    }
+  }
+  return [...lines, '', ...ratios].join('\n');
+}
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  try {
+    if (only !== 'metastore') {
+      const etcd = await startEtcd();
+      rows.push(...(await benchTarget('etcd 3.4.23', etcd.endpoint.replace('http://', ''))));
+      await etcd.stop();
+    }
+    if (only !== 'etcd') {
+      const metastore = await startMetaStore();
+      rows.push(...(await benchTarget('MetaStore', metastore.endpoint.replace('http://', ''))));
+      await metastore.destroy();
+    }
+  } finally {
+    await disposeAll();
+  }
+  const table = format(rows);
+  console.log(table);
+  if (process.argv.includes('--record')) {
+    const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
+    const command = `node --import tsx bench/watch-bench.ts ${process.argv.slice(2).join(' ')}`.trim();
+    appendFileSync(
+      join(benchDir, 'RESULTS.md'),
+      `\n## Watch and lease keep-alive, single member (${new Date().toISOString().slice(0, 10)})\n\nMachine: ${os.cpus().length} cores (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}. Load generator: bench/go-watch (Go clientv3). Command: \`${command}\`\n\n${table}\n`,
+    );
+  }
+}
+
+await main();
