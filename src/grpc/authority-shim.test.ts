@@ -219,6 +219,20 @@ describe('shimAuthority', () => {
     expect(await drain(await handedOver)).toEqual(Buffer.concat([PREFACE, CLIENT_SETTINGS]));
   });
 
+  it('never hands over between our SETTINGS and a late ACK: it waits past the timeout for the ACK', async () => {
+    const { port, handedOver } = await shimmedListener(50);
+    const client = await connect(port);
+    client.write(Buffer.concat([PREFACE, CLIENT_SETTINGS]));
+    await nextData(client);
+    let handed = false;
+    void handedOver.then(() => (handed = true));
+    // Well past the timeout, the client still has not acknowledged: nothing handed over yet.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(handed).toBe(false);
+    client.write(SETTINGS_ACK);
+    expect(await drain(await handedOver)).toEqual(Buffer.concat([PREFACE, CLIENT_SETTINGS]));
+  });
+
   it('destroys a socket the client closes before hand-over', async () => {
     let handed = false;
     let onClosed!: () => void;

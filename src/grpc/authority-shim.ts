@@ -234,6 +234,9 @@ export function rewriteHeadersFrame(frame: Uint8Array): Buffer | undefined {
 // ---------------------------------------------------------------------------------------------
 // Connection hand-over
 
+/** The longest a client may take to acknowledge our SETTINGS before it is disconnected. */
+const ACK_WAIT_MS = 30_000;
+
 export interface AuthorityShimOptions {
   /** How long to wait for the first HEADERS frame before handing over as is (default 1000 ms). */
   timeoutMs?: number;
@@ -258,6 +261,8 @@ export function shimAuthority(socket: net.Socket, handOver: (socket: net.Socket)
   let ackAt: number | undefined;
   let rewrite: { start: number; end: number; frame: Buffer } | undefined;
   let done = false;
+  /** The HEADERS wait timed out; hand over as soon as the client's ACK has been taken out. */
+  let ackOnly = false;
 
   const detach = (): void => {
     clearTimeout(timer);
@@ -330,7 +335,7 @@ export function shimAuthority(socket: net.Socket, handOver: (socket: net.Socket)
       }
       // The ACK follows our SETTINGS within a round trip, so waiting for it costs at most that
       // for a client that sent its request without waiting for the server's SETTINGS.
-      if (headersSeen && ackAt !== undefined) return finish();
+      if ((headersSeen || ackOnly) && ackAt !== undefined) return finish();
     }
     if (received.length >= maxBufferedBytes) finish();
   };
@@ -345,7 +350,17 @@ export function shimAuthority(socket: net.Socket, handOver: (socket: net.Socket)
     detach();
     socket.destroy();
   };
-  const timer = setTimeout(finish, timeoutMs);
+  // After timeoutMs without a request, hand over — but never between our SETTINGS and the
+  // client's ACK of it: nghttp2 would see that ACK as unexpected and close the connection
+  // (seen under load, when a client took over a second to answer). A client that never
+  // acknowledges within ACK_WAIT_MS is broken: drop it.
+  const onTimeout = (): void => {
+    if (!settingsSent || ackAt !== undefined) return finish();
+    ackOnly = true;
+    timer = setTimeout(onGone, ACK_WAIT_MS);
+    timer.unref();
+  };
+  let timer = setTimeout(onTimeout, timeoutMs);
   // A connection waiting here must not keep a shutting-down process alive.
   timer.unref();
   socket.on('data', onData);

@@ -31,7 +31,7 @@ function ttl(value: WireInt64): number {
 
 export function leaseHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
   const LeaseGrant = unary<{ TTL?: WireInt64; ID?: WireInt64 }>('LeaseGrant', async (request) => {
-    kv.checkQuota(0);
+    await kv.checkQuota(0);
     const { result, revision } = await kv.leases.grant(int64(request.ID), ttl(request.TTL));
     return { header: headers.at(revision), ID: result.id.toString(), TTL: String(result.ttlSeconds), error: '' };
   });

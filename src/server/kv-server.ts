@@ -283,7 +283,7 @@ export class KvServer {
     this.quotaMemberId = memberId;
     if (!Number.isFinite(this.quotaBytes)) return;
     const sample = (): void => {
-      void this.backend.sizeBytes().then((bytes) => (this.sizeEstimate = { bytes, writtenAtMeasure: this.backend.bytesWritten }));
+      void this.backend.stateSizeBytes().then((bytes) => (this.sizeEstimate = { bytes, writtenAtMeasure: this.backend.bytesWritten }));
     };
     sample();
     this.sizeTimer = setInterval(sample, 1000);
@@ -293,14 +293,20 @@ export class KvServer {
 
   /**
    * etcd's quota check before a write is proposed: with NOSPACE active, or when the write would
-   * take the database past the quota (size on disk, plus what was written since it was last
-   * measured), refuse with "database space exceeded" and raise the NOSPACE alarm through Raft.
+   * take the database past the quota (size on disk, measured again when the estimate from the
+   * last measurement plus what was written since says so), refuse with "database space
+   * exceeded" and raise the NOSPACE alarm through Raft.
    */
-  checkQuota(requestBytes: number): void {
+  async checkQuota(requestBytes: number): Promise<void> {
     if (this.applier.alarms.has(AlarmType.NOSPACE)) throw new ServerError('NoSpace');
     if (!Number.isFinite(this.quotaBytes)) return;
     const estimate = this.sizeEstimate.bytes + (this.backend.bytesWritten - this.sizeEstimate.writtenAtMeasure);
     if (estimate + requestBytes <= this.quotaBytes) return;
+    // The estimate counts logical bytes written since the last measurement; LevelDB compresses
+    // and compacts, so measure the files before refusing and raising an alarm.
+    const bytes = await this.backend.stateSizeBytes();
+    this.sizeEstimate = { bytes, writtenAtMeasure: this.backend.bytesWritten };
+    if (bytes + requestBytes <= this.quotaBytes) return;
     if (!this.raisingNoSpace) {
       this.raisingNoSpace = true;
       void this.alarm(AlarmAction.ACTIVATE, this.quotaMemberId, AlarmType.NOSPACE)
@@ -504,7 +510,7 @@ export class KvServer {
   }
 
   async put(request: PutRequest, stamp?: AuthStamp): Promise<Revisioned<PutResult>> {
-    this.checkQuota(request.key.length + request.value.length);
+    await this.checkQuota(request.key.length + request.value.length);
     const { outcome } = await this.log.propose({ kind: 'put', put: request, ...stamped(stamp) });
     const value = unwrap(outcome);
     assert(value.kind === 'put');
@@ -526,7 +532,7 @@ export class KvServer {
       });
       return { result, revision: this.mvcc.currentRevision };
     }
-    this.checkQuota(0);
+    await this.checkQuota(0);
     const { outcome } = await this.log.propose({ kind: 'txn', txn: request, ...stamped(stamp) });
     const value = unwrap(outcome);
     assert(value.kind === 'txn');

@@ -244,6 +244,17 @@ export class Backend {
     return total;
   }
 
+  /**
+   * Approximate size of the replicated state on disk (every key space but the Raft log),
+   * what --quota-backend-bytes limits: etcd's quota counts its backend, not its WAL. LevelDB
+   * only counts flushed tables here; callers add what they wrote since.
+   */
+  async stateSizeBytes(): Promise<number> {
+    const spaces = Object.values(KeySpace).filter((space) => space !== KeySpace.raftLog);
+    const sizes = await Promise.all(spaces.map((space) => this.spaceSizeBytes(space)));
+    return sizes.reduce((a, b) => a + b, 0);
+  }
+
   /** Approximate size of one key space, bytes (what is "in use" for etcd's dbSizeInUse). */
   async spaceSizeBytes(space: KeySpace): Promise<number> {
     return this.db.approximateSize(Buffer.from([space]), Buffer.from([space + 1]));
