@@ -117,6 +117,10 @@ function opsSources(kv: KvServer, shuttingDown: () => boolean): HealthSources & 
     dbSizeBytes: () => kv.backend.sizeBytes(),
     dbSizeInUseBytes: () => kv.backend.spaceSizeBytes(KeySpace.mvcc),
     activeConnections: () => clientConnections(),
+    watchers: () => {
+      const counts = kv.watchHub.counts;
+      return counts.synced + counts.unsynced;
+    },
   };
 }
 
@@ -146,6 +150,9 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   for (const note of notes) log.warn(note);
   // The metrics are created once the identity is known; the backend reports to them from then on.
   let onBackendWrite: ((seconds: number, synced: boolean) => void) | undefined;
+  // Metrics are built after the node; these forward to them once they exist.
+  let onLeaderChanged = (): void => {};
+  let onPeerRoundTrip = (_peer: bigint, _seconds: number): void => {};
   const backend = await Backend.open(config.dataDir, {
     cacheSizeBytes: config.storage.blockCacheSize,
     writeBufferSizeBytes: config.storage.writeBufferSize,
@@ -175,7 +182,11 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
           random: new SeededRandom(Number(identity.memberId % 2147483647n) ^ Date.now()),
           sender: { send: (messages: Message[]) => transport?.send(messages) },
           joinExisting: config.initialClusterState === 'existing',
-          onLeaderChange: (lead, term) => raftLog.info({ leader: lead.toString(16), term }, 'leader changed'),
+          onLeaderChange: (lead, term) => {
+            raftLog.info({ leader: lead.toString(16), term }, 'leader changed');
+            if (lead !== 0n) onLeaderChanged();
+          },
+          onPeerRoundTrip: (peer, seconds) => onPeerRoundTrip(peer, seconds),
           onSnapshotInstalled: (snapshotIndex, appliedIndex) => raftLog.info({ snapshotIndex, appliedIndex }, 'installed snapshot from leader'),
           onSnapshotSent: (to, snapshotIndex, bytes) => raftLog.info({ to: to.toString(16), snapshotIndex, bytes }, 'sending snapshot'),
           // The raft log writes to the same LevelDB outside the backend's queue: count them too.
@@ -312,7 +323,13 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
       if (synced) walFsync.observe(seconds);
     };
   }
-  if (!kv.raft) metrics?.leaderChanges.inc(); // a single member becomes leader once, at start
+  if (metrics) {
+    const { leaderChanges, peerRoundTrip } = metrics;
+    onLeaderChanged = () => leaderChanges.inc();
+    onPeerRoundTrip = (peer, seconds) => peerRoundTrip(peer.toString(16), seconds);
+    // A leader elected while the member was starting was seen before the metrics existed.
+    if (kv.raft && kv.raft.leader !== 0n) leaderChanges.inc();
+  }
 
   const grpcLog = log.child({ component: 'grpc' });
   // At most one warning per second about refused connections, with the count since the last.

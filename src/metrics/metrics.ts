@@ -14,7 +14,7 @@
 // 8.192 s) so etcd's dashboards and alert thresholds line up; gRPC durations start at 0.5 ms
 // (a single-member read answers in well under a millisecond) and double up to ~8 s.
 
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CallStats, FastCounter, FastHistogram, exponentialBuckets } from './fast-collectors.js';
 
 /** Values read when Prometheus scrapes. Each getter must be cheap and must not throw. */
@@ -36,6 +36,8 @@ export interface MetricsSources {
   dbSizeInUseBytes(): Promise<number> | number;
   /** Open client connections to the gRPC server. */
   activeConnections(): number;
+  /** Watchers on this member (etcd_debugging_mvcc_watcher_total). */
+  watchers?(): number;
 }
 
 export interface MetricsOptions {
@@ -69,6 +71,8 @@ export interface Metrics {
   readonly backendCommit: DurationRecorder;
   readonly proposalsFailed: CountRecorder;
   readonly leaderChanges: CountRecorder;
+  /** etcd_network_peer_round_trip_time_seconds{To}: a heartbeat's round trip to a peer (a few a second per peer). */
+  readonly peerRoundTrip: (peer: string, seconds: number) => void;
   /** The Prometheus text exposition of everything. */
   text(): Promise<string>;
   readonly contentType: string;
@@ -148,6 +152,16 @@ export function createMetrics(options: MetricsOptions): Metrics {
     quota.set(options.quotaBackendBytes);
   }
   liveGauge(registry, 'etcd_debugging_mvcc_keys_total', 'Total number of keys.', () => s.keysTotal());
+  liveGauge(registry, 'etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', () => s.watchers?.() ?? 0);
+  // etcd's buckets: 0.1 ms doubling 16 times. Heartbeats are rare enough for a labelled
+  // prom-client histogram.
+  const peerRtt = new Histogram({
+    name: 'etcd_network_peer_round_trip_time_seconds',
+    help: 'Round-Trip-Time histogram between peers.',
+    labelNames: ['To'],
+    buckets: Array.from({ length: 16 }, (_, i) => 0.0001 * 2 ** i),
+    registers: [registry],
+  });
   liveGauge(registry, 'etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => s.currentRevision());
   liveGauge(registry, 'etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => Math.max(0, s.compactedRevision()));
   infoGauge(
@@ -174,6 +188,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     backendCommit,
     proposalsFailed,
     leaderChanges,
+    peerRoundTrip: (peer, seconds) => peerRtt.observe({ To: peer }, seconds),
     text: () => registry.metrics(),
     contentType: registry.contentType,
   };

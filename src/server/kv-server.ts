@@ -74,6 +74,8 @@ export interface ReplicationOptions {
   onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
   /** Each raft log write: how long it took and whether it was synced (fsync metrics). */
   onLogWrite?(seconds: number, synced: boolean): void;
+  /** A heartbeat's round trip to a peer (etcd_network_peer_round_trip_time_seconds). */
+  onPeerRoundTrip?(peer: bigint, seconds: number): void;
   onFatal(error: unknown): void;
 }
 
@@ -229,6 +231,7 @@ export class KvServer {
         onConfChange: (type, nodeId, payload) => applyMembershipChange(membership, type, nodeId, payload),
         onSnapshotInstalled: replication.onSnapshotInstalled,
         onSnapshotSent: replication.onSnapshotSent,
+        onPeerRoundTrip: replication.onPeerRoundTrip,
         onFatal: replication.onFatal,
       },
       { confState: initial.confState, snapshotIndex: store.snapshot().metadata.index, lastIndex: store.lastIndex() },

@@ -65,6 +65,8 @@ export interface RaftNodeOptions {
   onConfChange?(type: number, nodeId: bigint, context: Uint8Array | undefined, confState: ConfState): void;
   onSnapshotInstalled?(snapshotIndex: number, appliedIndex: number): void;
   onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
+  /** A heartbeat's round trip to a peer, seconds (the leader measures it). */
+  onPeerRoundTrip?(peer: bigint, seconds: number): void;
   onFatal(error: unknown): void;
 }
 
@@ -188,6 +190,7 @@ export class RaftNode {
   receive(messages: Message[]): void {
     if (this.stopped) return;
     for (const message of messages) {
+      if (message.type === MessageType.MsgHeartbeatResp) this.heartbeatAnswered(message.from);
       // Received entries are views into the transport's frame; the log cache keeps entries
       // for a long time, so copy them rather than pin whole frames.
       for (const entry of message.entries) entry.data = Uint8Array.prototype.slice.call(entry.data);
@@ -407,10 +410,23 @@ export class RaftNode {
     this.schedule();
   }
 
+  /** Heartbeats in flight, by peer: when the oldest unanswered one was sent. */
+  private readonly heartbeatSentAt = new Map<bigint, number>();
+
+  private heartbeatAnswered(peer: bigint): void {
+    const sentAt = this.heartbeatSentAt.get(peer);
+    if (sentAt === undefined) return;
+    this.heartbeatSentAt.delete(peer);
+    this.options.onPeerRoundTrip?.(peer, (performance.now() - sentAt) / 1000);
+  }
+
   /** Outgoing MsgSnap carries the current state: the snapshot's data is made at send time. */
   private async send(messages: Message[]): Promise<void> {
     const plain: Message[] = [];
     for (const message of messages) {
+      if (message.type === MessageType.MsgHeartbeat && this.options.onPeerRoundTrip && !this.heartbeatSentAt.has(message.to)) {
+        this.heartbeatSentAt.set(message.to, performance.now());
+      }
       if (message.type === MessageType.MsgSnap && message.snapshot !== undefined) {
         const { data } = await this.snapshots.dump();
         this.options.onSnapshotSent?.(message.to, message.snapshot.metadata.index, data.length);

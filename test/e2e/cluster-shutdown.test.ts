@@ -18,6 +18,20 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
+it('cluster metrics: peer round trips, leader changes seen, watchers', async () => {
+  const before = await statuses(cluster.endpoints);
+  const leader = before.find((s) => s.memberId === s.leader)!;
+  const member = cluster.members.find((m) => m.endpoint.endsWith(leader.endpoint))!;
+  const response = await fetch(`http://127.0.0.1:${member.metricsPort}/metrics`);
+  const text = await response.text();
+  // The leader has measured heartbeat round trips to both followers.
+  const rtt = [...text.matchAll(/^etcd_network_peer_round_trip_time_seconds_count\{To="([0-9a-f]+)"\} (\d+)/gm)];
+  expect(rtt.length).toBe(2);
+  for (const [, , count] of rtt) expect(Number(count)).toBeGreaterThan(0);
+  expect(text).toMatch(/^etcd_server_leader_changes_seen_total [1-9]/m);
+  expect(text).toMatch(/^etcd_debugging_mvcc_watcher_total 0/m);
+});
+
 it('a leader stopped with SIGTERM hands leadership over before exiting', async () => {
   const before = await statuses(cluster.endpoints);
   const leader = before.find((s) => s.memberId === s.leader)!;
