@@ -4,9 +4,9 @@
 // denied and allowed writes and reads, a txn under auth, revoke-permission, a password change,
 // the refusals etcd gives root's own entries, and `auth disable`.
 
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { maskIds, maskVolatile } from '../support/mask.js';
-import { startEtcd, startMetaStore } from '../support/servers.js';
+import { expectSameAsEtcd } from '../support/differential.js';
 import { etcdctl } from '../support/tools.js';
 
 async function session(endpoint: string): Promise<string[]> {
@@ -98,21 +98,6 @@ async function session(endpoint: string): Promise<string[]> {
 
 describe('etcdctl auth differential (etcd 3.4.23 vs MetaStore)', () => {
   it('users, roles, permissions, enable/disable, txn, revoke, password change: identical transcripts', async () => {
-    const etcd = await startEtcd();
-    let expected: string[];
-    try {
-      expected = await session(etcd.endpoint);
-    } finally {
-      await etcd.stop();
-    }
-    const metastore = await startMetaStore();
-    let actual: string[];
-    try {
-      actual = await session(metastore.endpoint);
-    } finally {
-      await metastore.stop();
-    }
-    for (let i = 0; i < expected.length; i++) expect(actual[i]).toBe(expected[i]);
-    expect(actual.length).toBe(expected.length);
+    await expectSameAsEtcd(session);
   }, 180_000);
 });

@@ -7,9 +7,9 @@
 // which lease each line talks about. Attached keys are sorted inside "attached keys([...])"
 // because etcd lists them in Go map order. No sleeps: nothing here waits for an expiry.
 
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { maskIds, maskVolatile } from '../support/mask.js';
-import { startEtcd, startMetaStore } from '../support/servers.js';
+import { expectSameAsEtcd } from '../support/differential.js';
 import { etcdctl } from '../support/tools.js';
 
 type Step = { args: string[]; label?: string };
@@ -86,21 +86,6 @@ async function session(endpoint: string): Promise<string[]> {
 
 describe('etcdctl lease: MetaStore vs etcd 3.4.23', () => {
   it('grant/revoke/timetolive --keys/list/keep-alive --once, put --lease, get after revoke', async () => {
-    const etcd = await startEtcd();
-    let expected: string[];
-    try {
-      expected = await session(etcd.endpoint);
-    } finally {
-      await etcd.stop();
-    }
-    const metastore = await startMetaStore();
-    let actual: string[];
-    try {
-      actual = await session(metastore.endpoint);
-    } finally {
-      await metastore.destroy();
-    }
-    for (let i = 0; i < expected.length; i++) expect(actual[i]).toBe(expected[i]);
-    expect(actual.length).toBe(expected.length);
+    await expectSameAsEtcd(session);
   });
 });

@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { maskIds, maskVolatile } from '../support/mask.js';
-import { startEtcd, startMetaStore } from '../support/servers.js';
+import { expectSameAsEtcd } from '../support/differential.js';
 import { etcdctl, requireTool } from '../support/tools.js';
 
 const WAIT_MS = 20_000;
@@ -172,23 +172,6 @@ async function session(endpoint: string): Promise<string[]> {
 
 describe('etcdctl lock and elect: MetaStore vs etcd 3.4.23', () => {
   it('lock with commands, a queued waiter, elect with an observer and two candidates', async () => {
-    const etcd = await startEtcd();
-    let expected: string[];
-    try {
-      expected = await session(etcd.endpoint);
-    } finally {
-      await etcd.stop();
-    }
-    const metastore = await startMetaStore();
-    let actual: string[];
-    try {
-      actual = await session(metastore.endpoint);
-    } finally {
-      await metastore.destroy();
-    }
-    // SHOW_TRANSCRIPT=1 prints the expected transcript (to read what the test compares).
-    if (process.env["SHOW_TRANSCRIPT"]) console.log(expected.join("\n---\n"));
-    for (let i = 0; i < expected.length; i++) expect(actual[i]).toBe(expected[i]);
-    expect(actual.length).toBe(expected.length);
+    await expectSameAsEtcd(session);
   }, 120_000);
 });

@@ -9,9 +9,9 @@
 // delete. No sleeps.
 
 import * as grpc from '@grpc/grpc-js';
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
-import { startEtcd, startMetaStore } from '../support/servers.js';
+import { expectSameAsEtcd } from '../support/differential.js';
 
 type Client = grpc.Client & Record<string, any>;
 const WAIT_MS = 20_000;
@@ -200,23 +200,6 @@ async function session(endpoint: string): Promise<string[]> {
 
 describe('v3lock / v3election gRPC services: MetaStore vs etcd 3.4.23', () => {
   it('lock queue with a cancelled waiter, election with proclaim/resign/observe, and the errors', async () => {
-    const etcd = await startEtcd();
-    let expected: string[];
-    try {
-      expected = await session(etcd.endpoint);
-    } finally {
-      await etcd.stop();
-    }
-    const metastore = await startMetaStore();
-    let actual: string[];
-    try {
-      actual = await session(metastore.endpoint);
-    } finally {
-      await metastore.destroy();
-    }
-    // SHOW_TRANSCRIPT=1 prints the expected transcript (to read what the test compares).
-    if (process.env['SHOW_TRANSCRIPT']) console.log(expected.join('\n'));
-    for (let i = 0; i < expected.length; i++) expect(actual[i]).toBe(expected[i]);
-    expect(actual.length).toBe(expected.length);
+    await expectSameAsEtcd(session);
   }, 120_000);
 });
