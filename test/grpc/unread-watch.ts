@@ -4,6 +4,8 @@
 // keeps draining the connection into an unbounded in-process list of unread messages.)
 
 import * as http2 from 'node:http2';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { decodeMessage, encodeMessage } from '../../src/grpc/proto.js';
 
 type Msg = Record<string, any>;
@@ -51,4 +53,21 @@ export class UnreadWatch {
     this.stream.close();
     this.session.destroy();
   }
+}
+
+let collect: (() => void) | undefined;
+
+/** Buffer memory still referenced after a full garbage collection: what is really held, not
+ * what is merely not collected yet (decoded responses leave plenty of dead Buffers behind). */
+export async function retainedOffHeapBytes(): Promise<number> {
+  if (collect === undefined) {
+    v8.setFlagsFromString('--expose-gc');
+    collect = vm.runInNewContext('gc') as () => void;
+  }
+  // Backing stores are freed by finalizers after a collection: give them a turn, twice.
+  for (let i = 0; i < 2; i++) {
+    collect();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return process.memoryUsage().arrayBuffers;
 }
