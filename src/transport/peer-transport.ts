@@ -372,6 +372,11 @@ export class PeerTransport {
 
   private onStreamEnd(link: PeerLink, call: grpc.ClientWritableStream<Buffer>, error: grpc.ServiceError | null): void {
     if (error?.code === grpc.status.FAILED_PRECONDITION && error.details === REMOVED_DETAILS) this.options.onRemoved?.(link.id);
+    if (error?.code === grpc.status.PERMISSION_DENIED) {
+      // A refusal (TLS verification on the peer's side) is worth a line every time it changes
+      // nothing, not only at the start of an unreachable episode that began for another reason.
+      this.warnRateLimited(`refusedby:${link.id}`, { peer: link.id.toString(16), address: link.address, error: error.details }, 'peer refused this member');
+    }
     if (link.call !== call) return;
     link.call = undefined;
     if (link.state === 'closed' || this.closed) return;
