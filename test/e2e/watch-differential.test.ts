@@ -20,6 +20,8 @@ interface WatchSpec {
   /** Events from history, awaited before the live writes so responses group the same way. */
   history: number;
   json: boolean;
+  /** Lines written to `etcdctl watch -i` on its stdin (interactive mode). */
+  interactive?: string;
 }
 
 class WatchProcess {
@@ -32,7 +34,9 @@ class WatchProcess {
   constructor(binary: string, endpoint: string, readonly spec: WatchSpec) {
     const env: NodeJS.ProcessEnv = { ...process.env, ETCDCTL_API: '3' };
     for (const key of Object.keys(env)) if (key.startsWith('ETCDCTL_') && key !== 'ETCDCTL_API') delete env[key];
-    this.child = spawn(binary, [`--endpoints=${endpoint}`, 'watch', ...spec.args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdin = spec.interactive === undefined ? 'ignore' : 'pipe';
+    this.child = spawn(binary, [`--endpoints=${endpoint}`, 'watch', ...spec.args], { env, stdio: [stdin, 'pipe', 'pipe'] });
+    if (spec.interactive !== undefined) this.child.stdin!.write(spec.interactive);
     this.child.stdout!.on('data', (chunk: Buffer) => {
       this.out += chunk.toString();
       this.wake();
@@ -121,6 +125,8 @@ const WATCHERS: WatchSpec[] = [
   { name: 'all-live-prevkv', args: ['--prefix', '', '--rev=7', '--prev-kv'], events: 10, history: 0, json: false },
   // A range [a, b) as json, from revision 3.
   { name: 'range-a-b-json', args: ['a', 'b', '--rev=3', '-w', 'json'], events: 2 + 7, history: 2, json: true },
+  // Interactive mode: the watch command comes on stdin.
+  { name: 'interactive-b', args: ['-i'], events: 2 + 2, history: 2, json: false, interactive: 'watch b --rev=4\n' },
 ];
 
 async function session(endpoint: string): Promise<Record<string, string>> {
@@ -147,7 +153,51 @@ async function session(endpoint: string): Promise<Record<string, string>> {
   return masked;
 }
 
+/** A key under a 2 s lease, watched until the lease expires (the minimum TTL on both servers). */
+async function expirySession(endpoint: string): Promise<Record<string, string>> {
+  const binary = await requireTool('etcdctl', 'etcd-client');
+  const grant = await etcdctl(endpoint, ['lease', 'grant', '2']);
+  const id = /lease ([0-9a-f]+) granted/.exec(grant.stdout)?.[1];
+  if (id === undefined) throw new Error(`lease grant: ${grant.stdout}${grant.stderr}`);
+  const put = await etcdctl(endpoint, ['put', 'leased', 'v', `--lease=${id}`]);
+  const watcher = new WatchProcess(binary, endpoint, { name: 'leased', args: ['leased', '--rev=2', '--prev-kv'], events: 2, history: 1, json: false });
+  try {
+    await watcher.waitForEvents(2, 30_000); // the PUT, then the DELETE of the expiry
+  } finally {
+    await watcher.stop();
+  }
+  const get = await etcdctl(endpoint, ['get', 'leased']);
+  const ttl = await etcdctl(endpoint, ['lease', 'timetolive', id]);
+  const mask = (text: string) => maskVolatile(maskIds(text.replaceAll(id, '<lease>')), [endpoint]);
+  return {
+    grant: mask(grant.stdout.replace(/TTL\(\d+\)/, 'TTL(n)')),
+    put: mask(put.stdout),
+    watch: mask(watcher.out),
+    'get after expiry': mask(`${get.code}\n${get.stdout}`),
+    'timetolive after expiry': mask(ttl.stdout),
+  };
+}
+
 describe('etcdctl watch: MetaStore vs etcd 3.4.23', () => {
+  it('the expiry of a leased key is seen by a watcher, as with etcd', async () => {
+    const etcd = await startEtcd();
+    let expected: Record<string, string>;
+    try {
+      expected = await expirySession(etcd.endpoint);
+    } finally {
+      await etcd.stop();
+    }
+    const metastore = await startMetaStore();
+    let actual: Record<string, string>;
+    try {
+      actual = await expirySession(metastore.endpoint);
+    } finally {
+      await metastore.destroy();
+    }
+    for (const key of Object.keys(expected)) expect({ [key]: actual[key] }).toEqual({ [key]: expected[key] });
+    expect(expected['watch']).toContain('DELETE');
+  }, 120_000);
+
   it('prints identical transcripts for history, live, prefix, range, prev_kv and json watches', async () => {
     const etcd = await startEtcd();
     let expected: Record<string, string>;
