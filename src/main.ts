@@ -27,7 +27,7 @@ import { CompactedError } from './mvcc/errors.js';
 import { AutoCompactor, startAutoCompactor, type CompactionSchedule } from './server/auto-compactor.js';
 import type { Message } from './raft/types.js';
 import { initialMembership, type ClusterMembership } from './server/cluster-members.js';
-import { alarmName } from './server/alarms.js';
+import { AlarmAction, AlarmType, alarmName } from './server/alarms.js';
 import { checkInitialHashes } from './server/corruption-check.js';
 import { clients } from './grpc/proto.js';
 import * as grpc from '@grpc/grpc-js';
@@ -284,6 +284,8 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   // member without quorum still serves serializable reads and health checks.
   await kv.start({ publishTimeoutMs: Math.max(5000, 5 * config.raft.electionTimeoutMs) });
   if (config.reliability.initialCorruptCheck) await initialCorruptCheck(kv, identity.memberId, raftLog, () => logging.flushSync());
+  const stopCorruptChecker =
+    config.reliability.corruptCheckTimeMs > 0 ? startCorruptChecker(kv, identity.memberId, config.reliability.corruptCheckTimeMs, raftLog) : () => {};
   // server.auth.root_password / server.auth.enabled: bootstrap root, then switch auth on.
   if (config.auth.rootPassword !== '' || config.auth.enabled) {
     try {
@@ -406,6 +408,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     stopping = true; // from here on /readiness answers 503
     log.info({ signal }, 'shutting down; readiness reports not ready');
     stopCompactor();
+    stopCorruptChecker();
     await handOffLeadership(kv, Math.min(config.reliability.gracefulShutdownTimeoutMs, 2 * config.raft.electionTimeoutMs), raftLog);
     await grpcServer.close(config.reliability.gracefulShutdownTimeoutMs);
     log.info('client port closed');
@@ -418,6 +421,54 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** A peer's HashKV at a revision, over its client port. */
+function peerHashKv(address: string, revision: number): Promise<{ hash: number; compactRevision: number }> {
+  return new Promise((resolve, reject) => {
+    const client = new clients.Maintenance(address, grpc.credentials.createInsecure()) as unknown as {
+      HashKV(request: object, options: object, callback: (error: Error | null, response?: { hash: number; compactRevision: string }) => void): void;
+      close(): void;
+    };
+    client.HashKV({ revision }, { deadline: Date.now() + 5000 }, (error, response) => {
+      client.close();
+      if (error || response === undefined) reject(error ?? new Error('no answer'));
+      else resolve({ hash: response.hash, compactRevision: Number(response.compactRevision) });
+    });
+  });
+}
+
+/**
+ * --experimental-corrupt-check-time: the leader compares its HashKV with every member's at its
+ * revision; a member whose history differs gets the CORRUPT alarm through Raft (etcd 3.4's
+ * periodic check does the same), after which the cluster refuses requests until an operator
+ * acts. Returns a stop function.
+ */
+function startCorruptChecker(kv: KvServer, selfId: bigint, periodMs: number, log: { warn(fields: object, message: string): void; error(fields: object, message: string): void }): () => void {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running || kv.raft === undefined || !kv.raft.isLeader) return;
+    running = true;
+    const peers = kv
+      .listMembers()
+      .filter((m) => m.id !== selfId && m.clientUrls[0] !== undefined)
+      .map((m) => ({ id: m.id, address: m.clientUrls[0]!.replace(/^https?:\/\//, '').replace(/\/$/, '') }));
+    void checkInitialHashes({
+      local: { backend: kv.backend, applier: kv.applier, currentRevision: kv.currentRevision, compactedRevision: kv.compactedRevision },
+      peers,
+      fetch: peerHashKv,
+    })
+      .then(async (result) => {
+        for (const mismatch of result.mismatched) {
+          log.error({ member: mismatch.id.toString(16), revision: result.revision, localHash: mismatch.localHash, peerHash: mismatch.peerHash }, 'member history differs from the leader\'s; raising CORRUPT');
+          await kv.alarm(AlarmAction.ACTIVATE, mismatch.id, AlarmType.CORRUPT);
+        }
+      })
+      .catch((error: unknown) => log.warn({ err: error }, 'corruption check failed'))
+      .finally(() => (running = false));
+  }, periodMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /**
@@ -438,18 +489,7 @@ async function initialCorruptCheck(
   const result = await checkInitialHashes({
     local: { backend: kv.backend, applier: kv.applier, currentRevision: kv.currentRevision, compactedRevision: kv.compactedRevision },
     peers,
-    fetch: (address, revision) =>
-      new Promise((resolve, reject) => {
-        const client = new clients.Maintenance(address, grpc.credentials.createInsecure()) as unknown as {
-          HashKV(request: object, options: object, callback: (error: Error | null, response?: { hash: number; compactRevision: string }) => void): void;
-          close(): void;
-        };
-        client.HashKV({ revision }, { deadline: Date.now() + 5000 }, (error, response) => {
-          client.close();
-          if (error || response === undefined) reject(error ?? new Error('no answer'));
-          else resolve({ hash: response.hash, compactRevision: Number(response.compactRevision) });
-        });
-      }),
+    fetch: peerHashKv,
   });
   const summary = { revision: result.revision, compared: result.compared.map((id) => id.toString(16)), skipped: result.skipped.map((s) => ({ id: s.id.toString(16), reason: s.reason })) };
   if (result.mismatched.length > 0) {

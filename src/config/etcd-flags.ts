@@ -161,6 +161,7 @@ export const ETCD_FLAGS: readonly FlagSpec[] = [
   direct('strict-reconfig-check', 'server.raft.strict_reconfig_check', true),
   direct('max-learners', 'server.raft.max_learners'),
   direct('experimental-initial-corrupt-check', 'server.reliability.initial_corrupt_check', true),
+  direct('experimental-corrupt-check-time', 'server.reliability.corrupt_check_time'),
   direct('log-level', 'server.log.level'),
   ignored('logger', false, 'MetaStore always logs with pino', ['zap', 'capnslog']),
   {

@@ -129,6 +129,8 @@ export interface Config {
     readonly enablePanicRecovery: boolean;
     readonly gracefulShutdownTimeoutMs: number;
     readonly initialCorruptCheck: boolean;
+    /** Period of the leader's corruption check against every member; 0 = off. */
+    readonly corruptCheckTimeMs: number;
   };
   readonly log: {
     readonly level: LogLevel;
@@ -236,7 +238,7 @@ export const DEFAULTS: Config = deepFreeze<Config>({
   compaction: { mode: 'periodic', retention: '0', retentionMs: 0, retentionRevisions: 0 },
   monitoring: { enablePrometheus: true, prometheusPort: 9090, listenMetricsUrls: [], slowRequestThresholdMs: 100 },
   health: { port: 8080 },
-  reliability: { enablePanicRecovery: true, gracefulShutdownTimeoutMs: 30_000, initialCorruptCheck: false },
+  reliability: { enablePanicRecovery: true, gracefulShutdownTimeoutMs: 30_000, initialCorruptCheck: false, corruptCheckTimeMs: 0 },
   log: { level: 'info', format: 'json', output: 'stdout', maxSize: 104_857_600, maxBackups: 10, maxAgeDays: 30 },
   auth: { enabled: false, rootPassword: '', token: 'simple', tokenTtlMs: 300_000 },
   storage: { blockCacheSize: 8_388_608, writeBufferSize: 4_194_304, maxOpenFiles: 1000, compression: true },
@@ -410,6 +412,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.reliability.enable_panic_recovery', 'bool', 'turn a crash inside one request into an error for that request'),
   key('server.reliability.graceful_shutdown_timeout', 'duration', 'how long shutdown waits for requests in flight'),
   key('server.reliability.initial_corrupt_check', 'bool', 'compare hashes with peers before serving'),
+  key('server.reliability.corrupt_check_time', 'duration', "leader's periodic hash check of every member (raises CORRUPT); 0 = off"),
 
   key('server.log.level', 'enum', 'lowest level logged', { values: ['debug', 'info', 'warn', 'error', 'panic', 'fatal'] }),
   key('server.log.format', 'enum', 'log line format', { values: ['json', 'console'] }),

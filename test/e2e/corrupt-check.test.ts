@@ -4,8 +4,8 @@
 
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { waitForLeader } from '../support/cluster-status.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { leaderIndex, waitForLeader, waitUntil } from '../support/cluster-status.js';
 import { startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
 
@@ -56,3 +56,29 @@ it('an intact member passes the check on restart; a corrupted one refuses to ser
   expect(victim.logs()).toContain('found data inconsistency with peers');
   expect(victim.isRunning()).toBe(false);
 }, 60_000);
+
+describe('periodic corruption check (--experimental-corrupt-check-time)', () => {
+  it("the leader raises CORRUPT for a member whose history differs; then requests are refused", async () => {
+    const periodic = await startMetaStoreCluster(3, { extraArgs: ['--experimental-corrupt-check-time', '1s'] });
+    try {
+      await waitForLeader(periodic.endpoints, 3);
+      for (let i = 0; i < 5; i++) expect((await etcdctl(periodic.endpoints, ['put', `p${i}`, `v${i}`])).code).toBe(0);
+      for (const member of periodic.members) {
+        expect((await etcdctl(member.endpoint.replace('http://', ''), ['get', 'p4', '--print-value-only'])).stdout.trim()).toBe('v4');
+      }
+      // Alter a follower's stored history while it is down, then bring it back.
+      const leader = await leaderIndex(periodic);
+      const victim = periodic.members[(leader + 1) % 3]!;
+      await victim.stop();
+      await corruptNewestRecord(victim.dataDir);
+      await victim.restart();
+      const alarms = await waitUntil('the CORRUPT alarm', () => etcdctl(periodic.endpoints, ['alarm', 'list']), (r) => r.stdout.includes('alarm:CORRUPT'), 20_000);
+      expect(alarms.stdout).toMatch(/^memberID:\d+ alarm:CORRUPT/m);
+      const put = await etcdctl(periodic.endpoints, ['put', 'after', 'x']);
+      expect(put.code).toBe(1);
+      expect(put.stderr).toContain('etcdserver: corrupt cluster');
+    } finally {
+      await periodic.destroy();
+    }
+  }, 90_000);
+});
