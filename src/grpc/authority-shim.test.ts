@@ -233,6 +233,25 @@ describe('shimAuthority', () => {
     expect(await drain(await handedOver)).toEqual(Buffer.concat([PREFACE, CLIENT_SETTINGS]));
   });
 
+  it('holds past the buffer limit while our SETTINGS is unacknowledged (DATA before the ACK)', async () => {
+    let resolve!: (socket: net.Socket) => void;
+    const handedOver = new Promise<net.Socket>((r) => (resolve = r));
+    const server = net.createServer((socket) => shimAuthority(socket, resolve, { maxBufferedBytes: 1000 }));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => server.close());
+    const client = await connect((server.address() as net.AddressInfo).port);
+    client.write(Buffer.concat([PREFACE, CLIENT_SETTINGS]));
+    await nextData(client);
+    const data = frame(0, 0, 1, Buffer.alloc(4000, 7));
+    client.write(Buffer.concat([headers, data]));
+    let handed = false;
+    void handedOver.then(() => (handed = true));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(handed).toBe(false);
+    client.write(SETTINGS_ACK);
+    expect(await drain(await handedOver)).toEqual(Buffer.concat([PREFACE, CLIENT_SETTINGS, rewriteHeadersFrame(headers)!, data]));
+  });
+
   it('destroys a socket the client closes before hand-over', async () => {
     let handed = false;
     let onClosed!: () => void;

@@ -234,6 +234,9 @@ export function rewriteHeadersFrame(frame: Uint8Array): Buffer | undefined {
 // ---------------------------------------------------------------------------------------------
 // Connection hand-over
 
+/** The most a client may send before acknowledging our SETTINGS (its window allows ~64 KiB). */
+const HARD_LIMIT_BYTES = 1024 * 1024;
+
 /** The longest a client may take to acknowledge our SETTINGS before it is disconnected. */
 const ACK_WAIT_MS = 30_000;
 
@@ -308,8 +311,10 @@ export function shimAuthority(socket: net.Socket, handOver: (socket: net.Socket)
       const flags = received[parsed + 4]!;
       const start = parsed;
       const end = parsed + FRAME_HEADER_BYTES + length;
-      if (end > maxBufferedBytes) return finish();
-      if (received.length < end) return;
+      // Past the limit, hand over at once — except while our SETTINGS awaits its ACK: then
+      // keep reading frames (the ACK may come after the request's DATA), see overLimit().
+      if (end > maxBufferedBytes && (!settingsSent || ackAt !== undefined)) return finish();
+      if (received.length < end) return overLimit();
       parsed = end;
       if (!settingsSent) {
         // The preface's SETTINGS must come first (RFC 9113 §3.4); otherwise leave it to nghttp2.
@@ -337,7 +342,19 @@ export function shimAuthority(socket: net.Socket, handOver: (socket: net.Socket)
       // for a client that sent its request without waiting for the server's SETTINGS.
       if ((headersSeen || ackOnly) && ackAt !== undefined) return finish();
     }
-    if (received.length >= maxBufferedBytes) finish();
+    if (received.length >= maxBufferedBytes) overLimit();
+  };
+
+  /**
+   * Too much held: hand over — unless our SETTINGS is still unacknowledged (a client may send
+   * its first request's DATA before the ACK): handing over then would let nghttp2 see that ACK
+   * as unexpected and close the connection. The client's initial flow-control window (64 KiB)
+   * bounds what it can send meanwhile; a client that goes past HARD_LIMIT_BYTES is dropped.
+   */
+  const overLimit = (): void => {
+    if (received.length < maxBufferedBytes) return;
+    if (!settingsSent || ackAt !== undefined) return finish();
+    if (received.length > HARD_LIMIT_BYTES) onGone();
   };
 
   const onData = (chunk: Buffer): void => {

@@ -74,7 +74,9 @@ describe('periodic corruption check (--experimental-corrupt-check-time)', () => 
       await victim.restart();
       const alarms = await waitUntil('the CORRUPT alarm', () => etcdctl(periodic.endpoints, ['alarm', 'list']), (r) => r.stdout.includes('alarm:CORRUPT'), 20_000);
       expect(alarms.stdout).toMatch(/^memberID:\d+ alarm:CORRUPT/m);
-      const put = await etcdctl(periodic.endpoints, ['put', 'after', 'x']);
+      // The restarted member may still be finding its leader ("no leader"): ask until the
+      // answer is the alarm's.
+      const put = await waitUntil('writes refused with corrupt cluster', () => etcdctl(periodic.endpoints, ['put', 'after', 'x']), (r) => r.stderr.includes('corrupt cluster'), 20_000);
       expect(put.code).toBe(1);
       expect(put.stderr).toContain('etcdserver: corrupt cluster');
     } finally {
