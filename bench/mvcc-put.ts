@@ -21,6 +21,7 @@
 import { MemoryHistory } from '../src/mvcc/memory-history.js';
 import { MvccStore, type WriteSink } from '../src/mvcc/mvcc-store.js';
 import type { PutRequest, RangeRequest } from '../src/mvcc/types.js';
+import { rangeRequest } from '../src/mvcc/types.js';
 
 const PUTS = 100_000;
 const KEYS = 10_000;
@@ -39,20 +40,7 @@ function putRequest(key: Buffer): PutRequest {
 }
 
 function getRequest(key: Buffer): RangeRequest {
-  return {
-    key,
-    rangeEnd: Buffer.alloc(0),
-    limit: 0,
-    revision: 0,
-    sortOrder: 0,
-    sortTarget: 0,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-  };
+  return rangeRequest(key);
 }
 
 function run(label: string, sink: WriteSink, history: MemoryHistory): void {

@@ -27,6 +27,7 @@ import { CompactedError } from './mvcc/errors.js';
 import { AutoCompactor, startAutoCompactor, type CompactionSchedule } from './server/auto-compactor.js';
 import type { Message } from './raft/types.js';
 import { initialMembership, type ClusterMembership } from './server/cluster-members.js';
+import { rangeRequest } from './mvcc/types.js';
 import { AlarmAction, AlarmType, alarmName } from './server/alarms.js';
 import { checkInitialHashes } from './server/corruption-check.js';
 import { clients } from './grpc/proto.js';
@@ -80,20 +81,7 @@ async function storeIdentity(backend: Backend, identity: { memberId: bigint; clu
 }
 
 /** A serializable single-key read: what the health checks ask of the store. */
-const HEALTH_PROBE = {
-  key: Buffer.from('health'),
-  rangeEnd: Buffer.alloc(0),
-  limit: 1,
-  revision: 0,
-  sortOrder: 0,
-  sortTarget: 0,
-  keysOnly: true,
-  countOnly: false,
-  minModRevision: 0,
-  maxModRevision: 0,
-  minCreateRevision: 0,
-  maxCreateRevision: 0,
-};
+const HEALTH_PROBE = rangeRequest(Buffer.from('health'), undefined, { limit: 1, keysOnly: true });
 
 /** Open client connections: counted at the client listener once it is up (channelz misses
  * connections the listener still holds before handing them to grpc-js). */
@@ -113,7 +101,7 @@ function opsSources(kv: KvServer, shuttingDown: () => boolean): HealthSources & 
     currentRevision: () => kv.currentRevision,
     compactedRevision: () => kv.compactedRevision,
     // O(keys) per scrape until the MVCC store keeps a live-key count.
-    keysTotal: () => kv.range({ ...HEALTH_PROBE, key: Buffer.from([0]), rangeEnd: Buffer.from([0]), limit: 0, keysOnly: false, countOnly: true }).result.count,
+    keysTotal: () => kv.range(rangeRequest(Buffer.from([0]), Buffer.from([0]), { countOnly: true })).result.count,
     dbSizeBytes: () => kv.backend.sizeBytes(),
     dbSizeInUseBytes: () => kv.backend.spaceSizeBytes(KeySpace.mvcc),
     activeConnections: () => clientConnections(),

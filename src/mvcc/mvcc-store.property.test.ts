@@ -23,6 +23,7 @@ import type {
   TxnRequest,
   TxnResult,
 } from './types.js';
+import { rangeRequest } from './types.js';
 
 // ---- reference model ----------------------------------------------------------------------
 
@@ -381,20 +382,7 @@ function restoreFrom(history: MemoryHistory, compactedRevision: number, leases: 
   return store;
 }
 
-const FULL: RangeRequest = {
-  key: Buffer.from([0]),
-  rangeEnd: Buffer.from([0]),
-  limit: 0,
-  revision: 0,
-  sortOrder: 0,
-  sortTarget: 0,
-  keysOnly: false,
-  countOnly: false,
-  minModRevision: 0,
-  maxModRevision: 0,
-  minCreateRevision: 0,
-  maxCreateRevision: 0,
-};
+const FULL: RangeRequest = rangeRequest(Buffer.from([0]), Buffer.from([0]));
 
 /** Every revision a read may ask for, plus the first invalid ones on each side. */
 function checkAllRevisions(store: MvccStore, model: Model): void {

@@ -4,27 +4,14 @@ import { CompactedError, FutureRevisionError, KeyNotFoundError, LeaseNotFoundErr
 import { MemoryHistory } from './memory-history.js';
 import { MvccStore, type LeaseTracker } from './mvcc-store.js';
 import type { Compare, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest, RequestOp, TxnRequest } from './types.js';
+import { rangeRequest } from './types.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const ALL = Buffer.from([0]);
 const NONE = Buffer.alloc(0);
 
 function rangeReq(key: string, rangeEnd: Buffer | string = NONE, extra: Partial<RangeRequest> = {}): RangeRequest {
-  return {
-    key: b(key),
-    rangeEnd: typeof rangeEnd === 'string' ? b(rangeEnd) : rangeEnd,
-    limit: 0,
-    revision: 0,
-    sortOrder: 0,
-    sortTarget: 0,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-    ...extra,
-  };
+  return rangeRequest(b(key), typeof rangeEnd === 'string' ? b(rangeEnd) : rangeEnd, extra);
 }
 function putReq(key: string, value: string, extra: Partial<PutRequest> = {}): PutRequest {
   return { key: b(key), value: b(value), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false, ...extra };

@@ -61,6 +61,25 @@ export interface RangeRequest {
   maxCreateRevision: number;
 }
 
+/** A RangeRequest with etcd's defaults (current revision, no limit, no sort, no filters). */
+export function rangeRequest(key: Buffer, rangeEnd: Buffer = Buffer.alloc(0), options: Partial<RangeRequest> = {}): RangeRequest {
+  return {
+    key,
+    rangeEnd,
+    limit: 0,
+    revision: 0,
+    sortOrder: SortOrder.NONE,
+    sortTarget: SortTarget.KEY,
+    keysOnly: false,
+    countOnly: false,
+    minModRevision: 0,
+    maxModRevision: 0,
+    minCreateRevision: 0,
+    maxCreateRevision: 0,
+    ...options,
+  };
+}
+
 export interface PutRequest {
   key: Buffer;
   value: Buffer;

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Backend } from '../storage/backend.js';
+import { rangeRequest } from '../mvcc/types.js';
 import { SNAPSHOT_BLOB_BYTES, openSnapshot, restoreSnapshot, type RestoreOptions } from './backup.js';
 import { hasChecksum } from './backup-format.js';
 import { KvServer } from './kv-server.js';
@@ -37,20 +38,7 @@ afterEach(async () => {
 const put = (kv: KvServer, key: string, value: string | Buffer) =>
   kv.put({ key: Buffer.from(key), value: Buffer.from(value), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false });
 
-const rangeAll = {
-  key: Buffer.from([0]),
-  rangeEnd: Buffer.from([0]),
-  limit: 0,
-  revision: 0,
-  sortOrder: 0,
-  sortTarget: 0,
-  keysOnly: false,
-  countOnly: false,
-  minModRevision: 0,
-  maxModRevision: 0,
-  minCreateRevision: 0,
-  maxCreateRevision: 0,
-};
+const rangeAll = rangeRequest(Buffer.from([0]), Buffer.from([0]));
 
 const everything = (kv: KvServer) =>
   kv.range(rangeAll).result.kvs.map((kv) => ({ ...kv, key: kv.key.toString(), value: kv.value.toString('hex') }));

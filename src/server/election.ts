@@ -27,8 +27,8 @@
 //   missed even if it lands between the read and the watch.
 
 import { assert } from '../util/assert.js';
-import { CompareResult, CompareTarget, type Compare, type KeyValue } from '../mvcc/types.js';
-import { firstCreated, HubWatch, queueKey, queuePrefix, rangeOf, readNow, sessionLease, waitDeletes, type RecipeStore } from './lock-wait.js';
+import { CompareResult, CompareTarget, rangeRequest, type Compare, type KeyValue } from '../mvcc/types.js';
+import { firstCreated, HubWatch, queueKey, queuePrefix, readNow, sessionLease, waitDeletes, type RecipeStore } from './lock-wait.js';
 import { prefixEnd } from './watch-hub.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -105,7 +105,7 @@ export async function campaign(
   const { result, revision } = await store.txn({
     compare: [createRevisionIs(key, 0)],
     success: [putOp(key, value, leaseId)],
-    failure: [{ kind: 'range', range: rangeOf(key, EMPTY) }],
+    failure: [{ kind: 'range', range: rangeRequest(key, EMPTY) }],
   });
   let rev = revision;
   if (!result.succeeded) {

@@ -19,7 +19,7 @@
 
 import type { Event, KeyValue, RangeRequest, RangeResult, TxnRequest, TxnResult } from '../mvcc/types.js';
 import { CompactedError } from '../mvcc/errors.js';
-import { SortOrder, SortTarget } from '../mvcc/types.js';
+import { rangeRequest, SortOrder, SortTarget } from '../mvcc/types.js';
 import type { Delivery, WatchHub, WatchOwner, Watcher } from './watch-hub.js';
 import { prefixEnd } from './watch-hub.js';
 
@@ -65,27 +65,9 @@ export function queuePrefix(name: Buffer): Buffer {
   return Buffer.concat([name, Buffer.from('/')]);
 }
 
-export function rangeOf(key: Buffer, rangeEnd: Buffer, options: Partial<RangeRequest> = {}): RangeRequest {
-  return {
-    key,
-    rangeEnd,
-    limit: 0,
-    revision: 0,
-    sortOrder: SortOrder.NONE,
-    sortTarget: SortTarget.KEY,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-    ...options,
-  };
-}
-
 /** clientv3's WithFirstCreate on a prefix: the oldest key under it. */
 export function firstCreated(prefix: Buffer): RangeRequest {
-  return rangeOf(prefix, prefixEnd(prefix), { sortTarget: SortTarget.CREATE, sortOrder: SortOrder.ASCEND, limit: 1 });
+  return rangeRequest(prefix, prefixEnd(prefix), { sortTarget: SortTarget.CREATE, sortOrder: SortOrder.ASCEND, limit: 1 });
 }
 
 /** A linearizable range: waits for the read barrier (ReadIndex on a cluster) first. */
@@ -167,7 +149,7 @@ async function waitDelete(hub: WatchHub, key: Buffer, fromRevision: number, sign
  * of the last (empty) read, which etcd's Lock reports in its header.
  */
 export async function waitDeletes(store: RecipeStore, prefix: Buffer, maxCreateRevision: number, signal: AbortSignal): Promise<number> {
-  const request = rangeOf(prefix, prefixEnd(prefix), {
+  const request = rangeRequest(prefix, prefixEnd(prefix), {
     sortTarget: SortTarget.CREATE,
     sortOrder: SortOrder.DESCEND,
     limit: 1,

@@ -27,8 +27,8 @@
 //   callers check ownership through their lease.
 
 import { assert } from '../util/assert.js';
-import { CompareResult, CompareTarget, type RangeResult, type ResponseOp } from '../mvcc/types.js';
-import { AbortedError, firstCreated, queueKey, queuePrefix, rangeOf, sessionLease, waitDeletes, type RecipeStore } from './lock-wait.js';
+import { CompareResult, CompareTarget, rangeRequest, type RangeResult, type ResponseOp } from '../mvcc/types.js';
+import { AbortedError, firstCreated, queueKey, queuePrefix, sessionLease, waitDeletes, type RecipeStore } from './lock-wait.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -68,7 +68,7 @@ export async function lock(store: RecipeStore, name: Buffer, lease: bigint, sign
       { kind: 'range', range: firstCreated(prefix) },
     ],
     failure: [
-      { kind: 'range', range: rangeOf(myKey, EMPTY) },
+      { kind: 'range', range: rangeRequest(myKey, EMPTY) },
       { kind: 'range', range: firstCreated(prefix) },
     ],
   });

@@ -30,7 +30,7 @@
 import type { MvccStore } from '../mvcc/mvcc-store.js';
 import { decodeRecord } from '../mvcc/record.js';
 import { decodeRevisionKey, encodeRevisionKey } from '../mvcc/revision.js';
-import type { Event, KeyValue } from '../mvcc/types.js';
+import { rangeRequest, type Event, type KeyValue } from '../mvcc/types.js';
 import type { Backend } from '../storage/backend.js';
 import { KeySpace } from '../storage/backend.js';
 import { assert } from '../util/assert.js';
@@ -731,20 +731,7 @@ export class WatchHub implements EventListener {
   private valueAt(key: Buffer, revision: number): KeyValue | undefined {
     if (revision < 1 || revision < this.compactedRevision) return undefined;
     try {
-      const result = this.source.mvcc.range({
-        key,
-        rangeEnd: Buffer.alloc(0),
-        limit: 1,
-        revision,
-        sortOrder: 0,
-        sortTarget: 0,
-        keysOnly: false,
-        countOnly: false,
-        minModRevision: 0,
-        maxModRevision: 0,
-        minCreateRevision: 0,
-        maxCreateRevision: 0,
-      });
+      const result = this.source.mvcc.range(rangeRequest(key, undefined, { limit: 1, revision }));
       return result.kvs[0];
     } catch {
       // Compacted meanwhile: etcd sends the event without prev_kv in that case too.

@@ -2,6 +2,7 @@
 // way to LevelDB (they ride on the next synced write), and reads must see them anyway.
 
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { rangeRequest } from '../../src/mvcc/types.js';
 import { startInProcessMember, type InProcessMember } from './in-process.js';
 
 let member: InProcessMember;
@@ -22,7 +23,7 @@ it('reads every revision of a key overwritten many times in one batch', async ()
   );
   // Read synchronously, before any timer can flush the last batch's records to LevelDB.
   const rangeAt = (revision: number) =>
-    member.kv.range({ key, rangeEnd: Buffer.alloc(0), limit: 0, revision, sortOrder: 0, sortTarget: 0, keysOnly: false, countOnly: false, minModRevision: 0, maxModRevision: 0, minCreateRevision: 0, maxCreateRevision: 0 });
+    member.kv.range(rangeRequest(key, undefined, { revision }));
   for (const revision of revisions) expect(rangeAt(revision).result.kvs[0]?.modRevision).toBe(revision);
   // And the same over gRPC.
   for (const revision of revisions.slice(-5)) {
