@@ -24,17 +24,17 @@ import { startHealthServer, startMetricsServer, type RunningHttpServer } from '.
 import { countGrpcConnections } from './metrics/grpc-connections.js';
 import { createMetrics, type MetricsSources } from './metrics/metrics.js';
 import { CompactedError } from './mvcc/errors.js';
-import { AutoCompactor, startAutoCompactor, type CompactionSchedule } from './server/auto-compactor.js';
+import { AutoCompactor, startAutoCompactor, type CompactionSchedule } from './server/maintenance/auto-compactor.js';
 import type { Message } from './raft/types.js';
-import { initialMembership, type ClusterMembership } from './server/cluster-members.js';
+import { initialMembership, type ClusterMembership } from './server/membership/cluster-members.js';
 import { rangeRequest } from './mvcc/types.js';
-import { AlarmAction, AlarmType, alarmName } from './server/alarms.js';
-import { checkInitialHashes } from './server/corruption-check.js';
+import { AlarmAction, AlarmType, alarmName } from './server/apply/alarms.js';
+import { checkInitialHashes } from './server/maintenance/corruption-check.js';
 import { clients } from './grpc/proto.js';
 import * as grpc from '@grpc/grpc-js';
-import { KvServer, type ReplicationOptions } from './server/kv-server.js';
-import { tokenProvider } from './server/auth-token.js';
-import { createLogging, slowRequestFields } from './server/logging.js';
+import { KvServer, type ReplicationOptions } from './server/member/kv-server.js';
+import { tokenProvider } from './server/member/auth-token.js';
+import { createLogging, slowRequestFields } from './logging/logging.js';
 import { clientPortTls, peerPortTls, TlsSetupError } from './tls/tls.js';
 import { PeerTransport } from './transport/peer-transport.js';
 import { SeededRandom } from './util/random.js';
@@ -533,7 +533,7 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     case 'snapshot-restore': {
       // Loaded only for this command; the server code above never needs it.
-      const { restoreSnapshot } = await import('./server/backup.js');
+      const { restoreSnapshot } = await import('./server/maintenance/backup.js');
       try {
         const restored = await restoreSnapshot({
           snapshotFile: command.snapshotFile,

@@ -10,11 +10,11 @@
 
 import type * as grpc from '@grpc/grpc-js';
 import type { Access, AuthStamp } from '../auth/auth-store.js';
-import type { AuthServer } from '../server/auth-server.js';
-import { checkTxn } from '../server/auth-apply.js';
+import type { AuthServer } from '../server/member/auth-server.js';
+import { checkTxn } from '../server/apply/auth-apply.js';
 import type { TxnRequest } from '../mvcc/types.js';
-import type { KvServer } from '../server/kv-server.js';
-import type { RecipeStore } from '../server/lock-wait.js';
+import type { KvServer } from '../server/member/kv-server.js';
+import type { RecipeStore } from '../server/recipes/lock-wait.js';
 
 interface CallLike {
   metadata: grpc.Metadata;

@@ -3,7 +3,7 @@
 // the root role once auth is enabled (UserGet of oneself and RoleGet of one's own roles
 // excepted, as in etcd). Changes go through the log; reads are served after a read barrier.
 
-import type { KvServer } from '../server/kv-server.js';
+import type { KvServer } from '../server/member/kv-server.js';
 import { PermType } from '../auth/auth-store.js';
 import * as grpc from '@grpc/grpc-js';
 import { AuthError } from '../auth/errors.js';

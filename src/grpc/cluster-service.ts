@@ -2,8 +2,8 @@
 // Membership changes go through Raft as conf changes; each answer is sent once this member
 // has applied the change, with the member list as it then stands.
 
-import type { KvServer } from '../server/kv-server.js';
-import type { Member } from '../server/membership.js';
+import type { KvServer } from '../server/member/kv-server.js';
+import type { Member } from '../server/membership/membership.js';
 import { type Handlers, type ResponseHeaders, unary } from './handler.js';
 import { forwardedCredentials, requireRoot } from './auth-check.js';
 import { forwardToLeader } from './leader-forward.js';

@@ -1,5 +1,5 @@
 // etcd's v3election Election service over gRPC (Campaign, Proclaim, Leader, Observe, Resign),
-// over the recipe in src/server/election.ts.
+// over the recipe in src/server/recipes/election.ts.
 //
 // Invariants:
 // - Election errors ("election: not leader", "election: no leader", "\"leader\" field must
@@ -16,9 +16,9 @@
 import * as grpc from '@grpc/grpc-js';
 import type { KeyValue } from '../mvcc/types.js';
 import { MvccError } from '../mvcc/errors.js';
-import { ElectionError, campaign, leader, observe, proclaim, resign, type LeaderKey } from '../server/election.js';
-import type { KvServer } from '../server/kv-server.js';
-import { AbortedError } from '../server/lock-wait.js';
+import { ElectionError, campaign, leader, observe, proclaim, resign, type LeaderKey } from '../server/recipes/election.js';
+import type { KvServer } from '../server/member/kv-server.js';
+import { AbortedError } from '../server/recipes/lock-wait.js';
 import { type Handlers, type ResponseHeaders, StatusError, toStatus, unary } from './handler.js';
 import { RequestError, toWireKeyValue } from './kv-convert.js';
 import { bytes, callSignal, int64, recipeCall, type WireInt64 } from './lock-service.js';

@@ -3,7 +3,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { listenWithConnectionLimit, type LimitedListener } from './connection-limit.js';
-import type { KvServer } from '../server/kv-server.js';
+import type { KvServer } from '../server/member/kv-server.js';
 import { type Handlers, responseHeaders, unimplemented, withRequestSizes } from './handler.js';
 import { authHandlers } from './auth-service.js';
 import { clusterHandlers } from './cluster-service.js';

@@ -5,7 +5,7 @@
 // server, and answers with a full ResponseHeader.
 
 import type * as grpc from '@grpc/grpc-js';
-import type { KvServer } from '../server/kv-server.js';
+import type { KvServer } from '../server/member/kv-server.js';
 import type * as wire from './etcd-types.js';
 import { requestSize, type Handlers, type ResponseHeaders, unary } from './handler.js';
 import {
@@ -21,7 +21,7 @@ import {
   toWireTxn,
   txnChanged,
 } from './kv-convert.js';
-import { isReadOnlyTxn } from '../server/kv-server.js';
+import { isReadOnlyTxn } from '../server/member/kv-server.js';
 import { checkRange, checkTxnAccess } from './auth-check.js';
 
 export interface KvLimits {

@@ -4,8 +4,8 @@
 // member list).
 
 import * as grpc from '@grpc/grpc-js';
-import type { KvServer } from '../server/kv-server.js';
-import { ServerError } from '../server/errors.js';
+import type { KvServer } from '../server/member/kv-server.js';
+import { ServerError } from '../server/apply/errors.js';
 import { clients, type ServiceName } from './proto.js';
 
 const stubs = new Map<string, grpc.Client>();

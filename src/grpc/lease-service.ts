@@ -1,5 +1,5 @@
 // etcd's Lease service over gRPC: LeaseGrant, LeaseRevoke, LeaseKeepAlive (bidi stream),
-// LeaseTimeToLive and LeaseLeases, over the member's LeaseServer (src/server/lease-server.ts).
+// LeaseTimeToLive and LeaseLeases, over the member's LeaseServer (src/server/member/lease-server.ts).
 //
 // Invariants (etcd 3.4 v3rpc/lease.go):
 // - Lease IDs and TTLs are int64 on the wire: decimal strings in, decimal strings out (bigint
@@ -10,8 +10,8 @@
 // - Every response carries a full ResponseHeader at the store revision.
 
 import * as grpc from '@grpc/grpc-js';
-import type { KvServer } from '../server/kv-server.js';
-import { ServerError } from '../server/errors.js';
+import type { KvServer } from '../server/member/kv-server.js';
+import { ServerError } from '../server/apply/errors.js';
 import { type Handlers, type ResponseHeaders, toStatus, unary } from './handler.js';
 import { ForwardedError, forwardToLeader, leaderAddress, stubFor } from './leader-forward.js';
 import { forwardedCredentials, stampOf } from './auth-check.js';

@@ -1,4 +1,4 @@
-// etcd's v3lock Lock service over gRPC (Lock, Unlock), over the recipe in src/server/lock.ts.
+// etcd's v3lock Lock service over gRPC (Lock, Unlock), over the recipe in src/server/recipes/lock.ts.
 //
 // Invariants:
 // - Lock blocks until the lock is held; a client that cancels (or disconnects) aborts the
@@ -12,9 +12,9 @@
 // - Lease IDs are int64 on the wire (decimal strings in, bigint inside).
 
 import * as grpc from '@grpc/grpc-js';
-import type { KvServer } from '../server/kv-server.js';
-import { AbortedError } from '../server/lock-wait.js';
-import { lock, unlock } from '../server/lock.js';
+import type { KvServer } from '../server/member/kv-server.js';
+import { AbortedError } from '../server/recipes/lock-wait.js';
+import { lock, unlock } from '../server/recipes/lock.js';
 import { type Handlers, type ResponseHeaders, StatusError, toStatus, unary } from './handler.js';
 import { RequestError } from './kv-convert.js';
 import { recipeStoreFor } from './auth-check.js';

@@ -16,12 +16,10 @@
 
 import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { openSnapshot } from '../server/backup.js';
-import type { KvServer } from '../server/kv-server.js';
-import { alarmName } from '../server/alarms.js';
-import { hashKv, hashState } from '../server/maintenance-hash.js';
-import { LeaderTransferTimeoutError, moveLeader } from '../server/maintenance-leader.js';
-import { KeySpace } from '../storage/backend.js';
+import type { SnapshotStream } from '../server/maintenance/backup.js';
+import type { KvServer } from '../server/member/kv-server.js';
+import { alarmName } from '../server/apply/alarms.js';
+import { LeaderTransferTimeoutError, moveLeader } from '../server/maintenance/maintenance-leader.js';
 import { type Handlers, type ResponseHeaders, StatusError, toStatus, unary } from './handler.js';
 import { requireRoot as requireRootUser } from './auth-check.js';
 
@@ -46,7 +44,7 @@ export function maintenanceHandlers(
   const requireRoot = options.requireRoot ?? ((call) => void requireRootUser(kv.auth, call));
   return {
     Status: unary('Status', async () => {
-      const [dbSize, dbSizeInUse] = await Promise.all([kv.backend.sizeBytes(), kv.backend.spaceSizeBytes(KeySpace.mvcc)]);
+      const { dbSize, dbSizeInUse } = await kv.dbSizes();
       return {
         header: headers.at(kv.currentRevision),
         version: ETCD_COMPATIBLE_VERSION,
@@ -72,13 +70,13 @@ export function maintenanceHandlers(
 
     Defragment: unary('Defragment', async (_request, call) => {
       await requireRoot(call);
-      await kv.backend.compactAll();
+      await kv.defragment();
       return { header: headers.at(kv.currentRevision) };
     }),
 
     Hash: unary('Hash', async (_request, call) => {
       await requireRoot(call);
-      const { hash, currentRevision } = await hashState(kvHashSource(kv));
+      const { hash, currentRevision } = await kv.hash();
       return { header: headers.at(currentRevision), hash };
     }),
 
@@ -111,21 +109,8 @@ export function maintenanceHandlers(
   };
 }
 
-function kvHashSource(kv: KvServer) {
-  return {
-    backend: kv.backend,
-    applier: kv.applier,
-    get currentRevision() {
-      return kv.currentRevision;
-    },
-    get compactedRevision() {
-      return kv.compactedRevision;
-    },
-  };
-}
-
 async function hashKvResponse(kv: KvServer, headers: ResponseHeaders, revision: number) {
-  const result = await hashKv(kvHashSource(kv), revision);
+  const result = await kv.hashKv(revision);
   return {
     header: headers.at(result.currentRevision),
     hash: result.hash,
@@ -145,10 +130,10 @@ async function streamSnapshot(
   call.on('cancelled', () => {
     cancelled = true;
   });
-  let snapshot: Awaited<ReturnType<typeof openSnapshot>> | undefined;
+  let snapshot: SnapshotStream | undefined;
   try {
     await requireRoot(call);
-    snapshot = await openSnapshot(kv, { memberId: identity.memberId, clusterId: identity.clusterId ?? 0n, etcdVersion: ETCD_COMPATIBLE_VERSION });
+    snapshot = await kv.openSnapshot({ memberId: identity.memberId, clusterId: identity.clusterId ?? 0n, etcdVersion: ETCD_COMPATIBLE_VERSION });
     let remaining = snapshot.totalBytes;
     const send = async (message: object): Promise<void> => {
       // Respect the stream's flow control: a slow client must not make us buffer the file.

@@ -1,5 +1,5 @@
 // etcd's Watch service over gRPC: one bidi stream of WatchRequest -> WatchResponse per call,
-// carrying many watchers (src/server/watch-stream.ts does the watcher bookkeeping).
+// carrying many watchers (src/server/watch/watch-stream.ts does the watcher bookkeeping).
 //
 // Invariants:
 // - Requests are handled in arrival order; responses are pulled from the WatchStream only
@@ -18,8 +18,8 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { Event } from '../mvcc/types.js';
-import type { KvServer } from '../server/kv-server.js';
-import { WatchStream, type StreamResponse } from '../server/watch-stream.js';
+import type { KvServer } from '../server/member/kv-server.js';
+import { WatchStream, type StreamResponse } from '../server/watch/watch-stream.js';
 import { toWireKeyValue } from './kv-convert.js';
 import type { Handlers, ResponseHeaders } from './handler.js';
 import { requestSize } from './handler.js';

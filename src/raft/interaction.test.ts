@@ -6,7 +6,7 @@
 //   expect role|term|lead|commit|applied|voters|learners|reads <id> <value>
 
 import { describe, expect, it } from 'vitest';
-import { TestCluster, enc } from './test-harness.js';
+import { TestCluster, enc } from '../../test/raft/test-harness.js';
 import { ConfChangeType, roleName } from './types.js';
 
 function ids(list: string): bigint[] {

@@ -2,7 +2,7 @@
 // whose rule they check. They drive RawNodes through the Ready contract via TestCluster.
 
 import { describe, expect, it } from 'vitest';
-import { TestCluster, enc } from './test-harness.js';
+import { TestCluster, enc } from '../../test/raft/test-harness.js';
 import { ConfChangeType, MessageType, NONE, StateRole, makeMessage, type MessageType as MessageTypeT } from './types.js';
 import { ProposalDroppedError } from './raft.js';
 import { ProgressState } from './progress.js';

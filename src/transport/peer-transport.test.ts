@@ -320,7 +320,7 @@ describe('PeerTransport', () => {
   });
 
   it('lets the process exit after close (no open handles)', async () => {
-    const fixture = fileURLToPath(new URL('./close-exit.fixture.ts', import.meta.url));
+    const fixture = fileURLToPath(new URL('../../test/transport/close-exit.fixture.ts', import.meta.url));
     const child = spawn(process.execPath, ['--import', 'tsx', fixture], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -9,7 +9,10 @@ import { describe, expect, it } from 'vitest';
 
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
 
-/** Higher may import lower; equal ranks are siblings and may not import each other. */
+/**
+ * Higher may import lower; equal ranks are siblings and may not import each other. The rooms of
+ * src/server are ranked one by one (`server/apply`, ...), so the member's insides are checked too.
+ */
 const RANK: Record<string, number> = {
   util: 0,
   raft: 1,
@@ -17,16 +20,31 @@ const RANK: Record<string, number> = {
   lease: 1,
   auth: 1,
   storage: 2,
-  server: 3,
+  logging: 2,
+  'server/apply': 3,
+  'server/membership': 3,
   config: 3,
-  grpc: 4,
-  http: 4,
-  transport: 4,
-  metrics: 4,
-  tls: 4,
-  'cli.ts': 5,
-  'main.ts': 6,
+  'server/watch': 4,
+  'server/maintenance': 4,
+  'server/recipes': 5,
+  'server/member': 6,
+  grpc: 7,
+  http: 7,
+  transport: 7,
+  metrics: 7,
+  tls: 7,
+  'cli.ts': 8,
+  'main.ts': 9,
 };
+
+/** Edges the ranks would allow but the design forbids (docs/ARCHITECTURE.md). */
+const FORBIDDEN: Array<[from: string, to: string, why: string]> = [
+  ['grpc', 'storage', 'the client edge goes through the member, never to the database'],
+  ['transport', 'server/member', 'peer messages reach the member through the callbacks main wires'],
+  ['http', 'server/member', 'the side ports read the member through HealthSources'],
+  ['metrics', 'server/member', 'metrics read the member through MetricsSources'],
+  ['tls', 'server/member', 'TLS set-up knows nothing of the member'],
+];
 const PURE = new Set(['raft', 'mvcc', 'lease', 'auth']);
 
 function sourceFiles(dir: string): string[] {
@@ -38,7 +56,40 @@ function sourceFiles(dir: string): string[] {
 }
 
 function moduleOf(path: string): string {
-  return relative(SRC, path).split('/')[0]!.replace(/\.js$/, '.ts');
+  const parts = relative(SRC, path).split('/');
+  if (parts[0] === 'server' && parts.length > 2) return `server/${parts[1]}`;
+  return parts[0]!.replace(/\.js$/, '.ts');
+}
+
+/** Every relative import of every source file, resolved to the imported file's .ts path. */
+function importGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of files) {
+    const targets = imports(readFileSync(file, 'utf8'))
+      .filter((spec) => spec.startsWith('.'))
+      .map((spec) => resolve(dirname(file), spec).replace(/\.js$/, '.ts'));
+    graph.set(file, targets);
+  }
+  return graph;
+}
+
+/** The import cycles of a graph, each as the list of files around it (depth-first search). */
+function cycles(graph: Map<string, string[]>): string[][] {
+  const found: string[][] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const stack: string[] = [];
+  const visit = (file: string): void => {
+    state.set(file, 'open');
+    stack.push(file);
+    for (const next of graph.get(file) ?? []) {
+      if (state.get(next) === 'open') found.push(stack.slice(stack.indexOf(next)).map((f) => relative(SRC, f)));
+      else if (!state.has(next)) visit(next);
+    }
+    stack.pop();
+    state.set(file, 'done');
+  };
+  for (const file of graph.keys()) if (!state.has(file)) visit(file);
+  return found;
 }
 
 function imports(text: string): string[] {
@@ -65,6 +116,27 @@ describe('architecture', () => {
         const to = moduleOf(resolve(dirname(file), spec));
         if (to === from) continue;
         if (!(RANK[to]! < RANK[from]!)) violations.push(`${relative(SRC, file)} imports ${spec} (${from} -> ${to})`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
+  it('no import cycles between files (type-only imports included)', () => {
+    expect(cycles(importGraph())).toEqual([]);
+  });
+
+  it('the cycle finder sees a planted cycle', () => {
+    const a = join(SRC, 'a.ts');
+    const b = join(SRC, 'b.ts');
+    expect(cycles(new Map([[a, [b]], [b, [a]]]))).toEqual([['a.ts', 'b.ts']]);
+  });
+
+  it('forbidden edges: the gRPC edge never imports storage; transport, http, metrics and tls never import the member', () => {
+    const violations: string[] = [];
+    for (const [file, targets] of importGraph()) {
+      for (const target of targets) {
+        const rule = FORBIDDEN.find(([from, to]) => moduleOf(file) === from && moduleOf(target) === to);
+        if (rule) violations.push(`${relative(SRC, file)} imports ${relative(SRC, target)}: ${rule[2]}`);
       }
     }
     expect(violations).toEqual([]);

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
-import { HubWatch } from '../../src/server/lock-wait.js';
+import { HubWatch } from '../../src/server/recipes/lock-wait.js';
 import { startInProcessMember, type InProcessMember } from './in-process.js';
 
 let member: InProcessMember;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { startGrpcServer, type RunningGrpcServer } from '../../src/grpc/grpc-server.js';
 import { clients } from '../../src/grpc/proto.js';
-import { KvServer } from '../../src/server/kv-server.js';
+import { KvServer } from '../../src/server/member/kv-server.js';
 import { Backend } from '../../src/storage/backend.js';
 
 export interface InProcessMember {

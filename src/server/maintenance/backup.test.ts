@@ -1,0 +1,181 @@
+// Snapshot files round-trip: a member's state streamed as blobs plus the SHA-256 trailer has
+// etcd's "checksummed" length, restores into a fresh data dir whose member serves every key
+// with its revisions and versions (HashKV equal to the source), and damaged or foreign files
+// and occupied data dirs are refused.
+
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Backend } from '../../storage/backend.js';
+import { rangeRequest } from '../../mvcc/types.js';
+import { SNAPSHOT_BLOB_BYTES, openSnapshot, restoreSnapshot, type RestoreOptions } from './backup.js';
+import { hasChecksum } from './backup-format.js';
+import { KvServer } from '../member/kv-server.js';
+import { hashKv } from './maintenance-hash.js';
+
+const dirs: string[] = [];
+const servers: KvServer[] = [];
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'metastore-backup-'));
+  dirs.push(dir);
+  return dir;
+}
+
+async function open(dir: string): Promise<KvServer> {
+  const kv = await KvServer.open(await Backend.open(dir));
+  servers.push(kv);
+  return kv;
+}
+
+afterEach(async () => {
+  for (const kv of servers.splice(0)) await kv.close();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+const put = (kv: KvServer, key: string, value: string | Buffer) =>
+  kv.put({ key: Buffer.from(key), value: Buffer.from(value), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false });
+
+const rangeAll = rangeRequest(Buffer.from([0]), Buffer.from([0]));
+
+const everything = (kv: KvServer) =>
+  kv.range(rangeAll).result.kvs.map((kv) => ({ ...kv, key: kv.key.toString(), value: kv.value.toString('hex') }));
+
+/** What `etcdctl snapshot save` writes: every blob, then the final SHA-256 message. */
+async function snapshotFile(kv: KvServer): Promise<{ file: Buffer; blobs: Buffer[]; remaining: number[] }> {
+  const snapshot = await openSnapshot(kv, { memberId: 1n, clusterId: 2n, etcdVersion: '3.4.23' });
+  const blobs: Buffer[] = [];
+  const remaining: number[] = [];
+  let left = snapshot.totalBytes;
+  try {
+    for await (const blob of snapshot.blobs()) {
+      blobs.push(Buffer.from(blob));
+      left -= blob.length;
+      remaining.push(left);
+    }
+    return { file: Buffer.concat([...blobs, snapshot.sha256()]), blobs, remaining };
+  } finally {
+    await snapshot.close();
+  }
+}
+
+function restoreOptions(file: string, dataDir: string, overrides: Partial<RestoreOptions> = {}): RestoreOptions {
+  return {
+    snapshotFile: file,
+    dataDir,
+    name: 'n1',
+    initialCluster: [
+      { name: 'n1', peerUrls: ['http://127.0.0.1:12380'] },
+      { name: 'n2', peerUrls: ['http://127.0.0.1:22380'] },
+    ],
+    initialClusterToken: 'restored',
+    advertisePeerUrls: ['http://127.0.0.1:12380'],
+    skipHashCheck: false,
+    ...overrides,
+  };
+}
+
+describe('snapshot files', () => {
+  it('stream in 32 KiB blobs with remaining bytes, end with a SHA-256 etcdctl accepts, and restore every key', async () => {
+    const source = await open(tempDir());
+    for (let i = 0; i < 300; i++) await put(source, `key-${i % 120}`, Buffer.alloc(500, i));
+    await source.deleteRange({ key: Buffer.from('key-7'), rangeEnd: Buffer.alloc(0), prevKv: false });
+    await source.compact(100, true);
+    await put(source, 'last', 'value');
+
+    const { file, blobs, remaining } = await snapshotFile(source);
+    expect(hasChecksum(file.length)).toBe(true);
+    expect(blobs.length).toBeGreaterThan(1);
+    for (const blob of blobs.slice(0, -1)) expect(blob.length).toBe(SNAPSHOT_BLOB_BYTES);
+    expect(remaining.at(-1)).toBe(0);
+    const body = file.subarray(0, file.length - 32);
+    expect(createHash('sha256').update(body).digest().equals(file.subarray(file.length - 32))).toBe(true);
+    expect(body.subarray(0, 19).toString()).toBe('MetaStore snapshot\n');
+
+    const path = join(tempDir(), 'snap.db');
+    writeFileSync(path, file);
+    const target = join(tempDir(), 'restored');
+    const result = await restoreSnapshot(restoreOptions(path, target));
+    expect(result.header.revision).toBe(source.currentRevision);
+    expect(result.header.compactedRevision).toBe(100);
+
+    const restored = await open(target);
+    expect(restored.currentRevision).toBe(source.currentRevision);
+    expect(restored.compactedRevision).toBe(100);
+    expect(restored.appliedIndex).toBe(0);
+    expect(everything(restored)).toEqual(everything(source));
+    expect((await hashKv(restored, 0)).hash).toBe((await hashKv(source, 0)).hash);
+    // History above the compaction point survives too.
+    expect((await hashKv(restored, 150)).hash).toBe((await hashKv(source, 150)).hash);
+    // And it keeps serving writes from the next revision on.
+    const next = await put(restored, 'after', 'restore');
+    expect(next.revision).toBe(source.currentRevision + 1);
+  });
+
+  it('is one point in time while writes go on: the restore equals the source read at that revision', async () => {
+    const source = await open(tempDir());
+    for (let i = 0; i < 50; i++) await put(source, `w/${i}`, `v${i}`);
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) await put(source, `w/${i % 60}`, `during-${i}`);
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const { file } = await snapshotFile(source);
+    writing = false;
+    await writer;
+    const path = join(tempDir(), 'live.db');
+    writeFileSync(path, file);
+    const target = join(tempDir(), 'restored');
+    const { header } = await restoreSnapshot(restoreOptions(path, target));
+    expect(source.currentRevision).toBeGreaterThan(header.revision);
+    const restored = await open(target);
+    expect(restored.currentRevision).toBe(header.revision);
+    const at = (kv: KvServer, revision: number) =>
+      kv.range({ ...rangeAll, revision }).result.kvs.map((x) => [x.key.toString(), x.value.toString(), x.modRevision, x.version]);
+    expect(at(restored, 0)).toEqual(at(source, header.revision));
+  });
+
+  it('an empty store makes a valid, restorable snapshot', async () => {
+    const source = await open(tempDir());
+    const { file } = await snapshotFile(source);
+    expect(file.length).toBe(512 + 32);
+    const path = join(tempDir(), 'empty.db');
+    writeFileSync(path, file);
+    const target = join(tempDir(), 'restored');
+    await restoreSnapshot(restoreOptions(path, target));
+    expect((await open(target)).currentRevision).toBe(1);
+  });
+
+  it('refuses a damaged file, a file without checksum, a foreign file and an occupied data dir', async () => {
+    const source = await open(tempDir());
+    await put(source, 'k', 'v');
+    const { file } = await snapshotFile(source);
+    const dir = tempDir();
+
+    const damaged = Buffer.from(file);
+    damaged[100]! ^= 0xff;
+    writeFileSync(join(dir, 'damaged.db'), damaged);
+    await expect(restoreSnapshot(restoreOptions(join(dir, 'damaged.db'), join(dir, 'd1')))).rejects.toThrow(/sha256 mismatch/);
+
+    writeFileSync(join(dir, 'nohash.db'), file.subarray(0, file.length - 32));
+    await expect(restoreSnapshot(restoreOptions(join(dir, 'nohash.db'), join(dir, 'd2')))).rejects.toThrow(/missing hash/);
+    await restoreSnapshot(restoreOptions(join(dir, 'nohash.db'), join(dir, 'd2'), { skipHashCheck: true }));
+
+    const bolt = Buffer.alloc(4096 + 32);
+    writeFileSync(join(dir, 'bolt.db'), bolt);
+    await expect(restoreSnapshot(restoreOptions(join(dir, 'bolt.db'), join(dir, 'd3'), { skipHashCheck: true }))).rejects.toThrow(
+      /not a MetaStore snapshot/,
+    );
+
+    writeFileSync(join(dir, 'good.db'), file);
+    mkdirSync(join(dir, 'd4'));
+    writeFileSync(join(dir, 'd4', 'x'), 'occupied');
+    await expect(restoreSnapshot(restoreOptions(join(dir, 'good.db'), join(dir, 'd4')))).rejects.toThrow(/exists/);
+
+    await expect(
+      restoreSnapshot(restoreOptions(join(dir, 'good.db'), join(dir, 'd5'), { advertisePeerUrls: ['http://127.0.0.1:9'] })),
+    ).rejects.toThrow(/initial-advertise-peer-urls/);
+  });
+});

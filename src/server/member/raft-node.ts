@@ -1,0 +1,565 @@
+// The Raft-driven log of a member of a multi-member cluster: the only IO driver of the pure
+// Raft core. It has the same outward shape as SoloLog (propose -> outcome), plus
+// linearizable read barriers (ReadIndex) and leadership information.
+//
+// One turn of the loop (run whenever work arrives, at most one Ready outstanding):
+//   step received messages, propose queued requests (one batch), ask one ReadIndex for the
+//   queued reads -> Ready -> persist hard state + entries (+ snapshot) in one write, synced
+//   when Raft requires -> only then send the messages -> install a snapshot if one came ->
+//   apply committed entries through the Applier -> answer waiters -> advance().
+//
+// Entry data: [proposer member ID u64][request ID u64][InternalRequest]; empty data is the
+// no-op a new leader appends. Only the proposing member has a waiter for an entry; others
+// just apply it. Conf change entries carry the core's encoded ConfChange.
+
+import { RawNode } from '../../raft/raw-node.js';
+import { ProposalDroppedError } from '../../raft/raft.js';
+import {
+  EntryType,
+  MessageType,
+  NONE,
+  decodeConfChange,
+  type ConfChangeType,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Message,
+  type Snapshot,
+} from '../../raft/types.js';
+import { assert } from '../../util/assert.js';
+import type { Applier, CommittedEntry } from '../apply/applier.js';
+import { ServerError } from '../apply/errors.js';
+import { decodeInternalRequest, encodeInternalRequest, type InternalRequest } from '../apply/internal-request.js';
+import type { ProposalResult } from './solo-log.js';
+
+/** What the node needs from the durable raft log (RaftLogStore implements it). */
+export interface DurableRaftLog {
+  save(hardState: HardState | undefined, entries: Entry[], snapshot: Snapshot | undefined, options: { sync: boolean }): Promise<void>;
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array, options?: { sync: boolean }): Promise<Snapshot>;
+  compact(index: number, options?: { sync: boolean }): Promise<void>;
+  firstIndex(): number;
+}
+
+/** Sends raft messages to peers (the transport implements it). */
+export interface PeerSender {
+  send(messages: Message[]): void;
+}
+
+/** Builds and installs whole-state snapshots (the KV server implements it). */
+export interface StateSnapshots {
+  /** A consistent dump of the applied state, with the applied index it covers. */
+  dump(): Promise<{ appliedIndex: number; data: Uint8Array }>;
+  /** Replaces the applied state with a dump; returns the applied index it covers. */
+  install(data: Uint8Array): Promise<number>;
+}
+
+export interface RaftNodeOptions {
+  memberId: bigint;
+  tickMs: number;
+  requestTimeoutMs: number;
+  /** Applied entries between raft snapshots (etcd --snapshot-count). */
+  snapshotCount: number;
+  /** Entries kept behind a snapshot so slightly-lagging followers catch up from the log. */
+  snapshotCatchUpEntries: number;
+  onLeaderChange?(lead: bigint, term: number): void;
+  onConfChange?(type: number, nodeId: bigint, context: Uint8Array | undefined, confState: ConfState): void;
+  onSnapshotInstalled?(snapshotIndex: number, appliedIndex: number): void;
+  onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
+  /** A heartbeat's round trip to a peer, seconds (the leader measures it). */
+  onPeerRoundTrip?(peer: bigint, seconds: number): void;
+  onFatal(error: unknown): void;
+}
+
+interface PendingProposal {
+  id: bigint;
+  request: InternalRequest;
+  data: Uint8Array;
+  resolve: (result: ProposalResult) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface PendingRead {
+  resolve: () => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+const HEADER_BYTES = 16;
+
+export class RaftNode {
+  private inbox: Message[] = [];
+  private queuedProposals: PendingProposal[] = [];
+  private readonly waiting = new Map<bigint, PendingProposal>();
+  private afterAdvance: Array<() => void> = [];
+  private readonly confWaiters = new Map<bigint, { resolve: (cs: ConfState) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private queuedReads: PendingRead[] = [];
+  /** Reads waiting for their ReadIndex answer, by request context. */
+  private readonly readsByContext = new Map<string, PendingRead[]>();
+  /** Reads that know their index and wait for apply to reach it. */
+  private readsByIndex: Array<{ index: number; reads: PendingRead[] }> = [];
+  private nextRequestId = 1n;
+  private nextReadContext = 1n;
+  private scheduled = false;
+  private inTurn = false;
+  private stopped = false;
+  private ticker: NodeJS.Timeout | undefined;
+  private lead: bigint = NONE;
+  private currentTerm = 0;
+  private lastSnapshotIndex: number;
+  private confState: ConfState;
+  /** Highest log index this member has durably written (entries at or below are safe to apply). */
+  private persistedIndex: number;
+
+  constructor(
+    private readonly node: RawNode,
+    private readonly log: DurableRaftLog,
+    private readonly applier: Applier,
+    private readonly peers: PeerSender,
+    private readonly snapshots: StateSnapshots,
+    private readonly options: RaftNodeOptions,
+    initial: { confState: ConfState; snapshotIndex: number; lastIndex: number },
+  ) {
+    this.confState = initial.confState;
+    this.lastSnapshotIndex = initial.snapshotIndex;
+    this.persistedIndex = initial.lastIndex;
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => {
+      this.node.tick();
+      this.schedule();
+    }, this.options.tickMs);
+    this.campaignIfAlone();
+    this.schedule();
+  }
+
+  /**
+   * A member that is the only voter has nobody to wait for: it campaigns at once instead of
+   * after an election timeout (etcd fast-forwards its ticks for the same reason). Called at
+   * start and after conf changes, since a restarted member learns its configuration by
+   * replaying them.
+   */
+  private campaignIfAlone(): void {
+    if (!this.stopped && !this.isLeader && this.isSoleVoter()) this.node.campaign();
+  }
+
+  private isSoleVoter(): boolean {
+    const voters = [...this.node.raft.prs.progress].filter(([, progress]) => !progress.isLearner).map(([id]) => id);
+    return voters.length === 1 && voters[0] === this.options.memberId;
+  }
+
+
+  get memberId(): bigint {
+    return this.options.memberId;
+  }
+
+  get leader(): bigint {
+    return this.lead;
+  }
+
+  get isLeader(): boolean {
+    return this.lead === this.options.memberId;
+  }
+
+  get term(): number {
+    return this.currentTerm;
+  }
+
+  get lastIndex(): number {
+    return this.node.status().lastIndex;
+  }
+
+  get commitIndex(): number {
+    return this.node.status().commit;
+  }
+
+  get voters(): readonly bigint[] {
+    return this.confState.voters;
+  }
+
+  get learners(): readonly bigint[] {
+    return this.confState.learners;
+  }
+
+  status() {
+    return this.node.status();
+  }
+
+  /** Messages from peers, in arrival order. */
+  receive(messages: Message[]): void {
+    if (this.stopped) return;
+    for (const message of messages) {
+      if (message.type === MessageType.MsgHeartbeatResp) this.heartbeatAnswered(message.from);
+      // Received entries are views into the transport's frame; the log cache keeps entries
+      // for a long time, so copy them rather than pin whole frames.
+      for (const entry of message.entries) entry.data = Uint8Array.prototype.slice.call(entry.data);
+      this.inbox.push(message);
+    }
+    this.schedule();
+  }
+
+  reportUnreachable(peer: bigint): void {
+    this.node.reportUnreachable(peer);
+  }
+
+  reportSnapshot(peer: bigint, ok: boolean): void {
+    this.node.reportSnapshot(peer, ok);
+    this.schedule();
+  }
+
+  propose(request: InternalRequest): Promise<ProposalResult> {
+    if (this.stopped) return Promise.reject(new ServerError('Stopped'));
+    return new Promise((resolve, reject) => {
+      const id = this.nextRequestId++;
+      const body = encodeInternalRequest(request);
+      const data = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+      data.writeBigUInt64BE(this.options.memberId, 0);
+      data.writeBigUInt64BE(id, 8);
+      body.copy(data, HEADER_BYTES);
+      const pending: PendingProposal = {
+        id,
+        request,
+        data,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          if (this.waiting.delete(id)) reject(new ServerError('Timeout'));
+        }, this.options.requestTimeoutMs),
+      };
+      this.waiting.set(id, pending);
+      this.queuedProposals.push(pending);
+      this.schedule();
+    });
+  }
+
+  /** Resolves once this member has applied everything committed before the call (ReadIndex). */
+  readBarrier(): Promise<void> {
+    if (this.stopped) return Promise.reject(new ServerError('Stopped'));
+    return new Promise((resolve, reject) => {
+      const read: PendingRead = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          read.resolve = () => {};
+          reject(new ServerError('Timeout', 'read index timed out'));
+        }, this.options.requestTimeoutMs),
+      };
+      this.queuedReads.push(read);
+      this.schedule();
+    });
+  }
+
+  transferLeadership(to: bigint): void {
+    this.node.transferLeader(to);
+    this.schedule();
+  }
+
+  /**
+   * Proposes a membership change and resolves with the configuration once this member has
+   * applied it. The context carries [proposer][request ID] and then the caller's payload,
+   * which the conf change listener receives.
+   */
+  changeMembership(type: ConfChangeType, nodeId: bigint, payload: Uint8Array): Promise<ConfState> {
+    if (this.stopped) return Promise.reject(new ServerError('Stopped'));
+    return new Promise((resolve, reject) => {
+      const id = this.nextRequestId++;
+      const context = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+      context.writeBigUInt64BE(this.options.memberId, 0);
+      context.writeBigUInt64BE(id, 8);
+      context.set(payload, HEADER_BYTES);
+      const timer = setTimeout(() => {
+        if (this.confWaiters.delete(id)) reject(new ServerError('Timeout'));
+      }, this.options.requestTimeoutMs);
+      this.confWaiters.set(id, { resolve, reject, timer });
+      try {
+        this.node.proposeConfChange({ type, nodeId, context });
+      } catch (error) {
+        clearTimeout(timer);
+        this.confWaiters.delete(id);
+        if (error instanceof ProposalDroppedError) reject(new ServerError(error.message.includes('no leader') ? 'NoLeader' : 'LeaderChanged', error.message));
+        else reject(error as Error);
+        return;
+      }
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.turn();
+    });
+  }
+
+  private turn(): void {
+    if (this.stopped) return;
+    try {
+      const inbox = this.inbox;
+      this.inbox = [];
+      for (const message of inbox) {
+        // Messages from members no longer in the configuration are dropped by the core.
+        this.node.step(message);
+      }
+      this.proposeQueued();
+      this.askReadIndex();
+      // Stepping and proposing go on while a Ready is being persisted; the next Ready waits
+      // for advance().
+      if (this.inTurn || !this.node.hasReady()) return;
+      const ready = this.node.ready();
+      this.inTurn = true;
+      if (ready.hardState) this.currentTerm = ready.hardState.term;
+      if (ready.softState && ready.softState.lead !== this.lead) {
+        this.lead = ready.softState.lead;
+        this.options.onLeaderChange?.(this.lead, this.currentTerm);
+      }
+      void this.handleReady(ready).catch((error) => this.options.onFatal(error));
+    } catch (error) {
+      this.options.onFatal(error);
+    }
+  }
+
+  private proposeQueued(): void {
+    if (this.queuedProposals.length === 0) return;
+    const batch = this.queuedProposals;
+    this.queuedProposals = [];
+    try {
+      this.node.proposeBatch(batch.map((p) => p.data));
+    } catch (error) {
+      if (!(error instanceof ProposalDroppedError)) throw error;
+      const reason = error.message.includes('no leader') ? new ServerError('NoLeader') : new ServerError('LeaderChanged', error.message);
+      for (const pending of batch) {
+        clearTimeout(pending.timer);
+        this.waiting.delete(pending.id);
+        pending.reject(reason);
+      }
+    }
+  }
+
+  private askReadIndex(): void {
+    if (this.queuedReads.length === 0) return;
+    const reads = this.queuedReads;
+    this.queuedReads = [];
+    // The leader tracks pending ReadIndex requests by context and ignores a duplicate, so the
+    // context must be unique across members, not just here: member ID + counter.
+    const context = Buffer.allocUnsafe(16);
+    context.writeBigUInt64BE(this.options.memberId, 0);
+    context.writeBigUInt64BE(this.nextReadContext++, 8);
+    this.readsByContext.set(context.toString('hex'), reads);
+    try {
+      this.node.readIndex(context);
+    } catch (error) {
+      if (!(error instanceof ProposalDroppedError)) throw error;
+      this.readsByContext.delete(context.toString('hex'));
+      for (const read of reads) {
+        clearTimeout(read.timer);
+        read.reject(new ServerError('NoLeader'));
+      }
+    }
+  }
+
+  private async handleReady(ready: ReturnType<RawNode['ready']>): Promise<void> {
+    let snapshotForLog = ready.snapshot;
+    if (ready.snapshot !== undefined && ready.snapshot.data.length > 0) {
+      // Install the state before the raft log records the snapshot: a crash in between then
+      // leaves state ahead of the log (entries are skipped by applied index), never a log that
+      // claims state the store does not have. The log keeps only the metadata.
+      const appliedIndex = await this.snapshots.install(ready.snapshot.data);
+      assert(appliedIndex >= ready.snapshot.metadata.index, 'snapshot data older than its metadata');
+      this.confState = ready.snapshot.metadata.confState;
+      this.lastSnapshotIndex = ready.snapshot.metadata.index;
+      snapshotForLog = { metadata: ready.snapshot.metadata, data: new Uint8Array(0) };
+      this.options.onSnapshotInstalled?.(ready.snapshot.metadata.index, appliedIndex);
+    }
+    // A leader may send its appends while it persists them (Raft thesis §10.2.1; etcd does
+    // the same): it applies an entry only after its own write below. Every other member must
+    // persist first, since its messages (votes, acks) promise durable state.
+    const sendFirst = this.node.isLeader && ready.snapshot === undefined;
+    if (sendFirst && ready.messages.length > 0) await this.send(ready.messages);
+    // Committed entries that earlier Readies already made durable here are applied (and
+    // answered) now, instead of waiting behind this Ready's write of newer entries; the rest
+    // are applied once that write is done.
+    let committed = ready.committedEntries;
+    const durableNow = ready.snapshot === undefined ? countDurable(committed, this.persistedIndex) : 0;
+    if (durableNow > 0) {
+      this.applyCommitted(committed.slice(0, durableNow));
+      committed = committed.slice(durableNow);
+    }
+    await this.log.save(ready.hardState, ready.entries, snapshotForLog, { sync: ready.mustSync });
+    const lastSaved = ready.entries[ready.entries.length - 1];
+    if (snapshotForLog !== undefined) this.persistedIndex = Math.max(this.persistedIndex, snapshotForLog.metadata.index);
+    if (lastSaved !== undefined) this.persistedIndex = lastSaved.index;
+    if (!sendFirst && ready.messages.length > 0) await this.send(ready.messages);
+    for (const readState of ready.readStates) {
+      const key = Buffer.from(readState.requestCtx).toString('hex');
+      const reads = this.readsByContext.get(key);
+      if (reads === undefined) continue;
+      this.readsByContext.delete(key);
+      this.readsByIndex.push({ index: readState.index, reads });
+    }
+    if (committed.length > 0) this.applyCommitted(committed);
+    this.releaseReads();
+    this.node.advance();
+    this.inTurn = false;
+    const callbacks = this.afterAdvance;
+    this.afterAdvance = [];
+    for (const callback of callbacks) callback();
+    await this.maybeSnapshot();
+    this.schedule();
+  }
+
+  /** Heartbeats in flight, by peer: when the oldest unanswered one was sent. */
+  private readonly heartbeatSentAt = new Map<bigint, number>();
+
+  private heartbeatAnswered(peer: bigint): void {
+    const sentAt = this.heartbeatSentAt.get(peer);
+    if (sentAt === undefined) return;
+    this.heartbeatSentAt.delete(peer);
+    this.options.onPeerRoundTrip?.(peer, (performance.now() - sentAt) / 1000);
+  }
+
+  /** Outgoing MsgSnap carries the current state: the snapshot's data is made at send time. */
+  private async send(messages: Message[]): Promise<void> {
+    const plain: Message[] = [];
+    for (const message of messages) {
+      if (message.type === MessageType.MsgHeartbeat && this.options.onPeerRoundTrip && !this.heartbeatSentAt.has(message.to)) {
+        this.heartbeatSentAt.set(message.to, performance.now());
+      }
+      if (message.type === MessageType.MsgSnap && message.snapshot !== undefined) {
+        const { data } = await this.snapshots.dump();
+        this.options.onSnapshotSent?.(message.to, message.snapshot.metadata.index, data.length);
+        // The stored snapshot's configuration may predate the recipient's own addition; the
+        // core refuses a snapshot that does not list it, so send the current configuration.
+        const metadata = { ...message.snapshot.metadata, confState: { voters: [...this.confState.voters], learners: [...this.confState.learners] } };
+        plain.push({ ...message, snapshot: { metadata, data } });
+      } else {
+        plain.push(message);
+      }
+    }
+    this.peers.send(plain);
+  }
+
+  private applyCommitted(entries: Entry[]): void {
+    const batch: CommittedEntry[] = [];
+    const waiters: Array<PendingProposal | undefined> = [];
+    for (const entry of entries) {
+      const alreadyApplied = entry.index <= this.applier.appliedIndex;
+      if (alreadyApplied && entry.type !== EntryType.ConfChange) continue; // state has it already
+      if (entry.type === EntryType.ConfChange) {
+        const change = decodeConfChange(entry.data);
+        this.confState = this.node.applyConfChange(change);
+        this.afterAdvance.push(() => this.campaignIfAlone());
+        const context = change.context === undefined ? undefined : Buffer.from(change.context.buffer, change.context.byteOffset, change.context.byteLength);
+        const payload = context !== undefined && context.length >= HEADER_BYTES ? context.subarray(HEADER_BYTES) : undefined;
+        this.options.onConfChange?.(change.type, change.nodeId, payload, this.confState);
+        if (context !== undefined && context.length >= HEADER_BYTES && context.readBigUInt64BE(0) === this.options.memberId) {
+          const id = context.readBigUInt64BE(8);
+          const waiter = this.confWaiters.get(id);
+          if (waiter !== undefined) {
+            this.confWaiters.delete(id);
+            clearTimeout(waiter.timer);
+            // Answered after advance(): until then the core still counts this change as
+            // pending and would silently drop a next one proposed in reply.
+            const confState = this.confState;
+            this.afterAdvance.push(() => waiter.resolve(confState));
+          }
+        }
+        // After a restart the core replays conf changes from its last snapshot to rebuild its
+        // configuration; the state machine has them already.
+        if (!alreadyApplied) {
+          batch.push({ index: entry.index, data: Buffer.alloc(0) });
+          waiters.push(undefined);
+        }
+        continue;
+      }
+      if (entry.data.length === 0) {
+        batch.push({ index: entry.index, data: Buffer.alloc(0) });
+        waiters.push(undefined);
+        continue;
+      }
+      const data = Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength);
+      const proposer = data.readBigUInt64BE(0);
+      let waiter: PendingProposal | undefined;
+      if (proposer === this.options.memberId) {
+        const id = data.readBigUInt64BE(8);
+        waiter = this.waiting.get(id);
+        if (waiter !== undefined) this.waiting.delete(id);
+      }
+      const body = data.subarray(HEADER_BYTES);
+      batch.push({ index: entry.index, data: body, request: waiter?.request ?? decodeInternalRequest(body) });
+      waiters.push(waiter);
+    }
+    if (batch.length === 0) return;
+    const { outcomes, written } = this.applier.applyEntries(batch);
+    for (let i = 0; i < waiters.length; i++) {
+      const waiter = waiters[i];
+      if (waiter === undefined) continue;
+      clearTimeout(waiter.timer);
+      waiter.resolve({ outcome: outcomes[i]!, written });
+    }
+  }
+
+  private releaseReads(): void {
+    if (this.readsByIndex.length === 0) return;
+    const applied = this.applier.appliedIndex;
+    const still: typeof this.readsByIndex = [];
+    for (const entry of this.readsByIndex) {
+      if (entry.index > applied) {
+        still.push(entry);
+        continue;
+      }
+      for (const read of entry.reads) {
+        clearTimeout(read.timer);
+        read.resolve();
+      }
+    }
+    this.readsByIndex = still;
+  }
+
+  /** Every snapshotCount applied entries: record a raft snapshot and compact the log behind it. */
+  private async maybeSnapshot(): Promise<void> {
+    const applied = this.applier.appliedIndex;
+    if (applied - this.lastSnapshotIndex < this.options.snapshotCount) return;
+    this.lastSnapshotIndex = applied;
+    // The data is produced when a follower needs it (see send()); the stored snapshot only
+    // marks where the log may be compacted.
+    await this.log.createSnapshot(applied, this.confState, new Uint8Array(0), { sync: false });
+    const compactTo = applied - this.options.snapshotCatchUpEntries;
+    if (compactTo > this.log.firstIndex()) {
+      // The apply batches covering these entries must be on disk before their log copies go.
+      await this.applier.flushed();
+      await this.log.compact(compactTo, { sync: false });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    for (const pending of [...this.waiting.values(), ...this.queuedProposals]) {
+      clearTimeout(pending.timer);
+      pending.reject(new ServerError('Stopped'));
+    }
+    this.waiting.clear();
+    this.queuedProposals = [];
+    for (const waiter of this.confWaiters.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new ServerError('Stopped'));
+    }
+    this.confWaiters.clear();
+    const reads = [...this.queuedReads, ...[...this.readsByContext.values()].flat(), ...this.readsByIndex.flatMap((e) => e.reads)];
+    for (const read of reads) {
+      clearTimeout(read.timer);
+      read.reject(new ServerError('Stopped'));
+    }
+    while (this.inTurn) await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** How many of the committed entries (in index order) are at or below the durable index. */
+function countDurable(entries: readonly Entry[], persistedIndex: number): number {
+  let count = 0;
+  while (count < entries.length && entries[count]!.index <= persistedIndex) count++;
+  return count;
+}

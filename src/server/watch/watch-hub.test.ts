@@ -1,0 +1,259 @@
+// WatchHub and WatchStream against a real backend and KvServer: ordering, atomic revisions,
+// catch-up from storage and from the recent window without gaps or duplicates while writes
+// continue, compaction, slow consumers falling back to catch-up, filters, prev_kv, fairness.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import type { Event } from '../../mvcc/types.js';
+import { Backend } from '../../storage/backend.js';
+import { KvServer } from '../member/kv-server.js';
+import { prefixEnd } from './watch-hub.js';
+import { WatchStream, type CreateWatch, type StreamResponse } from './watch-stream.js';
+
+const open: Array<{ kv: KvServer; dir: string }> = [];
+
+async function member(): Promise<KvServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'watch-hub-'));
+  const kv = await KvServer.open(await Backend.open(dir));
+  open.push({ kv, dir });
+  return kv;
+}
+
+afterEach(async () => {
+  for (const { kv, dir } of open.splice(0)) {
+    await kv.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const b = (s: string): Buffer => Buffer.from(s);
+const put = (kv: KvServer, key: string, value: string) =>
+  kv.put({ key: b(key), value: b(value), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false });
+const del = (kv: KvServer, key: string, rangeEnd = '') => kv.deleteRange({ key: b(key), rangeEnd: b(rangeEnd), prevKv: false });
+
+function spec(over: Partial<CreateWatch>): CreateWatch {
+  return {
+    watchId: 0,
+    key: b('k'),
+    rangeEnd: Buffer.alloc(0),
+    startRevision: 0,
+    progressNotify: false,
+    noPut: false,
+    noDelete: false,
+    prevKv: false,
+    fragment: false,
+    ...over,
+  };
+}
+
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Pulls everything the stream has, waiting a few turns for catch-ups to land. */
+async function drain(stream: WatchStream, until: (all: StreamResponse[]) => boolean, into: StreamResponse[] = []): Promise<StreamResponse[]> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    for (let r = stream.pull(); r !== undefined; r = stream.pull()) into.push(r);
+    if (until(into)) return into;
+    await tick();
+  }
+  throw new Error(`drain: condition not met; got ${into.length} responses`);
+}
+
+const eventsOf = (responses: StreamResponse[], watchId = 0): Event[] =>
+  responses.filter((r) => r.watchId === watchId).flatMap((r) => [...r.events]);
+const revs = (events: Event[]) => events.map((e) => e.kv.modRevision);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe('WatchHub', () => {
+  test('created first, then live events in revision order, one response per revision', async () => {
+    const kv = await member();
+    const stream = new WatchStream(kv.watchHub);
+    stream.create(spec({ key: b('a'), rangeEnd: prefixEnd(b('a')) }));
+    await put(kv, 'a1', 'x');
+    await kv.txn({
+      compare: [],
+      success: [
+        { kind: 'put', put: { key: b('a2'), value: b('y'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } },
+        { kind: 'put', put: { key: b('a3'), value: b('z'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } },
+        { kind: 'put', put: { key: b('b'), value: b('z'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } },
+      ],
+      failure: [],
+    });
+    const got = await drain(stream, (all) => eventsOf(all).length === 3);
+    expect(got[0]).toMatchObject({ created: true, watchId: 0, revision: 1 });
+    expect(got.slice(1).map((r) => [r.revision, r.events.map((e) => e.kv.key.toString())])).toEqual([
+      [2, ['a1']],
+      [3, ['a2', 'a3']],
+    ]);
+    stream.close();
+  });
+
+  test('catch-up from storage and the window has no gaps or duplicates while writes continue', async () => {
+    const kv = await member();
+    // A tiny window forces most of the catch-up through storage scans.
+    kv.watchHub.configure({ maxRecentRevisions: 5, maxRevisionsPerDelivery: 50 });
+    for (let i = 0; i < 300; i++) await put(kv, `k${i % 7}`, `v${i}`);
+    const stream = new WatchStream(kv.watchHub);
+    stream.create(spec({ key: b('k'), rangeEnd: prefixEnd(b('k')), startRevision: 2 }));
+    const got: StreamResponse[] = [];
+    // Keep writing while the watcher catches up.
+    const writer = (async () => {
+      for (let i = 0; i < 200; i++) await put(kv, `k${i % 5}`, `w${i}`);
+    })();
+    const draining = drain(stream, (all) => eventsOf(all).length >= 500, got);
+    await writer;
+    await draining;
+    const events = eventsOf(got);
+    expect(revs(events)).toEqual(range(2, 501));
+    for (const r of got.slice(1)) {
+      // Catch-up responses carry whole revisions and at most 50 of them.
+      expect(new Set(r.events.map((e) => e.kv.modRevision)).size).toBeLessThanOrEqual(50);
+    }
+    expect(kv.watchHub.counts).toEqual({ synced: 1, unsynced: 0 });
+    stream.close();
+  }, 60_000);
+
+  test('a compacted start revision cancels with the compaction point', async () => {
+    const kv = await member();
+    for (let i = 0; i < 5; i++) await put(kv, 'k', `v${i}`);
+    await kv.compact(4, true);
+    const stream = new WatchStream(kv.watchHub);
+    stream.create(spec({ startRevision: 2 }));
+    stream.create(spec({ startRevision: 4 }));
+    const got = await drain(stream, (all) => all.length >= 4);
+    const first = got.filter((r) => r.watchId === 0);
+    expect(first[1]).toMatchObject({ canceled: true, compactRevision: 4, revision: 0 });
+    expect(revs(eventsOf(got, 1))).toEqual([4, 5, 6]);
+    stream.close();
+  });
+
+  test('filters and prev_kv, live and from storage', async () => {
+    const kv = await member();
+    kv.watchHub.configure({ maxRecentRevisions: 1 });
+    await put(kv, 'k', 'v1'); // 2
+    await put(kv, 'k', 'v2'); // 3
+    await del(kv, 'k'); // 4
+    await put(kv, 'k', 'v3'); // 5
+    const stream = new WatchStream(kv.watchHub);
+    stream.create(spec({ startRevision: 2, prevKv: true }));
+    stream.create(spec({ startRevision: 2, noPut: true, prevKv: true }));
+    stream.create(spec({ startRevision: 2, noDelete: true }));
+    const got: StreamResponse[] = [];
+    await drain(stream, () => kv.watchHub.counts.unsynced === 0, got);
+    await put(kv, 'k', 'v4'); // 6
+    await del(kv, 'k'); // 7
+    await drain(stream, (all) => eventsOf(all, 0).length === 6 && eventsOf(all, 1).length === 2 && eventsOf(all, 2).length === 4, got);
+    const all = eventsOf(got, 0);
+    expect(all.map((e) => [e.type, e.kv.modRevision, e.prevKv?.value.toString()])).toEqual([
+      ['put', 2, undefined],
+      ['put', 3, 'v1'],
+      ['delete', 4, 'v2'],
+      ['put', 5, undefined],
+      ['put', 6, 'v3'],
+      ['delete', 7, 'v4'],
+    ]);
+    expect(all[2]!.kv).toMatchObject({ createRevision: 0, version: 0, modRevision: 4 });
+    expect(eventsOf(got, 1).map((e) => e.type)).toEqual(['delete', 'delete']);
+    expect(revs(eventsOf(got, 2))).toEqual([2, 3, 5, 6]);
+    stream.close();
+  });
+
+  test('a slow consumer goes unsynced instead of buffering, then catches up exactly', async () => {
+    const kv = await member();
+    kv.watchHub.configure({ maxWatcherPendingBytes: 4096 });
+    const slow = new WatchStream(kv.watchHub);
+    const fast = new WatchStream(kv.watchHub);
+    slow.create(spec({ key: b('k'), rangeEnd: prefixEnd(b('k')) }));
+    fast.create(spec({ key: b('k'), rangeEnd: prefixEnd(b('k')) }));
+    const fastGot: StreamResponse[] = [];
+    for (let i = 0; i < 400; i++) {
+      await put(kv, `k${i % 3}`, 'x'.repeat(100));
+      for (let r = fast.pull(); r !== undefined; r = fast.pull()) fastGot.push(r);
+    }
+    // The slow stream never pulled: its queue stayed bounded and it left the synced group.
+    expect(kv.watchHub.counts.unsynced).toBe(1);
+    expect(slow.pendingBytes).toBeLessThanOrEqual(4096 + 1024);
+    expect(revs(eventsOf(fastGot))).toEqual(range(2, 401));
+    const slowGot = await drain(slow, (all) => eventsOf(all).length >= 400);
+    expect(revs(eventsOf(slowGot))).toEqual(range(2, 401));
+    expect(kv.watchHub.counts.unsynced).toBe(0);
+    slow.close();
+    fast.close();
+  });
+
+  test('one busy watcher does not hold back the others of its stream (round robin)', async () => {
+    const kv = await member();
+    for (let i = 0; i < 100; i++) await put(kv, 'busy', `v${i}`);
+    const stream = new WatchStream(kv.watchHub);
+    kv.watchHub.configure({ maxRevisionsPerDelivery: 10 });
+    stream.create(spec({ key: b('busy'), startRevision: 2 }));
+    stream.create(spec({ key: b('quiet') }));
+    await put(kv, 'quiet', 'q');
+    // Let the busy watcher's whole backlog queue up, then pull one response at a time.
+    for (let i = 0; i < 20; i++) await tick();
+    const got: StreamResponse[] = [];
+    while (eventsOf(got, 1).length === 0) {
+      const r = stream.pull();
+      if (r !== undefined) got.push(r);
+      else await tick();
+    }
+    // The quiet watcher's event came out after at most one busy response, not after 100 events.
+    expect(got.filter((r) => r.watchId === 0 && r.events.length > 0).length).toBeLessThanOrEqual(2);
+    await drain(stream, (all) => eventsOf(all, 0).length === 100, got);
+    expect(revs(eventsOf(got, 0))).toEqual(range(2, 101));
+    stream.close();
+  });
+
+  test('watch IDs: auto from 0, client-chosen, duplicates and empty ranges refused', async () => {
+    const kv = await member();
+    const stream = new WatchStream(kv.watchHub);
+    stream.create(spec({}));
+    stream.create(spec({ watchId: 5 }));
+    stream.create(spec({ watchId: 5 }));
+    stream.create(spec({ key: b('z'), rangeEnd: b('a') }));
+    stream.create(spec({}));
+    stream.cancel(0);
+    stream.cancel(42);
+    const got = await drain(stream, (all) => all.length >= 6);
+    const control = got.filter((r) => r.watchId === -1).map((r) => r.cancelReason);
+    expect(control).toEqual(['mvcc: duplicate watch ID provided on the WatchStream', 'mvcc: watcher range is empty']);
+    const created = got.filter((r) => r.created && !r.canceled).map((r) => r.watchId);
+    expect(created.sort()).toEqual([0, 1, 5]);
+    expect(got.filter((r) => r.canceled && !r.created).map((r) => r.watchId)).toEqual([0]);
+    stream.close();
+  });
+
+  test('progress request answers only when every watcher is synced', async () => {
+    const kv = await member();
+    await put(kv, 'k', 'v');
+    const stream = new WatchStream(kv.watchHub);
+    stream.create(spec({}));
+    await drain(stream, (all) => all.length === 1);
+    stream.requestProgress();
+    const got = await drain(stream, (all) => all.length === 1);
+    expect(got[0]).toMatchObject({ watchId: -1, revision: 2 });
+    kv.watchHub.configure({ maxRecentRevisions: 1 });
+    await put(kv, 'x', 'v');
+    await put(kv, 'x', 'v');
+    stream.create(spec({ startRevision: 1 })); // unsynced until a scan runs
+    stream.requestProgress();
+    const after = await drain(stream, () => kv.watchHub.counts.unsynced === 0);
+    expect(after.some((r) => r.watchId === -1)).toBe(false);
+    stream.close();
+  });
+
+  test('progress notifications go to idle synced watchers that asked', async () => {
+    const kv = await member();
+    kv.watchHub.configure({ progressNotifyIntervalMs: 20 });
+    const stream = new WatchStream(kv.watchHub);
+    stream.create(spec({ progressNotify: true }));
+    stream.create(spec({ key: b('other') }));
+    const got = await drain(stream, (all) => all.filter((r) => r.watchId === 0 && !r.created).length >= 2);
+    const notes = got.filter((r) => r.watchId === 0 && !r.created);
+    expect(notes.every((r) => r.events.length === 0 && r.revision === 1)).toBe(true);
+    expect(got.filter((r) => r.watchId === 1).length).toBe(1);
+    stream.close();
+  });
+});
