@@ -101,8 +101,8 @@ describe('error messages name the key and the source', () => {
       'config error: unknown key server.grpc.prot in /x/y.yaml (did you mean server.grpc.port?)',
     );
     expect(loadError(['--config', FILE], { files: { [FILE]: 'client:\n  x: 1\n' } })).toMatch(/^config error: unknown key client in \/x\/y\.yaml/);
-    expect(loadError(['--config', FILE], { files: { [FILE]: 'server:\n  rocksdb:\n    block_size: 1\n' } })).toMatch(
-      /^config error: unknown key server\.rocksdb in \/x\/y\.yaml/,
+    expect(loadError(['--config', FILE], { files: { [FILE]: 'server:\n  cassandra:\n    block_size: 1\n' } })).toMatch(
+      /^config error: unknown key server\.cassandra in \/x\/y\.yaml/,
     );
   });
 
@@ -358,6 +358,57 @@ describe('shipped configs', () => {
     expect(config.grpc.address).toBe('127.0.0.1');
     expect(config.raft.address).toBe('127.0.0.1');
     expect(config.raft.peers).toEqual([]);
+  });
+});
+
+describe("the deployment guide's examples, verbatim (configs/guide/)", () => {
+  const read = (name: string) => readFileSync(new URL(`../../configs/guide/${name}`, import.meta.url), 'utf8');
+  const guide = readFileSync(new URL('../../../shared/DEPLOYMENT-GUIDE.md', import.meta.url), 'utf8');
+  /** The YAML block that follows a heading or bold label of the guide. */
+  const guideBlock = (label: string): string => {
+    const after = guide.slice(guide.indexOf(label));
+    return after.slice(after.indexOf('```yaml\n') + 8, after.indexOf('\n```', after.indexOf('```yaml\n') + 8) + 1);
+  };
+
+  it('configs/guide/ holds the guide\'s blocks unchanged', () => {
+    expect(read('basic.yaml')).toBe(guideBlock('### Basic Configuration'));
+    for (const n of [1, 2, 3]) expect(read(`node${n}.yaml`)).toBe(guideBlock(`**Node ${n}`));
+  });
+
+  it('Basic Configuration: sizes in the guide\'s units, the request limit derived from the gRPC message size', () => {
+    const config = load(['--config', 'basic.yaml'], { files: { 'basic.yaml': read('basic.yaml') } });
+    expect(config.clusterId).toBe(1234567890n);
+    expect(config.memberId).toBe(1n);
+    expect(config.log).toMatchObject({ maxSize: 100 * 1024 * 1024, maxBackups: 3, maxAgeDays: 7, output: '/var/log/metastore.log' });
+    expect(config.grpc).toMatchObject({ maxRecvMsgSize: 1_572_864, maxSendMsgSize: 1_572_864, maxConcurrentStreams: 1000, rateLimitQps: 10_000 });
+    expect(config.limits.maxRequestBytes).toBe(1_572_864 - 512);
+  });
+
+  it('a bare log max_size is megabytes from every source; a unit still works', () => {
+    expect(load([], { env: { METASTORE_SERVER_LOG_MAX_SIZE: '20' } }).log.maxSize).toBe(20 * 1024 * 1024);
+    expect(load(['--config', FILE], { files: { [FILE]: 'server:\n  log:\n    max_size: 64MiB\n' } }).log.maxSize).toBe(64 * 1024 * 1024);
+  });
+
+  it('an explicit receive limit below an explicit request limit is still refused', () => {
+    expect(loadError(['--config', FILE], { files: { [FILE]: 'server:\n  grpc:\n    max_recv_msg_size: 1000\n  limits:\n    max_request_bytes: 2000\n' } })).toContain(
+      'must be at least server.limits.max_request_bytes',
+    );
+  });
+
+  it.each([1, 2, 3])('High Availability node%i parses with the guide\'s peers and addresses', (n) => {
+    const config = load(['--config', `node${n}.yaml`], { files: { [`node${n}.yaml`]: read(`node${n}.yaml`) } });
+    expect(config.memberId).toBe(BigInt(n));
+    expect(config.grpc.advertiseAddress).toBe(`10.0.1.${9 + n}:2379`);
+    expect(config.raft.advertiseAddress).toBe(`10.0.1.${9 + n}:12379`);
+    expect(config.raft.peers.map((p) => `${p.id}@${p.host}:${p.port}`)).toEqual(['1@10.0.1.10:12379', '2@10.0.1.11:12379', '3@10.0.1.12:12379']);
+  });
+
+  it('the RocksDB Tuning block is refused in one line naming what to use instead', () => {
+    const message = loadError(['--config', FILE], { files: { [FILE]: guideBlock('### RocksDB Tuning') } });
+    expect(message).toBe(
+      `config error: server.rocksdb in ${FILE}: MetaStore keeps its data in LevelDB, not RocksDB: use server.storage (write_buffer_size, block_cache_size; ` +
+        'max_write_buffer_number and max_background_jobs have no LevelDB counterpart)',
+    );
   });
 });
 

@@ -118,7 +118,7 @@ export function parseKeyValue(spec: KeySpec, raw: unknown, textual: boolean): un
     case 'duration':
       return parseDurationMs(raw, textual);
     case 'size':
-      return parseSizeBytes(raw, textual, spec.min ?? 0, spec.max);
+      return parseSizeBytes(raw, textual, spec.min ?? 0, spec.max, spec.bareUnitBytes);
     case 'enum':
       return parseEnum(raw, spec.values ?? []);
     case 'bigint-id':
@@ -230,6 +230,8 @@ function parseYaml(text: string, file: string): Map<string, Entry> {
       } else if (SECTIONS.has(path)) {
         if (!isMapping(value)) throw configError(`${path} in ${file}: expected a mapping of keys, got ${describeGot(value)}`);
         walk(value, path);
+      } else if (replacedKey(path) !== undefined) {
+        throw configError(`${path} in ${file}: ${replacedKey(path)}`);
       } else {
         throw configError(`unknown key ${path} in ${file}${suggest(path, [...KEYS_BY_PATH.keys(), ...SECTIONS])}`);
       }
@@ -237,6 +239,22 @@ function parseYaml(text: string, file: string): Map<string, Entry> {
   };
   walk(root, '');
   return entries;
+}
+
+/**
+ * Sections of the deployment guide that name parts MetaStore does differently: refused with what
+ * to use instead, never accepted and ignored.
+ */
+const REPLACED_SECTIONS: ReadonlyMap<string, string> = new Map([
+  [
+    'server.rocksdb',
+    'MetaStore keeps its data in LevelDB, not RocksDB: use server.storage (write_buffer_size, block_cache_size; ' +
+      'max_write_buffer_number and max_background_jobs have no LevelDB counterpart)',
+  ],
+]);
+
+function replacedKey(path: string): string | undefined {
+  return REPLACED_SECTIONS.get(path);
 }
 
 /** A "did you mean" for near-miss spellings: the closest known name within a small edit distance. */
@@ -319,9 +337,14 @@ function deriveAndCheck(config: Mutable<Config>, sourceOf: (path: string) => Sou
 
   // etcd sizes its gRPC receive limit as max-request-bytes + 512, so an etcd command line that
   // raises --max-request-bytes must keep working: follow it unless the operator chose a limit.
+  // A receive limit chosen alone (the deployment guide's max_recv_msg_size: 1572864) sets the
+  // request limit instead: what fits in such a message with etcd's 512 bytes of framing.
   const neededRecv = config.limits.maxRequestBytes + 512;
   if (config.grpc.maxRecvMsgSize < neededRecv) {
-    if (sourceOf('server.grpc.max_recv_msg_size').kind === 'default') config.grpc.maxRecvMsgSize = neededRecv;
+    const recvChosen = sourceOf('server.grpc.max_recv_msg_size').kind !== 'default';
+    const requestChosen = sourceOf('server.limits.max_request_bytes').kind !== 'default';
+    if (!recvChosen) config.grpc.maxRecvMsgSize = neededRecv;
+    else if (!requestChosen && config.grpc.maxRecvMsgSize > 512) config.limits.maxRequestBytes = config.grpc.maxRecvMsgSize - 512;
     else {
       throw configError(
         `${show('server.grpc.max_recv_msg_size', config.grpc.maxRecvMsgSize)} must be at least ` +

@@ -266,6 +266,8 @@ export interface KeySpec {
   readonly max?: number;
   readonly values?: readonly string[];
   readonly items?: ListItems;
+  /** For sizes: the unit of a bare number (lumberjack's max_size counts megabytes); default bytes. */
+  readonly bareUnitBytes?: number;
 }
 
 interface KeyOptions {
@@ -273,6 +275,7 @@ interface KeyOptions {
   readonly max?: number;
   readonly values?: readonly string[];
   readonly items?: ListItems;
+  readonly bareUnitBytes?: number;
   /** Only when the derived name would be wrong (a unit the YAML key does not spell). */
   readonly field?: readonly string[];
 }
@@ -327,11 +330,12 @@ function key(path: string, type: KeyType, description: string, options: KeyOptio
     description,
     field: Object.freeze([...field]),
     env: envVarName(path),
-    default: yamlDefault(type, options.items, value),
+    default: options.bareUnitBytes !== undefined ? Number(value) / options.bareUnitBytes : yamlDefault(type, options.items, value),
     ...(options.min !== undefined && { min: options.min }),
     ...(options.max !== undefined && { max: options.max }),
     ...(options.values !== undefined && { values: options.values }),
     ...(type === 'string-list' && { items: options.items ?? 'string' }),
+    ...(options.bareUnitBytes !== undefined && { bareUnitBytes: options.bareUnitBytes }),
   });
 }
 
@@ -366,7 +370,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.grpc.advertise_address', 'string', 'host:port advertised to clients; empty = address:port'),
   key('server.grpc.listen_urls', 'string-list', 'client URLs to listen on (etcd); first must match address:port', { items: 'url' }),
   key('server.grpc.advertise_urls', 'string-list', 'client URLs advertised (etcd); first must match advertise_address', { items: 'url' }),
-  key('server.grpc.max_recv_msg_size', 'size', 'largest gRPC message received, bytes (at least max_request_bytes + 512)', { min: 1 }),
+  key('server.grpc.max_recv_msg_size', 'size', 'largest gRPC message received, bytes; unset = max_request_bytes + 512, set alone = the request limit becomes this - 512', { min: 1 }),
   key('server.grpc.max_send_msg_size', 'size', 'largest gRPC message sent, bytes', { min: 1 }),
   key('server.grpc.max_concurrent_streams', 'uint', 'concurrent streams per client connection', { min: 1 }),
   key('server.grpc.enable_rate_limit', 'bool', 'limit requests per second per member'),
@@ -417,7 +421,10 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.log.level', 'enum', 'lowest level logged', { values: ['debug', 'info', 'warn', 'error', 'panic', 'fatal'] }),
   key('server.log.format', 'enum', 'log line format', { values: ['json', 'console'] }),
   key('server.log.output', 'string', 'stdout, stderr or a file path (reopened on SIGHUP)'),
-  key('server.log.max_size', 'size', 'rotate the log file at this size, bytes', { min: 1_048_576 }),
+  key('server.log.max_size', 'size', 'rotate the log file at this size: a bare number is megabytes (as lumberjack), or "100MiB"', {
+    min: 1_048_576,
+    bareUnitBytes: 1_048_576,
+  }),
   key('server.log.max_backups', 'uint', 'rotated log files kept'),
   key('server.log.max_age', 'uint', 'days rotated log files are kept', { field: ['log', 'maxAgeDays'] }),
 

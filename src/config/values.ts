@@ -117,17 +117,18 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
 };
 
 /** Sizes are integers of bytes or strings with a unit: "4MiB" (binary) or "4MB" (decimal). */
-export function parseSizeBytes(raw: unknown, textual: boolean, min = 0, max?: number): number {
+export function parseSizeBytes(raw: unknown, textual: boolean, min = 0, max?: number, bareUnitBytes = 1): number {
   const range = min < 0 ? ` >= ${min}` : '';
   const expected = `a size in bytes like 4194304 or "4MiB"${range}${max !== undefined ? ` up to ${max}` : ''}`;
   let n: number | undefined;
   if (typeof raw === 'number' || typeof raw === 'bigint') {
     n = parseIntegerOrUndefined(raw);
+    if (n !== undefined) n *= bareUnitBytes;
   } else if (typeof raw === 'string') {
     const match = /^([+-]?\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(raw.trim());
     const unit = SIZE_UNITS[(match?.[2] ?? '').toLowerCase() || 'b'];
     if (match && unit !== undefined && (textual || match[2] !== '')) {
-      const value = Number(match[1]) * unit;
+      const value = Number(match[1]) * (match[2] === '' ? bareUnitBytes : unit);
       n = Number.isSafeInteger(value) ? value : undefined;
     }
   }

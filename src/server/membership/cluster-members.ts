@@ -60,6 +60,13 @@ export function initialMembership(input: MembershipInput): ClusterMembership {
       members,
     };
   }
+  // The guide's lone member (member_id, cluster_id, no peers): a one-member cluster of that
+  // member, reachable at its advertised (or bound) raft address.
+  if (input.initialCluster.length === 0 && input.memberId !== 0n) {
+    const peerUrls = input.advertisePeerUrls.length > 0 ? [...input.advertisePeerUrls] : [DEFAULT_PEER_URL];
+    const members = [{ id: input.memberId, name: input.name, peerUrls, peerAddress: hostPort(peerUrls[0]!) }];
+    return { selfId: input.memberId, clusterId: input.clusterId !== 0n ? input.clusterId : deriveClusterId([input.memberId]), members };
+  }
   const described =
     input.initialCluster.length > 0
       ? input.initialCluster.map((m) => ({ name: m.name, peerUrls: [...m.peerUrls] }))
