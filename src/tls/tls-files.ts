@@ -70,6 +70,17 @@ function signature(files: TlsFilePaths): string {
     .join('|');
 }
 
+/**
+ * A CRL as PEM, which is all Node's TLS takes. etcd reads DER as well (its own test CRL is DER):
+ * a file without a PEM header is taken as DER and wrapped (OpenSSL rejects it later if it is
+ * neither).
+ */
+export function crlAsPem(file: Buffer): Buffer {
+  if (file.includes('-----BEGIN')) return file;
+  const lines = file.toString('base64').match(/.{1,64}/g) ?? [];
+  return Buffer.from(`-----BEGIN X509 CRL-----\n${lines.join('\n')}\n-----END X509 CRL-----\n`);
+}
+
 function readPem(files: TlsFilePaths): TlsPem {
   const read = (path: string, what: string): Buffer => {
     try {
@@ -82,7 +93,7 @@ function readPem(files: TlsFilePaths): TlsPem {
     cert: read(files.certFile, 'certificate file'),
     key: read(files.keyFile, 'key file'),
     ca: files.caFile ? read(files.caFile, 'trusted CA file') : undefined,
-    crl: files.crlFile ? read(files.crlFile, 'CRL file') : undefined,
+    crl: files.crlFile ? crlAsPem(read(files.crlFile, 'CRL file')) : undefined,
   };
   try {
     // Throws for a key that does not match its certificate, bad PEM or a bad CA/CRL.

@@ -98,6 +98,19 @@ describe('client port TLS credentials', () => {
     }
   });
 
+  it('reads a DER-encoded CRL as etcd does (etcd accepts DER and PEM)', async () => {
+    const derFile = path.join(pki.dir, 'ca.crl.der');
+    execFileSync('openssl', ['crl', '-in', crlFile, '-outform', 'DER', '-out', derFile]);
+    expect(fs.readFileSync(derFile).includes('-----BEGIN')).toBe(false);
+    const s = await serve({ certFile: serverPair.cert, keyFile: serverPair.key, caFile: pki.ca.cert, clientCertAuth: true, crlFile: derFile });
+    try {
+      expect(await who(s.port, alice)).toBe('alice');
+      await expect(who(s.port, bob)).rejects.toThrow();
+    } finally {
+      s.stop();
+    }
+  });
+
   it('a TLS 1.3 minimum refuses TLS 1.2 clients; cipher suites restrict TLS 1.2', async () => {
     const s = await serve({ certFile: serverPair.cert, keyFile: serverPair.key, minVersion: 'TLS1.3' });
     const handshake = (port: number, options: tls.ConnectionOptions): Promise<string> =>
