@@ -108,6 +108,15 @@ function advertiseUrls(name: string, section: 'grpc' | 'raft'): FlagSpec {
   };
 }
 
+/** etcd's --log-outputs as MetaStore's one log output. */
+function logOutput(value: string): string {
+  const outputs = parseStringList(value);
+  if (outputs.length !== 1) throw new ValueProblem(`MetaStore writes its log to exactly one output, got ${JSON.stringify(value)}`);
+  const output = outputs[0]!;
+  if (output === 'systemd/journal') throw new ValueProblem('systemd/journal is not supported: use stderr, which journald records under systemd');
+  return output === 'default' ? 'stderr' : output;
+}
+
 function hostText(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
@@ -163,6 +172,12 @@ export const ETCD_FLAGS: readonly FlagSpec[] = [
   direct('experimental-initial-corrupt-check', 'server.reliability.initial_corrupt_check', true),
   direct('experimental-corrupt-check-time', 'server.reliability.corrupt_check_time'),
   direct('log-level', 'server.log.level'),
+  {
+    name: 'log-outputs',
+    boolean: false,
+    help: 'sets server.log.output: default (= stderr, as etcd), stderr, stdout or one file path',
+    apply: (value, context) => context.set('server.log.output', logOutput(value)),
+  },
   ignored('logger', false, 'MetaStore always logs with pino', ['zap', 'capnslog']),
   {
     name: 'listen-metrics-urls',

@@ -245,6 +245,71 @@ describe('relations between keys', () => {
   });
 });
 
+describe("etcd's --config-file and --log-outputs", () => {
+  const ETCD_FILE = [
+    'name: infra1',
+    'data-dir: /tmp/x',
+    'listen-client-urls: https://127.0.0.1:2379',
+    'advertise-client-urls: https://127.0.0.1:2379',
+    'listen-peer-urls: http://127.0.0.1:2380',
+    'initial-advertise-peer-urls: http://127.0.0.1:2380',
+    'initial-cluster: infra1=http://127.0.0.1:2380',
+    'initial-cluster-token: tkn',
+    "initial-cluster-state: 'new'",
+    'heartbeat-interval: 100',
+    'election-timeout: 1000',
+    'snapshot-count: 10000',
+    'quota-backend-bytes: 0',
+    'log-outputs: [stderr]',
+    'enable-v2: false',
+    "discovery: ''",
+    'client-transport-security:',
+    '  cert-file: /pki/server.crt',
+    '  key-file: /pki/server.key',
+    '  client-cert-auth: true',
+    '  trusted-ca-file: /pki/ca.crt',
+    '  auto-tls: false',
+    'peer-transport-security:',
+    "  cert-file: ''",
+    '',
+  ].join('\n');
+  const SAME_FLAGS =
+    '--name infra1 --data-dir /tmp/x --listen-client-urls https://127.0.0.1:2379 --advertise-client-urls https://127.0.0.1:2379 ' +
+    '--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 --initial-cluster infra1=http://127.0.0.1:2380 ' +
+    '--initial-cluster-token tkn --initial-cluster-state new --heartbeat-interval 100 --election-timeout 1000 --snapshot-count 10000 ' +
+    '--quota-backend-bytes 0 --log-outputs stderr --cert-file /pki/server.crt --key-file /pki/server.key --client-cert-auth ' +
+    '--trusted-ca-file /pki/ca.crt --auto-tls=false';
+
+  it('an etcd config file means what the same etcd command line means', () => {
+    const fromFile = load(['--config-file', 'etcd.yaml'], { files: { 'etcd.yaml': ETCD_FILE } });
+    expect(fromFile).toEqual(load(SAME_FLAGS.split(' ')));
+    expect(fromFile.grpc.tls).toMatchObject({ enabled: true, certFile: '/pki/server.crt', clientCertAuth: true, caFile: '/pki/ca.crt' });
+    expect(fromFile.log.output).toBe('stderr');
+  });
+
+  it('refuses an etcd option it does not support, a bad value, and other flags beside the file, each in one line', () => {
+    expect(loadError(['--config-file', 'e.yaml'], { files: { 'e.yaml': 'enable-v2: true\n' } })).toBe(
+      'config error: etcd config file e.yaml: enable-v2: an etcd option MetaStore does not support (see metastore --help for the etcd flags it does)',
+    );
+    expect(loadError(['--config-file', 'e.yaml'], { files: { 'e.yaml': 'client-transport-security:\n  crl: x\n' } })).toContain(
+      'client-transport-security.crl: not one of etcd',
+    );
+    expect(loadError(['--config-file', 'e.yaml'], { files: { 'e.yaml': 'heartbeat-interval: soon\n' } })).toMatch(
+      /^config error: server\.raft\.heartbeat_interval_ms .*heartbeat-interval of etcd config file e\.yaml/,
+    );
+    expect(loadError(['--config-file', 'e.yaml', '--name', 'x'], { files: { 'e.yaml': 'name: y\n' } })).toBe(
+      'config error: flag --config-file e.yaml cannot be combined with other flags (etcd ignores them): put those settings in e.yaml',
+    );
+  });
+
+  it('--log-outputs takes one output; default is stderr as in etcd', () => {
+    expect(load(['--log-outputs', 'default']).log.output).toBe('stderr');
+    expect(load(['--log-outputs', '/var/log/etcd.log']).log.output).toBe('/var/log/etcd.log');
+    expect(loadError(['--log-outputs', 'stderr,/var/log/etcd.log'])).toContain('exactly one output');
+    expect(loadError(['--log-outputs', 'systemd/journal'])).toContain('systemd/journal is not supported');
+  });
+});
+
 describe('etcd command lines', () => {
   const ETCD_LINE =
     '--name infra1 --data-dir /tmp/x --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 ' +

@@ -8,7 +8,8 @@
 
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
-import { ETCD_FLAGS, ETCD_FLAGS_BY_NAME, tokenize } from './etcd-flags.js';
+import { EtcdConfigFileError, readEtcdConfigFile, type EtcdFileSetting } from './etcd-config-file.js';
+import { ETCD_FLAGS, ETCD_FLAGS_BY_NAME, tokenize, type FlagSpec } from './etcd-flags.js';
 import { CIPHER_SUITES } from './cipher-suites.js';
 import {
   CONFIG_KEYS,
@@ -49,7 +50,8 @@ export type Source =
   | { readonly kind: 'default' }
   | { readonly kind: 'file'; readonly path: string }
   | { readonly kind: 'env'; readonly name: string }
-  | { readonly kind: 'flag'; readonly name: string };
+  | { readonly kind: 'flag'; readonly name: string }
+  | { readonly kind: 'etcd-file'; readonly path: string; readonly key: string };
 
 export interface LoadOptions {
   /** Arguments after the program name, e.g. process.argv.slice(2). */
@@ -80,6 +82,8 @@ function origin(source: Source): string {
       return `environment variable ${source.name}`;
     case 'flag':
       return `flag --${source.name}`;
+    case 'etcd-file':
+      return `${source.key} of etcd config file ${source.path}`;
   }
 }
 
@@ -143,21 +147,36 @@ export function parseKeyValue(spec: KeySpec, raw: unknown, textual: boolean): un
 
 interface ParsedFlags {
   readonly configFile: string | undefined;
-  readonly entries: ReadonlyMap<string, Entry>;
+  /** etcd's --config-file: etcd's own YAML format, standing for the whole command line. */
+  readonly etcdConfigFile: string | undefined;
+  readonly entries: Map<string, Entry>;
+}
+
+/** Applies one etcd flag (from the command line or etcd's config file) as key assignments. */
+function applyFlag(spec: FlagSpec, value: string, source: Source, entries: Map<string, Entry>, onNote: (message: string) => void): void {
+  const describe = () => (source.kind === 'flag' ? `flag --${spec.name}` : origin(source));
+  if (spec.boolean) rethrowValueProblem(describe, () => parseBool(value, true));
+  rethrowValueProblem(describe, () =>
+    spec.apply(value, {
+      set: (path, text) => entries.set(path, { raw: text, source }),
+      note: onNote,
+    }),
+  );
 }
 
 function parseFlags(argv: readonly string[], onNote: (message: string) => void): ParsedFlags {
   const tokens = tokenize(argv);
   const entries = new Map<string, Entry>();
   let configFile: string | undefined;
+  let etcdConfigFile: string | undefined;
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i];
     if (token === undefined) break;
     if (token.kind === 'positional') throw configError(`unexpected argument ${JSON.stringify(token.value)} (flags start with --)`);
     const { name, inlineValue } = token.flag;
     const spec = ETCD_FLAGS_BY_NAME.get(name);
-    const isConfig = name === 'config';
-    if (!spec && !isConfig) throw configError(`unknown flag --${name} (see --help)`);
+    const isFile = name === 'config' || name === 'config-file';
+    if (!spec && !isFile) throw configError(`unknown flag --${name} (see --help)`);
     let value = inlineValue;
     if (value === undefined) {
       if (spec?.boolean) {
@@ -169,22 +188,40 @@ function parseFlags(argv: readonly string[], onNote: (message: string) => void):
         i++;
       }
     }
-    if (isConfig) {
-      configFile = value;
-      continue;
-    }
-    const source: Source = { kind: 'flag', name };
-    if (spec?.boolean) rethrowValueProblem(() => `flag --${name}`, () => parseBool(value, true));
-    rethrowValueProblem(
-      () => `flag --${name}`,
-      () =>
-        spec?.apply(value, {
-          set: (path, text) => entries.set(path, { raw: text, source }),
-          note: onNote,
-        }),
-    );
+    if (name === 'config') configFile = value;
+    else if (name === 'config-file') etcdConfigFile = value;
+    else if (spec) applyFlag(spec, value, { kind: 'flag', name }, entries, onNote);
   }
-  return { configFile, entries };
+  return { configFile, etcdConfigFile, entries };
+}
+
+/**
+ * etcd's --config-file: etcd ignores every other flag when it is given; MetaStore refuses the
+ * mix instead of ignoring part of a command line.
+ */
+function parseEtcdConfigFile(flags: ParsedFlags, readFile: (path: string) => string, onNote: (message: string) => void): Map<string, Entry> {
+  const file = flags.etcdConfigFile!;
+  if (flags.entries.size > 0 || flags.configFile !== undefined) {
+    throw configError(`flag --config-file ${file} cannot be combined with other flags (etcd ignores them): put those settings in ${file}`);
+  }
+  let text: string;
+  try {
+    text = readFile(file);
+  } catch (error) {
+    throw configError(`cannot read etcd config file ${file}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const entries = new Map<string, Entry>();
+  let settings: EtcdFileSetting[];
+  try {
+    settings = readEtcdConfigFile(text, (name) => ETCD_FLAGS_BY_NAME.has(name));
+  } catch (error) {
+    if (error instanceof EtcdConfigFileError) throw configError(`etcd config file ${file}: ${error.message}`);
+    throw error;
+  }
+  for (const setting of settings) {
+    applyFlag(ETCD_FLAGS_BY_NAME.get(setting.flag)!, setting.value, { kind: 'etcd-file', path: file, key: setting.key }, entries, onNote);
+  }
+  return entries;
 }
 
 function parseEnv(env: Readonly<Record<string, string | undefined>>): Map<string, Entry> {
@@ -462,10 +499,14 @@ export function loadConfig(options: LoadOptions): Config {
   const onNote = options.onNote ?? (() => {});
   const flags = parseFlags(options.argv, onNote);
   const envEntries = parseEnv(options.env);
+  const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
+  if (flags.etcdConfigFile !== undefined) {
+    const etcdEntries = parseEtcdConfigFile(flags, readFile, onNote);
+    return parseConfig(new Map([...envEntries, ...etcdEntries]));
+  }
   let fileEntries = new Map<string, Entry>();
   if (flags.configFile !== undefined) {
     const file = flags.configFile;
-    const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
     let text: string;
     try {
       text = readFile(file);
@@ -496,6 +537,7 @@ export function helpText(): string {
   const lines: string[] = [
     'Usage:',
     '  metastore [--config FILE] [flags]        serve',
+    '  metastore --config-file ETCD_FILE        serve with etcd\'s own YAML config file',
     '  metastore snapshot restore FILE [flags]  restore a member data dir from a snapshot',
     '  metastore --version | --help',
     '',
@@ -506,6 +548,10 @@ export function helpText(): string {
     '  --config FILE   YAML config file (all keys under server:)',
     '  --version       print the version and exit',
     '  --help          print this help and exit',
+    '',
+    '  --config-file FILE  etcd\'s YAML config file (keys named like the etcd flags below,',
+    '                  TLS under client-transport-security / peer-transport-security);',
+    '                  stands for the whole command line, as in etcd',
     '',
     'etcd server flags (an etcd command line for one member works unchanged):',
   ];
