@@ -84,6 +84,20 @@ interface StateJSON {
   roles: Array<{ name: string; permissions: Array<{ permType: number; key: string; rangeEnd: string }> }>;
 }
 
+/**
+ * A role's permissions with `perm` granted. etcd: at the first permission whose key is >= the
+ * new key, the same (key, range_end) is updated in place, anything else is inserted there.
+ */
+function withPermission(permissions: readonly Permission[], perm: Permission): Permission[] {
+  const out = [...permissions];
+  let at = out.findIndex((p) => Buffer.compare(p.key, perm.key) >= 0);
+  if (at < 0) at = out.length;
+  const existing = out[at];
+  if (existing !== undefined && existing.key.equals(perm.key) && existing.rangeEnd.equals(perm.rangeEnd)) out[at] = perm;
+  else out.splice(at, 0, perm);
+  return out;
+}
+
 function insertSorted(list: readonly string[], item: string): string[] {
   return [...list, item].sort();
 }
@@ -142,16 +156,8 @@ export class AuthStore {
   /** Returns whether anything changed. */
   private applyChange(op: AuthOp): boolean {
     switch (op.op) {
-      case 'enable': {
-        if (this.enabledFlag) return false;
-        const root = this.users.get(ROOT);
-        if (root === undefined) throw new AuthError('RootUserNotExist');
-        if (!root.roles.includes(ROOT)) throw new AuthError('RootRoleNotExist');
-        this.enabledFlag = true;
-        this.enabledAtRev = this.rev + 1;
-        if (this.key === '') this.key = op.tokenKey;
-        return true;
-      }
+      case 'enable':
+        return this.enable(op.tokenKey);
       case 'disable':
         if (!this.enabledFlag) return false;
         this.enabledFlag = false;
@@ -198,27 +204,13 @@ export class AuthStore {
         if (this.roles.has(op.name)) throw new AuthError('RoleAlreadyExist');
         this.roles.set(op.name, { name: op.name, permissions: [] });
         return true;
-      case 'roleDelete': {
-        if (this.enabledFlag && op.role === ROOT) throw new AuthError('InvalidAuthMgmt');
-        if (!this.roles.delete(op.role)) throw new AuthError('RoleNotFound');
-        for (const user of this.users.values()) {
-          if (user.roles.includes(op.role)) this.users.set(user.name, { ...user, roles: user.roles.filter((r) => r !== op.role) });
-        }
-        return true;
-      }
+      case 'roleDelete':
+        return this.roleDelete(op.role);
       case 'roleGrantPermission': {
         const role = this.roles.get(op.name);
         if (role === undefined) throw new AuthError('RoleNotFound');
         const perm: Permission = { permType: op.perm.permType, key: Buffer.from(op.perm.key), rangeEnd: Buffer.from(op.perm.rangeEnd) };
-        const permissions = [...role.permissions];
-        // etcd: the first permission whose key is >= the new key; the same (key, range_end) is
-        // updated in place, anything else is inserted there.
-        let at = permissions.findIndex((p) => Buffer.compare(p.key, perm.key) >= 0);
-        if (at < 0) at = permissions.length;
-        const existing = permissions[at];
-        if (existing !== undefined && existing.key.equals(perm.key) && existing.rangeEnd.equals(perm.rangeEnd)) permissions[at] = perm;
-        else permissions.splice(at, 0, perm);
-        this.roles.set(op.name, { name: op.name, permissions });
+        this.roles.set(op.name, { name: op.name, permissions: withPermission(role.permissions, perm) });
         return true;
       }
       case 'roleRevokePermission': {
@@ -230,6 +222,27 @@ export class AuthStore {
         return true;
       }
     }
+  }
+
+  private enable(tokenKey: string): boolean {
+    if (this.enabledFlag) return false;
+    const root = this.users.get(ROOT);
+    if (root === undefined) throw new AuthError('RootUserNotExist');
+    if (!root.roles.includes(ROOT)) throw new AuthError('RootRoleNotExist');
+    this.enabledFlag = true;
+    this.enabledAtRev = this.rev + 1;
+    if (this.key === '') this.key = tokenKey;
+    return true;
+  }
+
+  /** Deletes a role and takes it away from every user who had it. */
+  private roleDelete(name: string): boolean {
+    if (this.enabledFlag && name === ROOT) throw new AuthError('InvalidAuthMgmt');
+    if (!this.roles.delete(name)) throw new AuthError('RoleNotFound');
+    for (const user of this.users.values()) {
+      if (user.roles.includes(name)) this.users.set(user.name, { ...user, roles: user.roles.filter((r) => r !== name) });
+    }
+    return true;
   }
 
   hasRootRole(username: string): boolean {

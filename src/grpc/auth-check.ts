@@ -33,7 +33,10 @@ function certificateUser(call: CallLike): string | undefined {
   let cn: unknown;
   try {
     cn = call.getAuthContext?.().sslPeerCertificate?.subject?.['CN'];
-  } catch {
+  } catch (error) {
+    // Once a TLS socket is closed Node's getPeerCertificate() returns null, and grpc-js reads
+    // `.raw` from it: a call whose connection is gone has no certificate user.
+    if (!(error instanceof TypeError)) throw error;
     return undefined;
   }
   if (typeof cn === 'string') return cn;

@@ -3,8 +3,9 @@
 // the root role once auth is enabled (UserGet of oneself and RoleGet of one's own roles
 // excepted, as in etcd). Changes go through the log; reads are served after a read barrier.
 
+import type { AuthServer } from '../server/member/auth-server.js';
 import type { KvServer } from '../server/member/kv-server.js';
-import { PermType } from '../auth/auth-store.js';
+import { type AuthStamp, PermType } from '../auth/auth-store.js';
 import * as grpc from '@grpc/grpc-js';
 import { AuthError } from '../auth/errors.js';
 import { type Handlers, type ResponseHeaders, StatusError, unary } from './handler.js';
@@ -21,10 +22,25 @@ const EMPTY = Buffer.alloc(0);
 
 export function authHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
   const auth = kv.auth;
-  const header = () => ({ header: headers.at(kv.currentRevision) });
-  type Call = Parameters<typeof stampOf>[1];
-  const stamp = (call: unknown) => stampOf(auth, call as Call);
+  const context: AuthCallContext = {
+    kv,
+    auth,
+    header: () => ({ header: headers.at(kv.currentRevision) }),
+    stamp: (call: unknown) => stampOf(auth, call as Parameters<typeof stampOf>[1]),
+  };
+  return { ...authStateHandlers(context), ...userHandlers(context), ...roleHandlers(context) };
+}
 
+/** What every Auth handler needs: the member, its auth front end, a fresh header, the caller's stamp. */
+interface AuthCallContext {
+  kv: KvServer;
+  auth: AuthServer;
+  header: () => { header: ReturnType<ResponseHeaders['at']> };
+  stamp: (call: unknown) => AuthStamp | undefined;
+}
+
+/** Enabling, disabling and reading the auth state, and logging in. */
+function authStateHandlers({ kv, auth, header, stamp }: AuthCallContext): Handlers {
   return {
     AuthEnable: unary('AuthEnable', async (_request: object, call) => {
       await auth.enable(stamp(call));
@@ -48,6 +64,11 @@ export function authHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
       });
       return { ...header(), token };
     }),
+  };
+}
+
+function userHandlers({ auth, header, stamp }: AuthCallContext): Handlers {
+  return {
     UserAdd: unary('UserAdd', async (request: { name?: string; password?: string; options?: { noPassword?: boolean } | null }, call) => {
       await auth.userAdd(stamp(call), request.name ?? '', request.password ?? '', request.options?.noPassword ?? false);
       return header();
@@ -76,6 +97,11 @@ export function authHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
       await auth.userRevokeRole(stamp(call), request.name ?? '', request.role ?? '');
       return header();
     }),
+  };
+}
+
+function roleHandlers({ auth, header, stamp }: AuthCallContext): Handlers {
+  return {
     RoleAdd: unary('RoleAdd', async (request: { name?: string }, call) => {
       await auth.roleAdd(stamp(call), request.name ?? '');
       return header();

@@ -253,97 +253,163 @@ export interface AuthorityShimOptions {
  * back, ready for `injector.injectConnection`.
  */
 export function shimAuthority(socket: net.Socket, handOver: (socket: net.Socket) => void, options: AuthorityShimOptions = {}): void {
-  const timeoutMs = options.timeoutMs ?? 1000;
-  const maxBufferedBytes = options.maxBufferedBytes ?? 65_536;
-  let received: Buffer = Buffer.alloc(0);
-  /** Offset of the first frame not yet looked at (0 until the preface is complete). */
-  let parsed = 0;
-  let settingsSent = false;
-  let headersSeen = false;
-  /** Offset of the client's ACK of our SETTINGS, dropped at hand-over. */
-  let ackAt: number | undefined;
-  let rewrite: { start: number; end: number; frame: Buffer } | undefined;
-  let done = false;
-  /** The HEADERS wait timed out; hand over as soon as the client's ACK has been taken out. */
-  let ackOnly = false;
+  new HeldConnection(socket, handOver, options).start();
+}
 
-  const detach = (): void => {
-    clearTimeout(timer);
-    socket.off('data', onData);
-    socket.off('end', onGone);
-    socket.off('error', onGone);
-    socket.off('close', onGone);
+/** One accepted socket from accept to hand-over (or destruction); see the invariants above. */
+class HeldConnection {
+  private readonly timeoutMs: number;
+  private readonly maxBufferedBytes: number;
+  private received: Buffer = Buffer.alloc(0);
+  /** Offset of the first frame not yet looked at (0 until the preface is complete). */
+  private parsed = 0;
+  private settingsSent = false;
+  private headersSeen = false;
+  /** Offset of the client's ACK of our SETTINGS, dropped at hand-over. */
+  private ackAt: number | undefined;
+  private rewrite: { start: number; end: number; frame: Buffer } | undefined;
+  private done = false;
+  /** The HEADERS wait timed out; hand over as soon as the client's ACK has been taken out. */
+  private ackOnly = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly handOver: (socket: net.Socket) => void,
+    options: AuthorityShimOptions,
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 1000;
+    this.maxBufferedBytes = options.maxBufferedBytes ?? 65_536;
+  }
+
+  start(): void {
+    this.timer = setTimeout(this.onTimeout, this.timeoutMs);
+    // A connection waiting here must not keep a shutting-down process alive.
+    this.timer.unref();
+    this.socket.on('data', this.onData);
+    this.socket.on('end', this.onGone);
+    this.socket.on('error', this.onGone);
+    this.socket.on('close', this.onGone);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.received = this.received.length === 0 ? chunk : Buffer.concat([this.received, chunk]);
+    this.step();
   };
 
-  const finish = (): void => {
-    if (done) return;
-    done = true;
+  private readonly onGone = (): void => {
+    if (this.done) return;
+    this.done = true;
+    this.detach();
+    this.socket.destroy();
+  };
+
+  // After timeoutMs without a request, hand over — but never between our SETTINGS and the
+  // client's ACK of it: nghttp2 would see that ACK as unexpected and close the connection
+  // (seen under load, when a client took over a second to answer). A client that never
+  // acknowledges within ACK_WAIT_MS is broken: drop it.
+  private readonly onTimeout = (): void => {
+    if (!this.settingsSent || this.ackAt !== undefined) return this.finish();
+    this.ackOnly = true;
+    this.timer = setTimeout(this.onGone, ACK_WAIT_MS);
+    this.timer.unref();
+  };
+
+  private detach(): void {
+    clearTimeout(this.timer);
+    this.socket.off('data', this.onData);
+    this.socket.off('end', this.onGone);
+    this.socket.off('error', this.onGone);
+    this.socket.off('close', this.onGone);
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
     // Paused before the 'data' listener goes: a flowing stream without listeners drops data.
-    socket.pause();
-    detach();
+    this.socket.pause();
+    this.detach();
+    const bytes = this.editedBytes();
+    if (bytes.length > 0) this.socket.unshift(bytes);
+    this.handOver(this.socket);
+  }
+
+  /** What nghttp2 gets: the bytes received, without our ACK and with the rewritten HEADERS. */
+  private editedBytes(): Buffer {
     const edits = [
-      ...(ackAt === undefined ? [] : [{ start: ackAt, end: ackAt + FRAME_HEADER_BYTES, frame: Buffer.alloc(0) }]),
-      ...(rewrite === undefined ? [] : [rewrite]),
+      ...(this.ackAt === undefined ? [] : [{ start: this.ackAt, end: this.ackAt + FRAME_HEADER_BYTES, frame: Buffer.alloc(0) }]),
+      ...(this.rewrite === undefined ? [] : [this.rewrite]),
     ].sort((a, b) => a.start - b.start);
     const pieces: Buffer[] = [];
     let from = 0;
     for (const edit of edits) {
-      pieces.push(received.subarray(from, edit.start), edit.frame);
+      pieces.push(this.received.subarray(from, edit.start), edit.frame);
       from = edit.end;
     }
-    pieces.push(received.subarray(from));
-    const bytes = Buffer.concat(pieces);
-    if (bytes.length > 0) socket.unshift(bytes);
-    handOver(socket);
-  };
+    pieces.push(this.received.subarray(from));
+    return Buffer.concat(pieces);
+  }
 
-  const step = (): void => {
-    if (parsed === 0) {
-      const have = Math.min(received.length, PREFACE.length);
-      // Not HTTP/2 with prior knowledge: nghttp2 says so itself.
-      if (!received.subarray(0, have).equals(PREFACE.subarray(0, have))) return finish();
-      if (have < PREFACE.length) return;
-      parsed = PREFACE.length;
-    }
-    while (received.length - parsed >= FRAME_HEADER_BYTES) {
-      const length = received.readUIntBE(parsed, 3);
-      const type = received[parsed + 3]!;
-      const flags = received[parsed + 4]!;
-      const start = parsed;
-      const end = parsed + FRAME_HEADER_BYTES + length;
+  private step(): void {
+    if (this.parsed === 0 && !this.takePreface()) return;
+    while (this.received.length - this.parsed >= FRAME_HEADER_BYTES) {
+      const start = this.parsed;
+      const end = start + FRAME_HEADER_BYTES + this.received.readUIntBE(start, 3);
       // Past the limit, hand over at once — except while our SETTINGS awaits its ACK: then
       // keep reading frames (the ACK may come after the request's DATA), see overLimit().
-      if (end > maxBufferedBytes && (!settingsSent || ackAt !== undefined)) return finish();
-      if (received.length < end) return overLimit();
-      parsed = end;
-      if (!settingsSent) {
-        // The preface's SETTINGS must come first (RFC 9113 §3.4); otherwise leave it to nghttp2.
-        if (type !== FRAME_SETTINGS || flags & FLAG_ACK) return finish();
-        socket.write(EMPTY_SETTINGS);
-        settingsSent = true;
-        continue;
-      }
-      if (type === FRAME_SETTINGS && flags & FLAG_ACK && ackAt === undefined) {
-        // Only our SETTINGS is outstanding, so this ACK answers it. One with a payload is a
-        // client error that nghttp2 should judge; stop here and pass it on.
-        if (length !== 0) return finish();
-        ackAt = start;
-      } else if (!headersSeen) {
-        if (type === FRAME_HEADERS) {
-          headersSeen = true;
-          const frame = rewriteHeadersFrame(received.subarray(start, end));
-          if (frame !== undefined) rewrite = { start, end, frame };
-        } else if (!BEFORE_HEADERS_OK.has(type)) {
-          // DATA, CONTINUATION, RST_STREAM, GOAWAY, unknown types: not ours to interpret.
-          headersSeen = true;
-        }
-      }
+      if (end > this.maxBufferedBytes && (!this.settingsSent || this.ackAt !== undefined)) return this.finish();
+      if (this.received.length < end) return this.overLimit();
+      this.parsed = end;
+      if (!this.takeFrame(start, end)) return this.finish();
       // The ACK follows our SETTINGS within a round trip, so waiting for it costs at most that
       // for a client that sent its request without waiting for the server's SETTINGS.
-      if ((headersSeen || ackOnly) && ackAt !== undefined) return finish();
+      if ((this.headersSeen || this.ackOnly) && this.ackAt !== undefined) return this.finish();
     }
-    if (received.length >= maxBufferedBytes) overLimit();
-  };
+    if (this.received.length >= this.maxBufferedBytes) this.overLimit();
+  }
+
+  /** True once the client preface is complete; hands over a client that does not send one. */
+  private takePreface(): boolean {
+    const have = Math.min(this.received.length, PREFACE.length);
+    // Not HTTP/2 with prior knowledge: nghttp2 says so itself.
+    if (!this.received.subarray(0, have).equals(PREFACE.subarray(0, have))) {
+      this.finish();
+      return false;
+    }
+    if (have < PREFACE.length) return false;
+    this.parsed = PREFACE.length;
+    return true;
+  }
+
+  /** Looks at one complete frame; false when the connection should be handed over now. */
+  private takeFrame(start: number, end: number): boolean {
+    const length = end - start - FRAME_HEADER_BYTES;
+    const type = this.received[start + 3]!;
+    const flags = this.received[start + 4]!;
+    if (!this.settingsSent) {
+      // The preface's SETTINGS must come first (RFC 9113 §3.4); otherwise leave it to nghttp2.
+      if (type !== FRAME_SETTINGS || flags & FLAG_ACK) return false;
+      this.socket.write(EMPTY_SETTINGS);
+      this.settingsSent = true;
+      return true;
+    }
+    if (type === FRAME_SETTINGS && flags & FLAG_ACK && this.ackAt === undefined) {
+      // Only our SETTINGS is outstanding, so this ACK answers it. One with a payload is a
+      // client error that nghttp2 should judge; stop here and pass it on.
+      if (length !== 0) return false;
+      this.ackAt = start;
+    } else if (!this.headersSeen) {
+      if (type === FRAME_HEADERS) {
+        this.headersSeen = true;
+        const frame = rewriteHeadersFrame(this.received.subarray(start, end));
+        if (frame !== undefined) this.rewrite = { start, end, frame };
+      } else if (!BEFORE_HEADERS_OK.has(type)) {
+        // DATA, CONTINUATION, RST_STREAM, GOAWAY, unknown types: not ours to interpret.
+        this.headersSeen = true;
+      }
+    }
+    return true;
+  }
 
   /**
    * Too much held: hand over — unless our SETTINGS is still unacknowledged (a client may send
@@ -351,37 +417,9 @@ export function shimAuthority(socket: net.Socket, handOver: (socket: net.Socket)
    * as unexpected and close the connection. The client's initial flow-control window (64 KiB)
    * bounds what it can send meanwhile; a client that goes past HARD_LIMIT_BYTES is dropped.
    */
-  const overLimit = (): void => {
-    if (received.length < maxBufferedBytes) return;
-    if (!settingsSent || ackAt !== undefined) return finish();
-    if (received.length > HARD_LIMIT_BYTES) onGone();
-  };
-
-  const onData = (chunk: Buffer): void => {
-    received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
-    step();
-  };
-  const onGone = (): void => {
-    if (done) return;
-    done = true;
-    detach();
-    socket.destroy();
-  };
-  // After timeoutMs without a request, hand over — but never between our SETTINGS and the
-  // client's ACK of it: nghttp2 would see that ACK as unexpected and close the connection
-  // (seen under load, when a client took over a second to answer). A client that never
-  // acknowledges within ACK_WAIT_MS is broken: drop it.
-  const onTimeout = (): void => {
-    if (!settingsSent || ackAt !== undefined) return finish();
-    ackOnly = true;
-    timer = setTimeout(onGone, ACK_WAIT_MS);
-    timer.unref();
-  };
-  let timer = setTimeout(onTimeout, timeoutMs);
-  // A connection waiting here must not keep a shutting-down process alive.
-  timer.unref();
-  socket.on('data', onData);
-  socket.on('end', onGone);
-  socket.on('error', onGone);
-  socket.on('close', onGone);
+  private overLimit(): void {
+    if (this.received.length < this.maxBufferedBytes) return;
+    if (!this.settingsSent || this.ackAt !== undefined) return this.finish();
+    if (this.received.length > HARD_LIMIT_BYTES) this.onGone();
+  }
 }

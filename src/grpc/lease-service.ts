@@ -17,6 +17,7 @@ import { ForwardedError, forwardToLeader, leaderAddress, stubFor } from './leade
 import { forwardedCredentials, stampOf } from './auth-check.js';
 
 type WireInt64 = string | number | null | undefined;
+type KeepAliveCall = grpc.ServerDuplexStream<{ ID?: WireInt64 }, object>;
 
 function int64(value: WireInt64): bigint {
   if (value === null || value === undefined || value === '') return 0n;
@@ -74,63 +75,67 @@ export function leaseHandlers(kv: KvServer, headers: ResponseHeaders): Handlers 
     return { header: headers.at(revision), leases: result.map((id) => ({ ID: id.toString() })) };
   });
 
-  const LeaseKeepAlive = (call: grpc.ServerDuplexStream<{ ID?: WireInt64 }, object>): void => {
-    let ended = false;
-    // Only the leader keeps lease deadlines: a follower relays each keep-alive to the leader
-    // over one upstream stream and answers with the leader's TTL under its own header, as
-    // etcd's followers do (etcd relays over the peer port).
-    let upstream: grpc.ClientDuplexStream<object, { ID?: string; TTL?: string }> | undefined;
-    const fail = (error: unknown): void => {
-      if (ended) return;
-      ended = true;
-      upstream?.cancel();
-      call.emit('error', toStatus('LeaseKeepAlive', error));
-    };
-    const relay = (request: { ID?: WireInt64 }): void => {
-      if (upstream === undefined) {
-        upstream = stubFor('Lease', leaderAddress(kv)).LeaseKeepAlive() as grpc.ClientDuplexStream<object, { ID?: string; TTL?: string }>;
-        upstream.on('data', (response) => {
-          if (!ended) call.write({ header: headers.at(kv.currentRevision), ID: response.ID ?? '0', TTL: response.TTL ?? '0' });
-        });
-        upstream.on('error', (error: grpc.ServiceError) => fail(error.code === grpc.status.CANCELLED ? new ServerError('LeaderChanged') : new ForwardedError(error.code, error.details)));
-        upstream.on('end', () => fail(new ServerError('LeaderChanged')));
-      }
-      upstream.write({ ID: request.ID });
-    };
-    call.on('data', (request: { ID?: WireInt64 }) => {
-      if (ended) return;
-      try {
-        if (upstream !== undefined || (kv.raft !== undefined && !kv.raft.isLeader)) {
-          relay(request);
-          return;
-        }
-        const id = int64(request.ID);
-        const { result, revision } = kv.leases.keepAlive(id);
-        call.write({ header: headers.at(revision), ID: id.toString(), TTL: String(result) });
-      } catch (error) {
-        fail(error);
-      }
-    });
-    call.on('end', () => {
-      if (ended) return;
-      ended = true;
-      upstream?.end();
-      call.end();
-    });
-    const finish = (): void => {
-      ended = true;
-      upstream?.cancel();
-    };
-    call.on('error', finish);
-    call.on('close', finish);
-    call.on('cancelled', finish);
-  };
-
   return {
     LeaseGrant,
     LeaseRevoke,
     LeaseTimeToLive,
     LeaseLeases,
-    LeaseKeepAlive: LeaseKeepAlive as unknown as grpc.UntypedHandleCall,
+    LeaseKeepAlive: ((call: KeepAliveCall) => serveKeepAlives(kv, headers, call)) as unknown as grpc.UntypedHandleCall,
   };
+}
+
+/**
+ * One LeaseKeepAlive stream: each request answered in order with the lease's TTL, by this
+ * member when it leads, else relayed to the leader.
+ */
+function serveKeepAlives(kv: KvServer, headers: ResponseHeaders, call: KeepAliveCall): void {
+  let ended = false;
+  // Only the leader keeps lease deadlines: a follower relays each keep-alive to the leader
+  // over one upstream stream and answers with the leader's TTL under its own header, as
+  // etcd's followers do (etcd relays over the peer port).
+  let upstream: grpc.ClientDuplexStream<object, { ID?: string; TTL?: string }> | undefined;
+  const fail = (error: unknown): void => {
+    if (ended) return;
+    ended = true;
+    upstream?.cancel();
+    call.emit('error', toStatus('LeaseKeepAlive', error));
+  };
+  const relay = (request: { ID?: WireInt64 }): void => {
+    if (upstream === undefined) {
+      upstream = stubFor('Lease', leaderAddress(kv)).LeaseKeepAlive() as grpc.ClientDuplexStream<object, { ID?: string; TTL?: string }>;
+      upstream.on('data', (response) => {
+        if (!ended) call.write({ header: headers.at(kv.currentRevision), ID: response.ID ?? '0', TTL: response.TTL ?? '0' });
+      });
+      upstream.on('error', (error: grpc.ServiceError) => fail(error.code === grpc.status.CANCELLED ? new ServerError('LeaderChanged') : new ForwardedError(error.code, error.details)));
+      upstream.on('end', () => fail(new ServerError('LeaderChanged')));
+    }
+    upstream.write({ ID: request.ID });
+  };
+  call.on('data', (request: { ID?: WireInt64 }) => {
+    if (ended) return;
+    try {
+      if (upstream !== undefined || (kv.raft !== undefined && !kv.raft.isLeader)) {
+        relay(request);
+        return;
+      }
+      const id = int64(request.ID);
+      const { result, revision } = kv.leases.keepAlive(id);
+      call.write({ header: headers.at(revision), ID: id.toString(), TTL: String(result) });
+    } catch (error) {
+      fail(error);
+    }
+  });
+  call.on('end', () => {
+    if (ended) return;
+    ended = true;
+    upstream?.end();
+    call.end();
+  });
+  const finish = (): void => {
+    ended = true;
+    upstream?.cancel();
+  };
+  call.on('error', finish);
+  call.on('close', finish);
+  call.on('cancelled', finish);
 }

@@ -96,12 +96,84 @@ export interface WatchServiceOptions {
 }
 
 export function watchHandlers(kv: KvServer, headers: ResponseHeaders, options: WatchServiceOptions): Handlers {
-  const receiveLimit = options.maxRequestBytes + 512;
+  const Watch = (call: WatchCallStream): void => new WatchCall(kv, call, headers, options).start();
+  return { Watch: Watch as unknown as grpc.UntypedHandleCall };
+}
 
-  const toWire = (r: StreamResponse): object[] => {
+type WatchCallStream = grpc.ServerDuplexStream<WireWatchRequest, object>;
+
+/** One Watch call: its requests go to a WatchStream, whose responses go out as the call can take them. */
+class WatchCall {
+  private readonly stream: WatchStream;
+  private readonly receiveLimit: number;
+  private writable = true;
+  private scheduled = false;
+  private ended = false;
+  private unsentBytes = 0;
+
+  constructor(
+    private readonly kv: KvServer,
+    private readonly call: WatchCallStream,
+    private readonly headers: ResponseHeaders,
+    private readonly options: WatchServiceOptions,
+  ) {
+    this.stream = new WatchStream(kv.watchHub, { maxPendingBytes: options.maxStreamPendingBytes });
+    this.receiveLimit = options.maxRequestBytes + 512;
+  }
+
+  start(): void {
+    this.stream.onReadable = () => {
+      if (this.scheduled || !this.writable || this.ended || this.unsentBytes >= MAX_UNSENT_BYTES) return;
+      this.scheduled = true;
+      setImmediate(this.flush);
+    };
+    this.call.on('drain', () => {
+      this.writable = true;
+      this.flush();
+    });
+    this.call.on('data', (request: WireWatchRequest) => this.onRequest(request));
+    this.call.on('end', () => {
+      // The client half-closed: etcd ends the stream too.
+      this.finish();
+      this.call.end();
+    });
+    this.call.on('error', this.finish);
+    this.call.on('close', this.finish);
+    this.call.on('cancelled', this.finish);
+  }
+
+  private readonly finish = (): void => {
+    if (this.ended) return;
+    this.ended = true;
+    this.stream.close();
+  };
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    while (this.writable && !this.ended && this.unsentBytes < MAX_UNSENT_BYTES) {
+      const response = this.stream.pull();
+      if (response === undefined) break;
+      const messages = this.toWire(response);
+      const bytes = responseBytes(response);
+      this.unsentBytes += bytes;
+      messages.forEach((message, i) => {
+        if (!this.call.write(message, i === messages.length - 1 ? this.sent(bytes) : undefined)) this.writable = false;
+      });
+    }
+  };
+
+  /** The write callback of a response's last message: its bytes have left for the client. */
+  private sent(bytes: number): () => void {
+    return () => {
+      this.unsentBytes -= bytes;
+      this.stream.onReadable();
+    };
+  }
+
+  private toWire(r: StreamResponse): object[] {
     const events = r.events.map((e) => wireEvent(e, r.prevKv));
     const message = {
-      header: headers.at(r.revision),
+      header: this.headers.at(r.revision),
       watchId: r.watchId,
       created: r.created,
       canceled: r.canceled,
@@ -111,109 +183,62 @@ export function watchHandlers(kv: KvServer, headers: ResponseHeaders, options: W
       events,
     };
     if (!r.fragment || events.length < 2) return [message];
-    return fragments(message, events, options.maxRequestBytes + GRPC_OVERHEAD_BYTES);
-  };
+    return fragments(message, events, this.options.maxRequestBytes + GRPC_OVERHEAD_BYTES);
+  }
 
-  const Watch = (call: grpc.ServerDuplexStream<WireWatchRequest, object>): void => {
-    const stream = new WatchStream(kv.watchHub, { maxPendingBytes: options.maxStreamPendingBytes });
-    let writable = true;
-    let scheduled = false;
-    let ended = false;
-    let unsentBytes = 0;
+  private onRequest(request: WireWatchRequest): void {
+    if (this.ended) return;
+    if (requestSize(request) > this.receiveLimit) {
+      this.finish();
+      this.call.emit('error', {
+        code: grpc.status.RESOURCE_EXHAUSTED,
+        details: `grpc: received message larger than max (${requestSize(request)} vs. ${this.receiveLimit})`,
+      });
+      return;
+    }
+    switch (request.requestUnion) {
+      case 'createRequest':
+        if (request.createRequest) this.create(request.createRequest);
+        break;
+      case 'cancelRequest':
+        if (request.cancelRequest) this.stream.cancel(int(request.cancelRequest.watchId));
+        break;
+      case 'progressRequest':
+        if (request.progressRequest) this.stream.requestProgress();
+        break;
+      default:
+        // etcd ignores requests it does not understand rather than ending the stream.
+        break;
+    }
+  }
 
-    const sent = (bytes: number) => (): void => {
-      unsentBytes -= bytes;
-      stream.onReadable();
-    };
-    const flush = (): void => {
-      scheduled = false;
-      while (writable && !ended && unsentBytes < MAX_UNSENT_BYTES) {
-        const response = stream.pull();
-        if (response === undefined) break;
-        const messages = toWire(response);
-        const bytes = responseBytes(response);
-        unsentBytes += bytes;
-        messages.forEach((message, i) => {
-          if (!call.write(message, i === messages.length - 1 ? sent(bytes) : undefined)) writable = false;
-        });
-      }
-    };
-    stream.onReadable = () => {
-      if (scheduled || !writable || ended || unsentBytes >= MAX_UNSENT_BYTES) return;
-      scheduled = true;
-      setImmediate(flush);
-    };
-    call.on('drain', () => {
-      writable = true;
-      flush();
+  private create(c: WireCreate): void {
+    const filters = c.filters ?? [];
+    this.stream.create({
+      refusal: this.refusal(c),
+      watchId: int(c.watchId),
+      key: c.key && c.key.length > 0 ? c.key : Buffer.from([0]),
+      rangeEnd: c.rangeEnd ?? Buffer.alloc(0),
+      startRevision: Math.max(0, int(c.startRevision)),
+      progressNotify: c.progressNotify ?? false,
+      noPut: filters.includes(FILTER_NOPUT),
+      noDelete: filters.includes(FILTER_NODELETE),
+      prevKv: c.prevKv ?? false,
+      fragment: c.fragment ?? false,
     });
+  }
 
-    const finish = (): void => {
-      if (ended) return;
-      ended = true;
-      stream.close();
-    };
-
-    call.on('data', (request: WireWatchRequest) => {
-      if (ended) return;
-      if (requestSize(request) > receiveLimit) {
-        finish();
-        call.emit('error', {
-          code: grpc.status.RESOURCE_EXHAUSTED,
-          details: `grpc: received message larger than max (${requestSize(request)} vs. ${receiveLimit})`,
-        });
-        return;
-      }
-      switch (request.requestUnion) {
-        case 'createRequest': {
-          const c = request.createRequest;
-          if (!c) break;
-          const key = c.key && c.key.length > 0 ? c.key : Buffer.from([0]);
-          const filters = c.filters ?? [];
-          // etcd checks the range as sent (key may be empty) with the stream's credentials.
-          let refusal: string | undefined;
-          try {
-            checkRange(kv.auth, call, c.key ?? Buffer.alloc(0), c.rangeEnd ?? Buffer.alloc(0), 'read');
-          } catch (error) {
-            if (!isEtcdCodedError(error)) throw error;
-            refusal = ETCD_ERRORS[error.etcdCode].message;
-          }
-          stream.create({
-            refusal,
-            watchId: int(c.watchId),
-            key,
-            rangeEnd: c.rangeEnd ?? Buffer.alloc(0),
-            startRevision: Math.max(0, int(c.startRevision)),
-            progressNotify: c.progressNotify ?? false,
-            noPut: filters.includes(FILTER_NOPUT),
-            noDelete: filters.includes(FILTER_NODELETE),
-            prevKv: c.prevKv ?? false,
-            fragment: c.fragment ?? false,
-          });
-          break;
-        }
-        case 'cancelRequest':
-          if (request.cancelRequest) stream.cancel(int(request.cancelRequest.watchId));
-          break;
-        case 'progressRequest':
-          if (request.progressRequest) stream.requestProgress();
-          break;
-        default:
-          // etcd ignores requests it does not understand rather than ending the stream.
-          break;
-      }
-    });
-    call.on('end', () => {
-      // The client half-closed: etcd ends the stream too.
-      finish();
-      call.end();
-    });
-    call.on('error', finish);
-    call.on('close', finish);
-    call.on('cancelled', finish);
-  };
-
-  return { Watch: Watch as unknown as grpc.UntypedHandleCall };
+  /** Why the caller may not watch this range (etcd's error text), or undefined when it may. */
+  private refusal(c: WireCreate): string | undefined {
+    // etcd checks the range as sent (key may be empty) with the stream's credentials.
+    try {
+      checkRange(this.kv.auth, this.call, c.key ?? Buffer.alloc(0), c.rangeEnd ?? Buffer.alloc(0), 'read');
+      return undefined;
+    } catch (error) {
+      if (!isEtcdCodedError(error)) throw error;
+      return ETCD_ERRORS[error.etcdCode].message;
+    }
+  }
 }
 
 /**

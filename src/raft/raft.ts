@@ -555,17 +555,9 @@ export class Raft {
       case MessageType.MsgBeat:
         this.bcastHeartbeat();
         return;
-      case MessageType.MsgCheckQuorum: {
-        // The leader always counts itself as active.
-        const self = this.prs.progress.get(this.id);
-        if (self !== undefined) self.recentActive = true;
-        if (!this.prs.quorumActive()) {
-          this.becomeFollower(this.term, NONE);
-          return;
-        }
-        for (const [id, pr] of this.prs.progress) if (id !== this.id) pr.recentActive = false;
+      case MessageType.MsgCheckQuorum:
+        this.checkQuorumActive();
         return;
-      }
       case MessageType.MsgProp: {
         assert(m.entries.length > 0, 'stepped empty MsgProp');
         if (!this.prs.progress.has(this.id)) throw new ProposalDroppedError('leader is not a member');
@@ -585,80 +577,49 @@ export class Raft {
         return;
       }
       case MessageType.MsgReadIndex:
-        if (this.prs.voterCount() <= 1 && this.prs.isVoter(this.id)) {
-          this.respondToReadIndex(m, this.raftLog.committed);
-          return;
-        }
-        // Until an entry of this term commits, our commit index may lag the true one.
-        if (!this.committedEntryInCurrentTerm()) {
-          this.pendingReadIndexMessages.push(m);
-          return;
-        }
-        this.sendReadIndexHeartbeats(m);
+        this.leaderReadIndex(m);
         return;
       default:
-        break;
+        this.stepLeaderFromPeer(m);
     }
+  }
 
+  /** A check-quorum tick: step down unless a quorum was heard from since the last one. */
+  private checkQuorumActive(): void {
+    // The leader always counts itself as active.
+    const self = this.prs.progress.get(this.id);
+    if (self !== undefined) self.recentActive = true;
+    if (!this.prs.quorumActive()) {
+      this.becomeFollower(this.term, NONE);
+      return;
+    }
+    for (const [id, pr] of this.prs.progress) if (id !== this.id) pr.recentActive = false;
+  }
+
+  private leaderReadIndex(m: Message): void {
+    if (this.prs.voterCount() <= 1 && this.prs.isVoter(this.id)) {
+      this.respondToReadIndex(m, this.raftLog.committed);
+      return;
+    }
+    // Until an entry of this term commits, our commit index may lag the true one.
+    if (!this.committedEntryInCurrentTerm()) {
+      this.pendingReadIndexMessages.push(m);
+      return;
+    }
+    this.sendReadIndexHeartbeats(m);
+  }
+
+  /** Messages about one follower's progress; ignored when the sender is not in the configuration. */
+  private stepLeaderFromPeer(m: Message): void {
     const pr = this.prs.progress.get(m.from);
     if (pr === undefined) return;
     switch (m.type) {
-      case MessageType.MsgAppResp: {
-        // An ack beyond our log cannot come from a correct peer; believing it would corrupt
-        // match/next and the commit computation.
-        if (!m.reject && m.index > this.raftLog.lastIndex()) return;
-        pr.recentActive = true;
-        if (m.reject) {
-          let nextProbeIdx = m.rejectHint;
-          if (m.logTerm > 0) {
-            // Skip every entry of ours whose term exceeds the follower's term at its hint: they
-            // cannot match, so one round trip skips a whole term (fast backtracking).
-            nextProbeIdx = this.raftLog.findConflictByTerm(m.rejectHint, m.logTerm);
-          }
-          if (pr.maybeDecrTo(m.index, nextProbeIdx)) {
-            if (pr.state === ProgressState.Replicate) pr.becomeProbe();
-            this.sendAppend(m.from);
-          }
-          return;
-        }
-        const oldPaused = pr.isPaused();
-        if (!pr.maybeUpdate(m.index)) return;
-        if (pr.state === ProgressState.Probe) {
-          pr.becomeReplicate();
-        } else if (pr.state === ProgressState.Snapshot && pr.match >= pr.pendingSnapshot) {
-          pr.becomeProbe();
-          pr.becomeReplicate();
-        } else if (pr.state === ProgressState.Replicate) {
-          pr.inflights.freeLE(m.index);
-        }
-        if (this.maybeCommit()) {
-          this.releasePendingReadIndexMessages();
-          this.commitBcastPending = true;
-        } else if (oldPaused) {
-          this.sendAppend(m.from);
-        }
-        // Fill the window: the follower may be far behind.
-        while (this.maybeSendAppend(m.from, false)) {
-          /* keep sending */
-        }
-        if (m.from === this.leadTransferee && pr.match === this.raftLog.lastIndex()) this.sendTimeoutNow(m.from);
+      case MessageType.MsgAppResp:
+        this.handleAppendResponse(m, pr);
         return;
-      }
-      case MessageType.MsgHeartbeatResp: {
-        pr.recentActive = true;
-        pr.probeSent = false;
-        // A full window may mean lost appends: let one more through so the pipe restarts.
-        if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
-        if (pr.match < this.raftLog.lastIndex()) this.sendAppend(m.from);
-        if (m.context === undefined || m.context.length === 0) return;
-        const acks = this.readOnly.recvAck(m.from, m.context);
-        if (acks === undefined) return;
-        let voterAcks = 0;
-        for (const id of acks) if (this.prs.isVoter(id)) voterAcks++;
-        if (voterAcks < this.prs.quorum()) return;
-        for (const rs of this.readOnly.advance(m.context)) this.respondToReadIndex(rs.req, rs.index);
+      case MessageType.MsgHeartbeatResp:
+        this.handleHeartbeatResponse(m, pr);
         return;
-      }
       case MessageType.MsgSnapStatus:
         if (pr.state !== ProgressState.Snapshot) return;
         if (m.reject) pr.pendingSnapshot = 0;
@@ -669,23 +630,86 @@ export class Raft {
       case MessageType.MsgUnreachable:
         if (pr.state === ProgressState.Replicate) pr.becomeProbe();
         return;
-      case MessageType.MsgTransferLeader: {
-        if (pr.isLearner) return; // a learner cannot lead
-        const transferee = m.from;
-        if (this.leadTransferee !== NONE) {
-          if (this.leadTransferee === transferee) return;
-          this.abortLeaderTransfer();
-        }
-        if (transferee === this.id) return;
-        this.electionElapsed = 0; // the transfer must finish within one election timeout
-        this.leadTransferee = transferee;
-        if (pr.match === this.raftLog.lastIndex()) this.sendTimeoutNow(transferee);
-        else this.sendAppend(transferee);
+      case MessageType.MsgTransferLeader:
+        this.handleTransferLeader(m, pr);
         return;
-      }
       default:
         return;
     }
+  }
+
+  private handleAppendResponse(m: Message, pr: Progress): void {
+    // An ack beyond our log cannot come from a correct peer; believing it would corrupt
+    // match/next and the commit computation.
+    if (!m.reject && m.index > this.raftLog.lastIndex()) return;
+    pr.recentActive = true;
+    if (m.reject) {
+      this.handleAppendRejection(m, pr);
+      return;
+    }
+    const oldPaused = pr.isPaused();
+    if (!pr.maybeUpdate(m.index)) return;
+    if (pr.state === ProgressState.Probe) {
+      pr.becomeReplicate();
+    } else if (pr.state === ProgressState.Snapshot && pr.match >= pr.pendingSnapshot) {
+      pr.becomeProbe();
+      pr.becomeReplicate();
+    } else if (pr.state === ProgressState.Replicate) {
+      pr.inflights.freeLE(m.index);
+    }
+    if (this.maybeCommit()) {
+      this.releasePendingReadIndexMessages();
+      this.commitBcastPending = true;
+    } else if (oldPaused) {
+      this.sendAppend(m.from);
+    }
+    // Fill the window: the follower may be far behind.
+    while (this.maybeSendAppend(m.from, false)) {
+      /* keep sending */
+    }
+    if (m.from === this.leadTransferee && pr.match === this.raftLog.lastIndex()) this.sendTimeoutNow(m.from);
+  }
+
+  private handleAppendRejection(m: Message, pr: Progress): void {
+    let nextProbeIdx = m.rejectHint;
+    if (m.logTerm > 0) {
+      // Skip every entry of ours whose term exceeds the follower's term at its hint: they
+      // cannot match, so one round trip skips a whole term (fast backtracking).
+      nextProbeIdx = this.raftLog.findConflictByTerm(m.rejectHint, m.logTerm);
+    }
+    if (pr.maybeDecrTo(m.index, nextProbeIdx)) {
+      if (pr.state === ProgressState.Replicate) pr.becomeProbe();
+      this.sendAppend(m.from);
+    }
+  }
+
+  private handleHeartbeatResponse(m: Message, pr: Progress): void {
+    pr.recentActive = true;
+    pr.probeSent = false;
+    // A full window may mean lost appends: let one more through so the pipe restarts.
+    if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
+    if (pr.match < this.raftLog.lastIndex()) this.sendAppend(m.from);
+    if (m.context === undefined || m.context.length === 0) return;
+    const acks = this.readOnly.recvAck(m.from, m.context);
+    if (acks === undefined) return;
+    let voterAcks = 0;
+    for (const id of acks) if (this.prs.isVoter(id)) voterAcks++;
+    if (voterAcks < this.prs.quorum()) return;
+    for (const rs of this.readOnly.advance(m.context)) this.respondToReadIndex(rs.req, rs.index);
+  }
+
+  private handleTransferLeader(m: Message, pr: Progress): void {
+    if (pr.isLearner) return; // a learner cannot lead
+    const transferee = m.from;
+    if (this.leadTransferee !== NONE) {
+      if (this.leadTransferee === transferee) return;
+      this.abortLeaderTransfer();
+    }
+    if (transferee === this.id) return;
+    this.electionElapsed = 0; // the transfer must finish within one election timeout
+    this.leadTransferee = transferee;
+    if (pr.match === this.raftLog.lastIndex()) this.sendTimeoutNow(transferee);
+    else this.sendAppend(transferee);
   }
 
   private sendReadIndexHeartbeats(m: Message): void {

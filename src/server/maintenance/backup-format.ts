@@ -122,12 +122,7 @@ export function decodeSnapshotFile(file: Buffer, options: { skipHashCheck: boole
   const headerBytes = body.readUInt32BE(offset);
   offset += 4;
   need(headerBytes);
-  let header: SnapshotHeader;
-  try {
-    header = JSON.parse(body.toString('utf8', offset, offset + headerBytes)) as SnapshotHeader;
-  } catch {
-    throw new SnapshotFileError('snapshot header is not valid JSON');
-  }
+  const header = parseHeader(body.toString('utf8', offset, offset + headerBytes));
   offset += headerBytes;
   if (header.format !== SNAPSHOT_FORMAT) {
     throw new SnapshotFileError(`snapshot format "${String(header.format)}" is not "${SNAPSHOT_FORMAT}", the one this MetaStore reads`);
@@ -154,4 +149,18 @@ export function decodeSnapshotFile(file: Buffer, options: { skipHashCheck: boole
     throw new SnapshotFileError(`snapshot holds ${entries.length} entries, its header says ${header.entries}`);
   }
   return { header, entries };
+}
+
+/** The header of an untrusted file: a JSON object, else a SnapshotFileError. */
+function parseHeader(text: string): SnapshotHeader {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    // JSON.parse fails only with SyntaxError; anything else is not ours to reinterpret.
+    if (!(error instanceof SyntaxError)) throw error;
+    throw new SnapshotFileError('snapshot header is not valid JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null) throw new SnapshotFileError('snapshot header is not a JSON object');
+  return parsed as SnapshotHeader;
 }

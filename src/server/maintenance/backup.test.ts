@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Backend } from '../../storage/backend.js';
 import { rangeRequest } from '../../mvcc/types.js';
 import { SNAPSHOT_BLOB_BYTES, openSnapshot, restoreSnapshot, type RestoreOptions } from './backup.js';
-import { hasChecksum } from './backup-format.js';
+import { SNAPSHOT_MAGIC, decodeSnapshotFile, hasChecksum } from './backup-format.js';
 import { KvServer } from '../member/kv-server.js';
 import { hashKv } from './maintenance-hash.js';
 
@@ -177,5 +177,17 @@ describe('snapshot files', () => {
     await expect(
       restoreSnapshot(restoreOptions(join(dir, 'good.db'), join(dir, 'd5'), { advertisePeerUrls: ['http://127.0.0.1:9'] })),
     ).rejects.toThrow(/initial-advertise-peer-urls/);
+  });
+
+  it('refuses a header that is not a JSON object with a snapshot file error', () => {
+    const fileWithHeader = (text: string): Buffer => {
+      const header = Buffer.from(text);
+      const size = Buffer.alloc(4);
+      size.writeUInt32BE(header.length);
+      return Buffer.concat([SNAPSHOT_MAGIC, size, header]);
+    };
+    for (const text of ['{"format":', 'null', '42']) {
+      expect(() => decodeSnapshotFile(fileWithHeader(text), { skipHashCheck: true }), text).toThrow(/snapshot header is not (valid JSON|a JSON object)/);
+    }
   });
 });

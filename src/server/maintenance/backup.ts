@@ -57,17 +57,7 @@ export interface SnapshotStream {
 export async function openSnapshot(source: ViewSource, info: SnapshotSourceInfo): Promise<SnapshotStream> {
   const view = await StateView.open(source);
   try {
-    let entries = 0;
-    let entriesBytes = 0;
-    let revision = 0;
-    for (const space of SNAPSHOT_SPACES) {
-      for await (const [key, value] of view.scan(space)) {
-        if (space === KeySpace.meta && key.toString('latin1') === 'format') continue;
-        entries++;
-        entriesBytes += entryBytes(key, value);
-        if (space === KeySpace.mvcc) revision = decodeRevisionKey(key).main;
-      }
-    }
+    const { entries, entriesBytes, revision } = await sizeEntries(view);
     const header: SnapshotHeader = {
       format: SNAPSHOT_FORMAT,
       storageFormat: FORMAT_VERSION,
@@ -88,42 +78,20 @@ export async function openSnapshot(source: ViewSource, info: SnapshotSourceInfo)
     async function* pieces(): AsyncGenerator<Buffer> {
       yield head;
       let count = 0;
-      for (const space of SNAPSHOT_SPACES) {
-        for await (const [key, value] of view.scan(space)) {
-          if (space === KeySpace.meta && key.toString('latin1') === 'format') continue;
-          count++;
-          yield encodeEntry(space, key, value);
-        }
+      for await (const [space, key, value] of snapshotEntries(view)) {
+        count++;
+        yield encodeEntry(space, key, value);
       }
       assert(count === entries, 'snapshot view changed between its two passes');
       yield tail;
     }
 
     async function* blobs(): AsyncGenerator<Buffer> {
-      let blob = Buffer.allocUnsafe(SNAPSHOT_BLOB_BYTES);
-      let filled = 0;
       let sent = 0;
-      for await (const piece of pieces()) {
-        let at = 0;
-        while (at < piece.length) {
-          const n = Math.min(piece.length - at, SNAPSHOT_BLOB_BYTES - filled);
-          piece.copy(blob, filled, at, at + n);
-          filled += n;
-          at += n;
-          if (filled === SNAPSHOT_BLOB_BYTES) {
-            hash.update(blob);
-            sent += filled;
-            yield blob;
-            blob = Buffer.allocUnsafe(SNAPSHOT_BLOB_BYTES);
-            filled = 0;
-          }
-        }
-      }
-      if (filled > 0) {
-        const last = blob.subarray(0, filled);
-        hash.update(last);
-        sent += filled;
-        yield last;
+      for await (const blob of fixedSizeBlobs(pieces(), SNAPSHOT_BLOB_BYTES)) {
+        hash.update(blob);
+        sent += blob.length;
+        yield blob;
       }
       assert(sent === totalBytes, `snapshot sent ${sent} bytes, sized ${totalBytes}`);
       digest = hash.digest();
@@ -143,6 +111,50 @@ export async function openSnapshot(source: ViewSource, info: SnapshotSourceInfo)
     await view.close();
     throw error;
   }
+}
+
+/** The entries a snapshot file carries, in file order: every snapshot space but the format marker. */
+async function* snapshotEntries(view: StateView): AsyncGenerator<[KeySpace, Buffer, Buffer]> {
+  for (const space of SNAPSHOT_SPACES) {
+    for await (const [key, value] of view.scan(space)) {
+      if (space === KeySpace.meta && key.toString('latin1') === 'format') continue;
+      yield [space, key, value];
+    }
+  }
+}
+
+/** The first pass: how many entries, their encoded bytes, and the last MVCC revision. */
+async function sizeEntries(view: StateView): Promise<{ entries: number; entriesBytes: number; revision: number }> {
+  let entries = 0;
+  let entriesBytes = 0;
+  let revision = 0;
+  for await (const [space, key, value] of snapshotEntries(view)) {
+    entries++;
+    entriesBytes += entryBytes(key, value);
+    if (space === KeySpace.mvcc) revision = decodeRevisionKey(key).main;
+  }
+  return { entries, entriesBytes, revision };
+}
+
+/** Re-cuts a byte stream into `size`-byte blobs (the last one shorter); each blob is a fresh buffer. */
+async function* fixedSizeBlobs(pieces: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let blob = Buffer.allocUnsafe(size);
+  let filled = 0;
+  for await (const piece of pieces) {
+    let at = 0;
+    while (at < piece.length) {
+      const n = Math.min(piece.length - at, size - filled);
+      piece.copy(blob, filled, at, at + n);
+      filled += n;
+      at += n;
+      if (filled === size) {
+        yield blob;
+        blob = Buffer.allocUnsafe(size);
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) yield blob.subarray(0, filled);
 }
 
 // ---------------------------------------------------------------- restore

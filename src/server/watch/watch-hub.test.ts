@@ -5,11 +5,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import { CompactedError } from '../../mvcc/errors.js';
 import type { Event } from '../../mvcc/types.js';
 import { Backend } from '../../storage/backend.js';
 import { KvServer } from '../member/kv-server.js';
-import { prefixEnd } from './watch-hub.js';
+import { AssertionError } from '../../util/assert.js';
+import { prefixEnd, type WatchHub } from './watch-hub.js';
 import { WatchStream, type CreateWatch, type StreamResponse } from './watch-stream.js';
 
 const open: Array<{ kv: KvServer; dir: string }> = [];
@@ -256,4 +258,71 @@ describe('WatchHub', () => {
     expect(got.filter((r) => r.watchId === 1).length).toBe(1);
     stream.close();
   });
+
+  test('a compaction racing a catch-up read of prev_kv drops prev_kv, as etcd does', async () => {
+    const kv = await member();
+    const scans = await storageScanOfPrevKv(kv, () => {
+      throw new CompactedError();
+    });
+    expect(await scans.ended).toBe('resolved');
+    const got = await drain(scans.stream, () => kv.watchHub.counts.unsynced === 0);
+    // Revision 4 comes from the window, which kept its prev_kv from the write.
+    expect(eventsOf(got).map((e) => [e.kv.modRevision, e.prevKv?.value.toString()])).toEqual([
+      [2, undefined],
+      [3, undefined],
+      [4, 'v2'],
+    ]);
+  });
+
+  test('an assertion failure while reading prev_kv during a scan is not swallowed', async () => {
+    const kv = await member();
+    const scans = await storageScanOfPrevKv(kv, () => {
+      throw new AssertionError('planted');
+    });
+    const ended = await scans.ended;
+    expect(ended).toBeInstanceOf(AssertionError);
+    expect((ended as Error).message).toBe('planted');
+  });
+
+  test('an assertion failure during a scan is not swallowed even while the hub shuts down', async () => {
+    const kv = await member();
+    const scans = await storageScanOfPrevKv(kv, () => {
+      kv.watchHub.close();
+      throw new AssertionError('planted during shutdown');
+    });
+    const ended = await scans.ended;
+    expect(ended).toBeInstanceOf(AssertionError);
+    expect((ended as Error).message).toBe('planted during shutdown');
+  });
 });
+
+/**
+ * Starts a prev_kv watcher whose catch-up must read revision 3's prev_kv from storage, with the
+ * store's range replaced by `range`. `ended` is how the hub's storage scan ended: 'resolved' or
+ * what it threw. (A scan's rejection is unhandled in production, i.e. it stops the process;
+ * here it is caught so that the test can look at it.)
+ */
+async function storageScanOfPrevKv(kv: KvServer, range: () => never): Promise<{ stream: WatchStream; ended: Promise<unknown> }> {
+  kv.watchHub.configure({ maxRecentRevisions: 1 });
+  await put(kv, 'k', 'v1'); // 2
+  await put(kv, 'k', 'v2'); // 3: its prev_kv is revision 2's value
+  await put(kv, 'k', 'v3'); // 4: the only revision in the window
+  const ended = nextScanOutcome(kv.watchHub);
+  vi.spyOn(kv.mvcc, 'range').mockImplementation(range);
+  const stream = new WatchStream(kv.watchHub);
+  stream.create(spec({ startRevision: 2, prevKv: true }));
+  return { stream, ended };
+}
+
+/** How the hub's next storage scan ends: 'resolved', or the error it rejected with. */
+function nextScanOutcome(hub: WatchHub): Promise<unknown> {
+  const internals = hub as unknown as { scan(group: unknown[]): Promise<void> };
+  const real = internals.scan.bind(hub);
+  return new Promise((resolve) => {
+    internals.scan = (group) => {
+      const running = real(group);
+      running.then(() => resolve('resolved'), resolve);
+      return running.catch(() => undefined);
+    };
+  });
+}

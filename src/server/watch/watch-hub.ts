@@ -28,12 +28,13 @@
 //   Newer revisions come from the recent-events window, which holds the last applied events.
 
 import type { MvccStore } from '../../mvcc/mvcc-store.js';
+import { CompactedError } from '../../mvcc/errors.js';
 import { decodeRecord } from '../../mvcc/record.js';
 import { decodeRevisionKey, encodeRevisionKey } from '../../mvcc/revision.js';
 import { rangeRequest, type Event, type KeyValue } from '../../mvcc/types.js';
 import type { Backend } from '../../storage/backend.js';
 import { KeySpace } from '../../storage/backend.js';
-import { assert } from '../../util/assert.js';
+import { AssertionError, assert } from '../../util/assert.js';
 import type { EventListener } from '../apply/applier.js';
 
 export interface WatchHubOptions {
@@ -305,6 +306,76 @@ function upperBound(sorted: readonly Watcher[], key: string): number {
     else hi = mid;
   }
   return lo;
+}
+
+/** One watcher's share of a storage scan. */
+interface ScanState {
+  w: Watcher;
+  events: Event[];
+  revisions: number;
+  bytes: number;
+  /** When full: the first revision not taken. */
+  lastRev: number;
+  full: boolean;
+}
+
+/**
+ * The events of one storage scan, gathered revision by revision and dealt out to the watchers
+ * that want them, each up to its catch-up caps (revisions and bytes per delivery).
+ */
+class ScanBatch {
+  readonly states: ScanState[];
+  /** Watchers still taking revisions. */
+  private open: number;
+  private pendingRev = 0;
+  private pendingEvents: Event[] = [];
+  private pendingKeys: string[] = [];
+
+  constructor(
+    group: readonly Watcher[],
+    private readonly limits: { maxRevisionsPerDelivery: number; maxWatcherPendingBytes: number },
+  ) {
+    this.states = group.map((w) => ({ w, events: [] as Event[], revisions: 0, bytes: 64, lastRev: 0, full: false }));
+    this.open = this.states.length;
+  }
+
+  /** Moves on to revision `rev` (dealing out the previous one); false once no watcher takes more. */
+  atRevision(rev: number): boolean {
+    if (rev === this.pendingRev) return true;
+    this.flush();
+    if (this.open === 0) return false;
+    this.pendingRev = rev;
+    return true;
+  }
+
+  push(event: Event): void {
+    this.pendingEvents.push(event);
+    this.pendingKeys.push(event.kv.key.toString('latin1'));
+  }
+
+  /** Deals the gathered revision out to every watcher that wants it and has room for it. */
+  flush(): void {
+    if (this.pendingEvents.length === 0) return;
+    for (const s of this.states) {
+      if (s.full || s.w.state !== 'unsynced' || this.pendingRev < s.w.minRev) continue;
+      const matched: Event[] = [];
+      for (let j = 0; j < this.pendingEvents.length; j++) if (s.w.contains(this.pendingKeys[j]!)) matched.push(this.pendingEvents[j]!);
+      if (matched.length === 0) continue;
+      const out = s.w.filter(matched);
+      const more = deliveryBytes(out) - 64;
+      if (s.revisions > 0 && (s.revisions >= this.limits.maxRevisionsPerDelivery || s.bytes + more > this.limits.maxWatcherPendingBytes)) {
+        s.full = true;
+        s.lastRev = this.pendingRev; // first revision not taken
+        this.open--;
+        continue;
+      }
+      s.revisions++;
+      s.bytes += more;
+      for (const event of out) s.events.push(event);
+    }
+    this.pendingEvents = [];
+    this.pendingKeys = [];
+  }
 }
 
 interface RecentRevision {
@@ -629,83 +700,65 @@ export class WatchHub implements EventListener {
     this.scanInFlight = true;
     for (const w of group) w.scanning = true;
     try {
-      const barrier = this.currentRevision;
-      if (barrier > this.durableRevision && !this.closed) {
-        await this.source.backend.write([], { sync: false });
-        this.durableRevision = Math.max(this.durableRevision, barrier);
-      }
+      await this.storageBarrier();
       const to = Math.min(this.durableRevision, this.recentFloor - 1);
       let from = Infinity;
       for (const w of group) from = Math.min(from, w.minRev);
-      const states = group.map((w) => ({ w, events: [] as Event[], revisions: 0, bytes: 64, lastRev: 0, full: false }));
-      const wantPrevKv = group.some((w) => w.spec.prevKv);
-      let open = states.length;
-      let pendingRev = 0;
-      let pendingEvents: Event[] = [];
-      let pendingKeys: string[] = [];
-      const flushRevision = (): void => {
-        if (pendingEvents.length === 0) return;
-        for (const s of states) {
-          if (s.full || s.w.state !== 'unsynced' || pendingRev < s.w.minRev) continue;
-          const matched: Event[] = [];
-          for (let j = 0; j < pendingEvents.length; j++) if (s.w.contains(pendingKeys[j]!)) matched.push(pendingEvents[j]!);
-          if (matched.length === 0) continue;
-          const out = s.w.filter(matched);
-          const more = deliveryBytes(out) - 64;
-          if (s.revisions > 0 && (s.revisions >= this.options.maxRevisionsPerDelivery || s.bytes + more > this.options.maxWatcherPendingBytes)) {
-            s.full = true;
-            s.lastRev = pendingRev; // first revision not taken
-            open--;
-            continue;
-          }
-          s.revisions++;
-          s.bytes += more;
-          for (const event of out) s.events.push(event);
-        }
-        pendingEvents = [];
-        pendingKeys = [];
-      };
-      if (from <= to) {
-        const gte = encodeRevisionKey({ main: from, sub: 0 });
-        const lt = encodeRevisionKey({ main: to + 1, sub: 0 });
-        for await (const [key, record] of this.source.backend.scan(KeySpace.mvcc, { gte, lt })) {
-          if (this.closed) return;
-          const rev = decodeRevisionKey(key).main;
-          if (rev !== pendingRev) {
-            flushRevision();
-            if (open === 0) break;
-            pendingRev = rev;
-          }
-          const event = this.eventFromRecord(rev, record, wantPrevKv);
-          pendingEvents.push(event);
-          pendingKeys.push(event.kv.key.toString('latin1'));
-        }
-        flushRevision();
-      }
-      // Synchronous from here: hand out what was read, then continue from the window.
-      for (const s of states) {
-        const w = s.w;
-        w.scanning = false;
-        if (w.state !== 'unsynced') continue;
-        if (this.finishIfCompacted(w)) continue;
-        if (s.full) {
-          w.minRev = s.lastRev;
-          this.enqueue(w, { revision: this.currentRevision, events: s.events, compactRevision: 0, bytes: s.bytes });
-          this.considerReady(w);
-          continue;
-        }
-        if (from <= to) w.minRev = Math.max(w.minRev, to + 1);
-        this.stepFromWindow(w, s.events, s.revisions);
-      }
+      const batch = new ScanBatch(group, this.options);
+      if (from <= to && !(await this.readHistory(batch, from, to))) return;
+      this.handOutScanned(batch.states, from, to);
     } catch (error) {
-      // Shutting down closes the backend under a scan; anything else is a bug.
-      if (!this.closed) throw error;
+      // Shutting down closes the backend under a scan; anything else is a bug, and a failed
+      // assertion is one even then.
+      if (!this.closed || error instanceof AssertionError) throw error;
     } finally {
       for (const w of group) w.scanning = false;
       this.scanInFlight = false;
       for (const w of this.deferred) this.readyList.push(w);
       this.deferred = [];
       if (this.readyList.length > 0) this.scheduleSync();
+    }
+  }
+
+  /** Storage is read only up to a revision known to be on disk: queue a barrier write if needed. */
+  private async storageBarrier(): Promise<void> {
+    const barrier = this.currentRevision;
+    if (barrier > this.durableRevision && !this.closed) {
+      await this.source.backend.write([], { sync: false });
+      this.durableRevision = Math.max(this.durableRevision, barrier);
+    }
+  }
+
+  /** Deals stored revisions [from, to] out to the batch's watchers; false if the hub closed meanwhile. */
+  private async readHistory(batch: ScanBatch, from: number, to: number): Promise<boolean> {
+    const wantPrevKv = batch.states.some((s) => s.w.spec.prevKv);
+    const gte = encodeRevisionKey({ main: from, sub: 0 });
+    const lt = encodeRevisionKey({ main: to + 1, sub: 0 });
+    for await (const [key, record] of this.source.backend.scan(KeySpace.mvcc, { gte, lt })) {
+      if (this.closed) return false;
+      const rev = decodeRevisionKey(key).main;
+      if (!batch.atRevision(rev)) break;
+      batch.push(this.eventFromRecord(rev, record, wantPrevKv));
+    }
+    batch.flush();
+    return true;
+  }
+
+  /** Synchronous from here: hand out what was read, then continue from the window. */
+  private handOutScanned(states: readonly ScanState[], from: number, to: number): void {
+    for (const s of states) {
+      const w = s.w;
+      w.scanning = false;
+      if (w.state !== 'unsynced') continue;
+      if (this.finishIfCompacted(w)) continue;
+      if (s.full) {
+        w.minRev = s.lastRev;
+        this.enqueue(w, { revision: this.currentRevision, events: s.events, compactRevision: 0, bytes: s.bytes });
+        this.considerReady(w);
+        continue;
+      }
+      if (from <= to) w.minRev = Math.max(w.minRev, to + 1);
+      this.stepFromWindow(w, s.events, s.revisions);
     }
   }
 
@@ -733,9 +786,10 @@ export class WatchHub implements EventListener {
     try {
       const result = this.source.mvcc.range(rangeRequest(key, undefined, { limit: 1, revision }));
       return result.kvs[0];
-    } catch {
+    } catch (error) {
       // Compacted meanwhile: etcd sends the event without prev_kv in that case too.
-      return undefined;
+      if (error instanceof CompactedError) return undefined;
+      throw error;
     }
   }
 }
