@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Backend } from '../../storage/backend.js';
 import { rangeRequest } from '../../mvcc/types.js';
 import { SNAPSHOT_BLOB_BYTES, openSnapshot, restoreSnapshot, type RestoreOptions } from './backup.js';
-import { hasChecksum } from './backup-format.js';
+import { SnapshotFileError, hasChecksum } from './backup-format.js';
 import { KvServer } from '../member/kv-server.js';
 import { hashKv } from './maintenance-hash.js';
 
@@ -177,5 +177,13 @@ describe('snapshot files', () => {
     await expect(
       restoreSnapshot(restoreOptions(join(dir, 'good.db'), join(dir, 'd5'), { advertisePeerUrls: ['http://127.0.0.1:9'] })),
     ).rejects.toThrow(/initial-advertise-peer-urls/);
+  });
+
+  it('a missing snapshot file is a SnapshotFileError naming the file (the command reports it, exit 1)', async () => {
+    const dir = tempDir();
+    const missing = join(dir, 'missing.db');
+    const failure = restoreSnapshot(restoreOptions(missing, join(dir, 'd1')));
+    await expect(failure).rejects.toBeInstanceOf(SnapshotFileError);
+    await expect(failure).rejects.toThrow(`ENOENT: no such file or directory, open '${missing}'`);
   });
 });
