@@ -1,7 +1,7 @@
 // Health decisions, kept apart from HTTP so each verdict and each 503 reason is unit-tested.
 //
-// Inputs come from HealthSources, a narrow interface main.ts fills with closures over the
-// server; nothing here imports server internals. Three audiences:
+// Inputs come from HealthSources, a narrow interface src/node/ops-sources.ts fills from the
+// member; nothing here imports server internals. Three audiences:
 // - MetaStore's own /health (status healthy | degraded | unhealthy, with per-area checks),
 //   /readiness (is this member fit to take client traffic: what HAProxy asks) and /liveness.
 // - etcd's /health ({"health","reason"}), and /livez and /readyz with their named checks,

@@ -7,7 +7,7 @@
 //   array stores. Callers get plain functions/objects to bump; nothing here imports them.
 // - Living elsewhere (indexes, revisions, sizes, leadership, connections): read at scrape time
 //   through prom-client gauges' collect() callbacks, from the narrow getters in
-//   MetricsSources. main.ts fills those with closures over the server; this module never
+//   MetricsSources. src/node/ops-sources.ts fills those from the member; this module never
 //   imports server internals.
 //
 // Histogram buckets: etcd's disk histograms keep etcd's exact buckets (1 ms doubling to
@@ -106,11 +106,8 @@ function infoGauge(registry: Registry, name: string, help: string, label: string
   gauge.set({ [label]: value }, 1);
 }
 
-export function createMetrics(options: MetricsOptions): Metrics {
-  const registry = new Registry();
-  const s = options.sources;
-
-  // ---- the deployment guide's names
+/** The names the MetaStore deployment guide promises: gRPC calls and connections, applied index, revision. */
+function registerGuideMetrics(registry: Registry, s: MetricsSources): CallStats {
   const calls = new CallStats(
     {
       counter: 'grpc_server_request_total',
@@ -125,8 +122,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   liveGauge(registry, 'grpc_server_active_connections', 'Open client connections to the gRPC server.', () => s.activeConnections());
   liveGauge(registry, 'raft_applied_index', 'Last raft index applied to the state machine.', () => s.appliedIndex());
   liveGauge(registry, 'mvcc_current_revision', 'Current revision of the key-value store.', () => s.currentRevision());
+  return calls;
+}
 
-  // ---- etcd's names (help texts say what etcd's do)
+/** etcd's etcd_server_* leadership and proposal metrics (help texts say what etcd's do). */
+function registerServerMetrics(registry: Registry, s: MetricsSources): Pick<Metrics, 'leaderChanges' | 'proposalsFailed'> {
   liveGauge(registry, 'etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', () => (s.hasLeader() ? 1 : 0));
   liveGauge(registry, 'etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', () => (s.isLeader() ? 1 : 0));
   const leaderChanges = new FastCounter('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.').registerIn(registry);
@@ -135,6 +135,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   liveGauge(registry, 'etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => s.appliedIndex());
   liveGauge(registry, 'etcd_server_proposals_pending', 'The current number of pending proposals to commit.', () => s.pendingProposals());
   const proposalsFailed = new FastCounter('etcd_server_proposals_failed_total', 'The total number of failed proposals seen.').registerIn(registry);
+  return { leaderChanges, proposalsFailed };
+}
+
+/** etcd's disk and database-size metrics, with the backend quota when there is one. */
+function registerDiskMetrics(registry: Registry, s: MetricsSources, quotaBackendBytes: number | undefined): Pick<Metrics, 'walFsync' | 'backendCommit'> {
   const walFsync = new FastHistogram(
     'etcd_disk_wal_fsync_duration_seconds',
     'The latency distributions of fsync called by WAL.',
@@ -147,10 +152,37 @@ export function createMetrics(options: MetricsOptions): Metrics {
   ).registerIn(registry);
   liveGauge(registry, 'etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', () => s.dbSizeBytes());
   liveGauge(registry, 'etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', () => s.dbSizeInUseBytes());
-  if (options.quotaBackendBytes !== undefined && options.quotaBackendBytes >= 0) {
+  if (quotaBackendBytes !== undefined && quotaBackendBytes >= 0) {
     const quota = new Gauge({ name: 'etcd_server_quota_backend_bytes', help: 'Current backend storage quota size in bytes.', registers: [registry] });
-    quota.set(options.quotaBackendBytes);
+    quota.set(quotaBackendBytes);
   }
+  return { walFsync, backendCommit };
+}
+
+/** etcd's version and member ID gauges. */
+function registerIdentityGauges(registry: Registry, serverVersion: string, memberId: bigint): void {
+  infoGauge(
+    registry,
+    'etcd_server_version',
+    "Which version is running. 1 for 'server_version' label with current version.",
+    'server_version',
+    serverVersion,
+  );
+  infoGauge(
+    registry,
+    'etcd_server_id',
+    "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
+    'server_id',
+    memberId.toString(16),
+  );
+}
+
+export function createMetrics(options: MetricsOptions): Metrics {
+  const registry = new Registry();
+  const s = options.sources;
+  const calls = registerGuideMetrics(registry, s);
+  const server = registerServerMetrics(registry, s);
+  const disk = registerDiskMetrics(registry, s, options.quotaBackendBytes);
   liveGauge(registry, 'etcd_debugging_mvcc_keys_total', 'Total number of keys.', () => s.keysTotal());
   liveGauge(registry, 'etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', () => s.watchers?.() ?? 0);
   // etcd's buckets: 0.1 ms doubling 16 times. Heartbeats are rare enough for a labelled
@@ -164,30 +196,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   liveGauge(registry, 'etcd_debugging_mvcc_current_revision', 'The current revision of store.', () => s.currentRevision());
   liveGauge(registry, 'etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => Math.max(0, s.compactedRevision()));
-  infoGauge(
-    registry,
-    'etcd_server_version',
-    "Which version is running. 1 for 'server_version' label with current version.",
-    'server_version',
-    options.serverVersion,
-  );
-  infoGauge(
-    registry,
-    'etcd_server_id',
-    "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
-    'server_id',
-    options.memberId.toString(16),
-  );
+  registerIdentityGauges(registry, options.serverVersion, options.memberId);
 
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
 
   return {
     registry,
     observeCall: calls.observe,
-    walFsync,
-    backendCommit,
-    proposalsFailed,
-    leaderChanges,
+    ...server,
+    ...disk,
     peerRoundTrip: (peer, seconds) => peerRtt.observe({ To: peer }, seconds),
     text: () => registry.metrics(),
     contentType: registry.contentType,

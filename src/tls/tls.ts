@@ -1,5 +1,5 @@
 // TLS for MetaStore's two ports, from the config's TLS sections: which files, auto-TLS,
-// what is verified, and what is refused. main.ts calls clientPortTls() and peerPortTls(); the
+// what is verified, and what is refused. src/node calls clientPortTls() and peerPortTls(); the
 // gRPC server and the peer transport only ever see credentials and a verification hook.
 //
 // Client port (etcd --cert-file, --key-file, --trusted-ca-file, --client-cert-auth,

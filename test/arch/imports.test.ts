@@ -33,6 +33,8 @@ const RANK: Record<string, number> = {
   transport: 7,
   metrics: 7,
   tls: 7,
+  // The units main.ts starts (storage, member, peers, client edge, side ports, signals).
+  node: 8,
   'cli.ts': 8,
   'main.ts': 9,
 };

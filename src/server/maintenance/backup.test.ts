@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Backend } from '../../storage/backend.js';
 import { rangeRequest } from '../../mvcc/types.js';
 import { SNAPSHOT_BLOB_BYTES, openSnapshot, restoreSnapshot, type RestoreOptions } from './backup.js';
-import { SNAPSHOT_MAGIC, decodeSnapshotFile, hasChecksum } from './backup-format.js';
+import { SNAPSHOT_MAGIC, SnapshotFileError, decodeSnapshotFile, hasChecksum } from './backup-format.js';
 import { KvServer } from '../member/kv-server.js';
 import { hashKv } from './maintenance-hash.js';
 
@@ -189,5 +189,13 @@ describe('snapshot files', () => {
     for (const text of ['{"format":', 'null', '42']) {
       expect(() => decodeSnapshotFile(fileWithHeader(text), { skipHashCheck: true }), text).toThrow(/snapshot header is not (valid JSON|a JSON object)/);
     }
+  });
+
+  it('a missing snapshot file is a SnapshotFileError naming the file (the command reports it, exit 1)', async () => {
+    const dir = tempDir();
+    const missing = join(dir, 'missing.db');
+    const failure = restoreSnapshot(restoreOptions(missing, join(dir, 'd1')));
+    await expect(failure).rejects.toBeInstanceOf(SnapshotFileError);
+    await expect(failure).rejects.toThrow(`ENOENT: no such file or directory, open '${missing}'`);
   });
 });

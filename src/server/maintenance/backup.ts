@@ -183,6 +183,16 @@ export interface RestoreResult {
 /** Ops per LevelDB batch while restoring: bounds memory, not correctness (nothing reads yet). */
 const RESTORE_BATCH_BYTES = 4 * 1024 * 1024;
 
+/** The snapshot file's bytes; a missing file is the operator's mistake, reported as such. */
+async function readSnapshotFile(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new SnapshotFileError((error as Error).message);
+    throw error;
+  }
+}
+
 /** Builds a new member's data dir from a snapshot file; see the file header. */
 export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreResult> {
   if (existsSync(options.dataDir) && readdirSync(options.dataDir).length > 0) {
@@ -197,7 +207,7 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
       `--initial-cluster has ${options.name}=${self.peerUrls.join(',')} but --initial-advertise-peer-urls is ${options.advertisePeerUrls.join(',')}`,
     );
   }
-  const file = await readFile(options.snapshotFile);
+  const file = await readSnapshotFile(options.snapshotFile);
   const { header, entries } = decodeSnapshotFile(file, { skipHashCheck: options.skipHashCheck });
   if (header.storageFormat !== FORMAT_VERSION) {
     throw new SnapshotFileError(`snapshot holds storage format "${header.storageFormat}", this MetaStore writes "${FORMAT_VERSION}"`);

@@ -1,40 +1,54 @@
-// The initial corruption check (etcd's --experimental-initial-corrupt-check): before a member
-// serves clients, it compares its HashKV with every reachable peer's at its own revision. A
-// member whose history differs from a peer's at the same revision (and the same compaction
-// point) holds corrupt data and must not serve it: the caller stops the member.
+// Corruption checks compare this member's HashKV with its peers' at the same revision. Two
+// users: the initial check (etcd's --experimental-initial-corrupt-check), which stops a member
+// before it serves data that differs from the cluster's, and the periodic check (next file),
+// which the leader runs to raise CORRUPT for a member whose history differs.
 //
 // Peers that are behind (future revision for them), compacted past that revision, or at
 // another compaction point cannot be compared and are skipped, as etcd skips them.
 
-import { hashKv, type HashSource } from './maintenance-hash.js';
+import { dialAddress } from '../membership/member-address.js';
+import type { HashKvResult } from './maintenance-hash.js';
 
 export interface PeerHash {
   hash: number;
   compactRevision: number;
 }
 
-export interface InitialCheckOptions {
-  local: HashSource;
-  peers: ReadonlyArray<{ id: bigint; address: string }>;
-  /** HashKV of a peer at a revision; rejects when the peer can't answer (unreachable, behind). */
-  fetch(address: string, revision: number): Promise<PeerHash>;
+/** HashKV of a peer at a revision; rejects when the peer can't answer (unreachable, behind). */
+export type PeerHashFetch = (address: string, revision: number) => Promise<PeerHash>;
+
+/** What a corruption check reads from the member: its member list and its own HashKV. */
+export interface HashedMember {
+  listMembers(): ReadonlyArray<{ id: bigint; clientUrls: readonly string[] }>;
+  /** This member's HashKV at `revision` (0 = its current revision). */
+  hashKv(revision: number): Promise<Pick<HashKvResult, 'hash' | 'hashRevision' | 'compactRevision'>>;
 }
 
-export interface InitialCheckResult {
+export interface HashComparison {
   revision: number;
   compared: bigint[];
   skipped: Array<{ id: bigint; reason: string }>;
   mismatched: Array<{ id: bigint; localHash: number; peerHash: number }>;
 }
 
-export async function checkInitialHashes(options: InitialCheckOptions): Promise<InitialCheckResult> {
-  const local = await hashKv(options.local, 0);
-  const result: InitialCheckResult = { revision: local.hashRevision, compared: [], skipped: [], mismatched: [] };
+/** Every other member with a client URL, at the address its client port is dialled on. */
+export function peersToCompare(member: HashedMember, selfId: bigint): Array<{ id: bigint; address: string }> {
+  return member
+    .listMembers()
+    .filter((m) => m.id !== selfId && m.clientUrls[0] !== undefined)
+    .map((m) => ({ id: m.id, address: dialAddress(m.clientUrls[0]!) }));
+}
+
+/** Compares this member's HashKV at its current revision with every other member's. */
+export async function compareHashesWithPeers(member: HashedMember, selfId: bigint, fetch: PeerHashFetch): Promise<HashComparison> {
+  const peers = peersToCompare(member, selfId);
+  const local = await member.hashKv(0);
+  const result: HashComparison = { revision: local.hashRevision, compared: [], skipped: [], mismatched: [] };
   await Promise.all(
-    options.peers.map(async (peer) => {
+    peers.map(async (peer) => {
       let remote: PeerHash;
       try {
-        remote = await options.fetch(peer.address, local.hashRevision);
+        remote = await fetch(peer.address, local.hashRevision);
       } catch (error) {
         result.skipped.push({ id: peer.id, reason: error instanceof Error ? error.message : String(error) });
         return;
@@ -48,4 +62,30 @@ export async function checkInitialHashes(options: InitialCheckOptions): Promise<
     }),
   );
   return result;
+}
+
+export interface InitialCheckLog {
+  info(fields: object, message: string): void;
+  fatal(fields: object, message: string): void;
+}
+
+/**
+ * --experimental-initial-corrupt-check: before serving clients, compare HashKV with every
+ * reachable peer at this member's revision. Returns false (after logging why) when a peer's
+ * history differs: the caller must stop instead of serving that data, as etcd refuses to start.
+ */
+export async function initialCorruptCheck(member: HashedMember, selfId: bigint, fetch: PeerHashFetch, log: InitialCheckLog): Promise<boolean> {
+  const result = await compareHashesWithPeers(member, selfId, fetch);
+  const summary = {
+    revision: result.revision,
+    compared: result.compared.map((id) => id.toString(16)),
+    skipped: result.skipped.map((s) => ({ id: s.id.toString(16), reason: s.reason })),
+  };
+  if (result.mismatched.length > 0) {
+    const mismatched = result.mismatched.map((m) => ({ id: m.id.toString(16), localHash: m.localHash, peerHash: m.peerHash }));
+    log.fatal({ ...summary, mismatched }, 'found data inconsistency with peers; stopping');
+    return false;
+  }
+  log.info(summary, 'initial corruption check passed');
+  return true;
 }

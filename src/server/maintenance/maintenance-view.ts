@@ -10,8 +10,8 @@
 // - A snapshot file carries the replicated data spaces (SNAPSHOT_SPACES) and never the raft
 //   log or the member list: a restored cluster has a new membership. Hash also covers the
 //   member list (HASHED_SPACES), which is replicated through the log.
-// - Per-member bookkeeping (the storage format marker, the applied index, main.ts's 'local'
-//   identity in the member space) is flagged by `isMemberLocal`, so hashes leave it out.
+// - Per-member bookkeeping (the storage format marker, the applied index, the 'local' identity
+//   in the member space that node/storage.ts keeps) is flagged by `isMemberLocal`, so hashes leave it out.
 // - The caller must close() the view: an open LevelDB snapshot pins old table files.
 
 import type { Backend } from '../../storage/backend.js';

@@ -4,7 +4,7 @@
 //
 // The result names every member with its ID and the host:port its raft transport listens on,
 // this member's ID, and the cluster ID. It is computed once at first start; restarts read the
-// stored identity back (main.ts), so a later change of flags cannot silently re-identify a
+// stored identity back (src/node/storage.ts), so a later change of flags cannot silently re-identify a
 // member.
 
 import { deriveClusterId, deriveMemberId } from './member-id.js';

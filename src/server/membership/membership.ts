@@ -7,7 +7,7 @@
 //
 // Layout in KeySpace.members: 'm' + id (8 bytes) -> JSON of the member; 'r' + id -> a removed
 // member's marker (a removed ID may not come back: the Raft core cannot re-add it);
-// 'local' (this member's identity) belongs to main.ts.
+// 'local' (this member's identity) belongs to src/node/storage.ts.
 //
 // Writes are idempotent (a replay after a crash writes the same records again).
 

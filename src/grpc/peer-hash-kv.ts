@@ -1,0 +1,26 @@
+// An outbound call to another member's client port: its HashKV at a revision, which the
+// corruption checks compare with this member's (etcd asks its peers the same way). A fresh
+// channel per call: the checks run at start-up and once per period, not on any hot path.
+
+import * as grpc from '@grpc/grpc-js';
+import { clients } from './proto.js';
+
+/** How long a peer may take to hash its store before it counts as unable to answer. */
+const PEER_HASH_DEADLINE_MS = 5000;
+
+interface HashKvStub {
+  HashKV(request: object, options: object, callback: (error: Error | null, response?: { hash: number; compactRevision: string }) => void): void;
+  close(): void;
+}
+
+/** A peer's HashKV at `revision`, over its client port at `address` (host:port). */
+export function peerHashKv(address: string, revision: number): Promise<{ hash: number; compactRevision: number }> {
+  return new Promise((resolve, reject) => {
+    const client = new clients.Maintenance(address, grpc.credentials.createInsecure()) as unknown as HashKvStub;
+    client.HashKV({ revision }, { deadline: Date.now() + PEER_HASH_DEADLINE_MS }, (error, response) => {
+      client.close();
+      if (error || response === undefined) reject(error ?? new Error('no answer'));
+      else resolve({ hash: response.hash, compactRevision: Number(response.compactRevision) });
+    });
+  });
+}

@@ -1,0 +1,21 @@
+// The cluster this member was configured to start in: from etcd's --initial-cluster or the
+// YAML raft peers. Storage derives a first start's identity from it, the member its initial
+// voters and member list, the peer transport its first peers.
+
+import type { Config } from '../config/schema.js';
+import { formatUrl } from '../config/values.js';
+import { initialMembership, type ClusterMembership } from '../server/membership/cluster-members.js';
+
+export type ClusterConfig = Pick<Config, 'name' | 'initialClusterToken' | 'initialCluster' | 'raft' | 'memberId' | 'clusterId'>;
+
+export function initialClusterOf(config: ClusterConfig): ClusterMembership {
+  return initialMembership({
+    name: config.name,
+    token: config.initialClusterToken,
+    initialCluster: config.initialCluster.map((m) => ({ name: m.name, peerUrls: m.peerUrls.map(formatUrl) })),
+    advertisePeerUrls: config.raft.advertiseUrls.map(formatUrl),
+    peers: config.raft.peers,
+    memberId: config.memberId,
+    clusterId: config.clusterId,
+  });
+}

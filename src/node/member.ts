@@ -1,0 +1,168 @@
+// The member: the KvServer over the opened storage, with its Raft driver, quota, leases and auth,
+// then (once the peers are wired) its start: publish itself through the log, the corruption
+// checks, and the auth bootstrap from the configuration.
+//
+// Every member runs Raft, a single one too (it elects itself at once), so a one-member cluster
+// can grow with `etcdctl member add` like etcd's. A failure in the Raft loop, or an initial
+// corruption check that finds differing data, stops the process through `failStop`.
+
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { formatUrl } from '../config/values.js';
+import { peerHashKv } from '../grpc/peer-hash-kv.js';
+import type { Message } from '../raft/types.js';
+import { initialCorruptCheck } from '../server/maintenance/corruption-check.js';
+import { PeriodicCorruptCheck, startPeriodicCorruptCheck } from '../server/maintenance/periodic-corruption-check.js';
+import type { ClusterMembership } from '../server/membership/cluster-members.js';
+import { tokenProvider } from '../server/member/auth-token.js';
+import { KvServer, type ReplicationOptions } from '../server/member/kv-server.js';
+import type { PeerSender } from '../server/member/raft-node.js';
+import { SeededRandom } from '../util/random.js';
+import type { MetricProbes } from './metric-probes.js';
+import type { NodeStorage } from './storage.js';
+
+export type MemberConfig = Pick<
+  Config,
+  'name' | 'raft' | 'limits' | 'grpc' | 'auth' | 'reliability' | 'initialClusterToken' | 'initialClusterState'
+>;
+
+export interface MemberOptions {
+  config: MemberConfig;
+  storage: NodeStorage;
+  cluster: ClusterMembership;
+  probes: MetricProbes;
+  /** Where Raft's outgoing messages go (the peer transport, attached once it is up). */
+  sender: PeerSender;
+  logger: Logger;
+  /** Stops the process after a fatal error already logged (flushes the log, exits 1). */
+  failStop(): never;
+}
+
+/** The Raft timing a configuration asks for, in ticks of one heartbeat interval. */
+export function raftTiming(config: Pick<Config, 'raft' | 'limits'>) {
+  return {
+    tickMs: config.raft.heartbeatIntervalMs,
+    electionTicks: Math.max(2, Math.round(config.raft.electionTimeoutMs / config.raft.heartbeatIntervalMs)),
+    heartbeatTicks: 1,
+    preVote: config.raft.preVote,
+    // A proposal waits no longer than a couple of elections: past that, it is not coming back.
+    requestTimeoutMs: Math.min(config.limits.requestTimeoutMs, 5000 + 2 * config.raft.electionTimeoutMs),
+    snapshotCount: config.raft.snapshotCount,
+  };
+}
+
+function replicationOptions(options: MemberOptions): ReplicationOptions | undefined {
+  const { config, storage, cluster, probes } = options;
+  if (cluster.members.length === 0) return undefined;
+  const memberId = storage.identity.memberId;
+  const raftLog = options.logger.child({ component: 'raft' });
+  return {
+    memberId,
+    initialVoters: cluster.members.map((m) => m.id),
+    ...raftTiming(config),
+    random: new SeededRandom(Number(memberId % 2147483647n) ^ Date.now()),
+    sender: { send: (messages: Message[]) => options.sender.send(messages) },
+    joinExisting: config.initialClusterState === 'existing',
+    onLeaderChange: (lead, term) => {
+      raftLog.info({ leader: lead.toString(16), term }, 'leader changed');
+      if (lead !== 0n) probes.leaderChanged();
+    },
+    onPeerRoundTrip: probes.peerRoundTrip,
+    onSnapshotInstalled: (snapshotIndex, appliedIndex) => raftLog.info({ snapshotIndex, appliedIndex }, 'installed snapshot from leader'),
+    onSnapshotSent: (to, snapshotIndex, bytes) => raftLog.info({ to: to.toString(16), snapshotIndex, bytes }, 'sending snapshot'),
+    // The raft log writes to the same LevelDB outside the backend's queue: count them too.
+    onLogWrite: probes.backendWrite,
+    onFatal: (error) => {
+      raftLog.fatal({ err: error }, 'raft loop failed; stopping the member');
+      options.failStop();
+    },
+  };
+}
+
+export class MemberUnit {
+  private stopCorruptCheck = (): void => {};
+
+  private constructor(
+    readonly kv: KvServer,
+    private readonly options: MemberOptions,
+  ) {}
+
+  static async open(options: MemberOptions): Promise<MemberUnit> {
+    const { config, storage, cluster, logger } = options;
+    const memberId = storage.identity.memberId;
+    const self = cluster.members.find((m) => m.id === memberId);
+    const clientScheme = config.grpc.tls.enabled ? 'https' : 'http';
+    const clientUrls =
+      config.grpc.advertiseUrls.length > 0 ? config.grpc.advertiseUrls.map(formatUrl) : [`${clientScheme}://${config.grpc.address}:${config.grpc.port}`];
+    const leaseLog = logger.child({ component: 'lease' });
+    const authLog = logger.child({ component: 'auth' });
+    const kv = await KvServer.open(storage.backend, {
+      replication: replicationOptions(options),
+      members: {
+        selfId: memberId,
+        initial: cluster.members.map((m) => ({ id: m.id, name: m.name, peerUrls: m.peerUrls })),
+        clusterToken: config.initialClusterToken,
+        maxLearners: config.raft.maxLearners,
+        name: self?.name ?? config.name,
+        clientUrls,
+      },
+      lease: {
+        electionTimeoutMs: config.raft.electionTimeoutMs,
+        memberId,
+        onError: (error: unknown) => leaseLog.warn({ err: error }, 'lease expiry or checkpoint proposal failed'),
+      },
+      auth: {
+        tokens: tokenProvider(config.auth.token, config.auth.tokenTtlMs),
+        clientCertAuth: config.grpc.tls.clientCertAuth,
+        // The user name and why; never the password or a token.
+        onLoginFailed: (user, reason) => authLog.warn({ user, reason }, 'authentication failed'),
+      },
+    });
+    kv.setQuota(config.limits.quotaBackendBytes, memberId);
+    kv.strictReconfigCheck = config.raft.strictReconfigCheck;
+    return new MemberUnit(kv, options);
+  }
+
+  /** Starts serving: published, checked against the peers, auth bootstrapped; logs "recovered state". */
+  async start(): Promise<void> {
+    const { config, storage, cluster, logger } = this.options;
+    const kv = this.kv;
+    const selfId = storage.identity.memberId;
+    const raftLog = logger.child({ component: 'raft' });
+    // As etcd, serve clients once this member has published itself through the log (a lone
+    // voter elects itself at once, so that is immediate); give up waiting after a while so a
+    // member without quorum still serves serializable reads and health checks.
+    await kv.start({ publishTimeoutMs: Math.max(5000, 5 * config.raft.electionTimeoutMs) });
+    if (config.reliability.initialCorruptCheck && !(await initialCorruptCheck(kv, selfId, peerHashKv, raftLog))) this.options.failStop();
+    if (config.reliability.corruptCheckTimeMs > 0) {
+      const check = new PeriodicCorruptCheck({ member: kv, selfId, fetch: peerHashKv, log: raftLog });
+      this.stopCorruptCheck = startPeriodicCorruptCheck(check, config.reliability.corruptCheckTimeMs);
+    }
+    await this.bootstrapAuth(logger.child({ component: 'auth' }));
+    const { identity } = storage;
+    const fields = { memberId: identity.memberId.toString(16), clusterId: identity.clusterId.toString(16), members: cluster.members.length };
+    logger.info({ ...fields, revision: kv.currentRevision, appliedIndex: kv.appliedIndex }, 'recovered state');
+  }
+
+  /** server.auth.root_password / server.auth.enabled: bootstrap root, then switch auth on. */
+  private async bootstrapAuth(authLog: Logger): Promise<void> {
+    const { auth } = this.options.config;
+    if (auth.rootPassword === '' && !auth.enabled) return;
+    try {
+      if (auth.rootPassword !== '') await this.kv.auth.bootstrapRoot(auth.rootPassword);
+      if (auth.enabled && !this.kv.auth.enabled) await this.kv.auth.enable(undefined);
+    } catch (error) {
+      authLog.warn({ err: error }, 'auth bootstrap from the configuration failed');
+    }
+  }
+
+  /** Stops the periodic corruption check: the first thing shutdown does, before the hand-off. */
+  stopTimers(): void {
+    this.stopCorruptCheck();
+  }
+
+  close(): Promise<void> {
+    this.stopTimers();
+    return this.kv.close();
+  }
+}
