@@ -449,7 +449,7 @@ export function clientListenUrls(config: Config): readonly Url[] {
 }
 
 /** Peer URLs to bind: the etcd-style list when given, else address:port. */
-export function peerListenUrls(config: Config): readonly Url[] {
+export function peerListenUrls(config: Pick<Config, 'raft'>): readonly Url[] {
   if (config.raft.listenUrls.length > 0) return config.raft.listenUrls;
   return [{ scheme: config.raft.tls.enabled ? 'https' : 'http', host: config.raft.address, port: config.raft.port }];
 }
@@ -460,7 +460,7 @@ export function clientAdvertiseUrls(config: Config): readonly Url[] {
 }
 
 /** Peer URLs to advertise: the etcd-style list, else advertise_address, else what is bound. */
-export function peerAdvertiseUrls(config: Config): readonly Url[] {
+export function peerAdvertiseUrls(config: Pick<Config, 'raft'>): readonly Url[] {
   return advertised(config.raft.advertiseUrls, config.raft.advertiseAddress, peerListenUrls(config));
 }
 

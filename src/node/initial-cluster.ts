@@ -2,7 +2,7 @@
 // YAML raft peers. Storage derives a first start's identity from it, the member its initial
 // voters and member list, the peer transport its first peers.
 
-import type { Config } from '../config/schema.js';
+import { peerAdvertiseUrls, type Config } from '../config/schema.js';
 import { formatUrl } from '../config/values.js';
 import { initialMembership, type ClusterMembership } from '../server/membership/cluster-members.js';
 
@@ -14,6 +14,7 @@ export function initialClusterOf(config: ClusterConfig): ClusterMembership {
     token: config.initialClusterToken,
     initialCluster: config.initialCluster.map((m) => ({ name: m.name, peerUrls: m.peerUrls.map(formatUrl) })),
     advertisePeerUrls: config.raft.advertiseUrls.map(formatUrl),
+    reachablePeerUrls: peerAdvertiseUrls(config).map(formatUrl),
     peers: config.raft.peers,
     memberId: config.memberId,
     clusterId: config.clusterId,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_PEER_URL, initialMembership, type MembershipInput } from './cluster-members.js';
 import { deriveClusterId, deriveMemberId } from './member-id.js';
 
-const base: MembershipInput = { name: 'default', token: 'etcd-cluster', initialCluster: [], advertisePeerUrls: [], peers: [], memberId: 0n, clusterId: 0n };
+const base: MembershipInput = { name: 'default', token: 'etcd-cluster', initialCluster: [], advertisePeerUrls: [], reachablePeerUrls: [], peers: [], memberId: 0n, clusterId: 0n };
 
 describe('initialMembership', () => {
   it("with no cluster flags is etcd's default member, its ID derived as etcd derives it", () => {
@@ -12,7 +12,7 @@ describe('initialMembership', () => {
   });
 
   it("the guide's lone member (member_id and cluster_id, no peers) is a one-member cluster of that member", () => {
-    const membership = initialMembership({ ...base, memberId: 1n, clusterId: 1234567890n, advertisePeerUrls: ['http://127.0.0.1:12379'] });
+    const membership = initialMembership({ ...base, memberId: 1n, clusterId: 1234567890n, reachablePeerUrls: ['http://127.0.0.1:12379'] });
     expect(membership.selfId).toBe(1n);
     expect(membership.clusterId).toBe(1234567890n);
     expect(membership.members).toEqual([{ id: 1n, name: 'default', peerUrls: ['http://127.0.0.1:12379'], peerAddress: '127.0.0.1:12379' }]);

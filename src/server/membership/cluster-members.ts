@@ -31,6 +31,8 @@ export interface MembershipInput {
   initialCluster: ReadonlyArray<{ name: string; peerUrls: readonly string[] }>;
   /** This member's advertised peer URLs (etcd --initial-advertise-peer-urls), if given. */
   advertisePeerUrls: readonly string[];
+  /** Where this member's raft port is reached (advertise_address, else the bound address). */
+  reachablePeerUrls: readonly string[];
   /** YAML raft peers, if given. */
   peers: ReadonlyArray<{ id: bigint; host: string; port: number }>;
   /** YAML IDs; 0 = derive. */
@@ -63,7 +65,7 @@ export function initialMembership(input: MembershipInput): ClusterMembership {
   // The guide's lone member (member_id, cluster_id, no peers): a one-member cluster of that
   // member, reachable at its advertised (or bound) raft address.
   if (input.initialCluster.length === 0 && input.memberId !== 0n) {
-    const peerUrls = input.advertisePeerUrls.length > 0 ? [...input.advertisePeerUrls] : [DEFAULT_PEER_URL];
+    const peerUrls = input.reachablePeerUrls.length > 0 ? [...input.reachablePeerUrls] : [DEFAULT_PEER_URL];
     const members = [{ id: input.memberId, name: input.name, peerUrls, peerAddress: hostPort(peerUrls[0]!) }];
     return { selfId: input.memberId, clusterId: input.clusterId !== 0n ? input.clusterId : deriveClusterId([input.memberId]), members };
   }
