@@ -14,6 +14,9 @@ import { KeySpace } from '../../src/storage/backend.js';
 import { etcdBuckets } from '../../src/server/maintenance/etcd-export.js';
 import { etcdStateInfo, metaStoreEntries } from '../../src/server/maintenance/etcd-import.js';
 import { etcdSnapshotStatus, openEtcdSnapshot, writeEtcdSnapshotFile } from '../../src/server/maintenance/etcd-snapshot.js';
+import { formatSnapshotStatus, type StatusFormat } from '../../src/server/maintenance/etcd-status-print.js';
+import { encodeRecord } from '../../src/mvcc/record.js';
+import { encodeRevisionKey, makeRevision } from '../../src/mvcc/revision.js';
 import { FIXTURE_LEASE_ID, fixtureState, MemoryState } from '../support/etcd-state-fixture.js';
 import { freePort } from '../support/ports.js';
 import { startEtcd } from '../support/servers.js';
@@ -135,5 +138,23 @@ describe('etcd snapshot format against etcd 3.4.23', () => {
     expect(await ok(e, ['user', 'get', 'alice'])).toContain('Roles: reader');
     expect(await ok(e, ['role', 'get', 'reader'])).toMatch(/Read:\s*\[foo, fop\)/);
     await etcd.stop();
+  });
+
+  it('prints snapshot status as etcdctl does, in its simple, table and json formats', async () => {
+    for (const [name, keys, valueBytes] of [['small', 3, 10], ['medium', 2000, 500], ['large', 3000, 3000]] as const) {
+      const entries = Array.from({ length: keys }, (_, i) => ({
+        space: KeySpace.mvcc,
+        key: encodeRevisionKey(makeRevision(i + 2, 0)),
+        value: encodeRecord({ key: Buffer.from(`k${i}`), value: Buffer.alloc(valueBytes, i), createRevision: i + 2, version: 1, lease: 0n }),
+      }));
+      const file = join(dir, `status-${name}.db`);
+      await writeEtcdSnapshotFile(file, new MemoryState(entries));
+      const reader = await openEtcdSnapshot(file, { skipHashCheck: false });
+      const status = etcdSnapshotStatus(reader);
+      reader.close();
+      for (const format of ['simple', 'table', 'json'] as StatusFormat[]) {
+        expect(formatSnapshotStatus(status, format), `${name} ${format}`).toBe(await ok('http://127.0.0.1:1', ['snapshot', 'status', file, '-w', format]));
+      }
+    }
   });
 });

@@ -101,7 +101,10 @@ export function etcdSnapshotStatus(reader: BboltReader): EtcdSnapshotStatus {
       hash = crc32c(item.key, hash);
       // A nested bucket's value is nil to bbolt's ForEach: it adds nothing to the hash.
       if (item.bucket === undefined) hash = crc32c(item.value, hash);
-      if (isKeyBucket) revision = Number(item.key.readBigInt64BE(0));
+      if (isKeyBucket) {
+        if (item.key.length < 8) throw new SnapshotFileError(`key bucket holds ${item.key.length}-byte key ${item.key.toString('hex')}, not a revision`);
+        revision = Number(item.key.readBigInt64BE(0));
+      }
       totalKey++;
     }
   }
