@@ -10,6 +10,7 @@ import { etcdRevisionKey } from './etcd-export.js';
 import { etcdStateInfo, metaStoreEntries } from './etcd-import.js';
 import { decodeKeyValue, decodeLease, decodeUser, encodeKeyValue, encodeLease, encodeRole, decodeRole } from './etcd-proto.js';
 import { etcdSnapshotStatus, openEtcdSnapshot, writeEtcdSnapshotFile } from './etcd-snapshot.js';
+import { humanBytes } from './etcd-status-print.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'etcd-snapshot-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -34,6 +35,10 @@ describe('etcd protobuf records', () => {
 
   it('refuses truncated messages with a typed error', () => {
     expect(() => decodeKeyValue(Buffer.from('0a05', 'hex'))).toThrow(SnapshotFileError);
+  });
+
+  it('sizes print as go-humanize Bytes does (SI units, ties to even above 10)', () => {
+    expect([9, 10, 16_384, 2_150_000, 18_500_000, 19_500_000, 999_999].map(humanBytes)).toEqual(['9 B', '10 B', '16 kB', '2.2 MB', '18 MB', '20 MB', '1000 kB']);
   });
 
   it('crc32c is the Castagnoli CRC (check value of "123456789")', () => {

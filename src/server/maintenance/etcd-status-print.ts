@@ -12,7 +12,15 @@ export function humanBytes(bytes: number): string {
   if (bytes < 10) return `${bytes} B`;
   const exponent = Math.floor(Math.log(bytes) / Math.log(1000));
   const value = Math.floor((bytes / 1000 ** exponent) * 10 + 0.5) / 10;
-  return `${value < 10 ? value.toFixed(1) : value.toFixed(0)} ${SI_UNITS[exponent]}`;
+  return `${value < 10 ? value.toFixed(1) : String(roundHalfEven(value))} ${SI_UNITS[exponent]}`;
+}
+
+/** Go's %.0f: to nearest, ties to even (18.5 -> 18), where toFixed(0) rounds ties up. */
+function roundHalfEven(value: number): number {
+  const floor = Math.floor(value);
+  const fraction = value - floor;
+  if (fraction !== 0.5) return Math.round(value);
+  return floor % 2 === 0 ? floor : floor + 1;
 }
 
 export function formatSnapshotStatus(status: EtcdSnapshotStatus, format: StatusFormat): string {
