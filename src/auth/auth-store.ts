@@ -75,7 +75,8 @@ interface MergedPermissions {
   write: KeyInterval[];
 }
 
-interface StateJSON {
+/** The serialized auth state (the auth key space's one record). */
+export interface StateJSON {
   enabled: boolean;
   revision: number;
   enabledAt: number;

@@ -92,6 +92,26 @@ interface HeapEntry {
 const DEFAULT_CHECKPOINT_INTERVAL_MS = 5 * 60 * 1000;
 const RECORD_VERSION = 1;
 
+/** A lease's persisted form (its KeySpace.lease value): granted TTL and checkpointed remainder. */
+export interface LeaseRecord {
+  ttlSeconds: number;
+  remainingMs: number;
+}
+
+export function encodeLeaseRecord(lease: LeaseRecord): Buffer {
+  return new ByteWriter(24).u8(RECORD_VERSION).int(lease.ttlSeconds).int(lease.remainingMs).finish();
+}
+
+export function decodeLeaseRecord(record: Buffer): LeaseRecord {
+  const input = new ByteReader(record);
+  const version = input.u8();
+  assert(version === RECORD_VERSION, `lessor: unknown lease record version ${version}`);
+  const ttlSeconds = input.int();
+  const remainingMs = input.int();
+  assert(input.done, 'lessor: trailing bytes in lease record');
+  return { ttlSeconds, remainingMs };
+}
+
 export class Lessor {
   private readonly leases = new Map<bigint, Lease>();
   private readonly heap: HeapEntry[] = [];
@@ -285,19 +305,14 @@ export class Lessor {
   record(id: bigint): Buffer | undefined {
     const lease = this.leases.get(id);
     if (lease === undefined) return undefined;
-    return new ByteWriter(24).u8(RECORD_VERSION).int(lease.ttlSeconds).int(lease.remainingMs).finish();
+    return encodeLeaseRecord(lease);
   }
 
   /** Restores one persisted lease (before MVCC re-attaches keys); its clock starts at nowMs. */
   restore(id: bigint, record: Buffer, nowMs: number): void {
     assert(!this.primary, 'lessor: restore after promotion');
     assert(!this.leases.has(id), `lessor: lease ${id} restored twice`);
-    const input = new ByteReader(record);
-    const version = input.u8();
-    assert(version === RECORD_VERSION, `lessor: unknown lease record version ${version}`);
-    const ttlSeconds = input.int();
-    const remainingMs = input.int();
-    assert(input.done, 'lessor: trailing bytes in lease record');
+    const { ttlSeconds, remainingMs } = decodeLeaseRecord(record);
     this.newLease(id, ttlSeconds, remainingMs, nowMs);
   }
 

@@ -19,6 +19,7 @@ const RANK: Record<string, number> = {
   mvcc: 1,
   lease: 1,
   auth: 1,
+  bbolt: 1,
   storage: 2,
   logging: 2,
   'server/apply': 3,

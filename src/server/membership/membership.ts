@@ -37,11 +37,11 @@ function memberKey(tag: 'm' | 'r', id: bigint): Buffer {
   return spaceKey(KeySpace.members, key);
 }
 
-function encodeMember(member: Member): Buffer {
+export function encodeMember(member: Member): Buffer {
   return Buffer.from(JSON.stringify({ ...member, id: member.id.toString() }));
 }
 
-function decodeMember(value: Buffer): Member {
+export function decodeMember(value: Buffer): Member {
   const raw = JSON.parse(value.toString()) as Omit<Member, 'id'> & { id: string };
   return { ...raw, id: BigInt(raw.id) };
 }
