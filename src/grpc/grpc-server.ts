@@ -28,6 +28,8 @@ export interface GrpcServerOptions {
   onConnectionRefused?: (remoteAddress: string | undefined) => void;
   /** TLS for the client port (src/tls: reloads certificates, verifies clients); plain text when absent. */
   credentials?: grpc.ServerCredentials;
+  /** etcd --experimental-watch-progress-notify-interval; default (and 0) etcd's 10 minutes. */
+  watchProgressNotifyIntervalMs?: number;
 }
 
 export interface RunningGrpcServer {
@@ -56,7 +58,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
   const built: Partial<Record<ServiceName, Handlers>> = {
     KV: kvHandlers(kv, headers, { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes }),
     Maintenance: maintenanceHandlers(kv, headers, options.identity),
-    Watch: watchHandlers(kv, headers, { maxRequestBytes: options.maxRequestBytes }),
+    Watch: watchHandlers(kv, headers, { maxRequestBytes: options.maxRequestBytes, progressNotifyIntervalMs: options.watchProgressNotifyIntervalMs }),
     Lease: leaseHandlers(kv, headers),
     Lock: lockHandlers(kv, headers),
     Election: electionHandlers(kv, headers),

@@ -162,24 +162,40 @@ describe('Watch over gRPC, compared with etcd 3.4.23', () => {
   }
 });
 
-describe('Watch over gRPC, MetaStore only', () => {
+describe('Watch progress notifications on a timer (--experimental-watch-progress-notify-interval)', () => {
   let member: InProcessMember;
   beforeAll(async () => {
-    member = await startInProcessMember();
+    member = await startInProcessMember({ watchProgressNotifyIntervalMs: 200 });
   });
   afterAll(async () => {
     await member.close();
   });
 
-  test('progress_notify sends empty responses to idle watchers', async () => {
-    member.kv.watchHub.configure({ progressNotifyIntervalMs: 30 });
+  test('a progress_notify watcher gets empty responses carrying the current revision; one without gets none', async () => {
+    const kv = kvClient(member.endpoint);
     const w = new RawWatch(member.endpoint);
-    w.send(create({ progressNotify: true }));
-    const [created, note] = await w.next(2);
-    expect(created).toMatchObject({ created: true, watchId: '0' });
-    expect(note).toMatchObject({ created: false, watchId: '0', events: [] });
-    w.close();
-    member.kv.watchHub.configure({ progressNotifyIntervalMs: 10 * 60 * 1000 });
+    try {
+      await unary(kv, 'put', { key: b('unwatched'), value: b('1') }); // revision 2
+      w.send(create({ key: b('a'), progressNotify: true, watchId: 1 }));
+      w.send(create({ key: b('b'), watchId: 2 }));
+      expect(await w.next(2)).toMatchObject([
+        { created: true, watchId: '1' },
+        { created: true, watchId: '2' },
+      ]);
+      const first = await w.next(1);
+      await unary(kv, 'put', { key: b('unwatched'), value: b('2') }); // revision 3, no event for either watcher
+      // Wait for a notification sent after the write: it carries the new current revision.
+      const later: Msg[] = [];
+      while (later.length === 0 || later[later.length - 1]!.header.revision !== '3') later.push(...(await w.next(1)));
+      for (const note of [...first, ...later]) {
+        expect(note).toMatchObject({ watchId: '1', created: false, canceled: false, compactRevision: '0', events: [] });
+      }
+      expect(first[0]!.header.revision).toBe('2');
+      expect(later.every((m) => ['2', '3'].includes(m.header.revision))).toBe(true);
+    } finally {
+      w.close();
+      kv.close();
+    }
   });
 });
 
