@@ -6,52 +6,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
+import { RawWatch, type Msg } from '../support/raw-watch.js';
 import { startEtcd } from '../support/servers.js';
 import { startInProcessMember, type InProcessMember } from './in-process.js';
 import { retainedOffHeapBytes, UnreadWatch } from './unread-watch.js';
-
-type Msg = Record<string, any>;
-
-/** A raw Watch stream: send requests, await responses in order. */
-class RawWatch {
-  readonly received: Msg[] = [];
-  private waiters: Array<() => void> = [];
-  private readonly call: grpc.ClientDuplexStream<object, Msg>;
-  private readonly client: grpc.Client;
-
-  constructor(endpoint: string) {
-    this.client = new clients.Watch(endpoint.replace(/^http:\/\//, ''), grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    });
-    this.call = (this.client as any).watch();
-    this.call.on('data', (m: Msg) => {
-      this.received.push(m);
-      for (const w of this.waiters.splice(0)) w();
-    });
-    this.call.on('error', () => undefined);
-  }
-
-  send(request: object): void {
-    this.call.write(request);
-  }
-
-  async next(count: number, timeoutMs = 5000): Promise<Msg[]> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.received.length < count) {
-      if (Date.now() > deadline) throw new Error(`timeout: ${this.received.length}/${count} responses: ${JSON.stringify(this.received)}`);
-      await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        setTimeout(resolve, 50);
-      });
-    }
-    return this.received.splice(0, count);
-  }
-
-  close(): void {
-    this.call.cancel();
-    this.client.close();
-  }
-}
 
 function kvClient(endpoint: string): any {
   return new clients.KV(endpoint.replace(/^http:\/\//, ''), grpc.credentials.createInsecure());
