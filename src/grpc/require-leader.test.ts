@@ -41,7 +41,10 @@ describe('LeaderGuard (etcd hasleader metadata)', () => {
       served.push(String(call.metadata.get('hasleader')[0]));
       callback(null, {});
     });
-    const wrapped = guard.wrap('Range', UNARY, handler as unknown as grpc.UntypedHandleCall) as unknown as (call: object, cb: grpc.sendUnaryData<unknown>) => void;
+    const wrapped = guard.wrap('Range', UNARY, handler as unknown as grpc.UntypedHandleCall) as unknown as (
+      call: object,
+      cb: grpc.sendUnaryData<unknown>,
+    ) => void;
     const answers: unknown[] = [];
     const answer: grpc.sendUnaryData<unknown> = (error) => answers.push(error);
     leader = false;
