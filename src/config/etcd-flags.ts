@@ -203,6 +203,7 @@ export const ETCD_FLAGS: readonly FlagSpec[] = [
   direct('grpc-keepalive-min-time', 'server.grpc.keepalive_min_time'),
   direct('grpc-keepalive-interval', 'server.grpc.keepalive_interval'),
   direct('grpc-keepalive-timeout', 'server.grpc.keepalive_timeout'),
+  direct('experimental-watch-progress-notify-interval', 'server.grpc.watch_progress_notify_interval'),
   direct('enable-grpc-gateway', 'server.grpc.enable_gateway', true),
 ];
 

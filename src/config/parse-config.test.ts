@@ -384,7 +384,7 @@ describe('etcd command lines', () => {
         '--grpc-keepalive-min-time', '10s', '--grpc-keepalive-interval', '2h0m0s', '--grpc-keepalive-timeout', '20s',
         '--listen-metrics-urls', 'http://127.0.0.1:2381', '--logger', 'zap', '--enable-pprof', '--auto-tls', '--peer-auto-tls',
         '--peer-cert-file', 'p.pem', '--peer-key-file', 'pk.pem', '--peer-trusted-ca-file', 'pca.pem', '--quota-backend-bytes', '8589934592',
-        '--initial-cluster-state', 'existing',
+        '--initial-cluster-state', 'existing', '--experimental-watch-progress-notify-interval', '500ms',
       ],
       { notes },
     );
@@ -398,6 +398,7 @@ describe('etcd command lines', () => {
     expect(config.raft.tls).toMatchObject({ autoTls: true, certFile: 'p.pem', keyFile: 'pk.pem', caFile: 'pca.pem' });
     expect(config.limits.quotaBackendBytes).toBe(8_589_934_592);
     expect(config.initialClusterState).toBe('existing');
+    expect(config.grpc.watchProgressNotifyIntervalMs).toBe(500);
     expect(notes).toHaveLength(2);
     expect(notes.join('\n')).toMatch(/--logger .*ignored/);
     expect(notes.join('\n')).toMatch(/--enable-pprof .*ignored/);

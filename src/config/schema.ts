@@ -83,6 +83,8 @@ export interface Config {
     readonly keepaliveMinTimeMs: number;
     readonly keepaliveIntervalMs: number;
     readonly keepaliveTimeoutMs: number;
+    /** etcd --experimental-watch-progress-notify-interval; 0 = etcd's default (10 minutes). */
+    readonly watchProgressNotifyIntervalMs: number;
     readonly enableGateway: boolean;
     readonly tls: TlsConfig;
   };
@@ -210,6 +212,7 @@ export const DEFAULTS: Config = deepFreeze<Config>({
     keepaliveMinTimeMs: 5000,
     keepaliveIntervalMs: 7_200_000,
     keepaliveTimeoutMs: 20_000,
+    watchProgressNotifyIntervalMs: 600_000,
     enableGateway: true,
     tls: noTls(),
   },
@@ -379,6 +382,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.grpc.keepalive_min_time', 'duration', 'shortest client keepalive ping interval accepted'),
   key('server.grpc.keepalive_interval', 'duration', 'server-to-client ping interval on idle connections'),
   key('server.grpc.keepalive_timeout', 'duration', 'close a connection whose ping is unanswered this long'),
+  key('server.grpc.watch_progress_notify_interval', 'duration', 'period of progress notifications to synced watchers that asked (progress_notify); 0 = 10m, under 100ms = 100ms'),
   key('server.grpc.enable_gateway', 'bool', 'serve the JSON gRPC gateway (/v3/...) on the client port'),
   ...tlsKeys('server.grpc.tls', 'client'),
 

@@ -12,6 +12,7 @@ import { kvHandlers } from './kv-service.js';
 import { leaseHandlers } from './lease-service.js';
 import { lockHandlers } from './lock-service.js';
 import { maintenanceHandlers } from './maintenance-service.js';
+import { LeaderGuard } from './require-leader.js';
 import { watchHandlers } from './watch-service.js';
 import { services, type ServiceName } from './proto.js';
 
@@ -28,6 +29,11 @@ export interface GrpcServerOptions {
   onConnectionRefused?: (remoteAddress: string | undefined) => void;
   /** TLS for the client port (src/tls: reloads certificates, verifies clients); plain text when absent. */
   credentials?: grpc.ServerCredentials;
+  /** etcd --experimental-watch-progress-notify-interval; default (and 0) etcd's 10 minutes. */
+  watchProgressNotifyIntervalMs?: number;
+  /** The member's election timeout: how often streams asking for a leader are checked
+   * (require-leader.ts). Default etcd's 1000 ms. */
+  electionTimeoutMs?: number;
 }
 
 export interface RunningGrpcServer {
@@ -40,6 +46,8 @@ export interface RunningGrpcServer {
 
 /** etcd sets its gRPC receive limit to --max-request-bytes plus this much (grpcOverheadBytes). */
 const RECEIVE_HEADROOM_BYTES = 512 * 1024;
+/** etcd's default --election-timeout. */
+const DEFAULT_ELECTION_TIMEOUT_MS = 1000;
 
 export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const etcdReceiveLimit = options.maxRequestBytes + RECEIVE_HEADROOM_BYTES;
@@ -56,18 +64,23 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
   const built: Partial<Record<ServiceName, Handlers>> = {
     KV: kvHandlers(kv, headers, { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes }),
     Maintenance: maintenanceHandlers(kv, headers, options.identity),
-    Watch: watchHandlers(kv, headers, { maxRequestBytes: options.maxRequestBytes }),
+    Watch: watchHandlers(kv, headers, { maxRequestBytes: options.maxRequestBytes, progressNotifyIntervalMs: options.watchProgressNotifyIntervalMs }),
     Lease: leaseHandlers(kv, headers),
     Lock: lockHandlers(kv, headers),
     Election: electionHandlers(kv, headers),
     Cluster: clusterHandlers(kv, headers),
     Auth: authHandlers(kv, headers),
   };
+  // A member without a Raft driver (in-process embedding) is its own leader.
+  const leaderGuard = new LeaderGuard({
+    hasLeader: () => kv.raft === undefined || kv.raft.leader !== 0n,
+    checkIntervalMs: options.electionTimeoutMs ?? DEFAULT_ELECTION_TIMEOUT_MS,
+  });
   for (const name of Object.keys(services) as ServiceName[]) {
     const definition = withRequestSizes(services[name], etcdReceiveLimit);
     const handlers: Handlers = {};
-    for (const method of Object.keys(definition)) {
-      handlers[method] = built[name]?.[method] ?? unimplemented(name, method);
+    for (const [method, methodDefinition] of Object.entries(definition)) {
+      handlers[method] = leaderGuard.wrap(method, methodDefinition, built[name]?.[method] ?? unimplemented(name, method));
     }
     server.addService(definition, handlers);
   }
@@ -94,6 +107,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     openConnections: () => limited?.open,
     close: (graceMs) =>
       new Promise<void>((resolve) => {
+        leaderGuard.close();
         void limited?.close();
         const force = setTimeout(() => server.forceShutdown(), graceMs);
         server.tryShutdown(() => {

@@ -13,13 +13,16 @@
 //   2+ events,
 //   cutting at the same points etcd's sendFragments does. Without `fragment` it goes out
 //   whole, as in etcd.
+// - Progress notifications (progress_notify watchers, every --experimental-watch-progress-
+//   notify-interval plus etcd's jitter) carry the watcher's ID and the store's current
+//   revision, and go only to synced watchers with nothing queued (watch-stream.ts).
 // - Key/range_end follow etcd's watch conventions: empty key = "\0" (the smallest key);
 //   range_end "\0" = every key >= key.
 
 import * as grpc from '@grpc/grpc-js';
 import type { Event } from '../mvcc/types.js';
 import type { KvServer } from '../server/member/kv-server.js';
-import { WatchStream, type StreamResponse } from '../server/watch/watch-stream.js';
+import { DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS, WatchStream, type StreamResponse } from '../server/watch/watch-stream.js';
 import { toWireKeyValue } from './kv-convert.js';
 import type { Handlers, ResponseHeaders } from './handler.js';
 import { requestSize } from './handler.js';
@@ -93,6 +96,21 @@ export interface WatchServiceOptions {
   maxRequestBytes: number;
   /** Byte budget of one stream's queued responses. */
   maxStreamPendingBytes?: number;
+  /** etcd --experimental-watch-progress-notify-interval; 0 or absent = etcd's 10 minutes. */
+  progressNotifyIntervalMs?: number;
+}
+
+/** etcd raises shorter progress intervals to this (v3rpc minWatchProgressInterval). */
+const MIN_PROGRESS_NOTIFY_INTERVAL_MS = 100;
+
+/**
+ * One stream's progress period as etcd computes it: the configured interval (0 = the default,
+ * at least 100 ms) plus a random jitter of up to a tenth of it, so that streams created
+ * together (a client restarting) do not all get their notifications at the same moment.
+ */
+export function progressPeriodMs(intervalMs: number | undefined, random: () => number = Math.random): number {
+  const base = intervalMs === undefined || intervalMs === 0 ? DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS : Math.max(intervalMs, MIN_PROGRESS_NOTIFY_INTERVAL_MS);
+  return base + Math.floor(random() * (base / 10));
 }
 
 export function watchHandlers(kv: KvServer, headers: ResponseHeaders, options: WatchServiceOptions): Handlers {
@@ -117,7 +135,10 @@ class WatchCall {
     private readonly headers: ResponseHeaders,
     private readonly options: WatchServiceOptions,
   ) {
-    this.stream = new WatchStream(kv.watchHub, { maxPendingBytes: options.maxStreamPendingBytes });
+    this.stream = new WatchStream(kv.watchHub, {
+      maxPendingBytes: options.maxStreamPendingBytes,
+      progressNotifyIntervalMs: progressPeriodMs(options.progressNotifyIntervalMs),
+    });
     this.receiveLimit = options.maxRequestBytes + 512;
   }
 

@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
-import { leaderIndex } from '../support/cluster-status.js';
+import { leaderIndex, memberStatuses, waitUntil } from '../support/cluster-status.js';
 import { startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
 import { requireTool } from '../support/tools.js';
 
@@ -154,6 +154,10 @@ describe('watch on a cluster across a leader kill', () => {
 
       // The killed member comes back; a watch from before the kill replays exactly.
       await cluster.members[leader]!.restart();
+      // etcdctl watch requires a leader (hasleader metadata). etcd logs "ready" only once a
+      // restarted member has published itself through a leader; MetaStore's restarted member
+      // may still be looking for one, so wait until it knows it.
+      await waitUntil('the restarted member to know a leader', () => memberStatuses(host(leader)), (s) => s.length === 1 && s[0]!.leader !== '0');
       const replay = new JsonWatch(binary, host(leader), ['--prefix', 'w/', `--rev=${firstRevision}`]);
       try {
         await replay.waitFor(live.events.length);

@@ -17,7 +17,13 @@ export interface InProcessMember {
   close(): Promise<void>;
 }
 
-export async function startInProcessMember(options: { maxRequestBytes?: number; maxTxnOps?: number } = {}): Promise<InProcessMember> {
+export interface InProcessOptions {
+  maxRequestBytes?: number;
+  maxTxnOps?: number;
+  watchProgressNotifyIntervalMs?: number;
+}
+
+export async function startInProcessMember(options: InProcessOptions = {}): Promise<InProcessMember> {
   const dataDir = mkdtempSync(join(tmpdir(), 'metastore-inproc-'));
   const backend = await Backend.open(dataDir);
   const kv = await KvServer.open(backend);
@@ -29,6 +35,7 @@ export async function startInProcessMember(options: { maxRequestBytes?: number; 
     maxSendMessageBytes: 16 * 1024 * 1024,
     maxConcurrentStreams: 1000,
     identity: { clusterId: 1n, memberId: 2n },
+    watchProgressNotifyIntervalMs: options.watchProgressNotifyIntervalMs,
   });
   const endpoint = `127.0.0.1:${server.port}`;
   const stubs = new Map<string, grpc.Client>();

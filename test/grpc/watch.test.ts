@@ -6,52 +6,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
+import { RawWatch, type Msg } from '../support/raw-watch.js';
 import { startEtcd } from '../support/servers.js';
 import { startInProcessMember, type InProcessMember } from './in-process.js';
 import { retainedOffHeapBytes, UnreadWatch } from './unread-watch.js';
-
-type Msg = Record<string, any>;
-
-/** A raw Watch stream: send requests, await responses in order. */
-class RawWatch {
-  readonly received: Msg[] = [];
-  private waiters: Array<() => void> = [];
-  private readonly call: grpc.ClientDuplexStream<object, Msg>;
-  private readonly client: grpc.Client;
-
-  constructor(endpoint: string) {
-    this.client = new clients.Watch(endpoint.replace(/^http:\/\//, ''), grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    });
-    this.call = (this.client as any).watch();
-    this.call.on('data', (m: Msg) => {
-      this.received.push(m);
-      for (const w of this.waiters.splice(0)) w();
-    });
-    this.call.on('error', () => undefined);
-  }
-
-  send(request: object): void {
-    this.call.write(request);
-  }
-
-  async next(count: number, timeoutMs = 5000): Promise<Msg[]> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.received.length < count) {
-      if (Date.now() > deadline) throw new Error(`timeout: ${this.received.length}/${count} responses: ${JSON.stringify(this.received)}`);
-      await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        setTimeout(resolve, 50);
-      });
-    }
-    return this.received.splice(0, count);
-  }
-
-  close(): void {
-    this.call.cancel();
-    this.client.close();
-  }
-}
 
 function kvClient(endpoint: string): any {
   return new clients.KV(endpoint.replace(/^http:\/\//, ''), grpc.credentials.createInsecure());
@@ -162,24 +120,40 @@ describe('Watch over gRPC, compared with etcd 3.4.23', () => {
   }
 });
 
-describe('Watch over gRPC, MetaStore only', () => {
+describe('Watch progress notifications on a timer (--experimental-watch-progress-notify-interval)', () => {
   let member: InProcessMember;
   beforeAll(async () => {
-    member = await startInProcessMember();
+    member = await startInProcessMember({ watchProgressNotifyIntervalMs: 200 });
   });
   afterAll(async () => {
     await member.close();
   });
 
-  test('progress_notify sends empty responses to idle watchers', async () => {
-    member.kv.watchHub.configure({ progressNotifyIntervalMs: 30 });
+  test('a progress_notify watcher gets empty responses carrying the current revision; one without gets none', async () => {
+    const kv = kvClient(member.endpoint);
     const w = new RawWatch(member.endpoint);
-    w.send(create({ progressNotify: true }));
-    const [created, note] = await w.next(2);
-    expect(created).toMatchObject({ created: true, watchId: '0' });
-    expect(note).toMatchObject({ created: false, watchId: '0', events: [] });
-    w.close();
-    member.kv.watchHub.configure({ progressNotifyIntervalMs: 10 * 60 * 1000 });
+    try {
+      await unary(kv, 'put', { key: b('unwatched'), value: b('1') }); // revision 2
+      w.send(create({ key: b('a'), progressNotify: true, watchId: 1 }));
+      w.send(create({ key: b('b'), watchId: 2 }));
+      expect(await w.next(2)).toMatchObject([
+        { created: true, watchId: '1' },
+        { created: true, watchId: '2' },
+      ]);
+      const first = await w.next(1);
+      await unary(kv, 'put', { key: b('unwatched'), value: b('2') }); // revision 3, no event for either watcher
+      // Wait for a notification sent after the write: it carries the new current revision.
+      const later: Msg[] = [];
+      while (later.length === 0 || later[later.length - 1]!.header.revision !== '3') later.push(...(await w.next(1)));
+      for (const note of [...first, ...later]) {
+        expect(note).toMatchObject({ watchId: '1', created: false, canceled: false, compactRevision: '0', events: [] });
+      }
+      expect(first[0]!.header.revision).toBe('2');
+      expect(later.every((m) => ['2', '3'].includes(m.header.revision))).toBe(true);
+    } finally {
+      w.close();
+      kv.close();
+    }
   });
 });
 

@@ -2,21 +2,22 @@
 // MetaStore, one after the other, compared step by step.
 
 import { expect } from 'vitest';
-import { startEtcd, startMetaStore } from './servers.js';
+import { startEtcd, startMetaStore, type ServerOptions } from './servers.js';
 
 /**
  * Runs `session` (which returns one transcript entry per step) against etcd, then MetaStore,
- * and expects identical transcripts. SHOW_TRANSCRIPT=1 prints etcd's, to read what is compared.
+ * and expects identical transcripts; both servers get `options.extraArgs` (etcd server flags).
+ * SHOW_TRANSCRIPT=1 prints etcd's, to read what is compared.
  */
-export async function expectSameAsEtcd(session: (endpoint: string) => Promise<string[]>): Promise<void> {
-  const etcd = await startEtcd();
+export async function expectSameAsEtcd(session: (endpoint: string) => Promise<string[]>, options: Pick<ServerOptions, 'extraArgs'> = {}): Promise<void> {
+  const etcd = await startEtcd(options);
   let expected: string[];
   try {
     expected = await session(etcd.endpoint);
   } finally {
     await etcd.stop();
   }
-  const metastore = await startMetaStore();
+  const metastore = await startMetaStore(options);
   let actual: string[];
   try {
     actual = await session(metastore.endpoint);

@@ -248,8 +248,7 @@ describe('WatchHub', () => {
 
   test('progress notifications go to idle synced watchers that asked', async () => {
     const kv = await member();
-    kv.watchHub.configure({ progressNotifyIntervalMs: 20 });
-    const stream = new WatchStream(kv.watchHub);
+    const stream = new WatchStream(kv.watchHub, { progressNotifyIntervalMs: 20 });
     stream.create(spec({ progressNotify: true }));
     stream.create(spec({ key: b('other') }));
     const got = await drain(stream, (all) => all.filter((r) => r.watchId === 0 && !r.created).length >= 2);

@@ -47,8 +47,6 @@ export interface WatchHubOptions {
   maxRecentRevisions?: number;
   /** Most watchers handled by one storage scan (etcd's maxWatchersPerSync). */
   maxWatchersPerScan?: number;
-  /** Period of progress notifications to idle synced watchers that asked for them. */
-  progressNotifyIntervalMs?: number;
 }
 
 const DEFAULTS: Required<WatchHubOptions> = {
@@ -57,7 +55,6 @@ const DEFAULTS: Required<WatchHubOptions> = {
   maxRecentBytes: 16 * 1024 * 1024,
   maxRecentRevisions: 20_000,
   maxWatchersPerScan: 512,
-  progressNotifyIntervalMs: 10 * 60 * 1000,
 };
 
 /** What the hub needs from the store and the backend (a narrow view of KvServer). */
@@ -418,7 +415,7 @@ export class WatchHub implements EventListener {
     return this.source.mvcc.compactedRevision;
   }
 
-  /** Changes the tunables (tests use small budgets and short progress intervals). */
+  /** Changes the tunables (tests use small budgets). */
   configure(options: WatchHubOptions): void {
     Object.assign(this.options, options);
   }

@@ -14,6 +14,7 @@
 //   so it is only sent when every watcher of the stream is synced with an empty queue.
 
 import type { Event } from '../../mvcc/types.js';
+import { assert } from '../../util/assert.js';
 import type { Delivery, WatchHub, WatchOwner, Watcher } from './watch-hub.js';
 
 /** etcd's clientv3.InvalidWatchID: the ID of answers tied to no watcher. */
@@ -68,7 +69,16 @@ const CANCELED = 'canceled';
 export interface WatchStreamOptions {
   /** Byte budget of everything queued for this stream. */
   maxPendingBytes?: number;
+  /**
+   * Period of progress notifications to synced, idle watchers created with progress_notify
+   * (etcd --experimental-watch-progress-notify-interval; the transport adds etcd's jitter).
+   * Default: etcd's 10 minutes.
+   */
+  progressNotifyIntervalMs?: number;
 }
+
+/** etcd's default progress notification period. */
+export const DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 
 export class WatchStream implements WatchOwner {
   readonly maxPendingBytes: number;
@@ -82,7 +92,7 @@ export class WatchStream implements WatchOwner {
   private nextId = 0;
   private progressWanted = false;
   private closed = false;
-  private progressTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly progressTimer: ReturnType<typeof setInterval>;
   /** Called when something became available to pull (coalesce on the caller's side). */
   onReadable: () => void = () => {};
 
@@ -91,11 +101,10 @@ export class WatchStream implements WatchOwner {
     options: WatchStreamOptions = {},
   ) {
     this.maxPendingBytes = options.maxPendingBytes ?? 16 * 1024 * 1024;
-    const interval = hub.options.progressNotifyIntervalMs;
-    if (interval > 0) {
-      this.progressTimer = setInterval(() => this.progressTick(), interval);
-      this.progressTimer.unref();
-    }
+    const interval = options.progressNotifyIntervalMs ?? DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS;
+    assert(interval > 0, `watch: bad progress notify interval ${interval}`);
+    this.progressTimer = setInterval(() => this.progressTick(), interval);
+    this.progressTimer.unref();
   }
 
   get size(): number {
@@ -185,7 +194,7 @@ export class WatchStream implements WatchOwner {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.progressTimer !== undefined) clearInterval(this.progressTimer);
+    clearInterval(this.progressTimer);
     for (const w of this.watchers.values()) {
       this.hub.cancel(w);
       this.hub.drop(w, () => false);
