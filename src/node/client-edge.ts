@@ -17,7 +17,7 @@ import { RefusedConnectionLog } from './refused-connection-log.js';
 import type { Identity } from './storage.js';
 
 export interface ClientEdgeOptions {
-  config: Pick<Config, 'grpc' | 'limits' | 'monitoring' | 'dataDir'>;
+  config: Pick<Config, 'grpc' | 'limits' | 'monitoring' | 'dataDir' | 'raft'>;
   kv: KvServer;
   /** Read live: a joining member's cluster ID is learnt after the edge starts. */
   identity: Identity;
@@ -63,5 +63,7 @@ export async function startClientEdge(options: ClientEdgeOptions): Promise<Runni
     identity: options.identity,
     maxConnections: config.limits.maxConnections,
     onConnectionRefused: (remoteAddress) => refusals.refused(remoteAddress),
+    watchProgressNotifyIntervalMs: config.grpc.watchProgressNotifyIntervalMs,
+    electionTimeoutMs: config.raft.electionTimeoutMs,
   });
 }
