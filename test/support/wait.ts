@@ -36,15 +36,20 @@ function describeValue(value: unknown): string {
   return text.length > 2000 ? `${text.slice(0, 2000)}...` : text;
 }
 
+export interface PollOptions extends WaitOptions {
+  /** Pause between probes (default 100 ms). */
+  intervalMs?: number;
+}
+
 /**
  * Polls `probe` until `until(value)` holds (by default: the value is truthy) and returns that
  * value. For conditions no event announces. A probe that throws counts as "not yet"; the last
  * value or error is in the failure message.
  */
-export async function waitFor<T>(
-  probe: () => T | Promise<T>,
-  options: WaitOptions & { until?: (value: T) => boolean; intervalMs?: number },
-): Promise<T> {
+export function waitFor<T, U extends T>(probe: () => T | Promise<T>, options: PollOptions & { until: (value: T) => value is U }): Promise<U>;
+export function waitFor<T>(probe: () => T | Promise<T>, options: PollOptions & { until: (value: T) => boolean }): Promise<T>;
+export function waitFor<T>(probe: () => T | Promise<T>, options: PollOptions): Promise<NonNullable<T>>;
+export async function waitFor<T>(probe: () => T | Promise<T>, options: PollOptions & { until?: (value: T) => boolean }): Promise<T> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const holds = options.until ?? ((value: T) => Boolean(value));
   const deadline = performance.now() + timeoutMs;
