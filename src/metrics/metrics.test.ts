@@ -207,11 +207,16 @@ describe('recording cost (micro-benchmark)', () => {
   const N = 1_000_000;
   const methods = ['Range', 'Put', 'DeleteRange', 'Txn'];
 
+  /** Best of five timed runs (after a warm-up): a run slowed by a neighbour's load is left out. */
   function nsPerOp(run: () => void): number {
-    run(); // warm up
-    const started = process.hrtime.bigint();
     run();
-    return Number(process.hrtime.bigint() - started) / N;
+    let best = Infinity;
+    for (let i = 0; i < 5; i++) {
+      const started = process.hrtime.bigint();
+      run();
+      best = Math.min(best, Number(process.hrtime.bigint() - started) / N);
+    }
+    return best;
   }
 
   it('observeCall costs tens of nanoseconds, far below prom-client labelled metrics', () => {
@@ -239,8 +244,9 @@ describe('recording cost (micro-benchmark)', () => {
       `metrics recording cost: observeCall ${fast.toFixed(1)} ns/op, walFsync.observe ${fsync.toFixed(1)} ns/op, ` +
         `prom-client labelled counter+histogram ${reference.toFixed(0)} ns/op (1M ops)`,
     );
-    // Loose bounds: CI machines vary; a return to per-call label hashing would blow these.
-    expect(fast).toBeLessThan(250);
-    expect(fsync).toBeLessThan(150);
+    // Relative, not absolute (machines and their load vary): ~30x and ~90x apart when measured
+    // here; a return to per-call label hashing would bring them within 5x of the reference.
+    expect(fast * 5).toBeLessThan(reference);
+    expect(fsync * 5).toBeLessThan(reference);
   });
 });

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, MessageType, makeMessage, type Message } from '../raft/types.js';
 import { encodePeerFrame } from './message-codec.js';
 import { PeerTransport, type PeerTransportOptions } from './peer-transport.js';
+import { within } from '../../test/support/wait.js';
 
 interface LogRecord {
   level: string;
@@ -325,9 +326,14 @@ describe('PeerTransport', () => {
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-    clearTimeout(killer);
+    // 'close': exited and its output drained.
+    const exited = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    let code: number | null;
+    try {
+      code = await within(exited, { what: 'the fixture to exit by itself after close', timeoutMs: 20_000 });
+    } finally {
+      child.kill('SIGKILL');
+    }
     expect(output).toContain('closed');
     expect(code).toBe(0);
   });
