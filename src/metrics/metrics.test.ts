@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { countGrpcConnections } from './grpc-connections.js';
+import { waitFor } from '../../test/support/wait.js';
 import { createMetrics, type MetricsSources } from './metrics.js';
 
 function fakeSources(overrides: Partial<MetricsSources> = {}): MetricsSources & { state: Record<string, number> } {
@@ -193,7 +194,7 @@ describe('grpc_server_active_connections source', () => {
         clients.map((c) => new Promise<void>((resolve, reject) => c.waitForReady(Date.now() + 5000, (e) => (e ? reject(e) : resolve())))),
       );
       // The server learns of a session when the HTTP/2 handshake reaches it; wait for that.
-      for (let i = 0; i < 100 && countGrpcConnections() < before + 3; i++) await new Promise((r) => setImmediate(r));
+      await waitFor(() => countGrpcConnections() >= before + 3, { what: 'the server to count 3 new connections', timeoutMs: 5000, intervalMs: 1 });
       expect(countGrpcConnections()).toBe(before + 3);
     } finally {
       for (const c of clients) c.close();

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, MessageType, makeMessage, type Message } from '../raft/types.js';
 import { encodePeerFrame } from './message-codec.js';
 import { PeerTransport, type PeerTransportOptions } from './peer-transport.js';
-import { within } from '../../test/support/wait.js';
+import { Notifier, within } from '../../test/support/wait.js';
 
 interface LogRecord {
   level: string;
@@ -27,7 +27,7 @@ class Node {
   readonly snapshotStatus: Array<{ peer: bigint; ok: boolean }> = [];
   readonly logs: LogRecord[] = [];
   transport!: PeerTransport;
-  private waiters: Array<() => void> = [];
+  private readonly changes = new Notifier();
 
   constructor(
     readonly id: bigint,
@@ -65,14 +65,13 @@ class Node {
   }
 
   private notify(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const wake of waiters) wake();
+    this.changes.notify();
   }
 
-  /** Resolves once `condition` holds, re-checking after every callback of this node. */
+  /** Resolves once `condition` holds, re-checking after every callback of this node; a timeout
+   * names the condition by its source. */
   async until(condition: () => boolean): Promise<void> {
-    while (!condition()) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    await this.changes.until(condition, { what: `node ${this.id}: ${condition.toString()}`, timeoutMs: 30_000 });
   }
 
   from(sender: bigint): Message[] {
