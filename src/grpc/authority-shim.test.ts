@@ -9,6 +9,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { findAuthority, rewriteHeaderBlock, rewriteHeadersFrame, sanitizedAuthority, shimAuthority } from './authority-shim.js';
 import { huffmanEncode } from './hpack-huffman.js';
+import { holdFor, waitFor } from '../../test/support/wait.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -226,8 +227,7 @@ describe('shimAuthority', () => {
     await nextData(client);
     let handed = false;
     void handedOver.then(() => (handed = true));
-    // Well past the timeout, the client still has not acknowledged: nothing handed over yet.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await holdFor(200, "well past the shim's 50 ms timeout without the client's ACK: the shim must still hold the connection");
     expect(handed).toBe(false);
     client.write(SETTINGS_ACK);
     expect(await drain(await handedOver)).toEqual(Buffer.concat([PREFACE, CLIENT_SETTINGS]));
@@ -236,7 +236,11 @@ describe('shimAuthority', () => {
   it('holds past the buffer limit while our SETTINGS is unacknowledged (DATA before the ACK)', async () => {
     let resolve!: (socket: net.Socket) => void;
     const handedOver = new Promise<net.Socket>((r) => (resolve = r));
-    const server = net.createServer((socket) => shimAuthority(socket, resolve, { maxBufferedBytes: 1000 }));
+    let accepted: net.Socket | undefined;
+    const server = net.createServer((socket) => {
+      accepted = socket;
+      shimAuthority(socket, resolve, { maxBufferedBytes: 1000 });
+    });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     cleanups.push(() => server.close());
     const client = await connect((server.address() as net.AddressInfo).port);
@@ -246,7 +250,9 @@ describe('shimAuthority', () => {
     client.write(Buffer.concat([headers, data]));
     let handed = false;
     void handedOver.then(() => (handed = true));
-    await new Promise((r) => setTimeout(r, 100));
+    // Everything sent so far has reached the shim (whose handler runs as each chunk is read).
+    const sent = PREFACE.length + CLIENT_SETTINGS.length + headers.length + data.length;
+    await waitFor(() => handed || accepted!.bytesRead >= sent, { what: `the shim to read ${sent} bytes`, timeoutMs: 5000, intervalMs: 5 });
     expect(handed).toBe(false);
     client.write(SETTINGS_ACK);
     expect(await drain(await handedOver)).toEqual(Buffer.concat([PREFACE, CLIENT_SETTINGS, rewriteHeadersFrame(headers)!, data]));
@@ -265,7 +271,7 @@ describe('shimAuthority', () => {
     const client = await connect((server.address() as net.AddressInfo).port);
     client.end(PREFACE.subarray(0, 10));
     await closed;
-    await new Promise((r) => setTimeout(r, 100));
+    await holdFor(100, "past the shim's 50 ms timeout: its timer must not hand over the closed socket");
     expect(handed).toBe(false);
   });
 });
@@ -319,8 +325,9 @@ describe('shimAuthority in front of Node HTTP/2 (nghttp2)', () => {
     // Later requests index the entry; nghttp2 stored the rewritten value.
     expect(await Promise.all([get(session, authority), get(session, authority)])).toEqual([dotted, dotted]);
     expect(await get(session, `127.0.0.1:${port}`)).toBe(`127.0.0.1:${port}`);
-    // Both server SETTINGS were ACKed without a connection error.
-    await new Promise((r) => setTimeout(r, 200));
+    // Both server SETTINGS were ACKed without a connection error: a PING answered after every
+    // frame before it means a GOAWAY for any of them would already be here.
+    await new Promise<void>((resolve, reject) => session.ping((error) => (error ? reject(error) : resolve())));
     expect(goaways).toBe(0);
     expect(session.closed || session.destroyed).toBe(false);
   });

@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../test/support/wait.js';
 import { backupName, createLogging, formatConsoleLine, listBackups, type LoggingOptions } from './logging.js';
 
 const dirs: string[] = [];
@@ -17,15 +18,14 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Waits (bounded) until `file` exists and contains `text`. */
+/** Waits (bounded) until `file` exists and contains `text` (pino writes asynchronously). */
 async function waitForText(file: string, text: string): Promise<string> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const content = existsSync(file) ? readFileSync(file, 'utf8') : '';
-    if (content.includes(text)) return content;
-    if (Date.now() > deadline) throw new Error(`${file} never contained ${JSON.stringify(text)}; has:\n${content}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  return waitFor(() => (existsSync(file) ? readFileSync(file, 'utf8') : ''), {
+    what: `${file} to contain ${JSON.stringify(text)}`,
+    until: (content) => content.includes(text),
+    timeoutMs: 5000,
+    intervalMs: 10,
+  });
 }
 
 function options(output: string, extra: Partial<LoggingOptions> = {}): LoggingOptions {

@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { countGrpcConnections } from './grpc-connections.js';
+import { waitFor } from '../../test/support/wait.js';
 import { createMetrics, type MetricsSources } from './metrics.js';
 
 function fakeSources(overrides: Partial<MetricsSources> = {}): MetricsSources & { state: Record<string, number> } {
@@ -193,7 +194,7 @@ describe('grpc_server_active_connections source', () => {
         clients.map((c) => new Promise<void>((resolve, reject) => c.waitForReady(Date.now() + 5000, (e) => (e ? reject(e) : resolve())))),
       );
       // The server learns of a session when the HTTP/2 handshake reaches it; wait for that.
-      for (let i = 0; i < 100 && countGrpcConnections() < before + 3; i++) await new Promise((r) => setImmediate(r));
+      await waitFor(() => countGrpcConnections() >= before + 3, { what: 'the server to count 3 new connections', timeoutMs: 5000, intervalMs: 1 });
       expect(countGrpcConnections()).toBe(before + 3);
     } finally {
       for (const c of clients) c.close();
@@ -207,11 +208,16 @@ describe('recording cost (micro-benchmark)', () => {
   const N = 1_000_000;
   const methods = ['Range', 'Put', 'DeleteRange', 'Txn'];
 
+  /** Best of five timed runs (after a warm-up): a run slowed by a neighbour's load is left out. */
   function nsPerOp(run: () => void): number {
-    run(); // warm up
-    const started = process.hrtime.bigint();
     run();
-    return Number(process.hrtime.bigint() - started) / N;
+    let best = Infinity;
+    for (let i = 0; i < 5; i++) {
+      const started = process.hrtime.bigint();
+      run();
+      best = Math.min(best, Number(process.hrtime.bigint() - started) / N);
+    }
+    return best;
   }
 
   it('observeCall costs tens of nanoseconds, far below prom-client labelled metrics', () => {
@@ -239,8 +245,9 @@ describe('recording cost (micro-benchmark)', () => {
       `metrics recording cost: observeCall ${fast.toFixed(1)} ns/op, walFsync.observe ${fsync.toFixed(1)} ns/op, ` +
         `prom-client labelled counter+histogram ${reference.toFixed(0)} ns/op (1M ops)`,
     );
-    // Loose bounds: CI machines vary; a return to per-call label hashing would blow these.
-    expect(fast).toBeLessThan(250);
-    expect(fsync).toBeLessThan(150);
+    // Relative, not absolute (machines and their load vary): ~30x and ~90x apart when measured
+    // here; a return to per-call label hashing would bring them within 5x of the reference.
+    expect(fast * 5).toBeLessThan(reference);
+    expect(fsync * 5).toBeLessThan(reference);
   });
 });

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, MessageType, makeMessage, type Message } from '../raft/types.js';
 import { encodePeerFrame } from './message-codec.js';
 import { PeerTransport, type PeerTransportOptions } from './peer-transport.js';
+import { Notifier, within } from '../../test/support/wait.js';
 
 interface LogRecord {
   level: string;
@@ -26,7 +27,7 @@ class Node {
   readonly snapshotStatus: Array<{ peer: bigint; ok: boolean }> = [];
   readonly logs: LogRecord[] = [];
   transport!: PeerTransport;
-  private waiters: Array<() => void> = [];
+  private readonly changes = new Notifier();
 
   constructor(
     readonly id: bigint,
@@ -64,14 +65,13 @@ class Node {
   }
 
   private notify(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const wake of waiters) wake();
+    this.changes.notify();
   }
 
-  /** Resolves once `condition` holds, re-checking after every callback of this node. */
+  /** Resolves once `condition` holds, re-checking after every callback of this node; a timeout
+   * names the condition by its source. */
   async until(condition: () => boolean): Promise<void> {
-    while (!condition()) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    await this.changes.until(condition, { what: `node ${this.id}: ${condition.toString()}`, timeoutMs: 30_000 });
   }
 
   from(sender: bigint): Message[] {
@@ -325,9 +325,14 @@ describe('PeerTransport', () => {
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-    clearTimeout(killer);
+    // 'close': exited and its output drained.
+    const exited = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    let code: number | null;
+    try {
+      code = await within(exited, { what: 'the fixture to exit by itself after close', timeoutMs: 20_000 });
+    } finally {
+      child.kill('SIGKILL');
+    }
     expect(output).toContain('closed');
     expect(code).toBe(0);
   });

@@ -9,11 +9,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { memberStatuses, waitForLeader, waitUntil } from '../support/cluster-status.js';
+import { memberStatuses, waitForLeader } from '../support/cluster-status.js';
 import { freePorts } from '../support/ports.js';
 import { trackForCleanup } from '../support/processes.js';
 import { REPO_ROOT, READY_LINE } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
 
 interface Member {
   name: string;
@@ -97,12 +98,18 @@ it('replicates, survives kill -9 of the leader, and the restarted member has the
   const victim = members.find((m) => m.endpoint === leader.endpoint)!;
   await stop(victim, 'SIGKILL');
   const survivors = members.filter((m) => m !== victim).map((m) => m.endpoint).join(',');
-  await waitUntil('a write through the survivors', () => etcdctl(survivors, ['put', 'after-kill', 'yes', '--command-timeout=2s']), (r) => r.code === 0);
+  await waitFor(() => etcdctl(survivors, ['put', 'after-kill', 'yes', '--command-timeout=2s']), {
+    what: 'a write through the survivors',
+    until: (r) => r.code === 0,
+  });
   for (let i = 0; i < 10; i++) expect((await etcdctl(survivors, ['put', `more/${i}`, String(i)])).code).toBe(0);
 
   await start(victim);
   const target = Math.max(...(await memberStatuses(survivors)).map((s) => s.appliedIndex));
-  await waitUntil('the restarted member to catch up', () => memberStatuses(victim.endpoint), (s) => s[0] !== undefined && s[0].appliedIndex >= target);
+  await waitFor(() => memberStatuses(victim.endpoint), {
+    what: 'the restarted member to catch up',
+    until: (s) => s[0] !== undefined && s[0].appliedIndex >= target,
+  });
   const hashes = await etcdctl(all, ['endpoint', 'hashkv', '-w', 'json']);
   expect(hashes.code, hashes.stderr).toBe(0);
   const values = (JSON.parse(hashes.stdout) as Array<{ HashKV: { hash: number } }>).map((h) => h.HashKV.hash);

@@ -8,6 +8,7 @@ import { clients } from '../../src/grpc/proto.js';
 import { leaderIndex } from '../support/cluster-status.js';
 import { startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
 
 const KILLS = 20;
 let cluster: MetaStoreCluster;
@@ -49,7 +50,7 @@ describe('leader kills under load', () => {
       const ackedBefore = acked.size;
       await cluster.members[leader]!.kill9();
       // Wait until writes flow again through the survivors, then bring the victim back.
-      while (acked.size < ackedBefore + 5) await new Promise((resolve) => setTimeout(resolve, 50));
+      await waitFor(() => acked.size >= ackedBefore + 5, { what: `writes acknowledged after kill ${kill + 1}`, intervalMs: 50 });
       await cluster.members[leader]!.restart();
     }
     stop = true;
@@ -63,13 +64,11 @@ describe('leader kills under load', () => {
     await leaderIndex(cluster);
     for (let i = 0; i < cluster.members.length; i++) {
       const endpoint = cluster.members[i]!.endpoint.replace('http://', '');
-      let dump = await etcdctl(endpoint, ['get', 'w', '--prefix', '-w', 'json', '--command-timeout=10s']);
       // A member restarted last may still be learning who leads; etcd answers "no leader" then.
-      for (let retry = 0; dump.code !== 0 && retry < 50; retry++) {
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        dump = await etcdctl(endpoint, ['get', 'w', '--prefix', '-w', 'json', '--command-timeout=10s']);
-      }
-      expect(dump.code, dump.stderr).toBe(0);
+      const dump = await waitFor(() => etcdctl(endpoint, ['get', 'w', '--prefix', '-w', 'json', '--command-timeout=10s']), {
+        what: `a linearizable read on member ${i + 1}`,
+        until: (r) => r.code === 0,
+      });
       const kvs = (JSON.parse(dump.stdout).kvs ?? []) as Array<{ key: string; value: string }>;
       const stored = new Map(kvs.map((kv) => [Buffer.from(kv.key, 'base64').toString(), Buffer.from(kv.value, 'base64').toString()]));
       const missing = [...acked].filter(([key, value]) => stored.get(key) !== value);

@@ -3,10 +3,11 @@
 // a follower, which forwards it), member remove.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitUntil as until } from '../support/cluster-status.js';
+import { waitForLeader } from '../support/cluster-status.js';
 import { freePorts } from '../support/ports.js';
 import { startMetaStore, startMetaStoreCluster, type MetaStoreCluster, type MetaStoreHandle } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
 
 let cluster: MetaStoreCluster;
 let joiner: MetaStoreHandle | undefined;
@@ -34,7 +35,10 @@ async function memberList(endpoints: string): Promise<ListedMember[]> {
 
 beforeAll(async () => {
   cluster = await startMetaStoreCluster(3);
-  await until('every member published', () => memberList(cluster.endpoints), (list) => list.length === 3 && list.every((m) => m.status === 'started'));
+  await waitFor(() => memberList(cluster.endpoints), {
+    what: 'every member published',
+    until: (list) => list.length === 3 && list.every((m) => m.status === 'started'),
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -71,20 +75,21 @@ describe('membership through etcdctl', () => {
       ports: { client: client!, peer: peer!, health: health!, metrics: metrics! },
       extraArgs: ['--initial-cluster-state', 'existing'],
     });
-    await until('the learner to start and publish', () => memberList(cluster.endpoints), (list) => list.some((m) => m.name === 'm4' && m.status === 'started'));
+    await waitFor(() => memberList(cluster.endpoints), {
+      what: 'the learner to start and publish',
+      until: (list) => list.some((m) => m.name === 'm4' && m.status === 'started'),
+    });
     const joinerEndpoint = joiner.endpoint.replace('http://', '');
-    await until(
-      'the learner to catch up',
-      () => etcdctl(joinerEndpoint, ['get', 'before-join', '--print-value-only', '--consistency=s']),
-      (r) => r.stdout.trim() === 'yes',
-    );
+    await waitFor(() => etcdctl(joinerEndpoint, ['get', 'before-join', '--print-value-only', '--consistency=s']), {
+      what: 'the learner to catch up',
+      until: (r) => r.stdout.trim() === 'yes',
+    });
 
     // Promote through every endpoint in turn until one answers: followers forward to the leader.
-    const promote = await until(
-      'the learner to be promotable',
-      () => etcdctl(cluster.members[0]!.endpoint.replace('http://', ''), ['member', 'promote', added!.id]),
-      (r) => r.code === 0,
-    );
+    const promote = await waitFor(() => etcdctl(cluster.members[0]!.endpoint.replace('http://', ''), ['member', 'promote', added!.id]), {
+      what: 'the learner to be promotable',
+      until: (r) => r.code === 0,
+    });
     expect(promote.stdout).toContain('promoted');
     expect((await memberList(cluster.endpoints)).find((m) => m.name === 'm4')!.isLearner).toBe('false');
 
@@ -94,16 +99,29 @@ describe('membership through etcdctl', () => {
     const remaining = cluster.members.slice(1).map((m) => m.endpoint.replace('http://', '')).concat(joinerEndpoint).join(',');
     const list = await memberList(remaining);
     expect(list.map((m) => m.name).sort()).toEqual(['m2', 'm3', 'm4']);
-    const put = await until('a write after the removal', () => etcdctl(remaining, ['put', 'after-remove', 'ok']), (r) => r.code === 0);
+    const put = await waitFor(() => etcdctl(remaining, ['put', 'after-remove', 'ok']), {
+      what: 'a write after the removal',
+      until: (r) => r.code === 0,
+    });
     expect(put.code).toBe(0);
     const read = await etcdctl(joinerEndpoint, ['get', 'after-remove', '--print-value-only']);
     expect(read.stdout.trim()).toBe('ok');
     // The removed member learns it from its peers (or from applying its own removal) and stops.
-    await until('the removed member to stop', async () => cluster.members[0]!.isRunning(), (running) => !running, 15_000);
+    await waitFor(async () => cluster.members[0]!.isRunning(), {
+      what: 'the removed member to stop',
+      until: (running) => !running,
+      timeoutMs: 15_000,
+    });
     expect(cluster.members[0]!.logs()).toMatch(/this member was removed from the cluster/);
   }, 120_000);
 
   it('refuses bad member changes with etcd errors', async () => {
+    // A follower forwards member changes to the leader it knows. The test before removed m1 and
+    // its joiner m4 was stopped when that test ended (a process started in a test ends with it),
+    // so either may have been the leader: wait until the members still serving agree on a
+    // leader among themselves.
+    const serving = cluster.members.filter((m) => m.isRunning()).map((m) => m.endpoint.replace('http://', ''));
+    await waitForLeader(serving.join(','), serving.length);
     const unknown = await etcdctl(cluster.members[1]!.endpoint.replace('http://', ''), ['member', 'remove', '1234abcd']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('etcdserver: member not found');
@@ -133,7 +151,10 @@ describe('a single member grows into a cluster', () => {
         extraArgs: ['--initial-cluster-state', 'existing'],
       });
       const both = `${firstEndpoint},${second.endpoint.replace('http://', '')}`;
-      const put = await until('a write on the two-member cluster', () => etcdctl(both, ['put', 'after-grow', 'yes']), (r) => r.code === 0);
+      const put = await waitFor(() => etcdctl(both, ['put', 'after-grow', 'yes']), {
+        what: 'a write on the two-member cluster',
+        until: (r) => r.code === 0,
+      });
       expect(put.code).toBe(0);
       const read = await etcdctl(second.endpoint.replace('http://', ''), ['get', 'grown', '--print-value-only']);
       expect(read.stdout.trim()).toBe('from-one');

@@ -14,9 +14,10 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
 import { MAX_LEADERLESS_CHECKS } from '../../src/grpc/require-leader.js';
-import { leaderIndex, waitUntil } from '../support/cluster-status.js';
+import { leaderIndex } from '../support/cluster-status.js';
 import { grpcTarget, RawWatch, requireLeaderMetadata, type Msg, type StreamEnd } from '../support/raw-watch.js';
 import { startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
+import { waitFor, within } from '../support/wait.js';
 
 /** The cluster's election timeout (etcd's default; the harness passes no --election-timeout). */
 const ELECTION_TIMEOUT_MS = 1000;
@@ -42,14 +43,6 @@ function range(kv: grpc.Client, request: object, metadata = new grpc.Metadata())
   );
 }
 
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 describe('hasleader metadata on a member without a leader', () => {
   it('fails unary calls and ends watch streams that asked for a leader; serves the others', async () => {
     const leader = await leaderIndex(cluster);
@@ -69,22 +62,21 @@ describe('hasleader metadata on a member without a leader', () => {
       expect(await plain.next(1)).toMatchObject([{ created: true }]);
 
       await Promise.all([cluster.members[leader]!.kill9(), cluster.members[other]!.kill9()]);
-      const refused = await waitUntil(
-        'the survivor to refuse a Range that requires a leader',
-        () => range(kv, { key, serializable: true }, requireLeaderMetadata()),
-        (result) => 'code' in result && result.code !== grpc.status.DEADLINE_EXCEEDED,
-      );
+      const refused = await waitFor(() => range(kv, { key, serializable: true }, requireLeaderMetadata()), {
+        what: 'the survivor to refuse a Range that requires a leader',
+        until: (result) => 'code' in result && result.code !== grpc.status.DEADLINE_EXCEEDED,
+      });
       expect(refused).toEqual(NO_LEADER);
       expect(await range(kv, { key, serializable: true })).toMatchObject({ count: '0' });
 
-      expect(await within(asking.ended, STREAM_END_BOUND_MS, 'the watch asking for a leader to end')).toEqual(NO_LEADER);
+      expect(await within(asking.ended, { what: 'the watch asking for a leader to end', timeoutMs: STREAM_END_BOUND_MS })).toEqual(NO_LEADER);
       expect(plain.hasEnded).toBe(false);
       plain.send({ progressRequest: {} });
       expect(await plain.next(1)).toMatchObject([{ watchId: '-1', created: false, canceled: false }]);
 
       late = new RawWatch(endpoint, requireLeaderMetadata());
       late.send({ createRequest: { key } });
-      expect(await within(late.ended, 10_000, 'a new watch asking for a leader to be refused')).toEqual(NO_LEADER);
+      expect(await within(late.ended, { what: 'a new watch asking for a leader to be refused', timeoutMs: 10_000 })).toEqual(NO_LEADER);
       expect(late.received).toEqual([]);
     } finally {
       for (const w of [asking, plain, late]) w?.close();

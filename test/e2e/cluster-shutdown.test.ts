@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { memberStatuses as statuses, waitForLeader } from '../support/cluster-status.js';
 import { startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
+import { holdFor } from '../support/wait.js';
 
 let cluster: MetaStoreCluster;
 
@@ -50,9 +51,10 @@ it('a leader stopped with SIGTERM hands leadership over before exiting', async (
 });
 
 it('strict reconfig check: with one of three members down, adding a voter is refused', async () => {
-  // The leader forgets a silent member's activity after an election timeout (1 s); nothing
-  // announces that moment, so give it two.
-  await new Promise((resolve) => setTimeout(resolve, 2000));
+  await holdFor(
+    2000,
+    "the leader forgets a silent member's activity at its next quorum check, within one election timeout (1 s); nothing announces that moment, so give it two",
+  );
   const running = cluster.members.filter((m) => m.isRunning()).map((m) => m.endpoint.replace('http://', '')).join(',');
   const add = await etcdctl(running, ['member', 'add', 'extra', '--peer-urls=http://127.0.0.1:1']);
   expect(add.code).toBe(1);

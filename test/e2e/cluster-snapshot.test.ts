@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
 import { startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
 
 let cluster: MetaStoreCluster;
 
@@ -26,15 +27,12 @@ it('a member stopped past --snapshot-count entries catches up by snapshot', asyn
   await Promise.all(
     Array.from({ length: 20 }, async () => {
       for (let i = next++; i < 600; i = next++) {
-        for (let attempt = 0; ; attempt++) {
-          const ok = await new Promise<boolean>((resolve) =>
-            live[attempt % 2].Put({ key: Buffer.from(`snap/${String(i).padStart(4, '0')}`), value: Buffer.from(String(i)) }, (e: Error | null) => resolve(e === null)),
-          );
-          if (ok) break;
-          // Refused while the cluster elects a leader (the stopped member may have led it).
-          expect(attempt, 'writes refused for 10 s').toBeLessThan(100);
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
+        const key = `snap/${String(i).padStart(4, '0')}`;
+        // Refused while the cluster elects a leader (the stopped member may have led it).
+        let attempt = 0;
+        const put = (): Promise<boolean> =>
+          new Promise((resolve) => live[attempt++ % 2].Put({ key: Buffer.from(key), value: Buffer.from(String(i)) }, (e: Error | null) => resolve(e === null)));
+        await waitFor(put, { what: `${key} accepted by a live member`, timeoutMs: 20_000 });
       }
     }),
   );

@@ -5,9 +5,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
-import { memberStatuses as statuses, waitForLeader, waitUntil as until } from '../support/cluster-status.js';
+import { memberStatuses as statuses, waitForLeader } from '../support/cluster-status.js';
 import { startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
 
 let cluster: MetaStoreCluster;
 
@@ -82,11 +83,10 @@ describe('3-member cluster', () => {
     const killedAt = Date.now();
     await cluster.members[victim]!.kill9();
     // etcdctl retries against the surviving endpoints until a new leader commits the write.
-    const write = await until(
-      'a write accepted after the leader was killed',
-      () => etcdctl(survivors, ['put', 'after-failover', 'v', '--command-timeout=2s']),
-      (r) => r.code === 0,
-    );
+    const write = await waitFor(() => etcdctl(survivors, ['put', 'after-failover', 'v', '--command-timeout=2s']), {
+      what: 'a write accepted after the leader was killed',
+      until: (r) => r.code === 0,
+    });
     expect(write.code).toBe(0);
     const failoverMs = Date.now() - killedAt;
     console.log(`failover: first write accepted ${failoverMs} ms after kill -9 of the leader`);
@@ -95,7 +95,10 @@ describe('3-member cluster', () => {
 
     await cluster.members[victim]!.restart();
     const target = Math.max(...(await statuses(survivors)).map((s) => s.appliedIndex));
-    await until('the restarted member to catch up', () => statuses(endpointOf(victim)), (s) => s[0] !== undefined && s[0].appliedIndex >= target);
+    await waitFor(() => statuses(endpointOf(victim)), {
+      what: 'the restarted member to catch up',
+      until: (s) => s[0] !== undefined && s[0].appliedIndex >= target,
+    });
     const dumps = await Promise.all(
       cluster.members.map((_, i) => etcdctl(endpointOf(i), ['get', '', '--prefix', '-w', 'json', '--consistency=s'])),
     );

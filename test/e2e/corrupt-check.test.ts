@@ -5,9 +5,10 @@
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { leaderIndex, waitForLeader, waitUntil } from '../support/cluster-status.js';
+import { leaderIndex, waitForLeader } from '../support/cluster-status.js';
 import { startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
 
 let cluster: MetaStoreCluster;
 
@@ -72,11 +73,19 @@ describe('periodic corruption check (--experimental-corrupt-check-time)', () => 
       await victim.stop();
       await corruptNewestRecord(victim.dataDir);
       await victim.restart();
-      const alarms = await waitUntil('the CORRUPT alarm', () => etcdctl(periodic.endpoints, ['alarm', 'list']), (r) => r.stdout.includes('alarm:CORRUPT'), 20_000);
+      const alarms = await waitFor(() => etcdctl(periodic.endpoints, ['alarm', 'list']), {
+        what: 'the CORRUPT alarm',
+        until: (r) => r.stdout.includes('alarm:CORRUPT'),
+        timeoutMs: 20_000,
+      });
       expect(alarms.stdout).toMatch(/^memberID:\d+ alarm:CORRUPT/m);
       // The restarted member may still be finding its leader ("no leader"): ask until the
       // answer is the alarm's.
-      const put = await waitUntil('writes refused with corrupt cluster', () => etcdctl(periodic.endpoints, ['put', 'after', 'x']), (r) => r.stderr.includes('corrupt cluster'), 20_000);
+      const put = await waitFor(() => etcdctl(periodic.endpoints, ['put', 'after', 'x']), {
+        what: 'writes refused with corrupt cluster',
+        until: (r) => r.stderr.includes('corrupt cluster'),
+        timeoutMs: 20_000,
+      });
       expect(put.code).toBe(1);
       expect(put.stderr).toContain('etcdserver: corrupt cluster');
     } finally {

@@ -10,6 +10,7 @@ import { freePorts } from '../support/ports.js';
 import { ServerProcess, disposeAll, removeDirSync, trackForCleanup } from '../support/processes.js';
 import { READY_LINE, REPO_ROOT } from '../support/servers.js';
 import { etcdctl, requireTool, run } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'etcd-config-file-'));
 afterAll(async () => {
@@ -52,12 +53,13 @@ async function serve(label: string, command: string, args: string[], logFile: st
   const server = new ServerProcess(label, command, args, { ...process.env });
   trackForCleanup({ label, dispose: () => server.terminate('SIGKILL').then(() => undefined), disposeSync: () => server.killSync() });
   // The ready line goes to the file the config names, not to the process's output.
-  const deadline = Date.now() + 30_000;
-  while (!(fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes(readyLine))) {
-    if (!server.isRunning()) throw new Error(`${label} exited: ${server.logTail()}`);
-    if (Date.now() > deadline) throw new Error(`${label} never logged "${readyLine}" to ${logFile}`);
-    await new Promise((resolve) => setTimeout(resolve, 50)); // polling a file: no event to await
-  }
+  await waitFor(
+    () => {
+      if (!server.isRunning()) throw new Error(`${label} exited: ${server.logTail()}`);
+      return fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes(readyLine);
+    },
+    { what: `${label} to log "${readyLine}" to ${logFile}`, intervalMs: 50 },
+  );
   return server;
 }
 

@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { describe, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
 import { expectSameAsEtcd } from '../support/differential.js';
+import { Inbox } from '../support/wait.js';
 
 type Client = grpc.Client & Record<string, any>;
 const WAIT_MS = 20_000;
@@ -33,55 +34,27 @@ function pending(client: Client, method: string, request: object) {
 
 /** A prefix watch whose events can be awaited by count. */
 function prefixWatch(watchClient: Client, prefix: string, startRevision: number) {
-  const events: any[] = [];
-  let wake: (() => void) | undefined;
+  const events = new Inbox<any>();
   const stream = watchClient.Watch();
-  stream.on('data', (response: any) => {
-    events.push(...response.events);
-    wake?.();
-  });
+  stream.on('data', (response: any) => events.push(...response.events));
   stream.on('error', () => undefined);
   const end = Buffer.from(prefix);
   end[end.length - 1]! += 1;
   stream.write({ createRequest: { key: b(prefix), rangeEnd: end, startRevision } });
   return {
-    async events(count: number): Promise<any[]> {
-      const deadline = performance.now() + WAIT_MS;
-      while (events.length < count) {
-        if (performance.now() >= deadline) throw new Error(`watch ${prefix}: ${events.length}/${count} events`);
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, Math.max(0, deadline - performance.now()));
-        });
-      }
-      return events;
-    },
+    events: (count: number): Promise<any[]> => events.atLeast(count, { what: `${count} events on ${prefix}`, timeoutMs: WAIT_MS }),
     close: () => stream.cancel(),
   };
 }
 
 /** Observe messages, awaited by count. */
 function observeStream(election: Client, name: string) {
-  const messages: any[] = [];
-  let wake: (() => void) | undefined;
+  const messages = new Inbox<any>();
   const stream = election.Observe({ name: b(name) });
-  stream.on('data', (message: any) => {
-    messages.push(message);
-    wake?.();
-  });
+  stream.on('data', (message: any) => messages.push(message));
   stream.on('error', () => undefined);
   return {
-    async count(n: number): Promise<any[]> {
-      const deadline = performance.now() + WAIT_MS;
-      while (messages.length < n) {
-        if (performance.now() >= deadline) throw new Error(`observe ${name}: ${messages.length}/${n} messages`);
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, Math.max(0, deadline - performance.now()));
-        });
-      }
-      return messages;
-    },
+    count: (n: number): Promise<any[]> => messages.atLeast(n, { what: `${n} Observe messages on ${name}`, timeoutMs: WAIT_MS }),
     close: () => stream.cancel(),
   };
 }

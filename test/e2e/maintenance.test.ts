@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
 import { REPO_ROOT, planMetaStoreCluster, startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
 import { etcdctl, run } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
 
 let cluster: MetaStoreCluster;
 let restored: MetaStoreCluster | undefined;
@@ -41,17 +42,6 @@ async function statuses(endpoints: string): Promise<MemberStatus[]> {
   }));
 }
 
-async function until<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T = await probe();
-  while (!check(last)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    last = await probe();
-  }
-  return last;
-}
-
 const settled = (s: MemberStatus[]) => s.length === 3 && s.every((m) => m.leader !== '0' && m.leader === s[0]!.leader);
 
 async function hashkvs(endpoints: string): Promise<Array<{ hash: number; revision: number; compact: number }>> {
@@ -72,7 +62,7 @@ async function dumpKvs(endpoint: string): Promise<unknown[]> {
 
 beforeAll(async () => {
   cluster = await startMetaStoreCluster(3);
-  await until('a leader', () => statuses(cluster.endpoints), settled);
+  await waitFor(() => statuses(cluster.endpoints), { what: 'a leader', until: settled });
   for (let i = 0; i < 40; i++) {
     const put = await etcdctl(cluster.endpoints, ['put', `k/${i % 15}`, `value-${i}`]);
     expect(put.code, put.stderr).toBe(0);
@@ -91,19 +81,17 @@ afterAll(async () => {
 
 describe('maintenance on a 3-member cluster', () => {
   it('endpoint hashkv: every member reports the same hash at the same revision', async () => {
-    const hashes = await until(
-      'equal hashes on all members',
-      () => hashkvs(cluster.endpoints),
-      (h) => h.length === 3 && h.every((x) => x.revision === h[0]!.revision && x.hash === h[0]!.hash),
-    );
+    const hashes = await waitFor(() => hashkvs(cluster.endpoints), {
+      what: 'equal hashes on all members',
+      until: (h) => h.length === 3 && h.every((x) => x.revision === h[0]!.revision && x.hash === h[0]!.hash),
+    });
     expect(hashes[0]!.hash).not.toBe(0);
     // A write changes it, everywhere alike.
     expect((await etcdctl(cluster.endpoints, ['put', 'k/extra', 'x'])).code).toBe(0);
-    const after = await until(
-      'equal hashes after a write',
-      () => hashkvs(cluster.endpoints),
-      (h) => h.length === 3 && h.every((x) => x.revision === hashes[0]!.revision + 1 && x.hash === h[0]!.hash),
-    );
+    const after = await waitFor(() => hashkvs(cluster.endpoints), {
+      what: 'equal hashes after a write',
+      until: (h) => h.length === 3 && h.every((x) => x.revision === hashes[0]!.revision + 1 && x.hash === h[0]!.hash),
+    });
     expect(after[0]!.hash).not.toBe(hashes[0]!.hash);
     // A compacted revision errors like a Range.
     const member = cluster.members[0]!.endpoint.replace('http://', '');
@@ -114,13 +102,16 @@ describe('maintenance on a 3-member cluster', () => {
   });
 
   it('move-leader: the leader hands over to a follower; followers and bad targets are refused', async () => {
-    const before = await until('a leader', () => statuses(cluster.endpoints), settled);
+    const before = await waitFor(() => statuses(cluster.endpoints), { what: 'a leader', until: settled });
     const leader = before.find((s) => s.memberId === s.leader)!;
     const follower = before.find((s) => s.memberId !== s.leader)!;
     const moved = await etcdctl(cluster.endpoints, ['move-leader', BigInt(follower.memberId).toString(16)]);
     expect(moved.code, moved.stderr).toBe(0);
     expect(moved.stdout).toContain(`Leadership transferred from ${BigInt(leader.memberId).toString(16)} to ${BigInt(follower.memberId).toString(16)}`);
-    const after = await until('the new leader everywhere', () => statuses(cluster.endpoints), (s) => settled(s) && s[0]!.leader === follower.memberId);
+    const after = await waitFor(() => statuses(cluster.endpoints), {
+      what: 'the new leader everywhere',
+      until: (s) => settled(s) && s[0]!.leader === follower.memberId,
+    });
     expect(after[0]!.leader).toBe(follower.memberId);
 
     const bad = await etcdctl(cluster.endpoints, ['move-leader', 'abcdef']);
@@ -175,17 +166,16 @@ describe('maintenance on a 3-member cluster', () => {
     expect(again.stderr).toContain('exists');
 
     restored = await startMetaStoreCluster(3, { plan, dataDirs });
-    const status = await until('a leader in the restored cluster', () => statuses(restored!.endpoints), settled);
+    const status = await waitFor(() => statuses(restored!.endpoints), { what: 'a leader in the restored cluster', until: settled });
     expect(status[0]!.clusterId).not.toBe(origStatus!.clusterId);
 
     for (let i = 0; i < 3; i++) {
       expect(await dumpKvs(restored.members[i]!.endpoint.replace('http://', ''))).toEqual(original);
     }
-    const hashes = await until(
-      'equal hashes on the restored members',
-      () => hashkvs(restored!.endpoints),
-      (h) => h.length === 3 && h.every((x) => x.hash === h[0]!.hash && x.revision === h[0]!.revision),
-    );
+    const hashes = await waitFor(() => hashkvs(restored!.endpoints), {
+      what: 'equal hashes on the restored members',
+      until: (h) => h.length === 3 && h.every((x) => x.hash === h[0]!.hash && x.revision === h[0]!.revision),
+    });
     const origHash = (await hashkvs(cluster.members[1]!.endpoint.replace('http://', '')))[0]!;
     expect(hashes[0]!.revision).toBe(origHash.revision);
     expect(hashes[0]!.hash).toBe(origHash.hash);

@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { waitUntil } from '../support/cluster-status.js';
+import { waitFor } from '../support/wait.js';
 import { startMetaStore, type MetaStoreHandle } from '../support/servers.js';
 import { etcdctl } from '../support/tools.js';
 
@@ -33,7 +33,10 @@ it('NOSPACE: refused writes, alarm list, reads still work, disarm after compact 
   expect(refused!.stderr).toContain('etcdserver: mvcc: database space exceeded');
 
   // The alarm is raised through the log: it shows in alarm list and endpoint status.
-  const alarms = await waitUntil('the NOSPACE alarm', () => etcdctl(endpoint, ['alarm', 'list']), (r) => r.stdout.includes('alarm:NOSPACE'));
+  const alarms = await waitFor(() => etcdctl(endpoint, ['alarm', 'list']), {
+    what: 'the NOSPACE alarm',
+    until: (r) => r.stdout.includes('alarm:NOSPACE'),
+  });
   expect(alarms.stdout).toMatch(/^memberID:\d+ alarm:NOSPACE/m);
   const status = await etcdctl(endpoint, ['endpoint', 'status', '-w', 'json']);
   expect(status.stdout).toContain('alarm:NOSPACE');
@@ -55,6 +58,10 @@ it('NOSPACE: refused writes, alarm list, reads still work, disarm after compact 
   expect(disarm.stdout).toMatch(/alarm:NOSPACE/);
   expect((await etcdctl(endpoint, ['alarm', 'list'])).stdout.trim()).toBe('');
   // The size estimate is refreshed once a second: writes come back once it sees the space.
-  const after = await waitUntil('writes to be accepted again', () => etcdctl(endpoint, ['put', 'small', 'v']), (r) => r.code === 0, 10_000);
+  const after = await waitFor(() => etcdctl(endpoint, ['put', 'small', 'v']), {
+    what: 'writes to be accepted again',
+    until: (r) => r.code === 0,
+    timeoutMs: 10_000,
+  });
   expect(after.code).toBe(0);
 });

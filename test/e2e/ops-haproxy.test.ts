@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts } from '../support/ports.js';
 import { ServerProcess, removeDirSync, trackForCleanup } from '../support/processes.js';
 import { REPO_ROOT, startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
+import { waitFor } from '../support/wait.js';
 import { etcdctl, requireTool } from '../support/tools.js';
 
 /** HAProxy's runtime API: one command over the stats socket, the whole answer. */
@@ -41,20 +42,6 @@ async function serverStatus(socketPath: string): Promise<Record<string, string>>
   return status;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('ops: HAProxy in front of a 3-member cluster', () => {
   let cluster: MetaStoreCluster;
@@ -64,7 +51,7 @@ describe('ops: HAProxy in front of a 3-member cluster', () => {
   let tempDir: string;
 
   const waitForStatus = (node: string, status: string) =>
-    waitFor(`HAProxy to report ${node} ${status}`, async () => ((await serverStatus(socketPath))[node] === status ? true : undefined));
+    waitFor(async () => (await serverStatus(socketPath))[node] === status, { what: `HAProxy to report ${node} ${status}` });
 
   beforeAll(async () => {
     const binary = await requireTool('haproxy', 'haproxy');
@@ -122,13 +109,13 @@ describe('ops: HAProxy in front of a 3-member cluster', () => {
 
     // Stop a follower, so the cluster keeps its leader and every request through HAProxy must
     // succeed (stopping the leader would add an election to the test, not to HAProxy).
-    const leaderIndex = await waitFor('a leader', async () => {
+    const leaderIndex = await waitFor(async () => {
       for (let i = 0; i < cluster.members.length; i++) {
         const text = await (await fetch(`http://127.0.0.1:${cluster.members[i]!.metricsPort}/metrics`)).text();
         if (/^etcd_server_is_leader 1$/m.test(text)) return i;
       }
       return undefined;
-    });
+    }, { what: 'a leader', until: (index): index is number => index !== undefined });
     const victimIndex = (leaderIndex + 1) % 3;
     const victim = cluster.members[victimIndex]!;
     const node = `node${victimIndex + 1}`;

@@ -15,17 +15,9 @@ import { clients } from '../../src/grpc/proto.js';
 import { freePorts } from '../support/ports.js';
 import { removeDirSync, trackForCleanup } from '../support/processes.js';
 import { READY_LINE, REPO_ROOT, etcdStyleFlags, startMetaStore, startMetaStoreCluster } from '../support/servers.js';
+import { waitFor } from '../support/wait.js';
 import { etcdctl } from '../support/tools.js';
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('ops limits: request timeout and slow requests (in-process)', () => {
   afterEach(() => setRequestLimits(undefined));
@@ -62,7 +54,7 @@ describe('ops limits (processes)', () => {
     try {
       const [target, ...others] = cluster.members;
       // Members are ready before the first election ends: wait for a leader.
-      await waitFor('a leader', async () => ((await etcdctl(target!.endpoint, ['put', 'quorum/ok', '1'])).code === 0 ? true : undefined), 40_000);
+      await waitFor(async () => (await etcdctl(target!.endpoint, ['put', 'quorum/ok', '1'])).code === 0, { what: 'a leader', timeoutMs: 40_000 });
       // Freeze the other two: the target can neither commit (leader) nor reach its leader.
       for (const member of others) process.kill(member!.pid, 'SIGSTOP');
       try {
@@ -115,13 +107,13 @@ describe('ops limits (processes)', () => {
 
       first.close();
       // The server frees the slot when it sees the close; a new client gets in then.
-      await waitFor('a freed connection slot', async () => {
+      await waitFor(async () => {
         const client = connect();
         const error = await status(client);
         if (error === null) return true;
         client.close();
-        return undefined;
-      });
+        return false;
+      }, { what: 'a freed connection slot', intervalMs: 50 });
       expect(await status(second)).toBeNull();
     } finally {
       for (const client of opened) client.close();
@@ -157,12 +149,12 @@ describe('ops limits (processes)', () => {
       },
     });
     const read = (file: string): string => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
-    await waitFor('the ready line in the log file', () => (read(logFile).includes(READY_LINE) ? true : undefined));
+    await waitFor(() => read(logFile).includes(READY_LINE), { what: 'the ready line in the log file', intervalMs: 50 });
 
     const rotated = `${logFile}.1`;
     fs.renameSync(logFile, rotated);
     child.kill('SIGHUP');
-    await waitFor('a new log file', () => (read(logFile).includes('reopened log output on SIGHUP') ? true : undefined));
+    await waitFor(() => read(logFile).includes('reopened log output on SIGHUP'), { what: 'a new log file', intervalMs: 50 });
     const put = await etcdctl(`127.0.0.1:${client}`, ['put', 'after', 'rotation']);
     expect(put.code, put.stderr).toBe(0);
     child.kill('SIGTERM');

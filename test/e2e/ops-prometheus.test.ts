@@ -15,6 +15,7 @@ import { parse, stringify } from 'yaml';
 import { freePort } from '../support/ports.js';
 import { ServerProcess, removeDirSync, trackForCleanup } from '../support/processes.js';
 import { REPO_ROOT, startMetaStoreCluster, type MetaStoreCluster } from '../support/servers.js';
+import { waitFor } from '../support/wait.js';
 import { etcdctl, requireTool, run } from '../support/tools.js';
 
 const CONFIGS = path.join(REPO_ROOT, 'configs');
@@ -24,20 +25,6 @@ interface Series {
   value: [number, string];
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
 
 /** Metric names in a PromQL expression (identifiers that are not functions, keywords or labels). */
 function metricNames(expr: string): string[] {
@@ -122,11 +109,11 @@ describe('ops: Prometheus', () => {
   });
 
   it('scrapes all three members and loads the alert rules', async () => {
-    const targets = await waitFor('three healthy targets', async () => {
+    const targets = await waitFor(async () => {
       const body = (await (await fetch(`${api}/api/v1/targets`)).json()) as { data: { activeTargets: Array<{ health: string; scrapeUrl: string }> } };
       const up = body.data.activeTargets.filter((t) => t.health === 'up');
       return up.length === 3 ? up : undefined;
-    });
+    }, { what: 'three healthy targets', timeoutMs: 60_000, intervalMs: 250 });
     expect(targets.map((t) => t.scrapeUrl).sort()).toEqual(cluster.members.map((m) => `http://127.0.0.1:${m.metricsPort}/metrics`).sort());
     const rules = (await (await fetch(`${api}/api/v1/rules`)).json()) as { data: { groups: Array<{ rules: Array<{ name: string; health: string }> }> } };
     const loaded = rules.data.groups.flatMap((g) => g.rules);
@@ -146,11 +133,11 @@ describe('ops: Prometheus', () => {
     let round = 0;
     // Resolves once `expr` has series from all three members.
     const withTraffic = async (expr: string): Promise<Series[]> =>
-      waitFor(`series of ${expr} from every member`, async () => {
+      waitFor(async () => {
         await writeSome(round++);
         const result = await query(expr);
         return new Set(result.map((s) => s.metric['instance'])).size === 3 ? result : undefined;
-      });
+      }, { what: `series of ${expr} from every member`, timeoutMs: 60_000, intervalMs: 250 });
 
     const rates = await withTraffic('rate(grpc_server_request_total[1m])');
     expect(rates.some((s) => s.metric['method'] === 'Put' && s.metric['code'] === 'OK')).toBe(true);

@@ -16,6 +16,7 @@ import { freePorts } from '../support/ports.js';
 import { ServerProcess, removeDirSync, trackForCleanup } from '../support/processes.js';
 import { READY_LINE, planMetaStoreCluster, startMetaStore, type MetaStoreHandle } from '../support/servers.js';
 import { etcdctl, requireTool } from '../support/tools.js';
+import { waitFor } from '../support/wait.js';
 import { makeTestPki, type CertPair, type TestPki } from './tls-certs.js';
 
 let pki: TestPki;
@@ -155,13 +156,6 @@ function serverCn(port: number): Promise<string> {
   });
 }
 
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 describe('certificate rotation', () => {
   it('replaced certificate files are used by new connections without a restart', async () => {
@@ -178,15 +172,18 @@ describe('certificate rotation', () => {
       // Key first, then certificate: in between, the pair does not match and is ignored.
       fs.copyFileSync(rotated.key, `${live.key}.tmp`);
       fs.renameSync(`${live.key}.tmp`, live.key);
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await handle.waitForLog('TLS files changed but are not usable (yet)');
       expect(await serverCn(handle.clientPort)).toBe('server-a');
       fs.copyFileSync(rotated.cert, `${live.cert}.tmp`);
       fs.renameSync(`${live.cert}.tmp`, live.cert);
-      await eventually('the rotated certificate', async () => (await serverCn(handle.clientPort)) === 'server-b');
+      await waitFor(async () => (await serverCn(handle.clientPort)) === 'server-b', {
+        what: 'the rotated certificate',
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
       const get = await etcdctl(endpoint, [...withCert(client), 'get', 'k', '--print-value-only']);
       expect(get.stdout).toBe('before\n');
       expect(handle.logs()).toContain('reloaded TLS certificate files');
-      expect(handle.logs()).toContain('TLS files changed but are not usable (yet)');
     } finally {
       await handle.destroy();
     }
@@ -234,8 +231,16 @@ describe('peer TLS', () => {
       ['--peer-client-cert-auth', '--peer-cert-allowed-cn', 'metastore-peer'],
     );
     try {
-      await eventually('a write through member 1', async () => (await etcdctl(endpoints[0]!, ['--command-timeout=2s', 'put', 'peer/k', 'v'])).code === 0);
-      for (const endpoint of endpoints) await eventually(`replication to ${endpoint}`, async () => (await serializableGet(endpoint, 'peer/k')) === 'v\n');
+      await waitFor(async () => (await etcdctl(endpoints[0]!, ['--command-timeout=2s', 'put', 'peer/k', 'v'])).code === 0, {
+        what: 'a write through member 1',
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
+      for (const endpoint of endpoints) await waitFor(async () => (await serializableGet(endpoint, 'peer/k')) === 'v\n', {
+        what: `replication to ${endpoint}`,
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
       for (const handle of handles) expect(handle.logs()).not.toContain('refused peer connection');
     } finally {
       await Promise.all(handles.map((h) => h.destroy()));
@@ -250,9 +255,21 @@ describe('peer TLS', () => {
       ['--peer-client-cert-auth', '--peer-cert-allowed-cn', 'metastore-peer'],
     );
     try {
-      await eventually('a write through member 1', async () => (await etcdctl(endpoints[0]!, ['--command-timeout=2s', 'put', 'cn/k', 'v'])).code === 0);
-      await eventually('replication to member 2', async () => (await serializableGet(endpoints[1]!, 'cn/k')) === 'v\n');
-      await eventually('the refusal log', async () => handles[0]!.logs().includes('refused peer connection') && handles[0]!.logs().includes('"certificateCn":"intruder"'));
+      await waitFor(async () => (await etcdctl(endpoints[0]!, ['--command-timeout=2s', 'put', 'cn/k', 'v'])).code === 0, {
+        what: 'a write through member 1',
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
+      await waitFor(async () => (await serializableGet(endpoints[1]!, 'cn/k')) === 'v\n', {
+        what: 'replication to member 2',
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
+      await waitFor(async () => handles[0]!.logs().includes('refused peer connection') && handles[0]!.logs().includes('"certificateCn":"intruder"'), {
+        what: 'the refusal log',
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
       expect(await serializableGet(endpoints[2]!, 'cn/k')).toBe('');
     } finally {
       await Promise.all(handles.map((h) => h.destroy()));
@@ -268,15 +285,27 @@ describe('peer TLS', () => {
       ['--peer-client-cert-auth'],
     );
     try {
-      await eventually('a write through member 1', async () => (await etcdctl(endpoints[0]!, ['--command-timeout=2s', 'put', 'ca/k', 'v'])).code === 0);
-      await eventually('replication to member 2', async () => (await serializableGet(endpoints[1]!, 'ca/k')) === 'v\n');
-      await eventually('the refusal logs', async () => {
+      await waitFor(async () => (await etcdctl(endpoints[0]!, ['--command-timeout=2s', 'put', 'ca/k', 'v'])).code === 0, {
+        what: 'a write through member 1',
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
+      await waitFor(async () => (await serializableGet(endpoints[1]!, 'ca/k')) === 'v\n', {
+        what: 'replication to member 2',
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
+      await waitFor(async () => {
         const logs = handles[0]!.logs();
         return logs.includes('refused peer connection') && logs.includes('not signed by the trusted peer CA');
-      });
+      }, { what: 'the refusal logs', timeoutMs: 20_000, intervalMs: 200 });
       // Its own dialing towards the good members is refused too (logged on every refusal,
       // rate-limited, so it shows even when its first failures were plain connect errors).
-      await eventually('the stranger to log the refusal', async () => handles[2]!.logs().includes('peer refused'));
+      await waitFor(async () => handles[2]!.logs().includes('peer refused'), {
+        what: 'the stranger to log the refusal',
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
       expect(await serializableGet(endpoints[2]!, 'ca/k')).toBe('');
     } finally {
       await Promise.all(handles.map((h) => h.destroy()));
@@ -289,8 +318,16 @@ describe('peer TLS', () => {
       ['--peer-auto-tls'],
     );
     try {
-      await eventually('a write through member 2', async () => (await etcdctl(endpoints[1]!, ['--command-timeout=2s', 'put', 'auto/k', 'v'])).code === 0);
-      for (const endpoint of endpoints) await eventually(`replication to ${endpoint}`, async () => (await serializableGet(endpoint, 'auto/k')) === 'v\n');
+      await waitFor(async () => (await etcdctl(endpoints[1]!, ['--command-timeout=2s', 'put', 'auto/k', 'v'])).code === 0, {
+        what: 'a write through member 2',
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
+      for (const endpoint of endpoints) await waitFor(async () => (await serializableGet(endpoint, 'auto/k')) === 'v\n', {
+        what: `replication to ${endpoint}`,
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
       for (const handle of handles) {
         expect(fs.existsSync(path.join(handle.dataDir, 'fixtures', 'peer', 'cert.pem'))).toBe(true);
         expect(handle.logs()).toContain('using a self-signed certificate (auto TLS)');

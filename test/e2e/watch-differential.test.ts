@@ -4,13 +4,14 @@
 //
 // Watch is long-running: each watcher is a child process started with --rev (so it cannot
 // miss writes that race with its creation), the writes go through etcdctl, and the test waits
-// for the expected number of events on the watcher's stdout before stopping it. No sleeps.
+// for the expected events on the watcher's stdout, the last one printed completely (etcdctl
+// writes an event line by line), before stopping it. No sleeps.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { completeLines, EtcdctlProcess, jsonWatchEvents, simpleWatchEvents } from '../support/etcdctl-process.js';
 import { maskIds, maskVolatile } from '../support/mask.js';
 import { startEtcd, startMetaStore } from '../support/servers.js';
-import { etcdctl, requireTool } from '../support/tools.js';
+import { etcdctl } from '../support/tools.js';
 
 interface WatchSpec {
   name: string;
@@ -20,81 +21,33 @@ interface WatchSpec {
   /** Events from history, awaited before the live writes so responses group the same way. */
   history: number;
   json: boolean;
+  /** Simple output with --prev-kv only: the lines of the whole transcript. There an event has
+   * two or four lines after its header (a PUT of a new key has no previous value), which the
+   * output alone cannot tell apart, so the last event is known complete by the line count. */
+  lines?: number;
   /** Lines written to `etcdctl watch -i` on its stdin (interactive mode). */
   interactive?: string;
 }
 
-class WatchProcess {
-  out = '';
-  err = '';
-  private readonly child: ChildProcess;
-  private waiters: Array<() => void> = [];
-  private exited = false;
+/** Events `spec`'s watcher has printed so far (for --prev-kv simple output: headers seen). */
+function printedEvents(spec: WatchSpec, out: string): number {
+  if (spec.json) return jsonWatchEvents(out).length;
+  if (spec.lines === undefined) return simpleWatchEvents(out);
+  return completeLines(out).filter((line) => line === 'PUT' || line === 'DELETE').length;
+}
 
-  constructor(binary: string, endpoint: string, readonly spec: WatchSpec) {
-    const env: NodeJS.ProcessEnv = { ...process.env, ETCDCTL_API: '3' };
-    for (const key of Object.keys(env)) if (key.startsWith('ETCDCTL_') && key !== 'ETCDCTL_API') delete env[key];
-    const stdin = spec.interactive === undefined ? 'ignore' : 'pipe';
-    this.child = spawn(binary, [`--endpoints=${endpoint}`, 'watch', ...spec.args], { env, stdio: [stdin, 'pipe', 'pipe'] });
-    if (spec.interactive !== undefined) this.child.stdin!.write(spec.interactive);
-    this.child.stdout!.on('data', (chunk: Buffer) => {
-      this.out += chunk.toString();
-      this.wake();
-    });
-    this.child.stderr!.on('data', (chunk: Buffer) => {
-      this.err += chunk.toString();
-    });
-    this.child.on('exit', () => {
-      this.exited = true;
-      this.wake();
-    });
-  }
+/** Waits until the watcher printed `count` events, the last one completely. */
+async function awaitEvents(watcher: EtcdctlProcess, spec: WatchSpec, count: number, timeoutMs = 20_000): Promise<void> {
+  const lines = count >= spec.events ? (spec.lines ?? 0) : 0;
+  await watcher.until(
+    `watch ${spec.name}: ${count} events${lines > 0 ? ` in ${lines} lines` : ''}`,
+    (out) => printedEvents(spec, out) >= count && completeLines(out).length >= lines,
+    timeoutMs,
+  );
+}
 
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  eventCount(): number {
-    if (this.spec.json) {
-      let n = 0;
-      for (const line of this.out.split('\n')) {
-        if (!line.startsWith('{')) continue;
-        try {
-          n += (JSON.parse(line).Events ?? []).length;
-        } catch {
-          // A line still being written.
-        }
-      }
-      return n;
-    }
-    return this.out.split('\n').filter((l) => l === 'PUT' || l === 'DELETE').length;
-  }
-
-  /** Resolves once the expected events are printed (bounded so a failure reports output). */
-  async waitForEvents(count: number, timeoutMs = 20_000): Promise<void> {
-    const timer = setTimeout(() => this.wake(), timeoutMs);
-    const deadline = Date.now() + timeoutMs;
-    try {
-      while (this.eventCount() < count) {
-        if (this.exited || Date.now() >= deadline) {
-          throw new Error(`watch ${this.spec.name}: ${this.eventCount()}/${count} events\nstdout:\n${this.out}\nstderr:\n${this.err}`);
-        }
-        await new Promise<void>((resolve) => {
-          this.waiters.push(resolve);
-          setTimeout(resolve, 250);
-        });
-      }
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    const done = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.child.kill('SIGTERM');
-    await done;
-  }
+function startWatch(endpoint: string, spec: WatchSpec): Promise<EtcdctlProcess> {
+  return EtcdctlProcess.start(endpoint, ['watch', ...spec.args], { stdin: spec.interactive });
 }
 
 /** Writes before the watchers start (revisions 2..6 on a fresh server). */
@@ -122,7 +75,9 @@ const WATCHERS: WatchSpec[] = [
   // A single key, simple output, from the middle of history.
   { name: 'key-b-simple', args: ['b', '--rev=4'], events: 2 + 2, history: 2, json: false },
   // Everything from now on, prev_kv, simple output.
-  { name: 'all-live-prevkv', args: ['--prefix', '', '--rev=7', '--prev-kv'], events: 10, history: 0, json: false },
+  // Lines: 5 for each of the 6 events with a previous value (put a at 7, the 4 deletes, put b
+  // at 12), 3 for each of the 4 without (put b at 8 and a at 10 after their deletes, ac, zz).
+  { name: 'all-live-prevkv', args: ['--prefix', '', '--rev=7', '--prev-kv'], events: 10, history: 0, json: false, lines: 42 },
   // A range [a, b) as json, from revision 3.
   { name: 'range-a-b-json', args: ['a', 'b', '--rev=3', '-w', 'json'], events: 2 + 7, history: 2, json: true },
   // Interactive mode: the watch command comes on stdin.
@@ -130,24 +85,23 @@ const WATCHERS: WatchSpec[] = [
 ];
 
 async function session(endpoint: string): Promise<Record<string, string>> {
-  const binary = await requireTool('etcdctl', 'etcd-client');
   for (const args of PRELOAD) {
     const r = await etcdctl(endpoint, args);
     if (r.code !== 0) throw new Error(`preload ${args.join(' ')}: ${r.stderr}`);
   }
-  const watchers = WATCHERS.map((spec) => new WatchProcess(binary, endpoint, spec));
+  const watchers = await Promise.all(WATCHERS.map((spec) => startWatch(endpoint, spec)));
   const transcript: Record<string, string> = {};
   try {
-    for (const w of watchers) await w.waitForEvents(w.spec.history);
+    for (const [i, w] of watchers.entries()) await awaitEvents(w, WATCHERS[i]!, WATCHERS[i]!.history);
     for (const step of LIVE) {
       const r = await etcdctl(endpoint, step.args, { stdin: step.stdin });
       transcript[`write ${step.args.join(' ')}`] = `${r.code}\n${r.stdout}${r.stderr}`;
     }
-    for (const w of watchers) await w.waitForEvents(w.spec.events);
+    for (const [i, w] of watchers.entries()) await awaitEvents(w, WATCHERS[i]!, WATCHERS[i]!.events);
   } finally {
     for (const w of watchers) await w.stop();
   }
-  for (const w of watchers) transcript[`watch ${w.spec.name}`] = w.out;
+  for (const [i, w] of watchers.entries()) transcript[`watch ${WATCHERS[i]!.name}`] = w.out;
   const masked: Record<string, string> = {};
   for (const [k, v] of Object.entries(transcript)) masked[k] = maskVolatile(maskIds(v), [endpoint]);
   return masked;
@@ -155,14 +109,15 @@ async function session(endpoint: string): Promise<Record<string, string>> {
 
 /** A key under a 2 s lease, watched until the lease expires (the minimum TTL on both servers). */
 async function expirySession(endpoint: string): Promise<Record<string, string>> {
-  const binary = await requireTool('etcdctl', 'etcd-client');
   const grant = await etcdctl(endpoint, ['lease', 'grant', '2']);
   const id = /lease ([0-9a-f]+) granted/.exec(grant.stdout)?.[1];
   if (id === undefined) throw new Error(`lease grant: ${grant.stdout}${grant.stderr}`);
   const put = await etcdctl(endpoint, ['put', 'leased', 'v', `--lease=${id}`]);
-  const watcher = new WatchProcess(binary, endpoint, { name: 'leased', args: ['leased', '--rev=2', '--prev-kv'], events: 2, history: 1, json: false });
+  // The PUT of the new key (3 lines), then the DELETE of the expiry with its previous value (5).
+  const spec: WatchSpec = { name: 'leased', args: ['leased', '--rev=2', '--prev-kv'], events: 2, history: 1, json: false, lines: 8 };
+  const watcher = await startWatch(endpoint, spec);
   try {
-    await watcher.waitForEvents(2, 30_000); // the PUT, then the DELETE of the expiry
+    await awaitEvents(watcher, spec, spec.events, 30_000);
   } finally {
     await watcher.stop();
   }

@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
 import { HubWatch } from '../../src/server/recipes/lock-wait.js';
+import { Inbox, within } from '../support/wait.js';
 import { startInProcessMember, type InProcessMember } from './in-process.js';
 
 let member: InProcessMember;
@@ -44,46 +45,34 @@ function startCampaign(name: string, lease: string, value: string) {
 
 /** An Observe stream whose messages can be awaited one by one. */
 function startObserve(name: string) {
-  const messages: any[] = [];
-  let wake: (() => void) | undefined;
+  const messages = new Inbox<any>();
   const stream: grpc.ClientReadableStream<any> = election.Observe({ name: b(name) });
-  stream.on('data', (message: any) => {
-    messages.push(message);
-    wake?.();
-  });
+  stream.on('data', (message: any) => messages.push(message));
   stream.on('error', () => undefined);
-  let read = 0;
   return {
     stream,
     async next(): Promise<any> {
-      const deadline = setTimeout(() => wake?.(), 15_000);
-      try {
-        while (read >= messages.length) {
-          const started = performance.now();
-          await new Promise<void>((resolve) => (wake = resolve));
-          if (read >= messages.length && performance.now() - started >= 14_000) throw new Error('observe: no message in 15 s');
-        }
-        return messages[read++];
-      } finally {
-        clearTimeout(deadline);
-      }
+      const [message] = await messages.take(1, { what: `the next Observe message on ${name}`, timeoutMs: 15_000 });
+      return message;
     },
-    pending: () => messages.length - read,
+    pending: () => messages.pending,
   };
 }
 
 async function nextEvent(key: string, type: 'put' | 'delete', fromRevision: number) {
   const abort = new AbortController();
   const watch = new HubWatch(member.kv.watchHub, { key: b(key), rangeEnd: Buffer.alloc(0), startRevision: fromRevision }, abort.signal);
-  const timer = setTimeout(() => abort.abort(), 15_000);
-  try {
+  const found = (async () => {
     for (;;) {
       const delivery = await watch.next();
       const event = delivery.events.find((e) => e.type === type);
       if (event !== undefined) return event;
     }
+  })();
+  try {
+    return await within(found, { what: `a ${type} event on ${key} from revision ${fromRevision}`, timeoutMs: 15_000 });
   } finally {
-    clearTimeout(timer);
+    abort.abort();
     watch.close();
   }
 }

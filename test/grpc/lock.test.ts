@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
 import { HubWatch } from '../../src/server/recipes/lock-wait.js';
+import { within } from '../support/wait.js';
 import { startInProcessMember, type InProcessMember } from './in-process.js';
 
 let member: InProcessMember;
@@ -50,15 +51,17 @@ function startLock(name: string, lease: string) {
 async function nextEvent(key: string, type: 'put' | 'delete', fromRevision: number) {
   const abort = new AbortController();
   const watch = new HubWatch(member.kv.watchHub, { key: b(key), rangeEnd: Buffer.alloc(0), startRevision: fromRevision }, abort.signal);
-  const timer = setTimeout(() => abort.abort(), 15_000);
-  try {
+  const found = (async () => {
     for (;;) {
       const delivery = await watch.next();
       const event = delivery.events.find((e) => e.type === type);
       if (event !== undefined) return event;
     }
+  })();
+  try {
+    return await within(found, { what: `a ${type} event on ${key} from revision ${fromRevision}`, timeoutMs: 15_000 });
   } finally {
-    clearTimeout(timer);
+    abort.abort();
     watch.close();
   }
 }
@@ -155,16 +158,17 @@ describe('Lock service (in-process)', () => {
 
   it("the holder's lease expiring hands the lock to the next waiter", async () => {
     // The minimum TTL (2 s with the default 1 s election timeout): the shortest honest wait.
+    const requested = performance.now();
     const holderLease = await grant(1);
     const waiterLease = await grant();
     await member.call('Lock', 'Lock', { name: b('expire'), lease: holderLease });
     const from = member.kv.currentRevision + 1;
     const waiter = startLock('expire', waiterLease);
     await nextEvent(`expire/${hex(waiterLease)}`, 'put', from);
-    const started = performance.now();
-    const acquired = await waiter.result;
+    const acquired = await within(waiter.result, { what: "the waiter's lock after the holder's lease expired", timeoutMs: 15_000 });
+    // Not before the holder's lease could expire (its TTL runs from the grant, on this clock).
+    expect(performance.now() - requested).toBeGreaterThanOrEqual(2000);
     expect(acquired.key.toString()).toBe(`expire/${hex(waiterLease)}`);
-    expect(performance.now() - started).toBeLessThan(5_000);
     expect((await member.call('Lease', 'LeaseTimeToLive', { ID: holderLease })).TTL).toBe('-1');
     await member.call('Lock', 'Unlock', { key: acquired.key });
   });

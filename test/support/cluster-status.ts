@@ -1,9 +1,10 @@
 // Cluster-level observations for end-to-end tests, through the real etcdctl: each member's
-// status (who it thinks leads), waiting for a condition that has no event to subscribe to,
-// and finding the leader.
+// status (who it thinks leads), waiting for a leader, and finding it. Nothing announces these
+// states, so they are polled (with waitFor).
 
 import type { MetaStoreCluster } from './servers.js';
 import { etcdctl } from './tools.js';
+import { waitFor } from './wait.js';
 
 export interface MemberStatus {
   /** host:port as etcdctl printed it. */
@@ -31,32 +32,23 @@ export async function memberStatuses(endpoints: string): Promise<MemberStatus[]>
 }
 
 /**
- * Polls `probe` until `check` holds, at most `timeoutMs`: for cluster state that no event
- * announces (who leads, how far a member has applied).
+ * Waits until every given endpoint answers and reports the same leader, one of them: a leader
+ * that is serving, not one that was stopped and is still remembered (a follower forwards some
+ * calls to the leader it knows).
  */
-export async function waitUntil<T>(what: string, probe: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await probe();
-  while (!check(last)) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    last = await probe();
-  }
-  return last;
-}
-
-/** Waits until every given endpoint reports the same known leader. */
 export async function waitForLeader(endpoints: string, count: number): Promise<MemberStatus[]> {
-  return waitUntil('a leader', () => memberStatuses(endpoints), (s) => s.length === count && s.every((m) => m.leader !== '0' && m.leader === s[0]!.leader));
+  return waitFor(() => memberStatuses(endpoints), {
+    what: `a leader among ${endpoints}`,
+    until: (s) => s.length === count && s.every((m) => m.leader === s[0]!.leader) && s.some((m) => m.memberId === m.leader),
+  });
 }
 
 /** Index in `cluster.members` of the current leader (waits until one is known). */
 export async function leaderIndex(cluster: MetaStoreCluster): Promise<number> {
-  const statuses = await waitUntil(
-    'a leader',
-    () => memberStatuses(cluster.endpoints),
-    (s) => s.some((m) => m.leader !== '0' && m.leader === m.memberId),
-  );
+  const statuses = await waitFor(() => memberStatuses(cluster.endpoints), {
+    what: 'a leader',
+    until: (s) => s.some((m) => m.leader !== '0' && m.leader === m.memberId),
+  });
   const leader = statuses.find((m) => m.leader === m.memberId)!;
   return cluster.members.findIndex((m) => m.endpoint.endsWith(leader.endpoint));
 }

@@ -3,6 +3,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { clients } from '../../src/grpc/proto.js';
+import { Notifier } from './wait.js';
 
 export type Msg = Record<string, any>;
 
@@ -28,8 +29,9 @@ export class RawWatch {
   readonly received: Msg[] = [];
   /** Resolves with the final status once the stream has ended. */
   readonly ended: Promise<StreamEnd>;
+  /** Notified on every response and at the end of the stream. */
+  readonly changes = new Notifier();
   private endStatus: StreamEnd | undefined;
-  private waiters: Array<() => void> = [];
   private readonly call: grpc.ClientDuplexStream<object, Msg>;
   private readonly client: grpc.Client;
 
@@ -40,13 +42,13 @@ export class RawWatch {
     this.call = (this.client as any).watch(metadata);
     this.call.on('data', (m: Msg) => {
       this.received.push(m);
-      this.wake();
+      this.changes.notify();
     });
     this.call.on('error', () => undefined);
     this.ended = new Promise((resolve) => {
       this.call.on('status', (status: grpc.StatusObject) => {
         this.endStatus = { code: status.code, details: status.details };
-        this.wake();
+        this.changes.notify();
         resolve(this.endStatus);
       });
     });
@@ -62,30 +64,19 @@ export class RawWatch {
 
   /** The next `count` responses, in order; fails after `timeoutMs` or when the stream ends first. */
   async next(count: number, timeoutMs = 5000): Promise<Msg[]> {
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      this.wake();
-    }, timeoutMs);
-    try {
-      while (this.received.length < count) {
-        if (timedOut || this.endStatus !== undefined) {
-          throw new Error(`${this.received.length}/${count} responses (end: ${JSON.stringify(this.endStatus)}): ${JSON.stringify(this.received)}`);
-        }
-        await new Promise<void>((resolve) => this.waiters.push(resolve));
-      }
-    } finally {
-      clearTimeout(timer);
-    }
+    await this.changes.until(
+      () => {
+        if (this.received.length >= count) return true;
+        if (this.endStatus !== undefined) throw new Error(`stream ended after ${this.received.length}/${count} responses: ${JSON.stringify(this.endStatus)}`);
+        return false;
+      },
+      { what: `${count} watch responses`, timeoutMs, detail: () => `${this.received.length} received: ${JSON.stringify(this.received).slice(0, 2000)}` },
+    );
     return this.received.splice(0, count);
   }
 
   close(): void {
     this.call.cancel();
     this.client.close();
-  }
-
-  private wake(): void {
-    for (const w of this.waiters.splice(0)) w();
   }
 }

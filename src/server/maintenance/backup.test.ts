@@ -14,6 +14,7 @@ import { SNAPSHOT_BLOB_BYTES, openSnapshot, restoreSnapshot, type RestoreOptions
 import { SNAPSHOT_MAGIC, SnapshotFileError, decodeSnapshotFile, hasChecksum } from './backup-format.js';
 import { KvServer } from '../member/kv-server.js';
 import { hashKv } from './maintenance-hash.js';
+import { waitFor } from '../../../test/support/wait.js';
 
 const dirs: string[] = [];
 const servers: KvServer[] = [];
@@ -121,7 +122,8 @@ describe('snapshot files', () => {
     const writer = (async () => {
       for (let i = 0; writing; i++) await put(source, `w/${i % 60}`, `during-${i}`);
     })();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    const base = source.currentRevision;
+    await waitFor(() => source.currentRevision >= base + 5, { what: 'writes under way', timeoutMs: 10_000, intervalMs: 1 });
     const { file } = await snapshotFile(source);
     writing = false;
     await writer;

@@ -13,6 +13,7 @@ import { KvServer } from '../member/kv-server.js';
 import { AssertionError } from '../../util/assert.js';
 import { prefixEnd, type WatchHub } from './watch-hub.js';
 import { WatchStream, type CreateWatch, type StreamResponse } from './watch-stream.js';
+import { waitFor } from '../../../test/support/wait.js';
 
 const open: Array<{ kv: KvServer; dir: string }> = [];
 
@@ -52,15 +53,13 @@ function spec(over: Partial<CreateWatch>): CreateWatch {
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Pulls everything the stream has, waiting a few turns for catch-ups to land. */
+/** Pulls everything the stream has until `until` holds, letting catch-ups land in between. */
 async function drain(stream: WatchStream, until: (all: StreamResponse[]) => boolean, into: StreamResponse[] = []): Promise<StreamResponse[]> {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
+  const pulled = (): StreamResponse[] => {
     for (let r = stream.pull(); r !== undefined; r = stream.pull()) into.push(r);
-    if (until(into)) return into;
-    await tick();
-  }
-  throw new Error(`drain: condition not met; got ${into.length} responses`);
+    return into;
+  };
+  return waitFor(pulled, { what: `drain: ${until.toString()}`, until, timeoutMs: 20_000, intervalMs: 0 });
 }
 
 const eventsOf = (responses: StreamResponse[], watchId = 0): Event[] =>
