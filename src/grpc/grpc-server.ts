@@ -13,6 +13,7 @@ import { leaseHandlers } from './lease-service.js';
 import { lockHandlers } from './lock-service.js';
 import { maintenanceHandlers } from './maintenance-service.js';
 import { watchHandlers } from './watch-service.js';
+import { MemberDialer } from './member-dialer.js';
 import { services, type ServiceName } from './proto.js';
 
 export interface GrpcServerOptions {
@@ -28,6 +29,9 @@ export interface GrpcServerOptions {
   onConnectionRefused?: (remoteAddress: string | undefined) => void;
   /** TLS for the client port (src/tls: reloads certificates, verifies clients); plain text when absent. */
   credentials?: grpc.ServerCredentials;
+  /** How calls relayed to other members reach them (their client ports, with the member's
+   * client TLS); its owner closes it. Absent: plain-text channels, closed with the server. */
+  memberDialer?: MemberDialer;
 }
 
 export interface RunningGrpcServer {
@@ -53,14 +57,15 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     'grpc.http2.min_ping_interval_without_data_ms': 5000,
   });
   const headers = responseHeaders(options.identity, () => kv.term);
+  const dialer = options.memberDialer ?? new MemberDialer();
   const built: Partial<Record<ServiceName, Handlers>> = {
     KV: kvHandlers(kv, headers, { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes }),
     Maintenance: maintenanceHandlers(kv, headers, options.identity),
     Watch: watchHandlers(kv, headers, { maxRequestBytes: options.maxRequestBytes }),
-    Lease: leaseHandlers(kv, headers),
+    Lease: leaseHandlers(kv, headers, dialer),
     Lock: lockHandlers(kv, headers),
     Election: electionHandlers(kv, headers),
-    Cluster: clusterHandlers(kv, headers),
+    Cluster: clusterHandlers(kv, headers, dialer),
     Auth: authHandlers(kv, headers),
   };
   for (const name of Object.keys(services) as ServiceName[]) {
@@ -98,6 +103,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
         const force = setTimeout(() => server.forceShutdown(), graceMs);
         server.tryShutdown(() => {
           clearTimeout(force);
+          if (options.memberDialer === undefined) dialer.close();
           resolve();
         });
       }),
