@@ -12,7 +12,7 @@
 // While auth is disabled nothing is checked and no stamp is made.
 
 import * as grpc from '@grpc/grpc-js';
-import type { Access, AuthStamp } from '../auth/auth-store.js';
+import { ROOT, type Access, type AuthStamp } from '../auth/auth-store.js';
 import { AuthError } from '../auth/errors.js';
 import type { AuthServer } from '../server/member/auth-server.js';
 import { checkTxn } from '../server/apply/auth-apply.js';
@@ -109,6 +109,19 @@ export function forwardedCredentials(auth: AuthServer, call: CallLike): grpc.Met
   }
   const tokenKey = auth.store.tokenKey;
   if (tokenKey !== '') metadata.set(FORWARDED_USER_METADATA, signForwardedUser(tokenKey, stampOf(auth, call)?.username ?? '', Date.now()));
+  return metadata;
+}
+
+/**
+ * Credentials for a member's own call to another member that needs the root role: the
+ * corruption checks' HashKV. etcd asks for that hash on its peer port, outside auth; here the
+ * call goes to the client port, so the member states it is made as root (a statement only a
+ * member can make; no password or token involved). Empty while auth was never enabled.
+ */
+export function memberCredentials(auth: AuthServer): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  const tokenKey = auth.store.tokenKey;
+  if (tokenKey !== '') metadata.set(FORWARDED_USER_METADATA, signForwardedUser(tokenKey, ROOT, Date.now()));
   return metadata;
 }
 

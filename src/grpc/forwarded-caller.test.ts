@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { AuthStore } from '../auth/auth-store.js';
 import { AuthServer } from '../server/member/auth-server.js';
-import { forwardedCredentials, stampOf } from './auth-check.js';
+import { forwardedCredentials, memberCredentials, stampOf } from './auth-check.js';
 import { FORWARDED_USER_METADATA, FORWARDED_USER_VALIDITY_MS, signForwardedUser, verifyForwardedUser } from './forwarded-caller.js';
 
 const KEY = 'aa'.repeat(32);
@@ -60,6 +60,11 @@ describe('identity of forwarded calls', () => {
     const forwarded = forwardedCredentials(auth, callFrom('alice', withToken));
     expect(forwarded.get('token')).toEqual(['tok']);
     expect(forwarded.get(FORWARDED_USER_METADATA)).toEqual([]);
+  });
+
+  it("a member's own call that needs root (HashKV) is made as root, whatever its certificate names", () => {
+    const auth = enabledAuth();
+    expect(stampOf(auth, callFrom('m1', memberCredentials(auth)))?.username).toBe('root');
   });
 
   it('a statement made without the cluster key is refused as an invalid token', () => {

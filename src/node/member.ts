@@ -11,6 +11,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { formatUrl } from '../config/values.js';
+import { memberCredentials } from '../grpc/auth-check.js';
 import { MemberDialer } from '../grpc/member-dialer.js';
 import { peerHashKvOver } from '../grpc/peer-hash-kv.js';
 import type { Message } from '../raft/types.js';
@@ -142,7 +143,7 @@ export class MemberUnit {
     // voter elects itself at once, so that is immediate); give up waiting after a while so a
     // member without quorum still serves serializable reads and health checks.
     await kv.start({ publishTimeoutMs: Math.max(5000, 5 * config.raft.electionTimeoutMs) });
-    const fetch = peerHashKvOver(this.dialer);
+    const fetch = peerHashKvOver(this.dialer, () => memberCredentials(kv.auth));
     if (config.reliability.initialCorruptCheck && !(await initialCorruptCheck(kv, selfId, fetch, raftLog))) this.options.failStop();
     if (config.reliability.corruptCheckTimeMs > 0) {
       const check = new PeriodicCorruptCheck({ member: kv, selfId, fetch, log: raftLog });
