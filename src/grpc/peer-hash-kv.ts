@@ -10,7 +10,12 @@ import type { MemberDialer } from './member-dialer.js';
 const PEER_HASH_DEADLINE_MS = 5000;
 
 interface HashKvStub {
-  HashKV(request: object, metadata: grpc.Metadata, options: object, callback: (error: Error | null, response?: { hash: number; compactRevision: string }) => void): void;
+  HashKV(
+    request: object,
+    metadata: grpc.Metadata,
+    options: object,
+    callback: (error: Error | null, response?: { hash: number; compactRevision: string }) => void,
+  ): void;
   close(): void;
 }
 

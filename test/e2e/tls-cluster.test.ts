@@ -68,19 +68,47 @@ beforeAll(async () => {
         ports: plan.ports[i]!,
         initialCluster,
         extraArgs: [
-          '--listen-client-urls', endpoints[i]!, '--advertise-client-urls', endpoints[i]!,
-          '--cert-file', clientPair.cert, '--key-file', clientPair.key, '--trusted-ca-file', pki.ca.cert, '--client-cert-auth',
-          '--listen-peer-urls', peerUrls[i]!, '--initial-advertise-peer-urls', peerUrls[i]!,
-          '--peer-cert-file', peerPair.cert, '--peer-key-file', peerPair.key, '--peer-trusted-ca-file', pki.ca.cert, '--peer-client-cert-auth',
-          '--experimental-corrupt-check-time', '1s',
+          '--listen-client-urls',
+          endpoints[i]!,
+          '--advertise-client-urls',
+          endpoints[i]!,
+          '--cert-file',
+          clientPair.cert,
+          '--key-file',
+          clientPair.key,
+          '--trusted-ca-file',
+          pki.ca.cert,
+          '--client-cert-auth',
+          '--listen-peer-urls',
+          peerUrls[i]!,
+          '--initial-advertise-peer-urls',
+          peerUrls[i]!,
+          '--peer-cert-file',
+          peerPair.cert,
+          '--peer-key-file',
+          peerPair.key,
+          '--peer-trusted-ca-file',
+          pki.ca.cert,
+          '--peer-client-cert-auth',
+          '--experimental-corrupt-check-time',
+          '1s',
         ],
       });
     }),
   );
-  const known = await waitUntil('a leader known to all', statuses, (s) => s.length === 3 && s.every((m) => m.leader !== '0' && m.leader === s[0]!.leader), 30_000);
+  const known = await waitUntil(
+    'a leader known to all',
+    statuses,
+    (s) => s.length === 3 && s.every((m) => m.leader !== '0' && m.leader === s[0]!.leader),
+    30_000,
+  );
   leader = known.findIndex((m) => m.id === m.leader);
   // Followers reach the leader at the client URL it published: wait until every member's is.
-  await waitUntil('every member published', () => run(endpoints.join(','), rootCert, ['member', 'list']), (r) => r.code === 0 && !r.stdout.includes('unstarted') && r.stdout.trim().split('\n').length === 3);
+  await waitUntil(
+    'every member published',
+    () => run(endpoints.join(','), rootCert, ['member', 'list']),
+    (r) => r.code === 0 && !r.stdout.includes('unstarted') && r.stdout.trim().split('\n').length === 3,
+  );
   const setup = followers()[0]!;
   for (const args of [
     ['user', 'add', 'root', '--no-password'],
@@ -163,15 +191,18 @@ describe('a TLS cluster with auth, through a follower', () => {
     const leaderId = ids[leader]!;
     const peers = ids.filter((id) => id !== leaderId).sort();
     const logLines = (): Array<{ time: number; msg: string; compared?: string[]; skipped?: unknown[] }> =>
-      members[leader]!
-        .logs()
+      members[leader]!.logs()
         .split('\n')
         .filter((line) => line.startsWith('{'))
         .map((line) => JSON.parse(line));
     // The leader logs the compared and skipped peers when they change, and warns of every skip
     // each round (1 s): after three rounds with auth on, the last coverage line must still be
     // every peer and no skip may have been warned about since auth was enabled.
-    await waitUntil('three check periods with auth enabled', async () => Date.now(), (now) => now > authEnabledAtMs + 3000);
+    await waitUntil(
+      'three check periods with auth enabled',
+      async () => Date.now(),
+      (now) => now > authEnabledAtMs + 3000,
+    );
     const lines = logLines();
     const coverage = lines.filter((line) => line.msg === 'corruption check compared hashes with peers');
     expect(coverage.at(-1)).toMatchObject({ compared: peers, skipped: [] });

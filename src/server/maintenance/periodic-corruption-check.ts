@@ -65,7 +65,8 @@ export class PeriodicCorruptCheck {
     const { log } = this.options;
     const compared = result.compared.map((id) => id.toString(16)).sort();
     const skipped = result.skipped.map((s) => ({ id: s.id.toString(16), reason: s.reason })).sort((a, b) => a.id.localeCompare(b.id));
-    for (const peer of skipped) log.warn({ member: peer.id, revision: result.revision, reason: peer.reason }, 'corruption check cannot compare with a peer; skipped');
+    for (const peer of skipped)
+      log.warn({ member: peer.id, revision: result.revision, reason: peer.reason }, 'corruption check cannot compare with a peer; skipped');
     const coverage = JSON.stringify([compared, skipped.map((s) => s.id)]);
     if (coverage === this.lastCoverage) return;
     this.lastCoverage = coverage;
