@@ -6,15 +6,20 @@
 // --client-cert-auth, by the CN of its verified client certificate, as etcd does. A call with
 // neither has no user: checks then fail with "user name is empty" (etcd's observed answer),
 // and a token that does not verify fails with "invalid auth token" at once.
+// A call another member forwarded (to the leader) names its caller's user in a statement only a
+// member can make (forwarded-caller.ts); it is used instead of the forwarding connection's
+// certificate, and a statement that does not verify fails like a bad token.
 // While auth is disabled nothing is checked and no stamp is made.
 
-import type * as grpc from '@grpc/grpc-js';
-import type { Access, AuthStamp } from '../auth/auth-store.js';
+import * as grpc from '@grpc/grpc-js';
+import { ROOT, type Access, type AuthStamp } from '../auth/auth-store.js';
+import { AuthError } from '../auth/errors.js';
 import type { AuthServer } from '../server/member/auth-server.js';
 import { checkTxn } from '../server/apply/auth-apply.js';
 import type { TxnRequest } from '../mvcc/types.js';
 import type { KvServer } from '../server/member/kv-server.js';
 import type { RecipeStore } from '../server/recipes/lock-wait.js';
+import { FORWARDED_USER_METADATA, signForwardedUser, verifyForwardedUser } from './forwarded-caller.js';
 
 interface CallLike {
   metadata: grpc.Metadata;
@@ -49,6 +54,12 @@ export function stampOf(auth: AuthServer, call: CallLike): AuthStamp | undefined
   if (!auth.enabled) return undefined;
   const token = tokenOf(call);
   if (token !== undefined && token !== '') return auth.verifyToken(token);
+  const forwarded = call.metadata.get(FORWARDED_USER_METADATA)[0];
+  if (forwarded !== undefined) {
+    const username = verifyForwardedUser(auth.store.tokenKey, forwarded.toString(), Date.now());
+    if (username === undefined) throw new AuthError('InvalidAuthToken');
+    return username === '' ? undefined : auth.stampForUser(username);
+  }
   if (auth.clientCertAuth) {
     const cn = certificateUser(call);
     if (cn !== undefined && cn !== '') return auth.stampForUser(cn);
@@ -84,12 +95,33 @@ export function requireUser(auth: AuthServer, call: CallLike): AuthStamp | undef
   return stamp;
 }
 
-/** The caller's credentials to pass along when a call is forwarded to the leader. */
-export function forwardedCredentials(call: CallLike): grpc.Metadata | undefined {
+/**
+ * The caller's identity to pass along when a call is forwarded to the leader: its token as it
+ * is, else (once the cluster has a token key, i.e. auth was ever enabled) a member's statement
+ * naming the user this member identified (by certificate CN or an earlier forward), or no user.
+ */
+export function forwardedCredentials(auth: AuthServer, call: CallLike): grpc.Metadata {
+  const metadata = new grpc.Metadata();
   const token = tokenOf(call);
-  if (token === undefined) return undefined;
-  const metadata = new (call.metadata.constructor as typeof grpc.Metadata)();
-  metadata.set('token', token);
+  if (token !== undefined && token !== '') {
+    metadata.set('token', token);
+    return metadata;
+  }
+  const tokenKey = auth.store.tokenKey;
+  if (tokenKey !== '') metadata.set(FORWARDED_USER_METADATA, signForwardedUser(tokenKey, stampOf(auth, call)?.username ?? '', Date.now()));
+  return metadata;
+}
+
+/**
+ * Credentials for a member's own call to another member that needs the root role: the
+ * corruption checks' HashKV. etcd asks for that hash on its peer port, outside auth; here the
+ * call goes to the client port, so the member states it is made as root (a statement only a
+ * member can make; no password or token involved). Empty while auth was never enabled.
+ */
+export function memberCredentials(auth: AuthServer): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  const tokenKey = auth.store.tokenKey;
+  if (tokenKey !== '') metadata.set(FORWARDED_USER_METADATA, signForwardedUser(tokenKey, ROOT, Date.now()));
   return metadata;
 }
 

@@ -7,12 +7,14 @@ import type { Member } from '../server/membership/membership.js';
 import { type Handlers, type ResponseHeaders, unary } from './handler.js';
 import { forwardedCredentials, requireRoot } from './auth-check.js';
 import { forwardToLeader } from './leader-forward.js';
+import type { MemberDialer } from './member-dialer.js';
 
 function toWireMember(member: Member) {
   return { ID: member.id.toString(), name: member.name, peerURLs: member.peerUrls, clientURLs: member.clientUrls, isLearner: member.isLearner };
 }
 
-export function clusterHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
+/** `dialer` reaches the leader's client port for the member changes a follower forwards. */
+export function clusterHandlers(kv: KvServer, headers: ResponseHeaders, dialer: MemberDialer): Handlers {
   const header = () => headers.at(kv.currentRevision);
   /**
    * Membership changes are made by the leader: it alone knows the learners' progress, and a
@@ -20,11 +22,12 @@ export function clusterHandlers(kv: KvServer, headers: ResponseHeaders): Handler
    * talking to it), so a follower forwards the call.
    */
   // Member changes need the root role once auth is enabled (checked here and, when forwarded
-  // with the caller's token, again on the leader).
+  // with the caller's token or the member's statement of the caller's user, again on the leader).
   type Call = Parameters<typeof requireRoot>[1];
   const onLeader = (method: string, request: object, call: Call): Promise<unknown> | undefined => {
     requireRoot(kv.auth, call);
-    return kv.raft !== undefined && !kv.raft.isLeader ? forwardToLeader(kv, 'Cluster', method, request, undefined, forwardedCredentials(call)) : undefined;
+    if (kv.raft === undefined || kv.raft.isLeader) return undefined;
+    return forwardToLeader(kv, dialer, { service: 'Cluster', method, request, metadata: forwardedCredentials(kv.auth, call) });
   };
   return {
     MemberList: unary<{ linearizable?: boolean }>('MemberList', async (request) => {

@@ -14,6 +14,7 @@ import { lockHandlers } from './lock-service.js';
 import { maintenanceHandlers } from './maintenance-service.js';
 import { LeaderGuard } from './require-leader.js';
 import { watchHandlers } from './watch-service.js';
+import { MemberDialer } from './member-dialer.js';
 import { services, type ServiceName } from './proto.js';
 
 export interface GrpcServerOptions {
@@ -34,6 +35,9 @@ export interface GrpcServerOptions {
   /** The member's election timeout: how often streams asking for a leader are checked
    * (require-leader.ts). Default etcd's 1000 ms. */
   electionTimeoutMs?: number;
+  /** How calls relayed to other members reach them (their client ports, with the member's
+   * client TLS); its owner closes it. Absent: plain-text channels, closed with the server. */
+  memberDialer?: MemberDialer;
 }
 
 export interface RunningGrpcServer {
@@ -61,14 +65,15 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     'grpc.http2.min_ping_interval_without_data_ms': 5000,
   });
   const headers = responseHeaders(options.identity, () => kv.term);
+  const dialer = options.memberDialer ?? new MemberDialer();
   const built: Partial<Record<ServiceName, Handlers>> = {
     KV: kvHandlers(kv, headers, { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes }),
     Maintenance: maintenanceHandlers(kv, headers, options.identity),
     Watch: watchHandlers(kv, headers, { maxRequestBytes: options.maxRequestBytes, progressNotifyIntervalMs: options.watchProgressNotifyIntervalMs }),
-    Lease: leaseHandlers(kv, headers),
+    Lease: leaseHandlers(kv, headers, dialer),
     Lock: lockHandlers(kv, headers),
     Election: electionHandlers(kv, headers),
-    Cluster: clusterHandlers(kv, headers),
+    Cluster: clusterHandlers(kv, headers, dialer),
     Auth: authHandlers(kv, headers),
   };
   // A member without a Raft driver (in-process embedding) is its own leader.
@@ -112,6 +117,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
         const force = setTimeout(() => server.forceShutdown(), graceMs);
         server.tryShutdown(() => {
           clearTimeout(force);
+          if (options.memberDialer === undefined) dialer.close();
           resolve();
         });
       }),

@@ -13,7 +13,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { KvServer } from '../server/member/kv-server.js';
 import { ServerError } from '../server/apply/errors.js';
 import { type Handlers, type ResponseHeaders, toStatus, unary } from './handler.js';
-import { ForwardedError, forwardToLeader, leaderAddress, stubFor } from './leader-forward.js';
+import { ForwardedError, forwardToLeader, leaderAddress } from './leader-forward.js';
+import type { MemberDialer } from './member-dialer.js';
 import { forwardedCredentials, stampOf } from './auth-check.js';
 
 type WireInt64 = string | number | null | undefined;
@@ -30,7 +31,8 @@ function ttl(value: WireInt64): number {
   return Number(value);
 }
 
-export function leaseHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
+/** `dialer` reaches the leader's client port for the calls a follower relays. */
+export function leaseHandlers(kv: KvServer, headers: ResponseHeaders, dialer: MemberDialer): Handlers {
   const LeaseGrant = unary<{ TTL?: WireInt64; ID?: WireInt64 }>('LeaseGrant', async (request) => {
     await kv.checkQuota(0);
     const { result, revision } = await kv.leases.grant(int64(request.ID), ttl(request.TTL));
@@ -55,7 +57,12 @@ export function leaseHandlers(kv: KvServer, headers: ResponseHeaders): Handlers 
     // The leader knows the remaining TTL (and whether the lease was revoked meanwhile); a
     // follower asks it, as etcd's followers do.
     if (kv.raft !== undefined && !kv.raft.isLeader) {
-      const answer = await forwardToLeader<{ TTL?: string; grantedTTL?: string; keys?: Buffer[] }>(kv, 'Lease', 'LeaseTimeToLive', { ID: request.ID, keys: request.keys }, undefined, forwardedCredentials(call));
+      const answer = await forwardToLeader<{ TTL?: string; grantedTTL?: string; keys?: Buffer[] }>(kv, dialer, {
+        service: 'Lease',
+        method: 'LeaseTimeToLive',
+        request: { ID: request.ID, keys: request.keys },
+        metadata: forwardedCredentials(kv.auth, call),
+      });
       return { header: headers.at(kv.currentRevision), ID: int64(request.ID).toString(), TTL: answer.TTL ?? '-1', grantedTTL: answer.grantedTTL ?? '0', keys: answer.keys ?? [] };
     }
     const id = int64(request.ID);
@@ -80,7 +87,7 @@ export function leaseHandlers(kv: KvServer, headers: ResponseHeaders): Handlers 
     LeaseRevoke,
     LeaseTimeToLive,
     LeaseLeases,
-    LeaseKeepAlive: ((call: KeepAliveCall) => serveKeepAlives(kv, headers, call)) as unknown as grpc.UntypedHandleCall,
+    LeaseKeepAlive: ((call: KeepAliveCall) => serveKeepAlives(kv, headers, dialer, call)) as unknown as grpc.UntypedHandleCall,
   };
 }
 
@@ -88,7 +95,7 @@ export function leaseHandlers(kv: KvServer, headers: ResponseHeaders): Handlers 
  * One LeaseKeepAlive stream: each request answered in order with the lease's TTL, by this
  * member when it leads, else relayed to the leader.
  */
-function serveKeepAlives(kv: KvServer, headers: ResponseHeaders, call: KeepAliveCall): void {
+function serveKeepAlives(kv: KvServer, headers: ResponseHeaders, dialer: MemberDialer, call: KeepAliveCall): void {
   let ended = false;
   // Only the leader keeps lease deadlines: a follower relays each keep-alive to the leader
   // over one upstream stream and answers with the leader's TTL under its own header, as
@@ -102,7 +109,7 @@ function serveKeepAlives(kv: KvServer, headers: ResponseHeaders, call: KeepAlive
   };
   const relay = (request: { ID?: WireInt64 }): void => {
     if (upstream === undefined) {
-      upstream = stubFor('Lease', leaderAddress(kv)).LeaseKeepAlive() as grpc.ClientDuplexStream<object, { ID?: string; TTL?: string }>;
+      upstream = dialer.stub('Lease', leaderAddress(kv)).LeaseKeepAlive() as grpc.ClientDuplexStream<object, { ID?: string; TTL?: string }>;
       upstream.on('data', (response) => {
         if (!ended) call.write({ header: headers.at(kv.currentRevision), ID: response.ID ?? '0', TTL: response.TTL ?? '0' });
       });

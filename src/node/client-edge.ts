@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { startGrpcServer, type RunningGrpcServer } from '../grpc/grpc-server.js';
+import type { MemberDialer } from '../grpc/member-dialer.js';
 import { setAdmission, setCallHooks, setRequestLimits } from '../grpc/handler.js';
 import { TokenBucket, rateLimitMessage } from '../grpc/rate-limit.js';
 import { slowRequestFields } from '../logging/logging.js';
@@ -23,6 +24,8 @@ export interface ClientEdgeOptions {
   identity: Identity;
   metrics: Metrics | undefined;
   logger: Logger;
+  /** The member's channels to other members' client ports (leader forwarding, lease relays). */
+  memberDialer: MemberDialer;
 }
 
 /** Handler-wide settings: hooks, admission (rate limit), timeouts and the slow-request log. */
@@ -65,5 +68,6 @@ export async function startClientEdge(options: ClientEdgeOptions): Promise<Runni
     onConnectionRefused: (remoteAddress) => refusals.refused(remoteAddress),
     watchProgressNotifyIntervalMs: config.grpc.watchProgressNotifyIntervalMs,
     electionTimeoutMs: config.raft.electionTimeoutMs,
+    memberDialer: options.memberDialer,
   });
 }

@@ -1,6 +1,8 @@
 // The member: the KvServer over the opened storage, with its Raft driver, quota, leases and auth,
 // then (once the peers are wired) its start: publish itself through the log, the corruption
-// checks, and the auth bootstrap from the configuration.
+// checks, and the auth bootstrap from the configuration. It owns the dialer through which it
+// calls other members' client ports (with its client TLS settings): the corruption checks here,
+// the leader forwarding and lease relays of the client edge (main.ts hands it over).
 //
 // Every member runs Raft, a single one too (it elects itself at once), so a one-member cluster
 // can grow with `etcdctl member add` like etcd's. A failure in the Raft loop, or an initial
@@ -9,7 +11,9 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { formatUrl } from '../config/values.js';
-import { peerHashKv } from '../grpc/peer-hash-kv.js';
+import { memberCredentials } from '../grpc/auth-check.js';
+import { MemberDialer } from '../grpc/member-dialer.js';
+import { peerHashKvOver } from '../grpc/peer-hash-kv.js';
 import type { Message } from '../raft/types.js';
 import { initialCorruptCheck } from '../server/maintenance/corruption-check.js';
 import { PeriodicCorruptCheck, startPeriodicCorruptCheck } from '../server/maintenance/periodic-corruption-check.js';
@@ -17,6 +21,7 @@ import type { ClusterMembership } from '../server/membership/cluster-members.js'
 import { tokenProvider } from '../server/member/auth-token.js';
 import { KvServer, type ReplicationOptions } from '../server/member/kv-server.js';
 import type { PeerSender } from '../server/member/raft-node.js';
+import { memberChannelTls, type MemberChannelTls } from '../tls/member-channel-tls.js';
 import { SeededRandom } from '../util/random.js';
 import type { MetricProbes } from './metric-probes.js';
 import type { NodeStorage } from './storage.js';
@@ -84,6 +89,9 @@ export class MemberUnit {
 
   private constructor(
     readonly kv: KvServer,
+    /** Channels to other members' client ports (the client edge relays through it too). */
+    readonly dialer: MemberDialer,
+    private readonly channelTls: MemberChannelTls | undefined,
     private readonly options: MemberOptions,
   ) {}
 
@@ -94,6 +102,8 @@ export class MemberUnit {
     const clientScheme = config.grpc.tls.enabled ? 'https' : 'http';
     const clientUrls =
       config.grpc.advertiseUrls.length > 0 ? config.grpc.advertiseUrls.map(formatUrl) : [`${clientScheme}://${config.grpc.address}:${config.grpc.port}`];
+    // Before the KvServer opens: unusable certificate files stop the start (TlsSetupError, exit 2).
+    const channelTls = memberChannelTls(config.grpc.tls, { logger: logger.child({ component: 'tls' }) });
     const leaseLog = logger.child({ component: 'lease' });
     const authLog = logger.child({ component: 'auth' });
     const kv = await KvServer.open(storage.backend, {
@@ -120,7 +130,7 @@ export class MemberUnit {
     });
     kv.setQuota(config.limits.quotaBackendBytes, memberId);
     kv.strictReconfigCheck = config.raft.strictReconfigCheck;
-    return new MemberUnit(kv, options);
+    return new MemberUnit(kv, new MemberDialer(channelTls?.credentials), channelTls, options);
   }
 
   /** Starts serving: published, checked against the peers, auth bootstrapped; logs "recovered state". */
@@ -133,9 +143,10 @@ export class MemberUnit {
     // voter elects itself at once, so that is immediate); give up waiting after a while so a
     // member without quorum still serves serializable reads and health checks.
     await kv.start({ publishTimeoutMs: Math.max(5000, 5 * config.raft.electionTimeoutMs) });
-    if (config.reliability.initialCorruptCheck && !(await initialCorruptCheck(kv, selfId, peerHashKv, raftLog))) this.options.failStop();
+    const fetch = peerHashKvOver(this.dialer, () => memberCredentials(kv.auth));
+    if (config.reliability.initialCorruptCheck && !(await initialCorruptCheck(kv, selfId, fetch, raftLog))) this.options.failStop();
     if (config.reliability.corruptCheckTimeMs > 0) {
-      const check = new PeriodicCorruptCheck({ member: kv, selfId, fetch: peerHashKv, log: raftLog });
+      const check = new PeriodicCorruptCheck({ member: kv, selfId, fetch, log: raftLog });
       this.stopCorruptCheck = startPeriodicCorruptCheck(check, config.reliability.corruptCheckTimeMs);
     }
     await this.bootstrapAuth(logger.child({ component: 'auth' }));
@@ -161,8 +172,10 @@ export class MemberUnit {
     this.stopCorruptCheck();
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.stopTimers();
-    return this.kv.close();
+    this.dialer.close();
+    this.channelTls?.close();
+    await this.kv.close();
   }
 }

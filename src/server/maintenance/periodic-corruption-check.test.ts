@@ -29,19 +29,26 @@ class FakeMember implements CheckedMember {
 function setup(peerHashes: Record<string, number>) {
   const member = new FakeMember();
   const lines: Array<[string, object]> = [];
-  const log = { warn: (fields: object, message: string) => lines.push([message, fields]), error: (fields: object, message: string) => lines.push([message, fields]) };
+  const coverage: Array<[string, object]> = [];
+  const log = {
+    info: (fields: object, message: string) => coverage.push([message, fields]),
+    warn: (fields: object, message: string) => lines.push([message, fields]),
+    error: (fields: object, message: string) => lines.push([message, fields]),
+  };
   // Peers answer once the gate opens (open from the start unless a test holds it).
   let openGate = (): void => {};
   let gate: Promise<void> = Promise.resolve();
   const fetch = async (address: string): Promise<PeerHash> => {
     await gate;
-    return { hash: peerHashes[address]!, compactRevision: 0 };
+    const hash = peerHashes[address];
+    if (hash === undefined) throw new Error('unreachable');
+    return { hash, compactRevision: 0 };
   };
   const check = new PeriodicCorruptCheck({ member, selfId: 1n, fetch, log });
   const hold = (): void => {
     gate = new Promise((resolve) => (openGate = resolve));
   };
-  return { member, lines, check, hold, release: () => openGate() };
+  return { member, lines, coverage, check, hold, release: () => openGate() };
 }
 
 afterEach(() => {
@@ -54,6 +61,19 @@ describe('periodic corruption check', () => {
     await check.round();
     expect(member.alarms).toEqual([[AlarmAction.ACTIVATE, 3n, AlarmType.CORRUPT]]);
     expect(lines).toEqual([["member history differs from the leader's; raising CORRUPT", { member: '3', revision: 30, localHash: 7, peerHash: 8 }]]);
+  });
+
+  it('logs the compared and skipped peers on the first round and when they change; warns of each skip', async () => {
+    const peerHashes: Record<string, number> = { 'b:2': 7, 'c:3': 7 };
+    const { lines, coverage, check } = setup(peerHashes);
+    await check.round();
+    await check.round();
+    expect(coverage).toEqual([['corruption check compared hashes with peers', { revision: 30, compared: ['2', '3'], skipped: [] }]]);
+    delete peerHashes['c:3'];
+    await check.round();
+    await check.round();
+    expect(coverage.slice(1)).toEqual([['corruption check compared hashes with peers', { revision: 30, compared: ['2'], skipped: [{ id: '3', reason: 'unreachable' }] }]]);
+    expect(lines.map(([message]) => message)).toEqual(Array(2).fill('corruption check cannot compare with a peer; skipped'));
   });
 
   it('followers and members without Raft skip their turn', async () => {

@@ -5,9 +5,14 @@
 //
 // A round that outlasts the period is not overlapped by the next one (hashing a large store
 // and asking slow peers can take longer than a short period).
+//
+// Logging: which peers were compared and which skipped (and why) is logged at info on the
+// first round and whenever that changes, so an operator sees that the check really covers
+// every member without a line per period; a skipped peer is also warned about every round, as
+// etcd does.
 
 import { AlarmAction, AlarmType } from '../apply/alarms.js';
-import { compareHashesWithPeers, type HashedMember, type PeerHashFetch } from './corruption-check.js';
+import { compareHashesWithPeers, type HashComparison, type HashedMember, type PeerHashFetch } from './corruption-check.js';
 
 /** The member as the periodic check sees it: hashes, leadership, and the alarm proposal. */
 export interface CheckedMember extends HashedMember {
@@ -17,6 +22,7 @@ export interface CheckedMember extends HashedMember {
 }
 
 export interface PeriodicCheckLog {
+  info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
   error(fields: object, message: string): void;
 }
@@ -30,6 +36,8 @@ export interface PeriodicCheckOptions {
 
 export class PeriodicCorruptCheck {
   private running = false;
+  /** The compared and skipped peers of the last round logged at info. */
+  private lastCoverage = '';
 
   constructor(private readonly options: PeriodicCheckOptions) {}
 
@@ -40,6 +48,7 @@ export class PeriodicCorruptCheck {
     this.running = true;
     try {
       const result = await compareHashesWithPeers(member, selfId, fetch);
+      this.logCoverage(result);
       for (const mismatch of result.mismatched) {
         const fields = { member: mismatch.id.toString(16), revision: result.revision, localHash: mismatch.localHash, peerHash: mismatch.peerHash };
         log.error(fields, "member history differs from the leader's; raising CORRUPT");
@@ -50,6 +59,18 @@ export class PeriodicCorruptCheck {
     } finally {
       this.running = false;
     }
+  }
+
+  private logCoverage(result: HashComparison): void {
+    const { log } = this.options;
+    const compared = result.compared.map((id) => id.toString(16)).sort();
+    const skipped = result.skipped.map((s) => ({ id: s.id.toString(16), reason: s.reason })).sort((a, b) => a.id.localeCompare(b.id));
+    for (const peer of skipped)
+      log.warn({ member: peer.id, revision: result.revision, reason: peer.reason }, 'corruption check cannot compare with a peer; skipped');
+    const coverage = JSON.stringify([compared, skipped.map((s) => s.id)]);
+    if (coverage === this.lastCoverage) return;
+    this.lastCoverage = coverage;
+    log.info({ revision: result.revision, compared, skipped }, 'corruption check compared hashes with peers');
   }
 }
 
