@@ -277,7 +277,7 @@ export class RaftNode {
       } catch (error) {
         clearTimeout(timer);
         this.confWaiters.delete(id);
-        if (error instanceof ProposalDroppedError) reject(new ServerError(error.message.includes('no leader') ? 'NoLeader' : 'LeaderChanged', error.message));
+        if (error instanceof ProposalDroppedError) reject(droppedProposalError(error));
         else reject(error as Error);
         return;
       }
@@ -329,11 +329,11 @@ export class RaftNode {
       this.node.proposeBatch(batch.map((p) => p.data));
     } catch (error) {
       if (!(error instanceof ProposalDroppedError)) throw error;
-      const reason = error.message.includes('no leader') ? new ServerError('NoLeader') : new ServerError('LeaderChanged', error.message);
+      const refusal = droppedProposalError(error);
       for (const pending of batch) {
         clearTimeout(pending.timer);
         this.waiting.delete(pending.id);
-        pending.reject(reason);
+        pending.reject(refusal);
       }
     }
   }
@@ -353,9 +353,10 @@ export class RaftNode {
     } catch (error) {
       if (!(error instanceof ProposalDroppedError)) throw error;
       this.readsByContext.delete(context.toString('hex'));
+      const refusal = droppedProposalError(error);
       for (const read of reads) {
         clearTimeout(read.timer);
-        read.reject(new ServerError('NoLeader'));
+        read.reject(refusal);
       }
     }
   }
@@ -555,6 +556,15 @@ export class RaftNode {
     }
     while (this.inTurn) await new Promise((resolve) => setImmediate(resolve));
   }
+}
+
+/**
+ * etcd's answer to a request the core refused: "no leader" while none is known; any other
+ * refusal (a leadership transfer under way, this leader removed, too much uncommitted data)
+ * means the leadership is changing, which clients retry.
+ */
+function droppedProposalError(error: ProposalDroppedError): ServerError {
+  return error.reason === 'noLeader' ? new ServerError('NoLeader') : new ServerError('LeaderChanged', error.message);
 }
 
 /** How many of the committed entries (in index order) are at or below the durable index. */
