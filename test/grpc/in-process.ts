@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { startGrpcServer, type RunningGrpcServer } from '../../src/grpc/grpc-server.js';
 import { clients } from '../../src/grpc/proto.js';
 import { KvServer } from '../../src/server/member/kv-server.js';
+import { singleVoter } from '../../src/server/member/replication.js';
 import { Backend } from '../../src/storage/backend.js';
 
 export interface InProcessMember {
@@ -17,10 +18,14 @@ export interface InProcessMember {
   close(): Promise<void>;
 }
 
+/** The member's ID: in its response headers, as its Raft ID and in its lease IDs. */
+const MEMBER_ID = 2n;
+
 export async function startInProcessMember(options: { maxRequestBytes?: number; maxTxnOps?: number } = {}): Promise<InProcessMember> {
   const dataDir = mkdtempSync(join(tmpdir(), 'metastore-inproc-'));
   const backend = await Backend.open(dataDir);
-  const kv = await KvServer.open(backend);
+  const kv = await KvServer.open(backend, { replication: singleVoter({ memberId: MEMBER_ID }) });
+  await kv.start();
   const server: RunningGrpcServer = await startGrpcServer(kv, {
     host: '127.0.0.1',
     port: 0,
@@ -28,7 +33,7 @@ export async function startInProcessMember(options: { maxRequestBytes?: number; 
     maxTxnOps: options.maxTxnOps ?? 128,
     maxSendMessageBytes: 16 * 1024 * 1024,
     maxConcurrentStreams: 1000,
-    identity: { clusterId: 1n, memberId: 2n },
+    identity: { clusterId: 1n, memberId: MEMBER_ID },
   });
   const endpoint = `127.0.0.1:${server.port}`;
   const stubs = new Map<string, grpc.Client>();

@@ -1,6 +1,6 @@
-// The Raft-driven log of a member of a multi-member cluster: the only IO driver of the pure
-// Raft core. It has the same outward shape as SoloLog (propose -> outcome), plus
-// linearizable read barriers (ReadIndex) and leadership information.
+// The member's Raft driver: the only IO driver of the pure Raft core, on every member (a lone
+// member is a one-voter cluster). Proposals go in, apply outcomes come out; it also serves
+// linearizable read barriers (ReadIndex), membership changes and leadership information.
 //
 // One turn of the loop (run whenever work arrives, at most one Ready outstanding):
 //   step received messages, propose queued requests (one batch), ask one ReadIndex for the
@@ -30,7 +30,13 @@ import { assert } from '../../util/assert.js';
 import type { Applier, CommittedEntry } from '../apply/applier.js';
 import { ServerError } from '../apply/errors.js';
 import { decodeInternalRequest, encodeInternalRequest, type InternalRequest } from '../apply/internal-request.js';
-import type { ProposalResult } from './solo-log.js';
+import type { ApplyOutcome } from '../apply/outcome.js';
+
+export interface ProposalResult {
+  outcome: ApplyOutcome;
+  /** Resolves when the apply batch holding this entry's records is on disk. */
+  written: Promise<void>;
+}
 
 /** What the node needs from the durable raft log (RaftLogStore implements it). */
 export interface DurableRaftLog {
@@ -98,6 +104,8 @@ export class RaftNode {
   private readonly readsByContext = new Map<string, PendingRead[]>();
   /** Reads that know their index and wait for apply to reach it. */
   private readsByIndex: Array<{ index: number; reads: PendingRead[] }> = [];
+  /** Callers of leaderKnown() waiting for a leader. */
+  private leaderWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private nextRequestId = 1n;
   private nextReadContext = 1n;
   private scheduled = false;
@@ -149,6 +157,13 @@ export class RaftNode {
     return voters.length === 1 && voters[0] === this.options.memberId;
   }
 
+
+  /** Resolves once a leader is known (this member or another); rejects if the node stops first. */
+  leaderKnown(): Promise<void> {
+    if (this.lead !== NONE) return Promise.resolve();
+    if (this.stopped) return Promise.reject(new ServerError('Stopped'));
+    return new Promise((resolve, reject) => this.leaderWaiters.push({ resolve, reject }));
+  }
 
   get memberId(): bigint {
     return this.options.memberId;
@@ -314,6 +329,7 @@ export class RaftNode {
       if (ready.softState && ready.softState.lead !== this.lead) {
         this.lead = ready.softState.lead;
         this.options.onLeaderChange?.(this.lead, this.currentTerm);
+        if (this.lead !== NONE) this.releaseLeaderWaiters();
       }
       void this.handleReady(ready).catch((error) => this.options.onFatal(error));
     } catch (error) {
@@ -502,6 +518,12 @@ export class RaftNode {
     }
   }
 
+  private releaseLeaderWaiters(): void {
+    const waiters = this.leaderWaiters;
+    this.leaderWaiters = [];
+    for (const waiter of waiters) waiter.resolve();
+  }
+
   private releaseReads(): void {
     if (this.readsByIndex.length === 0) return;
     const applied = this.applier.appliedIndex;
@@ -549,6 +571,8 @@ export class RaftNode {
       waiter.reject(new ServerError('Stopped'));
     }
     this.confWaiters.clear();
+    for (const waiter of this.leaderWaiters) waiter.reject(new ServerError('Stopped'));
+    this.leaderWaiters = [];
     const reads = [...this.queuedReads, ...[...this.readsByContext.values()].flat(), ...this.readsByIndex.flatMap((e) => e.reads)];
     for (const read of reads) {
       clearTimeout(read.timer);
