@@ -31,6 +31,7 @@ import type { Applier, CommittedEntry } from '../apply/applier.js';
 import { ServerError } from '../apply/errors.js';
 import { decodeInternalRequest, encodeInternalRequest, type InternalRequest } from '../apply/internal-request.js';
 import type { ApplyOutcome } from '../apply/outcome.js';
+import { nodeScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
 
 export interface ProposalResult {
   outcome: ApplyOutcome;
@@ -45,6 +46,9 @@ export interface DurableRaftLog {
   compact(index: number, options?: { sync: boolean }): Promise<void>;
   firstIndex(): number;
 }
+
+/** What the node needs of the state machine (the Applier implements it). */
+export type EntryApplier = Pick<Applier, 'appliedIndex' | 'applyEntries' | 'flushed'>;
 
 /** Sends raft messages to peers (the transport implements it). */
 export interface PeerSender {
@@ -74,6 +78,8 @@ export interface RaftNodeOptions {
   /** A heartbeat's round trip to a peer, seconds (the leader measures it). */
   onPeerRoundTrip?(peer: bigint, seconds: number): void;
   onFatal(error: unknown): void;
+  /** Timers and loop turns (default: Node's). */
+  scheduler?: Scheduler;
 }
 
 interface PendingProposal {
@@ -82,13 +88,13 @@ interface PendingProposal {
   data: Uint8Array;
   resolve: (result: ProposalResult) => void;
   reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
 }
 
 interface PendingRead {
   resolve: () => void;
   reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
 }
 
 const HEADER_BYTES = 16;
@@ -98,7 +104,7 @@ export class RaftNode {
   private queuedProposals: PendingProposal[] = [];
   private readonly waiting = new Map<bigint, PendingProposal>();
   private afterAdvance: Array<() => void> = [];
-  private readonly confWaiters = new Map<bigint, { resolve: (cs: ConfState) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly confWaiters = new Map<bigint, { resolve: (cs: ConfState) => void; reject: (e: Error) => void; timer: TimerHandle }>();
   private queuedReads: PendingRead[] = [];
   /** Reads waiting for their ReadIndex answer, by request context. */
   private readonly readsByContext = new Map<string, PendingRead[]>();
@@ -110,8 +116,11 @@ export class RaftNode {
   private nextReadContext = 1n;
   private scheduled = false;
   private inTurn = false;
+  /** The Ready being handled (resolved when idle): stop() waits for it. */
+  private readyHandled: Promise<void> = Promise.resolve();
   private stopped = false;
-  private ticker: NodeJS.Timeout | undefined;
+  private ticker: TimerHandle | undefined;
+  private readonly scheduler: Scheduler;
   private lead: bigint = NONE;
   private currentTerm = 0;
   private lastSnapshotIndex: number;
@@ -122,7 +131,7 @@ export class RaftNode {
   constructor(
     private readonly node: RawNode,
     private readonly log: DurableRaftLog,
-    private readonly applier: Applier,
+    private readonly applier: EntryApplier,
     private readonly peers: PeerSender,
     private readonly snapshots: StateSnapshots,
     private readonly options: RaftNodeOptions,
@@ -131,10 +140,11 @@ export class RaftNode {
     this.confState = initial.confState;
     this.lastSnapshotIndex = initial.snapshotIndex;
     this.persistedIndex = initial.lastIndex;
+    this.scheduler = options.scheduler ?? nodeScheduler;
   }
 
   start(): void {
-    this.ticker = setInterval(() => {
+    this.ticker = this.scheduler.setInterval(() => {
       this.node.tick();
       this.schedule();
     }, this.options.tickMs);
@@ -238,7 +248,7 @@ export class RaftNode {
         data,
         resolve,
         reject,
-        timer: setTimeout(() => {
+        timer: this.scheduler.setTimeout(() => {
           if (this.waiting.delete(id)) reject(new ServerError('Timeout'));
         }, this.options.requestTimeoutMs),
       };
@@ -255,7 +265,7 @@ export class RaftNode {
       const read: PendingRead = {
         resolve,
         reject,
-        timer: setTimeout(() => {
+        timer: this.scheduler.setTimeout(() => {
           read.resolve = () => {};
           reject(new ServerError('Timeout', 'read index timed out'));
         }, this.options.requestTimeoutMs),
@@ -283,14 +293,14 @@ export class RaftNode {
       context.writeBigUInt64BE(this.options.memberId, 0);
       context.writeBigUInt64BE(id, 8);
       context.set(payload, HEADER_BYTES);
-      const timer = setTimeout(() => {
+      const timer = this.scheduler.setTimeout(() => {
         if (this.confWaiters.delete(id)) reject(new ServerError('Timeout'));
       }, this.options.requestTimeoutMs);
       this.confWaiters.set(id, { resolve, reject, timer });
       try {
         this.node.proposeConfChange({ type, nodeId, context });
       } catch (error) {
-        clearTimeout(timer);
+        this.scheduler.clear(timer);
         this.confWaiters.delete(id);
         if (error instanceof ProposalDroppedError) reject(droppedProposalError(error));
         else reject(error as Error);
@@ -303,7 +313,7 @@ export class RaftNode {
   private schedule(): void {
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
-    setImmediate(() => {
+    this.scheduler.setImmediate(() => {
       this.scheduled = false;
       this.turn();
     });
@@ -331,7 +341,7 @@ export class RaftNode {
         this.options.onLeaderChange?.(this.lead, this.currentTerm);
         if (this.lead !== NONE) this.releaseLeaderWaiters();
       }
-      void this.handleReady(ready).catch((error) => this.options.onFatal(error));
+      this.readyHandled = this.handleReady(ready).catch((error) => this.options.onFatal(error));
     } catch (error) {
       this.options.onFatal(error);
     }
@@ -347,7 +357,7 @@ export class RaftNode {
       if (!(error instanceof ProposalDroppedError)) throw error;
       const refusal = droppedProposalError(error);
       for (const pending of batch) {
-        clearTimeout(pending.timer);
+        this.scheduler.clear(pending.timer);
         this.waiting.delete(pending.id);
         pending.reject(refusal);
       }
@@ -371,7 +381,7 @@ export class RaftNode {
       this.readsByContext.delete(context.toString('hex'));
       const refusal = droppedProposalError(error);
       for (const read of reads) {
-        clearTimeout(read.timer);
+        this.scheduler.clear(read.timer);
         read.reject(refusal);
       }
     }
@@ -476,7 +486,7 @@ export class RaftNode {
           const waiter = this.confWaiters.get(id);
           if (waiter !== undefined) {
             this.confWaiters.delete(id);
-            clearTimeout(waiter.timer);
+            this.scheduler.clear(waiter.timer);
             // Answered after advance(): until then the core still counts this change as
             // pending and would silently drop a next one proposed in reply.
             const confState = this.confState;
@@ -513,7 +523,7 @@ export class RaftNode {
     for (let i = 0; i < waiters.length; i++) {
       const waiter = waiters[i];
       if (waiter === undefined) continue;
-      clearTimeout(waiter.timer);
+      this.scheduler.clear(waiter.timer);
       waiter.resolve({ outcome: outcomes[i]!, written });
     }
   }
@@ -534,7 +544,7 @@ export class RaftNode {
         continue;
       }
       for (const read of entry.reads) {
-        clearTimeout(read.timer);
+        this.scheduler.clear(read.timer);
         read.resolve();
       }
     }
@@ -559,15 +569,15 @@ export class RaftNode {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.ticker !== undefined) clearInterval(this.ticker);
+    if (this.ticker !== undefined) this.scheduler.clear(this.ticker);
     for (const pending of [...this.waiting.values(), ...this.queuedProposals]) {
-      clearTimeout(pending.timer);
+      this.scheduler.clear(pending.timer);
       pending.reject(new ServerError('Stopped'));
     }
     this.waiting.clear();
     this.queuedProposals = [];
     for (const waiter of this.confWaiters.values()) {
-      clearTimeout(waiter.timer);
+      this.scheduler.clear(waiter.timer);
       waiter.reject(new ServerError('Stopped'));
     }
     this.confWaiters.clear();
@@ -575,10 +585,10 @@ export class RaftNode {
     this.leaderWaiters = [];
     const reads = [...this.queuedReads, ...[...this.readsByContext.values()].flat(), ...this.readsByIndex.flatMap((e) => e.reads)];
     for (const read of reads) {
-      clearTimeout(read.timer);
+      this.scheduler.clear(read.timer);
       read.reject(new ServerError('Stopped'));
     }
-    while (this.inTurn) await new Promise((resolve) => setImmediate(resolve));
+    await this.readyHandled;
   }
 }
 

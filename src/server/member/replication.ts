@@ -5,6 +5,7 @@
 
 import { DEFAULTS, type Config } from '../../config/schema.js';
 import { RawNode } from '../../raft/raw-node.js';
+import type { Storage } from '../../raft/storage.js';
 import { ConfChangeType } from '../../raft/types.js';
 import type { Message } from '../../raft/types.js';
 import { KeySpace } from '../../storage/backend.js';
@@ -14,7 +15,8 @@ import { assert } from '../../util/assert.js';
 import { SeededRandom, type Random } from '../../util/random.js';
 import type { Applier } from '../apply/applier.js';
 import type { Membership, MemberContext } from '../membership/membership.js';
-import { RaftNode, type PeerSender, type StateSnapshots } from './raft-node.js';
+import { RaftNode, type DurableRaftLog, type EntryApplier, type PeerSender, type RaftNodeOptions, type StateSnapshots } from './raft-node.js';
+import type { Scheduler } from './scheduler.js';
 
 export interface ReplicationOptions {
   memberId: bigint;
@@ -39,6 +41,8 @@ export interface ReplicationOptions {
   /** A heartbeat's round trip to a peer (etcd_network_peer_round_trip_time_seconds). */
   onPeerRoundTrip?(peer: bigint, seconds: number): void;
   onFatal(error: unknown): void;
+  /** Timers and loop turns of the node (default: Node's). */
+  scheduler?: Scheduler;
 }
 
 /** The member ID a lone voter gets unless told otherwise (0 is Raft's "nobody"). */
@@ -82,18 +86,28 @@ export function singleVoter(overrides: Partial<Omit<ReplicationOptions, 'initial
   };
 }
 
-/**
- * Opens the member's durable raft log and builds its RaftNode over it. The configuration lives
- * in the log: a founding member with an empty log bootstraps it; on restart the core replays
- * conf changes from its last snapshot (applied = snapshot index), and the node skips the normal
- * entries the state machine already holds.
- */
+/** Opens the member's durable raft log in the backend and builds its RaftNode over it. */
 export async function openRaftNode(
   backend: Backend,
   parts: { applier: Applier; membership: Membership; snapshots: StateSnapshots },
   replication: ReplicationOptions,
 ): Promise<RaftNode> {
   const store = await RaftLogStore.open(backend.level, KeySpace.raftLog, { onWrite: replication.onLogWrite });
+  const { applier, snapshots, membership } = parts;
+  return createRaftNode(store, { applier, snapshots, onConfChange: (type, nodeId, payload) => applyMembershipChange(membership, type, nodeId, payload) }, replication);
+}
+
+/**
+ * Builds a RaftNode over a durable raft log (the backend's, or a test's in memory). The
+ * configuration lives in the log: a founding member with an empty log bootstraps it; on
+ * restart the core replays conf changes from its last snapshot (applied = snapshot index), and
+ * the node skips the normal entries the state machine already holds.
+ */
+export function createRaftNode(
+  store: Storage & DurableRaftLog,
+  parts: { applier: EntryApplier; snapshots: StateSnapshots; onConfChange?: RaftNodeOptions['onConfChange'] },
+  replication: ReplicationOptions,
+): RaftNode {
   const snapshotIndex = store.snapshot().metadata.index;
   const freshLog = store.lastIndex() === 0 && snapshotIndex === 0;
   const node = new RawNode({
@@ -120,11 +134,12 @@ export async function openRaftNode(
       snapshotCount: replication.snapshotCount,
       snapshotCatchUpEntries: Math.min(5000, Math.max(1, Math.floor(replication.snapshotCount / 2))),
       onLeaderChange: replication.onLeaderChange,
-      onConfChange: (type, nodeId, payload) => applyMembershipChange(parts.membership, type, nodeId, payload),
+      onConfChange: parts.onConfChange,
       onSnapshotInstalled: replication.onSnapshotInstalled,
       onSnapshotSent: replication.onSnapshotSent,
       onPeerRoundTrip: replication.onPeerRoundTrip,
       onFatal: replication.onFatal,
+      scheduler: replication.scheduler,
     },
     { confState: store.initialState().confState, snapshotIndex, lastIndex: store.lastIndex() },
   );
