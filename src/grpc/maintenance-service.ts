@@ -50,7 +50,7 @@ export function maintenanceHandlers(
         version: ETCD_COMPATIBLE_VERSION,
         dbSize,
         dbSizeInUse,
-        leader: kv.leader(identity.memberId).toString(),
+        leader: kv.leader.toString(),
         raftIndex: kv.commitIndex,
         raftTerm: kv.term,
         raftAppliedIndex: kv.appliedIndex,
@@ -94,7 +94,7 @@ export function maintenanceHandlers(
       const untilDeadline = deadline instanceof Date ? deadline.getTime() - Date.now() : Number.isFinite(deadline) ? deadline - Date.now() : Infinity;
       const timeoutMs = Math.max(0, Math.min(options.leaderTransferTimeoutMs ?? DEFAULT_LEADER_TRANSFER_TIMEOUT_MS, untilDeadline));
       try {
-        await moveLeader(kv.raft, target, { selfId: identity.memberId, timeoutMs, pollMs: 10 });
+        await moveLeader(kv.raft, target, { timeoutMs, pollMs: 10 });
       } catch (error) {
         // Not one of etcd's rpctypes errors: it reaches etcd clients as Unknown with this text.
         if (error instanceof LeaderTransferTimeoutError) throw new StatusError(grpc.status.UNKNOWN, error.message);

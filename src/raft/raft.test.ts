@@ -296,7 +296,7 @@ describe('leader transfer', () => {
     c.isolate(3n);
     c.get(1n).node.transferLeader(3n);
     c.stabilize();
-    expect(() => c.get(1n).node.propose(enc('x'))).toThrow(ProposalDroppedError);
+    expect(() => c.get(1n).node.propose(enc('x'))).toThrow(expect.objectContaining({ reason: 'leadershipTransfer' }));
     c.tick(11, [1n]);
     expect(c.get(1n).node.raft.leadTransferee).toBe(NONE);
     c.get(1n).node.propose(enc('y'));
@@ -540,5 +540,6 @@ describe('§8 client interaction / ReadIndex', () => {
   it('proposals without a leader are refused', () => {
     const c = new TestCluster(ids3);
     expect(() => c.get(1n).node.propose(enc('x'))).toThrow(ProposalDroppedError);
+    expect(() => c.get(1n).node.propose(enc('x'))).toThrow(expect.objectContaining({ reason: 'noLeader' }));
   });
 });

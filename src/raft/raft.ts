@@ -63,11 +63,27 @@ export interface RaftConfig {
   learners?: bigint[];
 }
 
-/** The proposal could not be accepted (no leader, transfer in progress, removed, too big). */
+/** Why the core refused a proposal or a read index request. */
+export type ProposalDropReason =
+  | 'noLeader'
+  | 'leadershipTransfer'
+  | 'leaderNotMember'
+  | 'uncommittedSizeLimit'
+  | 'forwardingDisabled';
+
+const DROP_TEXT: Record<ProposalDropReason, string> = {
+  noLeader: 'no leader',
+  leadershipTransfer: 'leadership transfer in progress',
+  leaderNotMember: 'leader is not a member',
+  uncommittedSizeLimit: 'too many uncommitted bytes',
+  forwardingDisabled: 'proposal forwarding disabled',
+};
+
+/** The proposal could not be accepted now; `reason` says why (callers branch on it, not on the text). */
 export class ProposalDroppedError extends Error {
-  readonly code = 'RAFT_PROPOSAL_DROPPED';
-  constructor(reason: string) {
-    super(`raft proposal dropped: ${reason}`);
+  override name = 'ProposalDroppedError';
+  constructor(readonly reason: ProposalDropReason) {
+    super(`raft proposal dropped: ${DROP_TEXT[reason]}`);
   }
 }
 
@@ -560,8 +576,8 @@ export class Raft {
         return;
       case MessageType.MsgProp: {
         assert(m.entries.length > 0, 'stepped empty MsgProp');
-        if (!this.prs.progress.has(this.id)) throw new ProposalDroppedError('leader is not a member');
-        if (this.leadTransferee !== NONE) throw new ProposalDroppedError('leadership transfer in progress');
+        if (!this.prs.progress.has(this.id)) throw new ProposalDroppedError('leaderNotMember');
+        if (this.leadTransferee !== NONE) throw new ProposalDroppedError('leadershipTransfer');
         for (let i = 0; i < m.entries.length; i++) {
           const e = m.entries[i] as Entry;
           if (e.type !== EntryType.ConfChange) continue;
@@ -572,7 +588,7 @@ export class Raft {
             this.pendingConfIndex = this.raftLog.lastIndex() + i + 1;
           }
         }
-        if (!this.appendEntries(m.entries)) throw new ProposalDroppedError('too many uncommitted bytes');
+        if (!this.appendEntries(m.entries)) throw new ProposalDroppedError('uncommittedSizeLimit');
         this.appendPending = true;
         return;
       }
@@ -740,7 +756,7 @@ export class Raft {
     const myVoteResp = this.state === StateRole.PreCandidate ? MessageType.MsgPreVoteResp : MessageType.MsgVoteResp;
     switch (m.type) {
       case MessageType.MsgProp:
-        throw new ProposalDroppedError('no leader');
+        throw new ProposalDroppedError('noLeader');
       case MessageType.MsgApp:
         this.becomeFollower(m.term, m.from);
         this.handleAppendEntries(m);
@@ -754,7 +770,7 @@ export class Raft {
         this.handleSnapshot(m);
         return;
       case MessageType.MsgReadIndex:
-        throw new ProposalDroppedError('no leader');
+        throw new ProposalDroppedError('noLeader');
       default:
         break;
     }
@@ -777,8 +793,8 @@ export class Raft {
   private stepFollower(m: Message): void {
     switch (m.type) {
       case MessageType.MsgProp:
-        if (this.lead === NONE) throw new ProposalDroppedError('no leader');
-        if (this.disableProposalForwarding) throw new ProposalDroppedError('proposal forwarding disabled');
+        if (this.lead === NONE) throw new ProposalDroppedError('noLeader');
+        if (this.disableProposalForwarding) throw new ProposalDroppedError('forwardingDisabled');
         m.to = this.lead;
         this.send(m);
         return;
@@ -808,7 +824,7 @@ export class Raft {
         if (this.promotable()) this.hup('transfer');
         return;
       case MessageType.MsgReadIndex:
-        if (this.lead === NONE) throw new ProposalDroppedError('no leader');
+        if (this.lead === NONE) throw new ProposalDroppedError('noLeader');
         m.to = this.lead;
         this.send(m);
         return;

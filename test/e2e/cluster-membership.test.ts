@@ -135,7 +135,7 @@ describe('membership through etcdctl', () => {
 
 describe('a single member grows into a cluster', () => {
   it('member add on a one-member cluster, then the new member joins and replicates', async () => {
-    const first = await startMetaStore({ name: 'solo' });
+    const first = await startMetaStore({ name: 'first' });
     let second: MetaStoreHandle | undefined;
     try {
       const firstEndpoint = first.endpoint.replace('http://', '');
@@ -159,7 +159,7 @@ describe('a single member grows into a cluster', () => {
       const read = await etcdctl(second.endpoint.replace('http://', ''), ['get', 'grown', '--print-value-only']);
       expect(read.stdout.trim()).toBe('from-one');
       const list = await memberList(both);
-      expect(list.map((m) => m.name).sort()).toEqual(['second', 'solo']);
+      expect(list.map((m) => m.name).sort()).toEqual(['first', 'second']);
     } finally {
       await second?.destroy();
       await first.destroy();

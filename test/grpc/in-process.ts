@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { startGrpcServer, type RunningGrpcServer } from '../../src/grpc/grpc-server.js';
 import { clients } from '../../src/grpc/proto.js';
 import { KvServer } from '../../src/server/member/kv-server.js';
+import { singleVoter } from '../../src/server/member/replication.js';
 import { Backend } from '../../src/storage/backend.js';
 
 export interface InProcessMember {
@@ -23,10 +24,14 @@ export interface InProcessOptions {
   watchProgressNotifyIntervalMs?: number;
 }
 
+/** The member's ID: in its response headers, as its Raft ID and in its lease IDs. */
+const MEMBER_ID = 2n;
+
 export async function startInProcessMember(options: InProcessOptions = {}): Promise<InProcessMember> {
   const dataDir = mkdtempSync(join(tmpdir(), 'metastore-inproc-'));
   const backend = await Backend.open(dataDir);
-  const kv = await KvServer.open(backend);
+  const kv = await KvServer.open(backend, { replication: singleVoter({ memberId: MEMBER_ID }) });
+  await kv.start();
   const server: RunningGrpcServer = await startGrpcServer(kv, {
     host: '127.0.0.1',
     port: 0,
@@ -34,7 +39,7 @@ export async function startInProcessMember(options: InProcessOptions = {}): Prom
     maxTxnOps: options.maxTxnOps ?? 128,
     maxSendMessageBytes: 16 * 1024 * 1024,
     maxConcurrentStreams: 1000,
-    identity: { clusterId: 1n, memberId: 2n },
+    identity: { clusterId: 1n, memberId: MEMBER_ID },
     watchProgressNotifyIntervalMs: options.watchProgressNotifyIntervalMs,
   });
   const endpoint = `127.0.0.1:${server.port}`;

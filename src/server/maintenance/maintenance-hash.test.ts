@@ -17,6 +17,7 @@ async function member(): Promise<KvServer> {
   const dir = mkdtempSync(join(tmpdir(), 'metastore-hash-'));
   const kv = await KvServer.open(await Backend.open(dir));
   opened.push({ kv, dir });
+  await kv.start();
   return kv;
 }
 

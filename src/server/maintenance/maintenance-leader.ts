@@ -5,7 +5,7 @@
 // be a voting member ("etcdserver: bad leader transferee", learners and unknown IDs alike);
 // when the transfer does not finish in time the answer is etcd's unmapped error text
 // "etcdserver: request timed out, leader transfer took too long" (gRPC Unknown).
-// A single member (no Raft node) leads itself: moving leadership to itself succeeds at once.
+// Moving leadership to the current leader succeeds at once (a lone voter may "move" it to itself).
 
 /** Carries the name of the etcd error (grpc/errors.ts) the edge answers with. */
 export class MoveLeaderError extends Error {
@@ -34,17 +34,12 @@ export interface LeaderTransferrer {
 }
 
 export interface MoveLeaderOptions {
-  selfId: bigint;
   timeoutMs: number;
   /** How often to look at the leader while waiting (etcd: one tick). */
   pollMs: number;
 }
 
-export async function moveLeader(raft: LeaderTransferrer | undefined, target: bigint, options: MoveLeaderOptions): Promise<void> {
-  if (raft === undefined) {
-    if (target !== options.selfId) throw new MoveLeaderError('BadLeaderTransferee');
-    return;
-  }
+export async function moveLeader(raft: LeaderTransferrer, target: bigint, options: MoveLeaderOptions): Promise<void> {
   if (!raft.isLeader) throw new MoveLeaderError('NotLeader');
   if (!raft.voters.includes(target)) throw new MoveLeaderError('BadLeaderTransferee');
   if (raft.leader === target) return;

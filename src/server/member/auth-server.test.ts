@@ -21,6 +21,7 @@ async function openServer(dir?: string): Promise<{ kv: KvServer; dir: string }> 
   const path = dir ?? mkdtempSync(join(tmpdir(), 'metastore-auth-'));
   if (dir === undefined) dirs.push(path);
   const kv = await KvServer.open(await Backend.open(path));
+  await kv.start();
   return { kv, dir: path };
 }
 

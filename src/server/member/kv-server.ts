@@ -1,15 +1,13 @@
-// The member's KV state machine behind the gRPC edge: opens the backend, restores MVCC,
-// recovers the log, and serves reads locally and writes through the log.
+// The member facade behind the gRPC edge: restores the state machine from the backend, runs
+// the member's RaftNode, and serves reads locally and writes through Raft.
 //
-// Reads: a range (or a txn that only reads) is served from the in-memory MVCC store at once.
-// On a single member every acknowledged write is already applied, so that is linearizable;
-// the Raft-driven node adds a ReadIndex round before a linearizable read.
-// Writes: proposed to the log; the answer carries the store revision right after the entry.
+// Reads: a range (or a txn that only reads) is served from the in-memory MVCC store at once;
+// a linearizable read first waits for a ReadIndex round (readBarrier).
+// Writes: proposed through Raft; the answer carries the store revision right after the entry.
 
-import type { Backend, BatchOp } from '../../storage/backend.js';
-import { KeySpace, spaceKey } from '../../storage/backend.js';
-import { MvccStore } from '../../mvcc/mvcc-store.js';
-import { decodeRevisionKey, encodeRevisionKey } from '../../mvcc/revision.js';
+import type { Backend } from '../../storage/backend.js';
+import { KeySpace } from '../../storage/backend.js';
+import type { MvccStore } from '../../mvcc/mvcc-store.js';
 import type {
   DeleteRangeRequest,
   DeleteRangeResult,
@@ -22,28 +20,25 @@ import type {
   TxnResult,
 } from '../../mvcc/types.js';
 import { assert } from '../../util/assert.js';
-import { RawNode } from '../../raft/raw-node.js';
-import type { Random } from '../../util/random.js';
-import { RaftLogStore } from '../../storage/raft-log-store.js';
-import { ByteReader, ByteWriter } from '../../util/binary.js';
-import { Applier, META_APPLIED_INDEX, META_COMPACTED_REVISION } from '../apply/applier.js';
+import type { Applier } from '../apply/applier.js';
 import type { ApplyOutcome, ApplyValue } from '../apply/outcome.js';
-import { RaftNode, type PeerSender } from './raft-node.js';
-import { SoloLog } from './solo-log.js';
-import { Membership, type Member, type MemberContext } from '../membership/membership.js';
+import type { InternalRequest } from '../apply/internal-request.js';
+import type { RaftNode } from './raft-node.js';
+import type { Membership, Member, MemberContext } from '../membership/membership.js';
 import { AlarmAction, AlarmType, type AlarmMember } from '../apply/alarms.js';
 import { deriveMemberId } from '../membership/member-id.js';
 import { ServerError } from '../apply/errors.js';
 import { ConfChangeType } from '../../raft/types.js';
 import { WatchHub } from '../watch/watch-hub.js';
-import { Lessor } from '../../lease/lessor.js';
-import { LeaseApplier, restoreLeases } from '../apply/lease-apply.js';
 import { LeaseServer } from './lease-server.js';
-import { AuthStore, type AuthStamp } from '../../auth/auth-store.js';
-import { AuthApplier, restoreAuth } from '../apply/auth-apply.js';
+import type { AuthStamp } from '../../auth/auth-store.js';
 import { AuthServer, type AuthServerOptions } from './auth-server.js';
 import { hashKv, hashState, type HashKvResult, type HashSource } from '../maintenance/maintenance-hash.js';
 import { openSnapshot, type SnapshotSourceInfo, type SnapshotStream } from '../maintenance/backup.js';
+import { dumpState, installState, restoreMemberState, type MemberState } from './member-state.js';
+import { openRaftNode, singleVoter, type ReplicationOptions } from './replication.js';
+
+export type { ReplicationOptions } from './replication.js';
 
 export interface Revisioned<T> {
   result: T;
@@ -56,33 +51,6 @@ export interface MemberIdentity {
   memberId: bigint;
 }
 
-/** How this member takes part in a multi-member cluster (absent: a single member, SoloLog). */
-export interface ReplicationOptions {
-  memberId: bigint;
-  /** Voters of a brand-new cluster (every initial member, this one included). */
-  initialVoters: bigint[];
-  tickMs: number;
-  electionTicks: number;
-  heartbeatTicks: number;
-  preVote: boolean;
-  requestTimeoutMs: number;
-  snapshotCount: number;
-  random: Random;
-  /** Late-bound: the transport is created after the node, with the node as its receiver. */
-  sender: PeerSender;
-  /** Joining an existing cluster (--initial-cluster-state existing): no bootstrap. */
-  joinExisting: boolean;
-  onLeaderChange?(lead: bigint, term: number): void;
-  onSnapshotInstalled?(snapshotIndex: number, appliedIndex: number): void;
-  onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
-  /** Each raft log write: how long it took and whether it was synced (fsync metrics). */
-  onLogWrite?(seconds: number, synced: boolean): void;
-  /** A heartbeat's round trip to a peer (etcd_network_peer_round_trip_time_seconds). */
-  onPeerRoundTrip?(peer: bigint, seconds: number): void;
-  onFatal(error: unknown): void;
-}
-
-/** Lease settings of a member (defaults: etcd's 1000 ms election timeout, member ID 0). */
 /** The member list's starting point and rules (etcd's Cluster service). */
 export interface MembershipOptions {
   selfId: bigint;
@@ -97,25 +65,21 @@ export interface MembershipOptions {
 }
 
 export interface LeaseOptions {
+  /** Ignored: the replication options' timing decides (main still passes it). */
   electionTimeoutMs?: number;
+  /** Ignored: the lease ID prefix is the replication options' member ID (main still passes it). */
   memberId?: bigint;
   /** Monotonic milliseconds (default performance.now). */
   nowMs?: () => number;
   onError?: (error: unknown) => void;
 }
 
-/** Key spaces that make up the replicated state a snapshot carries. */
-const SNAPSHOT_SPACES = [KeySpace.meta, KeySpace.mvcc, KeySpace.lease, KeySpace.auth, KeySpace.members];
-
-/** Keys a snapshot neither carries nor replaces: they describe this member, not the cluster. */
-function memberLocalKey(space: KeySpace, key: Buffer): boolean {
-  const name = key.toString('latin1');
-  return (space === KeySpace.meta && name === 'format') || (space === KeySpace.members && name === 'local');
-}
-
-function readMetaNumber(backend: Backend, key: string): number {
-  const value = backend.get(KeySpace.meta, key);
-  return value === undefined ? 0 : Number(value.readBigUInt64BE(0));
+export interface KvServerOptions {
+  /** Absent: a lone voter with the defaults of singleVoter(). */
+  replication?: ReplicationOptions;
+  lease?: LeaseOptions;
+  members?: MembershipOptions;
+  auth?: AuthServerOptions;
 }
 
 export function isReadOnlyTxn(txn: TxnRequest): boolean {
@@ -127,145 +91,80 @@ export function isReadOnlyTxn(txn: TxnRequest): boolean {
 export class KvServer {
   /** Watchers of this member, fed by the applier (see watch-hub.ts). */
   readonly watchHub: WatchHub;
-
   /** Leases: grant/revoke/keep-alive/time-to-live and the leader's expiry loop. */
-  leases!: LeaseServer;
-  private lessor!: Lessor;
-  private leaseNow!: () => number;
-
+  readonly leases: LeaseServer;
   /** Users, roles, permissions, tokens (src/auth, auth-server.ts). */
-  auth!: AuthServer;
-
-  /** The Raft node when this member is part of a multi-member cluster. */
-  raft: RaftNode | undefined;
+  readonly auth: AuthServer;
   /** The member list (etcd's Cluster service). */
-  membership!: Membership;
-  private membershipOptions: MembershipOptions | undefined;
-  private log: SoloLog | RaftNode;
+  readonly membership: Membership;
+  readonly mvcc: MvccStore;
+  readonly applier: Applier;
+  /** The Raft driver every write goes through (a lone member is a one-voter cluster). */
+  readonly raft: RaftNode;
 
   private constructor(
     readonly backend: Backend,
-    readonly mvcc: MvccStore,
-    readonly applier: Applier,
-    log: SoloLog | RaftNode | undefined,
+    parts: { state: MemberState; raft: RaftNode; electionTimeoutMs: number },
+    private readonly options: KvServerOptions,
   ) {
-    this.log = log as SoloLog | RaftNode;
-    this.watchHub = new WatchHub({ mvcc, backend });
-    applier.addListener(this.watchHub);
+    const { state, raft } = parts;
+    this.mvcc = state.mvcc;
+    this.applier = state.applier;
+    this.membership = state.membership;
+    this.raft = raft;
+    this.watchHub = new WatchHub({ mvcc: state.mvcc, backend });
+    state.applier.addListener(this.watchHub);
+    const propose = (request: InternalRequest) => raft.propose(request);
+    this.auth = new AuthServer(state.authStore, { propose, readBarrier: () => this.readBarrier() }, options.auth);
+    this.leases = new LeaseServer(
+      state.lessor,
+      { propose, leadership: { isLeader: () => raft.isLeader }, currentRevision: () => state.mvcc.currentRevision },
+      { electionTimeoutMs: parts.electionTimeoutMs, memberId: raft.memberId, nowMs: state.leaseNow, onError: options.lease?.onError },
+    );
   }
 
-  static async open(
-    backend: Backend,
-    options: { replication?: ReplicationOptions; lease?: LeaseOptions; members?: MembershipOptions; auth?: AuthServerOptions } = {},
-  ): Promise<KvServer> {
-    const replication = options.replication;
-    const membership = await Membership.load(backend);
-    // A joining member seeds the list from its --initial-cluster too (etcd asks its peers for
-    // it); the log then brings the changes since.
-    if (options.members) await membership.seed(options.members.initial);
-    const leaseNow = options.lease?.nowMs ?? (() => performance.now());
-    const electionTimeoutMs = replication ? replication.tickMs * replication.electionTicks : (options.lease?.electionTimeoutMs ?? 1000);
-    const lessor = new Lessor({ dirtyCheckpointMs: Math.max(1, Math.floor(electionTimeoutMs / 2)) });
-    const mvcc = new MvccStore({ history: { readRecord: (rev) => backend.get(KeySpace.mvcc, encodeRevisionKey(rev)) }, leases: lessor });
-    await restoreMvcc(backend, mvcc, lessor, leaseNow());
-    const applier = new Applier(mvcc, backend, readMetaNumber(backend, META_APPLIED_INDEX));
-    applier.setLeaseApplier(new LeaseApplier(lessor, mvcc, leaseNow));
-    applier.setMembers(membership);
-    applier.alarms.load((space, key) => backend.get(space, key));
-    const authStore = new AuthStore();
-    restoreAuth(backend, authStore);
-    applier.setAuthApplier(new AuthApplier(authStore, (id) => lessor.timeToLive(id, 0, true)?.keys ?? []));
-    const leaseServer = (server: KvServer): KvServer => {
-      server.auth = new AuthServer(
-        authStore,
-        { propose: (request) => server.log.propose(request), readBarrier: () => server.readBarrier() },
-        options.auth,
-      );
-      server.membership = membership;
-      server.membershipOptions = options.members;
-      server.lessor = lessor;
-      server.leaseNow = leaseNow;
-      server.leases = new LeaseServer(
-        lessor,
-        {
-          propose: (request) => server.log.propose(request),
-          leadership: { isLeader: () => (server.raft ? server.raft.isLeader : true) },
-          currentRevision: () => mvcc.currentRevision,
-        },
-        { electionTimeoutMs, memberId: replication?.memberId ?? options.lease?.memberId ?? 0n, nowMs: leaseNow, onError: options.lease?.onError },
-      );
-      server.leases.start();
-      return server;
-    };
-    if (replication === undefined) {
-      return leaseServer(new KvServer(backend, mvcc, applier, await SoloLog.recover(backend, applier)));
-    }
-    const server = new KvServer(backend, mvcc, applier, undefined);
-    const store = await RaftLogStore.open(backend.level, KeySpace.raftLog, { onWrite: replication.onLogWrite });
-    const initial = store.initialState();
-    // The configuration lives in the log: a founding member with an empty log bootstraps it;
-    // on restart the core replays conf changes from its last snapshot (applied = snapshot
-    // index), and the node skips the normal entries the state machine already holds.
-    const freshLog = store.lastIndex() === 0 && store.snapshot().metadata.index === 0;
-    const node = new RawNode({
-      id: replication.memberId,
-      electionTick: replication.electionTicks,
-      heartbeatTick: replication.heartbeatTicks,
-      storage: store,
-      random: replication.random,
-      applied: store.snapshot().metadata.index,
-      checkQuorum: true,
-      preVote: replication.preVote,
-      peers: freshLog && !replication.joinExisting ? replication.initialVoters : undefined,
+  /** Restores the member's state from the backend and builds its RaftNode; start() runs it. */
+  static async open(backend: Backend, options: KvServerOptions = {}): Promise<KvServer> {
+    const replication = options.replication ?? singleVoter();
+    const electionTimeoutMs = replication.tickMs * replication.electionTicks;
+    const state = await restoreMemberState(backend, {
+      initialMembers: options.members?.initial,
+      electionTimeoutMs,
+      leaseNow: options.lease?.nowMs ?? (() => performance.now()),
     });
-    const raft = new RaftNode(
-      node,
-      store,
-      applier,
-      replication.sender,
-      { dump: () => server.dumpState(), install: (data) => server.installState(data) },
-      {
-        memberId: replication.memberId,
-        tickMs: replication.tickMs,
-        requestTimeoutMs: replication.requestTimeoutMs,
-        snapshotCount: replication.snapshotCount,
-        snapshotCatchUpEntries: Math.min(5000, Math.max(1, Math.floor(replication.snapshotCount / 2))),
-        onLeaderChange: replication.onLeaderChange,
-        onConfChange: (type, nodeId, payload) => applyMembershipChange(membership, type, nodeId, payload),
-        onSnapshotInstalled: replication.onSnapshotInstalled,
-        onSnapshotSent: replication.onSnapshotSent,
-        onPeerRoundTrip: replication.onPeerRoundTrip,
-        onFatal: replication.onFatal,
-      },
-      { confState: initial.confState, snapshotIndex: store.snapshot().metadata.index, lastIndex: store.lastIndex() },
-    );
-    server.log = raft;
-    server.raft = raft;
-    return leaseServer(server);
+    const snapshots = { dump: () => dumpState(backend, state), install: (data: Uint8Array) => installState(backend, state, data) };
+    const raft = await openRaftNode(backend, { applier: state.applier, membership: state.membership, snapshots }, replication);
+    const server = new KvServer(backend, { state, raft, electionTimeoutMs }, options);
+    server.leases.start();
+    return server;
   }
 
   /**
-   * Starts the Raft node's clock (after the transport is up) and publishes this member;
-   * resolves once published or after `publishTimeoutMs` (publishing goes on in the background).
+   * Starts the Raft node's clock (after the transport is up) and publishes this member.
+   * Resolves once this member is published and knows a leader, so proposals can be made (a lone
+   * voter elects itself in its first turns), or after `publishTimeoutMs` if given (publishing
+   * goes on in the background).
    */
   async start(options: { publishTimeoutMs?: number } = {}): Promise<void> {
-    this.raft?.start();
-    const published = this.publishSelf();
-    if (options.publishTimeoutMs === undefined) return;
+    this.raft.start();
+    const ready = this.publishSelf().then(() => this.raft.leaderKnown());
+    if (options.publishTimeoutMs === undefined) return ready;
+    // Past the timeout nobody awaits `ready` any more: a stop meanwhile must not surface.
+    const settled = ready.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([published, new Promise<void>((resolve) => (timer = setTimeout(resolve, options.publishTimeoutMs)))]);
+    await Promise.race([settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, options.publishTimeoutMs)))]);
     clearTimeout(timer);
   }
 
   /** etcd's publish: announce name and client URLs through the log, retrying until it lands. */
   private async publishSelf(): Promise<void> {
-    const own = this.membershipOptions;
+    const own = this.options.members;
     if (own === undefined) return;
     const current = this.membership.get(own.selfId);
     if (current && current.name === own.name && current.clientUrls.join(',') === own.clientUrls.join(',')) return;
     for (let attempt = 0; attempt < 100; attempt++) {
       try {
-        await this.log.propose({ kind: 'publishMember', memberId: own.selfId, name: own.name, clientUrls: own.clientUrls });
+        await this.raft.propose({ kind: 'publishMember', memberId: own.selfId, name: own.name, clientUrls: own.clientUrls });
         return;
       } catch (error) {
         if (!(error instanceof ServerError) || error.etcdCode === 'Stopped') return;
@@ -327,7 +226,7 @@ export class KvServer {
     if (action === AlarmAction.GET) {
       return this.applier.alarms.all.filter((a) => (memberId === 0n || a.memberId === memberId) && (alarm === AlarmType.NONE || a.alarm === alarm));
     }
-    const { outcome } = await this.log.propose({ kind: 'alarm', action, memberId, alarm });
+    const { outcome } = await this.raft.propose({ kind: 'alarm', action, memberId, alarm });
     const value = unwrap(outcome);
     assert(value.kind === 'alarm');
     return value.members;
@@ -349,7 +248,7 @@ export class KvServer {
     const id = deriveMemberId(peerUrls, options.clusterToken);
     if (this.membership.get(id) !== undefined || this.membership.wasRemoved(id)) throw new ServerError('MemberExist');
     const context: MemberContext = { peerUrls, isLearner };
-    await this.requireRaft().changeMembership(isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, id, Buffer.from(JSON.stringify(context)));
+    await this.raft.changeMembership(isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, id, Buffer.from(JSON.stringify(context)));
     return { member: this.membership.get(id)!, members: this.membership.list() };
   }
 
@@ -358,7 +257,7 @@ export class KvServer {
     const member = this.membership.get(id);
     if (member === undefined) throw new ServerError('MemberNotFound');
     if (!member.isLearner) this.checkStartedQuorum(-1, id);
-    await this.requireRaft().changeMembership(ConfChangeType.RemoveNode, id, Buffer.alloc(0));
+    await this.raft.changeMembership(ConfChangeType.RemoveNode, id, Buffer.alloc(0));
     return this.membership.list();
   }
 
@@ -369,7 +268,7 @@ export class KvServer {
     const taken = new Set(this.membership.list().filter((m) => m.id !== id).flatMap((m) => m.peerUrls));
     if (peerUrls.some((url) => taken.has(url))) throw new ServerError('PeerURLExist');
     const context: MemberContext = { peerUrls, isLearner: member.isLearner };
-    await this.requireRaft().changeMembership(ConfChangeType.UpdateNode, id, Buffer.from(JSON.stringify(context)));
+    await this.raft.changeMembership(ConfChangeType.UpdateNode, id, Buffer.from(JSON.stringify(context)));
     return this.membership.list();
   }
 
@@ -378,7 +277,7 @@ export class KvServer {
     const member = this.membership.get(id);
     if (member === undefined) throw new ServerError('MemberNotFound');
     if (!member.isLearner) throw new ServerError('MemberNotLearner');
-    const raft = this.requireRaft();
+    const raft = this.raft;
     // Only the leader knows how far the learner got; etcd requires 90% of the leader's log.
     if (!raft.isLeader) throw new ServerError('NotLeader');
     const status = raft.status();
@@ -396,7 +295,7 @@ export class KvServer {
    */
   private checkStartedQuorum(voterDelta: 1 | -1, removing?: bigint): void {
     if (!this.strictReconfigCheck) return;
-    const raft = this.requireRaft();
+    const raft = this.raft;
     const status = raft.status();
     if (status.progress.size === 0) return; // only the leader can tell; followers forward
     let voters = 0;
@@ -418,62 +317,13 @@ export class KvServer {
   strictReconfigCheck = true;
 
   private requireCluster(): MembershipOptions {
-    if (this.membershipOptions === undefined) throw new ServerError('NotCapable');
-    return this.membershipOptions;
+    if (this.options.members === undefined) throw new ServerError('NotCapable');
+    return this.options.members;
   }
 
-  private requireRaft(): RaftNode {
-    // A single member runs without Raft (SoloLog); growing it needs a restart in cluster mode.
-    if (this.raft === undefined) throw new ServerError('NotCapable', 'membership changes need a member started with --initial-cluster of more than one member');
-    return this.raft;
-  }
-
-  /**
-   * Linearizable reads on a cluster member wait for a ReadIndex round; a single member has
-   * every acknowledged write applied already.
-   */
-  readBarrier(): Promise<void> | undefined {
-    return this.raft?.readBarrier();
-  }
-
-  /** A consistent dump of the replicated state (every snapshot key space), for a follower. */
-  async dumpState(): Promise<{ appliedIndex: number; data: Uint8Array }> {
-    await this.applier.flushed();
-    const out = new ByteWriter(1 << 20);
-    for (const space of SNAPSHOT_SPACES) {
-      for await (const [key, value] of this.backend.scan(space)) {
-        if (memberLocalKey(space, key)) continue;
-        out.u8(space).bytes(key).bytes(value);
-      }
-    }
-    return { appliedIndex: this.applier.appliedIndex, data: out.finish() };
-  }
-
-  /** Replaces the replicated state with a leader's dump; returns the applied index it holds. */
-  async installState(data: Uint8Array): Promise<number> {
-    await this.applier.flushed();
-    const ops: BatchOp[] = [];
-    for (const space of SNAPSHOT_SPACES) {
-      for await (const [key] of this.backend.scan(space)) {
-        if (memberLocalKey(space, key)) continue;
-        ops.push({ type: 'del', key: spaceKey(space, key) });
-      }
-    }
-    const input = new ByteReader(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-    while (!input.done) {
-      const space = input.u8() as KeySpace;
-      ops.push({ type: 'put', key: spaceKey(space, input.bytes()), value: Buffer.from(input.bytes()) });
-    }
-    await this.backend.write(ops, { sync: true });
-    this.mvcc.reset();
-    this.lessor.reset();
-    await restoreMvcc(this.backend, this.mvcc, this.lessor, this.leaseNow());
-    const applied = readMetaNumber(this.backend, META_APPLIED_INDEX);
-    this.applier.resetAppliedIndex(applied);
-    restoreAuth(this.backend, this.auth.store);
-    await this.membership.reload();
-    this.applier.alarms.load((space, key) => this.backend.get(space, key));
-    return applied;
+  /** Linearizable reads wait for a ReadIndex round: resolves once this member applied that far. */
+  readBarrier(): Promise<void> {
+    return this.raft.readBarrier();
   }
 
   // ---------------------------------------------------------------- Maintenance service
@@ -526,14 +376,14 @@ export class KvServer {
     return this.mvcc.compactedRevision;
   }
 
-  /** Raft term of the log; a single member stays in its first term. */
+  /** The Raft term this member is in. */
   get term(): number {
-    return this.raft ? Math.max(1, this.raft.term) : 1;
+    return this.raft.term;
   }
 
-  /** The leader's member ID as far as this member knows (0 = none); itself when alone. */
-  leader(selfId: bigint): bigint {
-    return this.raft ? this.raft.leader : selfId;
+  /** The leader's member ID as far as this member knows (0 = none). */
+  get leader(): bigint {
+    return this.raft.leader;
   }
 
   get appliedIndex(): number {
@@ -541,12 +391,12 @@ export class KvServer {
   }
 
   get lastIndex(): number {
-    return this.log.lastIndex;
+    return this.raft.lastIndex;
   }
 
   /** The highest log index known committed (etcd's Status raftIndex). */
   get commitIndex(): number {
-    return this.raft ? this.raft.commitIndex : this.log.lastIndex;
+    return this.raft.commitIndex;
   }
 
   range(request: RangeRequest): Revisioned<RangeResult> {
@@ -559,14 +409,14 @@ export class KvServer {
 
   async put(request: PutRequest, stamp?: AuthStamp): Promise<Revisioned<PutResult>> {
     await this.checkQuota(request.key.length + request.value.length);
-    const { outcome } = await this.log.propose({ kind: 'put', put: request, ...stamped(stamp) });
+    const { outcome } = await this.raft.propose({ kind: 'put', put: request, ...stamped(stamp) });
     const value = unwrap(outcome);
     assert(value.kind === 'put');
     return { result: value.put, revision: revisionOf(outcome) };
   }
 
   async deleteRange(request: DeleteRangeRequest, stamp?: AuthStamp): Promise<Revisioned<DeleteRangeResult>> {
-    const { outcome } = await this.log.propose({ kind: 'deleteRange', deleteRange: request, ...stamped(stamp) });
+    const { outcome } = await this.raft.propose({ kind: 'deleteRange', deleteRange: request, ...stamped(stamp) });
     const value = unwrap(outcome);
     assert(value.kind === 'deleteRange');
     return { result: value.deleteRange, revision: revisionOf(outcome) };
@@ -581,7 +431,7 @@ export class KvServer {
       return { result, revision: this.mvcc.currentRevision };
     }
     await this.checkQuota(0);
-    const { outcome } = await this.log.propose({ kind: 'txn', txn: request, ...stamped(stamp) });
+    const { outcome } = await this.raft.propose({ kind: 'txn', txn: request, ...stamped(stamp) });
     const value = unwrap(outcome);
     assert(value.kind === 'txn');
     return { result: value.txn, revision: revisionOf(outcome) };
@@ -589,7 +439,7 @@ export class KvServer {
 
   /** Compacts the history; with `physical`, answers only once the removal is on disk. */
   async compact(revision: number, physical: boolean): Promise<Revisioned<null>> {
-    const { outcome, written } = await this.log.propose({ kind: 'compact', revision, physical });
+    const { outcome, written } = await this.raft.propose({ kind: 'compact', revision, physical });
     unwrap(outcome);
     if (physical) await written;
     return { result: null, revision: revisionOf(outcome) };
@@ -599,46 +449,9 @@ export class KvServer {
     if (this.sizeTimer !== undefined) clearInterval(this.sizeTimer);
     this.leases.stop();
     this.watchHub.close();
-    if (this.log instanceof RaftNode) {
-      await this.log.stop();
-    } else {
-      this.log.stop();
-      await this.log.drain();
-    }
+    await this.raft.stop();
     await this.backend.close();
   }
-}
-
-/** Applies a committed conf change to the member list (idempotent: replays are harmless). */
-function applyMembershipChange(membership: Membership, type: number, nodeId: bigint, payload: Uint8Array | undefined): void {
-  const context: MemberContext | undefined =
-    payload !== undefined && payload.length > 0 ? (JSON.parse(Buffer.from(payload).toString()) as MemberContext) : undefined;
-  switch (type) {
-    case ConfChangeType.AddNode:
-      if (membership.get(nodeId)?.isLearner) membership.applyPromote(nodeId);
-      else if (context !== undefined) membership.applyAdd(nodeId, context, false);
-      break;
-    case ConfChangeType.AddLearnerNode:
-      if (context !== undefined) membership.applyAdd(nodeId, context, true);
-      break;
-    case ConfChangeType.RemoveNode:
-      membership.applyRemove(nodeId);
-      break;
-    case ConfChangeType.UpdateNode:
-      if (context !== undefined) membership.applyUpdate(nodeId, context.peerUrls);
-      break;
-  }
-}
-
-async function restoreMvcc(backend: Backend, mvcc: MvccStore, lessor: Lessor, nowMs: number): Promise<void> {
-  for await (const [key, record] of backend.scan(KeySpace.mvcc)) {
-    mvcc.restoreRecord(decodeRevisionKey(key), record);
-  }
-  // Leases before finishRestore, which re-attaches live keys to the leases it finds.
-  await restoreLeases(backend, lessor, nowMs);
-  // Never compacted: -1, as a fresh store (0 would make negative revisions read as compacted).
-  const compacted = backend.get(KeySpace.meta, META_COMPACTED_REVISION);
-  mvcc.finishRestore({ compactedRevision: compacted === undefined ? -1 : Number(compacted.readBigUInt64BE(0)) });
 }
 
 /** The stamp field of a proposal: present only while auth is in use (entries stay as before otherwise). */

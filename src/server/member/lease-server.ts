@@ -22,7 +22,7 @@ import type { ApplyOutcome } from '../apply/outcome.js';
 import { ServerError } from '../apply/errors.js';
 import type { InternalRequest } from '../apply/internal-request.js';
 
-/** What the server tells the lease layer about leadership (always true on a single member). */
+/** What the server tells the lease layer about leadership (a lone voter leads from its first turn on). */
 export interface Leadership {
   isLeader(): boolean;
 }

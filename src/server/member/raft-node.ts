@@ -1,6 +1,6 @@
-// The Raft-driven log of a member of a multi-member cluster: the only IO driver of the pure
-// Raft core. It has the same outward shape as SoloLog (propose -> outcome), plus
-// linearizable read barriers (ReadIndex) and leadership information.
+// The member's Raft driver: the only IO driver of the pure Raft core, on every member (a lone
+// member is a one-voter cluster). Proposals go in, apply outcomes come out; it also serves
+// linearizable read barriers (ReadIndex), membership changes and leadership information.
 //
 // One turn of the loop (run whenever work arrives, at most one Ready outstanding):
 //   step received messages, propose queued requests (one batch), ask one ReadIndex for the
@@ -30,7 +30,14 @@ import { assert } from '../../util/assert.js';
 import type { Applier, CommittedEntry } from '../apply/applier.js';
 import { ServerError } from '../apply/errors.js';
 import { decodeInternalRequest, encodeInternalRequest, type InternalRequest } from '../apply/internal-request.js';
-import type { ProposalResult } from './solo-log.js';
+import type { ApplyOutcome } from '../apply/outcome.js';
+import { nodeScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
+
+export interface ProposalResult {
+  outcome: ApplyOutcome;
+  /** Resolves when the apply batch holding this entry's records is on disk. */
+  written: Promise<void>;
+}
 
 /** What the node needs from the durable raft log (RaftLogStore implements it). */
 export interface DurableRaftLog {
@@ -39,6 +46,9 @@ export interface DurableRaftLog {
   compact(index: number, options?: { sync: boolean }): Promise<void>;
   firstIndex(): number;
 }
+
+/** What the node needs of the state machine (the Applier implements it). */
+export type EntryApplier = Pick<Applier, 'appliedIndex' | 'applyEntries' | 'flushed'>;
 
 /** Sends raft messages to peers (the transport implements it). */
 export interface PeerSender {
@@ -68,6 +78,8 @@ export interface RaftNodeOptions {
   /** A heartbeat's round trip to a peer, seconds (the leader measures it). */
   onPeerRoundTrip?(peer: bigint, seconds: number): void;
   onFatal(error: unknown): void;
+  /** Timers and loop turns (default: Node's). */
+  scheduler?: Scheduler;
 }
 
 interface PendingProposal {
@@ -76,13 +88,13 @@ interface PendingProposal {
   data: Uint8Array;
   resolve: (result: ProposalResult) => void;
   reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
 }
 
 interface PendingRead {
   resolve: () => void;
   reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
 }
 
 const HEADER_BYTES = 16;
@@ -92,18 +104,23 @@ export class RaftNode {
   private queuedProposals: PendingProposal[] = [];
   private readonly waiting = new Map<bigint, PendingProposal>();
   private afterAdvance: Array<() => void> = [];
-  private readonly confWaiters = new Map<bigint, { resolve: (cs: ConfState) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly confWaiters = new Map<bigint, { resolve: (cs: ConfState) => void; reject: (e: Error) => void; timer: TimerHandle }>();
   private queuedReads: PendingRead[] = [];
   /** Reads waiting for their ReadIndex answer, by request context. */
   private readonly readsByContext = new Map<string, PendingRead[]>();
   /** Reads that know their index and wait for apply to reach it. */
   private readsByIndex: Array<{ index: number; reads: PendingRead[] }> = [];
+  /** Callers of leaderKnown() waiting for a leader. */
+  private leaderWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private nextRequestId = 1n;
   private nextReadContext = 1n;
   private scheduled = false;
   private inTurn = false;
+  /** The Ready being handled (resolved when idle): stop() waits for it. */
+  private readyHandled: Promise<void> = Promise.resolve();
   private stopped = false;
-  private ticker: NodeJS.Timeout | undefined;
+  private ticker: TimerHandle | undefined;
+  private readonly scheduler: Scheduler;
   private lead: bigint = NONE;
   private currentTerm = 0;
   private lastSnapshotIndex: number;
@@ -114,7 +131,7 @@ export class RaftNode {
   constructor(
     private readonly node: RawNode,
     private readonly log: DurableRaftLog,
-    private readonly applier: Applier,
+    private readonly applier: EntryApplier,
     private readonly peers: PeerSender,
     private readonly snapshots: StateSnapshots,
     private readonly options: RaftNodeOptions,
@@ -123,10 +140,11 @@ export class RaftNode {
     this.confState = initial.confState;
     this.lastSnapshotIndex = initial.snapshotIndex;
     this.persistedIndex = initial.lastIndex;
+    this.scheduler = options.scheduler ?? nodeScheduler;
   }
 
   start(): void {
-    this.ticker = setInterval(() => {
+    this.ticker = this.scheduler.setInterval(() => {
       this.node.tick();
       this.schedule();
     }, this.options.tickMs);
@@ -149,6 +167,13 @@ export class RaftNode {
     return voters.length === 1 && voters[0] === this.options.memberId;
   }
 
+
+  /** Resolves once a leader is known (this member or another); rejects if the node stops first. */
+  leaderKnown(): Promise<void> {
+    if (this.lead !== NONE) return Promise.resolve();
+    if (this.stopped) return Promise.reject(new ServerError('Stopped'));
+    return new Promise((resolve, reject) => this.leaderWaiters.push({ resolve, reject }));
+  }
 
   get memberId(): bigint {
     return this.options.memberId;
@@ -223,7 +248,7 @@ export class RaftNode {
         data,
         resolve,
         reject,
-        timer: setTimeout(() => {
+        timer: this.scheduler.setTimeout(() => {
           if (this.waiting.delete(id)) reject(new ServerError('Timeout'));
         }, this.options.requestTimeoutMs),
       };
@@ -240,7 +265,7 @@ export class RaftNode {
       const read: PendingRead = {
         resolve,
         reject,
-        timer: setTimeout(() => {
+        timer: this.scheduler.setTimeout(() => {
           read.resolve = () => {};
           reject(new ServerError('Timeout', 'read index timed out'));
         }, this.options.requestTimeoutMs),
@@ -268,16 +293,16 @@ export class RaftNode {
       context.writeBigUInt64BE(this.options.memberId, 0);
       context.writeBigUInt64BE(id, 8);
       context.set(payload, HEADER_BYTES);
-      const timer = setTimeout(() => {
+      const timer = this.scheduler.setTimeout(() => {
         if (this.confWaiters.delete(id)) reject(new ServerError('Timeout'));
       }, this.options.requestTimeoutMs);
       this.confWaiters.set(id, { resolve, reject, timer });
       try {
         this.node.proposeConfChange({ type, nodeId, context });
       } catch (error) {
-        clearTimeout(timer);
+        this.scheduler.clear(timer);
         this.confWaiters.delete(id);
-        if (error instanceof ProposalDroppedError) reject(new ServerError(error.message.includes('no leader') ? 'NoLeader' : 'LeaderChanged', error.message));
+        if (error instanceof ProposalDroppedError) reject(droppedProposalError(error));
         else reject(error as Error);
         return;
       }
@@ -288,7 +313,7 @@ export class RaftNode {
   private schedule(): void {
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
-    setImmediate(() => {
+    this.scheduler.setImmediate(() => {
       this.scheduled = false;
       this.turn();
     });
@@ -314,8 +339,9 @@ export class RaftNode {
       if (ready.softState && ready.softState.lead !== this.lead) {
         this.lead = ready.softState.lead;
         this.options.onLeaderChange?.(this.lead, this.currentTerm);
+        if (this.lead !== NONE) this.releaseLeaderWaiters();
       }
-      void this.handleReady(ready).catch((error) => this.options.onFatal(error));
+      this.readyHandled = this.handleReady(ready).catch((error) => this.options.onFatal(error));
     } catch (error) {
       this.options.onFatal(error);
     }
@@ -329,11 +355,11 @@ export class RaftNode {
       this.node.proposeBatch(batch.map((p) => p.data));
     } catch (error) {
       if (!(error instanceof ProposalDroppedError)) throw error;
-      const reason = error.message.includes('no leader') ? new ServerError('NoLeader') : new ServerError('LeaderChanged', error.message);
+      const refusal = droppedProposalError(error);
       for (const pending of batch) {
-        clearTimeout(pending.timer);
+        this.scheduler.clear(pending.timer);
         this.waiting.delete(pending.id);
-        pending.reject(reason);
+        pending.reject(refusal);
       }
     }
   }
@@ -353,9 +379,10 @@ export class RaftNode {
     } catch (error) {
       if (!(error instanceof ProposalDroppedError)) throw error;
       this.readsByContext.delete(context.toString('hex'));
+      const refusal = droppedProposalError(error);
       for (const read of reads) {
-        clearTimeout(read.timer);
-        read.reject(new ServerError('NoLeader'));
+        this.scheduler.clear(read.timer);
+        read.reject(refusal);
       }
     }
   }
@@ -459,7 +486,7 @@ export class RaftNode {
           const waiter = this.confWaiters.get(id);
           if (waiter !== undefined) {
             this.confWaiters.delete(id);
-            clearTimeout(waiter.timer);
+            this.scheduler.clear(waiter.timer);
             // Answered after advance(): until then the core still counts this change as
             // pending and would silently drop a next one proposed in reply.
             const confState = this.confState;
@@ -496,9 +523,15 @@ export class RaftNode {
     for (let i = 0; i < waiters.length; i++) {
       const waiter = waiters[i];
       if (waiter === undefined) continue;
-      clearTimeout(waiter.timer);
+      this.scheduler.clear(waiter.timer);
       waiter.resolve({ outcome: outcomes[i]!, written });
     }
+  }
+
+  private releaseLeaderWaiters(): void {
+    const waiters = this.leaderWaiters;
+    this.leaderWaiters = [];
+    for (const waiter of waiters) waiter.resolve();
   }
 
   private releaseReads(): void {
@@ -511,7 +544,7 @@ export class RaftNode {
         continue;
       }
       for (const read of entry.reads) {
-        clearTimeout(read.timer);
+        this.scheduler.clear(read.timer);
         read.resolve();
       }
     }
@@ -536,25 +569,36 @@ export class RaftNode {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.ticker !== undefined) clearInterval(this.ticker);
+    if (this.ticker !== undefined) this.scheduler.clear(this.ticker);
     for (const pending of [...this.waiting.values(), ...this.queuedProposals]) {
-      clearTimeout(pending.timer);
+      this.scheduler.clear(pending.timer);
       pending.reject(new ServerError('Stopped'));
     }
     this.waiting.clear();
     this.queuedProposals = [];
     for (const waiter of this.confWaiters.values()) {
-      clearTimeout(waiter.timer);
+      this.scheduler.clear(waiter.timer);
       waiter.reject(new ServerError('Stopped'));
     }
     this.confWaiters.clear();
+    for (const waiter of this.leaderWaiters) waiter.reject(new ServerError('Stopped'));
+    this.leaderWaiters = [];
     const reads = [...this.queuedReads, ...[...this.readsByContext.values()].flat(), ...this.readsByIndex.flatMap((e) => e.reads)];
     for (const read of reads) {
-      clearTimeout(read.timer);
+      this.scheduler.clear(read.timer);
       read.reject(new ServerError('Stopped'));
     }
-    while (this.inTurn) await new Promise((resolve) => setImmediate(resolve));
+    await this.readyHandled;
   }
+}
+
+/**
+ * etcd's answer to a request the core refused: "no leader" while none is known; any other
+ * refusal (a leadership transfer under way, this leader removed, too much uncommitted data)
+ * means the leadership is changing, which clients retry.
+ */
+function droppedProposalError(error: ProposalDroppedError): ServerError {
+  return error.reason === 'noLeader' ? new ServerError('NoLeader') : new ServerError('LeaderChanged', error.message);
 }
 
 /** How many of the committed entries (in index order) are at or below the durable index. */

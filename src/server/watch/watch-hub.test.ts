@@ -21,6 +21,7 @@ async function member(): Promise<KvServer> {
   const dir = mkdtempSync(join(tmpdir(), 'watch-hub-'));
   const kv = await KvServer.open(await Backend.open(dir));
   open.push({ kv, dir });
+  await kv.start();
   return kv;
 }
 

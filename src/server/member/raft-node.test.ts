@@ -1,0 +1,209 @@
+// The Raft driver on its own: RaftNodes over in-memory logs, wired by an in-memory network,
+// with time moved by a manual scheduler. The harness (test/support/raft-node-cluster.ts)
+// records a violation whenever an entry is applied before it is durable, applied twice or out
+// of order, or an append or vote is acknowledged before it is written; every test ends by
+// asserting there were none.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfChangeType, MessageType } from '../../raft/types.js';
+import { RaftNodeCluster, request } from '../../../test/support/raft-node-cluster.js';
+import { ServerError } from '../apply/errors.js';
+import { encodeInternalRequest } from '../apply/internal-request.js';
+
+let cluster: RaftNodeCluster;
+
+afterEach(async () => {
+  await cluster.stopAll();
+  expect(cluster.violations).toEqual([]);
+});
+
+/** Settles to the rejection of `promise` (failing if it resolves), without leaving it unhandled. */
+function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (error: unknown) => error,
+  );
+}
+
+describe('RaftNode: Ready handling', () => {
+  it('a lone voter elects itself at start and answers each proposal with the outcome of its own entry', async () => {
+    cluster = new RaftNodeCluster([1n]);
+    const member = cluster.start(1n);
+    await cluster.until(member.raft.leaderKnown());
+    expect(member.raft.isLeader).toBe(true);
+    expect(member.leaderChanges).toEqual([{ lead: 1n, term: member.raft.term }]);
+    const results = await cluster.until(Promise.all([1, 2, 3].map((n) => member.raft.propose(request(n)))));
+    const indexes = results.map((r) => (r.outcome.ok ? r.outcome.revision : -1));
+    // The recording applier answers with the entry's index: each caller got its own entry.
+    expect(indexes).toEqual([indexes[0]!, indexes[0]! + 1, indexes[0]! + 2]);
+    for (const [i, index] of indexes.entries()) {
+      expect(member.applier.applied.get(index)).toBe(encodeInternalRequest(request(i + 1)).toString('hex'));
+    }
+    // A lone voter has nobody to talk to.
+    expect(member.sent).toEqual([]);
+  });
+
+  it('proposals queued in one loop turn go to the log in one write', async () => {
+    cluster = new RaftNodeCluster([1n]);
+    const member = cluster.start(1n);
+    await cluster.until(member.raft.leaderKnown());
+    await cluster.scheduler.settle();
+    const savesBefore = member.log.saves;
+    const lastBefore = member.raft.lastIndex;
+    const results = Promise.all(Array.from({ length: 20 }, (_, n) => member.raft.propose(request(n))));
+    await cluster.scheduler.settle();
+    await results;
+    expect(member.raft.lastIndex).toBe(lastBefore + 20);
+    expect(member.log.saves - savesBefore).toBe(1);
+  });
+});
+
+describe('RaftNode: persist, then send, then apply', () => {
+  it('a follower acknowledges an append only after writing it, and applies it only then', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    const [slow, fast] = cluster.followers();
+    await cluster.until(leader.raft.propose(request(0)));
+    await cluster.scheduler.settle();
+
+    slow!.log.hold();
+    const acksBefore = slow!.sent.filter((m) => m.type === MessageType.MsgAppResp).length;
+    const { outcome } = await cluster.until(leader.raft.propose(request(1)));
+    const index = outcome.ok ? outcome.revision : -1;
+    await cluster.scheduler.advance(500);
+    // Committed by the leader and the other follower; the slow one holds it unwritten: no ack,
+    // not applied.
+    expect(fast!.applier.appliedIndex).toBeGreaterThanOrEqual(index);
+    expect(slow!.log.lastIndex()).toBeGreaterThanOrEqual(index);
+    expect(slow!.log.durableIndex).toBeLessThan(index);
+    const acksWhileHeld = slow!.sent.filter((m) => m.type === MessageType.MsgAppResp).slice(acksBefore);
+    expect(acksWhileHeld.filter((m) => !m.reject && m.index >= index)).toEqual([]);
+    expect(slow!.applier.appliedIndex).toBeLessThan(index);
+
+    slow!.log.release();
+    await cluster.scheduler.advance(500);
+    expect(slow!.sent.some((m) => m.type === MessageType.MsgAppResp && !m.reject && m.index >= index)).toBe(true);
+    expect(slow!.applier.applied.get(index)).toBe(leader.applier.applied.get(index));
+  });
+
+  it('the leader sends its appends while writing them, but applies and answers only after its own write', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    await cluster.scheduler.settle();
+
+    leader.log.hold();
+    let answered = false;
+    const result = leader.raft.propose(request(7)).then((r) => ((answered = true), r));
+    await cluster.scheduler.advance(300);
+    const index = leader.raft.lastIndex;
+    // Both followers have it durably and acknowledged it: a quorum, so it is committed...
+    for (const follower of cluster.followers()) expect(follower.log.durableIndex).toBeGreaterThanOrEqual(index);
+    expect(leader.raft.commitIndex).toBeGreaterThanOrEqual(index);
+    // ...yet the leader, whose own write is still in flight, neither applies nor answers.
+    expect(leader.applier.appliedIndex).toBeLessThan(index);
+    expect(answered).toBe(false);
+
+    leader.log.release();
+    await cluster.scheduler.settle();
+    const { outcome } = await cluster.until(result);
+    expect(outcome).toMatchObject({ ok: true, revision: index });
+    expect(leader.applier.appliedIndex).toBeGreaterThanOrEqual(index);
+  });
+});
+
+describe('RaftNode: restart from the log', () => {
+  it('brings back the configuration and applied index, re-applies only what the state machine lost', async () => {
+    cluster = new RaftNodeCluster([1n]);
+    const first = cluster.start(1n);
+    await cluster.until(first.raft.leaderKnown());
+    // A learner that never answers: the lone voter still commits alone.
+    const confState = await cluster.until(first.raft.changeMembership(ConfChangeType.AddLearnerNode, 2n, Buffer.from('{}')));
+    expect(confState).toEqual({ voters: [1n], learners: [2n] });
+    for (let n = 0; n < 5; n++) await cluster.until(first.raft.propose(request(n)));
+    const lastIndex = first.raft.lastIndex;
+    const before = new Map(first.applier.applied);
+    const { log, applied } = await cluster.crash(1n);
+    expect(applied).toBe(lastIndex);
+
+    // The last two applies were never written (a crash before the unsynced apply batch).
+    const restarted = cluster.start(1n, { log, applied: applied - 2 });
+    await cluster.until(restarted.raft.leaderKnown());
+    await cluster.scheduler.settle();
+    expect(restarted.raft.voters).toEqual([1n]);
+    expect(restarted.raft.learners).toEqual([2n]);
+    // Exactly the two lost entries again, with the same data; then the new leader's no-op.
+    expect(restarted.applier.order.slice(0, 2)).toEqual([applied - 1, applied]);
+    expect(restarted.applier.applied.get(applied)).toBe(before.get(applied));
+    expect(Math.min(...restarted.applier.order)).toBe(applied - 1);
+    const { outcome } = await cluster.until(restarted.raft.propose(request(99)));
+    expect(outcome.ok && outcome.revision).toBeGreaterThan(lastIndex);
+  });
+});
+
+describe('RaftNode: proposals that cannot be placed', () => {
+  it("fail at once with etcd's NoLeader while no leader is known", async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    const member = cluster.start(1n);
+    const refused = await cluster.until(rejection(member.raft.propose(request(1))));
+    expect(refused).toBeInstanceOf(ServerError);
+    expect(refused).toMatchObject({ etcdCode: 'NoLeader' });
+    expect(await cluster.until(rejection(member.raft.readBarrier()))).toMatchObject({ etcdCode: 'NoLeader' });
+    expect(await cluster.until(rejection(member.raft.changeMembership(ConfChangeType.AddNode, 4n, Buffer.alloc(0))))).toMatchObject({ etcdCode: 'NoLeader' });
+  });
+
+  it('fail with LeaderChanged while the leader hands over', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    const target = cluster.followers()[0]!;
+    // The transferee never hears of it, so the transfer stays in progress.
+    cluster.isolated.add(target.id);
+    leader.raft.transferLeadership(target.id);
+    await cluster.scheduler.settle();
+    expect(await cluster.until(rejection(leader.raft.propose(request(1))))).toMatchObject({ etcdCode: 'LeaderChanged' });
+  });
+
+  it("time out with etcd's Timeout when they cannot commit", async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    cluster.isolated.add(leader.id);
+    const refused = rejection(leader.raft.propose(request(1)));
+    const read = rejection(leader.raft.readBarrier());
+    await cluster.scheduler.advance(7000); // singleVoter()'s request timeout
+    expect(await refused).toMatchObject({ etcdCode: 'Timeout' });
+    expect(await read).toMatchObject({ etcdCode: 'Timeout' });
+  });
+});
+
+describe('RaftNode: ReadIndex barrier', () => {
+  it('resolves only once this member has applied up to the read index', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    const reader = cluster.followers()[0]!;
+    await cluster.scheduler.settle();
+
+    // Appends to the reader are late; heartbeats and read index traffic are not.
+    cluster.delay = (m) => m.to === reader.id && m.type === MessageType.MsgApp;
+    const { outcome } = await cluster.until(leader.raft.propose(request(1)));
+    const index = outcome.ok ? outcome.revision : -1;
+    let appliedWhenResolved = -1;
+    const barrier = reader.raft.readBarrier().then(() => (appliedWhenResolved = reader.applier.appliedIndex));
+    await cluster.scheduler.advance(500);
+    // The leader has answered the read index (heartbeats went round) but the entry has not
+    // reached the reader: the barrier waits.
+    expect(reader.applier.appliedIndex).toBeLessThan(index);
+    expect(appliedWhenResolved).toBe(-1);
+
+    cluster.delay = undefined;
+    cluster.deliverDelayed();
+    await cluster.scheduler.advance(500);
+    await cluster.until(barrier);
+    expect(appliedWhenResolved).toBeGreaterThanOrEqual(index);
+  });
+});

@@ -1,0 +1,167 @@
+// How a member takes part in Raft, and the one place its RaftNode is built. Every member runs
+// Raft, a lone one too: it is a one-voter cluster that elects itself at once. main.ts builds
+// the options from the configuration; tests and embedders take singleVoter()'s defaults, so
+// both construct the node the same way.
+
+import { DEFAULTS, type Config } from '../../config/schema.js';
+import { RawNode } from '../../raft/raw-node.js';
+import type { Storage } from '../../raft/storage.js';
+import { ConfChangeType } from '../../raft/types.js';
+import type { Message } from '../../raft/types.js';
+import { KeySpace } from '../../storage/backend.js';
+import type { Backend } from '../../storage/backend.js';
+import { RaftLogStore } from '../../storage/raft-log-store.js';
+import { assert } from '../../util/assert.js';
+import { SeededRandom, type Random } from '../../util/random.js';
+import type { Applier } from '../apply/applier.js';
+import type { Membership, MemberContext } from '../membership/membership.js';
+import { RaftNode, type DurableRaftLog, type EntryApplier, type PeerSender, type RaftNodeOptions, type StateSnapshots } from './raft-node.js';
+import type { Scheduler } from './scheduler.js';
+
+export interface ReplicationOptions {
+  memberId: bigint;
+  /** Voters of a brand-new cluster (every initial member, this one included). */
+  initialVoters: bigint[];
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  preVote: boolean;
+  requestTimeoutMs: number;
+  snapshotCount: number;
+  random: Random;
+  /** Late-bound: the transport is created after the node, with the node as its receiver. */
+  sender: PeerSender;
+  /** Joining an existing cluster (--initial-cluster-state existing): no bootstrap. */
+  joinExisting: boolean;
+  onLeaderChange?(lead: bigint, term: number): void;
+  onSnapshotInstalled?(snapshotIndex: number, appliedIndex: number): void;
+  onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
+  /** Each raft log write: how long it took and whether it was synced (fsync metrics). */
+  onLogWrite?(seconds: number, synced: boolean): void;
+  /** A heartbeat's round trip to a peer (etcd_network_peer_round_trip_time_seconds). */
+  onPeerRoundTrip?(peer: bigint, seconds: number): void;
+  onFatal(error: unknown): void;
+  /** Timers and loop turns of the node (default: Node's). */
+  scheduler?: Scheduler;
+}
+
+/** The member ID a lone voter gets unless told otherwise (0 is Raft's "nobody"). */
+const LONE_VOTER_ID = 1n;
+
+/**
+ * Tick-based timing from the configured milliseconds: one tick per heartbeat; a request waits
+ * at most the configured timeout, and no longer than two elections plus 5 s.
+ */
+export function raftTiming(raft: Pick<Config['raft'], 'electionTimeoutMs' | 'heartbeatIntervalMs'>, requestTimeoutMs: number) {
+  return {
+    tickMs: raft.heartbeatIntervalMs,
+    electionTicks: Math.max(2, Math.round(raft.electionTimeoutMs / raft.heartbeatIntervalMs)),
+    heartbeatTicks: 1,
+    requestTimeoutMs: Math.min(requestTimeoutMs, 5000 + 2 * raft.electionTimeoutMs),
+  };
+}
+
+/**
+ * A one-voter cluster with the configuration's defaults. It has no peers, so nothing may ever
+ * be sent: its sender asserts. A failure of its Raft loop is rethrown outside any promise
+ * chain, so it stops the process (or fails the test run) instead of disappearing.
+ */
+export function singleVoter(overrides: Partial<Omit<ReplicationOptions, 'initialVoters' | 'sender' | 'joinExisting'>> = {}): ReplicationOptions {
+  const memberId = overrides.memberId ?? LONE_VOTER_ID;
+  assert(memberId !== 0n, 'member ID 0 is reserved');
+  return {
+    ...raftTiming(DEFAULTS.raft, DEFAULTS.limits.requestTimeoutMs),
+    preVote: DEFAULTS.raft.preVote,
+    snapshotCount: DEFAULTS.raft.snapshotCount,
+    random: new SeededRandom(Number(memberId % 2147483647n)),
+    onFatal: (error) =>
+      queueMicrotask(() => {
+        throw error;
+      }),
+    ...overrides,
+    memberId,
+    initialVoters: [memberId],
+    sender: { send: (messages: Message[]) => assert(false, `a lone voter has no peers, yet sent ${messages.length} messages`) },
+    joinExisting: false,
+  };
+}
+
+/** Opens the member's durable raft log in the backend and builds its RaftNode over it. */
+export async function openRaftNode(
+  backend: Backend,
+  parts: { applier: Applier; membership: Membership; snapshots: StateSnapshots },
+  replication: ReplicationOptions,
+): Promise<RaftNode> {
+  const store = await RaftLogStore.open(backend.level, KeySpace.raftLog, { onWrite: replication.onLogWrite });
+  const { applier, snapshots, membership } = parts;
+  return createRaftNode(store, { applier, snapshots, onConfChange: (type, nodeId, payload) => applyMembershipChange(membership, type, nodeId, payload) }, replication);
+}
+
+/**
+ * Builds a RaftNode over a durable raft log (the backend's, or a test's in memory). The
+ * configuration lives in the log: a founding member with an empty log bootstraps it; on
+ * restart the core replays conf changes from its last snapshot (applied = snapshot index), and
+ * the node skips the normal entries the state machine already holds.
+ */
+export function createRaftNode(
+  store: Storage & DurableRaftLog,
+  parts: { applier: EntryApplier; snapshots: StateSnapshots; onConfChange?: RaftNodeOptions['onConfChange'] },
+  replication: ReplicationOptions,
+): RaftNode {
+  const snapshotIndex = store.snapshot().metadata.index;
+  const freshLog = store.lastIndex() === 0 && snapshotIndex === 0;
+  const node = new RawNode({
+    id: replication.memberId,
+    electionTick: replication.electionTicks,
+    heartbeatTick: replication.heartbeatTicks,
+    storage: store,
+    random: replication.random,
+    applied: snapshotIndex,
+    checkQuorum: true,
+    preVote: replication.preVote,
+    peers: freshLog && !replication.joinExisting ? replication.initialVoters : undefined,
+  });
+  return new RaftNode(
+    node,
+    store,
+    parts.applier,
+    replication.sender,
+    parts.snapshots,
+    {
+      memberId: replication.memberId,
+      tickMs: replication.tickMs,
+      requestTimeoutMs: replication.requestTimeoutMs,
+      snapshotCount: replication.snapshotCount,
+      snapshotCatchUpEntries: Math.min(5000, Math.max(1, Math.floor(replication.snapshotCount / 2))),
+      onLeaderChange: replication.onLeaderChange,
+      onConfChange: parts.onConfChange,
+      onSnapshotInstalled: replication.onSnapshotInstalled,
+      onSnapshotSent: replication.onSnapshotSent,
+      onPeerRoundTrip: replication.onPeerRoundTrip,
+      onFatal: replication.onFatal,
+      scheduler: replication.scheduler,
+    },
+    { confState: store.initialState().confState, snapshotIndex, lastIndex: store.lastIndex() },
+  );
+}
+
+/** Applies a committed conf change to the member list (idempotent: replays are harmless). */
+function applyMembershipChange(membership: Membership, type: number, nodeId: bigint, payload: Uint8Array | undefined): void {
+  const context: MemberContext | undefined =
+    payload !== undefined && payload.length > 0 ? (JSON.parse(Buffer.from(payload).toString()) as MemberContext) : undefined;
+  switch (type) {
+    case ConfChangeType.AddNode:
+      if (membership.get(nodeId)?.isLearner) membership.applyPromote(nodeId);
+      else if (context !== undefined) membership.applyAdd(nodeId, context, false);
+      break;
+    case ConfChangeType.AddLearnerNode:
+      if (context !== undefined) membership.applyAdd(nodeId, context, true);
+      break;
+    case ConfChangeType.RemoveNode:
+      membership.applyRemove(nodeId);
+      break;
+    case ConfChangeType.UpdateNode:
+      if (context !== undefined) membership.applyUpdate(nodeId, context.peerUrls);
+      break;
+  }
+}
