@@ -8,7 +8,6 @@
 
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { formatUrl } from '../config/values.js';
 import { peerHashKv } from '../grpc/peer-hash-kv.js';
 import type { Message } from '../raft/types.js';
 import { initialCorruptCheck } from '../server/maintenance/corruption-check.js';
@@ -30,6 +29,8 @@ export interface MemberOptions {
   config: MemberConfig;
   storage: NodeStorage;
   cluster: ClusterMembership;
+  /** The client URLs this member publishes (advertised ones, with bound ports for port 0). */
+  clientUrls: readonly string[];
   probes: MetricProbes;
   /** Where Raft's outgoing messages go (the peer transport, attached once it is up). */
   sender: PeerSender;
@@ -91,9 +92,6 @@ export class MemberUnit {
     const { config, storage, cluster, logger } = options;
     const memberId = storage.identity.memberId;
     const self = cluster.members.find((m) => m.id === memberId);
-    const clientScheme = config.grpc.tls.enabled ? 'https' : 'http';
-    const clientUrls =
-      config.grpc.advertiseUrls.length > 0 ? config.grpc.advertiseUrls.map(formatUrl) : [`${clientScheme}://${config.grpc.address}:${config.grpc.port}`];
     const leaseLog = logger.child({ component: 'lease' });
     const authLog = logger.child({ component: 'auth' });
     const kv = await KvServer.open(storage.backend, {
@@ -104,7 +102,7 @@ export class MemberUnit {
         clusterToken: config.initialClusterToken,
         maxLearners: config.raft.maxLearners,
         name: self?.name ?? config.name,
-        clientUrls,
+        clientUrls: [...options.clientUrls],
       },
       lease: {
         electionTimeoutMs: config.raft.electionTimeoutMs,
