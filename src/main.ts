@@ -1,8 +1,10 @@
 // Composition root: parses the command line, then starts MetaStore's units (src/node) in order
 // and wires them to each other. Nothing else constructs the parts of a running member.
 //
-// Start-up order: a bad config stops at parsing (one line, exit 2); storage opens (a data dir of
-// another format or a TLS set-up error also exit 2) and fixes the identity; the member opens,
+// Start-up order: a bad config stops at parsing (one line, exit 2); the client URLs are bound
+// (as etcd binds its listeners first: a taken port is one line naming its key, exit 2; a port-0
+// URL's real port is what the member publishes); storage opens (a data dir of another format
+// or a TLS set-up error also exit 2) and fixes the identity; the member opens,
 // the peer transport starts, the member publishes itself and runs its checks; the metrics, the
 // client port and the side ports come up; then "ready to serve client requests" (the line etcd
 // logs, which scripts and tests wait for). Shutdown on SIGTERM/SIGINT: see node/signals.ts.
@@ -11,9 +13,8 @@ import { parseCommandLine } from './cli.js';
 import { ConfigError } from './config/parse-config.js';
 import type { Config } from './config/schema.js';
 import { handOffLeadership } from './server/maintenance/leadership-handoff.js';
-import { countGrpcConnections } from './metrics/grpc-connections.js';
 import { createLogging } from './logging/logging.js';
-import { startClientEdge } from './node/client-edge.js';
+import { bindClientPort, startClientEdge } from './node/client-edge.js';
 import { startCompactor } from './node/compactor.js';
 import { initialClusterOf } from './node/initial-cluster.js';
 import { MemberUnit } from './node/member.js';
@@ -23,6 +24,7 @@ import { packageVersion } from './node/package-version.js';
 import { PeerOutbox, startPeers } from './node/peers.js';
 import { createNodeMetrics, startSidePorts } from './node/side-ports.js';
 import { reopenLogOnHangup, shutdownOnSignals, stopSelf } from './node/signals.js';
+import { StartupError } from './node/startup-error.js';
 import { openStorage } from './node/storage.js';
 import { StorageFormatError } from './storage/backend.js';
 import { TlsSetupError } from './tls/tls.js';
@@ -38,12 +40,13 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     process.exit(1);
   };
 
+  const clientPort = await bindClientPort(config, log);
   const probes = new MetricProbes();
   const cluster = initialClusterOf(config);
   const derived = { memberId: cluster.selfId, clusterId: cluster.clusterId };
   const storage = await openStorage({ dataDir: config.dataDir, storage: config.storage, derived, onWrite: probes.backendWrite });
   const outbox = new PeerOutbox();
-  const member = await MemberUnit.open({ config, storage, cluster, probes, sender: outbox, logger: log, failStop });
+  const member = await MemberUnit.open({ config, storage, cluster, clientUrls: clientPort.advertisedUrls, probes, sender: outbox, logger: log, failStop });
   const kv = member.kv;
   const peers = await startPeers({ config, storage, cluster, kv, outbox, logger: log, stopSelf });
   await member.start();
@@ -52,11 +55,11 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   const sources = opsSources(kv, status);
   const metrics = createNodeMetrics(config, sources, storage.identity.memberId);
   if (metrics) probes.attach(metrics, kv.raft !== undefined && kv.raft.leader !== 0n);
-  const edge = await startClientEdge({ config, kv, identity: storage.identity, metrics, logger: log, memberDialer: member.dialer });
-  status.clientConnections = () => edge.openConnections() ?? countGrpcConnections();
+  const edge = await startClientEdge({ config, bound: clientPort, kv, identity: storage.identity, metrics, sources, logger: log, memberDialer: member.dialer });
+  status.clientConnections = () => edge.openConnections();
   const compactor = startCompactor(config.compaction, kv, log);
   const sidePorts = await startSidePorts({ config, sources, metrics, logger: log });
-  log.info({ address: `${config.grpc.address}:${edge.port}` }, 'ready to serve client requests');
+  log.info({ address: `${config.grpc.address}:${edge.port}`, urls: clientPort.urls }, 'ready to serve client requests');
 
   const { gracefulShutdownTimeoutMs } = config.reliability;
   const handOffTimeoutMs = Math.min(gracefulShutdownTimeoutMs, 2 * config.raft.electionTimeoutMs);
@@ -102,7 +105,7 @@ async function main(argv: readonly string[]): Promise<void> {
       try {
         await serve(command.config, command.notes);
       } catch (error) {
-        if (!(error instanceof StorageFormatError || error instanceof TlsSetupError)) throw error;
+        if (!(error instanceof StorageFormatError || error instanceof TlsSetupError || error instanceof StartupError)) throw error;
         process.stderr.write(`${error.message}\n`);
         process.exit(2);
       }

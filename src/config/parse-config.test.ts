@@ -83,10 +83,10 @@ describe('sources and precedence', () => {
 describe('error messages name the key and the source', () => {
   it('wrong type in the file', () => {
     expect(loadError(['--config', FILE], { files: { [FILE]: 'server:\n  grpc:\n    port: abc\n' } })).toBe(
-      'config error: server.grpc.port in /x/y.yaml: expected an integer 1-65535, got "abc"',
+      'config error: server.grpc.port in /x/y.yaml: expected an integer 0-65535, got "abc"',
     );
     expect(loadError(['--config', FILE], { files: { [FILE]: 'server:\n  grpc:\n    port: "2379"\n' } })).toBe(
-      'config error: server.grpc.port in /x/y.yaml: expected an integer 1-65535, got "2379"',
+      'config error: server.grpc.port in /x/y.yaml: expected an integer 0-65535, got "2379"',
     );
     expect(loadError(['--config', FILE], { files: { [FILE]: 'server:\n  auth:\n    enabled: 1\n' } })).toBe(
       'config error: server.auth.enabled in /x/y.yaml: expected true or false, got 1',
@@ -114,8 +114,8 @@ describe('error messages name the key and the source', () => {
   });
 
   it('bad and unknown environment variables', () => {
-    expect(loadError([], { env: { METASTORE_SERVER_GRPC_PORT: '0' } })).toBe(
-      'config error: server.grpc.port in environment variable METASTORE_SERVER_GRPC_PORT: expected an integer 1-65535, got "0"',
+    expect(loadError([], { env: { METASTORE_SERVER_HEALTH_PORT: '0' } })).toBe(
+      'config error: server.health.port in environment variable METASTORE_SERVER_HEALTH_PORT: expected an integer 1-65535, got "0"',
     );
     expect(loadError([], { env: { METASTORE_SERVER_GRPC_PROT: '1' } })).toBe(
       'config error: unknown environment variable METASTORE_SERVER_GRPC_PROT (did you mean METASTORE_SERVER_GRPC_PORT?)',
@@ -343,7 +343,30 @@ describe('etcd command lines', () => {
       compaction: { mode: 'revision', retention: '1000', retentionMs: 0, retentionRevisions: 1000 },
       limits: { ...DEFAULTS.limits, maxRequestBytes: 1_572_864, maxTxnOps: 128, quotaBackendBytes: 0 },
       log: { ...DEFAULTS.log, level: 'info' },
+      // etcd's listen URL flags give etcd's port footprint: no MetaStore side ports.
+      health: { ...DEFAULTS.health, open: false },
+      monitoring: { ...DEFAULTS.monitoring, openPrometheusPort: false },
     });
+  });
+
+  it("etcd's listen URL flags: several URLs, port 0, side ports only when set explicitly", () => {
+    const config = load(['--listen-client-urls', 'http://127.0.0.1:0,http://10.0.0.1:2379', '--listen-peer-urls', 'http://127.0.0.1:0']);
+    expect(config.grpc.listenUrls.map((u) => u.port)).toEqual([0, 2379]);
+    expect([config.grpc.port, config.raft.port]).toEqual([0, 0]);
+    expect([config.health.open, config.monitoring.openPrometheusPort]).toEqual([false, false]);
+    const explicit = load(['--listen-client-urls', 'http://127.0.0.1:0'], { env: { METASTORE_SERVER_HEALTH_PORT: '18080' } });
+    expect([explicit.health.open, explicit.monitoring.openPrometheusPort]).toEqual([true, false]);
+    expect([DEFAULTS.health.open, load([]).monitoring.openPrometheusPort]).toEqual([true, true]);
+  });
+
+  it('a non-loopback advertise_address without an address listens on every interface', () => {
+    const yaml = 'server:\n  grpc:\n    advertise_address: "10.0.1.10:2379"\n  raft:\n    advertise_address: "10.0.1.10:12379"\n';
+    const config = load(['--config', FILE], { files: { [FILE]: yaml } });
+    expect([config.grpc.address, config.raft.address]).toEqual(['0.0.0.0', '0.0.0.0']);
+    const loopback = load(['--config', FILE], { files: { [FILE]: 'server:\n  grpc:\n    advertise_address: "127.0.0.1:2379"\n' } });
+    expect(loopback.grpc.address).toBe('127.0.0.1');
+    const bound = load(['--config', FILE], { files: { [FILE]: 'server:\n  grpc:\n    address: "10.0.1.10"\n    advertise_address: "10.0.1.10:2379"\n' } });
+    expect(bound.grpc.address).toBe('10.0.1.10');
   });
 
   it('accepts --flag=value, single dashes and bare booleans', () => {

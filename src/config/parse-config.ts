@@ -25,6 +25,7 @@ import {
   bindHost,
   describeGot,
   formatUrl,
+  isLoopbackHost,
   parseBool,
   parseDurationMs,
   parseEnum,
@@ -398,20 +399,22 @@ function deriveAndCheck(config: Mutable<Config>, sourceOf: (path: string) => Sou
     );
   }
 
-  const ports: [string, number][] = [
-    ['server.grpc.port', config.grpc.port],
-    ['server.raft.port', config.raft.port],
-    ['server.health.port', config.health.port],
-  ];
-  if (config.monitoring.enablePrometheus) ports.push(['server.monitoring.prometheus_port', config.monitoring.prometheusPort]);
-  for (const [i, [pathA, portA]] of ports.entries()) {
-    const clash = ports.slice(i + 1).find(([, portB]) => portB === portA);
-    if (clash) throw configError(`${show(pathA, portA)} and ${show(clash[0], clash[1])} must be different ports`);
-  }
-
   checkPeers(config, show);
   checkUrls(config, 'grpc', show);
   checkUrls(config, 'raft', show);
+  deriveListening(config, sourceOf);
+
+  const ports: [string, number][] = [
+    ['server.grpc.port', config.grpc.port],
+    ['server.raft.port', config.raft.port],
+  ];
+  if (config.health.open) ports.push(['server.health.port', config.health.port]);
+  if (config.monitoring.openPrometheusPort) ports.push(['server.monitoring.prometheus_port', config.monitoring.prometheusPort]);
+  for (const [i, [pathA, portA]] of ports.entries()) {
+    // Port 0 asks for a free port, different for each listener.
+    const clash = ports.slice(i + 1).find(([, portB]) => portB === portA && portA !== 0);
+    if (clash) throw configError(`${show(pathA, portA)} and ${show(clash[0], clash[1])} must be different ports`);
+  }
 
   if (config.initialCluster.length > 0 && !config.initialCluster.some((m) => m.name === config.name)) {
     throw configError(
@@ -427,6 +430,26 @@ function deriveAndCheck(config: Mutable<Config>, sourceOf: (path: string) => Sou
   for (const path of ['server.data_dir', 'server.log.output', 'server.grpc.address', 'server.raft.address'] as const) {
     if (String(lookup(config, path)).trim() === '') throw configError(`${path} ${where(sourceOf(path))}: must not be empty`);
   }
+}
+
+/**
+ * Where the member listens. A member advertised at a non-loopback address must be reachable
+ * there, so without an explicit address (or etcd listen URLs) its ports bind every interface
+ * (0.0.0.0), as the deployment guide's configs expect. With etcd's listen URL flags the member
+ * has etcd's port footprint: MetaStore's health and metrics side ports open only when set.
+ */
+function deriveListening(config: Mutable<Config>, sourceOf: (path: string) => Source): void {
+  for (const section of ['grpc', 'raft'] as const) {
+    const s = config[section];
+    const addressChosen = sourceOf(`server.${section}.address`).kind !== 'default';
+    if (addressChosen || s.listenUrls.length > 0 || s.advertiseAddress === '') continue;
+    if (!isLoopbackHost(parseHostPort(s.advertiseAddress).host)) s.address = '0.0.0.0';
+  }
+  const fromEtcd = (path: string): boolean => ['flag', 'etcd-file'].includes(sourceOf(path).kind);
+  const etcdFootprint = fromEtcd('server.grpc.listen_urls') || fromEtcd('server.raft.listen_urls');
+  const chosen = (path: string): boolean => sourceOf(path).kind !== 'default';
+  config.health.open = !etcdFootprint || chosen('server.health.port');
+  config.monitoring.openPrometheusPort = config.monitoring.enablePrometheus && (!etcdFootprint || chosen('server.monitoring.prometheus_port'));
 }
 
 function lookup(config: Config, path: string): unknown {

@@ -123,10 +123,16 @@ export interface Config {
   readonly monitoring: {
     readonly enablePrometheus: boolean;
     readonly prometheusPort: number;
+    /** Derived: whether prometheus_port is opened (not with etcd's command line unless set). */
+    readonly openPrometheusPort: boolean;
     readonly listenMetricsUrls: readonly Url[];
     readonly slowRequestThresholdMs: number;
   };
-  readonly health: { readonly port: number };
+  readonly health: {
+    readonly port: number;
+    /** Derived: whether the health port is opened (not with etcd's command line unless set). */
+    readonly open: boolean;
+  };
   readonly reliability: {
     readonly enablePanicRecovery: boolean;
     readonly gracefulShutdownTimeoutMs: number;
@@ -239,8 +245,8 @@ export const DEFAULTS: Config = deepFreeze<Config>({
     quotaBackendBytes: 0,
   },
   compaction: { mode: 'periodic', retention: '0', retentionMs: 0, retentionRevisions: 0 },
-  monitoring: { enablePrometheus: true, prometheusPort: 9090, listenMetricsUrls: [], slowRequestThresholdMs: 100 },
-  health: { port: 8080 },
+  monitoring: { enablePrometheus: true, prometheusPort: 9090, openPrometheusPort: true, listenMetricsUrls: [], slowRequestThresholdMs: 100 },
+  health: { port: 8080, open: true },
   reliability: { enablePanicRecovery: true, gracefulShutdownTimeoutMs: 30_000, initialCorruptCheck: false, corruptCheckTimeMs: 0 },
   log: { level: 'info', format: 'json', output: 'stdout', maxSize: 104_857_600, maxBackups: 10, maxAgeDays: 30 },
   auth: { enabled: false, rootPassword: '', token: 'simple', tokenTtlMs: 300_000 },
@@ -248,7 +254,12 @@ export const DEFAULTS: Config = deepFreeze<Config>({
 });
 
 /** Fields computed by the loader from other keys, so they have no key of their own. */
-export const DERIVED_FIELDS: readonly string[] = ['compaction.retentionMs', 'compaction.retentionRevisions'];
+export const DERIVED_FIELDS: readonly string[] = [
+  'compaction.retentionMs',
+  'compaction.retentionRevisions',
+  'health.open',
+  'monitoring.openPrometheusPort',
+];
 
 export type KeyType = 'int' | 'uint' | 'bool' | 'string' | 'duration' | 'size' | 'enum' | 'string-list' | 'bigint-id';
 
@@ -284,6 +295,8 @@ interface KeyOptions {
 }
 
 const PORT = { min: 1, max: 65_535 } as const;
+/** Ports that etcd's listen URLs also set, where 0 (a free port) is allowed as in etcd. */
+const LISTEN_PORT = { min: 0, max: 65_535 } as const;
 
 export function envVarName(path: string): string {
   return `METASTORE_${path.toUpperCase().replaceAll('.', '_')}`;
@@ -368,8 +381,8 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.initial_cluster', 'string-list', 'etcd-style bootstrap members, name=peer-url entries', { items: 'initial-cluster' }),
   key('server.force_new_cluster', 'bool', 'restart as a one-member cluster from existing data (disaster recovery)'),
 
-  key('server.grpc.address', 'string', 'IP the client (gRPC) port binds to'),
-  key('server.grpc.port', 'uint', 'client (gRPC) port', PORT),
+  key('server.grpc.address', 'string', 'IP the client (gRPC), health and metrics ports bind to; unset with a non-loopback advertise_address = 0.0.0.0'),
+  key('server.grpc.port', 'uint', 'client (gRPC) port; 0 = a free port', LISTEN_PORT),
   key('server.grpc.advertise_address', 'string', 'host:port advertised to clients; empty = address:port'),
   key('server.grpc.listen_urls', 'string-list', 'client URLs to listen on (etcd); first must match address:port', { items: 'url' }),
   key('server.grpc.advertise_urls', 'string-list', 'client URLs advertised (etcd); first must match advertise_address', { items: 'url' }),
@@ -386,8 +399,8 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.grpc.enable_gateway', 'bool', 'serve the JSON gRPC gateway (/v3/...) on the client port'),
   ...tlsKeys('server.grpc.tls', 'client'),
 
-  key('server.raft.address', 'string', 'IP the peer (raft) port binds to'),
-  key('server.raft.port', 'uint', 'peer (raft) port', PORT),
+  key('server.raft.address', 'string', 'IP the peer (raft) port binds to; unset with a non-loopback advertise_address = 0.0.0.0'),
+  key('server.raft.port', 'uint', 'peer (raft) port; 0 = a free port', LISTEN_PORT),
   key('server.raft.advertise_address', 'string', 'host:port advertised to peers; empty = address:port'),
   key('server.raft.listen_urls', 'string-list', 'peer URLs to listen on (etcd); first must match address:port', { items: 'url' }),
   key('server.raft.advertise_urls', 'string-list', 'peer URLs advertised (etcd); first must match advertise_address', { items: 'url' }),
@@ -411,11 +424,11 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.compaction.retention', 'string', 'periodic: duration or integer hours; revision: revisions kept; 0 = off'),
 
   key('server.monitoring.enable_prometheus', 'bool', 'serve Prometheus metrics'),
-  key('server.monitoring.prometheus_port', 'uint', 'port of the /metrics endpoint', PORT),
-  key('server.monitoring.listen_metrics_urls', 'string-list', 'extra URLs serving /metrics and /health (etcd)', { items: 'url' }),
+  key('server.monitoring.prometheus_port', 'uint', 'port of the /metrics endpoint (with etcd listen URL flags: opened only when set)', PORT),
+  key('server.monitoring.listen_metrics_urls', 'string-list', 'extra URLs serving /metrics, /health, /livez, /readyz and /version (etcd --listen-metrics-urls)', { items: 'url' }),
   key('server.monitoring.slow_request_threshold', 'duration', 'log requests slower than this'),
 
-  key('server.health.port', 'uint', 'port of /health, /livez and /readyz', PORT),
+  key('server.health.port', 'uint', 'port of /health, /readiness and /liveness (with etcd listen URL flags: opened only when set)', PORT),
 
   key('server.reliability.enable_panic_recovery', 'bool', 'turn a crash inside one request into an error for that request'),
   key('server.reliability.graceful_shutdown_timeout', 'duration', 'how long shutdown waits for requests in flight'),

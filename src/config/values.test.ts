@@ -112,7 +112,9 @@ describe('URLs, peers and the initial cluster', () => {
   it('parses URLs into scheme, host and port', () => {
     expect(parseUrl('http://127.0.0.1:2379')).toEqual({ scheme: 'http', host: '127.0.0.1', port: 2379 });
     expect(parseUrl('https://[::1]:2380/')).toEqual({ scheme: 'https', host: '::1', port: 2380 });
-    for (const bad of ['127.0.0.1:2379', 'http://host', 'ftp://h:1', 'http://h:0', 'http://h:70000', 'unix://x:1']) {
+    // Port 0 (a free port) is a valid listen URL, as in etcd.
+    expect(parseUrl('http://0.0.0.0:0')).toEqual({ scheme: 'http', host: '0.0.0.0', port: 0 });
+    for (const bad of ['127.0.0.1:2379', 'http://host', 'ftp://h:1', 'http://h:70000', 'unix://x:1']) {
       expect(() => parseUrl(bad)).toThrow(ValueProblem);
     }
   });

@@ -187,14 +187,15 @@ function unbracket(host: string): string {
   return host.startsWith('[') ? host.slice(1, -1) : host;
 }
 
-function validPort(text: string | undefined): number | undefined {
+function validPort(text: string | undefined, lowest = 1): number | undefined {
   const port = Number(text);
-  return Number.isInteger(port) && port >= 1 && port <= 65535 ? port : undefined;
+  return Number.isInteger(port) && port >= lowest && port <= 65535 ? port : undefined;
 }
 
+/** Port 0 is accepted in URLs as etcd does: listening on it picks a free port. */
 export function parseUrl(text: string): Url {
   const match = URL_RE.exec(text);
-  const port = validPort(match?.[3]);
+  const port = validPort(match?.[3], 0);
   if (!match || port === undefined) return fail('a URL like http://127.0.0.1:2379 (http or https, explicit port)', text);
   return { scheme: match[1] as 'http' | 'https', host: unbracket(match[2] ?? ''), port };
 }
@@ -254,4 +255,9 @@ export function formatInitialCluster(members: readonly InitialClusterMember[]): 
 /** Binding to "localhost" means the IPv4 loopback, as the task and etcd's docs assume. */
 export function bindHost(host: string): string {
   return host === 'localhost' ? '127.0.0.1' : host;
+}
+
+/** True for names of this machine's loopback interface (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }

@@ -2,7 +2,7 @@
 // clear answer; methods not built yet answer UNIMPLEMENTED naming themselves.
 
 import * as grpc from '@grpc/grpc-js';
-import { listenWithConnectionLimit, type LimitedListener } from './connection-limit.js';
+import type { ClientListener } from './client-listener.js';
 import type { KvServer } from '../server/member/kv-server.js';
 import { type Handlers, responseHeaders, unimplemented, withRequestSizes } from './handler.js';
 import { authHandlers } from './auth-service.js';
@@ -25,10 +25,13 @@ export interface GrpcServerOptions {
   maxSendMessageBytes: number;
   maxConcurrentStreams: number;
   identity: { clusterId: bigint; memberId: bigint };
-  /** Open client connections allowed; more are refused at accept (connection-limit.ts). */
-  maxConnections?: number;
-  onConnectionRefused?: (remoteAddress: string | undefined) => void;
-  /** TLS for the client port (src/tls: reloads certificates, verifies clients); plain text when absent. */
+  /**
+   * The client port's listener (client-listener.ts: every URL, connection limit, TLS, HTTP/1.1
+   * beside gRPC); host, port and credentials are then unused. Without it, the server binds
+   * host:port itself (in-process tests).
+   */
+  listener?: ClientListener;
+  /** TLS when binding host:port itself; plain text when absent. */
   credentials?: grpc.ServerCredentials;
   /** etcd --experimental-watch-progress-notify-interval; default (and 0) etcd's 10 minutes. */
   watchProgressNotifyIntervalMs?: number;
@@ -89,31 +92,26 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     }
     server.addService(definition, handlers);
   }
-  const credentials = options.credentials ?? grpc.ServerCredentials.createInsecure();
-  let limited: LimitedListener | undefined;
-  if (options.maxConnections !== undefined) {
-    limited = await listenWithConnectionLimit(server, {
-      host: options.host,
-      port: options.port,
-      maxConnections: options.maxConnections,
-      credentials,
-      onRefused: options.onConnectionRefused,
+  const listener = options.listener;
+  let port: number;
+  if (listener !== undefined) {
+    // The listener terminates TLS itself and hands over decrypted sockets.
+    const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    listener.serveGrpc((socket) => injector.injectConnection(socket));
+    port = listener.ports[0] ?? 0;
+  } else {
+    const credentials = options.credentials ?? grpc.ServerCredentials.createInsecure();
+    port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(`${options.host}:${options.port}`, credentials, (error, boundPort) => (error ? reject(error) : resolve(boundPort)));
     });
   }
-  const port =
-    limited?.port ??
-    (await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${options.host}:${options.port}`, credentials, (error, boundPort) =>
-        error ? reject(error) : resolve(boundPort),
-      );
-    }));
   return {
     port,
-    openConnections: () => limited?.open,
+    openConnections: () => listener?.open,
     close: (graceMs) =>
       new Promise<void>((resolve) => {
         leaderGuard.close();
-        void limited?.close();
+        void listener?.close();
         const force = setTimeout(() => server.forceShutdown(), graceMs);
         server.tryShutdown(() => {
           clearTimeout(force);

@@ -17,6 +17,8 @@
 // The decisions live in health.ts; this file only maps them to HTTP. Request logging is off
 // (probes arrive every second or two; DESIGN.md §8: no info logs in hot loops).
 
+import type { Socket } from 'node:net';
+import { listenErrorOf } from '../util/listen-error.js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import {
   DEFAULT_HEALTH_OPTIONS,
@@ -52,10 +54,16 @@ export interface HealthServerOptions {
   logger?: FastifyBaseLogger;
 }
 
-export interface MetricsServerOptions extends HealthServerOptions {
-  metrics: MetricsText;
+export interface EtcdEndpointsOptions {
+  sources: HealthSources;
+  health?: Partial<HealthOptions>;
+  logger?: FastifyBaseLogger;
+  /** /metrics is served only with metrics. */
+  metrics?: MetricsText;
   versions: EtcdVersions;
 }
+
+export interface MetricsServerOptions extends HealthServerOptions, EtcdEndpointsOptions {}
 
 const TEXT = 'text/plain; charset=utf-8';
 
@@ -84,6 +92,17 @@ function queryHas(query: unknown, name: string): boolean {
   return (query as Record<string, unknown> | undefined)?.[name] !== undefined;
 }
 
+/** MetaStore's probes a balancer uses: /readiness and /liveness. */
+function addProbes(app: FastifyInstance, sources: HealthSources, tuning: HealthOptions): void {
+  app.get('/readiness', async (_request, reply) => {
+    const readiness = await checkReadiness(sources, tuning);
+    if (readiness.ready) return reply.code(200).send({ status: 'ready' });
+    return reply.code(503).send({ status: 'not ready', reasons: readiness.reasons });
+  });
+
+  app.get('/liveness', async (_request, reply) => reply.code(200).send({ status: 'alive' }));
+}
+
 /** MetaStore's health port: /health, /readiness, /liveness. */
 export function buildHealthApp(options: Omit<HealthServerOptions, 'host' | 'port'>): FastifyInstance {
   const app = newApp(options.logger);
@@ -94,15 +113,7 @@ export function buildHealthApp(options: Omit<HealthServerOptions, 'host' | 'port
     const report = await checkHealth(sources, tuning);
     return reply.code(report.status === 'unhealthy' ? 503 : 200).send(report);
   });
-
-  app.get('/readiness', async (_request, reply) => {
-    const readiness = await checkReadiness(sources, tuning);
-    if (readiness.ready) return reply.code(200).send({ status: 'ready' });
-    return reply.code(503).send({ status: 'not ready', reasons: readiness.reasons });
-  });
-
-  app.get('/liveness', async (_request, reply) => reply.code(200).send({ status: 'alive' }));
-
+  addProbes(app, sources, tuning);
   return app;
 }
 
@@ -121,13 +132,14 @@ async function sendEtcdChecks(
   return reply.code(200).type(TEXT).send(body);
 }
 
-/** etcd's metrics port: /metrics, /health, /livez, /readyz, /version. */
-export function buildMetricsApp(options: Omit<MetricsServerOptions, 'host' | 'port'>): FastifyInstance {
-  const app = newApp(options.logger);
+/** etcd's endpoints: /metrics (when metrics are on), /health, /livez, /readyz, /version. */
+function addEtcdEndpoints(app: FastifyInstance, options: EtcdEndpointsOptions): void {
   const { sources, metrics, versions } = options;
   const tuning = healthOptions(options.health);
 
-  app.get('/metrics', async (_request, reply) => reply.code(200).type(metrics.contentType).send(await metrics.text()));
+  if (metrics !== undefined) {
+    app.get('/metrics', async (_request, reply) => reply.code(200).type(metrics.contentType).send(await metrics.text()));
+  }
 
   app.get('/health', async (request, reply) => {
     const query = request.query;
@@ -136,8 +148,13 @@ export function buildMetricsApp(options: Omit<MetricsServerOptions, 'host' | 'po
       { exclude: queryList(query, 'exclude'), serializable: (query as Record<string, unknown>)['serializable'] === 'true' },
       tuning,
     );
-    // etcd writes this JSON without a content type, which Go's server sniffs as text/plain.
-    return reply.code(result.health === 'true' ? 200 : 503).type(TEXT).send(JSON.stringify(result));
+    // etcd 3.4.23's shape: {"health":"true"} (the reason field came with 3.5; it is logged here
+    // instead). etcd writes it without a content type, which Go's server sniffs as text/plain;
+    // a failure goes through Go's http.Error, which adds a newline and nosniff.
+    const body = JSON.stringify({ health: result.health });
+    if (result.health === 'true') return reply.code(200).type(TEXT).send(body);
+    options.logger?.warn({ reason: result.reason }, '/health check failed');
+    return reply.code(503).type(TEXT).header('x-content-type-options', 'nosniff').send(`${body}\n`);
   });
 
   for (const endpoint of ['livez', 'readyz'] as const) {
@@ -148,16 +165,51 @@ export function buildMetricsApp(options: Omit<MetricsServerOptions, 'host' | 'po
   }
 
   app.get('/version', async (_request, reply) => reply.code(200).type('application/json').send(JSON.stringify(versions)));
+}
 
+/** etcd's metrics port (--listen-metrics-urls, prometheus_port): /metrics, /health, /livez, /readyz, /version. */
+export function buildMetricsApp(options: Omit<MetricsServerOptions, 'host' | 'port'>): FastifyInstance {
+  const app = newApp(options.logger);
+  addEtcdEndpoints(app, options);
   return app;
 }
 
-async function listen(app: FastifyInstance, host: string, port: number, what: string): Promise<RunningHttpServer> {
+/**
+ * HTTP/1.1 on the client port, beside gRPC (as etcd serves it there): etcd's endpoints and
+ * MetaStore's /readiness and /liveness. Connections come from the client listener.
+ */
+export function buildClientPortApp(options: EtcdEndpointsOptions): FastifyInstance {
+  const app = newApp(options.logger);
+  addEtcdEndpoints(app, options);
+  addProbes(app, options.sources, healthOptions(options.health));
+  return app;
+}
+
+/** An app served on sockets handed to it (never listening itself). */
+export interface InjectedHttpServer {
+  handle(socket: Socket): void;
+  close(): Promise<void>;
+}
+
+export async function serveInjected(app: FastifyInstance): Promise<InjectedHttpServer> {
+  await app.ready();
+  const server = app.server;
+  return {
+    handle: (socket) => void server.emit('connection', socket),
+    close: async () => {
+      server.closeAllConnections();
+      await app.close();
+    },
+  };
+}
+
+/** Listens on host:port; a port that cannot be listened on throws ListenError. */
+async function listen(app: FastifyInstance, host: string, port: number): Promise<RunningHttpServer> {
   try {
     await app.listen({ host, port });
   } catch (error) {
     await app.close();
-    throw new Error(`cannot serve ${what} on ${host}:${port}: ${error instanceof Error ? error.message : String(error)}`);
+    throw listenErrorOf(error, host, port);
   }
   const address = app.server.address();
   const boundPort = typeof address === 'object' && address !== null ? address.port : port;
@@ -165,9 +217,9 @@ async function listen(app: FastifyInstance, host: string, port: number, what: st
 }
 
 export function startHealthServer(options: HealthServerOptions): Promise<RunningHttpServer> {
-  return listen(buildHealthApp(options), options.host, options.port, 'health checks (server.health.port)');
+  return listen(buildHealthApp(options), options.host, options.port);
 }
 
 export function startMetricsServer(options: MetricsServerOptions): Promise<RunningHttpServer> {
-  return listen(buildMetricsApp(options), options.host, options.port, 'metrics (server.monitoring.prometheus_port)');
+  return listen(buildMetricsApp(options), options.host, options.port);
 }

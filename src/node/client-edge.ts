@@ -1,31 +1,93 @@
-// The client edge: the etcd v3 gRPC server on the client port, with its TLS, its limits
-// (request size, txn ops, connections, concurrent streams), the optional rate limit, the
-// request hooks (metrics, internal-error and slow-request logs) and a rate-limited log of
-// connections refused at --max-connections.
+// The client edge: the client URLs' listener (bound first, see bindClientPort), then the etcd
+// v3 gRPC server and the HTTP/1.1 endpoints beside it on those URLs, with TLS, limits (request
+// size, txn ops, connections, concurrent streams), the optional rate limit, the request hooks
+// (metrics, internal-error and slow-request logs) and a rate-limited log of connections refused
+// at --max-connections.
 
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.js';
-import { startGrpcServer, type RunningGrpcServer } from '../grpc/grpc-server.js';
+import { clientAdvertiseUrls, clientListenUrls, type Config } from '../config/schema.js';
+import { bindHost, formatUrl } from '../config/values.js';
+import { ClientListener } from '../grpc/client-listener.js';
+import { startGrpcServer } from '../grpc/grpc-server.js';
 import type { MemberDialer } from '../grpc/member-dialer.js';
 import { setAdmission, setCallHooks, setRequestLimits } from '../grpc/handler.js';
 import { TokenBucket, rateLimitMessage } from '../grpc/rate-limit.js';
+import { buildClientPortApp, serveInjected } from '../http/health-server.js';
+import type { HealthSources } from '../http/health.js';
 import { slowRequestFields } from '../logging/logging.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { KvServer } from '../server/member/kv-server.js';
 import { clientPortTls } from '../tls/tls.js';
 import { listenHosts } from './listen-hosts.js';
 import { RefusedConnectionLog } from './refused-connection-log.js';
+import { etcdVersions } from './side-ports.js';
+import { listeningFor } from './startup-error.js';
 import type { Identity } from './storage.js';
 
+type EdgeConfig = Pick<Config, 'grpc' | 'limits' | 'monitoring' | 'dataDir' | 'raft'>;
+
+export interface BoundClientPort {
+  readonly listener: ClientListener;
+  /** The URLs bound, with the real port where the config asked for port 0. */
+  readonly urls: readonly string[];
+  /** The client URLs to publish: the advertised ones, else the bound ones. */
+  readonly advertisedUrls: readonly string[];
+}
+
+/** The key (and etcd flag) a client listen failure is reported under. */
+function clientListenKey(config: EdgeConfig): string {
+  return config.grpc.listenUrls.length > 0 ? 'server.grpc.listen_urls (--listen-client-urls)' : 'server.grpc.port';
+}
+
+/**
+ * Listens on every client URL, before storage opens (as etcd does): a taken port stops start-up
+ * with one line (StartupError), and a port-0 URL's real port is known before the member
+ * publishes its client URLs. Connections wait until startClientEdge serves them.
+ */
+export async function bindClientPort(config: EdgeConfig, logger: Logger): Promise<BoundClientPort> {
+  const refusals = new RefusedConnectionLog({ logger: logger.child({ component: 'grpc' }), maxConnections: config.limits.maxConnections });
+  const clientTls = clientPortTls(config.grpc.tls, {
+    dataDir: config.dataDir,
+    hosts: listenHosts(config.grpc),
+    logger: logger.child({ component: 'tls' }),
+  });
+  const wanted = clientListenUrls(config as Config);
+  const listener = await listeningFor(clientListenKey(config), () =>
+    ClientListener.listen({
+      addresses: wanted.map((url) => ({ host: bindHost(url.host), port: url.port, secure: url.scheme === 'https' })),
+      maxConnections: config.limits.maxConnections,
+      tls: clientTls?.tlsServer,
+      onRefused: (remoteAddress) => refusals.refused(remoteAddress),
+    }),
+  );
+  const bound = wanted.map((url, i) => ({ ...url, port: listener.ports[i] ?? url.port }));
+  const urls = bound.map(formatUrl);
+  for (const url of urls) logger.info({ component: 'grpc', address: url }, 'listening for client traffic (gRPC and HTTP/1.1)');
+  const advertiseGiven = config.grpc.advertiseUrls.length > 0 || config.grpc.advertiseAddress !== '';
+  const advertisedUrls = advertiseGiven ? clientAdvertiseUrls(config as Config).map(formatUrl) : urls;
+  return { listener, urls, advertisedUrls };
+}
+
 export interface ClientEdgeOptions {
-  config: Pick<Config, 'grpc' | 'limits' | 'monitoring' | 'dataDir' | 'raft'>;
+  config: EdgeConfig;
+  bound: BoundClientPort;
   kv: KvServer;
   /** Read live: a joining member's cluster ID is learnt after the edge starts. */
   identity: Identity;
   metrics: Metrics | undefined;
+  /** What the HTTP/1.1 endpoints beside gRPC read. */
+  sources: HealthSources;
   logger: Logger;
   /** The member's channels to other members' client ports (leader forwarding, lease relays). */
   memberDialer: MemberDialer;
+}
+
+export interface RunningClientEdge {
+  readonly port: number;
+  /** Open client connections, counted at accept. */
+  openConnections(): number;
+  /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then cuts the rest. */
+  close(graceMs: number): Promise<void>;
 }
 
 /** Handler-wide settings: hooks, admission (rate limit), timeouts and the slow-request log. */
@@ -47,27 +109,36 @@ function configureHandlers(options: ClientEdgeOptions, grpcLog: Logger): void {
   });
 }
 
-/** Binds the client port; the handle's `close(graceMs)` lets in-flight calls finish first. */
-export async function startClientEdge(options: ClientEdgeOptions): Promise<RunningGrpcServer> {
-  const { config, logger } = options;
-  const grpcLog = logger.child({ component: 'grpc' });
-  const refusals = new RefusedConnectionLog({ logger: grpcLog, maxConnections: config.limits.maxConnections });
-  configureHandlers(options, grpcLog);
-  const tlsLog = logger.child({ component: 'tls' });
-  const clientTls = clientPortTls(config.grpc.tls, { dataDir: config.dataDir, hosts: listenHosts(config.grpc), logger: tlsLog });
-  return startGrpcServer(options.kv, {
-    credentials: clientTls?.credentials,
+/** Serves gRPC and the HTTP/1.1 endpoints on the bound client URLs. */
+export async function startClientEdge(options: ClientEdgeOptions): Promise<RunningClientEdge> {
+  const { config, logger, bound } = options;
+  configureHandlers(options, logger.child({ component: 'grpc' }));
+  const grpc = await startGrpcServer(options.kv, {
     host: config.grpc.address,
     port: config.grpc.port,
+    listener: bound.listener,
     maxRequestBytes: config.limits.maxRequestBytes,
     maxTxnOps: config.limits.maxTxnOps,
     maxSendMessageBytes: Math.max(config.grpc.maxSendMsgSize, 2 * config.limits.maxRequestBytes),
     maxConcurrentStreams: config.grpc.maxConcurrentStreams,
     identity: options.identity,
-    maxConnections: config.limits.maxConnections,
-    onConnectionRefused: (remoteAddress) => refusals.refused(remoteAddress),
     watchProgressNotifyIntervalMs: config.grpc.watchProgressNotifyIntervalMs,
     electionTimeoutMs: config.raft.electionTimeoutMs,
     memberDialer: options.memberDialer,
   });
+  const app = buildClientPortApp({
+    sources: options.sources,
+    metrics: options.metrics,
+    versions: etcdVersions(),
+    logger: logger.child({ component: 'http' }),
+  });
+  const http1 = await serveInjected(app);
+  bound.listener.serveHttp1((socket) => http1.handle(socket));
+  return {
+    port: grpc.port,
+    openConnections: () => bound.listener.open,
+    close: async (graceMs) => {
+      await Promise.all([grpc.close(graceMs), http1.close()]);
+    },
+  };
 }

@@ -10,7 +10,6 @@
 
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { formatUrl } from '../config/values.js';
 import { memberCredentials } from '../grpc/auth-check.js';
 import { MemberDialer } from '../grpc/member-dialer.js';
 import { peerHashKvOver } from '../grpc/peer-hash-kv.js';
@@ -35,6 +34,8 @@ export interface MemberOptions {
   config: MemberConfig;
   storage: NodeStorage;
   cluster: ClusterMembership;
+  /** The client URLs this member publishes (advertised ones, with bound ports for port 0). */
+  clientUrls: readonly string[];
   probes: MetricProbes;
   /** Where Raft's outgoing messages go (the peer transport, attached once it is up). */
   sender: PeerSender;
@@ -99,9 +100,6 @@ export class MemberUnit {
     const { config, storage, cluster, logger } = options;
     const memberId = storage.identity.memberId;
     const self = cluster.members.find((m) => m.id === memberId);
-    const clientScheme = config.grpc.tls.enabled ? 'https' : 'http';
-    const clientUrls =
-      config.grpc.advertiseUrls.length > 0 ? config.grpc.advertiseUrls.map(formatUrl) : [`${clientScheme}://${config.grpc.address}:${config.grpc.port}`];
     // Before the KvServer opens: unusable certificate files stop the start (TlsSetupError, exit 2).
     const channelTls = memberChannelTls(config.grpc.tls, { logger: logger.child({ component: 'tls' }) });
     const leaseLog = logger.child({ component: 'lease' });
@@ -114,7 +112,7 @@ export class MemberUnit {
         clusterToken: config.initialClusterToken,
         maxLearners: config.raft.maxLearners,
         name: self?.name ?? config.name,
-        clientUrls,
+        clientUrls: [...options.clientUrls],
       },
       lease: {
         electionTimeoutMs: config.raft.electionTimeoutMs,

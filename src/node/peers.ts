@@ -6,7 +6,8 @@
 // through a PeerOutbox that the transport is attached to once it is up.
 
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.js';
+import { peerListenUrls, type Config } from '../config/schema.js';
+import { bindHost, formatUrl } from '../config/values.js';
 import type { Message } from '../raft/types.js';
 import type { KvServer } from '../server/member/kv-server.js';
 import type { PeerSender } from '../server/member/raft-node.js';
@@ -15,6 +16,7 @@ import type { ClusterMembership } from '../server/membership/cluster-members.js'
 import { peerPortTls } from '../tls/tls.js';
 import { PeerTransport } from '../transport/peer-transport.js';
 import { listenHosts } from './listen-hosts.js';
+import { listeningFor } from './startup-error.js';
 import type { NodeStorage } from './storage.js';
 
 /** Raft's outgoing messages, dropped until a transport is attached (Raft resends what matters). */
@@ -83,15 +85,18 @@ export async function startPeers(options: PeersOptions): Promise<{ close(): Prom
   const raftLog = logger.child({ component: 'raft' });
   const peerTls = peerPortTls(config.raft.tls, { dataDir: config.dataDir, hosts: listenHosts(config.raft), logger: logger.child({ component: 'tls' }) });
   const initialPeers = new Map(cluster.members.filter((m) => m.id !== selfId).map((m) => [m.id, m.peerAddress]));
-  const transport = await PeerTransport.start({
+  const [first, ...more] = peerListenUrls(config).map((url) => ({ scheme: url.scheme, host: bindHost(url.host), port: url.port }));
+  const listenKey = config.raft.listenUrls.length > 0 ? 'server.raft.listen_urls (--listen-peer-urls)' : 'server.raft.port';
+  const transport = await listeningFor(listenKey, () => PeerTransport.start({
     credentials: peerTls?.credentials,
     authorizePeer: peerTls ? (call) => peerTls.authorizePeer(call) : undefined,
     // A member joining an existing cluster learns the cluster's ID from its peers.
     clusterId: config.initialClusterState === 'existing' && !storage.identityWasStored ? 0n : storage.identity.clusterId,
     onClusterId: (clusterId) => void storage.adoptClusterId(clusterId),
     memberId: selfId,
-    listenHost: config.raft.address,
-    listenPort: config.raft.port,
+    listenHost: first!.host,
+    listenPort: first!.port,
+    alsoListen: more,
     peers: initialPeers,
     onMessages: (messages) => raft.receive(messages),
     isRemoved: (id) => kv.membership.wasRemoved(id),
@@ -102,7 +107,10 @@ export async function startPeers(options: PeersOptions): Promise<{ close(): Prom
     onUnreachable: (peer) => raft.reportUnreachable(peer),
     onSnapshotStatus: (peer, ok) => raft.reportSnapshot(peer, ok),
     logger: logger.child({ component: 'transport' }),
-  });
+  }));
+  for (const [i, url] of [first!, ...more].entries()) {
+    raftLog.info({ address: formatUrl({ ...url, port: transport.ports[i] ?? url.port }) }, 'listening for peer traffic');
+  }
   options.outbox.attach(transport);
   const directory = new PeerDirectory(selfId, transport, initialPeers);
   kv.membership.onChange((members) => {

@@ -19,7 +19,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { SecureServerOptions } from 'node:http2';
-import type { SecureContextOptions } from 'node:tls';
+import tls, { type SecureContextOptions } from 'node:tls';
 import type { TlsFiles, TlsPem } from './tls-files.js';
 
 type CertificateProvider = grpc.experimental.CertificateProvider;
@@ -69,6 +69,22 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
   _equals(other: grpc.ServerCredentials): boolean {
     return this === other;
   }
+}
+
+/**
+ * A Node TLS server (never listening: sockets are handed to it) with the newest certificate
+ * files: a change replaces the secure context for the handshakes from then on, as grpc-js does
+ * for its own servers. The client port terminates TLS with it, offering `alpn`.
+ */
+export function reloadingTlsServer(files: TlsFiles, policy: ServerTlsPolicy, alpn: readonly string[]): { server: tls.Server; detach(): void } {
+  const server = tls.createServer({
+    ...contextOptions(files.current, policy),
+    requestCert: policy.requestCert,
+    rejectUnauthorized: policy.rejectUnauthorized,
+    ALPNProtocols: [...alpn],
+  });
+  const unsubscribe = files.onChange((pem) => server.setSecureContext(contextOptions(pem, policy)));
+  return { server, detach: unsubscribe };
 }
 
 /** A grpc-js certificate provider answering from TlsFiles: identity = cert+key, CA = bundle. */

@@ -24,7 +24,7 @@ import tls, { type PeerCertificate } from 'node:tls';
 import { CIPHER_SUITES } from '../config/cipher-suites.js';
 import type { PeerTlsConfig, TlsConfig } from '../config/schema.js';
 import { ensureSelfSignedCertificate } from './auto-tls.js';
-import { ReloadingServerCredentials, reloadingChannelCredentials, type ServerTlsPolicy } from './credentials.js';
+import { ReloadingServerCredentials, reloadingChannelCredentials, reloadingTlsServer, type ServerTlsPolicy } from './credentials.js';
 import { TlsFiles, type TlsFilesLogger } from './tls-files.js';
 
 export { TlsSetupError } from './tls-files.js';
@@ -76,7 +76,13 @@ function loadFiles(config: TlsConfig, label: 'client' | 'peer', options: TlsSetu
 }
 
 export interface ClientPortTls {
+  /** grpc-js credentials for a gRPC server that binds its own port. */
   readonly credentials: grpc.ServerCredentials;
+  /**
+   * The TLS server the client listener terminates TLS with (ALPN h2 for gRPC, http/1.1 for the
+   * HTTP endpoints beside it); same policy and certificate rotation as `credentials`.
+   */
+  readonly tlsServer: tls.Server;
   readonly files: TlsFiles;
   close(): void;
 }
@@ -94,11 +100,14 @@ export function clientPortTls(config: TlsConfig, options: TlsSetupOptions): Clie
     minVersion: minVersion(config),
   };
   const credentials = new ReloadingServerCredentials(files, policy);
+  const terminator = reloadingTlsServer(files, policy, ['h2', 'http/1.1']);
   return {
     credentials,
+    tlsServer: terminator.server,
     files,
     close: () => {
       credentials.detach();
+      terminator.detach();
       files.close();
     },
   };

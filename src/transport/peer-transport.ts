@@ -30,7 +30,9 @@
 //   are logged (rate-limited) naming the remote address and certificate CN.
 
 import * as grpc from '@grpc/grpc-js';
+import net from 'node:net';
 import { assert } from '../util/assert.js';
+import { listenErrorOf } from '../util/listen-error.js';
 import { MessageType, messageTypeName, type Message } from '../raft/types.js';
 import {
   FrameDecodeError,
@@ -67,6 +69,8 @@ export interface PeerTransportOptions {
   listenHost: string;
   /** 0 picks a free port (tests); the chosen one is `transport.port`. */
   listenPort: number;
+  /** More addresses to listen on (etcd's several --listen-peer-urls); bound ports in `ports`. */
+  alsoListen?: ReadonlyArray<{ host: string; port: number }>;
   /** Member ID -> "host:port" (or "http://host:port") of its raft port, excluding this member. */
   peers: ReadonlyMap<bigint, string>;
   /** True for members removed from the cluster: their frames are answered "removed". */
@@ -190,6 +194,11 @@ export class PeerTransport {
   private readonly warnedAt = new Map<string, { atMs: number; suppressed: number }>();
   private closed = false;
 
+  /** The peer port's listening sockets (one per listen address). */
+  private listeners: readonly net.Server[] = [];
+  /** Bound ports, one per listen address (the first is `port`). */
+  ports: readonly number[] = [];
+
   private constructor(
     private readonly options: PeerTransportOptions,
     private readonly server: grpc.Server,
@@ -223,12 +232,12 @@ export class PeerTransport {
       Snapshot: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
         transport!.serveSnapshot(call, callback),
     });
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(hostPort(options.listenHost, options.listenPort), credentials.server, (error, bound) =>
-        error ? reject(error) : resolve(bound),
-      );
-    });
+    const addresses = [{ host: options.listenHost, port: options.listenPort }, ...(options.alsoListen ?? [])];
+    const listening = await listenForPeers(server, credentials.server, addresses);
+    const port = listening.ports[0]!;
     transport = new PeerTransport(options, server, port, credentials);
+    transport.listeners = listening.servers;
+    transport.ports = listening.ports;
     for (const [id, address] of options.peers) transport.addPeer(id, address);
     transport.log.info(
       { port, memberId: options.memberId.toString(16), peers: options.peers.size },
@@ -333,6 +342,7 @@ export class PeerTransport {
     this.links.clear();
     this.dirty.clear();
     // Peers keep their streams open for good, so a graceful shutdown would wait forever.
+    for (const listener of this.listeners) listener.close();
     this.server.forceShutdown();
   }
 
@@ -694,14 +704,44 @@ export class PeerTransport {
   }
 }
 
-function hostPort(host: string, port: number): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 /** Accepts "host:port" or an etcd-style peer URL ("http://host:port"); gRPC wants "host:port". */
 function grpcTarget(address: string): string {
   if (!address.includes('://')) return address;
   const url = new URL(address);
   assert(url.port !== '', `peer URL without a port: ${address}`);
   return url.host;
+}
+
+/**
+ * Listens on every address with our own sockets, handed to grpc-js through its connection
+ * injector (TLS included), so that a taken port is a typed ListenError, not bindAsync's text.
+ */
+async function listenForPeers(
+  server: grpc.Server,
+  credentials: grpc.ServerCredentials,
+  addresses: ReadonlyArray<{ host: string; port: number }>,
+): Promise<{ servers: net.Server[]; ports: number[] }> {
+  const injector = server.createConnectionInjector(credentials);
+  const servers: net.Server[] = [];
+  const ports: number[] = [];
+  try {
+    for (const address of addresses) {
+      const listener = net.createServer({ noDelay: true }, (socket) => injector.injectConnection(socket));
+      servers.push(listener);
+      await new Promise<void>((resolve, reject) => {
+        listener.once('error', reject);
+        listener.listen({ host: address.host, port: address.port }, () => {
+          listener.off('error', reject);
+          resolve();
+        });
+      }).catch((error: unknown) => {
+        throw listenErrorOf(error, address.host, address.port);
+      });
+      ports.push((listener.address() as net.AddressInfo).port);
+    }
+  } catch (error) {
+    for (const listener of servers) listener.close();
+    throw error;
+  }
+  return { servers, ports };
 }

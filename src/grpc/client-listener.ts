@@ -1,0 +1,165 @@
+// The client port's listening sockets: every client URL (etcd's --listen-client-urls may name
+// several; kubeadm gives two), one connection limit across them, TLS termination, and the
+// hand-over of each connection to gRPC or to HTTP/1.1 (protocol-router.ts).
+//
+// - Bound early: main binds the client URLs before opening storage (a taken port stops start-up
+//   at once, and a port-0 URL's real port is known before the member publishes its URLs).
+//   Connections accepted before both servers are attached wait, unread.
+// - Connection limit (server.limits.max_connections): counted are open TCP connections, idle
+//   or busy, on all URLs together; one beyond the limit is closed right after accept, before a
+//   byte is read, and the client sees the connection reset (gRPC UNAVAILABLE).
+// - TLS is terminated here, with a Node TLS server that src/tls builds (it follows certificate
+//   rotation and verifies client certificates). ALPN offers h2 and http/1.1. The gRPC server
+//   gets the decrypted TLS socket, so a call's auth context still carries the verified peer
+//   certificate (its CN is the user name with --client-cert-auth).
+// - Plain-text HTTP/2 passes through the authority shim (authority-shim.ts) on its way to
+//   grpc-js.
+//
+// Invariants: close() stops accepting at once; open connections are left to the servers that
+// own them (the gRPC server's shutdown, the HTTP server's close).
+
+import net from 'node:net';
+import tls from 'node:tls';
+import { assert } from '../util/assert.js';
+import { listenErrorOf } from '../util/listen-error.js';
+import { shimAuthority } from './authority-shim.js';
+import { routeByProtocol } from './protocol-router.js';
+
+export interface ListenAddress {
+  readonly host: string;
+  /** 0 picks a free port; the bound one is in `ports`. */
+  readonly port: number;
+  /** TLS on this address (https URL): needs the listener's `tls`. */
+  readonly secure: boolean;
+}
+
+export interface ClientListenerOptions {
+  readonly addresses: readonly ListenAddress[];
+  readonly maxConnections: number;
+  /** Terminates TLS on the secure addresses. */
+  readonly tls?: tls.Server;
+  /** Called for each refused connection (for a rate-limited log line or a counter). */
+  readonly onRefused?: (remoteAddress: string | undefined) => void;
+}
+
+export type ConnectionHandler = (socket: net.Socket) => void;
+
+export class ClientListener {
+  private readonly held: net.Socket[] = [];
+  private grpc: ConnectionHandler | undefined;
+  private http1: ConnectionHandler | undefined;
+  private openCount = 0;
+  private refusedCount = 0;
+
+  private constructor(
+    private readonly servers: readonly net.Server[],
+    readonly ports: readonly number[],
+  ) {}
+
+  /** Listens on every address; throws ListenError for one that cannot be listened on. */
+  static async listen(options: ClientListenerOptions): Promise<ClientListener> {
+    const servers: net.Server[] = [];
+    const ports: number[] = [];
+    try {
+      for (const address of options.addresses) {
+        assert(!address.secure || options.tls !== undefined, `TLS address ${address.host}:${address.port} without a TLS server`);
+        const server = net.createServer({ noDelay: true, pauseOnConnect: false });
+        ports.push(await listenOn(server, address));
+        servers.push(server);
+      }
+    } catch (error) {
+      for (const server of servers) server.close();
+      throw error;
+    }
+    const listener = new ClientListener(servers, ports);
+    listener.accept(options);
+    return listener;
+  }
+
+  /** Where HTTP/2 (gRPC) connections go; with serveHttp1, starts routing. */
+  serveGrpc(handler: ConnectionHandler): void {
+    this.grpc = handler;
+    this.releaseHeld();
+  }
+
+  /** Where HTTP/1.1 connections go; with serveGrpc, starts routing. */
+  serveHttp1(handler: ConnectionHandler): void {
+    this.http1 = handler;
+    this.releaseHeld();
+  }
+
+  /** Client TCP connections open right now (accepted and not yet closed). */
+  get open(): number {
+    return this.openCount;
+  }
+
+  /** Connections refused so far because the limit was reached. */
+  get refused(): number {
+    return this.refusedCount;
+  }
+
+  /** Stops accepting; held connections are dropped, routed ones left to their servers. */
+  async close(): Promise<void> {
+    for (const server of this.servers) server.close();
+    for (const socket of this.held.splice(0)) socket.destroy();
+  }
+
+  private accept(options: ClientListenerOptions): void {
+    options.tls?.on('secureConnection', (socket: tls.TLSSocket) => this.dispatch(socket));
+    for (const [i, server] of this.servers.entries()) {
+      const terminator = options.addresses[i]?.secure === true ? options.tls : undefined;
+      server.on('connection', (socket) => {
+        if (this.openCount >= options.maxConnections) {
+          this.refusedCount++;
+          options.onRefused?.(socket.remoteAddress);
+          socket.destroy();
+          return;
+        }
+        this.openCount++;
+        socket.once('close', () => this.openCount--);
+        if (terminator) terminator.emit('connection', socket);
+        else this.dispatch(socket);
+      });
+    }
+  }
+
+  private dispatch(socket: net.Socket): void {
+    if (this.grpc === undefined || this.http1 === undefined) {
+      this.held.push(socket);
+      return;
+    }
+    const grpc = this.grpc;
+    const http1 = this.http1;
+    routeByProtocol(socket, {
+      http2: (s) => {
+        if (s instanceof tls.TLSSocket) return grpc(s);
+        shimAuthority(s, grpc);
+        s.resume();
+      },
+      http1: (s) => {
+        http1(s);
+        s.resume();
+      },
+    });
+  }
+
+  private releaseHeld(): void {
+    if (this.grpc === undefined || this.http1 === undefined) return;
+    for (const socket of this.held.splice(0)) if (!socket.destroyed) this.dispatch(socket);
+  }
+}
+
+async function listenOn(server: net.Server, address: ListenAddress): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: address.host, port: address.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch((error: unknown) => {
+    throw listenErrorOf(error, address.host, address.port);
+  });
+  const bound = server.address();
+  if (bound === null || typeof bound === 'string') throw new Error('client listener has no TCP address');
+  return bound.port;
+}
