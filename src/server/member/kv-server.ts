@@ -43,7 +43,7 @@ import { AuthStore, type AuthStamp } from '../../auth/auth-store.js';
 import { AuthApplier, restoreAuth } from '../apply/auth-apply.js';
 import { AuthServer, type AuthServerOptions } from './auth-server.js';
 import { hashKv, hashState, type HashKvResult, type HashSource } from '../maintenance/maintenance-hash.js';
-import { openSnapshot, type SnapshotSourceInfo, type SnapshotStream } from '../maintenance/backup.js';
+import { openSnapshot, type SnapshotStream } from '../maintenance/backup.js';
 
 export interface Revisioned<T> {
   result: T;
@@ -499,9 +499,9 @@ export class KvServer {
     return hashKv(this.hashSource(), revision);
   }
 
-  /** A consistent snapshot of the state, streamed in blobs (etcdctl snapshot save). */
-  openSnapshot(info: SnapshotSourceInfo): Promise<SnapshotStream> {
-    return openSnapshot(this.hashSource(), info);
+  /** A consistent etcd-format snapshot of the state, streamed in blobs (etcdctl snapshot save). */
+  openSnapshot(): Promise<SnapshotStream> {
+    return openSnapshot(this.hashSource());
   }
 
   private hashSource(): HashSource {
