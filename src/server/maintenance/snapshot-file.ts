@@ -8,9 +8,10 @@
 // record) surfaces as SnapshotFileError from the entry generator, and the restore discards
 // what it wrote.
 
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { BboltFormatError, MAGIC as BBOLT_MAGIC, PAGE_HEADER_BYTES } from '../../bbolt/format.js';
+import type { BboltReader } from '../../bbolt/reader.js';
 import type { KeySpace } from '../../storage/backend.js';
 import { crc32c } from '../../util/crc32c.js';
 import { SNAPSHOT_MAGIC, SnapshotFileError, decodeSnapshotFile } from './backup-format.js';
@@ -69,8 +70,7 @@ async function openEtcd(path: string, options: { skipHashCheck: boolean }): Prom
       throw new SnapshotFileError(`${path}: bbolt integrity check failed (${problems.length} errors), first: ${problems[0]}`);
     }
     const info = await asSnapshotError(async () => etcdStateInfo(reader));
-    // etcd has no token key: the imported cluster gets a fresh one, so its users can log in.
-    const authTokenKey = randomBytes(32).toString('hex');
+    const authTokenKey = await asSnapshotError(async () => importedTokenKey(reader));
     return {
       summary: { kind: 'etcd', revision: info.revision, compactedRevision: info.compactedRevision },
       entries: () => withSnapshotErrors(keepReplicated(metaStoreEntries(reader, { authTokenKey }))),
@@ -80,6 +80,23 @@ async function openEtcd(path: string, options: { skipHashCheck: boolean }): Prom
     reader.close();
     throw error;
   }
+}
+
+/**
+ * etcd has no token key, and every member restored from one file (or imported from members of
+ * one etcd cluster) must sign tokens alike, so the key is derived from the file: from its
+ * users' bcrypt hashes (random salts, so it cannot be guessed without the file) and the auth
+ * revision. Like a MetaStore snapshot, which carries its token key, the file is then what
+ * grants the key: keep snapshots as secret as the cluster's root password.
+ */
+function importedTokenKey(reader: BboltReader): string {
+  const hash = createHash('sha256').update('metastore token key from an etcd snapshot\0');
+  for (const bucket of ['auth', 'authUsers']) {
+    const ref = reader.bucket(bucket);
+    if (ref === undefined) continue;
+    for (const item of reader.items(ref)) hash.update(item.key).update('\0').update(item.value).update('\0');
+  }
+  return hash.digest('hex');
 }
 
 async function openMetaStore(path: string, options: { skipHashCheck: boolean }): Promise<OpenedSnapshot> {
