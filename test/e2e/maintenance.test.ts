@@ -167,7 +167,7 @@ describe('maintenance on a 3-member cluster', () => {
         { timeoutMs: 30_000 },
       );
       expect(restore.code, restore.stderr).toBe(0);
-      expect(restore.stdout).toContain('restored snapshot');
+      expect(restore.stdout).toContain('restored etcd snapshot');
     }
     // A data dir in use is never overwritten.
     const again = await run(process.execPath, [join(REPO_ROOT, 'bin', 'metastore'), 'snapshot', 'restore', file, '--data-dir', dataDirs[0]!, '--name', plan.names[0]!, '--initial-cluster', plan.initialCluster, '--initial-advertise-peer-urls', plan.peerUrls[0]!], { timeoutMs: 30_000 });
