@@ -88,7 +88,9 @@ describe('snapshot restore', () => {
 
   it('rejects bad restore command lines', () => {
     const error = (argv: string[]) => () => parseCommandLine(argv, io());
-    expect(error(['snapshot', 'save', 'x'])).toThrow('config error: unknown snapshot command "save" (only "snapshot restore FILE" is supported)');
+    expect(error(['snapshot', 'save', 'x'])).toThrow(
+      'config error: unknown snapshot command "save" (only "snapshot restore FILE" and "snapshot status FILE" are supported)',
+    );
     expect(error(['snapshot', 'restore'])).toThrow('config error: snapshot restore takes exactly one snapshot file, got 0');
     expect(error(['snapshot', 'restore', 's.db', '--endpoints', 'x'])).toThrow('config error: unknown flag --endpoints for snapshot restore');
     expect(error(['snapshot', 'restore', 's.db', '--name', 'a', '--initial-cluster', 'b=http://h:2380'])).toThrow(
@@ -96,5 +98,31 @@ describe('snapshot restore', () => {
     );
     expect(error(['snapshot', 'restore', 's.db', '--initial-cluster', 'default=h:2380'])).toThrow(/^config error: flag --initial-cluster: expected a URL/);
     expect(error(['snapshot', 'restore', 's.db', '--data-dir'])).toThrow('config error: flag --data-dir needs a value');
+  });
+});
+
+describe('snapshot status and migrate', () => {
+  it("parses etcdctl's status command line, simple by default", () => {
+    expect(parseCommandLine(['snapshot', 'status', 's.db'], io())).toEqual({ command: 'snapshot-status', snapshotFile: 's.db', format: 'simple' });
+    expect(parseCommandLine(['snapshot', 'status', 's.db', '-w', 'json'], io())).toMatchObject({ format: 'json' });
+    expect(parseCommandLine(['snapshot', 'status', '--write-out=table', 's.db'], io())).toMatchObject({ format: 'table' });
+    expect(() => parseCommandLine(['snapshot', 'status', 's.db', '-w', 'yaml'], io())).toThrow('config error: flag --write-out: "yaml" is not one of simple, table, json');
+  });
+
+  it('parses migrate with the member flags, and needs both directories', () => {
+    const argv = ['migrate', '--from-etcd-data-dir', '/var/lib/etcd', '--data-dir', '/var/lib/ms', '--name', 'm1', '--initial-cluster', 'm1=http://10.0.1.10:2380', '--initial-advertise-peer-urls', 'http://10.0.1.10:2380'];
+    expect(parseCommandLine(argv, io())).toMatchObject({
+      command: 'migrate',
+      etcdDataDir: '/var/lib/etcd',
+      dataDir: '/var/lib/ms',
+      name: 'm1',
+      initialCluster: [{ name: 'm1', peerUrls: [{ scheme: 'http', host: '10.0.1.10', port: 2380 }] }],
+      initialClusterToken: 'etcd-cluster',
+    });
+    expect(() => parseCommandLine(['migrate', '--data-dir', 'x'], io())).toThrow(/migrate needs --from-etcd-data-dir/);
+    expect(() => parseCommandLine(['migrate', '--from-etcd-data-dir', 'x'], io())).toThrow(/migrate needs --data-dir/);
+    expect(() => parseCommandLine(['migrate', '--from-etcd-data-dir', 'x', '--data-dir', 'y', '--skip-hash-check'], io())).toThrow(
+      'config error: unknown flag --skip-hash-check for migrate',
+    );
   });
 });

@@ -5,7 +5,9 @@
 //   metastore [--config FILE] [etcd flags...]        -> serve with the merged Config
 //   metastore --version | version                    -> version
 //   metastore --help | -h | help                     -> help text generated from the key table
-//   metastore snapshot restore FILE [flags...]       -> snapshot-restore (implemented elsewhere)
+//   metastore snapshot restore FILE [flags...]       -> snapshot-restore (etcd or MetaStore file)
+//   metastore snapshot status FILE [-w table|json]   -> snapshot-status (etcdctl's output)
+//   metastore migrate --from-etcd-data-dir DIR --data-dir NEW [member flags]  -> migrate
 
 import { readFileSync } from 'node:fs';
 import { tokenize, type ArgToken } from './config/etcd-flags.js';
@@ -21,9 +23,8 @@ import {
   type Url,
 } from './config/values.js';
 
-export interface SnapshotRestoreCommand {
-  readonly command: 'snapshot-restore';
-  readonly snapshotFile: string;
+/** The member a restore or migration makes. */
+export interface MemberFlags {
   /** etcdctl's default: `${name}.etcd`. */
   readonly dataDir: string;
   /** Empty = inside dataDir. */
@@ -32,14 +33,33 @@ export interface SnapshotRestoreCommand {
   readonly initialCluster: readonly InitialClusterMember[];
   readonly initialClusterToken: string;
   readonly initialAdvertisePeerUrls: readonly Url[];
+}
+
+export interface SnapshotRestoreCommand extends MemberFlags {
+  readonly command: 'snapshot-restore';
+  readonly snapshotFile: string;
   readonly skipHashCheck: boolean;
+}
+
+export interface SnapshotStatusCommand {
+  readonly command: 'snapshot-status';
+  readonly snapshotFile: string;
+  readonly format: 'simple' | 'table' | 'json';
+}
+
+export interface MigrateCommand extends MemberFlags {
+  readonly command: 'migrate';
+  /** A stopped etcd member's data dir (its member/snap/db is read). */
+  readonly etcdDataDir: string;
 }
 
 export type CommandLine =
   | { readonly command: 'serve'; readonly config: Config; readonly notes: readonly string[] }
   | { readonly command: 'version' }
   | { readonly command: 'help'; readonly text: string }
-  | SnapshotRestoreCommand;
+  | SnapshotRestoreCommand
+  | SnapshotStatusCommand
+  | MigrateCommand;
 
 /** The two effects parsing needs, injectable so parsing stays a pure function in tests. */
 export interface CliIo {
@@ -66,6 +86,7 @@ export function parseCommandLine(argv: readonly string[], io: CliIo = processIo(
     if (first.value === 'help') return { command: 'help', text: helpText() };
     if (first.value === 'version') return { command: 'version' };
     if (first.value === 'snapshot') return parseSnapshotCommand(argv.slice(1));
+    if (first.value === 'migrate') return parseMigrateCommand(argv.slice(1));
   }
   const notes: string[] = [];
   const config = loadConfig({ argv, env: io.env, readFile: io.readFile, onNote: (note) => notes.push(note) });
@@ -76,28 +97,32 @@ function fail(message: string): never {
   throw new ConfigError(`config error: ${message}`);
 }
 
-const RESTORE_VALUE_FLAGS = new Set(['data-dir', 'wal-dir', 'name', 'initial-cluster', 'initial-cluster-token', 'initial-advertise-peer-urls']);
+/** The flags of a member being made (snapshot restore, migrate), with etcdctl's defaults. */
+const MEMBER_VALUE_FLAGS = ['data-dir', 'wal-dir', 'name', 'initial-cluster', 'initial-cluster-token', 'initial-advertise-peer-urls'];
 
-function parseSnapshotCommand(argv: readonly string[]): SnapshotRestoreCommand {
-  const [sub, ...rest] = argv;
-  if (sub !== 'restore') fail(`unknown snapshot command ${JSON.stringify(sub ?? '')} (only "snapshot restore FILE" is supported)`);
-  const tokens = tokenize(rest);
-  const values = new Map<string, string>();
-  const positionals: string[] = [];
-  let skipHashCheck = false;
+interface SubcommandArgs {
+  values: Map<string, string>;
+  bools: Map<string, boolean>;
+  positionals: string[];
+}
+
+/** Go-flag-style parsing of a subcommand's arguments: value flags, boolean flags, positionals. */
+function parseSubcommandArgs(argv: readonly string[], what: string, valueFlags: readonly string[], boolFlags: readonly string[]): SubcommandArgs {
+  const tokens = tokenize(argv);
+  const args: SubcommandArgs = { values: new Map(), bools: new Map(), positionals: [] };
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i];
     if (token === undefined) break;
     if (token.kind === 'positional') {
-      positionals.push(token.value);
+      args.positionals.push(token.value);
       continue;
     }
     const { name, inlineValue } = token.flag;
-    if (name === 'skip-hash-check') {
-      skipHashCheck = guard(`flag --${name}`, () => parseBool(inlineValue ?? 'true', true));
+    if (boolFlags.includes(name)) {
+      args.bools.set(name, guard(`flag --${name}`, () => parseBool(inlineValue ?? 'true', true)));
       continue;
     }
-    if (!RESTORE_VALUE_FLAGS.has(name)) fail(`unknown flag --${name} for snapshot restore`);
+    if (!valueFlags.includes(name)) fail(`unknown flag --${name} for ${what}`);
     let value = inlineValue;
     if (value === undefined) {
       const next = tokens[i + 1];
@@ -105,11 +130,13 @@ function parseSnapshotCommand(argv: readonly string[]): SnapshotRestoreCommand {
       value = next.raw;
       i++;
     }
-    values.set(name, value);
+    args.values.set(name, value);
   }
-  if (positionals.length !== 1) fail(`snapshot restore takes exactly one snapshot file, got ${positionals.length}`);
+  return args;
+}
 
-  // etcdctl's defaults, so its restore command lines mean the same here.
+/** The new member's flags, with etcdctl snapshot restore's defaults. */
+function memberFlags(values: Map<string, string>): MemberFlags {
   const name = values.get('name') ?? 'default';
   const initialCluster = guard('flag --initial-cluster', () =>
     parseInitialCluster(parseStringList(values.get('initial-cluster') ?? `${name}=http://localhost:2380`)),
@@ -119,16 +146,47 @@ function parseSnapshotCommand(argv: readonly string[]): SnapshotRestoreCommand {
   );
   if (!initialCluster.some((m) => m.name === name)) fail(`flag --name: member ${JSON.stringify(name)} is not in --initial-cluster`);
   return {
-    command: 'snapshot-restore',
-    snapshotFile: positionals[0] ?? '',
     dataDir: values.get('data-dir') ?? `${name}.etcd`,
     walDir: values.get('wal-dir') ?? '',
     name,
     initialCluster,
     initialClusterToken: values.get('initial-cluster-token') ?? 'etcd-cluster',
     initialAdvertisePeerUrls,
-    skipHashCheck,
   };
+}
+
+function parseSnapshotCommand(argv: readonly string[]): SnapshotRestoreCommand | SnapshotStatusCommand {
+  const [sub, ...rest] = argv;
+  if (sub === 'status') return parseSnapshotStatus(rest);
+  if (sub !== 'restore') fail(`unknown snapshot command ${JSON.stringify(sub ?? '')} (only "snapshot restore FILE" and "snapshot status FILE" are supported)`);
+  const args = parseSubcommandArgs(rest, 'snapshot restore', MEMBER_VALUE_FLAGS, ['skip-hash-check']);
+  if (args.positionals.length !== 1) fail(`snapshot restore takes exactly one snapshot file, got ${args.positionals.length}`);
+  return {
+    command: 'snapshot-restore',
+    snapshotFile: args.positionals[0] ?? '',
+    ...memberFlags(args.values),
+    skipHashCheck: args.bools.get('skip-hash-check') ?? false,
+  };
+}
+
+const STATUS_FORMATS = ['simple', 'table', 'json'] as const;
+
+function parseSnapshotStatus(argv: readonly string[]): SnapshotStatusCommand {
+  const args = parseSubcommandArgs(argv, 'snapshot status', ['w', 'write-out'], []);
+  if (args.positionals.length !== 1) fail(`snapshot status takes exactly one snapshot file, got ${args.positionals.length}`);
+  const format = args.values.get('w') ?? args.values.get('write-out') ?? 'simple';
+  const known = STATUS_FORMATS.find((f) => f === format);
+  if (known === undefined) fail(`flag --write-out: "${format}" is not one of ${STATUS_FORMATS.join(', ')}`);
+  return { command: 'snapshot-status', snapshotFile: args.positionals[0] ?? '', format: known };
+}
+
+function parseMigrateCommand(argv: readonly string[]): MigrateCommand {
+  const args = parseSubcommandArgs(argv, 'migrate', [...MEMBER_VALUE_FLAGS, 'from-etcd-data-dir'], []);
+  if (args.positionals.length > 0) fail(`migrate takes no positional arguments, got ${JSON.stringify(args.positionals[0])}`);
+  const etcdDataDir = args.values.get('from-etcd-data-dir');
+  if (etcdDataDir === undefined) fail('migrate needs --from-etcd-data-dir (a stopped etcd member\'s data dir)');
+  if (!args.values.has('data-dir')) fail('migrate needs --data-dir (the new MetaStore data dir)');
+  return { command: 'migrate', etcdDataDir, ...memberFlags(args.values) };
 }
 
 function guard<T>(where: string, fn: () => T): T {

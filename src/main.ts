@@ -16,6 +16,7 @@ import { handOffLeadership } from './server/maintenance/leadership-handoff.js';
 import { createLogging } from './logging/logging.js';
 import { bindClientPort, startClientEdge } from './node/client-edge.js';
 import { startCompactor } from './node/compactor.js';
+import { importEtcdDataDirOnce } from './node/etcd-data-dir-import.js';
 import { initialClusterOf } from './node/initial-cluster.js';
 import { MemberUnit } from './node/member.js';
 import { MetricProbes } from './node/metric-probes.js';
@@ -44,6 +45,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   const probes = new MetricProbes();
   const cluster = initialClusterOf(config);
   const derived = { memberId: cluster.selfId, clusterId: cluster.clusterId };
+  await importEtcdDataDirOnce(config.dataDir, log);
   const storage = await openStorage({ dataDir: config.dataDir, storage: config.storage, derived, onWrite: probes.backendWrite });
   const outbox = new PeerOutbox();
   const member = await MemberUnit.open({ config, storage, cluster, clientUrls: clientPort.advertisedUrls, probes, sender: outbox, logger: log, failStop });
@@ -96,11 +98,13 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'help':
       process.stdout.write(command.text.endsWith('\n') ? command.text : `${command.text}\n`);
       return;
-    case 'snapshot-restore': {
-      // Loaded only for this command; serving never needs it.
-      const { runSnapshotRestore } = await import('./node/snapshot-restore-command.js');
-      return runSnapshotRestore(command);
-    }
+    // The offline commands are loaded only when run; serving never needs them.
+    case 'snapshot-restore':
+      return (await import('./node/snapshot-restore-command.js')).runSnapshotRestore(command);
+    case 'snapshot-status':
+      return (await import('./node/snapshot-status-command.js')).runSnapshotStatus(command);
+    case 'migrate':
+      return (await import('./node/snapshot-restore-command.js')).runMigrate(command);
     case 'serve':
       try {
         await serve(command.config, command.notes);

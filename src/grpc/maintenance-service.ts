@@ -1,15 +1,15 @@
 // etcd's Maintenance service. Status is what `etcdctl endpoint status` shows; Alarm GET lists
 // no alarms (no alarm can be raised yet: ACTIVATE/DEACTIVATE answer UNIMPLEMENTED-like
 // errors); Defragment compacts LevelDB; Hash/HashKV checksum the replicated state
-// (server/maintenance-hash.ts); Snapshot streams a MetaStore snapshot file
-// (server/backup.ts); MoveLeader hands leadership to another voter
+// (server/maintenance-hash.ts); Snapshot streams an etcd 3.4 snapshot file, a bbolt database
+// with etcd's buckets (server/maintenance/backup.ts); MoveLeader hands leadership to another voter
 // (server/maintenance-leader.ts). Downgrade stays UNIMPLEMENTED.
 //
 // Snapshot follows etcd's stream exactly: 32 KiB blobs, each with the bytes still to come in
 // `remaining_bytes`, then one more message whose blob is the SHA-256 of all blobs (and
 // remaining_bytes 0). etcdctl writes the blobs to the file in order, so the file ends with
-// that digest; it also requires the file length to be 32 modulo 512, which the format's
-// padding provides.
+// that digest; it also requires the file length to be 32 modulo 512, which a database of whole
+// pages gives.
 //
 // Hash, HashKV, Snapshot, MoveLeader and Defragment need the root user in etcd once auth is
 // enabled; `requireRoot` is where that check goes (by default the member's auth: root role).
@@ -104,7 +104,7 @@ export function maintenanceHandlers(
     }),
 
     Snapshot: ((call: grpc.ServerWritableStream<unknown, unknown>) => {
-      void streamSnapshot(kv, headers, identity, call, requireRoot);
+      void streamSnapshot(kv, headers, call, requireRoot);
     }) as grpc.handleServerStreamingCall<unknown, unknown>,
   };
 }
@@ -122,7 +122,6 @@ async function hashKvResponse(kv: KvServer, headers: ResponseHeaders, revision: 
 async function streamSnapshot(
   kv: KvServer,
   headers: ResponseHeaders,
-  identity: { memberId: bigint; clusterId?: bigint },
   call: grpc.ServerWritableStream<unknown, unknown>,
   requireRoot: NonNullable<MaintenanceOptions['requireRoot']>,
 ): Promise<void> {
@@ -133,7 +132,7 @@ async function streamSnapshot(
   let snapshot: SnapshotStream | undefined;
   try {
     await requireRoot(call);
-    snapshot = await kv.openSnapshot({ memberId: identity.memberId, clusterId: identity.clusterId ?? 0n, etcdVersion: ETCD_COMPATIBLE_VERSION });
+    snapshot = await kv.openSnapshot();
     let remaining = snapshot.totalBytes;
     const send = async (message: object): Promise<void> => {
       // Respect the stream's flow control: a slow client must not make us buffer the file.

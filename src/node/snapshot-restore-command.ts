@@ -1,42 +1,64 @@
-// `metastore snapshot restore FILE ...` (etcdctl's snapshot restore): builds a new member's data
-// dir from a snapshot file and says what it made. A bad file, an existing data dir or flags
-// that do not fit the snapshot end the command with its message and exit code 1; anything
-// else is a bug and propagates.
+// `metastore snapshot restore FILE ...` (etcdctl's snapshot restore) and `metastore migrate
+// --from-etcd-data-dir DIR ...`: build a new member's data dir from an etcd or MetaStore
+// snapshot file, or from a stopped etcd member's data dir, and say what was made. A bad file,
+// an existing data dir or flags that do not fit end the command with its message and exit
+// code 1, having written nothing; anything else is a bug and propagates.
 
 import { formatUrl, type Url } from '../config/values.js';
 import { SnapshotFileError } from '../server/maintenance/backup-format.js';
-import { restoreSnapshot } from '../server/maintenance/backup.js';
+import { migrateEtcdDataDir, restoreSnapshot, type MembershipOptions, type RestoreResult } from '../server/maintenance/snapshot-restore.js';
 import { StorageFormatError } from '../storage/backend.js';
 
-/** The parsed command line's restore request (cli.ts's SnapshotRestoreCommand fits it). */
-export interface RestoreCommand {
-  readonly snapshotFile: string;
+/** The parsed command line's membership flags (cli.ts's commands fit it). */
+export interface MembershipFlags {
   readonly dataDir: string;
   readonly name: string;
   readonly initialCluster: ReadonlyArray<{ readonly name: string; readonly peerUrls: readonly Url[] }>;
   readonly initialClusterToken: string;
   readonly initialAdvertisePeerUrls: readonly Url[];
+}
+
+export interface RestoreCommand extends MembershipFlags {
+  readonly snapshotFile: string;
   readonly skipHashCheck: boolean;
 }
 
-export async function runSnapshotRestore(command: RestoreCommand): Promise<void> {
+export interface MigrateCommand extends MembershipFlags {
+  readonly etcdDataDir: string;
+}
+
+function membership(command: MembershipFlags): MembershipOptions {
+  return {
+    name: command.name,
+    initialCluster: command.initialCluster.map((m) => ({ name: m.name, peerUrls: m.peerUrls.map(formatUrl) })),
+    initialClusterToken: command.initialClusterToken,
+    advertisePeerUrls: command.initialAdvertisePeerUrls.map(formatUrl),
+  };
+}
+
+export function runSnapshotRestore(command: RestoreCommand): Promise<void> {
+  return reportRestore(`snapshot restore`, `snapshot ${command.snapshotFile}`, command.dataDir, () =>
+    restoreSnapshot({ ...membership(command), snapshotFile: command.snapshotFile, dataDir: command.dataDir, skipHashCheck: command.skipHashCheck }),
+  );
+}
+
+export function runMigrate(command: MigrateCommand): Promise<void> {
+  return reportRestore('migrate', `etcd data dir ${command.etcdDataDir}`, command.dataDir, () =>
+    migrateEtcdDataDir({ ...membership(command), etcdDataDir: command.etcdDataDir, dataDir: command.dataDir }),
+  );
+}
+
+async function reportRestore(what: string, source: string, dataDir: string, restore: () => Promise<RestoreResult>): Promise<void> {
   try {
-    const restored = await restoreSnapshot({
-      snapshotFile: command.snapshotFile,
-      dataDir: command.dataDir,
-      name: command.name,
-      initialCluster: command.initialCluster.map((m) => ({ name: m.name, peerUrls: m.peerUrls.map(formatUrl) })),
-      initialClusterToken: command.initialClusterToken,
-      advertisePeerUrls: command.initialAdvertisePeerUrls.map(formatUrl),
-      skipHashCheck: command.skipHashCheck,
-    });
+    const restored = await restore();
+    const { kind, revision, compactedRevision } = restored.summary;
     process.stdout.write(
-      `restored snapshot ${command.snapshotFile} (revision ${restored.header.revision}, ${restored.entries} entries) into ${command.dataDir}: ` +
+      `restored ${kind} ${source} (revision ${revision}, compacted at ${compactedRevision}, ${restored.entries} entries) into ${dataDir}: ` +
         `member ${restored.memberId.toString(16)} of new cluster ${restored.clusterId.toString(16)}\n`,
     );
   } catch (error) {
     if (error instanceof SnapshotFileError || error instanceof StorageFormatError) {
-      process.stderr.write(`snapshot restore failed: ${error.message}\n`);
+      process.stderr.write(`${what} failed: ${error.message}\n`);
       process.exit(1);
     }
     throw error;

@@ -89,10 +89,12 @@ export class Backend {
 
   /** Opens (creating if needed) the database under `dataDir/db`, checking its format. */
   static async open(dataDir: string, options: BackendOptions = {}): Promise<Backend> {
-    if (existsSync(join(dataDir, 'member'))) {
+    // etcd's member/ beside our db is an imported etcd data dir (node/etcd-data-dir-import.ts);
+    // without our db, nothing has imported it and opening would hide etcd's data.
+    if (existsSync(join(dataDir, 'member')) && !existsSync(join(dataDir, 'db'))) {
       throw new StorageFormatError(
-        `data dir ${dataDir} holds an etcd data directory (member/); MetaStore cannot read it. ` +
-          'Take an etcd snapshot and restore it with `metastore snapshot restore` instead.',
+        `data dir ${dataDir} holds an etcd data directory (member/) that was not imported. ` +
+          'Start `metastore` on it to import it, or use `metastore migrate --from-etcd-data-dir`.',
       );
     }
     mkdirSync(dataDir, { recursive: true });

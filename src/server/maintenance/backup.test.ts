@@ -1,17 +1,22 @@
-// Snapshot files round-trip: a member's state streamed as blobs plus the SHA-256 trailer has
-// etcd's "checksummed" length, restores into a fresh data dir whose member serves every key
-// with its revisions and versions (HashKV equal to the source), and damaged or foreign files
-// and occupied data dirs are refused.
+// Snapshot files round-trip: a member's state streamed as an etcd snapshot (bbolt database in
+// blobs plus the SHA-256 trailer) has etcd's "checksummed" length, restores into a fresh data
+// dir whose member serves every key with its revisions and versions (HashKV equal to the
+// source); MetaStore's own format restores too (told apart by content); damaged, truncated or
+// foreign files and occupied data dirs are refused, leaving nothing behind.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Backend } from '../../storage/backend.js';
 import { rangeRequest } from '../../mvcc/types.js';
-import { SNAPSHOT_BLOB_BYTES, openSnapshot, restoreSnapshot, type RestoreOptions } from './backup.js';
+import { SNAPSHOT_BLOB_BYTES, openSnapshot } from './backup.js';
 import { SNAPSHOT_MAGIC, SnapshotFileError, decodeSnapshotFile, hasChecksum } from './backup-format.js';
+import { restoreSnapshot, type RestoreOptions } from './snapshot-restore.js';
+import { SNAPSHOT_FORMAT, encodeEntry, encodeHeader, encodeTail } from './backup-format.js';
+import { SNAPSHOT_SPACES, StateView } from './maintenance-view.js';
+import { snapshotFileStatus } from './snapshot-file.js';
 import { KvServer } from '../member/kv-server.js';
 import { hashKv } from './maintenance-hash.js';
 import { waitFor } from '../../../test/support/wait.js';
@@ -53,7 +58,7 @@ const everything = (kv: KvServer) =>
 
 /** What `etcdctl snapshot save` writes: every blob, then the final SHA-256 message. */
 async function snapshotFile(kv: KvServer): Promise<{ file: Buffer; blobs: Buffer[]; remaining: number[] }> {
-  const snapshot = await openSnapshot(kv, { memberId: 1n, clusterId: 2n, etcdVersion: '3.4.23' });
+  const snapshot = await openSnapshot(kv);
   const blobs: Buffer[] = [];
   const remaining: number[] = [];
   let left = snapshot.totalBytes;
@@ -100,14 +105,13 @@ describe('snapshot files', () => {
     expect(remaining.at(-1)).toBe(0);
     const body = file.subarray(0, file.length - 32);
     expect(createHash('sha256').update(body).digest().equals(file.subarray(file.length - 32))).toBe(true);
-    expect(body.subarray(0, 19).toString()).toBe('MetaStore snapshot\n');
+    expect(body.readUInt32LE(16), 'bbolt meta page magic').toBe(0xed0cdaed);
 
     const path = join(tempDir(), 'snap.db');
     writeFileSync(path, file);
     const target = join(tempDir(), 'restored');
     const result = await restoreSnapshot(restoreOptions(path, target));
-    expect(result.header.revision).toBe(source.currentRevision);
-    expect(result.header.compactedRevision).toBe(100);
+    expect(result.summary).toEqual({ kind: 'etcd', revision: source.currentRevision, compactedRevision: 100 });
 
     const restored = await openUnstarted(target);
     // No applied index: the new cluster's log starts at 1 and must not be skipped as applied.
@@ -122,6 +126,32 @@ describe('snapshot files', () => {
     // And it keeps serving writes from the next revision on.
     const next = await put(restored, 'after', 'restore');
     expect(next.revision).toBe(source.currentRevision + 1);
+  });
+
+  it('a MetaStore-format file (older members wrote them) is told apart by content and restores too', async () => {
+    const source = await open(tempDir());
+    for (let i = 0; i < 40; i++) await put(source, `m/${i % 15}`, `v${i}`);
+    await source.compact(20, true);
+    const view = await StateView.open(source);
+    const entries: Buffer[] = [];
+    for (const space of SNAPSHOT_SPACES) for await (const [key, value] of view.scan(space)) if (key.toString() !== 'format') entries.push(encodeEntry(space, key, value));
+    await view.close();
+    const head = encodeHeader({
+      format: SNAPSHOT_FORMAT, storageFormat: 'metastore-1', etcdVersion: '3.4.23', appliedIndex: 0, revision: source.currentRevision,
+      compactedRevision: 20, memberId: '1', clusterId: '2', entries: entries.length,
+    });
+    const bodyBytes = head.length + entries.reduce((n, e) => n + e.length, 0);
+    const body = Buffer.concat([head, ...entries, encodeTail(bodyBytes)]);
+    const path = join(tempDir(), 'metastore.snap');
+    writeFileSync(path, Buffer.concat([body, createHash('sha256').update(body).digest()]));
+
+    expect(await snapshotFileStatus(path)).toMatchObject({ revision: source.currentRevision, totalKey: entries.length, totalSize: body.length });
+    const target = join(tempDir(), 'restored');
+    const result = await restoreSnapshot(restoreOptions(path, target));
+    expect(result.summary).toEqual({ kind: 'metastore', revision: source.currentRevision, compactedRevision: 20 });
+    const restored = await open(target);
+    expect(everything(restored)).toEqual(everything(source));
+    expect(restored.compactedRevision).toBe(20);
   });
 
   it('is one point in time while writes go on: the restore equals the source read at that revision', async () => {
@@ -139,7 +169,7 @@ describe('snapshot files', () => {
     const path = join(tempDir(), 'live.db');
     writeFileSync(path, file);
     const target = join(tempDir(), 'restored');
-    const { header } = await restoreSnapshot(restoreOptions(path, target));
+    const header = (await restoreSnapshot(restoreOptions(path, target))).summary;
     expect(source.currentRevision).toBeGreaterThan(header.revision);
     const restored = await open(target);
     expect(restored.currentRevision).toBe(header.revision);
@@ -151,7 +181,7 @@ describe('snapshot files', () => {
   it('an empty store makes a valid, restorable snapshot', async () => {
     const source = await open(tempDir());
     const { file } = await snapshotFile(source);
-    expect(file.length).toBe(512 + 32);
+    expect(hasChecksum(file.length)).toBe(true);
     const path = join(tempDir(), 'empty.db');
     writeFileSync(path, file);
     const target = join(tempDir(), 'restored');
@@ -168,17 +198,25 @@ describe('snapshot files', () => {
     const damaged = Buffer.from(file);
     damaged[100]! ^= 0xff;
     writeFileSync(join(dir, 'damaged.db'), damaged);
-    await expect(restoreSnapshot(restoreOptions(join(dir, 'damaged.db'), join(dir, 'd1')))).rejects.toThrow(/sha256 mismatch/);
+    await expect(restoreSnapshot(restoreOptions(join(dir, 'damaged.db'), join(dir, 'd1')))).rejects.toThrow(/expected sha256 [0-9a-f]{64}, got/);
 
     writeFileSync(join(dir, 'nohash.db'), file.subarray(0, file.length - 32));
     await expect(restoreSnapshot(restoreOptions(join(dir, 'nohash.db'), join(dir, 'd2')))).rejects.toThrow(/missing hash/);
     await restoreSnapshot(restoreOptions(join(dir, 'nohash.db'), join(dir, 'd2'), { skipHashCheck: true }));
 
-    const bolt = Buffer.alloc(4096 + 32);
-    writeFileSync(join(dir, 'bolt.db'), bolt);
-    await expect(restoreSnapshot(restoreOptions(join(dir, 'bolt.db'), join(dir, 'd3'), { skipHashCheck: true }))).rejects.toThrow(
-      /not a MetaStore snapshot/,
+    writeFileSync(join(dir, 'foreign.db'), Buffer.alloc(4096 + 32, 7));
+    await expect(restoreSnapshot(restoreOptions(join(dir, 'foreign.db'), join(dir, 'd3'), { skipHashCheck: true }))).rejects.toThrow(
+      /neither an etcd snapshot \(bbolt database\) nor a MetaStore snapshot/,
     );
+
+    // Cut short: the trailer test fails; forced past it, the page structure does.
+    writeFileSync(join(dir, 'short.db'), file.subarray(0, 3 * 4096 + 100));
+    await expect(restoreSnapshot(restoreOptions(join(dir, 'short.db'), join(dir, 'd6')))).rejects.toThrow(/missing hash/);
+    await expect(restoreSnapshot(restoreOptions(join(dir, 'short.db'), join(dir, 'd6'), { skipHashCheck: true }))).rejects.toThrow(
+      SnapshotFileError,
+    );
+    for (const refused of ['d1', 'd3', 'd6']) expect(existsSync(join(dir, refused)), refused).toBe(false);
+    expect(readdirSync(dir).filter((name) => name.includes('restoring'))).toEqual([]);
 
     writeFileSync(join(dir, 'good.db'), file);
     mkdirSync(join(dir, 'd4'));

@@ -14,8 +14,9 @@
 //
 // The buckets stream: each reads its key space from the source when the writer reaches it, so
 // the MVCC history is never held in memory. Bucket names are listed in byte order, as bbolt
-// keeps them. Not carried over: passwords are scrypt hashes, which etcd (bcrypt) cannot check,
-// and MetaStore's auth token key, which etcd does not have.
+// keeps them. Password hashes go over as they are: MetaStore writes bcrypt, as etcd does (a user
+// whose password was set before that has an scrypt hash, which etcd cannot check). Not carried
+// over: MetaStore's auth token key, which etcd does not have.
 
 import { decodeLeaseRecord } from '../../lease/lessor.js';
 import { decodeRecord } from '../../mvcc/record.js';

@@ -3,10 +3,9 @@
 // auth; each in key order), so a restore can write them as it writes a MetaStore backup's.
 //
 // The key bucket streams (one leaf page at a time); the small buckets are read whole. What
-// cannot come over as is: etcd's bcrypt password hashes are kept but MetaStore (scrypt) cannot
-// check them, so users need a new password; etcd has no token key, so the caller passes the one
-// the imported cluster will sign tokens with (none: nobody can get a token until auth is
-// re-enabled). The members buckets are reported (etcdStateInfo), never imported: a restored
+// cannot come over as is: etcd has no token key, so the caller passes the one the imported
+// cluster will sign tokens with (none: nobody can get a token until auth is re-enabled).
+// etcd's bcrypt password hashes are kept, and MetaStore checks them (auth/bcrypt.ts). The members buckets are reported (etcdStateInfo), never imported: a restored
 // cluster has a new membership, as with etcd.
 
 import { AuthStore, type StateJSON } from '../../auth/auth-store.js';

@@ -39,13 +39,20 @@ describe('auth log entries', () => {
 });
 
 describe('passwords', () => {
-  it('are stored as salted scrypt hashes', async () => {
+  it("are stored as salted bcrypt hashes at etcd's cost 10, and older scrypt hashes still check", async () => {
     const one = await hashPassword('secret');
     const two = await hashPassword('secret');
+    expect(one).toMatch(/^\$2a\$10\$/);
     expect(one).not.toBe(two);
     expect(one).not.toContain('secret');
     expect(await checkPassword('secret', one)).toBe(true);
     expect(await checkPassword('Secret', one)).toBe(false);
+    // scrypt$N$r$p$salt$key as members before bcrypt wrote it (N=16, salt "salt", key of "pw").
+    const { scryptSync } = await import('node:crypto');
+    const key = scryptSync('pw', 'salt', 32, { N: 16, r: 8, p: 1 });
+    const legacy = `scrypt$16$8$1$${Buffer.from('salt').toString('base64')}$${key.toString('base64')}`;
+    expect(await checkPassword('pw', legacy)).toBe(true);
+    expect(await checkPassword('px', legacy)).toBe(false);
   });
 });
 

@@ -2,21 +2,23 @@
 // answers the read-only auth calls from the local replicated state, logs users in, and turns a
 // token into the {user, auth revision} stamp requests carry.
 //
-// - Password hashes are made here, before proposing (scrypt with a random salt; slow on
-//   purpose), never while applying: the log entry carries the hash, never the password.
+// - Password hashes are made here, before proposing (bcrypt at etcd's default cost 10 with a
+//   random salt, as etcd stores them, so users keep their passwords across a migration either
+//   way; slow on purpose), never while applying: the log entry carries the hash, never the
+//   password. Older scrypt hashes still check.
 // - Failed logins are rate-limited per user name: from the third failure in a row on, the user
 //   is locked out for a delay that doubles with each further failure (capped); a locked-out
 //   attempt fails at once without checking the password. Each failure is reported to `onLoginFailed` (for the log);
 //   tokens and passwords are never reported.
 
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { bcryptHash, bcryptVerify, isBcryptHash } from '../../auth/bcrypt.js';
 import { AuthStore, ROOT, type AuthOp, type AuthStamp, type Permission, type Role, type User } from '../../auth/auth-store.js';
 import { AuthError } from '../../auth/errors.js';
 import type { ApplyOutcome } from '../apply/outcome.js';
 import type { InternalRequest } from '../apply/internal-request.js';
 import { SimpleTokens, type TokenProvider } from './auth-token.js';
 
-const SCRYPT = { N: 1 << 14, r: 8, p: 1, keyLength: 32 };
 const FREE_FAILURES = 2;
 const LOCKOUT_BASE_MS = 200;
 const LOCKOUT_MAX_MS = 30_000;
@@ -27,14 +29,19 @@ function scryptAsync(password: string, salt: Buffer, N: number, r: number, p: nu
   });
 }
 
-/** `scrypt$N$r$p$salt$hash`, salt and hash in base64. */
-export async function hashPassword(password: string): Promise<string> {
-  const salt = randomBytes(16);
-  const key = await scryptAsync(password, salt, SCRYPT.N, SCRYPT.r, SCRYPT.p, SCRYPT.keyLength);
-  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
+/** etcd's --bcrypt-cost default (Go's bcrypt.DefaultCost). */
+const BCRYPT_COST = 10;
+/** bcrypt runs on the event loop: it gives other work a turn every few rounds. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** `$2a$10$...`, as etcd writes it. */
+export function hashPassword(password: string): Promise<string> {
+  return bcryptHash(password, randomBytes(16), BCRYPT_COST, nextTurn);
 }
 
+/** Checks a bcrypt hash (etcd's and ours) or an scrypt one (`scrypt$N$r$p$salt$hash`, written before bcrypt). */
 export async function checkPassword(password: string, encoded: string): Promise<boolean> {
+  if (isBcryptHash(encoded)) return bcryptVerify(password, encoded, nextTurn);
   const parts = encoded.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
   const [N, r, p] = parts.slice(1, 4).map(Number) as [number, number, number];

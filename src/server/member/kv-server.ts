@@ -34,7 +34,7 @@ import { LeaseServer } from './lease-server.js';
 import type { AuthStamp } from '../../auth/auth-store.js';
 import { AuthServer, type AuthServerOptions } from './auth-server.js';
 import { hashKv, hashState, type HashKvResult, type HashSource } from '../maintenance/maintenance-hash.js';
-import { openSnapshot, type SnapshotSourceInfo, type SnapshotStream } from '../maintenance/backup.js';
+import { openSnapshot, type SnapshotStream } from '../maintenance/backup.js';
 import { dumpState, installState, restoreMemberState, type MemberState } from './member-state.js';
 import { openRaftNode, singleVoter, type ReplicationOptions } from './replication.js';
 
@@ -349,9 +349,9 @@ export class KvServer {
     return hashKv(this.hashSource(), revision);
   }
 
-  /** A consistent snapshot of the state, streamed in blobs (etcdctl snapshot save). */
-  openSnapshot(info: SnapshotSourceInfo): Promise<SnapshotStream> {
-    return openSnapshot(this.hashSource(), info);
+  /** A consistent etcd-format snapshot of the state, streamed in blobs (etcdctl snapshot save). */
+  openSnapshot(): Promise<SnapshotStream> {
+    return openSnapshot(this.hashSource());
   }
 
   private hashSource(): HashSource {
