@@ -52,7 +52,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   const sources = opsSources(kv, status);
   const metrics = createNodeMetrics(config, sources, storage.identity.memberId);
   if (metrics) probes.attach(metrics, kv.raft !== undefined && kv.raft.leader !== 0n);
-  const edge = await startClientEdge({ config, kv, identity: storage.identity, metrics, logger: log });
+  const edge = await startClientEdge({ config, kv, identity: storage.identity, metrics, logger: log, failStop });
   status.clientConnections = () => edge.openConnections() ?? countGrpcConnections();
   const compactor = startCompactor(config.compaction, kv, log);
   const sidePorts = await startSidePorts({ config, sources, metrics, logger: log });

@@ -17,18 +17,34 @@ import { RefusedConnectionLog } from './refused-connection-log.js';
 import type { Identity } from './storage.js';
 
 export interface ClientEdgeOptions {
-  config: Pick<Config, 'grpc' | 'limits' | 'monitoring' | 'dataDir' | 'raft'>;
+  config: Pick<Config, 'grpc' | 'limits' | 'monitoring' | 'dataDir' | 'raft' | 'reliability'>;
   kv: KvServer;
   /** Read live: a joining member's cluster ID is learnt after the edge starts. */
   identity: Identity;
   metrics: Metrics | undefined;
   logger: Logger;
+  /** Stops the process (exit 1) after flushing the log: an unexpected handler error does this
+   * when server.reliability.enable_panic_recovery is false. */
+  failStop: () => never;
+}
+
+/**
+ * What an unexpected error in a request handler (a bug) does: with panic recovery (etcd's and
+ * MetaStore's default) it is logged and the call answered INTERNAL; without, the member stops
+ * as a Go server without recovery would: one fatal line, exit 1.
+ */
+export function internalErrorSink(recover: boolean, grpcLog: Pick<Logger, 'error' | 'fatal'>, failStop: () => never) {
+  if (recover) return (method: string, error: unknown) => grpcLog.error({ method, err: error }, 'internal error in request handler');
+  return (method: string, error: unknown): never => {
+    grpcLog.fatal({ method, err: error }, 'unexpected error in request handler; stopping (server.reliability.enable_panic_recovery is false)');
+    return failStop();
+  };
 }
 
 /** Handler-wide settings: hooks, admission (rate limit), timeouts and the slow-request log. */
 function configureHandlers(options: ClientEdgeOptions, grpcLog: Logger): void {
   const { config, metrics, logger } = options;
-  setCallHooks(metrics?.observeCall, (method, error) => grpcLog.error({ method, err: error }, 'internal error in request handler'));
+  setCallHooks(metrics?.observeCall, internalErrorSink(config.reliability.enablePanicRecovery, grpcLog, options.failStop));
   if (config.grpc.enableRateLimit) {
     const limit = { qps: config.grpc.rateLimitQps, burst: config.grpc.rateLimitBurst };
     const bucket = new TokenBucket(limit);
@@ -58,12 +74,15 @@ export async function startClientEdge(options: ClientEdgeOptions): Promise<Runni
     port: config.grpc.port,
     maxRequestBytes: config.limits.maxRequestBytes,
     maxTxnOps: config.limits.maxTxnOps,
-    maxSendMessageBytes: Math.max(config.grpc.maxSendMsgSize, 2 * config.limits.maxRequestBytes),
+    maxReceiveMessageBytes: config.grpc.maxRecvMsgSize,
+    maxSendMessageBytes: config.grpc.maxSendMsgSize,
     maxConcurrentStreams: config.grpc.maxConcurrentStreams,
     identity: options.identity,
     maxConnections: config.limits.maxConnections,
     onConnectionRefused: (remoteAddress) => refusals.refused(remoteAddress),
     watchProgressNotifyIntervalMs: config.grpc.watchProgressNotifyIntervalMs,
     electionTimeoutMs: config.raft.electionTimeoutMs,
+    keepalive: { minTimeMs: config.grpc.keepaliveMinTimeMs, intervalMs: config.grpc.keepaliveIntervalMs, timeoutMs: config.grpc.keepaliveTimeoutMs },
+    onTooManyPings: (remoteAddress) => grpcLog.warn({ remoteAddress }, 'closed client connection: too many pings (GOAWAY too_many_pings)'),
   });
 }

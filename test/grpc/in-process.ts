@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { startGrpcServer, type RunningGrpcServer } from '../../src/grpc/grpc-server.js';
+import { startGrpcServer, type GrpcServerOptions, type RunningGrpcServer } from '../../src/grpc/grpc-server.js';
 import { clients } from '../../src/grpc/proto.js';
 import { KvServer } from '../../src/server/member/kv-server.js';
 import { Backend } from '../../src/storage/backend.js';
@@ -21,6 +21,8 @@ export interface InProcessOptions {
   maxRequestBytes?: number;
   maxTxnOps?: number;
   watchProgressNotifyIntervalMs?: number;
+  /** Any other gRPC server option (keepalive, message limits, connection limit...). */
+  grpc?: Partial<GrpcServerOptions>;
 }
 
 export async function startInProcessMember(options: InProcessOptions = {}): Promise<InProcessMember> {
@@ -36,6 +38,7 @@ export async function startInProcessMember(options: InProcessOptions = {}): Prom
     maxConcurrentStreams: 1000,
     identity: { clusterId: 1n, memberId: 2n },
     watchProgressNotifyIntervalMs: options.watchProgressNotifyIntervalMs,
+    ...options.grpc,
   });
   const endpoint = `127.0.0.1:${server.port}`;
   const stubs = new Map<string, grpc.Client>();
