@@ -32,9 +32,23 @@ describe('parseCommandLine', () => {
     expect(result.config.limits.maxTxnOps).toBe(256);
   });
 
-  it('passes notes about ignored etcd flags back to the caller', () => {
-    const result = parseCommandLine(['--enable-pprof'], io());
-    expect(result.command === 'serve' && result.notes[0]).toMatch(/--enable-pprof/);
+  it('refuses --enable-pprof with one line; accepts --enable-pprof=false', () => {
+    expect(() => parseCommandLine(['--enable-pprof'], io())).toThrow(/^config error: flag --enable-pprof: MetaStore has no Go profiler \(pprof\); profile the process with node --cpu-prof or node --inspect instead$/);
+    expect(parseCommandLine(['--enable-pprof=false'], io())).toEqual({ command: 'serve', config: DEFAULTS, notes: [] });
+  });
+
+  it('--help lists the snapshot restore flags, each of which snapshot restore accepts', () => {
+    const help = parseCommandLine(['--help'], io());
+    const text = help.command === 'help' ? help.text : '';
+    const section = text.slice(text.indexOf('snapshot restore FILE flags'), text.indexOf('Config keys'));
+    const listed = [...section.matchAll(/^ {2}--([a-z-]+)/gm)].map((m) => m[1]);
+    expect(listed).toEqual(['data-dir', 'wal-dir', 'name', 'initial-cluster', 'initial-cluster-token', 'initial-advertise-peer-urls', 'skip-hash-check']);
+    const restore = parseCommandLine(
+      ['snapshot', 'restore', 's.db', '--data-dir', 'd', '--wal-dir', 'w', '--name', 'm1', '--initial-cluster', 'm1=http://127.0.0.1:2380',
+        '--initial-cluster-token', 't', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380', '--skip-hash-check'],
+      io(),
+    );
+    expect(restore).toMatchObject({ command: 'snapshot-restore', dataDir: 'd', walDir: 'w', name: 'm1', initialClusterToken: 't', skipHashCheck: true });
   });
 
   it('answers --help and --version before reading any config', () => {

@@ -57,7 +57,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   const sources = opsSources(kv, status);
   const metrics = createNodeMetrics(config, sources, storage.identity.memberId);
   if (metrics) probes.attach(metrics, kv.raft !== undefined && kv.raft.leader !== 0n);
-  const edge = await startClientEdge({ config, bound: clientPort, kv, identity: storage.identity, metrics, sources, logger: log, memberDialer: member.dialer });
+  const edge = await startClientEdge({ config, bound: clientPort, kv, identity: storage.identity, metrics, sources, logger: log, memberDialer: member.dialer, failStop });
   status.clientConnections = () => edge.openConnections();
   const compactor = startCompactor(config.compaction, kv, log);
   const sidePorts = await startSidePorts({ config, sources, metrics, logger: log });

@@ -4,7 +4,7 @@
 // (key path -> text), which go through the same typed parsing as YAML and environment values,
 // so one key is validated one way whatever its source.
 
-import { bindHost, parseStringList, parseUrl, ValueProblem, type Url } from './values.js';
+import { bindHost, parseBool, parseStringList, parseUrl, ValueProblem, type Url } from './values.js';
 
 export interface FlagToken {
   /** Name without dashes, e.g. "data-dir". */
@@ -55,15 +55,35 @@ function direct(name: string, path: string, boolean = false): FlagSpec {
   return { name, boolean, help: `sets ${path}`, apply: (value, context) => context.set(path, value) };
 }
 
-/** Accepted for compatibility and dropped; the note tells the operator it had no effect. */
-function ignored(name: string, boolean: boolean, why: string, accept?: readonly string[]): FlagSpec {
+/**
+ * etcd's --logger: zap writes JSON lines (MetaStore's JSON format), capnslog writes plain text
+ * lines (MetaStore's console format). Either way pino writes them; the format is what changes.
+ */
+const LOGGER_FORMATS: Readonly<Record<string, string>> = { zap: 'json', capnslog: 'console' };
+
+function loggerFlag(): FlagSpec {
   return {
-    name,
-    boolean,
-    help: `accepted and ignored: ${why}`,
+    name: 'logger',
+    boolean: false,
+    help: 'sets server.log.format: zap = json, capnslog = console',
     apply: (value, context) => {
-      if (accept && !accept.includes(value)) throw new ValueProblem(`expected one of ${accept.join(', ')}, got ${JSON.stringify(value)}`);
-      context.note(`flag --${name} is accepted for etcd compatibility and ignored: ${why}`);
+      const format = LOGGER_FORMATS[value];
+      if (format === undefined) throw new ValueProblem(`expected one of zap, capnslog, got ${JSON.stringify(value)}`);
+      context.set('server.log.format', format);
+    },
+  };
+}
+
+/** etcd serves Go's pprof on the client port; MetaStore has nothing of the kind, so "true" is refused. */
+function enablePprofFlag(): FlagSpec {
+  return {
+    name: 'enable-pprof',
+    boolean: true,
+    help: 'only false: MetaStore has no Go profiler (profile with node --cpu-prof or --inspect)',
+    apply: (value) => {
+      if (parseBool(value, true)) {
+        throw new ValueProblem('MetaStore has no Go profiler (pprof); profile the process with node --cpu-prof or node --inspect instead');
+      }
     },
   };
 }
@@ -178,14 +198,14 @@ export const ETCD_FLAGS: readonly FlagSpec[] = [
     help: 'sets server.log.output: default (= stderr, as etcd), stderr, stdout or one file path',
     apply: (value, context) => context.set('server.log.output', logOutput(value)),
   },
-  ignored('logger', false, 'MetaStore always logs with pino', ['zap', 'capnslog']),
+  loggerFlag(),
   {
     name: 'listen-metrics-urls',
     boolean: false,
     help: 'sets server.monitoring.listen_metrics_urls',
     apply: (value, context) => context.set('server.monitoring.listen_metrics_urls', value),
   },
-  ignored('enable-pprof', true, 'MetaStore has no Go profiler; use node --inspect or --cpu-prof'),
+  enablePprofFlag(),
   direct('auth-token', 'server.auth.token'),
   {
     name: 'auth-token-ttl',

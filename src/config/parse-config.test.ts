@@ -232,8 +232,10 @@ describe('relations between keys', () => {
     expect(loadError(['--auto-compaction-retention', 'daily'])).toMatch(/^config error: server\.compaction\.retention in flag --auto-compaction-retention: expected a duration/);
   });
 
-  it('the gRPC receive limit follows --max-request-bytes unless set explicitly', () => {
-    expect(load(['--max-request-bytes', '10485760']).grpc.maxRecvMsgSize).toBe(10_485_760 + 512);
+  it('the gRPC receive limit follows --max-request-bytes (+ 512 KiB, as etcd) unless set explicitly', () => {
+    expect(load([]).grpc.maxRecvMsgSize).toBe(1_572_864 + 512 * 1024);
+    expect(load(['--max-request-bytes', '10485760']).grpc.maxRecvMsgSize).toBe(10_485_760 + 512 * 1024);
+    expect(load(['--max-request-bytes', '1000'], { env: { METASTORE_SERVER_GRPC_MAX_RECV_MSG_SIZE: '3000' } }).grpc.maxRecvMsgSize).toBe(3000);
     expect(loadError(['--max-request-bytes', '10485760'], { env: { METASTORE_SERVER_GRPC_MAX_RECV_MSG_SIZE: '4MiB' } })).toBe(
       'config error: server.grpc.max_recv_msg_size (4194304, from environment variable METASTORE_SERVER_GRPC_MAX_RECV_MSG_SIZE) must be at least server.limits.max_request_bytes (10485760, from flag --max-request-bytes) + 512',
     );
@@ -405,7 +407,7 @@ describe('etcd command lines', () => {
       [
         '--wal-dir', '/wal', '--max-learners', '2', '--experimental-initial-corrupt-check', '--auth-token-ttl', '600',
         '--grpc-keepalive-min-time', '10s', '--grpc-keepalive-interval', '2h0m0s', '--grpc-keepalive-timeout', '20s',
-        '--listen-metrics-urls', 'http://127.0.0.1:2381', '--logger', 'zap', '--enable-pprof', '--auto-tls', '--peer-auto-tls',
+        '--listen-metrics-urls', 'http://127.0.0.1:2381', '--logger', 'zap', '--enable-pprof=false', '--auto-tls', '--peer-auto-tls',
         '--peer-cert-file', 'p.pem', '--peer-key-file', 'pk.pem', '--peer-trusted-ca-file', 'pca.pem', '--quota-backend-bytes', '8589934592',
         '--initial-cluster-state', 'existing', '--experimental-watch-progress-notify-interval', '500ms',
       ],
@@ -422,9 +424,21 @@ describe('etcd command lines', () => {
     expect(config.limits.quotaBackendBytes).toBe(8_589_934_592);
     expect(config.initialClusterState).toBe('existing');
     expect(config.grpc.watchProgressNotifyIntervalMs).toBe(500);
-    expect(notes).toHaveLength(2);
-    expect(notes.join('\n')).toMatch(/--logger .*ignored/);
-    expect(notes.join('\n')).toMatch(/--enable-pprof .*ignored/);
+    expect(config.log.format).toBe('json'); // --logger zap
+    expect(notes).toEqual([]);
+  });
+
+  it('--logger picks the log format: zap = JSON lines, capnslog = console lines', () => {
+    expect(load(['--logger', 'zap']).log.format).toBe('json');
+    expect(load(['--logger', 'capnslog']).log.format).toBe('console');
+    expect(load(['--logger=capnslog', '--log-level', 'debug']).log).toMatchObject({ format: 'console', level: 'debug' });
+  });
+
+  it('--enable-pprof is refused unless false: there is no Go profiler to serve', () => {
+    expect(load(['--enable-pprof=false']).name).toBe('default');
+    const refusal = 'config error: flag --enable-pprof: MetaStore has no Go profiler (pprof); profile the process with node --cpu-prof or node --inspect instead';
+    expect(loadError(['--enable-pprof'])).toBe(refusal);
+    expect(loadError(['--enable-pprof=true'])).toBe(refusal);
   });
 });
 

@@ -354,6 +354,33 @@ export function parseConfig(entries: ReadonlyMap<string, Entry>): Config {
   return deepFreeze(config as Config);
 }
 
+/**
+ * etcd sizes its gRPC receive limit as max-request-bytes + 512 KiB (grpcOverheadBytes), so an
+ * etcd command line that raises --max-request-bytes keeps working: the limit follows it unless
+ * the operator chose one. A receive limit chosen alone (the deployment guide's
+ * max_recv_msg_size: 1572864) sets the request limit instead: what fits in such a message with
+ * 512 bytes of framing. A chosen limit must leave a request of the full size that room.
+ */
+function deriveReceiveLimit(config: Mutable<Config>, sourceOf: (path: string) => Source, show: (path: string, value: unknown) => string): void {
+  if (sourceOf('server.grpc.max_recv_msg_size').kind === 'default') {
+    config.grpc.maxRecvMsgSize = config.limits.maxRequestBytes + ETCD_GRPC_OVERHEAD_BYTES;
+    return;
+  }
+  if (config.grpc.maxRecvMsgSize >= config.limits.maxRequestBytes + 512) return;
+  const requestChosen = sourceOf('server.limits.max_request_bytes').kind !== 'default';
+  if (!requestChosen && config.grpc.maxRecvMsgSize > 512) {
+    config.limits.maxRequestBytes = config.grpc.maxRecvMsgSize - 512;
+    return;
+  }
+  throw configError(
+    `${show('server.grpc.max_recv_msg_size', config.grpc.maxRecvMsgSize)} must be at least ` +
+      `${show('server.limits.max_request_bytes', config.limits.maxRequestBytes)} + 512`,
+  );
+}
+
+/** etcd's grpcOverheadBytes: its gRPC receive limit is --max-request-bytes plus this. */
+const ETCD_GRPC_OVERHEAD_BYTES = 512 * 1024;
+
 function deriveAndCheck(config: Mutable<Config>, sourceOf: (path: string) => Source): void {
   const show = (path: string, value: unknown): string =>
     `${path} (${typeof value === 'string' ? JSON.stringify(value) : String(value)}, ${from(sourceOf(path))})`;
@@ -373,23 +400,7 @@ function deriveAndCheck(config: Mutable<Config>, sourceOf: (path: string) => Sou
     );
   }
 
-  // etcd sizes its gRPC receive limit as max-request-bytes + 512, so an etcd command line that
-  // raises --max-request-bytes must keep working: follow it unless the operator chose a limit.
-  // A receive limit chosen alone (the deployment guide's max_recv_msg_size: 1572864) sets the
-  // request limit instead: what fits in such a message with etcd's 512 bytes of framing.
-  const neededRecv = config.limits.maxRequestBytes + 512;
-  if (config.grpc.maxRecvMsgSize < neededRecv) {
-    const recvChosen = sourceOf('server.grpc.max_recv_msg_size').kind !== 'default';
-    const requestChosen = sourceOf('server.limits.max_request_bytes').kind !== 'default';
-    if (!recvChosen) config.grpc.maxRecvMsgSize = neededRecv;
-    else if (!requestChosen && config.grpc.maxRecvMsgSize > 512) config.limits.maxRequestBytes = config.grpc.maxRecvMsgSize - 512;
-    else {
-      throw configError(
-        `${show('server.grpc.max_recv_msg_size', config.grpc.maxRecvMsgSize)} must be at least ` +
-          `${show('server.limits.max_request_bytes', config.limits.maxRequestBytes)} + 512`,
-      );
-    }
-  }
+  deriveReceiveLimit(config, sourceOf, show);
 
   const { electionTimeoutMs, heartbeatIntervalMs } = config.raft;
   if (electionTimeoutMs < 5 * heartbeatIntervalMs) {
@@ -556,6 +567,18 @@ function defaultText(spec: KeySpec): string {
 }
 
 /** The --help text, generated from the key and flag tables so it cannot drift from them. */
+/** The flags of `metastore snapshot restore` (parsed in cli.ts), with etcdctl's defaults. */
+const SNAPSHOT_RESTORE_HELP: readonly string[] = [
+  'snapshot restore FILE flags (etcdctl snapshot restore\'s; FILE is an etcd or MetaStore snapshot):',
+  '  --data-dir DIR                              data dir to create (default NAME.etcd)',
+  '  --wal-dir DIR                               raft log dir (etcdctl\'s flag; as the server\'s --wal-dir)',
+  '  --name NAME                                 this member\'s name (default "default")',
+  '  --initial-cluster NAME=URL,...              the restored cluster (default NAME=http://localhost:2380)',
+  '  --initial-cluster-token TOKEN               cluster token (default "etcd-cluster")',
+  '  --initial-advertise-peer-urls URL,...       this member\'s peer URLs (default http://localhost:2380)',
+  '  --skip-hash-check[=true|false]              restore a snapshot without an integrity hash (copied from a data dir)',
+];
+
 export function helpText(): string {
   const lines: string[] = [
     'Usage:',
@@ -581,6 +604,7 @@ export function helpText(): string {
   for (const flag of ETCD_FLAGS) {
     lines.push(`  --${flag.name}${flag.boolean ? '[=true|false]' : ' VALUE'}`.padEnd(44) + flag.help);
   }
+  lines.push('', ...SNAPSHOT_RESTORE_HELP);
   lines.push('', 'Config keys (YAML path, type, default; environment variable):');
   for (const spec of CONFIG_KEYS) {
     const type = spec.type === 'enum' ? (spec.values ?? []).join('|') : spec.type;

@@ -3,6 +3,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { ClientListener } from './client-listener.js';
+import { enforcePingPolicy, http2ServersOf, newHttp2Servers } from './keepalive-enforcement.js';
 import type { KvServer } from '../server/member/kv-server.js';
 import { type Handlers, responseHeaders, unimplemented, withRequestSizes } from './handler.js';
 import { authHandlers } from './auth-service.js';
@@ -22,6 +23,10 @@ export interface GrpcServerOptions {
   port: number;
   maxRequestBytes: number;
   maxTxnOps: number;
+  /** Largest message received (grpc-go's MaxRecvMsgSize); larger ones get grpc-go's
+   * RESOURCE_EXHAUSTED text. Default etcd's: maxRequestBytes + 512 KiB. */
+  maxReceiveMessageBytes?: number;
+  /** Largest response message sent; a larger one fails its call with RESOURCE_EXHAUSTED. */
   maxSendMessageBytes: number;
   maxConcurrentStreams: number;
   identity: { clusterId: bigint; memberId: bigint };
@@ -41,7 +46,27 @@ export interface GrpcServerOptions {
   /** How calls relayed to other members reach them (their client ports, with the member's
    * client TLS); its owner closes it. Absent: plain-text channels, closed with the server. */
   memberDialer?: MemberDialer;
+  /** etcd's --grpc-keepalive-* settings; each missing one is etcd's default. */
+  keepalive?: Partial<KeepaliveOptions>;
+  /** Told about each connection closed for pinging more often than keepalive minTimeMs allows. */
+  onTooManyPings?: (remoteAddress: string | undefined) => void;
 }
+
+/** etcd's keepalive settings (embed.Config GRPCKeepAlive*), all in milliseconds. */
+export interface KeepaliveOptions {
+  /** Least spacing of client pings (enforcement, keepalive-enforcement.ts); 0 = grpc-go's 5 min. */
+  minTimeMs: number;
+  /** Server-to-client ping period; with timeoutMs, 0 = grpc-go's 2 h. */
+  intervalMs: number;
+  /** How long a server ping may go unanswered before the connection is closed; 0 = grpc-go's 20 s. */
+  timeoutMs: number;
+}
+
+/** etcd's defaults (embed.DefaultGRPCKeepAlive*). */
+const ETCD_KEEPALIVE: KeepaliveOptions = { minTimeMs: 5000, intervalMs: 2 * 60 * 60 * 1000, timeoutMs: 20_000 };
+/** grpc-go's server defaults, which etcd leaves in place unless both interval and timeout are set. */
+const GRPC_GO_KEEPALIVE_TIME_MS = 2 * 60 * 60 * 1000;
+const GRPC_GO_KEEPALIVE_TIMEOUT_MS = 20_000;
 
 export interface RunningGrpcServer {
   port: number;
@@ -56,23 +81,35 @@ const RECEIVE_HEADROOM_BYTES = 512 * 1024;
 /** etcd's default --election-timeout. */
 const DEFAULT_ELECTION_TIMEOUT_MS = 1000;
 
-export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions): Promise<RunningGrpcServer> {
-  const etcdReceiveLimit = options.maxRequestBytes + RECEIVE_HEADROOM_BYTES;
-  const server = new grpc.Server({
-    // Let messages somewhat over etcd's limit through to our own check, which answers with
-    // etcd's exact text; grpc-js still guards against anything far larger.
-    'grpc.max_receive_message_length': Math.max(4 * 1024 * 1024, 2 * etcdReceiveLimit),
+/** grpc-js server options: message limits, concurrent streams and server keepalive pings. */
+function serverOptions(options: GrpcServerOptions, receiveLimit: number, keepalive: KeepaliveOptions): grpc.ServerOptions {
+  // etcd passes keepalive.ServerParameters only when both are set; grpc-go's defaults otherwise.
+  const pinging = keepalive.intervalMs > 0 && keepalive.timeoutMs > 0;
+  return {
+    // Let messages somewhat over the limit through to our own check (withRequestSizes), which
+    // answers with grpc-go's exact text; grpc-js still guards against anything far larger.
+    'grpc.max_receive_message_length': Math.max(4 * 1024 * 1024, 2 * receiveLimit),
     'grpc.max_send_message_length': options.maxSendMessageBytes,
     'grpc.max_concurrent_streams': options.maxConcurrentStreams,
-    'grpc.keepalive_permit_without_calls': 1,
-    'grpc.http2.min_ping_interval_without_data_ms': 5000,
-  });
+    'grpc.keepalive_time_ms': pinging ? keepalive.intervalMs : GRPC_GO_KEEPALIVE_TIME_MS,
+    'grpc.keepalive_timeout_ms': pinging ? keepalive.timeoutMs : GRPC_GO_KEEPALIVE_TIMEOUT_MS,
+  };
+}
+
+export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const receiveLimit = options.maxReceiveMessageBytes ?? options.maxRequestBytes + RECEIVE_HEADROOM_BYTES;
+  const keepalive = { ...ETCD_KEEPALIVE, ...options.keepalive };
+  const server = new grpc.Server(serverOptions(options, receiveLimit, keepalive));
   const headers = responseHeaders(options.identity, () => kv.term);
   const dialer = options.memberDialer ?? new MemberDialer();
   const built: Partial<Record<ServiceName, Handlers>> = {
     KV: kvHandlers(kv, headers, { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes }),
     Maintenance: maintenanceHandlers(kv, headers, options.identity),
-    Watch: watchHandlers(kv, headers, { maxRequestBytes: options.maxRequestBytes, progressNotifyIntervalMs: options.watchProgressNotifyIntervalMs }),
+    Watch: watchHandlers(kv, headers, {
+      maxRequestBytes: options.maxRequestBytes,
+      receiveLimit,
+      progressNotifyIntervalMs: options.watchProgressNotifyIntervalMs,
+    }),
     Lease: leaseHandlers(kv, headers, dialer),
     Lock: lockHandlers(kv, headers),
     Election: electionHandlers(kv, headers),
@@ -85,18 +122,22 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     checkIntervalMs: options.electionTimeoutMs ?? DEFAULT_ELECTION_TIMEOUT_MS,
   });
   for (const name of Object.keys(services) as ServiceName[]) {
-    const definition = withRequestSizes(services[name], etcdReceiveLimit);
+    const definition = withRequestSizes(services[name], receiveLimit);
     const handlers: Handlers = {};
     for (const [method, methodDefinition] of Object.entries(definition)) {
       handlers[method] = leaderGuard.wrap(method, methodDefinition, built[name]?.[method] ?? unimplemented(name, method));
     }
     server.addService(definition, handlers);
   }
+  const pingPolicy = { minTimeMs: keepalive.minTimeMs, onTooManyPings: options.onTooManyPings };
+  const before = http2ServersOf(server);
   const listener = options.listener;
   let port: number;
   if (listener !== undefined) {
     // The listener terminates TLS itself and hands over decrypted sockets.
     const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    // The injector's HTTP/2 server exists as soon as it is created, before any connection.
+    for (const created of newHttp2Servers(server, before)) enforcePingPolicy(created, pingPolicy);
     listener.serveGrpc((socket) => injector.injectConnection(socket));
     port = listener.ports[0] ?? 0;
   } else {
@@ -104,6 +145,8 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(`${options.host}:${options.port}`, credentials, (error, boundPort) => (error ? reject(error) : resolve(boundPort)));
     });
+    // bindAsync (embedding and tests only) creates its server asynchronously: watch it once bound.
+    for (const created of newHttp2Servers(server, before)) enforcePingPolicy(created, pingPolicy);
   }
   return {
     port,

@@ -94,6 +94,9 @@ function varintBytes(n: number): number {
 
 export interface WatchServiceOptions {
   maxRequestBytes: number;
+  /** The client port's receive limit: larger watch requests end the stream with grpc-go's
+   * RESOURCE_EXHAUSTED text. Default etcd's: maxRequestBytes + 512 KiB. */
+  receiveLimit?: number;
   /** Byte budget of one stream's queued responses. */
   maxStreamPendingBytes?: number;
   /** etcd --experimental-watch-progress-notify-interval; 0 or absent = etcd's 10 minutes. */
@@ -139,7 +142,7 @@ class WatchCall {
       maxPendingBytes: options.maxStreamPendingBytes,
       progressNotifyIntervalMs: progressPeriodMs(options.progressNotifyIntervalMs),
     });
-    this.receiveLimit = options.maxRequestBytes + 512;
+    this.receiveLimit = options.receiveLimit ?? options.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   }
 
   start(): void {

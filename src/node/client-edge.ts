@@ -24,7 +24,7 @@ import { etcdVersions } from './side-ports.js';
 import { listeningFor } from './startup-error.js';
 import type { Identity } from './storage.js';
 
-type EdgeConfig = Pick<Config, 'grpc' | 'limits' | 'monitoring' | 'dataDir' | 'raft'>;
+type EdgeConfig = Pick<Config, 'grpc' | 'limits' | 'monitoring' | 'dataDir' | 'raft' | 'reliability'>;
 
 export interface BoundClientPort {
   readonly listener: ClientListener;
@@ -78,6 +78,9 @@ export interface ClientEdgeOptions {
   /** What the HTTP/1.1 endpoints beside gRPC read. */
   sources: HealthSources;
   logger: Logger;
+  /** Stops the process (exit 1) after flushing the log: an unexpected handler error does this
+   * when server.reliability.enable_panic_recovery is false. */
+  failStop: () => never;
   /** The member's channels to other members' client ports (leader forwarding, lease relays). */
   memberDialer: MemberDialer;
 }
@@ -90,10 +93,23 @@ export interface RunningClientEdge {
   close(graceMs: number): Promise<void>;
 }
 
+/**
+ * What an unexpected error in a request handler (a bug) does: with panic recovery (etcd's and
+ * MetaStore's default) it is logged and the call answered INTERNAL; without, the member stops
+ * as a Go server without recovery would: one fatal line, exit 1.
+ */
+export function internalErrorSink(recover: boolean, grpcLog: Pick<Logger, 'error' | 'fatal'>, failStop: () => never) {
+  if (recover) return (method: string, error: unknown) => grpcLog.error({ method, err: error }, 'internal error in request handler');
+  return (method: string, error: unknown): never => {
+    grpcLog.fatal({ method, err: error }, 'unexpected error in request handler; stopping (server.reliability.enable_panic_recovery is false)');
+    return failStop();
+  };
+}
+
 /** Handler-wide settings: hooks, admission (rate limit), timeouts and the slow-request log. */
 function configureHandlers(options: ClientEdgeOptions, grpcLog: Logger): void {
   const { config, metrics, logger } = options;
-  setCallHooks(metrics?.observeCall, (method, error) => grpcLog.error({ method, err: error }, 'internal error in request handler'));
+  setCallHooks(metrics?.observeCall, internalErrorSink(config.reliability.enablePanicRecovery, grpcLog, options.failStop));
   if (config.grpc.enableRateLimit) {
     const limit = { qps: config.grpc.rateLimitQps, burst: config.grpc.rateLimitBurst };
     const bucket = new TokenBucket(limit);
@@ -112,19 +128,23 @@ function configureHandlers(options: ClientEdgeOptions, grpcLog: Logger): void {
 /** Serves gRPC and the HTTP/1.1 endpoints on the bound client URLs. */
 export async function startClientEdge(options: ClientEdgeOptions): Promise<RunningClientEdge> {
   const { config, logger, bound } = options;
-  configureHandlers(options, logger.child({ component: 'grpc' }));
+  const grpcLog = logger.child({ component: 'grpc' });
+  configureHandlers(options, grpcLog);
   const grpc = await startGrpcServer(options.kv, {
     host: config.grpc.address,
     port: config.grpc.port,
     listener: bound.listener,
     maxRequestBytes: config.limits.maxRequestBytes,
     maxTxnOps: config.limits.maxTxnOps,
-    maxSendMessageBytes: Math.max(config.grpc.maxSendMsgSize, 2 * config.limits.maxRequestBytes),
+    maxReceiveMessageBytes: config.grpc.maxRecvMsgSize,
+    maxSendMessageBytes: config.grpc.maxSendMsgSize,
     maxConcurrentStreams: config.grpc.maxConcurrentStreams,
     identity: options.identity,
     watchProgressNotifyIntervalMs: config.grpc.watchProgressNotifyIntervalMs,
     electionTimeoutMs: config.raft.electionTimeoutMs,
     memberDialer: options.memberDialer,
+    keepalive: { minTimeMs: config.grpc.keepaliveMinTimeMs, intervalMs: config.grpc.keepaliveIntervalMs, timeoutMs: config.grpc.keepaliveTimeoutMs },
+    onTooManyPings: (remoteAddress) => grpcLog.warn({ remoteAddress }, 'closed client connection: too many pings (GOAWAY too_many_pings)'),
   });
   const app = buildClientPortApp({
     sources: options.sources,

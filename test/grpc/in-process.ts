@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { startGrpcServer, type RunningGrpcServer } from '../../src/grpc/grpc-server.js';
+import { ClientListener } from '../../src/grpc/client-listener.js';
+import { startGrpcServer, type GrpcServerOptions, type RunningGrpcServer } from '../../src/grpc/grpc-server.js';
 import { clients } from '../../src/grpc/proto.js';
 import { KvServer } from '../../src/server/member/kv-server.js';
 import { singleVoter } from '../../src/server/member/replication.js';
@@ -22,6 +23,11 @@ export interface InProcessOptions {
   maxRequestBytes?: number;
   maxTxnOps?: number;
   watchProgressNotifyIntervalMs?: number;
+  /** Any other gRPC server option (keepalive, message limits...). */
+  grpc?: Partial<GrpcServerOptions>;
+  /** Serve through MetaStore's own client listener (connection limit, protocol routing), as a
+   * running member does, instead of grpc-js's bindAsync. */
+  clientListener?: boolean;
 }
 
 /** The member's ID: in its response headers, as its Raft ID and in its lease IDs. */
@@ -32,7 +38,11 @@ export async function startInProcessMember(options: InProcessOptions = {}): Prom
   const backend = await Backend.open(dataDir);
   const kv = await KvServer.open(backend, { replication: singleVoter({ memberId: MEMBER_ID }) });
   await kv.start();
+  const listener = options.clientListener
+    ? await ClientListener.listen({ addresses: [{ host: '127.0.0.1', port: 0, secure: false }], maxConnections: 100 })
+    : undefined;
   const server: RunningGrpcServer = await startGrpcServer(kv, {
+    listener,
     host: '127.0.0.1',
     port: 0,
     maxRequestBytes: options.maxRequestBytes ?? 1_572_864,
@@ -41,7 +51,10 @@ export async function startInProcessMember(options: InProcessOptions = {}): Prom
     maxConcurrentStreams: 1000,
     identity: { clusterId: 1n, memberId: MEMBER_ID },
     watchProgressNotifyIntervalMs: options.watchProgressNotifyIntervalMs,
+    ...options.grpc,
   });
+  // The in-process member serves gRPC only: an HTTP/1.1 connection is closed.
+  listener?.serveHttp1((socket) => socket.destroy());
   const endpoint = `127.0.0.1:${server.port}`;
   const stubs = new Map<string, grpc.Client>();
   const stub = (service: keyof typeof clients): any => {
