@@ -45,6 +45,8 @@ export interface ReplicationOptions {
   scheduler?: Scheduler;
   /** Write-path limits (server.limits.max_uncommitted_entries_bytes and the two after it). */
   limits: Pick<Config['limits'], 'maxUncommittedEntriesBytes' | 'maxPendingProposalBytes' | 'maxCommitApplyGap'>;
+  /** How often an unanswered ReadIndex is asked again (default etcd's 500 ms). */
+  readIndexRetryMs?: number;
 }
 
 /** The member ID a lone voter gets unless told otherwise (0 is Raft's "nobody"). */
@@ -145,6 +147,7 @@ export function createRaftNode(
       onFatal: replication.onFatal,
       scheduler: replication.scheduler,
       maxCommitApplyGap: replication.limits.maxCommitApplyGap,
+      readIndexRetryMs: replication.readIndexRetryMs,
       maxPendingProposalBytes: replication.limits.maxPendingProposalBytes,
     },
     { confState: store.initialState().confState, snapshotIndex, lastIndex: store.lastIndex() },
