@@ -7,7 +7,9 @@
 // or a TLS set-up error also exit 2) and fixes the identity; the member opens,
 // the peer transport starts, the member publishes itself and runs its checks; the metrics, the
 // client port and the side ports come up; then "ready to serve client requests" (the line etcd
-// logs, which scripts and tests wait for). Shutdown on SIGTERM/SIGINT: see node/signals.ts.
+// logs, which scripts and tests wait for). As etcd, a member with peers says so only once it
+// knows a leader; one that gave up waiting (no quorum) serves serializable reads and health
+// checks meanwhile and says that instead. Shutdown on SIGTERM/SIGINT: see node/signals.ts.
 
 import { parseCommandLine } from './cli.js';
 import { ConfigError } from './config/parse-config.js';
@@ -61,7 +63,13 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   status.clientConnections = () => edge.openConnections();
   const compactor = startCompactor(config.compaction, kv, log);
   const sidePorts = await startSidePorts({ config, sources, metrics, logger: log });
-  log.info({ address: `${config.grpc.address}:${edge.port}`, urls: clientPort.urls }, 'ready to serve client requests');
+  const serving = { address: `${config.grpc.address}:${edge.port}`, urls: clientPort.urls };
+  if (kv.raft === undefined || kv.raft.leader !== 0n) {
+    log.info(serving, 'ready to serve client requests');
+  } else {
+    log.warn(serving, 'serving client requests without a leader (no quorum yet): serializable reads and health checks only until one is elected');
+    void kv.raft.leaderKnown().then(() => log.info(serving, 'ready to serve client requests'), () => undefined);
+  }
 
   const { gracefulShutdownTimeoutMs } = config.reliability;
   const handOffTimeoutMs = Math.min(gracefulShutdownTimeoutMs, 2 * config.raft.electionTimeoutMs);

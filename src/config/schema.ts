@@ -110,6 +110,12 @@ export interface Config {
     readonly maxTxnOps: number;
     /** etcd semantics: 0 = the 2 GiB default, -1 = no quota. */
     readonly quotaBackendBytes: number;
+    /** The leader refuses proposals past this many uncommitted log bytes (0 = no limit). */
+    readonly maxUncommittedEntriesBytes: number;
+    /** A member refuses proposals while its unanswered ones hold this many bytes (0 = no limit). */
+    readonly maxPendingProposalBytes: number;
+    /** A member refuses proposals while committed - applied exceeds this (etcd: 5000). */
+    readonly maxCommitApplyGap: number;
   };
   readonly compaction: {
     readonly mode: CompactionMode;
@@ -245,6 +251,9 @@ export const DEFAULTS: Config = deepFreeze<Config>({
     maxRequestBytes: 1_572_864,
     maxTxnOps: 128,
     quotaBackendBytes: 0,
+    maxUncommittedEntriesBytes: 67_108_864,
+    maxPendingProposalBytes: 67_108_864,
+    maxCommitApplyGap: 5000,
   },
   compaction: { mode: 'periodic', retention: '0', retentionMs: 0, retentionRevisions: 0 },
   monitoring: { enablePrometheus: true, prometheusPort: 9090, openPrometheusPort: true, listenMetricsUrls: [], slowRequestThresholdMs: 100 },
@@ -421,6 +430,9 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.limits.max_request_bytes', 'size', 'largest client request, bytes', { min: 1 }),
   key('server.limits.max_txn_ops', 'uint', 'most operations in one txn branch', { min: 1 }),
   key('server.limits.quota_backend_bytes', 'size', 'backend size that raises NOSPACE; 0 = 2 GiB, -1 = no quota', { min: -1 }),
+  key('server.limits.max_uncommitted_entries_bytes', 'size', 'the leader answers "too many requests" to proposals past this many uncommitted raft log bytes; 0 = no limit', { min: 0 }),
+  key('server.limits.max_pending_proposal_bytes', 'size', 'a member answers "too many requests" while its proposals awaiting their result hold this many bytes; 0 = no limit', { min: 0 }),
+  key('server.limits.max_commit_apply_gap', 'uint', 'a member answers "too many requests" while committed raft entries are this many ahead of applied ones (etcd: 5000)', { min: 1 }),
 
   key('server.compaction.mode', 'enum', 'auto-compaction mode', { values: ['periodic', 'revision'] }),
   key('server.compaction.retention', 'string', 'periodic: duration or integer hours; revision: revisions kept; 0 = off'),

@@ -13,7 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { KvServer } from '../server/member/kv-server.js';
 import { ServerError } from '../server/apply/errors.js';
 import { type Handlers, type ResponseHeaders, toStatus, unary } from './handler.js';
-import { ForwardedError, forwardToLeader, leaderAddress } from './leader-forward.js';
+import { forwardToLeader, leaderAddress, relayError } from './leader-forward.js';
 import type { MemberDialer } from './member-dialer.js';
 import { forwardedCredentials, stampOf } from './auth-check.js';
 
@@ -109,11 +109,12 @@ function serveKeepAlives(kv: KvServer, headers: ResponseHeaders, dialer: MemberD
   };
   const relay = (request: { ID?: WireInt64 }): void => {
     if (upstream === undefined) {
-      upstream = dialer.stub('Lease', leaderAddress(kv)).LeaseKeepAlive() as grpc.ClientDuplexStream<object, { ID?: string; TTL?: string }>;
+      const stub = dialer.stub('Lease', leaderAddress(kv)) as grpc.Client & { LeaseKeepAlive(): grpc.ClientDuplexStream<object, { ID?: string; TTL?: string }> };
+      upstream = stub.LeaseKeepAlive();
       upstream.on('data', (response) => {
         if (!ended) call.write({ header: headers.at(kv.currentRevision), ID: response.ID ?? '0', TTL: response.TTL ?? '0' });
       });
-      upstream.on('error', (error: grpc.ServiceError) => fail(error.code === grpc.status.CANCELLED ? new ServerError('LeaderChanged') : new ForwardedError(error.code, error.details)));
+      upstream.on('error', (error: grpc.ServiceError) => fail(relayError(error, stub)));
       upstream.on('end', () => fail(new ServerError('LeaderChanged')));
     }
     upstream.write({ ID: request.ID });

@@ -66,6 +66,7 @@ function replicationOptions(options: MemberOptions): ReplicationOptions | undefi
     memberId,
     initialVoters: cluster.members.map((m) => m.id),
     ...raftTiming(config),
+    limits: config.limits,
     random: new SeededRandom(Number(memberId % 2147483647n) ^ Date.now()),
     sender: { send: (messages: Message[]) => options.sender.send(messages) },
     joinExisting: config.initialClusterState === 'existing',

@@ -566,6 +566,16 @@ export class Raft {
     return true;
   }
 
+  /**
+   * Entries handed out as committed no longer count against the uncommitted limit (the driver
+   * calls this once it has applied them). Only a leader counts; the no-op of a new term was
+   * never counted, so the count stops at zero.
+   */
+  reduceUncommittedSize(bytes: number): void {
+    if (this.state !== StateRole.Leader) return;
+    this.uncommittedSize = Math.max(0, this.uncommittedSize - bytes);
+  }
+
   private stepLeader(m: Message): void {
     switch (m.type) {
       case MessageType.MsgBeat:

@@ -20,6 +20,7 @@ import {
   NONE,
   StateRole,
   encodeConfChange,
+  entrySize,
   isLocalMessage,
   isResponseMessage,
   makeMessage,
@@ -63,7 +64,7 @@ export class RawNode {
   private prevSoftState: SoftState;
   private prevHardState: HardState;
   /** What the outstanding Ready handed out, remembered for advance(). */
-  private outstanding: { lastEntry?: { index: number; term: number }; lastCommitted?: number; snapshotIndex?: number } | undefined;
+  private outstanding: { lastEntry?: { index: number; term: number }; lastCommitted?: number; committedBytes?: number; snapshotIndex?: number } | undefined;
 
   constructor(config: RaftConfig) {
     this.raft = new Raft(config);
@@ -182,7 +183,10 @@ export class RawNode {
     const lastEntry = entries[entries.length - 1];
     if (lastEntry !== undefined) out.lastEntry = { index: lastEntry.index, term: lastEntry.term };
     const lastCommitted = committedEntries[committedEntries.length - 1];
-    if (lastCommitted !== undefined) out.lastCommitted = lastCommitted.index;
+    if (lastCommitted !== undefined) {
+      out.lastCommitted = lastCommitted.index;
+      out.committedBytes = committedEntries.reduce((sum, e) => sum + entrySize(e), 0);
+    }
     if (snap !== undefined) out.snapshotIndex = snap.metadata.index;
     this.outstanding = out;
     return rd;
@@ -199,6 +203,7 @@ export class RawNode {
       if (log.applied < out.snapshotIndex) log.applied = out.snapshotIndex;
     }
     if (out.lastCommitted !== undefined) log.appliedTo(out.lastCommitted);
+    if (out.committedBytes !== undefined) this.raft.reduceUncommittedSize(out.committedBytes);
     if (out.lastEntry !== undefined) log.stableTo(out.lastEntry.index, out.lastEntry.term);
   }
 

@@ -73,7 +73,11 @@ export class RaftNodeCluster {
   delay: ((message: Message) => boolean) | undefined;
   private delayed: Message[] = [];
 
-  constructor(private readonly voters: bigint[]) {}
+  /** `overrides` change every member's replication options (limits, timeouts). */
+  constructor(
+    private readonly voters: bigint[],
+    private readonly overrides: Partial<Pick<ReplicationOptions, 'limits' | 'requestTimeoutMs' | 'readIndexRetryMs'>> = {},
+  ) {}
 
   /**
    * Builds (or, given the log and applied index a crashed member left, rebuilds) a member and
@@ -90,6 +94,7 @@ export class RaftNodeCluster {
         random: new SeededRandom(Number(id) * 7919),
         onLeaderChange: (lead, term) => member.leaderChanges.push({ lead, term }),
         onFatal: (error) => this.violations.push(`member ${id} failed: ${String((error as Error).stack ?? error)}`),
+        ...this.overrides,
       }),
       initialVoters: this.voters,
       sender: { send: (messages) => this.send(member, messages) },

@@ -4,6 +4,7 @@
 export type ServerErrorCode =
   | 'Stopped'
   | 'Timeout'
+  | 'TimeoutDueToLeaderFail'
   | 'NoLeader'
   | 'NotLeader'
   | 'LeaderChanged'

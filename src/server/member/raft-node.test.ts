@@ -145,13 +145,9 @@ describe('RaftNode: restart from the log', () => {
 });
 
 describe('RaftNode: proposals that cannot be placed', () => {
-  it("fail at once with etcd's NoLeader while no leader is known", async () => {
+  it("membership changes fail at once with etcd's NoLeader while no leader is known", async () => {
     cluster = new RaftNodeCluster([1n, 2n, 3n]);
     const member = cluster.start(1n);
-    const refused = await cluster.until(rejection(member.raft.propose(request(1))));
-    expect(refused).toBeInstanceOf(ServerError);
-    expect(refused).toMatchObject({ etcdCode: 'NoLeader' });
-    expect(await cluster.until(rejection(member.raft.readBarrier()))).toMatchObject({ etcdCode: 'NoLeader' });
     expect(await cluster.until(rejection(member.raft.changeMembership(ConfChangeType.AddNode, 4n, Buffer.alloc(0))))).toMatchObject({ etcdCode: 'NoLeader' });
   });
 

@@ -11,6 +11,22 @@
 // Entry data: [proposer member ID u64][request ID u64][InternalRequest]; empty data is the
 // no-op a new leader appends. Only the proposing member has a waiter for an entry; others
 // just apply it. Conf change entries carry the core's encoded ConfChange.
+//
+// Across a leader change (etcd's behaviour where it has one, docs/ARCHITECTURE.md "Leader
+// changes and limits"):
+// - a proposal made while no leader is known stays queued and goes to the core once one is
+//   (nothing was sent, so nothing can be duplicated); it fails only at its deadline;
+// - a proposal handed to a leader of an older term that is still unanswered once this member
+//   applies an entry of a newer term was, in all likelihood, lost with that leader: it fails
+//   at once with etcd's "request timed out, possibly due to previous leader failure" (an
+//   ambiguous outcome, like any timeout) instead of waiting out its deadline. It is never
+//   proposed again: a second copy could be applied twice;
+// - linearizable reads are re-asked (pending-reads.ts) every readIndexRetryMs and when a
+//   leader appears, and fail only at their deadline.
+// Limits: a proposal is refused with etcd's "too many requests" when committed entries are
+// more than maxCommitApplyGap ahead of applied ones (etcd's maxGapBetweenApplyAndCommitIndex)
+// or when this member's unanswered proposals hold more than maxPendingProposalBytes; the
+// leader's core refuses proposals past its uncommitted byte limit (the same error).
 
 import { RawNode } from '../../raft/raw-node.js';
 import { ProposalDroppedError } from '../../raft/raft.js';
@@ -31,6 +47,7 @@ import type { Applier, CommittedEntry } from '../apply/applier.js';
 import { ServerError } from '../apply/errors.js';
 import { decodeInternalRequest, encodeInternalRequest, type InternalRequest } from '../apply/internal-request.js';
 import type { ApplyOutcome } from '../apply/outcome.js';
+import { PendingReads, type PendingRead } from './pending-reads.js';
 import { nodeScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
 
 export interface ProposalResult {
@@ -80,7 +97,18 @@ export interface RaftNodeOptions {
   onFatal(error: unknown): void;
   /** Timers and loop turns (default: Node's). */
   scheduler?: Scheduler;
+  /** How often unanswered ReadIndex requests are sent again (etcd: 500 ms). */
+  readIndexRetryMs?: number;
+  /** Refuse proposals while committed - applied exceeds this (etcd: 5000). */
+  maxCommitApplyGap?: number;
+  /** Refuse proposals while this member's unanswered ones hold more bytes; 0 = no limit. */
+  maxPendingProposalBytes?: number;
 }
+
+/** etcd's readIndexRetryTime. */
+export const READ_INDEX_RETRY_MS = 500;
+/** etcd's maxGapBetweenApplyAndCommitIndex. */
+export const MAX_COMMIT_APPLY_GAP = 5000;
 
 interface PendingProposal {
   id: bigint;
@@ -89,12 +117,8 @@ interface PendingProposal {
   resolve: (result: ProposalResult) => void;
   reject: (error: Error) => void;
   timer: TimerHandle;
-}
-
-interface PendingRead {
-  resolve: () => void;
-  reject: (error: Error) => void;
-  timer: TimerHandle;
+  /** The core's term when the proposal went to it; unset while it waits in the queue. */
+  term?: number;
 }
 
 const HEADER_BYTES = 16;
@@ -105,11 +129,12 @@ export class RaftNode {
   private readonly waiting = new Map<bigint, PendingProposal>();
   private afterAdvance: Array<() => void> = [];
   private readonly confWaiters = new Map<bigint, { resolve: (cs: ConfState) => void; reject: (e: Error) => void; timer: TimerHandle }>();
-  private queuedReads: PendingRead[] = [];
-  /** Reads waiting for their ReadIndex answer, by request context. */
-  private readonly readsByContext = new Map<string, PendingRead[]>();
-  /** Reads that know their index and wait for apply to reach it. */
-  private readsByIndex: Array<{ index: number; reads: PendingRead[] }> = [];
+  private readonly reads = new PendingReads();
+  /** Bytes of the proposals in `waiting` (accepted, not yet answered). */
+  private pendingProposalBytes = 0;
+  /** Term of the last entry applied here; a rise fails proposals of older terms. */
+  private appliedTerm = 0;
+  private readRetryTicker: TimerHandle | undefined;
   /** Callers of leaderKnown() waiting for a leader. */
   private leaderWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private nextRequestId = 1n;
@@ -148,6 +173,10 @@ export class RaftNode {
       this.node.tick();
       this.schedule();
     }, this.options.tickMs);
+    this.readRetryTicker = this.scheduler.setInterval(() => {
+      this.resendReadIndexes();
+      this.schedule();
+    }, this.options.readIndexRetryMs ?? READ_INDEX_RETRY_MS);
     this.campaignIfAlone();
     this.schedule();
   }
@@ -235,9 +264,11 @@ export class RaftNode {
 
   propose(request: InternalRequest): Promise<ProposalResult> {
     if (this.stopped) return Promise.reject(new ServerError('Stopped'));
+    const body = encodeInternalRequest(request);
+    const refusal = this.overloaded(HEADER_BYTES + body.length);
+    if (refusal !== undefined) return Promise.reject(refusal);
     return new Promise((resolve, reject) => {
       const id = this.nextRequestId++;
-      const body = encodeInternalRequest(request);
       const data = Buffer.allocUnsafe(HEADER_BYTES + body.length);
       data.writeBigUInt64BE(this.options.memberId, 0);
       data.writeBigUInt64BE(id, 8);
@@ -249,28 +280,57 @@ export class RaftNode {
         resolve,
         reject,
         timer: this.scheduler.setTimeout(() => {
-          if (this.waiting.delete(id)) reject(new ServerError('Timeout'));
+          if (this.finishProposal(pending)) reject(new ServerError('Timeout'));
         }, this.options.requestTimeoutMs),
       };
       this.waiting.set(id, pending);
+      this.pendingProposalBytes += data.length;
       this.queuedProposals.push(pending);
       this.schedule();
     });
+  }
+
+  /**
+   * etcd's "too many requests": applying has fallen too far behind committing (a slow disk),
+   * or this member already holds too many bytes of unanswered proposals. One proposal is
+   * always let through, however large, so a single request never deadlocks.
+   */
+  private overloaded(bytes: number): ServerError | undefined {
+    const gap = this.node.raft.raftLog.committed - this.applier.appliedIndex;
+    if (gap > (this.options.maxCommitApplyGap ?? MAX_COMMIT_APPLY_GAP)) return new ServerError('RequestTooManyRequests');
+    const maxBytes = this.options.maxPendingProposalBytes ?? 0;
+    if (maxBytes > 0 && this.pendingProposalBytes > 0 && this.pendingProposalBytes + bytes > maxBytes) return new ServerError('RequestTooManyRequests');
+    return undefined;
+  }
+
+  /** Forgets an unanswered proposal; false if it was answered already. */
+  private finishProposal(pending: PendingProposal): boolean {
+    if (!this.waiting.delete(pending.id)) return false;
+    this.scheduler.clear(pending.timer);
+    this.pendingProposalBytes -= pending.data.length;
+    return true;
   }
 
   /** Resolves once this member has applied everything committed before the call (ReadIndex). */
   readBarrier(): Promise<void> {
     if (this.stopped) return Promise.reject(new ServerError('Stopped'));
     return new Promise((resolve, reject) => {
-      const read: PendingRead = {
-        resolve,
-        reject,
-        timer: this.scheduler.setTimeout(() => {
-          read.resolve = () => {};
-          reject(new ServerError('Timeout', 'read index timed out'));
-        }, this.options.requestTimeoutMs),
+      const read: PendingRead = { resolve, reject, settled: false };
+      const timer = this.scheduler.setTimeout(() => {
+        read.settled = true;
+        reject(new ServerError('Timeout', 'read index timed out'));
+      }, this.options.requestTimeoutMs);
+      read.resolve = () => {
+        this.scheduler.clear(timer);
+        read.settled = true;
+        resolve();
       };
-      this.queuedReads.push(read);
+      read.reject = (error) => {
+        this.scheduler.clear(timer);
+        read.settled = true;
+        reject(error);
+      };
+      this.reads.add(read);
       this.schedule();
     });
   }
@@ -339,7 +399,12 @@ export class RaftNode {
       if (ready.softState && ready.softState.lead !== this.lead) {
         this.lead = ready.softState.lead;
         this.options.onLeaderChange?.(this.lead, this.currentTerm);
-        if (this.lead !== NONE) this.releaseLeaderWaiters();
+        if (this.lead !== NONE) {
+          this.releaseLeaderWaiters();
+          // Reads asked of the previous leader may never be answered: ask the new one now.
+          this.resendReadIndexes();
+          this.schedule();
+        }
       }
       this.readyHandled = this.handleReady(ready).catch((error) => this.options.onFatal(error));
     } catch (error) {
@@ -349,41 +414,54 @@ export class RaftNode {
 
   private proposeQueued(): void {
     if (this.queuedProposals.length === 0) return;
-    const batch = this.queuedProposals;
+    // Proposals past their deadline were answered already: they must not reach the log.
+    const batch = this.queuedProposals.filter((pending) => this.waiting.has(pending.id));
     this.queuedProposals = [];
+    if (batch.length === 0) return;
     try {
       this.node.proposeBatch(batch.map((p) => p.data));
     } catch (error) {
       if (!(error instanceof ProposalDroppedError)) throw error;
-      const refusal = droppedProposalError(error);
-      for (const pending of batch) {
-        this.scheduler.clear(pending.timer);
-        this.waiting.delete(pending.id);
-        pending.reject(refusal);
+      // Without a leader nothing was sent anywhere: keep them for a later turn.
+      if (error.reason === 'noLeader') {
+        this.queuedProposals = batch;
+        return;
       }
+      const refusal = droppedProposalError(error);
+      for (const pending of batch) if (this.finishProposal(pending)) pending.reject(refusal);
+      return;
     }
+    const term = this.node.raft.term;
+    for (const pending of batch) pending.term = term;
   }
 
   private askReadIndex(): void {
-    if (this.queuedReads.length === 0) return;
-    const reads = this.queuedReads;
-    this.queuedReads = [];
+    if (!this.reads.hasQueued) return;
     // The leader tracks pending ReadIndex requests by context and ignores a duplicate, so the
     // context must be unique across members, not just here: member ID + counter.
     const context = Buffer.allocUnsafe(16);
     context.writeBigUInt64BE(this.options.memberId, 0);
     context.writeBigUInt64BE(this.nextReadContext++, 8);
-    this.readsByContext.set(context.toString('hex'), reads);
+    this.reads.groupQueued(context);
+    this.sendReadIndex(context);
+  }
+
+  /** Sends every unanswered ReadIndex request again (timer and leader change). */
+  private resendReadIndexes(): void {
+    if (this.stopped) return;
+    try {
+      for (const context of this.reads.awaitingContexts()) this.sendReadIndex(context);
+    } catch (error) {
+      this.options.onFatal(error);
+    }
+  }
+
+  /** Asks the leader for a read index; a refusal (no leader yet) is retried later. */
+  private sendReadIndex(context: Uint8Array): void {
     try {
       this.node.readIndex(context);
     } catch (error) {
       if (!(error instanceof ProposalDroppedError)) throw error;
-      this.readsByContext.delete(context.toString('hex'));
-      const refusal = droppedProposalError(error);
-      for (const read of reads) {
-        this.scheduler.clear(read.timer);
-        read.reject(refusal);
-      }
     }
   }
 
@@ -419,13 +497,7 @@ export class RaftNode {
     if (snapshotForLog !== undefined) this.persistedIndex = Math.max(this.persistedIndex, snapshotForLog.metadata.index);
     if (lastSaved !== undefined) this.persistedIndex = lastSaved.index;
     if (!sendFirst && ready.messages.length > 0) await this.send(ready.messages);
-    for (const readState of ready.readStates) {
-      const key = Buffer.from(readState.requestCtx).toString('hex');
-      const reads = this.readsByContext.get(key);
-      if (reads === undefined) continue;
-      this.readsByContext.delete(key);
-      this.readsByIndex.push({ index: readState.index, reads });
-    }
+    for (const readState of ready.readStates) this.reads.answered(readState.requestCtx, readState.index);
     if (committed.length > 0) this.applyCommitted(committed);
     this.releaseReads();
     this.node.advance();
@@ -510,21 +582,34 @@ export class RaftNode {
       const proposer = data.readBigUInt64BE(0);
       let waiter: PendingProposal | undefined;
       if (proposer === this.options.memberId) {
-        const id = data.readBigUInt64BE(8);
-        waiter = this.waiting.get(id);
-        if (waiter !== undefined) this.waiting.delete(id);
+        waiter = this.waiting.get(data.readBigUInt64BE(8));
+        if (waiter !== undefined) this.finishProposal(waiter);
       }
       const body = data.subarray(HEADER_BYTES);
       batch.push({ index: entry.index, data: body, request: waiter?.request ?? decodeInternalRequest(body) });
       waiters.push(waiter);
     }
-    if (batch.length === 0) return;
-    const { outcomes, written } = this.applier.applyEntries(batch);
-    for (let i = 0; i < waiters.length; i++) {
-      const waiter = waiters[i];
-      if (waiter === undefined) continue;
-      this.scheduler.clear(waiter.timer);
-      waiter.resolve({ outcome: outcomes[i]!, written });
+    if (batch.length > 0) {
+      const { outcomes, written } = this.applier.applyEntries(batch);
+      for (let i = 0; i < waiters.length; i++) waiters[i]?.resolve({ outcome: outcomes[i]!, written });
+    }
+    const lastTerm = entries[entries.length - 1]?.term ?? 0;
+    if (lastTerm > this.appliedTerm) {
+      this.appliedTerm = lastTerm;
+      this.failProposalsOfOlderTerms();
+    }
+  }
+
+  /**
+   * An entry of term T is applied here: every entry of an older term that will ever commit is
+   * at a lower index, so applied already. A proposal handed to the core in an older term and
+   * still unanswered was lost with its leader (or, if a delayed message still carries it, may
+   * yet commit): etcd's ambiguous timeout answers it now rather than at its deadline.
+   */
+  private failProposalsOfOlderTerms(): void {
+    for (const pending of [...this.waiting.values()]) {
+      if (pending.term === undefined || pending.term >= this.appliedTerm) continue;
+      if (this.finishProposal(pending)) pending.reject(new ServerError('TimeoutDueToLeaderFail', 'proposal lost with its leader'));
     }
   }
 
@@ -535,20 +620,7 @@ export class RaftNode {
   }
 
   private releaseReads(): void {
-    if (this.readsByIndex.length === 0) return;
-    const applied = this.applier.appliedIndex;
-    const still: typeof this.readsByIndex = [];
-    for (const entry of this.readsByIndex) {
-      if (entry.index > applied) {
-        still.push(entry);
-        continue;
-      }
-      for (const read of entry.reads) {
-        this.scheduler.clear(read.timer);
-        read.resolve();
-      }
-    }
-    this.readsByIndex = still;
+    for (const read of this.reads.takeReleasable(this.applier.appliedIndex)) read.resolve();
   }
 
   /** Every snapshotCount applied entries: record a raft snapshot and compact the log behind it. */
@@ -570,11 +642,8 @@ export class RaftNode {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.ticker !== undefined) this.scheduler.clear(this.ticker);
-    for (const pending of [...this.waiting.values(), ...this.queuedProposals]) {
-      this.scheduler.clear(pending.timer);
-      pending.reject(new ServerError('Stopped'));
-    }
-    this.waiting.clear();
+    if (this.readRetryTicker !== undefined) this.scheduler.clear(this.readRetryTicker);
+    for (const pending of [...this.waiting.values()]) if (this.finishProposal(pending)) pending.reject(new ServerError('Stopped'));
     this.queuedProposals = [];
     for (const waiter of this.confWaiters.values()) {
       this.scheduler.clear(waiter.timer);
@@ -583,22 +652,21 @@ export class RaftNode {
     this.confWaiters.clear();
     for (const waiter of this.leaderWaiters) waiter.reject(new ServerError('Stopped'));
     this.leaderWaiters = [];
-    const reads = [...this.queuedReads, ...[...this.readsByContext.values()].flat(), ...this.readsByIndex.flatMap((e) => e.reads)];
-    for (const read of reads) {
-      this.scheduler.clear(read.timer);
-      read.reject(new ServerError('Stopped'));
-    }
+    for (const read of this.reads.takeAll()) read.reject(new ServerError('Stopped'));
     await this.readyHandled;
   }
 }
 
 /**
- * etcd's answer to a request the core refused: "no leader" while none is known; any other
- * refusal (a leadership transfer under way, this leader removed, too much uncommitted data)
- * means the leadership is changing, which clients retry.
+ * etcd's answer to a request the core refused: "no leader" while none is known; too much
+ * uncommitted data on the leader is overload ("too many requests", which clients back off
+ * from); any other refusal (a leadership transfer under way, this leader removed) means the
+ * leadership is changing, which clients retry.
  */
 function droppedProposalError(error: ProposalDroppedError): ServerError {
-  return error.reason === 'noLeader' ? new ServerError('NoLeader') : new ServerError('LeaderChanged', error.message);
+  if (error.reason === 'noLeader') return new ServerError('NoLeader');
+  if (error.reason === 'uncommittedSizeLimit') return new ServerError('RequestTooManyRequests', error.message);
+  return new ServerError('LeaderChanged', error.message);
 }
 
 /** How many of the committed entries (in index order) are at or below the durable index. */

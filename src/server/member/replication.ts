@@ -43,6 +43,10 @@ export interface ReplicationOptions {
   onFatal(error: unknown): void;
   /** Timers and loop turns of the node (default: Node's). */
   scheduler?: Scheduler;
+  /** Write-path limits (server.limits.max_uncommitted_entries_bytes and the two after it). */
+  limits: Pick<Config['limits'], 'maxUncommittedEntriesBytes' | 'maxPendingProposalBytes' | 'maxCommitApplyGap'>;
+  /** How often an unanswered ReadIndex is asked again (default etcd's 500 ms). */
+  readIndexRetryMs?: number;
 }
 
 /** The member ID a lone voter gets unless told otherwise (0 is Raft's "nobody"). */
@@ -73,6 +77,7 @@ export function singleVoter(overrides: Partial<Omit<ReplicationOptions, 'initial
     ...raftTiming(DEFAULTS.raft, DEFAULTS.limits.requestTimeoutMs),
     preVote: DEFAULTS.raft.preVote,
     snapshotCount: DEFAULTS.raft.snapshotCount,
+    limits: DEFAULTS.limits,
     random: new SeededRandom(Number(memberId % 2147483647n)),
     onFatal: (error) =>
       queueMicrotask(() => {
@@ -119,6 +124,7 @@ export function createRaftNode(
     applied: snapshotIndex,
     checkQuorum: true,
     preVote: replication.preVote,
+    maxUncommittedEntriesSize: replication.limits.maxUncommittedEntriesBytes,
     peers: freshLog && !replication.joinExisting ? replication.initialVoters : undefined,
   });
   return new RaftNode(
@@ -140,6 +146,9 @@ export function createRaftNode(
       onPeerRoundTrip: replication.onPeerRoundTrip,
       onFatal: replication.onFatal,
       scheduler: replication.scheduler,
+      maxCommitApplyGap: replication.limits.maxCommitApplyGap,
+      readIndexRetryMs: replication.readIndexRetryMs,
+      maxPendingProposalBytes: replication.limits.maxPendingProposalBytes,
     },
     { confState: store.initialState().confState, snapshotIndex, lastIndex: store.lastIndex() },
   );
