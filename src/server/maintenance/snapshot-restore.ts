@@ -6,18 +6,23 @@
 // - Nothing is written unless the whole file goes in: the database is built in a scratch
 //   directory beside its destination and renamed into place at the end; on any failure the
 //   scratch directory is removed and the destination is as it was.
-// - Restore writes only into a data dir that does not exist or is empty. The result looks
-//   like the data dir of a brand-new member that already holds the state: the replicated key
-//   spaces (MVCC records with their revisions, leases, auth, the compacted revision) and
-//   nothing else. No raft log, no applied index, no member list or identity: at first start
-//   the member derives its member and cluster IDs from its --initial-cluster flags, Raft
-//   bootstraps the new membership at log indexes 1..N, and the applier (applied index 0)
-//   applies them on top of the restored MVCC state, which carries its own revisions.
+// - Restore writes only into a data dir that does not exist or is empty. The result holds the
+//   replicated key spaces (MVCC records with their revisions, leases, auth, the compacted
+//   revision) and a Raft log that starts after them, as etcd's restore leaves it: a Raft
+//   snapshot at index N (the N members of --initial-cluster, term 1, all of them voters), a
+//   hard state committed up to N and the applied index N. The restored state is therefore the
+//   state "at index N": a member added later is behind the log's first index and is sent a
+//   dump of the whole state, never a replay of a log that does not hold it. No member list or
+//   identity: at first start the member derives its IDs from the same flags and seeds the
+//   member list from them (restoreSnapshot checks the flags give the IDs the snapshot names).
 // - An etcd data dir is only read: its member/ directory stays as etcd left it.
 
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { Backend, spaceKey, type BatchOp } from '../../storage/backend.js';
+import { NONE } from '../../raft/types.js';
+import { Backend, KeySpace, spaceKey, type BatchOp } from '../../storage/backend.js';
+import { RaftLogStore } from '../../storage/raft-log-store.js';
+import { META_APPLIED_INDEX } from '../apply/applier.js';
 import { SnapshotFileError } from './backup-format.js';
 import { deriveClusterId, deriveMemberId } from '../membership/member-id.js';
 import { openSnapshotFile, type OpenedSnapshot, type SnapshotSummary } from './snapshot-file.js';
@@ -55,11 +60,11 @@ export function etcdMemberDatabase(etcdDataDir: string): string {
 export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreResult> {
   refuseOccupied(options.dataDir);
   const ids = membershipIds(options);
-  const entries = await buildDatabase(options.snapshotFile, options, resolve(options.dataDir), (scratch) => {
+  const entries = await buildDatabase(options.snapshotFile, { ...options, voters: ids.voters }, resolve(options.dataDir), (scratch) => {
     if (existsSync(options.dataDir)) rmdirSync(options.dataDir); // empty, checked above
     renameSync(scratch, options.dataDir);
   });
-  return { ...entries, ...ids };
+  return { ...entries, memberId: ids.memberId, clusterId: ids.clusterId };
 }
 
 /** `metastore migrate`: a stopped etcd member's database into a new member's data dir. */
@@ -71,13 +76,14 @@ export async function migrateEtcdDataDir(options: MembershipOptions & { etcdData
 
 /**
  * The one-time import when MetaStore starts on a data dir etcd wrote: etcd's database becomes
- * `<dataDir>/db`, next to etcd's untouched member/ directory. Undefined when there is nothing
- * to import (no etcd database, or imported already).
+ * `<dataDir>/db`, next to etcd's untouched member/ directory, its log starting after the
+ * `voters` (the member IDs of the flags' initial cluster) as a restore's does. Undefined when
+ * there is nothing to import (no etcd database, or imported already).
  */
-export async function importEtcdDataDirInPlace(dataDir: string): Promise<Omit<RestoreResult, 'memberId' | 'clusterId'> | undefined> {
+export async function importEtcdDataDirInPlace(dataDir: string, voters: readonly bigint[]): Promise<Omit<RestoreResult, 'memberId' | 'clusterId'> | undefined> {
   const database = etcdMemberDatabase(dataDir);
   if (!existsSync(database) || existsSync(join(dataDir, 'db'))) return undefined;
-  return buildDatabase(database, { skipHashCheck: true }, join(dataDir, 'db'), (scratch) => {
+  return buildDatabase(database, { skipHashCheck: true, voters }, join(dataDir, 'db'), (scratch) => {
     renameSync(join(scratch, 'db'), join(dataDir, 'db'));
     rmSync(scratch, { recursive: true, force: true });
   });
@@ -87,7 +93,7 @@ function refuseOccupied(dataDir: string): void {
   if (existsSync(dataDir) && readdirSync(dataDir).length > 0) throw new SnapshotFileError(`data-dir "${dataDir}" exists`);
 }
 
-function membershipIds(options: MembershipOptions): { memberId: bigint; clusterId: bigint } {
+function membershipIds(options: MembershipOptions): { memberId: bigint; clusterId: bigint; voters: bigint[] } {
   const self = options.initialCluster.find((m) => m.name === options.name);
   if (self === undefined) throw new SnapshotFileError(`member "${options.name}" is not in --initial-cluster`);
   const sameUrls = (a: readonly string[], b: readonly string[]): boolean => [...a].sort().join(',') === [...b].sort().join(',');
@@ -97,7 +103,7 @@ function membershipIds(options: MembershipOptions): { memberId: bigint; clusterI
     );
   }
   const ids = options.initialCluster.map((m) => deriveMemberId([...m.peerUrls], options.initialClusterToken));
-  return { memberId: deriveMemberId([...self.peerUrls], options.initialClusterToken), clusterId: deriveClusterId(ids) };
+  return { memberId: deriveMemberId([...self.peerUrls], options.initialClusterToken), clusterId: deriveClusterId(ids), voters: ids };
 }
 
 /** Bytes per LevelDB batch while restoring: bounds memory, not correctness (nothing reads yet). */
@@ -109,7 +115,7 @@ const RESTORE_BATCH_BYTES = 4 * 1024 * 1024;
  */
 async function buildDatabase(
   file: string,
-  options: { skipHashCheck: boolean },
+  options: { skipHashCheck: boolean; voters: readonly bigint[] },
   destination: string,
   place: (scratch: string) => void,
 ): Promise<{ summary: SnapshotSummary; entries: number }> {
@@ -118,7 +124,7 @@ async function buildDatabase(
   try {
     mkdirSync(dirname(scratch), { recursive: true });
     rmSync(scratch, { recursive: true, force: true });
-    const entries = await writeEntries(snapshot, scratch);
+    const entries = await writeEntries(snapshot, scratch, options.voters);
     place(scratch);
     return { summary: snapshot.summary, entries };
   } finally {
@@ -127,7 +133,7 @@ async function buildDatabase(
   }
 }
 
-async function writeEntries(snapshot: OpenedSnapshot, dataDir: string): Promise<number> {
+async function writeEntries(snapshot: OpenedSnapshot, dataDir: string, voters: readonly bigint[]): Promise<number> {
   const backend = await Backend.open(dataDir);
   let written = 0;
   try {
@@ -144,8 +150,27 @@ async function writeEntries(snapshot: OpenedSnapshot, dataDir: string): Promise<
       }
     }
     await backend.write(batch, { sync: true });
+    await startLogAfterState(backend, voters);
   } finally {
     await backend.close();
   }
   return written;
+}
+
+/**
+ * Makes the restored state the state at Raft index N = the number of voters: the applied index
+ * N (replacing whatever index the file came with: an etcd snapshot carries its old cluster's
+ * consistent index, meaningless in the new log), and a log whose snapshot is at N, term 1,
+ * with every voter in its configuration, committed up to N. Raft then starts from the
+ * snapshot (no bootstrap entries) and elects at term 2.
+ */
+async function startLogAfterState(backend: Backend, voters: readonly bigint[]): Promise<void> {
+  const index = voters.length;
+  const applied = Buffer.alloc(8);
+  applied.writeBigUInt64BE(BigInt(index));
+  await backend.write([{ type: 'put', key: spaceKey(KeySpace.meta, META_APPLIED_INDEX), value: applied }], { sync: true });
+  const log = await RaftLogStore.open(backend.level, KeySpace.raftLog);
+  const confState = { voters: [...voters].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), learners: [] };
+  const snapshot = { metadata: { index, term: 1, confState }, data: new Uint8Array(0) };
+  await log.save({ term: 1, vote: NONE, commit: index }, [], snapshot, { sync: true });
 }
