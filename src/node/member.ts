@@ -69,6 +69,7 @@ function replicationOptions(options: MemberOptions): ReplicationOptions | undefi
     random: new SeededRandom(Number(memberId % 2147483647n) ^ Date.now()),
     sender: { send: (messages: Message[]) => options.sender.send(messages) },
     joinExisting: config.initialClusterState === 'existing',
+    logDb: storage.raftLogDb,
     onLeaderChange: (lead, term) => {
       raftLog.info({ leader: lead.toString(16), term }, 'leader changed');
       if (lead !== 0n) probes.leaderChanged();
@@ -175,5 +176,7 @@ export class MemberUnit {
     this.dialer.close();
     this.channelTls?.close();
     await this.kv.close();
+    // The backend is closed by now; the wal dir's database, if any, is not the KvServer's.
+    await this.options.storage.close();
   }
 }

@@ -22,6 +22,7 @@ import { dirname, join, resolve } from 'node:path';
 import { NONE } from '../../raft/types.js';
 import { Backend, KeySpace, spaceKey, type BatchOp } from '../../storage/backend.js';
 import { RaftLogStore } from '../../storage/raft-log-store.js';
+import { openWalDb } from '../../storage/wal-dir.js';
 import { META_APPLIED_INDEX } from '../apply/applier.js';
 import { SnapshotFileError } from './backup-format.js';
 import { deriveClusterId, deriveMemberId } from '../membership/member-id.js';
@@ -39,6 +40,8 @@ export interface MembershipOptions {
 export interface RestoreOptions extends MembershipOptions {
   snapshotFile: string;
   dataDir: string;
+  /** The member's --wal-dir: its Raft log is written there; empty or absent = inside dataDir. */
+  walDir?: string;
   skipHashCheck: boolean;
 }
 
@@ -59,16 +62,18 @@ export function etcdMemberDatabase(etcdDataDir: string): string {
 /** Builds a new member's data dir from a snapshot file; see the file header. */
 export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreResult> {
   refuseOccupied(options.dataDir);
+  const walDir = options.walDir === undefined || options.walDir === '' ? undefined : resolve(options.walDir);
+  if (walDir !== undefined) refuseOccupied(walDir);
   const ids = membershipIds(options);
-  const entries = await buildDatabase(options.snapshotFile, { ...options, voters: ids.voters }, resolve(options.dataDir), (scratch) => {
-    if (existsSync(options.dataDir)) rmdirSync(options.dataDir); // empty, checked above
-    renameSync(scratch, options.dataDir);
+  const entries = await buildDatabase(options.snapshotFile, { ...options, voters: ids.voters, walDir }, resolve(options.dataDir), (scratch) => {
+    moveInto(scratch.dataDir, options.dataDir);
+    if (walDir !== undefined) moveInto(scratch.walDir, walDir);
   });
   return { ...entries, memberId: ids.memberId, clusterId: ids.clusterId };
 }
 
 /** `metastore migrate`: a stopped etcd member's database into a new member's data dir. */
-export async function migrateEtcdDataDir(options: MembershipOptions & { etcdDataDir: string; dataDir: string }): Promise<RestoreResult> {
+export async function migrateEtcdDataDir(options: MembershipOptions & { etcdDataDir: string; dataDir: string; walDir?: string }): Promise<RestoreResult> {
   const database = etcdMemberDatabase(options.etcdDataDir);
   if (!existsSync(database)) throw new SnapshotFileError(`${options.etcdDataDir} is not an etcd data dir (no member/snap/db)`);
   return restoreSnapshot({ ...options, snapshotFile: database, skipHashCheck: true });
@@ -84,13 +89,19 @@ export async function importEtcdDataDirInPlace(dataDir: string, voters: readonly
   const database = etcdMemberDatabase(dataDir);
   if (!existsSync(database) || existsSync(join(dataDir, 'db'))) return undefined;
   return buildDatabase(database, { skipHashCheck: true, voters }, join(dataDir, 'db'), (scratch) => {
-    renameSync(join(scratch, 'db'), join(dataDir, 'db'));
-    rmSync(scratch, { recursive: true, force: true });
+    renameSync(join(scratch.dataDir, 'db'), join(dataDir, 'db'));
+    rmSync(scratch.dataDir, { recursive: true, force: true });
   });
 }
 
 function refuseOccupied(dataDir: string): void {
   if (existsSync(dataDir) && readdirSync(dataDir).length > 0) throw new SnapshotFileError(`data-dir "${dataDir}" exists`);
+}
+
+/** Renames a finished scratch dir to its destination (which is absent or empty, checked before). */
+function moveInto(scratch: string, destination: string): void {
+  if (existsSync(destination)) rmdirSync(destination);
+  renameSync(scratch, destination);
 }
 
 function membershipIds(options: MembershipOptions): { memberId: bigint; clusterId: bigint; voters: bigint[] } {
@@ -110,30 +121,34 @@ function membershipIds(options: MembershipOptions): { memberId: bigint; clusterI
 const RESTORE_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
- * Writes the snapshot's entries into a scratch data dir beside `destination`, then hands it to
- * `place`; the scratch dir is gone afterwards whatever happens.
+ * Writes the snapshot's entries into a scratch data dir beside `destination` (and the Raft
+ * log into a scratch wal dir beside `walDir`, if given), then hands them to `place`; the
+ * scratch dirs are gone afterwards whatever happens.
  */
 async function buildDatabase(
   file: string,
-  options: { skipHashCheck: boolean; voters: readonly bigint[] },
+  options: { skipHashCheck: boolean; voters: readonly bigint[]; walDir?: string },
   destination: string,
-  place: (scratch: string) => void,
+  place: (scratch: { dataDir: string; walDir: string }) => void,
 ): Promise<{ summary: SnapshotSummary; entries: number }> {
   const snapshot = await openSnapshotFile(file, options);
-  const scratch = `${destination}.restoring-${process.pid}`;
+  const scratch = { dataDir: `${destination}.restoring-${process.pid}`, walDir: `${options.walDir ?? destination}.restoring-wal-${process.pid}` };
   try {
-    mkdirSync(dirname(scratch), { recursive: true });
-    rmSync(scratch, { recursive: true, force: true });
-    const entries = await writeEntries(snapshot, scratch, options.voters);
+    for (const dir of [scratch.dataDir, scratch.walDir]) {
+      mkdirSync(dirname(dir), { recursive: true });
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const entries = await writeEntries(snapshot, scratch.dataDir, options.voters, options.walDir === undefined ? undefined : scratch.walDir);
     place(scratch);
     return { summary: snapshot.summary, entries };
   } finally {
     snapshot.close();
-    rmSync(scratch, { recursive: true, force: true });
+    rmSync(scratch.dataDir, { recursive: true, force: true });
+    rmSync(scratch.walDir, { recursive: true, force: true });
   }
 }
 
-async function writeEntries(snapshot: OpenedSnapshot, dataDir: string, voters: readonly bigint[]): Promise<number> {
+async function writeEntries(snapshot: OpenedSnapshot, dataDir: string, voters: readonly bigint[], walDir: string | undefined): Promise<number> {
   const backend = await Backend.open(dataDir);
   let written = 0;
   try {
@@ -150,7 +165,7 @@ async function writeEntries(snapshot: OpenedSnapshot, dataDir: string, voters: r
       }
     }
     await backend.write(batch, { sync: true });
-    await startLogAfterState(backend, voters);
+    await startLogAfterState(backend, voters, walDir);
   } finally {
     await backend.close();
   }
@@ -164,13 +179,18 @@ async function writeEntries(snapshot: OpenedSnapshot, dataDir: string, voters: r
  * with every voter in its configuration, committed up to N. Raft then starts from the
  * snapshot (no bootstrap entries) and elects at term 2.
  */
-async function startLogAfterState(backend: Backend, voters: readonly bigint[]): Promise<void> {
+async function startLogAfterState(backend: Backend, voters: readonly bigint[], walDir: string | undefined): Promise<void> {
   const index = voters.length;
   const applied = Buffer.alloc(8);
   applied.writeBigUInt64BE(BigInt(index));
   await backend.write([{ type: 'put', key: spaceKey(KeySpace.meta, META_APPLIED_INDEX), value: applied }], { sync: true });
-  const log = await RaftLogStore.open(backend.level, KeySpace.raftLog);
-  const confState = { voters: [...voters].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), learners: [] };
-  const snapshot = { metadata: { index, term: 1, confState }, data: new Uint8Array(0) };
-  await log.save({ term: 1, vote: NONE, commit: index }, [], snapshot, { sync: true });
+  const walDb = walDir === undefined ? undefined : await openWalDb(walDir);
+  try {
+    const log = await RaftLogStore.open(walDb ?? backend.level, KeySpace.raftLog);
+    const confState = { voters: [...voters].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), learners: [] };
+    const snapshot = { metadata: { index, term: 1, confState }, data: new Uint8Array(0) };
+    await log.save({ term: 1, vote: NONE, commit: index }, [], snapshot, { sync: true });
+  } finally {
+    await walDb?.close();
+  }
 }

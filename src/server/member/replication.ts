@@ -11,6 +11,7 @@ import type { Message } from '../../raft/types.js';
 import { KeySpace } from '../../storage/backend.js';
 import type { Backend } from '../../storage/backend.js';
 import { RaftLogStore } from '../../storage/raft-log-store.js';
+import type { RaftLogDb } from '../../storage/wal-dir.js';
 import { assert } from '../../util/assert.js';
 import { SeededRandom, type Random } from '../../util/random.js';
 import type { Applier } from '../apply/applier.js';
@@ -33,6 +34,8 @@ export interface ReplicationOptions {
   sender: PeerSender;
   /** Joining an existing cluster (--initial-cluster-state existing): no bootstrap. */
   joinExisting: boolean;
+  /** The Raft log's own database (--wal-dir); default: the backend's database. */
+  logDb?: RaftLogDb;
   onLeaderChange?(lead: bigint, term: number): void;
   onSnapshotInstalled?(snapshotIndex: number, appliedIndex: number): void;
   onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
@@ -92,7 +95,7 @@ export async function openRaftNode(
   parts: { applier: Applier; membership: Membership; snapshots: StateSnapshots },
   replication: ReplicationOptions,
 ): Promise<RaftNode> {
-  const store = await RaftLogStore.open(backend.level, KeySpace.raftLog, { onWrite: replication.onLogWrite });
+  const store = await RaftLogStore.open(replication.logDb ?? backend.level, KeySpace.raftLog, { onWrite: replication.onLogWrite });
   const { applier, snapshots, membership } = parts;
   return createRaftNode(store, { applier, snapshots, onConfChange: (type, nodeId, payload) => applyMembershipChange(membership, type, nodeId, payload) }, replication);
 }
