@@ -27,7 +27,7 @@ import type { NodeStorage } from './storage.js';
 
 export type MemberConfig = Pick<
   Config,
-  'name' | 'raft' | 'limits' | 'grpc' | 'auth' | 'reliability' | 'initialClusterToken' | 'initialClusterState'
+  'name' | 'raft' | 'limits' | 'grpc' | 'auth' | 'reliability' | 'initialClusterToken' | 'initialClusterState' | 'forceNewCluster'
 >;
 
 export interface MemberOptions {
@@ -70,6 +70,12 @@ function replicationOptions(options: MemberOptions): ReplicationOptions | undefi
     sender: { send: (messages: Message[]) => options.sender.send(messages) },
     joinExisting: config.initialClusterState === 'existing',
     logDb: storage.raftLogDb,
+    forceNewCluster: config.forceNewCluster,
+    onForcedRestart: ({ removed, discarded, commit }) =>
+      raftLog.warn(
+        { removed: removed.map((id) => id.toString(16)), discardedUncommittedEntries: discarded, commitIndex: commit },
+        'forcing restart as a one-member cluster (--force-new-cluster); remove the flag for later starts',
+      ),
     onLeaderChange: (lead, term) => {
       raftLog.info({ leader: lead.toString(16), term }, 'leader changed');
       if (lead !== 0n) probes.leaderChanged();

@@ -17,6 +17,7 @@ import { SeededRandom, type Random } from '../../util/random.js';
 import type { Applier } from '../apply/applier.js';
 import type { Membership, MemberContext } from '../membership/membership.js';
 import { RaftNode, type DurableRaftLog, type EntryApplier, type PeerSender, type RaftNodeOptions, type StateSnapshots } from './raft-node.js';
+import { restartAsStandalone, type ForcedRestart } from './force-new-cluster.js';
 import type { Scheduler } from './scheduler.js';
 
 export interface ReplicationOptions {
@@ -36,6 +37,10 @@ export interface ReplicationOptions {
   joinExisting: boolean;
   /** The Raft log's own database (--wal-dir); default: the backend's database. */
   logDb?: RaftLogDb;
+  /** --force-new-cluster: restart as a one-member cluster keeping the data (force-new-cluster.ts). */
+  forceNewCluster?: boolean;
+  /** Told what a forced restart did, before the node starts. */
+  onForcedRestart?(restart: ForcedRestart): void;
   onLeaderChange?(lead: bigint, term: number): void;
   onSnapshotInstalled?(snapshotIndex: number, appliedIndex: number): void;
   onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
@@ -96,6 +101,7 @@ export async function openRaftNode(
   replication: ReplicationOptions,
 ): Promise<RaftNode> {
   const store = await RaftLogStore.open(replication.logDb ?? backend.level, KeySpace.raftLog, { onWrite: replication.onLogWrite });
+  if (replication.forceNewCluster) replication.onForcedRestart?.(await restartAsStandalone(store, replication.memberId));
   const { applier, snapshots, membership } = parts;
   return createRaftNode(store, { applier, snapshots, onConfChange: (type, nodeId, payload) => applyMembershipChange(membership, type, nodeId, payload) }, replication);
 }
