@@ -10,10 +10,11 @@ import { SnapshotFileError } from '../server/maintenance/backup-format.js';
 import { importEtcdDataDirInPlace } from '../server/maintenance/snapshot-restore.js';
 import { StorageFormatError } from '../storage/backend.js';
 
-export async function importEtcdDataDirOnce(dataDir: string, voters: readonly bigint[], logger: Logger): Promise<void> {
+export async function importEtcdDataDirOnce(dirs: { dataDir: string; walDir: string }, voters: readonly bigint[], logger: Logger): Promise<void> {
+  const { dataDir, walDir } = dirs;
   let imported;
   try {
-    imported = await importEtcdDataDirInPlace(dataDir, voters);
+    imported = await importEtcdDataDirInPlace(dataDir, voters, walDir);
   } catch (error) {
     // A damaged etcd database is a data dir MetaStore cannot use: the start-up refusal path.
     if (error instanceof SnapshotFileError) throw new StorageFormatError(`data dir ${dataDir}: cannot import etcd's database: ${error.message}`);

@@ -4,7 +4,8 @@
 // uses is fixed by its history: a data dir and a wal dir are used together or not at all, so
 // a member never starts from its state without its log, nor from a log without its state.
 
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { StorageFormatError } from './backend.js';
 
@@ -15,9 +16,12 @@ export class WalDirMismatchError extends StorageFormatError {
   override name = 'WalDirMismatchError';
 }
 
-/** Whether `walDir` holds a database (anything at all: an empty or missing dir holds none). */
+/**
+ * Whether `walDir` holds a Raft log database. Only LevelDB's own files count: an etcd wal dir
+ * being taken over holds etcd's *.wal files, which LevelDB leaves alone beside its own.
+ */
 export function walDirHasLog(walDir: string): boolean {
-  return existsSync(walDir) && readdirSync(walDir).length > 0;
+  return existsSync(join(walDir, 'CURRENT'));
 }
 
 /** What the data dir's own database says about the member's past. */

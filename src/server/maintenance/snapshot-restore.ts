@@ -15,14 +15,15 @@
 //   dump of the whole state, never a replay of a log that does not hold it. No member list or
 //   identity: at first start the member derives its IDs from the same flags and seeds the
 //   member list from them (restoreSnapshot checks the flags give the IDs the snapshot names).
-// - An etcd data dir is only read: its member/ directory stays as etcd left it.
+// - An etcd data dir is only read: its member/ directory stays as etcd left it (and an etcd
+//   wal dir given as --wal-dir only gains the Raft log database's files beside etcd's).
 
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { NONE } from '../../raft/types.js';
 import { Backend, KeySpace, spaceKey, type BatchOp } from '../../storage/backend.js';
 import { RaftLogStore } from '../../storage/raft-log-store.js';
-import { openWalDb } from '../../storage/wal-dir.js';
+import { openWalDb, walDirHasLog } from '../../storage/wal-dir.js';
 import { META_APPLIED_INDEX } from '../apply/applier.js';
 import { SnapshotFileError } from './backup-format.js';
 import { deriveClusterId, deriveMemberId } from '../membership/member-id.js';
@@ -85,10 +86,17 @@ export async function migrateEtcdDataDir(options: MembershipOptions & { etcdData
  * `voters` (the member IDs of the flags' initial cluster) as a restore's does. Undefined when
  * there is nothing to import (no etcd database, or imported already).
  */
-export async function importEtcdDataDirInPlace(dataDir: string, voters: readonly bigint[]): Promise<Omit<RestoreResult, 'memberId' | 'clusterId'> | undefined> {
+export async function importEtcdDataDirInPlace(
+  dataDir: string,
+  voters: readonly bigint[],
+  walDir = '',
+): Promise<Omit<RestoreResult, 'memberId' | 'clusterId'> | undefined> {
   const database = etcdMemberDatabase(dataDir);
   if (!existsSync(database) || existsSync(join(dataDir, 'db'))) return undefined;
-  return buildDatabase(database, { skipHashCheck: true, voters }, join(dataDir, 'db'), (scratch) => {
+  if (walDir !== '' && walDirHasLog(walDir)) throw new SnapshotFileError(`wal dir ${walDir} already holds a MetaStore Raft log`);
+  const wal = walDir === '' ? undefined : resolve(walDir);
+  return buildDatabase(database, { skipHashCheck: true, voters, walDir: wal }, join(dataDir, 'db'), (scratch) => {
+    if (wal !== undefined) moveInto(scratch.walDir, wal);
     renameSync(join(scratch.dataDir, 'db'), join(dataDir, 'db'));
     rmSync(scratch.dataDir, { recursive: true, force: true });
   });
@@ -98,10 +106,14 @@ function refuseOccupied(dataDir: string): void {
   if (existsSync(dataDir) && readdirSync(dataDir).length > 0) throw new SnapshotFileError(`data-dir "${dataDir}" exists`);
 }
 
-/** Renames a finished scratch dir to its destination (which is absent or empty, checked before). */
+/**
+ * Renames a finished scratch dir to its destination; into an existing destination (empty, or
+ * an etcd wal dir whose files LevelDB's names never collide with) file by file.
+ */
 function moveInto(scratch: string, destination: string): void {
-  if (existsSync(destination)) rmdirSync(destination);
-  renameSync(scratch, destination);
+  if (!existsSync(destination)) return renameSync(scratch, destination);
+  for (const name of readdirSync(scratch)) renameSync(join(scratch, name), join(destination, name));
+  rmdirSync(scratch);
 }
 
 function membershipIds(options: MembershipOptions): { memberId: bigint; clusterId: bigint; voters: bigint[] } {
