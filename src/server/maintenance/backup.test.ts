@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Backend, KeySpace } from '../../storage/backend.js';
 import { rangeRequest } from '../../mvcc/types.js';
@@ -20,6 +20,7 @@ import { snapshotFileStatus } from './snapshot-file.js';
 import { KvServer } from '../member/kv-server.js';
 import { singleVoter } from '../member/replication.js';
 import { RaftLogStore } from '../../storage/raft-log-store.js';
+import { openWalDb } from '../../storage/wal-dir.js';
 import { deriveClusterId, deriveMemberId } from '../membership/member-id.js';
 import { hashKv } from './maintenance-hash.js';
 import { waitFor } from '../../../test/support/wait.js';
@@ -209,6 +210,29 @@ describe('snapshot files', () => {
     } finally {
       await backend.close();
     }
+  });
+
+  it('with a wal dir the restored Raft log goes there and the data dir holds none', async () => {
+    const source = await open(tempDir());
+    await put(source, 'k', 'v');
+    const path = join(tempDir(), 'wal.db');
+    writeFileSync(path, (await snapshotFile(source)).file);
+    const [target, walDir] = [join(tempDir(), 'restored'), join(tempDir(), 'wal')];
+    await restoreSnapshot(restoreOptions(path, target, { walDir }));
+    const wal = await openWalDb(walDir);
+    try {
+      expect((await RaftLogStore.open(wal, KeySpace.raftLog)).snapshot().metadata.index).toBe(1);
+    } finally {
+      await wal.close();
+    }
+    const backend = await Backend.open(target);
+    try {
+      expect(await backend.hasKeysIn(KeySpace.raftLog)).toBe(false);
+      expect(backend.get(KeySpace.meta, 'appliedIndex')?.readBigUInt64BE(0)).toBe(1n);
+    } finally {
+      await backend.close();
+    }
+    expect(readdirSync(dirname(walDir)).filter((name) => name.includes('restoring'))).toEqual([]);
   });
 
   it('an empty store makes a valid, restorable snapshot', async () => {
