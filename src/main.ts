@@ -47,8 +47,8 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   const probes = new MetricProbes();
   const cluster = initialClusterOf(config);
   const derived = { memberId: cluster.selfId, clusterId: cluster.clusterId };
-  await importEtcdDataDirOnce(config.dataDir, log);
-  const storage = await openStorage({ dataDir: config.dataDir, storage: config.storage, derived, onWrite: probes.backendWrite });
+  await importEtcdDataDirOnce(config, cluster.members.map((m) => m.id), log);
+  const storage = await openStorage({ dataDir: config.dataDir, walDir: config.walDir, storage: config.storage, derived, onWrite: probes.backendWrite });
   const outbox = new PeerOutbox();
   const member = await MemberUnit.open({ config, storage, cluster, clientUrls: clientPort.advertisedUrls, probes, sender: outbox, logger: log, failStop });
   const kv = member.kv;

@@ -27,7 +27,7 @@ import type { NodeStorage } from './storage.js';
 
 export type MemberConfig = Pick<
   Config,
-  'name' | 'raft' | 'limits' | 'grpc' | 'auth' | 'reliability' | 'initialClusterToken' | 'initialClusterState'
+  'name' | 'raft' | 'limits' | 'grpc' | 'auth' | 'reliability' | 'initialClusterToken' | 'initialClusterState' | 'forceNewCluster'
 >;
 
 export interface MemberOptions {
@@ -70,6 +70,13 @@ function replicationOptions(options: MemberOptions): ReplicationOptions | undefi
     random: new SeededRandom(Number(memberId % 2147483647n) ^ Date.now()),
     sender: { send: (messages: Message[]) => options.sender.send(messages) },
     joinExisting: config.initialClusterState === 'existing',
+    logDb: storage.raftLogDb,
+    forceNewCluster: config.forceNewCluster,
+    onForcedRestart: ({ removed, discarded, commit }) =>
+      raftLog.warn(
+        { removed: removed.map((id) => id.toString(16)), discardedUncommittedEntries: discarded, commitIndex: commit },
+        'forcing restart as a one-member cluster (--force-new-cluster); remove the flag for later starts',
+      ),
     onLeaderChange: (lead, term) => {
       raftLog.info({ leader: lead.toString(16), term }, 'leader changed');
       if (lead !== 0n) probes.leaderChanged();
@@ -176,5 +183,7 @@ export class MemberUnit {
     this.dialer.close();
     this.channelTls?.close();
     await this.kv.close();
+    // The backend is closed by now; the wal dir's database, if any, is not the KvServer's.
+    await this.options.storage.close();
   }
 }

@@ -12,6 +12,8 @@ import { StorageFormatError } from '../storage/backend.js';
 /** The parsed command line's membership flags (cli.ts's commands fit it). */
 export interface MembershipFlags {
   readonly dataDir: string;
+  /** Empty = the Raft log inside the data dir. */
+  readonly walDir: string;
   readonly name: string;
   readonly initialCluster: ReadonlyArray<{ readonly name: string; readonly peerUrls: readonly Url[] }>;
   readonly initialClusterToken: string;
@@ -38,13 +40,13 @@ function membership(command: MembershipFlags): MembershipOptions {
 
 export function runSnapshotRestore(command: RestoreCommand): Promise<void> {
   return reportRestore(`snapshot restore`, `snapshot ${command.snapshotFile}`, command.dataDir, () =>
-    restoreSnapshot({ ...membership(command), snapshotFile: command.snapshotFile, dataDir: command.dataDir, skipHashCheck: command.skipHashCheck }),
+    restoreSnapshot({ ...membership(command), snapshotFile: command.snapshotFile, dataDir: command.dataDir, walDir: command.walDir, skipHashCheck: command.skipHashCheck }),
   );
 }
 
 export function runMigrate(command: MigrateCommand): Promise<void> {
   return reportRestore('migrate', `etcd data dir ${command.etcdDataDir}`, command.dataDir, () =>
-    migrateEtcdDataDir({ ...membership(command), etcdDataDir: command.etcdDataDir, dataDir: command.dataDir }),
+    migrateEtcdDataDir({ ...membership(command), etcdDataDir: command.etcdDataDir, dataDir: command.dataDir, walDir: command.walDir }),
   );
 }
 

@@ -1,8 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../config/schema.js';
+import { KeySpace, spaceKey } from '../storage/backend.js';
+import { WalDirMismatchError } from '../storage/wal-dir.js';
 import { openStorage, type Identity, type NodeStorage } from './storage.js';
 
 const dirs: string[] = [];
@@ -13,8 +15,8 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-async function open(dataDir: string, derived: Identity): Promise<NodeStorage> {
-  const storage = await openStorage({ dataDir, storage: DEFAULTS.storage, derived, onWrite: () => {} });
+async function open(dataDir: string, derived: Identity, walDir = ''): Promise<NodeStorage> {
+  const storage = await openStorage({ dataDir, walDir, storage: DEFAULTS.storage, derived, onWrite: () => {} });
   opened.push(storage);
   return storage;
 }
@@ -48,9 +50,51 @@ describe('node storage: the identity is fixed at first start', () => {
 
   it('reports every backend write to onWrite', async () => {
     const writes: boolean[] = [];
-    const storage = await openStorage({ dataDir: tempDir(), storage: DEFAULTS.storage, derived: { memberId: 1n, clusterId: 2n }, onWrite: (_s, synced) => writes.push(synced) });
+    const storage = await openStorage({ dataDir: tempDir(), walDir: '', storage: DEFAULTS.storage, derived: { memberId: 1n, clusterId: 2n }, onWrite: (_s, synced) => writes.push(synced) });
     opened.push(storage);
     // The first start's identity write is synced.
     expect(writes).toContain(true);
+  });
+});
+
+describe('node storage: the Raft log in its own database with a wal dir', () => {
+  const ids = { memberId: 1n, clusterId: 2n };
+  const markApplied = (storage: NodeStorage) =>
+    storage.backend.write([{ type: 'put', key: spaceKey(KeySpace.meta, 'appliedIndex'), value: Buffer.from([0, 0, 0, 0, 0, 0, 0, 5]) }], { sync: true });
+
+  it('opens the wal dir as its own database, and only that', async () => {
+    const [dataDir, walDir] = [tempDir(), join(tempDir(), 'wal')];
+    const storage = await open(dataDir, ids, walDir);
+    expect(storage.raftLogDb).toBeDefined();
+    expect(storage.raftLogDb).not.toBe(storage.backend.level);
+    expect(readdirSync(walDir)).toContain('CURRENT');
+    expect((await open(tempDir(), ids)).raftLogDb, 'no wal dir: the log stays in the backend').toBeUndefined();
+  });
+
+  it('refuses a data dir with history whose wal dir is missing, and a wal dir whose data dir is new', async () => {
+    const [dataDir, walDir] = [tempDir(), join(tempDir(), 'wal')];
+    await (await open(dataDir, ids, walDir)).close();
+    rmSync(walDir, { recursive: true });
+    await expect(open(dataDir, ids, walDir)).rejects.toThrow(new WalDirMismatchError(`wal dir ${walDir} is missing or empty but data dir ${dataDir} has history; refusing to start without its Raft log`));
+    expect(existsSync(walDir), 'nothing created on refusal').toBe(false);
+
+    const walOnly = join(tempDir(), 'wal');
+    await (await open(tempDir(), ids, walOnly)).close();
+    const freshDataDir = join(tempDir(), 'data');
+    await expect(open(freshDataDir, ids, walOnly)).rejects.toThrow(/holds a Raft log but data dir .* has no history/);
+  });
+
+  it('refuses to move a log kept inside the data dir, and a data dir whose log was in a wal dir', async () => {
+    const inside = tempDir();
+    const storage = await open(inside, ids);
+    await storage.backend.write([{ type: 'put', key: spaceKey(KeySpace.raftLog, 'h'), value: Buffer.alloc(24) }], { sync: true });
+    await storage.close();
+    await expect(open(inside, ids, join(tempDir(), 'wal'))).rejects.toThrow(/keeps its Raft log inside; refusing --wal-dir/);
+
+    const [dataDir, walDir] = [tempDir(), join(tempDir(), 'wal')];
+    const withWal = await open(dataDir, ids, walDir);
+    await markApplied(withWal);
+    await withWal.close();
+    await expect(open(dataDir, ids)).rejects.toThrow(/has applied entries but no Raft log in it: it was used with a --wal-dir/);
   });
 });

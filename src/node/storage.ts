@@ -2,9 +2,15 @@
 // from the configuration at first start, stored, and read back on every later start (as etcd
 // does), so a later change of flags cannot silently re-identify a member. A member joining an
 // existing cluster learns the cluster ID from its first peer frame and stores it then.
+//
+// The Raft log lives in the backend's database, or with a wal dir in its own database there
+// (storage/wal-dir.ts); a data dir and a wal dir that do not belong together are refused
+// before anything is written, the identity included.
 
 import type { Config } from '../config/schema.js';
+import { META_APPLIED_INDEX } from '../server/apply/applier.js';
 import { Backend, KeySpace, spaceKey } from '../storage/backend.js';
+import { checkLogLocation, openWalDb, type RaftLogDb } from '../storage/wal-dir.js';
 
 export interface Identity {
   memberId: bigint;
@@ -13,6 +19,8 @@ export interface Identity {
 
 export interface StorageOptions {
   dataDir: string;
+  /** Where the Raft log's own database goes; empty = inside the data dir's database. */
+  walDir: string;
   storage: Config['storage'];
   /** The identity a first start stores (derived from the initial cluster). */
   derived: Identity;
@@ -22,6 +30,8 @@ export interface StorageOptions {
 
 export interface NodeStorage {
   readonly backend: Backend;
+  /** The Raft log's own database (--wal-dir); undefined when the log is in the backend's. */
+  readonly raftLogDb: RaftLogDb | undefined;
   /** This member's identity: one object, read live by whoever holds it (the cluster ID may be learnt). */
   readonly identity: Identity;
   /** Whether the data dir already held an identity (a restart rather than a first start). */
@@ -42,19 +52,40 @@ export async function openStorage(options: StorageOptions): Promise<NodeStorage>
     onWrite: (seconds, synced) => options.onWrite(seconds, synced),
   });
   const stored = backend.get(KeySpace.members, IDENTITY_KEY);
+  let raftLogDb: RaftLogDb | undefined;
+  try {
+    raftLogDb = await openRaftLogDb(backend, options, stored !== undefined);
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
   const identity: Identity =
     stored !== undefined ? { memberId: stored.readBigUInt64BE(0), clusterId: stored.readBigUInt64BE(8) } : { ...options.derived };
   if (stored === undefined) await storeIdentity(backend, identity);
   return {
     backend,
+    raftLogDb,
     identity,
     identityWasStored: stored !== undefined,
     adoptClusterId: (clusterId) => {
       identity.clusterId = clusterId;
       return storeIdentity(backend, identity);
     },
-    close: () => backend.close(),
+    close: async () => {
+      await backend.close();
+      if (raftLogDb?.status === 'open') await raftLogDb.close();
+    },
   };
+}
+
+/** The wal dir's database after checking it belongs to this data dir; undefined without one. */
+async function openRaftLogDb(backend: Backend, options: StorageOptions, identityStored: boolean): Promise<RaftLogDb | undefined> {
+  const applied = backend.get(KeySpace.meta, META_APPLIED_INDEX);
+  const hasApplied = applied !== undefined && applied.readBigUInt64BE(0) > 0n;
+  const hasLogInside = await backend.hasKeysIn(KeySpace.raftLog);
+  checkLogLocation(options.dataDir, options.walDir, { hasHistory: identityStored || hasApplied, hasApplied, hasLogInside });
+  if (options.walDir === '') return undefined;
+  return openWalDb(options.walDir, { writeBufferSizeBytes: options.storage.writeBufferSize });
 }
 
 async function storeIdentity(backend: Backend, identity: Identity): Promise<void> {

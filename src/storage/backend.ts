@@ -257,6 +257,12 @@ export class Backend {
     return sizes.reduce((a, b) => a + b, 0);
   }
 
+  /** Whether one key space holds any key on disk (queued writes are not looked at). */
+  async hasKeysIn(space: KeySpace): Promise<boolean> {
+    for await (const _ of this.db.keys({ gte: Buffer.from([space]), lt: Buffer.from([space + 1]), limit: 1 })) return true;
+    return false;
+  }
+
   /** Approximate size of one key space, bytes (what is "in use" for etcd's dbSizeInUse). */
   async spaceSizeBytes(space: KeySpace): Promise<number> {
     return this.db.approximateSize(Buffer.from([space]), Buffer.from([space + 1]));

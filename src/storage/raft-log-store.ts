@@ -268,6 +268,25 @@ export class RaftLogStore implements Storage {
     await this.db.batch(ops, { sync: opts.sync });
   }
 
+  /**
+   * Drops the entries after `index` (which must not be compacted away): --force-new-cluster
+   * discards what was never committed before it writes its own entries.
+   */
+  async discardAfter(index: number): Promise<void> {
+    assert(index >= this.compactIndex, `discard after ${index}, below the compaction point ${this.compactIndex}`);
+    if (index >= this.last) return;
+    const ops: Op[] = [];
+    for (let i = index + 1; i <= this.last; i++) ops.push({ type: 'del', key: this.entryKey(i) });
+    this.last = index;
+    if (this.cacheStart > index) {
+      this.cache = [];
+      this.cacheStart = index + 1;
+    } else {
+      this.cache.length = index + 1 - this.cacheStart;
+    }
+    await writeChained(this.db, ops, true);
+  }
+
   /** Entries cached in memory (for metrics and tests). */
   get cachedEntries(): number {
     return this.cache.length;

@@ -7,9 +7,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Backend } from '../../storage/backend.js';
+import { Backend, KeySpace } from '../../storage/backend.js';
 import { rangeRequest } from '../../mvcc/types.js';
 import { SNAPSHOT_BLOB_BYTES, openSnapshot } from './backup.js';
 import { SNAPSHOT_MAGIC, SnapshotFileError, decodeSnapshotFile, hasChecksum } from './backup-format.js';
@@ -18,6 +18,10 @@ import { SNAPSHOT_FORMAT, encodeEntry, encodeHeader, encodeTail } from './backup
 import { SNAPSHOT_SPACES, StateView } from './maintenance-view.js';
 import { snapshotFileStatus } from './snapshot-file.js';
 import { KvServer } from '../member/kv-server.js';
+import { singleVoter } from '../member/replication.js';
+import { RaftLogStore } from '../../storage/raft-log-store.js';
+import { openWalDb } from '../../storage/wal-dir.js';
+import { deriveClusterId, deriveMemberId } from '../membership/member-id.js';
 import { hashKv } from './maintenance-hash.js';
 import { waitFor } from '../../../test/support/wait.js';
 
@@ -30,17 +34,23 @@ function tempDir(): string {
   return dir;
 }
 
-/** A member on the data dir, its state restored but its Raft node not started yet. */
-async function openUnstarted(dir: string): Promise<KvServer> {
-  const kv = await KvServer.open(await Backend.open(dir));
+/** A member on the data dir (a lone voter, of ID 1 unless told), its Raft node not started yet. */
+async function openUnstarted(dir: string, memberId?: bigint): Promise<KvServer> {
+  const kv = await KvServer.open(await Backend.open(dir), { replication: singleVoter(memberId === undefined ? {} : { memberId }) });
   servers.push(kv);
   return kv;
 }
 
-async function open(dir: string): Promise<KvServer> {
-  const kv = await openUnstarted(dir);
+async function open(dir: string, memberId?: bigint): Promise<KvServer> {
+  const kv = await openUnstarted(dir, memberId);
   await kv.start();
   return kv;
+}
+
+/** Restores `file` into `dataDir` and starts the restored member (the one member of its cluster). */
+async function restoreAndOpen(file: string, dataDir: string): Promise<KvServer> {
+  const { memberId } = await restoreSnapshot(restoreOptions(file, dataDir));
+  return open(dataDir, memberId);
 }
 
 afterEach(async () => {
@@ -79,10 +89,7 @@ function restoreOptions(file: string, dataDir: string, overrides: Partial<Restor
     snapshotFile: file,
     dataDir,
     name: 'n1',
-    initialCluster: [
-      { name: 'n1', peerUrls: ['http://127.0.0.1:12380'] },
-      { name: 'n2', peerUrls: ['http://127.0.0.1:22380'] },
-    ],
+    initialCluster: [{ name: 'n1', peerUrls: ['http://127.0.0.1:12380'] }],
     initialClusterToken: 'restored',
     advertisePeerUrls: ['http://127.0.0.1:12380'],
     skipHashCheck: false,
@@ -113,9 +120,9 @@ describe('snapshot files', () => {
     const result = await restoreSnapshot(restoreOptions(path, target));
     expect(result.summary).toEqual({ kind: 'etcd', revision: source.currentRevision, compactedRevision: 100 });
 
-    const restored = await openUnstarted(target);
-    // No applied index: the new cluster's log starts at 1 and must not be skipped as applied.
-    expect(restored.appliedIndex).toBe(0);
+    const restored = await openUnstarted(target, result.memberId);
+    // The state is the new cluster's state at index 1 (its one member): the log starts after it.
+    expect(restored.appliedIndex).toBe(1);
     await restored.start();
     expect(restored.currentRevision).toBe(source.currentRevision);
     expect(restored.compactedRevision).toBe(100);
@@ -149,7 +156,7 @@ describe('snapshot files', () => {
     const target = join(tempDir(), 'restored');
     const result = await restoreSnapshot(restoreOptions(path, target));
     expect(result.summary).toEqual({ kind: 'metastore', revision: source.currentRevision, compactedRevision: 20 });
-    const restored = await open(target);
+    const restored = await open(target, result.memberId);
     expect(everything(restored)).toEqual(everything(source));
     expect(restored.compactedRevision).toBe(20);
   });
@@ -169,13 +176,63 @@ describe('snapshot files', () => {
     const path = join(tempDir(), 'live.db');
     writeFileSync(path, file);
     const target = join(tempDir(), 'restored');
-    const header = (await restoreSnapshot(restoreOptions(path, target))).summary;
+    const result = await restoreSnapshot(restoreOptions(path, target));
+    const header = result.summary;
     expect(source.currentRevision).toBeGreaterThan(header.revision);
-    const restored = await open(target);
+    const restored = await open(target, result.memberId);
     expect(restored.currentRevision).toBe(header.revision);
     const at = (kv: KvServer, revision: number) =>
       kv.range({ ...rangeAll, revision }).result.kvs.map((x) => [x.key.toString(), x.value.toString(), x.modRevision, x.version]);
     expect(at(restored, 0)).toEqual(at(source, header.revision));
+  });
+
+  it('the restored state is the new cluster\'s state at index N: its Raft log starts after it, all N members voters', async () => {
+    const source = await open(tempDir());
+    await put(source, 'k', 'v');
+    const path = join(tempDir(), 'three.db');
+    writeFileSync(path, (await snapshotFile(source)).file);
+    const target = join(tempDir(), 'restored');
+    const initialCluster = ['n1', 'n2', 'n3'].map((name, i) => ({ name, peerUrls: [`http://127.0.0.1:${12380 + i}`] }));
+    const result = await restoreSnapshot(restoreOptions(path, target, { initialCluster }));
+    const ids = initialCluster.map((m) => deriveMemberId(m.peerUrls, 'restored'));
+    expect(result.memberId).toBe(ids[0]);
+    expect(result.clusterId).toBe(deriveClusterId(ids));
+
+    const backend = await Backend.open(target);
+    try {
+      const log = await RaftLogStore.open(backend.level, KeySpace.raftLog);
+      // A joiner that needs index 1..3 is behind the first index: it is sent the whole state.
+      expect(log.firstIndex()).toBe(4);
+      expect(log.lastIndex()).toBe(3);
+      expect(log.snapshot().metadata).toEqual({ index: 3, term: 1, confState: { voters: [...ids].sort((a, b) => (a < b ? -1 : 1)), learners: [] } });
+      expect(log.initialState().hardState).toEqual({ term: 1, vote: 0n, commit: 3 });
+      expect(backend.get(KeySpace.meta, 'appliedIndex')?.readBigUInt64BE(0)).toBe(3n);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('with a wal dir the restored Raft log goes there and the data dir holds none', async () => {
+    const source = await open(tempDir());
+    await put(source, 'k', 'v');
+    const path = join(tempDir(), 'wal.db');
+    writeFileSync(path, (await snapshotFile(source)).file);
+    const [target, walDir] = [join(tempDir(), 'restored'), join(tempDir(), 'wal')];
+    await restoreSnapshot(restoreOptions(path, target, { walDir }));
+    const wal = await openWalDb(walDir);
+    try {
+      expect((await RaftLogStore.open(wal, KeySpace.raftLog)).snapshot().metadata.index).toBe(1);
+    } finally {
+      await wal.close();
+    }
+    const backend = await Backend.open(target);
+    try {
+      expect(await backend.hasKeysIn(KeySpace.raftLog)).toBe(false);
+      expect(backend.get(KeySpace.meta, 'appliedIndex')?.readBigUInt64BE(0)).toBe(1n);
+    } finally {
+      await backend.close();
+    }
+    expect(readdirSync(dirname(walDir)).filter((name) => name.includes('restoring'))).toEqual([]);
   });
 
   it('an empty store makes a valid, restorable snapshot', async () => {
@@ -185,8 +242,7 @@ describe('snapshot files', () => {
     const path = join(tempDir(), 'empty.db');
     writeFileSync(path, file);
     const target = join(tempDir(), 'restored');
-    await restoreSnapshot(restoreOptions(path, target));
-    expect((await open(target)).currentRevision).toBe(1);
+    expect((await restoreAndOpen(path, target)).currentRevision).toBe(1);
   });
 
   it('refuses a damaged file, a file without checksum, a foreign file and an occupied data dir', async () => {

@@ -11,11 +11,13 @@ import type { Message } from '../../raft/types.js';
 import { KeySpace } from '../../storage/backend.js';
 import type { Backend } from '../../storage/backend.js';
 import { RaftLogStore } from '../../storage/raft-log-store.js';
+import type { RaftLogDb } from '../../storage/wal-dir.js';
 import { assert } from '../../util/assert.js';
 import { SeededRandom, type Random } from '../../util/random.js';
 import type { Applier } from '../apply/applier.js';
 import type { Membership, MemberContext } from '../membership/membership.js';
 import { RaftNode, type DurableRaftLog, type EntryApplier, type PeerSender, type RaftNodeOptions, type StateSnapshots } from './raft-node.js';
+import { restartAsStandalone, type ForcedRestart } from './force-new-cluster.js';
 import type { Scheduler } from './scheduler.js';
 
 export interface ReplicationOptions {
@@ -33,6 +35,12 @@ export interface ReplicationOptions {
   sender: PeerSender;
   /** Joining an existing cluster (--initial-cluster-state existing): no bootstrap. */
   joinExisting: boolean;
+  /** The Raft log's own database (--wal-dir); default: the backend's database. */
+  logDb?: RaftLogDb;
+  /** --force-new-cluster: restart as a one-member cluster keeping the data (force-new-cluster.ts). */
+  forceNewCluster?: boolean;
+  /** Told what a forced restart did, before the node starts. */
+  onForcedRestart?(restart: ForcedRestart): void;
   onLeaderChange?(lead: bigint, term: number): void;
   onSnapshotInstalled?(snapshotIndex: number, appliedIndex: number): void;
   onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
@@ -97,7 +105,8 @@ export async function openRaftNode(
   parts: { applier: Applier; membership: Membership; snapshots: StateSnapshots },
   replication: ReplicationOptions,
 ): Promise<RaftNode> {
-  const store = await RaftLogStore.open(backend.level, KeySpace.raftLog, { onWrite: replication.onLogWrite });
+  const store = await RaftLogStore.open(replication.logDb ?? backend.level, KeySpace.raftLog, { onWrite: replication.onLogWrite });
+  if (replication.forceNewCluster) replication.onForcedRestart?.(await restartAsStandalone(store, replication.memberId));
   const { applier, snapshots, membership } = parts;
   return createRaftNode(store, { applier, snapshots, onConfChange: (type, nodeId, payload) => applyMembershipChange(membership, type, nodeId, payload) }, replication);
 }
