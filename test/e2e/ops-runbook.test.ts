@@ -1,8 +1,9 @@
 // The operator's book (docs/operations/*.md) is executable: every fenced shell block marked
 // ```sh runbook is run, page by page and in order, as one bash script (set -euo pipefail)
 // against real members on loopback; a block marked ```sh covered-by=<test file> is exercised
-// by that test instead (the image, the chart); an unmarked shell block fails this test, so a
-// command cannot be added to the book without being run somewhere.
+// by that test instead (the image, the chart); ```sh host-only marks the few steps that change
+// the host itself (useradd, systemctl) and are run by no test; an unmarked shell block fails
+// this test, so a command cannot enter the book without a decision about how it is checked.
 //
 // The pages name hosts through variables (NODE1_CLIENT, NODE1_PEER, NODE1_HEALTH, ... NODE6_*,
 // DATA, BACKUP_DIR): here they are loopback addresses with free ports. `metastore` is a small
@@ -105,7 +106,8 @@ describe('operations runbook', () => {
         if (!SHELL.test(block.info)) continue;
         const covered = /covered-by=(\S+)/.exec(block.info)?.[1];
         const where = `${page}: \`\`\`${block.info}\n${block.body.slice(0, 200)}`;
-        expect(block.info === 'sh runbook' || covered !== undefined, `unmarked shell block in ${where}`).toBe(true);
+        const marked = block.info === 'sh runbook' || block.info === 'sh host-only' || covered !== undefined;
+        expect(marked, `unmarked shell block in ${where}`).toBe(true);
         if (covered !== undefined) expect(existsSync(join(REPO_ROOT, covered)), `${where}: no test ${covered}`).toBe(true);
       }
     }
