@@ -117,9 +117,17 @@ describe('operations runbook', () => {
     const runnable = blocks(readFileSync(join(BOOK, page), 'utf8')).filter((b) => b.info === 'sh runbook');
     if (runnable.length === 0) continue;
     it(`${page}: its commands run against a local cluster`, async () => {
-      await requireTool('etcdctl', 'etcd-client');
-      await requireTool('jq', 'jq');
-      await requireTool('curl', 'curl');
+      // What the pages' commands use, installed (as root) when missing, never skipped.
+      const tools = [
+        ['etcdctl', 'etcd-client'],
+        ['jq', 'jq'],
+        ['curl', 'curl'],
+        ['openssl', 'openssl'],
+        ['promtool', 'prometheus'],
+        ['ss', 'iproute2'],
+        ['systemd-analyze', 'systemd'],
+      ];
+      for (const [tool, debianPackage] of tools) await requireTool(tool!, debianPackage!);
       const dir = join(scratch, page.replace(/\.md$/, ''));
       mkdirSync(join(dir, 'bin'), { recursive: true });
       writeFileSync(join(dir, 'bin', 'metastore'), WRAPPER);
