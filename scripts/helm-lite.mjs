@@ -139,7 +139,7 @@ function operand(word, scope) {
     if (!scope.vars.has(name)) throw new Error(`undefined variable ${name}`);
     return field(scope.vars.get(name), path.join('.'));
   }
-  return undefined;
+  throw new Error(`unsupported function or operand "${word}"`);
 }
 
 function pipeline(text, scope) {
