@@ -25,8 +25,8 @@ export interface EndpointStatus {
 }
 
 /** `etcdctl endpoint status -w json` per endpoint; 64-bit IDs kept exact as strings. */
-export async function endpointStatuses(endpoints: string): Promise<EndpointStatus[]> {
-  const result = await etcdctl(endpoints, ['endpoint', 'status', '-w', 'json', '--command-timeout=2s']);
+export async function endpointStatuses(endpoints: string, extraArgs: readonly string[] = []): Promise<EndpointStatus[]> {
+  const result = await etcdctl(endpoints, [...extraArgs, 'endpoint', 'status', '-w', 'json', '--command-timeout=2s']);
   if (!result.stdout.trim().startsWith('[')) return [];
   const exact = result.stdout.replace(/"(member_id|leader|cluster_id|raft_term)":(\d+)/g, '"$1":"$2"');
   return (JSON.parse(exact) as Array<{ Endpoint: string; Status: any }>).map((e) => ({
