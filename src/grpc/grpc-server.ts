@@ -16,6 +16,7 @@ import { LeaderGuard } from './require-leader.js';
 import { watchHandlers } from './watch-service.js';
 import { MemberDialer } from './member-dialer.js';
 import { services, type ServiceName } from './proto.js';
+import type { GatewayServices } from './gateway/gateway.js';
 
 export interface GrpcServerOptions {
   host: string;
@@ -47,6 +48,8 @@ export interface RunningGrpcServer {
   port: number;
   /** Open client connections, counted at accept (undefined without the limited listener). */
   openConnections(): number | undefined;
+  /** Every service's served definition and handlers, for the JSON gateway to call in-process. */
+  readonly services: GatewayServices;
   /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then cuts the rest. */
   close(graceMs: number): Promise<void>;
 }
@@ -84,6 +87,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     hasLeader: () => kv.raft === undefined || kv.raft.leader !== 0n,
     checkIntervalMs: options.electionTimeoutMs ?? DEFAULT_ELECTION_TIMEOUT_MS,
   });
+  const served: Partial<Record<ServiceName, GatewayServices[ServiceName]>> = {};
   for (const name of Object.keys(services) as ServiceName[]) {
     const definition = withRequestSizes(services[name], etcdReceiveLimit);
     const handlers: Handlers = {};
@@ -91,6 +95,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
       handlers[method] = leaderGuard.wrap(method, methodDefinition, built[name]?.[method] ?? unimplemented(name, method));
     }
     server.addService(definition, handlers);
+    served[name] = { definition, handlers };
   }
   const listener = options.listener;
   let port: number;
@@ -108,6 +113,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
   return {
     port,
     openConnections: () => listener?.open,
+    services: served as GatewayServices,
     close: (graceMs) =>
       new Promise<void>((resolve) => {
         leaderGuard.close();
