@@ -7,7 +7,7 @@
 // status, auth (user, role, enable, authenticate, calls with and without the token, disable),
 // lock/unlock, malformed JSON, wrong JSON types, unknown paths, wrong methods, /v3beta/.
 
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectSameAsEtcd } from '../support/differential.js';
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
@@ -192,4 +192,19 @@ describe('HTTP/JSON gateway (differential against etcd 3.4.23)', () => {
   it('answers a curl session as etcd does', async () => {
     await expectSameAsEtcd(session);
   }, 120_000);
+});
+
+describe('--enable-grpc-gateway=false', () => {
+  it('leaves /v3/ unserved while the rest of the client port still answers', async () => {
+    const { startMetaStore } = await import('../support/servers.js');
+    const server = await startMetaStore({ extraArgs: ['--enable-grpc-gateway=false'] });
+    try {
+      const off = await fetch(`${server.endpoint}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: b64('a') }) });
+      expect([off.status, await off.text()]).toEqual([404, '404 page not found\n']);
+      const version = await fetch(`${server.endpoint}/version`);
+      expect(version.status).toBe(200);
+    } finally {
+      await server.destroy();
+    }
+  }, 60_000);
 });

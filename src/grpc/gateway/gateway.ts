@@ -93,12 +93,13 @@ export class JsonGateway {
   serve(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]!;
     const route = routeOf(path);
-    if (route === undefined) return sendText(res, 404, 'Not Found');
-    if (req.method !== 'POST') return sendText(res, 405, 'Method Not Allowed');
-    const bound = this.bind(route.service, route.method);
-    const { definition } = bound;
-    if (definition.requestStream) return this.serveBidi(bound, req, res);
-    void this.serveSingleRequest(bound, req, res);
+    if (route === undefined) sendText(res, 404, 'Not Found');
+    else if (req.method !== 'POST') sendText(res, 405, 'Method Not Allowed');
+    else {
+      const bound = this.bind(route.service, route.method);
+      if (bound.definition.requestStream) this.serveBidi(bound, req, res);
+      else void this.serveSingleRequest(bound, req, res);
+    }
   }
 
   private bind(service: ServiceName, method: string): Bound {
@@ -166,17 +167,21 @@ export class JsonGateway {
         } catch (error) {
           if (!(error instanceof GoJsonError)) throw error;
           // An incomplete object waits for more of the body; anything else ends the sending.
-          if (!final && error.message === 'unexpected EOF') return;
-          return halfClose();
+          if (final || error.message !== 'unexpected EOF') halfClose();
+          return;
         }
-        if (read === undefined) return final ? halfClose() : undefined;
+        if (read === undefined) {
+          if (final) halfClose();
+          return;
+        }
         offset = read.end;
         let request: unknown;
         try {
           request = this.decode(bound, read.value);
         } catch (error) {
           if (!(error instanceof GoJsonError)) throw error;
-          return halfClose();
+          halfClose();
+          return;
         }
         call.emit('data', request);
       }

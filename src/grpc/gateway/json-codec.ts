@@ -149,7 +149,7 @@ function messageJson(type: protobuf.Type, message: protobuf.Message): string {
   const parts: string[] = [];
   const own = message as unknown as Record<string, unknown>;
   for (const field of type.fieldsArray) {
-    if (!Object.prototype.hasOwnProperty.call(own, field.name)) continue;
+    if (!Object.hasOwn(own, field.name)) continue;
     const value = own[field.name];
     if (field.repeated) {
       const items = value as unknown[];
