@@ -15,7 +15,8 @@ function toWireMember(member: Member) {
 
 /** `dialer` reaches the leader's client port for the member changes a follower forwards. */
 export function clusterHandlers(kv: KvServer, headers: ResponseHeaders, dialer: MemberDialer): Handlers {
-  const header = () => headers.at(kv.currentRevision);
+  // etcd's Cluster service fills in no revision (ClusterServer.header: IDs and term only).
+  const header = () => headers.at(0);
   /**
    * Membership changes are made by the leader: it alone knows the learners' progress, and a
    * member being removed may never hear the commit of its own removal (the leader stops

@@ -17,6 +17,7 @@ import { LeaderGuard } from './require-leader.js';
 import { watchHandlers } from './watch-service.js';
 import { MemberDialer } from './member-dialer.js';
 import { services, type ServiceName } from './proto.js';
+import type { GatewayServices } from './gateway/gateway.js';
 
 export interface GrpcServerOptions {
   host: string;
@@ -72,6 +73,8 @@ export interface RunningGrpcServer {
   port: number;
   /** Open client connections, counted at accept (undefined without the limited listener). */
   openConnections(): number | undefined;
+  /** Every service's served definition and handlers, for the JSON gateway to call in-process. */
+  readonly services: GatewayServices;
   /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then cuts the rest. */
   close(graceMs: number): Promise<void>;
 }
@@ -121,6 +124,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     hasLeader: () => kv.raft === undefined || kv.raft.leader !== 0n,
     checkIntervalMs: options.electionTimeoutMs ?? DEFAULT_ELECTION_TIMEOUT_MS,
   });
+  const served: Partial<Record<ServiceName, GatewayServices[ServiceName]>> = {};
   for (const name of Object.keys(services) as ServiceName[]) {
     const definition = withRequestSizes(services[name], receiveLimit);
     const handlers: Handlers = {};
@@ -128,6 +132,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
       handlers[method] = leaderGuard.wrap(method, methodDefinition, built[name]?.[method] ?? unimplemented(name, method));
     }
     server.addService(definition, handlers);
+    served[name] = { definition, handlers };
   }
   const pingPolicy = { minTimeMs: keepalive.minTimeMs, onTooManyPings: options.onTooManyPings };
   const before = http2ServersOf(server);
@@ -151,6 +156,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
   return {
     port,
     openConnections: () => listener?.open,
+    services: served as GatewayServices,
     close: (graceMs) =>
       new Promise<void>((resolve) => {
         leaderGuard.close();

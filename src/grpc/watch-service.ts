@@ -156,11 +156,9 @@ class WatchCall {
       this.flush();
     });
     this.call.on('data', (request: WireWatchRequest) => this.onRequest(request));
-    this.call.on('end', () => {
-      // The client half-closed: etcd ends the stream too.
-      this.finish();
-      this.call.end();
-    });
+    // A client that half-closes still gets its watches' events: etcd 3.4's watch stream ends
+    // only when the client cancels it (its receive loop returns on EOF, the send loop goes on).
+    // etcd's JSON gateway relies on it: it half-closes as soon as the request body ends.
     this.call.on('error', this.finish);
     this.call.on('close', this.finish);
     this.call.on('cancelled', this.finish);

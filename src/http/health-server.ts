@@ -17,6 +17,7 @@
 // The decisions live in health.ts; this file only maps them to HTTP. Request logging is off
 // (probes arrive every second or two; DESIGN.md §8: no info logs in hot loops).
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { listenErrorOf } from '../util/listen-error.js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
@@ -174,14 +175,44 @@ export function buildMetricsApp(options: Omit<MetricsServerOptions, 'host' | 'po
   return app;
 }
 
+/** etcd's JSON gateway (src/grpc/gateway), served on the raw request under its prefixes. */
+export interface RawHttpHandler {
+  readonly prefixes: readonly string[];
+  serve(request: IncomingMessage, reply: ServerResponse): void;
+}
+
+const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
+
+/** Hands requests under the prefixes over untouched: the body unread, the reply raw. */
+function addRawHandler(app: FastifyInstance, raw: RawHttpHandler): void {
+  void app.register(async (scope) => {
+    // Leave the body to the handler (it streams some bodies, and reports Go's JSON errors).
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
+    for (const prefix of raw.prefixes) {
+      scope.route({
+        method: ALL_METHODS,
+        url: `${prefix}*`,
+        handler: (request, reply) => {
+          reply.hijack();
+          raw.serve(request.raw, reply.raw);
+        },
+      });
+    }
+  });
+}
+
 /**
- * HTTP/1.1 on the client port, beside gRPC (as etcd serves it there): etcd's endpoints and
- * MetaStore's /readiness and /liveness. Connections come from the client listener.
+ * HTTP/1.1 on the client port, beside gRPC (as etcd serves it there): etcd's endpoints,
+ * MetaStore's /readiness and /liveness, and etcd's JSON gateway when given. Connections come
+ * from the client listener. Unknown paths get Go's "404 page not found", as from etcd.
  */
-export function buildClientPortApp(options: EtcdEndpointsOptions): FastifyInstance {
+export function buildClientPortApp(options: EtcdEndpointsOptions & { gateway?: RawHttpHandler }): FastifyInstance {
   const app = newApp(options.logger);
   addEtcdEndpoints(app, options);
   addProbes(app, options.sources, healthOptions(options.health));
+  if (options.gateway !== undefined) addRawHandler(app, options.gateway);
+  app.setNotFoundHandler((_request, reply) => reply.code(404).type(TEXT).header('x-content-type-options', 'nosniff').send('404 page not found\n'));
   return app;
 }
 

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { clientAdvertiseUrls, clientListenUrls, type Config } from '../config/schema.js';
 import { bindHost, formatUrl } from '../config/values.js';
 import { ClientListener } from '../grpc/client-listener.js';
+import { JsonGateway } from '../grpc/gateway/gateway.js';
 import { startGrpcServer } from '../grpc/grpc-server.js';
 import type { MemberDialer } from '../grpc/member-dialer.js';
 import { setAdmission, setCallHooks, setRequestLimits } from '../grpc/handler.js';
@@ -106,6 +107,12 @@ export function internalErrorSink(recover: boolean, grpcLog: Pick<Logger, 'error
   };
 }
 
+/** JSON bodies are larger than the protobuf they carry (base64, names): the gateway reads up
+ * to this multiple of --max-request-bytes (plus headroom), leaving the exact limit to the same
+ * size check gRPC requests pass. */
+const GATEWAY_BODY_FACTOR = 4;
+const GATEWAY_BODY_HEADROOM = 2 * 1024 * 1024;
+
 /** Handler-wide settings: hooks, admission (rate limit), timeouts and the slow-request log. */
 function configureHandlers(options: ClientEdgeOptions, grpcLog: Logger): void {
   const { config, metrics, logger } = options;
@@ -146,11 +153,14 @@ export async function startClientEdge(options: ClientEdgeOptions): Promise<Runni
     keepalive: { minTimeMs: config.grpc.keepaliveMinTimeMs, intervalMs: config.grpc.keepaliveIntervalMs, timeoutMs: config.grpc.keepaliveTimeoutMs },
     onTooManyPings: (remoteAddress) => grpcLog.warn({ remoteAddress }, 'closed client connection: too many pings (GOAWAY too_many_pings)'),
   });
+  const gateway = new JsonGateway(grpc.services, { maxBodyBytes: GATEWAY_BODY_FACTOR * config.limits.maxRequestBytes + GATEWAY_BODY_HEADROOM });
   const app = buildClientPortApp({
     sources: options.sources,
     metrics: options.metrics,
     versions: etcdVersions(),
     logger: logger.child({ component: 'http' }),
+    // etcd 3.4 serves /v3/ and its older /v3beta/ spelling (not /v3alpha/).
+    gateway: config.grpc.enableGateway ? { prefixes: ['/v3/', '/v3beta/'], serve: (request, reply) => gateway.serve(request, reply) } : undefined,
   });
   const http1 = await serveInjected(app);
   bound.listener.serveHttp1((socket) => http1.handle(socket));

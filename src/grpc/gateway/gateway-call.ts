@@ -1,0 +1,110 @@
+// The call objects the gateway hands to the gRPC service handlers: the handlers cannot tell
+// them from grpc-js's own (they read the same request, metadata, peer certificate and deadline,
+// and a stream's write/end/'error' behave alike), so the gateway shares every handler's
+// checks, limits, metrics and errors instead of repeating them.
+//
+// Metadata is what grpc-gateway forwards: the Authorization header as "authorization" (the
+// auth token, checked like a gRPC call's) and every "Grpc-Metadata-<key>" header as <key>.
+
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import { TLSSocket } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+
+const METADATA_PREFIX = 'grpc-metadata-';
+
+export function metadataOf(request: IncomingMessage): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined) continue;
+    const values = Array.isArray(value) ? value : [value];
+    const key = name === 'authorization' ? name : name.startsWith(METADATA_PREFIX) ? name.slice(METADATA_PREFIX.length) : undefined;
+    if (key === undefined || key === '' || key.endsWith('-bin')) continue;
+    for (const v of values) metadata.add(key, v);
+  }
+  return metadata;
+}
+
+/** What every call object carries: the request's identity as grpc-js would present it. */
+export class GatewayCallBase extends EventEmitter {
+  cancelled = false;
+  readonly metadata: grpc.Metadata;
+
+  constructor(
+    readonly request: unknown,
+    private readonly http: IncomingMessage,
+  ) {
+    super();
+    this.metadata = metadataOf(http);
+  }
+
+  getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: ReturnType<TLSSocket['getPeerCertificate']> } {
+    const socket = this.http.socket;
+    if (!(socket instanceof TLSSocket)) return {};
+    return { transportSecurityType: 'ssl', sslPeerCertificate: socket.authorized ? socket.getPeerCertificate() : undefined };
+  }
+
+  getDeadline(): grpc.Deadline {
+    return Infinity;
+  }
+
+  getPeer(): string {
+    return `${this.http.socket.remoteAddress ?? ''}:${this.http.socket.remotePort ?? 0}`;
+  }
+
+  getPath(): string {
+    return this.http.url ?? '';
+  }
+
+  sendMetadata(): void {}
+}
+
+/** Where a stream call's output goes (the HTTP response, as chunks). */
+export interface StreamSink {
+  /** One response message; false when the client should be given time to read (backpressure). */
+  message(response: unknown, written: () => void): boolean;
+  /** The stream failed with this status (grpc-js receives it as an emitted 'error'). */
+  failed(status: Partial<grpc.ServiceError>): void;
+  /** The server ended the stream. */
+  ended(): void;
+}
+
+/**
+ * A streaming call (server or bidi): the handler writes responses and ends or fails it; the
+ * gateway pushes decoded requests ('data') and the end of the body ('end') into it.
+ */
+export class GatewayStreamCall extends GatewayCallBase {
+  private done = false;
+
+  constructor(request: unknown, http: IncomingMessage, private readonly sink: StreamSink) {
+    super(request, http);
+    this.on('error', (status: Partial<grpc.ServiceError>) => {
+      if (this.done) return;
+      this.done = true;
+      sink.failed(status);
+      this.emit('close');
+    });
+  }
+
+  write(response: unknown, callback?: () => void): boolean {
+    if (this.done || this.cancelled) return false;
+    return this.sink.message(response, () => callback?.());
+  }
+
+  end(): void {
+    if (this.done) return;
+    this.done = true;
+    this.sink.ended();
+    this.emit('finish');
+    this.emit('close');
+  }
+
+  /** The HTTP client went away. */
+  cancel(): void {
+    if (this.cancelled || this.done) return;
+    this.cancelled = true;
+    this.done = true;
+    this.emit('cancelled', 'cancelled');
+    this.emit('close');
+  }
+}

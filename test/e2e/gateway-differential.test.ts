@@ -1,0 +1,210 @@
+// Differential test of etcd's HTTP/JSON gateway (3.4.23): the same HTTP session against a
+// fresh real etcd and a fresh MetaStore must give identical status codes and bodies, once
+// what differs by design is masked: cluster/member IDs, raft terms, lease IDs, auth tokens,
+// database sizes and raft indexes, URLs' ports, and the status field MetaStore does not have
+// (dbSizeInUse). Covered: KV with options, txn with compares, compaction, lease grant/
+// keepalive/timetolive/leases/revoke, a watch stream seeing puts and a delete, member list,
+// status, auth (user, role, enable, authenticate, calls with and without the token, disable),
+// lock/unlock, malformed JSON, wrong JSON types, unknown paths, wrong methods, /v3beta/.
+
+import { describe, expect, it } from 'vitest';
+import { expectSameAsEtcd } from '../support/differential.js';
+
+const b64 = (text: string): string => Buffer.from(text).toString('base64');
+
+/** Values that differ between two servers by design, by JSON key. */
+const MASKED_KEYS = new Set(['cluster_id', 'member_id', 'raft_term', 'leader', 'raftTerm', 'dbSize', 'raftIndex', 'raftAppliedIndex', 'token', 'ID', 'grantedTTL']);
+const DROPPED_KEYS = new Set(['dbSizeInUse']);
+
+function mask(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(mask);
+  if (typeof value !== 'object' || value === null) return typeof value === 'string' ? value.replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:<port>') : value;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (DROPPED_KEYS.has(key)) continue;
+    // A lock's key ends with the lease ID (hex); mask the whole key.
+    out[key] = MASKED_KEYS.has(key) ? `<${key}>` : key === 'key' && typeof v === 'string' && Buffer.from(v, 'base64').toString().startsWith('mylock/') ? '<lock key>' : mask(v);
+  }
+  return out;
+}
+
+/** A body as the transcript shows it: JSON masked (key order kept), anything else verbatim. */
+function maskBody(text: string): string {
+  try {
+    return JSON.stringify(mask(JSON.parse(text)));
+  } catch {
+    return JSON.stringify(text);
+  }
+}
+
+interface Client {
+  post(path: string, body?: string, headers?: Record<string, string>): Promise<string>;
+  raw(path: string, init: RequestInit): Promise<string>;
+  leaseId: string;
+}
+
+function client(endpoint: string): Client {
+  const raw = async (path: string, init: RequestInit): Promise<string> => {
+    const response = await fetch(`${endpoint}${path}`, init);
+    const text = await response.text();
+    const lines = text.split('\n').filter((l) => l !== '');
+    return `${init.method ?? 'GET'} ${path} -> ${response.status} ${lines.map(maskBody).join('\n')}`;
+  };
+  return {
+    raw,
+    post: (path, body, headers) => raw(path, { method: 'POST', body, headers }),
+    leaseId: '',
+  };
+}
+
+async function kvSteps(c: Client): Promise<string[]> {
+  const out: string[] = [];
+  for (const [key, value] of [['a', '1'], ['b', '2'], ['c', '3'], ['a', '4']]) {
+    out.push(await c.post('/v3/kv/put', JSON.stringify({ key: b64(key!), value: b64(value!), prev_kv: true })));
+  }
+  const range = (body: object): Promise<string> => c.post('/v3/kv/range', JSON.stringify(body));
+  out.push(await range({ key: b64('a'), range_end: b64('z') }));
+  out.push(await range({ key: b64('a'), range_end: b64('z'), limit: 2, sort_order: 'DESCEND', sort_target: 'KEY' }));
+  out.push(await range({ key: b64('a'), range_end: b64('z'), keys_only: true, serializable: true }));
+  out.push(await range({ key: b64('a'), range_end: b64('z'), count_only: true }));
+  out.push(await range({ key: b64('a'), revision: '2' }));
+  out.push(await range({ key: b64('a'), rangeEnd: b64('c'), minModRevision: 3 }));
+  out.push(await c.post('/v3beta/kv/range', JSON.stringify({ key: b64('b') })));
+  out.push(await c.post('/v3/kv/deleterange', JSON.stringify({ key: b64('b'), prev_kv: true })));
+  out.push(await c.post('/v3/kv/deleterange', JSON.stringify({ key: b64('x') })));
+  const txn = (value: string): string =>
+    JSON.stringify({
+      compare: [{ key: b64('a'), result: 'EQUAL', target: 'VALUE', value: b64(value) }],
+      success: [{ request_put: { key: b64('t'), value: b64('yes') } }, { request_range: { key: b64('a') } }],
+      failure: [{ request_delete_range: { key: b64('c') } }],
+    });
+  out.push(await c.post('/v3/kv/txn', txn('4')));
+  out.push(await c.post('/v3/kv/txn', txn('nope')));
+  out.push(await c.post('/v3/kv/compaction', JSON.stringify({ revision: 4, physical: true })));
+  out.push(await range({ key: b64('a'), revision: 3 }));
+  out.push(await range({ key: b64('a'), revision: 100 }));
+  return out;
+}
+
+async function errorSteps(c: Client): Promise<string[]> {
+  return [
+    await c.post('/v3/kv/put', '{}'),
+    await c.post('/v3/kv/range', '{bad'),
+    await c.post('/v3/kv/range', '{"key":"YQ==",'),
+    await c.post('/v3/kv/range', '{"key":"YQ==" "x"}'),
+    await c.post('/v3/kv/range', '[]'),
+    await c.post('/v3/kv/range', '{"key":123}'),
+    await c.post('/v3/kv/range', '{"key":"YQ==","limit":"x"}'),
+    await c.post('/v3/kv/range', '{"key":"YQ==","limit":1.5}'),
+    await c.post('/v3/kv/range', '{"key":"YQ==","keys_only":"yes"}'),
+    await c.post('/v3/kv/range', '{"key":"YQ==","unknown_field":1}'),
+    await c.post('/v3/kv/range'),
+    await c.post('/v3/kv/nothing', '{}'),
+    await c.post('/v3alpha/kv/range', '{}'),
+    await c.raw('/nothing', { method: 'GET' }),
+    await c.raw('/v3/kv/range', { method: 'GET' }),
+    await c.raw('/v3/kv/put', { method: 'PUT', body: '{}' }),
+  ];
+}
+
+async function leaseSteps(c: Client, endpoint: string): Promise<string[]> {
+  const granted = await fetch(`${endpoint}/v3/lease/grant`, { method: 'POST', body: '{"TTL":60}' });
+  const id = ((await granted.json()) as { ID: string }).ID;
+  const out = [`grant -> ${granted.status}`];
+  out.push(await c.post('/v3/kv/put', JSON.stringify({ key: b64('leased'), value: b64('v'), lease: id })));
+  out.push(await c.post('/v3/lease/timetolive', JSON.stringify({ ID: id, keys: true })));
+  out.push(await c.post('/v3/lease/keepalive', JSON.stringify({ ID: id })));
+  out.push(await c.post('/v3/kv/lease/leases', '{}'));
+  out.push(await c.post('/v3/lock', JSON.stringify({ name: b64('mylock'), lease: id })));
+  out.push(await c.post('/v3/lease/revoke', JSON.stringify({ ID: id })));
+  out.push(await c.post('/v3/kv/lease/timetolive', JSON.stringify({ ID: id })));
+  out.push(await c.post('/v3/lease/revoke', JSON.stringify({ ID: id })));
+  out.push(await c.post('/v3/kv/range', JSON.stringify({ key: b64('leased') })));
+  return out;
+}
+
+async function authSteps(c: Client, endpoint: string): Promise<string[]> {
+  const out = [
+    await c.post('/v3/auth/user/add', JSON.stringify({ name: 'root', password: 'secret' })),
+    await c.post('/v3/auth/user/grant', JSON.stringify({ user: 'root', role: 'root' })),
+    await c.post('/v3/auth/role/add', JSON.stringify({ name: 'reader' })),
+    await c.post('/v3/auth/role/grant', JSON.stringify({ name: 'reader', perm: { permType: 'READ', key: b64('a'), range_end: b64('b') } })),
+    await c.post('/v3/auth/role/get', JSON.stringify({ role: 'reader' })),
+    await c.post('/v3/auth/enable', '{}'),
+    await c.post('/v3/kv/range', JSON.stringify({ key: b64('a') })),
+    await c.post('/v3/auth/authenticate', JSON.stringify({ name: 'root', password: 'wrong' })),
+  ];
+  const authenticated = await fetch(`${endpoint}/v3/auth/authenticate`, { method: 'POST', body: JSON.stringify({ name: 'root', password: 'secret' }) });
+  const token = ((await authenticated.json()) as { token: string }).token;
+  out.push(`authenticate -> ${authenticated.status}`);
+  out.push(await c.post('/v3/kv/range', JSON.stringify({ key: b64('a') }), { Authorization: token }));
+  out.push(await c.post('/v3/kv/range', JSON.stringify({ key: b64('a') }), { Authorization: 'not-a-token' }));
+  out.push(await c.post('/v3/auth/user/list', '{}', { Authorization: token }));
+  out.push(await c.post('/v3/auth/disable', '{}', { Authorization: token }));
+  out.push(await c.post('/v3/kv/range', JSON.stringify({ key: b64('a') })));
+  return out;
+}
+
+async function watchSteps(endpoint: string, c: Client): Promise<string[]> {
+  const abort = new AbortController();
+  const response = await fetch(`${endpoint}/v3/watch`, {
+    method: 'POST',
+    body: JSON.stringify({ create_request: { key: b64('w'), range_end: b64('x'), prev_kv: true } }),
+    signal: abort.signal,
+  });
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = '';
+  const nextLine = async (): Promise<string> => {
+    while (!buffered.includes('\n')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('watch stream ended');
+      buffered += value;
+    }
+    const at = buffered.indexOf('\n');
+    const line = buffered.slice(0, at);
+    buffered = buffered.slice(at + 1);
+    return maskBody(line);
+  };
+  const out = [`watch -> ${response.status}`, await nextLine()];
+  for (const [key, value] of [['w1', 'a'], ['w2', 'b'], ['w1', 'c']]) {
+    await c.post('/v3/kv/put', JSON.stringify({ key: b64(key!), value: b64(value!) }));
+    out.push(await nextLine());
+  }
+  await c.post('/v3/kv/deleterange', JSON.stringify({ key: b64('w1') }));
+  out.push(await nextLine());
+  abort.abort();
+  await reader.cancel().catch(() => undefined);
+  return out;
+}
+
+async function session(endpoint: string): Promise<string[]> {
+  const c = client(endpoint);
+  const out = [...(await kvSteps(c)), ...(await errorSteps(c))];
+  out.push(...(await leaseSteps(c, endpoint)));
+  out.push(...(await watchSteps(endpoint, c)));
+  out.push(await c.post('/v3/cluster/member/list', '{}'));
+  out.push(await c.post('/v3/maintenance/status', '{}'));
+  out.push(...(await authSteps(c, endpoint)));
+  return out;
+}
+
+describe('HTTP/JSON gateway (differential against etcd 3.4.23)', () => {
+  it('answers a curl session as etcd does', async () => {
+    await expectSameAsEtcd(session);
+  }, 120_000);
+});
+
+describe('--enable-grpc-gateway=false', () => {
+  it('leaves /v3/ unserved while the rest of the client port still answers', async () => {
+    const { startMetaStore } = await import('../support/servers.js');
+    const server = await startMetaStore({ extraArgs: ['--enable-grpc-gateway=false'] });
+    try {
+      const off = await fetch(`${server.endpoint}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: b64('a') }) });
+      expect([off.status, await off.text()]).toEqual([404, '404 page not found\n']);
+      const version = await fetch(`${server.endpoint}/version`);
+      expect(version.status).toBe(200);
+    } finally {
+      await server.destroy();
+    }
+  }, 60_000);
+});
