@@ -14,7 +14,7 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts } from '../support/ports.js';
 import { ServerProcess, removeDirSync, trackForCleanup } from '../support/processes.js';
-import { READY_LINE, planMetaStoreCluster, startMetaStore, type MetaStoreHandle } from '../support/servers.js';
+import { NO_LEADER_SERVING_LINE, READY_LINE, planMetaStoreCluster, startMetaStore, type MetaStoreHandle } from '../support/servers.js';
 import { etcdctl, requireTool } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 import { makeTestPki, type CertPair, type TestPki } from './tls-certs.js';
@@ -195,6 +195,8 @@ interface PeerTlsMember {
   pair?: CertPair;
   /** CA the member trusts for its peers (default the test CA). */
   ca?: string;
+  /** A member its peers refuse never finds a leader: it says so instead of "ready". */
+  refused?: boolean;
 }
 
 /** Starts MetaStore members on https peer URLs with per-member peer TLS flags. */
@@ -207,6 +209,7 @@ async function startPeerTlsCluster(members: PeerTlsMember[], common: string[], w
       name: m.name,
       ports: plan.ports[i]!,
       initialCluster,
+      ...(m.refused && { readyLine: NO_LEADER_SERVING_LINE }),
       extraArgs: [
         '--listen-peer-urls', peerUrls[i]!, '--initial-advertise-peer-urls', peerUrls[i]!,
         ...(m.pair ? ['--peer-cert-file', m.pair.cert, '--peer-key-file', m.pair.key, '--peer-trusted-ca-file', m.ca ?? pki.ca.cert] : []),
@@ -251,7 +254,7 @@ describe('peer TLS', () => {
     const good = [1, 2].map((i) => pki.issue(`cn-good${i}`, { cn: 'metastore-peer' }));
     const wrongCn = pki.issue('cn-wrong', { cn: 'intruder' });
     const { handles, endpoints } = await startPeerTlsCluster(
-      [{ name: 'm1', pair: good[0] }, { name: 'm2', pair: good[1] }, { name: 'm3', pair: wrongCn }],
+      [{ name: 'm1', pair: good[0] }, { name: 'm2', pair: good[1] }, { name: 'm3', pair: wrongCn, refused: true }],
       ['--peer-client-cert-auth', '--peer-cert-allowed-cn', 'metastore-peer'],
     );
     try {
@@ -281,7 +284,7 @@ describe('peer TLS', () => {
     const stranger = pki.issue('ca-stranger', { cn: 'metastore-peer', by: 'otherCa' });
     const { handles, endpoints } = await startPeerTlsCluster(
       // The stranger trusts the real CA (so it could talk to the others), but they do not trust it.
-      [{ name: 'm1', pair: good[0] }, { name: 'm2', pair: good[1] }, { name: 'm3', pair: stranger }],
+      [{ name: 'm1', pair: good[0] }, { name: 'm2', pair: good[1] }, { name: 'm3', pair: stranger, refused: true }],
       ['--peer-client-cert-auth'],
     );
     try {

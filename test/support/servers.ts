@@ -12,6 +12,8 @@ import { ServerProcess, removeDirSync, trackForCleanup } from './processes.js';
 import { requireTool } from './tools.js';
 
 export const READY_LINE = 'ready to serve client requests';
+/** What a MetaStore member logs when it serves (serializable reads, health) without a leader. */
+export const NO_LEADER_SERVING_LINE = 'serving client requests without a leader';
 const DEFAULT_READY_TIMEOUT_MS = 30_000;
 
 /** The repository root, resolved from this file's location (test/support/servers.ts). */
@@ -24,6 +26,9 @@ export interface ServerOptions {
   env?: Record<string, string>;
   /** Bound on the wait for the ready log line (default 30 s). */
   readyTimeoutMs?: number;
+  /** MetaStore only: the log line that means started (default READY_LINE; a member that can
+   * never find a leader logs NO_LEADER_SERVING_LINE instead). */
+  readyLine?: string;
   /** Member name (default "default"). */
   name?: string;
   /** MetaStore only: ports chosen by the caller (a cluster needs all peer ports up front). */
@@ -180,7 +185,7 @@ export async function startMetaStore(options: ServerOptions = {}): Promise<MetaS
     if (destroyed) throw new Error('MetaStore handle was destroyed');
     const server = new ServerProcess(`metastore :${clientPort} #${incarnations.length + 1}`, process.execPath, args, env);
     incarnations.push(server);
-    await server.waitForLog(READY_LINE, readyTimeoutMs);
+    await server.waitForLog(options.readyLine ?? READY_LINE, readyTimeoutMs);
   };
 
   let untrack = (): void => undefined;
