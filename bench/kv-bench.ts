@@ -94,24 +94,53 @@ async function startEtcdCluster(): Promise<{ endpoints: string[]; stop(): Promis
   const processes = [0, 1, 2].map((i) => {
     const client = `http://127.0.0.1:${ports[2 * i]}`;
     const peer = `http://127.0.0.1:${ports[2 * i + 1]}`;
-    return spawn('etcd', ['--name', `e${i}`, '--data-dir', dirs[i]!, '--listen-client-urls', client, '--advertise-client-urls', client,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', initial], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn(
+      'etcd',
+      [
+        '--name',
+        `e${i}`,
+        '--data-dir',
+        dirs[i]!,
+        '--listen-client-urls',
+        client,
+        '--advertise-client-urls',
+        client,
+        '--listen-peer-urls',
+        peer,
+        '--initial-advertise-peer-urls',
+        peer,
+        '--initial-cluster',
+        initial,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
   });
   await Promise.all(
-    processes.map((p) => new Promise<void>((resolve) => {
-      let log = '';
-      const onData = (chunk: Buffer) => {
-        log += chunk;
-        if (log.includes('ready to serve client requests')) resolve();
-      };
-      p.stdout!.on('data', onData);
-      p.stderr!.on('data', onData);
-    })),
+    processes.map(
+      (p) =>
+        new Promise<void>((resolve) => {
+          let log = '';
+          const onData = (chunk: Buffer) => {
+            log += chunk;
+            if (log.includes('ready to serve client requests')) resolve();
+          };
+          p.stdout!.on('data', onData);
+          p.stderr!.on('data', onData);
+        }),
+    ),
   );
   return {
     endpoints: [0, 1, 2].map((i) => `127.0.0.1:${ports[2 * i]}`),
     stop: async () => {
-      await Promise.all(processes.map((p) => new Promise<void>((resolve) => { p.once('exit', () => resolve()); p.kill('SIGTERM'); })));
+      await Promise.all(
+        processes.map(
+          (p) =>
+            new Promise<void>((resolve) => {
+              p.once('exit', () => resolve());
+              p.kill('SIGTERM');
+            }),
+        ),
+      );
       for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -121,7 +150,10 @@ async function startEtcdCluster(): Promise<{ endpoints: string[]; stop(): Promis
 async function waitForLeader(endpoints: string[]): Promise<void> {
   for (let attempt = 0; attempt < 300; attempt++) {
     const status = await new Promise<string>((resolve) => {
-      const child = spawn('etcdctl', [`--endpoints=${endpoints.join(',')}`, 'endpoint', 'status', '-w', 'json'], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'ignore'] });
+      const child = spawn('etcdctl', [`--endpoints=${endpoints.join(',')}`, 'endpoint', 'status', '-w', 'json'], {
+        env: { ...process.env, ETCDCTL_API: '3' },
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
       let out = '';
       child.stdout.on('data', (chunk) => (out += chunk));
       child.on('exit', () => resolve(out));
@@ -133,7 +165,11 @@ async function waitForLeader(endpoints: string[]): Promise<void> {
   throw new Error('no leader elected within 30 s');
 }
 
-interface Row { target: string; workload: string; result: Result }
+interface Row {
+  target: string;
+  workload: string;
+  result: Result;
+}
 
 async function benchTarget(target: string, endpoints: string[]): Promise<Row[]> {
   const linearizable = members > 1;
@@ -142,7 +178,11 @@ async function benchTarget(target: string, endpoints: string[]): Promise<Row[]> 
   const rows: Row[] = [];
   rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, result: await load(endpoints, 'put', puts, false) });
   const kind = linearizable ? 'linearizable' : 'serializable';
-  rows.push({ target, workload: `range (${kind}, 1 key), ${clients} clients / ${connections} conns`, result: await load(endpoints, 'range', ranges, linearizable) });
+  rows.push({
+    target,
+    workload: `range (${kind}, 1 key), ${clients} clients / ${connections} conns`,
+    result: await load(endpoints, 'range', ranges, linearizable),
+  });
   return rows;
 }
 

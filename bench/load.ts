@@ -36,7 +36,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     channels.push(new grpc.Client(options.endpoint, grpc.credentials.createInsecure(), { 'grpc.bench_connection': i, 'grpc.use_local_subchannel_pool': 1 }));
   }
   await Promise.all(
-    channels.map((channel) => new Promise<void>((resolve, reject) => channel.waitForReady(Date.now() + 10_000, (error) => (error ? reject(error) : resolve())))),
+    channels.map(
+      (channel) => new Promise<void>((resolve, reject) => channel.waitForReady(Date.now() + 10_000, (error) => (error ? reject(error) : resolve()))),
+    ),
   );
   const latencies = new Float64Array(options.totalOps);
   let issued = 0;

@@ -26,7 +26,9 @@ function benchmarks(dir = BENCH): Map<string, string> {
 
 /** The first line of a script's header comment: what it measures. */
 function summary(file: string): string {
-  const first = readFileSync(file, 'utf8').split('\n').find((line) => line.startsWith('//'));
+  const first = readFileSync(file, 'utf8')
+    .split('\n')
+    .find((line) => line.startsWith('//'));
   return first?.replace(/^\/\/\s*/, '') ?? '';
 }
 
@@ -34,7 +36,7 @@ const [name, ...flags] = process.argv.slice(2);
 const all = benchmarks();
 if (name === undefined || !all.has(name)) {
   if (name !== undefined) process.stderr.write(`unknown benchmark "${name}"\n`);
-  process.stdout.write('usage: npm run bench -- NAME [flags]   (flags: see the script\'s header)\n\n');
+  process.stdout.write("usage: npm run bench -- NAME [flags]   (flags: see the script's header)\n\n");
   for (const [short, file] of [...all].sort()) process.stdout.write(`  ${short.padEnd(12)} ${relative(process.cwd(), file).padEnd(28)} ${summary(file)}\n`);
   process.exit(name === undefined ? 0 : 2);
 }

@@ -62,7 +62,14 @@ function runGo(args: string[]): Promise<Output> {
   });
 }
 
-interface Row { target: string; workload: string; rate: number; p50: number; p99: number; note: string }
+interface Row {
+  target: string;
+  workload: string;
+  rate: number;
+  p50: number;
+  p99: number;
+  note: string;
+}
 
 async function benchTarget(target: string, endpoint: string): Promise<Row[]> {
   const rows: Row[] = [];
@@ -70,27 +77,38 @@ async function benchTarget(target: string, endpoint: string): Promise<Row[]> {
   await runGo(['-endpoint', endpoint, '-op', 'watch', '-watchers', String(watchers), '-rate', '50', '-puts', '100']);
   for (const rate of rates) {
     const r = await runGo(['-endpoint', endpoint, '-op', 'watch', '-watchers', String(watchers), '-rate', String(rate), '-puts', String(rate * seconds)]);
-    const complete = r['events'] === r['expectedEvents'] && r['outOfOrder'] === 0;
+    const complete = r.events === r.expectedEvents && r.outOfOrder === 0;
     rows.push({
       target,
       workload: `watch: ${watchers} watchers, ${rate} puts/s for ${seconds} s`,
-      rate: Number(r['eventsPerSecond']),
-      p50: Number(r['p50Ms']),
-      p99: Number(r['p99Ms']),
-      note: `${r['events']}/${r['expectedEvents']} events${complete ? '' : ' INCOMPLETE'}, out of order ${r['outOfOrder']}, put errors ${r['putErrors']}, max ${Number(r['maxMs']).toFixed(1)} ms`,
+      rate: Number(r.eventsPerSecond),
+      p50: Number(r.p50Ms),
+      p99: Number(r.p99Ms),
+      note: `${r.events}/${r.expectedEvents} events${complete ? '' : ' INCOMPLETE'}, out of order ${r.outOfOrder}, put errors ${r.putErrors}, max ${Number(r.maxMs).toFixed(1)} ms`,
     });
     console.error(target, JSON.stringify(r));
   }
-  await runGo(['-endpoint', endpoint, '-op', 'keepalive', '-leases', String(leases), '-streams', String(streams), '-total', String(Math.min(20_000, keepalives))]);
+  await runGo([
+    '-endpoint',
+    endpoint,
+    '-op',
+    'keepalive',
+    '-leases',
+    String(leases),
+    '-streams',
+    String(streams),
+    '-total',
+    String(Math.min(20_000, keepalives)),
+  ]);
   const k = await runGo(['-endpoint', endpoint, '-op', 'keepalive', '-leases', String(leases), '-streams', String(streams), '-total', String(keepalives)]);
   console.error(target, JSON.stringify(k));
   rows.push({
     target,
     workload: `lease keep-alive: ${leases} leases, ${streams} streams, closed loop`,
-    rate: Number(k['opsPerSecond']),
-    p50: Number(k['p50Ms']),
-    p99: Number(k['p99Ms']),
-    note: `${k['ops']} keep-alives, ${k['errors']} answered TTL <= 0`,
+    rate: Number(k.opsPerSecond),
+    p50: Number(k.p50Ms),
+    p99: Number(k.p99Ms),
+    note: `${k.ops} keep-alives, ${k.errors} answered TTL <= 0`,
   });
   return rows;
 }
@@ -103,7 +121,9 @@ function format(rows: Row[]): string {
     const etcd = rows.find((r) => r.workload === workload && r.target.startsWith('etcd'));
     const ms = rows.find((r) => r.workload === workload && r.target.startsWith('MetaStore'));
     if (etcd && ms) {
-      ratios.push(`- ${workload}: MetaStore / etcd throughput = **${(ms.rate / etcd.rate).toFixed(2)}**, p99 ${ms.p99.toFixed(1)} vs ${etcd.p99.toFixed(1)} ms`);
+      ratios.push(
+        `- ${workload}: MetaStore / etcd throughput = **${(ms.rate / etcd.rate).toFixed(2)}**, p99 ${ms.p99.toFixed(1)} vs ${etcd.p99.toFixed(1)} ms`,
+      );
     }
   }
   return [...lines, '', ...ratios].join('\n');

@@ -24,7 +24,10 @@ describe('parseCommandLine', () => {
   });
 
   it('serves with file, env and flags through the injected io', () => {
-    const result = parseCommandLine(['--config', 'c.yaml', '--max-txn-ops', '256'], io({ METASTORE_SERVER_NAME: 'env-name' }, { 'c.yaml': 'server:\n  data_dir: /srv/ms\n' }));
+    const result = parseCommandLine(
+      ['--config', 'c.yaml', '--max-txn-ops', '256'],
+      io({ METASTORE_SERVER_NAME: 'env-name' }, { 'c.yaml': 'server:\n  data_dir: /srv/ms\n' }),
+    );
     expect(result.command).toBe('serve');
     if (result.command !== 'serve') return;
     expect(result.config.dataDir).toBe('/srv/ms');
@@ -33,7 +36,9 @@ describe('parseCommandLine', () => {
   });
 
   it('refuses --enable-pprof with one line; accepts --enable-pprof=false', () => {
-    expect(() => parseCommandLine(['--enable-pprof'], io())).toThrow(/^config error: flag --enable-pprof: MetaStore has no Go profiler \(pprof\); profile the process with node --cpu-prof or node --inspect instead$/);
+    expect(() => parseCommandLine(['--enable-pprof'], io())).toThrow(
+      /^config error: flag --enable-pprof: MetaStore has no Go profiler \(pprof\); profile the process with node --cpu-prof or node --inspect instead$/,
+    );
     expect(parseCommandLine(['--enable-pprof=false'], io())).toEqual({ command: 'serve', config: DEFAULTS, notes: [] });
   });
 
@@ -44,8 +49,24 @@ describe('parseCommandLine', () => {
     const listed = [...section.matchAll(/^ {2}--([a-z-]+)/gm)].map((m) => m[1]);
     expect(listed).toEqual(['data-dir', 'wal-dir', 'name', 'initial-cluster', 'initial-cluster-token', 'initial-advertise-peer-urls', 'skip-hash-check']);
     const restore = parseCommandLine(
-      ['snapshot', 'restore', 's.db', '--data-dir', 'd', '--wal-dir', 'w', '--name', 'm1', '--initial-cluster', 'm1=http://127.0.0.1:2380',
-        '--initial-cluster-token', 't', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380', '--skip-hash-check'],
+      [
+        'snapshot',
+        'restore',
+        's.db',
+        '--data-dir',
+        'd',
+        '--wal-dir',
+        'w',
+        '--name',
+        'm1',
+        '--initial-cluster',
+        'm1=http://127.0.0.1:2380',
+        '--initial-cluster-token',
+        't',
+        '--initial-advertise-peer-urls',
+        'http://127.0.0.1:2380',
+        '--skip-hash-check',
+      ],
       io(),
     );
     expect(restore).toMatchObject({ command: 'snapshot-restore', dataDir: 'd', walDir: 'w', name: 'm1', initialClusterToken: 't', skipHashCheck: true });
@@ -70,9 +91,19 @@ describe('parseCommandLine', () => {
 describe('snapshot restore', () => {
   it('parses an etcdctl restore command line', () => {
     const argv = [
-      'snapshot', 'restore', 'snap.db', '--data-dir', '/var/lib/m1', '--name', 'm1',
-      '--initial-cluster', 'm1=http://10.0.1.10:2380,m2=http://10.0.1.11:2380',
-      '--initial-cluster-token', 'tkn', '--initial-advertise-peer-urls', 'http://10.0.1.10:2380',
+      'snapshot',
+      'restore',
+      'snap.db',
+      '--data-dir',
+      '/var/lib/m1',
+      '--name',
+      'm1',
+      '--initial-cluster',
+      'm1=http://10.0.1.10:2380,m2=http://10.0.1.11:2380',
+      '--initial-cluster-token',
+      'tkn',
+      '--initial-advertise-peer-urls',
+      'http://10.0.1.10:2380',
     ];
     expect(parseCommandLine(argv, io())).toEqual({
       command: 'snapshot-restore',
@@ -120,11 +151,25 @@ describe('snapshot status and migrate', () => {
     expect(parseCommandLine(['snapshot', 'status', 's.db'], io())).toEqual({ command: 'snapshot-status', snapshotFile: 's.db', format: 'simple' });
     expect(parseCommandLine(['snapshot', 'status', 's.db', '-w', 'json'], io())).toMatchObject({ format: 'json' });
     expect(parseCommandLine(['snapshot', 'status', '--write-out=table', 's.db'], io())).toMatchObject({ format: 'table' });
-    expect(() => parseCommandLine(['snapshot', 'status', 's.db', '-w', 'yaml'], io())).toThrow('config error: flag --write-out: "yaml" is not one of simple, table, json');
+    expect(() => parseCommandLine(['snapshot', 'status', 's.db', '-w', 'yaml'], io())).toThrow(
+      'config error: flag --write-out: "yaml" is not one of simple, table, json',
+    );
   });
 
   it('parses migrate with the member flags, and needs both directories', () => {
-    const argv = ['migrate', '--from-etcd-data-dir', '/var/lib/etcd', '--data-dir', '/var/lib/ms', '--name', 'm1', '--initial-cluster', 'm1=http://10.0.1.10:2380', '--initial-advertise-peer-urls', 'http://10.0.1.10:2380'];
+    const argv = [
+      'migrate',
+      '--from-etcd-data-dir',
+      '/var/lib/etcd',
+      '--data-dir',
+      '/var/lib/ms',
+      '--name',
+      'm1',
+      '--initial-cluster',
+      'm1=http://10.0.1.10:2380',
+      '--initial-advertise-peer-urls',
+      'http://10.0.1.10:2380',
+    ];
     expect(parseCommandLine(argv, io())).toMatchObject({
       command: 'migrate',
       etcdDataDir: '/var/lib/etcd',

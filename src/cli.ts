@@ -13,15 +13,7 @@ import { readFileSync } from 'node:fs';
 import { tokenize, type ArgToken } from './config/etcd-flags.js';
 import { ConfigError, helpText, loadConfig } from './config/parse-config.js';
 import type { Config } from './config/schema.js';
-import {
-  parseBool,
-  parseInitialCluster,
-  parseStringList,
-  parseUrl,
-  ValueProblem,
-  type InitialClusterMember,
-  type Url,
-} from './config/values.js';
+import { parseBool, parseInitialCluster, parseStringList, parseUrl, ValueProblem, type InitialClusterMember, type Url } from './config/values.js';
 
 /** The member a restore or migration makes. */
 export interface MemberFlags {
@@ -119,7 +111,10 @@ function parseSubcommandArgs(argv: readonly string[], what: string, valueFlags: 
     }
     const { name, inlineValue } = token.flag;
     if (boolFlags.includes(name)) {
-      args.bools.set(name, guard(`flag --${name}`, () => parseBool(inlineValue ?? 'true', true)));
+      args.bools.set(
+        name,
+        guard(`flag --${name}`, () => parseBool(inlineValue ?? 'true', true)),
+      );
       continue;
     }
     if (!valueFlags.includes(name)) fail(`unknown flag --${name} for ${what}`);
@@ -184,7 +179,7 @@ function parseMigrateCommand(argv: readonly string[]): MigrateCommand {
   const args = parseSubcommandArgs(argv, 'migrate', [...MEMBER_VALUE_FLAGS, 'from-etcd-data-dir'], []);
   if (args.positionals.length > 0) fail(`migrate takes no positional arguments, got ${JSON.stringify(args.positionals[0])}`);
   const etcdDataDir = args.values.get('from-etcd-data-dir');
-  if (etcdDataDir === undefined) fail('migrate needs --from-etcd-data-dir (a stopped etcd member\'s data dir)');
+  if (etcdDataDir === undefined) fail("migrate needs --from-etcd-data-dir (a stopped etcd member's data dir)");
   if (!args.values.has('data-dir')) fail('migrate needs --data-dir (the new MetaStore data dir)');
   return { command: 'migrate', etcdDataDir, ...memberFlags(args.values) };
 }

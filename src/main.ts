@@ -47,7 +47,11 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   const probes = new MetricProbes();
   const cluster = initialClusterOf(config);
   const derived = { memberId: cluster.selfId, clusterId: cluster.clusterId };
-  await importEtcdDataDirOnce(config, cluster.members.map((m) => m.id), log);
+  await importEtcdDataDirOnce(
+    config,
+    cluster.members.map((m) => m.id),
+    log,
+  );
   const storage = await openStorage({ dataDir: config.dataDir, walDir: config.walDir, storage: config.storage, derived, onWrite: probes.backendWrite });
   const outbox = new PeerOutbox();
   const member = await MemberUnit.open({ config, storage, cluster, clientUrls: clientPort.advertisedUrls, probes, sender: outbox, logger: log, failStop });
@@ -59,7 +63,17 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
   const sources = opsSources(kv, status);
   const metrics = createNodeMetrics(config, sources, storage.identity.memberId);
   if (metrics) probes.attach(metrics, kv.raft !== undefined && kv.raft.leader !== 0n);
-  const edge = await startClientEdge({ config, bound: clientPort, kv, identity: storage.identity, metrics, sources, logger: log, memberDialer: member.dialer, failStop });
+  const edge = await startClientEdge({
+    config,
+    bound: clientPort,
+    kv,
+    identity: storage.identity,
+    metrics,
+    sources,
+    logger: log,
+    memberDialer: member.dialer,
+    failStop,
+  });
   status.clientConnections = () => edge.openConnections();
   const compactor = startCompactor(config.compaction, kv, log);
   const sidePorts = await startSidePorts({ config, sources, metrics, logger: log });
@@ -68,14 +82,19 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
     log.info(serving, 'ready to serve client requests');
   } else {
     log.warn(serving, 'serving client requests without a leader (no quorum yet): serializable reads and health checks only until one is elected');
-    void kv.raft.leaderKnown().then(() => log.info(serving, 'ready to serve client requests'), () => undefined);
+    void kv.raft.leaderKnown().then(
+      () => log.info(serving, 'ready to serve client requests'),
+      () => undefined,
+    );
   }
 
   const { gracefulShutdownTimeoutMs } = config.reliability;
   const handOffTimeoutMs = Math.min(gracefulShutdownTimeoutMs, 2 * config.raft.electionTimeoutMs);
   shutdownOnSignals(
     {
-      markNotReady: () => void (status.shuttingDown = true),
+      markNotReady: () => {
+        status.shuttingDown = true;
+      },
       stopTimers: () => {
         compactor.close();
         member.stopTimers();
@@ -91,7 +110,7 @@ async function serve(config: Config, notes: readonly string[]): Promise<void> {
 }
 
 async function main(argv: readonly string[]): Promise<void> {
-  let command;
+  let command: ReturnType<typeof parseCommandLine>;
   try {
     command = parseCommandLine(argv);
   } catch (error) {

@@ -77,7 +77,19 @@ async function run(kind: 'memory' | 'leveldb', concurrency: number, total: numbe
   for (const id of ids) {
     const p = kind === 'memory' ? memoryPersister() : await levelPersister();
     persisters.set(id, p);
-    nodes.set(id, new RawNode({ id, electionTick: 10, heartbeatTick: 1, storage: p.storage, random: new SeededRandom(Number(id)), peers: ids, maxInflightMsgs: 256, maxSizePerMsg: 1 << 20 }));
+    nodes.set(
+      id,
+      new RawNode({
+        id,
+        electionTick: 10,
+        heartbeatTick: 1,
+        storage: p.storage,
+        random: new SeededRandom(Number(id)),
+        peers: ids,
+        maxInflightMsgs: 256,
+        maxSizePerMsg: 1 << 20,
+      }),
+    );
   }
   const leader = nodes.get(1n) as RawNode;
   let inbox: Message[] = [];
@@ -169,7 +181,7 @@ async function main(): Promise<void> {
       `- date: ${new Date().toISOString()}`,
       `- machine: nproc ${nproc}, ${cpuModel}, Node ${process.version}`,
       '- command: `node --import tsx bench/raft/raft-bench.ts --append`',
-      '- setup: 3 nodes in one process, one Ready per node per turn, 256-byte proposals, closed loop with `concurrency` outstanding proposals on the leader; latency = propose to applied on the leader. LevelDB: RaftLogStore in temp dirs, synced writes when Ready.mustSync, the three nodes\' writes in parallel.',
+      "- setup: 3 nodes in one process, one Ready per node per turn, 256-byte proposals, closed loop with `concurrency` outstanding proposals on the leader; latency = propose to applied on the leader. LevelDB: RaftLogStore in temp dirs, synced writes when Ready.mustSync, the three nodes' writes in parallel.",
       '- estimate beforehand: memory a few 100k/s at high concurrency; LevelDB ≈ batch / (2 × fsync).',
       '',
       '| storage | concurrency | commits | seconds | commits/s | p50 ms | p99 ms |',

@@ -164,25 +164,34 @@ describe('permission ranges', () => {
   it('the store grants exactly what the merged roles cover', () => {
     const opArb = fc.record({ role: fc.constantFrom('r1', 'r2'), permType: fc.constantFrom(PermType.READ, PermType.WRITE, PermType.READWRITE), r: range });
     fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 6 }), fc.constantFrom('a', 'ab', 'b', 'c', 'cc'), fc.constantFrom<'read' | 'write'>('read', 'write'), (grants, key, access) => {
-        const store = withRoot();
-        store.apply({ op: 'userAdd', name: 'u', passwordHash: 'h', noPassword: false });
-        for (const role of ['r1', 'r2']) {
-          store.apply({ op: 'roleAdd', name: role });
-          store.apply({ op: 'userGrantRole', user: 'u', role });
-        }
-        const ops: AuthOp[] = grants.map((g) => ({ op: 'roleGrantPermission', name: g.role, perm: { permType: g.permType, key: b(g.r.key), rangeEnd: b(g.r.rangeEnd) } }));
-        for (const op of ops) store.apply(op);
-        store.apply({ op: 'enable', tokenKey: '00' });
-        // Effective grants: the last grant of each (role, key, range_end) wins.
-        const effective = new Map<string, (typeof grants)[number]>();
-        for (const g of grants) effective.set(`${g.role}|${g.r.key}|${g.r.rangeEnd}`, g);
-        const model = [...effective.values()].some(
-          (g) => inRange(key, g.r.key, g.r.rangeEnd) && (g.permType === PermType.READWRITE || (access === 'read') === (g.permType === PermType.READ)),
-        );
-        const allowed = codeOf(() => store.checkPermitted({ username: 'u', revision: store.revision }, b(key), b(''), access)) === undefined;
-        expect(allowed).toBe(model);
-      }),
+      fc.property(
+        fc.array(opArb, { maxLength: 6 }),
+        fc.constantFrom('a', 'ab', 'b', 'c', 'cc'),
+        fc.constantFrom<'read' | 'write'>('read', 'write'),
+        (grants, key, access) => {
+          const store = withRoot();
+          store.apply({ op: 'userAdd', name: 'u', passwordHash: 'h', noPassword: false });
+          for (const role of ['r1', 'r2']) {
+            store.apply({ op: 'roleAdd', name: role });
+            store.apply({ op: 'userGrantRole', user: 'u', role });
+          }
+          const ops: AuthOp[] = grants.map((g) => ({
+            op: 'roleGrantPermission',
+            name: g.role,
+            perm: { permType: g.permType, key: b(g.r.key), rangeEnd: b(g.r.rangeEnd) },
+          }));
+          for (const op of ops) store.apply(op);
+          store.apply({ op: 'enable', tokenKey: '00' });
+          // Effective grants: the last grant of each (role, key, range_end) wins.
+          const effective = new Map<string, (typeof grants)[number]>();
+          for (const g of grants) effective.set(`${g.role}|${g.r.key}|${g.r.rangeEnd}`, g);
+          const model = [...effective.values()].some(
+            (g) => inRange(key, g.r.key, g.r.rangeEnd) && (g.permType === PermType.READWRITE || (access === 'read') === (g.permType === PermType.READ)),
+          );
+          const allowed = codeOf(() => store.checkPermitted({ username: 'u', revision: store.revision }, b(key), b(''), access)) === undefined;
+          expect(allowed).toBe(model);
+        },
+      ),
       { numRuns: 500 },
     );
   });

@@ -94,7 +94,7 @@ function withPermission(permissions: readonly Permission[], perm: Permission): P
   let at = out.findIndex((p) => Buffer.compare(p.key, perm.key) >= 0);
   if (at < 0) at = out.length;
   const existing = out[at];
-  if (existing !== undefined && existing.key.equals(perm.key) && existing.rangeEnd.equals(perm.rangeEnd)) out[at] = perm;
+  if (existing?.key.equals(perm.key) && existing.rangeEnd.equals(perm.rangeEnd)) out[at] = perm;
   else out.splice(at, 0, perm);
   return out;
 }

@@ -29,7 +29,12 @@ describe('bcrypt', () => {
 
   it("writes Go's $2a$ form that verifies, and pauses during the schedule", async () => {
     let pauses = 0;
-    const hash = await bcryptHash('secret', Uint8Array.from({ length: 16 }, (_, i) => i * 7), 5, async () => void pauses++);
+    const hash = await bcryptHash(
+      'secret',
+      Uint8Array.from({ length: 16 }, (_, i) => i * 7),
+      5,
+      async () => void pauses++,
+    );
     expect(hash).toMatch(/^\$2a\$05\$[./A-Za-z0-9]{53}$/);
     expect(isBcryptHash(hash)).toBe(true);
     expect(pauses).toBe(2); // 32 rounds, one pause per 16
@@ -38,7 +43,13 @@ describe('bcrypt', () => {
   });
 
   it('refuses malformed hashes and bad parameters instead of guessing', async () => {
-    for (const bad of ['', 'scrypt$1$2$3$4$5', '$2a$06$short', '$2x$06$DCq7YPn5Rq63x1Lad4cll.TV4S6ytwfsfvkgY8jIucDrjc8deX1s.', '$2a$03$DCq7YPn5Rq63x1Lad4cll.TV4S6ytwfsfvkgY8jIucDrjc8deX1s.']) {
+    for (const bad of [
+      '',
+      'scrypt$1$2$3$4$5',
+      '$2a$06$short',
+      '$2x$06$DCq7YPn5Rq63x1Lad4cll.TV4S6ytwfsfvkgY8jIucDrjc8deX1s.',
+      '$2a$03$DCq7YPn5Rq63x1Lad4cll.TV4S6ytwfsfvkgY8jIucDrjc8deX1s.',
+    ]) {
       expect(await bcryptVerify('', bad), bad).toBe(false);
     }
     await expect(bcryptHash('x', new Uint8Array(15), 10)).rejects.toThrow(RangeError);

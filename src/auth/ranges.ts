@@ -34,9 +34,7 @@ function endBefore(a: Buffer | null, b: Buffer | null): boolean {
 /** True when the union of `granted` covers every key of `wanted` (an empty `wanted` is covered). */
 export function covers(granted: readonly KeyInterval[], wanted: KeyInterval): boolean {
   if (wanted.end !== null && Buffer.compare(wanted.begin, wanted.end) >= 0) return true;
-  const sorted = granted
-    .filter((g) => g.end === null || Buffer.compare(g.begin, g.end) < 0)
-    .sort((a, b) => Buffer.compare(a.begin, b.begin));
+  const sorted = granted.filter((g) => g.end === null || Buffer.compare(g.begin, g.end) < 0).sort((a, b) => Buffer.compare(a.begin, b.begin));
   // `reached`: every key in [wanted.begin, reached) is covered so far.
   let reached: Buffer | null = wanted.begin;
   for (const interval of sorted) {

@@ -38,7 +38,11 @@ function flatten(tree: Tree, prefix = ''): Map<string, Array<[string, string]>> 
   const out = new Map<string, Array<[string, string]>>();
   for (const [name, content] of Object.entries(tree)) {
     const path = prefix + name;
-    if (Array.isArray(content)) out.set(path, content.map(([k, v]) => [k, v.toString('hex')]));
+    if (Array.isArray(content))
+      out.set(
+        path,
+        content.map(([k, v]) => [k, v.toString('hex')]),
+      );
     else for (const [p, list] of flatten(content, `${path}/`)) out.set(p, list);
   }
   return out;
@@ -159,7 +163,10 @@ describe('bbolt writer and reader', () => {
   });
 
   it('refuses keys out of order and plain values in the root bucket (caller bugs)', async () => {
-    const unsorted = [{ key: Buffer.from('b'), bucket: [] }, { key: Buffer.from('a'), bucket: [] }];
+    const unsorted = [
+      { key: Buffer.from('b'), bucket: [] },
+      { key: Buffer.from('a'), bucket: [] },
+    ];
     await expect(writeBbolt(unsorted, () => {})).rejects.toThrow(AssertionError);
     await expect(writeBbolt([{ key: Buffer.from('a'), value: Buffer.from('v') }], () => {})).rejects.toThrow(AssertionError);
   });

@@ -142,7 +142,10 @@ export class BboltReader {
   /** bbolt's Tx.Check, in short: problems found (empty when the file is consistent). */
   check(): string[] {
     const problems: string[] = [];
-    const seen = new Map<number, string>([[0, 'meta'], [1, 'meta']]);
+    const seen = new Map<number, string>([
+      [0, 'meta'],
+      [1, 'meta'],
+    ]);
     const free = new Set(this.freePages());
     const mark = (id: number, overflow: number, what: string): void => {
       for (let page = id; page <= id + overflow; page++) {

@@ -184,7 +184,11 @@ class TreeBuilder {
   }
 
   private async push(depth: number, item: LeafItem | BranchItem, bytes: number): Promise<void> {
-    const level = (this.levels[depth] ??= new Level());
+    let level = this.levels[depth];
+    if (level === undefined) {
+      level = new Level();
+      this.levels[depth] = level;
+    }
     const full = level.bytes + bytes > this.pages.pageSize || level.items.length === MAX_PAGE_ELEMENTS;
     if (level.items.length > 0 && full) await this.flush(depth);
     level.items.push(item);

@@ -49,8 +49,13 @@ describe('sources and precedence', () => {
   });
 
   it('reads durations, sizes and IDs from each source', () => {
-    const files = { [FILE]: 'server:\n  member_id: 18446744073709551615\n  limits: { request_timeout: 5m, max_request_bytes: 2MiB }\n  raft: { election_timeout_ms: 2000 }\n' };
-    const config = load(['--config', FILE], { files, env: { METASTORE_SERVER_MONITORING_SLOW_REQUEST_THRESHOLD: '250ms', METASTORE_SERVER_STORAGE_BLOCK_CACHE_SIZE: '1GiB' } });
+    const files = {
+      [FILE]: 'server:\n  member_id: 18446744073709551615\n  limits: { request_timeout: 5m, max_request_bytes: 2MiB }\n  raft: { election_timeout_ms: 2000 }\n',
+    };
+    const config = load(['--config', FILE], {
+      files,
+      env: { METASTORE_SERVER_MONITORING_SLOW_REQUEST_THRESHOLD: '250ms', METASTORE_SERVER_STORAGE_BLOCK_CACHE_SIZE: '1GiB' },
+    });
     expect(config.memberId).toBe(18_446_744_073_709_551_615n);
     expect(config.limits.requestTimeoutMs).toBe(300_000);
     expect(config.limits.maxRequestBytes).toBe(2_097_152);
@@ -108,9 +113,13 @@ describe('error messages name the key and the source', () => {
 
   it('unparsable or unreadable file', () => {
     expect(loadError(['--config', FILE], { files: { [FILE]: 'server: [\n' } })).toMatch(/^config error: cannot parse \/x\/y\.yaml: /);
-    expect(loadError(['--config', FILE], { files: { [FILE]: 'server:\n  name: a\n  name: b\n' } })).toMatch(/^config error: cannot parse \/x\/y\.yaml: .*[Mm]ap keys must be unique/);
+    expect(loadError(['--config', FILE], { files: { [FILE]: 'server:\n  name: a\n  name: b\n' } })).toMatch(
+      /^config error: cannot parse \/x\/y\.yaml: .*[Mm]ap keys must be unique/,
+    );
     expect(loadError(['--config', '/nope.yaml'])).toMatch(/^config error: cannot read config file \/nope\.yaml: ENOENT/);
-    expect(loadError(['--config', FILE], { files: { [FILE]: '- a\n' } })).toBe('config error: /x/y.yaml: expected a mapping with a server: section, got a list');
+    expect(loadError(['--config', FILE], { files: { [FILE]: '- a\n' } })).toBe(
+      'config error: /x/y.yaml: expected a mapping with a server: section, got a list',
+    );
   });
 
   it('bad and unknown environment variables', () => {
@@ -162,7 +171,9 @@ describe('relations between keys', () => {
       'config error: server.grpc.port (2379, default) and server.health.port (2379, from environment variable METASTORE_SERVER_HEALTH_PORT) must be different ports',
     );
     // The metrics port only counts while Prometheus is on.
-    expect(load([], { env: { METASTORE_SERVER_MONITORING_PROMETHEUS_PORT: '8080', METASTORE_SERVER_MONITORING_ENABLE_PROMETHEUS: 'false' } }).health.port).toBe(8080);
+    expect(load([], { env: { METASTORE_SERVER_MONITORING_PROMETHEUS_PORT: '8080', METASTORE_SERVER_MONITORING_ENABLE_PROMETHEUS: 'false' } }).health.port).toBe(
+      8080,
+    );
   });
 
   it('peers have the ID@host:port form, unique IDs, and include member_id', () => {
@@ -188,11 +199,28 @@ describe('relations between keys', () => {
 
   it('TLS flags beyond the files: CRL, allowed peer CN, cipher suites and minimum version for both ports', () => {
     const config = load([
-      '--client-cert-auth', '--trusted-ca-file', 'ca.pem', '--client-crl-file', 'c.crl',
-      '--peer-client-cert-auth', '--peer-trusted-ca-file', 'pca.pem', '--peer-crl-file', 'p.crl', '--peer-cert-allowed-cn', 'member',
-      '--cipher-suites', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384', '--tls-min-version', 'TLS1.3',
+      '--client-cert-auth',
+      '--trusted-ca-file',
+      'ca.pem',
+      '--client-crl-file',
+      'c.crl',
+      '--peer-client-cert-auth',
+      '--peer-trusted-ca-file',
+      'pca.pem',
+      '--peer-crl-file',
+      'p.crl',
+      '--peer-cert-allowed-cn',
+      'member',
+      '--cipher-suites',
+      'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384',
+      '--tls-min-version',
+      'TLS1.3',
     ]);
-    expect(config.grpc.tls).toMatchObject({ crlFile: 'c.crl', minVersion: 'TLS1.3', cipherSuites: ['TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256', 'TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384'] });
+    expect(config.grpc.tls).toMatchObject({
+      crlFile: 'c.crl',
+      minVersion: 'TLS1.3',
+      cipherSuites: ['TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256', 'TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384'],
+    });
     expect(config.raft.tls).toMatchObject({ crlFile: 'p.crl', allowedCn: 'member', minVersion: 'TLS1.3' });
     expect(loadError(['--cipher-suites', 'TLS_NOPE'])).toMatch(/unknown TLS 1\.2 cipher suite "TLS_NOPE"/);
     expect(loadError(['--client-crl-file', 'c.crl'])).toMatch(/server\.grpc\.tls\.crl_file .* needs server\.grpc\.tls\.client_cert_auth/);
@@ -206,7 +234,17 @@ describe('relations between keys', () => {
     expect(loadError(['--listen-client-urls', 'https://127.0.0.1:2379'])).toBe(
       'config error: server.grpc.tls.enabled (true, from flag --listen-client-urls) needs server.grpc.tls.cert_file and server.grpc.tls.key_file (or server.grpc.tls.auto_tls)',
     );
-    const tls = load(['--listen-client-urls', 'https://127.0.0.1:2379', '--cert-file', 'c.pem', '--key-file', 'k.pem', '--client-cert-auth', '--trusted-ca-file', 'ca.pem']);
+    const tls = load([
+      '--listen-client-urls',
+      'https://127.0.0.1:2379',
+      '--cert-file',
+      'c.pem',
+      '--key-file',
+      'k.pem',
+      '--client-cert-auth',
+      '--trusted-ca-file',
+      'ca.pem',
+    ]);
     expect(tls.grpc.tls).toEqual({
       enabled: true,
       certFile: 'c.pem',
@@ -218,7 +256,9 @@ describe('relations between keys', () => {
       cipherSuites: [],
       minVersion: 'TLS1.2',
     });
-    expect(loadError(['--peer-client-cert-auth'])).toMatch(/server\.raft\.tls\.client_cert_auth \(true, from flag --peer-client-cert-auth\) needs server\.raft\.tls\.ca_file/);
+    expect(loadError(['--peer-client-cert-auth'])).toMatch(
+      /server\.raft\.tls\.client_cert_auth \(true, from flag --peer-client-cert-auth\) needs server\.raft\.tls\.ca_file/,
+    );
   });
 
   it('auto-compaction retention follows etcd: periodic hours or duration, revision count', () => {
@@ -229,7 +269,9 @@ describe('relations between keys', () => {
     expect(loadError(['--auto-compaction-mode', 'revision', '--auto-compaction-retention', '1h'])).toBe(
       'config error: server.compaction.retention in flag --auto-compaction-retention (revision mode): expected a non-negative integer, got "1h"',
     );
-    expect(loadError(['--auto-compaction-retention', 'daily'])).toMatch(/^config error: server\.compaction\.retention in flag --auto-compaction-retention: expected a duration/);
+    expect(loadError(['--auto-compaction-retention', 'daily'])).toMatch(
+      /^config error: server\.compaction\.retention in flag --auto-compaction-retention: expected a duration/,
+    );
   });
 
   it('the gRPC receive limit follows --max-request-bytes (+ 512 KiB, as etcd) unless set explicitly', () => {
@@ -405,11 +447,38 @@ describe('etcd command lines', () => {
     const notes: string[] = [];
     const config = load(
       [
-        '--wal-dir', '/wal', '--max-learners', '2', '--experimental-initial-corrupt-check', '--auth-token-ttl', '600',
-        '--grpc-keepalive-min-time', '10s', '--grpc-keepalive-interval', '2h0m0s', '--grpc-keepalive-timeout', '20s',
-        '--listen-metrics-urls', 'http://127.0.0.1:2381', '--logger', 'zap', '--enable-pprof=false', '--auto-tls', '--peer-auto-tls',
-        '--peer-cert-file', 'p.pem', '--peer-key-file', 'pk.pem', '--peer-trusted-ca-file', 'pca.pem', '--quota-backend-bytes', '8589934592',
-        '--initial-cluster-state', 'existing', '--experimental-watch-progress-notify-interval', '500ms',
+        '--wal-dir',
+        '/wal',
+        '--max-learners',
+        '2',
+        '--experimental-initial-corrupt-check',
+        '--auth-token-ttl',
+        '600',
+        '--grpc-keepalive-min-time',
+        '10s',
+        '--grpc-keepalive-interval',
+        '2h0m0s',
+        '--grpc-keepalive-timeout',
+        '20s',
+        '--listen-metrics-urls',
+        'http://127.0.0.1:2381',
+        '--logger',
+        'zap',
+        '--enable-pprof=false',
+        '--auto-tls',
+        '--peer-auto-tls',
+        '--peer-cert-file',
+        'p.pem',
+        '--peer-key-file',
+        'pk.pem',
+        '--peer-trusted-ca-file',
+        'pca.pem',
+        '--quota-backend-bytes',
+        '8589934592',
+        '--initial-cluster-state',
+        'existing',
+        '--experimental-watch-progress-notify-interval',
+        '500ms',
       ],
       { notes },
     );
@@ -436,7 +505,8 @@ describe('etcd command lines', () => {
 
   it('--enable-pprof is refused unless false: there is no Go profiler to serve', () => {
     expect(load(['--enable-pprof=false']).name).toBe('default');
-    const refusal = 'config error: flag --enable-pprof: MetaStore has no Go profiler (pprof); profile the process with node --cpu-prof or node --inspect instead';
+    const refusal =
+      'config error: flag --enable-pprof: MetaStore has no Go profiler (pprof); profile the process with node --cpu-prof or node --inspect instead';
     expect(loadError(['--enable-pprof'])).toBe(refusal);
     expect(loadError(['--enable-pprof=true'])).toBe(refusal);
   });
@@ -445,7 +515,7 @@ describe('etcd command lines', () => {
 describe('shipped configs', () => {
   const read = (name: string) => readFileSync(new URL(`../../configs/${name}`, import.meta.url), 'utf8');
 
-  it.each([1, 2, 3])('node%i.yaml is the guide\'s production member', (n) => {
+  it.each([1, 2, 3])("node%i.yaml is the guide's production member", (n) => {
     const file = `configs/node${n}.yaml`;
     const config = load(['--config', file], { files: { [file]: read(`node${n}.yaml`) } });
     const ip = `10.0.1.${9 + n}`;
@@ -473,12 +543,12 @@ describe("the deployment guide's examples, verbatim (configs/guide/)", () => {
     return after.slice(after.indexOf('```yaml\n') + 8, after.indexOf('\n```', after.indexOf('```yaml\n') + 8) + 1);
   };
 
-  it('configs/guide/ holds the guide\'s blocks unchanged', () => {
+  it("configs/guide/ holds the guide's blocks unchanged", () => {
     expect(read('basic.yaml')).toBe(guideBlock('### Basic Configuration'));
     for (const n of [1, 2, 3]) expect(read(`node${n}.yaml`)).toBe(guideBlock(`**Node ${n}`));
   });
 
-  it('Basic Configuration: sizes in the guide\'s units, the request limit derived from the gRPC message size', () => {
+  it("Basic Configuration: sizes in the guide's units, the request limit derived from the gRPC message size", () => {
     const config = load(['--config', 'basic.yaml'], { files: { 'basic.yaml': read('basic.yaml') } });
     expect(config.clusterId).toBe(1234567890n);
     expect(config.memberId).toBe(1n);
@@ -493,12 +563,12 @@ describe("the deployment guide's examples, verbatim (configs/guide/)", () => {
   });
 
   it('an explicit receive limit below an explicit request limit is still refused', () => {
-    expect(loadError(['--config', FILE], { files: { [FILE]: 'server:\n  grpc:\n    max_recv_msg_size: 1000\n  limits:\n    max_request_bytes: 2000\n' } })).toContain(
-      'must be at least server.limits.max_request_bytes',
-    );
+    expect(
+      loadError(['--config', FILE], { files: { [FILE]: 'server:\n  grpc:\n    max_recv_msg_size: 1000\n  limits:\n    max_request_bytes: 2000\n' } }),
+    ).toContain('must be at least server.limits.max_request_bytes');
   });
 
-  it.each([1, 2, 3])('High Availability node%i parses with the guide\'s peers and addresses', (n) => {
+  it.each([1, 2, 3])("High Availability node%i parses with the guide's peers and addresses", (n) => {
     const config = load(['--config', `node${n}.yaml`], { files: { [`node${n}.yaml`]: read(`node${n}.yaml`) } });
     expect(config.memberId).toBe(BigInt(n));
     expect(config.grpc.advertiseAddress).toBe(`10.0.1.${9 + n}:2379`);

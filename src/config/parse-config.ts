@@ -11,16 +11,7 @@ import { parseDocument } from 'yaml';
 import { EtcdConfigFileError, readEtcdConfigFile, type EtcdFileSetting } from './etcd-config-file.js';
 import { ETCD_FLAGS, ETCD_FLAGS_BY_NAME, tokenize, type FlagSpec } from './etcd-flags.js';
 import { CIPHER_SUITES } from './cipher-suites.js';
-import {
-  CONFIG_KEYS,
-  DEFAULTS,
-  deepFreeze,
-  getField,
-  KEYS_BY_ENV,
-  KEYS_BY_PATH,
-  type Config,
-  type KeySpec,
-} from './schema.js';
+import { CONFIG_KEYS, DEFAULTS, deepFreeze, getField, KEYS_BY_ENV, KEYS_BY_PATH, type Config, type KeySpec } from './schema.js';
 import {
   bindHost,
   describeGot,
@@ -428,9 +419,7 @@ function deriveAndCheck(config: Mutable<Config>, sourceOf: (path: string) => Sou
   }
 
   if (config.initialCluster.length > 0 && !config.initialCluster.some((m) => m.name === config.name)) {
-    throw configError(
-      `${show('server.name', config.name)} is not among the members of server.initial_cluster (${from(sourceOf('server.initial_cluster'))})`,
-    );
+    throw configError(`${show('server.name', config.name)} is not among the members of server.initial_cluster (${from(sourceOf('server.initial_cluster'))})`);
   }
 
   if (!/^(?:simple|jwt(?:,[a-z-]+=[^,]*)*)$/.test(config.auth.token)) {
@@ -489,17 +478,16 @@ function checkUrls(config: Config, section: 'grpc' | 'raft', show: (path: string
   const base = `server.${section}`;
   const first = s.listenUrls[0];
   if (first && (bindHost(first.host) !== s.address || first.port !== s.port)) {
-    throw configError(
-      `${show(`${base}.listen_urls`, formatUrl(first))} must match ${show(`${base}.address`, s.address)} and ${show(`${base}.port`, s.port)}`,
-    );
+    throw configError(`${show(`${base}.listen_urls`, formatUrl(first))} must match ${show(`${base}.address`, s.address)} and ${show(`${base}.port`, s.port)}`);
   }
   if (s.advertiseAddress !== '') {
-    const advertised = rethrowValueProblem(() => `${show(`${base}.advertise_address`, s.advertiseAddress)}`, () => parseHostPort(s.advertiseAddress));
+    const advertised = rethrowValueProblem(
+      () => `${show(`${base}.advertise_address`, s.advertiseAddress)}`,
+      () => parseHostPort(s.advertiseAddress),
+    );
     const firstAdvertised: Url | undefined = s.advertiseUrls[0];
     if (firstAdvertised && (firstAdvertised.host !== advertised.host || firstAdvertised.port !== advertised.port)) {
-      throw configError(
-        `${show(`${base}.advertise_urls`, formatUrl(firstAdvertised))} must match ${show(`${base}.advertise_address`, s.advertiseAddress)}`,
-      );
+      throw configError(`${show(`${base}.advertise_urls`, formatUrl(firstAdvertised))} must match ${show(`${base}.advertise_address`, s.advertiseAddress)}`);
     }
   } else if (s.advertiseUrls.length > 0) {
     throw configError(`${show(`${base}.advertise_address`, '')} must be set when ${base}.advertise_urls is`);
@@ -569,13 +557,13 @@ function defaultText(spec: KeySpec): string {
 /** The --help text, generated from the key and flag tables so it cannot drift from them. */
 /** The flags of `metastore snapshot restore` (parsed in cli.ts), with etcdctl's defaults. */
 const SNAPSHOT_RESTORE_HELP: readonly string[] = [
-  'snapshot restore FILE flags (etcdctl snapshot restore\'s; FILE is an etcd or MetaStore snapshot):',
+  "snapshot restore FILE flags (etcdctl snapshot restore's; FILE is an etcd or MetaStore snapshot):",
   '  --data-dir DIR                              data dir to create (default NAME.etcd)',
-  '  --wal-dir DIR                               raft log dir (etcdctl\'s flag; as the server\'s --wal-dir)',
+  "  --wal-dir DIR                               raft log dir (etcdctl's flag; as the server's --wal-dir)",
   '  --name NAME                                 this member\'s name (default "default")',
   '  --initial-cluster NAME=URL,...              the restored cluster (default NAME=http://localhost:2380)',
   '  --initial-cluster-token TOKEN               cluster token (default "etcd-cluster")',
-  '  --initial-advertise-peer-urls URL,...       this member\'s peer URLs (default http://localhost:2380)',
+  "  --initial-advertise-peer-urls URL,...       this member's peer URLs (default http://localhost:2380)",
   '  --skip-hash-check[=true|false]              restore a snapshot without an integrity hash (copied from a data dir)',
 ];
 
@@ -583,7 +571,7 @@ export function helpText(): string {
   const lines: string[] = [
     'Usage:',
     '  metastore [--config FILE] [flags]        serve',
-    '  metastore --config-file ETCD_FILE        serve with etcd\'s own YAML config file',
+    "  metastore --config-file ETCD_FILE        serve with etcd's own YAML config file",
     '  metastore snapshot restore FILE [flags]  restore a member data dir from a snapshot',
     '  metastore --version | --help',
     '',
@@ -595,7 +583,7 @@ export function helpText(): string {
     '  --version       print the version and exit',
     '  --help          print this help and exit',
     '',
-    '  --config-file FILE  etcd\'s YAML config file (keys named like the etcd flags below,',
+    "  --config-file FILE  etcd's YAML config file (keys named like the etcd flags below,",
     '                  TLS under client-transport-security / peer-transport-security);',
     '                  stands for the whole command line, as in etcd',
     '',

@@ -55,7 +55,16 @@ describe('key table', () => {
   });
 
   it('gives every field the runtime type of its key', () => {
-    const expected = { int: 'number', uint: 'number', size: 'number', duration: 'number', bool: 'boolean', string: 'string', enum: 'string', 'bigint-id': 'bigint' } as const;
+    const expected = {
+      int: 'number',
+      uint: 'number',
+      size: 'number',
+      duration: 'number',
+      bool: 'boolean',
+      string: 'string',
+      enum: 'string',
+      'bigint-id': 'bigint',
+    } as const;
     for (const key of CONFIG_KEYS) {
       const value = getField(DEFAULTS, key.field);
       if (key.type === 'string-list') expect(Array.isArray(value), key.path).toBe(true);

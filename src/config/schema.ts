@@ -12,15 +12,7 @@
 // - A key's environment variable is METASTORE_ + the upper-cased path, dots -> underscores.
 // - Units go last in field names; durations are whole milliseconds, sizes whole bytes.
 
-import {
-  formatDurationMs,
-  formatInitialCluster,
-  formatPeer,
-  formatUrl,
-  type InitialClusterMember,
-  type Peer,
-  type Url,
-} from './values.js';
+import { formatDurationMs, formatInitialCluster, formatPeer, formatUrl, type InitialClusterMember, type Peer, type Url } from './values.js';
 
 export type { InitialClusterMember, Peer, Url } from './values.js';
 
@@ -265,12 +257,7 @@ export const DEFAULTS: Config = deepFreeze<Config>({
 });
 
 /** Fields computed by the loader from other keys, so they have no key of their own. */
-export const DERIVED_FIELDS: readonly string[] = [
-  'compaction.retentionMs',
-  'compaction.retentionRevisions',
-  'health.open',
-  'monitoring.openPrometheusPort',
-];
+export const DERIVED_FIELDS: readonly string[] = ['compaction.retentionMs', 'compaction.retentionRevisions', 'health.open', 'monitoring.openPrometheusPort'];
 
 export type KeyType = 'int' | 'uint' | 'bool' | 'string' | 'duration' | 'size' | 'enum' | 'string-list' | 'bigint-id';
 
@@ -384,7 +371,7 @@ function tlsKeys(prefix: string, what: string): KeySpec[] {
 export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.name', 'string', 'human-readable member name (etcd --name)'),
   key('server.cluster_id', 'bigint-id', 'cluster ID; 0 = derived from initial cluster and token'),
-  key('server.member_id', 'bigint-id', 'this member\'s ID; 0 = derived from name and peer URLs'),
+  key('server.member_id', 'bigint-id', "this member's ID; 0 = derived from name and peer URLs"),
   key('server.data_dir', 'string', 'directory for the LevelDB data'),
   key('server.wal_dir', 'string', 'separate directory for the raft log; empty = inside data_dir'),
   key('server.initial_cluster_state', 'enum', 'new to bootstrap a cluster, existing to join one', { values: ['new', 'existing'] }),
@@ -397,16 +384,38 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.grpc.advertise_address', 'string', 'host:port advertised to clients; empty = address:port'),
   key('server.grpc.listen_urls', 'string-list', 'client URLs to listen on (etcd); first must match address:port', { items: 'url' }),
   key('server.grpc.advertise_urls', 'string-list', 'client URLs advertised (etcd); first must match advertise_address', { items: 'url' }),
-  key('server.grpc.max_recv_msg_size', 'size', 'largest gRPC message received, bytes (larger: RESOURCE_EXHAUSTED as grpc-go); unset = max_request_bytes + 512 KiB as etcd, set alone = the request limit becomes this - 512', { min: 1 }),
-  key('server.grpc.max_send_msg_size', 'size', 'largest gRPC message sent, bytes (a larger response fails with RESOURCE_EXHAUSTED); default etcd\'s 2147483647', { min: 1, max: 2_147_483_647 }),
+  key(
+    'server.grpc.max_recv_msg_size',
+    'size',
+    'largest gRPC message received, bytes (larger: RESOURCE_EXHAUSTED as grpc-go); unset = max_request_bytes + 512 KiB as etcd, set alone = the request limit becomes this - 512',
+    { min: 1 },
+  ),
+  key(
+    'server.grpc.max_send_msg_size',
+    'size',
+    "largest gRPC message sent, bytes (a larger response fails with RESOURCE_EXHAUSTED); default etcd's 2147483647",
+    { min: 1, max: 2_147_483_647 },
+  ),
   key('server.grpc.max_concurrent_streams', 'uint', 'concurrent streams per client connection', { min: 1 }),
   key('server.grpc.enable_rate_limit', 'bool', 'limit requests per second per member'),
   key('server.grpc.rate_limit_qps', 'uint', 'sustained requests per second when rate limiting', { min: 1 }),
   key('server.grpc.rate_limit_burst', 'uint', 'burst size when rate limiting', { min: 1 }),
-  key('server.grpc.keepalive_min_time', 'duration', 'shortest client keepalive ping interval accepted; a client pinging more often (or at all without an open call) is sent GOAWAY too_many_pings after 3 strikes, as grpc-go; 0 = grpc-go\'s 5m'),
-  key('server.grpc.keepalive_interval', 'duration', 'server-to-client keepalive ping interval; 0 (or keepalive_timeout 0) = grpc-go\'s 2h'),
-  key('server.grpc.keepalive_timeout', 'duration', 'close a connection whose keepalive ping is unanswered this long; 0 (or keepalive_interval 0) = grpc-go\'s 20s'),
-  key('server.grpc.watch_progress_notify_interval', 'duration', 'period of progress notifications to synced watchers that asked (progress_notify); 0 = 10m, under 100ms = 100ms'),
+  key(
+    'server.grpc.keepalive_min_time',
+    'duration',
+    "shortest client keepalive ping interval accepted; a client pinging more often (or at all without an open call) is sent GOAWAY too_many_pings after 3 strikes, as grpc-go; 0 = grpc-go's 5m",
+  ),
+  key('server.grpc.keepalive_interval', 'duration', "server-to-client keepalive ping interval; 0 (or keepalive_timeout 0) = grpc-go's 2h"),
+  key(
+    'server.grpc.keepalive_timeout',
+    'duration',
+    "close a connection whose keepalive ping is unanswered this long; 0 (or keepalive_interval 0) = grpc-go's 20s",
+  ),
+  key(
+    'server.grpc.watch_progress_notify_interval',
+    'duration',
+    'period of progress notifications to synced watchers that asked (progress_notify); 0 = 10m, under 100ms = 100ms',
+  ),
   key('server.grpc.enable_gateway', 'bool', 'serve the JSON gRPC gateway (/v3/...) on the client port'),
   ...tlsKeys('server.grpc.tls', 'client'),
 
@@ -430,21 +439,45 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.limits.max_request_bytes', 'size', 'largest client request, bytes', { min: 1 }),
   key('server.limits.max_txn_ops', 'uint', 'most operations in one txn branch', { min: 1 }),
   key('server.limits.quota_backend_bytes', 'size', 'backend size that raises NOSPACE; 0 = 2 GiB, -1 = no quota', { min: -1 }),
-  key('server.limits.max_uncommitted_entries_bytes', 'size', 'the leader answers "too many requests" to proposals past this many uncommitted raft log bytes; 0 = no limit', { min: 0 }),
-  key('server.limits.max_pending_proposal_bytes', 'size', 'a member answers "too many requests" while its proposals awaiting their result hold this many bytes; 0 = no limit', { min: 0 }),
-  key('server.limits.max_commit_apply_gap', 'uint', 'a member answers "too many requests" while committed raft entries are this many ahead of applied ones (etcd: 5000)', { min: 1 }),
+  key(
+    'server.limits.max_uncommitted_entries_bytes',
+    'size',
+    'the leader answers "too many requests" to proposals past this many uncommitted raft log bytes; 0 = no limit',
+    { min: 0 },
+  ),
+  key(
+    'server.limits.max_pending_proposal_bytes',
+    'size',
+    'a member answers "too many requests" while its proposals awaiting their result hold this many bytes; 0 = no limit',
+    { min: 0 },
+  ),
+  key(
+    'server.limits.max_commit_apply_gap',
+    'uint',
+    'a member answers "too many requests" while committed raft entries are this many ahead of applied ones (etcd: 5000)',
+    { min: 1 },
+  ),
 
   key('server.compaction.mode', 'enum', 'auto-compaction mode', { values: ['periodic', 'revision'] }),
   key('server.compaction.retention', 'string', 'periodic: duration or integer hours; revision: revisions kept; 0 = off'),
 
   key('server.monitoring.enable_prometheus', 'bool', 'serve Prometheus metrics'),
   key('server.monitoring.prometheus_port', 'uint', 'port of the /metrics endpoint (with etcd listen URL flags: opened only when set)', PORT),
-  key('server.monitoring.listen_metrics_urls', 'string-list', 'extra URLs serving /metrics, /health, /livez, /readyz and /version (etcd --listen-metrics-urls)', { items: 'url' }),
+  key(
+    'server.monitoring.listen_metrics_urls',
+    'string-list',
+    'extra URLs serving /metrics, /health, /livez, /readyz and /version (etcd --listen-metrics-urls)',
+    { items: 'url' },
+  ),
   key('server.monitoring.slow_request_threshold', 'duration', 'log requests slower than this'),
 
   key('server.health.port', 'uint', 'port of /health, /readiness and /liveness (with etcd listen URL flags: opened only when set)', PORT),
 
-  key('server.reliability.enable_panic_recovery', 'bool', 'true: an unexpected error in a request handler is logged and answered INTERNAL; false: it stops the member (exit 1), as a Go server without recovery'),
+  key(
+    'server.reliability.enable_panic_recovery',
+    'bool',
+    'true: an unexpected error in a request handler is logged and answered INTERNAL; false: it stops the member (exit 1), as a Go server without recovery',
+  ),
   key('server.reliability.graceful_shutdown_timeout', 'duration', 'how long shutdown waits for requests in flight'),
   key('server.reliability.initial_corrupt_check', 'bool', 'compare hashes with peers before serving'),
   key('server.reliability.corrupt_check_time', 'duration', "leader's periodic hash check of every member (raises CORRUPT); 0 = off"),

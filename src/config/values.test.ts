@@ -126,7 +126,13 @@ describe('URLs, peers and the initial cluster', () => {
 
   it('groups repeated names of etcd --initial-cluster', () => {
     expect(parseInitialCluster(parseStringList('a=http://h1:2380,b=http://h2:2380,a=http://h1b:2380'))).toEqual([
-      { name: 'a', peerUrls: [{ scheme: 'http', host: 'h1', port: 2380 }, { scheme: 'http', host: 'h1b', port: 2380 }] },
+      {
+        name: 'a',
+        peerUrls: [
+          { scheme: 'http', host: 'h1', port: 2380 },
+          { scheme: 'http', host: 'h1b', port: 2380 },
+        ],
+      },
       { name: 'b', peerUrls: [{ scheme: 'http', host: 'h2', port: 2380 }] },
     ]);
     expect(() => parseInitialCluster(['http://h1:2380'])).toThrow(ValueProblem);

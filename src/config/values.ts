@@ -104,7 +104,11 @@ export function parseDurationMs(raw: unknown, textual: boolean): number {
 
 export function formatDurationMs(ms: number): string {
   if (ms === 0) return '0s';
-  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
@@ -112,8 +116,14 @@ export function formatDurationMs(ms: number): string {
 
 const SIZE_UNITS: Readonly<Record<string, number>> = {
   b: 1,
-  kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12,
-  kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
 };
 
 /** Sizes are integers of bytes or strings with a unit: "4MiB" (binary) or "4MB" (decimal). */
@@ -155,7 +165,11 @@ export function parseString(raw: unknown): string {
 
 /** A list is a YAML sequence of scalars, or comma-separated text (env, flags, or a YAML string). */
 export function parseStringList(raw: unknown): string[] {
-  if (typeof raw === 'string') return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (typeof raw === 'string')
+    return raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
   if (Array.isArray(raw)) {
     return raw.map((item) => {
       if (typeof item === 'string') return item.trim();

@@ -37,7 +37,7 @@ function tokenOf(call: CallLike): string | undefined {
 function certificateUser(call: CallLike): string | undefined {
   let cn: unknown;
   try {
-    cn = call.getAuthContext?.().sslPeerCertificate?.subject?.['CN'];
+    cn = call.getAuthContext?.().sslPeerCertificate?.subject?.CN;
   } catch (error) {
     // Once a TLS socket is closed Node's getPeerCertificate() returns null, and grpc-js reads
     // `.raw` from it: a call whose connection is gone has no certificate user.

@@ -69,9 +69,12 @@ describe('rewriteHeaderBlock', () => {
     const block = Buffer.concat([
       hex('3fe11f'), // dynamic table size update to 4096
       hex('be'), // indexed, dynamic entry 62
-      hex('0f0d'), str('12', false), // without indexing, name index 28 (content-length)
-      hex('7f00'), str('v', false), // with incremental indexing, name index 63 (a dynamic entry)
-      hex('41'), str('http://10.0.0.1:2379', true),
+      hex('0f0d'),
+      str('12', false), // without indexing, name index 28 (content-length)
+      hex('7f00'),
+      str('v', false), // with incremental indexing, name index 63 (a dynamic entry)
+      hex('41'),
+      str('http://10.0.0.1:2379', true),
     ]);
     const rewritten = rewriteHeaderBlock(block);
     expect(findAuthority(rewritten!)?.value.toString()).toBe('http:..10.0.0.1:2379');

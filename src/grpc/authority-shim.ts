@@ -309,7 +309,10 @@ class HeldConnection {
   // (seen under load, when a client took over a second to answer). A client that never
   // acknowledges within ACK_WAIT_MS is broken: drop it.
   private readonly onTimeout = (): void => {
-    if (!this.settingsSent || this.ackAt !== undefined) return this.finish();
+    if (!this.settingsSent || this.ackAt !== undefined) {
+      this.finish();
+      return;
+    }
     this.ackOnly = true;
     this.timer = setTimeout(this.onGone, ACK_WAIT_MS);
     this.timer.unref();
@@ -357,13 +360,25 @@ class HeldConnection {
       const end = start + FRAME_HEADER_BYTES + this.received.readUIntBE(start, 3);
       // Past the limit, hand over at once — except while our SETTINGS awaits its ACK: then
       // keep reading frames (the ACK may come after the request's DATA), see overLimit().
-      if (end > this.maxBufferedBytes && (!this.settingsSent || this.ackAt !== undefined)) return this.finish();
-      if (this.received.length < end) return this.overLimit();
+      if (end > this.maxBufferedBytes && (!this.settingsSent || this.ackAt !== undefined)) {
+        this.finish();
+        return;
+      }
+      if (this.received.length < end) {
+        this.overLimit();
+        return;
+      }
       this.parsed = end;
-      if (!this.takeFrame(start, end)) return this.finish();
+      if (!this.takeFrame(start, end)) {
+        this.finish();
+        return;
+      }
       // The ACK follows our SETTINGS within a round trip, so waiting for it costs at most that
       // for a client that sent its request without waiting for the server's SETTINGS.
-      if ((this.headersSeen || this.ackOnly) && this.ackAt !== undefined) return this.finish();
+      if ((this.headersSeen || this.ackOnly) && this.ackAt !== undefined) {
+        this.finish();
+        return;
+      }
     }
     if (this.received.length >= this.maxBufferedBytes) this.overLimit();
   }
@@ -419,7 +434,10 @@ class HeldConnection {
    */
   private overLimit(): void {
     if (this.received.length < this.maxBufferedBytes) return;
-    if (!this.settingsSent || this.ackAt !== undefined) return this.finish();
+    if (!this.settingsSent || this.ackAt !== undefined) {
+      this.finish();
+      return;
+    }
     if (this.received.length > HARD_LIMIT_BYTES) this.onGone();
   }
 }

@@ -81,10 +81,10 @@ export function electionHandlers(kv: KvServer, headers: ResponseHeaders): Handle
     Promise.resolve()
       .then(() => observe(recipeStoreFor(kv, call), bytes(call.request.name), signal, send))
       .catch((error: unknown) => {
-      if (error instanceof AbortedError || signal.aborted) return;
-      if (error instanceof MvccError) call.end();
-      else call.emit('error', toStatus('Observe', error));
-    });
+        if (error instanceof AbortedError || signal.aborted) return;
+        if (error instanceof MvccError) call.end();
+        else call.emit('error', toStatus('Observe', error));
+      });
   };
 
   return {

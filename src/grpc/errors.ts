@@ -82,8 +82,12 @@ export interface EtcdCodedError {
 }
 
 export function isEtcdCodedError(error: unknown): error is EtcdCodedError {
-  return typeof error === 'object' && error !== null && typeof (error as { etcdCode?: unknown }).etcdCode === 'string' &&
-    (error as { etcdCode: string }).etcdCode in ETCD_ERRORS;
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    typeof (error as { etcdCode?: unknown }).etcdCode === 'string' &&
+    (error as { etcdCode: string }).etcdCode in ETCD_ERRORS
+  );
 }
 
 /** A status error for the client, with etcd's code and message. */

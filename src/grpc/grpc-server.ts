@@ -107,7 +107,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
   const dialer = options.memberDialer ?? new MemberDialer();
   const built: Partial<Record<ServiceName, Handlers>> = {
     KV: kvHandlers(kv, headers, { maxTxnOps: options.maxTxnOps, maxRequestBytes: options.maxRequestBytes }),
-    Maintenance: maintenanceHandlers(kv, headers, options.identity),
+    Maintenance: maintenanceHandlers(kv, headers),
     Watch: watchHandlers(kv, headers, {
       maxRequestBytes: options.maxRequestBytes,
       receiveLimit,

@@ -84,7 +84,10 @@ export class StatusError extends Error {
   }
 }
 
-export function unary<Request>(method: string, body: (request: Request, call: grpc.ServerUnaryCall<Request, unknown>) => unknown): grpc.handleUnaryCall<Request, unknown> {
+export function unary<Request>(
+  method: string,
+  body: (request: Request, call: grpc.ServerUnaryCall<Request, unknown>) => unknown,
+): grpc.handleUnaryCall<Request, unknown> {
   return (call, callback) => {
     const timed = hooks.observe !== undefined || hooks.slowMs > 0;
     const started = timed ? performance.now() : 0;

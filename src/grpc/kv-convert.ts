@@ -6,6 +6,7 @@
 // numbers; lease IDs become bigint. Results go back out with numbers for revisions (the
 // encoder takes them) and decimal strings for lease IDs (no precision loss).
 
+import { unreachable } from '../util/assert.js';
 import type * as mvcc from '../mvcc/types.js';
 import type * as wire from './etcd-types.js';
 import type { EtcdErrorCode } from './errors.js';
@@ -240,6 +241,8 @@ function wireTxnResponses(result: mvcc.TxnResult, start: number, state: { change
         return {
           responseTxn: { header: {}, succeeded: response.txn.succeeded, responses: wireTxnResponses(response.txn, start, state) },
         };
+      default:
+        return unreachable(response, 'txn response kind');
     }
   });
 }
@@ -248,8 +251,6 @@ function wireTxnResponses(result: mvcc.TxnResult, start: number, state: { change
 export function txnChanged(result: mvcc.TxnResult): boolean {
   return result.responses.some(
     (response) =>
-      response.kind === 'put' ||
-      (response.kind === 'deleteRange' && response.deleteRange.deleted > 0) ||
-      (response.kind === 'txn' && txnChanged(response.txn)),
+      response.kind === 'put' || (response.kind === 'deleteRange' && response.deleteRange.deleted > 0) || (response.kind === 'txn' && txnChanged(response.txn)),
   );
 }

@@ -63,6 +63,7 @@ function connectedBy(stub: grpc.Client, deadline: number): Promise<boolean> {
   return new Promise((resolve) => stub.waitForReady(deadline, (error) => resolve(error === undefined || error === null)));
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: grpc-js stubs are built from the proto at run time; methods are looked up by name
 function callOnce<T>(stub: any, forwarded: ForwardedCall, deadline: number): Promise<T> {
   return new Promise((resolve, reject) => {
     stub[forwarded.method](forwarded.request, forwarded.metadata ?? new grpc.Metadata(), { deadline }, (error: grpc.ServiceError | null, response: T) => {

@@ -9,7 +9,7 @@
 //   TTL 0, not an error. Any other error ends the stream with etcd's status.
 // - Every response carries a full ResponseHeader at the store revision.
 
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import type { KvServer } from '../server/member/kv-server.js';
 import { ServerError } from '../server/apply/errors.js';
 import { type Handlers, type ResponseHeaders, toStatus, unary } from './handler.js';
@@ -63,7 +63,13 @@ export function leaseHandlers(kv: KvServer, headers: ResponseHeaders, dialer: Me
         request: { ID: request.ID, keys: request.keys },
         metadata: forwardedCredentials(kv.auth, call),
       });
-      return { header: headers.at(kv.currentRevision), ID: int64(request.ID).toString(), TTL: answer.TTL ?? '-1', grantedTTL: answer.grantedTTL ?? '0', keys: answer.keys ?? [] };
+      return {
+        header: headers.at(kv.currentRevision),
+        ID: int64(request.ID).toString(),
+        TTL: answer.TTL ?? '-1',
+        grantedTTL: answer.grantedTTL ?? '0',
+        keys: answer.keys ?? [],
+      };
     }
     const id = int64(request.ID);
     const { result, revision } = kv.leases.timeToLive(id, request.keys ?? false);
@@ -109,7 +115,9 @@ function serveKeepAlives(kv: KvServer, headers: ResponseHeaders, dialer: MemberD
   };
   const relay = (request: { ID?: WireInt64 }): void => {
     if (upstream === undefined) {
-      const stub = dialer.stub('Lease', leaderAddress(kv)) as grpc.Client & { LeaseKeepAlive(): grpc.ClientDuplexStream<object, { ID?: string; TTL?: string }> };
+      const stub = dialer.stub('Lease', leaderAddress(kv)) as grpc.Client & {
+        LeaseKeepAlive(): grpc.ClientDuplexStream<object, { ID?: string; TTL?: string }>;
+      };
       upstream = stub.LeaseKeepAlive();
       upstream.on('data', (response) => {
         if (!ended) call.write({ header: headers.at(kv.currentRevision), ID: response.ID ?? '0', TTL: response.TTL ?? '0' });

@@ -62,7 +62,13 @@ describe('Maintenance.Snapshot', () => {
     }
     expect(total % 512).toBe(0);
     expect(Number(trailer.remainingBytes)).toBe(0);
-    expect(trailer.blob.equals(createHash('sha256').update(Buffer.concat(data.map((m) => m.blob))).digest())).toBe(true);
+    expect(
+      trailer.blob.equals(
+        createHash('sha256')
+          .update(Buffer.concat(data.map((m) => m.blob)))
+          .digest(),
+      ),
+    ).toBe(true);
   });
 });
 

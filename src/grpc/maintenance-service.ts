@@ -35,12 +35,7 @@ export interface MaintenanceOptions {
 
 const DEFAULT_LEADER_TRANSFER_TIMEOUT_MS = 5000;
 
-export function maintenanceHandlers(
-  kv: KvServer,
-  headers: ResponseHeaders,
-  identity: { memberId: bigint; clusterId?: bigint },
-  options: MaintenanceOptions = {},
-): Handlers {
+export function maintenanceHandlers(kv: KvServer, headers: ResponseHeaders, options: MaintenanceOptions = {}): Handlers {
   const requireRoot = options.requireRoot ?? ((call) => void requireRootUser(kv.auth, call));
   return {
     Status: unary('Status', async () => {

@@ -15,6 +15,7 @@ export class MemberDialer {
   constructor(readonly credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {}
 
   /** The cached client of `service` on the member whose client port is `address` (host:port). */
+  // biome-ignore lint/suspicious/noExplicitAny: grpc-js stubs are built from the proto at run time; callers look methods up by name
   stub(service: ServiceName, address: string): any {
     const key = `${service}@${address}`;
     let stub = this.stubs.get(key);
@@ -26,6 +27,7 @@ export class MemberDialer {
   }
 
   /** A client of its own for a rare call (the caller closes it), so no channel stays open. */
+  // biome-ignore lint/suspicious/noExplicitAny: as stub()
   once(service: ServiceName, address: string): any {
     return new clients[service](address, this.credentials);
   }

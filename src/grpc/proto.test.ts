@@ -115,9 +115,9 @@ describe('proto loading', () => {
     expect(packageDefinition['etcdserverpb.PutRequest']).toBeDefined();
     expect(packageDefinition['mvccpb.KeyValue']).toBeDefined();
     expect(packageDefinition['authpb.Permission']).toBeDefined();
-    expect(typeof etcdserverpb['KV']).toBe('function');
-    expect(typeof v3lockpb['Lock']).toBe('function');
-    expect(typeof v3electionpb['Election']).toBe('function');
+    expect(typeof etcdserverpb.KV).toBe('function');
+    expect(typeof v3lockpb.Lock).toBe('function');
+    expect(typeof v3electionpb.Election).toBe('function');
   });
 
   it('has every service and method with the right streaming flags', () => {
@@ -208,7 +208,7 @@ describe('wire encoding', () => {
     expect(status.errors).toEqual([]);
     expect(status.dbSizeQuota).toBe('0');
     expect(status.downgradeInfo).toBeNull();
-    expect(messageType('etcdserverpb.StatusResponse').fields['isLearner']?.id).toBe(10);
+    expect(messageType('etcdserverpb.StatusResponse').fields.isLearner?.id).toBe(10);
   });
 });
 
@@ -328,9 +328,7 @@ function describeRoot(root: protobuf.Root): Described {
 describe('field-for-field match with etcd 3.4', () => {
   it('our protos declare every etcd 3.4 message, field, enum and method identically', () => {
     if (!existsSync(join(ETCD_SRC, ETCD_FILES[2] ?? ''))) {
-      throw new Error(
-        `etcd 3.4 protos not found under ${ETCD_SRC}: run \`apt-get install -y golang-etcd-server-dev\` (this test must not be skipped)`,
-      );
+      throw new Error(`etcd 3.4 protos not found under ${ETCD_SRC}: run \`apt-get install -y golang-etcd-server-dev\` (this test must not be skipped)`);
     }
     const etcd = describeRoot(parseInto(ETCD_FILES.map((f) => stripAnnotations(readFileSync(join(ETCD_SRC, f), 'utf8')))));
     const ours = describeRoot(parseInto(PROTO_FILES.map((f) => readFileSync(join(PROTO_DIR, f), 'utf8'))));

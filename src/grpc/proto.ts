@@ -101,14 +101,14 @@ export type ServiceName = keyof typeof services;
 
 /** Client constructors (for tests and tools): `new clients.KV(addr, creds)`. */
 export const clients = Object.freeze({
-  KV: etcdserverpb['KV'] as grpc.ServiceClientConstructor,
-  Watch: etcdserverpb['Watch'] as grpc.ServiceClientConstructor,
-  Lease: etcdserverpb['Lease'] as grpc.ServiceClientConstructor,
-  Cluster: etcdserverpb['Cluster'] as grpc.ServiceClientConstructor,
-  Maintenance: etcdserverpb['Maintenance'] as grpc.ServiceClientConstructor,
-  Auth: etcdserverpb['Auth'] as grpc.ServiceClientConstructor,
-  Lock: v3lockpb['Lock'] as grpc.ServiceClientConstructor,
-  Election: v3electionpb['Election'] as grpc.ServiceClientConstructor,
+  KV: etcdserverpb.KV as grpc.ServiceClientConstructor,
+  Watch: etcdserverpb.Watch as grpc.ServiceClientConstructor,
+  Lease: etcdserverpb.Lease as grpc.ServiceClientConstructor,
+  Cluster: etcdserverpb.Cluster as grpc.ServiceClientConstructor,
+  Maintenance: etcdserverpb.Maintenance as grpc.ServiceClientConstructor,
+  Auth: etcdserverpb.Auth as grpc.ServiceClientConstructor,
+  Lock: v3lockpb.Lock as grpc.ServiceClientConstructor,
+  Election: v3electionpb.Election as grpc.ServiceClientConstructor,
 });
 
 let root: protobuf.Root | undefined;

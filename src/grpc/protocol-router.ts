@@ -26,7 +26,9 @@ const HTTP2_START = Buffer.from('PRI ', 'latin1');
 
 export function routeByProtocol(socket: net.Socket, routes: ProtocolRoutes): void {
   if (socket instanceof tls.TLSSocket) {
-    return socket.alpnProtocol === 'h2' ? routes.http2(socket) : routes.http1(socket);
+    if (socket.alpnProtocol === 'h2') routes.http2(socket);
+    else routes.http1(socket);
+    return;
   }
   let received: Buffer = Buffer.alloc(0);
   const onGone = (): void => {

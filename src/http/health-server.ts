@@ -21,15 +21,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { listenErrorOf } from '../util/listen-error.js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
-import {
-  DEFAULT_HEALTH_OPTIONS,
-  checkHealth,
-  checkReadiness,
-  etcdHealth,
-  runEtcdChecks,
-  type HealthOptions,
-  type HealthSources,
-} from './health.js';
+import { DEFAULT_HEALTH_OPTIONS, checkHealth, checkReadiness, etcdHealth, runEtcdChecks, type HealthOptions, type HealthSources } from './health.js';
 
 /** The metrics text source; the metrics module's Metrics satisfies it. */
 export interface MetricsText {
@@ -128,7 +120,11 @@ async function sendEtcdChecks(
 ): Promise<FastifyReply> {
   const report = await runEtcdChecks(endpoint, sources, { exclude: queryList(query, 'exclude'), only }, tuning);
   if (report === undefined) return reply.code(404).type(TEXT).send('404 page not found\n');
-  if (!report.ok) return reply.code(503).type(TEXT).send(`${report.lines.join('\n')}\nhealth check failed\n`);
+  if (!report.ok)
+    return reply
+      .code(503)
+      .type(TEXT)
+      .send(`${report.lines.join('\n')}\nhealth check failed\n`);
   const body = queryHas(query, 'verbose') ? `${report.lines.join('\n')}\nok\n` : 'ok';
   return reply.code(200).type(TEXT).send(body);
 }
@@ -139,14 +135,19 @@ function addEtcdEndpoints(app: FastifyInstance, options: EtcdEndpointsOptions): 
   const tuning = healthOptions(options.health);
 
   if (metrics !== undefined) {
-    app.get('/metrics', async (_request, reply) => reply.code(200).type(metrics.contentType).send(await metrics.text()));
+    app.get('/metrics', async (_request, reply) =>
+      reply
+        .code(200)
+        .type(metrics.contentType)
+        .send(await metrics.text()),
+    );
   }
 
   app.get('/health', async (request, reply) => {
     const query = request.query;
     const result = await etcdHealth(
       sources,
-      { exclude: queryList(query, 'exclude'), serializable: (query as Record<string, unknown>)['serializable'] === 'true' },
+      { exclude: queryList(query, 'exclude'), serializable: (query as Record<string, unknown>).serializable === 'true' },
       tuning,
     );
     // etcd 3.4.23's shape: {"health":"true"} (the reason field came with 3.5; it is logged here

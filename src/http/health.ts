@@ -172,10 +172,7 @@ export const ETCD_CHECKS: Readonly<Record<'livez' | 'readyz', ReadonlyArray<read
   readyz: [
     ['data_corruption', async (sources) => (sources.alarms().includes('CORRUPT') ? 'alarm CORRUPT is active' : undefined)],
     ['serializable_read', serializableRead],
-    [
-      'linearizable_read',
-      async (sources, options) => (sources.hasLeader() ? serializableRead(sources, options) : 'etcdserver: no leader'),
-    ],
+    ['linearizable_read', async (sources, options) => (sources.hasLeader() ? serializableRead(sources, options) : 'etcdserver: no leader')],
     // MetaStore has no learners yet: every member is a voter.
     ['non_learner', async () => undefined],
   ],

@@ -53,7 +53,16 @@ describe('logging', () => {
     const dir = tempDir();
     const file = join(dir, 'm.log');
     let clock = Date.parse('2024-05-01T10:00:00.000Z');
-    const logging = createLogging(options(file, { maxSizeBytes: 1000, maxBackups: 2, now: () => new Date((clock += 1000)) }));
+    const logging = createLogging(
+      options(file, {
+        maxSizeBytes: 1000,
+        maxBackups: 2,
+        now: () => {
+          clock += 1000;
+          return new Date(clock);
+        },
+      }),
+    );
     for (let i = 0; i < 40; i++) {
       logging.logger.info({ i, pad: 'x'.repeat(100) }, 'line');
       await waitForText(file, `"i":${i},`);

@@ -186,15 +186,15 @@ export function formatConsoleLine(line: string): string {
   } catch {
     return line;
   }
-  const time = typeof entry['time'] === 'number' ? new Date(entry['time']).toISOString() : String(entry['time'] ?? '');
-  const level = LEVEL_NAMES[entry['level'] as number] ?? String(entry['level']);
+  const time = typeof entry.time === 'number' ? new Date(entry.time).toISOString() : String(entry.time ?? '');
+  const level = LEVEL_NAMES[entry.level as number] ?? String(entry.level);
   let out = `${time} ${level.padEnd(5)}`;
-  if (entry['component'] !== undefined) out += ` [${String(entry['component'])}]`;
-  if (entry['msg'] !== undefined) out += ` ${String(entry['msg'])}`;
+  if (entry.component !== undefined) out += ` [${String(entry.component)}]`;
+  if (entry.msg !== undefined) out += ` ${String(entry.msg)}`;
   for (const [key, value] of Object.entries(entry)) {
     if (!HIDDEN.has(key)) out += ` ${key}=${fieldValue(value)}`;
   }
-  const err = entry['err'] as { message?: unknown; stack?: unknown } | undefined;
+  const err = entry.err as { message?: unknown; stack?: unknown } | undefined;
   if (err !== undefined) {
     out += ` err=${fieldValue(err.message ?? err)}`;
     if (typeof err.stack === 'string') out += `\n    ${err.stack.split('\n').join('\n    ')}`;
@@ -239,20 +239,21 @@ export function slowRequestFields(request: unknown): { key?: string; rangeEnd?: 
   if (typeof request !== 'object' || request === null) return {};
   let target = request as Record<string, unknown>;
   const fields: { key?: string; rangeEnd?: string; ops?: number } = {};
-  const compare = target['compare'];
-  const success = target['success'];
-  const failure = target['failure'];
+  const compare = target.compare;
+  const success = target.success;
+  const failure = target.failure;
   if (Array.isArray(compare) || Array.isArray(success)) {
     const ops = [...(Array.isArray(success) ? success : []), ...(Array.isArray(failure) ? failure : [])] as Array<Record<string, unknown>>;
     fields.ops = ops.length;
-    const first = (Array.isArray(compare) ? (compare[0] as Record<string, unknown> | undefined) : undefined) ??
-      (ops[0] ? ((ops[0]['requestRange'] ?? ops[0]['requestPut'] ?? ops[0]['requestDeleteRange']) as Record<string, unknown> | undefined) : undefined);
+    const first =
+      (Array.isArray(compare) ? (compare[0] as Record<string, unknown> | undefined) : undefined) ??
+      (ops[0] ? ((ops[0].requestRange ?? ops[0].requestPut ?? ops[0].requestDeleteRange) as Record<string, unknown> | undefined) : undefined);
     if (first === undefined) return fields;
     target = first;
   }
-  const key = printableKey(target['key']);
+  const key = printableKey(target.key);
   if (key !== undefined) fields.key = key;
-  const rangeEnd = printableKey(target['rangeEnd']);
+  const rangeEnd = printableKey(target.rangeEnd);
   if (rangeEnd !== undefined && rangeEnd !== '') fields.rangeEnd = rangeEnd;
   return fields;
 }

@@ -186,13 +186,9 @@ describe('grpc_server_active_connections source', () => {
     const before = countGrpcConnections();
     // Each client gets its own subchannel pool, hence its own connection (clients of one target
     // otherwise share one).
-    const clients = [0, 1, 2].map(
-      () => new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
-    );
+    const clients = [0, 1, 2].map(() => new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
     try {
-      await Promise.all(
-        clients.map((c) => new Promise<void>((resolve, reject) => c.waitForReady(Date.now() + 5000, (e) => (e ? reject(e) : resolve())))),
-      );
+      await Promise.all(clients.map((c) => new Promise<void>((resolve, reject) => c.waitForReady(Date.now() + 5000, (e) => (e ? reject(e) : resolve())))));
       // The server learns of a session when the HTTP/2 handshake reaches it; wait for that.
       await waitFor(() => countGrpcConnections() >= before + 3, { what: 'the server to count 3 new connections', timeoutMs: 5000, intervalMs: 1 });
       expect(countGrpcConnections()).toBe(before + 3);
@@ -233,13 +229,14 @@ describe('recording cost (micro-benchmark)', () => {
     const registry = new Registry();
     const counter = new Counter({ name: 'c', help: 'c', labelNames: ['method', 'code'], registers: [registry] });
     const histogram = new Histogram({ name: 'h', help: 'h', labelNames: ['method'], buckets: [0.0005, 0.001, 0.002, 0.004, 0.008], registers: [registry] });
-    const reference = nsPerOp(() => {
-      for (let i = 0; i < N / 10; i++) {
-        const method = methods[i & 3]!;
-        counter.inc({ method, code: 'OK' });
-        histogram.observe({ method }, (i & 1023) * 1e-5);
-      }
-    }) * 10;
+    const reference =
+      nsPerOp(() => {
+        for (let i = 0; i < N / 10; i++) {
+          const method = methods[i & 3]!;
+          counter.inc({ method, code: 'OK' });
+          histogram.observe({ method }, (i & 1023) * 1e-5);
+        }
+      }) * 10;
 
     console.log(
       `metrics recording cost: observeCall ${fast.toFixed(1)} ns/op, walFsync.observe ${fsync.toFixed(1)} ns/op, ` +

@@ -151,7 +151,9 @@ function registerDiskMetrics(registry: Registry, s: MetricsSources, quotaBackend
     ETCD_DISK_BUCKETS_SECONDS,
   ).registerIn(registry);
   liveGauge(registry, 'etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', () => s.dbSizeBytes());
-  liveGauge(registry, 'etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', () => s.dbSizeInUseBytes());
+  liveGauge(registry, 'etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', () =>
+    s.dbSizeInUseBytes(),
+  );
   if (quotaBackendBytes !== undefined && quotaBackendBytes >= 0) {
     const quota = new Gauge({ name: 'etcd_server_quota_backend_bytes', help: 'Current backend storage quota size in bytes.', registers: [registry] });
     quota.set(quotaBackendBytes);
@@ -161,13 +163,7 @@ function registerDiskMetrics(registry: Registry, s: MetricsSources, quotaBackend
 
 /** etcd's version and member ID gauges. */
 function registerIdentityGauges(registry: Registry, serverVersion: string, memberId: bigint): void {
-  infoGauge(
-    registry,
-    'etcd_server_version',
-    "Which version is running. 1 for 'server_version' label with current version.",
-    'server_version',
-    serverVersion,
-  );
+  infoGauge(registry, 'etcd_server_version', "Which version is running. 1 for 'server_version' label with current version.", 'server_version', serverVersion);
   infoGauge(
     registry,
     'etcd_server_id',

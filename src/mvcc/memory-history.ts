@@ -40,8 +40,6 @@ export class MemoryHistory implements HistoryReader, WriteSink {
 
   /** Every stored record in ascending revision order, as a restore would scan them. */
   sorted(): { rev: Revision; record: Buffer }[] {
-    return [...this.records.keys()]
-      .sort()
-      .map((key) => ({ rev: decodeRevisionKey(Buffer.from(key, 'latin1')), record: this.records.get(key)! }));
+    return [...this.records.keys()].sort().map((key) => ({ rev: decodeRevisionKey(Buffer.from(key, 'latin1')), record: this.records.get(key)! }));
   }
 }

@@ -5,6 +5,7 @@
 // and lease attachment must be equal; records reported obsolete are deleted from the in-memory
 // history (so a wrongly dropped record trips the store's history assertion); and restoring a
 // fresh store from the surviving records must answer every query identically.
+import { unreachable } from '../util/assert.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MemoryHistory } from './memory-history.js';
@@ -87,8 +88,7 @@ class Model {
     );
     const order = req.sortTarget !== 0 && req.sortOrder === 0 ? 1 : req.sortOrder;
     if (order !== 0) {
-      const field = (kv: KeyValue): number | Buffer =>
-        [kv.key, kv.version, kv.createRevision, kv.modRevision, kv.value][req.sortTarget]!;
+      const field = (kv: KeyValue): number | Buffer => [kv.key, kv.version, kv.createRevision, kv.modRevision, kv.value][req.sortTarget]!;
       const c = (a: KeyValue, b: KeyValue): number => {
         const x = field(a);
         const y = field(b);
@@ -155,6 +155,8 @@ class Model {
             return { kind: 'deleteRange', deleteRange: this.doDelete(w, op.deleteRange) };
           case 'txn':
             return { kind: 'txn', txn: run(op.txn) };
+          default:
+            return unreachable(op, 'request op kind');
         }
       });
       return { succeeded, responses };
@@ -454,4 +456,3 @@ describe('MvccStore vs a snapshot-per-revision model', () => {
     );
   });
 });
-

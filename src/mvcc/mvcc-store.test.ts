@@ -148,7 +148,12 @@ describe('MvccStore deleteRange', () => {
     expect(r.deleted).toBe(3);
     expect(r.prevKvs.map(brief)).toEqual(['a=a c3 m3 v1', 'c=c c2 m2 v1', 'd=d c5 m5 v1']);
     expect(store.currentRevision).toBe(7);
-    expect(h.sorted().slice(-3).map((x) => `${x.rev.main}.${x.rev.sub}`)).toEqual(['7.0', '7.1', '7.2']);
+    expect(
+      h
+        .sorted()
+        .slice(-3)
+        .map((x) => `${x.rev.main}.${x.rev.sub}`),
+    ).toEqual(['7.0', '7.1', '7.2']);
     expect(h.events.map((e) => `${e.type} ${e.kv.key.toString()} m${e.kv.modRevision} c${e.kv.createRevision} v${e.kv.version}`)).toEqual([
       'delete a m7 c0 v0',
       'delete c m7 c0 v0',
@@ -326,14 +331,22 @@ describe('MvccStore txn', () => {
     expect(r.succeeded).toBe(false);
     expect(r.responses.map((x) => x.kind)).toEqual(['put', 'deleteRange', 'put']);
     expect(store.currentRevision).toBe(4);
-    expect(h.sorted().slice(-3).map((x) => `${x.rev.main}.${x.rev.sub}`)).toEqual(['4.0', '4.1', '4.2']);
+    expect(
+      h
+        .sorted()
+        .slice(-3)
+        .map((x) => `${x.rev.main}.${x.rev.sub}`),
+    ).toEqual(['4.0', '4.1', '4.2']);
     expect(h.events.map((e) => `${e.type} ${e.kv.key.toString()} ${e.kv.modRevision}`)).toEqual(['put c 4', 'delete a 4', 'put d 4']);
     expect(keys(store.range(rangeReq('a', ALL)).kvs)).toEqual(['b', 'c', 'd']);
   });
 
   it('a range after writes in the same txn sees them; before the writes it does not', () => {
     const { store, h } = two();
-    const r = store.txn(txnReq([], [opRange(rangeReq('a', ALL)), opPut(putReq('c', '3')), opRange(rangeReq('a', ALL)), opRange(rangeReq('a', ALL, { revision: 3 }))]), h);
+    const r = store.txn(
+      txnReq([], [opRange(rangeReq('a', ALL)), opPut(putReq('c', '3')), opRange(rangeReq('a', ALL)), opRange(rangeReq('a', ALL, { revision: 3 }))]),
+      h,
+    );
     const counts = r.responses.map((x) => (x.kind === 'range' ? x.range.count : -1));
     expect(counts).toEqual([2, -1, 3, 2]);
   });
@@ -341,7 +354,10 @@ describe('MvccStore txn', () => {
   it('nested txns: compares are evaluated against the state before the whole txn', () => {
     const { store, h } = two();
     const r = store.txn(
-      txnReq([], [opPut(putReq('a', 'changed')), opTxn(txnReq([cmp('a', 3, 0, { value: b('1') })], [opPut(putReq('n', 'then'))], [opPut(putReq('n', 'else'))]))]),
+      txnReq(
+        [],
+        [opPut(putReq('a', 'changed')), opTxn(txnReq([cmp('a', 3, 0, { value: b('1') })], [opPut(putReq('n', 'then'))], [opPut(putReq('n', 'else'))]))],
+      ),
       h,
     );
     const nested = r.responses[1]!;
@@ -354,13 +370,9 @@ describe('MvccStore txn', () => {
     const { store, h } = two();
     const before = h.size;
     expect(() => store.txn(txnReq([], [opPut(putReq('c', '3')), opPut(putReq('zz', '', { ignoreValue: true }))]), h)).toThrow(KeyNotFoundError);
-    expect(() => store.txn(txnReq([], [opPut(putReq('c', '3')), opTxn(txnReq([], [opPut(putReq('d', '', { lease: 7n }))]))]), h)).toThrow(
-      LeaseNotFoundError,
-    );
+    expect(() => store.txn(txnReq([], [opPut(putReq('c', '3')), opTxn(txnReq([], [opPut(putReq('d', '', { lease: 7n }))]))]), h)).toThrow(LeaseNotFoundError);
     // Put checks come before range checks.
-    expect(() => store.txn(txnReq([], [opRange(rangeReq('a', NONE, { revision: 99 })), opPut(putReq('d', '', { lease: 7n }))]), h)).toThrow(
-      LeaseNotFoundError,
-    );
+    expect(() => store.txn(txnReq([], [opRange(rangeReq('a', NONE, { revision: 99 })), opPut(putReq('d', '', { lease: 7n }))]), h)).toThrow(LeaseNotFoundError);
     // The failure branch is not checked when the success branch is taken.
     expect(store.txn(txnReq([], [], [opPut(putReq('d', '', { lease: 7n }))]), h).succeeded).toBe(true);
     expect(store.currentRevision).toBe(3);
@@ -387,8 +399,9 @@ describe('MvccStore txn', () => {
   it('prevKv inside a txn sees earlier writes of the txn', () => {
     const { store, h } = two();
     const r = store.txn(txnReq([], [opDel(delReq('a')), opPut(putReq('b', '3', { prevKv: true })), opDel(delReq('a', 'z', true))]), h);
-    expect(r.responses.map((x) => (x.kind === 'put' ? brief(x.put.prevKv!) : x.kind === 'deleteRange' ? x.deleteRange.prevKvs.map(brief).join() : '')))
-      .toEqual(['', 'b=2 c3 m3 v1 l1', 'b=3 c3 m4 v2']);
+    expect(r.responses.map((x) => (x.kind === 'put' ? brief(x.put.prevKv!) : x.kind === 'deleteRange' ? x.deleteRange.prevKvs.map(brief).join() : ''))).toEqual(
+      ['', 'b=2 c3 m3 v1 l1', 'b=3 c3 m4 v2'],
+    );
   });
 });
 

@@ -128,7 +128,6 @@ export class MvccStore {
     this.lastRestored = { main: 0, sub: 0 };
   }
 
-
   get currentRevision(): number {
     return this.current;
   }
@@ -435,8 +434,7 @@ export class MvccStore {
     if (rev <= 0) rev = curRev;
     if (rev < this.compacted) throw new CompactedError();
 
-    const filtered =
-      req.minModRevision !== 0 || req.maxModRevision !== 0 || req.minCreateRevision !== 0 || req.maxCreateRevision !== 0;
+    const filtered = req.minModRevision !== 0 || req.maxModRevision !== 0 || req.minCreateRevision !== 0 || req.maxCreateRevision !== 0;
     // etcd loads limit + 1 entries (to know about "more") unless it has to sort or filter
     // first; note it tests the requested sort order, before NONE is turned into ASCEND below.
     // A limit <= 0 means no limit (etcd treats negative limits like 0).
@@ -512,10 +510,7 @@ export class MvccStore {
     assert(record !== undefined, `mvcc: history has no record for revision ${hit.rev.main}.${hit.rev.sub}`);
     const decoded = decodeRecord(record);
     assert(!decoded.tombstone, 'mvcc: key index points at a tombstone for a live revision');
-    assert(
-      decoded.createRevision === hit.created && decoded.version === hit.version,
-      'mvcc: history record disagrees with the key index',
-    );
+    assert(decoded.createRevision === hit.created && decoded.version === hit.version, 'mvcc: history record disagrees with the key index');
     return {
       key: ki.key,
       createRevision: decoded.createRevision,

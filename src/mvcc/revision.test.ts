@@ -12,9 +12,11 @@ describe('revision keys', () => {
   });
 
   it('round-trips every safe revision', () => {
-    fc.assert(fc.property(revision, (rev) => {
+    fc.assert(
+      fc.property(revision, (rev) => {
         expect(decodeRevisionKey(encodeRevisionKey(rev))).toEqual(rev);
-      }));
+      }),
+    );
   });
 
   it('byte order equals revision order (LevelDB scans in revision order)', () => {

@@ -43,7 +43,9 @@ describe('SortedKeyMap', () => {
           }
           expect(map.size).toBe(model.length);
           const all: string[] = [];
-          map.forEach((item) => all.push(item.keyText));
+          map.forEach((item) => {
+            all.push(item.keyText);
+          });
           expect(all).toEqual(model);
           for (const k of model) expect(map.get(k)?.keyText).toBe(k);
         }

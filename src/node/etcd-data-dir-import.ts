@@ -12,7 +12,7 @@ import { StorageFormatError } from '../storage/backend.js';
 
 export async function importEtcdDataDirOnce(dirs: { dataDir: string; walDir: string }, voters: readonly bigint[], logger: Logger): Promise<void> {
   const { dataDir, walDir } = dirs;
-  let imported;
+  let imported: Awaited<ReturnType<typeof importEtcdDataDirInPlace>>;
   try {
     imported = await importEtcdDataDirInPlace(dataDir, voters, walDir);
   } catch (error) {

@@ -24,6 +24,9 @@ describe('member wiring from the configuration', () => {
     expect(compactionSchedule({ ...compaction, mode: 'periodic', retentionMs: 0 })).toBeUndefined();
     expect(compactionSchedule({ ...compaction, mode: 'revision', retentionRevisions: 0 })).toBeUndefined();
     expect(compactionSchedule({ ...compaction, mode: 'periodic', retentionMs: 3_600_000 })).toEqual({ mode: 'periodic', retentionMs: 3_600_000 });
-    expect(compactionSchedule({ ...compaction, mode: 'revision', retentionRevisions: 100, retentionMs: 5 })).toEqual({ mode: 'revision', retentionRevisions: 100 });
+    expect(compactionSchedule({ ...compaction, mode: 'revision', retentionRevisions: 100, retentionMs: 5 })).toEqual({
+      mode: 'revision',
+      retentionRevisions: 100,
+    });
   });
 });

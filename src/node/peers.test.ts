@@ -25,7 +25,14 @@ describe('peer directory: the transport follows the member list', () => {
 
   it('re-points a member whose peer URL changed and drops removed members', () => {
     const { calls, links } = recordingLinks();
-    const directory = new PeerDirectory(1n, links, new Map([[2n, 'a:1'], [3n, 'b:1']]));
+    const directory = new PeerDirectory(
+      1n,
+      links,
+      new Map([
+        [2n, 'a:1'],
+        [3n, 'b:1'],
+      ]),
+    );
     directory.follow([member(1n, 'http://self:1'), member(2n, 'http://a:2')]);
     expect(calls).toEqual(['update 2 a:2', 'remove 3']);
     calls.length = 0;

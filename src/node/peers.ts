@@ -87,27 +87,29 @@ export async function startPeers(options: PeersOptions): Promise<{ close(): Prom
   const initialPeers = new Map(cluster.members.filter((m) => m.id !== selfId).map((m) => [m.id, m.peerAddress]));
   const [first, ...more] = peerListenUrls(config).map((url) => ({ scheme: url.scheme, host: bindHost(url.host), port: url.port }));
   const listenKey = config.raft.listenUrls.length > 0 ? 'server.raft.listen_urls (--listen-peer-urls)' : 'server.raft.port';
-  const transport = await listeningFor(listenKey, () => PeerTransport.start({
-    credentials: peerTls?.credentials,
-    authorizePeer: peerTls ? (call) => peerTls.authorizePeer(call) : undefined,
-    // A member joining an existing cluster learns the cluster's ID from its peers.
-    clusterId: config.initialClusterState === 'existing' && !storage.identityWasStored ? 0n : storage.identity.clusterId,
-    onClusterId: (clusterId) => void storage.adoptClusterId(clusterId),
-    memberId: selfId,
-    listenHost: first!.host,
-    listenPort: first!.port,
-    alsoListen: more,
-    peers: initialPeers,
-    onMessages: (messages) => raft.receive(messages),
-    isRemoved: (id) => kv.membership.wasRemoved(id),
-    onRemoved: (byPeer) => {
-      raftLog.warn({ peer: byPeer.toString(16) }, 'this member was removed from the cluster (told by a peer); stopping');
-      options.stopSelf();
-    },
-    onUnreachable: (peer) => raft.reportUnreachable(peer),
-    onSnapshotStatus: (peer, ok) => raft.reportSnapshot(peer, ok),
-    logger: logger.child({ component: 'transport' }),
-  }));
+  const transport = await listeningFor(listenKey, () =>
+    PeerTransport.start({
+      credentials: peerTls?.credentials,
+      authorizePeer: peerTls ? (call) => peerTls.authorizePeer(call) : undefined,
+      // A member joining an existing cluster learns the cluster's ID from its peers.
+      clusterId: config.initialClusterState === 'existing' && !storage.identityWasStored ? 0n : storage.identity.clusterId,
+      onClusterId: (clusterId) => void storage.adoptClusterId(clusterId),
+      memberId: selfId,
+      listenHost: first!.host,
+      listenPort: first!.port,
+      alsoListen: more,
+      peers: initialPeers,
+      onMessages: (messages) => raft.receive(messages),
+      isRemoved: (id) => kv.membership.wasRemoved(id),
+      onRemoved: (byPeer) => {
+        raftLog.warn({ peer: byPeer.toString(16) }, 'this member was removed from the cluster (told by a peer); stopping');
+        options.stopSelf();
+      },
+      onUnreachable: (peer) => raft.reportUnreachable(peer),
+      onSnapshotStatus: (peer, ok) => raft.reportSnapshot(peer, ok),
+      logger: logger.child({ component: 'transport' }),
+    }),
+  );
   for (const [i, url] of [first!, ...more].entries()) {
     raftLog.info({ address: formatUrl({ ...url, port: transport.ports[i] ?? url.port }) }, 'listening for peer traffic');
   }

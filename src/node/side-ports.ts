@@ -26,11 +26,7 @@ export function etcdVersions(): EtcdVersions {
   return { etcdserver: ETCD_COMPATIBLE_VERSION, etcdcluster: ETCD_CLUSTER_VERSION };
 }
 
-export function createNodeMetrics(
-  config: Pick<Config, 'monitoring' | 'limits'>,
-  sources: MetricsSources,
-  memberId: bigint,
-): Metrics | undefined {
+export function createNodeMetrics(config: Pick<Config, 'monitoring' | 'limits'>, sources: MetricsSources, memberId: bigint): Metrics | undefined {
   if (!config.monitoring.enablePrometheus) return undefined;
   return createMetrics({
     serverVersion: ETCD_COMPATIBLE_VERSION,
@@ -61,9 +57,7 @@ export async function startSidePorts(options: SidePortsOptions): Promise<{ close
   };
   try {
     if (config.health.open) {
-      await opened('server.health.port', 'health checks', 'http', host, () =>
-        startHealthServer({ host, port: config.health.port, sources, logger }),
-      );
+      await opened('server.health.port', 'health checks', 'http', host, () => startHealthServer({ host, port: config.health.port, sources, logger }));
     }
     if (metrics && config.monitoring.openPrometheusPort) {
       await opened('server.monitoring.prometheus_port', 'metrics', 'http', host, () =>

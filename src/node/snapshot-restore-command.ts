@@ -40,7 +40,13 @@ function membership(command: MembershipFlags): MembershipOptions {
 
 export function runSnapshotRestore(command: RestoreCommand): Promise<void> {
   return reportRestore(`snapshot restore`, `snapshot ${command.snapshotFile}`, command.dataDir, () =>
-    restoreSnapshot({ ...membership(command), snapshotFile: command.snapshotFile, dataDir: command.dataDir, walDir: command.walDir, skipHashCheck: command.skipHashCheck }),
+    restoreSnapshot({
+      ...membership(command),
+      snapshotFile: command.snapshotFile,
+      dataDir: command.dataDir,
+      walDir: command.walDir,
+      skipHashCheck: command.skipHashCheck,
+    }),
   );
 }
 

@@ -50,7 +50,13 @@ describe('node storage: the identity is fixed at first start', () => {
 
   it('reports every backend write to onWrite', async () => {
     const writes: boolean[] = [];
-    const storage = await openStorage({ dataDir: tempDir(), walDir: '', storage: DEFAULTS.storage, derived: { memberId: 1n, clusterId: 2n }, onWrite: (_s, synced) => writes.push(synced) });
+    const storage = await openStorage({
+      dataDir: tempDir(),
+      walDir: '',
+      storage: DEFAULTS.storage,
+      derived: { memberId: 1n, clusterId: 2n },
+      onWrite: (_s, synced) => writes.push(synced),
+    });
     opened.push(storage);
     // The first start's identity write is synced.
     expect(writes).toContain(true);
@@ -75,7 +81,9 @@ describe('node storage: the Raft log in its own database with a wal dir', () => 
     const [dataDir, walDir] = [tempDir(), join(tempDir(), 'wal')];
     await (await open(dataDir, ids, walDir)).close();
     rmSync(walDir, { recursive: true });
-    await expect(open(dataDir, ids, walDir)).rejects.toThrow(new WalDirMismatchError(`wal dir ${walDir} is missing or empty but data dir ${dataDir} has history; refusing to start without its Raft log`));
+    await expect(open(dataDir, ids, walDir)).rejects.toThrow(
+      new WalDirMismatchError(`wal dir ${walDir} is missing or empty but data dir ${dataDir} has history; refusing to start without its Raft log`),
+    );
     expect(existsSync(walDir), 'nothing created on refusal').toBe(false);
 
     const walOnly = join(tempDir(), 'wal');

@@ -59,8 +59,7 @@ export async function openStorage(options: StorageOptions): Promise<NodeStorage>
     await backend.close();
     throw error;
   }
-  const identity: Identity =
-    stored !== undefined ? { memberId: stored.readBigUInt64BE(0), clusterId: stored.readBigUInt64BE(8) } : { ...options.derived };
+  const identity: Identity = stored !== undefined ? { memberId: stored.readBigUInt64BE(0), clusterId: stored.readBigUInt64BE(8) } : { ...options.derived };
   if (stored === undefined) await storeIdentity(backend, identity);
   return {
     backend,

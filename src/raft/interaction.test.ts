@@ -10,7 +10,10 @@ import { TestCluster, enc } from '../../test/raft/test-harness.js';
 import { ConfChangeType, roleName } from './types.js';
 
 function ids(list: string): bigint[] {
-  return list.split(',').filter((x) => x !== '').map((x) => BigInt(x));
+  return list
+    .split(',')
+    .filter((x) => x !== '')
+    .map((x) => BigInt(x));
 }
 
 function run(script: string): void {
@@ -34,7 +37,7 @@ function run(script: string): void {
     switch (cmd) {
       case 'cluster': {
         const voters = args.filter((x) => /^\d+$/.test(x)).map((x) => BigInt(x));
-        const opt = (k: string): string | undefined => args.find((x) => x.startsWith(k + '='))?.slice(k.length + 1);
+        const opt = (k: string): string | undefined => args.find((x) => x.startsWith(`${k}=`))?.slice(k.length + 1);
         c = new TestCluster(voters, {
           learners: ids(opt('learners') ?? ''),
           preVote: opt('prevote') !== 'false',
@@ -49,22 +52,30 @@ function run(script: string): void {
         cl().campaign(BigInt(a(0)));
         break;
       case 'propose':
-        cl().get(BigInt(a(0))).node.propose(enc(a(1)));
+        cl()
+          .get(BigInt(a(0)))
+          .node.propose(enc(a(1)));
         cl().stabilize();
         break;
       case 'conf': {
         const type = { add: ConfChangeType.AddNode, remove: ConfChangeType.RemoveNode, learner: ConfChangeType.AddLearnerNode }[a(1)];
         if (type === undefined) throw new Error(`${at}: bad conf change`);
-        cl().get(BigInt(a(0))).node.proposeConfChange({ type, nodeId: BigInt(a(2)) });
+        cl()
+          .get(BigInt(a(0)))
+          .node.proposeConfChange({ type, nodeId: BigInt(a(2)) });
         cl().stabilize();
         break;
       }
       case 'transfer':
-        cl().get(BigInt(a(0))).node.transferLeader(BigInt(a(1)));
+        cl()
+          .get(BigInt(a(0)))
+          .node.transferLeader(BigInt(a(1)));
         cl().stabilize();
         break;
       case 'read':
-        cl().get(BigInt(a(0))).node.readIndex(enc(a(1)));
+        cl()
+          .get(BigInt(a(0)))
+          .node.readIndex(enc(a(1)));
         cl().stabilize();
         break;
       case 'isolate':
@@ -90,15 +101,32 @@ function run(script: string): void {
         const want = args.slice(2).join(' ');
         let got: string;
         switch (a(0)) {
-          case 'role': got = roleName(st.role); break;
-          case 'term': got = String(st.term); break;
-          case 'lead': got = String(st.lead); break;
-          case 'commit': got = String(st.commit); break;
-          case 'applied': got = cl().appliedData(tn.id).join(','); break;
-          case 'voters': got = tn.confState.voters.join(','); break;
-          case 'learners': got = tn.confState.learners.join(','); break;
-          case 'reads': got = tn.reads.join(','); break;
-          default: throw new Error(`${at}: unknown expectation`);
+          case 'role':
+            got = roleName(st.role);
+            break;
+          case 'term':
+            got = String(st.term);
+            break;
+          case 'lead':
+            got = String(st.lead);
+            break;
+          case 'commit':
+            got = String(st.commit);
+            break;
+          case 'applied':
+            got = cl().appliedData(tn.id).join(',');
+            break;
+          case 'voters':
+            got = tn.confState.voters.join(',');
+            break;
+          case 'learners':
+            got = tn.confState.learners.join(',');
+            break;
+          case 'reads':
+            got = tn.reads.join(',');
+            break;
+          default:
+            throw new Error(`${at}: unknown expectation`);
         }
         expect(got, at).toBe(want);
         break;

@@ -75,7 +75,10 @@ export class Unstable {
   }
 
   slice(lo: number, hi: number, maxSize = Number.MAX_SAFE_INTEGER): Entry[] {
-    assert(lo <= hi && lo >= this.offset && hi <= this.offset + this.entries.length, `unstable.slice[${lo},${hi}) out of [${this.offset},${this.offset + this.entries.length})`);
+    assert(
+      lo <= hi && lo >= this.offset && hi <= this.offset + this.entries.length,
+      `unstable.slice[${lo},${hi}) out of [${this.offset},${this.offset + this.entries.length})`,
+    );
     const start = lo - this.offset;
     return this.entries.slice(start, limitEnd(this.entries, start, hi - this.offset, maxSize));
   }

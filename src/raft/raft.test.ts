@@ -405,7 +405,7 @@ describe('§7 log compaction', () => {
     c.stabilize();
     const l = c.get(1n);
     const applied = l.node.raft.raftLog.applied;
-    l.storage.createSnapshot(applied, l.confState, enc('state-at-' + applied));
+    l.storage.createSnapshot(applied, l.confState, enc(`state-at-${applied}`));
     l.storage.compact(applied);
     c.heal();
     c.log = [];
@@ -413,7 +413,7 @@ describe('§7 log compaction', () => {
     expect(c.log.some((m) => m.type === MessageType.MsgSnap)).toBe(true);
     const f = c.get(3n);
     expect(f.storage.snapshot().metadata.index).toBe(applied);
-    expect(new TextDecoder().decode(f.storage.snapshot().data)).toBe('state-at-' + applied);
+    expect(new TextDecoder().decode(f.storage.snapshot().data)).toBe(`state-at-${applied}`);
     l.node.propose(enc('after'));
     c.stabilize();
     expect(c.appliedData(3n)).toEqual(['after']);
@@ -440,7 +440,14 @@ describe('§7 log compaction', () => {
     const tn = c.get(1n);
     tn.storage.createSnapshot(5, tn.confState, enc('s'));
     tn.storage.compact(5);
-    const again = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: tn.storage, random: new SeededRandom(1), applied: tn.node.raft.raftLog.applied });
+    const again = new RawNode({
+      id: 1n,
+      electionTick: 10,
+      heartbeatTick: 1,
+      storage: tn.storage,
+      random: new SeededRandom(1),
+      applied: tn.node.raft.raftLog.applied,
+    });
     expect(again.raft.term).toBe(2);
     expect(again.raft.raftLog.committed).toBe(7);
     expect(again.raft.raftLog.lastIndex()).toBe(7);
@@ -459,8 +466,24 @@ describe('network input', () => {
       makeMessage({ type: MessageType.MsgHup, from: 1n, to: 2n, term: 2 }),
       makeMessage({ type: MessageType.MsgApp, from: 1n, to: 3n, term: 2 }),
       makeMessage({ type: MessageType.MsgApp, from: 1n, to: 2n, term: 2.5 }),
-      makeMessage({ type: MessageType.MsgApp, from: 1n, to: 2n, term: 2, index: 5, logTerm: 2, entries: [{ term: 2, index: 7, type: 0, data: new Uint8Array(0) }] }),
-      makeMessage({ type: MessageType.MsgApp, from: 1n, to: 2n, term: 2, index: 5, logTerm: 2, entries: [{ term: 9, index: 6, type: 0, data: new Uint8Array(0) }] }),
+      makeMessage({
+        type: MessageType.MsgApp,
+        from: 1n,
+        to: 2n,
+        term: 2,
+        index: 5,
+        logTerm: 2,
+        entries: [{ term: 2, index: 7, type: 0, data: new Uint8Array(0) }],
+      }),
+      makeMessage({
+        type: MessageType.MsgApp,
+        from: 1n,
+        to: 2n,
+        term: 2,
+        index: 5,
+        logTerm: 2,
+        entries: [{ term: 9, index: 6, type: 0, data: new Uint8Array(0) }],
+      }),
       makeMessage({ type: MessageType.MsgSnap, from: 1n, to: 2n, term: 2 }),
       makeMessage({ type: MessageType.MsgProp, from: 1n, to: 2n }),
       makeMessage({ type: 99 as MessageTypeT, from: 1n, to: 2n, term: 2 }),

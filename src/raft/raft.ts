@@ -64,12 +64,7 @@ export interface RaftConfig {
 }
 
 /** Why the core refused a proposal or a read index request. */
-export type ProposalDropReason =
-  | 'noLeader'
-  | 'leadershipTransfer'
-  | 'leaderNotMember'
-  | 'uncommittedSizeLimit'
-  | 'forwardingDisabled';
+export type ProposalDropReason = 'noLeader' | 'leadershipTransfer' | 'leaderNotMember' | 'uncommittedSizeLimit' | 'forwardingDisabled';
 
 const DROP_TEXT: Record<ProposalDropReason, string> = {
   noLeader: 'no leader',
@@ -178,8 +173,10 @@ export class Raft {
    */
   private bootstrap(voters: bigint[], learners: bigint[]): void {
     const ents: Entry[] = [];
-    for (const id of voters) ents.push({ term: 1, index: ents.length + 1, type: EntryType.ConfChange, data: encodeConfChange({ type: ConfChangeType.AddNode, nodeId: id }) });
-    for (const id of learners) ents.push({ term: 1, index: ents.length + 1, type: EntryType.ConfChange, data: encodeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: id }) });
+    for (const id of voters)
+      ents.push({ term: 1, index: ents.length + 1, type: EntryType.ConfChange, data: encodeConfChange({ type: ConfChangeType.AddNode, nodeId: id }) });
+    for (const id of learners)
+      ents.push({ term: 1, index: ents.length + 1, type: EntryType.ConfChange, data: encodeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: id }) });
     this.term = 1;
     this.raftLog.append(ents);
     this.raftLog.committed = ents.length;
@@ -515,10 +512,7 @@ export class Raft {
         return;
       case MessageType.MsgVote:
       case MessageType.MsgPreVote: {
-        const canVote =
-          this.vote === m.from ||
-          (this.vote === NONE && this.lead === NONE) ||
-          (m.type === MessageType.MsgPreVote && m.term > this.term);
+        const canVote = this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (m.type === MessageType.MsgPreVote && m.term > this.term);
         const respType = m.type === MessageType.MsgVote ? MessageType.MsgVoteResp : MessageType.MsgPreVoteResp;
         if (canVote && this.raftLog.isUpToDate(m.index, m.logTerm)) {
           // Answer in the candidate's term so the (pre-)candidate counts it for that round.

@@ -13,7 +13,7 @@
 // advance() marks exactly what the last Ready handed out as stable/applied.
 
 import { Raft, ProposalDroppedError, type RaftConfig } from './raft.js';
-import { ProgressState, type Progress } from './progress.js';
+import type { ProgressState, Progress } from './progress.js';
 import {
   EntryType,
   MessageType,
@@ -112,7 +112,9 @@ export class RawNode {
   }
 
   proposeConfChange(cc: ConfChange): void {
-    this.raft.step(makeMessage({ type: MessageType.MsgProp, from: this.raft.id, entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) }] }));
+    this.raft.step(
+      makeMessage({ type: MessageType.MsgProp, from: this.raft.id, entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) }] }),
+    );
   }
 
   applyConfChange(cc: ConfChange): ConfState {

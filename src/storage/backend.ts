@@ -36,9 +36,7 @@ export class StorageFormatError extends Error {
   override name = 'StorageFormatError';
 }
 
-export type BatchOp =
-  | { type: 'put'; key: Buffer; value: Buffer }
-  | { type: 'del'; key: Buffer };
+export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
 export interface BackendOptions {
   /** LevelDB block cache, bytes. */
@@ -119,9 +117,7 @@ export class Backend {
       await db.batch([{ type: 'put', key: FORMAT_KEY, value: Buffer.from(FORMAT_VERSION) }], { sync: true });
     } else if (format.toString() !== FORMAT_VERSION) {
       await db.close();
-      throw new StorageFormatError(
-        `data dir ${dataDir} has format "${format.toString()}", this MetaStore reads "${FORMAT_VERSION}"`,
-      );
+      throw new StorageFormatError(`data dir ${dataDir} has format "${format.toString()}", this MetaStore reads "${FORMAT_VERSION}"`);
     }
     return backend;
   }

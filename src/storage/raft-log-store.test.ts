@@ -58,7 +58,12 @@ describe('RaftLogStore', () => {
   it('replaces a conflicting suffix (also on disk)', async () => {
     const { db, dir } = await openDb();
     const s = await RaftLogStore.open(db, 0x03);
-    await s.save(undefined, [1, 2, 3, 4, 5].map((i) => ent(i, 1)), undefined, { sync: true });
+    await s.save(
+      undefined,
+      [1, 2, 3, 4, 5].map((i) => ent(i, 1)),
+      undefined,
+      { sync: true },
+    );
     await s.save({ term: 2, vote: 0n, commit: 2 }, [ent(3, 2, 'x3')], undefined, { sync: true });
     expect(s.lastIndex()).toBe(3);
     expect(s.entries(1, 4, 1e9).map(text)).toEqual(['e1', 'e2', 'x3']);
@@ -73,7 +78,12 @@ describe('RaftLogStore', () => {
   it('compacts behind a snapshot and survives reopen', async () => {
     const { db, dir } = await openDb();
     const s = await RaftLogStore.open(db, 0x03);
-    await s.save(undefined, [1, 2, 3, 4, 5, 6].map((i) => ent(i, 1)), undefined, { sync: true });
+    await s.save(
+      undefined,
+      [1, 2, 3, 4, 5, 6].map((i) => ent(i, 1)),
+      undefined,
+      { sync: true },
+    );
     await s.createSnapshot(4, { voters: [1n, 2n], learners: [3n] }, new TextEncoder().encode('state'));
     await s.compact(4);
     expect(s.firstIndex()).toBe(5);
@@ -94,8 +104,18 @@ describe('RaftLogStore', () => {
   it('installs a snapshot from the leader, replacing the log', async () => {
     const { db } = await openDb();
     const s = await RaftLogStore.open(db, 0x03);
-    await s.save(undefined, [1, 2, 3].map((i) => ent(i, 1)), undefined, { sync: true });
-    await s.save({ term: 3, vote: 0n, commit: 10 }, [], { metadata: { index: 10, term: 3, confState: { voters: [1n], learners: [] } }, data: new Uint8Array([1]) }, { sync: true });
+    await s.save(
+      undefined,
+      [1, 2, 3].map((i) => ent(i, 1)),
+      undefined,
+      { sync: true },
+    );
+    await s.save(
+      { term: 3, vote: 0n, commit: 10 },
+      [],
+      { metadata: { index: 10, term: 3, confState: { voters: [1n], learners: [] } }, data: new Uint8Array([1]) },
+      { sync: true },
+    );
     expect(s.firstIndex()).toBe(11);
     expect(s.lastIndex()).toBe(10);
     expect(s.term(10)).toBe(3);
@@ -122,40 +142,37 @@ describe('RaftLogStore', () => {
 
   it('behaves like MemoryStorage under random appends, overwrites and compactions', async () => {
     await fc.assert(
-      fc.asyncProperty(
-        fc.array(fc.tuple(fc.nat(6), fc.integer({ min: 1, max: 5 }), fc.boolean()), { minLength: 1, maxLength: 25 }),
-        async (steps) => {
-          const { db, dir } = await openDb();
-          const s = await RaftLogStore.open(db, 0x03, { cacheEntries: 3 });
-          const m = new MemoryStorage();
-          let term = 1;
-          for (const [back, n, compact] of steps) {
-            if (compact && m.lastIndex() > m.firstIndex() + 1) {
-              const idx = m.firstIndex() + 1;
-              m.createSnapshot(idx, { voters: [1n], learners: [] }, new Uint8Array(0));
-              m.compact(idx);
-              await s.createSnapshot(idx, { voters: [1n], learners: [] }, new Uint8Array(0), { sync: false });
-              await s.compact(idx);
-              continue;
-            }
-            term++;
-            const from = Math.max(m.firstIndex(), m.lastIndex() + 1 - back);
-            const ents = Array.from({ length: n }, (_, i) => ent(from + i, term, `t${term}-${from + i}`));
-            m.append(ents);
-            await s.save({ term, vote: 0n, commit: 0 }, ents, undefined, { sync: false });
+      fc.asyncProperty(fc.array(fc.tuple(fc.nat(6), fc.integer({ min: 1, max: 5 }), fc.boolean()), { minLength: 1, maxLength: 25 }), async (steps) => {
+        const { db, dir } = await openDb();
+        const s = await RaftLogStore.open(db, 0x03, { cacheEntries: 3 });
+        const m = new MemoryStorage();
+        let term = 1;
+        for (const [back, n, compact] of steps) {
+          if (compact && m.lastIndex() > m.firstIndex() + 1) {
+            const idx = m.firstIndex() + 1;
+            m.createSnapshot(idx, { voters: [1n], learners: [] }, new Uint8Array(0));
+            m.compact(idx);
+            await s.createSnapshot(idx, { voters: [1n], learners: [] }, new Uint8Array(0), { sync: false });
+            await s.compact(idx);
+            continue;
           }
-          await db.close();
-          const again = await openDb(dir);
-          const r = await RaftLogStore.open(again.db, 0x03, { cacheEntries: 3 });
-          expect(r.firstIndex()).toBe(m.firstIndex());
-          expect(r.lastIndex()).toBe(m.lastIndex());
-          for (let i = m.firstIndex() - 1; i <= m.lastIndex(); i++) expect(r.term(i)).toBe(m.term(i));
-          if (m.lastIndex() >= m.firstIndex()) {
-            expect(r.entries(m.firstIndex(), m.lastIndex() + 1, 1e9).map(text)).toEqual(m.entries(m.firstIndex(), m.lastIndex() + 1, 1e9).map(text));
-          }
-          await again.db.close();
-        },
-      ),
+          term++;
+          const from = Math.max(m.firstIndex(), m.lastIndex() + 1 - back);
+          const ents = Array.from({ length: n }, (_, i) => ent(from + i, term, `t${term}-${from + i}`));
+          m.append(ents);
+          await s.save({ term, vote: 0n, commit: 0 }, ents, undefined, { sync: false });
+        }
+        await db.close();
+        const again = await openDb(dir);
+        const r = await RaftLogStore.open(again.db, 0x03, { cacheEntries: 3 });
+        expect(r.firstIndex()).toBe(m.firstIndex());
+        expect(r.lastIndex()).toBe(m.lastIndex());
+        for (let i = m.firstIndex() - 1; i <= m.lastIndex(); i++) expect(r.term(i)).toBe(m.term(i));
+        if (m.lastIndex() >= m.firstIndex()) {
+          expect(r.entries(m.firstIndex(), m.lastIndex() + 1, 1e9).map(text)).toEqual(m.entries(m.firstIndex(), m.lastIndex() + 1, 1e9).map(text));
+        }
+        await again.db.close();
+      }),
       { numRuns: 25 },
     );
   });
@@ -164,7 +181,15 @@ describe('RaftLogStore', () => {
     const { db, dir } = await openDb();
     const store = await RaftLogStore.open(db, 0x03);
     const mk = (applied?: number): RawNode =>
-      new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: store, random: new SeededRandom(1), peers: [1n], ...(applied === undefined ? {} : { applied }) });
+      new RawNode({
+        id: 1n,
+        electionTick: 10,
+        heartbeatTick: 1,
+        storage: store,
+        random: new SeededRandom(1),
+        peers: [1n],
+        ...(applied === undefined ? {} : { applied }),
+      });
     let node = mk();
     const applied: string[] = [];
     const drain = async (): Promise<void> => {

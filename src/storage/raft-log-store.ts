@@ -115,7 +115,12 @@ export class RaftLogStore implements Storage {
     // Walk the tail backwards to find the last index and fill the cache.
     this.last = this.compactIndex;
     const tail: Entry[] = [];
-    for await (const [k, v] of this.db.iterator({ gt: this.entryKey(this.compactIndex), lt: this.entryKey(Number.MAX_SAFE_INTEGER), reverse: true, limit: this.cacheMax })) {
+    for await (const [k, v] of this.db.iterator({
+      gt: this.entryKey(this.compactIndex),
+      lt: this.entryKey(Number.MAX_SAFE_INTEGER),
+      reverse: true,
+      limit: this.cacheMax,
+    })) {
       const index = readU64(k, 2);
       if (tail.length === 0) this.last = index;
       tail.push(decodeEntry(index, v));
@@ -244,7 +249,10 @@ export class RaftLogStore implements Storage {
   async createSnapshot(index: number, confState: ConfState, data: Uint8Array, opts: { sync: boolean } = { sync: true }): Promise<Snapshot> {
     assert(index > this.snap.metadata.index, `snapshot ${index} is not newer than ${this.snap.metadata.index}`);
     assert(index <= this.last, `snapshot ${index} beyond last index ${this.last}`);
-    const s: Snapshot = { metadata: { index, term: this.term(index), confState: { voters: confState.voters.slice(), learners: confState.learners.slice() } }, data };
+    const s: Snapshot = {
+      metadata: { index, term: this.term(index), confState: { voters: confState.voters.slice(), learners: confState.learners.slice() } },
+      data,
+    };
     this.snap = s;
     await this.db.batch([{ type: 'put', key: this.key(TAG_SNAP), value: encodeSnapshot(s) }], { sync: opts.sync });
     return s;

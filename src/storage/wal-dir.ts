@@ -41,7 +41,9 @@ export interface DataDirHistory {
 export function checkLogLocation(dataDir: string, walDir: string, history: DataDirHistory): void {
   if (walDir === '') {
     if (history.hasApplied && !history.hasLogInside) {
-      throw new WalDirMismatchError(`data dir ${dataDir} has applied entries but no Raft log in it: it was used with a --wal-dir, start it with that --wal-dir`);
+      throw new WalDirMismatchError(
+        `data dir ${dataDir} has applied entries but no Raft log in it: it was used with a --wal-dir, start it with that --wal-dir`,
+      );
     }
     return;
   }

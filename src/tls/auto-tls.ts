@@ -28,14 +28,27 @@ export function ensureSelfSignedCertificate(dir: string, hosts: readonly string[
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const names = [...new Set(hosts.length > 0 ? hosts : ['127.0.0.1'])].map((h) => (net.isIP(h) !== 0 ? `IP:${h}` : `DNS:${h}`));
   const args = [
-    'req', '-x509', '-nodes',
-    '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-    '-keyout', keyFile, '-out', certFile,
-    '-days', '365',
-    '-subj', '/O=metastore',
-    '-addext', `subjectAltName=${names.join(',')}`,
-    '-addext', 'keyUsage=critical,digitalSignature,keyEncipherment',
-    '-addext', 'extendedKeyUsage=serverAuth,clientAuth',
+    'req',
+    '-x509',
+    '-nodes',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '365',
+    '-subj',
+    '/O=metastore',
+    '-addext',
+    `subjectAltName=${names.join(',')}`,
+    '-addext',
+    'keyUsage=critical,digitalSignature,keyEncipherment',
+    '-addext',
+    'extendedKeyUsage=serverAuth,clientAuth',
   ];
   try {
     execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -43,7 +56,9 @@ export function ensureSelfSignedCertificate(dir: string, hosts: readonly string[
     fs.rmSync(certFile, { force: true });
     fs.rmSync(keyFile, { force: true });
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new TlsSetupError('auto TLS needs the openssl command to create a self-signed certificate; install it (e.g. apt-get install openssl) or give certificate files');
+      throw new TlsSetupError(
+        'auto TLS needs the openssl command to create a self-signed certificate; install it (e.g. apt-get install openssl) or give certificate files',
+      );
     }
     const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
     throw new TlsSetupError(`openssl could not create a self-signed certificate in ${dir}: ${stderr || (error as Error).message}`);

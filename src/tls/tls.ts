@@ -152,7 +152,8 @@ export function peerPortTls(config: PeerTlsConfig, options: TlsSetupOptions): Pe
         const hostError = tls.checkServerIdentity(host, certificate);
         if (hostError !== undefined) return hostError;
         const cn = commonNameOf(certificate);
-        if (allowedCn !== '' && cn !== allowedCn) return new Error(`peer certificate CN ${JSON.stringify(cn ?? '')} is not the allowed CN ${JSON.stringify(allowedCn)}`);
+        if (allowedCn !== '' && cn !== allowedCn)
+          return new Error(`peer certificate CN ${JSON.stringify(cn ?? '')} is not the allowed CN ${JSON.stringify(allowedCn)}`);
         return undefined;
       },
     },

@@ -4,15 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EntryType, MessageType, makeMessage, type Message } from '../raft/types.js';
-import {
-  FRAME_HEADER_BYTES,
-  FrameDecodeError,
-  decodeMessage,
-  decodePeerFrame,
-  encodeMessage,
-  encodePeerFrame,
-  messageEncodedSize,
-} from './message-codec.js';
+import { FRAME_HEADER_BYTES, FrameDecodeError, decodeMessage, decodePeerFrame, encodeMessage, encodePeerFrame, messageEncodedSize } from './message-codec.js';
 
 const u64 = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n });
 const u53 = fc.oneof(fc.nat(), fc.constantFrom(0, 1, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER));

@@ -14,14 +14,7 @@
 // - Bad bytes from the network raise FrameDecodeError, never an assertion: they are not bugs.
 
 import { assert } from '../util/assert.js';
-import {
-  EntryType,
-  MessageType,
-  type ConfState,
-  type Entry,
-  type Message,
-  type Snapshot,
-} from '../raft/types.js';
+import { EntryType, MessageType, type ConfState, type Entry, type Message, type Snapshot } from '../raft/types.js';
 
 export const CODEC_VERSION = 1;
 

@@ -177,27 +177,37 @@ describe('PeerTransport', () => {
   it('reports an unreachable peer once, then reconnects when it restarts on the same port', async () => {
     const [a, b] = [await node(1n), await node(2n)];
     mesh([a, b]);
-    await retransmitUntil(a, 2n, b.until(() => b.received.length > 0));
+    await retransmitUntil(
+      a,
+      2n,
+      b.until(() => b.received.length > 0),
+    );
     const port = b.transport.port;
     await b.transport.close();
 
     a.transport.send([heartbeat(1n, 2n)]);
     await a.until(() => a.unreachable.length > 0);
     // Keep sending through several failed reconnects: still one report for the whole episode.
-    await retransmitUntil(a, 2n, a.until(() => a.logs.filter((l) => l.message === 'peer stream retry failed').length >= 3));
+    await retransmitUntil(
+      a,
+      2n,
+      a.until(() => a.logs.filter((l) => l.message === 'peer stream retry failed').length >= 3),
+    );
     expect(a.unreachable).toEqual([2n]);
 
     const b2 = await node(2n, 1n, port);
     b2.transport.addPeer(1n, `127.0.0.1:${a.transport.port}`);
-    await retransmitUntil(a, 2n, b2.until(() => b2.received.length > 0));
+    await retransmitUntil(
+      a,
+      2n,
+      b2.until(() => b2.received.length > 0),
+    );
     expect(b2.received[0]).toMatchObject({ type: MessageType.MsgHeartbeat, from: 1n });
     await a.until(() => a.logs.some((l) => l.message === 'peer reachable again'));
     // Traffic flows again, in order, without further reports.
     for (let i = 0; i < 100; i++) a.transport.send([app(1n, 2n, i)]);
     await b2.until(() => b2.received.filter((m) => m.type === MessageType.MsgApp).length === 100);
-    expect(b2.received.filter((m) => m.type === MessageType.MsgApp).map((m) => m.index)).toEqual(
-      Array.from({ length: 100 }, (_, i) => i),
-    );
+    expect(b2.received.filter((m) => m.type === MessageType.MsgApp).map((m) => m.index)).toEqual(Array.from({ length: 100 }, (_, i) => i));
     expect(a.unreachable).toEqual([2n]);
   });
 
@@ -212,10 +222,7 @@ describe('PeerTransport', () => {
     confused.transport.send([heartbeat(8n, 5n)]);
     await a.until(() => a.logs.filter((l) => l.level === 'warn').length >= 2);
     const warns = a.logs.filter((l) => l.level === 'warn');
-    expect(warns.map((w) => w.message).sort()).toEqual([
-      'dropping peer frame: addressed to another member',
-      'dropping peer frame: cluster ID mismatch',
-    ]);
+    expect(warns.map((w) => w.message).sort()).toEqual(['dropping peer frame: addressed to another member', 'dropping peer frame: cluster ID mismatch']);
     expect(warns.find((w) => w.message?.includes('cluster'))!.fields).toMatchObject({ sender: '7', frameClusterId: '63' });
     expect(warns.find((w) => w.message?.includes('member'))!.fields).toMatchObject({ sender: '8', frameTo: '5' });
 
@@ -225,7 +232,12 @@ describe('PeerTransport', () => {
   it('rate-limits the warning for a flood of foreign frames', async () => {
     const a = await node(1n, 1n);
     const client = new grpc.Client(`127.0.0.1:${a.transport.port}`, grpc.credentials.createInsecure());
-    const call = client.makeClientStreamRequest<Buffer, Buffer>('/metastore.raftpb.Peer/Stream', (b) => b, (b) => b, () => {});
+    const call = client.makeClientStreamRequest<Buffer, Buffer>(
+      '/metastore.raftpb.Peer/Stream',
+      (b) => b,
+      (b) => b,
+      () => {},
+    );
     for (let i = 0; i < 50; i++) call.write(encodePeerFrame({ clusterId: 99n, fromId: 7n, toId: 1n }, [heartbeat(7n, 1n)]));
     // One good frame last on the same stream: once it is delivered, all 50 were handled.
     call.write(encodePeerFrame({ clusterId: 1n, fromId: 7n, toId: 1n }, [heartbeat(7n, 1n, 42)]));
@@ -257,7 +269,11 @@ describe('PeerTransport', () => {
   it('delivers a 20 MiB snapshot intact in chunks while heartbeats keep flowing', async () => {
     const [a, b] = [await node(1n), await node(2n)];
     mesh([a, b]);
-    await retransmitUntil(a, 2n, b.until(() => b.received.length > 0));
+    await retransmitUntil(
+      a,
+      2n,
+      b.until(() => b.received.length > 0),
+    );
     const data = randomBytes(20 * 1024 * 1024);
     const snap = makeMessage({
       type: MessageType.MsgSnap,
@@ -312,7 +328,11 @@ describe('PeerTransport', () => {
   it('does nothing after close', async () => {
     const [a, b] = [await node(1n), await node(2n)];
     mesh([a, b]);
-    await retransmitUntil(a, 2n, b.until(() => b.received.length > 0));
+    await retransmitUntil(
+      a,
+      2n,
+      b.until(() => b.received.length > 0),
+    );
     await a.transport.close();
     a.transport.send([heartbeat(1n, 2n)]);
     await a.transport.close();

@@ -227,10 +227,8 @@ export class PeerTransport {
     // The handlers need the instance; bind them through a holder set right after construction.
     let transport: PeerTransport | undefined;
     server.addService(peerService, {
-      Stream: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
-        transport!.serveStream(call, callback),
-      Snapshot: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
-        transport!.serveSnapshot(call, callback),
+      Stream: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => transport!.serveStream(call, callback),
+      Snapshot: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => transport!.serveSnapshot(call, callback),
     });
     const addresses = [{ host: options.listenHost, port: options.listenPort }, ...(options.alsoListen ?? [])];
     const listening = await listenForPeers(server, credentials.server, addresses);
@@ -239,10 +237,7 @@ export class PeerTransport {
     transport.listeners = listening.servers;
     transport.ports = listening.ports;
     for (const [id, address] of options.peers) transport.addPeer(id, address);
-    transport.log.info(
-      { port, memberId: options.memberId.toString(16), peers: options.peers.size },
-      'peer transport listening',
-    );
+    transport.log.info({ port, memberId: options.memberId.toString(16), peers: options.peers.size }, 'peer transport listening');
     return transport;
   }
 
@@ -352,12 +347,7 @@ export class PeerTransport {
     link.retryTimer = undefined;
     link.state = 'connecting';
     link.writable = true;
-    const call = link.client.makeClientStreamRequest<Buffer, Buffer>(
-      STREAM_PATH,
-      passThrough,
-      passThrough,
-      (error) => this.onStreamEnd(link, call, error),
-    );
+    const call = link.client.makeClientStreamRequest<Buffer, Buffer>(STREAM_PATH, passThrough, passThrough, (error) => this.onStreamEnd(link, call, error));
     link.call = call;
     call.on('metadata', () => {
       if (link.call !== call || link.state !== 'connecting') return;
@@ -399,10 +389,7 @@ export class PeerTransport {
     this.dirty.delete(link);
     if (!link.unreachableReported) {
       link.unreachableReported = true;
-      this.log.warn(
-        { peer: link.id.toString(16), address: link.address, error: error?.details ?? 'stream ended' },
-        'peer unreachable',
-      );
+      this.log.warn({ peer: link.id.toString(16), address: link.address, error: error?.details ?? 'stream ended' }, 'peer unreachable');
       this.options.onUnreachable?.(link.id);
     } else {
       this.log.debug({ peer: link.id.toString(16), retryInMs: link.backoffMs, error: error?.details }, 'peer stream retry failed');
@@ -463,10 +450,7 @@ export class PeerTransport {
     const snapshot = m.snapshot;
     if (snapshot === undefined || link.snapshot !== undefined || snapshot.data.length > MAX_SNAPSHOT_BYTES) {
       // Raft sends one snapshot per follower at a time; refuse a second rather than queue it.
-      this.log.warn(
-        { peer: link.id.toString(16), inFlight: link.snapshot !== undefined, hasSnapshot: snapshot !== undefined },
-        'refusing MsgSnap',
-      );
+      this.log.warn({ peer: link.id.toString(16), inFlight: link.snapshot !== undefined, hasSnapshot: snapshot !== undefined }, 'refusing MsgSnap');
       this.later(() => this.options.onSnapshotStatus?.(link.id, false));
       return;
     }
@@ -680,10 +664,7 @@ export class PeerTransport {
       }
       done = true;
       message.snapshot!.data = data;
-      this.log.info(
-        { sender: message.from.toString(16), index: message.snapshot!.metadata.index, bytes: data.length, chunks },
-        'snapshot received',
-      );
+      this.log.info({ sender: message.from.toString(16), index: message.snapshot!.metadata.index, bytes: data.length, chunks }, 'snapshot received');
       this.options.onMessages([message]);
       callback(null, EMPTY_ACK);
     });

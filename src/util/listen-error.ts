@@ -20,7 +20,7 @@ function describe(code: string | undefined, port: number): string | undefined {
     case 'EADDRINUSE':
       return `port ${port} is already in use`;
     case 'EADDRNOTAVAIL':
-      return 'the address is not one of this machine\'s';
+      return "the address is not one of this machine's";
     case 'EACCES':
       return `no permission to listen on port ${port}`;
     default:

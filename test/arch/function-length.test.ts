@@ -38,7 +38,7 @@ function nameOf(node: ts.Node): string {
 }
 
 /** Every function-like node longer than `max` lines in a source text. */
-export function longFunctions(fileName: string, text: string, max: number): Array<{ name: string; lines: number }> {
+function longFunctions(fileName: string, text: string, max: number): Array<{ name: string; lines: number }> {
   const source = ts.createSourceFile(fileName, text, ts.ScriptTarget.ES2022, true);
   const found: Array<{ name: string; lines: number }> = [];
   const visit = (node: ts.Node): void => {

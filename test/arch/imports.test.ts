@@ -131,7 +131,14 @@ describe('architecture', () => {
   it('the cycle finder sees a planted cycle', () => {
     const a = join(SRC, 'a.ts');
     const b = join(SRC, 'b.ts');
-    expect(cycles(new Map([[a, [b]], [b, [a]]]))).toEqual([['a.ts', 'b.ts']]);
+    expect(
+      cycles(
+        new Map([
+          [a, [b]],
+          [b, [a]],
+        ]),
+      ),
+    ).toEqual([['a.ts', 'b.ts']]);
   });
 
   it('forbidden edges: the gRPC edge never imports storage; transport, http, metrics and tls never import the member', () => {
@@ -147,9 +154,20 @@ describe('architecture', () => {
 
   it('pure cores use no clock, randomness, timers or Node APIs', () => {
     const violations: string[] = [];
-    const forbidden = [/\bDate\.now\b/, /\bnew Date\(/, /\bMath\.random\b/, /\bsetTimeout\b/, /\bsetInterval\b/, /\bsetImmediate\b/, /\bprocess\./, /\bperformance\.now\b/];
+    const forbidden = [
+      /\bDate\.now\b/,
+      /\bnew Date\(/,
+      /\bMath\.random\b/,
+      /\bsetTimeout\b/,
+      /\bsetInterval\b/,
+      /\bsetImmediate\b/,
+      /\bprocess\./,
+      /\bperformance\.now\b/,
+    ];
     for (const file of files.filter((f) => PURE.has(moduleOf(f)))) {
-      const text = readFileSync(file, 'utf8').replace(/\/\/.*$/gm, '').replace(/\/\*[\s\S]*?\*\//g, '');
+      const text = readFileSync(file, 'utf8')
+        .replace(/\/\/.*$/gm, '')
+        .replace(/\/\*[\s\S]*?\*\//g, '');
       for (const spec of imports(text)) {
         if (spec.startsWith('node:') || ['fs', 'path', 'crypto', 'os', 'net', 'child_process', 'timers'].includes(spec)) {
           violations.push(`${relative(SRC, file)} imports ${spec}`);

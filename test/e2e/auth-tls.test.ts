@@ -32,7 +32,19 @@ afterAll(() => pki?.remove());
 
 function clientTlsFlags(port: number): string[] {
   const url = `https://127.0.0.1:${port}`;
-  return ['--listen-client-urls', url, '--advertise-client-urls', url, '--cert-file', server.cert, '--key-file', server.key, '--trusted-ca-file', pki.ca.cert, '--client-cert-auth'];
+  return [
+    '--listen-client-urls',
+    url,
+    '--advertise-client-urls',
+    url,
+    '--cert-file',
+    server.cert,
+    '--key-file',
+    server.key,
+    '--trusted-ca-file',
+    pki.ca.cert,
+    '--client-cert-auth',
+  ];
 }
 
 async function startTlsEtcd(): Promise<{ endpoint: string; stop(): Promise<void> }> {
@@ -40,7 +52,19 @@ async function startTlsEtcd(): Promise<{ endpoint: string; stop(): Promise<void>
   const [clientPort, peerPort] = await freePorts(2);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcd-auth-tls-'));
   const peer = `http://127.0.0.1:${peerPort}`;
-  const args = ['--name', 'default', '--data-dir', dataDir, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`, ...clientTlsFlags(clientPort!)];
+  const args = [
+    '--name',
+    'default',
+    '--data-dir',
+    dataDir,
+    '--listen-peer-urls',
+    peer,
+    '--initial-advertise-peer-urls',
+    peer,
+    '--initial-cluster',
+    `default=${peer}`,
+    ...clientTlsFlags(clientPort!),
+  ];
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const key of Object.keys(env)) if (key.startsWith('ETCD_')) delete env[key];
   const proc = new ServerProcess(`etcd-auth-tls :${clientPort}`, binary, args, env);
@@ -81,7 +105,11 @@ async function transcript(endpoint: string): Promise<string[]> {
   const out: string[] = [];
   const step = async (cert: CertPair, args: string[], extra: string[] = []): Promise<void> => {
     const r = await etcdctl(endpoint, ['--dial-timeout=2s', '--command-timeout=3s', ...as(cert), ...extra, ...args]);
-    const errorLine = r.stderr.split('\n').filter((l) => l.startsWith('Error:')).pop() ?? '';
+    const errorLine =
+      r.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('Error:'))
+        .pop() ?? '';
     out.push(`$ [${path.basename(cert.cert)}] etcdctl ${[...extra, ...args].join(' ')}\nexit ${r.code}\n${r.stdout}${errorLine}`);
   };
   await step(rootCert, ['user', 'add', 'root', '--no-password']);

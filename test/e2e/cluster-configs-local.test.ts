@@ -97,7 +97,10 @@ it('replicates, survives kill -9 of the leader, and the restarted member has the
   const leader = statuses.find((s) => s.memberId === s.leader)!;
   const victim = members.find((m) => m.endpoint === leader.endpoint)!;
   await stop(victim, 'SIGKILL');
-  const survivors = members.filter((m) => m !== victim).map((m) => m.endpoint).join(',');
+  const survivors = members
+    .filter((m) => m !== victim)
+    .map((m) => m.endpoint)
+    .join(',');
   await waitFor(() => etcdctl(survivors, ['put', 'after-kill', 'yes', '--command-timeout=2s']), {
     what: 'a write through the survivors',
     until: (r) => r.code === 0,

@@ -35,7 +35,9 @@ describe('leader kills under load', () => {
         for (let target = seq % 3; !stop; target = (target + 1) % 3) {
           attempts++;
           const ok = await new Promise<boolean>((resolve) =>
-            stubs[target].Put({ key: Buffer.from(key), value: Buffer.from(value) }, { deadline: Date.now() + 3000 }, (error: Error | null) => resolve(error === null)),
+            stubs[target].Put({ key: Buffer.from(key), value: Buffer.from(value) }, { deadline: Date.now() + 3000 }, (error: Error | null) =>
+              resolve(error === null),
+            ),
           );
           if (ok) {
             acked.set(key, value);

@@ -79,7 +79,9 @@ describe('a follower after its leader is killed', () => {
     const firstAfterKill = successes.find((t) => t > killedAt)! - killedAt;
     let longestGap = 0;
     for (let i = 1; i < successes.length; i++) longestGap = Math.max(longestGap, successes[i]! - successes[i - 1]!);
-    console.log(`leader kill -9: first success after ${firstAfterKill} ms; longest gap between successes ${longestGap} ms; failures: ${JSON.stringify(failures)}`);
+    console.log(
+      `leader kill -9: first success after ${firstAfterKill} ms; longest gap between successes ${longestGap} ms; failures: ${JSON.stringify(failures)}`,
+    );
     expect(longestGap).toBeLessThan(MAX_FAILURE_WINDOW_MS);
     for (const failure of failures) expect(failure).toMatch(/^\w+: etcdserver: /);
   }, 90_000);

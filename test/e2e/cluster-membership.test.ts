@@ -96,7 +96,11 @@ describe('membership through etcdctl', () => {
     const removed = (await memberList(cluster.endpoints)).find((m) => m.name === 'm1')!;
     const remove = await etcdctl(cluster.endpoints, ['member', 'remove', removed.id]);
     expect(remove.code, remove.stderr).toBe(0);
-    const remaining = cluster.members.slice(1).map((m) => m.endpoint.replace('http://', '')).concat(joinerEndpoint).join(',');
+    const remaining = cluster.members
+      .slice(1)
+      .map((m) => m.endpoint.replace('http://', ''))
+      .concat(joinerEndpoint)
+      .join(',');
     const list = await memberList(remaining);
     expect(list.map((m) => m.name).sort()).toEqual(['m2', 'm3', 'm4']);
     const put = await waitFor(() => etcdctl(remaining, ['put', 'after-remove', 'ok']), {

@@ -39,7 +39,10 @@ it('a leader stopped with SIGTERM hands leadership over before exiting', async (
   const index = cluster.members.findIndex((m) => m.endpoint.endsWith(leader.endpoint));
   await cluster.members[index]!.stop();
   expect(cluster.members[index]!.logs()).toContain('handing leadership over before shutting down');
-  const survivors = cluster.members.filter((_, i) => i !== index).map((m) => m.endpoint.replace('http://', '')).join(',');
+  const survivors = cluster.members
+    .filter((_, i) => i !== index)
+    .map((m) => m.endpoint.replace('http://', ''))
+    .join(',');
   const after = await statuses(survivors);
   expect(after).toHaveLength(2);
   // Both survivors already follow the same new leader, one of them.
@@ -55,7 +58,10 @@ it('strict reconfig check: with one of three members down, adding a voter is ref
     2000,
     "the leader forgets a silent member's activity at its next quorum check, within one election timeout (1 s); nothing announces that moment, so give it two",
   );
-  const running = cluster.members.filter((m) => m.isRunning()).map((m) => m.endpoint.replace('http://', '')).join(',');
+  const running = cluster.members
+    .filter((m) => m.isRunning())
+    .map((m) => m.endpoint.replace('http://', ''))
+    .join(',');
   const add = await etcdctl(running, ['member', 'add', 'extra', '--peer-urls=http://127.0.0.1:1']);
   expect(add.code).toBe(1);
   expect(add.stderr).toContain('etcdserver: re-configuration failed due to not enough started members');

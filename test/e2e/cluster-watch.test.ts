@@ -123,7 +123,11 @@ describe('watch on a cluster across a leader kill', () => {
       // The surviving watcher is still live: one more put reaches it once.
       const extra = await put(n++);
       await untilEvents(live, revisions.length + 1);
-      expect(seen(live).slice(revisions.length).map((e) => e.revision)).toEqual([extra]);
+      expect(
+        seen(live)
+          .slice(revisions.length)
+          .map((e) => e.revision),
+      ).toEqual([extra]);
     } finally {
       await live.stop();
       for (const stub of stubs.values()) stub.close();

@@ -51,7 +51,6 @@ describe('linearizable reads through several followers at once', () => {
   });
 });
 
-
 describe('3-member cluster', () => {
   it('a put through member 1 is seen by a linearizable get through member 3', async () => {
     const put = await etcdctl(endpointOf(0), ['put', 'replicated', 'yes']);
@@ -99,9 +98,7 @@ describe('3-member cluster', () => {
       what: 'the restarted member to catch up',
       until: (s) => s[0] !== undefined && s[0].appliedIndex >= target,
     });
-    const dumps = await Promise.all(
-      cluster.members.map((_, i) => etcdctl(endpointOf(i), ['get', '', '--prefix', '-w', 'json', '--consistency=s'])),
-    );
+    const dumps = await Promise.all(cluster.members.map((_, i) => etcdctl(endpointOf(i), ['get', '', '--prefix', '-w', 'json', '--consistency=s'])));
     const kvs = dumps.map((d) => JSON.stringify(JSON.parse(d.stdout).kvs));
     expect(kvs[victim]).toBe(kvs[others[0]!]);
     expect(kvs[others[1]!]).toBe(kvs[others[0]!]);

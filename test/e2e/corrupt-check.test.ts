@@ -41,7 +41,8 @@ async function corruptNewestRecord(dataDir: string): Promise<void> {
 it('an intact member passes the check on restart; a corrupted one refuses to serve', async () => {
   for (let i = 0; i < 10; i++) expect((await etcdctl(cluster.endpoints, ['put', `k${i}`, `v${i}`])).code).toBe(0);
   // Every member has applied everything (linearizable read through each).
-  for (const member of cluster.members) expect((await etcdctl(member.endpoint.replace('http://', ''), ['get', 'k9', '--print-value-only'])).stdout.trim()).toBe('v9');
+  for (const member of cluster.members)
+    expect((await etcdctl(member.endpoint.replace('http://', ''), ['get', 'k9', '--print-value-only'])).stdout.trim()).toBe('v9');
 
   const intact = cluster.members[1]!;
   await intact.stop();
@@ -59,7 +60,7 @@ it('an intact member passes the check on restart; a corrupted one refuses to ser
 }, 60_000);
 
 describe('periodic corruption check (--experimental-corrupt-check-time)', () => {
-  it("the leader raises CORRUPT for a member whose history differs; then requests are refused", async () => {
+  it('the leader raises CORRUPT for a member whose history differs; then requests are refused', async () => {
     const periodic = await startMetaStoreCluster(3, { extraArgs: ['--experimental-corrupt-check-time', '1s'] });
     try {
       await waitForLeader(periodic.endpoints, 3);

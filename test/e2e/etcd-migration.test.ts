@@ -54,7 +54,14 @@ async function metastore(args: string[]): Promise<{ code: number | null; stdout:
 
 /** Fills the source etcd; returns its last revision. Every write is one revision. */
 async function fill(e: string): Promise<{ revision: number; leases: string[] }> {
-  for (const [op, ...args] of [['put', 'a', '1'], ['put', 'b', '1'], ['put', 'a', '2'], ['del', 'b'], ['put', 'c', '3'], ['put', 'a', '3']]) {
+  for (const [op, ...args] of [
+    ['put', 'a', '1'],
+    ['put', 'b', '1'],
+    ['put', 'a', '2'],
+    ['del', 'b'],
+    ['put', 'c', '3'],
+    ['put', 'a', '3'],
+  ]) {
     await ok(e, [op!, ...args]); // revisions 2..7
   }
   await ok(e, ['compact', '4', '--physical']);
@@ -79,20 +86,23 @@ async function fill(e: string): Promise<{ revision: number; leases: string[] }> 
 async function watchHistory(endpoint: string, count: number): Promise<string> {
   const binary = await requireTool('etcdctl', 'etcd-client');
   const child = spawn(binary, [`--endpoints=${endpoint}`, ...ROOT, 'watch', '--prefix', '', `--rev=${WATCH_FROM}`, '-w', 'json'], {
-    env: { PATH: process.env['PATH'], ETCDCTL_API: '3' },
+    env: { PATH: process.env.PATH, ETCDCTL_API: '3' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   let err = '';
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
   const events = (): unknown[] =>
-    out.split('\n').filter((line) => line.startsWith('{')).flatMap((line) => {
-      try {
-        return (JSON.parse(line) as { Events?: unknown[] }).Events ?? [];
-      } catch {
-        return []; // a line still arriving
-      }
-    });
+    out
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .flatMap((line) => {
+        try {
+          return (JSON.parse(line) as { Events?: unknown[] }).Events ?? [];
+        } catch {
+          return []; // a line still arriving
+        }
+      });
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`watch on ${endpoint}: ${events().length}/${count} events\n${out}\n${err}`)), 30_000);
@@ -140,14 +150,25 @@ async function observe(endpoint: string, leases: string[], logins: Array<[string
     expect(ttl.ttl, `lease ${lease} is alive`).toBeGreaterThan(0);
     expect(ttl.ttl).toBeLessThanOrEqual(ttl['granted-ttl']);
   }
-  for (const args of [['user', 'list'], ['role', 'list'], ['user', 'get', 'alice'], ['role', 'get', 'r1'], ['role', 'get', 'r2']]) out.push(await step([...ROOT, ...args]));
+  for (const args of [
+    ['user', 'list'],
+    ['role', 'list'],
+    ['user', 'get', 'alice'],
+    ['role', 'get', 'r1'],
+    ['role', 'get', 'r2'],
+  ])
+    out.push(await step([...ROOT, ...args]));
   for (const [user, password] of logins) {
     out.push(await step(['--user', `${user}:${password}`, 'get', '/foo/', '--prefix', '--print-value-only']));
   }
   return out;
 }
 
-const LOGINS: Array<[string, string]> = [['alice', 'secret'], ['alice', 'wrong'], ['bob', 'bobpw']];
+const LOGINS: Array<[string, string]> = [
+  ['alice', 'secret'],
+  ['alice', 'wrong'],
+  ['bob', 'bobpw'],
+];
 
 /** Content hashes of every file under `dir` (etcd's member/ directory stays byte-identical). */
 function fileHashes(dir: string): Record<string, string> {
@@ -167,7 +188,19 @@ async function restoredMetaStore(file: string, name = 'default'): Promise<MetaSt
   const [client, peer, health, metrics] = await freePorts(4);
   const dataDir = join(scratch, `ms-${client}`);
   const peerUrl = `http://127.0.0.1:${peer}`;
-  const restored = await metastore(['snapshot', 'restore', file, '--data-dir', dataDir, '--name', name, '--initial-cluster', `${name}=${peerUrl}`, '--initial-advertise-peer-urls', peerUrl]);
+  const restored = await metastore([
+    'snapshot',
+    'restore',
+    file,
+    '--data-dir',
+    dataDir,
+    '--name',
+    name,
+    '--initial-cluster',
+    `${name}=${peerUrl}`,
+    '--initial-advertise-peer-urls',
+    peerUrl,
+  ]);
   expect(restored.code, restored.stderr).toBe(0);
   expect(restored.stdout).toMatch(/^restored etcd snapshot .* \(revision 12, compacted at 4, \d+ entries\)/);
   return startMetaStore({ name, dataDir, ports: { client: client!, peer: peer!, health: health!, metrics: metrics! } });
@@ -206,7 +239,7 @@ describe('etcd -> MetaStore -> etcd', () => {
     }
   });
 
-  it('restored into MetaStore it answers as etcd did; MetaStore\'s snapshot restores into etcd, which answers the same and lets a MetaStore user in', async () => {
+  it("restored into MetaStore it answers as etcd did; MetaStore's snapshot restores into etcd, which answers the same and lets a MetaStore user in", async () => {
     const ms = await restoredMetaStore(etcdSnapshot);
     let afterBob: string[];
     const msSnapshot = join(scratch, 'metastore.db');
@@ -230,7 +263,19 @@ describe('etcd -> MetaStore -> etcd', () => {
     const [peer] = await freePorts(1);
     const etcdBack = join(scratch, 'etcd-back');
     const peerUrl = `http://127.0.0.1:${peer}`;
-    await ok('http://127.0.0.1:1', ['snapshot', 'restore', msSnapshot, '--name', 'default', '--data-dir', etcdBack, '--initial-cluster', `default=${peerUrl}`, '--initial-advertise-peer-urls', peerUrl]);
+    await ok('http://127.0.0.1:1', [
+      'snapshot',
+      'restore',
+      msSnapshot,
+      '--name',
+      'default',
+      '--data-dir',
+      etcdBack,
+      '--initial-cluster',
+      `default=${peerUrl}`,
+      '--initial-advertise-peer-urls',
+      peerUrl,
+    ]);
     const etcd = await startEtcd({ extraArgs: ['--data-dir', etcdBack] });
     try {
       expect(await observe(etcd.endpoint, source.leases, LOGINS)).toEqual(afterBob);
@@ -244,7 +289,12 @@ describe('etcd -> MetaStore -> etcd', () => {
     const cases: Array<[string, Buffer, string[], RegExp]> = [
       ['truncated', whole.subarray(0, whole.length - 1000), [], /missing hash/],
       ['truncated', whole.subarray(0, 8192), ['--skip-hash-check'], /damaged etcd snapshot|integrity check failed/],
-      ['corrupted', Buffer.concat([whole.subarray(0, 9000), Buffer.from([whole[9000]! ^ 1]), whole.subarray(9001)]), [], /expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}/],
+      [
+        'corrupted',
+        Buffer.concat([whole.subarray(0, 9000), Buffer.from([whole[9000]! ^ 1]), whole.subarray(9001)]),
+        [],
+        /expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}/,
+      ],
       ['foreign', Buffer.alloc(4096 + 32, 'x'), ['--skip-hash-check'], /neither an etcd snapshot \(bbolt database\) nor a MetaStore snapshot/],
     ];
     for (const [what, bytes, flags, message] of cases) {
@@ -255,7 +305,10 @@ describe('etcd -> MetaStore -> etcd', () => {
       expect(result.code, what).toBe(1);
       expect(result.stderr, what).toMatch(/^snapshot restore failed: /);
       expect(result.stderr, what).toMatch(message);
-      expect(readdirSync(scratch).filter((name) => name.startsWith('refused-')), what).toEqual([]);
+      expect(
+        readdirSync(scratch).filter((name) => name.startsWith('refused-')),
+        what,
+      ).toEqual([]);
     }
     const status = await metastore(['snapshot', 'status', join(scratch, 'foreign.db')]);
     expect(status.code).toBe(1);
@@ -264,12 +317,24 @@ describe('etcd -> MetaStore -> etcd', () => {
 });
 
 describe('from a stopped etcd data dir', () => {
-  it('migrate gives the same answers, reading etcd\'s files only', async () => {
+  it("migrate gives the same answers, reading etcd's files only", async () => {
     const before = fileHashes(etcdDir);
     const [client, peer, health, metrics] = await freePorts(4);
     const dataDir = join(scratch, 'migrated');
     const peerUrl = `http://127.0.0.1:${peer}`;
-    const migrated = await metastore(['migrate', '--from-etcd-data-dir', etcdDir, '--data-dir', dataDir, '--name', 'default', '--initial-cluster', `default=${peerUrl}`, '--initial-advertise-peer-urls', peerUrl]);
+    const migrated = await metastore([
+      'migrate',
+      '--from-etcd-data-dir',
+      etcdDir,
+      '--data-dir',
+      dataDir,
+      '--name',
+      'default',
+      '--initial-cluster',
+      `default=${peerUrl}`,
+      '--initial-advertise-peer-urls',
+      peerUrl,
+    ]);
     expect(migrated.code, migrated.stderr).toBe(0);
     expect(migrated.stdout).toMatch(/^restored etcd etcd data dir .* \(revision 12, compacted at 4/);
     const ms = await startMetaStore({ dataDir, ports: { client: client!, peer: peer!, health: health!, metrics: metrics! } });
@@ -281,7 +346,7 @@ describe('from a stopped etcd data dir', () => {
     expect(fileHashes(etcdDir)).toEqual(before);
   }, 120_000);
 
-  it('MetaStore started on the etcd data dir imports it once, leaves etcd\'s files as they were, and etcd can start on it again', async () => {
+  it("MetaStore started on the etcd data dir imports it once, leaves etcd's files as they were, and etcd can start on it again", async () => {
     const before = fileHashes(join(etcdDir, 'member'));
     const ms = await startMetaStore({ dataDir: etcdDir });
     try {
@@ -313,8 +378,17 @@ describe('a 3-member MetaStore cluster restored from the etcd snapshot', () => {
     const dataDirs = plan.names.map((name) => join(scratch, `cluster-${name}`));
     for (let i = 0; i < 3; i++) {
       const restored = await metastore([
-        'snapshot', 'restore', etcdSnapshot, '--data-dir', dataDirs[i]!, '--name', plan.names[i]!,
-        '--initial-cluster', plan.initialCluster, '--initial-advertise-peer-urls', plan.peerUrls[i]!,
+        'snapshot',
+        'restore',
+        etcdSnapshot,
+        '--data-dir',
+        dataDirs[i]!,
+        '--name',
+        plan.names[i]!,
+        '--initial-cluster',
+        plan.initialCluster,
+        '--initial-advertise-peer-urls',
+        plan.peerUrls[i]!,
       ]);
       expect(restored.code, restored.stderr).toBe(0);
     }

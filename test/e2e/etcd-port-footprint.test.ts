@@ -78,10 +78,22 @@ describe("three members on etcd's flags only", () => {
     const initialCluster = [0, 1, 2].map((i) => `m${i}=${peerUrl(i)}`).join(',');
     for (const i of [0, 1, 2]) {
       const args = [
-        '--name', `m${i}`, '--data-dir', join(tempDir(), 'data'),
-        '--listen-client-urls', clientUrl(i), '--advertise-client-urls', clientUrl(i),
-        '--listen-peer-urls', peerUrl(i), '--initial-advertise-peer-urls', peerUrl(i),
-        '--initial-cluster', initialCluster, '--initial-cluster-token', 'footprint',
+        '--name',
+        `m${i}`,
+        '--data-dir',
+        join(tempDir(), 'data'),
+        '--listen-client-urls',
+        clientUrl(i),
+        '--advertise-client-urls',
+        clientUrl(i),
+        '--listen-peer-urls',
+        peerUrl(i),
+        '--initial-advertise-peer-urls',
+        peerUrl(i),
+        '--initial-cluster',
+        initialCluster,
+        '--initial-cluster-token',
+        'footprint',
         ...(i === 2 ? ['--listen-metrics-urls', `http://127.0.0.1:${ports[6]}`] : []),
       ];
       members.push(spawnMember(`footprint m${i}`, args));
@@ -132,13 +144,25 @@ describe("three members on etcd's flags only", () => {
     const [peer] = await freePorts(1);
     const taken = ports[0]!;
     const member = spawnMember('footprint taken', [
-      '--name', 'x', '--data-dir', join(tempDir(), 'data'),
-      '--listen-client-urls', `http://127.0.0.1:${taken}`, '--listen-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`, '--initial-cluster', `x=http://127.0.0.1:${peer}`,
+      '--name',
+      'x',
+      '--data-dir',
+      join(tempDir(), 'data'),
+      '--listen-client-urls',
+      `http://127.0.0.1:${taken}`,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-cluster',
+      `x=http://127.0.0.1:${peer}`,
     ]);
     const exit = await member.exited;
     expect(exit.code).toBe(2);
-    const stderr = member.logs().split('\n').filter((line) => line.startsWith('config error'));
+    const stderr = member
+      .logs()
+      .split('\n')
+      .filter((line) => line.startsWith('config error'));
     expect(stderr).toEqual([
       `config error: server.grpc.listen_urls (--listen-client-urls): cannot listen on 127.0.0.1:${taken}: port ${taken} is already in use`,
     ]);
@@ -154,9 +178,18 @@ describe('several client URLs, port 0, and TLS', () => {
   it('binds every client URL; port 0 is a free port, logged and published', async () => {
     const [peer] = await freePorts(1);
     const member = spawnMember('footprint port0', [
-      '--name', 'z', '--data-dir', join(tempDir(), 'data'),
-      '--listen-client-urls', 'http://127.0.0.1:0,http://127.0.0.2:0', '--listen-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`, '--initial-cluster', `z=http://127.0.0.1:${peer}`,
+      '--name',
+      'z',
+      '--data-dir',
+      join(tempDir(), 'data'),
+      '--listen-client-urls',
+      'http://127.0.0.1:0,http://127.0.0.2:0',
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-cluster',
+      `z=http://127.0.0.1:${peer}`,
     ]);
     try {
       await member.waitForLog(READY_LINE, 60_000);
@@ -178,10 +211,24 @@ describe('several client URLs, port 0, and TLS', () => {
     const [client, peer] = await freePorts(2);
     const url = `https://127.0.0.1:${client}`;
     const member = spawnMember('footprint tls', [
-      '--name', 't', '--data-dir', join(tempDir(), 'data'),
-      '--listen-client-urls', url, '--advertise-client-urls', url, '--cert-file', server.cert, '--key-file', server.key,
-      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-cluster', `t=http://127.0.0.1:${peer}`,
+      '--name',
+      't',
+      '--data-dir',
+      join(tempDir(), 'data'),
+      '--listen-client-urls',
+      url,
+      '--advertise-client-urls',
+      url,
+      '--cert-file',
+      server.cert,
+      '--key-file',
+      server.key,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-cluster',
+      `t=http://127.0.0.1:${peer}`,
     ]);
     try {
       await member.waitForLog(READY_LINE, 60_000);

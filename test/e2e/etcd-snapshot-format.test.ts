@@ -69,11 +69,13 @@ describe('etcd snapshot format against etcd 3.4.23', () => {
     expect(info.members.map((m) => m.name)).toEqual(['default']);
 
     const entries = [...metaStoreEntries(reader)];
-    const mvcc = entries.filter((x) => x.space === KeySpace.mvcc).map((x) => {
-      const rev = decodeRevisionKey(x.key);
-      const r = decodeRecord(x.value);
-      return [rev.main, rev.sub, r.key.toString(), r.tombstone ? 'deleted' : r.value.toString(), r.createRevision, r.version, r.lease.toString(16)];
-    });
+    const mvcc = entries
+      .filter((x) => x.space === KeySpace.mvcc)
+      .map((x) => {
+        const rev = decodeRevisionKey(x.key);
+        const r = decodeRecord(x.value);
+        return [rev.main, rev.sub, r.key.toString(), r.tombstone ? 'deleted' : r.value.toString(), r.createRevision, r.version, r.lease.toString(16)];
+      });
     expect(mvcc).toEqual([
       [3, 0, 'b', '1', 3, 1, '0'],
       [4, 0, 'a', '2', 2, 2, '0'],
@@ -115,13 +117,36 @@ describe('etcd snapshot format against etcd 3.4.23', () => {
 
     const restored = join(dir, 'restored');
     const peer = `http://127.0.0.1:${await freePort()}`;
-    await ok('http://127.0.0.1:1', ['snapshot', 'restore', file, '--name', 'default', '--data-dir', restored, '--initial-cluster', `default=${peer}`, '--initial-advertise-peer-urls', peer]);
+    await ok('http://127.0.0.1:1', [
+      'snapshot',
+      'restore',
+      file,
+      '--name',
+      'default',
+      '--data-dir',
+      restored,
+      '--initial-cluster',
+      `default=${peer}`,
+      '--initial-advertise-peer-urls',
+      peer,
+    ]);
     const etcd = await startEtcd({ extraArgs: ['--data-dir', restored] });
     const e = etcd.endpoint;
     const got = await ok(e, ['get', '', '--prefix', '-w', 'json']);
-    const parsed = JSON.parse(got) as { header: { revision: number }; kvs: Array<{ key: string; value?: string; create_revision: number; mod_revision: number; version: number }> };
+    const parsed = JSON.parse(got) as {
+      header: { revision: number };
+      kvs: Array<{ key: string; value?: string; create_revision: number; mod_revision: number; version: number }>;
+    };
     expect(parsed.header.revision).toBe(7);
-    expect(parsed.kvs.map((kv) => [Buffer.from(kv.key, 'base64').toString(), Buffer.from(kv.value ?? '', 'base64').toString(), kv.create_revision, kv.mod_revision, kv.version])).toEqual([
+    expect(
+      parsed.kvs.map((kv) => [
+        Buffer.from(kv.key, 'base64').toString(),
+        Buffer.from(kv.value ?? '', 'base64').toString(),
+        kv.create_revision,
+        kv.mod_revision,
+        kv.version,
+      ]),
+    ).toEqual([
       ['baz', 'again', 6, 6, 1],
       ['foo', 'bar2', 2, 3, 2],
       ['x', '1', 7, 7, 1],
@@ -141,7 +166,11 @@ describe('etcd snapshot format against etcd 3.4.23', () => {
   });
 
   it('prints snapshot status as etcdctl does, in its simple, table and json formats (values past a page included)', async () => {
-    for (const [name, keys, valueBytes] of [['small', 3, 10], ['medium', 2000, 500], ['large', 1500, 9000]] as const) {
+    for (const [name, keys, valueBytes] of [
+      ['small', 3, 10],
+      ['medium', 2000, 500],
+      ['large', 1500, 9000],
+    ] as const) {
       const entries = Array.from({ length: keys }, (_, i) => ({
         space: KeySpace.mvcc,
         key: encodeRevisionKey(makeRevision(i + 2, 0)),

@@ -19,9 +19,15 @@ async function ok(endpoint: string, args: string[]): Promise<string> {
 
 const hostOf = (member: MetaStoreHandle): string => member.endpoint.replace('http://', '');
 const memberNames = async (endpoint: string): Promise<string[]> =>
-  (await ok(endpoint, ['member', 'list'])).trim().split('\n').map((line) => line.split(', ')[2]!).sort();
+  (await ok(endpoint, ['member', 'list']))
+    .trim()
+    .split('\n')
+    .map((line) => line.split(', ')[2]!)
+    .sort();
 const keyCount = async (endpoint: string, serializable = false): Promise<number> =>
-  Number((await ok(endpoint, ['get', 'k/', '--prefix', '--keys-only', '-w', 'json', ...(serializable ? ['--consistency=s'] : [])])).match(/"count":(\d+)/)?.[1] ?? 0);
+  Number(
+    (await ok(endpoint, ['get', 'k/', '--prefix', '--keys-only', '-w', 'json', ...(serializable ? ['--consistency=s'] : [])])).match(/"count":(\d+)/)?.[1] ?? 0,
+  );
 
 describe('--force-new-cluster', () => {
   it('restarts one member of a lost cluster alone with its data; without the flag it stays so; member add grows it again', async () => {

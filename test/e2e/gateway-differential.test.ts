@@ -13,7 +13,19 @@ import { expectSameAsEtcd } from '../support/differential.js';
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
 /** Values that differ between two servers by design, by JSON key. */
-const MASKED_KEYS = new Set(['cluster_id', 'member_id', 'raft_term', 'leader', 'raftTerm', 'dbSize', 'raftIndex', 'raftAppliedIndex', 'token', 'ID', 'grantedTTL']);
+const MASKED_KEYS = new Set([
+  'cluster_id',
+  'member_id',
+  'raft_term',
+  'leader',
+  'raftTerm',
+  'dbSize',
+  'raftIndex',
+  'raftAppliedIndex',
+  'token',
+  'ID',
+  'grantedTTL',
+]);
 const DROPPED_KEYS = new Set(['dbSizeInUse']);
 
 function mask(value: unknown): unknown {
@@ -23,7 +35,11 @@ function mask(value: unknown): unknown {
   for (const [key, v] of Object.entries(value)) {
     if (DROPPED_KEYS.has(key)) continue;
     // A lock's key ends with the lease ID (hex); mask the whole key.
-    out[key] = MASKED_KEYS.has(key) ? `<${key}>` : key === 'key' && typeof v === 'string' && Buffer.from(v, 'base64').toString().startsWith('mylock/') ? '<lock key>' : mask(v);
+    out[key] = MASKED_KEYS.has(key)
+      ? `<${key}>`
+      : key === 'key' && typeof v === 'string' && Buffer.from(v, 'base64').toString().startsWith('mylock/')
+        ? '<lock key>'
+        : mask(v);
   }
   return out;
 }
@@ -59,7 +75,12 @@ function client(endpoint: string): Client {
 
 async function kvSteps(c: Client): Promise<string[]> {
   const out: string[] = [];
-  for (const [key, value] of [['a', '1'], ['b', '2'], ['c', '3'], ['a', '4']]) {
+  for (const [key, value] of [
+    ['a', '1'],
+    ['b', '2'],
+    ['c', '3'],
+    ['a', '4'],
+  ]) {
     out.push(await c.post('/v3/kv/put', JSON.stringify({ key: b64(key!), value: b64(value!), prev_kv: true })));
   }
   const range = (body: object): Promise<string> => c.post('/v3/kv/range', JSON.stringify(body));
@@ -166,7 +187,11 @@ async function watchSteps(endpoint: string, c: Client): Promise<string[]> {
     return maskBody(line);
   };
   const out = [`watch -> ${response.status}`, await nextLine()];
-  for (const [key, value] of [['w1', 'a'], ['w2', 'b'], ['w1', 'c']]) {
+  for (const [key, value] of [
+    ['w1', 'a'],
+    ['w2', 'b'],
+    ['w1', 'c'],
+  ]) {
     await c.post('/v3/kv/put', JSON.stringify({ key: b64(key!), value: b64(value!) }));
     out.push(await nextLine());
   }

@@ -146,7 +146,7 @@ describe('the deployment guide on network namespaces', () => {
     removeDirSync(workDir);
   });
 
-  it("Basic Configuration: a one-member cluster of member 1 serves etcdctl put/get and /health", async () => {
+  it('Basic Configuration: a one-member cluster of member 1 serves etcdctl put/get and /health', async () => {
     const dir = mkdtempSync(join(workDir, 'basic-'));
     const member = startIn(BASIC_NS, 'guide basic.yaml', process.execPath, [BIN, '--config', guideConfig('basic.yaml', dir)]);
     await eventually('the basic member to be ready', async () => (readLog(dir).includes(READY_LINE) ? true : undefined));
@@ -164,13 +164,16 @@ describe('the deployment guide on network namespaces', () => {
 
     it("the three HA configs form one cluster; member list shows the guide's URLs", async () => {
       const started = await Promise.all(NODES.map((node, i) => startMember(node, dirs[i]!)));
-      started.forEach((member, i) => members.set(i, member));
+      for (const [i, member] of started.entries()) members.set(i, member);
       const list = await eventually('a member list with every client URL', async () => {
         const result = await etcdctlIn(LB.ns, ENDPOINTS, ['member', 'list']);
         return NODES.every((n) => result.stdout.includes(`http://${n.ip}:2379`)) ? result.stdout : undefined;
       });
       // etcdctl's rows: ID, status, name, peer URLs, client URLs, is learner.
-      const rows = list.trim().split('\n').map((row) => row.split(', '));
+      const rows = list
+        .trim()
+        .split('\n')
+        .map((row) => row.split(', '));
       expect(rows.map((row) => [row[1], row[3], row[4], row[5]]).sort()).toEqual(
         NODES.map((n) => ['started', `http://${n.ip}:12379`, `http://${n.ip}:2379`, 'false']),
       );
@@ -201,7 +204,9 @@ describe('the deployment guide on network namespaces', () => {
       for (let i = 0; i < 10; i++) await write(`ha/before/${i}`);
       await members.get(leader)!.terminate('SIGKILL');
       // HAProxy notices through its /readiness check (inter 5s) and stops routing there.
-      await eventually('HAProxy to mark the killed node down', async () => (haproxy!.logs().includes(`grpc_backend/node${leader + 1} is DOWN`) ? true : undefined));
+      await eventually('HAProxy to mark the killed node down', async () =>
+        haproxy!.logs().includes(`grpc_backend/node${leader + 1} is DOWN`) ? true : undefined,
+      );
       for (let i = 0; i < 20; i++) await write(`ha/after/${i}`);
       expect(acknowledged.filter((k) => k.startsWith('ha/after/')).length).toBeGreaterThanOrEqual(15);
 
@@ -212,7 +217,9 @@ describe('the deployment guide on network namespaces', () => {
       await eventually('equal hashkv on all three members', async () => {
         const result = await etcdctlIn(LB.ns, ENDPOINTS, ['endpoint', 'hashkv', '--write-out=json']);
         if (result.code !== 0) return undefined;
-        const hashes = (JSON.parse(result.stdout) as Array<{ HashKV: { hash: number; header: { revision: number } } }>).map((e) => `${e.HashKV.hash}@${e.HashKV.header.revision}`);
+        const hashes = (JSON.parse(result.stdout) as Array<{ HashKV: { hash: number; header: { revision: number } } }>).map(
+          (e) => `${e.HashKV.hash}@${e.HashKV.header.revision}`,
+        );
         return hashes.length === 3 && new Set(hashes).size === 1 ? true : undefined;
       });
     }, 240_000);

@@ -27,7 +27,7 @@ interface Step {
 /** A txn on stdin: compares, blank line, success ops, blank line, failure ops, blank line.
  * (etcdctl 3.4 reads each section up to an empty line; EOF instead is "Error: EOF".) */
 function txn(compares: string[], success: string[], failure: string[]): string {
-  const section = (lines: string[]): string => lines.map((l) => `${l}\n`).join('') + '\n';
+  const section = (lines: string[]): string => `${lines.map((l) => `${l}\n`).join('')}\n`;
   return section(compares) + section(success) + section(failure);
 }
 
@@ -313,12 +313,12 @@ function sideBySide(leftTitle: string, left: string, rightTitle: string, right: 
 }
 
 function dump(suffix: string, transcripts: readonly Transcript[]): void {
-  const file = process.env['KV_DIFF_DUMP'];
+  const file = process.env.KV_DIFF_DUMP;
   if (file === undefined || file === '') return;
   fs.writeFileSync(`${file}.${suffix}`, transcripts.map((t, i) => `### step ${i + 1}\n${t.text}`).join('\n'));
 }
 
-const selfCheck = process.env['KV_DIFF_SELF_CHECK'] === '1';
+const selfCheck = process.env.KV_DIFF_SELF_CHECK === '1';
 const candidateName = selfCheck ? 'second etcd (self-check)' : 'MetaStore';
 const STEPS = buildSession();
 

@@ -12,8 +12,6 @@ import { maskIds, maskVolatile } from '../support/mask.js';
 import { expectSameAsEtcd } from '../support/differential.js';
 import { etcdctl } from '../support/tools.js';
 
-type Step = { args: string[]; label?: string };
-
 /** Masks lease IDs (hex and decimal) and remaining TTLs; see the file header. */
 function maskLeases(text: string, names: Map<bigint, string>): string {
   const name = (id: bigint): string => {

@@ -19,7 +19,9 @@ const WAIT_MS = 20_000;
 const b = (text: string): Buffer => Buffer.from(text);
 
 function unary(client: Client, method: string, request: object): Promise<any> {
-  return new Promise((resolve, reject) => client[method](request, (error: grpc.ServiceError | null, response: any) => (error ? reject(error) : resolve(response))));
+  return new Promise((resolve, reject) =>
+    client[method](request, (error: grpc.ServiceError | null, response: any) => (error ? reject(error) : resolve(response))),
+  );
 }
 
 /** A call left running (Lock, Campaign) that can be cancelled; never an unhandled rejection. */
@@ -75,8 +77,7 @@ async function session(endpoint: string): Promise<string[]> {
     }
     return n;
   };
-  const text = (value: Buffer): string =>
-    value.toString().replace(/\/([0-9a-f]+)$/, (_m, hex: string) => `/${leaseName(BigInt(`0x${hex}`).toString())}`);
+  const text = (value: Buffer): string => value.toString().replace(/\/([0-9a-f]+)$/, (_m, hex: string) => `/${leaseName(BigInt(`0x${hex}`).toString())}`);
   const normalize = (value: unknown): unknown => {
     if (Buffer.isBuffer(value)) return text(value);
     if (Array.isArray(value)) return value.map(normalize);
@@ -138,7 +139,10 @@ async function session(endpoint: string): Promise<string[]> {
     await call(lock, 'Unlock', { key: holder.key }, 'Unlock holder');
     log('Lock waiter', await waiter.result);
     await call(lock, 'Unlock', { key: (await waiter.result).key }, 'Unlock waiter');
-    log('lock queue events', (await lockWatch.events(6)).map((e) => ({ type: e.type, key: e.kv.key, rev: e.kv.modRevision })));
+    log(
+      'lock queue events',
+      (await lockWatch.events(6)).map((e) => ({ type: e.type, key: e.kv.key, rev: e.kv.modRevision })),
+    );
     lockWatch.close();
 
     // ---- Election

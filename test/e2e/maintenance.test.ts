@@ -148,12 +148,19 @@ describe('maintenance on a 3-member cluster', () => {
         process.execPath,
         [
           join(REPO_ROOT, 'bin', 'metastore'),
-          'snapshot', 'restore', file,
-          '--data-dir', dataDirs[i]!,
-          '--name', plan.names[i]!,
-          '--initial-cluster', plan.initialCluster,
-          '--initial-cluster-token', 'etcd-cluster',
-          '--initial-advertise-peer-urls', plan.peerUrls[i]!,
+          'snapshot',
+          'restore',
+          file,
+          '--data-dir',
+          dataDirs[i]!,
+          '--name',
+          plan.names[i]!,
+          '--initial-cluster',
+          plan.initialCluster,
+          '--initial-cluster-token',
+          'etcd-cluster',
+          '--initial-advertise-peer-urls',
+          plan.peerUrls[i]!,
         ],
         { timeoutMs: 30_000 },
       );
@@ -161,7 +168,24 @@ describe('maintenance on a 3-member cluster', () => {
       expect(restore.stdout).toContain('restored etcd snapshot');
     }
     // A data dir in use is never overwritten.
-    const again = await run(process.execPath, [join(REPO_ROOT, 'bin', 'metastore'), 'snapshot', 'restore', file, '--data-dir', dataDirs[0]!, '--name', plan.names[0]!, '--initial-cluster', plan.initialCluster, '--initial-advertise-peer-urls', plan.peerUrls[0]!], { timeoutMs: 30_000 });
+    const again = await run(
+      process.execPath,
+      [
+        join(REPO_ROOT, 'bin', 'metastore'),
+        'snapshot',
+        'restore',
+        file,
+        '--data-dir',
+        dataDirs[0]!,
+        '--name',
+        plan.names[0]!,
+        '--initial-cluster',
+        plan.initialCluster,
+        '--initial-advertise-peer-urls',
+        plan.peerUrls[0]!,
+      ],
+      { timeoutMs: 30_000 },
+    );
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('exists');
 

@@ -22,7 +22,7 @@ afterAll(async () => {
 
 async function backup(env: Record<string, string>) {
   const etcdctl = await requireTool('etcdctl', 'etcd-client');
-  return run('bash', [SCRIPT], { env: { PATH: process.env['PATH'] ?? '', ETCDCTL: etcdctl, ...env }, timeoutMs: 120_000 });
+  return run('bash', [SCRIPT], { env: { PATH: process.env.PATH ?? '', ETCDCTL: etcdctl, ...env }, timeoutMs: 120_000 });
 }
 
 describe('metastore-backup.sh', () => {

@@ -54,10 +54,10 @@ async function startRendered(docs: any[], adjust: (arg: string) => string = (arg
           .replace('--data-dir=/var/lib/metastore', `--data-dir=${dataDir}`),
       ),
     );
-    const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] };
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
     for (const e of c.env) if (e.value !== undefined) env[e.name] = e.value;
-    env['METASTORE_SERVER_HEALTH_PORT'] = String(member(i).health);
-    env['METASTORE_SERVER_MONITORING_PROMETHEUS_PORT'] = String(member(i).metrics);
+    env.METASTORE_SERVER_HEALTH_PORT = String(member(i).health);
+    env.METASTORE_SERVER_MONITORING_PROMETHEUS_PORT = String(member(i).metrics);
     // The image's entrypoint: its baked-in config first, the chart's flags on top.
     const argv = [join(REPO_ROOT, 'bin', 'metastore'), '--config', join(REPO_ROOT, 'deploy', 'docker', 'metastore.yaml'), ...args];
     const server = new ServerProcess(`chart ${pod}`, process.execPath, argv, env);

@@ -33,7 +33,7 @@ describe('compose.yaml', () => {
       expect(service.build).toBe('.');
       expect(service.volumes[0]).toMatch(/:\/var\/lib\/metastore$/);
       const dataDir = join(scratch, name);
-      const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] };
+      const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
       for (const [key, value] of Object.entries<string>(service.environment)) env[key] = local(value);
       // Inside its container each member binds every interface on the image's ports; here
       // they share loopback, so the binds move to each member's own ports.

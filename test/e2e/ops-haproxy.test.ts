@@ -42,7 +42,6 @@ async function serverStatus(socketPath: string): Promise<Record<string, string>>
   return status;
 }
 
-
 describe('ops: HAProxy in front of a 3-member cluster', () => {
   let cluster: MetaStoreCluster;
   let haproxy: ServerProcess;
@@ -109,13 +108,16 @@ describe('ops: HAProxy in front of a 3-member cluster', () => {
 
     // Stop a follower, so the cluster keeps its leader and every request through HAProxy must
     // succeed (stopping the leader would add an election to the test, not to HAProxy).
-    const leaderIndex = await waitFor(async () => {
-      for (let i = 0; i < cluster.members.length; i++) {
-        const text = await (await fetch(`http://127.0.0.1:${cluster.members[i]!.metricsPort}/metrics`)).text();
-        if (/^etcd_server_is_leader 1$/m.test(text)) return i;
-      }
-      return undefined;
-    }, { what: 'a leader', until: (index): index is number => index !== undefined });
+    const leaderIndex = await waitFor(
+      async () => {
+        for (let i = 0; i < cluster.members.length; i++) {
+          const text = await (await fetch(`http://127.0.0.1:${cluster.members[i]!.metricsPort}/metrics`)).text();
+          if (/^etcd_server_is_leader 1$/m.test(text)) return i;
+        }
+        return undefined;
+      },
+      { what: 'a leader', until: (index): index is number => index !== undefined },
+    );
     const victimIndex = (leaderIndex + 1) % 3;
     const victim = cluster.members[victimIndex]!;
     const node = `node${victimIndex + 1}`;

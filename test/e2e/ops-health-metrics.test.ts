@@ -52,9 +52,9 @@ describe('ops: health and metrics side ports', () => {
     const report = JSON.parse(health.body) as { status: string; checks: Record<string, { status: string }> };
     expect(report.status).toBe('healthy');
     expect(Object.keys(report.checks)).toEqual(expect.arrayContaining(['store', 'raft', 'disk']));
-    expect(report.checks['store']!.status).toBe('ok');
-    expect(report.checks['raft']).toMatchObject({ status: 'ok', hasLeader: true, applyLag: 0 });
-    expect(report.checks['disk']).toEqual({ status: 'ok', alarms: [] });
+    expect(report.checks.store!.status).toBe('ok');
+    expect(report.checks.raft).toMatchObject({ status: 'ok', hasLeader: true, applyLag: 0 });
+    expect(report.checks.disk).toEqual({ status: 'ok', alarms: [] });
 
     const readiness = await get(server.healthPort, '/readiness');
     expect([readiness.status, JSON.parse(readiness.body)]).toEqual([200, { status: 'ready' }]);
@@ -97,14 +97,7 @@ describe('ops: health and metrics side ports', () => {
     expect([health.status, JSON.parse(health.body)]).toEqual([200, { health: 'true' }]);
     const readyz = await get(server.metricsPort, '/readyz?verbose');
     expect(readyz.status).toBe(200);
-    expect(readyz.body.split('\n')).toEqual([
-      '[+]data_corruption ok',
-      '[+]serializable_read ok',
-      '[+]linearizable_read ok',
-      '[+]non_learner ok',
-      'ok',
-      '',
-    ]);
+    expect(readyz.body.split('\n')).toEqual(['[+]data_corruption ok', '[+]serializable_read ok', '[+]linearizable_read ok', '[+]non_learner ok', 'ok', '']);
     const livez = await get(server.metricsPort, '/livez');
     expect([livez.status, livez.body]).toEqual([200, 'ok']);
     const version = await get(server.metricsPort, '/version');

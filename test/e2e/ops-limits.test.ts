@@ -18,7 +18,6 @@ import { READY_LINE, REPO_ROOT, etcdStyleFlags, startMetaStore, startMetaStoreCl
 import { waitFor } from '../support/wait.js';
 import { etcdctl } from '../support/tools.js';
 
-
 describe('ops limits: request timeout and slow requests (in-process)', () => {
   afterEach(() => setRequestLimits(undefined));
 
@@ -50,7 +49,10 @@ describe('ops limits (processes)', () => {
     const config = path.join(dir, 'limits.yaml');
     fs.writeFileSync(config, 'server:\n  limits:\n    request_timeout: "1s"\n  monitoring:\n    slow_request_threshold: "100ms"\n');
     // A long election timeout: nothing changes in the cluster while the request waits.
-    const cluster = await startMetaStoreCluster(3, { extraArgs: ['--config', config, '--heartbeat-interval', '500', '--election-timeout', '5000'], readyTimeoutMs: 60_000 });
+    const cluster = await startMetaStoreCluster(3, {
+      extraArgs: ['--config', config, '--heartbeat-interval', '500', '--election-timeout', '5000'],
+      readyTimeoutMs: 60_000,
+    });
     try {
       const [target, ...others] = cluster.members;
       // Members are ready before the first election ends: wait for a leader.
@@ -65,11 +67,14 @@ describe('ops limits (processes)', () => {
         for (const member of others) process.kill(member!.pid, 'SIGCONT');
       }
       await target!.waitForLog('"msg":"slow request"', 5000);
-      const line = target!.logs().split('\n').find((l) => l.includes('"msg":"slow request"') && l.includes('quorum/stuck'));
+      const line = target!
+        .logs()
+        .split('\n')
+        .find((l) => l.includes('"msg":"slow request"') && l.includes('quorum/stuck'));
       expect(line, target!.logs()).toBeDefined();
       const entry = JSON.parse(line!) as Record<string, unknown>;
       expect(entry).toMatchObject({ method: 'Put', key: 'quorum/stuck', code: grpc.status.UNAVAILABLE });
-      expect(typeof entry['tookMs']).toBe('number');
+      expect(typeof entry.tookMs).toBe('number');
     } finally {
       await cluster.destroy();
       removeDirSync(dir);
@@ -107,13 +112,16 @@ describe('ops limits (processes)', () => {
 
       first.close();
       // The server frees the slot when it sees the close; a new client gets in then.
-      await waitFor(async () => {
-        const client = connect();
-        const error = await status(client);
-        if (error === null) return true;
-        client.close();
-        return false;
-      }, { what: 'a freed connection slot', intervalMs: 50 });
+      await waitFor(
+        async () => {
+          const client = connect();
+          const error = await status(client);
+          if (error === null) return true;
+          client.close();
+          return false;
+        },
+        { what: 'a freed connection slot', intervalMs: 50 },
+      );
       expect(await status(second)).toBeNull();
     } finally {
       for (const client of opened) client.close();

@@ -25,10 +25,12 @@ interface Series {
   value: [number, string];
 }
 
-
 /** Metric names in a PromQL expression (identifiers that are not functions, keywords or labels). */
 function metricNames(expr: string): string[] {
-  const bare = expr.replace(/\{[^}]*\}/g, '').replace(/"[^"]*"/g, '').replace(/[a-zA-Z_]+\s*\(/g, '(');
+  const bare = expr
+    .replace(/\{[^}]*\}/g, '')
+    .replace(/"[^"]*"/g, '')
+    .replace(/[a-zA-Z_]+\s*\(/g, '(');
   const words = bare.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? [];
   const keywords = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'le', 'instance', 'method', 'job', 'bool']);
   return words.filter((w) => w.includes('_') && !keywords.has(w) && !/^[smhd]$/.test(w));
@@ -61,8 +63,8 @@ describe('ops: Prometheus', () => {
       rule_files: string[];
       scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }>;
     };
-    config.global['scrape_interval'] = '1s';
-    config.global['evaluation_interval'] = '1s';
+    config.global.scrape_interval = '1s';
+    config.global.evaluation_interval = '1s';
     config.rule_files = config.rule_files.map((file) => path.join(CONFIGS, file));
     config.scrape_configs[0]!.static_configs[0]!.targets = cluster.members.map((m) => `127.0.0.1:${m.metricsPort}`);
     const configFile = path.join(tempDir, 'prometheus.yml');
@@ -70,11 +72,12 @@ describe('ops: Prometheus', () => {
 
     const port = await freePort();
     api = `http://127.0.0.1:${port}`;
-    prometheus = new ServerProcess('prometheus', binary, [
-      `--config.file=${configFile}`,
-      `--storage.tsdb.path=${path.join(tempDir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-    ], process.env);
+    prometheus = new ServerProcess(
+      'prometheus',
+      binary,
+      [`--config.file=${configFile}`, `--storage.tsdb.path=${path.join(tempDir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`],
+      process.env,
+    );
     const untrack = trackForCleanup({
       label: 'prometheus',
       dispose: async () => {
@@ -109,17 +112,25 @@ describe('ops: Prometheus', () => {
   });
 
   it('scrapes all three members and loads the alert rules', async () => {
-    const targets = await waitFor(async () => {
-      const body = (await (await fetch(`${api}/api/v1/targets`)).json()) as { data: { activeTargets: Array<{ health: string; scrapeUrl: string }> } };
-      const up = body.data.activeTargets.filter((t) => t.health === 'up');
-      return up.length === 3 ? up : undefined;
-    }, { what: 'three healthy targets', timeoutMs: 60_000, intervalMs: 250 });
+    const targets = await waitFor(
+      async () => {
+        const body = (await (await fetch(`${api}/api/v1/targets`)).json()) as { data: { activeTargets: Array<{ health: string; scrapeUrl: string }> } };
+        const up = body.data.activeTargets.filter((t) => t.health === 'up');
+        return up.length === 3 ? up : undefined;
+      },
+      { what: 'three healthy targets', timeoutMs: 60_000, intervalMs: 250 },
+    );
     expect(targets.map((t) => t.scrapeUrl).sort()).toEqual(cluster.members.map((m) => `http://127.0.0.1:${m.metricsPort}/metrics`).sort());
     const rules = (await (await fetch(`${api}/api/v1/rules`)).json()) as { data: { groups: Array<{ rules: Array<{ name: string; health: string }> }> } };
     const loaded = rules.data.groups.flatMap((g) => g.rules);
-    expect(loaded.map((r) => r.name).sort()).toEqual(
-      ['DatabaseQuotaNearlyFull', 'FrequentLeaderChanges', 'HighErrorRate', 'HighFsyncLatency', 'HighP99Latency', 'NoLeader'],
-    );
+    expect(loaded.map((r) => r.name).sort()).toEqual([
+      'DatabaseQuotaNearlyFull',
+      'FrequentLeaderChanges',
+      'HighErrorRate',
+      'HighFsyncLatency',
+      'HighP99Latency',
+      'NoLeader',
+    ]);
   }, 90_000);
 
   it("the guide's PromQL queries return series", async () => {
@@ -133,17 +144,20 @@ describe('ops: Prometheus', () => {
     let round = 0;
     // Resolves once `expr` has series from all three members.
     const withTraffic = async (expr: string): Promise<Series[]> =>
-      waitFor(async () => {
-        await writeSome(round++);
-        const result = await query(expr);
-        return new Set(result.map((s) => s.metric['instance'])).size === 3 ? result : undefined;
-      }, { what: `series of ${expr} from every member`, timeoutMs: 60_000, intervalMs: 250 });
+      waitFor(
+        async () => {
+          await writeSome(round++);
+          const result = await query(expr);
+          return new Set(result.map((s) => s.metric.instance)).size === 3 ? result : undefined;
+        },
+        { what: `series of ${expr} from every member`, timeoutMs: 60_000, intervalMs: 250 },
+      );
 
     const rates = await withTraffic('rate(grpc_server_request_total[1m])');
-    expect(rates.some((s) => s.metric['method'] === 'Put' && s.metric['code'] === 'OK')).toBe(true);
+    expect(rates.some((s) => s.metric.method === 'Put' && s.metric.code === 'OK')).toBe(true);
 
     const p99 = await withTraffic('histogram_quantile(0.99, rate(grpc_server_request_duration_seconds_bucket[5m]))');
-    expect(p99.some((s) => s.metric['method'] === 'Put' && Number.isFinite(Number(s.value[1])))).toBe(true);
+    expect(p99.some((s) => s.metric.method === 'Put' && Number.isFinite(Number(s.value[1])))).toBe(true);
 
     const hasLeader = await query('etcd_server_has_leader');
     expect(hasLeader.map((s) => s.value[1])).toEqual(['1', '1', '1']);
@@ -159,9 +173,7 @@ describe('ops: Prometheus', () => {
   }, 120_000);
 
   it('every metric the alerts and the dashboard use is exported by the members', async () => {
-    const exported = new Set(
-      ((await (await fetch(`${api}/api/v1/label/__name__/values`)).json()) as { data: string[] }).data,
-    );
+    const exported = new Set(((await (await fetch(`${api}/api/v1/label/__name__/values`)).json()) as { data: string[] }).data);
     const alerts = parse(fs.readFileSync(path.join(CONFIGS, 'prometheus-alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ expr: string }> }> };
     const dashboard = JSON.parse(fs.readFileSync(path.join(CONFIGS, 'dashboards', 'metastore.json'), 'utf8')) as {
       panels: Array<{ title: string; targets: Array<{ expr: string }> }>;

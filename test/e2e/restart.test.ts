@@ -15,7 +15,11 @@ afterEach(async () => {
   server = undefined;
 });
 
-function kvClient(endpoint: string): { put(key: string, value: string): Promise<number>; range(key: string): Promise<{ revision: number; value?: string }>; close(): void } {
+function kvClient(endpoint: string): {
+  put(key: string, value: string): Promise<number>;
+  range(key: string): Promise<{ revision: number; value?: string }>;
+  close(): void;
+} {
   const client = new clients.KV(endpoint.replace('http://', ''), grpc.credentials.createInsecure()) as any;
   return {
     put: (key, value) =>

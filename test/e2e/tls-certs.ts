@@ -31,8 +31,23 @@ export function makeTestPki(): TestPki {
   const makeCa = (name: string): CertPair => {
     const pair = { cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}.key`) };
     openssl(
-      ['req', '-x509', ...EC_KEY, '-keyout', pair.key, '-out', pair.cert, '-days', '30', '-subj', `/CN=${name}`,
-        '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature'],
+      [
+        'req',
+        '-x509',
+        ...EC_KEY,
+        '-keyout',
+        pair.key,
+        '-out',
+        pair.cert,
+        '-days',
+        '30',
+        '-subj',
+        `/CN=${name}`,
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+      ],
       dir,
     );
     return pair;
@@ -42,7 +57,13 @@ export function makeTestPki(): TestPki {
   const extFile = path.join(dir, 'leaf.ext');
   fs.writeFileSync(
     extFile,
-    ['subjectAltName=IP:127.0.0.1,DNS:localhost', 'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=serverAuth,clientAuth', 'basicConstraints=CA:FALSE', ''].join('\n'),
+    [
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      'keyUsage=critical,digitalSignature,keyEncipherment',
+      'extendedKeyUsage=serverAuth,clientAuth',
+      'basicConstraints=CA:FALSE',
+      '',
+    ].join('\n'),
   );
   let serial = 1;
   return {
@@ -55,7 +76,24 @@ export function makeTestPki(): TestPki {
       const csr = path.join(dir, `${file}.csr`);
       openssl(['req', '-new', ...EC_KEY, '-keyout', pair.key, '-out', csr, '-subj', `/CN=${options.cn}`], dir);
       openssl(
-        ['x509', '-req', '-in', csr, '-CA', signer.cert, '-CAkey', signer.key, '-set_serial', String(serial++), '-out', pair.cert, '-days', '30', '-extfile', extFile],
+        [
+          'x509',
+          '-req',
+          '-in',
+          csr,
+          '-CA',
+          signer.cert,
+          '-CAkey',
+          signer.key,
+          '-set_serial',
+          String(serial++),
+          '-out',
+          pair.cert,
+          '-days',
+          '30',
+          '-extfile',
+          extFile,
+        ],
         dir,
       );
       return pair;

@@ -19,7 +19,15 @@ import { makeTestPki, type CertPair, type TestPki } from './tls-certs.js';
 
 const echo = (b: Buffer): Buffer => b;
 const service: grpc.ServiceDefinition = {
-  Who: { path: '/test.Tls/Who', requestStream: false, responseStream: false, requestSerialize: echo, requestDeserialize: echo, responseSerialize: echo, responseDeserialize: echo },
+  Who: {
+    path: '/test.Tls/Who',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: echo,
+    requestDeserialize: echo,
+    responseSerialize: echo,
+    responseDeserialize: echo,
+  },
 };
 
 let pki: TestPki;
@@ -37,7 +45,19 @@ beforeAll(() => {
   const conf = path.join(pki.dir, 'ca.cnf');
   fs.writeFileSync(path.join(pki.dir, 'index.txt'), '');
   fs.writeFileSync(path.join(pki.dir, 'crlnumber'), '01\n');
-  fs.writeFileSync(conf, ['[ca]', 'default_ca = d', '[d]', `database = ${pki.dir}/index.txt`, `crlnumber = ${pki.dir}/crlnumber`, 'default_md = sha256', 'default_crl_days = 30', ''].join('\n'));
+  fs.writeFileSync(
+    conf,
+    [
+      '[ca]',
+      'default_ca = d',
+      '[d]',
+      `database = ${pki.dir}/index.txt`,
+      `crlnumber = ${pki.dir}/crlnumber`,
+      'default_md = sha256',
+      'default_crl_days = 30',
+      '',
+    ].join('\n'),
+  );
   const ca = ['-config', conf, '-keyfile', pki.ca.key, '-cert', pki.ca.cert];
   execFileSync('openssl', ['ca', ...ca, '-revoke', bob.cert], { stdio: 'ignore' });
   crlFile = path.join(pki.dir, 'ca.crl');
@@ -56,11 +76,22 @@ async function serve(config: Partial<TlsConfig>, dataDir = pki.dir): Promise<{ p
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', setup.credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
   );
-  return { port, tls: setup, stop: () => { server.forceShutdown(); setup.close(); } };
+  return {
+    port,
+    tls: setup,
+    stop: () => {
+      server.forceShutdown();
+      setup.close();
+    },
+  };
 }
 
 function who(port: number, pair?: CertPair): Promise<string> {
-  const credentials = grpc.credentials.createSsl(fs.readFileSync(pki.ca.cert), pair ? fs.readFileSync(pair.key) : null, pair ? fs.readFileSync(pair.cert) : null);
+  const credentials = grpc.credentials.createSsl(
+    fs.readFileSync(pki.ca.cert),
+    pair ? fs.readFileSync(pair.key) : null,
+    pair ? fs.readFileSync(pair.cert) : null,
+  );
   const client = new grpc.Client(`127.0.0.1:${port}`, credentials);
   return new Promise((resolve, reject) => {
     client.makeUnaryRequest('/test.Tls/Who', echo, echo, Buffer.alloc(0), { deadline: Date.now() + 3000 }, (error, value) => {
@@ -183,7 +214,7 @@ function whoOver(port: number, credentials: grpc.ChannelCredentials): Promise<st
   });
 }
 
-describe('member-to-member channel credentials (calls to other members\' client ports)', () => {
+describe("member-to-member channel credentials (calls to other members' client ports)", () => {
   const memberTls = (config: Partial<TlsConfig>) => memberChannelTls({ ...DEFAULTS.grpc.tls, enabled: true, ...config }, { reloadIntervalMs: 20 });
 
   it('are undefined (plain text) when the client port has no TLS', () => {

@@ -37,9 +37,17 @@ afterAll(() => pki?.remove());
 function clientTlsFlags(port: number, serverPair: CertPair = server): string[] {
   const url = `https://127.0.0.1:${port}`;
   return [
-    '--listen-client-urls', url, '--advertise-client-urls', url,
-    '--cert-file', serverPair.cert, '--key-file', serverPair.key,
-    '--trusted-ca-file', pki.ca.cert, '--client-cert-auth',
+    '--listen-client-urls',
+    url,
+    '--advertise-client-urls',
+    url,
+    '--cert-file',
+    serverPair.cert,
+    '--key-file',
+    serverPair.key,
+    '--trusted-ca-file',
+    pki.ca.cert,
+    '--client-cert-auth',
   ];
 }
 
@@ -50,8 +58,16 @@ async function startTlsEtcd(): Promise<{ endpoint: string; stop(): Promise<void>
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcd-tls-'));
   const peer = `http://127.0.0.1:${peerPort}`;
   const args = [
-    '--name', 'default', '--data-dir', dataDir,
-    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `default=${peer}`,
+    '--name',
+    'default',
+    '--data-dir',
+    dataDir,
+    '--listen-peer-urls',
+    peer,
+    '--initial-advertise-peer-urls',
+    peer,
+    '--initial-cluster',
+    `default=${peer}`,
     ...clientTlsFlags(clientPort!),
   ];
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -92,7 +108,11 @@ const withCert = (pair: CertPair): string[] => ['--cacert', pki.ca.cert, '--cert
 
 /** The deterministic part of an etcdctl run: exit code, stdout, and its final "Error:" line. */
 function outcome(result: { code: number | null; stdout: string; stderr: string }): string {
-  const errorLine = result.stderr.split('\n').filter((l) => l.startsWith('Error:')).pop() ?? '';
+  const errorLine =
+    result.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('Error:'))
+      .pop() ?? '';
   return `exit ${result.code}\n${result.stdout}${errorLine}`;
 }
 
@@ -156,7 +176,6 @@ function serverCn(port: number): Promise<string> {
   });
 }
 
-
 describe('certificate rotation', () => {
   it('replaced certificate files are used by new connections without a restart', async () => {
     // The server reads copies, so the test can replace them in place.
@@ -200,7 +219,11 @@ interface PeerTlsMember {
 }
 
 /** Starts MetaStore members on https peer URLs with per-member peer TLS flags. */
-async function startPeerTlsCluster(members: PeerTlsMember[], common: string[], waitFor = members.length): Promise<{ handles: MetaStoreHandle[]; endpoints: string[] }> {
+async function startPeerTlsCluster(
+  members: PeerTlsMember[],
+  common: string[],
+  waitFor = members.length,
+): Promise<{ handles: MetaStoreHandle[]; endpoints: string[] }> {
   const plan = await planMetaStoreCluster(members.length);
   const peerUrls = plan.ports.map((p) => `https://127.0.0.1:${p.peer}`);
   const initialCluster = members.map((m, i) => `${m.name}=${peerUrls[i]}`).join(',');
@@ -211,7 +234,10 @@ async function startPeerTlsCluster(members: PeerTlsMember[], common: string[], w
       initialCluster,
       ...(m.refused && { readyLine: NO_LEADER_SERVING_LINE }),
       extraArgs: [
-        '--listen-peer-urls', peerUrls[i]!, '--initial-advertise-peer-urls', peerUrls[i]!,
+        '--listen-peer-urls',
+        peerUrls[i]!,
+        '--initial-advertise-peer-urls',
+        peerUrls[i]!,
         ...(m.pair ? ['--peer-cert-file', m.pair.cert, '--peer-key-file', m.pair.key, '--peer-trusted-ca-file', m.ca ?? pki.ca.cert] : []),
         ...common,
       ],
@@ -239,11 +265,12 @@ describe('peer TLS', () => {
         timeoutMs: 20_000,
         intervalMs: 200,
       });
-      for (const endpoint of endpoints) await waitFor(async () => (await serializableGet(endpoint, 'peer/k')) === 'v\n', {
-        what: `replication to ${endpoint}`,
-        timeoutMs: 20_000,
-        intervalMs: 200,
-      });
+      for (const endpoint of endpoints)
+        await waitFor(async () => (await serializableGet(endpoint, 'peer/k')) === 'v\n', {
+          what: `replication to ${endpoint}`,
+          timeoutMs: 20_000,
+          intervalMs: 200,
+        });
       for (const handle of handles) expect(handle.logs()).not.toContain('refused peer connection');
     } finally {
       await Promise.all(handles.map((h) => h.destroy()));
@@ -254,7 +281,11 @@ describe('peer TLS', () => {
     const good = [1, 2].map((i) => pki.issue(`cn-good${i}`, { cn: 'metastore-peer' }));
     const wrongCn = pki.issue('cn-wrong', { cn: 'intruder' });
     const { handles, endpoints } = await startPeerTlsCluster(
-      [{ name: 'm1', pair: good[0] }, { name: 'm2', pair: good[1] }, { name: 'm3', pair: wrongCn, refused: true }],
+      [
+        { name: 'm1', pair: good[0] },
+        { name: 'm2', pair: good[1] },
+        { name: 'm3', pair: wrongCn, refused: true },
+      ],
       ['--peer-client-cert-auth', '--peer-cert-allowed-cn', 'metastore-peer'],
     );
     try {
@@ -284,7 +315,11 @@ describe('peer TLS', () => {
     const stranger = pki.issue('ca-stranger', { cn: 'metastore-peer', by: 'otherCa' });
     const { handles, endpoints } = await startPeerTlsCluster(
       // The stranger trusts the real CA (so it could talk to the others), but they do not trust it.
-      [{ name: 'm1', pair: good[0] }, { name: 'm2', pair: good[1] }, { name: 'm3', pair: stranger, refused: true }],
+      [
+        { name: 'm1', pair: good[0] },
+        { name: 'm2', pair: good[1] },
+        { name: 'm3', pair: stranger, refused: true },
+      ],
       ['--peer-client-cert-auth'],
     );
     try {
@@ -298,10 +333,13 @@ describe('peer TLS', () => {
         timeoutMs: 20_000,
         intervalMs: 200,
       });
-      await waitFor(async () => {
-        const logs = handles[0]!.logs();
-        return logs.includes('refused peer connection') && logs.includes('not signed by the trusted peer CA');
-      }, { what: 'the refusal logs', timeoutMs: 20_000, intervalMs: 200 });
+      await waitFor(
+        async () => {
+          const logs = handles[0]!.logs();
+          return logs.includes('refused peer connection') && logs.includes('not signed by the trusted peer CA');
+        },
+        { what: 'the refusal logs', timeoutMs: 20_000, intervalMs: 200 },
+      );
       // Its own dialing towards the good members is refused too (logged on every refusal,
       // rate-limited, so it shows even when its first failures were plain connect errors).
       await waitFor(async () => handles[2]!.logs().includes('peer refused'), {
@@ -316,21 +354,19 @@ describe('peer TLS', () => {
   }, 120_000);
 
   it('a 3-member cluster with --peer-auto-tls replicates', async () => {
-    const { handles, endpoints } = await startPeerTlsCluster(
-      [{ name: 'm1' }, { name: 'm2' }, { name: 'm3' }],
-      ['--peer-auto-tls'],
-    );
+    const { handles, endpoints } = await startPeerTlsCluster([{ name: 'm1' }, { name: 'm2' }, { name: 'm3' }], ['--peer-auto-tls']);
     try {
       await waitFor(async () => (await etcdctl(endpoints[1]!, ['--command-timeout=2s', 'put', 'auto/k', 'v'])).code === 0, {
         what: 'a write through member 2',
         timeoutMs: 20_000,
         intervalMs: 200,
       });
-      for (const endpoint of endpoints) await waitFor(async () => (await serializableGet(endpoint, 'auto/k')) === 'v\n', {
-        what: `replication to ${endpoint}`,
-        timeoutMs: 20_000,
-        intervalMs: 200,
-      });
+      for (const endpoint of endpoints)
+        await waitFor(async () => (await serializableGet(endpoint, 'auto/k')) === 'v\n', {
+          what: `replication to ${endpoint}`,
+          timeoutMs: 20_000,
+          intervalMs: 200,
+        });
       for (const handle of handles) {
         expect(fs.existsSync(path.join(handle.dataDir, 'fixtures', 'peer', 'cert.pem'))).toBe(true);
         expect(handle.logs()).toContain('using a self-signed certificate (auto TLS)');

@@ -64,7 +64,9 @@ describe('--wal-dir', () => {
 
     const withoutWal = await refusedStart(member.dataDir, []);
     expect(withoutWal.code).toBe(2);
-    expect(withoutWal.stderr.trim()).toMatch(/^data dir .* has applied entries but no Raft log in it: it was used with a --wal-dir, start it with that --wal-dir$/);
+    expect(withoutWal.stderr.trim()).toMatch(
+      /^data dir .* has applied entries but no Raft log in it: it was used with a --wal-dir, start it with that --wal-dir$/,
+    );
     const missingWal = await refusedStart(member.dataDir, ['--wal-dir', join(scratch, 'elsewhere')]);
     expect(missingWal.code).toBe(2);
     expect(missingWal.stderr.trim()).toMatch(/^wal dir .*elsewhere is missing or empty but data dir .* has history; refusing to start without its Raft log$/);

@@ -150,7 +150,7 @@ describe('etcdctl watch: MetaStore vs etcd 3.4.23', () => {
       await metastore.destroy();
     }
     for (const key of Object.keys(expected)) expect({ [key]: actual[key] }).toEqual({ [key]: expected[key] });
-    expect(expected['watch']).toContain('DELETE');
+    expect(expected.watch).toContain('DELETE');
   }, 120_000);
 
   it('prints identical transcripts for history, live, prefix, range, prev_kv and json watches', async () => {

@@ -66,7 +66,11 @@ describe('Auth service (in-process)', () => {
     await call('Auth', 'RoleGrantPermission', { name: 'foo-rw', perm: { permType: READ, key: b('pub'), rangeEnd: b('') } });
     await call('Auth', 'UserGrantRole', { user: 'alice', role: 'foo-rw' });
     await expectError(call('Auth', 'UserGrantRole', { user: 'alice', role: 'nope' }), grpc.status.FAILED_PRECONDITION, 'etcdserver: role name not found');
-    await expectError(call('Auth', 'UserRevokeRole', { name: 'root', role: 'foo-rw' }), grpc.status.FAILED_PRECONDITION, 'etcdserver: role is not granted to the user');
+    await expectError(
+      call('Auth', 'UserRevokeRole', { name: 'root', role: 'foo-rw' }),
+      grpc.status.FAILED_PRECONDITION,
+      'etcdserver: role is not granted to the user',
+    );
     await expectError(
       call('Auth', 'RoleRevokePermission', { role: 'foo-rw', key: b('zzz'), rangeEnd: b('') }),
       grpc.status.FAILED_PRECONDITION,
@@ -80,7 +84,11 @@ describe('Auth service (in-process)', () => {
       ['foo', 'fop', READWRITE],
       ['pub', '', READ],
     ]);
-    await expectError(call('Auth', 'Authenticate', { name: 'root', password: 'rootpw' }), grpc.status.FAILED_PRECONDITION, 'etcdserver: authentication is not enabled');
+    await expectError(
+      call('Auth', 'Authenticate', { name: 'root', password: 'rootpw' }),
+      grpc.status.FAILED_PRECONDITION,
+      'etcdserver: authentication is not enabled',
+    );
     const before = Number((await call('Auth', 'AuthStatus', {})).authRevision);
     await call('Auth', 'AuthEnable', {});
     const status = await call('Auth', 'AuthStatus', {}, await login('root', 'rootpw'));
@@ -115,9 +123,16 @@ describe('Auth service (in-process)', () => {
       success: [{ requestTxn: { success: [{ requestPut: { key: b('bar'), value: b('x') } }] } }],
     };
     await expectError(call('KV', 'Txn', nested, alice), grpc.status.PERMISSION_DENIED, 'etcdserver: permission denied');
-    const allowed = { compare: [{ key: b('foo2'), target: 'VERSION', result: 'EQUAL', version: 0 }], success: [{ requestPut: { key: b('foo2'), value: b('t') } }] };
+    const allowed = {
+      compare: [{ key: b('foo2'), target: 'VERSION', result: 'EQUAL', version: 0 }],
+      success: [{ requestPut: { key: b('foo2'), value: b('t') } }],
+    };
     expect((await call('KV', 'Txn', allowed, alice)).succeeded).toBe(true);
-    await expectError(call('KV', 'Txn', { compare: [{ key: b('x'), target: 'VERSION', result: 'EQUAL', version: 0 }] }, alice), grpc.status.PERMISSION_DENIED, 'etcdserver: permission denied');
+    await expectError(
+      call('KV', 'Txn', { compare: [{ key: b('x'), target: 'VERSION', result: 'EQUAL', version: 0 }] }, alice),
+      grpc.status.PERMISSION_DENIED,
+      'etcdserver: permission denied',
+    );
   });
 
   it('keeps auth management to root', async () => {
@@ -168,7 +183,11 @@ describe('Auth service (in-process)', () => {
       details: 'etcdserver: permission denied',
     });
 
-    for (const [method, request] of [['Hash', {}], ['HashKV', {}], ['Defragment', {}]] as const) {
+    for (const [method, request] of [
+      ['Hash', {}],
+      ['HashKV', {}],
+      ['Defragment', {}],
+    ] as const) {
       await expectError(call('Maintenance', method, request, alice), grpc.status.PERMISSION_DENIED, 'etcdserver: permission denied');
       await expectError(call('Maintenance', method, request), grpc.status.INVALID_ARGUMENT, 'etcdserver: user name is empty');
       await call('Maintenance', method, request, root);

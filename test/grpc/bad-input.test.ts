@@ -81,13 +81,7 @@ describe('bad input: etcd code and message, nothing changed', () => {
     const message = 'etcdserver: duplicate key given in txn request';
     const put = (key: string) => ({ requestPut: { key: b(key), value: b('v') } });
     await expectRefused('KV', 'Txn', { success: [put('x'), put('x')] }, status.INVALID_ARGUMENT, message);
-    await expectRefused(
-      'KV',
-      'Txn',
-      { success: [{ requestDeleteRange: { key: b('a'), rangeEnd: b('z') } }, put('m')] },
-      status.INVALID_ARGUMENT,
-      message,
-    );
+    await expectRefused('KV', 'Txn', { success: [{ requestDeleteRange: { key: b('a'), rangeEnd: b('z') } }, put('m')] }, status.INVALID_ARGUMENT, message);
     await expectRefused('KV', 'Txn', { success: [put('x'), { requestTxn: { success: [put('x')] } }] }, status.INVALID_ARGUMENT, message);
   });
 

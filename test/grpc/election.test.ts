@@ -118,9 +118,7 @@ describe('Election service (in-process)', () => {
     expect((await member.call('Election', 'Leader', { name: b('e1') })).kv.value.toString()).toBe('beta');
 
     // The old candidacy can neither proclaim nor resign any more; resigning is not an error.
-    await expect(member.call('Election', 'Proclaim', { leader: won.leader, value: b('x') })).rejects.toMatchObject(
-      unknown('election: not leader'),
-    );
+    await expect(member.call('Election', 'Proclaim', { leader: won.leader, value: b('x') })).rejects.toMatchObject(unknown('election: not leader'));
     await member.call('Election', 'Resign', { leader: won.leader });
     expect((await member.call('Election', 'Leader', { name: b('e1') })).kv.value.toString()).toBe('beta');
     await member.call('Election', 'Resign', { leader: next.leader });

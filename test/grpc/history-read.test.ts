@@ -22,8 +22,7 @@ it('reads every revision of a key overwritten many times in one batch', async ()
     ),
   );
   // Read synchronously, before any timer can flush the last batch's records to LevelDB.
-  const rangeAt = (revision: number) =>
-    member.kv.range(rangeRequest(key, undefined, { revision }));
+  const rangeAt = (revision: number) => member.kv.range(rangeRequest(key, undefined, { revision }));
   for (const revision of revisions) expect(rangeAt(revision).result.kvs[0]?.modRevision).toBe(revision);
   // And the same over gRPC.
   for (const revision of revisions.slice(-5)) {

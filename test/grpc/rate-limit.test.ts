@@ -30,9 +30,7 @@ describe('rate limiting (server.grpc.enable_rate_limit)', () => {
 
   it('refuses requests beyond the burst with RESOURCE_EXHAUSTED and changes nothing', async () => {
     const key = Buffer.from('rl');
-    const results = await Promise.allSettled(
-      Array.from({ length: 5 }, (_, i) => member.call('KV', 'Put', { key, value: Buffer.from(String(i)) })),
-    );
+    const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => member.call('KV', 'Put', { key, value: Buffer.from(String(i)) })));
     const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
     expect(refused).toHaveLength(2);

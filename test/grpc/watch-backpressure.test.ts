@@ -54,7 +54,9 @@ test('an unread watch stream stays memory-bounded while the others get every eve
       Array.from({ length: 32 }, async () => {
         while (next < PUTS) {
           const key = `k${next++ % 10}`;
-          const r: Msg = await new Promise((resolve, reject) => kv.put({ key: b(key), value: VALUE }, (e: Error | null, r: Msg) => (e ? reject(e) : resolve(r))));
+          const r: Msg = await new Promise((resolve, reject) =>
+            kv.put({ key: b(key), value: VALUE }, (e: Error | null, r: Msg) => (e ? reject(e) : resolve(r))),
+          );
           keyOfRevision.set(Number(r.header.revision), key);
         }
       }),

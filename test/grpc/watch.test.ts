@@ -105,14 +105,16 @@ describe('Watch over gRPC, compared with etcd 3.4.23', () => {
       let expected: Msg[];
       try {
         expected = (await scenario(fresh.endpoint)).map(norm);
-        if (process.env.WATCH_DUMP) console.log(JSON.stringify(expected.map((m) => [m.fragment, m.events?.map((e: any) => (typeof e === 'string' ? e : e.kv.key))])));
+        if (process.env.WATCH_DUMP)
+          console.log(JSON.stringify(expected.map((m) => [m.fragment, m.events?.map((e: any) => (typeof e === 'string' ? e : e.kv.key))])));
       } finally {
         await fresh.stop();
       }
       const member = await startInProcessMember();
       try {
         const actual = (await scenario(member.endpoint)).map(norm);
-        if (process.env.WATCH_DUMP) console.log(JSON.stringify(actual.map((m) => [m.fragment, m.events?.map((e: any) => (typeof e === 'string' ? e : e.kv.key))])));
+        if (process.env.WATCH_DUMP)
+          console.log(JSON.stringify(actual.map((m) => [m.fragment, m.events?.map((e: any) => (typeof e === 'string' ? e : e.kv.key))])));
         expect(actual).toEqual(expected);
       } finally {
         await member.close();

@@ -26,7 +26,10 @@ export function checkLinearizable(ops: KvOp[], maxOpsPerKey = 400): CheckResult 
   const byKey = new Map<string, KvOp[]>();
   for (const op of ops) {
     let list = byKey.get(op.key);
-    if (list === undefined) byKey.set(op.key, (list = []));
+    if (list === undefined) {
+      list = [];
+      byKey.set(op.key, list);
+    }
     list.push(op);
   }
   for (const [key, list] of byKey) {

@@ -63,7 +63,10 @@ async function leaderCrash(): Promise<History> {
   }
   for (const n of acknowledged) {
     const hex = encodeInternalRequest(request(n)).toString('hex');
-    expect(log.filter((d) => d === hex), `proposal ${n}`).toHaveLength(1);
+    expect(
+      log.filter((d) => d === hex),
+      `proposal ${n}`,
+    ).toHaveLength(1);
   }
   const maybe = encodeInternalRequest(request(10)).toString('hex');
   expect(log.filter((d) => d === maybe).length).toBeLessThanOrEqual(1);

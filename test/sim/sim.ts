@@ -182,7 +182,19 @@ export class Simulation {
     this.maxSizePerMsg = this.rnd.int(2) === 0 ? 1 : 4096;
     this.asyncPersist = this.rnd.int(2) === 0;
     for (const id of this.initialPeers) this.startNode(id, true, emptyDisk());
-    this.stats = { seed: opts.seed, nodes: n, ticks: 0, committed: 0, elections: 0, crashes: 0, confChanges: 0, transfers: 0, snapshotsSent: 0, ops: 0, opsAcked: 0 };
+    this.stats = {
+      seed: opts.seed,
+      nodes: n,
+      ticks: 0,
+      committed: 0,
+      elections: 0,
+      crashes: 0,
+      confChanges: 0,
+      transfers: 0,
+      snapshotsSent: 0,
+      ops: 0,
+      opsAcked: 0,
+    };
   }
 
   private log(s: string): void {
@@ -285,7 +297,7 @@ export class Simulation {
     due.sort((x, y) => x.at - y.at || x.seq - y.seq);
     for (const { m } of due) {
       const to = this.nodes.get(m.to);
-      const ok = to !== undefined && to.alive && !to.removed && !this.linkBlocked(m.from, m.to);
+      const ok = to?.alive === true && !to.removed && !this.linkBlocked(m.from, m.to);
       if (ok) to.raw.step(m);
       const from = this.nodes.get(m.from);
       if (from === undefined || !from.alive || from.removed) continue;
@@ -717,10 +729,16 @@ export class Simulation {
       if (members.length > 0 && members.every((n) => n.alive && n.app.seen.has(marker))) return;
     }
     const desc = [...this.nodes.values()]
-      .map((n) => `${n.id}:${n.alive ? 'up' : 'down'}${n.removed ? '/removed' : ''}${n.retiring ? '/retiring' : ''} ${['F', 'C', 'L', 'P'][n.raw.raft.state]} t${n.raw.raft.term} c${n.raw.raft.raftLog.committed} a${n.lastApplied} voters=${n.confState.voters.join(',')} learners=${n.confState.learners.join(',')}`)
+      .map(
+        (n) =>
+          `${n.id}:${n.alive ? 'up' : 'down'}${n.removed ? '/removed' : ''}${n.retiring ? '/retiring' : ''} ${['F', 'C', 'L', 'P'][n.raw.raft.state]} t${n.raw.raft.term} c${n.raw.raft.raftLog.committed} a${n.lastApplied} voters=${n.confState.voters.join(',')} learners=${n.confState.learners.join(',')}`,
+      )
       .join('\n  ');
     const l = this.leader();
-    const prs = l === undefined ? '' : [...l.raw.status().progress].map(([id, p]) => `${id}:m${p.match}/n${p.next}/s${p.state}/i${p.inflight}/a${p.recentActive}`).join(' ');
+    const prs =
+      l === undefined
+        ? ''
+        : [...l.raw.status().progress].map(([id, p]) => `${id}:m${p.match}/n${p.next}/s${p.state}/i${p.inflight}/a${p.recentActive}`).join(' ');
     this.fail(`liveness: no proposal committed on all members within ${bound} ticks after healing\n  ${desc}\n  leader progress: ${prs}`);
   }
 }

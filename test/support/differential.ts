@@ -24,7 +24,7 @@ export async function expectSameAsEtcd(session: (endpoint: string) => Promise<st
   } finally {
     await metastore.destroy();
   }
-  if (process.env['SHOW_TRANSCRIPT']) console.log(expected.join('\n---\n'));
+  if (process.env.SHOW_TRANSCRIPT) console.log(expected.join('\n---\n'));
   for (let i = 0; i < expected.length; i++) expect(actual[i], `step ${i + 1}`).toBe(expected[i]);
   expect(actual.length).toBe(expected.length);
 }

@@ -56,13 +56,26 @@ function put(main: number, sub: number, key: string, value: string, createRevisi
  * put y. Compacted at 2 (foo@2 is still the latest at 2, so it stays, as etcd keeps it).
  */
 export function fixtureState(): MemoryState {
-  const lease = { space: KeySpace.lease, key: (() => { const k = Buffer.alloc(8); k.writeBigInt64BE(FIXTURE_LEASE_ID); return k; })(), value: encodeLeaseRecord({ ttlSeconds: 3600, remainingMs: 3_600_000 }) };
+  const lease = {
+    space: KeySpace.lease,
+    key: (() => {
+      const k = Buffer.alloc(8);
+      k.writeBigInt64BE(FIXTURE_LEASE_ID);
+      return k;
+    })(),
+    value: encodeLeaseRecord({ ttlSeconds: 3600, remainingMs: 3_600_000 }),
+  };
   const auth = new AuthStore();
   auth.apply({ op: 'roleAdd', name: 'reader' });
   auth.apply({ op: 'roleGrantPermission', name: 'reader', perm: { permType: PermType.READ, key: Buffer.from('foo'), rangeEnd: Buffer.from('fop') } });
   auth.apply({ op: 'userAdd', name: 'alice', passwordHash: 'scrypt$16384$8$1$c2FsdA==$aGFzaA==', noPassword: false });
   auth.apply({ op: 'userGrantRole', user: 'alice', role: 'reader' });
-  const memberKey = (tag: string, id: bigint): Buffer => { const k = Buffer.alloc(9); k.write(tag, 0, 'latin1'); k.writeBigUInt64BE(id, 1); return k; };
+  const memberKey = (tag: string, id: bigint): Buffer => {
+    const k = Buffer.alloc(9);
+    k.write(tag, 0, 'latin1');
+    k.writeBigUInt64BE(id, 1);
+    return k;
+  };
   return new MemoryState([
     { space: KeySpace.meta, key: Buffer.from('appliedIndex'), value: u64(42) },
     { space: KeySpace.meta, key: Buffer.from('compactedRevision'), value: u64(2) },
@@ -76,7 +89,11 @@ export function fixtureState(): MemoryState {
     lease,
     { space: KeySpace.auth, key: Buffer.from('state'), value: Buffer.from(JSON.stringify(auth.toJSON())) },
     { space: KeySpace.members, key: Buffer.from('local'), value: Buffer.from('ignored') },
-    { space: KeySpace.members, key: memberKey('m', FIXTURE_MEMBER_ID), value: encodeMember({ id: FIXTURE_MEMBER_ID, name: 'm1', peerUrls: ['http://127.0.0.1:2380'], clientUrls: ['http://127.0.0.1:2379'], isLearner: false }) },
+    {
+      space: KeySpace.members,
+      key: memberKey('m', FIXTURE_MEMBER_ID),
+      value: encodeMember({ id: FIXTURE_MEMBER_ID, name: 'm1', peerUrls: ['http://127.0.0.1:2380'], clientUrls: ['http://127.0.0.1:2379'], isLearner: false }),
+    },
     { space: KeySpace.members, key: memberKey('r', 0x1234n), value: Buffer.alloc(0) },
   ]);
 }

@@ -24,7 +24,12 @@ export class EtcdctlProcess {
     return new EtcdctlProcess(await requireTool('etcdctl', 'etcd-client'), endpoint, args, options);
   }
 
-  private constructor(binary: string, endpoint: string, readonly args: readonly string[], options: { stdin?: string }) {
+  private constructor(
+    binary: string,
+    endpoint: string,
+    readonly args: readonly string[],
+    options: { stdin?: string },
+  ) {
     const env: NodeJS.ProcessEnv = { ...process.env, ETCDCTL_API: '3' };
     // Inherited ETCDCTL_* settings (e.g. ETCDCTL_ENDPOINTS) would change what we test.
     for (const key of Object.keys(env)) if (key.startsWith('ETCDCTL_') && key !== 'ETCDCTL_API') delete env[key];

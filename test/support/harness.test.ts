@@ -67,8 +67,6 @@ describe('e2e harness', () => {
   }, 120_000);
 
   it('fails (never skips) when MetaStore cannot start', async () => {
-    await expect(startMetaStore({ extraArgs: ['--no-such-flag'], readyTimeoutMs: 20_000 })).rejects.toThrow(
-      /metastore .*(exited|did not log)/,
-    );
+    await expect(startMetaStore({ extraArgs: ['--no-such-flag'], readyTimeoutMs: 20_000 })).rejects.toThrow(/metastore .*(exited|did not log)/);
   }, 30_000);
 });

@@ -18,9 +18,7 @@ describe('maskIds', () => {
       '"members":[{"ID":"<member_id>","name":"default","peerURLs":["x"]}]',
     );
     expect(maskIds('{"ID":7587869204537519364,"TTL":60}')).toBe('{"ID":7587869204537519364,"TTL":60}');
-    expect(maskIds('"leader":3319814642761637952,"raftIndex":9,"raftTerm":2,')).toBe(
-      '"leader":"<member_id>","raftIndex":9,"raftTerm":"<raft_term>",',
-    );
+    expect(maskIds('"leader":3319814642761637952,"raftIndex":9,"raftTerm":2,')).toBe('"leader":"<member_id>","raftIndex":9,"raftTerm":"<raft_term>",');
   });
 
   it('masks fields output, leaving zero IDs of nested headers', () => {

@@ -63,20 +63,17 @@ function maskSimple(text: string): string {
       // endpoint status: "<endpoint>, <hex id>, <version>, <db size>, <leader>, <learner>, <term>, …"
       .replace(
         /^([^,\s]+, )([0-9a-f]+)(, \d+\.\d+\.\d+[^,]*, [^,]*, (?:true|false), (?:true|false), )(\d+)(?=, )/gm,
-        (_m, a: string, id: string, b: string, term: string) =>
-          a + maskIf(id, PLACEHOLDER.member) + b + maskIf(term, PLACEHOLDER.term),
+        (_m, a: string, id: string, b: string, term: string) => a + maskIf(id, PLACEHOLDER.member) + b + maskIf(term, PLACEHOLDER.term),
       )
       // member add/remove/update/promote
       .replace(
         /\bMember ([0-9a-f]+) (added to|removed from|updated in|promoted in) cluster ([0-9a-f]+)/g,
-        (_m, id: string, verb: string, cluster: string) =>
-          `Member ${maskIf(id, PLACEHOLDER.member)} ${verb} cluster ${maskIf(cluster, PLACEHOLDER.cluster)}`,
+        (_m, id: string, verb: string, cluster: string) => `Member ${maskIf(id, PLACEHOLDER.member)} ${verb} cluster ${maskIf(cluster, PLACEHOLDER.cluster)}`,
       )
       // move-leader
       .replace(
         /\bLeadership transferred from ([0-9a-f]+) to ([0-9a-f]+)/g,
-        (_m, from: string, to: string) =>
-          `Leadership transferred from ${maskIf(from, PLACEHOLDER.member)} to ${maskIf(to, PLACEHOLDER.member)}`,
+        (_m, from: string, to: string) => `Leadership transferred from ${maskIf(from, PLACEHOLDER.member)} to ${maskIf(to, PLACEHOLDER.member)}`,
       )
       // alarm list: "memberID:<decimal> alarm:NOSPACE"
       .replace(/\bmemberID:(\d+)/g, (_m, id: string) => `memberID:${maskIf(id, PLACEHOLDER.member)}`)
@@ -118,10 +115,13 @@ function maskTables(text: string): string {
         const rendered = block.map((line, k) => {
           if (isBorder(line)) return '+-+';
           const cells = cellsOf(line);
-          const out = k === headerIndex ? cells : cells.map((cell, c) => {
-            const mask = masks[c];
-            return mask !== undefined && /^[0-9a-f]+$/.test(cell) ? maskIf(cell, mask) : cell;
-          });
+          const out =
+            k === headerIndex
+              ? cells
+              : cells.map((cell, c) => {
+                  const mask = masks[c];
+                  return mask !== undefined && /^[0-9a-f]+$/.test(cell) ? maskIf(cell, mask) : cell;
+                });
           return `| ${out.join(' | ')} |`;
         });
         lines.splice(i, block.length, ...rendered);
@@ -137,7 +137,7 @@ export function maskIds(text: string): string {
   let out = text;
   for (const [pattern, placeholder] of JSON_KEYS) {
     out = out.replace(pattern, (match: string, digits: string) =>
-      nonZero(digits) ? match.slice(0, match.length - digits.length) + `"${placeholder}"` : match,
+      nonZero(digits) ? `${match.slice(0, match.length - digits.length)}"${placeholder}"` : match,
     );
   }
   for (const [pattern, placeholder] of FIELD_KEYS) {

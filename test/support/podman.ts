@@ -12,10 +12,8 @@ import { requireTool, run, type RunResult } from './tools.js';
 
 export const FROM_IMAGE = 'docker.io/library/node:20-bookworm-slim';
 
-export interface Podman {
-  /** Runs `podman <args>` against the private storage; rejects on a non-zero exit. */
-  (args: readonly string[], options?: { timeoutMs?: number; allowFailure?: boolean }): Promise<RunResult>;
-}
+/** Runs `podman <args>` against the private storage; rejects on a non-zero exit. */
+export type Podman = (args: readonly string[], options?: { timeoutMs?: number; allowFailure?: boolean }) => Promise<RunResult>;
 
 export async function privatePodman(dir: string): Promise<{ podman: Podman; teardown: () => Promise<void> }> {
   const binary = await requireTool('podman', 'podman');

@@ -10,7 +10,7 @@ import net from 'node:net';
 
 const handedOut = new Set<number>();
 const SLICE = 2000;
-const worker = Number(process.env['VITEST_POOL_ID'] ?? process.env['VITEST_WORKER_ID'] ?? '0') % 10;
+const worker = Number(process.env.VITEST_POOL_ID ?? process.env.VITEST_WORKER_ID ?? '0') % 10;
 const sliceStart = 10_000 + worker * SLICE;
 let cursor = Math.floor(Math.random() * SLICE);
 

@@ -51,15 +51,13 @@ export function trackForCleanup(resource: Disposable): () => void {
 export async function disposeAll(): Promise<void> {
   const resources = [...live];
   const results = await Promise.allSettled(resources.map((r) => r.dispose()));
-  const failures = results.flatMap((r, i) =>
-    r.status === 'rejected' ? [`${resources[i]?.label}: ${String(r.reason)}`] : [],
-  );
+  const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [`${resources[i]?.label}: ${String(r.reason)}`] : []));
   if (failures.length > 0) throw new Error(`cleanup failed:\n${failures.join('\n')}`);
 }
 
 // Under vitest, a file-level afterAll disposes whatever the file started; scripts that reuse the
 // harness outside vitest (bench/) call disposeAll() themselves.
-if (process.env['VITEST']) {
+if (process.env.VITEST) {
   afterAll(async () => {
     await disposeAll();
   }, 60_000);
@@ -147,8 +145,7 @@ export class ServerProcess {
           finish();
           reject(
             new Error(
-              `${this.label} exited (code ${this.exitInfo.code}, signal ${this.exitInfo.signal}) ` +
-                `before logging "${line}". Log tail:\n${this.logTail()}`,
+              `${this.label} exited (code ${this.exitInfo.code}, signal ${this.exitInfo.signal}) ` + `before logging "${line}". Log tail:\n${this.logTail()}`,
             ),
           );
         }

@@ -45,13 +45,20 @@ export function etcdStyleFlags(opts: { name: string; clientPort: number; peerPor
   const client = `http://127.0.0.1:${opts.clientPort}`;
   const peer = `http://127.0.0.1:${opts.peerPort}`;
   return [
-    '--name', opts.name,
-    '--data-dir', opts.dataDir,
-    '--listen-client-urls', client,
-    '--advertise-client-urls', client,
-    '--listen-peer-urls', peer,
-    '--initial-advertise-peer-urls', peer,
-    '--initial-cluster', opts.initialCluster ?? `${opts.name}=${peer}`,
+    '--name',
+    opts.name,
+    '--data-dir',
+    opts.dataDir,
+    '--listen-client-urls',
+    client,
+    '--advertise-client-urls',
+    client,
+    '--listen-peer-urls',
+    peer,
+    '--initial-advertise-peer-urls',
+    peer,
+    '--initial-cluster',
+    opts.initialCluster ?? `${opts.name}=${peer}`,
   ];
 }
 

@@ -53,7 +53,10 @@ export function run(
 export function findExecutable(name: string): string | undefined {
   const candidates = path.isAbsolute(name)
     ? [name]
-    : (process.env['PATH'] ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, name));
+    : (process.env.PATH ?? '')
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((dir) => path.join(dir, name));
   for (const candidate of candidates) {
     try {
       fs.accessSync(candidate, fs.constants.X_OK);

@@ -76,7 +76,11 @@ export interface StreamSink {
 export class GatewayStreamCall extends GatewayCallBase {
   private done = false;
 
-  constructor(request: unknown, http: IncomingMessage, private readonly sink: StreamSink) {
+  constructor(
+    request: unknown,
+    http: IncomingMessage,
+    private readonly sink: StreamSink,
+  ) {
     super(request, http);
     this.on('error', (status: Partial<grpc.ServiceError>) => {
       if (this.done) return;

@@ -50,7 +50,11 @@ function readValue(r: Reader): JsonValue {
   if (c === '[') return readArray(r);
   if (c === '"') return readString(r);
   if (c === '-' || (c >= '0' && c <= '9')) return readNumber(r);
-  for (const [word, value] of [['true', true], ['false', false], ['null', null]] as const) {
+  for (const [word, value] of [
+    ['true', true],
+    ['false', false],
+    ['null', null],
+  ] as const) {
     if (c === word[0]) return readLiteral(r, word, value);
   }
   return r.fail(c, 'looking for beginning of value');

@@ -13,7 +13,7 @@ describe('Go-style JSON reading', () => {
     ['{"a":x}', "invalid character 'x' looking for beginning of value"],
     ['{"a":tru}', "invalid character '}' in literal true (expecting 'e')"],
     ['{"a":', 'unexpected EOF'],
-  ])('%s fails with Go\'s text', (text, message) => {
+  ])("%s fails with Go's text", (text, message) => {
     expect(() => parse(text)).toThrow(new GoJsonError(message));
   });
 
@@ -27,9 +27,18 @@ describe('Go-style JSON reading', () => {
 
 describe('gateway JSON <-> protobuf', () => {
   it('takes proto and camelCase names, int64 as strings or numbers, bytes as base64, enums by name', () => {
-    const bytes = encodeJsonRequest('etcdserverpb.RangeRequest', parse('{"key":"YQ==","rangeEnd":"Yg==","limit":"9007199254740993","revision":2,"sort_order":"DESCEND"}')!);
+    const bytes = encodeJsonRequest(
+      'etcdserverpb.RangeRequest',
+      parse('{"key":"YQ==","rangeEnd":"Yg==","limit":"9007199254740993","revision":2,"sort_order":"DESCEND"}')!,
+    );
     const request = decodeMessage<{ key: Buffer; rangeEnd: Buffer; limit: string; revision: string; sortOrder: number }>('etcdserverpb.RangeRequest', bytes);
-    expect([request.key.toString(), request.rangeEnd.toString(), request.limit, request.revision, request.sortOrder]).toEqual(['a', 'b', '9007199254740993', '2', 2]);
+    expect([request.key.toString(), request.rangeEnd.toString(), request.limit, request.revision, request.sortOrder]).toEqual([
+      'a',
+      'b',
+      '9007199254740993',
+      '2',
+      2,
+    ]);
   });
 
   it.each([
@@ -45,7 +54,10 @@ describe('gateway JSON <-> protobuf', () => {
     const bytes = encodeMessage('etcdserverpb.WatchResponse', {
       header: { clusterId: '1', memberId: '0', revision: '5', raftTerm: '2' },
       created: false,
-      events: [{ type: 1, kv: { key: Buffer.from('k<'), modRevision: '5' } }, { type: 0, kv: { key: Buffer.from('v'), version: '1' } }],
+      events: [
+        { type: 1, kv: { key: Buffer.from('k<'), modRevision: '5' } },
+        { type: 0, kv: { key: Buffer.from('v'), version: '1' } },
+      ],
     });
     expect(responseJson('etcdserverpb.WatchResponse', bytes)).toBe(
       '{"header":{"cluster_id":"1","revision":"5","raft_term":"2"},"events":[{"type":"DELETE","kv":{"key":"azw=","mod_revision":"5"}},{"kv":{"key":"dg==","version":"1"}}]}',

@@ -124,7 +124,6 @@ export function encodeJsonRequest(typeName: string, value: JsonValue): Buffer {
 
 // ---------------------------------------------------------------- responses
 
-
 function isZero(value: unknown): boolean {
   if (value === null || value === undefined || value === 0 || value === false || value === '') return true;
   if (value instanceof Uint8Array) return value.length === 0;

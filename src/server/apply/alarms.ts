@@ -34,7 +34,10 @@ export class Alarms {
   /** Loads the persisted list (a missing key is no alarm). */
   load(read: (space: KeySpace, key: string) => Buffer | undefined): void {
     const stored = read(KeySpace.meta, ALARMS_KEY);
-    this.list = stored === undefined ? [] : (JSON.parse(stored.toString()) as Array<{ memberId: string; alarm: AlarmType }>).map((a) => ({ memberId: BigInt(a.memberId), alarm: a.alarm }));
+    this.list =
+      stored === undefined
+        ? []
+        : (JSON.parse(stored.toString()) as Array<{ memberId: string; alarm: AlarmType }>).map((a) => ({ memberId: BigInt(a.memberId), alarm: a.alarm }));
   }
 
   get all(): readonly AlarmMember[] {

@@ -19,11 +19,11 @@ import { AuthError } from '../../auth/errors.js';
 import { MvccError } from '../../mvcc/errors.js';
 import type { MvccStore } from '../../mvcc/mvcc-store.js';
 import { encodeRevisionKey } from '../../mvcc/revision.js';
-import type { DeleteRangeResult, Event, PutResult, Revision, TxnResult } from '../../mvcc/types.js';
+import type { Event, Revision } from '../../mvcc/types.js';
 import { assert } from '../../util/assert.js';
 import { decodeInternalRequest, type InternalRequest } from './internal-request.js';
 import type { LeaseApplier } from './lease-apply.js';
-import { Alarms, AlarmType, type AlarmMember } from './alarms.js';
+import { Alarms, AlarmType } from './alarms.js';
 import { ServerError } from './errors.js';
 import type { ApplyOutcome } from './outcome.js';
 import type { AuthApplier } from './auth-apply.js';
@@ -79,9 +79,11 @@ export class Applier {
    */
   private alarmRefusal(request: InternalRequest): ServerError | undefined {
     if (this.alarms.all.length === 0) return undefined;
-    const data = request.kind === 'put' || request.kind === 'txn' || request.kind === 'deleteRange' || request.kind === 'compact' || request.kind === 'leaseGrant';
+    const data =
+      request.kind === 'put' || request.kind === 'txn' || request.kind === 'deleteRange' || request.kind === 'compact' || request.kind === 'leaseGrant';
     if (data && this.alarms.has(AlarmType.CORRUPT)) return new ServerError('Corrupt');
-    if ((request.kind === 'put' || request.kind === 'txn' || request.kind === 'leaseGrant') && this.alarms.has(AlarmType.NOSPACE)) return new ServerError('NoSpace');
+    if ((request.kind === 'put' || request.kind === 'txn' || request.kind === 'leaseGrant') && this.alarms.has(AlarmType.NOSPACE))
+      return new ServerError('NoSpace');
     return undefined;
   }
 
@@ -148,11 +150,7 @@ export class Applier {
     return { outcomes, written };
   }
 
-  private applyOne(
-    request: InternalRequest,
-    sink: { record(rev: Revision, record: Buffer): void; event(event: Event): void },
-    ops: BatchOp[],
-  ): ApplyOutcome {
+  private applyOne(request: InternalRequest, sink: { record(rev: Revision, record: Buffer): void; event(event: Event): void }, ops: BatchOp[]): ApplyOutcome {
     try {
       this.auth?.check(request);
       const refusal = this.alarmRefusal(request);
@@ -182,7 +180,11 @@ export class Applier {
           assert(this.leases !== undefined, 'lease entry applied without a lessor');
           return this.leases.apply(request, sink, ops);
         case 'alarm':
-          return { ok: true, value: { kind: 'alarm', members: this.alarms.apply(request.action, request.memberId, request.alarm as AlarmType, ops) }, revision: this.mvcc.currentRevision };
+          return {
+            ok: true,
+            value: { kind: 'alarm', members: this.alarms.apply(request.action, request.memberId, request.alarm as AlarmType, ops) },
+            revision: this.mvcc.currentRevision,
+          };
         case 'publishMember':
           this.members?.applyPublish(request.memberId, request.name, [...request.clientUrls]);
           return { ok: true, value: { kind: 'none' }, revision: this.mvcc.currentRevision };

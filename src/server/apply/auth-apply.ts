@@ -9,7 +9,7 @@
 // - The auth store's state is written as one record (KeySpace.auth, key "state") in the batch
 //   of the entry that changed it, next to the applied index.
 
-import { AuthStore, type AuthStamp } from '../../auth/auth-store.js';
+import type { AuthStore, AuthStamp } from '../../auth/auth-store.js';
 import type { Compare, RequestOp, TxnRequest } from '../../mvcc/types.js';
 import type { Backend, BatchOp } from '../../storage/backend.js';
 import { KeySpace, spaceKey } from '../../storage/backend.js';
@@ -67,7 +67,8 @@ export class AuthApplier {
   apply(request: AuthRequest, ops: BatchOp[]): void {
     const before = this.store.revision;
     this.store.apply(request.op);
-    if (this.store.revision !== before) ops.push({ type: 'put', key: spaceKey(KeySpace.auth, AUTH_STATE_KEY), value: Buffer.from(JSON.stringify(this.store.toJSON())) });
+    if (this.store.revision !== before)
+      ops.push({ type: 'put', key: spaceKey(KeySpace.auth, AUTH_STATE_KEY), value: Buffer.from(JSON.stringify(this.store.toJSON())) });
   }
 }
 

@@ -6,14 +6,7 @@
 // order. Decoding is strict: trailing bytes or an unknown kind are a bug (assert), because
 // every entry in the log was written by this code.
 
-import type {
-  Compare,
-  DeleteRangeRequest,
-  PutRequest,
-  RangeRequest,
-  RequestOp,
-  TxnRequest,
-} from '../../mvcc/types.js';
+import type { Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from '../../mvcc/types.js';
 import type { LeaseCheckpoint } from '../../lease/lessor.js';
 import type { AuthOp, AuthStamp } from '../../auth/auth-store.js';
 import { assert } from '../../util/assert.js';
@@ -42,15 +35,30 @@ export type InternalRequest = (
 };
 
 const ENCODING_VERSION = 1;
-const KIND = { range: 1, put: 2, deleteRange: 3, txn: 4, compact: 5, leaseGrant: 6, leaseRevoke: 7, leaseCheckpoint: 8, publishMember: 9, auth: 10, stamp: 11, alarm: 12 } as const;
+const KIND = {
+  range: 1,
+  put: 2,
+  deleteRange: 3,
+  txn: 4,
+  compact: 5,
+  leaseGrant: 6,
+  leaseRevoke: 7,
+  leaseCheckpoint: 8,
+  publishMember: 9,
+  auth: 10,
+  stamp: 11,
+  alarm: 12,
+} as const;
 
 // Auth ops travel as JSON; Buffers (permission keys) as base64.
 function encodeAuthOp(op: AuthOp): Buffer {
-  return Buffer.from(JSON.stringify(op, (_key, value: unknown) =>
-    typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)
-      ? { $b64: Buffer.from((value as { data: number[] }).data).toString('base64') }
-      : value,
-  ));
+  return Buffer.from(
+    JSON.stringify(op, (_key, value: unknown) =>
+      typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)
+        ? { $b64: Buffer.from((value as { data: number[] }).data).toString('base64') }
+        : value,
+    ),
+  );
 }
 
 function decodeAuthOp(bytes: Buffer): AuthOp {

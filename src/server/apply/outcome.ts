@@ -22,6 +22,5 @@ export type ApplyValue =
   | { kind: 'none' };
 
 export type ApplyOutcome =
-  | { ok: true; value: ApplyValue; /** store revision after this entry */ revision: number }
+  | { ok: true; value: ApplyValue /** store revision after this entry */; revision: number }
   | { ok: false; error: MvccError | LeaseError | AuthError | ServerError };
-

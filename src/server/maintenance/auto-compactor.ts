@@ -14,9 +14,7 @@ export interface CompactTarget {
   isCompactedError(error: unknown): boolean;
 }
 
-export type CompactionSchedule =
-  | { mode: 'periodic'; retentionMs: number }
-  | { mode: 'revision'; retentionRevisions: number };
+export type CompactionSchedule = { mode: 'periodic'; retentionMs: number } | { mode: 'revision'; retentionRevisions: number };
 
 const HOUR_MS = 3_600_000;
 const REVISION_MODE_INTERVAL_MS = 5 * 60_000;

@@ -110,9 +110,7 @@ export function decodeSnapshotFile(file: Buffer, options: { skipHashCheck: boole
     throw new SnapshotFileError('snapshot missing hash but --skip-hash-check=false');
   }
   if (body.length < SNAPSHOT_MAGIC.length || !body.subarray(0, SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) {
-    throw new SnapshotFileError(
-      'not a MetaStore snapshot (no "MetaStore snapshot" magic); etcd (bbolt) snapshots cannot be restored by MetaStore',
-    );
+    throw new SnapshotFileError('not a MetaStore snapshot (no "MetaStore snapshot" magic); etcd (bbolt) snapshots cannot be restored by MetaStore');
   }
   let offset = SNAPSHOT_MAGIC.length;
   const need = (bytes: number): void => {

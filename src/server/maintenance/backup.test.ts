@@ -63,8 +63,7 @@ const put = (kv: KvServer, key: string, value: string | Buffer) =>
 
 const rangeAll = rangeRequest(Buffer.from([0]), Buffer.from([0]));
 
-const everything = (kv: KvServer) =>
-  kv.range(rangeAll).result.kvs.map((kv) => ({ ...kv, key: kv.key.toString(), value: kv.value.toString('hex') }));
+const everything = (kv: KvServer) => kv.range(rangeAll).result.kvs.map((kv) => ({ ...kv, key: kv.key.toString(), value: kv.value.toString('hex') }));
 
 /** What `etcdctl snapshot save` writes: every blob, then the final SHA-256 message. */
 async function snapshotFile(kv: KvServer): Promise<{ file: Buffer; blobs: Buffer[]; remaining: number[] }> {
@@ -111,7 +110,12 @@ describe('snapshot files', () => {
     for (const blob of blobs.slice(0, -1)) expect(blob.length).toBe(SNAPSHOT_BLOB_BYTES);
     expect(remaining.at(-1)).toBe(0);
     const body = file.subarray(0, file.length - 32);
-    expect(createHash('sha256').update(body).digest().equals(file.subarray(file.length - 32))).toBe(true);
+    expect(
+      createHash('sha256')
+        .update(body)
+        .digest()
+        .equals(file.subarray(file.length - 32)),
+    ).toBe(true);
     expect(body.readUInt32LE(16), 'bbolt meta page magic').toBe(0xed0cdaed);
 
     const path = join(tempDir(), 'snap.db');
@@ -141,11 +145,19 @@ describe('snapshot files', () => {
     await source.compact(20, true);
     const view = await StateView.open(source);
     const entries: Buffer[] = [];
-    for (const space of SNAPSHOT_SPACES) for await (const [key, value] of view.scan(space)) if (key.toString() !== 'format') entries.push(encodeEntry(space, key, value));
+    for (const space of SNAPSHOT_SPACES)
+      for await (const [key, value] of view.scan(space)) if (key.toString() !== 'format') entries.push(encodeEntry(space, key, value));
     await view.close();
     const head = encodeHeader({
-      format: SNAPSHOT_FORMAT, storageFormat: 'metastore-1', etcdVersion: '3.4.23', appliedIndex: 0, revision: source.currentRevision,
-      compactedRevision: 20, memberId: '1', clusterId: '2', entries: entries.length,
+      format: SNAPSHOT_FORMAT,
+      storageFormat: 'metastore-1',
+      etcdVersion: '3.4.23',
+      appliedIndex: 0,
+      revision: source.currentRevision,
+      compactedRevision: 20,
+      memberId: '1',
+      clusterId: '2',
+      entries: entries.length,
     });
     const bodyBytes = head.length + entries.reduce((n, e) => n + e.length, 0);
     const body = Buffer.concat([head, ...entries, encodeTail(bodyBytes)]);
@@ -186,7 +198,7 @@ describe('snapshot files', () => {
     expect(at(restored, 0)).toEqual(at(source, header.revision));
   });
 
-  it('the restored state is the new cluster\'s state at index N: its Raft log starts after it, all N members voters', async () => {
+  it("the restored state is the new cluster's state at index N: its Raft log starts after it, all N members voters", async () => {
     const source = await open(tempDir());
     await put(source, 'k', 'v');
     const path = join(tempDir(), 'three.db');
@@ -268,9 +280,7 @@ describe('snapshot files', () => {
     // Cut short: the trailer test fails; forced past it, the page structure does.
     writeFileSync(join(dir, 'short.db'), file.subarray(0, 3 * 4096 + 100));
     await expect(restoreSnapshot(restoreOptions(join(dir, 'short.db'), join(dir, 'd6')))).rejects.toThrow(/missing hash/);
-    await expect(restoreSnapshot(restoreOptions(join(dir, 'short.db'), join(dir, 'd6'), { skipHashCheck: true }))).rejects.toThrow(
-      SnapshotFileError,
-    );
+    await expect(restoreSnapshot(restoreOptions(join(dir, 'short.db'), join(dir, 'd6'), { skipHashCheck: true }))).rejects.toThrow(SnapshotFileError);
     for (const refused of ['d1', 'd3', 'd6']) expect(existsSync(join(dir, refused)), refused).toBe(false);
     expect(readdirSync(dir).filter((name) => name.includes('restoring'))).toEqual([]);
 
@@ -279,9 +289,9 @@ describe('snapshot files', () => {
     writeFileSync(join(dir, 'd4', 'x'), 'occupied');
     await expect(restoreSnapshot(restoreOptions(join(dir, 'good.db'), join(dir, 'd4')))).rejects.toThrow(/exists/);
 
-    await expect(
-      restoreSnapshot(restoreOptions(join(dir, 'good.db'), join(dir, 'd5'), { advertisePeerUrls: ['http://127.0.0.1:9'] })),
-    ).rejects.toThrow(/initial-advertise-peer-urls/);
+    await expect(restoreSnapshot(restoreOptions(join(dir, 'good.db'), join(dir, 'd5'), { advertisePeerUrls: ['http://127.0.0.1:9'] }))).rejects.toThrow(
+      /initial-advertise-peer-urls/,
+    );
   });
 
   it('refuses a header that is not a JSON object with a snapshot file error', () => {

@@ -26,7 +26,7 @@ function fetchFrom(answers: Record<string, PeerHash>) {
 }
 
 describe('corruption check: comparing HashKV with the peers', () => {
-  it('asks every other member with a client URL, at its dial address, at this member\'s revision', async () => {
+  it("asks every other member with a client URL, at its dial address, at this member's revision", async () => {
     const m = member({ '1': ['http://127.0.0.1:1/'], '2': ['https://127.0.0.2:2'], '3': [] });
     expect(peersToCompare(m, 1n)).toEqual([{ id: 2n, address: '127.0.0.2:2' }]);
     const { fetch, asked } = fetchFrom({ '127.0.0.2:2': { hash: 0xabc, compactRevision: 5 } });
@@ -51,7 +51,10 @@ describe('corruption check: comparing HashKV with the peers', () => {
 
   it('the initial check passes when no compared peer differs, and fails (logging why) when one does', async () => {
     const lines: Array<[string, object]> = [];
-    const log = { info: (fields: object, message: string) => lines.push([message, fields]), fatal: (fields: object, message: string) => lines.push([message, fields]) };
+    const log = {
+      info: (fields: object, message: string) => lines.push([message, fields]),
+      fatal: (fields: object, message: string) => lines.push([message, fields]),
+    };
     const m = member({ '1': ['http://a:1'], '2': ['http://b:2'] });
     expect(await initialCorruptCheck(m, 1n, fetchFrom({ 'b:2': { hash: 0xabc, compactRevision: 5 } }).fetch, log)).toBe(true);
     expect(await initialCorruptCheck(m, 1n, fetchFrom({ 'b:2': { hash: 1, compactRevision: 5 } }).fetch, log)).toBe(false);

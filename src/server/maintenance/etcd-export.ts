@@ -72,16 +72,32 @@ export async function* etcdBuckets(state: StateSource, options: EtcdExportOption
   const bucket = (name: string, content: BboltSource): BboltEntry => ({ key: Buffer.from(name), bucket: content });
   yield bucket('alarm', await alarmEntries(state));
   yield bucket('auth', auth ? [entry('authEnabled', Buffer.from([auth.enabled ? 1 : 0])), entry('authRevision', u64(auth.revision))] : []);
-  yield bucket('authRoles', (auth?.roles ?? []).map((r) => entry(r.name, encodeRole({
-    name: Buffer.from(r.name),
-    permissions: r.permissions.map((p) => ({ permType: p.permType, key: Buffer.from(p.key, 'base64'), rangeEnd: Buffer.from(p.rangeEnd, 'base64') })),
-  }))));
-  yield bucket('authUsers', (auth?.users ?? []).map((u) => entry(u.name, encodeUser({
-    name: Buffer.from(u.name),
-    password: Buffer.from(u.passwordHash),
-    roles: u.roles,
-    noPassword: u.noPassword,
-  }))));
+  yield bucket(
+    'authRoles',
+    (auth?.roles ?? []).map((r) =>
+      entry(
+        r.name,
+        encodeRole({
+          name: Buffer.from(r.name),
+          permissions: r.permissions.map((p) => ({ permType: p.permType, key: Buffer.from(p.key, 'base64'), rangeEnd: Buffer.from(p.rangeEnd, 'base64') })),
+        }),
+      ),
+    ),
+  );
+  yield bucket(
+    'authUsers',
+    (auth?.users ?? []).map((u) =>
+      entry(
+        u.name,
+        encodeUser({
+          name: Buffer.from(u.name),
+          password: Buffer.from(u.passwordHash),
+          roles: u.roles,
+          noPassword: u.noPassword,
+        }),
+      ),
+    ),
+  );
   yield bucket('cluster', [entry('clusterVersion', options.clusterVersion ?? '3.4.0')]);
   yield bucket('key', keyEntries(state));
   yield bucket('lease', leaseEntries(state));
@@ -95,10 +111,20 @@ async function* keyEntries(state: StateSource): AsyncGenerator<BboltEntry> {
     const revision = decodeRevisionKey(revisionKey);
     const record = decodeRecord(value);
     if (record.tombstone) {
-      yield entry(etcdRevisionKey(revision.main, revision.sub, true), encodeKeyValue({ key: record.key, createRevision: 0, modRevision: 0, version: 0, value: Buffer.alloc(0), lease: 0n }));
+      yield entry(
+        etcdRevisionKey(revision.main, revision.sub, true),
+        encodeKeyValue({ key: record.key, createRevision: 0, modRevision: 0, version: 0, value: Buffer.alloc(0), lease: 0n }),
+      );
       continue;
     }
-    const kv = { key: record.key, createRevision: record.createRevision, modRevision: revision.main, version: record.version, value: record.value, lease: record.lease };
+    const kv = {
+      key: record.key,
+      createRevision: record.createRevision,
+      modRevision: revision.main,
+      version: record.version,
+      value: record.value,
+      lease: record.lease,
+    };
     yield entry(etcdRevisionKey(revision.main, revision.sub), encodeKeyValue(kv));
   }
 }

@@ -29,7 +29,13 @@ describe('etcd protobuf records', () => {
     const lease = { id: -5n, ttlSeconds: 10, remainingTtlSeconds: 0 };
     expect(encodeLease(lease)).toHaveLength(1 + 10 + 2); // ten-byte varint for a negative int64
     expect(decodeLease(encodeLease(lease))).toEqual(lease);
-    const role = { name: Buffer.from('r'), permissions: [{ permType: 0, key: Buffer.from('k'), rangeEnd: Buffer.alloc(0) }, { permType: 2, key: Buffer.from('a'), rangeEnd: Buffer.from('b') }] };
+    const role = {
+      name: Buffer.from('r'),
+      permissions: [
+        { permType: 0, key: Buffer.from('k'), rangeEnd: Buffer.alloc(0) },
+        { permType: 2, key: Buffer.from('a'), rangeEnd: Buffer.from('b') },
+      ],
+    };
     expect(decodeRole(encodeRole(role))).toEqual(role);
   });
 
@@ -38,7 +44,15 @@ describe('etcd protobuf records', () => {
   });
 
   it('sizes print as go-humanize Bytes does (SI units, ties to even above 10)', () => {
-    expect([9, 10, 16_384, 2_150_000, 18_500_000, 19_500_000, 999_999].map(humanBytes)).toEqual(['9 B', '10 B', '16 kB', '2.2 MB', '18 MB', '20 MB', '1000 kB']);
+    expect([9, 10, 16_384, 2_150_000, 18_500_000, 19_500_000, 999_999].map(humanBytes)).toEqual([
+      '9 B',
+      '10 B',
+      '16 kB',
+      '2.2 MB',
+      '18 MB',
+      '20 MB',
+      '1000 kB',
+    ]);
   });
 
   it('crc32c is the Castagnoli CRC (check value of "123456789")', () => {
@@ -62,10 +76,22 @@ describe('etcd snapshot file from MetaStore state', () => {
 
     const keyBucket = [...reader.items(reader.bucket('key')!)];
     expect(keyBucket.map((i) => i.key)).toEqual([
-      etcdRevisionKey(2, 0), etcdRevisionKey(3, 0), etcdRevisionKey(4, 0), etcdRevisionKey(5, 0, true),
-      etcdRevisionKey(6, 0), etcdRevisionKey(7, 0), etcdRevisionKey(7, 1),
+      etcdRevisionKey(2, 0),
+      etcdRevisionKey(3, 0),
+      etcdRevisionKey(4, 0),
+      etcdRevisionKey(5, 0, true),
+      etcdRevisionKey(6, 0),
+      etcdRevisionKey(7, 0),
+      etcdRevisionKey(7, 1),
     ]);
-    expect(decodeKeyValue(keyBucket[1]!.value)).toEqual({ key: Buffer.from('foo'), createRevision: 2, modRevision: 3, version: 2, value: Buffer.from('bar2'), lease: FIXTURE_LEASE_ID });
+    expect(decodeKeyValue(keyBucket[1]!.value)).toEqual({
+      key: Buffer.from('foo'),
+      createRevision: 2,
+      modRevision: 3,
+      version: 2,
+      value: Buffer.from('bar2'),
+      lease: FIXTURE_LEASE_ID,
+    });
     expect(keyBucket[3]!.value.toString('hex')).toBe('0a0362617a'); // tombstone: the key only
     const [lease] = [...reader.items(reader.bucket('lease')!)];
     expect(decodeLease(lease!.value)).toEqual({ id: FIXTURE_LEASE_ID, ttlSeconds: 3600, remainingTtlSeconds: 0 });
@@ -73,8 +99,17 @@ describe('etcd snapshot file from MetaStore state', () => {
     expect(decodeUser(user!.value)).toMatchObject({ name: Buffer.from('alice'), roles: ['reader'], noPassword: false });
 
     const info = etcdStateInfo(reader);
-    expect(info).toMatchObject({ consistentIndex: 42, compactedRevision: 2, scheduledCompactRevision: 2, revision: 7, clusterVersion: '3.4.0', removedMembers: [0x1234n] });
-    expect(info.members).toEqual([{ id: FIXTURE_MEMBER_ID, name: 'm1', peerUrls: ['http://127.0.0.1:2380'], clientUrls: ['http://127.0.0.1:2379'], isLearner: false }]);
+    expect(info).toMatchObject({
+      consistentIndex: 42,
+      compactedRevision: 2,
+      scheduledCompactRevision: 2,
+      revision: 7,
+      clusterVersion: '3.4.0',
+      removedMembers: [0x1234n],
+    });
+    expect(info.members).toEqual([
+      { id: FIXTURE_MEMBER_ID, name: 'm1', peerUrls: ['http://127.0.0.1:2380'], clientUrls: ['http://127.0.0.1:2379'], isLearner: false },
+    ]);
 
     // Back to MetaStore: every replicated space the same bytes (members are not imported).
     const back = new MemoryState(metaStoreEntries(reader));

@@ -24,8 +24,25 @@ describe('leadership hand-off target', () => {
   });
 
   it('has no target without another voter; ties go to the first voter seen', () => {
-    expect(handOffTarget(1n, new Map([[1n, voter(5)], [2n, learner(5)]]))).toBeUndefined();
-    expect(handOffTarget(1n, new Map([[1n, voter(5)], [4n, voter(5)], [2n, voter(5)]]))).toBe(4n);
+    expect(
+      handOffTarget(
+        1n,
+        new Map([
+          [1n, voter(5)],
+          [2n, learner(5)],
+        ]),
+      ),
+    ).toBeUndefined();
+    expect(
+      handOffTarget(
+        1n,
+        new Map([
+          [1n, voter(5)],
+          [4n, voter(5)],
+          [2n, voter(5)],
+        ]),
+      ),
+    ).toBe(4n);
   });
 });
 
@@ -67,7 +84,13 @@ function fakeClock(): HandOffClock & { sleeps: number } {
 
 describe('leadership hand-off on shutdown', () => {
   it('transfers to the chosen voter and returns once leadership has moved', async () => {
-    const raft = new FakeRaft(new Map([[1n, voter(9)], [2n, voter(9)]]), true);
+    const raft = new FakeRaft(
+      new Map([
+        [1n, voter(9)],
+        [2n, voter(9)],
+      ]),
+      true,
+    );
     const { lines, log } = recordingLog();
     await handOffLeadership(raft, 1000, log, fakeClock());
     expect(raft.transfers).toEqual([2n]);
@@ -75,7 +98,13 @@ describe('leadership hand-off on shutdown', () => {
   });
 
   it('gives up at the timeout and says so', async () => {
-    const raft = new FakeRaft(new Map([[1n, voter(9)], [2n, voter(9)]]), false);
+    const raft = new FakeRaft(
+      new Map([
+        [1n, voter(9)],
+        [2n, voter(9)],
+      ]),
+      false,
+    );
     const { lines, log } = recordingLog();
     const clock = fakeClock();
     await handOffLeadership(raft, 100, log, clock);
@@ -85,7 +114,13 @@ describe('leadership hand-off on shutdown', () => {
 
   it('does nothing on a follower, a member without Raft, or a leader without another voter', async () => {
     const { lines, log } = recordingLog();
-    const follower = new FakeRaft(new Map([[1n, voter(9)], [2n, voter(9)]]), true);
+    const follower = new FakeRaft(
+      new Map([
+        [1n, voter(9)],
+        [2n, voter(9)],
+      ]),
+      true,
+    );
     follower.isLeader = false;
     await handOffLeadership(follower, 100, log, fakeClock());
     await handOffLeadership(undefined, 100, log, fakeClock());

@@ -72,7 +72,9 @@ describe('periodic corruption check', () => {
     delete peerHashes['c:3'];
     await check.round();
     await check.round();
-    expect(coverage.slice(1)).toEqual([['corruption check compared hashes with peers', { revision: 30, compared: ['2'], skipped: [{ id: '3', reason: 'unreachable' }] }]]);
+    expect(coverage.slice(1)).toEqual([
+      ['corruption check compared hashes with peers', { revision: 30, compared: ['2'], skipped: [{ id: '3', reason: 'unreachable' }] }],
+    ]);
     expect(lines.map(([message]) => message)).toEqual(Array(2).fill('corruption check cannot compare with a peer; skipped'));
   });
 

@@ -162,4 +162,3 @@ export async function snapshotFileStatus(path: string): Promise<EtcdSnapshotStat
   for (const entry of entries) hash = crc32c(entry.value, crc32c(entry.key, crc32c(Buffer.from([entry.space]), hash)));
   return { hash, revision: header.revision, totalKey: entries.length, totalSize: file.length - (file.length % 512 === 32 ? 32 : 0) };
 }
-

@@ -111,7 +111,10 @@ function refuseOccupied(dataDir: string): void {
  * an etcd wal dir whose files LevelDB's names never collide with) file by file.
  */
 function moveInto(scratch: string, destination: string): void {
-  if (!existsSync(destination)) return renameSync(scratch, destination);
+  if (!existsSync(destination)) {
+    renameSync(scratch, destination);
+    return;
+  }
   for (const name of readdirSync(scratch)) renameSync(join(scratch, name), join(destination, name));
   rmdirSync(scratch);
 }

@@ -30,7 +30,11 @@ describe('auth log entries', () => {
     const requests: InternalRequest[] = [
       { kind: 'auth', op: { op: 'roleGrantPermission', name: 'r', perm: { permType: PermType.READ, key: b('\x00k\xff'), rangeEnd: b('\0') } } },
       { kind: 'auth', op: { op: 'userAdd', name: 'u', passwordHash: 'scrypt$x', noPassword: false }, stamp: { username: 'root', revision: 7 } },
-      { kind: 'put', put: { key: b('k'), value: b('v'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false }, stamp: { username: 'ü', revision: 3 } },
+      {
+        kind: 'put',
+        put: { key: b('k'), value: b('v'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false },
+        stamp: { username: 'ü', revision: 3 },
+      },
     ];
     for (const request of requests) expect(decodeInternalRequest(encodeInternalRequest(request))).toEqual(request);
     const plain: InternalRequest = { kind: 'compact', revision: 5, physical: false };
@@ -136,7 +140,8 @@ describe('auth through the log (KvServer)', () => {
       { op: 'userAdd', name: 'root', passwordHash: 'h', noPassword: false },
       { op: 'userGrantRole', user: 'root', role: 'root' },
       { op: 'enable', tokenKey: 'aa' },
-    ] as const) store.apply(op);
+    ] as const)
+      store.apply(op);
     expect(() => applier.check(write)).toThrow(AuthError);
     // The lessor's own expiry revokes carry no stamp and must go through.
     expect(() => applier.check({ kind: 'leaseRevoke', id: 1n })).not.toThrow();

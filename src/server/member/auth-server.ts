@@ -13,7 +13,7 @@
 
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { bcryptHash, bcryptVerify, isBcryptHash } from '../../auth/bcrypt.js';
-import { AuthStore, ROOT, type AuthOp, type AuthStamp, type Permission, type Role, type User } from '../../auth/auth-store.js';
+import { type AuthStore, ROOT, type AuthOp, type AuthStamp, type Permission, type Role, type User } from '../../auth/auth-store.js';
 import { AuthError } from '../../auth/errors.js';
 import type { ApplyOutcome } from '../apply/outcome.js';
 import type { InternalRequest } from '../apply/internal-request.js';
@@ -111,7 +111,10 @@ export class AuthServer {
     if (!ok) {
       const noPassword = user?.noPassword === true;
       const count = (failed?.count ?? 0) + 1;
-      this.failures.set(name, { count, lockedUntilMs: count <= FREE_FAILURES ? 0 : this.nowMs() + Math.min(LOCKOUT_MAX_MS, LOCKOUT_BASE_MS * 2 ** (count - FREE_FAILURES - 1)) });
+      this.failures.set(name, {
+        count,
+        lockedUntilMs: count <= FREE_FAILURES ? 0 : this.nowMs() + Math.min(LOCKOUT_MAX_MS, LOCKOUT_BASE_MS * 2 ** (count - FREE_FAILURES - 1)),
+      });
       this.options.onLoginFailed?.(name, user === undefined ? 'no such user' : user.noPassword ? 'user has no password' : 'wrong password');
       throw new AuthError(noPassword ? 'NoPasswordUser' : 'AuthFailed');
     }

@@ -24,7 +24,7 @@ describe('simple tokens', () => {
     replica.loadJSON(JSON.parse(JSON.stringify(store.toJSON())));
     expect(new SimpleTokens(1).verify(replica, token, 5999)).toEqual({ username: 'u', revision: store.revision });
     expect(tokens.verify(store, token, 6000)).toBeUndefined();
-    expect(tokens.verify(store, token.slice(0, -2) + 'AA', 5000)).toBeUndefined();
+    expect(tokens.verify(store, `${token.slice(0, -2)}AA`, 5000)).toBeUndefined();
   });
 
   it('die with a password change, a re-created user, or a disable/enable', () => {

@@ -96,7 +96,12 @@ export class JwtTokens implements TokenProvider {
     try {
       const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString()) as { alg?: unknown };
       if (header.alg !== this.method) return undefined;
-      const ok = verify(this.algorithm.hash, Buffer.from(`${parts[0]}.${parts[1]}`), { key: this.publicKey, ...this.algorithm.options }, Buffer.from(parts[2]!, 'base64url'));
+      const ok = verify(
+        this.algorithm.hash,
+        Buffer.from(`${parts[0]}.${parts[1]}`),
+        { key: this.publicKey, ...this.algorithm.options },
+        Buffer.from(parts[2]!, 'base64url'),
+      );
       if (!ok) return undefined;
       const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString()) as { exp?: unknown; revision?: unknown; username?: unknown };
       if (typeof claims.username !== 'string' || typeof claims.revision !== 'number' || typeof claims.exp !== 'number') return undefined;

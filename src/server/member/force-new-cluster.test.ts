@@ -36,7 +36,12 @@ async function openLog(): Promise<{ log: RaftLogStore; reopen: () => Promise<Raf
   };
 }
 
-const change = (index: number, type: ConfChangeType, nodeId: bigint): Entry => ({ index, term: 1, type: EntryType.ConfChange, data: encodeConfChange({ type, nodeId }) });
+const change = (index: number, type: ConfChangeType, nodeId: bigint): Entry => ({
+  index,
+  term: 1,
+  type: EntryType.ConfChange,
+  data: encodeConfChange({ type, nodeId }),
+});
 const normal = (index: number, term: number): Entry => ({ index, term, type: EntryType.Normal, data: new Uint8Array([index]) });
 const changesIn = (entries: Entry[]) => entries.map((e) => ({ index: e.index, term: e.term, ...decodeConfChange(e.data) }));
 
@@ -45,9 +50,15 @@ describe('restartAsStandalone', () => {
     const { log, reopen } = await openLog();
     // Bootstrap of 1,2,3; member 4 added then removed; two writes committed, two not.
     const entries = [
-      change(1, ConfChangeType.AddNode, 1n), change(2, ConfChangeType.AddNode, 2n), change(3, ConfChangeType.AddNode, 3n),
-      change(4, ConfChangeType.AddLearnerNode, 4n), normal(5, 2), change(6, ConfChangeType.RemoveNode, 4n),
-      normal(7, 2), normal(8, 3), normal(9, 3),
+      change(1, ConfChangeType.AddNode, 1n),
+      change(2, ConfChangeType.AddNode, 2n),
+      change(3, ConfChangeType.AddNode, 3n),
+      change(4, ConfChangeType.AddLearnerNode, 4n),
+      normal(5, 2),
+      change(6, ConfChangeType.RemoveNode, 4n),
+      normal(7, 2),
+      normal(8, 3),
+      normal(9, 3),
     ];
     await log.save({ term: 3, vote: 2n, commit: 7 }, entries, undefined, { sync: true });
 

@@ -28,7 +28,9 @@ export async function restartAsStandalone(log: RaftLogStore, selfId: bigint): Pr
   await log.discardAfter(committed);
   const members = configurationAt(log, committed);
   if (!members.has(selfId)) {
-    throw new StorageFormatError(`--force-new-cluster: member ${selfId.toString(16)} is not in its own cluster's configuration (it was removed); it cannot restart alone`);
+    throw new StorageFormatError(
+      `--force-new-cluster: member ${selfId.toString(16)} is not in its own cluster's configuration (it was removed); it cannot restart alone`,
+    );
   }
   const removed = [...members].filter((id) => id !== selfId).sort((a, b) => (a < b ? -1 : 1));
   const entries: Entry[] = removed.map((nodeId, i) => ({

@@ -83,8 +83,7 @@ export interface KvServerOptions {
 }
 
 export function isReadOnlyTxn(txn: TxnRequest): boolean {
-  const readOnly = (ops: readonly RequestOp[]): boolean =>
-    ops.every((op) => op.kind === 'range' || (op.kind === 'txn' && isReadOnlyTxn(op.txn)));
+  const readOnly = (ops: readonly RequestOp[]): boolean => ops.every((op) => op.kind === 'range' || (op.kind === 'txn' && isReadOnlyTxn(op.txn)));
   return readOnly(txn.success) && readOnly(txn.failure);
 }
 
@@ -265,7 +264,12 @@ export class KvServer {
     this.requireCluster();
     const member = this.membership.get(id);
     if (member === undefined) throw new ServerError('MemberNotFound');
-    const taken = new Set(this.membership.list().filter((m) => m.id !== id).flatMap((m) => m.peerUrls));
+    const taken = new Set(
+      this.membership
+        .list()
+        .filter((m) => m.id !== id)
+        .flatMap((m) => m.peerUrls),
+    );
     if (peerUrls.some((url) => taken.has(url))) throw new ServerError('PeerURLExist');
     const context: MemberContext = { peerUrls, isLearner: member.isLearner };
     await this.raft.changeMembership(ConfChangeType.UpdateNode, id, Buffer.from(JSON.stringify(context)));

@@ -37,7 +37,10 @@ describe('RaftNode: while no leader is known', () => {
     const first = cluster.start(1n);
     let proposed = false;
     let read = false;
-    const proposal = first.raft.propose(request(7)).then((result) => ((proposed = true), result));
+    const proposal = first.raft.propose(request(7)).then((result) => {
+      proposed = true;
+      return result;
+    });
     const barrier = first.raft.readBarrier().then(() => (read = true));
     await cluster.scheduler.advance(3000);
     expect([proposed, read]).toEqual([false, false]);

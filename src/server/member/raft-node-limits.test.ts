@@ -79,7 +79,7 @@ describe('RaftNode: write-path limits', () => {
     expect([1, 2, 3, 5].map((n) => timesApplied(member.applier.applied, n))).toEqual([1, 1, 1, 1]);
   });
 
-  it("the leader refuses proposals past maxUncommittedEntriesBytes, and takes them again once entries commit", async () => {
+  it('the leader refuses proposals past maxUncommittedEntriesBytes, and takes them again once entries commit', async () => {
     // Room for two proposals' entries (the core counts 24 bytes of overhead per entry).
     cluster = new RaftNodeCluster([1n, 2n, 3n], limits({ maxUncommittedEntriesBytes: 2 * (PROPOSAL_BYTES + 24) }));
     for (const id of [1n, 2n, 3n]) cluster.start(id);

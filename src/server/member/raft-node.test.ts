@@ -7,7 +7,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfChangeType, MessageType } from '../../raft/types.js';
 import { RaftNodeCluster, request } from '../../../test/support/raft-node-cluster.js';
-import { ServerError } from '../apply/errors.js';
 import { encodeInternalRequest } from '../apply/internal-request.js';
 
 let cluster: RaftNodeCluster;
@@ -97,7 +96,10 @@ describe('RaftNode: persist, then send, then apply', () => {
 
     leader.log.hold();
     let answered = false;
-    const result = leader.raft.propose(request(7)).then((r) => ((answered = true), r));
+    const result = leader.raft.propose(request(7)).then((r) => {
+      answered = true;
+      return r;
+    });
     await cluster.scheduler.advance(300);
     const index = leader.raft.lastIndex;
     // Both followers have it durably and acknowledged it: a quorum, so it is committed...

@@ -28,7 +28,7 @@
 // or when this member's unanswered proposals hold more than maxPendingProposalBytes; the
 // leader's core refuses proposals past its uncommitted byte limit (the same error).
 
-import { RawNode } from '../../raft/raw-node.js';
+import type { RawNode } from '../../raft/raw-node.js';
 import { ProposalDroppedError } from '../../raft/raft.js';
 import {
   EntryType,
@@ -195,7 +195,6 @@ export class RaftNode {
     const voters = [...this.node.raft.prs.progress].filter(([, progress]) => !progress.isLearner).map(([id]) => id);
     return voters.length === 1 && voters[0] === this.options.memberId;
   }
-
 
   /** Resolves once a leader is known (this member or another); rejects if the node stops first. */
   leaderKnown(): Promise<void> {

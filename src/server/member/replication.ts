@@ -108,7 +108,11 @@ export async function openRaftNode(
   const store = await RaftLogStore.open(replication.logDb ?? backend.level, KeySpace.raftLog, { onWrite: replication.onLogWrite });
   if (replication.forceNewCluster) replication.onForcedRestart?.(await restartAsStandalone(store, replication.memberId));
   const { applier, snapshots, membership } = parts;
-  return createRaftNode(store, { applier, snapshots, onConfChange: (type, nodeId, payload) => applyMembershipChange(membership, type, nodeId, payload) }, replication);
+  return createRaftNode(
+    store,
+    { applier, snapshots, onConfChange: (type, nodeId, payload) => applyMembershipChange(membership, type, nodeId, payload) },
+    replication,
+  );
 }
 
 /**

@@ -2,13 +2,26 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_PEER_URL, initialMembership, type MembershipInput } from './cluster-members.js';
 import { deriveClusterId, deriveMemberId } from './member-id.js';
 
-const base: MembershipInput = { name: 'default', token: 'etcd-cluster', initialCluster: [], advertisePeerUrls: [], reachablePeerUrls: [], peers: [], memberId: 0n, clusterId: 0n };
+const base: MembershipInput = {
+  name: 'default',
+  token: 'etcd-cluster',
+  initialCluster: [],
+  advertisePeerUrls: [],
+  reachablePeerUrls: [],
+  peers: [],
+  memberId: 0n,
+  clusterId: 0n,
+};
 
 describe('initialMembership', () => {
   it("with no cluster flags is etcd's default member, its ID derived as etcd derives it", () => {
     const membership = initialMembership(base);
     const id = deriveMemberId([DEFAULT_PEER_URL], 'etcd-cluster');
-    expect(membership).toEqual({ selfId: id, clusterId: deriveClusterId([id]), members: [{ id, name: 'default', peerUrls: [DEFAULT_PEER_URL], peerAddress: 'localhost:2380' }] });
+    expect(membership).toEqual({
+      selfId: id,
+      clusterId: deriveClusterId([id]),
+      members: [{ id, name: 'default', peerUrls: [DEFAULT_PEER_URL], peerAddress: 'localhost:2380' }],
+    });
   });
 
   it("the guide's lone member (member_id and cluster_id, no peers) is a one-member cluster of that member", () => {

@@ -17,6 +17,6 @@ export function deriveMemberId(peerUrls: readonly string[], clusterToken: string
 export function deriveClusterId(memberIds: readonly bigint[]): bigint {
   const sorted = [...memberIds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const bytes = Buffer.alloc(8 * sorted.length);
-  sorted.forEach((id, i) => bytes.writeBigUInt64BE(id, 8 * i));
+  for (const [i, id] of sorted.entries()) bytes.writeBigUInt64BE(id, 8 * i);
   return createHash('sha1').update(bytes).digest().readBigUInt64BE(0);
 }

@@ -156,12 +156,7 @@ export async function leader(store: RecipeStore, name: Buffer): Promise<{ kv: Ke
  * Streams leadership of `name` to `send` (awaited: the caller's backpressure holds the loop)
  * until `signal` aborts, which rejects with AbortedError.
  */
-export async function observe(
-  store: RecipeStore,
-  name: Buffer,
-  signal: AbortSignal,
-  send: (kv: KeyValue, revision: number) => Promise<void>,
-): Promise<never> {
+export async function observe(store: RecipeStore, name: Buffer, signal: AbortSignal, send: (kv: KeyValue, revision: number) => Promise<void>): Promise<never> {
   const prefix = queuePrefix(name);
   for (;;) {
     const { result, revision } = await readNow(store, firstCreated(prefix));

@@ -63,8 +63,7 @@ async function drain(stream: WatchStream, until: (all: StreamResponse[]) => bool
   return waitFor(pulled, { what: `drain: ${until.toString()}`, until, timeoutMs: 20_000, intervalMs: 0 });
 }
 
-const eventsOf = (responses: StreamResponse[], watchId = 0): Event[] =>
-  responses.filter((r) => r.watchId === watchId).flatMap((r) => [...r.events]);
+const eventsOf = (responses: StreamResponse[], watchId = 0): Event[] => responses.filter((r) => r.watchId === watchId).flatMap((r) => [...r.events]);
 const revs = (events: Event[]) => events.map((e) => e.kv.modRevision);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 

@@ -283,13 +283,16 @@ class WatcherIndex {
 
 function addTo(map: Map<string, Set<Watcher>>, key: string, w: Watcher): void {
   let set = map.get(key);
-  if (set === undefined) map.set(key, (set = new Set()));
+  if (set === undefined) {
+    set = new Set();
+    map.set(key, set);
+  }
   set.add(w);
 }
 
 function removeFrom(map: Map<string, Set<Watcher>>, key: string, w: Watcher): void {
   const set = map.get(key);
-  assert(set !== undefined && set.delete(w), 'watch: watcher missing from its key index');
+  assert(set?.delete(w) === true, 'watch: watcher missing from its key index');
   if (set.size === 0) map.delete(key);
 }
 
@@ -445,7 +448,7 @@ export class WatchHub implements EventListener {
     else if (w.state === 'unsynced') this.unsynced.delete(w);
     w.state = 'done';
     const stalled = this.stalled.get(w.owner);
-    if (stalled !== undefined && stalled.delete(w) && stalled.size === 0) this.stalled.delete(w.owner);
+    if (stalled?.delete(w) && stalled.size === 0) this.stalled.delete(w.owner);
   }
 
   isSynced(w: Watcher): boolean {
@@ -535,9 +538,9 @@ export class WatchHub implements EventListener {
 
   private fits(w: Watcher, bytes: number): boolean {
     return (
-      w.pendingBytes + bytes <= this.options.maxWatcherPendingBytes &&
-      w.owner.pendingBytes + bytes <= w.owner.maxPendingBytes
-    ) || (w.queued === 0 && w.owner.pendingBytes === 0);
+      (w.pendingBytes + bytes <= this.options.maxWatcherPendingBytes && w.owner.pendingBytes + bytes <= w.owner.maxPendingBytes) ||
+      (w.queued === 0 && w.owner.pendingBytes === 0)
+    );
   }
 
   /** Room to take another catch-up delivery: the queue is at most half full. */
@@ -592,7 +595,10 @@ export class WatchHub implements EventListener {
       this.markReady(w);
     } else if (w.pendingBytes * 2 <= this.options.maxWatcherPendingBytes) {
       let set = this.stalled.get(w.owner);
-      if (set === undefined) this.stalled.set(w.owner, (set = new Set()));
+      if (set === undefined) {
+        set = new Set();
+        this.stalled.set(w.owner, set);
+      }
       set.add(w);
     }
   }

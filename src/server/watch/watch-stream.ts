@@ -118,16 +118,21 @@ export class WatchStream implements WatchOwner {
     const fail = (reason: string): void => {
       this.pushControl({ ...this.blank(current), watchId: INVALID_WATCH_ID, created: true, canceled: true, cancelReason: reason });
     };
-    if (request.refusal !== undefined) return fail(request.refusal);
+    if (request.refusal !== undefined) {
+      fail(request.refusal);
+      return;
+    }
     if (request.rangeEnd.length > 0 && !(request.rangeEnd.length === 1 && request.rangeEnd[0] === 0) && Buffer.compare(request.key, request.rangeEnd) >= 0) {
-      return fail(ERR_EMPTY_WATCHER_RANGE);
+      fail(ERR_EMPTY_WATCHER_RANGE);
+      return;
     }
     let id = request.watchId;
     if (id === 0) {
       while (this.watchers.has(this.nextId)) this.nextId++;
       id = this.nextId++;
     } else if (this.watchers.has(id)) {
-      return fail(ERR_DUPLICATE_WATCH_ID);
+      fail(ERR_DUPLICATE_WATCH_ID);
+      return;
     }
     const tag: WatcherTag = { watchId: id, progressNotify: request.progressNotify, fragment: request.fragment, sentSinceTick: false };
     const startRevision = request.startRevision > 0 ? request.startRevision : current + 1;
