@@ -7,6 +7,7 @@
 // encoder takes them) and decimal strings for lease IDs (no precision loss).
 
 import type * as mvcc from '../mvcc/types.js';
+import { CompareResult, CompareTarget } from '../mvcc/types.js';
 import type * as wire from './etcd-types.js';
 import type { EtcdErrorCode } from './errors.js';
 
@@ -79,8 +80,38 @@ export function toDeleteRangeRequest(request: wire.DeleteRangeRequest): mvcc.Del
   return { key: request.key, rangeEnd: bytes(request.rangeEnd), prevKv: request.prevKv ?? false };
 }
 
+/** The compare results etcd knows: EQUAL, GREATER, LESS, NOT_EQUAL. */
+const KNOWN_RESULTS = 4;
+/** The compare targets etcd knows: VERSION, CREATE, MOD, VALUE, LEASE. */
+const KNOWN_TARGETS = 5;
+
+/**
+ * etcd compares nothing for a target it does not know (its comparison result stays 0), so
+ * such a compare is a constant: true for EQUAL or an unknown result, false otherwise. The
+ * MVCC store only takes known targets (and asserts), so it gets an equivalent compare on the
+ * version, which is never negative: "version > -1" always holds, "version < 0" never does.
+ */
+function constantCompare(compare: wire.Compare, holds: boolean): mvcc.Compare {
+  return {
+    result: holds ? CompareResult.GREATER : CompareResult.LESS,
+    target: CompareTarget.VERSION,
+    key: compare.key,
+    rangeEnd: bytes(compare.rangeEnd),
+    version: holds ? -1 : 0,
+    createRevision: 0,
+    modRevision: 0,
+    value: EMPTY,
+    lease: 0n,
+  };
+}
+
 function toCompare(compare: wire.Compare): mvcc.Compare {
   if (bytes(compare.key).length === 0) throw new RequestError('EmptyKey');
+  const target = compare.target ?? 0;
+  if (!(target >= 0 && target < KNOWN_TARGETS)) {
+    const result = compare.result ?? 0;
+    return constantCompare(compare, result === 0 || !(result >= 0 && result < KNOWN_RESULTS));
+  }
   return {
     result: compare.result ?? 0,
     target: compare.target ?? 0,

@@ -1,0 +1,45 @@
+// A txn compare with a target etcd does not know is answered as etcd does (the comparison is a
+// constant: true for EQUAL or an unknown result, false otherwise) instead of reaching the MVCC
+// store, which asserts on it: found by the fuzz test, where such a txn stopped the member while
+// applying it (and, being in the log, would have stopped it again at every restart).
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startInProcessMember, type InProcessMember } from './in-process.js';
+
+const b = (text: string) => Buffer.from(text);
+let member: InProcessMember;
+
+beforeAll(async () => {
+  member = await startInProcessMember();
+  await member.call('KV', 'Put', { key: b('k'), value: b('v') });
+});
+
+afterAll(async () => {
+  await member?.close();
+});
+
+async function succeeded(target: number, result: number, key = 'k'): Promise<boolean> {
+  const response = await member.call('KV', 'Txn', {
+    compare: [{ key: b(key), target, result, version: 5 }],
+    success: [{ requestPut: { key: b('then'), value: b('1') } }],
+    failure: [{ requestPut: { key: b('else'), value: b('1') } }],
+  });
+  return response.succeeded;
+}
+
+describe('txn compare with an unknown target', () => {
+  it('EQUAL and unknown results hold, NOT_EQUAL, GREATER and LESS do not, on present and missing keys', async () => {
+    for (const key of ['k', 'missing']) {
+      expect(await succeeded(9, 0, key)).toBe(true);
+      expect(await succeeded(9, 7, key)).toBe(true);
+      expect(await succeeded(-1, 3, key)).toBe(false);
+      expect(await succeeded(9, 1, key)).toBe(false);
+      expect(await succeeded(9, 2, key)).toBe(false);
+    }
+  });
+
+  it('the member keeps serving, and the txns wrote their branch', async () => {
+    const response = await member.call('KV', 'Range', { key: b('else') });
+    expect(response.kvs[0].value.toString()).toBe('1');
+  });
+});
