@@ -20,6 +20,11 @@ export class RequestError extends Error {
 
 const EMPTY = Buffer.alloc(0);
 
+/** An int64 revision (or limit) from the wire as a number, clamped to the safe range. */
+export function wireRevision(value: string | number | null | undefined): number {
+  return int(value);
+}
+
 function int(value: string | number | null | undefined): number {
   if (value === null || value === undefined) return 0;
   const n = typeof value === 'number' ? value : Number(value);

@@ -20,6 +20,7 @@ import {
   toWireRange,
   toWireTxn,
   txnChanged,
+  wireRevision,
 } from './kv-convert.js';
 import { isReadOnlyTxn } from '../server/member/kv-server.js';
 import { checkRange, checkTxnAccess } from './auth-check.js';
@@ -84,7 +85,8 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
 
     Compact: unary<wire.CompactionRequest>('Compact', async (request) => {
       checkSize(request);
-      const { revision } = await kv.compact(Number(request.revision ?? 0), request.physical ?? false);
+      // int64 extremes are clamped (a revision past 2^53 cannot exist): still future or compacted.
+      const { revision } = await kv.compact(wireRevision(request.revision), request.physical ?? false);
       return { header: headers.at(revision) };
     }),
   } satisfies Record<string, grpc.handleUnaryCall<never, unknown>>;
