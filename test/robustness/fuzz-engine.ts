@@ -31,6 +31,9 @@ export interface FuzzOptions {
   lanes: number;
 }
 
+/** How often the whole KV space is compared with the model (each phase also ends with a sweep). */
+const SWEEP_EVERY_ROUNDS = 4;
+
 /** Leases the KV lanes attach keys to: granted once with a long TTL, never revoked by the fuzzer. */
 const STABLE_LEASES = ['700000000001', '700000000002', '700000000003'];
 /** Lease IDs nobody grants. */
@@ -47,6 +50,7 @@ export class Fuzzer {
   private roundStart = 0;
   private roundWrites: number[] = [];
   private roundReads: number[] = [];
+  private rounds = 0;
 
   constructor(readonly options: FuzzOptions) {
     this.dice = new Dice(options.seed);
@@ -130,7 +134,8 @@ export class Fuzzer {
     if (writes.join() !== expected.join()) this.fail(`round from revision ${this.roundStart}: writes took revisions ${writes.join()}, expected ${expected.join()}`);
     const end = this.roundStart + writes.length;
     for (const read of this.roundReads) if (read < this.roundStart || read > end) this.fail(`a read answered at revision ${read}, outside ${this.roundStart}..${end}`);
-    await this.sweep();
+    // Every answer was checked on arrival; the whole store every few rounds (and at the end).
+    if (++this.rounds % SWEEP_EVERY_ROUNDS === 0) await this.sweep();
   }
 
   /** The whole "f/" space and the revision, against the model. */
@@ -174,7 +179,7 @@ export class Fuzzer {
       const mutated = mutate(dice, bytes, messageType(info.requestType)).bytes;
       const decoded = tryDecode(info, mutated);
       // A mutation that moves the request out of its lane would race other lanes: keep it in.
-      const keepsLane = decoded !== undefined && confined(method, decoded, Buffer.from(lanePrefix(lane)), Buffer.from(laneEnd(lane)));
+      const keepsLane = decoded !== undefined && confined(method, decoded, Buffer.from(lanePrefix(lane)), Buffer.from(laneEnd(lane))) && knownLeases(decoded);
       if (decoded === undefined || (keepsLane && !namesRoundRevision(decoded, this.model.revision))) bytes = mutated;
     }
     return this.kvShot(method, bytes);
@@ -201,14 +206,15 @@ export class Fuzzer {
   }
 
   private checkLaneAnswer(info: MethodInfo, method: string, bytes: Buffer, answer: Answer): void {
-    const where = `${method} ${describeRequest(info, bytes)}`;
+    // Described only when something is wrong: decoding and printing every request costs.
+    const where = (): string => `${method} ${describeRequest(info, bytes)}`;
     const decoded = tryDecode(info, bytes);
     if (decoded === undefined) {
-      if (answer.code !== UNDECODABLE.code || answer.details !== UNDECODABLE.details) this.fail(`${where}: undecodable bytes answered ${answer.code} ${answer.details}`);
+      if (answer.code !== UNDECODABLE.code || answer.details !== UNDECODABLE.details) this.fail(`${where()}: undecodable bytes answered ${answer.code} ${answer.details}`);
       return;
     }
     if (bytes.length > this.options.maxRequestBytes + 512 * 1024) {
-      if (answer.code !== grpc.status.RESOURCE_EXHAUSTED) this.fail(`${where}: a message over the gRPC limit answered ${answer.code} ${answer.details}`);
+      if (answer.code !== grpc.status.RESOURCE_EXHAUSTED) this.fail(`${where()}: a message over the gRPC limit answered ${answer.code} ${answer.details}`);
       return;
     }
     const sizeLimited = bytes.length > this.options.maxRequestBytes && method !== 'Range' && !(method === 'Txn' && readOnlyTxn(decoded));
@@ -217,24 +223,24 @@ export class Fuzzer {
       const errors = this.model.evaluate(method, decoded, this.model.revision + 1, limits).errors;
       const allowed: EtcdErrorCode[] = sizeLimited ? [...errors, 'RequestTooLarge'] : errors;
       if (!allowed.some((code) => ETCD_ERRORS[code].code === answer.code && ETCD_ERRORS[code].message === answer.details)) {
-        this.fail(`${where}: answered ${grpc.status[answer.code]} "${answer.details}", model expects ${allowed.join('|') || 'success'}`);
+        this.fail(`${where()}: answered ${grpc.status[answer.code]} "${answer.details}", model expects ${allowed.join('|') || 'success'}`);
       }
       return;
     }
-    if (sizeLimited) this.fail(`${where}: accepted ${bytes.length} bytes over --max-request-bytes`);
+    if (sizeLimited) this.fail(`${where()}: accepted ${bytes.length} bytes over --max-request-bytes`);
     const response = answer.messages[0]!;
     const revision = Number(response.header.revision);
     const outcome = this.model.evaluate(method, decoded, revision, limits);
     if (outcome.errors.length > 0) {
-      this.fail(`${where}: accepted, model expects ${outcome.errors.join('|')}`);
+      this.fail(`${where()}: accepted, model expects ${outcome.errors.join('|')}`);
       return;
     }
     if (outcome.changes.length > 0) {
       this.roundWrites.push(revision);
       this.model.apply(outcome.changes, revision);
     } else this.roundReads.push(revision);
-    const problem = writeProblem(method, response, outcome.response!, where);
-    if (problem) this.fail(problem);
+    const problem = writeProblem(method, response, outcome.response!, method);
+    if (problem) this.fail(`${where()}: ${problem}`);
   }
 
   // ---------------------------------------------------------------- compaction
@@ -262,6 +268,19 @@ export function tryDecode(info: MethodInfo, bytes: Buffer): Wire | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Whether every lease the request names is one the model knows (stable, missing or none):
+ * a mutation can turn an ID into one some random LeaseGrant created. */
+function knownLeases(r: unknown): boolean {
+  if (r === null || typeof r !== 'object' || Buffer.isBuffer(r)) return true;
+  for (const [key, value] of Object.entries(r)) {
+    if (key === 'lease') {
+      const id = int64(value).toString();
+      if (id !== '0' && !STABLE_LEASES.includes(id) && !MISSING_LEASES.includes(id)) return false;
+    } else if (!knownLeases(value)) return false;
+  }
+  return true;
 }
 
 /** Whether a read in the request names a revision the round may reach (mutations can make one). */

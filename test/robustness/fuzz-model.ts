@@ -43,6 +43,27 @@ class RequestInvalid extends Error {
   }
 }
 
+/** The kvs (sorted by `keyOf`) whose keys a [key, rangeEnd) pair covers; rangeEnd non-empty. */
+function lowerBound<T>(sorted: T[], keyOf: (item: T) => string, from: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (keyOf(sorted[mid]!) < from) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function slice<T>(sorted: T[], keyOf: (item: T) => string, key: Buffer, rangeEnd: Buffer): T[] {
+  const lo = lowerBound(sorted, keyOf, latin1(key));
+  const toEnd = rangeEnd.length === 1 && rangeEnd[0] === 0;
+  const to = latin1(rangeEnd);
+  const out: T[] = [];
+  for (let i = lo; i < sorted.length && (toEnd || keyOf(sorted[i]!) < to); i++) out.push(sorted[i]!);
+  return out;
+}
+
 /** The keys a [key, rangeEnd) pair covers, as etcd reads range_end. */
 export function inRange(key: Buffer, rangeEnd: Buffer, candidate: Buffer): boolean {
   if (rangeEnd.length === 0) return candidate.equals(key);
@@ -67,27 +88,58 @@ export class KvModel {
     return this.current.get(key);
   }
 
-  /** Live keys, sorted, as of `revision` (current when undefined). */
-  liveAt(revision?: number): ModelKv[] {
-    const out: ModelKv[] = [];
-    if (revision === undefined) out.push(...this.current.values());
-    else {
-      for (const versions of this.history.values()) {
-        let found: { rev: number; kv?: ModelKv } | undefined;
-        for (const v of versions) if (v.rev <= revision) found = v;
-        if (found?.kv !== undefined) out.push(found.kv);
+  /** Live keys in [key, rangeEnd) as of `revision` (current when undefined), sorted. */
+  rangeAt(key: Buffer, rangeEnd: Buffer, revision?: number): ModelKv[] {
+    if (revision === undefined) {
+      if (rangeEnd.length === 0) {
+        const kv = this.current.get(latin1(key));
+        return kv === undefined ? [] : [kv];
       }
+      return slice(this.sortedCurrent(), (kv) => latin1(kv.key), key, rangeEnd);
     }
-    return out.sort((a, b) => Buffer.compare(a.key, b.key));
+    const out: ModelKv[] = [];
+    const keys = rangeEnd.length === 0 ? (this.history.has(latin1(key)) ? [latin1(key)] : []) : slice(this.sortedHistoryKeys(), (k) => k, key, rangeEnd);
+    for (const k of keys) {
+      let found: { rev: number; kv?: ModelKv } | undefined;
+      for (const v of this.history.get(k)!) if (v.rev <= revision) found = v;
+      if (found?.kv !== undefined) out.push(found.kv);
+    }
+    return out;
+  }
+
+  /** Every live key, sorted. */
+  liveAt(): ModelKv[] {
+    return this.sortedCurrent();
+  }
+
+  /** The current kvs and every key ever written, kept sorted (latin1 strings compare like bytes). */
+  private readonly currentSorted: ModelKv[] = [];
+  private readonly historyKeys: string[] = [];
+
+  private sortedCurrent(): ModelKv[] {
+    return this.currentSorted;
+  }
+
+  private sortedHistoryKeys(): string[] {
+    return this.historyKeys;
   }
 
   apply(changes: Change[], revision: number): void {
     for (const change of changes) {
-      const versions = this.history.get(change.key) ?? [];
-      versions.push({ rev: revision, kv: change.kv });
-      this.history.set(change.key, versions);
-      if (change.kv === undefined) this.current.delete(change.key);
-      else this.current.set(change.key, change.kv);
+      const versions = this.history.get(change.key);
+      if (versions === undefined) {
+        this.history.set(change.key, [{ rev: revision, kv: change.kv }]);
+        this.historyKeys.splice(lowerBound(this.historyKeys, (k) => k, change.key), 0, change.key);
+      } else versions.push({ rev: revision, kv: change.kv });
+      const at = lowerBound(this.currentSorted, (kv) => latin1(kv.key), change.key);
+      const present = at < this.currentSorted.length && latin1(this.currentSorted[at]!.key) === change.key;
+      if (change.kv === undefined) {
+        this.current.delete(change.key);
+        if (present) this.currentSorted.splice(at, 1);
+      } else {
+        this.current.set(change.key, change.kv);
+        this.currentSorted.splice(at, present ? 1 : 0, change.kv);
+      }
     }
     if (changes.length > 0) this.revision = Math.max(this.revision, revision);
   }
@@ -209,7 +261,7 @@ export class KvModel {
     if (atRevision !== undefined && atRevision < this.compacted) throw new RequestInvalid('Compacted');
     const key = buf(r.key);
     const end = buf(r.rangeEnd);
-    const all = view.live(atRevision).filter((kv) => inRange(key, end, kv.key));
+    const all = view.liveIn(key, end, atRevision);
     const count = all.length;
     let kvs = all.filter((kv) => {
       const minMod = int64(r.minModRevision), maxMod = int64(r.maxModRevision);
@@ -218,13 +270,19 @@ export class KvModel {
         (minCreate <= 0n || BigInt(kv.createRevision) >= minCreate) && (maxCreate <= 0n || BigInt(kv.createRevision) <= maxCreate);
     });
     const limit = int64(r.limit);
+    // etcd fetches the whole range only for an explicit sort order or a revision filter;
+    // otherwise it reads limit+1 keys in key order and sorts just those (a sort target with
+    // order NONE still sorts, ascending).
+    const fetchAll = (r.sortOrder ?? 0) !== 0 || [r.minModRevision, r.maxModRevision, r.minCreateRevision, r.maxCreateRevision].some((v) => int64(v) !== 0n);
+    if (!fetchAll && limit > 0n && BigInt(kvs.length) > limit + 1n) kvs = kvs.slice(0, Number(limit) + 1);
     if (r.countOnly) return { kvs: [], more: false, count, sortTarget: 0, sortOrder: 0, candidates: [], keysOnly: false };
-    const order = r.sortOrder === 0 && r.sortTarget !== 0 ? 1 : r.sortOrder;
-    const candidates = sortKvs(kvs, order, r.sortTarget);
+    const target = r.sortTarget ?? 0;
+    const order = (r.sortOrder ?? 0) === 0 && target !== 0 ? 1 : (r.sortOrder ?? 0);
+    const candidates = sortKvs(kvs, order, target);
     const more = limit > 0n && BigInt(candidates.length) > limit;
     kvs = more ? candidates.slice(0, Number(limit)) : candidates;
     if (r.keysOnly) kvs = kvs.map((kv) => ({ ...kv, value: Buffer.alloc(0) }));
-    return { kvs, more, count, sortTarget: r.sortTarget, sortOrder: order, candidates, keysOnly: Boolean(r.keysOnly) };
+    return { kvs, more, count, sortTarget: target, sortOrder: order, candidates, keysOnly: Boolean(r.keysOnly) };
   }
 
   private put(r: Wire, view: TxnView, topLevel: boolean): Wire {
@@ -246,7 +304,7 @@ export class KvModel {
   }
 
   private deleteRange(r: Wire, view: TxnView): Wire {
-    const doomed = view.live().filter((kv) => inRange(buf(r.key), buf(r.rangeEnd), kv.key));
+    const doomed = view.liveIn(buf(r.key), buf(r.rangeEnd));
     for (const kv of doomed) view.set(latin1(kv.key), undefined);
     return { deleted: doomed.length, prevKvs: r.prevKv ? doomed : [] };
   }
@@ -280,8 +338,7 @@ export class KvModel {
 
   /** The ops the txn will run (compares evaluated against the state before it). */
   private compares(r: Wire): boolean {
-    const before = this.liveAt();
-    return (r.compare ?? []).every((c: Wire) => compare(c, before.filter((kv) => inRange(buf(c.key), buf(c.rangeEnd), kv.key))));
+    return (r.compare ?? []).every((c: Wire) => compare(c, this.rangeAt(buf(c.key), buf(c.rangeEnd))));
   }
 
   private executedOps(r: Wire): Wire[] {
@@ -328,12 +385,15 @@ class TxnView {
     this.overlay.set(key, kv);
   }
 
-  live(atRevision?: number): ModelKv[] {
-    if (atRevision !== undefined) return this.model.liveAt(atRevision);
-    const byKey = new Map(this.model.liveAt().map((kv) => [latin1(kv.key), kv] as const));
-    for (const [key, kv] of this.overlay) {
-      if (kv === undefined) byKey.delete(key);
-      else byKey.set(key, kv);
+  /** Live keys in [key, rangeEnd), with this request's own changes. */
+  liveIn(key: Buffer, rangeEnd: Buffer, atRevision?: number): ModelKv[] {
+    const base = this.model.rangeAt(key, rangeEnd, atRevision);
+    if (atRevision !== undefined || this.overlay.size === 0) return base;
+    const byKey = new Map(base.map((kv) => [latin1(kv.key), kv] as const));
+    for (const [k, kv] of this.overlay) {
+      if (!inRange(key, rangeEnd, Buffer.from(k, 'latin1'))) continue;
+      if (kv === undefined) byKey.delete(k);
+      else byKey.set(k, kv);
     }
     return [...byKey.values()].sort((a, b) => Buffer.compare(a.key, b.key));
   }

@@ -11,6 +11,9 @@ import { randomBytes } from './fuzz-services.js';
 import type { Wire } from './fuzz-model.js';
 
 const STABLE = ['700000000001', '700000000002', '700000000003'];
+/** How long a random Observe (of an election that may have no leader, so it waits by design)
+ * is left open before the client ends it. */
+const OBSERVE_WAIT_MS = 500;
 const RECIPE_METHODS = ['Lock.Lock', 'Lock.Unlock', 'Election.Campaign', 'Election.Proclaim', 'Election.Leader', 'Election.Resign', 'Election.Observe'];
 
 async function call(fuzzer: Fuzzer, name: string, request: Wire, problem: (answer: { code: number; details: string; messages: Wire[] }) => string | undefined): Promise<Wire | undefined> {
@@ -71,7 +74,7 @@ async function randomRecipeCall(fuzzer: Fuzzer, fresh: string): Promise<void> {
   if (withName === undefined) return;
   fuzzer.count(name);
   const answer = info.responseStream
-    ? await fuzzer.client.stream(info, [withName], { deadlineMs: 3000, until: (m) => m.length >= 1 })
+    ? await fuzzer.client.stream(info, [withName], { deadlineMs: OBSERVE_WAIT_MS, until: (m) => m.length >= 1 })
     : await fuzzer.client.unary(info, withName, { deadlineMs: fuzzer.options.deadlineMs });
   // Observe of an election nobody campaigns in waits by design.
   fuzzer.checkAnswer(info, answer, name === 'Election.Observe');

@@ -107,7 +107,11 @@ export class RawClient {
           else call.cancel();
         }
       });
-      call.on('error', (error: grpc.ServiceError) => resolve({ code: error.code, details: error.details, messages, cancelledByUs }));
+      call.on('error', (error: grpc.ServiceError) => {
+        // Our own cancel, once we had what we wanted, is a clean end.
+        if (cancelledByUs && error.code === grpc.status.CANCELLED) resolve({ code: grpc.status.OK, details: '', messages, cancelledByUs });
+        else resolve({ code: error.code, details: error.details, messages, cancelledByUs });
+      });
       call.on('status', (status: grpc.StatusObject) => {
         if (status.code === grpc.status.OK) resolve({ code: status.code, details: status.details, messages, cancelledByUs });
       });
