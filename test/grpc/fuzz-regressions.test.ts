@@ -4,9 +4,13 @@
 //   MVCC store, which asserts on it: such a txn stopped the member while applying it (and,
 //   being in the log, would have stopped it again at every restart);
 // - Compact with an int64 extreme answered INTERNAL; etcd answers "future revision" or
-//   "compacted".
+//   "compacted";
+// - LeaseGrant with a token that does not verify (auth enabled) granted the lease; etcd fails
+//   every proposal with such a token as "invalid auth token".
 
+import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
+import { clients } from '../../src/grpc/proto.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInProcessMember, type InProcessMember } from './in-process.js';
 
@@ -59,5 +63,27 @@ describe('Compact with int64 extremes', () => {
       code: status.OUT_OF_RANGE,
       details: 'etcdserver: mvcc: required revision has been compacted',
     });
+  });
+});
+
+describe('LeaseGrant with auth enabled', () => {
+  it('an unverifiable token is refused with "invalid auth token"; no token still gets a lease (etcd checks no permission)', async () => {
+    const authed = await startInProcessMember();
+    try {
+      await authed.call('Auth', 'UserAdd', { name: 'root', password: 'pw' });
+      await authed.call('Auth', 'RoleAdd', { name: 'root' });
+      await authed.call('Auth', 'UserGrantRole', { user: 'root', role: 'root' });
+      await authed.call('Auth', 'AuthEnable', {});
+      const stub = new clients.Lease(authed.endpoint, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
+      const grant = (metadata: grpc.Metadata): Promise<unknown> =>
+        new Promise((resolve, reject) => stub.LeaseGrant({ ID: 77, TTL: 100 }, metadata, (e: grpc.ServiceError | null, r: unknown) => (e ? reject(e) : resolve(r))));
+      const forged = new grpc.Metadata();
+      forged.set('token', 'not-a-token');
+      await expect(grant(forged)).rejects.toMatchObject({ code: status.UNAUTHENTICATED, details: 'etcdserver: invalid auth token' });
+      await expect(grant(new grpc.Metadata())).resolves.toMatchObject({ ID: '77' });
+      stub.close();
+    } finally {
+      await authed.close();
+    }
   });
 });
