@@ -11,6 +11,7 @@ import { requestSize, type Handlers, type ResponseHeaders, unary } from './handl
 import {
   RequestError,
   checkDuplicateKeys,
+  checkIgnorePutsAgainstDeletes,
   toDeleteRangeRequest,
   toPutRequest,
   toRangeRequest,
@@ -69,6 +70,8 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
       const txn = toTxnRequest(request, limits.maxTxnOps);
       checkDuplicateKeys(txn.success);
       checkDuplicateKeys(txn.failure);
+      checkIgnorePutsAgainstDeletes(txn.success);
+      checkIgnorePutsAgainstDeletes(txn.failure);
       if (isReadOnlyTxn(txn)) {
         // etcd serves a read-only txn locally, after a ReadIndex unless all its ranges are serializable.
         if (!txnSerializable(request)) await kv.readBarrier();

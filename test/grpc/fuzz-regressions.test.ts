@@ -87,3 +87,20 @@ describe('LeaseGrant with auth enabled', () => {
     }
   });
 });
+
+describe('ignore_value put on a key a sibling nested txn deletes', () => {
+  it('is refused before the log (it stopped the member at apply); the member keeps serving', async () => {
+    await member.call('KV', 'Put', { key: b('sib'), value: b('v') });
+    const deleteIt = { requestTxn: { success: [{ requestDeleteRange: { key: b('sib') } }] } };
+    const keepValue = { requestTxn: { success: [{ requestPut: { key: b('sib'), ignoreValue: true } }] } };
+    const deleteFrom = { requestTxn: { success: [{ requestDeleteRange: { key: b('s'), rangeEnd: b('\0') } }] } };
+    for (const success of [[deleteIt, keepValue], [keepValue, deleteIt], [deleteFrom, keepValue]]) {
+      await expect(member.call('KV', 'Txn', { success })).rejects.toMatchObject({
+        code: status.INVALID_ARGUMENT,
+        details: 'etcdserver: duplicate key given in txn request',
+      });
+    }
+    const response = await member.call('KV', 'Range', { key: b('sib') });
+    expect(response.kvs[0].value.toString()).toBe('v');
+  });
+});

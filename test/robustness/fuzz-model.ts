@@ -218,6 +218,27 @@ export class KvModel {
     return { puts, dels };
   }
 
+  /** MetaStore's addition (etcd 3.4 panics instead): an ignore_value/ignore_lease put on a key
+   * that any delete in the same branch tree covers is refused as a duplicate key. */
+  static checkIgnorePuts(ops: Wire[]): void {
+    const dels: Wire[] = [];
+    const puts: Buffer[] = [];
+    const visit = (list: Wire[]): void => {
+      for (const op of list) {
+        if (op.request === 'requestDeleteRange') dels.push(op.requestDeleteRange);
+        else if (op.request === 'requestPut' && (op.requestPut.ignoreValue || op.requestPut.ignoreLease)) puts.push(buf(op.requestPut.key));
+        else if (op.request === 'requestTxn') {
+          visit(op.requestTxn.success ?? []);
+          visit(op.requestTxn.failure ?? []);
+        }
+      }
+    };
+    visit(ops);
+    if (puts.some((k) => dels.some((d) => inRange(buf(d.key), buf(d.rangeEnd), k)))) {
+      throw new RequestInvalid('DuplicateKey');
+    }
+  }
+
   // ---------------------------------------------------------------- evaluation
 
   /** A top-level KV request as the member answers it, if it wrote at `revision`. */
@@ -238,6 +259,8 @@ export class KvModel {
           KvModel.checkTxn(r, maxTxnOps);
           KvModel.checkIntervals(r.success ?? []);
           KvModel.checkIntervals(r.failure ?? []);
+          KvModel.checkIgnorePuts(r.success ?? []);
+          KvModel.checkIgnorePuts(r.failure ?? []);
           return this.topLevelWrite((view) => this.txn(r, view, true), revision, roundRevision);
       }
       throw new Error(`model has no ${method}`);
