@@ -76,7 +76,9 @@ describe('LeaseGrant with auth enabled', () => {
       await authed.call('Auth', 'AuthEnable', {});
       const stub = new clients.Lease(authed.endpoint, grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
       const grant = (metadata: grpc.Metadata): Promise<unknown> =>
-        new Promise((resolve, reject) => stub.LeaseGrant({ ID: 77, TTL: 100 }, metadata, (e: grpc.ServiceError | null, r: unknown) => (e ? reject(e) : resolve(r))));
+        new Promise((resolve, reject) =>
+          stub.LeaseGrant({ ID: 77, TTL: 100 }, metadata, (e: grpc.ServiceError | null, r: unknown) => (e ? reject(e) : resolve(r))),
+        );
       const forged = new grpc.Metadata();
       forged.set('token', 'not-a-token');
       await expect(grant(forged)).rejects.toMatchObject({ code: status.UNAUTHENTICATED, details: 'etcdserver: invalid auth token' });
@@ -94,7 +96,11 @@ describe('ignore_value put on a key a sibling nested txn deletes', () => {
     const deleteIt = { requestTxn: { success: [{ requestDeleteRange: { key: b('sib') } }] } };
     const keepValue = { requestTxn: { success: [{ requestPut: { key: b('sib'), ignoreValue: true } }] } };
     const deleteFrom = { requestTxn: { success: [{ requestDeleteRange: { key: b('s'), rangeEnd: b('\0') } }] } };
-    for (const success of [[deleteIt, keepValue], [keepValue, deleteIt], [deleteFrom, keepValue]]) {
+    for (const success of [
+      [deleteIt, keepValue],
+      [keepValue, deleteIt],
+      [deleteFrom, keepValue],
+    ]) {
       await expect(member.call('KV', 'Txn', { success })).rejects.toMatchObject({
         code: status.INVALID_ARGUMENT,
         details: 'etcdserver: duplicate key given in txn request',

@@ -131,9 +131,11 @@ export class Fuzzer {
     await Promise.all(shots.map((shot) => shot()));
     const writes = [...this.roundWrites].sort((a, b) => a - b);
     const expected = writes.map((_, i) => this.roundStart + i + 1);
-    if (writes.join() !== expected.join()) this.fail(`round from revision ${this.roundStart}: writes took revisions ${writes.join()}, expected ${expected.join()}`);
+    if (writes.join() !== expected.join())
+      this.fail(`round from revision ${this.roundStart}: writes took revisions ${writes.join()}, expected ${expected.join()}`);
     const end = this.roundStart + writes.length;
-    for (const read of this.roundReads) if (read < this.roundStart || read > end) this.fail(`a read answered at revision ${read}, outside ${this.roundStart}..${end}`);
+    for (const read of this.roundReads)
+      if (read < this.roundStart || read > end) this.fail(`a read answered at revision ${read}, outside ${this.roundStart}..${end}`);
     // Every answer was checked on arrival; the whole store every few rounds (and at the end).
     if (++this.rounds % SWEEP_EVERY_ROUNDS === 0) await this.sweep();
   }
@@ -210,7 +212,8 @@ export class Fuzzer {
     const where = (): string => `${method} ${describeRequest(info, bytes)}`;
     const decoded = tryDecode(info, bytes);
     if (decoded === undefined) {
-      if (answer.code !== UNDECODABLE.code || answer.details !== UNDECODABLE.details) this.fail(`${where()}: undecodable bytes answered ${answer.code} ${answer.details}`);
+      if (answer.code !== UNDECODABLE.code || answer.details !== UNDECODABLE.details)
+        this.fail(`${where()}: undecodable bytes answered ${answer.code} ${answer.details}`);
       return;
     }
     if (bytes.length > this.options.maxRequestBytes + 512 * 1024) {
@@ -249,14 +252,24 @@ export class Fuzzer {
     const dice = this.dice;
     const current = this.model.revision;
     const compacted = this.model.compacted;
-    const revision = dice.pick([String(compacted), String(compacted + 1), String(Math.max(0, current - dice.int(40))), String(current), String(current + 1), '-1', '0', '9223372036854775807']);
+    const revision = dice.pick([
+      String(compacted),
+      String(compacted + 1),
+      String(Math.max(0, current - dice.int(40))),
+      String(current),
+      String(current + 1),
+      '-1',
+      '0',
+      '9223372036854775807',
+    ]);
     const request = { revision, physical: dice.chance(0.3) };
     return async () => {
       const answer = await this.unary('KV.Compact', request);
       const r = int64(revision);
       const expected: EtcdErrorCode | undefined = r <= BigInt(compacted) ? 'Compacted' : r > BigInt(current) ? 'FutureRev' : undefined;
       const got = answer.code === grpc.status.OK ? undefined : answer.details;
-      if (got !== (expected && ETCD_ERRORS[expected].message)) this.fail(`Compact ${revision} (compacted ${compacted}, current ${current}): answered "${got ?? 'OK'}", expected "${expected ?? 'OK'}"`);
+      if (got !== (expected && ETCD_ERRORS[expected].message))
+        this.fail(`Compact ${revision} (compacted ${compacted}, current ${current}): answered "${got ?? 'OK'}", expected "${expected ?? 'OK'}"`);
       if (answer.code === grpc.status.OK) this.model.compacted = Number(r);
     };
   }

@@ -26,7 +26,20 @@ export class Dice extends SeededRandom {
 const INT64_EXTREMES = ['0', '1', '-1', '2', '9223372036854775807', '-9223372036854775808', '9007199254740993', '-9007199254740993', '4294967296'];
 const UINT64_EXTREMES = ['0', '1', '18446744073709551615', '9223372036854775808', '9007199254740993'];
 const INT32_EXTREMES = [0, 1, -1, 2, 3, 4, 5, 99, 2147483647, -2147483648];
-const STRINGS = ['', 'a', 'user', 'role', 'rööt', '\u0000', ' ', 'x'.repeat(300), 'http://127.0.0.1:1', 'http://[::1]:2380', 'unix://x', 'http://127.0.0.1:notaport'];
+const STRINGS = [
+  '',
+  'a',
+  'user',
+  'role',
+  'rööt',
+  '\u0000',
+  ' ',
+  'x'.repeat(300),
+  'http://127.0.0.1:1',
+  'http://[::1]:2380',
+  'unix://x',
+  'http://127.0.0.1:notaport',
+];
 
 function scalar(dice: Dice, field: protobuf.Field): unknown {
   switch (field.type) {
@@ -241,8 +254,20 @@ function laneCompare(dice: Dice, c: LaneContext): Wire {
   // Mostly the member matching the target; sometimes another one (Go reads it as zero).
   const union = dice.chance(0.9) && target < 5 ? unions[target === 0 ? 0 : target === 1 ? 1 : target === 2 ? 2 : target === 3 ? 3 : 4]! : dice.pick(unions);
   const value =
-    union === 'value' ? (dice.chance(0.5) ? Buffer.from(`v${dice.int(1000)}`) : Buffer.alloc(0)) : union === 'lease' ? lease(dice, c) : String(dice.int(c.roundRevision + 3) - 1);
-  return { key, rangeEnd: dice.chance(0.8) ? Buffer.alloc(0) : laneRangeEnd(dice, c, key), target, result: dice.chance(0.95) ? dice.int(4) : 7, [union]: value };
+    union === 'value'
+      ? dice.chance(0.5)
+        ? Buffer.from(`v${dice.int(1000)}`)
+        : Buffer.alloc(0)
+      : union === 'lease'
+        ? lease(dice, c)
+        : String(dice.int(c.roundRevision + 3) - 1);
+  return {
+    key,
+    rangeEnd: dice.chance(0.8) ? Buffer.alloc(0) : laneRangeEnd(dice, c, key),
+    target,
+    result: dice.chance(0.95) ? dice.int(4) : 7,
+    [union]: value,
+  };
 }
 
 function laneOp(dice: Dice, c: LaneContext, depth: number): Wire {

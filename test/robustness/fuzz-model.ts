@@ -129,7 +129,11 @@ export class KvModel {
       const versions = this.history.get(change.key);
       if (versions === undefined) {
         this.history.set(change.key, [{ rev: revision, kv: change.kv }]);
-        this.historyKeys.splice(lowerBound(this.historyKeys, (k) => k, change.key), 0, change.key);
+        this.historyKeys.splice(
+          lowerBound(this.historyKeys, (k) => k, change.key),
+          0,
+          change.key,
+        );
       } else versions.push({ rev: revision, kv: change.kv });
       const at = lowerBound(this.currentSorted, (kv) => latin1(kv.key), change.key);
       const present = at < this.currentSorted.length && latin1(this.currentSorted[at]!.key) === change.key;
@@ -190,8 +194,12 @@ export class KvModel {
   /** etcd's checkIntervals: a key put twice, or put inside a range the txn deletes. */
   static checkIntervals(ops: Wire[]): { puts: Set<string>; dels: Array<[Buffer, Buffer]> } {
     const hit = (dels: Array<[Buffer, Buffer]>, k: string): boolean =>
-      dels.some(([key, end]) => (end.length === 0 ? latin1(key) === k : Buffer.compare(key, Buffer.from(k, 'latin1')) <= 0 && Buffer.compare(Buffer.from(k, 'latin1'), end) < 0));
-    const dels: Array<[Buffer, Buffer]> = ops.filter((o) => o.request === 'requestDeleteRange').map((o) => [buf(o.requestDeleteRange.key), buf(o.requestDeleteRange.rangeEnd)]);
+      dels.some(([key, end]) =>
+        end.length === 0 ? latin1(key) === k : Buffer.compare(key, Buffer.from(k, 'latin1')) <= 0 && Buffer.compare(Buffer.from(k, 'latin1'), end) < 0,
+      );
+    const dels: Array<[Buffer, Buffer]> = ops
+      .filter((o) => o.request === 'requestDeleteRange')
+      .map((o) => [buf(o.requestDeleteRange.key), buf(o.requestDeleteRange.rangeEnd)]);
     const puts = new Set<string>();
     const childDels: Array<[Buffer, Buffer]> = [];
     for (const op of ops) {
@@ -287,10 +295,16 @@ export class KvModel {
     const all = view.liveIn(key, end, atRevision);
     const count = all.length;
     let kvs = all.filter((kv) => {
-      const minMod = int64(r.minModRevision), maxMod = int64(r.maxModRevision);
-      const minCreate = int64(r.minCreateRevision), maxCreate = int64(r.maxCreateRevision);
-      return (minMod <= 0n || BigInt(kv.modRevision) >= minMod) && (maxMod <= 0n || BigInt(kv.modRevision) <= maxMod) &&
-        (minCreate <= 0n || BigInt(kv.createRevision) >= minCreate) && (maxCreate <= 0n || BigInt(kv.createRevision) <= maxCreate);
+      const minMod = int64(r.minModRevision),
+        maxMod = int64(r.maxModRevision);
+      const minCreate = int64(r.minCreateRevision),
+        maxCreate = int64(r.maxCreateRevision);
+      return (
+        (minMod <= 0n || BigInt(kv.modRevision) >= minMod) &&
+        (maxMod <= 0n || BigInt(kv.modRevision) <= maxMod) &&
+        (minCreate <= 0n || BigInt(kv.createRevision) >= minCreate) &&
+        (maxCreate <= 0n || BigInt(kv.createRevision) <= maxCreate)
+      );
     });
     const limit = int64(r.limit);
     // etcd fetches the whole range only for an explicit sort order or a revision filter;

@@ -16,7 +16,12 @@ const STABLE = ['700000000001', '700000000002', '700000000003'];
 const OBSERVE_WAIT_MS = 500;
 const RECIPE_METHODS = ['Lock.Lock', 'Lock.Unlock', 'Election.Campaign', 'Election.Proclaim', 'Election.Leader', 'Election.Resign', 'Election.Observe'];
 
-async function call(fuzzer: Fuzzer, name: string, request: Wire, problem: (answer: { code: number; details: string; messages: Wire[] }) => string | undefined): Promise<Wire | undefined> {
+async function call(
+  fuzzer: Fuzzer,
+  name: string,
+  request: Wire,
+  problem: (answer: { code: number; details: string; messages: Wire[] }) => string | undefined,
+): Promise<Wire | undefined> {
   const info = fuzzer.info(name);
   fuzzer.count(name);
   const bytes = encodeMessage(info.requestType, request);
@@ -29,7 +34,8 @@ async function call(fuzzer: Fuzzer, name: string, request: Wire, problem: (answe
   return answer.messages[0];
 }
 
-const ok = (a: { code: number; details: string }): string | undefined => (a.code === grpc.status.OK ? undefined : `answered ${grpc.status[a.code]} "${a.details}"`);
+const ok = (a: { code: number; details: string }): string | undefined =>
+  a.code === grpc.status.OK ? undefined : `answered ${grpc.status[a.code]} "${a.details}"`;
 
 /** Lock then Unlock on a fresh name; the key is the name's queue key. */
 async function lockCycle(fuzzer: Fuzzer, name: string): Promise<void> {
@@ -49,10 +55,14 @@ async function electionCycle(fuzzer: Fuzzer, name: string): Promise<void> {
   await call(fuzzer, 'Election.Proclaim', { leader, value: Buffer.from('second') }, ok);
   const current = await call(fuzzer, 'Election.Leader', { name: Buffer.from(name) }, ok);
   if (Buffer.from(current?.kv?.value ?? []).toString() !== 'second') fuzzer.fail(`Election ${name}: leader value ${current?.kv?.value}, proclaimed "second"`);
-  const observed = await call(fuzzer, 'Election.Observe', { name: Buffer.from(name) }, (a) => (a.messages.length > 0 ? undefined : `no leader observed (${a.details})`));
+  const observed = await call(fuzzer, 'Election.Observe', { name: Buffer.from(name) }, (a) =>
+    a.messages.length > 0 ? undefined : `no leader observed (${a.details})`,
+  );
   if (Buffer.from(observed?.kv?.value ?? []).toString() !== 'second') fuzzer.fail(`Election ${name}: observed ${observed?.kv?.value}`);
   await call(fuzzer, 'Election.Resign', { leader }, ok);
-  await call(fuzzer, 'Election.Leader', { name: Buffer.from(name) }, (a) => (a.details === 'election: no leader' ? undefined : `after resign: ${a.details || 'OK'}`));
+  await call(fuzzer, 'Election.Leader', { name: Buffer.from(name) }, (a) =>
+    a.details === 'election: no leader' ? undefined : `after resign: ${a.details || 'OK'}`,
+  );
 }
 
 /** A random or damaged recipe request that names a fresh election or lock (or none at all). */

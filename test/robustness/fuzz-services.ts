@@ -54,9 +54,22 @@ export const ALONGSIDE: Record<string, { weight: number; safe?: (r: Wire, self: 
 
 /** Methods with phases of their own (fuzz.test.ts), or run through the KV lanes. */
 export const PHASED = new Set([
-  'KV.Put', 'KV.DeleteRange', 'KV.Txn', 'KV.Compact',
-  'Auth.AuthEnable', 'Maintenance.Defragment', 'Maintenance.Snapshot', 'Maintenance.MoveLeader', 'Cluster.MemberAdd',
-  'Lock.Lock', 'Lock.Unlock', 'Election.Campaign', 'Election.Proclaim', 'Election.Leader', 'Election.Resign', 'Election.Observe',
+  'KV.Put',
+  'KV.DeleteRange',
+  'KV.Txn',
+  'KV.Compact',
+  'Auth.AuthEnable',
+  'Maintenance.Defragment',
+  'Maintenance.Snapshot',
+  'Maintenance.MoveLeader',
+  'Cluster.MemberAdd',
+  'Lock.Lock',
+  'Lock.Unlock',
+  'Election.Campaign',
+  'Election.Proclaim',
+  'Election.Leader',
+  'Election.Resign',
+  'Election.Observe',
 ]);
 
 const WEIGHTED = Object.entries(ALONGSIDE);
@@ -111,7 +124,9 @@ function watchShot(fuzzer: Fuzzer, info: MethodInfo, mutation: number): () => Pr
   const create = randomMessage(dice, messageType('etcdserverpb.WatchCreateRequest'));
   if (dice.chance(0.5)) create.startRevision = dice.pick(['0', String(fuzzer.model.revision), '-5', '9223372036854775807']);
   const first = encodeMessage(info.requestType, { createRequest: create });
-  const requests = dice.chance(mutation) ? [mutate(dice, first, messageType(info.requestType)).bytes, encodeMessage(info.requestType, { createRequest: { key: Buffer.from('w') } })] : [first];
+  const requests = dice.chance(mutation)
+    ? [mutate(dice, first, messageType(info.requestType)).bytes, encodeMessage(info.requestType, { createRequest: { key: Buffer.from('w') } })]
+    : [first];
   const extras = Array.from({ length: dice.int(3) }, () => encodeMessage(info.requestType, randomMessage(dice, messageType(info.requestType))));
   return async () => {
     fuzzer.count('Watch.Watch');
@@ -135,7 +150,10 @@ function keepAliveShot(fuzzer: Fuzzer, info: MethodInfo, mutation: number): () =
   if (damaged) requests[0] = mutate(dice, requests[0]!, messageType(info.requestType)).bytes;
   return async () => {
     fuzzer.count('Lease.LeaseKeepAlive');
-    const answer = await fuzzer.client.stream(info, requests, { deadlineMs: fuzzer.options.deadlineMs, until: damaged ? undefined : (m) => m.length >= ids.length });
+    const answer = await fuzzer.client.stream(info, requests, {
+      deadlineMs: fuzzer.options.deadlineMs,
+      until: damaged ? undefined : (m) => m.length >= ids.length,
+    });
     fuzzer.checkAnswer(info, answer);
     if (damaged || answer.code !== grpc.status.OK) return;
     if (answer.messages.length !== ids.length) return fuzzer.fail(`LeaseKeepAlive: ${answer.messages.length} answers to ${ids.length} requests`);

@@ -70,10 +70,18 @@ export class RawClient {
 
   unary(info: MethodInfo, bytes: Buffer, options: { deadlineMs: number; token?: string }): Promise<Answer> {
     return new Promise((resolve) => {
-      this.client.makeUnaryRequest(info.path, identity, identity, bytes, metadataFor(options.token), { deadline: Date.now() + options.deadlineMs }, (error, response) => {
-        if (error) resolve({ code: error.code, details: error.details, messages: [] });
-        else resolve({ code: grpc.status.OK, details: '', messages: [decodeMessage(info.responseType, response!)] });
-      });
+      this.client.makeUnaryRequest(
+        info.path,
+        identity,
+        identity,
+        bytes,
+        metadataFor(options.token),
+        { deadline: Date.now() + options.deadlineMs },
+        (error, response) => {
+          if (error) resolve({ code: error.code, details: error.details, messages: [] });
+          else resolve({ code: grpc.status.OK, details: '', messages: [decodeMessage(info.responseType, response!)] });
+        },
+      );
     });
   }
 

@@ -46,7 +46,15 @@ let fuzzer: Fuzzer;
 beforeAll(async () => {
   server = await startMetaStore({ extraArgs: ['--max-txn-ops', String(MAX_TXN_OPS), '--max-request-bytes', String(MAX_REQUEST_BYTES)] });
   const endpoint = `127.0.0.1:${server.clientPort}`;
-  const probe = new Fuzzer({ seed: SEED, endpoint, memberId: '', maxTxnOps: MAX_TXN_OPS, maxRequestBytes: MAX_REQUEST_BYTES, deadlineMs: 20_000, lanes: LANES });
+  const probe = new Fuzzer({
+    seed: SEED,
+    endpoint,
+    memberId: '',
+    maxTxnOps: MAX_TXN_OPS,
+    maxRequestBytes: MAX_REQUEST_BYTES,
+    deadlineMs: 20_000,
+    lanes: LANES,
+  });
   const status = await probe.client.unary(probe.info('Maintenance.Status'), encodeMessage('etcdserverpb.StatusRequest', {}), { deadlineMs: 20_000 });
   probe.client.close();
   const memberId = String(status.messages[0]?.header.memberId);
@@ -69,7 +77,11 @@ async function verdict(phase: string): Promise<void> {
   if (server.isRunning()) await fuzzer.sweep();
   if (!server.isRunning()) {
     // Slow-request warnings would hide the reason under load.
-    const log = server.logs().split('\n').filter((line) => !line.includes('"slow request"')).join('\n');
+    const log = server
+      .logs()
+      .split('\n')
+      .filter((line) => !line.includes('"slow request"'))
+      .join('\n');
     fuzzer.failures.unshift(`the member exited during ${phase}; its log ends:\n${log.slice(-4000)}`);
   }
   expect(fuzzer.failures, `${phase}: ${REPLAY}`).toEqual([]);
@@ -137,22 +149,26 @@ async function randomCalls(name: string, count: number, token?: string, safe?: (
 }
 
 describe(`fuzz every RPC (${REQUESTS} requests, seed ${SEED})`, () => {
-  it('main phase: KV lanes checked against the model, every other service alongside', async () => {
-    const started = performance.now();
-    const cpuBefore = process.cpuUsage();
-    for (let round = 1; fuzzer.total < REQUESTS && fuzzer.failures.length === 0; round++) {
-      const shots = round % 25 === 0 ? [fuzzer.compactShot(), ...Array.from({ length: 16 }, () => alongsideShot(fuzzer, 0.2))] : mixedRound();
-      await fuzzer.round(shots);
-      if (!server.isRunning()) break;
-    }
-    const seconds = (performance.now() - started) / 1000;
-    const cpu = process.cpuUsage(cpuBefore);
-    console.log(
-      `fuzz main phase: ${fuzzer.total} requests in ${seconds.toFixed(1)} s (${Math.round(fuzzer.total / seconds)}/s; CPU: test ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s, member ${memberCpuSeconds().toFixed(1)} s), ${REPLAY}`,
-    );
-    await verdict('main phase');
-    expect(fuzzer.total).toBeGreaterThanOrEqual(REQUESTS);
-  }, 120_000 + REQUESTS * 3);
+  it(
+    'main phase: KV lanes checked against the model, every other service alongside',
+    async () => {
+      const started = performance.now();
+      const cpuBefore = process.cpuUsage();
+      for (let round = 1; fuzzer.total < REQUESTS && fuzzer.failures.length === 0; round++) {
+        const shots = round % 25 === 0 ? [fuzzer.compactShot(), ...Array.from({ length: 16 }, () => alongsideShot(fuzzer, 0.2))] : mixedRound();
+        await fuzzer.round(shots);
+        if (!server.isRunning()) break;
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const cpu = process.cpuUsage(cpuBefore);
+      console.log(
+        `fuzz main phase: ${fuzzer.total} requests in ${seconds.toFixed(1)} s (${Math.round(fuzzer.total / seconds)}/s; CPU: test ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s, member ${memberCpuSeconds().toFixed(1)} s), ${REPLAY}`,
+      );
+      await verdict('main phase');
+      expect(fuzzer.total).toBeGreaterThanOrEqual(REQUESTS);
+    },
+    120_000 + REQUESTS * 3,
+  );
 
   it('lock and election: random and damaged requests, then the recipes work and leave the KV lanes alone', async () => {
     await recipePhase(fuzzer);
@@ -164,7 +180,11 @@ describe(`fuzz every RPC (${REQUESTS} requests, seed ${SEED})`, () => {
     const self = fuzzer.options.memberId;
     await expectOk('Maintenance.Alarm', { action: 1, memberID: self, alarm: 1 });
     const put = lanePut(fuzzer.dice, fuzzer.laneContext(0));
-    await expectRefused('KV.Put', { ...put, key: Buffer.from(`${lanePrefix(0)}a`), lease: '0', ignoreValue: false, ignoreLease: false, value: Buffer.from('x') }, ['NoSpace']);
+    await expectRefused(
+      'KV.Put',
+      { ...put, key: Buffer.from(`${lanePrefix(0)}a`), lease: '0', ignoreValue: false, ignoreLease: false, value: Buffer.from('x') },
+      ['NoSpace'],
+    );
     await expectRefused('Lease.LeaseGrant', { TTL: '100' }, ['NoSpace']);
     await fuzzer.round([fuzzer.kvShot('Range', laneRange(fuzzer.dice, fuzzer.laneContext(1)))]);
     await randomCalls('Maintenance.Alarm', 60);
@@ -194,12 +214,17 @@ describe(`fuzz every RPC (${REQUESTS} requests, seed ${SEED})`, () => {
     fuzzer.checkAnswer(snapshot, answer);
     expect(answer.code).toBe(grpc.status.OK);
     const blobs = answer.messages.map((m) => Buffer.from(m.blob));
-    const digest = createHash('sha256').update(Buffer.concat(blobs.slice(0, -1))).digest();
+    const digest = createHash('sha256')
+      .update(Buffer.concat(blobs.slice(0, -1)))
+      .digest();
     expect(blobs.at(-1)!.equals(digest), 'the last snapshot message carries the SHA-256 of the rest').toBe(true);
     for (const target of [fuzzer.options.memberId, '0', '12345', '18446744073709551615']) {
       const info = fuzzer.info('Maintenance.MoveLeader');
       fuzzer.count('Maintenance.MoveLeader');
-      fuzzer.checkAnswer(info, await fuzzer.client.unary(info, encodeMessage(info.requestType, { targetID: target }), { deadlineMs: fuzzer.options.deadlineMs }));
+      fuzzer.checkAnswer(
+        info,
+        await fuzzer.client.unary(info, encodeMessage(info.requestType, { targetID: target }), { deadlineMs: fuzzer.options.deadlineMs }),
+      );
     }
     await randomCalls('Maintenance.MoveLeader', 10);
     await fuzzer.round(laneRound(32));
