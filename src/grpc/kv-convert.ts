@@ -8,6 +8,7 @@
 
 import { unreachable } from '../util/assert.js';
 import type * as mvcc from '../mvcc/types.js';
+import { CompareResult, CompareTarget } from '../mvcc/types.js';
 import type * as wire from './etcd-types.js';
 import type { EtcdErrorCode } from './errors.js';
 
@@ -19,6 +20,11 @@ export class RequestError extends Error {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** An int64 revision (or limit) from the wire as a number, clamped to the safe range. */
+export function wireRevision(value: string | number | null | undefined): number {
+  return int(value);
+}
 
 function int(value: string | number | null | undefined): number {
   if (value === null || value === undefined) return 0;
@@ -80,8 +86,38 @@ export function toDeleteRangeRequest(request: wire.DeleteRangeRequest): mvcc.Del
   return { key: request.key, rangeEnd: bytes(request.rangeEnd), prevKv: request.prevKv ?? false };
 }
 
+/** The compare results etcd knows: EQUAL, GREATER, LESS, NOT_EQUAL. */
+const KNOWN_RESULTS = 4;
+/** The compare targets etcd knows: VERSION, CREATE, MOD, VALUE, LEASE. */
+const KNOWN_TARGETS = 5;
+
+/**
+ * etcd compares nothing for a target it does not know (its comparison result stays 0), so
+ * such a compare is a constant: true for EQUAL or an unknown result, false otherwise. The
+ * MVCC store only takes known targets (and asserts), so it gets an equivalent compare on the
+ * version, which is never negative: "version > -1" always holds, "version < 0" never does.
+ */
+function constantCompare(compare: wire.Compare, holds: boolean): mvcc.Compare {
+  return {
+    result: holds ? CompareResult.GREATER : CompareResult.LESS,
+    target: CompareTarget.VERSION,
+    key: compare.key,
+    rangeEnd: bytes(compare.rangeEnd),
+    version: holds ? -1 : 0,
+    createRevision: 0,
+    modRevision: 0,
+    value: EMPTY,
+    lease: 0n,
+  };
+}
+
 function toCompare(compare: wire.Compare): mvcc.Compare {
   if (bytes(compare.key).length === 0) throw new RequestError('EmptyKey');
+  const target = compare.target ?? 0;
+  if (!(target >= 0 && target < KNOWN_TARGETS)) {
+    const result = compare.result ?? 0;
+    return constantCompare(compare, result === 0 || !(result >= 0 && result < KNOWN_RESULTS));
+  }
   return {
     result: compare.result ?? 0,
     target: compare.target ?? 0,
@@ -184,6 +220,38 @@ export function checkDuplicateKeys(ops: readonly mvcc.RequestOp[]): { puts: Set<
     puts.add(key);
   }
   return { puts, dels };
+}
+
+/**
+ * A put with ignore_value or ignore_lease needs its key to exist when it runs, and that is
+ * checked against the state before the txn; etcd's interval check does not see a delete in
+ * one nested txn and such a put in a sibling, so the key can be gone by then (etcd 3.4 panics
+ * applying that txn). Refused here, before it reaches the log, as a duplicate key: the put
+ * overlaps a range the same txn deletes. Either order and either branch of a nested txn is
+ * refused, which is stricter than needed but never lets the bad case through.
+ */
+export function checkIgnorePutsAgainstDeletes(ops: readonly mvcc.RequestOp[]): void {
+  const deletes: Interval[] = [];
+  const ignoringPuts: Buffer[] = [];
+  const visit = (list: readonly mvcc.RequestOp[]): void => {
+    for (const op of list) {
+      if (op.kind === 'deleteRange') deletes.push({ begin: op.deleteRange.key, end: op.deleteRange.rangeEnd });
+      else if (op.kind === 'put' && (op.put.ignoreValue || op.put.ignoreLease)) ignoringPuts.push(op.put.key);
+      else if (op.kind === 'txn') {
+        visit(op.txn.success);
+        visit(op.txn.failure);
+      }
+    }
+  };
+  visit(ops);
+  if (ignoringPuts.some((key) => deletes.some((d) => deletedBy(d, key)))) throw new RequestError('DuplicateKey');
+}
+
+/** Whether a DeleteRange of [begin, end) removes `key` (end "\0": every key from begin on). */
+function deletedBy(range: Interval, key: Buffer): boolean {
+  if (range.end.length === 0) return range.begin.equals(key);
+  if (Buffer.compare(key, range.begin) < 0) return false;
+  return (range.end.length === 1 && range.end[0] === 0) || Buffer.compare(key, range.end) < 0;
 }
 
 // ---------------------------------------------------------------- results

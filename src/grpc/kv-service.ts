@@ -11,6 +11,7 @@ import { requestSize, type Handlers, type ResponseHeaders, unary } from './handl
 import {
   RequestError,
   checkDuplicateKeys,
+  checkIgnorePutsAgainstDeletes,
   toDeleteRangeRequest,
   toPutRequest,
   toRangeRequest,
@@ -20,6 +21,7 @@ import {
   toWireRange,
   toWireTxn,
   txnChanged,
+  wireRevision,
 } from './kv-convert.js';
 import { isReadOnlyTxn } from '../server/member/kv-server.js';
 import { checkRange, checkTxnAccess } from './auth-check.js';
@@ -68,6 +70,8 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
       const txn = toTxnRequest(request, limits.maxTxnOps);
       checkDuplicateKeys(txn.success);
       checkDuplicateKeys(txn.failure);
+      checkIgnorePutsAgainstDeletes(txn.success);
+      checkIgnorePutsAgainstDeletes(txn.failure);
       if (isReadOnlyTxn(txn)) {
         // etcd serves a read-only txn locally, after a ReadIndex unless all its ranges are serializable.
         if (!txnSerializable(request)) await kv.readBarrier();
@@ -84,7 +88,8 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
 
     Compact: unary<wire.CompactionRequest>('Compact', async (request) => {
       checkSize(request);
-      const { revision } = await kv.compact(Number(request.revision ?? 0), request.physical ?? false);
+      // int64 extremes are clamped (a revision past 2^53 cannot exist): still future or compacted.
+      const { revision } = await kv.compact(wireRevision(request.revision), request.physical ?? false);
       return { header: headers.at(revision) };
     }),
   } satisfies Record<string, grpc.handleUnaryCall<never, unknown>>;
