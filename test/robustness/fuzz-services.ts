@@ -116,8 +116,8 @@ export function alongsideShot(fuzzer: Fuzzer, mutation: number): () => Promise<v
 
 /**
  * A watch stream: a create request (random, or damaged, followed by a plain one), then, once
- * the stream has answered, a few random requests and a half-close. The stream must answer the
- * create and end cleanly when the client does.
+ * the stream has answered, a few random requests. The stream must answer the create; the client
+ * then cancels it (etcd keeps a watch stream open after a half-close).
  */
 function watchShot(fuzzer: Fuzzer, info: MethodInfo, mutation: number): () => Promise<void> {
   const dice = fuzzer.dice;

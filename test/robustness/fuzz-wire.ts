@@ -54,18 +54,42 @@ export interface Answer {
 
 const identity = (b: Buffer): Buffer => b;
 
+/**
+ * Streams the client cancels itself per connection before it moves its streams to a new one.
+ * Cancelling is an RST_STREAM; Node's HTTP/2 server (nghttp2) closes a connection that resets
+ * streams faster than its rapid-reset limit allows, which no real client does at this rate.
+ */
+const CANCELS_PER_CONNECTION = 20;
+
+function newClient(endpoint: string): grpc.Client {
+  return new grpc.Client(endpoint, grpc.credentials.createInsecure(), {
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  });
+}
+
 export class RawClient {
   private readonly client: grpc.Client;
+  /** Where streams go; replaced every CANCELS_PER_CONNECTION cancels (old ones closed at the end). */
+  private streamClient: grpc.Client;
+  private readonly retired: grpc.Client[] = [];
+  private cancels = 0;
 
-  constructor(endpoint: string) {
-    this.client = new grpc.Client(endpoint, grpc.credentials.createInsecure(), {
-      'grpc.max_send_message_length': 64 * 1024 * 1024,
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    });
+  constructor(private readonly endpoint: string) {
+    this.client = newClient(endpoint);
+    this.streamClient = newClient(endpoint);
   }
 
   close(): void {
     this.client.close();
+    this.streamClient.close();
+    for (const client of this.retired) client.close();
+  }
+
+  private countCancel(): void {
+    if (++this.cancels % CANCELS_PER_CONNECTION !== 0) return;
+    this.retired.push(this.streamClient);
+    this.streamClient = newClient(this.endpoint);
   }
 
   unary(info: MethodInfo, bytes: Buffer, options: { deadlineMs: number; token?: string }): Promise<Answer> {
@@ -98,8 +122,8 @@ export class RawClient {
       const deadline = { deadline: Date.now() + options.deadlineMs };
       const metadata = metadataFor(options.token);
       const call: grpc.ClientReadableStream<Buffer> | grpc.ClientDuplexStream<Buffer, Buffer> = info.requestStream
-        ? this.client.makeBidiStreamRequest(info.path, identity, identity, metadata, deadline)
-        : this.client.makeServerStreamRequest(info.path, identity, identity, requests[0] ?? Buffer.alloc(0), metadata, deadline);
+        ? this.streamClient.makeBidiStreamRequest(info.path, identity, identity, metadata, deadline)
+        : this.streamClient.makeServerStreamRequest(info.path, identity, identity, requests[0] ?? Buffer.alloc(0), metadata, deadline);
       const messages: Wire[] = [];
       let cancelledByUs = false;
       let extraSent = false;
@@ -111,8 +135,10 @@ export class RawClient {
         }
         if (!cancelledByUs && options.until?.(messages)) {
           cancelledByUs = true;
-          if (info.requestStream) (call as grpc.ClientDuplexStream<Buffer, Buffer>).end();
-          else call.cancel();
+          // Cancel rather than half-close: etcd keeps a watch stream open after the client's
+          // half-close (its recvLoop ends, the stream does not), and so does MetaStore.
+          call.cancel();
+          this.countCancel();
         }
       });
       call.on('error', (error: grpc.ServiceError) => {
