@@ -11,9 +11,9 @@
 // - TLS is terminated here, with a Node TLS server that src/tls builds (it follows certificate
 //   rotation and verifies client certificates). ALPN offers h2 and http/1.1. A connection
 //   refuseTls() refuses (its client certificate is on the CRL) is closed after the handshake,
-//   before any routing, as etcd's TLS listener does. The gRPC server
-//   gets the decrypted TLS socket, so a call's auth context still carries the verified peer
-//   certificate (its CN is the user name with --client-cert-auth).
+//   before any routing, as etcd's TLS listener does. The gRPC server gets the decrypted TLS
+//   socket, so a call's auth context still carries the verified peer certificate (its CN is
+//   the user name with --client-cert-auth).
 // - Plain-text HTTP/2 passes through the authority shim (authority-shim.ts) on its way to
 //   grpc-js.
 //

@@ -14,8 +14,9 @@
 //
 // What grpc-js lets us set (documented for operators in the final report / docs): the Node
 // TLS server options requestCert, rejectUnauthorized, ciphers (TLS 1.2 list plus TLS 1.3
-// suites) and minVersion (the CRL is checked by us after the handshake, see crl.ts). It has no per-handshake hook, so a refused handshake cannot be
-// logged by the gRPC server itself; the peer port therefore verifies in the call (see tls.ts).
+// suites) and minVersion; the CRL is checked by us after the handshake (crl.ts). It has no
+// per-handshake hook, so a refused handshake cannot be logged by the gRPC server itself; the
+// peer port therefore verifies in the call (see tls.ts).
 
 import * as grpc from '@grpc/grpc-js';
 import type { SecureServerOptions } from 'node:http2';

@@ -6,8 +6,9 @@
 // --client-crl-file, --auto-tls, --cipher-suites, --tls-min-version): with client-cert-auth a
 // client without a certificate signed by the trusted CA fails the TLS handshake, as with etcd;
 // one whose certificate the CRL lists is closed right after it (refusalOf), as etcd's listener
-// does. The CRL is compared by serial only (crl.ts): a stale CRL still revokes what it lists. peerCommonName(call) gives the verified certificate's CN to
-// handlers (etcd's user name when auth is on).
+// does. The CRL is compared by serial only (crl.ts): a stale CRL still revokes what it lists.
+// peerCommonName(call) gives the verified certificate's CN to handlers (etcd's user name when
+// auth is on).
 //
 // Peer port (the --peer-* flags and --peer-cert-allowed-cn): peers are asked for a certificate
 // but the handshake does not reject it; every peer call is checked by authorizePeer() before a
@@ -80,7 +81,7 @@ function loadFiles(config: TlsConfig, label: 'client' | 'peer', options: TlsSetu
 export interface ClientPortTls {
   /**
    * The TLS server the client listener terminates TLS with (ALPN h2 for gRPC, http/1.1 for the
-   * HTTP endpoints beside it); same policy and certificate rotation as `credentials`.
+   * HTTP endpoints beside it); it follows certificate rotation.
    */
   readonly tlsServer: tls.Server;
   /** Undefined to accept a connection the TLS server verified, or why it is refused (CRL). */
