@@ -361,7 +361,11 @@ function tlsKeys(prefix: string, what: string): KeySpec[] {
     key(`${prefix}.ca_file`, 'string', `CA bundle for verifying ${what} client certificates`),
     key(`${prefix}.client_cert_auth`, 'bool', `require and verify ${what} client certificates`),
     key(`${prefix}.auto_tls`, 'bool', `generate a self-signed ${what} certificate (testing only)`),
-    key(`${prefix}.crl_file`, 'string', `certificate revocation list (PEM) checked against ${what} client certificates`),
+    key(
+      `${prefix}.crl_file`,
+      'string',
+      `certificate revocation list (DER or PEM); ${what} client certificates whose serial it lists are refused, whatever its dates (as etcd)`,
+    ),
     key(`${prefix}.cipher_suites`, 'string-list', `TLS 1.2 cipher suites offered (Go/IANA names as etcd); empty = defaults`),
     key(`${prefix}.min_version`, 'enum', `lowest TLS version accepted`, { values: ['TLS1.2', 'TLS1.3'] }),
   ];

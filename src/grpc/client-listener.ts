@@ -9,9 +9,11 @@
 //   or busy, on all URLs together; one beyond the limit is closed right after accept, before a
 //   byte is read, and the client sees the connection reset (gRPC UNAVAILABLE).
 // - TLS is terminated here, with a Node TLS server that src/tls builds (it follows certificate
-//   rotation and verifies client certificates). ALPN offers h2 and http/1.1. The gRPC server
-//   gets the decrypted TLS socket, so a call's auth context still carries the verified peer
-//   certificate (its CN is the user name with --client-cert-auth).
+//   rotation and verifies client certificates). ALPN offers h2 and http/1.1. A connection
+//   refuseTls() refuses (its client certificate is on the CRL) is closed after the handshake,
+//   before any routing, as etcd's TLS listener does. The gRPC server gets the decrypted TLS
+//   socket, so a call's auth context still carries the verified peer certificate (its CN is
+//   the user name with --client-cert-auth).
 // - Plain-text HTTP/2 passes through the authority shim (authority-shim.ts) on its way to
 //   grpc-js.
 //
@@ -40,6 +42,13 @@ export interface ClientListenerOptions {
   readonly tls?: tls.Server;
   /** Called for each refused connection (for a rate-limited log line or a counter). */
   readonly onRefused?: (remoteAddress: string | undefined) => void;
+  /**
+   * Checked on each connection once TLS is established, before a byte is routed: a string is
+   * why it is refused (a CRL-listed certificate), and the connection is closed.
+   */
+  readonly refuseTls?: (socket: tls.TLSSocket) => string | undefined;
+  /** Told about each connection refuseTls refused. */
+  readonly onTlsRefused?: (remoteAddress: string | undefined, reason: string) => void;
 }
 
 export type ConnectionHandler = (socket: net.Socket) => void;
@@ -105,7 +114,12 @@ export class ClientListener {
   }
 
   private accept(options: ClientListenerOptions): void {
-    options.tls?.on('secureConnection', (socket: tls.TLSSocket) => this.dispatch(socket));
+    options.tls?.on('secureConnection', (socket: tls.TLSSocket) => {
+      const refusal = options.refuseTls?.(socket);
+      if (refusal === undefined) return this.dispatch(socket);
+      options.onTlsRefused?.(socket.remoteAddress, refusal);
+      socket.destroy();
+    });
     for (const [i, server] of this.servers.entries()) {
       const terminator = options.addresses[i]?.secure === true ? options.tls : undefined;
       server.on('connection', (socket) => {

@@ -59,6 +59,11 @@ export async function bindClientPort(config: EdgeConfig, logger: Logger): Promis
       maxConnections: config.limits.maxConnections,
       tls: clientTls?.tlsServer,
       onRefused: (remoteAddress) => refusals.refused(remoteAddress),
+      ...(clientTls !== undefined && {
+        refuseTls: (socket) => clientTls.refusalOf(socket),
+        // One line per refusal, as etcd's "rejected connection" warning.
+        onTlsRefused: (remoteAddress, reason) => logger.warn({ component: 'grpc', remoteAddress, reason }, 'rejected client connection'),
+      }),
     }),
   );
   const bound = wanted.map((url, i) => ({ ...url, port: listener.ports[i] ?? url.port }));

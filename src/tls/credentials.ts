@@ -7,15 +7,16 @@
 //   server's setSecureContext(), which applies to handshakes from then on; open connections
 //   keep the certificate they were made with. We subclass rather than use grpc-js's
 //   createCertificateProviderServerCredentials because that one fixes the cipher list and
-//   cannot carry a minimum TLS version, a CRL, or "request but do not reject" (peer port).
+//   cannot carry a minimum TLS version or "request but do not reject" (peer port).
 // - Channel side (peer dialing): grpc-js's createCertificateProviderChannelCredentials with
 //   providers fed by the same TlsFiles; it builds a secure context per connection attempt
 //   from the latest update.
 //
 // What grpc-js lets us set (documented for operators in the final report / docs): the Node
 // TLS server options requestCert, rejectUnauthorized, ciphers (TLS 1.2 list plus TLS 1.3
-// suites), minVersion and crl. It has no per-handshake hook, so a refused handshake cannot be
-// logged by the gRPC server itself; the peer port therefore verifies in the call (see tls.ts).
+// suites) and minVersion; the CRL is checked by us after the handshake (crl.ts). It has no
+// per-handshake hook, so a refused handshake cannot be logged by the gRPC server itself; the
+// peer port therefore verifies in the call (see tls.ts).
 
 import * as grpc from '@grpc/grpc-js';
 import type { SecureServerOptions } from 'node:http2';
@@ -41,7 +42,6 @@ function contextOptions(pem: TlsPem, policy: ServerTlsPolicy): SecureContextOpti
     cert: pem.cert,
     key: pem.key,
     ...(pem.ca !== undefined && { ca: pem.ca }),
-    ...(pem.crl !== undefined && { crl: pem.crl }),
     ...(policy.ciphers !== undefined && { ciphers: policy.ciphers }),
     minVersion: policy.minVersion,
   };

@@ -15,6 +15,7 @@
 
 import fs from 'node:fs';
 import tls from 'node:tls';
+import { CrlParseError, revokedSerials } from './crl.js';
 
 export class TlsSetupError extends Error {
   override name = 'TlsSetupError';
@@ -32,7 +33,10 @@ export interface TlsPem {
   readonly cert: Buffer;
   readonly key: Buffer;
   readonly ca: Buffer | undefined;
+  /** The CRL file as read (DER or PEM), to notice a rotation. */
   readonly crl: Buffer | undefined;
+  /** The serials the CRL lists (crl.ts); empty without a CRL. Never given to OpenSSL. */
+  readonly revokedSerials: ReadonlySet<string>;
 }
 
 export interface TlsFilesLogger {
@@ -70,15 +74,13 @@ function signature(files: TlsFilePaths): string {
     .join('|');
 }
 
-/**
- * A CRL as PEM, which is all Node's TLS takes. etcd reads DER as well (its own test CRL is DER):
- * a file without a PEM header is taken as DER and wrapped (OpenSSL rejects it later if it is
- * neither).
- */
-export function crlAsPem(file: Buffer): Buffer {
-  if (file.includes('-----BEGIN')) return file;
-  const lines = file.toString('base64').match(/.{1,64}/g) ?? [];
-  return Buffer.from(`-----BEGIN X509 CRL-----\n${lines.join('\n')}\n-----END X509 CRL-----\n`);
+function parseCrl(file: Buffer, path: string): ReadonlySet<string> {
+  try {
+    return revokedSerials(file);
+  } catch (error) {
+    if (!(error instanceof CrlParseError)) throw error;
+    throw new TlsSetupError(`CRL file ${path} is not a DER or PEM certificate revocation list: ${error.message}`);
+  }
 }
 
 function readPem(files: TlsFilePaths): TlsPem {
@@ -89,15 +91,17 @@ function readPem(files: TlsFilePaths): TlsPem {
       throw new TlsSetupError(`cannot read ${what} ${path}: ${(error as Error).message}`);
     }
   };
+  const crl = files.crlFile ? read(files.crlFile, 'CRL file') : undefined;
   const pem: TlsPem = {
     cert: read(files.certFile, 'certificate file'),
     key: read(files.keyFile, 'key file'),
     ca: files.caFile ? read(files.caFile, 'trusted CA file') : undefined,
-    crl: files.crlFile ? crlAsPem(read(files.crlFile, 'CRL file')) : undefined,
+    crl,
+    revokedSerials: crl !== undefined && files.crlFile ? parseCrl(crl, files.crlFile) : new Set(),
   };
   try {
-    // Throws for a key that does not match its certificate, bad PEM or a bad CA/CRL.
-    tls.createSecureContext({ cert: pem.cert, key: pem.key, ca: pem.ca, crl: pem.crl });
+    // Throws for a key that does not match its certificate, bad PEM or a bad CA.
+    tls.createSecureContext({ cert: pem.cert, key: pem.key, ca: pem.ca });
   } catch (error) {
     throw new TlsSetupError(`TLS files ${paths(files).join(', ')} are not usable: ${(error as Error).message}`);
   }

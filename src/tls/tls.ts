@@ -4,9 +4,11 @@
 //
 // Client port (etcd --cert-file, --key-file, --trusted-ca-file, --client-cert-auth,
 // --client-crl-file, --auto-tls, --cipher-suites, --tls-min-version): with client-cert-auth a
-// client without a certificate signed by the trusted CA (and not revoked) fails the TLS
-// handshake, as with etcd. peerCommonName(call) gives the verified certificate's CN to
-// handlers (etcd's user name when auth is on).
+// client without a certificate signed by the trusted CA fails the TLS handshake, as with etcd;
+// one whose certificate the CRL lists is closed right after it (refusalOf), as etcd's listener
+// does. The CRL is compared by serial only (crl.ts): a stale CRL still revokes what it lists.
+// peerCommonName(call) gives the verified certificate's CN to handlers (etcd's user name when
+// auth is on).
 //
 // Peer port (the --peer-* flags and --peer-cert-allowed-cn): peers are asked for a certificate
 // but the handshake does not reject it; every peer call is checked by authorizePeer() before a
@@ -24,6 +26,7 @@ import tls, { type PeerCertificate } from 'node:tls';
 import { CIPHER_SUITES } from '../config/cipher-suites.js';
 import type { PeerTlsConfig, TlsConfig } from '../config/schema.js';
 import { ensureSelfSignedCertificate } from './auto-tls.js';
+import { revokedSerialOf } from './crl.js';
 import { ReloadingServerCredentials, reloadingChannelCredentials, reloadingTlsServer, type ServerTlsPolicy } from './credentials.js';
 import { TlsFiles, type TlsFilesLogger } from './tls-files.js';
 
@@ -76,15 +79,22 @@ function loadFiles(config: TlsConfig, label: 'client' | 'peer', options: TlsSetu
 }
 
 export interface ClientPortTls {
-  /** grpc-js credentials for a gRPC server that binds its own port. */
-  readonly credentials: grpc.ServerCredentials;
   /**
    * The TLS server the client listener terminates TLS with (ALPN h2 for gRPC, http/1.1 for the
-   * HTTP endpoints beside it); same policy and certificate rotation as `credentials`.
+   * HTTP endpoints beside it); it follows certificate rotation.
    */
   readonly tlsServer: tls.Server;
+  /** Undefined to accept a connection the TLS server verified, or why it is refused (CRL). */
+  refusalOf(socket: tls.TLSSocket): string | undefined;
   readonly files: TlsFiles;
   close(): void;
+}
+
+function revocationOf(certificate: PeerCertificate | undefined, files: TlsFiles): string | undefined {
+  const revoked = files.current.revokedSerials;
+  if (certificate === undefined || revoked.size === 0) return undefined;
+  const serial = revokedSerialOf(certificate, revoked);
+  return serial === undefined ? undefined : `certificate serial ${serial.toLowerCase()} revoked`;
 }
 
 /** Undefined when the client port is plain text. Throws TlsSetupError for unusable files. */
@@ -99,14 +109,12 @@ export function clientPortTls(config: TlsConfig, options: TlsSetupOptions): Clie
     ciphers: cipherString(config.cipherSuites),
     minVersion: minVersion(config),
   };
-  const credentials = new ReloadingServerCredentials(files, policy);
   const terminator = reloadingTlsServer(files, policy, ['h2', 'http/1.1']);
   return {
-    credentials,
     tlsServer: terminator.server,
+    refusalOf: (socket) => (verify ? revocationOf(socket.getPeerCertificate(true), files) : undefined),
     files,
     close: () => {
-      credentials.detach();
       terminator.detach();
       files.close();
     },
@@ -165,9 +173,10 @@ export function peerPortTls(config: PeerTlsConfig, options: TlsSetupOptions): Pe
     authorizePeer: (call) => {
       if (!verifyClients) return undefined;
       const certificate = call.getAuthContext().sslPeerCertificate;
-      // grpc-js reports a certificate only when the handshake verified it against the CA
-      // bundle (and the CRL).
-      if (certificate === undefined) return 'no peer certificate, or one not signed by the trusted peer CA (or revoked)';
+      // grpc-js reports a certificate only when the handshake verified it against the CA bundle.
+      if (certificate === undefined) return 'no peer certificate, or one not signed by the trusted peer CA';
+      const revoked = revocationOf(certificate, files);
+      if (revoked !== undefined) return revoked;
       const cn = commonNameOf(certificate);
       if (allowedCn !== '' && cn !== allowedCn) return `peer certificate CN ${JSON.stringify(cn ?? '')} is not the allowed CN ${JSON.stringify(allowedCn)}`;
       return undefined;

@@ -17,6 +17,11 @@ export interface TestPki {
   readonly otherCa: CertPair;
   /** A leaf certificate signed by `ca` (default) or `otherCa`; `file` names its files. */
   issue(file: string, options: { cn: string; by?: 'ca' | 'otherCa' }): CertPair;
+  /**
+   * A PEM CRL of `ca` listing `revoked`, written to `file`; `stale` makes its nextUpdate lie in
+   * the past (2020), which etcd ignores.
+   */
+  crl(file: string, revoked: readonly CertPair[], options?: { stale?: boolean }): string;
   remove(): void;
 }
 
@@ -97,6 +102,30 @@ export function makeTestPki(): TestPki {
         dir,
       );
       return pair;
+    },
+    crl: (file, revoked, options = {}) => {
+      // `openssl ca` needs a CA database: a fresh one per CRL, with the revoked entries.
+      const index = path.join(dir, `${file}.index`);
+      fs.writeFileSync(index, '');
+      fs.writeFileSync(path.join(dir, `${file}.crlnumber`), '01\n');
+      const conf = path.join(dir, `${file}.cnf`);
+      const lines = [
+        '[ca]',
+        'default_ca = d',
+        '[d]',
+        `database = ${index}`,
+        `crlnumber = ${dir}/${file}.crlnumber`,
+        'default_md = sha256',
+        'default_crl_days = 30',
+        '',
+      ];
+      fs.writeFileSync(conf, lines.join('\n'));
+      const caArgs = ['ca', '-config', conf, '-keyfile', ca.key, '-cert', ca.cert];
+      for (const pair of revoked) openssl([...caArgs, '-revoke', pair.cert], dir);
+      const out = path.join(dir, file);
+      const dates = options.stale ? ['-crl_lastupdate', '20200101000000Z', '-crl_nextupdate', '20200102000000Z'] : [];
+      openssl([...caArgs, '-gencrl', ...dates, '-out', out], dir);
+      return out;
     },
     remove: () => fs.rmSync(dir, { recursive: true, force: true }),
   };

@@ -10,11 +10,13 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import tls, { type PeerCertificate } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS, type TlsConfig } from '../../src/config/schema.js';
+import { ClientListener } from '../../src/grpc/client-listener.js';
 import { memberChannelTls } from '../../src/tls/member-channel-tls.js';
-import { clientPortTls, peerCommonName, type ClientPortTls } from '../../src/tls/tls.js';
+import { clientPortTls, peerCommonName, peerPortTls, type ClientPortTls, type PeerCall } from '../../src/tls/tls.js';
 import { makeTestPki, type CertPair, type TestPki } from './tls-certs.js';
 
 const echo = (b: Buffer): Buffer => b;
@@ -35,6 +37,8 @@ let serverPair: CertPair;
 let alice: CertPair;
 let bob: CertPair;
 let crlFile: string;
+/** `openssl ca` arguments for the test CA and its database (bob revoked). */
+let caArgs: string[];
 
 beforeAll(() => {
   pki = makeTestPki();
@@ -58,14 +62,15 @@ beforeAll(() => {
       '',
     ].join('\n'),
   );
-  const ca = ['-config', conf, '-keyfile', pki.ca.key, '-cert', pki.ca.cert];
-  execFileSync('openssl', ['ca', ...ca, '-revoke', bob.cert], { stdio: 'ignore' });
+  caArgs = ['-config', conf, '-keyfile', pki.ca.key, '-cert', pki.ca.cert];
+  execFileSync('openssl', ['ca', ...caArgs, '-revoke', bob.cert], { stdio: 'ignore' });
   crlFile = path.join(pki.dir, 'ca.crl');
-  execFileSync('openssl', ['ca', ...ca, '-gencrl', '-out', crlFile], { stdio: 'ignore' });
+  execFileSync('openssl', ['ca', ...caArgs, '-gencrl', '-out', crlFile], { stdio: 'ignore' });
 });
 
 afterAll(() => pki?.remove());
 
+/** A gRPC server behind the member's client listener (TLS terminated there, CRL checked there). */
 async function serve(config: Partial<TlsConfig>, dataDir = pki.dir): Promise<{ port: number; tls: ClientPortTls; stop(): void }> {
   const setup = clientPortTls({ ...DEFAULTS.grpc.tls, enabled: true, ...config }, { dataDir, hosts: ['127.0.0.1'] });
   if (setup === undefined) throw new Error('TLS not enabled');
@@ -73,13 +78,20 @@ async function serve(config: Partial<TlsConfig>, dataDir = pki.dir): Promise<{ p
   server.addService(service, {
     Who: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, Buffer.from(peerCommonName(call) ?? '(none)')),
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', setup.credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
-  );
+  const listener = await ClientListener.listen({
+    addresses: [{ host: '127.0.0.1', port: 0, secure: true }],
+    maxConnections: 100,
+    tls: setup.tlsServer,
+    refuseTls: (socket) => setup.refusalOf(socket),
+  });
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  listener.serveGrpc((socket) => injector.injectConnection(socket));
+  listener.serveHttp1((socket) => socket.destroy());
   return {
-    port,
+    port: listener.ports[0] ?? 0,
     tls: setup,
     stop: () => {
+      void listener.close();
       server.forceShutdown();
       setup.close();
     },
@@ -140,6 +152,43 @@ describe('client port TLS credentials', () => {
     try {
       expect(await who(s.port, alice)).toBe('alice');
       await expect(who(s.port, bob)).rejects.toThrow();
+    } finally {
+      s.stop();
+    }
+  });
+
+  it('a CRL past its next-update date still revokes what it lists and nothing else, as etcd', async () => {
+    const staleFile = path.join(pki.dir, 'stale.crl');
+    const dates = ['-crl_lastupdate', '20200101000000Z', '-crl_nextupdate', '20200102000000Z'];
+    execFileSync('openssl', ['ca', ...caArgs, '-gencrl', ...dates, '-out', staleFile], { stdio: 'ignore' });
+    expect(execFileSync('openssl', ['crl', '-in', staleFile, '-noout', '-nextupdate']).toString()).toContain('2020');
+    const s = await serve({ certFile: serverPair.cert, keyFile: serverPair.key, caFile: pki.ca.cert, clientCertAuth: true, crlFile: staleFile });
+    try {
+      expect(await who(s.port, alice)).toBe('alice');
+      await expect(who(s.port, bob)).rejects.toThrow();
+    } finally {
+      s.stop();
+    }
+  });
+
+  it('a rewritten CRL takes effect for new connections without a restart', async () => {
+    const rotating = path.join(pki.dir, 'rotating.crl');
+    execFileSync('openssl', ['crl', '-in', crlFile, '-out', rotating]);
+    const s = await serve({ certFile: serverPair.cert, keyFile: serverPair.key, caFile: pki.ca.cert, clientCertAuth: true, crlFile: rotating });
+    try {
+      await expect(who(s.port, bob)).rejects.toThrow();
+      const emptyDb = path.join(pki.dir, 'index-empty.txt');
+      fs.writeFileSync(emptyDb, '');
+      const conf = fs.readFileSync(path.join(pki.dir, 'ca.cnf'), 'utf8').replace(/database = .*/, `database = ${emptyDb}`);
+      fs.writeFileSync(path.join(pki.dir, 'ca-empty.cnf'), conf);
+      execFileSync(
+        'openssl',
+        ['ca', '-config', path.join(pki.dir, 'ca-empty.cnf'), '-keyfile', pki.ca.key, '-cert', pki.ca.cert, '-gencrl', '-out', rotating],
+        { stdio: 'ignore' },
+      );
+      s.tls.files.poll();
+      expect(s.tls.files.current.revokedSerials.size).toBe(0);
+      expect(await who(s.port, bob)).toBe('bob');
     } finally {
       s.stop();
     }
@@ -265,6 +314,28 @@ describe("member-to-member channel credentials (calls to other members' client p
       s.stop();
       member.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('peer port CRL', () => {
+  const callWith = (pair: CertPair): PeerCall => {
+    const certificate = new X509Certificate(fs.readFileSync(pair.cert));
+    const peerCertificate = { serialNumber: certificate.serialNumber, subject: { CN: certificate.subject.replace(/^CN=/, '') } } as unknown as PeerCertificate;
+    return { getPeer: () => '127.0.0.1:1', getAuthContext: () => ({ sslPeerCertificate: peerCertificate }) };
+  };
+
+  it('refuses a peer whose certificate serial the CRL lists, with etcd-like wording', () => {
+    const peer = peerPortTls(
+      { ...DEFAULTS.raft.tls, enabled: true, certFile: serverPair.cert, keyFile: serverPair.key, caFile: pki.ca.cert, clientCertAuth: true, crlFile },
+      { dataDir: pki.dir, hosts: ['127.0.0.1'] },
+    );
+    if (peer === undefined) throw new Error('TLS not enabled');
+    try {
+      expect(peer.authorizePeer(callWith(alice))).toBeUndefined();
+      expect(peer.authorizePeer(callWith(bob))).toMatch(/^certificate serial [0-9a-f]+ revoked$/);
+    } finally {
+      peer.close();
     }
   });
 });
