@@ -5,7 +5,10 @@
 // (dbSizeInUse). Covered: KV with options, txn with compares, compaction, lease grant/
 // keepalive/timetolive/leases/revoke, a watch stream seeing puts and a delete, member list,
 // status, auth (user, role, enable, authenticate, calls with and without the token, disable),
-// lock/unlock, malformed JSON, wrong JSON types, unknown paths, wrong methods, /v3beta/.
+// election campaign/leader/proclaim/resign, lock/unlock, malformed JSON, wrong JSON types,
+// unknown paths, wrong methods, oversized bodies, /v3beta/. The same session runs again over
+// HTTPS with a client certificate (--client-cert-auth), which also shows whose CN a gateway
+// call is authenticated by.
 
 import fs from 'node:fs';
 import https from 'node:https';
@@ -164,6 +167,8 @@ async function authSteps(c: Client, endpoint: string): Promise<string[]> {
     await c.post('/v3/auth/role/get', JSON.stringify({ role: 'reader' })),
     await c.post('/v3/auth/enable', '{}'),
     await c.post('/v3/kv/range', JSON.stringify({ key: b64('a') })),
+    // With an Accept header etcd ignores any certificate CN on a gateway call.
+    await c.post('/v3/kv/range', JSON.stringify({ key: b64('a') }), { Accept: 'application/json' }),
     await c.post('/v3/auth/authenticate', JSON.stringify({ name: 'root', password: 'wrong' })),
   ];
   const authenticated = await c.http(`${endpoint}/v3/auth/authenticate`, { method: 'POST', body: JSON.stringify({ name: 'root', password: 'secret' }) });
@@ -296,9 +301,11 @@ describe('HTTP/JSON gateway over HTTPS with a client certificate (differential a
   afterAll(() => pki?.remove());
 
   it('answers the same session as etcd does, CN-authenticated calls included', async () => {
-    const server = pki.issue('server', { cn: 'gateway-server' });
-    // CN root: with auth on and no token, the certificate's CN names the user.
-    const http = httpsFetch(pki, pki.issue('client', { cn: 'root' }));
+    // etcd's gateway calls its own gRPC port with the server's certificate: with auth on, a call
+    // without token and without Accept header runs as the server certificate's CN (root here),
+    // never as the HTTP client's (alice, no such user).
+    const server = pki.issue('server', { cn: 'root' });
+    const http = httpsFetch(pki, pki.issue('client', { cn: 'alice' }));
     const extraArgs = ['--cert-file', server.cert, '--key-file', server.key, '--trusted-ca-file', pki.ca.cert, '--client-cert-auth'];
     await expectSameAsEtcd((endpoint) => session(endpoint, http), { clientScheme: 'https', extraArgs });
   }, 180_000);
