@@ -1,7 +1,9 @@
 // Differential test of the curl health probes on the client port against etcd 3.4.23:
-// /health (also with ?exclude=NOSPACE), /readyz, /livez, /version, a wrong method, then the
+// /health (also with ?exclude=NOSPACE), /version, a wrong method, then the
 // same probes with a NOSPACE alarm raised through the gateway ({"health":"false"}, 503), and
 // after it is disarmed. Status, content type and body are compared; member IDs are masked.
+// /readyz and /livez are left out: etcd 3.4.23 answers them 404 on the client port, MetaStore
+// serves them there on purpose (README, "HTTP/1.1 beside gRPC"; 3.5's probes).
 
 import { describe, it } from 'vitest';
 import { expectSameAsEtcd } from '../support/differential.js';
@@ -18,13 +20,7 @@ async function step(endpoint: string, path: string, init: RequestInit = {}): Pro
 }
 
 async function probes(endpoint: string): Promise<string[]> {
-  return [
-    await step(endpoint, '/health'),
-    await step(endpoint, '/health?exclude=NOSPACE'),
-    await step(endpoint, '/readyz'),
-    await step(endpoint, '/livez'),
-    await step(endpoint, '/version'),
-  ];
+  return [await step(endpoint, '/health'), await step(endpoint, '/health?exclude=NOSPACE'), await step(endpoint, '/version')];
 }
 
 async function alarm(endpoint: string, action: 'ACTIVATE' | 'DEACTIVATE' | 'GET', memberID: string): Promise<string> {

@@ -58,7 +58,8 @@ describe('gateway requests and the rate limit', () => {
       const refused = results.filter((r) => r.status !== 200);
       expect(results.length - refused.length).toBeGreaterThanOrEqual(1);
       expect(refused.length).toBeGreaterThanOrEqual(1);
-      const message = 'too many requests: rate limit of 1 requests/s (burst 1) exceeded';
+      const message =
+        'etcdserver: too many requests: rate limit of 1 requests/s (burst 1) exceeded; retry later (server.grpc.rate_limit_qps, server.grpc.rate_limit_burst)';
       for (const r of refused) expect([r.status, JSON.parse(r.body)]).toEqual([429, { error: message, code: 8, message }]);
       const metrics = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
       expect(sample(metrics, 'grpc_server_request_total{method="Put",code="RESOURCE_EXHAUSTED"}')).toBe(refused.length);
