@@ -238,7 +238,6 @@ async function electionSteps(c: Client, endpoint: string): Promise<string[]> {
   out.push(await c.post('/v3/election/proclaim', JSON.stringify({ leader, value: b64('v2') })));
   out.push(await c.post('/v3/election/leader', JSON.stringify({ name })));
   out.push(await c.post('/v3/election/proclaim', JSON.stringify({ leader: { ...leader, rev: '1' }, value: b64('v3') })));
-  out.push(await c.post('/v3/election/campaign', JSON.stringify({ name, value: b64('x') })));
   out.push(await c.post('/v3/election/resign', JSON.stringify({ leader })));
   out.push(await c.post('/v3/election/leader', JSON.stringify({ name })));
   out.push(await c.post('/v3/election/resign', JSON.stringify({ leader })));
