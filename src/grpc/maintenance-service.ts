@@ -60,7 +60,8 @@ export function maintenanceHandlers(kv: KvServer, headers: ResponseHeaders, opti
       // Raising or disarming an alarm is an admin action (root under auth), as in etcd.
       if (action !== 0) await requireRoot(call);
       const members = await kv.alarm(action, BigInt(request.memberID ?? '0'), request.alarm ?? 0);
-      return { header: headers.at(kv.currentRevision), alarms: members.map((a) => ({ memberID: a.memberId.toString(), alarm: a.alarm })) };
+      // etcd 3.4's Alarm answers carry no header (its maintenance server never fills one).
+      return { alarms: members.map((a) => ({ memberID: a.memberId.toString(), alarm: a.alarm })) };
     }),
 
     Defragment: unary('Defragment', async (_request, call) => {

@@ -159,6 +159,13 @@ function addEtcdEndpoints(app: FastifyInstance, options: EtcdEndpointsOptions): 
     return reply.code(503).type(TEXT).header('x-content-type-options', 'nosniff').send(`${body}\n`);
   });
 
+  // etcd's /health takes GET only; other methods get Go's http.Error 405.
+  app.route({
+    method: ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
+    url: '/health',
+    handler: async (_request, reply) => reply.code(405).type(TEXT).header('x-content-type-options', 'nosniff').send('Method Not Allowed\n'),
+  });
+
   for (const endpoint of ['livez', 'readyz'] as const) {
     app.get(`/${endpoint}`, async (request, reply) => sendEtcdChecks(endpoint, sources, tuning, request.query, undefined, reply));
     app.get<{ Params: { check: string } }>(`/${endpoint}/:check`, async (request, reply) =>
@@ -166,7 +173,13 @@ function addEtcdEndpoints(app: FastifyInstance, options: EtcdEndpointsOptions): 
     );
   }
 
-  app.get('/version', async (_request, reply) => reply.code(200).type('application/json').send(JSON.stringify(versions)));
+  // etcd's content type carries no charset; a Buffer keeps Fastify from adding one.
+  app.get('/version', async (_request, reply) =>
+    reply
+      .code(200)
+      .header('content-type', 'application/json')
+      .send(Buffer.from(JSON.stringify(versions))),
+  );
 }
 
 /** etcd's metrics port (--listen-metrics-urls, prometheus_port): /metrics, /health, /livez, /readyz, /version. */

@@ -158,7 +158,10 @@ export async function startClientEdge(options: ClientEdgeOptions): Promise<Runni
     keepalive: { minTimeMs: config.grpc.keepaliveMinTimeMs, intervalMs: config.grpc.keepaliveIntervalMs, timeoutMs: config.grpc.keepaliveTimeoutMs },
     onTooManyPings: (remoteAddress) => grpcLog.warn({ remoteAddress }, 'closed client connection: too many pings (GOAWAY too_many_pings)'),
   });
-  const gateway = new JsonGateway(grpc.services, { maxBodyBytes: GATEWAY_BODY_FACTOR * config.limits.maxRequestBytes + GATEWAY_BODY_HEADROOM });
+  const gateway = new JsonGateway(grpc.services, {
+    maxBodyBytes: GATEWAY_BODY_FACTOR * config.limits.maxRequestBytes + GATEWAY_BODY_HEADROOM,
+    refusesCertificateCn: () => config.grpc.tls.clientCertAuth && options.kv.auth.enabled,
+  });
   const app = buildClientPortApp({
     sources: options.sources,
     metrics: options.metrics,

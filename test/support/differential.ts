@@ -9,7 +9,10 @@ import { startEtcd, startMetaStore, type ServerOptions } from './servers.js';
  * and expects identical transcripts; both servers get `options.extraArgs` (etcd server flags).
  * SHOW_TRANSCRIPT=1 prints etcd's, to read what is compared.
  */
-export async function expectSameAsEtcd(session: (endpoint: string) => Promise<string[]>, options: Pick<ServerOptions, 'extraArgs'> = {}): Promise<void> {
+export async function expectSameAsEtcd(
+  session: (endpoint: string) => Promise<string[]>,
+  options: Pick<ServerOptions, 'extraArgs' | 'clientScheme'> = {},
+): Promise<void> {
   const etcd = await startEtcd(options);
   let expected: string[];
   try {

@@ -22,6 +22,8 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export interface ServerOptions {
   /** Extra command-line flags appended after the standard ones. */
   extraArgs?: readonly string[];
+  /** Client URLs' scheme (default http); with https, extraArgs bring the certificate flags. */
+  clientScheme?: 'http' | 'https';
   /** Extra environment variables for the server process. */
   env?: Record<string, string>;
   /** Bound on the wait for the ready log line (default 30 s). */
@@ -41,8 +43,15 @@ export interface ServerOptions {
 }
 
 /** The single-member etcd server flags shared by etcd and MetaStore. */
-export function etcdStyleFlags(opts: { name: string; clientPort: number; peerPort: number; dataDir: string; initialCluster?: string }): string[] {
-  const client = `http://127.0.0.1:${opts.clientPort}`;
+export function etcdStyleFlags(opts: {
+  name: string;
+  clientPort: number;
+  peerPort: number;
+  dataDir: string;
+  initialCluster?: string;
+  clientScheme?: 'http' | 'https';
+}): string[] {
+  const client = `${opts.clientScheme ?? 'http'}://127.0.0.1:${opts.clientPort}`;
   const peer = `http://127.0.0.1:${opts.peerPort}`;
   return [
     '--name',
@@ -88,7 +97,8 @@ export async function startEtcd(options: ServerOptions = {}): Promise<EtcdHandle
   if (clientPort === undefined || peerPort === undefined) throw new Error('startEtcd: no ports');
   const dataDir = makeTempDir('etcd-e2e-');
   const name = options.name ?? 'default';
-  const args = [...etcdStyleFlags({ name, clientPort, peerPort, dataDir }), ...(options.extraArgs ?? [])];
+  const clientScheme = options.clientScheme ?? 'http';
+  const args = [...etcdStyleFlags({ name, clientPort, peerPort, dataDir, clientScheme }), ...(options.extraArgs ?? [])];
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
   // ETCD_* variables in the test environment would silently reconfigure the server.
   for (const key of Object.keys(env)) if (key.startsWith('ETCD_') && !(options.env && key in options.env)) delete env[key];
@@ -118,7 +128,7 @@ export async function startEtcd(options: ServerOptions = {}): Promise<EtcdHandle
   const pid = server.pid;
   if (pid === undefined) throw new Error('startEtcd: no pid');
   return {
-    endpoint: `http://127.0.0.1:${clientPort}`,
+    endpoint: `${clientScheme}://127.0.0.1:${clientPort}`,
     clientPort,
     peerPort,
     dataDir,
@@ -171,7 +181,8 @@ export async function startMetaStore(options: ServerOptions = {}): Promise<MetaS
   }
   const dataDir = options.dataDir ?? makeTempDir('metastore-e2e-');
   const name = options.name ?? 'default';
-  const flags = etcdStyleFlags({ name, clientPort, peerPort, dataDir, initialCluster: options.initialCluster });
+  const clientScheme = options.clientScheme ?? 'http';
+  const flags = etcdStyleFlags({ name, clientPort, peerPort, dataDir, initialCluster: options.initialCluster, clientScheme });
   const args = [bin, ...flags, ...(options.extraArgs ?? [])];
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const key of Object.keys(env)) if (key.startsWith('METASTORE_')) delete env[key];
@@ -219,7 +230,7 @@ export async function startMetaStore(options: ServerOptions = {}): Promise<MetaS
   }
 
   return {
-    endpoint: `http://127.0.0.1:${clientPort}`,
+    endpoint: `${clientScheme}://127.0.0.1:${clientPort}`,
     clientPort,
     peerPort,
     healthPort,

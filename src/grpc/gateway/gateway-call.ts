@@ -38,10 +38,19 @@ export class GatewayCallBase extends EventEmitter {
     this.metadata = metadataOf(http);
   }
 
+  /**
+   * etcd 3.4's gateway reaches its own gRPC port presenting the server's certificate, so the
+   * CN a call is authenticated by is the server's, never the HTTP client's; and etcd ignores
+   * even that when grpc-gateway forwarded an Accept header (curl and fetch always send one).
+   */
   getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: ReturnType<TLSSocket['getPeerCertificate']> } {
     const socket = this.http.socket;
     if (!(socket instanceof TLSSocket)) return {};
-    return { transportSecurityType: 'ssl', sslPeerCertificate: socket.authorized ? socket.getPeerCertificate() : undefined };
+    const serverCertificate = socket.authorized && this.http.headers.accept === undefined ? socket.getCertificate() : null;
+    return {
+      transportSecurityType: 'ssl',
+      sslPeerCertificate: serverCertificate === null ? undefined : (serverCertificate as ReturnType<TLSSocket['getPeerCertificate']>),
+    };
   }
 
   getDeadline(): grpc.Deadline {

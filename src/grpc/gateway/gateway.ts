@@ -12,6 +12,7 @@
 //                  as grpc-gateway does); out as for a server stream
 //   stream error   {"error":{"grpc_code","http_code","message","http_status"}}, then the end
 
+import { TLSSocket } from 'node:tls';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type * as grpc from '@grpc/grpc-js';
 import type { Handlers } from '../handler.js';
@@ -34,6 +35,19 @@ export type GatewayServices = Readonly<Record<ServiceName, GatewayService>>;
 export interface GatewayOptions {
   /** Bodies over this are refused unread (well over what the gRPC size check lets through). */
   maxBodyBytes: number;
+  /** True while etcd would refuse /v3/ requests whose client certificate has a CN (client
+   * cert auth on and auth enabled: the gateway could not authenticate by that CN). */
+  refusesCertificateCn?: () => boolean;
+}
+
+const CN_REFUSAL = 'CommonName of client sending a request against gateway will be ignored and not used as expected';
+
+/** The verified client certificate's CN on a TLS connection, or '' (none, or plain text). */
+function clientCertificateCn(req: IncomingMessage): string {
+  const socket = req.socket;
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return '';
+  const cn: unknown = socket.getPeerCertificate().subject?.CN;
+  return typeof cn === 'string' ? cn : Array.isArray(cn) ? String(cn[cn.length - 1] ?? '') : '';
 }
 
 interface Bound {
@@ -93,7 +107,9 @@ export class JsonGateway {
   serve(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]!;
     const route = routeOf(path);
-    if (route === undefined) sendText(res, 404, 'Not Found');
+    // etcd checks this before routing, and only under /v3/ (not /v3beta/).
+    if (path.startsWith('/v3/') && this.options.refusesCertificateCn?.() && clientCertificateCn(req) !== '') sendText(res, 400, CN_REFUSAL);
+    else if (route === undefined) sendText(res, 404, 'Not Found');
     else if (req.method !== 'POST') sendText(res, 405, 'Method Not Allowed');
     else {
       const bound = this.bind(route.service, route.method);

@@ -1,8 +1,8 @@
 // etcd 3.4's gateway paths (the google.api.http options of its .proto files, which ours leave
 // out): every one is POST with the whole request as the body. Where two methods share a path
 // (Hash and HashKV on /v3/maintenance/hash) grpc-gateway serves the first registered, Hash.
-// Lock.Lock's path, /v3/lock, answers 404 "Not Found" from etcd 3.4.23 (observed; only
-// /v3/lock/unlock is reachable), so it is left out here too.
+// Lock.Lock's .proto path says /v3/lock, but etcd 3.4.23's generated gateway pattern is
+// /v3/lock/lock (its /v3/lock answers 404): the generated pattern is what curl users meet.
 
 import type { ServiceName } from '../proto.js';
 
@@ -53,6 +53,7 @@ const TABLE: ReadonlyArray<[path: string, service: ServiceName, method: string]>
   ['auth/role/delete', 'Auth', 'RoleDelete'],
   ['auth/role/grant', 'Auth', 'RoleGrantPermission'],
   ['auth/role/revoke', 'Auth', 'RoleRevokePermission'],
+  ['lock/lock', 'Lock', 'Lock'],
   ['lock/unlock', 'Lock', 'Unlock'],
   ['election/campaign', 'Election', 'Campaign'],
   ['election/proclaim', 'Election', 'Proclaim'],
