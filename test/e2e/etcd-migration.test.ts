@@ -32,6 +32,7 @@ import {
   type MetaStoreClusterPlan,
   type MetaStoreHandle,
 } from '../support/servers.js';
+import { waitFor } from '../support/wait.js';
 import { etcdctl, requireTool, run } from '../support/tools.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'etcd-migration-e2e-'));
@@ -410,7 +411,12 @@ describe('a 3-member MetaStore cluster restored from the etcd snapshot', () => {
   it('a member added later catches up from a snapshot of the restored state', async () => {
     const [client, peer, health, metrics] = await freePorts(4);
     const peerUrl = `http://127.0.0.1:${peer}`;
-    await ok(cluster.endpoints, [...ROOT, 'member', 'add', 'm4', `--peer-urls=${peerUrl}`]);
+    // etcd's strict reconfig check refuses a member add until the leader has heard from a
+    // quorum recently ("not enough started members" right after the cluster starts): retry it.
+    await waitFor(() => etcdctl(cluster.endpoints, [...ROOT, 'member', 'add', 'm4', `--peer-urls=${peerUrl}`]), {
+      what: 'member add m4 to be accepted',
+      until: (result) => result.code === 0 || !result.stderr.includes('not enough started members'),
+    }).then((result) => expect(result.code, result.stderr).toBe(0));
     const joiner = await startMetaStore({
       name: 'm4',
       ports: { client: client!, peer: peer!, health: health!, metrics: metrics! },
