@@ -2,7 +2,7 @@
 // as the process dying): structured requests with valid and out-of-range values, oversized
 // ones, and protobuf damaged at the byte level (truncated, flipped, wrong wire types, unknown
 // fields). Oracles: the process stays up; every call answers before its deadline; every error
-// is one etcd gives (src/grpc/errors.ts, i.e. /work/shared/etcd-errors.tsv, plus the few texts
+// is one etcd gives (src/grpc/errors.ts, i.e. the project's shared/etcd-errors.tsv, plus the few texts
 // etcd sends outside that table); KV answers equal a model of the store's history, and after
 // every round the whole KV space and the revision equal the model (a refused request changed
 // nothing). Calls that change what the model relies on (auth, alarms, member changes,
