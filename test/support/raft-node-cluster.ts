@@ -11,7 +11,7 @@
 import { SeededRandom } from '../../src/util/random.js';
 import { MessageType, type Message } from '../../src/raft/types.js';
 import type { AppliedBatch, CommittedEntry } from '../../src/server/apply/applier.js';
-import type { InternalRequest } from '../../src/server/apply/internal-request.js';
+import { encodeInternalRequest, type InternalRequest } from '../../src/server/apply/internal-request.js';
 import type { EntryApplier, RaftNode } from '../../src/server/member/raft-node.js';
 import { createRaftNode, singleVoter, type ReplicationOptions } from '../../src/server/member/replication.js';
 import { ManualScheduler } from './manual-scheduler.js';
@@ -61,6 +61,22 @@ export interface TestMember {
 /** A request that is cheap to make and to tell apart. */
 export function request(n: number): InternalRequest {
   return { kind: 'compact', revision: n, physical: false };
+}
+
+/** Settles to the rejection of `promise` (failing if it resolves), without leaving it unhandled. */
+export function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (error: unknown) => error,
+  );
+}
+
+/** How many times the entry of `request(n)` was applied, in a member's applied map. */
+export function timesApplied(applied: Map<number, string>, n: number): number {
+  const hex = encodeInternalRequest(request(n)).toString('hex');
+  return [...applied.values()].filter((data) => data.endsWith(hex)).length;
 }
 
 export class RaftNodeCluster {

@@ -6,8 +6,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { MessageType } from '../../raft/types.js';
-import { RaftNodeCluster, request } from '../../../test/support/raft-node-cluster.js';
-import { encodeInternalRequest } from '../apply/internal-request.js';
+import { RaftNodeCluster, request, rejection, timesApplied } from '../../../test/support/raft-node-cluster.js';
 
 let cluster: RaftNodeCluster;
 
@@ -15,21 +14,6 @@ afterEach(async () => {
   await cluster.stopAll();
   expect(cluster.violations).toEqual([]);
 });
-
-function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (error: unknown) => error,
-  );
-}
-
-/** How many times the entry of `request(n)` was applied on the given member. */
-function timesApplied(applied: Map<number, string>, n: number): number {
-  const hex = encodeInternalRequest(request(n)).toString('hex');
-  return [...applied.values()].filter((data) => data.endsWith(hex)).length;
-}
 
 describe('RaftNode: while no leader is known', () => {
   it('proposals and reads wait, then go to the leader once one is elected', async () => {

@@ -6,7 +6,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../config/schema.js';
-import { RaftNodeCluster, request } from '../../../test/support/raft-node-cluster.js';
+import { RaftNodeCluster, request, rejection, timesApplied } from '../../../test/support/raft-node-cluster.js';
 import { encodeInternalRequest } from '../apply/internal-request.js';
 import type { ProposalResult } from './raft-node.js';
 
@@ -19,20 +19,6 @@ afterEach(async () => {
 
 /** Proposal data on the wire: 16 header bytes + the encoded request. */
 const PROPOSAL_BYTES = 16 + encodeInternalRequest(request(1)).length;
-
-function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (error: unknown) => error,
-  );
-}
-
-function timesApplied(applied: Map<number, string>, n: number): number {
-  const hex = encodeInternalRequest(request(n)).toString('hex');
-  return [...applied.values()].filter((data) => data.endsWith(hex)).length;
-}
 
 function limits(overrides: Partial<typeof DEFAULTS.limits>) {
   return { limits: { ...DEFAULTS.limits, ...overrides } };

@@ -6,7 +6,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfChangeType, MessageType } from '../../raft/types.js';
-import { RaftNodeCluster, request } from '../../../test/support/raft-node-cluster.js';
+import { RaftNodeCluster, request, rejection } from '../../../test/support/raft-node-cluster.js';
 import { encodeInternalRequest } from '../apply/internal-request.js';
 
 let cluster: RaftNodeCluster;
@@ -15,16 +15,6 @@ afterEach(async () => {
   await cluster.stopAll();
   expect(cluster.violations).toEqual([]);
 });
-
-/** Settles to the rejection of `promise` (failing if it resolves), without leaving it unhandled. */
-function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (error: unknown) => error,
-  );
-}
 
 describe('RaftNode: Ready handling', () => {
   it('a lone voter elects itself at start and answers each proposal with the outcome of its own entry', async () => {
