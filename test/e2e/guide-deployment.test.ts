@@ -8,14 +8,14 @@
 // Needs root (ip netns). Namespaces, bridge, processes and temp dirs are removed at the end,
 // whatever happens (cleanup is registered before anything is created).
 
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServerProcess, removeDirSync, trackForCleanup } from '../support/processes.js';
 import { READY_LINE, REPO_ROOT } from '../support/servers.js';
-import { findExecutable, run, type RunResult } from '../support/tools.js';
+import { createNetwork, inNamespace, type NetworkPlan, removeNetwork, requireRoot } from '../support/netns.js';
+import { findExecutable, type RunResult } from '../support/tools.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'metastore');
 const GUIDE = join(REPO_ROOT, 'configs', 'guide');
@@ -28,42 +28,12 @@ const NODES = [
 const LB = { ns: `${TAG}lb`, ip: '10.0.1.20' };
 const BASIC_NS = `${TAG}bs`;
 const SWITCH_NS = `${TAG}sw`;
-const ALL_NS = [SWITCH_NS, BASIC_NS, LB.ns, ...NODES.map((n) => n.ns)];
+// The basic member's namespace has loopback only: its member serves on 127.0.0.1.
+const NETWORK: NetworkPlan = { switchNs: SWITCH_NS, hosts: [...NODES, LB], loopbackOnly: [BASIC_NS] };
 const ENDPOINTS = NODES.map((n) => `${n.ip}:2379`).join(',');
 
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
 function removeNamespaces(): void {
-  for (const ns of ALL_NS) {
-    try {
-      ip('netns', 'del', ns); // takes the veth ends and the bridge inside with it
-    } catch {
-      // Not created (or already gone): nothing to remove.
-    }
-  }
-}
-
-/** The switch namespace with a bridge, and one veth link per member/LB namespace onto it. */
-function createNetwork(): void {
-  for (const ns of ALL_NS) {
-    ip('netns', 'add', ns);
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-  }
-  ip('-n', SWITCH_NS, 'link', 'add', 'br0', 'type', 'bridge');
-  ip('-n', SWITCH_NS, 'link', 'set', 'br0', 'up');
-  for (const [i, host] of [...NODES, LB].entries()) {
-    // Created inside the switch namespace, so neither end ever exists in the root namespace.
-    ip('-n', SWITCH_NS, 'link', 'add', `p${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', host.ns);
-    ip('-n', SWITCH_NS, 'link', 'set', `p${i}`, 'master', 'br0', 'up');
-    ip('-n', host.ns, 'addr', 'add', `${host.ip}/24`, 'dev', 'eth0');
-    ip('-n', host.ns, 'link', 'set', 'eth0', 'up');
-  }
-}
-
-function inNamespace(ns: string, command: string, args: readonly string[], timeoutMs = 30_000): Promise<RunResult> {
-  return run('ip', ['netns', 'exec', ns, command, ...args], { timeoutMs, env: { ...process.env, ETCDCTL_API: '3' } });
+  removeNetwork(NETWORK);
 }
 
 function etcdctlIn(ns: string, endpoints: string, args: readonly string[]): Promise<RunResult> {
@@ -134,10 +104,10 @@ trackForCleanup({
 
 describe('the deployment guide on network namespaces', () => {
   beforeAll(() => {
-    if (process.getuid?.() !== 0) throw new Error('guide-deployment.test.ts needs root: it creates network namespaces (ip netns); run the tests as root');
+    requireRoot('guide-deployment.test.ts');
     if (findExecutable('haproxy') === undefined) throw new Error('haproxy is not installed (apt-get install -y haproxy)');
     removeNamespaces(); // leftovers of a run killed before its cleanup
-    createNetwork();
+    createNetwork(NETWORK);
   });
 
   afterAll(async () => {
