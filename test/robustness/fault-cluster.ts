@@ -56,6 +56,18 @@ export interface Member {
 
 let clusterCount = 0;
 
+/** A 10.2xx.y.0/24 the root namespace has no route for (the host link adds one). Starting
+ * from the pid keeps test processes that run in parallel on different candidates. */
+function freeSubnet(): string {
+  const routes = execFileSync('ip', ['-o', 'route', 'show'], { encoding: 'utf8' });
+  for (let n = 0; n < 12_500; n++) {
+    const k = (process.pid * 7 + clusterCount * 131 + n) % 12_500;
+    const subnet = `10.${200 + Math.floor(k / 250)}.${k % 250}`;
+    if (!routes.includes(`${subnet}.0/24`)) return subnet;
+  }
+  throw new Error('no free 10.2xx.y.0/24 for the fault cluster');
+}
+
 export class FaultCluster {
   readonly members: Member[];
   readonly network: NetworkPlan;
@@ -67,10 +79,8 @@ export class FaultCluster {
     readonly options: FaultClusterOptions,
     readonly label: string,
   ) {
-    const tag = `fc${process.pid % 100_000}${clusterCount}`;
-    // One /24 per cluster of this process; the second octet from the pid keeps parallel test
-    // processes apart.
-    const subnet = `10.${200 + (process.pid % 50)}.${clusterCount++ % 250}`;
+    const tag = `fc${process.pid % 100_000}${clusterCount++}`;
+    const subnet = freeSubnet();
     const hosts = [1, 2, 3].map((n) => ({ ns: `${tag}n${n}`, ip: `${subnet}.${10 + n}` }));
     this.network = { switchNs: `${tag}sw`, hosts, hostIp: `${subnet}.100`, hostLink: `${tag}h` };
     this.workDir = mkdtempSync(join(tmpdir(), 'metastore-faults-'));
