@@ -111,7 +111,7 @@ export class Watcher {
 /** Reference log: revision -> its events under the prefix. */
 export type EventLog = Map<number, WatchEvent[]>;
 
-export function eventLog(watcher: Watcher): EventLog {
+export function eventLog(watcher: Pick<Watcher, 'segments'>): EventLog {
   const log: EventLog = new Map();
   for (const segment of watcher.segments)
     for (const response of segment.responses) for (const e of response) log.set(e.revision, [...(log.get(e.revision) ?? []), e]);
@@ -137,7 +137,7 @@ function same(a: readonly WatchEvent[], b: readonly WatchEvent[]): boolean {
 }
 
 /** The guarantees above for one watcher; returns the violations found (empty: all hold). */
-export function checkWatcher(name: string, watcher: Watcher, reference: EventLog): string[] {
+export function checkWatcher(name: string, watcher: Pick<Watcher, 'segments'>, reference: EventLog): string[] {
   const problems: string[] = [];
   const seen = new Set<string>();
   const revisions = new Set<number>();
