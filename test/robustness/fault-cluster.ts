@@ -151,12 +151,6 @@ export class FaultCluster {
     await this.members[i]!.process?.terminate('SIGKILL');
   }
 
-  async restart(i: number): Promise<void> {
-    const member = this.members[i]!;
-    await member.process?.terminate('SIGKILL');
-    await this.launch(member);
-  }
-
   pause(i: number): void {
     const member = this.members[i]!;
     member.process?.child.kill('SIGSTOP');

@@ -6,6 +6,7 @@
 import type { FaultCluster } from './fault-cluster.js';
 import { nowMs } from './history.js';
 import { measureWindow, type WindowMeasurement } from './leader-window.js';
+import { holdFor } from '../support/wait.js';
 
 export type Scenario = 'kill-leader' | 'kill-follower' | 'pause-leader' | 'partition' | 'disk-full';
 
@@ -19,18 +20,14 @@ export interface NemesisLog {
 const HOLD_MS = 4000;
 const RECOVER_MS = 3000;
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function follower(cluster: FaultCluster, leader: number): Promise<number> {
+function follower(cluster: FaultCluster, leader: number): number {
   return (leader + 1 + Math.floor(Math.random() * 2)) % cluster.members.length;
 }
 
 /** One cycle of `scenario`; `cycle` varies the partition shapes and disk-full victims. */
 async function cycle(cluster: FaultCluster, scenario: Scenario, n: number, log: NemesisLog): Promise<void> {
   const leader = await cluster.leader();
-  const other = await follower(cluster, leader);
+  const other = follower(cluster, leader);
   const note = (what: string): void => {
     log.events.push(`${(nowMs() / 1000).toFixed(1)} ${what}`);
   };
@@ -41,13 +38,13 @@ async function cycle(cluster: FaultCluster, scenario: Scenario, n: number, log: 
     await cluster.kill9(victim);
     note(`kill -9 m${victim + 1} (${victim === leader ? 'leader' : 'follower'})`);
     if (victim === leader) windows.push(measureWindow(cluster, 'kill -9 of the leader', other, faultMs));
-    await sleep(HOLD_MS);
+    await holdFor(HOLD_MS, 'the fault lasts this long');
     await cluster.launch(cluster.members[victim]!);
     note(`restarted m${victim + 1}`);
   } else if (scenario === 'pause-leader') {
     cluster.pause(leader);
     note(`SIGSTOP m${leader + 1} (leader)`);
-    await sleep(HOLD_MS);
+    await holdFor(HOLD_MS, 'the fault lasts this long');
     cluster.resume(leader);
     note(`SIGCONT m${leader + 1}`);
   } else if (scenario === 'partition') {
@@ -60,14 +57,14 @@ async function cycle(cluster: FaultCluster, scenario: Scenario, n: number, log: 
       shape === 0 ? `isolated m${leader + 1} (leader)` : shape === 1 ? `isolated m${other + 1} (follower)` : `cut link m${leader + 1} (leader) - m${other + 1}`,
     );
     if (shape === 0) windows.push(measureWindow(cluster, 'isolation of the leader', other, faultMs));
-    await sleep(HOLD_MS);
+    await holdFor(HOLD_MS, 'the fault lasts this long');
     cluster.heal();
     note('healed');
   } else {
     await diskFull(cluster, n % 2 === 0 ? leader : other, note, log);
   }
   log.windows.push(...(await Promise.all(windows)));
-  await sleep(RECOVER_MS);
+  await holdFor(RECOVER_MS, 'the cluster runs unharmed between faults');
 }
 
 /** Fills the victim's disk; it must either exit (fail-stop) or keep going; then frees it. */
@@ -75,7 +72,10 @@ async function diskFull(cluster: FaultCluster, victim: number, note: (what: stri
   cluster.fillDisk(victim);
   note(`filled the disk of m${victim + 1}`);
   const exited = cluster.members[victim]!.process!.exited;
-  const outcome = await Promise.race([exited.then(() => 'exited' as const), sleep(HOLD_MS).then(() => 'kept running' as const)]);
+  const outcome = await Promise.race([
+    exited.then(() => 'exited' as const),
+    holdFor(HOLD_MS, 'a full disk that does not stop the member lasts this long').then(() => 'kept running' as const),
+  ]);
   log.diskFull.push(outcome);
   cluster.freeDisk(victim);
   note(`freed the disk of m${victim + 1}; it ${outcome}`);
