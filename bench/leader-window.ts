@@ -28,12 +28,13 @@ function sleep(ms: number): Promise<void> {
 
 async function trial(cluster: FaultCluster, fault: 'kill' | 'isolate'): Promise<WindowMeasurement> {
   const leader = await cluster.leader();
+  const leaderId = await cluster.memberId(leader);
   const follower = (leader + 1) % 3;
   await sleep(2000); // a settled cluster: every member has heard from the leader for a while
   const faultMs = nowMs();
   if (fault === 'kill') await cluster.kill9(leader);
   else cluster.isolate(leader);
-  const measured = await measureWindow(cluster, fault === 'kill' ? 'kill -9 of the leader' : 'isolation of the leader', follower, faultMs);
+  const measured = await measureWindow(cluster, fault === 'kill' ? 'kill -9 of the leader' : 'isolation of the leader', follower, faultMs, leaderId);
   if (fault === 'kill') await cluster.launch(cluster.members[leader]!);
   else cluster.heal();
   return measured;
@@ -49,9 +50,11 @@ async function measure(flavor: Flavor): Promise<void> {
   const cluster = await FaultCluster.start({ flavor });
   try {
     for (const fault of ['kill', 'isolate'] as const) {
-      const windows: number[] = [];
-      for (let i = 0; i < trials; i++) windows.push((await trial(cluster, fault)).windowMs);
-      process.stdout.write(`${flavor.padEnd(9)} ${fault === 'kill' ? 'kill -9 leader ' : 'isolate leader '}  ${stats(windows)}\n`);
+      const measured: WindowMeasurement[] = [];
+      for (let i = 0; i < trials; i++) measured.push(await trial(cluster, fault));
+      const label = `${flavor.padEnd(9)} ${fault === 'kill' ? 'kill -9 leader ' : 'isolate leader '}`;
+      process.stdout.write(`${label}  window ${stats(measured.map((m) => m.windowMs))}\n`);
+      process.stdout.write(`${label}  after the new leader ${stats(measured.map((m) => m.windowMs - m.newLeaderMs))}\n`);
     }
   } finally {
     await cluster.destroy();

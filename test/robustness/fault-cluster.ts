@@ -210,6 +210,16 @@ export class FaultCluster {
     );
   }
 
+  /** Member i's ID as its Status reports it (waits until it answers). */
+  async memberId(i: number): Promise<string> {
+    return waitFor(async () => (await this.statuses())[i]?.memberId, {
+      what: `member ${i + 1}'s status`,
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      until: (id): id is string => id !== undefined,
+    });
+  }
+
   /** Index of the leader a majority of members agree on (waits until there is one). */
   async leader(timeoutMs = 30_000): Promise<number> {
     return waitFor(

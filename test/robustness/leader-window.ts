@@ -3,6 +3,9 @@
 // succeed again. From the fault on, the prober sends a get and a put to that member every
 // PROBE_EVERY_MS (each with a 10 s deadline, like etcdctl's command timeout); the window is the
 // time from the fault to the completion of the first successful get and put sent after it.
+// The prober also asks the member for its status, to tell apart the time the cluster needs to
+// elect a new leader (Raft's randomized election timeout: up to twice the configured one) from
+// the time the member then takes to serve again (etcd's retries: within about a second).
 
 import type { FaultCluster } from './fault-cluster.js';
 import { nowMs } from './history.js';
@@ -10,6 +13,7 @@ import { call } from './workload.js';
 
 const PROBE_EVERY_MS = 50;
 const PROBE_DEADLINE_MS = 10_000;
+const STATUS_DEADLINE_MS = 1000;
 
 export interface WindowMeasurement {
   readonly fault: string;
@@ -18,17 +22,28 @@ export interface WindowMeasurement {
   readonly readMs: number;
   readonly writeMs: number;
   readonly windowMs: number;
+  /** ms from the fault until the member first reported a leader other than the old one. */
+  readonly newLeaderMs: number;
 }
 
 /**
  * Probes member `member` from `faultMs` (a nowMs() time taken just before the fault) until
  * both a read and a write sent after it succeeded, or `giveUpMs` passed.
  */
-export async function measureWindow(cluster: FaultCluster, fault: string, member: number, faultMs: number, giveUpMs = 20_000): Promise<WindowMeasurement> {
+export async function measureWindow(
+  cluster: FaultCluster,
+  fault: string,
+  member: number,
+  faultMs: number,
+  oldLeaderId: string,
+  giveUpMs = 20_000,
+): Promise<WindowMeasurement> {
   const stubs = cluster.members[member]!.clients;
   let readMs = Number.POSITIVE_INFINITY;
   let writeMs = Number.POSITIVE_INFINITY;
+  let newLeaderMs = Number.POSITIVE_INFINITY;
   const inFlight: Promise<void>[] = [];
+  const statusProbes: Promise<void>[] = [];
   for (let n = 0; (readMs === Number.POSITIVE_INFINITY || writeMs === Number.POSITIVE_INFINITY) && nowMs() - faultMs < giveUpMs; n++) {
     inFlight.push(
       call(stubs.kv, 'Range', { key: Buffer.from('probe/read') }, PROBE_DEADLINE_MS).then(({ error }) => {
@@ -38,14 +53,23 @@ export async function measureWindow(cluster: FaultCluster, fault: string, member
         if (error === null) writeMs = Math.min(writeMs, nowMs() - faultMs);
       }),
     );
+    statusProbes.push(
+      call(stubs.maintenance, 'Status', {}, STATUS_DEADLINE_MS).then(({ error, response }) => {
+        const leader = error === null ? String(response.leader) : '0';
+        if (leader !== '0' && leader !== oldLeaderId) newLeaderMs = Math.min(newLeaderMs, nowMs() - faultMs);
+      }),
+    );
     await new Promise((resolve) => setTimeout(resolve, PROBE_EVERY_MS));
   }
   // Outstanding probes only settle their own deadlines; they do not change the result.
   void Promise.all(inFlight);
-  return { fault, member, readMs, writeMs, windowMs: Math.max(readMs, writeMs) };
+  // Status probes are short: wait for them, so a member that learnt the leader just before
+  // serving again is counted.
+  await Promise.all(statusProbes);
+  return { fault, member, readMs, writeMs, windowMs: Math.max(readMs, writeMs), newLeaderMs };
 }
 
 export function describeWindow(m: WindowMeasurement): string {
   const ms = (x: number): string => (Number.isFinite(x) ? `${(x / 1000).toFixed(2)} s` : 'never');
-  return `${m.fault}: follower m${m.member + 1} read again after ${ms(m.readMs)}, wrote after ${ms(m.writeMs)}`;
+  return `${m.fault}: follower m${m.member + 1} knew a new leader after ${ms(m.newLeaderMs)}, read again after ${ms(m.readMs)}, wrote after ${ms(m.writeMs)}`;
 }

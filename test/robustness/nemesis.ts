@@ -27,6 +27,7 @@ function follower(cluster: FaultCluster, leader: number): number {
 /** One cycle of `scenario`; `cycle` varies the partition shapes and disk-full victims. */
 async function cycle(cluster: FaultCluster, scenario: Scenario, n: number, log: NemesisLog): Promise<void> {
   const leader = await cluster.leader();
+  const leaderId = await cluster.memberId(leader);
   const other = follower(cluster, leader);
   const note = (what: string): void => {
     log.events.push(`${(nowMs() / 1000).toFixed(1)} ${what}`);
@@ -37,7 +38,7 @@ async function cycle(cluster: FaultCluster, scenario: Scenario, n: number, log: 
     const faultMs = nowMs();
     await cluster.kill9(victim);
     note(`kill -9 m${victim + 1} (${victim === leader ? 'leader' : 'follower'})`);
-    if (victim === leader) windows.push(measureWindow(cluster, 'kill -9 of the leader', other, faultMs));
+    if (victim === leader) windows.push(measureWindow(cluster, 'kill -9 of the leader', other, faultMs, leaderId));
     await holdFor(HOLD_MS, 'the fault lasts this long');
     await cluster.launch(cluster.members[victim]!);
     note(`restarted m${victim + 1}`);
@@ -56,7 +57,7 @@ async function cycle(cluster: FaultCluster, scenario: Scenario, n: number, log: 
     note(
       shape === 0 ? `isolated m${leader + 1} (leader)` : shape === 1 ? `isolated m${other + 1} (follower)` : `cut link m${leader + 1} (leader) - m${other + 1}`,
     );
-    if (shape === 0) windows.push(measureWindow(cluster, 'isolation of the leader', other, faultMs));
+    if (shape === 0) windows.push(measureWindow(cluster, 'isolation of the leader', other, faultMs, leaderId));
     await holdFor(HOLD_MS, 'the fault lasts this long');
     cluster.heal();
     note('healed');
