@@ -45,8 +45,8 @@ const SEED = seedSetting === 'random' ? randomInt(2 ** 31) : Number(seedSetting 
 /**
  * The main phase runs this many members, each with an engine of its own (seeds SEED, SEED+1,
  * ...), side by side: one engine and its member mostly take turns (each waits for the other
- * about 40% of the time), so two pairs keep two cores busy and halve the wall time. The
- * later phases use the first member.
+ * about 40% of the time in a profile), so two pairs can keep two cores busy. The later
+ * phases use the first member.
  */
 const ENGINES = 2;
 const MAX_TXN_OPS = 8;
@@ -62,11 +62,14 @@ interface Pair {
 }
 
 const pairs: Pair[] = [];
+/** Every member started, stopped at the end even if its engine never got going. */
+const members: MetaStoreHandle[] = [];
 /** The first member's engine: every phase after the main one uses it (and that member). */
 let fuzzer: Fuzzer;
 
 async function startPair(seed: number): Promise<Pair> {
   const started = await startMetaStore({ extraArgs: ['--max-txn-ops', String(MAX_TXN_OPS), '--max-request-bytes', String(MAX_REQUEST_BYTES)] });
+  members.push(started);
   const options = {
     seed,
     endpoint: `127.0.0.1:${started.clientPort}`,
@@ -95,7 +98,7 @@ beforeEach(() => {
 
 afterAll(async () => {
   for (const pair of pairs) pair.fuzzer.client.close();
-  await Promise.all(pairs.map((pair) => pair.server.destroy()));
+  await Promise.all(members.map((member) => member.destroy()));
 });
 
 /** Fails the test with what went wrong, the seed, and the member's state. */
