@@ -123,8 +123,9 @@ export class Fuzzer {
     return { lane, roundRevision: this.model.revision, liveLeases: STABLE_LEASES, missingLeases: MISSING_LEASES };
   }
 
-  /** Runs `shots` concurrently as one round, then checks the revisions and sweeps the store. */
-  async round(shots: Array<() => Promise<void>>): Promise<void> {
+  /** Runs `shots` concurrently as one round, then checks the revisions and sweeps the store
+   * (as `token`'s user while auth is on: without one the member rightly refuses the sweep). */
+  async round(shots: Array<() => Promise<void>>, token?: string): Promise<void> {
     this.roundStart = this.model.revision;
     this.roundWrites = [];
     this.roundReads = [];
@@ -137,12 +138,12 @@ export class Fuzzer {
     for (const read of this.roundReads)
       if (read < this.roundStart || read > end) this.fail(`a read answered at revision ${read}, outside ${this.roundStart}..${end}`);
     // Every answer was checked on arrival; the whole store every few rounds (and at the end).
-    if (++this.rounds % SWEEP_EVERY_ROUNDS === 0) await this.sweep();
+    if (++this.rounds % SWEEP_EVERY_ROUNDS === 0) await this.sweep(token);
   }
 
   /** The whole "f/" space and the revision, against the model. */
-  async sweep(): Promise<void> {
-    const answer = await this.unary('KV.Range', { key: Buffer.from('f/'), rangeEnd: Buffer.from('f0'), serializable: true });
+  async sweep(token?: string): Promise<void> {
+    const answer = await this.unary('KV.Range', { key: Buffer.from('f/'), rangeEnd: Buffer.from('f0'), serializable: true }, token);
     if (answer.code !== grpc.status.OK) {
       this.fail(`sweep refused: ${answer.details}`);
       return;

@@ -56,8 +56,10 @@ const identity = (b: Buffer): Buffer => b;
 
 /**
  * Streams the client cancels itself per connection before it moves its streams to a new one.
- * Cancelling is an RST_STREAM; Node's HTTP/2 server (nghttp2) closes a connection that resets
- * streams faster than its rapid-reset limit allows, which no real client does at this rate.
+ * Cancelling is an RST_STREAM; Node's HTTP/2 server (nghttp2 >= 1.57, the CVE-2023-44487
+ * mitigation) answers a connection whose client resets streams faster than a token bucket
+ * allows (1,000 at once, then 33 a second) with GOAWAY INTERNAL_ERROR, failing every call open
+ * on it. A 100,000-request run cancels thousands of watch streams at hundreds a second.
  */
 const CANCELS_PER_CONNECTION = 20;
 
@@ -65,47 +67,73 @@ function newClient(endpoint: string): grpc.Client {
   return new grpc.Client(endpoint, grpc.credentials.createInsecure(), {
     'grpc.max_send_message_length': 64 * 1024 * 1024,
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    // A connection of its own: grpc-js otherwise shares one connection between all clients
+    // with the same target and options, and every stream would reset on the same one.
+    'grpc.use_local_subchannel_pool': 1,
   });
+}
+
+/** A client that carries streams until it has cancelled CANCELS_PER_CONNECTION of them. */
+interface StreamConnection {
+  client: grpc.Client;
+  open: number;
+  cancels: number;
 }
 
 export class RawClient {
   private readonly client: grpc.Client;
-  /** Where streams go; replaced every CANCELS_PER_CONNECTION cancels (old ones closed at the end). */
-  private streamClient: grpc.Client;
-  private readonly retired: grpc.Client[] = [];
-  private cancels = 0;
+  /** Where new streams go; replaced once it has cancelled CANCELS_PER_CONNECTION streams. */
+  private streams: StreamConnection;
+  /** Replaced stream connections whose streams are still open (closed when the last ends). */
+  private readonly retired = new Set<StreamConnection>();
 
   constructor(private readonly endpoint: string) {
     this.client = newClient(endpoint);
-    this.streamClient = newClient(endpoint);
+    this.streams = { client: newClient(endpoint), open: 0, cancels: 0 };
   }
 
   close(): void {
     this.client.close();
-    this.streamClient.close();
-    for (const client of this.retired) client.close();
+    this.streams.client.close();
+    for (const connection of this.retired) connection.client.close();
   }
 
-  private countCancel(): void {
-    if (++this.cancels % CANCELS_PER_CONNECTION !== 0) return;
-    this.retired.push(this.streamClient);
-    this.streamClient = newClient(this.endpoint);
+  private countCancel(connection: StreamConnection): void {
+    if (++connection.cancels < CANCELS_PER_CONNECTION || connection !== this.streams) return;
+    this.retired.add(connection);
+    this.streams = { client: newClient(this.endpoint), open: 0, cancels: 0 };
   }
 
+  private streamEnded(connection: StreamConnection): void {
+    if (--connection.open > 0 || !this.retired.has(connection)) return;
+    this.retired.delete(connection);
+    connection.client.close();
+  }
+
+  /**
+   * A unary call on the channel itself, below grpc-js's Client API: that API builds two Error
+   * objects with stack traces for every failed call, and about half the fuzzer's calls fail
+   * by design (the cost showed in its profile).
+   */
   unary(info: MethodInfo, bytes: Buffer, options: { deadlineMs: number; token?: string }): Promise<Answer> {
     return new Promise((resolve) => {
-      this.client.makeUnaryRequest(
-        info.path,
-        identity,
-        identity,
-        bytes,
-        metadataFor(options.token),
-        { deadline: Date.now() + options.deadlineMs },
-        (error, response) => {
-          if (error) resolve({ code: error.code, details: error.details, messages: [] });
-          else resolve({ code: grpc.status.OK, details: '', messages: [decodeMessage(info.responseType, response!)] });
+      const call = this.client.getChannel().createCall(info.path, Date.now() + options.deadlineMs, undefined, null, undefined);
+      let response: Buffer | undefined;
+      call.start(metadataFor(options.token), {
+        onReceiveMetadata: () => undefined,
+        onReceiveMessage: (message: Buffer) => {
+          response = message;
+          call.startRead();
         },
-      );
+        onReceiveStatus: (status) => {
+          if (status.code !== grpc.status.OK) resolve({ code: status.code, details: status.details, messages: [] });
+          else if (response === undefined) resolve({ code: grpc.status.UNIMPLEMENTED, details: 'no response message', messages: [] });
+          else resolve({ code: grpc.status.OK, details: '', messages: [decodeMessage(info.responseType, response)] });
+        },
+      });
+      call.sendMessageWithContext({}, bytes);
+      call.halfClose();
+      call.startRead();
     });
   }
 
@@ -118,12 +146,15 @@ export class RawClient {
     requests: Buffer[],
     options: { deadlineMs: number; token?: string; until?: (messages: Wire[]) => boolean; afterFirst?: Buffer[] },
   ): Promise<Answer & { cancelledByUs: boolean }> {
-    return new Promise((resolve) => {
+    const connection = this.streams;
+    connection.open++;
+    return new Promise<Answer & { cancelledByUs: boolean }>((resolve) => {
       const deadline = { deadline: Date.now() + options.deadlineMs };
       const metadata = metadataFor(options.token);
+      const client = connection.client;
       const call: grpc.ClientReadableStream<Buffer> | grpc.ClientDuplexStream<Buffer, Buffer> = info.requestStream
-        ? this.streamClient.makeBidiStreamRequest(info.path, identity, identity, metadata, deadline)
-        : this.streamClient.makeServerStreamRequest(info.path, identity, identity, requests[0] ?? Buffer.alloc(0), metadata, deadline);
+        ? client.makeBidiStreamRequest(info.path, identity, identity, metadata, deadline)
+        : client.makeServerStreamRequest(info.path, identity, identity, requests[0] ?? Buffer.alloc(0), metadata, deadline);
       const messages: Wire[] = [];
       let cancelledByUs = false;
       let extraSent = false;
@@ -138,7 +169,7 @@ export class RawClient {
           // Cancel rather than half-close: etcd keeps a watch stream open after the client's
           // half-close (its recvLoop ends, the stream does not), and so does MetaStore.
           call.cancel();
-          this.countCancel();
+          this.countCancel(connection);
         }
       });
       call.on('error', (error: grpc.ServiceError) => {
@@ -154,6 +185,11 @@ export class RawClient {
         for (const request of requests) duplex.write(request);
         if (options.afterFirst === undefined && options.until === undefined) duplex.end();
       }
+    }).then((answer) => {
+      // A deadline the client enforces ends the stream with an RST_STREAM too.
+      if (answer.code === grpc.status.DEADLINE_EXCEEDED) this.countCancel(connection);
+      this.streamEnded(connection);
+      return answer;
     });
   }
 }
