@@ -142,7 +142,7 @@ describe('error messages name the key and the source', () => {
     expect(loadError(['--name'])).toBe('config error: flag --name needs a value');
     expect(loadError(['--pre-vote=maybe'])).toBe('config error: flag --pre-vote: expected true or false, got "maybe"');
     expect(loadError(['--listen-client-urls', '127.0.0.1:2379'])).toBe(
-      'config error: flag --listen-client-urls: expected a URL like http://127.0.0.1:2379 (http or https, explicit port), got "127.0.0.1:2379"',
+      'config error: flag --listen-client-urls: expected a URL like http://127.0.0.1:2379 (http, https, unix or unixs; explicit port), got "127.0.0.1:2379"',
     );
     expect(loadError(['--log-level', 'trace'])).toBe(
       'config error: server.log.level in flag --log-level: expected one of debug, info, warn, error, panic, fatal, got "trace"',
@@ -436,6 +436,21 @@ describe('etcd command lines', () => {
       { scheme: 'http', host: '10.0.0.5', port: 3379 },
     ]);
     expect(config.raft.port).toBe(3380);
+  });
+
+  it("etcd's unix and unixs URLs: the socket name is kept as written, unixs turns TLS on, metrics URLs stay TCP", () => {
+    const config = load(['--listen-client-urls', 'unix://localhost:2379,http://localhost:0', '--listen-peer-urls', 'unix://localhost:2380']);
+    expect(config.grpc.listenUrls).toEqual([
+      { scheme: 'unix', host: 'localhost', port: 2379 },
+      { scheme: 'http', host: '127.0.0.1', port: 0 },
+    ]);
+    expect(config.raft.listenUrls).toEqual([{ scheme: 'unix', host: 'localhost', port: 2380 }]);
+    // Two unix sockets that share a "port" do not clash: they are files.
+    expect(load(['--listen-client-urls', 'unix://a:7', '--listen-peer-urls', 'unix://b:7']).raft.port).toBe(7);
+    expect(load(['--listen-client-urls', 'unixs://localhost:1', '--auto-tls']).grpc.tls.enabled).toBe(true);
+    expect(loadError(['--listen-metrics-urls', 'unix://localhost:9'])).toBe(
+      'config error: server.monitoring.listen_metrics_urls ("unix://localhost:9", from flag --listen-metrics-urls): unix sockets are supported for client and peer URLs only',
+    );
   });
 
   it('flags override an address set by the file', () => {

@@ -17,6 +17,7 @@ import {
   describeGot,
   formatUrl,
   isLoopbackHost,
+  isSecureScheme,
   parseBool,
   parseDurationMs,
   parseEnum,
@@ -29,6 +30,7 @@ import {
   parseString,
   parseStringList,
   parseUrl,
+  unixSocketPath,
   ValueProblem,
   type Url,
 } from './values.js';
@@ -404,12 +406,18 @@ function deriveAndCheck(config: Mutable<Config>, sourceOf: (path: string) => Sou
   checkPeers(config, show);
   checkUrls(config, 'grpc', show);
   checkUrls(config, 'raft', show);
+  const unixMetricsUrl = config.monitoring.listenMetricsUrls.find((url) => unixSocketPath(url) !== undefined);
+  if (unixMetricsUrl !== undefined) {
+    throw configError(`${show('server.monitoring.listen_metrics_urls', formatUrl(unixMetricsUrl))}: unix sockets are supported for client and peer URLs only`);
+  }
   deriveListening(config, sourceOf);
 
-  const ports: [string, number][] = [
-    ['server.grpc.port', config.grpc.port],
-    ['server.raft.port', config.raft.port],
-  ];
+  // A section whose first listen URL is a unix socket has no TCP port to clash.
+  const tcpPort = (section: 'grpc' | 'raft'): [string, number][] => {
+    const first = config[section].listenUrls[0];
+    return first !== undefined && unixSocketPath(first) !== undefined ? [] : [[`server.${section}.port`, config[section].port]];
+  };
+  const ports: [string, number][] = [...tcpPort('grpc'), ...tcpPort('raft')];
   if (config.health.open) ports.push(['server.health.port', config.health.port]);
   if (config.monitoring.openPrometheusPort) ports.push(['server.monitoring.prometheus_port', config.monitoring.prometheusPort]);
   for (const [i, [pathA, portA]] of ports.entries()) {
@@ -477,7 +485,8 @@ function checkUrls(config: Config, section: 'grpc' | 'raft', show: (path: string
   const s = config[section];
   const base = `server.${section}`;
   const first = s.listenUrls[0];
-  if (first && (bindHost(first.host) !== s.address || first.port !== s.port)) {
+  const firstHost = first && unixSocketPath(first) === undefined ? bindHost(first.host) : first?.host;
+  if (first && (firstHost !== s.address || first.port !== s.port)) {
     throw configError(`${show(`${base}.listen_urls`, formatUrl(first))} must match ${show(`${base}.address`, s.address)} and ${show(`${base}.port`, s.port)}`);
   }
   if (s.advertiseAddress !== '') {
@@ -493,7 +502,7 @@ function checkUrls(config: Config, section: 'grpc' | 'raft', show: (path: string
     throw configError(`${show(`${base}.advertise_address`, '')} must be set when ${base}.advertise_urls is`);
   }
   const tls = s.tls;
-  const httpsUrl = [...s.listenUrls, ...s.advertiseUrls].find((u) => u.scheme === 'https');
+  const httpsUrl = [...s.listenUrls, ...s.advertiseUrls].find((u) => isSecureScheme(u.scheme));
   if (httpsUrl && !tls.enabled) {
     throw configError(`${show(`${base}.tls.enabled`, false)} must be true for the https URL ${formatUrl(httpsUrl)}`);
   }

@@ -386,7 +386,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.grpc.address', 'string', 'IP the client (gRPC), health and metrics ports bind to; unset with a non-loopback advertise_address = 0.0.0.0'),
   key('server.grpc.port', 'uint', 'client (gRPC) port; 0 = a free port', LISTEN_PORT),
   key('server.grpc.advertise_address', 'string', 'host:port advertised to clients; empty = address:port'),
-  key('server.grpc.listen_urls', 'string-list', 'client URLs to listen on (etcd); first must match address:port', { items: 'url' }),
+  key('server.grpc.listen_urls', 'string-list', 'client URLs to listen on (etcd: http, https, unix, unixs); first must match address:port', { items: 'url' }),
   key('server.grpc.advertise_urls', 'string-list', 'client URLs advertised (etcd); first must match advertise_address', { items: 'url' }),
   key(
     'server.grpc.max_recv_msg_size',
@@ -426,7 +426,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.raft.address', 'string', 'IP the peer (raft) port binds to; unset with a non-loopback advertise_address = 0.0.0.0'),
   key('server.raft.port', 'uint', 'peer (raft) port; 0 = a free port', LISTEN_PORT),
   key('server.raft.advertise_address', 'string', 'host:port advertised to peers; empty = address:port'),
-  key('server.raft.listen_urls', 'string-list', 'peer URLs to listen on (etcd); first must match address:port', { items: 'url' }),
+  key('server.raft.listen_urls', 'string-list', 'peer URLs to listen on (etcd: http, https, unix, unixs); first must match address:port', { items: 'url' }),
   key('server.raft.advertise_urls', 'string-list', 'peer URLs advertised (etcd); first must match advertise_address', { items: 'url' }),
   key('server.raft.election_timeout_ms', 'uint', 'election timeout in ms (>= 5 x heartbeat, <= 50000)', { min: 1, max: 50_000 }),
   key('server.raft.heartbeat_interval_ms', 'uint', 'leader heartbeat interval in ms', { min: 1 }),

@@ -6,7 +6,7 @@
 
 import type { Logger } from 'pino';
 import { clientAdvertiseUrls, clientListenUrls, type Config } from '../config/schema.js';
-import { bindHost, formatUrl } from '../config/values.js';
+import { bindHost, formatUrl, isSecureScheme, unixSocketPath } from '../config/values.js';
 import { ClientListener } from '../grpc/client-listener.js';
 import { JsonGateway } from '../grpc/gateway/gateway.js';
 import { startGrpcServer } from '../grpc/grpc-server.js';
@@ -55,7 +55,7 @@ export async function bindClientPort(config: EdgeConfig, logger: Logger): Promis
   const wanted = clientListenUrls(config as Config);
   const listener = await listeningFor(clientListenKey(config), () =>
     ClientListener.listen({
-      addresses: wanted.map((url) => ({ host: bindHost(url.host), port: url.port, secure: url.scheme === 'https' })),
+      addresses: wanted.map((url) => ({ host: bindHost(url.host), port: url.port, secure: isSecureScheme(url.scheme), socketPath: unixSocketPath(url) })),
       maxConnections: config.limits.maxConnections,
       tls: clientTls?.tlsServer,
       onRefused: (remoteAddress) => refusals.refused(remoteAddress),

@@ -51,4 +51,9 @@ describe('initialMembership', () => {
     expect(membership.selfId).toBe(deriveMemberId(['http://127.0.0.1:2381'], 'etcd-cluster'));
     expect(membership.members).toHaveLength(2);
   });
+
+  it('a unix peer URL is dialled as the socket file its host:port names', () => {
+    const initialCluster = [{ name: 'a', peerUrls: ['unix://localhost:2380'] }];
+    expect(initialMembership({ ...base, name: 'a', initialCluster }).members[0]?.peerAddress).toBe('unix:localhost:2380');
+  });
 });
