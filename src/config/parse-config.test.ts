@@ -453,6 +453,14 @@ describe('etcd command lines', () => {
     );
   });
 
+  it('an advertised client port 0 is accepted (as etcd); an advertised peer port 0 is refused in one line', () => {
+    const config = load(['--listen-client-urls', 'http://127.0.0.1:0', '--advertise-client-urls', 'http://127.0.0.1:0']);
+    expect(config.grpc.advertiseUrls).toEqual([{ scheme: 'http', host: '127.0.0.1', port: 0 }]);
+    expect(loadError(['--listen-peer-urls', 'http://127.0.0.1:0', '--initial-advertise-peer-urls', 'http://127.0.0.1:0'])).toBe(
+      'config error: server.raft.advertise_address ("127.0.0.1:0", from flag --initial-advertise-peer-urls): a peer URL cannot advertise port 0 (members dial it and derive the member ID from it): give the port',
+    );
+  });
+
   it('flags override an address set by the file', () => {
     const files = { [FILE]: 'server:\n  grpc:\n    address: 10.0.1.10\n    port: 2379\n' };
     expect(load(['--config', FILE, '--listen-client-urls', 'http://127.0.0.1:4379'], { files }).grpc).toMatchObject({ address: '127.0.0.1', port: 4379 });

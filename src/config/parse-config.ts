@@ -489,10 +489,19 @@ function checkUrls(config: Config, section: 'grpc' | 'raft', show: (path: string
   if (first && (firstHost !== s.address || first.port !== s.port)) {
     throw configError(`${show(`${base}.listen_urls`, formatUrl(first))} must match ${show(`${base}.address`, s.address)} and ${show(`${base}.port`, s.port)}`);
   }
+  // etcd publishes an advertised client port 0 as given (the bound port replaces it here when
+  // a port-0 listen URL has the same host); a peer URL is also the member's identity (its ID is
+  // derived from it) and what the other members dial, so port 0 is refused there.
+  const zeroPeerUrl = section === 'raft' ? s.advertiseUrls.find((url) => url.port === 0 && unixSocketPath(url) === undefined) : undefined;
+  if (zeroPeerUrl !== undefined || (section === 'raft' && s.advertiseUrls.length === 0 && /:0$/.test(s.advertiseAddress))) {
+    throw configError(
+      `${show(`${base}.advertise_address`, s.advertiseAddress)}: a peer URL cannot advertise port 0 (members dial it and derive the member ID from it): give the port`,
+    );
+  }
   if (s.advertiseAddress !== '') {
     const advertised = rethrowValueProblem(
       () => `${show(`${base}.advertise_address`, s.advertiseAddress)}`,
-      () => parseHostPort(s.advertiseAddress),
+      () => parseHostPort(s.advertiseAddress, section === 'grpc'),
     );
     const firstAdvertised: Url | undefined = s.advertiseUrls[0];
     if (firstAdvertised && (firstAdvertised.host !== advertised.host || firstAdvertised.port !== advertised.port)) {

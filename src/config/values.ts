@@ -236,10 +236,13 @@ export function formatUrl(url: Url): string {
   return `${url.scheme}://${host}:${url.port}`;
 }
 
-/** "host:port" as in `advertise_address: 10.0.1.10:2379`; empty means "not set". */
-export function parseHostPort(text: string): { host: string; port: number } {
+/**
+ * "host:port" as in `advertise_address: 10.0.1.10:2379`; empty means "not set". Port 0 only
+ * with `allowPortZero` (an advertised client address, as etcd accepts it).
+ */
+export function parseHostPort(text: string, allowPortZero = false): { host: string; port: number } {
   const match = HOST_PORT_RE.exec(text);
-  const port = validPort(match?.[2]);
+  const port = validPort(match?.[2], allowPortZero ? 0 : 1);
   if (!match || port === undefined) return fail('host:port like 10.0.1.10:2379', text);
   return { host: unbracket(match[1] ?? ''), port };
 }

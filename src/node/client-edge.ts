@@ -6,7 +6,7 @@
 
 import type { Logger } from 'pino';
 import { clientAdvertiseUrls, clientListenUrls, type Config } from '../config/schema.js';
-import { bindHost, formatUrl, isSecureScheme, unixSocketPath } from '../config/values.js';
+import { bindHost, formatUrl, isSecureScheme, unixSocketPath, type Url } from '../config/values.js';
 import { ClientListener } from '../grpc/client-listener.js';
 import { JsonGateway } from '../grpc/gateway/gateway.js';
 import { startGrpcServer } from '../grpc/grpc-server.js';
@@ -70,8 +70,19 @@ export async function bindClientPort(config: EdgeConfig, logger: Logger): Promis
   const urls = bound.map(formatUrl);
   for (const url of urls) logger.info({ component: 'grpc', address: url }, 'listening for client traffic (gRPC and HTTP/1.1)');
   const advertiseGiven = config.grpc.advertiseUrls.length > 0 || config.grpc.advertiseAddress !== '';
-  const advertisedUrls = advertiseGiven ? clientAdvertiseUrls(config as Config).map(formatUrl) : urls;
+  const advertisedUrls = advertiseGiven ? clientAdvertiseUrls(config as Config).map((url) => formatUrl(withBoundPort(url, wanted, bound))) : urls;
   return { listener, urls, advertisedUrls };
+}
+
+/**
+ * An advertised client URL with port 0 (etcd accepts it and publishes port 0, which no client
+ * can dial): when a port-0 listen URL has the same scheme and host, the port it got is
+ * published instead; otherwise port 0 is published as etcd does.
+ */
+export function withBoundPort(advertised: Url, wanted: readonly Url[], bound: readonly Url[]): Url {
+  if (advertised.port !== 0 || unixSocketPath(advertised) !== undefined) return advertised;
+  const i = wanted.findIndex((url) => url.port === 0 && url.scheme === advertised.scheme && bindHost(url.host) === bindHost(advertised.host));
+  return i < 0 ? advertised : { ...advertised, port: bound[i]?.port ?? 0 };
 }
 
 export interface ClientEdgeOptions {
