@@ -461,6 +461,14 @@ describe('etcd command lines', () => {
     );
   });
 
+  it('server.http.port: off by default, set from the environment, never the port of another listener', () => {
+    expect(load([]).http).toEqual({ address: '', port: 0 });
+    expect(load([], { env: { METASTORE_SERVER_HTTP_PORT: '2380' } }).http.port).toBe(2380);
+    expect(loadError([], { env: { METASTORE_SERVER_HTTP_PORT: '8080' } })).toBe(
+      'config error: server.http.port (8080, from environment variable METASTORE_SERVER_HTTP_PORT) and server.health.port (8080, default) must be different ports',
+    );
+  });
+
   it('flags override an address set by the file', () => {
     const files = { [FILE]: 'server:\n  grpc:\n    address: 10.0.1.10\n    port: 2379\n' };
     expect(load(['--config', FILE, '--listen-client-urls', 'http://127.0.0.1:4379'], { files }).grpc).toMatchObject({ address: '127.0.0.1', port: 4379 });

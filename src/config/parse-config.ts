@@ -418,6 +418,7 @@ function deriveAndCheck(config: Mutable<Config>, sourceOf: (path: string) => Sou
     return first !== undefined && unixSocketPath(first) !== undefined ? [] : [[`server.${section}.port`, config[section].port]];
   };
   const ports: [string, number][] = [...tcpPort('grpc'), ...tcpPort('raft')];
+  if (config.http.port !== 0) ports.push(['server.http.port', config.http.port]);
   if (config.health.open) ports.push(['server.health.port', config.health.port]);
   if (config.monitoring.openPrometheusPort) ports.push(['server.monitoring.prometheus_port', config.monitoring.prometheusPort]);
   for (const [i, [pathA, portA]] of ports.entries()) {

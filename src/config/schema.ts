@@ -126,6 +126,13 @@ export interface Config {
     readonly listenMetricsUrls: readonly Url[];
     readonly slowRequestThresholdMs: number;
   };
+  /** The deployment guide's optional HTTP API port: the client port's HTTP/1.1 endpoints. */
+  readonly http: {
+    /** Empty: grpc.address. */
+    readonly address: string;
+    /** 0: not opened (the default). */
+    readonly port: number;
+  };
   readonly health: {
     readonly port: number;
     /** Derived: whether the health port is opened (not with etcd's command line unless set). */
@@ -249,6 +256,7 @@ export const DEFAULTS: Config = deepFreeze<Config>({
   },
   compaction: { mode: 'periodic', retention: '0', retentionMs: 0, retentionRevisions: 0 },
   monitoring: { enablePrometheus: true, prometheusPort: 9090, openPrometheusPort: true, listenMetricsUrls: [], slowRequestThresholdMs: 100 },
+  http: { address: '', port: 0 },
   health: { port: 8080, open: true },
   reliability: { enablePanicRecovery: true, gracefulShutdownTimeoutMs: 30_000, initialCorruptCheck: false, corruptCheckTimeMs: 0 },
   log: { level: 'info', format: 'json', output: 'stdout', maxSize: 104_857_600, maxBackups: 10, maxAgeDays: 30 },
@@ -474,6 +482,14 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     { items: 'url' },
   ),
   key('server.monitoring.slow_request_threshold', 'duration', 'log requests slower than this'),
+
+  key('server.http.address', 'string', 'IP the HTTP API port binds to; empty = server.grpc.address'),
+  key(
+    'server.http.port',
+    'uint',
+    "the guide's HTTP API port: etcd's JSON gateway (/v3/...), /health and the client port's other HTTP/1.1 endpoints; TLS as the client port; 0 = off",
+    LISTEN_PORT,
+  ),
 
   key('server.health.port', 'uint', 'port of /health, /readiness and /liveness (with etcd listen URL flags: opened only when set)', PORT),
 
