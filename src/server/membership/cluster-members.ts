@@ -41,14 +41,19 @@ export interface MembershipInput {
   clusterId: bigint;
 }
 
+/** etcd's default member name (--name), which MetaStore's server.name shares. */
+const DEFAULT_NAME = 'default';
+
 /** etcd's default when no cluster flags are given: one member at http://localhost:2380. */
 export const DEFAULT_PEER_URL = 'http://localhost:2380';
 
 export function initialMembership(input: MembershipInput): ClusterMembership {
   if (input.peers.length > 0) {
+    // Other members are member-N until they publish their own names; this one is server.name
+    // when set (etcd's default name "default" counts as unset).
     const members = input.peers.map((peer) => ({
       id: peer.id,
-      name: `member-${peer.id.toString()}`,
+      name: peer.id === input.memberId && input.name !== DEFAULT_NAME && input.name !== '' ? input.name : `member-${peer.id.toString()}`,
       peerUrls: [`http://${peer.host}:${peer.port}`],
       peerAddress: `${peer.host}:${peer.port}`,
     }));
