@@ -38,7 +38,6 @@ export interface Assignment {
 
 export interface FlagContext {
   set(path: string, value: string): void;
-  note(message: string): void;
 }
 
 export interface FlagSpec {

@@ -7,14 +7,14 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, helpText, loadConfig, type LoadOptions } from './parse-config.js';
 import { CONFIG_KEYS, DEFAULTS } from './schema.js';
 
-function load(argv: string[], options: { env?: Record<string, string>; files?: Record<string, string>; notes?: string[] } = {}) {
+function load(argv: string[], options: { env?: Record<string, string>; files?: Record<string, string> } = {}) {
   const files = options.files ?? {};
   const readFile: LoadOptions['readFile'] = (path) => {
     const text = files[path];
     if (text === undefined) throw new Error(`ENOENT: no such file, open '${path}'`);
     return text;
   };
-  return loadConfig({ argv, env: options.env ?? {}, readFile, onNote: (n) => options.notes?.push(n) });
+  return loadConfig({ argv, env: options.env ?? {}, readFile });
 }
 
 function loadError(...args: Parameters<typeof load>): string {
@@ -475,44 +475,40 @@ describe('etcd command lines', () => {
   });
 
   it('maps the remaining etcd flags', () => {
-    const notes: string[] = [];
-    const config = load(
-      [
-        '--wal-dir',
-        '/wal',
-        '--max-learners',
-        '2',
-        '--experimental-initial-corrupt-check',
-        '--auth-token-ttl',
-        '600',
-        '--grpc-keepalive-min-time',
-        '10s',
-        '--grpc-keepalive-interval',
-        '2h0m0s',
-        '--grpc-keepalive-timeout',
-        '20s',
-        '--listen-metrics-urls',
-        'http://127.0.0.1:2381',
-        '--logger',
-        'zap',
-        '--enable-pprof=false',
-        '--auto-tls',
-        '--peer-auto-tls',
-        '--peer-cert-file',
-        'p.pem',
-        '--peer-key-file',
-        'pk.pem',
-        '--peer-trusted-ca-file',
-        'pca.pem',
-        '--quota-backend-bytes',
-        '8589934592',
-        '--initial-cluster-state',
-        'existing',
-        '--experimental-watch-progress-notify-interval',
-        '500ms',
-      ],
-      { notes },
-    );
+    const config = load([
+      '--wal-dir',
+      '/wal',
+      '--max-learners',
+      '2',
+      '--experimental-initial-corrupt-check',
+      '--auth-token-ttl',
+      '600',
+      '--grpc-keepalive-min-time',
+      '10s',
+      '--grpc-keepalive-interval',
+      '2h0m0s',
+      '--grpc-keepalive-timeout',
+      '20s',
+      '--listen-metrics-urls',
+      'http://127.0.0.1:2381',
+      '--logger',
+      'zap',
+      '--enable-pprof=false',
+      '--auto-tls',
+      '--peer-auto-tls',
+      '--peer-cert-file',
+      'p.pem',
+      '--peer-key-file',
+      'pk.pem',
+      '--peer-trusted-ca-file',
+      'pca.pem',
+      '--quota-backend-bytes',
+      '8589934592',
+      '--initial-cluster-state',
+      'existing',
+      '--experimental-watch-progress-notify-interval',
+      '500ms',
+    ]);
     expect(config.walDir).toBe('/wal');
     expect(config.raft.maxLearners).toBe(2);
     expect(config.reliability.initialCorruptCheck).toBe(true);
@@ -525,7 +521,6 @@ describe('etcd command lines', () => {
     expect(config.initialClusterState).toBe('existing');
     expect(config.grpc.watchProgressNotifyIntervalMs).toBe(500);
     expect(config.log.format).toBe('json'); // --logger zap
-    expect(notes).toEqual([]);
   });
 
   it('--logger picks the log format: zap = JSON lines, capnslog = console lines', () => {

@@ -53,8 +53,6 @@ export interface LoadOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Reads the --config file as UTF-8; defaults to fs.readFileSync. */
   readonly readFile?: (path: string) => string;
-  /** Told about accepted-but-ignored flags, for the caller to log once the logger exists. */
-  readonly onNote?: (message: string) => void;
 }
 
 export interface Entry {
@@ -147,18 +145,17 @@ interface ParsedFlags {
 }
 
 /** Applies one etcd flag (from the command line or etcd's config file) as key assignments. */
-function applyFlag(spec: FlagSpec, value: string, source: Source, entries: Map<string, Entry>, onNote: (message: string) => void): void {
+function applyFlag(spec: FlagSpec, value: string, source: Source, entries: Map<string, Entry>): void {
   const describe = () => (source.kind === 'flag' ? `flag --${spec.name}` : origin(source));
   if (spec.boolean) rethrowValueProblem(describe, () => parseBool(value, true));
   rethrowValueProblem(describe, () =>
     spec.apply(value, {
       set: (path, text) => entries.set(path, { raw: text, source }),
-      note: onNote,
     }),
   );
 }
 
-function parseFlags(argv: readonly string[], onNote: (message: string) => void): ParsedFlags {
+function parseFlags(argv: readonly string[]): ParsedFlags {
   const tokens = tokenize(argv);
   const entries = new Map<string, Entry>();
   let configFile: string | undefined;
@@ -184,7 +181,7 @@ function parseFlags(argv: readonly string[], onNote: (message: string) => void):
     }
     if (name === 'config') configFile = value;
     else if (name === 'config-file') etcdConfigFile = value;
-    else if (spec) applyFlag(spec, value, { kind: 'flag', name }, entries, onNote);
+    else if (spec) applyFlag(spec, value, { kind: 'flag', name }, entries);
   }
   return { configFile, etcdConfigFile, entries };
 }
@@ -193,7 +190,7 @@ function parseFlags(argv: readonly string[], onNote: (message: string) => void):
  * etcd's --config-file: etcd ignores every other flag when it is given; MetaStore refuses the
  * mix instead of ignoring part of a command line.
  */
-function parseEtcdConfigFile(flags: ParsedFlags, readFile: (path: string) => string, onNote: (message: string) => void): Map<string, Entry> {
+function parseEtcdConfigFile(flags: ParsedFlags, readFile: (path: string) => string): Map<string, Entry> {
   const file = flags.etcdConfigFile!;
   if (flags.entries.size > 0 || flags.configFile !== undefined) {
     throw configError(`flag --config-file ${file} cannot be combined with other flags (etcd ignores them): put those settings in ${file}`);
@@ -213,7 +210,7 @@ function parseEtcdConfigFile(flags: ParsedFlags, readFile: (path: string) => str
     throw error;
   }
   for (const setting of settings) {
-    applyFlag(ETCD_FLAGS_BY_NAME.get(setting.flag)!, setting.value, { kind: 'etcd-file', path: file, key: setting.key }, entries, onNote);
+    applyFlag(ETCD_FLAGS_BY_NAME.get(setting.flag)!, setting.value, { kind: 'etcd-file', path: file, key: setting.key }, entries);
   }
   return entries;
 }
@@ -537,12 +534,11 @@ function checkUrls(config: Config, section: 'grpc' | 'raft', show: (path: string
 
 /** Merges defaults < YAML file (--config) < METASTORE_SERVER_* env < flags into a frozen Config. */
 export function loadConfig(options: LoadOptions): Config {
-  const onNote = options.onNote ?? (() => {});
-  const flags = parseFlags(options.argv, onNote);
+  const flags = parseFlags(options.argv);
   const envEntries = parseEnv(options.env);
   const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
   if (flags.etcdConfigFile !== undefined) {
-    const etcdEntries = parseEtcdConfigFile(flags, readFile, onNote);
+    const etcdEntries = parseEtcdConfigFile(flags, readFile);
     return parseConfig(new Map([...envEntries, ...etcdEntries]));
   }
   let fileEntries = new Map<string, Entry>();
