@@ -6,7 +6,8 @@
 //   text and unixs over TLS, with the same answers as real etcd 3.4.23 given the same flags.
 // - A socket file already in use stops start-up with one line and exit code 2 (etcd's client
 //   listener does not remove it either); a clean stop removes the socket file.
-// - Three members whose peer URLs are unix sockets form one cluster and replicate.
+// - Three members whose peer URLs are unix sockets (plain, and unixs with peer TLS) form one
+//   cluster and replicate.
 
 import fs from 'node:fs';
 import net from 'node:net';
@@ -171,38 +172,47 @@ describe('a unixs:// client URL (TLS over the socket)', () => {
   );
 });
 
-describe('three members whose peer URLs are unix sockets', () => {
+describe.each(['unix', 'unixs'] as const)('three members whose peer URLs are %s sockets', (scheme) => {
   const members: ServerProcess[] = [];
   let dir = '';
   let clientPorts: number[] = [];
+  let pki: TestPki | undefined;
 
   beforeAll(async () => {
     // Peer sockets are relative to the working directory, so the members share one.
-    dir = tempDir('unix-peers-');
+    dir = tempDir(`${scheme}-peers-`);
     clientPorts = await freePorts(3);
-    const peerUrl = (i: number) => `unix://localhost:2380${i}`;
+    const peerUrl = (i: number) => `${scheme}://localhost:2380${i}`;
     const initialCluster = [0, 1, 2].map((i) => `p${i}=${peerUrl(i)}`).join(',');
+    let peerTls: string[] = [];
+    if (scheme === 'unixs') {
+      pki = makeTestPki();
+      const peer = pki.issue('peer', { cn: 'localhost' });
+      peerTls = ['--peer-cert-file', peer.cert, '--peer-key-file', peer.key, '--peer-trusted-ca-file', pki.ca.cert, '--peer-client-cert-auth'];
+    }
     for (const i of [0, 1, 2]) {
       const clientUrl = `http://127.0.0.1:${clientPorts[i]}`;
       const args = [
         ...['--name', `p${i}`, '--data-dir', `data-${i}`],
         ...['--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl],
         ...['--listen-peer-urls', peerUrl(i), '--initial-advertise-peer-urls', peerUrl(i)],
-        ...['--initial-cluster', initialCluster, '--initial-cluster-token', 'unix-peers'],
+        ...['--initial-cluster', initialCluster, '--initial-cluster-token', `${scheme}-peers`],
+        ...peerTls,
       ];
-      members.push(await spawnServer('metastore', `unix peer p${i}`, args, dir));
+      members.push(await spawnServer('metastore', `${scheme} peer p${i}`, args, dir));
     }
     await Promise.all(members.map((m) => m.waitForLog(READY_LINE, 60_000)));
   }, 120_000);
 
   afterAll(async () => {
     await Promise.all(members.map((m) => m.terminate('SIGTERM')));
+    pki?.remove();
   });
 
-  it('forms one cluster that publishes the unix peer URLs and replicates a put to every member', async () => {
+  it('forms one cluster that publishes the socket peer URLs and replicates a put to every member', async () => {
     const list = await etcdctl(`127.0.0.1:${clientPorts[0]}`, ['member', 'list', '-w', 'json']);
     const peerUrls = (JSON.parse(list.stdout) as { members: { peerURLs: string[] }[] }).members.flatMap((m) => m.peerURLs).sort();
-    expect(peerUrls).toEqual(['unix://localhost:23800', 'unix://localhost:23801', 'unix://localhost:23802']);
+    expect(peerUrls).toEqual([0, 1, 2].map((i) => `${scheme}://localhost:2380${i}`));
     expect((await etcdctl(`127.0.0.1:${clientPorts[0]}`, ['put', 'over', 'sockets'])).stdout.trim()).toBe('OK');
     for (const port of clientPorts.slice(1)) {
       // Linearizable reads: each goes through the leader over the unix peer sockets.
