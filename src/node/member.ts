@@ -117,6 +117,7 @@ export class MemberUnit {
       members: {
         selfId: memberId,
         initial: cluster.members.map((m) => ({ id: m.id, name: m.name, peerUrls: m.peerUrls })),
+        clusterToken: config.initialClusterToken,
         maxLearners: config.raft.maxLearners,
         name: self?.name ?? config.name,
         clientUrls: [...options.clientUrls],

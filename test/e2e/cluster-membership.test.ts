@@ -170,32 +170,3 @@ describe('a single member grows into a cluster', () => {
     }
   }, 60_000);
 });
-
-describe('a removed member replaced at the same peer URL', () => {
-  it("is added back under a new ID (etcd mixes the time into an added member's ID)", async () => {
-    const first = await startMetaStore({ name: 'first' });
-    try {
-      const endpoint = first.endpoint.replace('http://', '');
-      const [peer] = await freePorts(1);
-      const peerUrl = `http://127.0.0.1:${peer}`;
-      // A learner: an unstarted one changes no quorum, so nothing has to join for the test.
-      const addedId = async (): Promise<string> => {
-        const add = await etcdctl(endpoint, ['member', 'add', 'replaced', `--peer-urls=${peerUrl}`, '--learner']);
-        expect(add.code, add.stderr).toBe(0);
-        return /Member ([0-9a-f]+) added/.exec(add.stdout)![1]!;
-      };
-      const firstId = await addedId();
-      const addedAtSecond = Math.floor(Date.now() / 1000);
-      const remove = await etcdctl(endpoint, ['member', 'remove', firstId]);
-      expect(remove.code, remove.stderr).toBe(0);
-      // The ID changes with the second it is added in (etcd's rule), so add again in a later one.
-      await waitFor(async () => Math.floor(Date.now() / 1000), { what: 'the next second', until: (second) => second > addedAtSecond });
-      const secondId = await addedId();
-      expect(secondId).not.toBe(firstId);
-      const listed = (await memberList(endpoint)).find((m) => m.peerUrls === peerUrl);
-      expect(listed).toMatchObject({ id: secondId, status: 'unstarted', isLearner: 'true' });
-    } finally {
-      await first.destroy();
-    }
-  }, 60_000);
-});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deriveAddedMemberId, deriveClusterId, deriveMemberId } from './member-id.js';
+import { deriveClusterId, deriveMemberId } from './member-id.js';
 
 describe('member and cluster IDs as etcd derives them', () => {
   it('matches etcd 3.4 defaults (--name default, peer http://localhost:2380, token etcd-cluster)', () => {
@@ -11,12 +11,5 @@ describe('member and cluster IDs as etcd derives them', () => {
 
   it('sorts peer URLs before hashing', () => {
     expect(deriveMemberId(['http://b:1', 'http://a:1'], 't')).toBe(deriveMemberId(['http://a:1', 'http://b:1'], 't'));
-  });
-
-  it('gives a member added at run time the ID of its peer URLs and the time, without the token (etcd MemberAdd)', () => {
-    const urls = ['http://127.0.0.1:2380'];
-    expect(deriveAddedMemberId(urls, 1_796_543_000)).toBe(deriveMemberId(urls, '', 1_796_543_000));
-    // The same peer URL a second later is another member.
-    expect(deriveAddedMemberId(urls, 1_796_543_001)).not.toBe(deriveAddedMemberId(urls, 1_796_543_000));
   });
 });

@@ -4,23 +4,14 @@
 //
 // member ID = first 8 bytes (big-endian) of SHA-1(sorted peer URLs concatenated + token)
 // cluster ID = first 8 bytes of SHA-1(member IDs in ascending order, 8 bytes each)
-// A member added at run time (MemberAdd) gets etcd's runtime ID: SHA-1 of its sorted peer
-// URLs, an empty token and the current Unix time in decimal seconds, so a removed member's peer
-// URL can be added again (in a later second) under a new ID.
 
 import { createHash } from 'node:crypto';
 
-export function deriveMemberId(peerUrls: readonly string[], clusterToken: string, unixSeconds?: number): bigint {
+export function deriveMemberId(peerUrls: readonly string[], clusterToken: string): bigint {
   const hash = createHash('sha1');
   for (const url of [...peerUrls].sort()) hash.update(url);
   hash.update(clusterToken);
-  if (unixSeconds !== undefined) hash.update(String(unixSeconds));
   return hash.digest().readBigUInt64BE(0);
-}
-
-/** The ID of a member added at run time, as etcd's MemberAdd derives it (no token, the time). */
-export function deriveAddedMemberId(peerUrls: readonly string[], unixSeconds: number): bigint {
-  return deriveMemberId(peerUrls, '', unixSeconds);
 }
 
 export function deriveClusterId(memberIds: readonly bigint[]): bigint {
