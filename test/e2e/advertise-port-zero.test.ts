@@ -47,6 +47,8 @@ describe('an advertised client URL with port 0', () => {
       ]);
       try {
         await server.waitForLog(READY_LINE, 60_000);
+        // etcd logs the address it serves on just after its ready line.
+        await server.waitForLog(kind === 'etcd' ? 'serving insecure client requests on' : 'listening for client traffic', 30_000);
         const bound = boundClientPort(server.logs());
         const list = await etcdctl(`127.0.0.1:${bound}`, ['member', 'list', '-w', 'json']);
         const clientUrls = (JSON.parse(list.stdout) as { members: { clientURLs: string[] }[] }).members[0]?.clientURLs;
