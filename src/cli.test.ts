@@ -20,7 +20,7 @@ function io(env: Record<string, string> = {}, files: Record<string, string> = {}
 
 describe('parseCommandLine', () => {
   it('serves with the defaults when given nothing', () => {
-    expect(parseCommandLine([], io())).toEqual({ command: 'serve', config: DEFAULTS, notes: [] });
+    expect(parseCommandLine([], io())).toEqual({ command: 'serve', config: DEFAULTS });
   });
 
   it('serves with file, env and flags through the injected io', () => {
@@ -39,7 +39,7 @@ describe('parseCommandLine', () => {
     expect(() => parseCommandLine(['--enable-pprof'], io())).toThrow(
       /^config error: flag --enable-pprof: MetaStore has no Go profiler \(pprof\); profile the process with node --cpu-prof or node --inspect instead$/,
     );
-    expect(parseCommandLine(['--enable-pprof=false'], io())).toEqual({ command: 'serve', config: DEFAULTS, notes: [] });
+    expect(parseCommandLine(['--enable-pprof=false'], io())).toEqual({ command: 'serve', config: DEFAULTS });
   });
 
   it('--help lists the snapshot restore flags, each of which snapshot restore accepts', () => {

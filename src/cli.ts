@@ -46,7 +46,7 @@ export interface MigrateCommand extends MemberFlags {
 }
 
 export type CommandLine =
-  | { readonly command: 'serve'; readonly config: Config; readonly notes: readonly string[] }
+  | { readonly command: 'serve'; readonly config: Config }
   | { readonly command: 'version' }
   | { readonly command: 'help'; readonly text: string }
   | SnapshotRestoreCommand
@@ -80,9 +80,8 @@ export function parseCommandLine(argv: readonly string[], io: CliIo = processIo(
     if (first.value === 'snapshot') return parseSnapshotCommand(argv.slice(1));
     if (first.value === 'migrate') return parseMigrateCommand(argv.slice(1));
   }
-  const notes: string[] = [];
-  const config = loadConfig({ argv, env: io.env, readFile: io.readFile, onNote: (note) => notes.push(note) });
-  return { command: 'serve', config, notes };
+  const config = loadConfig({ argv, env: io.env, readFile: io.readFile });
+  return { command: 'serve', config };
 }
 
 function fail(message: string): never {

@@ -32,12 +32,11 @@ import { openStorage } from './node/storage.js';
 import { StorageFormatError } from './storage/backend.js';
 import { TlsSetupError } from './tls/tls.js';
 
-async function serve(config: Config, notes: readonly string[]): Promise<void> {
+async function serve(config: Config): Promise<void> {
   const { level, format, output, maxSize, maxBackups, maxAgeDays } = config.log;
   const logging = createLogging({ level, format, output, maxSizeBytes: maxSize, maxBackups, maxAgeDays, base: { name: config.name } });
   const log = logging.logger;
   reopenLogOnHangup(logging, output);
-  for (const note of notes) log.warn(note);
   const failStop = (): never => {
     logging.flushSync();
     process.exit(1);
@@ -134,7 +133,7 @@ async function main(argv: readonly string[]): Promise<void> {
       return (await import('./node/snapshot-restore-command.js')).runMigrate(command);
     case 'serve':
       try {
-        await serve(command.config, command.notes);
+        await serve(command.config);
       } catch (error) {
         if (!(error instanceof StorageFormatError || error instanceof TlsSetupError || error instanceof StartupError)) throw error;
         process.stderr.write(`${error.message}\n`);

@@ -4,7 +4,7 @@
 // (key path -> text), which go through the same typed parsing as YAML and environment values,
 // so one key is validated one way whatever its source.
 
-import { bindHost, parseBool, parseStringList, parseUrl, ValueProblem, type Url } from './values.js';
+import { bindHost, isSecureScheme, parseBool, parseStringList, parseUrl, unixSocketPath, ValueProblem, type Url } from './values.js';
 
 export interface FlagToken {
   /** Name without dashes, e.g. "data-dir". */
@@ -38,7 +38,6 @@ export interface Assignment {
 
 export interface FlagContext {
   set(path: string, value: string): void;
-  note(message: string): void;
 }
 
 export interface FlagSpec {
@@ -96,7 +95,8 @@ function parseUrls(value: string): Url[] {
 
 /**
  * etcd's listen URLs decide where to bind: the first URL's host and port become the section's
- * address and port (localhost meaning 127.0.0.1), and an https URL turns TLS on.
+ * address and port (localhost meaning 127.0.0.1 in a TCP URL), and an https or unixs URL turns
+ * TLS on.
  */
 function listenUrls(name: string, section: 'grpc' | 'raft'): FlagSpec {
   return {
@@ -106,10 +106,12 @@ function listenUrls(name: string, section: 'grpc' | 'raft'): FlagSpec {
     apply: (value, context) => {
       const urls = parseUrls(value);
       const first = urls[0] as Url;
-      context.set(`server.${section}.listen_urls`, urls.map((u) => `${u.scheme}://${hostText(bindHost(u.host))}:${u.port}`).join(','));
-      context.set(`server.${section}.address`, bindHost(first.host));
+      // A unix URL's host:port is a file name: it is kept as written.
+      const listenHost = (u: Url) => (unixSocketPath(u) === undefined ? bindHost(u.host) : u.host);
+      context.set(`server.${section}.listen_urls`, urls.map((u) => `${u.scheme}://${hostText(listenHost(u))}:${u.port}`).join(','));
+      context.set(`server.${section}.address`, listenHost(first));
       context.set(`server.${section}.port`, String(first.port));
-      if (urls.some((u) => u.scheme === 'https')) context.set(`server.${section}.tls.enabled`, 'true');
+      if (urls.some((u) => isSecureScheme(u.scheme))) context.set(`server.${section}.tls.enabled`, 'true');
     },
   };
 }

@@ -7,14 +7,14 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, helpText, loadConfig, type LoadOptions } from './parse-config.js';
 import { CONFIG_KEYS, DEFAULTS } from './schema.js';
 
-function load(argv: string[], options: { env?: Record<string, string>; files?: Record<string, string>; notes?: string[] } = {}) {
+function load(argv: string[], options: { env?: Record<string, string>; files?: Record<string, string> } = {}) {
   const files = options.files ?? {};
   const readFile: LoadOptions['readFile'] = (path) => {
     const text = files[path];
     if (text === undefined) throw new Error(`ENOENT: no such file, open '${path}'`);
     return text;
   };
-  return loadConfig({ argv, env: options.env ?? {}, readFile, onNote: (n) => options.notes?.push(n) });
+  return loadConfig({ argv, env: options.env ?? {}, readFile });
 }
 
 function loadError(...args: Parameters<typeof load>): string {
@@ -142,7 +142,7 @@ describe('error messages name the key and the source', () => {
     expect(loadError(['--name'])).toBe('config error: flag --name needs a value');
     expect(loadError(['--pre-vote=maybe'])).toBe('config error: flag --pre-vote: expected true or false, got "maybe"');
     expect(loadError(['--listen-client-urls', '127.0.0.1:2379'])).toBe(
-      'config error: flag --listen-client-urls: expected a URL like http://127.0.0.1:2379 (http or https, explicit port), got "127.0.0.1:2379"',
+      'config error: flag --listen-client-urls: expected a URL like http://127.0.0.1:2379 (http, https, unix or unixs; explicit port), got "127.0.0.1:2379"',
     );
     expect(loadError(['--log-level', 'trace'])).toBe(
       'config error: server.log.level in flag --log-level: expected one of debug, info, warn, error, panic, fatal, got "trace"',
@@ -438,50 +438,77 @@ describe('etcd command lines', () => {
     expect(config.raft.port).toBe(3380);
   });
 
+  it("etcd's unix and unixs URLs: the socket name is kept as written, unixs turns TLS on, metrics URLs stay TCP", () => {
+    const config = load(['--listen-client-urls', 'unix://localhost:2379,http://localhost:0', '--listen-peer-urls', 'unix://localhost:2380']);
+    expect(config.grpc.listenUrls).toEqual([
+      { scheme: 'unix', host: 'localhost', port: 2379 },
+      { scheme: 'http', host: '127.0.0.1', port: 0 },
+    ]);
+    expect(config.raft.listenUrls).toEqual([{ scheme: 'unix', host: 'localhost', port: 2380 }]);
+    // Two unix sockets that share a "port" do not clash: they are files.
+    expect(load(['--listen-client-urls', 'unix://a:7', '--listen-peer-urls', 'unix://b:7']).raft.port).toBe(7);
+    expect(load(['--listen-client-urls', 'unixs://localhost:1', '--auto-tls']).grpc.tls.enabled).toBe(true);
+    expect(loadError(['--listen-metrics-urls', 'unix://localhost:9'])).toBe(
+      'config error: server.monitoring.listen_metrics_urls ("unix://localhost:9", from flag --listen-metrics-urls): unix sockets are supported for client and peer URLs only',
+    );
+  });
+
+  it('an advertised client port 0 is accepted (as etcd); an advertised peer port 0 is refused in one line', () => {
+    const config = load(['--listen-client-urls', 'http://127.0.0.1:0', '--advertise-client-urls', 'http://127.0.0.1:0']);
+    expect(config.grpc.advertiseUrls).toEqual([{ scheme: 'http', host: '127.0.0.1', port: 0 }]);
+    expect(loadError(['--listen-peer-urls', 'http://127.0.0.1:0', '--initial-advertise-peer-urls', 'http://127.0.0.1:0'])).toBe(
+      'config error: server.raft.advertise_address ("127.0.0.1:0", from flag --initial-advertise-peer-urls): a peer URL cannot advertise port 0 (members dial it and derive the member ID from it): give the port',
+    );
+  });
+
+  it('server.http.port: off by default, set from the environment, never the port of another listener', () => {
+    expect(load([]).http).toEqual({ address: '', port: 0 });
+    expect(load([], { env: { METASTORE_SERVER_HTTP_PORT: '2380' } }).http.port).toBe(2380);
+    expect(loadError([], { env: { METASTORE_SERVER_HTTP_PORT: '8080' } })).toBe(
+      'config error: server.http.port (8080, from environment variable METASTORE_SERVER_HTTP_PORT) and server.health.port (8080, default) must be different ports',
+    );
+  });
+
   it('flags override an address set by the file', () => {
     const files = { [FILE]: 'server:\n  grpc:\n    address: 10.0.1.10\n    port: 2379\n' };
     expect(load(['--config', FILE, '--listen-client-urls', 'http://127.0.0.1:4379'], { files }).grpc).toMatchObject({ address: '127.0.0.1', port: 4379 });
   });
 
   it('maps the remaining etcd flags', () => {
-    const notes: string[] = [];
-    const config = load(
-      [
-        '--wal-dir',
-        '/wal',
-        '--max-learners',
-        '2',
-        '--experimental-initial-corrupt-check',
-        '--auth-token-ttl',
-        '600',
-        '--grpc-keepalive-min-time',
-        '10s',
-        '--grpc-keepalive-interval',
-        '2h0m0s',
-        '--grpc-keepalive-timeout',
-        '20s',
-        '--listen-metrics-urls',
-        'http://127.0.0.1:2381',
-        '--logger',
-        'zap',
-        '--enable-pprof=false',
-        '--auto-tls',
-        '--peer-auto-tls',
-        '--peer-cert-file',
-        'p.pem',
-        '--peer-key-file',
-        'pk.pem',
-        '--peer-trusted-ca-file',
-        'pca.pem',
-        '--quota-backend-bytes',
-        '8589934592',
-        '--initial-cluster-state',
-        'existing',
-        '--experimental-watch-progress-notify-interval',
-        '500ms',
-      ],
-      { notes },
-    );
+    const config = load([
+      '--wal-dir',
+      '/wal',
+      '--max-learners',
+      '2',
+      '--experimental-initial-corrupt-check',
+      '--auth-token-ttl',
+      '600',
+      '--grpc-keepalive-min-time',
+      '10s',
+      '--grpc-keepalive-interval',
+      '2h0m0s',
+      '--grpc-keepalive-timeout',
+      '20s',
+      '--listen-metrics-urls',
+      'http://127.0.0.1:2381',
+      '--logger',
+      'zap',
+      '--enable-pprof=false',
+      '--auto-tls',
+      '--peer-auto-tls',
+      '--peer-cert-file',
+      'p.pem',
+      '--peer-key-file',
+      'pk.pem',
+      '--peer-trusted-ca-file',
+      'pca.pem',
+      '--quota-backend-bytes',
+      '8589934592',
+      '--initial-cluster-state',
+      'existing',
+      '--experimental-watch-progress-notify-interval',
+      '500ms',
+    ]);
     expect(config.walDir).toBe('/wal');
     expect(config.raft.maxLearners).toBe(2);
     expect(config.reliability.initialCorruptCheck).toBe(true);
@@ -494,7 +521,6 @@ describe('etcd command lines', () => {
     expect(config.initialClusterState).toBe('existing');
     expect(config.grpc.watchProgressNotifyIntervalMs).toBe(500);
     expect(config.log.format).toBe('json'); // --logger zap
-    expect(notes).toEqual([]);
   });
 
   it('--logger picks the log format: zap = JSON lines, capnslog = console lines', () => {

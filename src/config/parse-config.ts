@@ -17,6 +17,7 @@ import {
   describeGot,
   formatUrl,
   isLoopbackHost,
+  isSecureScheme,
   parseBool,
   parseDurationMs,
   parseEnum,
@@ -29,6 +30,7 @@ import {
   parseString,
   parseStringList,
   parseUrl,
+  unixSocketPath,
   ValueProblem,
   type Url,
 } from './values.js';
@@ -51,8 +53,6 @@ export interface LoadOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Reads the --config file as UTF-8; defaults to fs.readFileSync. */
   readonly readFile?: (path: string) => string;
-  /** Told about accepted-but-ignored flags, for the caller to log once the logger exists. */
-  readonly onNote?: (message: string) => void;
 }
 
 export interface Entry {
@@ -145,18 +145,17 @@ interface ParsedFlags {
 }
 
 /** Applies one etcd flag (from the command line or etcd's config file) as key assignments. */
-function applyFlag(spec: FlagSpec, value: string, source: Source, entries: Map<string, Entry>, onNote: (message: string) => void): void {
+function applyFlag(spec: FlagSpec, value: string, source: Source, entries: Map<string, Entry>): void {
   const describe = () => (source.kind === 'flag' ? `flag --${spec.name}` : origin(source));
   if (spec.boolean) rethrowValueProblem(describe, () => parseBool(value, true));
   rethrowValueProblem(describe, () =>
     spec.apply(value, {
       set: (path, text) => entries.set(path, { raw: text, source }),
-      note: onNote,
     }),
   );
 }
 
-function parseFlags(argv: readonly string[], onNote: (message: string) => void): ParsedFlags {
+function parseFlags(argv: readonly string[]): ParsedFlags {
   const tokens = tokenize(argv);
   const entries = new Map<string, Entry>();
   let configFile: string | undefined;
@@ -182,7 +181,7 @@ function parseFlags(argv: readonly string[], onNote: (message: string) => void):
     }
     if (name === 'config') configFile = value;
     else if (name === 'config-file') etcdConfigFile = value;
-    else if (spec) applyFlag(spec, value, { kind: 'flag', name }, entries, onNote);
+    else if (spec) applyFlag(spec, value, { kind: 'flag', name }, entries);
   }
   return { configFile, etcdConfigFile, entries };
 }
@@ -191,7 +190,7 @@ function parseFlags(argv: readonly string[], onNote: (message: string) => void):
  * etcd's --config-file: etcd ignores every other flag when it is given; MetaStore refuses the
  * mix instead of ignoring part of a command line.
  */
-function parseEtcdConfigFile(flags: ParsedFlags, readFile: (path: string) => string, onNote: (message: string) => void): Map<string, Entry> {
+function parseEtcdConfigFile(flags: ParsedFlags, readFile: (path: string) => string): Map<string, Entry> {
   const file = flags.etcdConfigFile!;
   if (flags.entries.size > 0 || flags.configFile !== undefined) {
     throw configError(`flag --config-file ${file} cannot be combined with other flags (etcd ignores them): put those settings in ${file}`);
@@ -211,7 +210,7 @@ function parseEtcdConfigFile(flags: ParsedFlags, readFile: (path: string) => str
     throw error;
   }
   for (const setting of settings) {
-    applyFlag(ETCD_FLAGS_BY_NAME.get(setting.flag)!, setting.value, { kind: 'etcd-file', path: file, key: setting.key }, entries, onNote);
+    applyFlag(ETCD_FLAGS_BY_NAME.get(setting.flag)!, setting.value, { kind: 'etcd-file', path: file, key: setting.key }, entries);
   }
   return entries;
 }
@@ -404,12 +403,19 @@ function deriveAndCheck(config: Mutable<Config>, sourceOf: (path: string) => Sou
   checkPeers(config, show);
   checkUrls(config, 'grpc', show);
   checkUrls(config, 'raft', show);
+  const unixMetricsUrl = config.monitoring.listenMetricsUrls.find((url) => unixSocketPath(url) !== undefined);
+  if (unixMetricsUrl !== undefined) {
+    throw configError(`${show('server.monitoring.listen_metrics_urls', formatUrl(unixMetricsUrl))}: unix sockets are supported for client and peer URLs only`);
+  }
   deriveListening(config, sourceOf);
 
-  const ports: [string, number][] = [
-    ['server.grpc.port', config.grpc.port],
-    ['server.raft.port', config.raft.port],
-  ];
+  // A section whose first listen URL is a unix socket has no TCP port to clash.
+  const tcpPort = (section: 'grpc' | 'raft'): [string, number][] => {
+    const first = config[section].listenUrls[0];
+    return first !== undefined && unixSocketPath(first) !== undefined ? [] : [[`server.${section}.port`, config[section].port]];
+  };
+  const ports: [string, number][] = [...tcpPort('grpc'), ...tcpPort('raft')];
+  if (config.http.port !== 0) ports.push(['server.http.port', config.http.port]);
   if (config.health.open) ports.push(['server.health.port', config.health.port]);
   if (config.monitoring.openPrometheusPort) ports.push(['server.monitoring.prometheus_port', config.monitoring.prometheusPort]);
   for (const [i, [pathA, portA]] of ports.entries()) {
@@ -477,13 +483,23 @@ function checkUrls(config: Config, section: 'grpc' | 'raft', show: (path: string
   const s = config[section];
   const base = `server.${section}`;
   const first = s.listenUrls[0];
-  if (first && (bindHost(first.host) !== s.address || first.port !== s.port)) {
+  const firstHost = first && unixSocketPath(first) === undefined ? bindHost(first.host) : first?.host;
+  if (first && (firstHost !== s.address || first.port !== s.port)) {
     throw configError(`${show(`${base}.listen_urls`, formatUrl(first))} must match ${show(`${base}.address`, s.address)} and ${show(`${base}.port`, s.port)}`);
+  }
+  // etcd publishes an advertised client port 0 as given (the bound port replaces it here when
+  // a port-0 listen URL has the same host); a peer URL is also the member's identity (its ID is
+  // derived from it) and what the other members dial, so port 0 is refused there.
+  const zeroPeerUrl = section === 'raft' ? s.advertiseUrls.find((url) => url.port === 0 && unixSocketPath(url) === undefined) : undefined;
+  if (zeroPeerUrl !== undefined || (section === 'raft' && s.advertiseUrls.length === 0 && /:0$/.test(s.advertiseAddress))) {
+    throw configError(
+      `${show(`${base}.advertise_address`, s.advertiseAddress)}: a peer URL cannot advertise port 0 (members dial it and derive the member ID from it): give the port`,
+    );
   }
   if (s.advertiseAddress !== '') {
     const advertised = rethrowValueProblem(
       () => `${show(`${base}.advertise_address`, s.advertiseAddress)}`,
-      () => parseHostPort(s.advertiseAddress),
+      () => parseHostPort(s.advertiseAddress, section === 'grpc'),
     );
     const firstAdvertised: Url | undefined = s.advertiseUrls[0];
     if (firstAdvertised && (firstAdvertised.host !== advertised.host || firstAdvertised.port !== advertised.port)) {
@@ -493,7 +509,7 @@ function checkUrls(config: Config, section: 'grpc' | 'raft', show: (path: string
     throw configError(`${show(`${base}.advertise_address`, '')} must be set when ${base}.advertise_urls is`);
   }
   const tls = s.tls;
-  const httpsUrl = [...s.listenUrls, ...s.advertiseUrls].find((u) => u.scheme === 'https');
+  const httpsUrl = [...s.listenUrls, ...s.advertiseUrls].find((u) => isSecureScheme(u.scheme));
   if (httpsUrl && !tls.enabled) {
     throw configError(`${show(`${base}.tls.enabled`, false)} must be true for the https URL ${formatUrl(httpsUrl)}`);
   }
@@ -518,12 +534,11 @@ function checkUrls(config: Config, section: 'grpc' | 'raft', show: (path: string
 
 /** Merges defaults < YAML file (--config) < METASTORE_SERVER_* env < flags into a frozen Config. */
 export function loadConfig(options: LoadOptions): Config {
-  const onNote = options.onNote ?? (() => {});
-  const flags = parseFlags(options.argv, onNote);
+  const flags = parseFlags(options.argv);
   const envEntries = parseEnv(options.env);
   const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
   if (flags.etcdConfigFile !== undefined) {
-    const etcdEntries = parseEtcdConfigFile(flags, readFile, onNote);
+    const etcdEntries = parseEtcdConfigFile(flags, readFile);
     return parseConfig(new Map([...envEntries, ...etcdEntries]));
   }
   let fileEntries = new Map<string, Entry>();

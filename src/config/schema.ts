@@ -126,6 +126,13 @@ export interface Config {
     readonly listenMetricsUrls: readonly Url[];
     readonly slowRequestThresholdMs: number;
   };
+  /** The deployment guide's optional HTTP API port: the client port's HTTP/1.1 endpoints. */
+  readonly http: {
+    /** Empty: grpc.address. */
+    readonly address: string;
+    /** 0: not opened (the default). */
+    readonly port: number;
+  };
   readonly health: {
     readonly port: number;
     /** Derived: whether the health port is opened (not with etcd's command line unless set). */
@@ -249,6 +256,7 @@ export const DEFAULTS: Config = deepFreeze<Config>({
   },
   compaction: { mode: 'periodic', retention: '0', retentionMs: 0, retentionRevisions: 0 },
   monitoring: { enablePrometheus: true, prometheusPort: 9090, openPrometheusPort: true, listenMetricsUrls: [], slowRequestThresholdMs: 100 },
+  http: { address: '', port: 0 },
   health: { port: 8080, open: true },
   reliability: { enablePanicRecovery: true, gracefulShutdownTimeoutMs: 30_000, initialCorruptCheck: false, corruptCheckTimeMs: 0 },
   log: { level: 'info', format: 'json', output: 'stdout', maxSize: 104_857_600, maxBackups: 10, maxAgeDays: 30 },
@@ -386,7 +394,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.grpc.address', 'string', 'IP the client (gRPC), health and metrics ports bind to; unset with a non-loopback advertise_address = 0.0.0.0'),
   key('server.grpc.port', 'uint', 'client (gRPC) port; 0 = a free port', LISTEN_PORT),
   key('server.grpc.advertise_address', 'string', 'host:port advertised to clients; empty = address:port'),
-  key('server.grpc.listen_urls', 'string-list', 'client URLs to listen on (etcd); first must match address:port', { items: 'url' }),
+  key('server.grpc.listen_urls', 'string-list', 'client URLs to listen on (etcd: http, https, unix, unixs); first must match address:port', { items: 'url' }),
   key('server.grpc.advertise_urls', 'string-list', 'client URLs advertised (etcd); first must match advertise_address', { items: 'url' }),
   key(
     'server.grpc.max_recv_msg_size',
@@ -426,7 +434,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.raft.address', 'string', 'IP the peer (raft) port binds to; unset with a non-loopback advertise_address = 0.0.0.0'),
   key('server.raft.port', 'uint', 'peer (raft) port; 0 = a free port', LISTEN_PORT),
   key('server.raft.advertise_address', 'string', 'host:port advertised to peers; empty = address:port'),
-  key('server.raft.listen_urls', 'string-list', 'peer URLs to listen on (etcd); first must match address:port', { items: 'url' }),
+  key('server.raft.listen_urls', 'string-list', 'peer URLs to listen on (etcd: http, https, unix, unixs); first must match address:port', { items: 'url' }),
   key('server.raft.advertise_urls', 'string-list', 'peer URLs advertised (etcd); first must match advertise_address', { items: 'url' }),
   key('server.raft.election_timeout_ms', 'uint', 'election timeout in ms (>= 5 x heartbeat, <= 50000)', { min: 1, max: 50_000 }),
   key('server.raft.heartbeat_interval_ms', 'uint', 'leader heartbeat interval in ms', { min: 1 }),
@@ -474,6 +482,14 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     { items: 'url' },
   ),
   key('server.monitoring.slow_request_threshold', 'duration', 'log requests slower than this'),
+
+  key('server.http.address', 'string', 'IP the HTTP API port binds to; empty = server.grpc.address'),
+  key(
+    'server.http.port',
+    'uint',
+    "the guide's HTTP API port: etcd's JSON gateway (/v3/...), /health and the client port's other HTTP/1.1 endpoints; TLS as the client port; 0 = off",
+    LISTEN_PORT,
+  ),
 
   key('server.health.port', 'uint', 'port of /health, /readiness and /liveness (with etcd listen URL flags: opened only when set)', PORT),
 

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   formatDurationMs,
+  isSecureScheme,
   parseBool,
   parseDurationMs,
   parseId,
@@ -13,6 +14,7 @@ import {
   parseSizeBytes,
   parseStringList,
   parseUrl,
+  unixSocketPath,
   ValueProblem,
 } from './values.js';
 
@@ -114,9 +116,18 @@ describe('URLs, peers and the initial cluster', () => {
     expect(parseUrl('https://[::1]:2380/')).toEqual({ scheme: 'https', host: '::1', port: 2380 });
     // Port 0 (a free port) is a valid listen URL, as in etcd.
     expect(parseUrl('http://0.0.0.0:0')).toEqual({ scheme: 'http', host: '0.0.0.0', port: 0 });
-    for (const bad of ['127.0.0.1:2379', 'http://host', 'ftp://h:1', 'http://h:70000', 'unix://x:1']) {
+    for (const bad of ['127.0.0.1:2379', 'http://host', 'ftp://h:1', 'http://h:70000', 'unix:///tmp/x.sock', 'unix://x', 'unixs://x:1/path']) {
       expect(() => parseUrl(bad)).toThrow(ValueProblem);
     }
+  });
+
+  it("takes unix and unixs URLs as etcd does: the host:port text is the socket file's name", () => {
+    const unix = parseUrl('unix://localhost:12345');
+    expect(unix).toEqual({ scheme: 'unix', host: 'localhost', port: 12_345 });
+    expect(unixSocketPath(unix)).toBe('localhost:12345');
+    expect(unixSocketPath(parseUrl('unixs://x:1'))).toBe('x:1');
+    expect(unixSocketPath(parseUrl('http://x:1'))).toBeUndefined();
+    expect(['http', 'https', 'unix', 'unixs'].map((scheme) => isSecureScheme(scheme as 'http'))).toEqual([false, true, false, true]);
   });
 
   it('parses peers ID@host:port', () => {

@@ -12,11 +12,28 @@ export class ValueProblem extends Error {
   override name = 'ValueProblem';
 }
 
-/** A parsed URL as etcd's flags use them; the port is always explicit. */
+/**
+ * A parsed URL as etcd's flags use them; the port is always explicit. unix and unixs URLs name
+ * a unix socket: as in etcd, its path is the URL's host:port text, relative to the working
+ * directory (`unix://localhost:12345` is the file `localhost:12345`); unixs is TLS over it.
+ */
 export interface Url {
-  readonly scheme: 'http' | 'https';
+  readonly scheme: UrlScheme;
   readonly host: string;
   readonly port: number;
+}
+
+export type UrlScheme = 'http' | 'https' | 'unix' | 'unixs';
+
+/** True for the schemes that carry TLS (https, unixs). */
+export function isSecureScheme(scheme: UrlScheme): boolean {
+  return scheme === 'https' || scheme === 'unixs';
+}
+
+/** The socket file of a unix or unixs URL; undefined for a TCP URL. */
+export function unixSocketPath(url: Url): string | undefined {
+  if (url.scheme !== 'unix' && url.scheme !== 'unixs') return undefined;
+  return `${url.host.includes(':') ? `[${url.host}]` : url.host}:${url.port}`;
 }
 
 /** One MetaStore raft peer, written `ID@host:port` in configs. */
@@ -194,7 +211,7 @@ export function parseId(raw: unknown): bigint {
 }
 
 const HOST = String.raw`(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)`;
-const URL_RE = new RegExp(String.raw`^(https?)://${HOST}:(\d{1,5})/?$`);
+const URL_RE = new RegExp(String.raw`^(https?|unixs?)://${HOST}:(\d{1,5})/?$`);
 const HOST_PORT_RE = new RegExp(String.raw`^${HOST}:(\d{1,5})$`);
 
 function unbracket(host: string): string {
@@ -210,8 +227,8 @@ function validPort(text: string | undefined, lowest = 1): number | undefined {
 export function parseUrl(text: string): Url {
   const match = URL_RE.exec(text);
   const port = validPort(match?.[3], 0);
-  if (!match || port === undefined) return fail('a URL like http://127.0.0.1:2379 (http or https, explicit port)', text);
-  return { scheme: match[1] as 'http' | 'https', host: unbracket(match[2] ?? ''), port };
+  if (!match || port === undefined) return fail('a URL like http://127.0.0.1:2379 (http, https, unix or unixs; explicit port)', text);
+  return { scheme: match[1] as UrlScheme, host: unbracket(match[2] ?? ''), port };
 }
 
 export function formatUrl(url: Url): string {
@@ -219,10 +236,13 @@ export function formatUrl(url: Url): string {
   return `${url.scheme}://${host}:${url.port}`;
 }
 
-/** "host:port" as in `advertise_address: 10.0.1.10:2379`; empty means "not set". */
-export function parseHostPort(text: string): { host: string; port: number } {
+/**
+ * "host:port" as in `advertise_address: 10.0.1.10:2379`; empty means "not set". Port 0 only
+ * with `allowPortZero` (an advertised client address, as etcd accepts it).
+ */
+export function parseHostPort(text: string, allowPortZero = false): { host: string; port: number } {
   const match = HOST_PORT_RE.exec(text);
-  const port = validPort(match?.[2]);
+  const port = validPort(match?.[2], allowPortZero ? 0 : 1);
   if (!match || port === undefined) return fail('host:port like 10.0.1.10:2379', text);
   return { host: unbracket(match[1] ?? ''), port };
 }

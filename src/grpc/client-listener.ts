@@ -1,5 +1,5 @@
 // The client port's listening sockets: every client URL (etcd's --listen-client-urls may name
-// several; kubeadm gives two), one connection limit across them, TLS termination, and the
+// several; kubeadm gives two; unix and unixs URLs are unix socket files), one connection limit across them, TLS termination, and the
 // hand-over of each connection to gRPC or to HTTP/1.1 (protocol-router.ts).
 //
 // - Bound early: main binds the client URLs before opening storage (a taken port stops start-up
@@ -23,7 +23,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { assert } from '../util/assert.js';
-import { listenErrorOf } from '../util/listen-error.js';
+import { listenErrorOf, socketListenErrorOf } from '../util/listen-error.js';
 import { shimAuthority } from './authority-shim.js';
 import { routeByProtocol } from './protocol-router.js';
 
@@ -31,8 +31,14 @@ export interface ListenAddress {
   readonly host: string;
   /** 0 picks a free port; the bound one is in `ports`. */
   readonly port: number;
-  /** TLS on this address (https URL): needs the listener's `tls`. */
+  /** TLS on this address (https or unixs URL): needs the listener's `tls`. */
   readonly secure: boolean;
+  /**
+   * A unix socket file to listen on instead of host:port (a unix or unixs URL). As etcd's client
+   * listener, a file already there is not removed: listening fails (EADDRINUSE). Closing the
+   * listener removes the file (libuv unlinks it).
+   */
+  readonly socketPath?: string;
 }
 
 export interface ClientListenerOptions {
@@ -163,16 +169,19 @@ export class ClientListener {
   }
 }
 
+/** Listens; the bound TCP port (a unix socket address keeps the port its URL names). */
 async function listenOn(server: net.Server, address: ListenAddress): Promise<number> {
+  const socketPath = address.socketPath;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: address.host, port: address.port }, () => {
+    server.listen(socketPath !== undefined ? { path: socketPath } : { host: address.host, port: address.port }, () => {
       server.off('error', reject);
       resolve();
     });
   }).catch((error: unknown) => {
-    throw listenErrorOf(error, address.host, address.port);
+    throw socketPath !== undefined ? socketListenErrorOf(error, socketPath) : listenErrorOf(error, address.host, address.port);
   });
+  if (socketPath !== undefined) return address.port;
   const bound = server.address();
   if (bound === null || typeof bound === 'string') throw new Error('client listener has no TCP address');
   return bound.port;

@@ -6,7 +6,8 @@
 //   be provided") are plain Go errors in etcd, so they travel as codes.Unknown with that text;
 //   so do etcd's own errors here (e.g. "etcdserver: requested lease not found"), because etcd
 //   runs this service through an internal client (see recipeCall in lock-service.ts).
-// - Campaign blocks until elected; a cancelled campaign resigns (see the recipe).
+// - Campaign blocks until elected, with no request timeout (as etcd's: only the client's cancel
+//   or deadline ends the wait); a cancelled campaign resigns (see the recipe).
 // - Observe writes only while the stream is writable (it awaits 'drain'), so a slow observer
 //   holds the recipe back instead of buffering; it ends with the client's cancel. If the
 //   recipe fails (e.g. its watch start was compacted) the stream ends with OK, as etcd's does
@@ -88,12 +89,15 @@ export function electionHandlers(kv: KvServer, headers: ResponseHeaders): Handle
   };
 
   return {
-    Campaign: unary<{ name?: Buffer | null; lease?: WireInt64; value?: Buffer | null }>('Campaign', (request, call) =>
-      electionCall('Campaign', async () => {
-        const name = bytes(request.name);
-        const won = await campaign(recipeStoreFor(kv, call), name, int64(request.lease), bytes(request.value), callSignal(call));
-        return { header: headers.at(won.revision), leader: wireLeaderKey(won.leader) };
-      }),
+    Campaign: unary<{ name?: Buffer | null; lease?: WireInt64; value?: Buffer | null }>(
+      'Campaign',
+      (request, call) =>
+        electionCall('Campaign', async () => {
+          const name = bytes(request.name);
+          const won = await campaign(recipeStoreFor(kv, call), name, int64(request.lease), bytes(request.value), callSignal(call));
+          return { header: headers.at(won.revision), leader: wireLeaderKey(won.leader) };
+        }),
+      { waits: true },
     ),
 
     Proclaim: unary<{ leader?: WireLeaderKey | null; value?: Buffer | null }>('Proclaim', (request, call) =>

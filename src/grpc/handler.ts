@@ -84,9 +84,19 @@ export class StatusError extends Error {
   }
 }
 
+export interface UnaryOptions {
+  /**
+   * The call waits for something other clients do (Lock, Campaign): it has no request timeout
+   * and ends only when done or when the client cancels or its deadline passes, as in etcd
+   * (whose v3lock and v3election wait on the client's context alone).
+   */
+  readonly waits?: boolean;
+}
+
 export function unary<Request>(
   method: string,
   body: (request: Request, call: grpc.ServerUnaryCall<Request, unknown>) => unknown,
+  options: UnaryOptions = {},
 ): grpc.handleUnaryCall<Request, unknown> {
   return (call, callback) => {
     const timed = hooks.observe !== undefined || hooks.slowMs > 0;
@@ -118,7 +128,7 @@ export function unary<Request>(
       return;
     }
     if (result instanceof Promise) {
-      if (hooks.timeoutMs > 0) {
+      if (hooks.timeoutMs > 0 && options.waits !== true) {
         // Node keeps timers of one duration in one list: arming and clearing is O(1).
         let answered = false;
         const timer = setTimeout(() => {

@@ -1,8 +1,9 @@
 // etcd's v3lock Lock service over gRPC (Lock, Unlock), over the recipe in src/server/recipes/lock.ts.
 //
 // Invariants:
-// - Lock blocks until the lock is held; a client that cancels (or disconnects) aborts the
-//   wait, and the recipe removes the queue key it created. The cancelled call's answer goes
+// - Lock blocks until the lock is held, with no request timeout (as in etcd, only the client
+//   ends the wait); a client that cancels (or disconnects) aborts the wait, and the recipe
+//   removes the queue key it created. The cancelled call's answer goes
 //   nowhere, so it is reported as CANCELLED without being logged as a bug.
 // - etcd runs these services through an internal clientv3 client, which turns every etcd
 //   error into a plain Go error, so its gRPC server sends them as codes.Unknown with etcd's
@@ -53,11 +54,14 @@ export async function recipeCall<T>(method: string, body: () => Promise<T>): Pro
 
 export function lockHandlers(kv: KvServer, headers: ResponseHeaders): Handlers {
   return {
-    Lock: unary<{ name?: Buffer | null; lease?: WireInt64 }>('Lock', (request, call) =>
-      recipeCall('Lock', async () => {
-        const { key, revision } = await lock(recipeStoreFor(kv, call), bytes(request.name), int64(request.lease), callSignal(call));
-        return { header: headers.at(revision), key };
-      }),
+    Lock: unary<{ name?: Buffer | null; lease?: WireInt64 }>(
+      'Lock',
+      (request, call) =>
+        recipeCall('Lock', async () => {
+          const { key, revision } = await lock(recipeStoreFor(kv, call), bytes(request.name), int64(request.lease), callSignal(call));
+          return { header: headers.at(revision), key };
+        }),
+      { waits: true },
     ),
 
     Unlock: unary<{ key?: Buffer | null }>('Unlock', (request, call) =>

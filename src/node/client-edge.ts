@@ -6,7 +6,7 @@
 
 import type { Logger } from 'pino';
 import { clientAdvertiseUrls, clientListenUrls, type Config } from '../config/schema.js';
-import { bindHost, formatUrl } from '../config/values.js';
+import { bindHost, formatUrl, isSecureScheme, unixSocketPath, type Url } from '../config/values.js';
 import { ClientListener } from '../grpc/client-listener.js';
 import { JsonGateway } from '../grpc/gateway/gateway.js';
 import { startGrpcServer } from '../grpc/grpc-server.js';
@@ -25,7 +25,7 @@ import { etcdVersions } from './side-ports.js';
 import { listeningFor } from './startup-error.js';
 import type { Identity } from './storage.js';
 
-type EdgeConfig = Pick<Config, 'grpc' | 'limits' | 'monitoring' | 'dataDir' | 'raft' | 'reliability'>;
+type EdgeConfig = Pick<Config, 'grpc' | 'http' | 'limits' | 'monitoring' | 'dataDir' | 'raft' | 'reliability'>;
 
 export interface BoundClientPort {
   readonly listener: ClientListener;
@@ -33,6 +33,8 @@ export interface BoundClientPort {
   readonly urls: readonly string[];
   /** The client URLs to publish: the advertised ones, else the bound ones. */
   readonly advertisedUrls: readonly string[];
+  /** The HTTP API port's listener (server.http.port), when set. */
+  readonly httpApi: ClientListener | undefined;
 }
 
 /** The key (and etcd flag) a client listen failure is reported under. */
@@ -55,7 +57,7 @@ export async function bindClientPort(config: EdgeConfig, logger: Logger): Promis
   const wanted = clientListenUrls(config as Config);
   const listener = await listeningFor(clientListenKey(config), () =>
     ClientListener.listen({
-      addresses: wanted.map((url) => ({ host: bindHost(url.host), port: url.port, secure: url.scheme === 'https' })),
+      addresses: wanted.map((url) => ({ host: bindHost(url.host), port: url.port, secure: isSecureScheme(url.scheme), socketPath: unixSocketPath(url) })),
       maxConnections: config.limits.maxConnections,
       tls: clientTls?.tlsServer,
       onRefused: (remoteAddress) => refusals.refused(remoteAddress),
@@ -70,8 +72,48 @@ export async function bindClientPort(config: EdgeConfig, logger: Logger): Promis
   const urls = bound.map(formatUrl);
   for (const url of urls) logger.info({ component: 'grpc', address: url }, 'listening for client traffic (gRPC and HTTP/1.1)');
   const advertiseGiven = config.grpc.advertiseUrls.length > 0 || config.grpc.advertiseAddress !== '';
-  const advertisedUrls = advertiseGiven ? clientAdvertiseUrls(config as Config).map(formatUrl) : urls;
-  return { listener, urls, advertisedUrls };
+  const advertisedUrls = advertiseGiven ? clientAdvertiseUrls(config as Config).map((url) => formatUrl(withBoundPort(url, wanted, bound))) : urls;
+  const httpApi = await bindHttpApiPort(config, logger, refusals);
+  return { listener, urls, advertisedUrls, httpApi };
+}
+
+/**
+ * The deployment guide's HTTP API port (server.http.port), bound with the client URLs; undefined
+ * when off. It has the client port's TLS (certificate, client-certificate check, CRL) and
+ * offers HTTP/1.1 only: it serves the HTTP/1.1 endpoints, not gRPC.
+ */
+async function bindHttpApiPort(config: EdgeConfig, logger: Logger, refusals: RefusedConnectionLog): Promise<ClientListener | undefined> {
+  if (config.http.port === 0) return undefined;
+  const host = bindHost(config.http.address !== '' ? config.http.address : config.grpc.address);
+  const httpTls = clientPortTls(config.grpc.tls, { dataDir: config.dataDir, hosts: listenHosts(config.grpc), logger: logger.child({ component: 'tls' }) }, [
+    'http/1.1',
+  ]);
+  const listener = await listeningFor('server.http.port', () =>
+    ClientListener.listen({
+      addresses: [{ host, port: config.http.port, secure: httpTls !== undefined }],
+      maxConnections: config.limits.maxConnections,
+      tls: httpTls?.tlsServer,
+      onRefused: (remoteAddress) => refusals.refused(remoteAddress),
+      ...(httpTls !== undefined && {
+        refuseTls: (socket) => httpTls.refusalOf(socket),
+        onTlsRefused: (remoteAddress, reason) => logger.warn({ component: 'http', remoteAddress, reason }, 'rejected HTTP API connection'),
+      }),
+    }),
+  );
+  const address = formatUrl({ scheme: httpTls !== undefined ? 'https' : 'http', host, port: listener.ports[0] ?? config.http.port });
+  logger.info({ component: 'http', address }, 'serving the HTTP API (JSON gateway, /health)');
+  return listener;
+}
+
+/**
+ * An advertised client URL with port 0 (etcd accepts it and publishes port 0, which no client
+ * can dial): when a port-0 listen URL has the same scheme and host, the port it got is
+ * published instead; otherwise port 0 is published as etcd does.
+ */
+export function withBoundPort(advertised: Url, wanted: readonly Url[], bound: readonly Url[]): Url {
+  if (advertised.port !== 0 || unixSocketPath(advertised) !== undefined) return advertised;
+  const i = wanted.findIndex((url) => url.port === 0 && url.scheme === advertised.scheme && bindHost(url.host) === bindHost(advertised.host));
+  return i < 0 ? advertised : { ...advertised, port: bound[i]?.port ?? 0 };
 }
 
 export interface ClientEdgeOptions {
@@ -162,21 +204,32 @@ export async function startClientEdge(options: ClientEdgeOptions): Promise<Runni
     maxBodyBytes: GATEWAY_BODY_FACTOR * config.limits.maxRequestBytes + GATEWAY_BODY_HEADROOM,
     refusesCertificateCn: () => config.grpc.tls.clientCertAuth && options.kv.auth.enabled,
   });
-  const app = buildClientPortApp({
-    sources: options.sources,
-    metrics: options.metrics,
-    versions: etcdVersions(),
-    logger: logger.child({ component: 'http' }),
-    // etcd 3.4 serves /v3/ and its older /v3beta/ spelling (not /v3alpha/).
-    gateway: config.grpc.enableGateway ? { prefixes: ['/v3/', '/v3beta/'], serve: (request, reply) => gateway.serve(request, reply) } : undefined,
-  });
-  const http1 = await serveInjected(app);
+  // One gateway; a second app in front of it only when the HTTP API port needs the gateway
+  // that --enable-grpc-gateway=false turned off on the client URLs.
+  const http1 = await serveInjected(clientPortApp(options, config.grpc.enableGateway ? gateway : undefined));
   bound.listener.serveHttp1((socket) => http1.handle(socket));
+  const api = bound.httpApi === undefined || config.grpc.enableGateway ? http1 : await serveInjected(clientPortApp(options, gateway));
+  bound.httpApi?.serveHttp1((socket) => api.handle(socket));
+  // Plain-text HTTP/2 (gRPC with prior knowledge) is not served on the HTTP API port.
+  bound.httpApi?.serveGrpc((socket) => socket.destroy());
   return {
     port: grpc.port,
     openConnections: () => bound.listener.open,
     close: async (graceMs) => {
-      await Promise.all([grpc.close(graceMs), http1.close()]);
+      await bound.httpApi?.close();
+      await Promise.all([grpc.close(graceMs), http1.close(), ...(api !== http1 ? [api.close()] : [])]);
     },
   };
+}
+
+/** The HTTP/1.1 endpoints of the client port (etcd's health and version endpoints, the gateway). */
+function clientPortApp(options: ClientEdgeOptions, gateway: JsonGateway | undefined) {
+  return buildClientPortApp({
+    sources: options.sources,
+    metrics: options.metrics,
+    versions: etcdVersions(),
+    logger: options.logger.child({ component: 'http' }),
+    // etcd 3.4 serves /v3/ and its older /v3beta/ spelling (not /v3alpha/).
+    gateway: gateway === undefined ? undefined : { prefixes: ['/v3/', '/v3beta/'], serve: (request, reply) => gateway.serve(request, reply) },
+  });
 }

@@ -7,7 +7,7 @@
 
 import type { Logger } from 'pino';
 import { peerListenUrls, type Config } from '../config/schema.js';
-import { bindHost, formatUrl } from '../config/values.js';
+import { bindHost, formatUrl, unixSocketPath } from '../config/values.js';
 import type { Message } from '../raft/types.js';
 import type { KvServer } from '../server/member/kv-server.js';
 import type { PeerSender } from '../server/member/raft-node.js';
@@ -85,7 +85,12 @@ export async function startPeers(options: PeersOptions): Promise<{ close(): Prom
   const raftLog = logger.child({ component: 'raft' });
   const peerTls = peerPortTls(config.raft.tls, { dataDir: config.dataDir, hosts: listenHosts(config.raft), logger: logger.child({ component: 'tls' }) });
   const initialPeers = new Map(cluster.members.filter((m) => m.id !== selfId).map((m) => [m.id, m.peerAddress]));
-  const [first, ...more] = peerListenUrls(config).map((url) => ({ scheme: url.scheme, host: bindHost(url.host), port: url.port }));
+  const [first, ...more] = peerListenUrls(config).map((url) => ({
+    scheme: url.scheme,
+    host: unixSocketPath(url) === undefined ? bindHost(url.host) : url.host,
+    port: url.port,
+    socketPath: unixSocketPath(url),
+  }));
   const listenKey = config.raft.listenUrls.length > 0 ? 'server.raft.listen_urls (--listen-peer-urls)' : 'server.raft.port';
   const transport = await listeningFor(listenKey, () =>
     PeerTransport.start({
@@ -97,6 +102,7 @@ export async function startPeers(options: PeersOptions): Promise<{ close(): Prom
       memberId: selfId,
       listenHost: first!.host,
       listenPort: first!.port,
+      listenSocketPath: first!.socketPath,
       alsoListen: more,
       peers: initialPeers,
       onMessages: (messages) => raft.receive(messages),

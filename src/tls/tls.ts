@@ -97,8 +97,11 @@ function revocationOf(certificate: PeerCertificate | undefined, files: TlsFiles)
   return serial === undefined ? undefined : `certificate serial ${serial.toLowerCase()} revoked`;
 }
 
-/** Undefined when the client port is plain text. Throws TlsSetupError for unusable files. */
-export function clientPortTls(config: TlsConfig, options: TlsSetupOptions): ClientPortTls | undefined {
+/**
+ * Undefined when the client port is plain text. Throws TlsSetupError for unusable files.
+ * `alpn`: the protocols offered (the HTTP API port offers http/1.1 only: it serves no gRPC).
+ */
+export function clientPortTls(config: TlsConfig, options: TlsSetupOptions, alpn: readonly string[] = ['h2', 'http/1.1']): ClientPortTls | undefined {
   // As in etcd, the URL scheme (or tls.enabled) switches TLS on; auto_tls only supplies the certificate.
   if (!config.enabled) return undefined;
   const { files, auto } = loadFiles(config, 'client', options);
@@ -109,7 +112,7 @@ export function clientPortTls(config: TlsConfig, options: TlsSetupOptions): Clie
     ciphers: cipherString(config.cipherSuites),
     minVersion: minVersion(config),
   };
-  const terminator = reloadingTlsServer(files, policy, ['h2', 'http/1.1']);
+  const terminator = reloadingTlsServer(files, policy, [...alpn]);
   return {
     tlsServer: terminator.server,
     refusalOf: (socket) => (verify ? revocationOf(socket.getPeerCertificate(true), files) : undefined),

@@ -30,9 +30,10 @@
 //   are logged (rate-limited) naming the remote address and certificate CN.
 
 import * as grpc from '@grpc/grpc-js';
+import fs from 'node:fs';
 import net from 'node:net';
 import { assert } from '../util/assert.js';
-import { listenErrorOf } from '../util/listen-error.js';
+import { listenErrorOf, socketListenErrorOf } from '../util/listen-error.js';
 import { MessageType, messageTypeName, type Message } from '../raft/types.js';
 import {
   FrameDecodeError,
@@ -63,15 +64,30 @@ export interface TransportCredentials {
   channel: grpc.ChannelCredentials;
 }
 
+/**
+ * Where the peer port listens: host:port, or a unix socket file. As etcd's peer listener, a
+ * stale socket file at that path is removed first; closing removes the file (libuv unlinks it).
+ */
+export interface PeerListenAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly socketPath?: string | undefined;
+}
+
 export interface PeerTransportOptions {
   clusterId: bigint;
   memberId: bigint;
   listenHost: string;
   /** 0 picks a free port (tests); the chosen one is `transport.port`. */
   listenPort: number;
+  /** A unix socket file to listen on instead of listenHost:listenPort (a unix peer URL). */
+  listenSocketPath?: string;
   /** More addresses to listen on (etcd's several --listen-peer-urls); bound ports in `ports`. */
-  alsoListen?: ReadonlyArray<{ host: string; port: number }>;
-  /** Member ID -> "host:port" (or "http://host:port") of its raft port, excluding this member. */
+  alsoListen?: ReadonlyArray<PeerListenAddress>;
+  /**
+   * Member ID -> "host:port" or a peer URL ("http://host:port", "unix://name:port") of its raft
+   * port, excluding this member.
+   */
   peers: ReadonlyMap<bigint, string>;
   /** True for members removed from the cluster: their frames are answered "removed". */
   isRemoved?(memberId: bigint): boolean;
@@ -230,7 +246,7 @@ export class PeerTransport {
       Stream: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => transport!.serveStream(call, callback),
       Snapshot: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => transport!.serveSnapshot(call, callback),
     });
-    const addresses = [{ host: options.listenHost, port: options.listenPort }, ...(options.alsoListen ?? [])];
+    const addresses = [{ host: options.listenHost, port: options.listenPort, socketPath: options.listenSocketPath }, ...(options.alsoListen ?? [])];
     const listening = await listenForPeers(server, credentials.server, addresses);
     const port = listening.ports[0]!;
     transport = new PeerTransport(options, server, port, credentials);
@@ -685,9 +701,14 @@ export class PeerTransport {
   }
 }
 
-/** Accepts "host:port" or an etcd-style peer URL ("http://host:port"); gRPC wants "host:port". */
+/**
+ * Accepts "host:port" or an etcd-style peer URL; gRPC wants "host:port", or "unix:<file>" for a
+ * unix socket (a unix or unixs URL's host:port is the file name, relative to the working dir).
+ */
 function grpcTarget(address: string): string {
   if (!address.includes('://')) return address;
+  const unix = /^unixs?:\/\/([^/]+)\/?$/.exec(address);
+  if (unix) return `unix:${unix[1]}`;
   const url = new URL(address);
   assert(url.port !== '', `peer URL without a port: ${address}`);
   return url.host;
@@ -700,7 +721,7 @@ function grpcTarget(address: string): string {
 async function listenForPeers(
   server: grpc.Server,
   credentials: grpc.ServerCredentials,
-  addresses: ReadonlyArray<{ host: string; port: number }>,
+  addresses: ReadonlyArray<PeerListenAddress>,
 ): Promise<{ servers: net.Server[]; ports: number[] }> {
   const injector = server.createConnectionInjector(credentials);
   const servers: net.Server[] = [];
@@ -709,20 +730,34 @@ async function listenForPeers(
     for (const address of addresses) {
       const listener = net.createServer({ noDelay: true }, (socket) => injector.injectConnection(socket));
       servers.push(listener);
+      const socketPath = address.socketPath;
+      if (socketPath !== undefined) removeStaleSocket(socketPath);
       await new Promise<void>((resolve, reject) => {
         listener.once('error', reject);
-        listener.listen({ host: address.host, port: address.port }, () => {
+        listener.listen(socketPath !== undefined ? { path: socketPath } : { host: address.host, port: address.port }, () => {
           listener.off('error', reject);
           resolve();
         });
       }).catch((error: unknown) => {
-        throw listenErrorOf(error, address.host, address.port);
+        throw socketPath !== undefined ? socketListenErrorOf(error, socketPath) : listenErrorOf(error, address.host, address.port);
       });
-      ports.push((listener.address() as net.AddressInfo).port);
+      ports.push(socketPath !== undefined ? address.port : (listener.address() as net.AddressInfo).port);
     }
   } catch (error) {
     for (const listener of servers) listener.close();
     throw error;
   }
   return { servers, ports };
+}
+
+/** A socket file left by a member that did not stop cleanly; anything else there is left alone. */
+function removeStaleSocket(socketPath: string): void {
+  let stat: fs.Stats | undefined;
+  try {
+    stat = fs.lstatSync(socketPath);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ENOENT') return;
+    throw error;
+  }
+  if (stat.isSocket()) fs.unlinkSync(socketPath);
 }

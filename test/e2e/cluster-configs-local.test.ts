@@ -88,6 +88,21 @@ afterAll(async () => {
   rmSync(dataRoot, { recursive: true, force: true });
 });
 
+it('member list shows each member under its server.name (raft.peers mode)', async () => {
+  const all = members.map((m) => m.endpoint).join(',');
+  const names = async (): Promise<string> => {
+    const list = await etcdctl(all, ['member', 'list', '-w', 'json']);
+    return (JSON.parse(list.stdout) as { members: { name: string }[] }).members
+      .map((m) => m.name)
+      .sort()
+      .join(',');
+  };
+  // Each member publishes its own name through the log; until then a peer may list it as member-N.
+  expect(await waitFor(names, { what: 'every member listed under its server.name', until: (listed) => listed === 'member1,member2,member3' })).toBe(
+    'member1,member2,member3',
+  );
+});
+
 it('replicates, survives kill -9 of the leader, and the restarted member has the same HashKV', async () => {
   const all = members.map((m) => m.endpoint).join(',');
   expect((await etcdctl(members[0]!.endpoint, ['put', 'local', 'yes'])).code).toBe(0);

@@ -6,7 +6,8 @@
 //
 // Waiting is event-driven: a queued Lock/Campaign is known to be queued once a Watch stream on
 // the prefix shows its key; a cancelled waiter is known to be gone once the Watch shows the
-// delete. No sleeps.
+// delete. No sleeps. A Campaign that must outlast MetaStore's request timeout (set to 1 s here)
+// waits for a 3 s lease to expire.
 
 import * as grpc from '@grpc/grpc-js';
 import { describe, it } from 'vitest';
@@ -28,7 +29,9 @@ function unary(client: Client, method: string, request: object): Promise<any> {
 function pending(client: Client, method: string, request: object) {
   let call!: grpc.ClientUnaryCall;
   const result = new Promise<any>((resolve, reject) => {
-    call = client[method](request, (error: grpc.ServiceError | null, response: any) => (error ? reject(error) : resolve(response)));
+    call = client[method](request, { deadline: Date.now() + WAIT_MS }, (error: grpc.ServiceError | null, response: any) =>
+      error ? reject(error) : resolve(response),
+    );
   });
   result.catch(() => undefined);
   return { result, call };
@@ -169,6 +172,19 @@ async function session(endpoint: string): Promise<string[]> {
     electWatch.close();
     await call(election, 'Resign', { leader: (await second.result).leader }, 'Resign second');
     await call(election, 'Leader', { name: b('el') }, 'Leader (none again)');
+
+    // ---- Campaign with lease 0 (a session lease made by the server) while another candidate
+    // leads: it waits, past MetaStore's request timeout (1 s in this test), until the leader's
+    // 3 s lease expires, as etcd's does; no request timeout ends it.
+    const { ID: shortLease } = await unary(lease, 'LeaseGrant', { TTL: 3 });
+    leaseName(shortLease);
+    await call(election, 'Campaign', { name: b('el0'), lease: shortLease, value: b('first') }, 'Campaign (3 s lease)');
+    const anonymousCandidate = pending(election, 'Campaign', { name: b('el0'), value: b('anonymous') });
+    await anonymousCandidate.result.then(
+      (won) => log('Campaign (lease 0) elected after the leader expired', won),
+      (e: grpc.ServiceError) => log('Campaign (lease 0) failed', { code: grpc.status[e.code], details: e.details }),
+    );
+    await call(election, 'Leader', { name: b('el0') }, 'Leader (the lease-0 candidate)');
   } finally {
     for (const client of [lock, election, lease, kv, watch]) client.close();
   }
@@ -177,6 +193,7 @@ async function session(endpoint: string): Promise<string[]> {
 
 describe('v3lock / v3election gRPC services: MetaStore vs etcd 3.4.23', () => {
   it('lock queue with a cancelled waiter, election with proclaim/resign/observe, and the errors', async () => {
-    await expectSameAsEtcd(session);
+    // A short request timeout: Lock and Campaign must not be bound by it (etcd's are not).
+    await expectSameAsEtcd(session, { metastoreEnv: { METASTORE_SERVER_LIMITS_REQUEST_TIMEOUT: '1s' } });
   }, 120_000);
 });

@@ -11,16 +11,16 @@ import { startEtcd, startMetaStore, type ServerOptions } from './servers.js';
  */
 export async function expectSameAsEtcd(
   session: (endpoint: string) => Promise<string[]>,
-  options: Pick<ServerOptions, 'extraArgs' | 'clientScheme'> = {},
+  options: Pick<ServerOptions, 'extraArgs' | 'clientScheme'> & { metastoreEnv?: Record<string, string> } = {},
 ): Promise<void> {
-  const etcd = await startEtcd(options);
+  const etcd = await startEtcd({ extraArgs: options.extraArgs, clientScheme: options.clientScheme });
   let expected: string[];
   try {
     expected = await session(etcd.endpoint);
   } finally {
     await etcd.stop();
   }
-  const metastore = await startMetaStore(options);
+  const metastore = await startMetaStore({ extraArgs: options.extraArgs, clientScheme: options.clientScheme, env: options.metastoreEnv });
   let actual: string[];
   try {
     actual = await session(metastore.endpoint);

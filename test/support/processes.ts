@@ -92,9 +92,10 @@ export class ServerProcess {
   private readonly scan = { stdout: '', stderr: '' };
   private readonly listeners = new Set<() => void>();
 
-  constructor(label: string, command: string, args: readonly string[], env: NodeJS.ProcessEnv) {
+  /** `cwd`: the working directory (default ours); unix socket URLs are relative to it. */
+  constructor(label: string, command: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd?: string) {
     this.label = label;
-    this.child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd !== undefined && { cwd }) });
     this.exited = new Promise<ExitInfo>((resolve) => {
       // 'close' fires after the exit AND after stdio drained, so logs() is complete by then.
       this.child.once('close', (code, signal) => {

@@ -18,12 +18,13 @@ export interface RunResult {
 export function run(
   command: string,
   args: readonly string[],
-  options: { stdin?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: { stdin?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       env: options.env ?? process.env,
       stdio: ['pipe', 'pipe', 'pipe'],
+      ...(options.cwd !== undefined && { cwd: options.cwd }),
     });
     let stdout = '';
     let stderr = '';
@@ -117,6 +118,8 @@ export interface EtcdctlOptions {
   env?: Record<string, string>;
   /** Bound on the whole invocation (etcdctl has its own --command-timeout, 5 s by default). */
   timeoutMs?: number;
+  /** Working directory (a unix:// endpoint names a socket file relative to it). */
+  cwd?: string;
 }
 
 /**
@@ -138,6 +141,7 @@ export async function etcdctl(
     stdin: options.stdin,
     env,
     timeoutMs: options.timeoutMs ?? 60_000,
+    ...(options.cwd !== undefined && { cwd: options.cwd }),
   });
   return { code: result.code, stdout: result.stdout, stderr: result.stderr };
 }

@@ -239,7 +239,7 @@ export class KvServer {
 
   async addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }> {
     const options = this.requireCluster();
-    if (peerUrls.length === 0 || !peerUrls.every((url) => /^https?:\/\/[^/\s]+:\d+\/?$/.test(url))) throw new ServerError('MemberBadURLs');
+    if (peerUrls.length === 0 || !peerUrls.every((url) => /^(?:https?|unixs?):\/\/[^/\s]+:\d+\/?$/.test(url))) throw new ServerError('MemberBadURLs');
     const taken = new Set(this.membership.list().flatMap((m) => m.peerUrls));
     if (peerUrls.some((url) => taken.has(url))) throw new ServerError('PeerURLExist');
     if (isLearner && this.membership.list().filter((m) => m.isLearner).length >= options.maxLearners) throw new ServerError('TooManyLearners');

@@ -42,6 +42,14 @@ describe('initialMembership', () => {
     ]);
   });
 
+  it('YAML peers: this member carries server.name when set; the others are member-N until they publish theirs', () => {
+    const peers = [1n, 2n].map((id) => ({ id, host: '127.0.0.1', port: 12378 + Number(id) }));
+    const named = initialMembership({ ...base, name: 'node2', memberId: 2n, peers });
+    expect(named.members.map((m) => m.name)).toEqual(['member-1', 'node2']);
+    const unnamed = initialMembership({ ...base, memberId: 2n, peers });
+    expect(unnamed.members.map((m) => m.name)).toEqual(['member-1', 'member-2']);
+  });
+
   it("etcd's --initial-cluster derives IDs from the peer URLs and the token", () => {
     const initialCluster = [
       { name: 'a', peerUrls: ['http://127.0.0.1:2380'] },
@@ -50,5 +58,10 @@ describe('initialMembership', () => {
     const membership = initialMembership({ ...base, name: 'b', initialCluster });
     expect(membership.selfId).toBe(deriveMemberId(['http://127.0.0.1:2381'], 'etcd-cluster'));
     expect(membership.members).toHaveLength(2);
+  });
+
+  it('a unix peer URL is dialled as the socket file its host:port names', () => {
+    const initialCluster = [{ name: 'a', peerUrls: ['unix://localhost:2380'] }];
+    expect(initialMembership({ ...base, name: 'a', initialCluster }).members[0]?.peerAddress).toBe('unix:localhost:2380');
   });
 });

@@ -7,6 +7,7 @@
 // stored identity back (src/node/storage.ts), so a later change of flags cannot silently re-identify a
 // member.
 
+import { dialAddress } from './member-address.js';
 import { deriveClusterId, deriveMemberId } from './member-id.js';
 
 export interface InitialMember {
@@ -14,7 +15,7 @@ export interface InitialMember {
   name: string;
   /** Peer URLs as given (etcd hashes them verbatim). */
   peerUrls: string[];
-  /** host:port of the member's raft transport. */
+  /** host:port of the member's raft transport (`unix:<file>` for a unix peer URL). */
   peerAddress: string;
 }
 
@@ -40,19 +41,19 @@ export interface MembershipInput {
   clusterId: bigint;
 }
 
+/** etcd's default member name (--name), which MetaStore's server.name shares. */
+const DEFAULT_NAME = 'default';
+
 /** etcd's default when no cluster flags are given: one member at http://localhost:2380. */
 export const DEFAULT_PEER_URL = 'http://localhost:2380';
 
-function hostPort(url: string): string {
-  const match = /^[a-z]+:\/\/(.+?)\/?$/.exec(url);
-  return match?.[1] ?? url;
-}
-
 export function initialMembership(input: MembershipInput): ClusterMembership {
   if (input.peers.length > 0) {
+    // Other members are member-N until they publish their own names; this one is server.name
+    // when set (etcd's default name "default" counts as unset).
     const members = input.peers.map((peer) => ({
       id: peer.id,
-      name: `member-${peer.id.toString()}`,
+      name: peer.id === input.memberId && input.name !== DEFAULT_NAME && input.name !== '' ? input.name : `member-${peer.id.toString()}`,
       peerUrls: [`http://${peer.host}:${peer.port}`],
       peerAddress: `${peer.host}:${peer.port}`,
     }));
@@ -66,7 +67,7 @@ export function initialMembership(input: MembershipInput): ClusterMembership {
   // member, reachable at its advertised (or bound) raft address.
   if (input.initialCluster.length === 0 && input.memberId !== 0n) {
     const peerUrls = input.reachablePeerUrls.length > 0 ? [...input.reachablePeerUrls] : [DEFAULT_PEER_URL];
-    const members = [{ id: input.memberId, name: input.name, peerUrls, peerAddress: hostPort(peerUrls[0]!) }];
+    const members = [{ id: input.memberId, name: input.name, peerUrls, peerAddress: dialAddress(peerUrls[0]!) }];
     return { selfId: input.memberId, clusterId: input.clusterId !== 0n ? input.clusterId : deriveClusterId([input.memberId]), members };
   }
   const described =
@@ -77,7 +78,7 @@ export function initialMembership(input: MembershipInput): ClusterMembership {
     id: deriveMemberId(m.peerUrls, input.token),
     name: m.name,
     peerUrls: m.peerUrls,
-    peerAddress: hostPort(m.peerUrls[0] ?? DEFAULT_PEER_URL),
+    peerAddress: dialAddress(m.peerUrls[0] ?? DEFAULT_PEER_URL),
   }));
   const self = members.find((m) => m.name === input.name) ?? members[0]!;
   return {
