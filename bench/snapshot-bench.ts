@@ -38,21 +38,46 @@ function flag(name: string, fallback: number): number {
 const gib = flag('gib', 1);
 const clients = flag('clients', 64);
 const connections = flag('connections', 4);
+/** server.storage.max_open_files (0: the server's default). */
+const maxOpenFiles = flag('max-open-files', 0);
 const VALUE_BYTES = 1024;
 const keys = Math.round((gib * 2 ** 30) / VALUE_BYTES);
 const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MB`;
 
-/** VmRSS of `pid` in bytes. */
-function rssBytes(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('VmRSS:'));
-  return Number(line?.match(/(\d+)/)?.[1] ?? 0) * 1024;
+/** Resident memory of `pid` from /proc/<pid>/status: all of it, anonymous (heap, buffers) and file-backed (mapped files). */
+interface Rss {
+  total: number;
+  anon: number;
+  file: number;
+}
+
+function rssOf(pid: number): Rss {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string): number => Number(status.match(new RegExp(`^${field}:\\s+(\\d+)`, 'm'))?.[1] ?? 0) * 1024;
+  return { total: kib('VmRSS'), anon: kib('RssAnon'), file: kib('RssFile') + kib('RssShmem') };
+}
+
+/** The `count` mappings of `pid` holding the most resident memory (from /proc/<pid>/smaps). */
+function topMappings(pid: number, count: number): string {
+  const byName = new Map<string, number>();
+  let name = '';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const header = line.match(/^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/);
+    // LevelDB table files are grouped: their number grows with the data.
+    if (header) name = (header[1] || '[anonymous]').replace(/\/[^/]+\.(ldb|sst)$/, '/*.$1');
+    const rss = line.match(/^Rss:\s+(\d+) kB/);
+    if (rss) byName.set(name, (byName.get(name) ?? 0) + Number(rss[1]) * 1024);
+  }
+  return [...byName]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, count)
+    .map(([n, bytes]) => `${mb(bytes)} ${n}`)
+    .join('; ');
 }
 
 /** Samples RSS every 100 ms into the phase currently set. */
 class RssSampler {
-  readonly samples = new Map<string, number[]>();
+  readonly samples = new Map<string, Rss[]>();
   private phase = 'before';
   private readonly timer: NodeJS.Timeout;
   constructor(private readonly pid: number) {
@@ -66,13 +91,15 @@ class RssSampler {
   stop(): void {
     clearInterval(this.timer);
   }
-  summary(phase: string): { last: number; peak: number; count: number } {
-    const values = this.samples.get(phase) ?? [0];
-    return { last: values[values.length - 1]!, peak: Math.max(...values), count: values.length };
+  /** The phase's last sample and the peak of each figure (peaks may come from different samples). */
+  summary(phase: string): { last: Rss; peak: Rss; count: number } {
+    const values = this.samples.get(phase) ?? [{ total: 0, anon: 0, file: 0 }];
+    const peak = (field: keyof Rss): number => Math.max(...values.map((v) => v[field]));
+    return { last: values[values.length - 1]!, peak: { total: peak('total'), anon: peak('anon'), file: peak('file') }, count: values.length };
   }
   private sample(): void {
     const list = this.samples.get(this.phase) ?? [];
-    list.push(rssBytes(this.pid));
+    list.push(rssOf(this.pid));
     this.samples.set(this.phase, list);
   }
 }
@@ -153,36 +180,51 @@ function percentile(sorted: number[], q: number): number {
 /** Streams the snapshot while the writer puts; prints the stream's figures. */
 async function snapshotUnderWrites(endpoint: string, pid: number, file: string): Promise<void> {
   const rss = new RssSampler(pid);
-  await until(1000); // a second of idle samples: the baseline
+  await until(1000); // a second of idle samples: the memory baseline
   const writer = new BackgroundWriter(endpoint, 8);
+  await until(5000); // five seconds of puts alone: the put-rate baseline
+  const alone = writer.latenciesMs.splice(0);
   rss.enter('during');
   const started = process.hrtime.bigint();
   await etcdctl(['--endpoints', endpoint, 'snapshot', 'save', file]);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const during = writer.latenciesMs.splice(0);
   rss.enter('after');
+  console.log(`largest mappings right after the stream: ${topMappings(pid, 6)}`);
   await writer.stop();
   await until(1000);
   rss.stop();
   const size = statSync(file).size;
-  const before = rss.summary('before');
-  const during = rss.summary('during');
-  const after = rss.summary('after');
+  const memory = { before: rss.summary('before'), during: rss.summary('during'), after: rss.summary('after') };
   console.log(`snapshot save: ${mb(size)} in ${seconds.toFixed(1)} s = ${mb(size / seconds)}/s`);
-  console.log(
-    `server RSS: before ${mb(before.last)}, peak during ${mb(during.peak)} (+${mb(during.peak - before.last)}, ${during.count} samples), after ${mb(after.last)}`,
-  );
-  const sorted = [...writer.latenciesMs].sort((a, b) => a - b);
-  console.log(
-    `puts during the stream: ${sorted.length} acknowledged (${(sorted.length / seconds).toFixed(0)}/s), ${writer.errors} failed; ` +
-      `latency p50 ${percentile(sorted, 0.5).toFixed(1)} ms, p99 ${percentile(sorted, 0.99).toFixed(1)} ms, max ${percentile(sorted, 1).toFixed(1)} ms`,
+  const line = (name: string, field: keyof Rss): string =>
+    `${name} before ${mb(memory.before.last[field])}, peak during ${mb(memory.during.peak[field])} ` +
+    `(+${mb(memory.during.peak[field] - memory.before.last[field])}), after ${mb(memory.after.last[field])}`;
+  console.log(`server RSS (${memory.during.count} samples during): ${line('total', 'total')}`);
+  console.log(`  of which ${line('anonymous', 'anon')}`);
+  console.log(`  of which ${line('file-backed', 'file')}`);
+  console.log(`puts before the stream (5 s): ${putFigures(alone, 5)}`);
+  console.log(`puts during the stream: ${putFigures(during, seconds)}, ${writer.errors} failed in all`);
+}
+
+function putFigures(latenciesMs: number[], seconds: number): string {
+  const sorted = [...latenciesMs].sort((a, b) => a - b);
+  return (
+    `${sorted.length} acknowledged (${(sorted.length / seconds).toFixed(0)}/s); ` +
+    `latency p50 ${percentile(sorted, 0.5).toFixed(1)} ms, p99 ${percentile(sorted, 0.99).toFixed(1)} ms, max ${percentile(sorted, 1).toFixed(1)} ms`
   );
 }
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(os.tmpdir(), 'snapshot-bench-'));
-  const member = await startMetaStore({ extraArgs: ['--quota-backend-bytes', String(8 * 2 ** 30)] });
+  const member = await startMetaStore({
+    extraArgs: ['--quota-backend-bytes', String(8 * 2 ** 30)],
+    env: maxOpenFiles > 0 ? { METASTORE_SERVER_STORAGE_MAX_OPEN_FILES: String(maxOpenFiles) } : {},
+  });
   try {
-    console.log(`snapshot bench: ${gib} GiB (${keys} keys x 1 KiB), ${clients} clients over ${connections} connections, ${os.cpus().length} cores`);
+    console.log(
+      `snapshot bench: ${gib} GiB (${keys} keys x 1 KiB), ${clients} clients over ${connections} connections, ${os.cpus().length} cores, max open files ${maxOpenFiles || 'default'}`,
+    );
     const endpoint = `127.0.0.1:${member.clientPort}`;
     await loadData(endpoint);
     const file = join(dir, 'snapshot.db');

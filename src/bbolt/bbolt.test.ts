@@ -162,6 +162,38 @@ describe('bbolt writer and reader', () => {
     expect(taken).toBe(3);
   });
 
+  it('a slow reader holds the writer back: the input is read at most one chunk and one page per level ahead', async () => {
+    // What keeps a snapshot's memory flat whatever the store's size: the streaming run reads
+    // its input only as fast as the reader takes chunks (the planning run reads everything
+    // but keeps no pages).
+    const chunkBytes = 16 * 1024;
+    const pageSize = 4096;
+    let readBytes = 0; // input bytes handed to the current run
+    function* lazyInput(): Generator<BboltEntry> {
+      readBytes = 0;
+      function* bucket(): Generator<BboltEntry> {
+        for (let i = 0; i < 20_000; i++) {
+          const entry = { key: Buffer.from(key(i)), value: Buffer.alloc(100, i % 251) };
+          readBytes += entry.key.length + entry.value.length;
+          yield entry;
+        }
+      }
+      yield { key: Buffer.from('data'), bucket: bucket() };
+    }
+    const stream = await bboltStream(lazyInput, { chunkBytes, pageSize });
+    let taken = 0;
+    let mostAhead = 0;
+    for await (const chunk of stream.chunks()) {
+      const first = taken === 0; // the meta pages, planned by the first run: no input of this run yet
+      taken += chunk.length;
+      if (!first) mostAhead = Math.max(mostAhead, readBytes - (taken - 2 * pageSize));
+    }
+    expect(taken).toBe(stream.sizeBytes);
+    expect(readBytes).toBe(20_000 * 112); // the whole input went out
+    // One chunk being gathered, plus the open leaf and branch pages.
+    expect(mostAhead).toBeLessThanOrEqual(chunkBytes + 3 * pageSize);
+  });
+
   it('refuses keys out of order and plain values in the root bucket (caller bugs)', async () => {
     const unsorted = [
       { key: Buffer.from('b'), bucket: [] },

@@ -261,7 +261,7 @@ export const DEFAULTS: Config = deepFreeze<Config>({
   reliability: { enablePanicRecovery: true, gracefulShutdownTimeoutMs: 30_000, initialCorruptCheck: false, corruptCheckTimeMs: 0 },
   log: { level: 'info', format: 'json', output: 'stdout', maxSize: 104_857_600, maxBackups: 10, maxAgeDays: 30 },
   auth: { enabled: false, rootPassword: '', token: 'simple', tokenTtlMs: 300_000 },
-  storage: { blockCacheSize: 8_388_608, writeBufferSize: 4_194_304, maxOpenFiles: 1000, compression: true },
+  storage: { blockCacheSize: 8_388_608, writeBufferSize: 4_194_304, maxOpenFiles: 74, compression: true },
 });
 
 /** Fields computed by the loader from other keys, so they have no key of their own. */
@@ -519,7 +519,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
 
   key('server.storage.block_cache_size', 'size', 'LevelDB block cache, bytes'),
   key('server.storage.write_buffer_size', 'size', 'LevelDB write buffer (memtable), bytes', { min: 1 }),
-  key('server.storage.max_open_files', 'uint', 'LevelDB open file limit', { min: 1 }),
+  key(
+    'server.storage.max_open_files',
+    'uint',
+    'LevelDB open file limit; LevelDB keeps 10 for itself and memory-maps the table files it holds open (2 MiB each), so scans (snapshot, hash) add at most (N - 10) x 2 MiB of resident file pages; values below 74 count as 74',
+    { min: 1 },
+  ),
   key('server.storage.compression', 'bool', 'Snappy-compress LevelDB blocks'),
 ]);
 

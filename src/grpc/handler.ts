@@ -187,14 +187,18 @@ export function requestSize(request: object): number {
 /**
  * Wraps a service definition so each decoded request remembers its size on the wire, and
  * refuses requests over `maxMessageBytes` with the text Go's grpc uses, as etcd does for
- * messages over --max-request-bytes + 512.
+ * messages over --max-request-bytes + 512. Responses may be given already encoded (a Buffer).
  */
 export function withRequestSizes(definition: grpc.ServiceDefinition, maxMessageBytes: number): grpc.ServiceDefinition {
   const wrapped: Record<string, grpc.MethodDefinition<object, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
     const decode = method.requestDeserialize as (bytes: Buffer) => object;
+    const encode = method.responseSerialize as (value: unknown) => Buffer;
     wrapped[name] = {
       ...method,
+      // A handler may hand over a response it encoded itself (the watch fan-out encodes each
+      // event once for all its watchers): bytes go out as they are.
+      responseSerialize: (value: unknown) => (Buffer.isBuffer(value) ? value : encode(value)),
       requestDeserialize: (bytes: Buffer) => {
         // An oversized message is not decoded at all: the handler answers with the error.
         const request = bytes.length > maxMessageBytes ? {} : decode(bytes);

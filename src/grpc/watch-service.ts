@@ -13,6 +13,9 @@
 //   2+ events,
 //   cutting at the same points etcd's sendFragments does. Without `fragment` it goes out
 //   whole, as in etcd.
+// - Responses are encoded from parts (watch-encoding.ts): each event once for all watchers;
+//   while the stream is behind (the last flush stopped on backpressure), a watcher's queued
+//   revisions go out as one response, so a lagging stream catches up in fewer writes.
 // - Progress notifications (progress_notify watchers, every --experimental-watch-progress-
 //   notify-interval plus etcd's jitter) carry the watcher's ID and the store's current
 //   revision, and go only to synced watchers with nothing queued (watch-stream.ts).
@@ -20,13 +23,11 @@
 //   range_end "\0" = every key >= key.
 
 import * as grpc from '@grpc/grpc-js';
-import type { Event } from '../mvcc/types.js';
 import type { KvServer } from '../server/member/kv-server.js';
 import { DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS, WatchStream, type StreamResponse } from '../server/watch/watch-stream.js';
-import { toWireKeyValue } from './kv-convert.js';
 import type { Handlers, ResponseHeaders } from './handler.js';
 import { requestSize } from './handler.js';
-import { encodeMessage } from './proto.js';
+import { envelope, eventField, watchResponseBytes, type WireHeader } from './watch-encoding.js';
 import { checkRange } from './auth-check.js';
 import { ETCD_ERRORS, isEtcdCodedError } from './errors.js';
 
@@ -55,41 +56,10 @@ const GRPC_OVERHEAD_BYTES = 512 * 1024;
 const MAX_UNSENT_BYTES = 1024 * 1024;
 const FILTER_NOPUT = 0;
 const FILTER_NODELETE = 1;
-const EVENT_PUT = 0;
-const EVENT_DELETE = 1;
-
 function int(value: string | number | null | undefined): number {
   if (value === null || value === undefined) return 0;
   const n = Number(value);
   return Number.isSafeInteger(n) ? n : n > 0 ? Number.MAX_SAFE_INTEGER : Number.MIN_SAFE_INTEGER;
-}
-
-function wireEvent(event: Event, withPrevKv: boolean): object {
-  const out: { type: number; kv: object; prevKv?: object } = {
-    type: event.type === 'put' ? EVENT_PUT : EVENT_DELETE,
-    kv: toWireKeyValue(event.kv),
-  };
-  if (withPrevKv && event.prevKv !== undefined) out.prevKv = toWireKeyValue(event.prevKv);
-  return out;
-}
-
-/** Approximate encoded size of a response (what the unsent-bytes budget counts). */
-function responseBytes(r: StreamResponse): number {
-  let bytes = 64;
-  for (const e of r.events) {
-    bytes += 48 + e.kv.key.length + e.kv.value.length;
-    if (r.prevKv && e.prevKv !== undefined) bytes += 48 + e.prevKv.key.length + e.prevKv.value.length;
-  }
-  return bytes;
-}
-
-function varintBytes(n: number): number {
-  let bytes = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80);
-    bytes++;
-  }
-  return bytes;
 }
 
 export interface WatchServiceOptions {
@@ -131,6 +101,8 @@ class WatchCall {
   private scheduled = false;
   private ended = false;
   private unsentBytes = 0;
+  /** The last flush stopped on backpressure with responses possibly left (see WatchStream.pull). */
+  private behind = false;
 
   constructor(
     private readonly kv: KvServer,
@@ -173,15 +145,20 @@ class WatchCall {
   private readonly flush = (): void => {
     this.scheduled = false;
     while (this.writable && !this.ended && this.unsentBytes < MAX_UNSENT_BYTES) {
-      const response = this.stream.pull();
-      if (response === undefined) break;
+      const response = this.stream.pull({ behind: this.behind });
+      if (response === undefined) {
+        this.behind = false; // everything queued went out: caught up
+        return;
+      }
       const messages = this.toWire(response);
-      const bytes = responseBytes(response);
+      const bytes = messages.reduce((sum, message) => sum + message.length, 0);
       this.unsentBytes += bytes;
       messages.forEach((message, i) => {
         if (!this.call.write(message, i === messages.length - 1 ? this.sent(bytes) : undefined)) this.writable = false;
       });
     }
+    // Stopped by the transport's backpressure: what piles up meanwhile goes out merged.
+    this.behind = true;
   };
 
   /** The write callback of a response's last message: its bytes have left for the client. */
@@ -192,20 +169,12 @@ class WatchCall {
     };
   }
 
-  private toWire(r: StreamResponse): object[] {
-    const events = r.events.map((e) => wireEvent(e, r.prevKv));
-    const message = {
-      header: this.headers.at(r.revision),
-      watchId: r.watchId,
-      created: r.created,
-      canceled: r.canceled,
-      compactRevision: r.compactRevision,
-      cancelReason: r.cancelReason,
-      fragment: false,
-      events,
-    };
-    if (!r.fragment || events.length < 2) return [message];
-    return fragments(message, events, this.options.maxRequestBytes + GRPC_OVERHEAD_BYTES);
+  /** The response's encoded message(s): one, or etcd's fragments for a watcher that asked. */
+  private toWire(r: StreamResponse): Buffer[] {
+    const header: WireHeader = this.headers.at(r.revision);
+    const fields = r.events.map((e) => eventField(e, r.prevKv));
+    if (!r.fragment || fields.length < 2) return [watchResponseBytes(r, header, fields)];
+    return fragments(r, header, fields, this.options.maxRequestBytes + GRPC_OVERHEAD_BYTES);
   }
 
   private onRequest(request: WireWatchRequest): void {
@@ -266,31 +235,27 @@ class WatchCall {
 /**
  * Splits a response the way etcd's sendFragments does: events are added while the fragment
  * stays under the limit (a fragment always takes at least one event), every fragment but the
- * last has fragment=true. Sizes are exact encoded sizes.
+ * last has fragment=true. Sizes are exact encoded sizes (`fields` are encoded event fields).
  */
-function fragments(message: { events: object[]; fragment: boolean }, events: object[], maxBytes: number): object[] {
-  const base = encodeMessage('etcdserverpb.WatchResponse', { ...message, events: [] }).length;
-  const sizes = events.map((e) => {
-    const n = encodeMessage('mvccpb.Event', e).length;
-    return 1 + varintBytes(n) + n;
-  });
-  const total = sizes.reduce((a, b) => a + b, base);
-  if (total < maxBytes) return [message];
+function fragments(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], maxBytes: number): Buffer[] {
+  const base = envelope(r, header, false).length;
+  const total = fields.reduce((sum, field) => sum + field.length, base);
+  if (total < maxBytes) return [watchResponseBytes(r, header, fields)];
   // fragment=true itself costs two bytes in every fragment but the last.
   const fragmentBase = base + 2;
-  const out: object[] = [];
+  const out: Buffer[] = [];
   let index = 0;
-  while (index < events.length) {
+  while (index < fields.length) {
     let size = fragmentBase;
-    const part: object[] = [];
-    while (index < events.length) {
-      const next = sizes[index]!;
+    const part: Buffer[] = [];
+    while (index < fields.length) {
+      const next = fields[index]!.length;
       if (part.length >= 1 && size + next >= maxBytes) break;
-      part.push(events[index]!);
+      part.push(fields[index]!);
       size += next;
       index++;
     }
-    out.push({ ...message, events: part, fragment: index < events.length });
+    out.push(watchResponseBytes(r, header, part, index < fields.length));
   }
   return out;
 }

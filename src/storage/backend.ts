@@ -38,11 +38,23 @@ export class StorageFormatError extends Error {
 
 export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
+/**
+ * LevelDB's open file limit. LevelDB memory-maps every table file it holds open (up to 1000),
+ * and a scan of the whole store (a snapshot stream, Hash, HashKV, the corruption check)
+ * touches every page of every table: with LevelDB's default of 1000 the process's resident
+ * memory grows by the size of the store (clean file pages, but counted in RSS). With 74
+ * (LevelDB's floor: 64 tables plus 10 files of its own) the table cache closes, and unmaps,
+ * all but the 64 most recent tables, so a scan adds at most 64 x 2 MiB (the table size)
+ * whatever the store's size.
+ */
+export const DEFAULT_MAX_OPEN_FILES = 74;
+
 export interface BackendOptions {
   /** LevelDB block cache, bytes. */
   cacheSizeBytes?: number;
   /** LevelDB memtable size, bytes. */
   writeBufferSizeBytes?: number;
+  /** LevelDB's open file limit (default DEFAULT_MAX_OPEN_FILES). */
   maxOpenFiles?: number;
   compression?: boolean;
   /** Called after every LevelDB batch lands: its duration and whether it was synced. */
@@ -103,7 +115,7 @@ export class Backend {
       valueEncoding: 'buffer',
       cacheSize: options.cacheSizeBytes ?? 64 * 1024 * 1024,
       writeBufferSize: options.writeBufferSizeBytes ?? 16 * 1024 * 1024,
-      maxOpenFiles: options.maxOpenFiles ?? 1000,
+      maxOpenFiles: options.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES,
       compression: options.compression ?? true,
     });
     await db.open();

@@ -91,6 +91,41 @@ describe('WatchHub', () => {
     stream.close();
   });
 
+  test('a stream behind its transport sends each watcher its queued revisions merged, whole and in order', async () => {
+    const kv = await member();
+    const stream = new WatchStream(kv.watchHub);
+    stream.create(spec({ key: b('a'), rangeEnd: prefixEnd(b('a')) }));
+    stream.create(spec({ key: b('a'), rangeEnd: prefixEnd(b('a')), noPut: true }));
+    const created = await drain(stream, (all) => all.length === 2);
+    await put(kv, 'a1', 'x');
+    await kv.txn({
+      compare: [],
+      success: [
+        { kind: 'put', put: { key: b('a2'), value: b('y'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } },
+        { kind: 'put', put: { key: b('a3'), value: b('z'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } },
+      ],
+      failure: [],
+    });
+    await del(kv, 'a1');
+    const got: StreamResponse[] = [];
+    for (let r = stream.pull({ behind: true }); r !== undefined; r = stream.pull({ behind: true })) got.push(r);
+    expect(created.map((r) => r.created)).toEqual([true, true]);
+    // Watcher 0: three revisions in one response, header at the last one.
+    expect(got.filter((r) => r.watchId === 0).map((r) => [r.revision, r.events.map((e) => `${e.type} ${e.kv.key}@${e.kv.modRevision}`)])).toEqual([
+      [4, ['put a1@2', 'put a2@3', 'put a3@3', 'delete a1@4']],
+    ]);
+    // Watcher 1 (no puts): its own filter still applies.
+    expect(got.filter((r) => r.watchId === 1).map((r) => [r.revision, r.events.map((e) => `${e.type} ${e.kv.key}`)])).toEqual([[4, ['delete a1']]]);
+    // Not behind: one response per revision, as etcd sends a synced watcher's events.
+    await put(kv, 'a4', 'x');
+    await put(kv, 'a5', 'x');
+    expect(await drain(stream, (all) => all.length === 2)).toMatchObject([
+      { watchId: 0, revision: 5 },
+      { watchId: 0, revision: 6 },
+    ]);
+    stream.close();
+  });
+
   test('catch-up from storage and the window has no gaps or duplicates while writes continue', async () => {
     const kv = await member();
     // A tiny window forces most of the catch-up through storage scans.

@@ -12,6 +12,10 @@
 //   byte budget; past it, its watchers fall back to catching up from history (see WatchHub).
 // - A progress answer (watch ID -1) claims every event up to its header revision was sent,
 //   so it is only sent when every watcher of the stream is synced with an empty queue.
+// - Coalescing (only when the transport says the stream is behind): a watcher's consecutive
+//   event deliveries go out as one response, events in revision order, whole revisions only,
+//   up to MAX_COALESCED_BYTES; answers without events (created, canceled, compacted, progress)
+//   are never merged. A stream that keeps up sends one response per revision, as etcd does.
 
 import type { Event } from '../../mvcc/types.js';
 import { assert } from '../../util/assert.js';
@@ -65,6 +69,14 @@ interface WatcherTag {
 
 const CREATED = 'created';
 const CANCELED = 'canceled';
+/** Estimated bytes of deliveries merged into one response: well under etcd's fragment size. */
+const MAX_COALESCED_BYTES = 256 * 1024;
+/** Deliveries merged into one response at most (etcd's watchBatchMaxRevs). */
+const MAX_COALESCED_DELIVERIES = 1000;
+
+function hasEvents(item: Delivery): boolean {
+  return item.control === undefined && item.compactRevision === 0 && item.events.length > 0;
+}
 
 export interface WatchStreamOptions {
   /** Byte budget of everything queued for this stream. */
@@ -172,14 +184,17 @@ export class WatchStream implements WatchOwner {
     this.onReadable();
   }
 
-  /** The next response to send, or undefined when nothing is ready. */
-  pull(): StreamResponse | undefined {
+  /**
+   * The next response to send, or undefined when nothing is ready. `behind`: the transport
+   * could not send everything at once, so a watcher's queued revisions go out merged.
+   */
+  pull(options: { behind?: boolean } = {}): StreamResponse | undefined {
     if (this.closed) return undefined;
     const control = this.control.shift();
     if (control !== undefined) return control;
     while (this.ready.length > 0) {
       const w = this.ready.shift()!;
-      const item = this.hub.take(w);
+      const item = options.behind ? this.takeMerged(w) : this.hub.take(w);
       if (item === undefined) {
         this.inReady.delete(w);
         continue;
@@ -194,6 +209,23 @@ export class WatchStream implements WatchOwner {
       return { ...this.blank(this.hub.currentRevision), watchId: INVALID_WATCH_ID };
     }
     return undefined;
+  }
+
+  /** The watcher's next delivery merged with the event deliveries queued right after it. */
+  private takeMerged(w: Watcher): Delivery | undefined {
+    const first = this.hub.take(w);
+    let next = w.peek();
+    if (first === undefined || !hasEvents(first) || next === undefined || !hasEvents(next)) return first;
+    const merged: Delivery = { ...first, events: [...first.events] };
+    const events = merged.events as Event[];
+    for (let count = 1; next !== undefined && hasEvents(next); next = w.peek(), count++) {
+      if (count >= MAX_COALESCED_DELIVERIES || merged.bytes + next.bytes > MAX_COALESCED_BYTES) break;
+      this.hub.take(w);
+      for (const event of next.events) events.push(event);
+      merged.bytes += next.bytes;
+      merged.revision = Math.max(merged.revision, next.revision);
+    }
+    return merged;
   }
 
   close(): void {
