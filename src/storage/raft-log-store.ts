@@ -22,6 +22,7 @@ import type { ClassicLevel } from 'classic-level';
 import { CompactedError, UnavailableError, limitEnd, type InitialState, type Storage } from '../raft/storage.js';
 import { EntryType, NONE, type ConfState, type Entry, type HardState, type Snapshot } from '../raft/types.js';
 import { assert, assertSafeInteger } from '../util/assert.js';
+import { StorageError, isLevelError, levelErrorDetail, type StorageFailureSink } from './storage-error.js';
 
 type Db = ClassicLevel<Buffer, Buffer>;
 type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
@@ -36,6 +37,8 @@ export interface RaftLogStoreOptions {
   cacheEntries?: number;
   /** Told how long each save took and whether it was synced (the WAL fsync metric). */
   onWrite?: (seconds: number, synced: boolean) => void;
+  /** Told of a failed write or read (disk full, I/O error, damaged file) before it is thrown. */
+  onFailure?: StorageFailureSink;
 }
 
 function writeU64(buf: Buffer, off: number, v: number): void {
@@ -52,13 +55,13 @@ function readU64(buf: Buffer, off: number): number {
  * A chained batch costs well under a microsecond per op on the main thread; the array form of
  * db.batch() validates and transcodes each op and costs several.
  */
-function writeChained(db: Db, ops: Op[], sync: boolean): Promise<void> {
+async function writeChained(db: Db, ops: Op[], sync: boolean): Promise<void> {
   const batch = db.batch();
   for (const op of ops) {
     if (op.type === 'put') batch.put(op.key, op.value);
     else batch.del(op.key);
   }
-  return batch.write({ sync });
+  await batch.write({ sync });
 }
 
 export class RaftLogStore implements Storage {
@@ -66,6 +69,9 @@ export class RaftLogStore implements Storage {
   private readonly prefix: number;
   private readonly cacheMax: number;
   private readonly onWrite: ((seconds: number, synced: boolean) => void) | undefined;
+  private readonly onFailure: StorageFailureSink | undefined;
+  /** The first failed write: nothing is written after it (storage-error.ts). */
+  private failure: StorageError | undefined;
   private hardState: HardState = { term: 0, vote: NONE, commit: 0 };
   private snap: Snapshot = { metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) };
   private compactIndex = 0;
@@ -81,12 +87,37 @@ export class RaftLogStore implements Storage {
     this.prefix = prefix;
     this.cacheMax = opts.cacheEntries ?? 8192;
     this.onWrite = opts.onWrite;
+    this.onFailure = opts.onFailure;
+  }
+
+  private failed(kind: 'write' | 'damaged', cause: unknown): StorageError {
+    const error = new StorageError(kind, this.db.location, levelErrorDetail(cause));
+    if (kind === 'write') this.failure ??= error;
+    this.onFailure?.(error);
+    return error;
+  }
+
+  /** Writes one batch; a failure is the member's end (see storage-error.ts). */
+  private async write(ops: Op[], sync: boolean): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    try {
+      await writeChained(this.db, ops, sync);
+    } catch (error) {
+      throw this.failed('write', error);
+    }
   }
 
   /** Loads the persisted state from an open db. */
   static async open(db: Db, prefix: number, opts: RaftLogStoreOptions = {}): Promise<RaftLogStore> {
     const s = new RaftLogStore(db, prefix, opts);
-    await s.load();
+    try {
+      await s.load();
+    } catch (error) {
+      if (isLevelError(error)) throw s.failed('damaged', error);
+      throw error;
+    }
+    const damage = s.inconsistency();
+    if (damage !== undefined) throw s.failed('damaged', new Error(damage));
     return s;
   }
 
@@ -128,7 +159,21 @@ export class RaftLogStore implements Storage {
     tail.reverse();
     this.cache = tail;
     this.cacheStart = tail.length > 0 ? (tail[0] as Entry).index : this.last + 1;
-    for (let i = 0; i < tail.length; i++) assert((tail[i] as Entry).index === this.cacheStart + i, 'raft log store has a gap');
+  }
+
+  /**
+   * What the loaded log says that cannot be, which only a damaged or partly lost database
+   * explains (LevelDB can lose records without an error): a gap in the tail, or a commit
+   * index past the last entry (entries and hard state are written in one batch).
+   */
+  private inconsistency(): string | undefined {
+    for (let i = 0; i < this.cache.length; i++) {
+      if ((this.cache[i] as Entry).index !== this.cacheStart + i) return `raft log has a gap before entry ${this.cacheStart + i}`;
+    }
+    if (this.hardState.commit > this.last) {
+      return `raft log hard state says entry ${this.hardState.commit} is committed but the log ends at ${this.last}`;
+    }
+    return undefined;
   }
 
   // ---- Storage (synchronous reads for the core) -----------------------------------------
@@ -177,7 +222,12 @@ export class RaftLogStore implements Storage {
 
   private entryAt(i: number): Entry {
     if (i >= this.cacheStart) return this.cache[i - this.cacheStart] as Entry;
-    const v = this.db.getSync(this.entryKey(i));
+    let v: Buffer | undefined;
+    try {
+      v = this.db.getSync(this.entryKey(i));
+    } catch (error) {
+      throw this.failed('damaged', error);
+    }
     assert(v !== undefined, `raft log entry ${i} missing from the db`);
     return decodeEntry(i, v);
   }
@@ -198,7 +248,7 @@ export class RaftLogStore implements Storage {
     }
     if (ops.length === 0) return;
     const started = performance.now();
-    await writeChained(this.db, ops, opts.sync);
+    await this.write(ops, opts.sync);
     this.onWrite?.((performance.now() - started) / 1000, opts.sync);
   }
 
@@ -254,7 +304,7 @@ export class RaftLogStore implements Storage {
       data,
     };
     this.snap = s;
-    await this.db.batch([{ type: 'put', key: this.key(TAG_SNAP), value: encodeSnapshot(s) }], { sync: opts.sync });
+    await this.write([{ type: 'put', key: this.key(TAG_SNAP), value: encodeSnapshot(s) }], opts.sync);
     return s;
   }
 
@@ -273,7 +323,7 @@ export class RaftLogStore implements Storage {
       this.cache = this.cache.slice(index + 1 - this.cacheStart);
       this.cacheStart = index + 1;
     }
-    await this.db.batch(ops, { sync: opts.sync });
+    await this.write(ops, opts.sync);
   }
 
   /**
@@ -292,7 +342,7 @@ export class RaftLogStore implements Storage {
     } else {
       this.cache.length = index + 1 - this.cacheStart;
     }
-    await writeChained(this.db, ops, true);
+    await this.write(ops, true);
   }
 
   /** Entries cached in memory (for metrics and tests). */
