@@ -301,8 +301,20 @@ export class Backend {
 
   /** Whether one key space holds any key on disk (queued writes are not looked at). */
   async hasKeysIn(space: KeySpace): Promise<boolean> {
-    for await (const _ of this.db.keys({ gte: Buffer.from([space]), lt: Buffer.from([space + 1]), limit: 1 })) return true;
-    return false;
+    try {
+      for await (const _ of this.db.keys({ gte: Buffer.from([space]), lt: Buffer.from([space + 1]), limit: 1 })) return true;
+      return false;
+    } catch (error) {
+      throw this.failed('damaged', error);
+    }
+  }
+
+  /**
+   * For readers of this database outside the backend (snapshot views): a LevelDB read that
+   * failed means a damaged file, which reaches the failure sink like the backend's own reads.
+   */
+  readFailed(error: unknown): StorageError {
+    return this.failed('damaged', error);
   }
 
   /** Approximate size of one key space, bytes (what is "in use" for etcd's dbSizeInUse). */
