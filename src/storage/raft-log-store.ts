@@ -35,6 +35,11 @@ const TAG_ENTRY = 0x65; // 'e'
 export interface RaftLogStoreOptions {
   /** Entries kept in memory at the tail of the log. Default 8192. */
   cacheEntries?: number;
+  /**
+   * Bytes of entry data the cache may keep once written (default 64 MiB): with large values a
+   * count alone would let the tail hold gigabytes. Older entries are read from the db.
+   */
+  cacheBytes?: number;
   /** Told how long each save took and whether it was synced (the WAL fsync metric). */
   onWrite?: (seconds: number, synced: boolean) => void;
   /** Told of a failed write or read (disk full, I/O error, damaged file) before it is thrown. */
@@ -68,6 +73,9 @@ export class RaftLogStore implements Storage {
   private readonly db: Db;
   private readonly prefix: number;
   private readonly cacheMax: number;
+  private readonly cacheBytesMax: number;
+  /** Data bytes of the cached entries. */
+  private cacheBytes = 0;
   private readonly onWrite: ((seconds: number, synced: boolean) => void) | undefined;
   private readonly onFailure: StorageFailureSink | undefined;
   /** The first failed write: nothing is written after it (storage-error.ts). */
@@ -86,6 +94,7 @@ export class RaftLogStore implements Storage {
     this.db = db;
     this.prefix = prefix;
     this.cacheMax = opts.cacheEntries ?? 8192;
+    this.cacheBytesMax = opts.cacheBytes ?? 64 * 1024 * 1024;
     this.onWrite = opts.onWrite;
     this.onFailure = opts.onFailure;
   }
@@ -157,8 +166,8 @@ export class RaftLogStore implements Storage {
       tail.push(decodeEntry(index, v));
     }
     tail.reverse();
-    this.cache = tail;
-    this.cacheStart = tail.length > 0 ? (tail[0] as Entry).index : this.last + 1;
+    this.setCache(tail, tail.length > 0 ? (tail[0] as Entry).index : this.last + 1);
+    this.trimCacheBytes();
   }
 
   /**
@@ -249,6 +258,8 @@ export class RaftLogStore implements Storage {
     if (ops.length === 0) return;
     const started = performance.now();
     await this.write(ops, opts.sync);
+    // Landed: entries that left the cache can be read back from the db now.
+    this.trimCacheBytes();
     this.onWrite?.((performance.now() - started) / 1000, opts.sync);
   }
 
@@ -260,8 +271,7 @@ export class RaftLogStore implements Storage {
     this.compactIndex = idx;
     this.compactTerm = s.metadata.term;
     this.last = idx;
-    this.cache = [];
-    this.cacheStart = idx + 1;
+    this.setCache([], idx + 1);
     ops.push({ type: 'put', key: this.key(TAG_SNAP), value: encodeSnapshot(s) });
     ops.push({ type: 'put', key: this.key(TAG_COMPACT), value: encodeCompact(idx, s.metadata.term) });
   }
@@ -280,18 +290,16 @@ export class RaftLogStore implements Storage {
     for (let i = newLast + 1; i <= this.last; i++) ops.push({ type: 'del', key: this.entryKey(i) });
     for (const e of ents) ops.push({ type: 'put', key: this.entryKey(e.index), value: encodeEntry(e) });
     // Cache: cut at the overwrite point, then append; trim the front in amortized chunks.
-    if (from < this.cacheStart) {
-      this.cache = [];
-      this.cacheStart = from;
-    } else {
-      this.cache.length = from - this.cacheStart;
+    if (from < this.cacheStart) this.setCache([], from);
+    else if (from - this.cacheStart < this.cache.length) this.setCache(this.cache.slice(0, from - this.cacheStart), this.cacheStart);
+    for (const e of ents) {
+      this.cache.push(e);
+      this.cacheBytes += e.data.length;
     }
-    for (const e of ents) this.cache.push(e);
     this.last = newLast;
     if (this.cache.length > 2 * this.cacheMax) {
       const drop = this.cache.length - this.cacheMax;
-      this.cache = this.cache.slice(drop);
-      this.cacheStart += drop;
+      this.setCache(this.cache.slice(drop), this.cacheStart + drop);
     }
   }
 
@@ -319,10 +327,7 @@ export class RaftLogStore implements Storage {
     ops.push({ type: 'put', key: this.key(TAG_COMPACT), value: encodeCompact(index, term) });
     this.compactIndex = index;
     this.compactTerm = term;
-    if (index >= this.cacheStart) {
-      this.cache = this.cache.slice(index + 1 - this.cacheStart);
-      this.cacheStart = index + 1;
-    }
+    if (index >= this.cacheStart) this.setCache(this.cache.slice(index + 1 - this.cacheStart), index + 1);
     await this.write(ops, opts.sync);
   }
 
@@ -336,13 +341,34 @@ export class RaftLogStore implements Storage {
     const ops: Op[] = [];
     for (let i = index + 1; i <= this.last; i++) ops.push({ type: 'del', key: this.entryKey(i) });
     this.last = index;
-    if (this.cacheStart > index) {
-      this.cache = [];
-      this.cacheStart = index + 1;
-    } else {
-      this.cache.length = index + 1 - this.cacheStart;
-    }
+    if (this.cacheStart > index) this.setCache([], index + 1);
+    else this.setCache(this.cache.slice(0, index + 1 - this.cacheStart), this.cacheStart);
     await this.write(ops, true);
+  }
+
+  private setCache(entries: Entry[], start: number): void {
+    this.cache = entries;
+    this.cacheStart = start;
+    this.cacheBytes = 0;
+    for (const e of entries) this.cacheBytes += e.data.length;
+  }
+
+  /**
+   * Drops the oldest cached entries while the cache holds more than cacheBytes of data. Only
+   * called when every cached entry is on disk (after a save landed, after load): a dropped
+   * entry is read back with getSync, which does not see writes still in flight.
+   */
+  private trimCacheBytes(): void {
+    if (this.cacheBytes <= this.cacheBytesMax) return;
+    let drop = 0;
+    while (drop < this.cache.length - 1 && this.cacheBytes > this.cacheBytesMax) this.cacheBytes -= (this.cache[drop++] as Entry).data.length;
+    this.cache = this.cache.slice(drop);
+    this.cacheStart += drop;
+  }
+
+  /** Data bytes of the cached entries (for tests). */
+  get cachedBytes(): number {
+    return this.cacheBytes;
   }
 
   /** Entries cached in memory (for metrics and tests). */
