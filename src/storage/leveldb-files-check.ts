@@ -8,6 +8,10 @@
 //   reader would read it without complaint: checksums, record lengths, fragment order. A
 //   record cut short at the very end of a file is a write that never finished (a crash, a
 //   full disk): LevelDB ignores it silently and so do we.
+// Known cost: after a power loss (not a process crash, which never tears the page cache) the
+// unsynced tail of a log may hold a damaged record before intact ones; LevelDB would drop it
+// (the Raft log replays unsynced apply batches), this check refuses the member instead, since
+// the file alone cannot tell a torn unsynced record from damaged synced data.
 // Table files (*.ldb, *.sst) are checked by LevelDB itself when read (the member reads every
 // key space but the Raft log at start); Backend turns such a read failure into StorageError.
 
