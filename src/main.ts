@@ -11,6 +11,7 @@
 // knows a leader; one that gave up waiting (no quorum) serves serializable reads and health
 // checks meanwhile and says that instead. Shutdown on SIGTERM/SIGINT: see node/signals.ts.
 
+import type { Logger } from 'pino';
 import { parseCommandLine } from './cli.js';
 import { ConfigError } from './config/parse-config.js';
 import type { Config } from './config/schema.js';
@@ -28,8 +29,9 @@ import { PeerOutbox, startPeers } from './node/peers.js';
 import { createNodeMetrics, startSidePorts } from './node/side-ports.js';
 import { reopenLogOnHangup, shutdownOnSignals, stopSelf } from './node/signals.js';
 import { StartupError } from './node/startup-error.js';
-import { openStorage } from './node/storage.js';
+import { openStorage, storageFailStop } from './node/storage.js';
 import { StorageFormatError } from './storage/backend.js';
+import { StorageError } from './storage/storage-error.js';
 import { TlsSetupError } from './tls/tls.js';
 
 async function serve(config: Config): Promise<void> {
@@ -37,9 +39,9 @@ async function serve(config: Config): Promise<void> {
   const logging = createLogging({ level, format, output, maxSizeBytes: maxSize, maxBackups, maxAgeDays, base: { name: config.name } });
   const log = logging.logger;
   reopenLogOnHangup(logging, output);
-  const failStop = (): never => {
+  const failStop = (code = 1): never => {
     logging.flushSync();
-    process.exit(1);
+    process.exit(code);
   };
 
   const clientPort = await bindClientPort(config, log);
@@ -51,7 +53,15 @@ async function serve(config: Config): Promise<void> {
     cluster.members.map((m) => m.id),
     log,
   );
-  const storage = await openStorage({ dataDir: config.dataDir, walDir: config.walDir, storage: config.storage, derived, onWrite: probes.backendWrite });
+  const onFailure = storageFailStop(log, failStop);
+  const storage = await openStorage({
+    dataDir: config.dataDir,
+    walDir: config.walDir,
+    storage: config.storage,
+    derived,
+    onWrite: probes.backendWrite,
+    onFailure,
+  });
   const outbox = new PeerOutbox();
   const member = await MemberUnit.open({ config, storage, cluster, clientUrls: clientPort.advertisedUrls, probes, sender: outbox, logger: log, failStop });
   const kv = member.kv;
@@ -76,16 +86,7 @@ async function serve(config: Config): Promise<void> {
   status.clientConnections = () => edge.openConnections();
   const compactor = startCompactor(config.compaction, kv, log);
   const sidePorts = await startSidePorts({ config, sources, metrics, logger: log });
-  const serving = { address: `${config.grpc.address}:${edge.port}`, urls: clientPort.urls };
-  if (kv.raft === undefined || kv.raft.leader !== 0n) {
-    log.info(serving, 'ready to serve client requests');
-  } else {
-    log.warn(serving, 'serving client requests without a leader (no quorum yet): serializable reads and health checks only until one is elected');
-    void kv.raft.leaderKnown().then(
-      () => log.info(serving, 'ready to serve client requests'),
-      () => undefined,
-    );
-  }
+  announceServing(kv.raft, log, { address: `${config.grpc.address}:${edge.port}`, urls: clientPort.urls });
 
   const { gracefulShutdownTimeoutMs } = config.reliability;
   const handOffTimeoutMs = Math.min(gracefulShutdownTimeoutMs, 2 * config.raft.electionTimeoutMs);
@@ -105,6 +106,19 @@ async function serve(config: Config): Promise<void> {
       closeTransport: async () => await peers?.close(),
     },
     { logger: log, flushLog: () => logging.flushSync(), exit: (code) => process.exit(code) },
+  );
+}
+
+/** etcd's "ready to serve" line, once a leader is known (scripts and tests wait for it). */
+function announceServing(raft: { leader: bigint; leaderKnown(): Promise<void> } | undefined, log: Logger, serving: object): void {
+  if (raft === undefined || raft.leader !== 0n) {
+    log.info(serving, 'ready to serve client requests');
+    return;
+  }
+  log.warn(serving, 'serving client requests without a leader (no quorum yet): serializable reads and health checks only until one is elected');
+  void raft.leaderKnown().then(
+    () => log.info(serving, 'ready to serve client requests'),
+    () => undefined,
   );
 }
 
@@ -135,7 +149,8 @@ async function main(argv: readonly string[]): Promise<void> {
       try {
         await serve(command.config);
       } catch (error) {
-        if (!(error instanceof StorageFormatError || error instanceof TlsSetupError || error instanceof StartupError)) throw error;
+        if (!(error instanceof StorageFormatError || error instanceof StorageError || error instanceof TlsSetupError || error instanceof StartupError))
+          throw error;
         process.stderr.write(`${error.message}\n`);
         process.exit(2);
       }

@@ -108,6 +108,9 @@ export interface Config {
     readonly maxPendingProposalBytes: number;
     /** A member refuses proposals while committed - applied exceeds this (etcd: 5000). */
     readonly maxCommitApplyGap: number;
+    /** The client port refuses new requests from their headers while requests being received
+     * would hold this many bytes, each counted at the largest request size (0 = no limit). */
+    readonly maxReceivingRequestBytes: number;
   };
   readonly compaction: {
     readonly mode: CompactionMode;
@@ -253,6 +256,7 @@ export const DEFAULTS: Config = deepFreeze<Config>({
     maxUncommittedEntriesBytes: 67_108_864,
     maxPendingProposalBytes: 67_108_864,
     maxCommitApplyGap: 5000,
+    maxReceivingRequestBytes: 67_108_864,
   },
   compaction: { mode: 'periodic', retention: '0', retentionMs: 0, retentionRevisions: 0 },
   monitoring: { enablePrometheus: true, prometheusPort: 9090, openPrometheusPort: true, listenMetricsUrls: [], slowRequestThresholdMs: 100 },
@@ -461,6 +465,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     'server.limits.max_pending_proposal_bytes',
     'size',
     'a member answers "too many requests" while its proposals awaiting their result hold this many bytes; 0 = no limit',
+    { min: 0 },
+  ),
+  key(
+    'server.limits.max_receiving_request_bytes',
+    'size',
+    'the client port answers "too many requests" from the headers of a new request while requests being received could hold this many bytes (each counted at --max-request-bytes + 512 KiB); 0 = no limit',
     { min: 0 },
   ),
   key(

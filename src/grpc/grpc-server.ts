@@ -3,7 +3,8 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { ClientListener } from './client-listener.js';
-import { enforcePingPolicy, http2ServersOf, newHttp2Servers } from './keepalive-enforcement.js';
+import { enforcePingPolicy, http2ServersOf, newHttp2Servers, type PingPolicy } from './keepalive-enforcement.js';
+import { limitReceivingRequests, type ReceiveLimit } from './receive-admission.js';
 import type { KvServer } from '../server/member/kv-server.js';
 import { type Handlers, responseHeaders, unimplemented, withRequestSizes } from './handler.js';
 import { authHandlers } from './auth-service.js';
@@ -51,6 +52,9 @@ export interface GrpcServerOptions {
   keepalive?: Partial<KeepaliveOptions>;
   /** Told about each connection closed for pinging more often than keepalive minTimeMs allows. */
   onTooManyPings?: (remoteAddress: string | undefined) => void;
+  /** Bytes of requests received at once before new ones are refused from their headers
+   * (receive-admission.ts); 0 or absent = no limit. */
+  maxReceivingRequestBytes?: number;
 }
 
 /** etcd's keepalive settings (embed.Config GRPCKeepAlive*), all in milliseconds. */
@@ -135,6 +139,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     served[name] = { definition, handlers };
   }
   const pingPolicy = { minTimeMs: keepalive.minTimeMs, onTooManyPings: options.onTooManyPings };
+  const receiving = { maxReceivingBytes: options.maxReceivingRequestBytes ?? 0, maxRequestBytes: receiveLimit };
   const before = http2ServersOf(server);
   const listener = options.listener;
   let port: number;
@@ -142,7 +147,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     // The listener terminates TLS itself and hands over decrypted sockets.
     const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     // The injector's HTTP/2 server exists as soon as it is created, before any connection.
-    for (const created of newHttp2Servers(server, before)) enforcePingPolicy(created, pingPolicy);
+    for (const created of newHttp2Servers(server, before)) guardHttp2Server(created, pingPolicy, receiving);
     listener.serveGrpc((socket) => injector.injectConnection(socket));
     port = listener.ports[0] ?? 0;
   } else {
@@ -151,7 +156,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
       server.bindAsync(`${options.host}:${options.port}`, credentials, (error, boundPort) => (error ? reject(error) : resolve(boundPort)));
     });
     // bindAsync (embedding and tests only) creates its server asynchronously: watch it once bound.
-    for (const created of newHttp2Servers(server, before)) enforcePingPolicy(created, pingPolicy);
+    for (const created of newHttp2Servers(server, before)) guardHttp2Server(created, pingPolicy, receiving);
   }
   return {
     port,
@@ -169,4 +174,10 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
         });
       }),
   };
+}
+
+/** What every HTTP/2 server of the client port gets: ping policing and receive admission. */
+function guardHttp2Server(http2Server: Parameters<typeof enforcePingPolicy>[0], pingPolicy: PingPolicy, receiving: ReceiveLimit): void {
+  enforcePingPolicy(http2Server, pingPolicy);
+  limitReceivingRequests(http2Server, receiving);
 }

@@ -189,6 +189,7 @@ export async function startClientEdge(options: ClientEdgeOptions): Promise<Runni
     port: config.grpc.port,
     listener: bound.listener,
     maxRequestBytes: config.limits.maxRequestBytes,
+    maxReceivingRequestBytes: config.limits.maxReceivingRequestBytes,
     maxTxnOps: config.limits.maxTxnOps,
     maxReceiveMessageBytes: config.grpc.maxRecvMsgSize,
     maxSendMessageBytes: config.grpc.maxSendMsgSize,

@@ -86,6 +86,7 @@ function replicationOptions(options: MemberOptions): ReplicationOptions | undefi
     onSnapshotSent: (to, snapshotIndex, bytes) => raftLog.info({ to: to.toString(16), snapshotIndex, bytes }, 'sending snapshot'),
     // The raft log writes to the same LevelDB outside the backend's queue: count them too.
     onLogWrite: probes.backendWrite,
+    onStorageFailure: storage.onFailure,
     onFatal: (error) => {
       raftLog.fatal({ err: error }, 'raft loop failed; stopping the member');
       options.failStop();

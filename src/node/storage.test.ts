@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 async function open(dataDir: string, derived: Identity, walDir = ''): Promise<NodeStorage> {
-  const storage = await openStorage({ dataDir, walDir, storage: DEFAULTS.storage, derived, onWrite: () => {} });
+  const storage = await openStorage({ dataDir, walDir, storage: DEFAULTS.storage, derived, onWrite: () => {}, onFailure: () => {} });
   opened.push(storage);
   return storage;
 }
@@ -56,6 +56,7 @@ describe('node storage: the identity is fixed at first start', () => {
       storage: DEFAULTS.storage,
       derived: { memberId: 1n, clusterId: 2n },
       onWrite: (_s, synced) => writes.push(synced),
+      onFailure: () => {},
     });
     opened.push(storage);
     // The first start's identity write is synced.

@@ -9,7 +9,9 @@
 
 import type { Config } from '../config/schema.js';
 import { META_APPLIED_INDEX } from '../server/apply/applier.js';
+import type { Logger } from 'pino';
 import { Backend, KeySpace, spaceKey } from '../storage/backend.js';
+import type { StorageError, StorageFailureSink } from '../storage/storage-error.js';
 import { checkLogLocation, openWalDb, type RaftLogDb } from '../storage/wal-dir.js';
 
 export interface Identity {
@@ -26,6 +28,8 @@ export interface StorageOptions {
   derived: Identity;
   /** Every backend write with its duration, and whether it was synced (for the disk metrics). */
   onWrite(seconds: number, synced: boolean): void;
+  /** A failed write or read of either database: the member's fail-stop (storageFailStop). */
+  onFailure: StorageFailureSink;
 }
 
 export interface NodeStorage {
@@ -36,6 +40,8 @@ export interface NodeStorage {
   readonly identity: Identity;
   /** Whether the data dir already held an identity (a restart rather than a first start). */
   readonly identityWasStored: boolean;
+  /** Where the raft log store reports its failed writes and reads (the same fail-stop). */
+  readonly onFailure: StorageFailureSink;
   /** Records the cluster ID a joining member learnt from its peers. */
   adoptClusterId(clusterId: bigint): Promise<void>;
   close(): Promise<void>;
@@ -50,6 +56,7 @@ export async function openStorage(options: StorageOptions): Promise<NodeStorage>
     maxOpenFiles: options.storage.maxOpenFiles,
     compression: options.storage.compression,
     onWrite: (seconds, synced) => options.onWrite(seconds, synced),
+    onFailure: options.onFailure,
   });
   const stored = backend.get(KeySpace.members, IDENTITY_KEY);
   let raftLogDb: RaftLogDb | undefined;
@@ -66,6 +73,7 @@ export async function openStorage(options: StorageOptions): Promise<NodeStorage>
     raftLogDb,
     identity,
     identityWasStored: stored !== undefined,
+    onFailure: options.onFailure,
     adoptClusterId: (clusterId) => {
       identity.clusterId = clusterId;
       return storeIdentity(backend, identity);
@@ -84,7 +92,7 @@ async function openRaftLogDb(backend: Backend, options: StorageOptions, identity
   const hasLogInside = await backend.hasKeysIn(KeySpace.raftLog);
   checkLogLocation(options.dataDir, options.walDir, { hasHistory: identityStored || hasApplied, hasApplied, hasLogInside });
   if (options.walDir === '') return undefined;
-  return openWalDb(options.walDir, { writeBufferSizeBytes: options.storage.writeBufferSize });
+  return openWalDb(options.walDir, { writeBufferSizeBytes: options.storage.writeBufferSize, onFailure: options.onFailure });
 }
 
 async function storeIdentity(backend: Backend, identity: Identity): Promise<void> {
@@ -92,4 +100,16 @@ async function storeIdentity(backend: Backend, identity: Identity): Promise<void
   value.writeBigUInt64BE(identity.memberId, 0);
   value.writeBigUInt64BE(identity.clusterId, 8);
   await backend.write([{ type: 'put', key: spaceKey(KeySpace.members, Buffer.from(IDENTITY_KEY)), value }], { sync: true });
+}
+
+/**
+ * The member's answer to a storage failure: one fatal line naming the directory, LevelDB's
+ * message and what to do, then exit: 1 after a failed write (free space, restart), 2 for a
+ * damaged file (the member must not serve it; restore or re-add the member).
+ */
+export function storageFailStop(logger: Pick<Logger, 'fatal'>, exit: (code: number) => never): (error: StorageError) => never {
+  return (error) => {
+    logger.fatal({ dir: error.dir, detail: error.detail, kind: error.kind }, error.message);
+    return exit(error.kind === 'write' ? 1 : 2);
+  };
 }

@@ -17,6 +17,8 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { assert } from '../util/assert.js';
+import { openCheckedLevelDb } from './leveldb-files-check.js';
+import { StorageError, levelErrorDetail, type StorageFailureSink } from './storage-error.js';
 
 /** Key spaces: the first byte of every LevelDB key. */
 export const KeySpace = {
@@ -59,6 +61,8 @@ export interface BackendOptions {
   compression?: boolean;
   /** Called after every LevelDB batch lands: its duration and whether it was synced. */
   onWrite?: (seconds: number, synced: boolean) => void;
+  /** Told of a failed write or read (disk full, I/O error, damaged file) before it is thrown. */
+  onFailure?: StorageFailureSink;
 }
 
 interface QueuedWrite {
@@ -90,12 +94,23 @@ export class Backend {
   private readonly pending = new Map<string, Buffer | null>();
   /** Bytes written since open; a cheap stand-in for growth between size samples. */
   private writtenBytes = 0;
+  /** The first failed write: no LevelDB write may follow it (see storage-error.ts). */
+  private failure: StorageError | undefined;
 
   private constructor(
     readonly dir: string,
     private readonly db: ClassicLevel<Buffer, Buffer>,
     private readonly onWrite: ((seconds: number, synced: boolean) => void) | undefined,
+    private readonly onFailure: StorageFailureSink | undefined,
   ) {}
+
+  /** Records a storage failure, tells the sink, and returns the error to throw. */
+  private failed(kind: 'write' | 'damaged', cause: unknown): StorageError {
+    const error = new StorageError(kind, this.dir, levelErrorDetail(cause));
+    if (kind === 'write') this.failure ??= error;
+    this.onFailure?.(error);
+    return error;
+  }
 
   /** Opens (creating if needed) the database under `dataDir/db`, checking its format. */
   static async open(dataDir: string, options: BackendOptions = {}): Promise<Backend> {
@@ -118,9 +133,9 @@ export class Backend {
       maxOpenFiles: options.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES,
       compression: options.compression ?? true,
     });
-    await db.open();
-    const backend = new Backend(dir, db, options.onWrite);
-    const format = db.getSync(FORMAT_KEY);
+    await openCheckedLevelDb(db, dir, options.onFailure);
+    const backend = new Backend(dir, db, options.onWrite, options.onFailure);
+    const format = backend.getRaw(FORMAT_KEY);
     if (format === undefined) {
       if (!isNew) {
         await db.close();
@@ -147,15 +162,32 @@ export class Backend {
       const pending = this.pending.get(fullKey.toString('latin1'));
       if (pending !== undefined) return pending === null ? undefined : pending;
     }
-    return this.db.getSync(fullKey);
+    try {
+      return this.db.getSync(fullKey);
+    } catch (error) {
+      // A point read of a Buffer key fails only when LevelDB cannot read its files.
+      throw this.failed('damaged', error);
+    }
   }
 
   /** Iterates one key space in key order; yields keys without the space prefix. */
   async *scan(space: KeySpace, range: { gte?: Buffer; lt?: Buffer } = {}): AsyncGenerator<[Buffer, Buffer]> {
     const gte = spaceKey(space, range.gte ?? Buffer.alloc(0));
     const lt = range.lt ? spaceKey(space, range.lt) : Buffer.from([space + 1]);
-    for await (const [key, value] of this.db.iterator({ gte, lt })) {
-      yield [key.subarray(1), value];
+    const iterator = this.db.iterator({ gte, lt });
+    try {
+      while (true) {
+        let next: [Buffer, Buffer] | undefined;
+        try {
+          next = await iterator.next();
+        } catch (error) {
+          throw this.failed('damaged', error);
+        }
+        if (next === undefined) return;
+        yield [next[0].subarray(1), next[1]];
+      }
+    } finally {
+      await iterator.close();
     }
   }
 
@@ -169,6 +201,7 @@ export class Backend {
    */
   write(ops: BatchOp[], options: { sync: boolean }): Promise<void> {
     assert(!this.closed, 'write after close');
+    if (this.failure !== undefined) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       if (this.queued === undefined) this.queued = { ops: [], sync: false, waiters: [] };
       const queued = this.queued;
@@ -201,20 +234,8 @@ export class Backend {
     }
     this.queued = undefined;
     this.writing = true;
-    // A chained batch costs well under a microsecond per op on this thread; the array form
-    // of db.batch() validates and transcodes every op and costs several.
-    const batch = this.db.batch();
-    for (const op of queued.ops) {
-      if (op.type === 'put') {
-        batch.put(op.key, op.value);
-        this.writtenBytes += op.key.length + op.value.length;
-      } else {
-        batch.del(op.key);
-        this.writtenBytes += op.key.length;
-      }
-    }
     const started = this.onWrite ? performance.now() : 0;
-    batch.write({ sync: queued.sync }).then(
+    this.writeBatch(queued).then(
       () => {
         this.writing = false;
         this.onWrite?.((performance.now() - started) / 1000, queued.sync);
@@ -226,12 +247,37 @@ export class Backend {
         for (const waiter of queued.waiters) waiter.resolve();
         this.afterWrite();
       },
-      (error: Error) => {
+      (error: unknown) => {
         this.writing = false;
-        for (const waiter of queued.waiters) waiter.reject(error);
-        this.afterWrite();
+        // The sink (fail-stop) hears of it before any waiter; no later write may land after a
+        // failed one, so what queued meanwhile fails with it.
+        const failure = this.failed('write', error);
+        const next = this.queued;
+        this.queued = undefined;
+        for (const waiter of [...queued.waiters, ...(next?.waiters ?? [])]) waiter.reject(failure);
       },
     );
+  }
+
+  /** One LevelDB write of the merged ops; a closed or failed database may throw at once. */
+  private writeBatch(queued: QueuedWrite): Promise<void> {
+    try {
+      // A chained batch costs well under a microsecond per op on this thread; the array form
+      // of db.batch() validates and transcodes every op and costs several.
+      const batch = this.db.batch();
+      for (const op of queued.ops) {
+        if (op.type === 'put') {
+          batch.put(op.key, op.value);
+          this.writtenBytes += op.key.length + op.value.length;
+        } else {
+          batch.del(op.key);
+          this.writtenBytes += op.key.length;
+        }
+      }
+      return batch.write({ sync: queued.sync });
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   private afterWrite(): void {
@@ -267,8 +313,20 @@ export class Backend {
 
   /** Whether one key space holds any key on disk (queued writes are not looked at). */
   async hasKeysIn(space: KeySpace): Promise<boolean> {
-    for await (const _ of this.db.keys({ gte: Buffer.from([space]), lt: Buffer.from([space + 1]), limit: 1 })) return true;
-    return false;
+    try {
+      for await (const _ of this.db.keys({ gte: Buffer.from([space]), lt: Buffer.from([space + 1]), limit: 1 })) return true;
+      return false;
+    } catch (error) {
+      throw this.failed('damaged', error);
+    }
+  }
+
+  /**
+   * For readers of this database outside the backend (snapshot views): a LevelDB read that
+   * failed means a damaged file, which reaches the failure sink like the backend's own reads.
+   */
+  readFailed(error: unknown): StorageError {
+    return this.failed('damaged', error);
   }
 
   /** Approximate size of one key space, bytes (what is "in use" for etcd's dbSizeInUse). */
@@ -289,7 +347,7 @@ export class Backend {
     if (this.closed) return;
     this.closing = true;
     // Let queued writes land, synced, before closing: they may carry acknowledged state.
-    while (this.writing || this.queued !== undefined) {
+    while (this.failure === undefined && (this.writing || this.queued !== undefined)) {
       await new Promise<void>((resolve, reject) => {
         if (this.queued === undefined) this.queued = { ops: [], sync: true, waiters: [] };
         this.queued.sync = true;
@@ -299,6 +357,11 @@ export class Backend {
     }
     this.closed = true;
     await this.db.close();
+  }
+
+  /** The first failed write, if any: the member is failing stop. */
+  get writeFailure(): StorageError | undefined {
+    return this.failure;
   }
 
   /** The underlying database, for stores that manage their own key space (the raft log). */

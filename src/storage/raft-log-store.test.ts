@@ -45,6 +45,21 @@ describe('RaftLogStore', () => {
     await again.db.close();
   });
 
+  it('keeps at most cacheBytes of entry data in memory once written; older entries read back from the db', async () => {
+    const { db } = await openDb();
+    const s = await RaftLogStore.open(db, 0x03, { cacheBytes: 10_000 });
+    const big = (index: number) => ({ index, term: 1, type: EntryType.Normal, data: new Uint8Array(1000).fill(index) });
+    for (let i = 1; i <= 100; i += 5) {
+      await s.save({ term: 1, vote: 0n, commit: 0 }, [big(i), big(i + 1), big(i + 2), big(i + 3), big(i + 4)], undefined, { sync: false });
+      expect(s.cachedBytes).toBeLessThanOrEqual(10_000);
+    }
+    expect(s.cachedEntries).toBe(10);
+    const all = s.entries(1, 101, 1e9);
+    expect(all.map((e) => e.index)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect(all.every((e) => e.data.length === 1000 && e.data[0] === e.index)).toBe(true);
+    await db.close();
+  });
+
   it('keeps its key space: other prefixes are untouched', async () => {
     const { db } = await openDb();
     await db.put(Buffer.from([0x04, 0x65, 0, 0, 0, 0, 0, 0, 0, 1]), Buffer.from('other'));

@@ -22,6 +22,7 @@ import type { ClassicLevel } from 'classic-level';
 import { CompactedError, UnavailableError, limitEnd, type InitialState, type Storage } from '../raft/storage.js';
 import { EntryType, NONE, type ConfState, type Entry, type HardState, type Snapshot } from '../raft/types.js';
 import { assert, assertSafeInteger } from '../util/assert.js';
+import { StorageError, isLevelError, levelErrorDetail, type StorageFailureSink } from './storage-error.js';
 
 type Db = ClassicLevel<Buffer, Buffer>;
 type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
@@ -34,8 +35,15 @@ const TAG_ENTRY = 0x65; // 'e'
 export interface RaftLogStoreOptions {
   /** Entries kept in memory at the tail of the log. Default 8192. */
   cacheEntries?: number;
+  /**
+   * Bytes of entry data the cache may keep once written (default 64 MiB): with large values a
+   * count alone would let the tail hold gigabytes. Older entries are read from the db.
+   */
+  cacheBytes?: number;
   /** Told how long each save took and whether it was synced (the WAL fsync metric). */
   onWrite?: (seconds: number, synced: boolean) => void;
+  /** Told of a failed write or read (disk full, I/O error, damaged file) before it is thrown. */
+  onFailure?: StorageFailureSink;
 }
 
 function writeU64(buf: Buffer, off: number, v: number): void {
@@ -52,20 +60,26 @@ function readU64(buf: Buffer, off: number): number {
  * A chained batch costs well under a microsecond per op on the main thread; the array form of
  * db.batch() validates and transcodes each op and costs several.
  */
-function writeChained(db: Db, ops: Op[], sync: boolean): Promise<void> {
+async function writeChained(db: Db, ops: Op[], sync: boolean): Promise<void> {
   const batch = db.batch();
   for (const op of ops) {
     if (op.type === 'put') batch.put(op.key, op.value);
     else batch.del(op.key);
   }
-  return batch.write({ sync });
+  await batch.write({ sync });
 }
 
 export class RaftLogStore implements Storage {
   private readonly db: Db;
   private readonly prefix: number;
   private readonly cacheMax: number;
+  private readonly cacheBytesMax: number;
+  /** Data bytes of the cached entries. */
+  private cacheBytes = 0;
   private readonly onWrite: ((seconds: number, synced: boolean) => void) | undefined;
+  private readonly onFailure: StorageFailureSink | undefined;
+  /** The first failed write: nothing is written after it (storage-error.ts). */
+  private failure: StorageError | undefined;
   private hardState: HardState = { term: 0, vote: NONE, commit: 0 };
   private snap: Snapshot = { metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) };
   private compactIndex = 0;
@@ -80,13 +94,39 @@ export class RaftLogStore implements Storage {
     this.db = db;
     this.prefix = prefix;
     this.cacheMax = opts.cacheEntries ?? 8192;
+    this.cacheBytesMax = opts.cacheBytes ?? 64 * 1024 * 1024;
     this.onWrite = opts.onWrite;
+    this.onFailure = opts.onFailure;
+  }
+
+  private failed(kind: 'write' | 'damaged', cause: unknown): StorageError {
+    const error = new StorageError(kind, this.db.location, levelErrorDetail(cause));
+    if (kind === 'write') this.failure ??= error;
+    this.onFailure?.(error);
+    return error;
+  }
+
+  /** Writes one batch; a failure is the member's end (see storage-error.ts). */
+  private async write(ops: Op[], sync: boolean): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    try {
+      await writeChained(this.db, ops, sync);
+    } catch (error) {
+      throw this.failed('write', error);
+    }
   }
 
   /** Loads the persisted state from an open db. */
   static async open(db: Db, prefix: number, opts: RaftLogStoreOptions = {}): Promise<RaftLogStore> {
     const s = new RaftLogStore(db, prefix, opts);
-    await s.load();
+    try {
+      await s.load();
+    } catch (error) {
+      if (isLevelError(error)) throw s.failed('damaged', error);
+      throw error;
+    }
+    const damage = s.inconsistency();
+    if (damage !== undefined) throw s.failed('damaged', new Error(damage));
     return s;
   }
 
@@ -126,9 +166,23 @@ export class RaftLogStore implements Storage {
       tail.push(decodeEntry(index, v));
     }
     tail.reverse();
-    this.cache = tail;
-    this.cacheStart = tail.length > 0 ? (tail[0] as Entry).index : this.last + 1;
-    for (let i = 0; i < tail.length; i++) assert((tail[i] as Entry).index === this.cacheStart + i, 'raft log store has a gap');
+    this.setCache(tail, tail.length > 0 ? (tail[0] as Entry).index : this.last + 1);
+    this.trimCacheBytes();
+  }
+
+  /**
+   * What the loaded log says that cannot be, which only a damaged or partly lost database
+   * explains (LevelDB can lose records without an error): a gap in the tail, or a commit
+   * index past the last entry (entries and hard state are written in one batch).
+   */
+  private inconsistency(): string | undefined {
+    for (let i = 0; i < this.cache.length; i++) {
+      if ((this.cache[i] as Entry).index !== this.cacheStart + i) return `raft log has a gap before entry ${this.cacheStart + i}`;
+    }
+    if (this.hardState.commit > this.last) {
+      return `raft log hard state says entry ${this.hardState.commit} is committed but the log ends at ${this.last}`;
+    }
+    return undefined;
   }
 
   // ---- Storage (synchronous reads for the core) -----------------------------------------
@@ -177,7 +231,12 @@ export class RaftLogStore implements Storage {
 
   private entryAt(i: number): Entry {
     if (i >= this.cacheStart) return this.cache[i - this.cacheStart] as Entry;
-    const v = this.db.getSync(this.entryKey(i));
+    let v: Buffer | undefined;
+    try {
+      v = this.db.getSync(this.entryKey(i));
+    } catch (error) {
+      throw this.failed('damaged', error);
+    }
     assert(v !== undefined, `raft log entry ${i} missing from the db`);
     return decodeEntry(i, v);
   }
@@ -198,7 +257,9 @@ export class RaftLogStore implements Storage {
     }
     if (ops.length === 0) return;
     const started = performance.now();
-    await writeChained(this.db, ops, opts.sync);
+    await this.write(ops, opts.sync);
+    // Landed: entries that left the cache can be read back from the db now.
+    this.trimCacheBytes();
     this.onWrite?.((performance.now() - started) / 1000, opts.sync);
   }
 
@@ -210,8 +271,7 @@ export class RaftLogStore implements Storage {
     this.compactIndex = idx;
     this.compactTerm = s.metadata.term;
     this.last = idx;
-    this.cache = [];
-    this.cacheStart = idx + 1;
+    this.setCache([], idx + 1);
     ops.push({ type: 'put', key: this.key(TAG_SNAP), value: encodeSnapshot(s) });
     ops.push({ type: 'put', key: this.key(TAG_COMPACT), value: encodeCompact(idx, s.metadata.term) });
   }
@@ -230,18 +290,16 @@ export class RaftLogStore implements Storage {
     for (let i = newLast + 1; i <= this.last; i++) ops.push({ type: 'del', key: this.entryKey(i) });
     for (const e of ents) ops.push({ type: 'put', key: this.entryKey(e.index), value: encodeEntry(e) });
     // Cache: cut at the overwrite point, then append; trim the front in amortized chunks.
-    if (from < this.cacheStart) {
-      this.cache = [];
-      this.cacheStart = from;
-    } else {
-      this.cache.length = from - this.cacheStart;
+    if (from < this.cacheStart) this.setCache([], from);
+    else if (from - this.cacheStart < this.cache.length) this.setCache(this.cache.slice(0, from - this.cacheStart), this.cacheStart);
+    for (const e of ents) {
+      this.cache.push(e);
+      this.cacheBytes += e.data.length;
     }
-    for (const e of ents) this.cache.push(e);
     this.last = newLast;
     if (this.cache.length > 2 * this.cacheMax) {
       const drop = this.cache.length - this.cacheMax;
-      this.cache = this.cache.slice(drop);
-      this.cacheStart += drop;
+      this.setCache(this.cache.slice(drop), this.cacheStart + drop);
     }
   }
 
@@ -254,7 +312,7 @@ export class RaftLogStore implements Storage {
       data,
     };
     this.snap = s;
-    await this.db.batch([{ type: 'put', key: this.key(TAG_SNAP), value: encodeSnapshot(s) }], { sync: opts.sync });
+    await this.write([{ type: 'put', key: this.key(TAG_SNAP), value: encodeSnapshot(s) }], opts.sync);
     return s;
   }
 
@@ -269,11 +327,8 @@ export class RaftLogStore implements Storage {
     ops.push({ type: 'put', key: this.key(TAG_COMPACT), value: encodeCompact(index, term) });
     this.compactIndex = index;
     this.compactTerm = term;
-    if (index >= this.cacheStart) {
-      this.cache = this.cache.slice(index + 1 - this.cacheStart);
-      this.cacheStart = index + 1;
-    }
-    await this.db.batch(ops, { sync: opts.sync });
+    if (index >= this.cacheStart) this.setCache(this.cache.slice(index + 1 - this.cacheStart), index + 1);
+    await this.write(ops, opts.sync);
   }
 
   /**
@@ -286,13 +341,34 @@ export class RaftLogStore implements Storage {
     const ops: Op[] = [];
     for (let i = index + 1; i <= this.last; i++) ops.push({ type: 'del', key: this.entryKey(i) });
     this.last = index;
-    if (this.cacheStart > index) {
-      this.cache = [];
-      this.cacheStart = index + 1;
-    } else {
-      this.cache.length = index + 1 - this.cacheStart;
-    }
-    await writeChained(this.db, ops, true);
+    if (this.cacheStart > index) this.setCache([], index + 1);
+    else this.setCache(this.cache.slice(0, index + 1 - this.cacheStart), this.cacheStart);
+    await this.write(ops, true);
+  }
+
+  private setCache(entries: Entry[], start: number): void {
+    this.cache = entries;
+    this.cacheStart = start;
+    this.cacheBytes = 0;
+    for (const e of entries) this.cacheBytes += e.data.length;
+  }
+
+  /**
+   * Drops the oldest cached entries while the cache holds more than cacheBytes of data. Only
+   * called when every cached entry is on disk (after a save landed, after load): a dropped
+   * entry is read back with getSync, which does not see writes still in flight.
+   */
+  private trimCacheBytes(): void {
+    if (this.cacheBytes <= this.cacheBytesMax) return;
+    let drop = 0;
+    while (drop < this.cache.length - 1 && this.cacheBytes > this.cacheBytesMax) this.cacheBytes -= (this.cache[drop++] as Entry).data.length;
+    this.cache = this.cache.slice(drop);
+    this.cacheStart += drop;
+  }
+
+  /** Data bytes of the cached entries (for tests). */
+  get cachedBytes(): number {
+    return this.cacheBytes;
   }
 
   /** Entries cached in memory (for metrics and tests). */

@@ -8,6 +8,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { StorageFormatError } from './backend.js';
+import { openCheckedLevelDb } from './leveldb-files-check.js';
+import type { StorageFailureSink } from './storage-error.js';
 
 export type RaftLogDb = ClassicLevel<Buffer, Buffer>;
 
@@ -60,7 +62,10 @@ export function checkLogLocation(dataDir: string, walDir: string, history: DataD
 }
 
 /** Opens (creating if needed) the Raft log's database in `walDir`. */
-export async function openWalDb(walDir: string, options: { cacheSizeBytes?: number; writeBufferSizeBytes?: number } = {}): Promise<RaftLogDb> {
+export async function openWalDb(
+  walDir: string,
+  options: { cacheSizeBytes?: number; writeBufferSizeBytes?: number; onFailure?: StorageFailureSink } = {},
+): Promise<RaftLogDb> {
   mkdirSync(walDir, { recursive: true });
   const db = new ClassicLevel<Buffer, Buffer>(walDir, {
     keyEncoding: 'buffer',
@@ -68,6 +73,6 @@ export async function openWalDb(walDir: string, options: { cacheSizeBytes?: numb
     cacheSize: options.cacheSizeBytes ?? 8 * 1024 * 1024,
     writeBufferSize: options.writeBufferSizeBytes ?? 16 * 1024 * 1024,
   });
-  await db.open();
+  await openCheckedLevelDb(db, walDir, options.onFailure);
   return db;
 }

@@ -15,6 +15,7 @@ import { Backend } from '../../src/storage/backend.js';
 export interface InProcessMember {
   endpoint: string;
   kv: KvServer;
+  backend: Backend;
   call<T = any>(service: keyof typeof clients, method: string, request: object): Promise<T>;
   close(): Promise<void>;
 }
@@ -28,6 +29,8 @@ export interface InProcessOptions {
   /** Serve through MetaStore's own client listener (connection limit, protocol routing), as a
    * running member does, instead of grpc-js's bindAsync. */
   clientListener?: boolean;
+  /** The lone voter's options beyond singleVoter()'s defaults (write-path limits...). */
+  replication?: Parameters<typeof singleVoter>[0];
 }
 
 /** The member's ID: in its response headers, as its Raft ID and in its lease IDs. */
@@ -36,7 +39,7 @@ const MEMBER_ID = 2n;
 export async function startInProcessMember(options: InProcessOptions = {}): Promise<InProcessMember> {
   const dataDir = mkdtempSync(join(tmpdir(), 'metastore-inproc-'));
   const backend = await Backend.open(dataDir);
-  const kv = await KvServer.open(backend, { replication: singleVoter({ memberId: MEMBER_ID }) });
+  const kv = await KvServer.open(backend, { replication: singleVoter({ memberId: MEMBER_ID, ...options.replication }) });
   await kv.start();
   const listener = options.clientListener
     ? await ClientListener.listen({ addresses: [{ host: '127.0.0.1', port: 0, secure: false }], maxConnections: 100 })
@@ -71,6 +74,7 @@ export async function startInProcessMember(options: InProcessOptions = {}): Prom
   return {
     endpoint,
     kv,
+    backend,
     call(service, method, request) {
       return new Promise((resolve, reject) => {
         stub(service)[method](request, (error: grpc.ServiceError | null, response: any) => (error ? reject(error) : resolve(response)));

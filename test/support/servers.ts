@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from './ports.js';
-import { ServerProcess, removeDirSync, trackForCleanup } from './processes.js';
+import { ServerProcess, removeDirSync, trackForCleanup, type ExitInfo } from './processes.js';
 import { requireTool } from './tools.js';
 
 export const READY_LINE = 'ready to serve client requests';
@@ -165,6 +165,8 @@ export interface MetaStoreHandle {
   logs(): string;
   /** Resolves when the current incarnation has logged a line containing `text`. */
   waitForLog(text: string, timeoutMs?: number): Promise<void>;
+  /** Settles when the current incarnation has exited (on its own or stopped), with its exit code. */
+  exited(): Promise<ExitInfo>;
 }
 
 /**
@@ -255,6 +257,7 @@ export async function startMetaStore(options: ServerOptions = {}): Promise<MetaS
     destroy,
     logs: () => incarnations.map((p, i) => `[harness] start #${i + 1}\n${p.logs()}`).join('\n'),
     waitForLog: (text, timeoutMs = DEFAULT_READY_TIMEOUT_MS) => current().waitForLog(text, timeoutMs),
+    exited: () => current().exited,
   };
 }
 
@@ -295,7 +298,7 @@ export async function planMetaStoreCluster(size: number): Promise<MetaStoreClust
  */
 export async function startMetaStoreCluster(
   size: number,
-  options: Pick<ServerOptions, 'extraArgs' | 'readyTimeoutMs'> & { plan?: MetaStoreClusterPlan; dataDirs?: readonly string[] } = {},
+  options: Pick<ServerOptions, 'extraArgs' | 'readyTimeoutMs'> & { plan?: MetaStoreClusterPlan; dataDirs?: ReadonlyArray<string | undefined> } = {},
 ): Promise<MetaStoreCluster> {
   const { plan: given, dataDirs, ...serverOptions } = options;
   const plan = given ?? (await planMetaStoreCluster(size));

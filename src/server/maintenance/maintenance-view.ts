@@ -16,6 +16,7 @@
 
 import type { Backend } from '../../storage/backend.js';
 import { KeySpace, spaceKey } from '../../storage/backend.js';
+import { isLevelError } from '../../storage/storage-error.js';
 import { META_APPLIED_INDEX, META_COMPACTED_REVISION } from '../apply/applier.js';
 
 /** Key spaces a snapshot file carries, in the order it lists them. */
@@ -58,13 +59,27 @@ export class StateView {
   async *scan(space: KeySpace, range: { gte?: Buffer; lt?: Buffer } = {}): AsyncGenerator<[Buffer, Buffer]> {
     const gte = spaceKey(space, range.gte ?? Buffer.alloc(0));
     const lt = range.lt ? spaceKey(space, range.lt) : Buffer.from([space + 1]);
-    for await (const [key, value] of this.backend.level.iterator({ gte, lt, snapshot: this.snapshot })) {
-      yield [key.subarray(1), value];
+    const iterator = this.backend.level.iterator({ gte, lt, snapshot: this.snapshot });
+    try {
+      while (true) {
+        const next = await iterator.next().catch((error: unknown) => this.readFailed(error));
+        if (next === undefined) return;
+        yield [next[0].subarray(1), next[1]];
+      }
+    } finally {
+      await iterator.close();
     }
   }
 
   async get(space: KeySpace, key: string): Promise<Buffer | undefined> {
-    return (await this.backend.level.get(spaceKey(space, key), { snapshot: this.snapshot })) ?? undefined;
+    const value = await this.backend.level.get(spaceKey(space, key), { snapshot: this.snapshot }).catch((error: unknown) => this.readFailed(error));
+    return value ?? undefined;
+  }
+
+  /** A LevelDB read failure is a damaged file: the member's fail-stop (storage-error.ts). */
+  private readFailed(error: unknown): never {
+    if (isLevelError(error)) throw this.backend.readFailed(error);
+    throw error;
   }
 
   async metaNumber(key: string): Promise<number | undefined> {

@@ -302,6 +302,11 @@ export class RaftNode {
     return undefined;
   }
 
+  /** Bytes of this member's unanswered proposals (what maxPendingProposalBytes limits). */
+  get unansweredProposalBytes(): number {
+    return this.pendingProposalBytes;
+  }
+
   /** Forgets an unanswered proposal; false if it was answered already. */
   private finishProposal(pending: PendingProposal): boolean {
     if (!this.waiting.delete(pending.id)) return false;

@@ -11,6 +11,7 @@ import type { Message } from '../../raft/types.js';
 import { KeySpace } from '../../storage/backend.js';
 import type { Backend } from '../../storage/backend.js';
 import { RaftLogStore } from '../../storage/raft-log-store.js';
+import type { StorageFailureSink } from '../../storage/storage-error.js';
 import type { RaftLogDb } from '../../storage/wal-dir.js';
 import { assert } from '../../util/assert.js';
 import { SeededRandom, type Random } from '../../util/random.js';
@@ -49,6 +50,8 @@ export interface ReplicationOptions {
   /** A heartbeat's round trip to a peer (etcd_network_peer_round_trip_time_seconds). */
   onPeerRoundTrip?(peer: bigint, seconds: number): void;
   onFatal(error: unknown): void;
+  /** A failed write or read of the raft log's database (told before the error is thrown). */
+  onStorageFailure?: StorageFailureSink;
   /** Timers and loop turns of the node (default: Node's). */
   scheduler?: Scheduler;
   /** Write-path limits (server.limits.max_uncommitted_entries_bytes and the two after it). */
@@ -105,7 +108,10 @@ export async function openRaftNode(
   parts: { applier: Applier; membership: Membership; snapshots: StateSnapshots },
   replication: ReplicationOptions,
 ): Promise<RaftNode> {
-  const store = await RaftLogStore.open(replication.logDb ?? backend.level, KeySpace.raftLog, { onWrite: replication.onLogWrite });
+  const store = await RaftLogStore.open(replication.logDb ?? backend.level, KeySpace.raftLog, {
+    onWrite: replication.onLogWrite,
+    onFailure: replication.onStorageFailure,
+  });
   if (replication.forceNewCluster) replication.onForcedRestart?.(await restartAsStandalone(store, replication.memberId));
   const { applier, snapshots, membership } = parts;
   return createRaftNode(

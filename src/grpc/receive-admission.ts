@@ -1,0 +1,89 @@
+// Admission at the edge, before a request's body is read: grpc-js buffers a whole message
+// before a handler sees it, so a flood of large writes (500 clients sending 1 MiB each) would
+// hold every partly received body at once, and each of them, sharing the bandwidth with all
+// the others, would arrive too late to be answered before its deadline. So the client port
+// receives at most `maxReceivingBytes / maxRequestBytes` requests at a time (a request counts
+// from its HEADERS until its body has been read, so it is charged as if it had the largest
+// allowed size); a request arriving beyond that is answered at once, from its headers, with
+// etcd's "etcdserver: too many requests" (RESOURCE_EXHAUSTED), and the stream is reset so the
+// client stops sending its body. Small requests are read within one turn of the event loop and
+// rarely meet the limit; what is admitted goes on to the write-path limits of RaftNode.
+//
+// Streams whose request side stays open (Watch, LeaseKeepAlive) are not counted: they would
+// hold a place for their whole life.
+//
+// grpc-js attaches its 'stream' listener to each Node HTTP/2 server it creates; the gate takes
+// that listener's place and passes on every stream it admits (asserted at start, as
+// keepalive-enforcement.ts does for its use of the same servers).
+
+import http2 from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
+import { assert } from '../util/assert.js';
+
+type NodeHttp2Server = http2.Http2Server | http2.Http2SecureServer;
+
+/** Methods whose client side stays open for the life of the call. */
+const LONG_LIVED_REQUEST_STREAMS = new Set(['/etcdserverpb.Watch/Watch', '/etcdserverpb.Lease/LeaseKeepAlive']);
+
+export const TOO_MANY_REQUESTS = 'etcdserver: too many requests';
+
+export interface ReceiveLimit {
+  /** Bytes of requests being received at once (0 = no limit). */
+  maxReceivingBytes: number;
+  /** The largest request accepted (--max-request-bytes): what each receiving request is charged. */
+  maxRequestBytes: number;
+  /** Told about each request refused here. */
+  onRefused?: (path: string) => void;
+}
+
+/** How many requests may be received at once under `limit` (at least one). */
+export function receivingSlots(limit: ReceiveLimit): number {
+  if (limit.maxReceivingBytes <= 0) return Number.POSITIVE_INFINITY;
+  return Math.max(1, Math.floor(limit.maxReceivingBytes / limit.maxRequestBytes));
+}
+
+/** Puts the gate in front of grpc-js's stream handler on `http2Server`. */
+export function limitReceivingRequests(http2Server: NodeHttp2Server, limit: ReceiveLimit): { receiving(): number } {
+  const slots = receivingSlots(limit);
+  const downstream = http2Server.listeners('stream') as Array<(...args: unknown[]) => void>;
+  assert(downstream.length === 1, `expected grpc-js's one 'stream' listener on its HTTP/2 server, found ${downstream.length}`);
+  if (slots === Number.POSITIVE_INFINITY) return { receiving: () => 0 };
+  http2Server.removeAllListeners('stream');
+  let receiving = 0;
+  http2Server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+    const path = String(headers[':path'] ?? '');
+    if (!LONG_LIVED_REQUEST_STREAMS.has(path)) {
+      if (receiving >= slots) {
+        refuse(stream);
+        limit.onRefused?.(path);
+        return;
+      }
+      receiving++;
+      let counted = true;
+      const release = () => {
+        if (!counted) return;
+        counted = false;
+        receiving--;
+      };
+      stream.once('end', release);
+      stream.once('close', release);
+    }
+    for (const listener of downstream) listener.call(http2Server, stream, headers, ...rest);
+  });
+  return { receiving: () => receiving };
+}
+
+/** A trailers-only gRPC answer, then RST_STREAM(NO_ERROR): "stop sending, the answer is complete". */
+function refuse(stream: http2.ServerHttp2Stream): void {
+  if (stream.destroyed || stream.closed) return;
+  stream.respond(
+    {
+      ':status': 200,
+      'content-type': 'application/grpc',
+      'grpc-status': String(grpc.status.RESOURCE_EXHAUSTED),
+      'grpc-message': TOO_MANY_REQUESTS,
+    },
+    { endStream: true },
+  );
+  stream.close(http2.constants.NGHTTP2_NO_ERROR);
+}
