@@ -6,14 +6,16 @@
 // Reaching the connections: grpc-js creates one Node HTTP/2 server per bound port or connection
 // injector and keeps them in its Server's `http2Servers` map, which is not public API. We take
 // the servers created by our own listen call from that map and listen to their public
-// 'session' event; each Http2Session then reports PINGs ('ping'), streams and bytes written
-// through Node's public API. grpc-js is pinned by package-lock; should a grpc-js upgrade drop
+// 'session' event; each Http2Session then reports PINGs ('ping') and streams through Node's
+// public API. grpc-js is pinned by package-lock; should a grpc-js upgrade drop
 // the map, newHttp2Servers() fails an assertion at start instead of leaving the option silently
 // without effect (and the keepalive tests fail).
 //
-// "The server wrote headers or data since the previous ping" (which forgives a ping in grpc-go)
-// is read from the connection: a stream opened since then (its response headers follow), or
-// more bytes written than ping answers and flow-control frames account for.
+// "The server wrote headers or data since the previous ping" (which forgives a ping in grpc-go,
+// where it is noted when the response is queued) is noted the same way here: each stream's
+// respond() and write() are wrapped to note it. Counting bytes on the socket instead cannot tell
+// a small DATA frame (a watch's "created" answer is 44 bytes) from ping answers and window
+// updates, and struck grpc-go's BDP pings, which follow each burst of data it receives.
 
 import http2 from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
@@ -22,9 +24,6 @@ import { PingStrikes } from './ping-strikes.js';
 
 type NodeHttp2Server = http2.Http2Server | http2.Http2SecureServer;
 
-/** Bytes a server writes between two pings without sending headers or data: PING ACK (17),
- * its own keepalive PING (17), SETTINGS ACK (9), a couple of WINDOW_UPDATEs (13 each). */
-const CONTROL_FRAME_BYTES = 17 + 17 + 9 + 13 + 13;
 /** How long a connection closed for too many pings may take to flush its GOAWAY and end. */
 const CLOSE_GRACE_MS = 1000;
 const TOO_MANY_PINGS = Buffer.from('too_many_pings', 'latin1');
@@ -59,23 +58,39 @@ function watchSession(session: http2.ServerHttp2Session, policy: PingPolicy): vo
   const strikes = new PingStrikes(policy.minTimeMs);
   let openStreams = 0;
   let lastStreamId = 0;
-  let streamSincePing = false;
-  let bytesAtPing = session.socket.bytesWritten;
+  let serverWrote = false;
+  const noteWrite = (): void => {
+    serverWrote = true;
+  };
   session.on('stream', (stream: http2.ServerHttp2Stream) => {
     openStreams++;
-    streamSincePing = true;
+    // Its response headers are on their way (grpc-js may already have sent them).
+    serverWrote = true;
     lastStreamId = Math.max(lastStreamId, stream.id ?? 0);
+    noteWritesOf(stream, noteWrite);
     stream.once('close', () => openStreams--);
   });
   session.on('ping', () => {
-    const bytes = session.socket.bytesWritten;
-    const serverWrote = streamSincePing || bytes - bytesAtPing > CONTROL_FRAME_BYTES;
-    streamSincePing = false;
-    bytesAtPing = bytes;
-    if (!strikes.ping({ nowMs: performance.now(), openStreams, serverWrote })) return;
+    const wrote = serverWrote;
+    serverWrote = false;
+    if (!strikes.ping({ nowMs: performance.now(), openStreams, serverWrote: wrote })) return;
     policy.onTooManyPings?.(session.socket.remoteAddress);
     closeForTooManyPings(session, lastStreamId);
   });
+}
+
+/** Calls `noted` whenever the server queues headers or data on `stream`. */
+function noteWritesOf(stream: http2.ServerHttp2Stream, noted: () => void): void {
+  const respond = stream.respond;
+  const write = stream.write;
+  stream.respond = function (this: http2.ServerHttp2Stream, ...args: Parameters<typeof respond>) {
+    noted();
+    return respond.apply(this, args);
+  };
+  stream.write = function (this: http2.ServerHttp2Stream, ...args: unknown[]) {
+    noted();
+    return (write as (...a: unknown[]) => boolean).apply(this, args);
+  } as typeof write;
 }
 
 function closeForTooManyPings(session: http2.ServerHttp2Session, lastStreamId: number): void {

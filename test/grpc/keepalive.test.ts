@@ -100,6 +100,25 @@ describe.each([
 });
 
 describe('keepalive within the limits', () => {
+  it("a client pinging each time it receives data (grpc-go's BDP pings) keeps its connection", async () => {
+    const endpoint = await start({ clientListener: true, keepalive: { minTimeMs: 60_000 } });
+    const session = await connect(endpoint);
+    let said = false;
+    session.on('goaway', () => (said = true));
+    const stream = session.request({ ':method': 'POST', ':path': '/etcdserverpb.Watch/Watch', 'content-type': 'application/grpc', te: 'trailers' });
+    stream.on('error', () => {});
+    // Each WatchRequest{create_request{key: "a"}} is answered by a small "created" message, as
+    // clientv3 creates watchers one after another on one stream; grpc-go pings after each.
+    for (let i = 0; i < 8; i++) {
+      const answered = once(stream, 'data');
+      stream.write(Buffer.from([0, 0, 0, 0, 5, 0x0a, 0x03, 0x0a, 0x01, 0x61]));
+      await answered;
+      await ping(session);
+    }
+    expect(said).toBe(false);
+    expect(session.closed).toBe(false);
+  });
+
   it('a client with an open call pinging less often than min time keeps its connection', async () => {
     const endpoint = await start({ clientListener: true, keepalive: { minTimeMs: 20 } });
     const session = await connect(endpoint);
