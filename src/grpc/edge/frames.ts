@@ -58,19 +58,26 @@ export function frameHeader(callId: number, kind: number, bodyLength: number): B
 export class FrameReader {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Bytes the first pending frame needs in all, once its length is known (else 0). */
+  private needed = 0;
 
   /** The complete frames that `chunk` finishes, in order. */
   push(chunk: Buffer): Frame[] {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    if (this.pendingBytes < HEADER_BYTES) return [];
+    // A large frame arriving in many chunks is joined once, when it is complete.
+    if (this.pendingBytes < Math.max(HEADER_BYTES, this.needed)) return [];
     const data = this.pending.length === 1 ? chunk : Buffer.concat(this.pending, this.pendingBytes);
     const frames: Frame[] = [];
     let offset = 0;
+    this.needed = 0;
     while (data.length - offset >= 4) {
       const length = data.readUInt32BE(offset);
       assert(length >= 5 && length < MAX_FRAME_BYTES, `edge channel: bad frame length ${length}`);
-      if (data.length - offset - 4 < length) break;
+      if (data.length - offset - 4 < length) {
+        this.needed = 4 + length;
+        break;
+      }
       frames.push({ callId: data.readUInt32BE(offset + 4), kind: data.readUInt8(offset + 8), body: data.subarray(offset + HEADER_BYTES, offset + 4 + length) });
       offset += 4 + length;
     }
