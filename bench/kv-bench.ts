@@ -6,7 +6,10 @@
 // it falls back to the Node generator in bench/load.ts (which costs far more client CPU).
 //
 //   node --import tsx bench/kv-bench.ts [--members 1|3] [--puts 50000] [--ranges 100000]
-//        [--clients 100] [--connections 10] [--only etcd|metastore] [--record]
+//        [--clients 100] [--connections 10] [--only etcd|metastore] [--workers 0,2] [--record]
+//
+// --workers: MetaStore is measured once per listed server.grpc.workers value (edge processes
+// relaying to the member process; default just 0, everything in one process).
 //
 // Estimate before measuring (2 cores): a put costs etcd ~65 us of CPU and MetaStore ~50 us of
 // grpc-js plus a few us of MVCC and batching per request, with one fsync per batch of ~100;
@@ -34,6 +37,7 @@ const connections = flag('connections', 10);
 const puts = flag('puts', 50_000);
 const ranges = flag('ranges', 100_000);
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
+const workerCounts = process.argv.includes('--workers') ? process.argv[process.argv.indexOf('--workers') + 1]!.split(',').map(Number) : [0];
 
 interface Result {
   opsPerSecond: number;
@@ -194,8 +198,9 @@ function format(rows: Row[]): string {
   const ratios: string[] = [];
   for (const workload of new Set(rows.map((r) => r.workload))) {
     const etcd = rows.find((r) => r.workload === workload && r.target.startsWith('etcd'));
-    const ms = rows.find((r) => r.workload === workload && r.target.startsWith('MetaStore'));
-    if (etcd && ms) ratios.push(`- ${workload}: MetaStore / etcd = **${(ms.result.opsPerSecond / etcd.result.opsPerSecond).toFixed(2)}**`);
+    for (const ms of rows.filter((r) => r.workload === workload && r.target.startsWith('MetaStore'))) {
+      if (etcd) ratios.push(`- ${workload}: ${ms.target} / etcd = **${(ms.result.opsPerSecond / etcd.result.opsPerSecond).toFixed(2)}**`);
+    }
   }
   return [...lines, '', ...ratios].join('\n');
 }
@@ -217,9 +222,12 @@ async function main(): Promise<void> {
     }
     if (only !== 'etcd') {
       if (members === 1) {
-        const metastore = await startMetaStore();
-        rows.push(...(await benchTarget('MetaStore', [metastore.endpoint.replace('http://', '')])));
-        await metastore.destroy();
+        for (const workers of workerCounts) {
+          const metastore = await startMetaStore({ env: { METASTORE_SERVER_GRPC_WORKERS: String(workers) } });
+          const target = workerCounts.length === 1 && workers === 0 ? 'MetaStore' : `MetaStore (workers ${workers})`;
+          rows.push(...(await benchTarget(target, [metastore.endpoint.replace('http://', '')])));
+          await metastore.destroy();
+        }
       } else {
         const cluster = await startMetaStoreCluster(members);
         rows.push(...(await benchTarget('MetaStore', cluster.endpoints.split(','))));
