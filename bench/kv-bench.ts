@@ -173,27 +173,54 @@ interface Row {
   target: string;
   workload: string;
   result: Result;
+  /** CPU of the server's processes per operation (single members: the member process, and its
+   * edge processes summed), in microseconds; a figure less bent by a shared machine than ops/s. */
+  cpu?: { mainUs: number; edgesUs: number };
 }
 
-async function benchTarget(target: string, endpoints: string[]): Promise<Row[]> {
+/** CPU time (user + system) a process has used so far, in microseconds (Linux /proc). */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1_000_000) / 100;
+}
+
+/** The processes whose CPU is counted for a target: its main process and its edge processes. */
+interface Pids {
+  main: number;
+  edges: number[];
+}
+
+async function measured(pids: Pids | undefined, total: number, run: () => Promise<Result>): Promise<{ result: Result; cpu?: Row['cpu'] }> {
+  if (pids === undefined) return { result: await run() };
+  const sum = (list: number[]): number => list.reduce((a, pid) => a + cpuMicros(pid), 0);
+  const [main0, edges0] = [cpuMicros(pids.main), sum(pids.edges)];
+  const result = await run();
+  return { result, cpu: { mainUs: (cpuMicros(pids.main) - main0) / total, edgesUs: (sum(pids.edges) - edges0) / total } };
+}
+
+async function benchTarget(target: string, endpoints: string[], pids?: Pids): Promise<Row[]> {
   const linearizable = members > 1;
   await waitForLeader(endpoints);
   await load(endpoints, 'put', Math.min(5000, puts), false); // warm-up: JIT, connections, caches
   const rows: Row[] = [];
-  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, result: await load(endpoints, 'put', puts, false) });
+  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...(await measured(pids, puts, () => load(endpoints, 'put', puts, false))) });
   const kind = linearizable ? 'linearizable' : 'serializable';
   rows.push({
     target,
     workload: `range (${kind}, 1 key), ${clients} clients / ${connections} conns`,
-    result: await load(endpoints, 'range', ranges, linearizable),
+    ...(await measured(pids, ranges, () => load(endpoints, 'range', ranges, linearizable))),
   });
   return rows;
 }
 
 function format(rows: Row[]): string {
-  const lines = ['| target | workload | ops/s | p50 ms | p99 ms | errors |', '|---|---|---:|---:|---:|---:|'];
-  for (const { target, workload, result } of rows) {
-    lines.push(`| ${target} | ${workload} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} |`);
+  const lines = ['| target | workload | ops/s | p50 ms | p99 ms | errors | CPU us/op (main + edges) |', '|---|---|---:|---:|---:|---:|---:|'];
+  for (const { target, workload, result, cpu } of rows) {
+    const cpuText = cpu === undefined ? '' : `${cpu.mainUs.toFixed(0)} + ${cpu.edgesUs.toFixed(0)}`;
+    lines.push(
+      `| ${target} | ${workload} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} | ${cpuText} |`,
+    );
   }
   const ratios: string[] = [];
   for (const workload of new Set(rows.map((r) => r.workload))) {
@@ -212,7 +239,7 @@ async function main(): Promise<void> {
     if (only !== 'metastore') {
       if (members === 1) {
         const etcd = await startEtcd();
-        rows.push(...(await benchTarget('etcd 3.4.23', [etcd.endpoint.replace('http://', '')])));
+        rows.push(...(await benchTarget('etcd 3.4.23', [etcd.endpoint.replace('http://', '')], { main: etcd.pid, edges: [] })));
         await etcd.stop();
       } else {
         const etcd = await startEtcdCluster();
@@ -225,7 +252,8 @@ async function main(): Promise<void> {
         for (const workers of workerCounts) {
           const metastore = await startMetaStore({ env: { METASTORE_SERVER_GRPC_WORKERS: String(workers) } });
           const target = workerCounts.length === 1 && workers === 0 ? 'MetaStore' : `MetaStore (workers ${workers})`;
-          rows.push(...(await benchTarget(target, [metastore.endpoint.replace('http://', '')])));
+          const edges = [...metastore.logs().matchAll(/"pid":(\d+),"msg":"edge process started"/g)].map((m) => Number(m[1]));
+          rows.push(...(await benchTarget(target, [metastore.endpoint.replace('http://', '')], { main: metastore.pid, edges })));
           await metastore.destroy();
         }
       } else {
