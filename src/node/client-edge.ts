@@ -174,6 +174,9 @@ export async function startClientEdge(options: ClientEdgeOptions): Promise<Runni
   const http1 = await serveInjected(app);
   bound.listener.serveHttp1((socket) => http1.handle(socket));
   const edges = config.grpc.workers > 0 ? startEdges(options, grpc.services, app) : undefined;
+  // "ready to serve client requests" comes after the edges serve: a client connecting at once
+  // is not kept waiting for edges still loading.
+  await edges?.ready();
   return {
     port: grpc.port,
     openConnections: () => bound.listener.open,

@@ -26,7 +26,7 @@ export interface EdgePoolOptions {
   readonly services: GatewayServices;
   /** Answers the HTTP/1.1 requests edges relay (health, metrics, version). */
   readonly http: HttpRelayHandler;
-  /** State edges answer from by themselves; pushed at start and whenever it changes. */
+  /** State edges answer from by themselves, asked for when needed. */
   readonly state: () => object;
   readonly logger: Logger;
 }
@@ -37,11 +37,8 @@ interface Edge {
   ready: boolean;
   /** Its open client connections: what each one's close gives back to the listener. */
   readonly connections: Map<number, () => void>;
-  lastState: string;
 }
 
-/** How often the pushed state is compared with the member's. */
-const STATE_CHECK_MS = 200;
 const LEVELS: Record<number, 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = { 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 
 export class EdgePool {
@@ -50,7 +47,8 @@ export class EdgePool {
   private next = 0;
   private connectionIds = 0;
   private stopping = false;
-  private readonly stateTimer: NodeJS.Timeout;
+  private readonly allReady: Promise<void>;
+  private markReady: () => void = () => undefined;
 
   constructor(private readonly options: EdgePoolOptions) {
     cluster.setupPrimary({
@@ -59,10 +57,16 @@ export class EdgePool {
       // stdin unused, stdout/stderr shared, IPC for control, a socket pair for the calls.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
     });
+    this.allReady = new Promise((resolve) => {
+      this.markReady = resolve;
+    });
     for (let i = 0; i < options.count; i++) this.fork();
     options.listener.serveRaw((socket, secure, release) => this.handOver(socket, secure, release));
-    this.stateTimer = setInterval(() => this.pushState(), STATE_CHECK_MS);
-    this.stateTimer.unref();
+  }
+
+  /** Resolves once as many edges as configured serve (the member then says it is ready). */
+  ready(): Promise<void> {
+    return this.allReady;
   }
 
   /** The edges' process IDs (ready or starting). */
@@ -73,7 +77,6 @@ export class EdgePool {
   /** Asks every edge to stop: its calls get up to graceMs; resolves once all have exited. */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
-    clearInterval(this.stateTimer);
     for (const { socket, release } of this.waiting.splice(0)) {
       socket.destroy();
       release();
@@ -96,10 +99,9 @@ export class EdgePool {
     const channel = worker.process.stdio[EDGE_CHANNEL_FD] as Duplex;
     const edge: Edge = {
       worker,
-      relay: new PrimaryRelay(channel, this.options.services, this.options.http, () => undefined),
+      relay: new PrimaryRelay(channel, this.options.services, this.options.http, this.options.state, () => undefined),
       ready: false,
       connections: new Map(),
-      lastState: '',
     };
     this.edges.add(edge);
     worker.on('message', (message: EdgeMessage) => this.onMessage(edge, message));
@@ -111,7 +113,7 @@ export class EdgePool {
     switch (message.kind) {
       case 'ready':
         edge.ready = true;
-        this.pushState();
+        if ([...this.edges].filter((e) => e.ready).length >= this.options.count) this.markReady();
         for (const waiting of this.waiting.splice(0)) this.handOver(waiting.socket, waiting.secure, waiting.release);
         return;
       case 'closed':
@@ -152,15 +154,6 @@ export class EdgePool {
       edge.connections.delete(connection);
       release();
     });
-  }
-
-  private pushState(): void {
-    const state = JSON.stringify(this.options.state());
-    for (const edge of this.edges) {
-      if (!edge.ready || edge.lastState === state) continue;
-      edge.lastState = state;
-      edge.relay.sendState(JSON.parse(state) as object);
-    }
   }
 
   private logLine(edge: Edge, line: string): void {

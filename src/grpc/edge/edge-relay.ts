@@ -23,6 +23,7 @@ interface Pending {
   message?(bytes: Buffer): void;
   status(status: CallStatus): void;
   http?(head: HttpResponseHead, body: Buffer): void;
+  state?(state: Record<string, unknown>): void;
 }
 
 /** What an edge needs from a call object (grpc-js's, or the JSON gateway's). */
@@ -47,9 +48,6 @@ export class EdgeRelay {
   private readonly channel: EdgeChannel;
   private readonly pending = new Map<number, Pending>();
   private nextCallId = 1;
-  /** The latest state the primary pushed (call ID 0 frames). */
-  state: Record<string, unknown> = {};
-
   constructor(socket: Duplex, onClose: () => void) {
     this.channel = new EdgeChannel(
       socket,
@@ -85,6 +83,15 @@ export class EdgeRelay {
     });
   }
 
+  /** The member state the edge answers from by itself, as it is now. */
+  queryState(): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const callId = this.newCallId();
+      this.pending.set(callId, { state: resolve, status: () => reject(new ChannelClosedError()) });
+      this.channel.send(callId, FrameKind.stateQuery);
+    });
+  }
+
   close(): void {
     this.channel.close();
   }
@@ -96,10 +103,6 @@ export class EdgeRelay {
   }
 
   private onFrame(frame: Frame): void {
-    if (frame.kind === FrameKind.state) {
-      this.state = JSON.parse(frame.body.toString('utf8')) as Record<string, unknown>;
-      return;
-    }
     const pending = this.pending.get(frame.callId);
     if (pending === undefined) return;
     switch (frame.kind) {
@@ -113,6 +116,10 @@ export class EdgeRelay {
       case FrameKind.status:
         this.pending.delete(frame.callId);
         pending.status(decodeStatus(frame.body));
+        return;
+      case FrameKind.state:
+        this.pending.delete(frame.callId);
+        pending.state?.(JSON.parse(frame.body.toString('utf8')) as Record<string, unknown>);
         return;
       case FrameKind.httpResponse: {
         this.pending.delete(frame.callId);

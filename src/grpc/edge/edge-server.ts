@@ -8,7 +8,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import type { ConnectionRouter } from '../connection-router.js';
-import { JsonGateway } from '../gateway/gateway.js';
+import { clientCertificateCn, JsonGateway } from '../gateway/gateway.js';
 import { effectiveLimits, type GrpcServerOptions, serverOptions } from '../grpc-server.js';
 import { enforcePingPolicy, http2ServersOf, newHttp2Servers } from '../keepalive-enforcement.js';
 import { ChannelClosedError, type EdgeRelay } from './edge-relay.js';
@@ -38,13 +38,32 @@ export function startEdgeServer(relay: EdgeRelay, router: ConnectionRouter, opti
   const before = http2ServersOf(server);
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   for (const created of newHttp2Servers(server, before)) enforcePingPolicy(created, { minTimeMs: keepalive.minTimeMs, onTooManyPings: options.onTooManyPings });
+  // Whether the member refuses certificate CNs on /v3/ (client cert auth and auth enabled) is
+  // asked afresh for each request that has one: auth may have been enabled a moment ago.
+  let refusesCertificateCn = false;
   const gateway =
     options.gateway === undefined
       ? undefined
-      : new JsonGateway(served, { maxBodyBytes: options.gateway.maxBodyBytes, refusesCertificateCn: () => relay.state.refusesCertificateCn === true });
+      : new JsonGateway(served, { maxBodyBytes: options.gateway.maxBodyBytes, refusesCertificateCn: () => refusesCertificateCn });
+  const serveGateway = (gateway: JsonGateway, req: IncomingMessage, res: ServerResponse, path: string): void => {
+    if (!path.startsWith('/v3/') || clientCertificateCn(req) === '') {
+      refusesCertificateCn = false;
+      return gateway.serve(req, res);
+    }
+    relay.queryState().then(
+      (state) => {
+        refusesCertificateCn = state.refusesCertificateCn === true;
+        gateway.serve(req, res);
+      },
+      (error: unknown) => {
+        if (!(error instanceof ChannelClosedError)) throw error;
+        res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' }).end('member process unavailable\n');
+      },
+    );
+  };
   const http1 = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    if (gateway !== undefined && GATEWAY_PREFIXES.some((prefix) => path.startsWith(prefix))) gateway.serve(req, res);
+    if (gateway !== undefined && GATEWAY_PREFIXES.some((prefix) => path.startsWith(prefix))) serveGateway(gateway, req, res, path);
     else void relayHttp(relay, req, res);
   });
   router.serveGrpc((socket) => injector.injectConnection(socket));

@@ -22,6 +22,8 @@ export const FrameKind = {
   written: 5,
   /** An HTTP/1.1 request for the primary's endpoints (health, metrics, version). */
   httpRequest: 6,
+  /** What is the member state the edge answers from by itself (answered by a state frame)? */
+  stateQuery: 7,
   /** The response of a unary call. */
   reply: 16,
   /** One response message of a streaming call. */
@@ -30,7 +32,7 @@ export const FrameKind = {
   status: 18,
   /** The answer to an httpRequest. */
   httpResponse: 19,
-  /** Member state the edge answers from by itself (call ID 0). */
+  /** Member state the edge answers from by itself, answering a stateQuery. */
   state: 20,
 } as const;
 

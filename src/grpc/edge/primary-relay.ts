@@ -58,6 +58,7 @@ export class PrimaryRelay {
     socket: Duplex,
     services: GatewayServices,
     private readonly http: HttpRelayHandler,
+    private readonly state: () => object,
     onClose: () => void,
   ) {
     this.bound = EDGE_METHODS.map((method) => {
@@ -77,11 +78,6 @@ export class PrimaryRelay {
   /** Calls the edge has running here. */
   get activeCalls(): number {
     return this.calls.size;
-  }
-
-  /** State the edge answers from by itself (e.g. whether auth is on, for the JSON gateway). */
-  sendState(state: object): void {
-    this.channel.send(0, FrameKind.state, Buffer.from(JSON.stringify(state), 'utf8'));
   }
 
   close(): void {
@@ -108,6 +104,10 @@ export class PrimaryRelay {
         return;
       case FrameKind.httpRequest:
         this.serveHttp(callId, body);
+        return;
+      case FrameKind.stateQuery:
+        // State the edge answers from by itself (whether the gateway refuses certificate CNs).
+        this.channel.send(callId, FrameKind.state, Buffer.from(JSON.stringify(this.state()), 'utf8'));
         return;
       default:
         throw new Error(`edge channel: unexpected frame kind ${frame.kind} from an edge`);

@@ -43,7 +43,7 @@ export interface GatewayOptions {
 const CN_REFUSAL = 'CommonName of client sending a request against gateway will be ignored and not used as expected';
 
 /** The verified client certificate's CN on a TLS connection, or '' (none, or plain text). */
-function clientCertificateCn(req: IncomingMessage): string {
+export function clientCertificateCn(req: IncomingMessage): string {
   const socket = req.socket;
   if (!(socket instanceof TLSSocket) || !socket.authorized) return '';
   const cn: unknown = socket.getPeerCertificate().subject?.CN;
