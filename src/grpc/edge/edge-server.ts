@@ -48,7 +48,8 @@ export function startEdgeServer(relay: EdgeRelay, router: ConnectionRouter, opti
   const serveGateway = (gateway: JsonGateway, req: IncomingMessage, res: ServerResponse, path: string): void => {
     if (!path.startsWith('/v3/') || clientCertificateCn(req) === '') {
       refusesCertificateCn = false;
-      return gateway.serve(req, res);
+      gateway.serve(req, res);
+      return;
     }
     relay.queryState().then(
       (state) => {
