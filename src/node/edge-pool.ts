@@ -139,6 +139,12 @@ export class EdgePool {
   }
 
   private handOver(socket: net.Socket, secure: boolean, release: () => void): void {
+    if (this.stopping) {
+      // Shutting down: the listener closes next; a new connection would reach a closing edge.
+      socket.destroy();
+      release();
+      return;
+    }
     const ready = [...this.edges].filter((edge) => edge.ready && edge.worker.isConnected());
     if (ready.length === 0) {
       this.waiting.push({ socket, secure, release });
