@@ -6,7 +6,10 @@
 // it falls back to the Node generator in bench/load.ts (which costs far more client CPU).
 //
 //   node --import tsx bench/kv-bench.ts [--members 1|3] [--puts 50000] [--ranges 100000]
-//        [--clients 100] [--connections 10] [--only etcd|metastore] [--record]
+//        [--clients 100] [--connections 10] [--only etcd|metastore] [--workers 0,2] [--record]
+//
+// --workers: MetaStore is measured once per listed server.grpc.workers value (edge processes
+// relaying to the member process; default just 0, everything in one process).
 //
 // Estimate before measuring (2 cores): a put costs etcd ~65 us of CPU and MetaStore ~50 us of
 // grpc-js plus a few us of MVCC and batching per request, with one fsync per batch of ~100;
@@ -34,6 +37,7 @@ const connections = flag('connections', 10);
 const puts = flag('puts', 50_000);
 const ranges = flag('ranges', 100_000);
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
+const workerCounts = process.argv.includes('--workers') ? process.argv[process.argv.indexOf('--workers') + 1]!.split(',').map(Number) : [0];
 
 interface Result {
   opsPerSecond: number;
@@ -169,33 +173,61 @@ interface Row {
   target: string;
   workload: string;
   result: Result;
+  /** CPU of the server's processes per operation (single members: the member process, and its
+   * edge processes summed), in microseconds; a figure less bent by a shared machine than ops/s. */
+  cpu?: { mainUs: number; edgesUs: number };
 }
 
-async function benchTarget(target: string, endpoints: string[]): Promise<Row[]> {
+/** CPU time (user + system) a process has used so far, in microseconds (Linux /proc). */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1_000_000) / 100;
+}
+
+/** The processes whose CPU is counted for a target: its main process and its edge processes. */
+interface Pids {
+  main: number;
+  edges: number[];
+}
+
+async function measured(pids: Pids | undefined, total: number, run: () => Promise<Result>): Promise<{ result: Result; cpu?: Row['cpu'] }> {
+  if (pids === undefined) return { result: await run() };
+  const sum = (list: number[]): number => list.reduce((a, pid) => a + cpuMicros(pid), 0);
+  const [main0, edges0] = [cpuMicros(pids.main), sum(pids.edges)];
+  const result = await run();
+  return { result, cpu: { mainUs: (cpuMicros(pids.main) - main0) / total, edgesUs: (sum(pids.edges) - edges0) / total } };
+}
+
+async function benchTarget(target: string, endpoints: string[], pids?: Pids): Promise<Row[]> {
   const linearizable = members > 1;
   await waitForLeader(endpoints);
   await load(endpoints, 'put', Math.min(5000, puts), false); // warm-up: JIT, connections, caches
   const rows: Row[] = [];
-  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, result: await load(endpoints, 'put', puts, false) });
+  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...(await measured(pids, puts, () => load(endpoints, 'put', puts, false))) });
   const kind = linearizable ? 'linearizable' : 'serializable';
   rows.push({
     target,
     workload: `range (${kind}, 1 key), ${clients} clients / ${connections} conns`,
-    result: await load(endpoints, 'range', ranges, linearizable),
+    ...(await measured(pids, ranges, () => load(endpoints, 'range', ranges, linearizable))),
   });
   return rows;
 }
 
 function format(rows: Row[]): string {
-  const lines = ['| target | workload | ops/s | p50 ms | p99 ms | errors |', '|---|---|---:|---:|---:|---:|'];
-  for (const { target, workload, result } of rows) {
-    lines.push(`| ${target} | ${workload} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} |`);
+  const lines = ['| target | workload | ops/s | p50 ms | p99 ms | errors | CPU us/op (main + edges) |', '|---|---|---:|---:|---:|---:|---:|'];
+  for (const { target, workload, result, cpu } of rows) {
+    const cpuText = cpu === undefined ? '' : `${cpu.mainUs.toFixed(0)} + ${cpu.edgesUs.toFixed(0)}`;
+    lines.push(
+      `| ${target} | ${workload} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} | ${cpuText} |`,
+    );
   }
   const ratios: string[] = [];
   for (const workload of new Set(rows.map((r) => r.workload))) {
     const etcd = rows.find((r) => r.workload === workload && r.target.startsWith('etcd'));
-    const ms = rows.find((r) => r.workload === workload && r.target.startsWith('MetaStore'));
-    if (etcd && ms) ratios.push(`- ${workload}: MetaStore / etcd = **${(ms.result.opsPerSecond / etcd.result.opsPerSecond).toFixed(2)}**`);
+    for (const ms of rows.filter((r) => r.workload === workload && r.target.startsWith('MetaStore'))) {
+      if (etcd) ratios.push(`- ${workload}: ${ms.target} / etcd = **${(ms.result.opsPerSecond / etcd.result.opsPerSecond).toFixed(2)}**`);
+    }
   }
   return [...lines, '', ...ratios].join('\n');
 }
@@ -207,7 +239,7 @@ async function main(): Promise<void> {
     if (only !== 'metastore') {
       if (members === 1) {
         const etcd = await startEtcd();
-        rows.push(...(await benchTarget('etcd 3.4.23', [etcd.endpoint.replace('http://', '')])));
+        rows.push(...(await benchTarget('etcd 3.4.23', [etcd.endpoint.replace('http://', '')], { main: etcd.pid, edges: [] })));
         await etcd.stop();
       } else {
         const etcd = await startEtcdCluster();
@@ -217,9 +249,13 @@ async function main(): Promise<void> {
     }
     if (only !== 'etcd') {
       if (members === 1) {
-        const metastore = await startMetaStore();
-        rows.push(...(await benchTarget('MetaStore', [metastore.endpoint.replace('http://', '')])));
-        await metastore.destroy();
+        for (const workers of workerCounts) {
+          const metastore = await startMetaStore({ env: { METASTORE_SERVER_GRPC_WORKERS: String(workers) } });
+          const target = workerCounts.length === 1 && workers === 0 ? 'MetaStore' : `MetaStore (workers ${workers})`;
+          const edges = [...metastore.logs().matchAll(/"pid":(\d+),"msg":"edge process started"/g)].map((m) => Number(m[1]));
+          rows.push(...(await benchTarget(target, [metastore.endpoint.replace('http://', '')], { main: metastore.pid, edges })));
+          await metastore.destroy();
+        }
       } else {
         const cluster = await startMetaStoreCluster(members);
         rows.push(...(await benchTarget('MetaStore', cluster.endpoints.split(','))));

@@ -78,6 +78,8 @@ export interface Config {
     /** etcd --experimental-watch-progress-notify-interval; 0 = etcd's default (10 minutes). */
     readonly watchProgressNotifyIntervalMs: number;
     readonly enableGateway: boolean;
+    /** Edge processes serving the client port (node:cluster); 0 = all in the one process. */
+    readonly workers: number;
     readonly tls: TlsConfig;
   };
   readonly raft: {
@@ -230,6 +232,7 @@ export const DEFAULTS: Config = deepFreeze<Config>({
     keepaliveTimeoutMs: 20_000,
     watchProgressNotifyIntervalMs: 600_000,
     enableGateway: true,
+    workers: 0,
     tls: noTls(),
   },
   raft: {
@@ -433,6 +436,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     'period of progress notifications to synced watchers that asked (progress_notify); 0 = 10m, under 100ms = 100ms',
   ),
   key('server.grpc.enable_gateway', 'bool', 'serve the JSON gRPC gateway (/v3/...) on the client port'),
+  key(
+    'server.grpc.workers',
+    'uint',
+    'edge processes terminating TLS, HTTP/2 and gRPC on the client port and relaying calls to the member process (no etcd equivalent); 0 = everything in one process',
+    { max: 64 },
+  ),
   ...tlsKeys('server.grpc.tls', 'client'),
 
   key('server.raft.address', 'string', 'IP the peer (raft) port binds to; unset with a non-loopback advertise_address = 0.0.0.0'),

@@ -1,6 +1,7 @@
 // The client port's listening sockets: every client URL (etcd's --listen-client-urls may name
-// several; kubeadm gives two; unix and unixs URLs are unix socket files), one connection limit across them, TLS termination, and the
-// hand-over of each connection to gRPC or to HTTP/1.1 (protocol-router.ts).
+// several; kubeadm gives two; unix and unixs URLs are unix socket files), one connection limit
+// across them, TLS termination, and the hand-over of each connection to gRPC or to HTTP/1.1
+// (connection-router.ts, protocol-router.ts).
 //
 // - Bound early: main binds the client URLs before opening storage (a taken port stops start-up
 //   at once, and a port-0 URL's real port is known before the member publishes its URLs).
@@ -17,15 +18,20 @@
 // - Plain-text HTTP/2 passes through the authority shim (authority-shim.ts) on its way to
 //   grpc-js.
 //
+// - Hand-off (edge processes, server.grpc.workers > 0): accepted connections are counted here
+//   and handed, unread, to the edge that serves them (serveRaw); TLS and routing then happen in
+//   the edge (connection-router.ts), which reports when each connection closes (release).
+//
 // Invariants: close() stops accepting at once; open connections are left to the servers that
 // own them (the gRPC server's shutdown, the HTTP server's close).
 
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { assert } from '../util/assert.js';
 import { listenErrorOf, socketListenErrorOf } from '../util/listen-error.js';
-import { shimAuthority } from './authority-shim.js';
-import { routeByProtocol } from './protocol-router.js';
+import { type ConnectionHandler, ConnectionRouter } from './connection-router.js';
+
+export type { ConnectionHandler } from './connection-router.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -55,21 +61,27 @@ export interface ClientListenerOptions {
   readonly refuseTls?: (socket: tls.TLSSocket) => string | undefined;
   /** Told about each connection refuseTls refused. */
   readonly onTlsRefused?: (remoteAddress: string | undefined, reason: string) => void;
+  /** Connections go unread to another process (serveRaw): accepted paused, never routed here. */
+  readonly handOff?: boolean;
 }
 
-export type ConnectionHandler = (socket: net.Socket) => void;
+/** Takes an accepted connection unread; calls `release` once when it has closed. */
+export type RawConnectionHandler = (socket: net.Socket, secure: boolean, release: () => void) => void;
 
 export class ClientListener {
-  private readonly held: net.Socket[] = [];
-  private grpc: ConnectionHandler | undefined;
-  private http1: ConnectionHandler | undefined;
+  private readonly router: ConnectionRouter;
+  private readonly heldRaw: Array<{ socket: net.Socket; secure: boolean }> = [];
+  private raw: RawConnectionHandler | undefined;
   private openCount = 0;
   private refusedCount = 0;
 
   private constructor(
     private readonly servers: readonly net.Server[],
     readonly ports: readonly number[],
-  ) {}
+    options: ClientListenerOptions,
+  ) {
+    this.router = new ConnectionRouter(options);
+  }
 
   /** Listens on every address; throws ListenError for one that cannot be listened on. */
   static async listen(options: ClientListenerOptions): Promise<ClientListener> {
@@ -78,7 +90,7 @@ export class ClientListener {
     try {
       for (const address of options.addresses) {
         assert(!address.secure || options.tls !== undefined, `TLS address ${address.host}:${address.port} without a TLS server`);
-        const server = net.createServer({ noDelay: true, pauseOnConnect: false });
+        const server = net.createServer({ noDelay: true, pauseOnConnect: options.handOff === true });
         ports.push(await listenOn(server, address));
         servers.push(server);
       }
@@ -86,21 +98,28 @@ export class ClientListener {
       for (const server of servers) server.close();
       throw error;
     }
-    const listener = new ClientListener(servers, ports);
+    const listener = new ClientListener(servers, ports, options);
     listener.accept(options);
     return listener;
   }
 
   /** Where HTTP/2 (gRPC) connections go; with serveHttp1, starts routing. */
   serveGrpc(handler: ConnectionHandler): void {
-    this.grpc = handler;
-    this.releaseHeld();
+    this.router.serveGrpc(handler);
   }
 
   /** Where HTTP/1.1 connections go; with serveGrpc, starts routing. */
   serveHttp1(handler: ConnectionHandler): void {
-    this.http1 = handler;
-    this.releaseHeld();
+    this.router.serveHttp1(handler);
+  }
+
+  /** Hand-off mode: where every accepted connection goes, unread. */
+  serveRaw(handler: RawConnectionHandler): void {
+    this.raw = handler;
+    for (const { socket, secure } of this.heldRaw.splice(0)) {
+      if (socket.destroyed) this.openCount--;
+      else this.handOver(socket, secure);
+    }
   }
 
   /** Client TCP connections open right now (accepted and not yet closed). */
@@ -116,18 +135,13 @@ export class ClientListener {
   /** Stops accepting; held connections are dropped, routed ones left to their servers. */
   async close(): Promise<void> {
     for (const server of this.servers) server.close();
-    for (const socket of this.held.splice(0)) socket.destroy();
+    this.router.dropHeld();
+    for (const { socket } of this.heldRaw.splice(0)) socket.destroy();
   }
 
   private accept(options: ClientListenerOptions): void {
-    options.tls?.on('secureConnection', (socket: tls.TLSSocket) => {
-      const refusal = options.refuseTls?.(socket);
-      if (refusal === undefined) return this.dispatch(socket);
-      options.onTlsRefused?.(socket.remoteAddress, refusal);
-      socket.destroy();
-    });
     for (const [i, server] of this.servers.entries()) {
-      const terminator = options.addresses[i]?.secure === true ? options.tls : undefined;
+      const secure = options.addresses[i]?.secure === true;
       server.on('connection', (socket) => {
         if (this.openCount >= options.maxConnections) {
           this.refusedCount++;
@@ -136,36 +150,24 @@ export class ClientListener {
           return;
         }
         this.openCount++;
+        if (options.handOff === true) {
+          if (this.raw === undefined) this.heldRaw.push({ socket, secure });
+          else this.handOver(socket, secure);
+          return;
+        }
         socket.once('close', () => this.openCount--);
-        if (terminator) terminator.emit('connection', socket);
-        else this.dispatch(socket);
+        this.router.route(socket, secure);
       });
     }
   }
 
-  private dispatch(socket: net.Socket): void {
-    if (this.grpc === undefined || this.http1 === undefined) {
-      this.held.push(socket);
-      return;
-    }
-    const grpc = this.grpc;
-    const http1 = this.http1;
-    routeByProtocol(socket, {
-      http2: (s) => {
-        if (s instanceof tls.TLSSocket) return grpc(s);
-        shimAuthority(s, grpc);
-        s.resume();
-      },
-      http1: (s) => {
-        http1(s);
-        s.resume();
-      },
+  private handOver(socket: net.Socket, secure: boolean): void {
+    let released = false;
+    this.raw?.(socket, secure, () => {
+      if (released) return;
+      released = true;
+      this.openCount--;
     });
-  }
-
-  private releaseHeld(): void {
-    if (this.grpc === undefined || this.http1 === undefined) return;
-    for (const socket of this.held.splice(0)) if (!socket.destroyed) this.dispatch(socket);
   }
 }
 

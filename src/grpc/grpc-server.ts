@@ -89,7 +89,11 @@ const RECEIVE_HEADROOM_BYTES = 512 * 1024;
 const DEFAULT_ELECTION_TIMEOUT_MS = 1000;
 
 /** grpc-js server options: message limits, concurrent streams and server keepalive pings. */
-function serverOptions(options: GrpcServerOptions, receiveLimit: number, keepalive: KeepaliveOptions): grpc.ServerOptions {
+export function serverOptions(
+  options: Pick<GrpcServerOptions, 'maxSendMessageBytes' | 'maxConcurrentStreams'>,
+  receiveLimit: number,
+  keepalive: KeepaliveOptions,
+): grpc.ServerOptions {
   // etcd passes keepalive.ServerParameters only when both are set; grpc-go's defaults otherwise.
   const pinging = keepalive.intervalMs > 0 && keepalive.timeoutMs > 0;
   return {
@@ -103,9 +107,17 @@ function serverOptions(options: GrpcServerOptions, receiveLimit: number, keepali
   };
 }
 
-export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions): Promise<RunningGrpcServer> {
+/** The receive limit and keepalive settings the options imply (etcd's defaults for what is missing). */
+export function effectiveLimits(options: Pick<GrpcServerOptions, 'maxReceiveMessageBytes' | 'maxRequestBytes' | 'keepalive'>): {
+  receiveLimit: number;
+  keepalive: KeepaliveOptions;
+} {
   const receiveLimit = options.maxReceiveMessageBytes ?? options.maxRequestBytes + RECEIVE_HEADROOM_BYTES;
-  const keepalive = { ...ETCD_KEEPALIVE, ...options.keepalive };
+  return { receiveLimit, keepalive: { ...ETCD_KEEPALIVE, ...options.keepalive } };
+}
+
+export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const { receiveLimit, keepalive } = effectiveLimits(options);
   const server = new grpc.Server(serverOptions(options, receiveLimit, keepalive));
   const headers = responseHeaders(options.identity, () => kv.term);
   const dialer = options.memberDialer ?? new MemberDialer();

@@ -4,12 +4,13 @@
 // (metrics, internal-error and slow-request logs) and a rate-limited log of connections refused
 // at --max-connections.
 
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { clientAdvertiseUrls, clientListenUrls, type Config } from '../config/schema.js';
 import { bindHost, formatUrl, isSecureScheme, unixSocketPath, type Url } from '../config/values.js';
 import { ClientListener } from '../grpc/client-listener.js';
 import { JsonGateway } from '../grpc/gateway/gateway.js';
-import { startGrpcServer } from '../grpc/grpc-server.js';
+import { type RunningGrpcServer, startGrpcServer } from '../grpc/grpc-server.js';
 import type { MemberDialer } from '../grpc/member-dialer.js';
 import { setAdmission, setCallHooks, setRequestLimits } from '../grpc/handler.js';
 import { TokenBucket, rateLimitMessage } from '../grpc/rate-limit.js';
@@ -19,6 +20,8 @@ import { slowRequestFields } from '../logging/logging.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { KvServer } from '../server/member/kv-server.js';
 import { clientPortTls } from '../tls/tls.js';
+import { EdgePool } from './edge-pool.js';
+import { GATEWAY_BODY_FACTOR, GATEWAY_BODY_HEADROOM } from './edge-protocol.js';
 import { listenHosts } from './listen-hosts.js';
 import { RefusedConnectionLog } from './refused-connection-log.js';
 import { etcdVersions } from './side-ports.js';
@@ -60,6 +63,8 @@ export async function bindClientPort(config: EdgeConfig, logger: Logger): Promis
       addresses: wanted.map((url) => ({ host: bindHost(url.host), port: url.port, secure: isSecureScheme(url.scheme), socketPath: unixSocketPath(url) })),
       maxConnections: config.limits.maxConnections,
       tls: clientTls?.tlsServer,
+      // With edge processes, connections are handed to them unread (node/edge-pool.ts).
+      handOff: config.grpc.workers > 0,
       onRefused: (remoteAddress) => refusals.refused(remoteAddress),
       ...(clientTls !== undefined && {
         refuseTls: (socket) => clientTls.refusalOf(socket),
@@ -137,6 +142,8 @@ export interface RunningClientEdge {
   readonly port: number;
   /** Open client connections, counted at accept. */
   openConnections(): number;
+  /** Process IDs of the edge processes (none with server.grpc.workers = 0). */
+  edgePids(): number[];
   /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then cuts the rest. */
   close(graceMs: number): Promise<void>;
 }
@@ -153,12 +160,6 @@ export function internalErrorSink(recover: boolean, grpcLog: Pick<Logger, 'error
     return failStop();
   };
 }
-
-/** JSON bodies are larger than the protobuf they carry (base64, names): the gateway reads up
- * to this multiple of --max-request-bytes (plus headroom), leaving the exact limit to the same
- * size check gRPC requests pass. */
-const GATEWAY_BODY_FACTOR = 4;
-const GATEWAY_BODY_HEADROOM = 2 * 1024 * 1024;
 
 /** Handler-wide settings: hooks, admission (rate limit), timeouts and the slow-request log. */
 function configureHandlers(options: ClientEdgeOptions, grpcLog: Logger): void {
@@ -207,16 +208,24 @@ export async function startClientEdge(options: ClientEdgeOptions): Promise<Runni
   });
   // One gateway; a second app in front of it only when the HTTP API port needs the gateway
   // that --enable-grpc-gateway=false turned off on the client URLs.
-  const http1 = await serveInjected(clientPortApp(options, config.grpc.enableGateway ? gateway : undefined));
+  const app = clientPortApp(options, config.grpc.enableGateway ? gateway : undefined);
+  const http1 = await serveInjected(app);
   bound.listener.serveHttp1((socket) => http1.handle(socket));
   const api = bound.httpApi === undefined || config.grpc.enableGateway ? http1 : await serveInjected(clientPortApp(options, gateway));
   bound.httpApi?.serveHttp1((socket) => api.handle(socket));
   // Plain-text HTTP/2 (gRPC with prior knowledge) is not served on the HTTP API port.
   bound.httpApi?.serveGrpc((socket) => socket.destroy());
+  const edges = config.grpc.workers > 0 ? startEdges(options, grpc.services, app) : undefined;
+  // "ready to serve client requests" comes after the edges serve: a client connecting at once
+  // is not kept waiting for edges still loading.
+  await edges?.ready();
   return {
     port: grpc.port,
     openConnections: () => bound.listener.open,
+    edgePids: () => edges?.pids ?? [],
     close: async (graceMs) => {
+      // Edges first: their calls run here, so the member's handlers must outlive them.
+      await edges?.stop(graceMs);
       await bound.httpApi?.close();
       await Promise.all([grpc.close(graceMs), http1.close(), ...(api !== http1 ? [api.close()] : [])]);
     },
@@ -232,5 +241,21 @@ function clientPortApp(options: ClientEdgeOptions, gateway: JsonGateway | undefi
     logger: options.logger.child({ component: 'http' }),
     // etcd 3.4 serves /v3/ and its older /v3beta/ spelling (not /v3alpha/).
     gateway: gateway === undefined ? undefined : { prefixes: ['/v3/', '/v3beta/'], serve: (request, reply) => gateway.serve(request, reply) },
+  });
+}
+
+/** Forks the edge processes; they serve the client port and relay every call to `services`. */
+function startEdges(options: ClientEdgeOptions, services: RunningGrpcServer['services'], app: FastifyInstance): EdgePool {
+  const { config, kv } = options;
+  return new EdgePool({
+    count: config.grpc.workers,
+    listener: options.bound.listener,
+    services,
+    http: async (head, body) => {
+      const response = await app.inject({ method: head.method as 'GET', url: head.url, headers: head.headers, payload: body.length > 0 ? body : undefined });
+      return { head: { status: response.statusCode, headers: response.headers }, body: response.rawPayload };
+    },
+    state: () => ({ refusesCertificateCn: config.grpc.tls.clientCertAuth && kv.auth.enabled }),
+    logger: options.logger,
   });
 }

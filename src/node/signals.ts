@@ -1,8 +1,8 @@
 // Process signals. SIGTERM and SIGINT shut the member down gracefully, in an order that loses
 // no client and leaves no cluster without a leader:
 //   readiness 503 (a balancer drains the member) -> stop the timers that act on their own ->
-//   hand leadership over -> close the client port (in-flight calls finish within the grace
-//   period) -> close the side ports -> close the member (flush, close the database) -> close
+//   hand leadership over -> close the client port (edge processes first; in-flight calls
+//   finish within the grace period) -> close the side ports -> close the member (flush, close the database) -> close
 //   the peer transport -> exit 0.
 // A second signal during that is ignored. SIGHUP (logrotate's postrotate) reopens the log file.
 

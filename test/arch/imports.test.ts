@@ -38,6 +38,8 @@ const RANK: Record<string, number> = {
   node: 8,
   'cli.ts': 8,
   'main.ts': 9,
+  // An edge process's entry point (server.grpc.workers > 0), beside main.ts.
+  'edge-main.ts': 9,
 };
 
 /** Edges the ranks would allow but the design forbids (docs/ARCHITECTURE.md). */

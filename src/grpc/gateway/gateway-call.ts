@@ -25,47 +25,79 @@ export function metadataOf(request: IncomingMessage): grpc.Metadata {
   return metadata;
 }
 
-/** What every call object carries: the request's identity as grpc-js would present it. */
+/** Who is calling, as a grpc-js call presents it to the handlers. */
+export interface Caller {
+  readonly metadata: grpc.Metadata;
+  authContext(): { transportSecurityType?: string; sslPeerCertificate?: { subject?: Record<string, unknown> } };
+  readonly deadline: grpc.Deadline;
+  readonly peer: string;
+  readonly path: string;
+}
+
+/**
+ * The caller of a JSON gateway request. etcd 3.4's gateway reaches its own gRPC port presenting
+ * the server's certificate, so the CN a call is authenticated by is the server's, never the
+ * HTTP client's; and etcd ignores even that when grpc-gateway forwarded an Accept header (curl
+ * and fetch always send one).
+ */
+export function httpCaller(http: IncomingMessage): Caller {
+  return {
+    metadata: metadataOf(http),
+    authContext: () => {
+      const socket = http.socket;
+      if (!(socket instanceof TLSSocket)) return {};
+      const serverCertificate = socket.authorized && http.headers.accept === undefined ? socket.getCertificate() : null;
+      return {
+        transportSecurityType: 'ssl',
+        sslPeerCertificate: serverCertificate === null ? undefined : (serverCertificate as ReturnType<TLSSocket['getPeerCertificate']>),
+      };
+    },
+    deadline: Infinity,
+    peer: `${http.socket.remoteAddress ?? ''}:${http.socket.remotePort ?? 0}`,
+    path: http.url ?? '',
+  };
+}
+
+/**
+ * What every call object carries: the request's identity as grpc-js would present it. Shared
+ * by the JSON gateway and the calls edge processes relay to the primary (src/grpc/edge).
+ */
 export class GatewayCallBase extends EventEmitter {
   cancelled = false;
   readonly metadata: grpc.Metadata;
 
   constructor(
     readonly request: unknown,
-    private readonly http: IncomingMessage,
+    private readonly caller: Caller,
   ) {
     super();
-    this.metadata = metadataOf(http);
+    this.metadata = caller.metadata;
   }
 
-  /**
-   * etcd 3.4's gateway reaches its own gRPC port presenting the server's certificate, so the
-   * CN a call is authenticated by is the server's, never the HTTP client's; and etcd ignores
-   * even that when grpc-gateway forwarded an Accept header (curl and fetch always send one).
-   */
-  getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: ReturnType<TLSSocket['getPeerCertificate']> } {
-    const socket = this.http.socket;
-    if (!(socket instanceof TLSSocket)) return {};
-    const serverCertificate = socket.authorized && this.http.headers.accept === undefined ? socket.getCertificate() : null;
-    return {
-      transportSecurityType: 'ssl',
-      sslPeerCertificate: serverCertificate === null ? undefined : (serverCertificate as ReturnType<TLSSocket['getPeerCertificate']>),
-    };
+  getAuthContext(): ReturnType<Caller['authContext']> {
+    return this.caller.authContext();
   }
 
   getDeadline(): grpc.Deadline {
-    return Infinity;
+    return this.caller.deadline;
   }
 
   getPeer(): string {
-    return `${this.http.socket.remoteAddress ?? ''}:${this.http.socket.remotePort ?? 0}`;
+    return this.caller.peer;
   }
 
   getPath(): string {
-    return this.http.url ?? '';
+    return this.caller.path;
   }
 
   sendMetadata(): void {}
+
+  /** The client went away while a unary call was running. */
+  cancelUnary(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.emit('cancelled', 'cancelled');
+  }
 }
 
 /** Where a stream call's output goes (the HTTP response, as chunks). */
@@ -87,10 +119,10 @@ export class GatewayStreamCall extends GatewayCallBase {
 
   constructor(
     request: unknown,
-    http: IncomingMessage,
+    caller: Caller,
     private readonly sink: StreamSink,
   ) {
-    super(request, http);
+    super(request, caller);
     this.on('error', (status: Partial<grpc.ServiceError>) => {
       if (this.done) return;
       this.done = true;
@@ -112,7 +144,7 @@ export class GatewayStreamCall extends GatewayCallBase {
     this.emit('close');
   }
 
-  /** The HTTP client went away. */
+  /** The client went away. */
   cancel(): void {
     if (this.cancelled || this.done) return;
     this.cancelled = true;

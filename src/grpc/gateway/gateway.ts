@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type * as grpc from '@grpc/grpc-js';
 import type { Handlers } from '../handler.js';
 import type { ServiceName } from '../proto.js';
-import { GatewayCallBase, GatewayStreamCall, type StreamSink } from './gateway-call.js';
+import { GatewayCallBase, GatewayStreamCall, httpCaller, type StreamSink } from './gateway-call.js';
 import { GoJsonError, goString, readJsonValue, type JsonValue } from './go-json.js';
 import { encodeJsonRequest, methodTypes, responseJson } from './json-codec.js';
 import { httpStatusOf } from './http-status.js';
@@ -43,7 +43,7 @@ export interface GatewayOptions {
 const CN_REFUSAL = 'CommonName of client sending a request against gateway will be ignored and not used as expected';
 
 /** The verified client certificate's CN on a TLS connection, or '' (none, or plain text). */
-function clientCertificateCn(req: IncomingMessage): string {
+export function clientCertificateCn(req: IncomingMessage): string {
   const socket = req.socket;
   if (!(socket instanceof TLSSocket) || !socket.authorized) return '';
   const cn: unknown = socket.getPeerCertificate().subject?.CN;
@@ -147,14 +147,14 @@ export class JsonGateway {
       return sendError(res, { code: INVALID_ARGUMENT, details: error.message });
     }
     if (bound.definition.responseStream) {
-      const call = new GatewayStreamCall(request, req, this.streamSink(bound, res));
+      const call = new GatewayStreamCall(request, httpCaller(req), this.streamSink(bound, res));
       attach(call, res);
       (bound.handler as grpc.handleServerStreamingCall<unknown, unknown>)(call as unknown as grpc.ServerWritableStream<unknown, unknown>);
       return;
     }
-    const call = new GatewayCallBase(request, req);
+    const call = new GatewayCallBase(request, httpCaller(req));
     res.on('close', () => {
-      if (!res.writableFinished) call.emit('cancelled', 'cancelled');
+      if (!res.writableFinished) call.cancelUnary();
     });
     (bound.handler as grpc.handleUnaryCall<unknown, unknown>)(call as unknown as grpc.ServerUnaryCall<unknown, unknown>, (error, response) => {
       if (res.headersSent || res.destroyed) return;
@@ -164,7 +164,7 @@ export class JsonGateway {
   }
 
   private serveBidi(bound: Bound, req: IncomingMessage, res: ServerResponse): void {
-    const call = new GatewayStreamCall(undefined, req, this.streamSink(bound, res));
+    const call = new GatewayStreamCall(undefined, httpCaller(req), this.streamSink(bound, res));
     attach(call, res);
     (bound.handler as grpc.handleBidiStreamingCall<unknown, unknown>)(call as unknown as grpc.ServerDuplexStream<unknown, unknown>);
     let text = '';
