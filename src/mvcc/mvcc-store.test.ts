@@ -278,6 +278,46 @@ describe('MvccStore range', () => {
   });
 });
 
+describe('MvccStore value reads', () => {
+  /** A history that counts reads: values live there, not in the store. */
+  function counted(): { store: MvccStore; h: MemoryHistory; reads: () => number } {
+    const h = new MemoryHistory();
+    let reads = 0;
+    const store = new MvccStore({
+      history: {
+        readRecord: (rev) => {
+          reads++;
+          return h.readRecord(rev);
+        },
+      },
+    });
+    store.put(putReq('a', '1'), h);
+    store.put(putReq('b', '2'), h);
+    store.put(putReq('a', '3'), h);
+    return { store, h, reads: () => reads };
+  }
+
+  it('keys-only and count-only ranges, and compares on anything but the value, read no value', () => {
+    const { store, h, reads } = counted();
+    const before = reads();
+    expect(store.range(rangeReq('a', ALL, { keysOnly: true })).kvs.map(brief)).toEqual(['a= c2 m4 v2', 'b= c3 m3 v1']);
+    expect(store.range(rangeReq('a', ALL, { countOnly: true })).count).toBe(2);
+    const compares = [cmp('a', 0, 0, { version: 2 }), cmp('a', 2, 0, { modRevision: 4 }), cmp('a', 1, 0, { createRevision: 2 }), cmp('a', 4, 0)];
+    expect(store.txn({ compare: compares, success: [], failure: [] }, h).succeeded).toBe(true);
+    expect(reads()).toBe(before);
+    // Sorting by value needs the values even when the result drops them, as in etcd.
+    expect(store.range(rangeReq('a', ALL, { keysOnly: true, sortTarget: 4, sortOrder: 2 })).kvs.map(brief)).toEqual(['a= c2 m4 v2', 'b= c3 m3 v1']);
+    expect(reads()).toBe(before + 2);
+  });
+
+  it('a range reads the value of each key it returns, and only those within the limit', () => {
+    const { store, reads } = counted();
+    const before = reads();
+    expect(store.range(rangeReq('a', ALL, { limit: 1 })).kvs.map(brief)).toEqual(['a=3 c2 m4 v2']);
+    expect(reads() - before).toBe(1);
+  });
+});
+
 describe('MvccStore txn', () => {
   function two(): { store: MvccStore; h: MemoryHistory } {
     const { store, h } = setup();
