@@ -27,6 +27,7 @@ import { KeyIndex, type KeyIndexHit } from './key-index.js';
 import { decodeRecord, encodeRecord, encodeTombstone, recordValueOffset } from './record.js';
 import { compareRevisions, makeRevision } from './revision.js';
 import { SortedKeyMap } from './sorted-key-map.js';
+import { ValueCache } from './value-cache.js';
 import {
   CompareResult,
   CompareTarget,
@@ -71,6 +72,8 @@ export interface WriteSink {
 
 export interface MvccStoreOptions {
   history: HistoryReader;
+  /** Bytes of live-value records kept in an LRU cache in front of `history` (default 0). */
+  valueCacheBytes?: number;
   /** Without a tracker, every lease other than 0 is unknown. */
   leases?: LeaseTracker;
 }
@@ -103,6 +106,8 @@ interface RangeAccumulator {
 export class MvccStore {
   private readonly history: HistoryReader;
   private readonly leases: LeaseTracker | undefined;
+  /** The record of a key's live value, for hot keys (see value-cache.ts). */
+  private readonly liveRecords: ValueCache<KeyIndex>;
   private keys = new SortedKeyMap<KeyIndex>();
   private keyArena = new KeyArena();
   private current = 1;
@@ -119,6 +124,7 @@ export class MvccStore {
   constructor(options: MvccStoreOptions) {
     this.history = options.history;
     this.leases = options.leases;
+    this.liveRecords = new ValueCache(options.valueCacheBytes ?? 0);
   }
   /**
    * Forgets the whole state, ready for restoreRecord()/finishRestore() again: a member that
@@ -129,6 +135,7 @@ export class MvccStore {
     assert(this.sink === undefined, 'reset during a write');
     this.keys = new SortedKeyMap<KeyIndex>();
     this.keyArena = new KeyArena();
+    this.liveRecords.clear();
     this.current = 1;
     this.compacted = -1;
     this.phase = 'fresh';
@@ -318,6 +325,7 @@ export class MvccStore {
     };
     ki.put(rev);
     ki.lease = lease;
+    this.liveRecords.set(ki, record);
     const sink = this.sink!;
     sink.record(rev, record);
     sink.event(prev === undefined ? { type: 'put', kv } : { type: 'put', kv, prevKv: prev });
@@ -343,6 +351,7 @@ export class MvccStore {
       if (req.prevKv) prevKvs.push(prev);
       const rev = this.nextRevision();
       ki.tombstone(rev);
+      this.liveRecords.delete(ki);
       sink.record(rev, encodeTombstone(ki.key));
       sink.event({
         type: 'delete',
@@ -506,15 +515,29 @@ export class MvccStore {
     );
   }
 
-  /** The live value of a live key, read from history. */
+  /** The live value of a live key, from the cache or history. */
   private liveValue(ki: KeyIndex): KeyValue {
-    return this.readValue(ki, { rev: { main: ki.modMain, sub: ki.modSub }, created: ki.createRevision, version: ki.version });
+    const hit = { rev: { main: ki.modMain, sub: ki.modSub }, created: ki.createRevision, version: ki.version };
+    let record = this.liveRecords.get(ki);
+    if (record === undefined) {
+      record = this.readRecord(hit.rev);
+      this.liveRecords.set(ki, record);
+    }
+    return this.decodeValue(ki, hit, record);
   }
 
   /** The KeyValue at an index hit, read from history. */
   private readValue(ki: KeyIndex, hit: KeyIndexHit): KeyValue {
-    const record = this.history.readRecord(hit.rev);
-    assert(record !== undefined, `mvcc: history has no record for revision ${hit.rev.main}.${hit.rev.sub}`);
+    return this.decodeValue(ki, hit, this.readRecord(hit.rev));
+  }
+
+  private readRecord(rev: Revision): Buffer {
+    const record = this.history.readRecord(rev);
+    assert(record !== undefined, `mvcc: history has no record for revision ${rev.main}.${rev.sub}`);
+    return record;
+  }
+
+  private decodeValue(ki: KeyIndex, hit: KeyIndexHit, record: Buffer): KeyValue {
     const decoded = decodeRecord(record);
     assert(!decoded.tombstone, 'mvcc: key index points at a tombstone for a live revision');
     assert(decoded.createRevision === hit.created && decoded.version === hit.version, 'mvcc: history record disagrees with the key index');

@@ -46,7 +46,13 @@ function readMetaNumber(backend: Backend, key: string): number {
  */
 export async function restoreMemberState(
   backend: Backend,
-  options: { initialMembers?: ReadonlyArray<{ id: bigint; name: string; peerUrls: string[] }>; electionTimeoutMs: number; leaseNow: () => number },
+  options: {
+    initialMembers?: ReadonlyArray<{ id: bigint; name: string; peerUrls: string[] }>;
+    electionTimeoutMs: number;
+    leaseNow: () => number;
+    /** Bytes of live values the store caches in front of the backend (default 0). */
+    valueCacheBytes?: number;
+  },
 ): Promise<MemberState> {
   const membership = await Membership.load(backend);
   if (options.initialMembers) await membership.seed(options.initialMembers);
@@ -56,7 +62,7 @@ export async function restoreMemberState(
   // the applier, everything else from the backend (which sees its own queued writes).
   let applier: Applier | undefined;
   const history = { readRecord: (rev: Revision) => applier?.unwrittenRecord(rev) ?? backend.get(KeySpace.mvcc, encodeRevisionKey(rev)) };
-  const mvcc = new MvccStore({ history, leases: lessor });
+  const mvcc = new MvccStore({ history, leases: lessor, valueCacheBytes: options.valueCacheBytes });
   await restoreMvcc(backend, mvcc, lessor, leaseNow());
   applier = new Applier(mvcc, backend, readMetaNumber(backend, META_APPLIED_INDEX));
   applier.setLeaseApplier(new LeaseApplier(lessor, mvcc, leaseNow));

@@ -1,0 +1,38 @@
+// ValueCache: least recently used records go first, the byte bound holds, capacity 0 caches nothing.
+import { describe, expect, it } from 'vitest';
+import { ValueCache } from './value-cache.js';
+
+const rec = (bytes: number): Buffer => Buffer.alloc(bytes);
+
+describe('ValueCache', () => {
+  it('evicts the least recently used entries to stay within its bytes', () => {
+    const cache = new ValueCache<string>(3 * (100 + 160));
+    cache.set('a', rec(100));
+    cache.set('b', rec(100));
+    cache.set('c', rec(100));
+    expect(cache.get('a')).toBeDefined(); // a is now the newest
+    cache.set('d', rec(100)); // evicts b, the least recently used
+    expect(cache.get('b')).toBeUndefined();
+    expect(['a', 'c', 'd'].every((k) => cache.get(k) !== undefined)).toBe(true);
+    expect(cache.usedBytes).toBe(3 * 260);
+  });
+
+  it('replaces an entry in place, drops deleted ones, and never holds a record larger than itself', () => {
+    const cache = new ValueCache<string>(1000);
+    cache.set('a', rec(100));
+    cache.set('a', rec(200));
+    expect(cache.get('a')!.length).toBe(200);
+    expect(cache.usedBytes).toBe(360);
+    cache.delete('a');
+    expect(cache.size).toBe(0);
+    expect(cache.usedBytes).toBe(0);
+    cache.set('big', rec(900));
+    expect(cache.get('big')).toBeUndefined();
+  });
+
+  it('with capacity 0 caches nothing', () => {
+    const cache = new ValueCache<string>(0);
+    cache.set('a', rec(1));
+    expect(cache.size).toBe(0);
+  });
+});
