@@ -106,8 +106,8 @@ interface RangeAccumulator {
 export class MvccStore {
   private readonly history: HistoryReader;
   private readonly leases: LeaseTracker | undefined;
-  /** The record of a key's live value, for hot keys (see value-cache.ts). */
-  private readonly liveRecords: ValueCache<KeyIndex>;
+  /** Live values of hot keys (see value-cache.ts). */
+  private readonly liveValues: ValueCache<KeyIndex>;
   private keys = new SortedKeyMap<KeyIndex>();
   private keyArena = new KeyArena();
   private current = 1;
@@ -124,7 +124,7 @@ export class MvccStore {
   constructor(options: MvccStoreOptions) {
     this.history = options.history;
     this.leases = options.leases;
-    this.liveRecords = new ValueCache(options.valueCacheBytes ?? 0);
+    this.liveValues = new ValueCache(options.valueCacheBytes ?? 0);
   }
   /**
    * Forgets the whole state, ready for restoreRecord()/finishRestore() again: a member that
@@ -135,7 +135,7 @@ export class MvccStore {
     assert(this.sink === undefined, 'reset during a write');
     this.keys = new SortedKeyMap<KeyIndex>();
     this.keyArena = new KeyArena();
-    this.liveRecords.clear();
+    this.liveValues.clear();
     this.current = 1;
     this.compacted = -1;
     this.phase = 'fresh';
@@ -325,7 +325,7 @@ export class MvccStore {
     };
     ki.put(rev);
     ki.lease = lease;
-    this.liveRecords.set(ki, record);
+    this.liveValues.set(ki, kv);
     const sink = this.sink!;
     sink.record(rev, record);
     sink.event(prev === undefined ? { type: 'put', kv } : { type: 'put', kv, prevKv: prev });
@@ -351,7 +351,7 @@ export class MvccStore {
       if (req.prevKv) prevKvs.push(prev);
       const rev = this.nextRevision();
       ki.tombstone(rev);
-      this.liveRecords.delete(ki);
+      this.liveValues.delete(ki);
       sink.record(rev, encodeTombstone(ki.key));
       sink.event({
         type: 'delete',
@@ -517,27 +517,17 @@ export class MvccStore {
 
   /** The live value of a live key, from the cache or history. */
   private liveValue(ki: KeyIndex): KeyValue {
-    const hit = { rev: { main: ki.modMain, sub: ki.modSub }, created: ki.createRevision, version: ki.version };
-    let record = this.liveRecords.get(ki);
-    if (record === undefined) {
-      record = this.readRecord(hit.rev);
-      this.liveRecords.set(ki, record);
-    }
-    return this.decodeValue(ki, hit, record);
+    const cached = this.liveValues.get(ki);
+    if (cached !== undefined) return cached;
+    const kv = this.readValue(ki, { rev: { main: ki.modMain, sub: ki.modSub }, created: ki.createRevision, version: ki.version });
+    this.liveValues.set(ki, kv);
+    return kv;
   }
 
   /** The KeyValue at an index hit, read from history. */
   private readValue(ki: KeyIndex, hit: KeyIndexHit): KeyValue {
-    return this.decodeValue(ki, hit, this.readRecord(hit.rev));
-  }
-
-  private readRecord(rev: Revision): Buffer {
-    const record = this.history.readRecord(rev);
-    assert(record !== undefined, `mvcc: history has no record for revision ${rev.main}.${rev.sub}`);
-    return record;
-  }
-
-  private decodeValue(ki: KeyIndex, hit: KeyIndexHit, record: Buffer): KeyValue {
+    const record = this.history.readRecord(hit.rev);
+    assert(record !== undefined, `mvcc: history has no record for revision ${hit.rev.main}.${hit.rev.sub}`);
     const decoded = decodeRecord(record);
     assert(!decoded.tombstone, 'mvcc: key index points at a tombstone for a live revision');
     assert(decoded.createRevision === hit.created && decoded.version === hit.version, 'mvcc: history record disagrees with the key index');

@@ -1,12 +1,21 @@
 // ValueCache: least recently used records go first, the byte bound holds, capacity 0 caches nothing.
 import { describe, expect, it } from 'vitest';
+import type { KeyValue } from './types.js';
 import { ValueCache } from './value-cache.js';
 
-const rec = (bytes: number): Buffer => Buffer.alloc(bytes);
+/** A value viewing into a record of `bytes` bytes (the charge counts the whole record). */
+const rec = (bytes: number): KeyValue => ({
+  key: Buffer.from('k'),
+  createRevision: 1,
+  modRevision: 1,
+  version: 1,
+  value: Buffer.allocUnsafeSlow(bytes).subarray(bytes - 1),
+  lease: 0n,
+});
 
 describe('ValueCache', () => {
   it('evicts the least recently used entries to stay within its bytes', () => {
-    const cache = new ValueCache<string>(3 * (100 + 160));
+    const cache = new ValueCache<string>(3 * (100 + 200));
     cache.set('a', rec(100));
     cache.set('b', rec(100));
     cache.set('c', rec(100));
@@ -14,15 +23,15 @@ describe('ValueCache', () => {
     cache.set('d', rec(100)); // evicts b, the least recently used
     expect(cache.get('b')).toBeUndefined();
     expect(['a', 'c', 'd'].every((k) => cache.get(k) !== undefined)).toBe(true);
-    expect(cache.usedBytes).toBe(3 * 260);
+    expect(cache.usedBytes).toBe(3 * 300);
   });
 
   it('replaces an entry in place, drops deleted ones, and never holds a record larger than itself', () => {
     const cache = new ValueCache<string>(1000);
     cache.set('a', rec(100));
     cache.set('a', rec(200));
-    expect(cache.get('a')!.length).toBe(200);
-    expect(cache.usedBytes).toBe(360);
+    expect(cache.get('a')!.value.buffer.byteLength).toBe(200);
+    expect(cache.usedBytes).toBe(400);
     cache.delete('a');
     expect(cache.size).toBe(0);
     expect(cache.usedBytes).toBe(0);

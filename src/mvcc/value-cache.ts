@@ -1,56 +1,63 @@
-// A byte-bounded LRU cache of the records holding live values, keyed by their key's index entry.
+// A byte-bounded LRU cache of live values (decoded KeyValues), keyed by their key's index entry.
 //
 // Why: values stay on disk (the store's memory must not grow with the bytes stored), but a
 // read from LevelDB costs a few microseconds even from its block cache, and hot keys are read
 // over and over: every put reads the key's previous value back for the watch event's prevKv,
-// and point reads concentrate on few keys. Records written by the store are cached as they are
+// and point reads concentrate on few keys. Values written by the store are cached as they are
 // written (the value just put is the likeliest to be read next); the cache holds only the live
-// record of each key, so the store drops a key's entry when the key is deleted.
+// value of each key, so the store drops a key's entry when the key is deleted. Entries are
+// decoded KeyValues (immutable, see types.ts), so a hit allocates nothing; each is charged the
+// bytes of the buffer its value views (the whole record) plus a fixed overhead.
 //
 // Invariants: `bytes` is the sum of the charged sizes of the entries and never exceeds the
-// capacity after a call returns; a cached record is never modified (the store shares it with
-// its sink and readers); with capacity 0 nothing is ever cached.
+// capacity after a call returns; with capacity 0 nothing is ever cached.
 
-/** Bookkeeping charged per entry beyond the record's bytes: the Map entry and the Buffer and
- * ArrayBuffer objects (a rough figure; the cache bound is about the values). */
-const ENTRY_OVERHEAD_BYTES = 160;
+import type { KeyValue } from './types.js';
+
+/** Bookkeeping charged per entry beyond the record's bytes: the Map entry, the KeyValue and
+ * its Buffer and ArrayBuffer objects (a rough figure; the cache bound is about the values). */
+const ENTRY_OVERHEAD_BYTES = 200;
+
+function charge(kv: KeyValue): number {
+  return kv.value.buffer.byteLength + ENTRY_OVERHEAD_BYTES;
+}
 
 export class ValueCache<K> {
-  private readonly entries = new Map<K, Buffer>();
+  private readonly entries = new Map<K, KeyValue>();
   private bytes = 0;
 
   constructor(private readonly capacityBytes: number) {}
 
-  /** The cached record for `owner`, marked as most recently used. */
-  get(owner: K): Buffer | undefined {
-    const record = this.entries.get(owner);
-    if (record !== undefined) {
+  /** The cached value for `owner`, marked as most recently used. */
+  get(owner: K): KeyValue | undefined {
+    const kv = this.entries.get(owner);
+    if (kv !== undefined) {
       // Map iteration order is insertion order: re-inserting makes it the newest.
       this.entries.delete(owner);
-      this.entries.set(owner, record);
+      this.entries.set(owner, kv);
     }
-    return record;
+    return kv;
   }
 
-  set(owner: K, record: Buffer): void {
+  set(owner: K, kv: KeyValue): void {
     this.delete(owner);
-    const charge = record.length + ENTRY_OVERHEAD_BYTES;
-    if (charge > this.capacityBytes) return;
-    this.entries.set(owner, record);
-    this.bytes += charge;
+    const bytes = charge(kv);
+    if (bytes > this.capacityBytes) return;
+    this.entries.set(owner, kv);
+    this.bytes += bytes;
     if (this.bytes <= this.capacityBytes) return;
     for (const [oldest, evicted] of this.entries) {
       this.entries.delete(oldest);
-      this.bytes -= evicted.length + ENTRY_OVERHEAD_BYTES;
+      this.bytes -= charge(evicted);
       if (this.bytes <= this.capacityBytes) return;
     }
   }
 
   delete(owner: K): void {
-    const record = this.entries.get(owner);
-    if (record === undefined) return;
+    const kv = this.entries.get(owner);
+    if (kv === undefined) return;
     this.entries.delete(owner);
-    this.bytes -= record.length + ENTRY_OVERHEAD_BYTES;
+    this.bytes -= charge(kv);
   }
 
   clear(): void {
