@@ -99,6 +99,8 @@ interface RangeAccumulator {
   readonly withValues: boolean;
   /** True when the entry past the limit is cut unsorted (no sort at all): its value is unused. */
   readonly extraIsCut: boolean;
+  /** Single-key reads keep what they read in the value cache; scans (lists) would only flush it. */
+  readonly cacheValues: boolean;
   count: number;
   kvs: KeyValue[];
 }
@@ -452,7 +454,8 @@ export class MvccStore {
     const withValues = !req.keysOnly || req.sortTarget === SortTarget.VALUE;
     // With order NONE, etcd still sorts the limit + 1 loaded entries by a target other than KEY.
     const extraIsCut = req.sortTarget === SortTarget.KEY;
-    const acc: RangeAccumulator = { rev, loadLimit, countOnly: req.countOnly, withValues, extraIsCut, count: 0, kvs: [] };
+    const cacheValues = req.rangeEnd.length === 0;
+    const acc: RangeAccumulator = { rev, loadLimit, countOnly: req.countOnly, withValues, extraIsCut, cacheValues, count: 0, kvs: [] };
     if (req.rangeEnd.length === 0) {
       // Single-key get, the most common read: a Map lookup, no scan.
       const ki = this.keys.get(req.key.toString('latin1'));
@@ -499,7 +502,7 @@ export class MvccStore {
     if (ki.isLive() && ki.modMain <= rev) {
       acc.count++;
       if (acc.countOnly || (acc.loadLimit > 0 && acc.kvs.length >= acc.loadLimit)) return;
-      acc.kvs.push(acc.withValues && !lastOfLoadLimit(acc) ? this.liveValue(ki) : liveMetadata(ki));
+      acc.kvs.push(acc.withValues && !lastOfLoadLimit(acc) ? this.liveValue(ki, acc.cacheValues) : liveMetadata(ki));
       return;
     }
     const hit = ki.get(rev);
@@ -515,12 +518,12 @@ export class MvccStore {
     );
   }
 
-  /** The live value of a live key, from the cache or history. */
-  private liveValue(ki: KeyIndex): KeyValue {
+  /** The live value of a live key, from the cache or history (then cached if `remember`). */
+  private liveValue(ki: KeyIndex, remember = true): KeyValue {
     const cached = this.liveValues.get(ki);
     if (cached !== undefined) return cached;
     const kv = this.readValue(ki, { rev: { main: ki.modMain, sub: ki.modSub }, created: ki.createRevision, version: ki.version });
-    this.liveValues.set(ki, kv);
+    if (remember) this.liveValues.set(ki, kv);
     return kv;
   }
 

