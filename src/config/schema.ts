@@ -171,6 +171,8 @@ export interface Config {
     readonly writeBufferSize: number;
     readonly maxOpenFiles: number;
     readonly compression: boolean;
+    /** Bytes of live values cached in the heap in front of LevelDB (MetaStore only). */
+    readonly valueCacheSize: number;
   };
 }
 
@@ -268,7 +270,7 @@ export const DEFAULTS: Config = deepFreeze<Config>({
   reliability: { enablePanicRecovery: true, gracefulShutdownTimeoutMs: 30_000, initialCorruptCheck: false, corruptCheckTimeMs: 0 },
   log: { level: 'info', format: 'json', output: 'stdout', maxSize: 104_857_600, maxBackups: 10, maxAgeDays: 30 },
   auth: { enabled: false, rootPassword: '', token: 'simple', tokenTtlMs: 300_000 },
-  storage: { blockCacheSize: 8_388_608, writeBufferSize: 4_194_304, maxOpenFiles: 74, compression: true },
+  storage: { blockCacheSize: 8_388_608, writeBufferSize: 4_194_304, maxOpenFiles: 74, compression: true, valueCacheSize: 16_777_216 },
 });
 
 /** Fields computed by the loader from other keys, so they have no key of their own. */
@@ -545,6 +547,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     { min: 1 },
   ),
   key('server.storage.compression', 'bool', 'Snappy-compress LevelDB blocks'),
+  key('server.storage.value_cache_size', 'size', 'live values cached in memory in front of LevelDB (LRU), bytes; 0 = none'),
 ]);
 
 export const KEYS_BY_PATH: ReadonlyMap<string, KeySpec> = new Map(CONFIG_KEYS.map((k) => [k.path, k]));

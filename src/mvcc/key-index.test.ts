@@ -54,7 +54,7 @@ describe('KeyIndex', () => {
     const obsolete: Revision[] = [];
     ki.compact(5, obsolete);
     expect(obsolete).toEqual([rev(2)]);
-    expect(ki.generations[0]!.revs).toEqual([rev(4), rev(6)]);
+    expect(ki.generations[0]!.revisions()).toEqual([rev(4), rev(6)]);
     expect(ki.get(5)).toEqual({ rev: rev(4), created: 2, version: 2 });
   });
 
@@ -101,5 +101,27 @@ describe('KeyIndex', () => {
     ki.put(rev(11));
     expect(ki.get(10)).toEqual({ rev: rev(9), created: 2, version: 4 });
     expect(ki.get(11)).toEqual({ rev: rev(11), created: 2, version: 5 });
+  });
+});
+
+describe('KeyIndex packing', () => {
+  it('keeps sub revisions exact once a generation mixes zero and non-zero subs', () => {
+    const ki = new KeyIndex(Buffer.from('k'), 'k');
+    ki.put(rev(2));
+    ki.put(rev(3, 2));
+    ki.put(rev(4));
+    ki.tombstone(rev(5, 7));
+    expect(ki.generations[0]!.revisions()).toEqual([rev(2), rev(3, 2), rev(4), rev(5, 7)]);
+    expect(ki.get(3)).toEqual({ rev: rev(3, 2), created: 2, version: 2 });
+    expect(() => ki.put(rev(5, 7))).toThrow();
+  });
+
+  it('keeps main revisions beyond 2^32 exact', () => {
+    const big = 2 ** 52 + 1;
+    const ki = new KeyIndex(Buffer.from('k'), 'k');
+    ki.put(rev(big));
+    ki.put(rev(big + 2, 1));
+    expect(ki.get(big + 1)).toEqual({ rev: rev(big), created: big, version: 1 });
+    expect(ki.get(big + 2)).toEqual({ rev: rev(big + 2, 1), created: big, version: 2 });
   });
 });

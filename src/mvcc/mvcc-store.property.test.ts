@@ -400,7 +400,9 @@ describe('MvccStore vs a snapshot-per-revision model', () => {
       fc.property(fc.array(action, { minLength: 1, maxLength: 60, size: 'max' }), (actions) => {
         const history = new MemoryHistory();
         let leases = new TrackingLeases();
-        let store = new MvccStore({ history, leases });
+        // A value cache that holds about two records: hits, misses and evictions all happen
+        // (the store restored below runs without one).
+        let store = new MvccStore({ history, leases, valueCacheBytes: 400 });
         const model = new Model();
         for (const a of actions) {
           switch (a.kind) {

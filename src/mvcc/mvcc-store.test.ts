@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CompactedError, FutureRevisionError, KeyNotFoundError, LeaseNotFoundError } from './errors.js';
 import { MemoryHistory } from './memory-history.js';
 import { MvccStore, type LeaseTracker } from './mvcc-store.js';
-import type { Compare, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest, RequestOp, TxnRequest } from './types.js';
+import type { Compare, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest, RequestOp, Revision, TxnRequest } from './types.js';
 import { rangeRequest } from './types.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -275,6 +275,64 @@ describe('MvccStore range', () => {
     expect(r.kvs.every((kv) => kv.value.length === 0)).toBe(true);
     expect(r.kvs[0]!.version).toBe(3);
     expect(store.range(rangeReq('a', ALL, { countOnly: true, limit: 1 }))).toEqual({ kvs: [], more: false, count: 4 });
+  });
+});
+
+describe('MvccStore value reads', () => {
+  /** A history that counts reads: values live there, not in the store. */
+  function counted(): { store: MvccStore; h: MemoryHistory; reads: () => number } {
+    const h = new MemoryHistory();
+    let reads = 0;
+    const store = new MvccStore({
+      history: {
+        readRecord: (rev) => {
+          reads++;
+          return h.readRecord(rev);
+        },
+      },
+    });
+    store.put(putReq('a', '1'), h);
+    store.put(putReq('b', '2'), h);
+    store.put(putReq('a', '3'), h);
+    return { store, h, reads: () => reads };
+  }
+
+  it('keys-only and count-only ranges, and compares on anything but the value, read no value', () => {
+    const { store, h, reads } = counted();
+    const before = reads();
+    expect(store.range(rangeReq('a', ALL, { keysOnly: true })).kvs.map(brief)).toEqual(['a= c2 m4 v2', 'b= c3 m3 v1']);
+    expect(store.range(rangeReq('a', ALL, { countOnly: true })).count).toBe(2);
+    const compares = [cmp('a', 0, 0, { version: 2 }), cmp('a', 2, 0, { modRevision: 4 }), cmp('a', 1, 0, { createRevision: 2 }), cmp('a', 4, 0)];
+    expect(store.txn({ compare: compares, success: [], failure: [] }, h).succeeded).toBe(true);
+    expect(reads()).toBe(before);
+    // Sorting by value needs the values even when the result drops them, as in etcd.
+    expect(store.range(rangeReq('a', ALL, { keysOnly: true, sortTarget: 4, sortOrder: 2 })).kvs.map(brief)).toEqual(['a= c2 m4 v2', 'b= c3 m3 v1']);
+    expect(reads()).toBe(before + 2);
+  });
+
+  it('with a value cache, the value just put and hot values are served without reading history', () => {
+    const h = new MemoryHistory();
+    let reads = 0;
+    const readRecord = (rev: Revision): Buffer | undefined => {
+      reads++;
+      return h.readRecord(rev);
+    };
+    const store = new MvccStore({ history: { readRecord }, valueCacheBytes: 1024 });
+    store.put(putReq('a', '1'), h);
+    store.put(putReq('a', '2', { prevKv: true }), h); // prevKv from the cache
+    for (let i = 0; i < 3; i++) expect(store.range(rangeReq('a')).kvs.map(brief)).toEqual(['a=2 c2 m3 v2']);
+    expect(reads).toBe(0);
+    store.deleteRange(delReq('a'), h);
+    store.put(putReq('a', '3'), h);
+    expect(store.range(rangeReq('a', NONE, { revision: 3 })).kvs.map(brief)).toEqual(['a=2 c2 m3 v2']); // history
+    expect(reads).toBe(1);
+  });
+
+  it('a range reads the value of each key it returns, and only those within the limit', () => {
+    const { store, reads } = counted();
+    const before = reads();
+    expect(store.range(rangeReq('a', ALL, { limit: 1 })).kvs.map(brief)).toEqual(['a=3 c2 m4 v2']);
+    expect(reads() - before).toBe(1);
   });
 });
 

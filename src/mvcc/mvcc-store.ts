@@ -1,7 +1,9 @@
 // MvccStore: the pure, synchronous core of etcd's multi-version KV store (etcd 3.4 mvcc plus
-// the KV parts of etcdserver/apply.go). No IO: it keeps the key index and the latest value of
-// every live key in memory, reads older values through an injected HistoryReader, and hands
-// every write to a WriteSink (records to persist + watch events) for the caller to batch.
+// the KV parts of etcdserver/apply.go). No IO: it keeps the key index in memory (revisions and
+// the live value's metadata per key, no values), reads every value through an injected
+// HistoryReader, and hands every write to a WriteSink (records to persist + watch events) for
+// the caller to batch. Memory therefore grows with the number of keys and revisions kept, not
+// with the bytes stored.
 //
 // Invariants:
 // - currentRevision only grows; one put/deleteRange/txn call raises it by at most one, and only
@@ -10,8 +12,8 @@
 // - For every key in `keys`, its KeyIndex lists every revision a read at >= compactedRevision
 //   can need, and the backend holds a record for each of them (the caller persists what the
 //   sink gets and deletes what compact() returns).
-// - A live key's newest value is its KeyIndex.liveKv; records older than that are only read
-//   through `history`.
+// - Values are only read through `history`, and only when a result carries them: keys-only and
+//   count-only ranges, and compares on anything but the value, read none.
 // - Before a call returns, either the whole request was applied or nothing changed: every
 //   expected error is detected before the first write (as etcd's checkRequests does for txns).
 //
@@ -23,8 +25,9 @@ import { CompactedError, FutureRevisionError, KeyNotFoundError, LeaseNotFoundErr
 import { KeyArena } from './key-arena.js';
 import { KeyIndex, type KeyIndexHit } from './key-index.js';
 import { decodeRecord, encodeRecord, encodeTombstone, recordValueOffset } from './record.js';
-import { compareRevisions, makeRevision, revisionsEqual } from './revision.js';
+import { compareRevisions, makeRevision } from './revision.js';
 import { SortedKeyMap } from './sorted-key-map.js';
+import { ValueCache } from './value-cache.js';
 import {
   CompareResult,
   CompareTarget,
@@ -47,7 +50,8 @@ import {
 } from './types.js';
 
 /** Reads a persisted record by revision, synchronously. It must also see records handed to a
- * WriteSink earlier but not yet flushed to disk (the apply loop batches several requests). */
+ * WriteSink earlier but not yet flushed to disk (the apply loop batches several requests): a
+ * put reads the key's previous record back for prevKv in the same batch. */
 export interface HistoryReader {
   readRecord(rev: Revision): Buffer | undefined;
 }
@@ -68,6 +72,8 @@ export interface WriteSink {
 
 export interface MvccStoreOptions {
   history: HistoryReader;
+  /** Bytes of live-value records kept in an LRU cache in front of `history` (default 0). */
+  valueCacheBytes?: number;
   /** Without a tracker, every lease other than 0 is unknown. */
   leases?: LeaseTracker;
 }
@@ -89,6 +95,12 @@ interface RangeAccumulator {
   readonly rev: number;
   readonly loadLimit: number;
   readonly countOnly: boolean;
+  /** False for keys-only ranges not sorted by value: their values are never read. */
+  readonly withValues: boolean;
+  /** True when the entry past the limit is cut unsorted (no sort at all): its value is unused. */
+  readonly extraIsCut: boolean;
+  /** Single-key reads keep what they read in the value cache; scans (lists) would only flush it. */
+  readonly cacheValues: boolean;
   count: number;
   kvs: KeyValue[];
 }
@@ -96,6 +108,8 @@ interface RangeAccumulator {
 export class MvccStore {
   private readonly history: HistoryReader;
   private readonly leases: LeaseTracker | undefined;
+  /** Live values of hot keys (see value-cache.ts). */
+  private readonly liveValues: ValueCache<KeyIndex>;
   private keys = new SortedKeyMap<KeyIndex>();
   private keyArena = new KeyArena();
   private current = 1;
@@ -112,6 +126,7 @@ export class MvccStore {
   constructor(options: MvccStoreOptions) {
     this.history = options.history;
     this.leases = options.leases;
+    this.liveValues = new ValueCache(options.valueCacheBytes ?? 0);
   }
   /**
    * Forgets the whole state, ready for restoreRecord()/finishRestore() again: a member that
@@ -122,6 +137,7 @@ export class MvccStore {
     assert(this.sink === undefined, 'reset during a write');
     this.keys = new SortedKeyMap<KeyIndex>();
     this.keyArena = new KeyArena();
+    this.liveValues.clear();
     this.current = 1;
     this.compacted = -1;
     this.phase = 'fresh';
@@ -139,9 +155,8 @@ export class MvccStore {
 
   // ---- restore ------------------------------------------------------------------------------
 
-  /** Replays one persisted record; records must come in ascending revision order. The store
-   * keeps a view into `record` as the value of a live key, so pass a buffer that owns its
-   * memory (as LevelDB reads do) and never modify it afterwards. */
+  /** Replays one persisted record; records must come in ascending revision order. Only the
+   * record's metadata is kept (the key is copied), so the buffer may be reused afterwards. */
   restoreRecord(rev: Revision, record: Buffer): void {
     assert(this.phase !== 'ready', 'mvcc: restoreRecord after the store was used');
     this.phase = 'restoring';
@@ -155,7 +170,6 @@ export class MvccStore {
       // A tombstone whose put is gone was compacted together with it: nothing to rebuild.
       if (ki === undefined || !ki.isLive()) return;
       ki.tombstone(rev);
-      ki.liveKv = undefined;
       return;
     }
     if (ki === undefined) {
@@ -171,14 +185,7 @@ export class MvccStore {
         'mvcc: restored record disagrees with the rebuilt key index',
       );
     }
-    ki.liveKv = {
-      key: ki.key,
-      createRevision: decoded.createRevision,
-      modRevision: rev.main,
-      version: decoded.version,
-      value: decoded.value,
-      lease: decoded.lease,
-    };
+    ki.lease = decoded.lease;
   }
 
   /** Ends the restore: sets the compaction point and re-attaches live keys to their leases
@@ -193,8 +200,7 @@ export class MvccStore {
     const leases = this.leases;
     if (leases === undefined) return;
     this.keys.forEach((ki) => {
-      const kv = ki.liveKv;
-      if (kv !== undefined && kv.lease !== 0n && leases.exists(kv.lease)) leases.attach(kv.lease, ki.key);
+      if (ki.isLive() && ki.lease !== 0n && leases.exists(ki.lease)) leases.attach(ki.lease, ki.key);
     });
   }
 
@@ -210,7 +216,7 @@ export class MvccStore {
   put(req: PutRequest, out: WriteSink): PutResult {
     // etcd checks the lease before opening the write, then ignore_value/ignore_lease.
     this.checkLease(req.lease);
-    if ((req.ignoreValue || req.ignoreLease) && this.liveKvOf(req.key) === undefined) throw new KeyNotFoundError();
+    if ((req.ignoreValue || req.ignoreLease) && !this.isLiveKey(req.key)) throw new KeyNotFoundError();
     this.beginWrite(out);
     try {
       return this.applyPut(req);
@@ -292,7 +298,8 @@ export class MvccStore {
   private applyPut(req: PutRequest): PutResult {
     const keyText = req.key.toString('latin1');
     let ki = this.keys.get(keyText);
-    const prev = ki?.liveKv;
+    // The previous value is read back from history: the watch event carries it as prevKv.
+    const prev = ki?.isLive() ? this.liveValue(ki) : undefined;
     if ((req.ignoreValue || req.ignoreLease) && prev === undefined) {
       // Checked before any write; reaching this means the edge let through a txn that deletes
       // or puts this key earlier in the same txn, which etcd rejects as a duplicate key.
@@ -305,22 +312,22 @@ export class MvccStore {
     const version = prev === undefined ? 1 : prev.version + 1;
     if (ki === undefined) {
       // Copy the key once per key (not per put): the caller's buffer may be a view into a
-      // whole network message, and a view into this record would pin its value forever.
+      // whole network message, which the index would otherwise pin for as long as the key lives.
       ki = new KeyIndex(this.keyArena.copy(req.key), keyText);
       this.keys.insert(ki);
     }
     const record = encodeRecord({ key: ki.key, value, createRevision, version, lease });
-    const valueOffset = recordValueOffset(ki.key.length);
     const kv: KeyValue = {
       key: ki.key,
       createRevision,
       modRevision: rev.main,
       version,
-      value: record.subarray(valueOffset),
+      value: record.subarray(recordValueOffset(ki.key.length)),
       lease,
     };
     ki.put(rev);
-    ki.liveKv = kv;
+    ki.lease = lease;
+    this.liveValues.set(ki, kv);
     const sink = this.sink!;
     sink.record(rev, record);
     sink.event(prev === undefined ? { type: 'put', kv } : { type: 'put', kv, prevKv: prev });
@@ -336,16 +343,17 @@ export class MvccStore {
   private applyDeleteRange(req: DeleteRangeRequest): DeleteRangeResult {
     const doomed: KeyIndex[] = [];
     this.visit(req.key, req.rangeEnd, (ki) => {
-      if (ki.liveKv !== undefined) doomed.push(ki);
+      if (ki.isLive()) doomed.push(ki);
     });
     const prevKvs: KeyValue[] = [];
     const sink = this.sink!;
     for (const ki of doomed) {
-      const prev = ki.liveKv!;
+      // Read before the tombstone: the delete event carries the value as prevKv.
+      const prev = this.liveValue(ki);
       if (req.prevKv) prevKvs.push(prev);
       const rev = this.nextRevision();
       ki.tombstone(rev);
-      ki.liveKv = undefined;
+      this.liveValues.delete(ki);
       sink.record(rev, encodeTombstone(ki.key));
       sink.event({
         type: 'delete',
@@ -380,7 +388,7 @@ export class MvccStore {
 
   /** etcd checkRequestPut: ignore_* needs an existing key, then the lease must exist. */
   private checkTxnPut(req: PutRequest): void {
-    if ((req.ignoreValue || req.ignoreLease) && this.liveKvOf(req.key) === undefined) throw new KeyNotFoundError();
+    if ((req.ignoreValue || req.ignoreLease) && !this.isLiveKey(req.key)) throw new KeyNotFoundError();
     this.checkLease(req.lease);
   }
 
@@ -414,8 +422,9 @@ export class MvccStore {
    * compares a zeroed KeyValue, except that a VALUE compare on nothing is false. */
   private evaluateCompare(c: Compare): boolean {
     const kvs: KeyValue[] = [];
+    const withValue = c.target === CompareTarget.VALUE;
     this.visit(c.key, c.rangeEnd, (ki) => {
-      if (ki.liveKv !== undefined) kvs.push(ki.liveKv);
+      if (ki.isLive()) kvs.push(withValue ? this.liveValue(ki) : liveMetadata(ki));
     });
     if (kvs.length === 0) {
       if (c.target === CompareTarget.VALUE) return false;
@@ -441,7 +450,12 @@ export class MvccStore {
     let loadLimit = req.sortOrder !== SortOrder.NONE || filtered || req.limit <= 0 ? 0 : req.limit;
     if (loadLimit > 0) loadLimit++;
 
-    const acc: RangeAccumulator = { rev, loadLimit, countOnly: req.countOnly, count: 0, kvs: [] };
+    // etcd sorts by value before it drops the values of a keys-only range.
+    const withValues = !req.keysOnly || req.sortTarget === SortTarget.VALUE;
+    // With order NONE, etcd still sorts the limit + 1 loaded entries by a target other than KEY.
+    const extraIsCut = req.sortTarget === SortTarget.KEY;
+    const cacheValues = req.rangeEnd.length === 0;
+    const acc: RangeAccumulator = { rev, loadLimit, countOnly: req.countOnly, withValues, extraIsCut, cacheValues, count: 0, kvs: [] };
     if (req.rangeEnd.length === 0) {
       // Single-key get, the most common read: a Map lookup, no scan.
       const ki = this.keys.get(req.key.toString('latin1'));
@@ -484,28 +498,37 @@ export class MvccStore {
   private collect(acc: RangeAccumulator, ki: KeyIndex): void {
     const rev = acc.rev;
     // Fast path: a live key whose newest write is at or below the read revision is read at its
-    // live value (the common case for reads at the current revision): no index walk, no
-    // allocation.
-    const live = ki.liveKv;
-    if (live !== undefined && live.modRevision <= rev) {
+    // live revision (the common case for reads at the current revision): no index walk.
+    if (ki.isLive() && ki.modMain <= rev) {
       acc.count++;
-      if (!acc.countOnly && (acc.loadLimit === 0 || acc.kvs.length < acc.loadLimit)) acc.kvs.push(live);
+      if (acc.countOnly || (acc.loadLimit > 0 && acc.kvs.length >= acc.loadLimit)) return;
+      acc.kvs.push(acc.withValues && !lastOfLoadLimit(acc) ? this.liveValue(ki, acc.cacheValues) : liveMetadata(ki));
       return;
     }
     const hit = ki.get(rev);
     if (hit === undefined) return;
     acc.count++;
     if (acc.countOnly || (acc.loadLimit > 0 && acc.kvs.length >= acc.loadLimit)) return;
-    acc.kvs.push(this.valueOf(ki, hit));
+    // Below the live revision the index knows no lease, so even a keys-only range reads the
+    // record (its value is dropped at the end); the entry past the limit only says "more".
+    acc.kvs.push(
+      lastOfLoadLimit(acc)
+        ? { key: ki.key, createRevision: hit.created, modRevision: hit.rev.main, version: hit.version, value: EMPTY, lease: 0n }
+        : this.readValue(ki, hit),
+    );
   }
 
-  /** The KeyValue at an index hit: from memory when it is the live value, else from history. */
-  private valueOf(ki: KeyIndex, hit: KeyIndexHit): KeyValue {
-    const live = ki.liveKv;
-    if (live !== undefined && live.modRevision === hit.rev.main && ki.isLive()) {
-      const newest = ki.generations[ki.generations.length - 1]!.revs;
-      if (revisionsEqual(newest[newest.length - 1]!, hit.rev)) return live;
-    }
+  /** The live value of a live key, from the cache or history (then cached if `remember`). */
+  private liveValue(ki: KeyIndex, remember = true): KeyValue {
+    const cached = this.liveValues.get(ki);
+    if (cached !== undefined) return cached;
+    const kv = this.readValue(ki, { rev: { main: ki.modMain, sub: ki.modSub }, created: ki.createRevision, version: ki.version });
+    if (remember) this.liveValues.set(ki, kv);
+    return kv;
+  }
+
+  /** The KeyValue at an index hit, read from history. */
+  private readValue(ki: KeyIndex, hit: KeyIndexHit): KeyValue {
     const record = this.history.readRecord(hit.rev);
     assert(record !== undefined, `mvcc: history has no record for revision ${hit.rev.main}.${hit.rev.sub}`);
     const decoded = decodeRecord(record);
@@ -521,8 +544,8 @@ export class MvccStore {
     };
   }
 
-  private liveKvOf(key: Buffer): KeyValue | undefined {
-    return this.keys.get(key.toString('latin1'))?.liveKv;
+  private isLiveKey(key: Buffer): boolean {
+    return this.keys.get(key.toString('latin1'))?.isLive() === true;
   }
 
   /** Visits the key index entries selected by (key, rangeEnd) in key order. */
@@ -535,6 +558,17 @@ export class MvccStore {
     const end = rangeEnd.length === 1 && rangeEnd[0] === 0 ? undefined : rangeEnd.toString('latin1');
     this.keys.forEachInRange(key.toString('latin1'), end, fn);
   }
+}
+
+/** True when the next entry is the one etcd loads past the limit only to know there is more
+ * and it will be cut unsorted: its value is never needed. */
+function lastOfLoadLimit(acc: RangeAccumulator): boolean {
+  return acc.extraIsCut && acc.loadLimit > 0 && acc.kvs.length === acc.loadLimit - 1;
+}
+
+/** A live key's KeyValue without its value (keys-only results, compares on metadata). */
+function liveMetadata(ki: KeyIndex): KeyValue {
+  return { key: ki.key, createRevision: ki.createRevision, modRevision: ki.modMain, version: ki.version, value: EMPTY, lease: ki.lease };
 }
 
 function kvComparator(target: number): (a: KeyValue, b: KeyValue) => number {

@@ -14,12 +14,10 @@
 //
 // modRevision is not stored: it is the main part of the revision the record is filed under.
 // A tombstone has createRevision = version = lease = 0 and an empty value.
-// decodeRecord returns views (subarray) into the record instead of copies: the store keeps the
-// latest value of every live key in memory, and a view into the exact-size record costs nothing
-// extra, whereas keeping the caller's request buffers could pin a whole network message.
-// For the same reason encodeRecord gives each record its own ArrayBuffer (allocUnsafeSlow):
-// from Node's shared 8 KiB pool, one long-lived value would keep a whole slab of otherwise
-// dead buffers alive, up to 8 KiB per live key.
+// decodeRecord returns views (subarray) into the record instead of copies. encodeRecord gives
+// each record its own ArrayBuffer (allocUnsafeSlow): a record (and the values viewing into it)
+// can live for a while in queued watch events and unflushed batches, and from Node's shared
+// 8 KiB pool one such record would keep a whole slab of otherwise dead buffers alive.
 
 import { assert } from '../util/assert.js';
 import { readUint64, writeUint64 } from './revision.js';

@@ -6,7 +6,7 @@
 // Invariants:
 // - Revision numbers are safe integers (asserted where they are created or decoded).
 // - KeyValue objects are immutable once created: the store hands the same object to several
-//   readers (range results, events, its own latest-value cache), so nobody may mutate one.
+//   readers (a write's result, its event, prevKv), so nobody may mutate one.
 //   Their Buffers are views into the encoded records and must not be written either.
 
 /** An MVCC clock reading: `main` counts etcd requests that wrote something; `sub` orders the
@@ -29,7 +29,7 @@ export interface KeyValue {
 
 /** A watch event, in revision order. For a delete, `kv` is etcd's tombstone shape: the key and
  * modRevision = the delete revision, every other field zero or empty. `prevKv` is the key's
- * value just before this write, when it had one (the store has it in memory for free). */
+ * value just before this write, when it had one (the store reads it back when writing). */
 export interface Event {
   readonly type: 'put' | 'delete';
   readonly kv: KeyValue;

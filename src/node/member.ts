@@ -27,7 +27,7 @@ import type { NodeStorage } from './storage.js';
 
 export type MemberConfig = Pick<
   Config,
-  'name' | 'raft' | 'limits' | 'grpc' | 'auth' | 'reliability' | 'initialClusterToken' | 'initialClusterState' | 'forceNewCluster'
+  'name' | 'raft' | 'limits' | 'grpc' | 'auth' | 'reliability' | 'initialClusterToken' | 'initialClusterState' | 'forceNewCluster' | 'storage'
 >;
 
 export interface MemberOptions {
@@ -114,6 +114,7 @@ export class MemberUnit {
     const leaseLog = logger.child({ component: 'lease' });
     const authLog = logger.child({ component: 'auth' });
     const kv = await KvServer.open(storage.backend, {
+      valueCacheBytes: config.storage.valueCacheSize,
       replication: replicationOptions(options),
       members: {
         selfId: memberId,

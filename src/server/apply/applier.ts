@@ -11,6 +11,9 @@
 //   client and change nothing; anything else thrown is a bug and propagates (fail-stop).
 // - The batch that carries an entry's records also carries the applied index covering it, so
 //   after a crash the state on disk is always "everything up to the stored applied index".
+// - Until that batch is handed to the backend, its records are readable through
+//   unwrittenRecord(): the store reads values back from history (a put reads the key's
+//   previous record), and a later entry of the same batch may touch the same key.
 
 import type { Backend, BatchOp } from '../../storage/backend.js';
 import { KeySpace, spaceKey } from '../../storage/backend.js';
@@ -57,6 +60,8 @@ export class Applier {
   private leases: LeaseApplier | undefined;
   private auth: AuthApplier | undefined;
   private members: { applyPublish(id: bigint, name: string, clientUrls: string[]): void } | undefined;
+  /** Records of the batch being applied, by main revision, indexed by sub revision. */
+  private readonly unwritten = new Map<number, Buffer[]>();
 
   constructor(
     private readonly mvcc: MvccStore,
@@ -85,6 +90,12 @@ export class Applier {
     if ((request.kind === 'put' || request.kind === 'txn' || request.kind === 'leaseGrant') && this.alarms.has(AlarmType.NOSPACE))
       return new ServerError('NoSpace');
     return undefined;
+  }
+
+  /** A record emitted by the batch being applied, not yet handed to the backend (whose reads
+   * see it from then on); for the store's HistoryReader. */
+  unwrittenRecord(rev: Revision): Buffer | undefined {
+    return this.unwritten.get(rev.main)?.[rev.sub];
   }
 
   /** Resolves when every apply batch so far is on disk (before compacting the log behind it). */
@@ -120,9 +131,13 @@ export class Applier {
   applyEntries(entries: readonly CommittedEntry[]): AppliedBatch {
     const ops: BatchOp[] = [];
     const events: Event[] = [];
+    const unwritten = this.unwritten;
     const sink = {
       record(rev: Revision, record: Buffer): void {
         ops.push({ type: 'put', key: spaceKey(KeySpace.mvcc, encodeRevisionKey(rev)), value: record });
+        const subs = unwritten.get(rev.main);
+        if (subs === undefined) unwritten.set(rev.main, [record]);
+        else subs[rev.sub] = record;
       },
       event(event: Event): void {
         events.push(event);
@@ -143,6 +158,7 @@ export class Applier {
     indexBytes.writeBigUInt64BE(BigInt(this.applied));
     ops.push({ type: 'put', key: spaceKey(KeySpace.meta, META_APPLIED_INDEX), value: indexBytes });
     const written = this.backend.write(ops, { sync: false });
+    unwritten.clear();
     this.lastWritten = written;
     if (events.length > 0) {
       for (const listener of this.listeners) listener.onEvents(events, this.mvcc.currentRevision);

@@ -80,6 +80,8 @@ export interface KvServerOptions {
   lease?: LeaseOptions;
   members?: MembershipOptions;
   auth?: AuthServerOptions;
+  /** Bytes of live values cached in front of LevelDB (server.storage.value_cache_size). */
+  valueCacheBytes?: number;
 }
 
 export function isReadOnlyTxn(txn: TxnRequest): boolean {
@@ -130,6 +132,7 @@ export class KvServer {
       initialMembers: options.members?.initial,
       electionTimeoutMs,
       leaseNow: options.lease?.nowMs ?? (() => performance.now()),
+      valueCacheBytes: options.valueCacheBytes,
     });
     const snapshots = { dump: () => dumpState(backend, state), install: (data: Uint8Array) => installState(backend, state, data) };
     const raft = await openRaftNode(backend, { applier: state.applier, membership: state.membership, snapshots }, replication);

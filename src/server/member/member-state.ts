@@ -6,6 +6,7 @@ import { AuthStore } from '../../auth/auth-store.js';
 import { Lessor } from '../../lease/lessor.js';
 import { MvccStore } from '../../mvcc/mvcc-store.js';
 import { decodeRevisionKey, encodeRevisionKey } from '../../mvcc/revision.js';
+import type { Revision } from '../../mvcc/types.js';
 import type { Backend, BatchOp } from '../../storage/backend.js';
 import { KeySpace, spaceKey } from '../../storage/backend.js';
 import { ByteReader, ByteWriter } from '../../util/binary.js';
@@ -45,15 +46,25 @@ function readMetaNumber(backend: Backend, key: string): number {
  */
 export async function restoreMemberState(
   backend: Backend,
-  options: { initialMembers?: ReadonlyArray<{ id: bigint; name: string; peerUrls: string[] }>; electionTimeoutMs: number; leaseNow: () => number },
+  options: {
+    initialMembers?: ReadonlyArray<{ id: bigint; name: string; peerUrls: string[] }>;
+    electionTimeoutMs: number;
+    leaseNow: () => number;
+    /** Bytes of live values the store caches in front of the backend (default 0). */
+    valueCacheBytes?: number;
+  },
 ): Promise<MemberState> {
   const membership = await Membership.load(backend);
   if (options.initialMembers) await membership.seed(options.initialMembers);
   const leaseNow = options.leaseNow;
   const lessor = new Lessor({ dirtyCheckpointMs: Math.max(1, Math.floor(options.electionTimeoutMs / 2)) });
-  const mvcc = new MvccStore({ history: { readRecord: (rev) => backend.get(KeySpace.mvcc, encodeRevisionKey(rev)) }, leases: lessor });
+  // The store reads every value back through this: records of the batch being applied from
+  // the applier, everything else from the backend (which sees its own queued writes).
+  let applier: Applier | undefined;
+  const history = { readRecord: (rev: Revision) => applier?.unwrittenRecord(rev) ?? backend.get(KeySpace.mvcc, encodeRevisionKey(rev)) };
+  const mvcc = new MvccStore({ history, leases: lessor, valueCacheBytes: options.valueCacheBytes });
   await restoreMvcc(backend, mvcc, lessor, leaseNow());
-  const applier = new Applier(mvcc, backend, readMetaNumber(backend, META_APPLIED_INDEX));
+  applier = new Applier(mvcc, backend, readMetaNumber(backend, META_APPLIED_INDEX));
   applier.setLeaseApplier(new LeaseApplier(lessor, mvcc, leaseNow));
   applier.setMembers(membership);
   applier.alarms.load((space, key) => backend.get(space, key));

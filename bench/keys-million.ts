@@ -1,0 +1,177 @@
+// Memory and rates with many keys: fill N keys of 1 KiB, then puts and point ranges over them;
+// 1M puts over 1,000 keys (history kept, no compaction); a paginated list of 100k x 1 KiB.
+// Real etcd 3.4.23 and MetaStore, each started fresh per workload in the same run, loaded by
+// bench/go-load (Go clientv3); server RSS read from /proc (VmRSS now, VmHWM peak).
+//
+//   npm run bench -- keys-million [--workload fill|history|list|all] [--keys 1000000]
+//        [--history-puts 1000000] [--list-keys 100000] [--only etcd|metastore]
+//
+// Workloads (100 clients over 10 connections unless said otherwise):
+// - fill: --keys distinct 8-byte keys of --value-bytes (1024), each put once; RSS after; then
+//   --puts (100k) puts and --ranges (100k) serializable point ranges spread over the keys.
+// - history: --history-puts (1M) puts of 256 B over --history-keys (1,000) keys; RSS after.
+// - list: --list-keys (100k) keys of 1 KiB, then one client lists them all, 500 per page at
+//   the revision of the first page (as a Kubernetes reflector), --lists (5) times; ops = pages.
+//
+// Estimate before measuring (issue 15's figures, 2 cores): etcd fills 1M at ~15k/s to ~800
+// MB RSS; MetaStore with the values in the heap 5.4k/s to ~2.2 GB. With values read back from
+// LevelDB, MetaStore's RSS should be its index (a few hundred bytes per key: ~0.3-0.5 GB for
+// 1M) plus LevelDB's caches and the Raft log; rates within +-10% of before (a put reads the
+// previous value back for the watch event's prev_kv: a few us against ~200 us per request).
+
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEtcd, startMetaStore } from '../test/support/servers.js';
+import { disposeAll } from '../test/support/processes.js';
+
+function flag(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+function textFlag(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const workload = textFlag('workload') ?? 'all';
+const only = textFlag('only');
+const benchDir = fileURLToPath(new URL('.', import.meta.url));
+
+interface LoadResult {
+  opsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  seconds: number;
+}
+
+/** Builds bench/go-load (Debian's Go and etcd sources, GOPATH mode, no network) when missing
+ * or older than its source. */
+function goLoad(): string {
+  const out = join(benchDir, 'out', 'go-load');
+  const source = join(benchDir, 'go-load', 'main.go');
+  if (existsSync(out) && statSync(out).mtimeMs >= statSync(source).mtimeMs) return out;
+  mkdirSync(join(benchDir, 'out'), { recursive: true });
+  execFileSync('go', ['build', '-o', out, '.'], {
+    cwd: join(benchDir, 'go-load'),
+    env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOCACHE: join(benchDir, 'out', 'gocache') },
+    stdio: 'inherit',
+  });
+  return out;
+}
+
+async function load(endpoint: string, args: string[]): Promise<LoadResult> {
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = spawn(goLoad(), ['-endpoint', endpoint, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout.on('data', (chunk) => (text += chunk));
+    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`go-load exited ${code}`))));
+  });
+  return JSON.parse(output.trim().split('\n').pop()!) as LoadResult;
+}
+
+/** VmRSS and VmHWM of a process, MB. */
+function rss(pid: number): { nowMb: number; peakMb: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s*(\\d+)`).exec(status)?.[1] ?? 0);
+  return { nowMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+}
+
+interface Row {
+  target: string;
+  step: string;
+  result?: LoadResult;
+  rssMb?: { nowMb: number; peakMb: number };
+}
+
+const puts = (keySpace: number, total: number, valueBytes: number) => [
+  '-op',
+  'put',
+  '-clients',
+  '100',
+  '-conns',
+  '10',
+  '-key-space',
+  String(keySpace),
+  '-total',
+  String(total),
+  '-value-size',
+  String(valueBytes),
+];
+
+async function fill(target: string, endpoint: string, pid: number): Promise<Row[]> {
+  const keys = flag('keys', 1_000_000);
+  const valueBytes = flag('value-bytes', 1024);
+  const rows: Row[] = [];
+  rows.push({ target, step: `fill ${keys} keys x ${valueBytes} B`, result: await load(endpoint, puts(keys, keys, valueBytes)) });
+  rows.push({ target, step: 'RSS after fill', rssMb: rss(pid) });
+  rows.push({ target, step: `put over the ${keys} keys`, result: await load(endpoint, puts(keys, flag('puts', 100_000), valueBytes)) });
+  const ranges = ['-op', 'range', '-spread', '-clients', '100', '-conns', '10', '-key-space', String(keys), '-total', String(flag('ranges', 100_000))];
+  rows.push({ target, step: `range (serializable, spread over ${keys} keys)`, result: await load(endpoint, ranges) });
+  rows.push({ target, step: 'RSS at the end', rssMb: rss(pid) });
+  return rows;
+}
+
+async function history(target: string, endpoint: string, pid: number): Promise<Row[]> {
+  const total = flag('history-puts', 1_000_000);
+  const keys = flag('history-keys', 1000);
+  return [
+    { target, step: `${total} puts x 256 B over ${keys} keys`, result: await load(endpoint, puts(keys, total, 256)) },
+    { target, step: 'RSS after the history puts', rssMb: rss(pid) },
+  ];
+}
+
+async function list(target: string, endpoint: string, pid: number): Promise<Row[]> {
+  const keys = flag('list-keys', 100_000);
+  const rows: Row[] = [{ target, step: `fill ${keys} keys x 1 KiB`, result: await load(endpoint, puts(keys, keys, 1024)) }];
+  const pages = Math.ceil(keys / 500) * flag('lists', 5);
+  const args = ['-op', 'list', '-page', '500', '-clients', '1', '-conns', '1', '-total', String(pages), '-key-space', '1'];
+  rows.push({ target, step: 'paginated list, 500 per page (ops = pages)', result: await load(endpoint, args) });
+  rows.push({ target, step: 'RSS after the lists', rssMb: rss(pid) });
+  return rows;
+}
+
+const WORKLOADS: Record<string, (target: string, endpoint: string, pid: number) => Promise<Row[]>> = { fill, history, list };
+
+async function run(name: string): Promise<Row[]> {
+  const rows: Row[] = [];
+  const bench = WORKLOADS[name]!;
+  if (only !== 'metastore') {
+    const etcd = await startEtcd();
+    rows.push(...(await bench('etcd 3.4.23', etcd.endpoint.replace('http://', ''), etcd.pid)));
+    await etcd.stop();
+  }
+  if (only !== 'etcd') {
+    const metastore = await startMetaStore({ readyTimeoutMs: 120_000 });
+    rows.push(...(await bench('MetaStore', metastore.endpoint.replace('http://', ''), metastore.pid)));
+    await metastore.destroy();
+  }
+  return rows;
+}
+
+function format(rows: Row[]): string {
+  const lines = ['| target | step | ops/s | p50 ms | p99 ms | errors | RSS MB (peak) |', '|---|---|---:|---:|---:|---:|---:|'];
+  for (const { target, step, result, rssMb } of rows) {
+    const ops = result ? `${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors}` : ' | | | ';
+    const mem = rssMb ? `${rssMb.nowMb.toFixed(0)} (${rssMb.peakMb.toFixed(0)})` : '';
+    lines.push(`| ${target} | ${step} | ${ops} | ${mem} |`);
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const names = workload === 'all' ? Object.keys(WORKLOADS) : [workload];
+  for (const name of names) if (!(name in WORKLOADS)) throw new Error(`unknown workload ${name}`);
+  const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
+  console.log(`${os.cpus().length} cores (${cpu}), load average ${os.loadavg()[0]!.toFixed(1)}, Node ${process.version}, ${new Date().toISOString()}`);
+  try {
+    for (const name of names) console.log(`\n${name}\n\n${format(await run(name))}`);
+  } finally {
+    await disposeAll();
+  }
+}
+
+await main();
