@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
@@ -18,6 +18,13 @@ afterEach(() => {
 const put = (key: string, value: string) => ({ type: 'put' as const, key: spaceKey(KeySpace.mvcc, key), value: Buffer.from(value) });
 
 describe('Backend', () => {
+  it('creates its data dir owner-only (0700), as etcd does', async () => {
+    const dataDir = join(tempDir(), 'new', 'data');
+    const backend = await Backend.open(dataDir);
+    await backend.close();
+    expect(statSync(dataDir).mode & 0o777).toBe(0o700);
+  });
+
   it('keeps what was written across close and reopen', async () => {
     const dir = tempDir();
     const backend = await Backend.open(dir);

@@ -21,6 +21,9 @@ import { openCheckedLevelDb } from './leveldb-files-check.js';
 import { StorageError, levelErrorDetail, type StorageFailureSink } from './storage-error.js';
 
 /** Key spaces: the first byte of every LevelDB key. */
+
+/** etcd's fileutil.PrivateDirMode: data and WAL directories are created owner-only. */
+export const PRIVATE_DIR_MODE = 0o700;
 export const KeySpace = {
   meta: 0x01,
   mvcc: 0x02,
@@ -122,7 +125,8 @@ export class Backend {
           'Start `metastore` on it to import it, or use `metastore migrate --from-etcd-data-dir`.',
       );
     }
-    mkdirSync(dataDir, { recursive: true });
+    // Private, as etcd makes its data dir (0700): it holds every value and the auth database.
+    mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const dir = join(dataDir, 'db');
     const isNew = !existsSync(dir) || readdirSync(dir).length === 0;
     const db = new ClassicLevel<Buffer, Buffer>(dir, {

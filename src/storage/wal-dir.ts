@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { StorageFormatError } from './backend.js';
+import { PRIVATE_DIR_MODE, StorageFormatError } from './backend.js';
 import { openCheckedLevelDb } from './leveldb-files-check.js';
 import type { StorageFailureSink } from './storage-error.js';
 
@@ -66,7 +66,7 @@ export async function openWalDb(
   walDir: string,
   options: { cacheSizeBytes?: number; writeBufferSizeBytes?: number; onFailure?: StorageFailureSink } = {},
 ): Promise<RaftLogDb> {
-  mkdirSync(walDir, { recursive: true });
+  mkdirSync(walDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const db = new ClassicLevel<Buffer, Buffer>(walDir, {
     keyEncoding: 'buffer',
     valueEncoding: 'buffer',
