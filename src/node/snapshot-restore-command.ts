@@ -1,13 +1,14 @@
 // `metastore snapshot restore FILE ...` (etcdctl's snapshot restore) and `metastore migrate
 // --from-etcd-data-dir DIR ...`: build a new member's data dir from an etcd or MetaStore
 // snapshot file, or from a stopped etcd member's data dir, and say what was made. A bad file,
-// an existing data dir or flags that do not fit end the command with its message and exit
-// code 1, having written nothing; anything else is a bug and propagates.
+// an existing data dir, a failing disk or flags that do not fit end the command with its
+// message and exit code 1, having written nothing; anything else is a bug and propagates.
 
 import { formatUrl, type Url } from '../config/values.js';
 import { SnapshotFileError } from '../server/maintenance/backup-format.js';
 import { migrateEtcdDataDir, restoreSnapshot, type MembershipOptions, type RestoreResult } from '../server/maintenance/snapshot-restore.js';
 import { StorageFormatError } from '../storage/backend.js';
+import { StorageError } from '../storage/storage-error.js';
 
 /** The parsed command line's membership flags (cli.ts's commands fit it). */
 export interface MembershipFlags {
@@ -65,7 +66,8 @@ async function reportRestore(what: string, source: string, dataDir: string, rest
         `member ${restored.memberId.toString(16)} of new cluster ${restored.clusterId.toString(16)}\n`,
     );
   } catch (error) {
-    if (error instanceof SnapshotFileError || error instanceof StorageFormatError) {
+    // A disk that fails under the new data dir (full, I/O error) is the operator's to fix, not a bug.
+    if (error instanceof SnapshotFileError || error instanceof StorageFormatError || error instanceof StorageError) {
       process.stderr.write(`${what} failed: ${error.message}\n`);
       process.exit(1);
     }

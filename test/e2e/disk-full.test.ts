@@ -6,15 +6,15 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, rmSync, rmdirSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, rmdirSync, statfsSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
 import { leaderIndex, memberStatuses } from '../support/cluster-status.js';
-import { startMetaStore, startMetaStoreCluster, type MetaStoreHandle } from '../support/servers.js';
-import { etcdctl } from '../support/tools.js';
+import { REPO_ROOT, startMetaStore, startMetaStoreCluster, type MetaStoreHandle } from '../support/servers.js';
+import { etcdctl, run } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
 const mounts: string[] = [];
@@ -169,4 +169,26 @@ describe('disk full', () => {
       await cluster.destroy();
     }
   }, 180_000);
+
+  it('snapshot restore into a disk that fills up fails with one line and exit 1, leaving nothing behind', async () => {
+    const source = await startMetaStore();
+    const scratch = mkdtempSync(join(tmpdir(), 'metastore-restore-full-'));
+    try {
+      const kv = kvStub(source);
+      for (let i = 0; i < 40; i++) expect(await put(kv, `big/${i}`, randomBytes(100 * 1024))).toBe(true);
+      const file = join(scratch, 'snap.db');
+      const saved = await etcdctl(source.endpoint, ['snapshot', 'save', file]);
+      expect(saved.code, saved.stderr).toBe(0);
+      const mount = mountTmpfs(2);
+      const restored = await run(process.execPath, [join(REPO_ROOT, 'bin', 'metastore'), 'snapshot', 'restore', file, '--data-dir', join(mount, 'restored')]);
+      expect(restored.code, restored.stderr).toBe(1);
+      const lines = restored.stderr.trim().split('\n');
+      expect(lines, restored.stderr).toHaveLength(1);
+      expect(lines[0]).toMatch(/^snapshot restore failed: .*No space left on device/);
+      expect(readdirSync(mount)).toEqual([]);
+    } finally {
+      await source.destroy();
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
