@@ -1,13 +1,16 @@
-// Admission at the edge, before a request's body is read: grpc-js buffers a whole message
-// before a handler sees it, so a flood of large writes (500 clients sending 1 MiB each) would
-// hold every partly received body at once, and each of them, sharing the bandwidth with all
-// the others, would arrive too late to be answered before its deadline. So the client port
-// receives at most `maxReceivingBytes / maxRequestBytes` requests at a time (a request counts
-// from its HEADERS until its body has been read, so it is charged as if it had the largest
-// allowed size); a request arriving beyond that is answered at once, from its headers, with
-// etcd's "etcdserver: too many requests" (RESOURCE_EXHAUSTED), and the stream is reset so the
-// client stops sending its body. Small requests are read within one turn of the event loop and
-// rarely meet the limit; what is admitted goes on to the write-path limits of RaftNode.
+// Admission at the edge, before a large request's body is read: grpc-js buffers a whole
+// message before a handler sees it, so a flood of large writes (500 clients sending 1 MiB each)
+// would hold every partly received body at once, and each of them, sharing the bandwidth with
+// all the others, would arrive too late to be answered before its deadline. So the client port
+// receives at most `maxReceivingBytes / maxRequestBytes` LARGE requests at a time: a request
+// counts as large once more than LARGE_REQUEST_BYTES of it have arrived and its body is not
+// complete, and is then charged as if it had the largest allowed size. While that many are being
+// received, a new request is answered at once, from its headers, with etcd's "etcdserver: too
+// many requests" (RESOURCE_EXHAUSTED), and the stream is reset so the client stops sending its
+// body. Small requests arrive in one piece and never take a place, however many are in flight
+// (etcd serves thousands of concurrent small requests; a count of all requests refused the
+// pipelined reads of an ordinary client); what is admitted goes on to RaftNode's write-path
+// limits.
 //
 // Streams whose request side stays open (Watch, LeaseKeepAlive) are not counted: they would
 // hold a place for their whole life.
@@ -26,6 +29,9 @@ type NodeHttp2Server = http2.Http2Server | http2.Http2SecureServer;
 const LONG_LIVED_REQUEST_STREAMS = new Set(['/etcdserverpb.Watch/Watch', '/etcdserverpb.Lease/LeaseKeepAlive']);
 
 export const TOO_MANY_REQUESTS = 'etcdserver: too many requests';
+
+/** Bytes of a request's body after which, still incomplete, it takes a receiving place. */
+export const LARGE_REQUEST_BYTES = 64 * 1024;
 
 export interface ReceiveLimit {
   /** Bytes of requests being received at once (0 = no limit). */
@@ -58,13 +64,23 @@ export function limitReceivingRequests(http2Server: NodeHttp2Server, limit: Rece
         limit.onRefused?.(path);
         return;
       }
-      receiving++;
-      let counted = true;
-      const release = () => {
-        if (!counted) return;
-        counted = false;
-        receiving--;
+      let arrived = 0;
+      let counted = false;
+      let done = false;
+      // grpc-js reads the stream with 'data' listeners too: one more only counts the bytes.
+      const onData = (chunk: Buffer) => {
+        arrived += chunk.length;
+        if (counted || done || arrived <= LARGE_REQUEST_BYTES) return;
+        counted = true;
+        receiving++;
       };
+      const release = () => {
+        if (done) return;
+        done = true;
+        stream.off('data', onData);
+        if (counted) receiving--;
+      };
+      stream.on('data', onData);
       stream.once('end', release);
       stream.once('close', release);
     }

@@ -1,12 +1,14 @@
-// The client port receives at most max_receiving_request_bytes / (max request size) requests
-// at a time: a request arriving while that many bodies are still being received is refused
-// from its headers with etcd's "etcdserver: too many requests", before any of its body is
-// buffered, and a place frees once a body has been read. Bodies held half-sent by a raw HTTP/2
-// client stand in for a flood of slow large uploads; nothing here is timed.
+// The client port receives at most max_receiving_request_bytes / (max request size) large
+// requests at a time: a request arriving while that many large bodies are still being received
+// is refused from its headers with etcd's "etcdserver: too many requests", before any of its
+// body is buffered, and a place frees once a body has been read. Small requests never take a
+// place, however many are in flight. Bodies held half-sent by a raw HTTP/2 client stand in for
+// a flood of slow large uploads; nothing here is timed.
 
 import http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeMessage } from '../../src/grpc/proto.js';
+import { waitFor } from '../support/wait.js';
 import { startInProcessMember, type InProcessMember } from './in-process.js';
 
 const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -55,7 +57,19 @@ describe('receive admission at the client port', () => {
     member = await startInProcessMember({ maxRequestBytes: MAX_REQUEST_BYTES, grpc: { maxReceivingRequestBytes: LIMIT_BYTES } });
     const first = halfSentPut(member.endpoint, 'slow/1', 512 * 1024);
     const second = halfSentPut(member.endpoint, 'slow/2', 512 * 1024);
-    // Both places are taken (a refused call would be answered and close; these stay open).
+    // Both places are taken once more than 64 KiB of each body has arrived (a refused call
+    // would be answered and close; these stay open).
+    await waitFor(
+      () =>
+        member.call('KV', 'put', { key: Buffer.from('probe'), value: Buffer.from('p') }).then(
+          () => undefined,
+          (error: unknown) => error,
+        ),
+      {
+        what: 'the half-sent bodies to take both receiving places',
+        until: (error) => (error as { code?: number } | undefined)?.code === 8,
+      },
+    );
     const refused = await member.call('KV', 'put', { key: Buffer.from('k'), value: Buffer.from('v') }).catch((error: unknown) => error);
     expect(refused).toMatchObject({ code: 8, details: 'etcdserver: too many requests' });
 
@@ -66,6 +80,13 @@ describe('receive admission at the client port', () => {
     expect(await second.finish()).toBe('0');
     const stored = await member.call('KV', 'range', { key: Buffer.from('slow/'), rangeEnd: Buffer.from('slow0') });
     expect(stored.kvs.map((kv: { key: Buffer }) => kv.key.toString())).toEqual(['slow/1', 'slow/2']);
+  });
+
+  it('small requests take no place, however many are in flight at once', async () => {
+    member = await startInProcessMember({ maxRequestBytes: MAX_REQUEST_BYTES, grpc: { maxReceivingRequestBytes: MAX_REQUEST_BYTES } });
+    // One place; 200 small puts sent at once all succeed.
+    const puts = Array.from({ length: 200 }, (_, i) => member.call('KV', 'put', { key: Buffer.from(`small/${i}`), value: Buffer.from('v') }));
+    await expect(Promise.all(puts)).resolves.toHaveLength(200);
   });
 
   it('does not count watch streams, which keep their request side open', async () => {
