@@ -64,7 +64,7 @@ describe('compose.yaml', () => {
     const list = await etcdctl(endpoints, ['member', 'list']);
     expect(list.code, list.stderr).toBe(0);
     for (const i of names.keys())
-      expect(list.stdout).toContain(`${i + 1}, started, member-${i + 1}, http://127.0.0.1:${own(i).peer}, http://127.0.0.1:${own(i).client}`);
+      expect(list.stdout).toContain(`${i + 1}, started, node${i + 1}, http://127.0.0.1:${own(i).peer}, http://127.0.0.1:${own(i).client}`);
     const put = await etcdctl(endpoints, ['put', 'k', 'v']);
     expect(put.code, put.stderr).toBe(0);
   });
