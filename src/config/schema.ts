@@ -481,7 +481,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key(
     'server.limits.max_receiving_request_bytes',
     'size',
-    'the client port answers "too many requests" from the headers of a new request while requests being received could hold this many bytes (each counted at --max-request-bytes + 512 KiB); 0 = no limit',
+    'the client port answers "too many requests" from the headers of a new request while large requests being received (more than 64 KiB arrived, body incomplete; each counted at --max-request-bytes + 512 KiB) could hold this many bytes; 0 = no limit',
     { min: 0 },
   ),
   key(
