@@ -66,6 +66,13 @@ export async function measureWindow(
   // Status probes are short: wait for them, so a member that learnt the leader just before
   // serving again is counted.
   await Promise.all(statusProbes);
+  // A request retried by the member can succeed right after the election, before any status
+  // probe sent after it: one more probe then finds the leader the member already knows.
+  if (!Number.isFinite(newLeaderMs)) {
+    const { error, response } = await call(stubs.maintenance, 'Status', {}, STATUS_DEADLINE_MS);
+    const leader = error === null ? String(response.leader) : '0';
+    if (leader !== '0' && leader !== oldLeaderId) newLeaderMs = nowMs() - faultMs;
+  }
   return { fault, member, readMs, writeMs, windowMs: Math.max(readMs, writeMs), newLeaderMs };
 }
 
