@@ -19,11 +19,10 @@
 // 1M) plus LevelDB's caches and the Raft log; rates within +-10% of before (a put reads the
 // previous value back for the watch event's prev_kv: a few us against ~200 us per request).
 
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { goTool } from './go-tools.js';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startEtcd, startMetaStore } from '../test/support/servers.js';
 import { disposeAll } from '../test/support/processes.js';
 
@@ -38,7 +37,6 @@ function textFlag(name: string): string | undefined {
 
 const workload = textFlag('workload') ?? 'all';
 const only = textFlag('only');
-const benchDir = fileURLToPath(new URL('.', import.meta.url));
 
 interface LoadResult {
   opsPerSecond: number;
@@ -48,24 +46,9 @@ interface LoadResult {
   seconds: number;
 }
 
-/** Builds bench/go-load (Debian's Go and etcd sources, GOPATH mode, no network) when missing
- * or older than its source. */
-function goLoad(): string {
-  const out = join(benchDir, 'out', 'go-load');
-  const source = join(benchDir, 'go-load', 'main.go');
-  if (existsSync(out) && statSync(out).mtimeMs >= statSync(source).mtimeMs) return out;
-  mkdirSync(join(benchDir, 'out'), { recursive: true });
-  execFileSync('go', ['build', '-o', out, '.'], {
-    cwd: join(benchDir, 'go-load'),
-    env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOCACHE: join(benchDir, 'out', 'gocache') },
-    stdio: 'inherit',
-  });
-  return out;
-}
-
 async function load(endpoint: string, args: string[]): Promise<LoadResult> {
   const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn(goLoad(), ['-endpoint', endpoint, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(goTool('go-load'), ['-endpoint', endpoint, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let text = '';
     child.stdout.on('data', (chunk) => (text += chunk));
     child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`go-load exited ${code}`))));

@@ -15,8 +15,9 @@
 // grpc-js plus a few us of MVCC and batching per request, with one fsync per batch of ~100;
 // both should land in the 10-20k puts/s range on one member, the client taking part of a core.
 
-import { execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { goTool, haveGo } from './go-tools.js';
+import { spawn } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,21 +49,9 @@ interface Result {
 
 /** Builds bench/go-load with Debian's Go and etcd sources (GOPATH mode, no network). */
 function goLoad(): string | undefined {
-  const out = join(benchDir, 'out', 'go-load');
-  if (existsSync(out)) return out;
-  try {
-    execFileSync('go', ['version'], { stdio: 'ignore' });
-  } catch {
-    console.error('go not found (apt-get install golang-go golang-etcd-server-dev): using the Node load generator');
-    return undefined;
-  }
-  mkdirSync(join(benchDir, 'out'), { recursive: true });
-  execFileSync('go', ['build', '-o', out, '.'], {
-    cwd: join(benchDir, 'go-load'),
-    env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOCACHE: join(benchDir, 'out', 'gocache') },
-    stdio: 'inherit',
-  });
-  return out;
+  if (haveGo()) return goTool('go-load');
+  console.error('go not found (apt-get install golang-go golang-etcd-server-dev): using the Node load generator');
+  return undefined;
 }
 
 const goBinary = goLoad();

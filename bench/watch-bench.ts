@@ -16,8 +16,9 @@
 // latency growing at 200 puts/s. Keep-alives are a lessor renew without Raft on one member: etcd
 // ~30-50k/s, MetaStore ~10-20k/s (grpc-js stream read + write per keep-alive).
 
-import { execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { goTool } from './go-tools.js';
+import { spawn } from 'node:child_process';
+import { appendFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,18 +39,7 @@ const streams = Number(flag('streams', '100'));
 const keepalives = Number(flag('keepalives', '200000'));
 
 /** Builds bench/go-watch with Debian's Go and etcd sources (GOPATH mode, no network). */
-function goWatch(): string {
-  const out = join(benchDir, 'out', 'go-watch');
-  if (existsSync(out)) return out;
-  mkdirSync(join(benchDir, 'out'), { recursive: true });
-  execFileSync('go', ['build', '-o', out, '.'], {
-    cwd: join(benchDir, 'go-watch'),
-    env: { ...process.env, GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOCACHE: join(benchDir, 'out', 'gocache') },
-    stdio: 'inherit',
-  });
-  return out;
-}
-const binary = goWatch();
+const binary = goTool('go-watch');
 
 type Output = Record<string, number | string>;
 
