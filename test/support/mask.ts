@@ -67,7 +67,7 @@ function maskSimple(text: string): string {
       )
       // member add/remove/update/promote
       .replace(
-        /\bMember ([0-9a-f]+) (added to|removed from|updated in|promoted in) cluster ([0-9a-f]+)/g,
+        /\bMember +([0-9a-f]+) (added to|removed from|updated in|promoted in) cluster +([0-9a-f]+)/g,
         (_m, id: string, verb: string, cluster: string) => `Member ${maskIf(id, PLACEHOLDER.member)} ${verb} cluster ${maskIf(cluster, PLACEHOLDER.cluster)}`,
       )
       // move-leader
