@@ -46,6 +46,8 @@ function main(): void {
     maxReceiveMessageBytes: config.grpc.maxRecvMsgSize,
     maxSendMessageBytes: config.grpc.maxSendMsgSize,
     maxConcurrentStreams: config.grpc.maxConcurrentStreams,
+    // The edges receive the bodies: each admits its share, so together they keep the one bound.
+    maxReceivingRequestBytes: Math.floor(config.limits.maxReceivingRequestBytes / config.grpc.workers),
     keepalive: { minTimeMs: config.grpc.keepaliveMinTimeMs, intervalMs: config.grpc.keepaliveIntervalMs, timeoutMs: config.grpc.keepaliveTimeoutMs },
     onTooManyPings: (remoteAddress) => grpcLog.warn({ remoteAddress }, 'closed client connection: too many pings (GOAWAY too_many_pings)'),
     ...(config.grpc.enableGateway && { gateway: { maxBodyBytes: GATEWAY_BODY_FACTOR * config.limits.maxRequestBytes + GATEWAY_BODY_HEADROOM } }),

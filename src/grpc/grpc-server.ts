@@ -189,7 +189,9 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
 }
 
 /** What every HTTP/2 server of the client port gets: ping policing and receive admission. */
-function guardHttp2Server(http2Server: Parameters<typeof enforcePingPolicy>[0], pingPolicy: PingPolicy, receiving: ReceiveLimit): void {
+/** Keepalive enforcement and receive admission on one of grpc-js's HTTP/2 servers (the member's
+ * own, or an edge process's). */
+export function guardHttp2Server(http2Server: Parameters<typeof enforcePingPolicy>[0], pingPolicy: PingPolicy, receiving: ReceiveLimit): void {
   enforcePingPolicy(http2Server, pingPolicy);
   limitReceivingRequests(http2Server, receiving);
 }
