@@ -4,7 +4,9 @@
 // Start-up order: a bad config stops at parsing (one line, exit 2); the client URLs are bound
 // (as etcd binds its listeners first: a taken port is one line naming its key, exit 2; a port-0
 // URL's real port is what the member publishes); storage opens (a data dir of another format
-// or a TLS set-up error also exit 2) and fixes the identity; the member opens,
+// or a TLS set-up error also exit 2) and fixes the identity (a member joining a running
+// cluster asks its peers for it at first start; when none answers or the cluster does not
+// match its --initial-cluster, exit 2 with etcd's message); the member opens,
 // the peer transport starts, the member publishes itself and runs its checks; the metrics, the
 // client port and the side ports come up; then "ready to serve client requests" (the line etcd
 // logs, which scripts and tests wait for). As etcd, a member with peers says so only once it
@@ -21,6 +23,7 @@ import { bindClientPort, startClientEdge } from './node/client-edge.js';
 import { startCompactor } from './node/compactor.js';
 import { importEtcdDataDirOnce } from './node/etcd-data-dir-import.js';
 import { initialClusterOf } from './node/initial-cluster.js';
+import { learnClusterFromPeers, learnsIdentityFromCluster } from './node/join-cluster.js';
 import { MemberUnit } from './node/member.js';
 import { MetricProbes } from './node/metric-probes.js';
 import { NodeStatus, opsSources } from './node/ops-sources.js';
@@ -46,8 +49,8 @@ async function serve(config: Config): Promise<void> {
 
   const clientPort = await bindClientPort(config, log);
   const probes = new MetricProbes();
-  const cluster = initialClusterOf(config);
-  const derived = { memberId: cluster.selfId, clusterId: cluster.clusterId };
+  // A joiner's first start replaces the derived IDs with the running cluster's (join-cluster.ts).
+  let cluster = initialClusterOf(config);
   await importEtcdDataDirOnce(
     config,
     cluster.members.map((m) => m.id),
@@ -58,7 +61,10 @@ async function serve(config: Config): Promise<void> {
     dataDir: config.dataDir,
     walDir: config.walDir,
     storage: config.storage,
-    derived,
+    firstStart: async () => {
+      if (learnsIdentityFromCluster(config)) cluster = await learnClusterFromPeers(config, cluster, log);
+      return { memberId: cluster.selfId, clusterId: cluster.clusterId };
+    },
     onWrite: probes.backendWrite,
     onFailure,
   });

@@ -392,7 +392,11 @@ function tlsKeys(prefix: string, what: string): KeySpec[] {
 export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.name', 'string', 'human-readable member name (etcd --name)'),
   key('server.cluster_id', 'bigint-id', 'cluster ID; 0 = derived from initial cluster and token'),
-  key('server.member_id', 'bigint-id', "this member's ID; 0 = derived from name and peer URLs"),
+  key(
+    'server.member_id',
+    'bigint-id',
+    "this member's ID; 0 = derived from peer URLs and token, or learnt from the running cluster when joining it (with raft.peers: the ID member add printed)",
+  ),
   key('server.data_dir', 'string', 'directory for the LevelDB data'),
   key('server.wal_dir', 'string', 'separate directory for the raft log; empty = inside data_dir'),
   key('server.initial_cluster_state', 'enum', 'new to bootstrap a cluster, existing to join one', { values: ['new', 'existing'] }),

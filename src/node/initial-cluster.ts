@@ -1,6 +1,7 @@
 // The cluster this member was configured to start in: from etcd's --initial-cluster or the
-// YAML raft peers. Storage derives a first start's identity from it, the member its initial
-// voters and member list, the peer transport its first peers.
+// YAML raft peers. A first start's identity is derived from it (or, for a member joining a
+// running cluster, its IDs are replaced by the cluster's: join-cluster.ts); the member takes
+// its initial voters and member list from it, the peer transport its first peers.
 
 import { peerAdvertiseUrls, type Config } from '../config/schema.js';
 import { formatUrl } from '../config/values.js';

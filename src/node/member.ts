@@ -25,10 +25,7 @@ import { SeededRandom } from '../util/random.js';
 import type { MetricProbes } from './metric-probes.js';
 import type { NodeStorage } from './storage.js';
 
-export type MemberConfig = Pick<
-  Config,
-  'name' | 'raft' | 'limits' | 'grpc' | 'auth' | 'reliability' | 'initialClusterToken' | 'initialClusterState' | 'forceNewCluster' | 'storage'
->;
+export type MemberConfig = Pick<Config, 'name' | 'raft' | 'limits' | 'grpc' | 'auth' | 'reliability' | 'initialClusterState' | 'forceNewCluster' | 'storage'>;
 
 export interface MemberOptions {
   config: MemberConfig;
@@ -119,7 +116,6 @@ export class MemberUnit {
       members: {
         selfId: memberId,
         initial: cluster.members.map((m) => ({ id: m.id, name: m.name, peerUrls: m.peerUrls })),
-        clusterToken: config.initialClusterToken,
         maxLearners: config.raft.maxLearners,
         name: self?.name ?? config.name,
         clientUrls: [...options.clientUrls],

@@ -13,7 +13,8 @@ import type { KvServer } from '../server/member/kv-server.js';
 import type { PeerSender } from '../server/member/raft-node.js';
 import { dialAddress } from '../server/membership/member-address.js';
 import type { ClusterMembership } from '../server/membership/cluster-members.js';
-import { peerPortTls } from '../tls/tls.js';
+import { encodeClusterListing } from '../server/membership/member-list-json.js';
+import { peerPortTls, type PeerPortTls } from '../tls/tls.js';
 import { PeerTransport } from '../transport/peer-transport.js';
 import { listenHosts } from './listen-hosts.js';
 import { listeningFor } from './startup-error.js';
@@ -76,6 +77,11 @@ export interface PeersOptions {
   stopSelf(): void;
 }
 
+/** The peer link's TLS (server and channel credentials, peer verification); undefined without TLS. */
+export function peerTlsOf(config: Pick<Config, 'raft' | 'dataDir'>, logger: Logger): PeerPortTls | undefined {
+  return peerPortTls(config.raft.tls, { dataDir: config.dataDir, hosts: listenHosts(config.raft), logger: logger.child({ component: 'tls' }) });
+}
+
 /** Starts the peer transport for a member that runs Raft; undefined for one that does not. */
 export async function startPeers(options: PeersOptions): Promise<{ close(): Promise<void> } | undefined> {
   const { config, storage, cluster, kv, logger } = options;
@@ -83,7 +89,7 @@ export async function startPeers(options: PeersOptions): Promise<{ close(): Prom
   if (raft === undefined) return undefined;
   const selfId = storage.identity.memberId;
   const raftLog = logger.child({ component: 'raft' });
-  const peerTls = peerPortTls(config.raft.tls, { dataDir: config.dataDir, hosts: listenHosts(config.raft), logger: logger.child({ component: 'tls' }) });
+  const peerTls = peerTlsOf(config, logger);
   const initialPeers = new Map(cluster.members.filter((m) => m.id !== selfId).map((m) => [m.id, m.peerAddress]));
   const [first, ...more] = peerListenUrls(config).map((url) => ({
     scheme: url.scheme,
@@ -99,6 +105,8 @@ export async function startPeers(options: PeersOptions): Promise<{ close(): Prom
       // A member joining an existing cluster learns the cluster's ID from its peers.
       clusterId: config.initialClusterState === 'existing' && !storage.identityWasStored ? 0n : storage.identity.clusterId,
       onClusterId: (clusterId) => void storage.adoptClusterId(clusterId),
+      // What a member joining with an empty data dir learns its IDs from (node/join-cluster.ts).
+      describeCluster: () => encodeClusterListing({ clusterId: storage.identity.clusterId, members: kv.membership.list() }),
       memberId: selfId,
       listenHost: first!.host,
       listenPort: first!.port,

@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 async function open(dataDir: string, derived: Identity, walDir = ''): Promise<NodeStorage> {
-  const storage = await openStorage({ dataDir, walDir, storage: DEFAULTS.storage, derived, onWrite: () => {}, onFailure: () => {} });
+  const storage = await openStorage({ dataDir, walDir, storage: DEFAULTS.storage, firstStart: async () => derived, onWrite: () => {}, onFailure: () => {} });
   opened.push(storage);
   return storage;
 }
@@ -38,6 +38,33 @@ describe('node storage: the identity is fixed at first start', () => {
     expect([again.identity, again.identityWasStored]).toEqual([{ memberId: 0xaan, clusterId: 0xccn }, true]);
   });
 
+  it('asks for the first start identity only when none is stored; a failed ask stores nothing', async () => {
+    const dataDir = tempDir();
+    const asked: string[] = [];
+    const opening = (firstStart: () => Promise<Identity>) =>
+      openStorage({ dataDir, walDir: '', storage: DEFAULTS.storage, firstStart, onWrite: () => {}, onFailure: () => {} });
+    class NoPeerAnswered extends Error {}
+    await expect(
+      opening(async () => {
+        asked.push('failing');
+        throw new NoPeerAnswered('no peer answered');
+      }),
+    ).rejects.toThrow(NoPeerAnswered);
+    const joined = await opening(async () => {
+      asked.push('joining');
+      return { memberId: 0x5an, clusterId: 0xc1n };
+    });
+    expect(joined.identityWasStored).toBe(false);
+    await joined.close();
+    const restarted = await opening(async () => {
+      asked.push('restart');
+      return { memberId: 0xbadn, clusterId: 0xbadn };
+    });
+    opened.push(restarted);
+    expect(restarted.identity).toEqual({ memberId: 0x5an, clusterId: 0xc1n });
+    expect(asked).toEqual(['failing', 'joining']);
+  });
+
   it('a cluster ID learnt from the peers is kept, in the shared identity and across restarts', async () => {
     const dataDir = tempDir();
     const joining = await open(dataDir, { memberId: 0x1n, clusterId: 0n });
@@ -54,7 +81,7 @@ describe('node storage: the identity is fixed at first start', () => {
       dataDir: tempDir(),
       walDir: '',
       storage: DEFAULTS.storage,
-      derived: { memberId: 1n, clusterId: 2n },
+      firstStart: async () => ({ memberId: 1n, clusterId: 2n }),
       onWrite: (_s, synced) => writes.push(synced),
       onFailure: () => {},
     });

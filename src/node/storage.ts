@@ -1,7 +1,9 @@
-// Opens the member's database and fixes its identity. The member and cluster IDs are derived
-// from the configuration at first start, stored, and read back on every later start (as etcd
-// does), so a later change of flags cannot silently re-identify a member. A member joining an
-// existing cluster learns the cluster ID from its first peer frame and stores it then.
+// Opens the member's database and fixes its identity. The member and cluster IDs are found at
+// first start (derived from the configuration, or asked of the running cluster by a member
+// joining it: node/join-cluster.ts), stored, and read back on every later start (as etcd
+// does), so a later change of flags cannot silently re-identify a member and a restart asks no
+// one. A member configured with explicit IDs that joins an existing cluster learns the cluster
+// ID from its first peer frame and stores it then.
 //
 // The Raft log lives in the backend's database, or with a wal dir in its own database there
 // (storage/wal-dir.ts); a data dir and a wal dir that do not belong together are refused
@@ -24,8 +26,11 @@ export interface StorageOptions {
   /** Where the Raft log's own database goes; empty = inside the data dir's database. */
   walDir: string;
   storage: Config['storage'];
-  /** The identity a first start stores (derived from the initial cluster). */
-  derived: Identity;
+  /**
+   * The identity a first start stores, called only when the data dir holds none; when it
+   * throws, nothing is stored (the next start finds it again) and the error is the open's.
+   */
+  firstStart(): Promise<Identity>;
   /** Every backend write with its duration, and whether it was synced (for the disk metrics). */
   onWrite(seconds: number, synced: boolean): void;
   /** A failed write or read of either database: the member's fail-stop (storageFailStop). */
@@ -60,13 +65,14 @@ export async function openStorage(options: StorageOptions): Promise<NodeStorage>
   });
   const stored = backend.get(KeySpace.members, IDENTITY_KEY);
   let raftLogDb: RaftLogDb | undefined;
+  let identity: Identity;
   try {
+    identity = stored !== undefined ? { memberId: stored.readBigUInt64BE(0), clusterId: stored.readBigUInt64BE(8) } : { ...(await options.firstStart()) };
     raftLogDb = await openRaftLogDb(backend, options, stored !== undefined);
   } catch (error) {
     await backend.close();
     throw error;
   }
-  const identity: Identity = stored !== undefined ? { memberId: stored.readBigUInt64BE(0), clusterId: stored.readBigUInt64BE(8) } : { ...options.derived };
   if (stored === undefined) await storeIdentity(backend, identity);
   return {
     backend,

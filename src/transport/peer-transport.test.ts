@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, MessageType, makeMessage, type Message } from '../raft/types.js';
 import { encodePeerFrame } from './message-codec.js';
-import { PeerTransport, type PeerTransportOptions } from './peer-transport.js';
+import { askPeerForMembers, PeerCallError, PeerTransport, type PeerTransportOptions } from './peer-transport.js';
 import { Notifier, within } from '../../test/support/wait.js';
 
 interface LogRecord {
@@ -323,6 +323,23 @@ describe('PeerTransport', () => {
     ]);
     await a.until(() => a.snapshotStatus.length > 0);
     expect(a.snapshotStatus).toEqual([{ peer: 2n, ok: false }]);
+  });
+
+  it("answers a Members call with the member's describeCluster bytes; without one, or refused, it is a PeerCallError", async () => {
+    const listing = Buffer.from('{"clusterId":"c1","members":[]}');
+    const describing = await new Node(1n).start(0, { describeCluster: () => listing });
+    const silent = await node(2n);
+    const refusing = await new Node(3n).start(0, { describeCluster: () => listing, authorizePeer: () => 'no certificate' });
+    started.push(describing, refusing);
+    expect((await askPeerForMembers(`http://127.0.0.1:${describing.transport.port}`, undefined, 5_000)).equals(listing)).toBe(true);
+    await expect(askPeerForMembers(`127.0.0.1:${silent.transport.port}`, undefined, 5_000)).rejects.toMatchObject({ code: grpc.status.UNIMPLEMENTED });
+    await expect(askPeerForMembers(`127.0.0.1:${refusing.transport.port}`, undefined, 5_000)).rejects.toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      message: 'peer refused: no certificate',
+    });
+    const closedPort = silent.transport.port;
+    await silent.transport.close();
+    await expect(askPeerForMembers(`127.0.0.1:${closedPort}`, undefined, 5_000)).rejects.toBeInstanceOf(PeerCallError);
   });
 
   it('does nothing after close', async () => {

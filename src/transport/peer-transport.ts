@@ -6,6 +6,8 @@
 //   PeerFrame batches on one long-lived client stream per peer ──► receiver's onMessages()
 //   MsgSnap ──► its own Snapshot call on its own connection, in chunks ──► onMessages() once
 //   reassembled, then onSnapshotStatus() on the sender.
+//   askPeerForMembers() ──► one unary Members call ──► the peer's describeCluster() bytes (how a
+//   member joining with an empty data dir learns its ID; etcd's GET /members on the peer port).
 //
 // Link states of one peer (the stream this member opens towards it):
 //
@@ -110,11 +112,17 @@ export interface PeerTransportOptions {
    * its bytes are used; a string is the reason the peer is refused (logged naming the remote
    * address, answered PERMISSION_DENIED).
    */
-  authorizePeer?(call: grpc.ServerReadableStream<Buffer, Buffer>): string | undefined;
+  authorizePeer?(call: PeerServerCall): string | undefined;
+  /** The answer to a Members call: the member list as JSON, written by the member (opaque here). */
+  describeCluster?(): Buffer;
 }
+
+/** An incoming peer call, streaming (Stream, Snapshot) or unary (Members). */
+export type PeerServerCall = grpc.ServerReadableStream<Buffer, Buffer> | grpc.ServerUnaryCall<Buffer, Buffer>;
 
 const STREAM_PATH = '/metastore.raftpb.Peer/Stream';
 const SNAPSHOT_PATH = '/metastore.raftpb.Peer/Snapshot';
+const MEMBERS_PATH = '/metastore.raftpb.Peer/Members';
 
 const DEFAULT_MAX_BATCH_BYTES = 1024 * 1024;
 /** Messages per frame: enough to amortize a gRPC write, small enough to keep frames flowing. */
@@ -149,6 +157,15 @@ const peerService: grpc.ServiceDefinition = {
   Snapshot: {
     path: SNAPSHOT_PATH,
     requestStream: true,
+    responseStream: false,
+    requestSerialize: passThrough,
+    requestDeserialize: passThrough,
+    responseSerialize: passThrough,
+    responseDeserialize: passThrough,
+  },
+  Members: {
+    path: MEMBERS_PATH,
+    requestStream: false,
     responseStream: false,
     requestSerialize: passThrough,
     requestDeserialize: passThrough,
@@ -245,6 +262,7 @@ export class PeerTransport {
     server.addService(peerService, {
       Stream: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => transport!.serveStream(call, callback),
       Snapshot: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => transport!.serveSnapshot(call, callback),
+      Members: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => transport!.serveMembers(call, callback),
     });
     const addresses = [{ host: options.listenHost, port: options.listenPort, socketPath: options.listenSocketPath }, ...(options.alsoListen ?? [])];
     const listening = await listenForPeers(server, credentials.server, addresses);
@@ -544,7 +562,7 @@ export class PeerTransport {
   // ---- receiving side -------------------------------------------------------------------------
 
   /** True if the peer behind this call passes TLS verification; otherwise refuses the call. */
-  private admitPeer(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): boolean {
+  private admitPeer(call: PeerServerCall, callback: grpc.sendUnaryData<Buffer>): boolean {
     const refusal = this.options.authorizePeer?.(call);
     if (refusal === undefined) return true;
     const remote = call.getPeer();
@@ -687,6 +705,17 @@ export class PeerTransport {
     call.on('error', noop);
   }
 
+  private serveMembers(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
+    if (!this.admitPeer(call, callback)) return;
+    const describe = this.options.describeCluster;
+    if (describe === undefined) {
+      callback({ code: grpc.status.UNIMPLEMENTED, details: 'this member does not describe its cluster' });
+      return;
+    }
+    const json = describe();
+    callback(null, Buffer.concat([lengthDelimitedPrefix(1, json.length), json]));
+  }
+
   private warnRateLimited(key: string, fields: Record<string, unknown>, message: string): void {
     const nowMs = Date.now();
     const entry = this.warnedAt.get(key);
@@ -699,6 +728,48 @@ export class PeerTransport {
     if (this.warnedAt.size > 1024) this.warnedAt.clear();
     this.warnedAt.set(key, { atMs: nowMs, suppressed: 0 });
   }
+}
+
+/** A unary call to a peer failed (no answer, an error status, or a malformed answer). */
+export class PeerCallError extends Error {
+  override name = 'PeerCallError';
+  constructor(
+    message: string,
+    readonly code: grpc.status,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Asks the member at `address` (host:port or a peer URL) for its member list over one unary
+ * Members call, with the peer link's credentials; resolves to the JSON its describeCluster()
+ * wrote. Rejects with a PeerCallError when the peer does not answer within `timeoutMs`, answers
+ * with an error status, or answers something that is not a MemberList.
+ */
+export function askPeerForMembers(address: string, channel: grpc.ChannelCredentials | undefined, timeoutMs: number): Promise<Buffer> {
+  const client = new grpc.Client(grpcTarget(address), channel ?? grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  return new Promise<Buffer>((resolve, reject) => {
+    client.makeUnaryRequest(MEMBERS_PATH, passThrough, passThrough, EMPTY_ACK, { deadline: Date.now() + timeoutMs }, (error, answer) => {
+      client.close();
+      if (error !== null) {
+        reject(new PeerCallError(error.details || error.message, error.code));
+        return;
+      }
+      try {
+        resolve(memberListJson(answer ?? EMPTY_ACK));
+      } catch (decodeError) {
+        if (!(decodeError instanceof FrameDecodeError)) throw decodeError;
+        reject(new PeerCallError(decodeError.message, grpc.status.INTERNAL));
+      }
+    });
+  });
+}
+
+/** The json field (1) of a MemberList message. */
+function memberListJson(wire: Buffer): Buffer {
+  for (const field of protobufFields(wire)) if (field.number === 1 && field.bytes !== undefined) return field.bytes;
+  throw new FrameDecodeError('Members answer without its json field');
 }
 
 /**

@@ -2,7 +2,7 @@
 // data dirs moved by METASTORE_SERVER_* environment overrides so the test runs on free ports:
 // a put through member 1 is seen by a linearizable get through member 3; after kill -9 of the
 // leader the survivors take writes; the restarted member catches up and its HashKV equals the
-// others'.
+// others'; a fourth member joins with the ID `member add` printed.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -133,4 +133,48 @@ it('replicates, survives kill -9 of the leader, and the restarted member has the
   const values = (JSON.parse(hashes.stdout) as Array<{ HashKV: { hash: number } }>).map((h) => h.HashKV.hash);
   expect(values).toHaveLength(3);
   expect(new Set(values).size).toBe(1);
+}, 60_000);
+
+// raft.peers mode keeps explicit IDs: a member joining it is configured with the ID that
+// `member add` printed (etcd's, time mixed in), in server.member_id and in the peer list.
+it('a fourth member joins in raft.peers mode under the ID member add printed', async () => {
+  const all = members.map((m) => m.endpoint).join(',');
+  await waitForLeader(all, 3);
+  const [client, raft, health, metrics] = await freePorts(4);
+  const add = await waitFor(() => etcdctl(all, ['member', 'add', 'member4', `--peer-urls=http://127.0.0.1:${raft}`]), {
+    what: 'member add member4 to be accepted',
+    until: (r) => r.code === 0 || !/unhealthy cluster|not enough started members/.test(r.stderr),
+  });
+  expect(add.code, add.stderr).toBe(0);
+  const id = /Member\s+([0-9a-f]+) added/.exec(add.stdout)![1]!;
+  // Started from member3's YAML (start() picks the file by name), every key that differs overridden.
+  const joiner: Member = {
+    name: 'member3',
+    endpoint: `127.0.0.1:${client}`,
+    logs: '',
+    env: {
+      ...members[2]!.env,
+      METASTORE_SERVER_NAME: 'member4',
+      METASTORE_SERVER_MEMBER_ID: `0x${id}`,
+      METASTORE_SERVER_INITIAL_CLUSTER_STATE: 'existing',
+      METASTORE_SERVER_GRPC_PORT: String(client),
+      METASTORE_SERVER_RAFT_PORT: String(raft),
+      METASTORE_SERVER_HEALTH_PORT: String(health),
+      METASTORE_SERVER_MONITORING_PROMETHEUS_PORT: String(metrics),
+      METASTORE_SERVER_RAFT_PEERS: `${members[2]!.env.METASTORE_SERVER_RAFT_PEERS},0x${id}@127.0.0.1:${raft}`,
+      METASTORE_SERVER_DATA_DIR: join(dataRoot, 'member4'),
+    },
+  };
+  members.push(joiner);
+  await start(joiner);
+  const listed = await waitFor(() => etcdctl(all, ['member', 'list']), {
+    what: 'member4 started under the added ID',
+    until: (r) => r.stdout.includes(`${id}, started, member4`),
+  });
+  expect(listed.code).toBe(0);
+  const read = await waitFor(() => etcdctl(joiner.endpoint, ['get', 'local', '--print-value-only', '--consistency=s']), {
+    what: 'member4 caught up',
+    until: (r) => r.stdout.trim() === 'yes',
+  });
+  expect(read.stdout.trim()).toBe('yes');
 }, 60_000);

@@ -26,7 +26,7 @@ import type { InternalRequest } from '../apply/internal-request.js';
 import type { RaftNode } from './raft-node.js';
 import type { Membership, Member, MemberContext } from '../membership/membership.js';
 import { AlarmAction, AlarmType, type AlarmMember } from '../apply/alarms.js';
-import { deriveMemberId } from '../membership/member-id.js';
+import { deriveAddedMemberId } from '../membership/member-id.js';
 import { ServerError } from '../apply/errors.js';
 import { ConfChangeType } from '../../raft/types.js';
 import { WatchHub } from '../watch/watch-hub.js';
@@ -56,8 +56,6 @@ export interface MembershipOptions {
   selfId: bigint;
   /** Initial members of a new cluster (or this member alone). */
   initial: ReadonlyArray<{ id: bigint; name: string; peerUrls: string[] }>;
-  /** Token used to derive IDs of added members from their peer URLs. */
-  clusterToken: string;
   maxLearners: number;
   /** This member's own name and client URLs, published through the log at start. */
   name: string;
@@ -247,7 +245,9 @@ export class KvServer {
     if (peerUrls.some((url) => taken.has(url))) throw new ServerError('PeerURLExist');
     if (isLearner && this.membership.list().filter((m) => m.isLearner).length >= options.maxLearners) throw new ServerError('TooManyLearners');
     if (!isLearner) this.checkStartedQuorum(+1);
-    const id = deriveMemberId(peerUrls, options.clusterToken);
+    // As etcd's MemberAdd, the time of the add is in the ID: a removed member's peer URL can be
+    // added again (a second later at the earliest) and gets an ID of its own.
+    const id = deriveAddedMemberId(peerUrls, Date.now() / 1000);
     if (this.membership.get(id) !== undefined || this.membership.wasRemoved(id)) throw new ServerError('MemberExist');
     const context: MemberContext = { peerUrls, isLearner };
     await this.raft.changeMembership(isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, id, Buffer.from(JSON.stringify(context)));

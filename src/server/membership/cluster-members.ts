@@ -3,8 +3,9 @@
 // or MetaStore's YAML (explicit member IDs and `ID@host:port` raft peers).
 //
 // The result names every member with its ID and the host:port its raft transport listens on,
-// this member's ID, and the cluster ID. It is computed once at first start; restarts read the
-// stored identity back (src/node/storage.ts), so a later change of flags cannot silently re-identify a
+// this member's ID, and the cluster ID. It is computed once at first start (a member joining a
+// running cluster takes the cluster's IDs instead: join-match.ts); restarts read the stored
+// identity back (src/node/storage.ts), so a later change of flags cannot silently re-identify a
 // member.
 
 import { dialAddress } from './member-address.js';

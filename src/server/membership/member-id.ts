@@ -3,6 +3,9 @@
 // the same IDs in every response header (etcd: membership.NewMember and RaftCluster.genID).
 //
 // member ID = first 8 bytes (big-endian) of SHA-1(sorted peer URLs concatenated + token)
+// added member ID = the same over (sorted peer URLs + the add's Unix time in decimal seconds):
+//   etcd's v3 MemberAdd passes an empty cluster name and the time, so re-adding a removed
+//   member's peer URL a second or more later gets a new ID
 // cluster ID = first 8 bytes of SHA-1(member IDs in ascending order, 8 bytes each)
 
 import { createHash } from 'node:crypto';
@@ -12,6 +15,11 @@ export function deriveMemberId(peerUrls: readonly string[], clusterToken: string
   for (const url of [...peerUrls].sort()) hash.update(url);
   hash.update(clusterToken);
   return hash.digest().readBigUInt64BE(0);
+}
+
+/** The ID etcd's Cluster.MemberAdd gives a member added at `unixSeconds` (membership.NewMember with a time). */
+export function deriveAddedMemberId(peerUrls: readonly string[], unixSeconds: number): bigint {
+  return deriveMemberId(peerUrls, String(Math.floor(unixSeconds)));
 }
 
 export function deriveClusterId(memberIds: readonly bigint[]): bigint {
