@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { MvccError, type MvccErrorCode } from '../mvcc/errors.js';
 import { ForwardedError } from './leader-forward.js';
 import { type EtcdErrorCode, etcdStatus, isEtcdCodedError, rawStatus } from './errors.js';
+import { encodeWithHeader, hasHeaderField } from './header-encoding.js';
 
 export type Handlers = Record<string, grpc.UntypedHandleCall>;
 
@@ -193,7 +194,8 @@ export function withRequestSizes(definition: grpc.ServiceDefinition, maxMessageB
   const wrapped: Record<string, grpc.MethodDefinition<object, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
     const decode = method.requestDeserialize as (bytes: Buffer) => object;
-    const encode = method.responseSerialize as (value: unknown) => Buffer;
+    const serialize = method.responseSerialize as (value: unknown) => Buffer;
+    const encode = hasHeaderField(method) ? (value: unknown) => encodeWithHeader(value, serialize) as Buffer : serialize;
     wrapped[name] = {
       ...method,
       // A handler may hand over a response it encoded itself (the watch fan-out encodes each
