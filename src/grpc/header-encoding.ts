@@ -106,7 +106,10 @@ export function encodeHeaderField(header: HeaderObject): Buffer | undefined {
   if (n < 0) return undefined;
   scratch[0] = 0x0a; // field 1, length-delimited
   scratch[1] = n - 2; // at most 44: one varint byte
-  return Buffer.from(scratch.subarray(0, n));
+  // One allocation per response: copied out by hand (no subarray view, no native copy call).
+  const out = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) out[i] = scratch[i] as number;
+  return out;
 }
 
 /** True when the response has a field other than the header to encode. */

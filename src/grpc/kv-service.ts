@@ -26,6 +26,9 @@ import {
 import { isReadOnlyTxn } from '../server/member/kv-server.js';
 import { checkRange, checkTxnAccess } from './auth-check.js';
 
+/** A single-key check's range end (read only, so one instance serves every call). */
+const NO_RANGE_END = Buffer.alloc(0);
+
 export interface KvLimits {
   maxTxnOps: number;
   maxRequestBytes: number;
@@ -53,7 +56,7 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
     Put: unary<wire.PutRequest>('Put', async (request, call) => {
       const put = toPutRequest(request);
       checkSize(request);
-      const stamp = checkRange(kv.auth, call, put.key, Buffer.alloc(0), 'write');
+      const stamp = checkRange(kv.auth, call, put.key, NO_RANGE_END, 'write');
       const { result, revision } = await kv.put(put, stamp);
       return { header: headers.at(revision), ...toWirePut(result) };
     }),
