@@ -426,13 +426,17 @@ export class KvServer {
     return { result, revision: this.mvcc.currentRevision };
   }
 
-  async put(request: PutRequest, stamp?: AuthStamp): Promise<Revisioned<PutResult>> {
-    const measuring = this.quotaCheck(request.key.length + request.value.length);
-    if (measuring !== undefined) await measuring;
-    const { outcome } = await this.raft.propose(stamp === undefined ? { kind: 'put', put: request } : { kind: 'put', put: request, stamp });
-    const value = unwrap(outcome);
-    assert(value.kind === 'put');
-    return { result: value.put, revision: revisionOf(outcome) };
+  /** A plain promise chain rather than an async function: one frame and promise less per put. */
+  put(request: PutRequest, stamp?: AuthStamp): Promise<Revisioned<PutResult>> {
+    let measuring: Promise<void> | undefined;
+    try {
+      measuring = this.quotaCheck(request.key.length + request.value.length);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const propose = (): Promise<Revisioned<PutResult>> =>
+      this.raft.propose(stamp === undefined ? { kind: 'put', put: request } : { kind: 'put', put: request, stamp }).then(putResult);
+    return measuring === undefined ? propose() : measuring.then(propose);
   }
 
   async deleteRange(request: DeleteRangeRequest, stamp?: AuthStamp): Promise<Revisioned<DeleteRangeResult>> {
@@ -477,6 +481,12 @@ export class KvServer {
 /** The stamp field of a proposal: present only while auth is in use (entries stay as before otherwise). */
 function stamped(stamp: AuthStamp | undefined): { stamp?: AuthStamp } {
   return stamp === undefined ? {} : { stamp };
+}
+
+function putResult({ outcome }: { outcome: ApplyOutcome }): Revisioned<PutResult> {
+  const value = unwrap(outcome);
+  assert(value.kind === 'put');
+  return { result: value.put, revision: revisionOf(outcome) };
 }
 
 function unwrap(outcome: ApplyOutcome): ApplyValue {
