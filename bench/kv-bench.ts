@@ -7,9 +7,14 @@
 //
 //   node --import tsx bench/kv-bench.ts [--members 1|3] [--puts 50000] [--ranges 100000]
 //        [--clients 100] [--connections 10] [--only etcd|metastore] [--workers 0,2] [--record]
+//        [--node-args '--cpu-prof --cpu-prof-dir=DIR']
 //
 // --workers: MetaStore is measured once per listed server.grpc.workers value (edge processes
 // relaying to the member process; default just 0, everything in one process).
+// --node-args: options for node running a single-member MetaStore (its edge processes inherit
+// them), e.g. --cpu-prof or --perf-basic-prof; the member is then stopped with SIGTERM so that
+// every process exits cleanly and writes its profile. --ranges 0 skips the range workload (a
+// put-only profile).
 //
 // Estimate before measuring (2 cores): a put costs etcd ~65 us of CPU and MetaStore ~50 us of
 // grpc-js plus a few us of MVCC and batching per request, with one fsync per batch of ~100;
@@ -38,6 +43,7 @@ const connections = flag('connections', 10);
 const puts = flag('puts', 50_000);
 const ranges = flag('ranges', 100_000);
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
+const nodeArgs = process.argv.includes('--node-args') ? process.argv[process.argv.indexOf('--node-args') + 1]!.split(' ').filter((a) => a !== '') : [];
 const workerCounts = process.argv.includes('--workers') ? process.argv[process.argv.indexOf('--workers') + 1]!.split(',').map(Number) : [0];
 
 interface Result {
@@ -194,6 +200,7 @@ async function benchTarget(target: string, endpoints: string[], pids?: Pids): Pr
   await load(endpoints, 'put', Math.min(5000, puts), false); // warm-up: JIT, connections, caches
   const rows: Row[] = [];
   rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...(await measured(pids, puts, () => load(endpoints, 'put', puts, false))) });
+  if (ranges === 0) return rows;
   const kind = linearizable ? 'linearizable' : 'serializable';
   rows.push({
     target,
@@ -239,10 +246,11 @@ async function main(): Promise<void> {
     if (only !== 'etcd') {
       if (members === 1) {
         for (const workers of workerCounts) {
-          const metastore = await startMetaStore({ env: { METASTORE_SERVER_GRPC_WORKERS: String(workers) } });
+          const metastore = await startMetaStore({ env: { METASTORE_SERVER_GRPC_WORKERS: String(workers) }, nodeArgs });
           const target = workerCounts.length === 1 && workers === 0 ? 'MetaStore' : `MetaStore (workers ${workers})`;
           const edges = [...metastore.logs().matchAll(/"pid":(\d+),"msg":"edge process started"/g)].map((m) => Number(m[1]));
           rows.push(...(await benchTarget(target, [metastore.endpoint.replace('http://', '')], { main: metastore.pid, edges })));
+          if (nodeArgs.length > 0) await metastore.stop(); // a clean exit writes the profiles
           await metastore.destroy();
         }
       } else {

@@ -6,6 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import { MvccError, type MvccErrorCode } from '../mvcc/errors.js';
 import { ForwardedError } from './leader-forward.js';
 import { type EtcdErrorCode, etcdStatus, isEtcdCodedError, rawStatus } from './errors.js';
+import { encodeWithHeader, hasHeaderField } from './header-encoding.js';
+import { DeadlineQueue } from './request-deadlines.js';
 
 export type Handlers = Record<string, grpc.UntypedHandleCall>;
 
@@ -129,23 +131,22 @@ export function unary<Request>(
     }
     if (result instanceof Promise) {
       if (hooks.timeoutMs > 0 && options.waits !== true) {
-        // Node keeps timers of one duration in one list: arming and clearing is O(1).
         let answered = false;
-        const timer = setTimeout(() => {
+        const deadline = deadlinesOf(hooks.timeoutMs).add(() => {
           answered = true;
           done(etcdStatus('Timeout'));
-        }, hooks.timeoutMs);
+        });
         result.then(
           (response) => {
             if (answered) return;
             answered = true;
-            clearTimeout(timer);
+            deadline.settle();
             done(null, response);
           },
           (error: unknown) => {
             if (answered) return;
             answered = true;
-            clearTimeout(timer);
+            deadline.settle();
             done(toStatus(method, error));
           },
         );
@@ -159,6 +160,18 @@ export function unary<Request>(
       done(null, result);
     }
   };
+}
+
+/** One queue per timeout duration (the configured one; tests change it). */
+const deadlineQueues = new Map<number, DeadlineQueue>();
+
+function deadlinesOf(timeoutMs: number): DeadlineQueue {
+  let queue = deadlineQueues.get(timeoutMs);
+  if (queue === undefined) {
+    queue = new DeadlineQueue(timeoutMs);
+    deadlineQueues.set(timeoutMs, queue);
+  }
+  return queue;
 }
 
 export function unimplemented(service: string, method: string): grpc.UntypedHandleCall {
@@ -193,7 +206,8 @@ export function withRequestSizes(definition: grpc.ServiceDefinition, maxMessageB
   const wrapped: Record<string, grpc.MethodDefinition<object, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
     const decode = method.requestDeserialize as (bytes: Buffer) => object;
-    const encode = method.responseSerialize as (value: unknown) => Buffer;
+    const serialize = method.responseSerialize as (value: unknown) => Buffer;
+    const encode = hasHeaderField(method) ? (value: unknown) => encodeWithHeader(value, serialize) as Buffer : serialize;
     wrapped[name] = {
       ...method,
       // A handler may hand over a response it encoded itself (the watch fan-out encodes each

@@ -26,6 +26,9 @@ import {
 import { isReadOnlyTxn } from '../server/member/kv-server.js';
 import { checkRange, checkTxnAccess } from './auth-check.js';
 
+/** A single-key check's range end (read only, so one instance serves every call). */
+const NO_RANGE_END = Buffer.alloc(0);
+
 export interface KvLimits {
   maxTxnOps: number;
   maxRequestBytes: number;
@@ -50,12 +53,13 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
       return barrier === undefined ? respond() : barrier.then(respond);
     }),
 
-    Put: unary<wire.PutRequest>('Put', async (request, call) => {
+    // Not async: a throw here is answered by unary() as a rejection would be, and the put's
+    // promise is handed on without another async frame per call.
+    Put: unary<wire.PutRequest>('Put', (request, call) => {
       const put = toPutRequest(request);
       checkSize(request);
-      const stamp = checkRange(kv.auth, call, put.key, Buffer.alloc(0), 'write');
-      const { result, revision } = await kv.put(put, stamp);
-      return { header: headers.at(revision), ...toWirePut(result) };
+      const stamp = checkRange(kv.auth, call, put.key, NO_RANGE_END, 'write');
+      return kv.put(put, stamp).then(({ result, revision }) => ({ header: headers.at(revision), ...toWirePut(result) }));
     }),
 
     DeleteRange: unary<wire.DeleteRangeRequest>('DeleteRange', async (request, call) => {

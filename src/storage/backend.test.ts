@@ -49,6 +49,18 @@ describe('Backend', () => {
     await backend.close();
   });
 
+  it('a write queued behind one in flight stays visible when the first lands', async () => {
+    const backend = await Backend.open(tempDir());
+    const first = backend.write([put('a', '1'), put('b', '1')], { sync: true });
+    // Queued while the first is in flight; unsynced, it waits for a later flush.
+    const second = backend.write([put('b', '2'), put('c', '2')], { sync: false });
+    await first;
+    expect(['a', 'b', 'c'].map((k) => backend.get(KeySpace.mvcc, k)?.toString())).toEqual(['1', '2', '2']);
+    await second;
+    expect(['a', 'b', 'c'].map((k) => backend.get(KeySpace.mvcc, k)?.toString())).toEqual(['1', '2', '2']);
+    await backend.close();
+  });
+
   it('writes land in the order they were requested, even when merged', async () => {
     const backend = await Backend.open(tempDir());
     const writes = [];

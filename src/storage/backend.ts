@@ -70,6 +70,8 @@ export interface BackendOptions {
 
 interface QueuedWrite {
   ops: BatchOp[];
+  /** Each op's key as the `pending` map's key (latin1), made once per op. */
+  keys: string[];
   sync: boolean;
   waiters: Array<{ resolve: () => void; reject: (error: Error) => void }>;
 }
@@ -207,11 +209,13 @@ export class Backend {
     assert(!this.closed, 'write after close');
     if (this.failure !== undefined) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      if (this.queued === undefined) this.queued = { ops: [], sync: false, waiters: [] };
+      if (this.queued === undefined) this.queued = { ops: [], keys: [], sync: false, waiters: [] };
       const queued = this.queued;
       for (const op of ops) {
+        const key = op.key.toString('latin1');
         queued.ops.push(op);
-        this.pending.set(op.key.toString('latin1'), op.type === 'put' ? op.value : null);
+        queued.keys.push(key);
+        this.pending.set(key, op.type === 'put' ? op.value : null);
       }
       queued.sync ||= options.sync;
       queued.waiters.push({ resolve, reject });
@@ -243,11 +247,7 @@ export class Backend {
       () => {
         this.writing = false;
         this.onWrite?.((performance.now() - started) / 1000, queued.sync);
-        // Landed: LevelDB answers for these keys now, unless a later write is pending for them.
-        for (const op of queued.ops) {
-          const key = op.key.toString('latin1');
-          if (this.pending.get(key) === (op.type === 'put' ? op.value : null)) this.pending.delete(key);
-        }
+        this.forgetLanded(queued);
         for (const waiter of queued.waiters) waiter.resolve();
         this.afterWrite();
       },
@@ -261,6 +261,20 @@ export class Backend {
         for (const waiter of [...queued.waiters, ...(next?.waiters ?? [])]) waiter.reject(failure);
       },
     );
+  }
+
+  /** Landed: LevelDB answers for these keys now, unless a later write is pending for them. */
+  private forgetLanded(landed: QueuedWrite): void {
+    // One write is in flight at a time: with none queued behind it, every pending op was its.
+    if (this.queued === undefined) {
+      this.pending.clear();
+      return;
+    }
+    for (let i = 0; i < landed.ops.length; i++) {
+      const op = landed.ops[i] as BatchOp;
+      const key = landed.keys[i] as string;
+      if (this.pending.get(key) === (op.type === 'put' ? op.value : null)) this.pending.delete(key);
+    }
   }
 
   /** One LevelDB write of the merged ops; a closed or failed database may throw at once. */
@@ -353,7 +367,7 @@ export class Backend {
     // Let queued writes land, synced, before closing: they may carry acknowledged state.
     while (this.failure === undefined && (this.writing || this.queued !== undefined)) {
       await new Promise<void>((resolve, reject) => {
-        if (this.queued === undefined) this.queued = { ops: [], sync: true, waiters: [] };
+        if (this.queued === undefined) this.queued = { ops: [], keys: [], sync: true, waiters: [] };
         this.queued.sync = true;
         this.queued.waiters.push({ resolve, reject });
         if (!this.writing) this.flush();

@@ -22,6 +22,8 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export interface ServerOptions {
   /** Extra command-line flags appended after the standard ones. */
   extraArgs?: readonly string[];
+  /** Options for node itself, before the script (benchmarks: --cpu-prof). */
+  nodeArgs?: readonly string[];
   /** Client URLs' scheme (default http); with https, extraArgs bring the certificate flags. */
   clientScheme?: 'http' | 'https';
   /** Extra environment variables for the server process. */
@@ -185,7 +187,7 @@ export async function startMetaStore(options: ServerOptions = {}): Promise<MetaS
   const name = options.name ?? 'default';
   const clientScheme = options.clientScheme ?? 'http';
   const flags = etcdStyleFlags({ name, clientPort, peerPort, dataDir, initialCluster: options.initialCluster, clientScheme });
-  const args = [bin, ...flags, ...(options.extraArgs ?? [])];
+  const args = [...(options.nodeArgs ?? []), bin, ...flags, ...(options.extraArgs ?? [])];
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const key of Object.keys(env)) if (key.startsWith('METASTORE_')) delete env[key];
   Object.assign(env, {

@@ -69,8 +69,18 @@ function decodeAuthOp(bytes: Buffer): AuthOp {
   ) as AuthOp;
 }
 
+/**
+ * Bytes to reserve for an encoding: a put's exact size (its value is most of it, so a writer
+ * that starts small would grow and copy it more than once); 64 for the others, which grow.
+ */
+function sizeHint(request: InternalRequest): number {
+  const stamp = request.stamp === undefined ? 0 : 1 + 4 + Buffer.byteLength(request.stamp.username) + 8;
+  if (request.kind !== 'put') return 64 + stamp;
+  return 2 + 4 + request.put.key.length + 4 + request.put.value.length + 8 + 3 + stamp;
+}
+
 export function encodeInternalRequest(request: InternalRequest): Buffer {
-  const out = new ByteWriter(64);
+  const out = new ByteWriter(sizeHint(request));
   out.u8(ENCODING_VERSION);
   if (request.stamp !== undefined) out.u8(KIND.stamp).bytes(Buffer.from(request.stamp.username)).int(request.stamp.revision);
   switch (request.kind) {

@@ -203,10 +203,22 @@ export class KvServer {
    * exceeded" and raise the NOSPACE alarm through Raft.
    */
   async checkQuota(requestBytes: number): Promise<void> {
+    await this.quotaCheck(requestBytes);
+  }
+
+  /**
+   * The quota check without a promise in the common case (a put awaits it only when the files
+   * must be measured): undefined when admitted at once; throws NoSpace while the alarm is on.
+   */
+  private quotaCheck(requestBytes: number): Promise<void> | undefined {
     if (this.applier.alarms.has(AlarmType.NOSPACE)) throw new ServerError('NoSpace');
-    if (!Number.isFinite(this.quotaBytes)) return;
+    if (!Number.isFinite(this.quotaBytes)) return undefined;
     const estimate = this.sizeEstimate.bytes + (this.backend.bytesWritten - this.sizeEstimate.writtenAtMeasure);
-    if (estimate + requestBytes <= this.quotaBytes) return;
+    if (estimate + requestBytes <= this.quotaBytes) return undefined;
+    return this.measureQuota(requestBytes);
+  }
+
+  private async measureQuota(requestBytes: number): Promise<void> {
     // The estimate counts logical bytes written since the last measurement; LevelDB compresses
     // and compacts, so measure the files before refusing and raising an alarm.
     const bytes = await this.backend.stateSizeBytes();
@@ -414,12 +426,17 @@ export class KvServer {
     return { result, revision: this.mvcc.currentRevision };
   }
 
-  async put(request: PutRequest, stamp?: AuthStamp): Promise<Revisioned<PutResult>> {
-    await this.checkQuota(request.key.length + request.value.length);
-    const { outcome } = await this.raft.propose({ kind: 'put', put: request, ...stamped(stamp) });
-    const value = unwrap(outcome);
-    assert(value.kind === 'put');
-    return { result: value.put, revision: revisionOf(outcome) };
+  /** A plain promise chain rather than an async function: one frame and promise less per put. */
+  put(request: PutRequest, stamp?: AuthStamp): Promise<Revisioned<PutResult>> {
+    let measuring: Promise<void> | undefined;
+    try {
+      measuring = this.quotaCheck(request.key.length + request.value.length);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const propose = (): Promise<Revisioned<PutResult>> =>
+      this.raft.propose(stamp === undefined ? { kind: 'put', put: request } : { kind: 'put', put: request, stamp }).then(putResult);
+    return measuring === undefined ? propose() : measuring.then(propose);
   }
 
   async deleteRange(request: DeleteRangeRequest, stamp?: AuthStamp): Promise<Revisioned<DeleteRangeResult>> {
@@ -464,6 +481,12 @@ export class KvServer {
 /** The stamp field of a proposal: present only while auth is in use (entries stay as before otherwise). */
 function stamped(stamp: AuthStamp | undefined): { stamp?: AuthStamp } {
   return stamp === undefined ? {} : { stamp };
+}
+
+function putResult({ outcome }: { outcome: ApplyOutcome }): Revisioned<PutResult> {
+  const value = unwrap(outcome);
+  assert(value.kind === 'put');
+  return { result: value.put, revision: revisionOf(outcome) };
 }
 
 function unwrap(outcome: ApplyOutcome): ApplyValue {
