@@ -328,34 +328,6 @@ describe('MvccStore value reads', () => {
     expect(reads).toBe(1);
   });
 
-  it('tells the history reader which reads the value cache keeps (so LevelDB need not cache them too)', () => {
-    const h = new MemoryHistory();
-    const writer = new MvccStore({ history: h });
-    writer.put(putReq('a', '1'), h);
-    writer.put(putReq('b', '1'), h);
-    const hints: string[] = [];
-    const readRecord = (rev: Revision, cachedAbove?: boolean): Buffer | undefined => {
-      hints.push(`${rev.main} ${cachedAbove === true}`);
-      return h.readRecord(rev);
-    };
-    const restored = (valueCacheBytes: number): MvccStore => {
-      const store = new MvccStore({ history: { readRecord }, valueCacheBytes });
-      for (const { rev, record } of h.sorted()) store.restoreRecord(rev, record);
-      store.finishRestore({ compactedRevision: -1 });
-      return store;
-    };
-    const sink: WriteSink = { record: (rev, record) => h.record(rev, record), event: () => undefined, wantsPrevKv: () => false };
-    const withCache = restored(1 << 20);
-    withCache.range(rangeReq('b')); // a single-key read: the value cache keeps it
-    withCache.range(rangeReq('a', ALL)); // a scan does not fill the value cache (b is in it)
-    withCache.put(putReq('a', '2'), sink);
-    withCache.range(rangeReq('a', NONE, { revision: 2 })); // history below the live revision
-    expect(hints).toEqual(['3 true', '2 false', '2 false']);
-    hints.length = 0;
-    restored(0).range(rangeReq('b')); // no value cache: LevelDB's block cache is the only one
-    expect(hints).toEqual(['3 false']);
-  });
-
   it('a put or delete reads the previous value only for prev_kv, ignore_value, or a sink that wants it', () => {
     const h = new MemoryHistory();
     const leases = new FakeLeases();

@@ -55,9 +55,7 @@ import {
  * WriteSink earlier but not yet flushed to disk (the apply loop batches several requests): a
  * put may read the key's previous record back (prev_kv) in the same batch. */
 export interface HistoryReader {
-  /** `cachedAbove`: the store keeps this value in its own value cache, so a cache of the
-   * reader's (LevelDB's block cache) would only hold it twice and should not be filled. */
-  readRecord(rev: Revision, cachedAbove?: boolean): Buffer | undefined;
+  readRecord(rev: Revision): Buffer | undefined;
 }
 
 /** What the store needs from the lessor (declared here; the lessor implements it). */
@@ -543,15 +541,14 @@ export class MvccStore {
   private liveValue(ki: KeyIndex, remember = true): KeyValue {
     const cached = this.liveValues.get(ki);
     if (cached !== undefined) return cached;
-    const cachedAbove = remember && this.liveValues.capacity > 0;
-    const kv = this.readValue(ki, { rev: { main: ki.modMain, sub: ki.modSub }, created: ki.createRevision, version: ki.version }, cachedAbove);
+    const kv = this.readValue(ki, { rev: { main: ki.modMain, sub: ki.modSub }, created: ki.createRevision, version: ki.version });
     if (remember) this.liveValues.set(ki, kv);
     return kv;
   }
 
-  /** The KeyValue at an index hit, read from history (`cachedAbove`: see HistoryReader). */
-  private readValue(ki: KeyIndex, hit: KeyIndexHit, cachedAbove = false): KeyValue {
-    const record = this.history.readRecord(hit.rev, cachedAbove);
+  /** The KeyValue at an index hit, read from history. */
+  private readValue(ki: KeyIndex, hit: KeyIndexHit): KeyValue {
+    const record = this.history.readRecord(hit.rev);
     assert(record !== undefined, `mvcc: history has no record for revision ${hit.rev.main}.${hit.rev.sub}`);
     const decoded = decodeRecord(record);
     assert(!decoded.tombstone, 'mvcc: key index points at a tombstone for a live revision');

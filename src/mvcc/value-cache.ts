@@ -32,10 +32,6 @@ export class ValueCache<K> {
 
   constructor(private readonly capacityBytes: number) {}
 
-  get capacity(): number {
-    return this.capacityBytes;
-  }
-
   /** The cached value for `owner`, marked as most recently used. */
   get(owner: K): KeyValue | undefined {
     const kv = this.entries.get(owner);

@@ -54,15 +54,6 @@ export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del
  */
 export const DEFAULT_MAX_OPEN_FILES = 74;
 
-export interface PointReadOptions {
-  /** False: do not keep the blocks this read loads in LevelDB's block cache (default true). */
-  fillCache?: boolean;
-}
-
-/** getSync options for a read that leaves the block cache alone; the encodings are the
- * database's own, so abstract-level forwards the object without cloning it. */
-const WITHOUT_FILLING_CACHE = { fillCache: false, keyEncoding: 'buffer', valueEncoding: 'buffer' } as const;
-
 export interface BackendOptions {
   /** LevelDB block cache, bytes. */
   cacheSizeBytes?: number;
@@ -166,17 +157,17 @@ export class Backend {
    * Synchronous point read that sees every write already requested, landed or not: queued and
    * in-flight ops are consulted first, then LevelDB (memtable or block cache in steady state).
    */
-  get(space: KeySpace, key: Buffer | string, options: PointReadOptions = {}): Buffer | undefined {
-    return this.getRaw(spaceKey(space, key), options);
+  get(space: KeySpace, key: Buffer | string): Buffer | undefined {
+    return this.getRaw(spaceKey(space, key));
   }
 
-  getRaw(fullKey: Buffer, options: PointReadOptions = {}): Buffer | undefined {
+  getRaw(fullKey: Buffer): Buffer | undefined {
     if (this.pending.size > 0) {
       const pending = this.pending.get(fullKey.toString('latin1'));
       if (pending !== undefined) return pending === null ? undefined : pending;
     }
     try {
-      return options.fillCache === false ? this.db.getSync(fullKey, WITHOUT_FILLING_CACHE) : this.db.getSync(fullKey);
+      return this.db.getSync(fullKey);
     } catch (error) {
       // A point read of a Buffer key fails only when LevelDB cannot read its files.
       throw this.failed('damaged', error);
