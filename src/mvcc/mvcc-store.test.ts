@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { CompactedError, FutureRevisionError, KeyNotFoundError, LeaseNotFoundError } from './errors.js';
 import { MemoryHistory } from './memory-history.js';
-import { MvccStore, type LeaseTracker } from './mvcc-store.js';
+import { MvccStore, type LeaseTracker, type WriteSink } from './mvcc-store.js';
 import type { Compare, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest, RequestOp, Revision, TxnRequest } from './types.js';
 import { rangeRequest } from './types.js';
 
@@ -326,6 +326,51 @@ describe('MvccStore value reads', () => {
     store.put(putReq('a', '3'), h);
     expect(store.range(rangeReq('a', NONE, { revision: 3 })).kvs.map(brief)).toEqual(['a=2 c2 m3 v2']); // history
     expect(reads).toBe(1);
+  });
+
+  it('a put or delete reads the previous value only for prev_kv, ignore_value, or a sink that wants it', () => {
+    const h = new MemoryHistory();
+    const leases = new FakeLeases();
+    let reads = 0;
+    const readRecord = (rev: Revision): Buffer | undefined => {
+      reads++;
+      return h.readRecord(rev);
+    };
+    const store = new MvccStore({ history: { readRecord }, leases });
+    const wanted = new Set<string>();
+    const sink: WriteSink = { record: (rev, record) => h.record(rev, record), event: (e) => h.event(e), wantsPrevKv: (key) => wanted.has(key) };
+    const lastEvent = (): string => {
+      const e = h.events[h.events.length - 1]!;
+      return `${e.type} ${brief(e.kv)} prev ${e.prevKv ? brief(e.prevKv) : '-'}`;
+    };
+    store.put(putReq('a', '1', { lease: 1n }), sink);
+    store.put(putReq('a', '2', { lease: 2n }), sink); // a plain overwrite: metadata from the index
+    expect(lastEvent()).toBe('put a=2 c2 m3 v2 l2 prev -');
+    store.put(putReq('a', '3', { ignoreLease: true }), sink); // the lease is in the index too
+    expect(lastEvent()).toBe('put a=3 c2 m4 v3 l2 prev -');
+    expect(reads).toBe(0);
+    expect(leases.calls).toEqual(['attach 1 a', 'detach 1 a', 'attach 2 a', 'detach 2 a', 'attach 2 a']);
+    expect(brief(store.put(putReq('a', '4', { prevKv: true }), sink).prevKv!)).toBe('a=3 c2 m4 v3 l2');
+    expect(reads).toBe(1);
+    store.put(putReq('a', '', { ignoreValue: true }), sink);
+    expect(reads).toBe(2);
+    expect(lastEvent()).toBe('put a=4 c2 m6 v5 prev a=4 c2 m5 v4');
+    wanted.add('a'); // a watcher with prev_kv covers the key now
+    store.put(putReq('a', '5'), sink);
+    expect(reads).toBe(3);
+    expect(lastEvent()).toBe('put a=5 c2 m7 v6 prev a=4 c2 m6 v5');
+    wanted.clear();
+    store.put(putReq('a', '6', { lease: 1n }), sink);
+    leases.calls.length = 0;
+    expect(store.deleteRange(delReq('a'), sink)).toEqual({ deleted: 1, prevKvs: [] });
+    expect(lastEvent()).toBe('delete a= c0 m9 v0 prev -');
+    expect(reads).toBe(3);
+    expect(leases.calls).toEqual(['detach 1 a']);
+    store.put(putReq('a', '7'), sink);
+    wanted.add('a');
+    store.deleteRange(delReq('a'), sink);
+    expect(lastEvent()).toBe('delete a= c0 m11 v0 prev a=7 c10 m10 v1');
+    expect(reads).toBe(4);
   });
 
   it('a range reads the value of each key it returns, and only those within the limit', () => {

@@ -13,7 +13,9 @@
 //   can need, and the backend holds a record for each of them (the caller persists what the
 //   sink gets and deletes what compact() returns).
 // - Values are only read through `history`, and only when a result carries them: keys-only and
-//   count-only ranges, and compares on anything but the value, read none.
+//   count-only ranges, and compares on anything but the value, read none; a put or delete
+//   reads the previous value only for prev_kv, ignore_value, or a sink that wants it (a watcher
+//   with prev_kv); create revision, version and lease come from the index.
 // - Before a call returns, either the whole request was applied or nothing changed: every
 //   expected error is detected before the first write (as etcd's checkRequests does for txns).
 //
@@ -51,7 +53,7 @@ import {
 
 /** Reads a persisted record by revision, synchronously. It must also see records handed to a
  * WriteSink earlier but not yet flushed to disk (the apply loop batches several requests): a
- * put reads the key's previous record back for prevKv in the same batch. */
+ * put may read the key's previous record back (prev_kv) in the same batch. */
 export interface HistoryReader {
   readRecord(rev: Revision): Buffer | undefined;
 }
@@ -68,6 +70,14 @@ export interface LeaseTracker {
 export interface WriteSink {
   record(rev: Revision, record: Buffer): void;
   event(e: Event): void;
+  /**
+   * Whether the event of a write to this key (latin1) must carry prevKv: reading the previous
+   * value back costs a history read per overwritten key, so the store reads it only when a
+   * request asks for it or this says yes. Asked before the write, while the previous record
+   * is still readable (a compaction later in the same apply batch may remove it). A sink
+   * without this method gets prevKv on every event of a key that had a value.
+   */
+  wantsPrevKv?(keyText: string): boolean;
 }
 
 export interface MvccStoreOptions {
@@ -298,18 +308,23 @@ export class MvccStore {
   private applyPut(req: PutRequest): PutResult {
     const keyText = req.key.toString('latin1');
     let ki = this.keys.get(keyText);
-    // The previous value is read back from history: the watch event carries it as prevKv.
-    const prev = ki?.isLive() ? this.liveValue(ki) : undefined;
-    if ((req.ignoreValue || req.ignoreLease) && prev === undefined) {
+    const live = ki?.isLive() === true;
+    if ((req.ignoreValue || req.ignoreLease) && !live) {
       // Checked before any write; reaching this means the edge let through a txn that deletes
       // or puts this key earlier in the same txn, which etcd rejects as a duplicate key.
       assert(false, 'mvcc: ignore_value/ignore_lease on a missing key after the checks passed');
     }
+    // The index knows the previous value's create revision, version and lease (ignore_lease
+    // needs no read): the value is read back from history only when someone will see it (as
+    // etcd reads it only for prev_kv), not for every overwrite.
+    const needPrev = live && (req.prevKv || req.ignoreValue || this.eventWantsPrevKv(keyText));
+    const prev = needPrev ? this.liveValue(ki!) : undefined;
+    const prevLease = live ? ki!.lease : 0n;
     const value = req.ignoreValue ? prev!.value : req.value;
-    const lease = req.ignoreLease ? prev!.lease : req.lease;
+    const lease = req.ignoreLease ? prevLease : req.lease;
     const rev = this.nextRevision();
-    const createRevision = prev === undefined ? rev.main : prev.createRevision;
-    const version = prev === undefined ? 1 : prev.version + 1;
+    const createRevision = live ? ki!.createRevision : rev.main;
+    const version = live ? ki!.version + 1 : 1;
     if (ki === undefined) {
       // Copy the key once per key (not per put): the caller's buffer may be a view into a
       // whole network message, which the index would otherwise pin for as long as the key lives.
@@ -334,7 +349,7 @@ export class MvccStore {
     // Like etcd, detach and re-attach even when the lease is unchanged. Without a tracker a
     // non-zero lease can only come from ignore_lease over a restored key: nothing to tell.
     if (this.leases !== undefined) {
-      if (prev !== undefined && prev.lease !== 0n) this.leases.detach(prev.lease, ki.key);
+      if (prevLease !== 0n) this.leases.detach(prevLease, ki.key);
       if (lease !== 0n) this.leases.attach(lease, ki.key);
     }
     return req.prevKv && prev !== undefined ? { prevKv: prev } : {};
@@ -348,21 +363,25 @@ export class MvccStore {
     const prevKvs: KeyValue[] = [];
     const sink = this.sink!;
     for (const ki of doomed) {
-      // Read before the tombstone: the delete event carries the value as prevKv.
-      const prev = this.liveValue(ki);
-      if (req.prevKv) prevKvs.push(prev);
+      // Read before the tombstone, and only when the response or a watcher needs the value.
+      const prev = req.prevKv || this.eventWantsPrevKv(ki.keyText) ? this.liveValue(ki) : undefined;
+      if (req.prevKv) prevKvs.push(prev!);
+      const prevLease = ki.lease;
       const rev = this.nextRevision();
       ki.tombstone(rev);
       this.liveValues.delete(ki);
       sink.record(rev, encodeTombstone(ki.key));
-      sink.event({
-        type: 'delete',
-        kv: { key: ki.key, createRevision: 0, modRevision: rev.main, version: 0, value: EMPTY, lease: 0n },
-        prevKv: prev,
-      });
-      if (prev.lease !== 0n && this.leases !== undefined) this.leases.detach(prev.lease, ki.key);
+      const kv: KeyValue = { key: ki.key, createRevision: 0, modRevision: rev.main, version: 0, value: EMPTY, lease: 0n };
+      sink.event(prev === undefined ? { type: 'delete', kv } : { type: 'delete', kv, prevKv: prev });
+      if (prevLease !== 0n && this.leases !== undefined) this.leases.detach(prevLease, ki.key);
     }
     return { deleted: doomed.length, prevKvs };
+  }
+
+  /** Whether the write call's sink wants the previous value in this key's event. */
+  private eventWantsPrevKv(keyText: string): boolean {
+    const sink = this.sink!;
+    return sink.wantsPrevKv === undefined || sink.wantsPrevKv(keyText);
   }
 
   private checkLease(lease: bigint): void {

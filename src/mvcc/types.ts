@@ -29,11 +29,18 @@ export interface KeyValue {
 
 /** A watch event, in revision order. For a delete, `kv` is etcd's tombstone shape: the key and
  * modRevision = the delete revision, every other field zero or empty. `prevKv` is the key's
- * value just before this write, when it had one (the store reads it back when writing). */
+ * value just before this write, when it had one and the WriteSink wanted it (the store reads it
+ * back only then); whether it had one follows from the event itself (see hadPrevious). */
 export interface Event {
   readonly type: 'put' | 'delete';
   readonly kv: KeyValue;
   readonly prevKv?: KeyValue;
+}
+
+/** Whether the key had a value just before this event's write: every delete removes a live
+ * key, and a put either overwrote one or created the key (createRevision = its revision). */
+export function hadPrevious(event: Event): boolean {
+  return event.type === 'delete' || event.kv.createRevision !== event.kv.modRevision;
 }
 
 export const SortOrder = { NONE: 0, ASCEND: 1, DESCEND: 2 } as const;

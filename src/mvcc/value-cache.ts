@@ -2,8 +2,8 @@
 //
 // Why: values stay on disk (the store's memory must not grow with the bytes stored), but a
 // read from LevelDB costs a few microseconds even from its block cache, and hot keys are read
-// over and over: every put reads the key's previous value back for the watch event's prevKv,
-// and point reads concentrate on few keys. Values written by the store are cached as they are
+// over and over: point reads concentrate on few keys, and a put whose event goes to a prev_kv
+// watcher (or that asks for prev_kv) reads the key's previous value back. Values written by the store are cached as they are
 // written (the value just put is the likeliest to be read next); the cache holds only the live
 // value of each key, so the store drops a key's entry when the key is deleted. Entries are
 // decoded KeyValues (immutable, see types.ts), so a hit allocates nothing; each is charged the

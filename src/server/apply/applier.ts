@@ -13,14 +13,15 @@
 //   after a crash the state on disk is always "everything up to the stored applied index".
 // - Until that batch is handed to the backend, its records are readable through
 //   unwrittenRecord(): the store reads values back from history (a put reads the key's
-//   previous record), and a later entry of the same batch may touch the same key.
+//   previous record when a watcher wants prev_kv), and a later entry of the same batch may
+//   touch the same key.
 
 import type { Backend, BatchOp } from '../../storage/backend.js';
 import { KeySpace, spaceKey } from '../../storage/backend.js';
 import { LeaseError } from '../../lease/errors.js';
 import { AuthError } from '../../auth/errors.js';
 import { MvccError } from '../../mvcc/errors.js';
-import type { MvccStore } from '../../mvcc/mvcc-store.js';
+import type { MvccStore, WriteSink } from '../../mvcc/mvcc-store.js';
 import { encodeRevisionKey } from '../../mvcc/revision.js';
 import type { Event, Revision } from '../../mvcc/types.js';
 import { assert } from '../../util/assert.js';
@@ -51,6 +52,9 @@ export interface AppliedBatch {
 /** Receives the events of every applied write, in revision order (the watch hub). */
 export interface EventListener {
   onEvents(events: readonly Event[], revision: number): void;
+  /** Whether an event on this key (latin1) about to be applied must carry prevKv: the store
+   * reads the previous value back only then. Asked during the apply, before onEvents. */
+  wantsPrevKv(keyText: string): boolean;
 }
 
 export class Applier {
@@ -132,7 +136,8 @@ export class Applier {
     const ops: BatchOp[] = [];
     const events: Event[] = [];
     const unwritten = this.unwritten;
-    const sink = {
+    const listeners = this.listeners;
+    const sink: WriteSink = {
       record(rev: Revision, record: Buffer): void {
         ops.push({ type: 'put', key: spaceKey(KeySpace.mvcc, encodeRevisionKey(rev)), value: record });
         const subs = unwritten.get(rev.main);
@@ -141,6 +146,10 @@ export class Applier {
       },
       event(event: Event): void {
         events.push(event);
+      },
+      wantsPrevKv(keyText: string): boolean {
+        for (const listener of listeners) if (listener.wantsPrevKv(keyText)) return true;
+        return false;
       },
     };
     const outcomes: ApplyOutcome[] = [];
@@ -166,7 +175,7 @@ export class Applier {
     return { outcomes, written };
   }
 
-  private applyOne(request: InternalRequest, sink: { record(rev: Revision, record: Buffer): void; event(event: Event): void }, ops: BatchOp[]): ApplyOutcome {
+  private applyOne(request: InternalRequest, sink: WriteSink, ops: BatchOp[]): ApplyOutcome {
     try {
       this.auth?.check(request);
       const refusal = this.alarmRefusal(request);

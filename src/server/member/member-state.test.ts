@@ -28,7 +28,10 @@ describe('member state', () => {
     const backend = await Backend.open(dir);
     const state = await restoreMemberState(backend, { electionTimeoutMs: 1000, leaseNow: () => 0 });
     const events: string[] = [];
-    state.applier.addListener({ onEvents: (batch) => events.push(...batch.map((e) => `${e.kv.value}<-${e.prevKv?.value ?? '-'}`)) });
+    state.applier.addListener({
+      onEvents: (batch) => events.push(...batch.map((e) => `${e.kv.value}<-${e.prevKv?.value ?? '-'}`)),
+      wantsPrevKv: (keyText) => keyText === 'k',
+    });
     const requests = [put('k', '1'), put('k', '2'), put('other', 'x'), put('k', '3')];
     const { outcomes, written } = state.applier.applyEntries(requests.map((r, i) => ({ index: i + 1, data: encodeInternalRequest(r) })));
     const prevValues = outcomes.map((o) => (o.ok && o.value.kind === 'put' ? (o.value.put.prevKv?.value.toString() ?? '-') : 'error'));

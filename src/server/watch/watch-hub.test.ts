@@ -196,6 +196,37 @@ describe('WatchHub', () => {
     stream.close();
   });
 
+  test('prev_kv: the store is asked to read it only for keys a synced prev_kv watcher covers; catch-ups from the window look it up', async () => {
+    const kv = await member();
+    const hub = kv.watchHub;
+    await put(kv, 'p1', 'a'); // 2
+    await put(kv, 'p1', 'b'); // 3: written with no watcher, so its event carries no prev_kv
+    await del(kv, 'p1'); // 4: likewise
+    const stream = new WatchStream(hub);
+    stream.create(spec({ key: b('p'), rangeEnd: prefixEnd(b('p')), prevKv: true }));
+    stream.create(spec({ key: b('q'), startRevision: 0 }));
+    expect([hub.wantsPrevKv('p1'), hub.wantsPrevKv('p'), hub.wantsPrevKv('o'), hub.wantsPrevKv('q')]).toEqual([true, true, false, false]);
+    // From the window: revisions 3 and 4 get their prev_kv looked up now.
+    stream.create(spec({ watchId: 2, key: b('p'), rangeEnd: prefixEnd(b('p')), startRevision: 2, prevKv: true }));
+    await put(kv, 'p1', 'c'); // 5: a creation, no prev_kv
+    await put(kv, 'p1', 'd'); // 6: live, read by the store for the synced prev_kv watchers
+    const got = await drain(stream, (all) => eventsOf(all, 0).length === 2 && eventsOf(all, 2).length === 5);
+    const shape = (e: Event) => [e.type, e.kv.modRevision, e.prevKv?.value.toString()];
+    expect(eventsOf(got, 0).map(shape)).toEqual([
+      ['put', 5, undefined],
+      ['put', 6, 'c'],
+    ]);
+    expect(eventsOf(got, 2).map(shape)).toEqual([
+      ['put', 2, undefined],
+      ['put', 3, 'a'],
+      ['delete', 4, 'b'],
+      ['put', 5, undefined],
+      ['put', 6, 'c'],
+    ]);
+    stream.close();
+    expect(hub.wantsPrevKv('p1')).toBe(false);
+  });
+
   test('a slow consumer goes unsynced instead of buffering, then catches up exactly', async () => {
     const kv = await member();
     kv.watchHub.configure({ maxWatcherPendingBytes: 4096 });
@@ -299,11 +330,12 @@ describe('WatchHub', () => {
     });
     expect(await scans.ended).toBe('resolved');
     const got = await drain(scans.stream, () => kv.watchHub.counts.unsynced === 0);
-    // Revision 4 comes from the window, which kept its prev_kv from the write.
+    // Revision 4 comes from the window; no prev_kv watcher was synced when it was written, so
+    // its prev_kv is looked up at catch-up too, and the planted compaction drops it as well.
     expect(eventsOf(got).map((e) => [e.kv.modRevision, e.prevKv?.value.toString()])).toEqual([
       [2, undefined],
       [3, undefined],
-      [4, 'v2'],
+      [4, undefined],
     ]);
   });
 

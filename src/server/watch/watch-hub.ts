@@ -26,12 +26,16 @@
 // - Storage is read only at or below a revision known to be on disk: the Applier queues its
 //   records before calling us, so an empty backend write queued afterwards is a barrier.
 //   Newer revisions come from the recent-events window, which holds the last applied events.
+// - prev_kv: the store reads a previous value back only when wantsPrevKv() says a synced
+//   prev_kv watcher covers the key, so every live event such a watcher gets carries it.
+//   Catch-ups (window or storage) look a missing prev_kv up at revision - 1, as etcd does at
+//   send time; a compaction past that revision drops it, in etcd too.
 
 import type { MvccStore } from '../../mvcc/mvcc-store.js';
 import { CompactedError } from '../../mvcc/errors.js';
 import { decodeRecord } from '../../mvcc/record.js';
 import { decodeRevisionKey, encodeRevisionKey } from '../../mvcc/revision.js';
-import { rangeRequest, type Event, type KeyValue } from '../../mvcc/types.js';
+import { hadPrevious, rangeRequest, type Event, type KeyValue } from '../../mvcc/types.js';
 import type { Backend } from '../../storage/backend.js';
 import { KeySpace } from '../../storage/backend.js';
 import { AssertionError, assert } from '../../util/assert.js';
@@ -140,13 +144,15 @@ export class Watcher {
     }
   }
 
+  /** Whether the event passes this watcher's filters. */
+  passes(event: Event): boolean {
+    return !(event.type === 'put' ? this.spec.noPut : this.spec.noDelete);
+  }
+
   /** Events this watcher passes after its filters. */
   filter(events: readonly Event[]): Event[] {
     const out: Event[] = [];
-    for (const event of events) {
-      if (event.type === 'put' ? this.spec.noPut : this.spec.noDelete) continue;
-      out.push(event);
-    }
+    for (const event of events) if (this.passes(event)) out.push(event);
     return out;
   }
 
@@ -266,6 +272,18 @@ class WatcherIndex {
     }
   }
 
+  /** Whether some watcher's range contains the key (visit without the visiting). */
+  covers(keyText: string): boolean {
+    if (this.size === 0) return false;
+    if (this.byKey.has(keyText)) return true;
+    for (const length of this.prefixLengths.keys()) {
+      if (length <= keyText.length && this.byPrefix.has(length === keyText.length ? keyText : keyText.slice(0, length))) return true;
+    }
+    if (upperBound(this.from, keyText) > 0) return true;
+    for (const w of this.ranges) if (w.contains(keyText)) return true;
+    return false;
+  }
+
   /** Calls fn for every watcher whose range contains the key. */
   visit(keyText: string, fn: (w: Watcher) => void): void {
     const single = this.byKey.get(keyText);
@@ -380,7 +398,8 @@ class ScanBatch {
 
 interface RecentRevision {
   revision: number;
-  events: readonly Event[];
+  /** Events whose prevKv the write did not read get it here once a catch-up looks it up. */
+  events: Event[];
   keyTexts: string[];
   bytes: number;
 }
@@ -388,6 +407,9 @@ interface RecentRevision {
 export class WatchHub implements EventListener {
   readonly options: Required<WatchHubOptions>;
   private readonly synced = new WatcherIndex();
+  /** The synced watchers that want prev_kv (also in `synced`): the store reads a previous
+   * value back only for keys one of them covers. */
+  private readonly syncedPrevKv = new WatcherIndex();
   private readonly unsynced = new Set<Watcher>();
   private readyList: Watcher[] = [];
   /** Ready watchers waiting for the storage scan in flight to end. */
@@ -433,8 +455,7 @@ export class WatchHub implements EventListener {
     const w = new Watcher(owner, spec);
     if (first !== undefined) this.enqueue(w, { ...first, bytes: 64 });
     if (spec.startRevision > this.currentRevision) {
-      w.state = 'synced';
-      this.synced.add(w);
+      this.joinSynced(w);
     } else {
       this.unsynced.add(w);
       this.markReady(w);
@@ -444,7 +465,7 @@ export class WatchHub implements EventListener {
 
   /** Detaches a watcher for good; its queue stays with the owner to drain or drop. */
   cancel(w: Watcher): void {
-    if (w.state === 'synced') this.synced.delete(w);
+    if (w.state === 'synced') this.leaveSynced(w);
     else if (w.state === 'unsynced') this.unsynced.delete(w);
     w.state = 'done';
     const stalled = this.stalled.get(w.owner);
@@ -492,6 +513,28 @@ export class WatchHub implements EventListener {
 
   // ---- live path --------------------------------------------------------------------------
 
+  /**
+   * Asked by the Applier while it applies a write to this key: true when a synced watcher with
+   * prev_kv covers it, i.e. the live event must carry prevKv. The store then reads the previous
+   * value right away, before any later entry of the batch (a compaction) could remove it.
+   * Unsynced watchers do not count: they catch up later and look prev_kv up when they do, at
+   * send time as etcd does (dropped once that revision is compacted, in etcd too).
+   */
+  wantsPrevKv(keyText: string): boolean {
+    return this.syncedPrevKv.covers(keyText);
+  }
+
+  private joinSynced(w: Watcher): void {
+    w.state = 'synced';
+    this.synced.add(w);
+    if (w.spec.prevKv) this.syncedPrevKv.add(w);
+  }
+
+  private leaveSynced(w: Watcher): void {
+    this.synced.delete(w);
+    if (w.spec.prevKv) this.syncedPrevKv.delete(w);
+  }
+
   onEvents(events: readonly Event[], revision: number): void {
     let start = 0;
     while (start < events.length) {
@@ -522,10 +565,11 @@ export class WatchHub implements EventListener {
     for (const [w, batch] of batches) {
       const out = w.filter(batch);
       if (out.length === 0) continue;
+      if (w.spec.prevKv) for (const e of out) assert(e.prevKv !== undefined || !hadPrevious(e), 'watch: live event without the prev_kv a synced watcher needs');
       const bytes = deliveryBytes(out);
       if (!this.fits(w, bytes)) {
         // A slow consumer: stop buffering for it; it re-reads this revision later.
-        this.synced.delete(w);
+        this.leaveSynced(w);
         w.state = 'unsynced';
         w.minRev = rev;
         this.unsynced.add(w);
@@ -548,7 +592,7 @@ export class WatchHub implements EventListener {
     return w.pendingBytes * 2 <= this.options.maxWatcherPendingBytes && w.owner.pendingBytes * 2 <= w.owner.maxPendingBytes;
   }
 
-  private remember(revision: number, events: readonly Event[], keyTexts: string[]): void {
+  private remember(revision: number, events: Event[], keyTexts: string[]): void {
     const bytes = deliveryBytes(events);
     this.recent.push({ revision, events, keyTexts, bytes });
     this.recentBytes += bytes;
@@ -564,6 +608,35 @@ export class WatchHub implements EventListener {
       this.recent.splice(0, this.recentHead);
       this.recentHead = 0;
     }
+  }
+
+  /** The events of a window entry `w` takes, with prev_kv as it wants; undefined if none. */
+  private windowEventsFor(w: Watcher, entry: RecentRevision): Event[] | undefined {
+    const matched: Event[] = [];
+    // etcd looks prev_kv up at send time: once revision-1 is compacted it sends none.
+    const compacted = w.spec.prevKv && entry.revision - 1 < this.compactedRevision;
+    for (let j = 0; j < entry.events.length; j++) {
+      let event = entry.events[j]!;
+      if (!w.contains(entry.keyTexts[j]!) || !w.passes(event)) continue;
+      if (compacted) event = { type: event.type, kv: event.kv };
+      else if (w.spec.prevKv && event.prevKv === undefined && hadPrevious(event)) event = this.lookUpPrevKv(entry, j);
+      matched.push(event);
+    }
+    return matched.length === 0 ? undefined : matched;
+  }
+
+  /** Fills in the prevKv the write did not read (no synced prev_kv watcher covered the key then),
+   * and keeps it in the window for the next watcher that needs it. */
+  private lookUpPrevKv(entry: RecentRevision, j: number): Event {
+    const event = entry.events[j]!;
+    const prevKv = this.valueAt(event.kv.key, entry.revision - 1);
+    if (prevKv === undefined) return event;
+    const filled: Event = { type: event.type, kv: event.kv, prevKv };
+    const grown = eventBytes(filled) - eventBytes(event);
+    entry.events[j] = filled;
+    entry.bytes += grown;
+    this.recentBytes += grown;
+    return filled;
   }
 
   /** Oldest revision the window can serve completely: every revision >= it is in the window. */
@@ -669,12 +742,8 @@ export class WatchHub implements EventListener {
       } else {
         for (let i = this.recentIndex(w.minRev); i < this.recent.length; i++) {
           const entry = this.recent[i]!;
-          const matched: Event[] = [];
-          for (let j = 0; j < entry.events.length; j++) if (w.contains(entry.keyTexts[j]!)) matched.push(entry.events[j]!);
-          if (matched.length === 0) continue;
-          let out = w.filter(matched);
-          // etcd looks prev_kv up at send time: once revision-1 is compacted it sends none.
-          if (w.spec.prevKv && entry.revision - 1 < this.compactedRevision) out = out.map(({ type, kv }) => ({ type, kv }));
+          const out = this.windowEventsFor(w, entry);
+          if (out === undefined) continue;
           const more = deliveryBytes(out) - 64;
           if (revisions > 0 && (revisions >= this.options.maxRevisionsPerDelivery || bytes + more > this.options.maxWatcherPendingBytes)) {
             w.minRev = entry.revision;
@@ -691,8 +760,7 @@ export class WatchHub implements EventListener {
     if (collected.length > 0) this.enqueue(w, { revision: current, events: collected, compactRevision: 0, bytes });
     if (complete) {
       this.unsynced.delete(w);
-      w.state = 'synced';
-      this.synced.add(w);
+      this.joinSynced(w);
     } else {
       this.considerReady(w);
     }
