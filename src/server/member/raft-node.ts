@@ -48,6 +48,7 @@ import { ServerError } from '../apply/errors.js';
 import { decodeInternalRequest, encodeInternalRequest, type InternalRequest } from '../apply/internal-request.js';
 import type { ApplyOutcome } from '../apply/outcome.js';
 import { PendingReads, type PendingRead } from './pending-reads.js';
+import { TickClock } from './tick-clock.js';
 import { nodeScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
 
 export interface ProposalResult {
@@ -169,8 +170,11 @@ export class RaftNode {
   }
 
   start(): void {
+    // The timer wakes the node each tick; the clock says how many ticks passed (a late timer
+    // catches up, up to a heartbeat interval's worth).
+    const clock = new TickClock(this.options.tickMs, this.node.raft.heartbeatTimeout, this.scheduler.now());
     this.ticker = this.scheduler.setInterval(() => {
-      this.node.tick();
+      for (let due = clock.due(this.scheduler.now()); due > 0; due--) this.node.tick();
       this.schedule();
     }, this.options.tickMs);
     this.readRetryTicker = this.scheduler.setInterval(() => {
