@@ -40,7 +40,7 @@ import { assert, assertSafeInteger } from '../util/assert.js';
 export interface RaftConfig {
   id: bigint;
   /** Ticks without hearing from a leader before a follower campaigns (randomized to
-   *  [electionTick, 1.5 x electionTick): narrower than etcd-io/raft, see DESIGN.md "Election
+   *  [electionTick, 1.25 x electionTick): narrower than etcd-io/raft, see DESIGN.md "Election
    *  timing"). Must exceed heartbeatTick. */
   electionTick: number;
   heartbeatTick: number;
@@ -348,13 +348,13 @@ export class Raft {
   }
 
   /**
-   * A follower campaigns after [electionTimeout, 1.5 x electionTimeout) ticks without a leader.
+   * A follower campaigns after [electionTimeout, 1.25 x electionTimeout) ticks without a leader.
    * etcd-io/raft draws from [electionTimeout, 2 x electionTimeout); the narrower range bounds
    * the time without a leader after a leader fails (DESIGN.md "Election timing"). Only timing:
    * the spread still separates followers that lost the same leader at the same moment.
    */
   private resetRandomizedElectionTimeout(): void {
-    this.randomizedElectionTimeout = this.electionTimeout + this.random.int(Math.max(1, Math.floor(this.electionTimeout / 2)));
+    this.randomizedElectionTimeout = this.electionTimeout + this.random.int(Math.max(1, Math.floor(this.electionTimeout / 4)));
   }
 
   /**

@@ -6,7 +6,7 @@
 // etcd's guarantees, and HashKV agrees on every member. Faults that take the leader away also
 // measure how long a surviving follower refuses linearizable reads and writes, and the test
 // holds it to the bound: election timeout + 1 s from the fault. That is the election
-// (a follower campaigns [1, 1.5) x election timeout after the last heartbeat; a split vote is
+// (a follower campaigns [1, 1.25) x election timeout after the last heartbeat; a split vote is
 // retried within half a timeout: src/raft/DESIGN.md "Election timing") plus the member serving
 // again, which must take at most 1 s once it knows the new leader (checked on its own, so a
 // slow member is told apart from a slow election).

@@ -4,7 +4,7 @@
 // PROBE_EVERY_MS (each with a 10 s deadline, like etcdctl's command timeout); the window is the
 // time from the fault to the completion of the first successful get and put sent after it.
 // The prober also asks the member for its status, to tell apart the time the cluster needs to
-// elect a new leader (Raft's randomized election timeout: [1, 1.5) x the configured one in
+// elect a new leader (Raft's randomized election timeout: [1, 1.25) x the configured one in
 // MetaStore, [1, 2) x in etcd) from the time the member then takes to serve again (its retries).
 
 import type { FaultCluster } from './fault-cluster.js';
