@@ -45,6 +45,16 @@ describe('§5.2 leader election', () => {
     expect(new Set(seen).size).toBe(25);
   });
 
+  it('a coarse election timeout still randomizes over at least 5 ticks', () => {
+    const n = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: new MemoryStorage(), random: new SeededRandom(7), peers: ids3 });
+    const seen = new Set<number>();
+    for (let i = 0; i < 200; i++) {
+      n.raft.becomeFollower(n.raft.term + 1, NONE);
+      seen.add(n.raft.randomizedElectionTimeout);
+    }
+    expect([...seen].sort((a, b) => a - b)).toEqual([10, 11, 12, 13, 14]);
+  });
+
   it('a split vote is decided within half an election timeout, not after another whole one', () => {
     const electionTick = 100;
     const c = new TestCluster(ids3, { electionTick, heartbeatTick: 10 });

@@ -92,6 +92,9 @@ function isTransferContext(ctx: Uint8Array | undefined): boolean {
 
 type CampaignType = 'pre' | 'election' | 'transfer';
 
+/** Fewest distinct values of a randomized election timeout (jitterTicks()). */
+const MIN_JITTER_TICKS = 5;
+
 export class Raft {
   readonly id: bigint;
   term = 0;
@@ -354,7 +357,17 @@ export class Raft {
    * the spread still separates followers that lost the same leader at the same moment.
    */
   private resetRandomizedElectionTimeout(): void {
-    this.randomizedElectionTimeout = this.electionTimeout + this.random.int(Math.max(1, Math.floor(this.electionTimeout / 4)));
+    this.randomizedElectionTimeout = this.electionTimeout + this.random.int(this.jitterTicks());
+  }
+
+  /**
+   * How many values a randomized timeout takes: a quarter of the election timeout, but at least
+   * MIN_JITTER_TICKS (up to the timeout itself): a coarse timeout of 10 ticks would leave two or
+   * three values, and members that keep drawing the same one split the vote again and again
+   * (the simulator, which runs 10-tick timeouts, found such a cluster leaderless).
+   */
+  private jitterTicks(): number {
+    return Math.min(this.electionTimeout, Math.max(MIN_JITTER_TICKS, Math.floor(this.electionTimeout / 4)));
   }
 
   /**
@@ -376,7 +389,7 @@ export class Raft {
     const quarter = Math.max(1, Math.floor(this.electionTimeout / 4));
     const least = Math.min(this.electionTimeout, Math.max(quarter, 2 * this.heartbeatTimeout));
     this.electionElapsed = 0;
-    this.randomizedElectionTimeout = least + this.random.int(quarter);
+    this.randomizedElectionTimeout = least + this.random.int(this.jitterTicks());
   }
 
   becomeFollower(term: number, lead: bigint): void {

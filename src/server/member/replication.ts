@@ -66,8 +66,9 @@ const LONE_VOTER_ID = 1n;
 /**
  * Raft ticks per heartbeat interval. A tick of a tenth of the heartbeat lets the randomized
  * election timeout fall anywhere in its range instead of on whole heartbeats: with one tick
- * per heartbeat, two followers whose tick timers run in step (a fixed offset for the life of
- * both processes) pick the same tick one time in five and split the vote.
+ * per heartbeat, the [1, 1.25) x election timeout range (src/raft/DESIGN.md) would hold two or
+ * three values, and two followers whose tick timers run in step (a fixed offset for the life
+ * of both processes) would often pick the same one and split the vote.
  */
 export const TICKS_PER_HEARTBEAT = 10;
 
