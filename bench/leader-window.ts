@@ -55,6 +55,7 @@ async function measure(flavor: Flavor): Promise<void> {
       const label = `${flavor.padEnd(9)} ${fault === 'kill' ? 'kill -9 leader ' : 'isolate leader '}`;
       process.stdout.write(`${label}  window ${stats(measured.map((m) => m.windowMs))}\n`);
       process.stdout.write(`${label}  after the new leader ${stats(measured.map((m) => m.windowMs - m.newLeaderMs))}\n`);
+      process.stdout.write(`${label}  terms per election [${measured.map((m) => (Number.isNaN(m.terms) ? '?' : m.terms)).join(' ')}]\n`);
     }
   } finally {
     await cluster.destroy();

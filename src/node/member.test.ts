@@ -8,10 +8,12 @@ function withRaft(raft: Partial<Config['raft']>, limits: Partial<Config['limits'
 }
 
 describe('member wiring from the configuration', () => {
-  it('Raft ticks once per heartbeat; the election timeout is counted in heartbeats, at least two', () => {
-    expect(raftTiming(withRaft({ heartbeatIntervalMs: 100, electionTimeoutMs: 1000 }))).toMatchObject({ tickMs: 100, electionTicks: 10, heartbeatTicks: 1 });
-    expect(raftTiming(withRaft({ heartbeatIntervalMs: 100, electionTimeoutMs: 1049 })).electionTicks).toBe(10);
-    expect(raftTiming(withRaft({ heartbeatIntervalMs: 100, electionTimeoutMs: 150 })).electionTicks).toBe(2);
+  it('Raft ticks ten times per heartbeat; the election timeout is counted in those ticks', () => {
+    expect(raftTiming(withRaft({ heartbeatIntervalMs: 100, electionTimeoutMs: 1000 }))).toMatchObject({ tickMs: 10, electionTicks: 100, heartbeatTicks: 10 });
+    expect(raftTiming(withRaft({ heartbeatIntervalMs: 100, electionTimeoutMs: 1049 })).electionTicks).toBe(105);
+    expect(raftTiming(withRaft({ heartbeatIntervalMs: 150, electionTimeoutMs: 1000 }))).toMatchObject({ tickMs: 15, electionTicks: 67, heartbeatTicks: 10 });
+    // The core needs the election timeout above the heartbeat, whatever the caller asked for.
+    expect(raftTiming(withRaft({ heartbeatIntervalMs: 100, electionTimeoutMs: 100 })).electionTicks).toBe(11);
   });
 
   it('a proposal waits for the request timeout, but no longer than a couple of elections past 5 s', () => {

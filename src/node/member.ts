@@ -20,6 +20,7 @@ import type { ClusterMembership } from '../server/membership/cluster-members.js'
 import { tokenProvider } from '../server/member/auth-token.js';
 import { KvServer, type ReplicationOptions } from '../server/member/kv-server.js';
 import type { PeerSender } from '../server/member/raft-node.js';
+import { raftTiming as replicationTiming } from '../server/member/replication.js';
 import { memberChannelTls, type MemberChannelTls } from '../tls/member-channel-tls.js';
 import { SeededRandom } from '../util/random.js';
 import type { MetricProbes } from './metric-probes.js';
@@ -41,15 +42,11 @@ export interface MemberOptions {
   failStop(): never;
 }
 
-/** The Raft timing a configuration asks for, in ticks of one heartbeat interval. */
+/** The Raft timing a configuration asks for (replication.ts: ticks of a tenth of a heartbeat). */
 export function raftTiming(config: Pick<Config, 'raft' | 'limits'>) {
   return {
-    tickMs: config.raft.heartbeatIntervalMs,
-    electionTicks: Math.max(2, Math.round(config.raft.electionTimeoutMs / config.raft.heartbeatIntervalMs)),
-    heartbeatTicks: 1,
+    ...replicationTiming(config.raft, config.limits.requestTimeoutMs),
     preVote: config.raft.preVote,
-    // A proposal waits no longer than a couple of elections: past that, it is not coming back.
-    requestTimeoutMs: Math.min(config.limits.requestTimeoutMs, 5000 + 2 * config.raft.electionTimeoutMs),
     snapshotCount: config.raft.snapshotCount,
   };
 }

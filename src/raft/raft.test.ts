@@ -31,16 +31,71 @@ describe('§5.2 leader election', () => {
     expect(leaders.length).toBe(1);
   });
 
-  it('randomized election timeout lies in [electionTick, 2*electionTick)', () => {
-    const st = new MemoryStorage();
-    const n = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: st, random: new SeededRandom(7), peers: ids3 });
+  it('randomized election timeout lies in [electionTick, 1.25 x electionTick) and uses the whole range', () => {
+    // Production ticks: a tenth of a heartbeat, so a 1 s election timeout is 100 ticks.
+    const n = new RawNode({ id: 1n, electionTick: 100, heartbeatTick: 10, storage: new MemoryStorage(), random: new SeededRandom(7), peers: ids3 });
+    const seen: number[] = [];
+    for (let i = 0; i < 500; i++) {
+      n.raft.becomeFollower(n.raft.term + 1, NONE);
+      seen.push(n.raft.randomizedElectionTimeout);
+    }
+    expect(Math.min(...seen)).toBeGreaterThanOrEqual(100);
+    expect(Math.max(...seen)).toBeLessThan(125);
+    // Not quantised to a few values: two followers rarely pick the same tick.
+    expect(new Set(seen).size).toBe(25);
+  });
+
+  it('a coarse election timeout still randomizes over at least 5 ticks', () => {
+    const n = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: new MemoryStorage(), random: new SeededRandom(7), peers: ids3 });
     const seen = new Set<number>();
     for (let i = 0; i < 200; i++) {
       n.raft.becomeFollower(n.raft.term + 1, NONE);
       seen.add(n.raft.randomizedElectionTimeout);
     }
-    for (const t of seen) expect(t >= 10 && t < 20).toBe(true);
-    expect(seen.size).toBeGreaterThan(5);
+    expect([...seen].sort((a, b) => a - b)).toEqual([10, 11, 12, 13, 14]);
+  });
+
+  it('a split vote is decided within half an election timeout, not after another whole one', () => {
+    const electionTick = 100;
+    const c = new TestCluster(ids3, { electionTick, heartbeatTick: 10 });
+    c.campaign(1n);
+    c.isolate(1n);
+    // Both followers time out together: each grants the other's pre-vote, then votes for itself.
+    c.get(2n).node.campaign();
+    c.get(3n).node.campaign();
+    c.stabilize();
+    const [r2, r3] = [c.get(2n).node.raft, c.get(3n).node.raft];
+    expect([r2.state, r3.state]).toEqual([StateRole.Candidate, StateRole.Candidate]);
+    expect(r2.term).toBe(r3.term);
+    let ticks = 0;
+    while (!r2.lead && ticks < 3 * electionTick) {
+      c.tick(1, [2n, 3n]);
+      ticks++;
+    }
+    expect(r2.lead === 2n || r2.lead === 3n).toBe(true);
+    expect(r3.lead).toBe(r2.lead);
+    expect(ticks).toBeLessThan(electionTick / 2);
+  });
+
+  it('a pre-vote round that gets no quorum is tried again every quarter to half election timeout', () => {
+    const electionTick = 100;
+    const c = new TestCluster(ids3, { electionTick, heartbeatTick: 10 });
+    c.campaign(1n);
+    let tick = 0;
+    const rounds: number[] = [];
+    // Nothing node 2 sends arrives (nor anything sent to it); record when it asks for pre-votes.
+    c.filters.push((m) => {
+      if (m.from === 2n && m.to === 3n && m.type === MessageType.MsgPreVote) rounds.push(tick);
+      return m.from === 2n || m.to === 2n;
+    });
+    c.get(2n).node.campaign();
+    c.stabilize();
+    for (tick = 1; tick <= 2 * electionTick; tick++) c.tick(1, [2n]);
+    expect(c.get(2n).node.raft.state).toBe(StateRole.PreCandidate);
+    expect(rounds[0]).toBe(0);
+    const gaps = rounds.slice(1).map((t, i) => t - (rounds[i] as number));
+    expect(gaps.length).toBeGreaterThanOrEqual(4);
+    for (const gap of gaps) expect(gap >= electionTick / 4 && gap < electionTick / 2, `gaps ${gaps.join(' ')}`).toBe(true);
   });
 
   it('a candidate without a majority does not become leader', () => {

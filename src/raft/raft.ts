@@ -40,7 +40,8 @@ import { assert, assertSafeInteger } from '../util/assert.js';
 export interface RaftConfig {
   id: bigint;
   /** Ticks without hearing from a leader before a follower campaigns (randomized to
-   *  [electionTick, 2*electionTick)). Must exceed heartbeatTick. */
+   *  [electionTick, 1.25 x electionTick): narrower than etcd-io/raft, see DESIGN.md "Election
+   *  timing"). Must exceed heartbeatTick. */
   electionTick: number;
   heartbeatTick: number;
   storage: Storage;
@@ -90,6 +91,9 @@ function isTransferContext(ctx: Uint8Array | undefined): boolean {
 }
 
 type CampaignType = 'pre' | 'election' | 'transfer';
+
+/** Fewest distinct values of a randomized election timeout (jitterTicks()). */
+const MIN_JITTER_TICKS = 5;
 
 export class Raft {
   readonly id: bigint;
@@ -346,8 +350,46 @@ export class Raft {
     this.commitBcastPending = false;
   }
 
+  /**
+   * A follower campaigns after [electionTimeout, 1.25 x electionTimeout) ticks without a leader.
+   * etcd-io/raft draws from [electionTimeout, 2 x electionTimeout); the narrower range bounds
+   * the time without a leader after a leader fails (DESIGN.md "Election timing"). Only timing:
+   * the spread still separates followers that lost the same leader at the same moment.
+   */
   private resetRandomizedElectionTimeout(): void {
-    this.randomizedElectionTimeout = this.electionTimeout + this.random.int(this.electionTimeout);
+    this.randomizedElectionTimeout = this.electionTimeout + this.random.int(this.jitterTicks());
+  }
+
+  /**
+   * How many values a randomized timeout takes: a quarter of the election timeout, but at least
+   * MIN_JITTER_TICKS (up to the timeout itself): a coarse timeout of 10 ticks would leave two or
+   * three values, and members that keep drawing the same one split the vote again and again
+   * (the simulator, which runs 10-tick timeouts, found such a cluster leaderless).
+   */
+  private jitterTicks(): number {
+    return Math.min(this.electionTimeout, Math.max(MIN_JITTER_TICKS, Math.floor(this.electionTimeout / 4)));
+  }
+
+  /**
+   * A campaign round (pre-vote or vote) that has not gathered a quorum is tried again after
+   * [electionTimeout / 4, electionTimeout / 2) ticks instead of a whole new election timeout:
+   * a split vote (two followers that timed out together) or a round sent while the other
+   * follower's lease still ran otherwise costs another full timeout. The retry waits at least
+   * two heartbeat intervals (about two round trips: a pre-vote and a vote), so it never cuts
+   * short a round whose answers are still on their way.
+   *
+   * Only with pre-vote: a retry then starts with a pre-vote, which changes nobody's term or
+   * timer and which members that hear from a leader or hold a longer log refuse. Without it,
+   * every retry would be a vote in a higher term that resets every follower's timer, so a
+   * candidate that cannot win (a stale log) and retries faster than the others time out would
+   * keep the cluster leaderless for good.
+   */
+  private armCampaignRetry(): void {
+    if (!this.preVote) return;
+    const quarter = Math.max(1, Math.floor(this.electionTimeout / 4));
+    const least = Math.min(this.electionTimeout, Math.max(quarter, 2 * this.heartbeatTimeout));
+    this.electionElapsed = 0;
+    this.randomizedElectionTimeout = least + this.random.int(this.jitterTicks());
   }
 
   becomeFollower(term: number, lead: bigint): void {
@@ -418,6 +460,7 @@ export class Raft {
       else this.becomeLeader();
       return;
     }
+    this.armCampaignRetry();
     const lastIndex = this.raftLog.lastIndex();
     const lastTerm = this.raftLog.lastTerm();
     for (const id of this.prs.voters()) {

@@ -4,12 +4,12 @@
 // partitions and fills the disk of members. After each scenario: the register history is
 // linearizable, every acknowledged write is in the event log, every watcher's stream keeps
 // etcd's guarantees, and HashKV agrees on every member. Faults that take the leader away also
-// measure how long a surviving follower refuses linearizable reads and writes. The issue's
-// bound is election timeout + 1 s; Raft's randomized timeout alone may take up to twice the
-// configured one before a new leader exists (etcd's own window exceeds the literal bound on
-// these machines too: bench/RESULTS.md), so the test holds the member to what it controls:
-// serving again within 1 s of knowing the new leader, and within 2 x election timeout + 1 s
-// of the fault in all.
+// measure how long a surviving follower refuses linearizable reads and writes, and the test
+// holds it to the issue's bound: election timeout + 1 s from the fault. That is the election
+// (a follower campaigns [1, 1.25) x election timeout after the last heartbeat; a split vote is
+// retried within half a timeout: src/raft/DESIGN.md "Election timing") plus the member serving
+// again, which must take at most 1 s once it knows the new leader (checked on its own, so a
+// slow member is told apart from a slow election).
 //
 // Short mode (npm test): 30 s per scenario. Long mode: METASTORE_FAULT_SECONDS=1000 npx vitest
 // run test/robustness/faults.test.ts (README). Needs root (ip netns, tc, mount).
@@ -23,8 +23,8 @@ import { runScenario } from './scenario.js';
 const SECONDS = Number(process.env.METASTORE_FAULT_SECONDS ?? '30');
 /** MetaStore's default election timeout (server.raft.election_timeout_ms), which the members use. */
 const ELECTION_TIMEOUT_MS = 1000;
-/** Raft's randomized election timeout is in [timeout, 2 x timeout). */
-const WINDOW_BOUND_MS = 2 * ELECTION_TIMEOUT_MS + 1000;
+/** Issue 16: a follower serves again within election timeout + 1 s of losing its leader. */
+const WINDOW_BOUND_MS = ELECTION_TIMEOUT_MS + 1000;
 /** From the member knowing the new leader to it serving reads and writes again. */
 const AFTER_LEADER_BOUND_MS = 1000;
 

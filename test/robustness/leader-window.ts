@@ -4,8 +4,8 @@
 // PROBE_EVERY_MS (each with a 10 s deadline, like etcdctl's command timeout); the window is the
 // time from the fault to the completion of the first successful get and put sent after it.
 // The prober also asks the member for its status, to tell apart the time the cluster needs to
-// elect a new leader (Raft's randomized election timeout: up to twice the configured one) from
-// the time the member then takes to serve again (etcd's retries: within about a second).
+// elect a new leader (Raft's randomized election timeout: [1, 1.25) x the configured one in
+// MetaStore, [1, 2) x in etcd) from the time the member then takes to serve again (its retries).
 
 import type { FaultCluster } from './fault-cluster.js';
 import { nowMs } from './history.js';
@@ -24,6 +24,11 @@ export interface WindowMeasurement {
   readonly windowMs: number;
   /** ms from the fault until the member first reported a leader other than the old one. */
   readonly newLeaderMs: number;
+  /**
+   * Terms the election took: the new leader's term minus the member's term at the fault (1: one
+   * round; more: a split vote or a retried candidate). NaN if a status probe did not tell.
+   */
+  readonly terms: number;
 }
 
 /**
@@ -42,6 +47,8 @@ export async function measureWindow(
   let readMs = Number.POSITIVE_INFINITY;
   let writeMs = Number.POSITIVE_INFINITY;
   let newLeaderMs = Number.POSITIVE_INFINITY;
+  let termAtFault = Number.NaN;
+  let newLeaderTerm = Number.NaN;
   const inFlight: Promise<void>[] = [];
   const statusProbes: Promise<void>[] = [];
   for (let n = 0; (readMs === Number.POSITIVE_INFINITY || writeMs === Number.POSITIVE_INFINITY) && nowMs() - faultMs < giveUpMs; n++) {
@@ -53,10 +60,15 @@ export async function measureWindow(
         if (error === null) writeMs = Math.min(writeMs, nowMs() - faultMs);
       }),
     );
+    const first = n === 0;
     statusProbes.push(
       call(stubs.maintenance, 'Status', {}, STATUS_DEADLINE_MS).then(({ error, response }) => {
         const leader = error === null ? String(response.leader) : '0';
-        if (leader !== '0' && leader !== oldLeaderId) newLeaderMs = Math.min(newLeaderMs, nowMs() - faultMs);
+        if (first && leader === oldLeaderId) termAtFault = Number(response.raftTerm);
+        if (leader !== '0' && leader !== oldLeaderId && nowMs() - faultMs < newLeaderMs) {
+          newLeaderMs = nowMs() - faultMs;
+          newLeaderTerm = Number(response.raftTerm);
+        }
       }),
     );
     await new Promise((resolve) => setTimeout(resolve, PROBE_EVERY_MS));
@@ -71,12 +83,16 @@ export async function measureWindow(
   if (!Number.isFinite(newLeaderMs)) {
     const { error, response } = await call(stubs.maintenance, 'Status', {}, STATUS_DEADLINE_MS);
     const leader = error === null ? String(response.leader) : '0';
-    if (leader !== '0' && leader !== oldLeaderId) newLeaderMs = nowMs() - faultMs;
+    if (leader !== '0' && leader !== oldLeaderId) {
+      newLeaderMs = nowMs() - faultMs;
+      newLeaderTerm = Number(response.raftTerm);
+    }
   }
-  return { fault, member, readMs, writeMs, windowMs: Math.max(readMs, writeMs), newLeaderMs };
+  return { fault, member, readMs, writeMs, windowMs: Math.max(readMs, writeMs), newLeaderMs, terms: newLeaderTerm - termAtFault };
 }
 
 export function describeWindow(m: WindowMeasurement): string {
   const ms = (x: number): string => (Number.isFinite(x) ? `${(x / 1000).toFixed(2)} s` : 'never');
-  return `${m.fault}: follower m${m.member + 1} knew a new leader after ${ms(m.newLeaderMs)}, read again after ${ms(m.readMs)}, wrote after ${ms(m.writeMs)}`;
+  const terms = Number.isNaN(m.terms) ? '' : ` (${m.terms} term${m.terms === 1 ? '' : 's'} later)`;
+  return `${m.fault}: follower m${m.member + 1} knew a new leader after ${ms(m.newLeaderMs)}${terms}, read again after ${ms(m.readMs)}, wrote after ${ms(m.writeMs)}`;
 }

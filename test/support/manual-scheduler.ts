@@ -43,6 +43,10 @@ export class ManualScheduler implements Scheduler {
     this.immediates.push(callback);
   }
 
+  now(): number {
+    return this.nowMs;
+  }
+
   /** Runs queued turns, and the promise callbacks they start, until nothing is queued. */
   async settle(): Promise<void> {
     for (let turns = 0; ; ) {

@@ -48,6 +48,7 @@ import { ServerError } from '../apply/errors.js';
 import { decodeInternalRequest, encodeInternalRequest, type InternalRequest } from '../apply/internal-request.js';
 import type { ApplyOutcome } from '../apply/outcome.js';
 import { PendingReads, type PendingRead } from './pending-reads.js';
+import { TickClock } from './tick-clock.js';
 import { nodeScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
 
 export interface ProposalResult {
@@ -140,6 +141,8 @@ export class RaftNode {
   private nextRequestId = 1n;
   private nextReadContext = 1n;
   private scheduled = false;
+  /** Ticks the clock counted that the next turn runs (after that turn's inbox). */
+  private dueTicks = 0;
   private inTurn = false;
   /** The Ready being handled (resolved when idle): stop() waits for it. */
   private readyHandled: Promise<void> = Promise.resolve();
@@ -169,8 +172,12 @@ export class RaftNode {
   }
 
   start(): void {
+    // The timer wakes the node each tick; the clock says how many ticks passed (a late timer
+    // catches up, up to a heartbeat interval's worth). The ticks run in the next turn, after
+    // the messages that arrived meanwhile (turn()).
+    const clock = new TickClock(this.options.tickMs, this.node.raft.heartbeatTimeout, this.scheduler.now());
     this.ticker = this.scheduler.setInterval(() => {
-      this.node.tick();
+      this.dueTicks += clock.due(this.scheduler.now());
       this.schedule();
     }, this.options.tickMs);
     this.readRetryTicker = this.scheduler.setInterval(() => {
@@ -392,6 +399,10 @@ export class RaftNode {
         // Messages from members no longer in the configuration are dropped by the core.
         this.node.step(message);
       }
+      // Ticks after the inbox: a member that wakes late reads the heartbeat or the other
+      // follower's pre-vote that came in meanwhile before its own election timer can run out
+      // (otherwise two followers of a dead leader campaign at once and split the vote).
+      for (; this.dueTicks > 0; this.dueTicks--) this.node.tick();
       this.proposeQueued();
       this.askReadIndex();
       // Stepping and proposing go on while a Ready is being persisted; the next Ready waits

@@ -64,14 +64,26 @@ export interface ReplicationOptions {
 const LONE_VOTER_ID = 1n;
 
 /**
- * Tick-based timing from the configured milliseconds: one tick per heartbeat; a request waits
- * at most the configured timeout, and no longer than two elections plus 5 s.
+ * Raft ticks per heartbeat interval. A tick of a tenth of the heartbeat lets the randomized
+ * election timeout fall anywhere in its range instead of on whole heartbeats: with one tick
+ * per heartbeat, the [1, 1.25) x election timeout range (src/raft/DESIGN.md) would hold two or
+ * three values, and two followers whose tick timers run in step (a fixed offset for the life
+ * of both processes) would often pick the same one and split the vote.
+ */
+export const TICKS_PER_HEARTBEAT = 10;
+
+/**
+ * Tick-based timing from the configured milliseconds (etcd's --heartbeat-interval and
+ * --election-timeout keep their meaning): a tick is a tenth of the heartbeat interval, the
+ * election timeout is counted in those ticks; a request waits at most the configured timeout,
+ * and no longer than two elections plus 5 s.
  */
 export function raftTiming(raft: Pick<Config['raft'], 'electionTimeoutMs' | 'heartbeatIntervalMs'>, requestTimeoutMs: number) {
+  const tickMs = raft.heartbeatIntervalMs / TICKS_PER_HEARTBEAT;
   return {
-    tickMs: raft.heartbeatIntervalMs,
-    electionTicks: Math.max(2, Math.round(raft.electionTimeoutMs / raft.heartbeatIntervalMs)),
-    heartbeatTicks: 1,
+    tickMs,
+    electionTicks: Math.max(TICKS_PER_HEARTBEAT + 1, Math.round(raft.electionTimeoutMs / tickMs)),
+    heartbeatTicks: TICKS_PER_HEARTBEAT,
     requestTimeoutMs: Math.min(requestTimeoutMs, 5000 + 2 * raft.electionTimeoutMs),
   };
 }

@@ -12,6 +12,8 @@ export interface Scheduler {
   clear(timer: TimerHandle): void;
   /** Calls back once pending I/O callbacks have run (a loop turn). */
   setImmediate(callback: () => void): void;
+  /** Milliseconds on a monotonic clock (the Raft tick counts them, tick-clock.ts). */
+  now(): number;
 }
 
 export const nodeScheduler: Scheduler = {
@@ -19,4 +21,5 @@ export const nodeScheduler: Scheduler = {
   setInterval: (callback, ms) => setInterval(callback, ms),
   clear: (timer) => clearTimeout(timer as NodeJS.Timeout),
   setImmediate: (callback) => void setImmediate(callback),
+  now: () => performance.now(),
 };
