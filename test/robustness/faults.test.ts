@@ -11,8 +11,9 @@
 // again, which must take at most 1 s once it knows the new leader (checked on its own, so a
 // slow member is told apart from a slow election).
 //
-// Short mode (npm test): 30 s per scenario. Long mode: METASTORE_FAULT_SECONDS=1000 npx vitest
-// run test/robustness/faults.test.ts (README). Needs root (ip netns, tc, mount).
+// Short mode (npm test, which runs this file alone after the others): 30 s per scenario.
+// Long mode: METASTORE_FAULT_SECONDS=200 npm run faults, 1,000 s of faults in all (README).
+// Needs root (ip netns, tc, mount).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaultCluster } from './fault-cluster.js';
