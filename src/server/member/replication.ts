@@ -169,7 +169,7 @@ export function createRaftNode(
       readIndexRetryMs: replication.readIndexRetryMs,
       maxPendingProposalBytes: replication.limits.maxPendingProposalBytes,
     },
-    { confState: store.initialState().confState, snapshotIndex, lastIndex: store.lastIndex() },
+    { confState: store.initialState().confState, snapshotIndex },
   );
 }
 
