@@ -480,6 +480,8 @@ export class RaftNode {
    */
   private async handleSnapshotReady(ready: Ready): Promise<void> {
     const snapshot = ready.snapshot!;
+    // A raft snapshot being recorded would compact a log this one replaces: let it finish.
+    await this.snapshotting;
     let snapshotForLog = snapshot;
     // Entries committed before the snapshot and not applied yet: the snapshot holds them.
     this.toApply = this.toApply.filter((entry) => entry.index > snapshot.metadata.index);
@@ -707,7 +709,7 @@ export class RaftNode {
 
   /** Every snapshotCount applied entries: record a raft snapshot and compact the log behind it. */
   private maybeSnapshot(): void {
-    if (this.snapshotting !== undefined) return;
+    if (this.snapshotting !== undefined || this.snapshotInFlight) return;
     const applied = this.applier.appliedIndex;
     if (applied - this.lastSnapshotIndex < this.options.snapshotCount) return;
     this.lastSnapshotIndex = applied;
