@@ -80,7 +80,7 @@ async function load(endpoints: string[], op: 'put' | 'range', total: number, lin
 }
 
 /** A 3-member etcd cluster on loopback (real etcd 3.4 from Debian). */
-async function startEtcdCluster(): Promise<{ endpoints: string[]; stop(): Promise<void> }> {
+async function startEtcdCluster(): Promise<{ endpoints: string[]; pids: number[]; stop(): Promise<void> }> {
   const ports = await freePorts(6);
   const dirs = [0, 1, 2].map(() => mkdtempSync(join(os.tmpdir(), 'etcd-bench-')));
   const initial = [0, 1, 2].map((i) => `e${i}=http://127.0.0.1:${ports[2 * i + 1]}`).join(',');
@@ -124,6 +124,7 @@ async function startEtcdCluster(): Promise<{ endpoints: string[]; stop(): Promis
   );
   return {
     endpoints: [0, 1, 2].map((i) => `127.0.0.1:${ports[2 * i]}`),
+    pids: processes.map((p) => p.pid!),
     stop: async () => {
       await Promise.all(
         processes.map(
@@ -163,7 +164,8 @@ interface Row {
   workload: string;
   result: Result;
   /** CPU of the server's processes per operation (single members: the member process, and its
-   * edge processes summed), in microseconds; a figure less bent by a shared machine than ops/s. */
+   * edge processes summed; clusters: every member summed), in microseconds; a figure less bent
+   * by a shared machine than ops/s. */
   cpu?: { mainUs: number; edgesUs: number };
   /** Log entries committed per synced log write, averaged over the members (see diskFigures). */
   entriesPerFsync?: number;
@@ -176,18 +178,19 @@ function cpuMicros(pid: number): number {
   return (ticks * 1_000_000) / 100;
 }
 
-/** The processes whose CPU is counted for a target: its main process and its edge processes. */
+/** The processes whose CPU is counted for a target: its member processes (every member of a
+ * cluster, summed) and its edge processes. */
 interface Pids {
-  main: number;
+  main: number[];
   edges: number[];
 }
 
 async function measured(pids: Pids | undefined, total: number, run: () => Promise<Result>): Promise<{ result: Result; cpu?: Row['cpu'] }> {
   if (pids === undefined) return { result: await run() };
   const sum = (list: number[]): number => list.reduce((a, pid) => a + cpuMicros(pid), 0);
-  const [main0, edges0] = [cpuMicros(pids.main), sum(pids.edges)];
+  const [main0, edges0] = [sum(pids.main), sum(pids.edges)];
   const result = await run();
-  return { result, cpu: { mainUs: (cpuMicros(pids.main) - main0) / total, edgesUs: (sum(pids.edges) - edges0) / total } };
+  return { result, cpu: { mainUs: (sum(pids.main) - main0) / total, edgesUs: (sum(pids.edges) - edges0) / total } };
 }
 
 /**
@@ -255,7 +258,7 @@ async function main(): Promise<void> {
     if (only !== 'metastore') {
       if (members === 1) {
         const etcd = await startEtcd();
-        rows.push(...(await benchTarget('etcd 3.4.23', [etcd.endpoint.replace('http://', '')], [`${etcd.endpoint}/metrics`], { main: etcd.pid, edges: [] })));
+        rows.push(...(await benchTarget('etcd 3.4.23', [etcd.endpoint.replace('http://', '')], [`${etcd.endpoint}/metrics`], { main: [etcd.pid], edges: [] })));
         await etcd.stop();
       } else {
         const etcd = await startEtcdCluster();
@@ -264,6 +267,7 @@ async function main(): Promise<void> {
             'etcd 3.4.23',
             etcd.endpoints,
             etcd.endpoints.map((e) => `http://${e}/metrics`),
+            { main: etcd.pids, edges: [] },
           )),
         );
         await etcd.stop();
@@ -276,13 +280,13 @@ async function main(): Promise<void> {
           const target = workerCounts.length === 1 && workers === 0 ? 'MetaStore' : `MetaStore (workers ${workers})`;
           const edges = [...metastore.logs().matchAll(/"pid":(\d+),"msg":"edge process started"/g)].map((m) => Number(m[1]));
           const metricsUrls = [`http://127.0.0.1:${metastore.metricsPort}/metrics`];
-          rows.push(...(await benchTarget(target, [metastore.endpoint.replace('http://', '')], metricsUrls, { main: metastore.pid, edges })));
+          rows.push(...(await benchTarget(target, [metastore.endpoint.replace('http://', '')], metricsUrls, { main: [metastore.pid], edges })));
           await metastore.destroy();
         }
       } else {
         const cluster = await startMetaStoreCluster(members);
         const metricsUrls = cluster.members.map((m) => `http://127.0.0.1:${m.metricsPort}/metrics`);
-        rows.push(...(await benchTarget('MetaStore', cluster.endpoints.split(','), metricsUrls)));
+        rows.push(...(await benchTarget('MetaStore', cluster.endpoints.split(','), metricsUrls, { main: cluster.members.map((m) => m.pid), edges: [] })));
         await cluster.destroy();
       }
     }
