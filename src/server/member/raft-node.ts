@@ -462,11 +462,16 @@ export class RaftNode {
       .catch((error) => this.fail(error));
   }
 
-  /** A Ready's write landed (all earlier ones did before it): acknowledge, send, apply. */
+  /**
+   * A Ready's write landed (all earlier ones did before it): acknowledge, send, then take the
+   * next Ready at once, so that its write starts before this one's entries are applied (the
+   * disk works while the main thread applies), then apply.
+   */
   private finishWrite(messages: Message[]): void {
     if (this.failed) return;
     this.node.persisted();
     this.sendInOrder(messages);
+    this.turn();
     this.applyDurable();
     this.maybeSnapshot();
     this.schedule();
