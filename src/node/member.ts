@@ -54,6 +54,7 @@ export function raftTiming(config: Pick<Config, 'raft' | 'limits'>) {
     // A proposal waits no longer than a couple of elections: past that, it is not coming back.
     requestTimeoutMs: Math.min(config.limits.requestTimeoutMs, 5000 + 2 * config.raft.electionTimeoutMs),
     snapshotCount: config.raft.snapshotCount,
+    maxWritesInFlight: config.raft.maxWritesInFlight,
   };
 }
 

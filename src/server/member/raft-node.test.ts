@@ -8,7 +8,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfChangeType, MessageType, type Message } from '../../raft/types.js';
 import { RaftNodeCluster, request, rejection } from '../../../test/support/raft-node-cluster.js';
 import { encodeInternalRequest } from '../apply/internal-request.js';
-import { MAX_READIES_IN_FLIGHT } from './raft-node.js';
 
 let cluster: RaftNodeCluster;
 
@@ -198,8 +197,10 @@ describe('RaftNode: ReadIndex barrier', () => {
 });
 
 describe('RaftNode: pipelined Readies', () => {
-  it('the next Ready goes to the log while the previous write is in flight, at most MAX_READIES_IN_FLIGHT deep; answers follow in order', async () => {
-    cluster = new RaftNodeCluster([1n]);
+  const DEPTH = 4;
+
+  it('the next Ready goes to the log while the previous write is in flight, at most maxWritesInFlight deep; answers follow in order', async () => {
+    cluster = new RaftNodeCluster([1n], { maxWritesInFlight: DEPTH });
     const member = cluster.start(1n);
     await cluster.until(member.raft.leaderKnown());
     await cluster.scheduler.settle();
@@ -207,22 +208,22 @@ describe('RaftNode: pipelined Readies', () => {
     member.log.hold();
     const answered: number[] = [];
     const results: Array<Promise<unknown>> = [];
-    for (let n = 0; n < MAX_READIES_IN_FLIGHT + 2; n++) {
+    for (let n = 0; n < DEPTH + 2; n++) {
       results.push(member.raft.propose(request(n)).then((r) => answered.push(r.outcome.ok ? r.outcome.revision : -1)));
       await cluster.scheduler.settle();
     }
-    // One Ready per proposal: the first MAX_READIES_IN_FLIGHT went to the log unwritten, the
+    // One Ready per proposal: the first DEPTH went to the log unwritten, the
     // rest wait in the core; nothing is durable, applied or answered.
-    expect(member.raft.lastIndex).toBe(base + MAX_READIES_IN_FLIGHT + 2);
-    expect(member.log.lastIndex()).toBe(base + MAX_READIES_IN_FLIGHT);
+    expect(member.raft.lastIndex).toBe(base + DEPTH + 2);
+    expect(member.log.lastIndex()).toBe(base + DEPTH);
     expect(member.log.durableIndex).toBe(base);
     expect(member.applier.appliedIndex).toBe(base);
     expect(answered).toEqual([]);
 
     member.log.release();
     await cluster.until(Promise.all(results));
-    expect(answered).toEqual(Array.from({ length: MAX_READIES_IN_FLIGHT + 2 }, (_, n) => base + 1 + n));
-    expect(member.log.durableIndex).toBe(base + MAX_READIES_IN_FLIGHT + 2);
+    expect(answered).toEqual(Array.from({ length: DEPTH + 2 }, (_, n) => base + 1 + n));
+    expect(member.log.durableIndex).toBe(base + DEPTH + 2);
   });
 
   it("a follower applies a commit while its next batch's write is still in flight", async () => {

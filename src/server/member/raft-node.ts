@@ -9,9 +9,10 @@
 //   other member once the write landed (its votes and acks promise durable state) -> committed
 //   entries are applied, through the Applier, as soon as they are durable here and everything
 //   before them is applied -> waiters are answered on apply.
-// Pipelined (Raft thesis 10.2.1): up to MAX_READIES_IN_FLIGHT Readies are in flight, so the
-// next batch is appended, sent and queued for writing while earlier ones are being written,
-// and a commit is applied without waiting for a later batch's write. The core reports what
+// Pipelined (Raft thesis 10.2.1): the next Ready is taken as soon as a write lands, before the
+// landed entries are applied, so the disk works while the main thread applies; with
+// maxWritesInFlight > 1 the next batches are also appended, sent and queued for writing while
+// earlier ones are being written. A commit is applied without waiting for a later batch's write. The core reports what
 // is durable (RawNode.durableIndex) as the driver reports writes landed, in order
 // (persisted()). A Ready carrying a snapshot is handled alone: the Readies before it finish
 // first, and no other is taken until it is installed and written.
@@ -112,6 +113,13 @@ export interface RaftNodeOptions {
   maxCommitApplyGap?: number;
   /** Refuse proposals while this member's unanswered ones hold more bytes; 0 = no limit. */
   maxPendingProposalBytes?: number;
+  /**
+   * Readies whose log writes may be in flight at once (bounds the memory the pipeline holds).
+   * 1: the next Ready is taken as the previous write lands, and its write starts before the
+   * landed entries are applied. More: a leader also sends and queues later batches during a
+   * write; on this project's 2-core bench that cost more CPU per entry (bench/RESULTS.md).
+   */
+  maxWritesInFlight?: number;
 }
 
 /** etcd's readIndexRetryTime. */
@@ -131,8 +139,8 @@ interface PendingProposal {
 }
 
 const HEADER_BYTES = 16;
-/** Readies whose writes are in flight at once; bounds the memory the pipeline holds. */
-export const MAX_READIES_IN_FLIGHT = 4;
+/** Default of RaftNodeOptions.maxWritesInFlight (server.raft.max_writes_in_flight). */
+export const MAX_WRITES_IN_FLIGHT = 1;
 
 export class RaftNode {
   private inbox: Message[] = [];
@@ -412,7 +420,13 @@ export class RaftNode {
       this.askReadIndex();
       // Stepping and proposing go on while Readies are in flight; the next one waits while the
       // pipeline is full or a snapshot is being installed.
-      if (this.failed || this.snapshotInFlight || this.node.readiesInFlight >= MAX_READIES_IN_FLIGHT || !this.node.hasReady()) return;
+      if (
+        this.failed ||
+        this.snapshotInFlight ||
+        this.node.readiesInFlight >= (this.options.maxWritesInFlight ?? MAX_WRITES_IN_FLIGHT) ||
+        !this.node.hasReady()
+      )
+        return;
       const ready = this.node.ready();
       if (ready.hardState) this.currentTerm = ready.hardState.term;
       if (ready.softState && ready.softState.lead !== this.lead) {
