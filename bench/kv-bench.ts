@@ -86,7 +86,7 @@ async function load(endpoints: string[], op: 'put' | 'range', total: number, lin
 }
 
 /** A 3-member etcd cluster on loopback (real etcd 3.4 from Debian). */
-async function startEtcdCluster(): Promise<{ endpoints: string[]; stop(): Promise<void> }> {
+async function startEtcdCluster(): Promise<{ endpoints: string[]; pids: number[]; stop(): Promise<void> }> {
   const ports = await freePorts(6);
   const dirs = [0, 1, 2].map(() => mkdtempSync(join(os.tmpdir(), 'etcd-bench-')));
   const initial = [0, 1, 2].map((i) => `e${i}=http://127.0.0.1:${ports[2 * i + 1]}`).join(',');
@@ -130,6 +130,7 @@ async function startEtcdCluster(): Promise<{ endpoints: string[]; stop(): Promis
   );
   return {
     endpoints: [0, 1, 2].map((i) => `127.0.0.1:${ports[2 * i]}`),
+    pids: processes.map((p) => p.pid!),
     stop: async () => {
       await Promise.all(
         processes.map(
@@ -169,8 +170,11 @@ interface Row {
   workload: string;
   result: Result;
   /** CPU of the server's processes per operation (single members: the member process, and its
-   * edge processes summed), in microseconds; a figure less bent by a shared machine than ops/s. */
+   * edge processes summed; clusters: every member summed), in microseconds; a figure less bent
+   * by a shared machine than ops/s. */
   cpu?: { mainUs: number; edgesUs: number };
+  /** Log entries committed per synced log write, averaged over the members (see diskFigures). */
+  entriesPerFsync?: number;
 }
 
 /** CPU time (user + system) a process has used so far, in microseconds (Linux /proc). */
@@ -180,26 +184,48 @@ function cpuMicros(pid: number): number {
   return (ticks * 1_000_000) / 100;
 }
 
-/** The processes whose CPU is counted for a target: its main process and its edge processes. */
+/** The processes whose CPU is counted for a target: its member processes (every member of a
+ * cluster, summed) and its edge processes. */
 interface Pids {
-  main: number;
+  main: number[];
   edges: number[];
 }
 
 async function measured(pids: Pids | undefined, total: number, run: () => Promise<Result>): Promise<{ result: Result; cpu?: Row['cpu'] }> {
   if (pids === undefined) return { result: await run() };
   const sum = (list: number[]): number => list.reduce((a, pid) => a + cpuMicros(pid), 0);
-  const [main0, edges0] = [cpuMicros(pids.main), sum(pids.edges)];
+  const [main0, edges0] = [sum(pids.main), sum(pids.edges)];
   const result = await run();
-  return { result, cpu: { mainUs: (cpuMicros(pids.main) - main0) / total, edgesUs: (sum(pids.edges) - edges0) / total } };
+  return { result, cpu: { mainUs: (sum(pids.main) - main0) / total, edgesUs: (sum(pids.edges) - edges0) / total } };
 }
 
-async function benchTarget(target: string, endpoints: string[], pids?: Pids): Promise<Row[]> {
+/**
+ * Debug figure for batching: every member's committed index and count of synced log writes
+ * (etcd_server_proposals_committed_total, etcd_disk_wal_fsync_duration_seconds_count, which
+ * both servers export), summed over the members. Their deltas over a put run give the entries
+ * each member writes per fsync.
+ */
+async function diskFigures(metricsUrls: string[]): Promise<{ committed: number; fsyncs: number }> {
+  let committed = 0;
+  let fsyncs = 0;
+  for (const url of metricsUrls) {
+    const text = await (await fetch(url)).text();
+    committed += Number(/^etcd_server_proposals_committed_total (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
+    fsyncs += Number(/^etcd_disk_wal_fsync_duration_seconds_count (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
+  }
+  return { committed, fsyncs };
+}
+
+async function benchTarget(target: string, endpoints: string[], metricsUrls: string[], pids?: Pids): Promise<Row[]> {
   const linearizable = members > 1;
   await waitForLeader(endpoints);
   await load(endpoints, 'put', Math.min(5000, puts), false); // warm-up: JIT, connections, caches
   const rows: Row[] = [];
-  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...(await measured(pids, puts, () => load(endpoints, 'put', puts, false))) });
+  const before = await diskFigures(metricsUrls);
+  const putRun = await measured(pids, puts, () => load(endpoints, 'put', puts, false));
+  const after = await diskFigures(metricsUrls);
+  const entriesPerFsync = (after.committed - before.committed) / (after.fsyncs - before.fsyncs);
+  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...putRun, entriesPerFsync });
   if (ranges === 0) return rows;
   const kind = linearizable ? 'linearizable' : 'serializable';
   rows.push({
@@ -211,11 +237,15 @@ async function benchTarget(target: string, endpoints: string[], pids?: Pids): Pr
 }
 
 function format(rows: Row[]): string {
-  const lines = ['| target | workload | ops/s | p50 ms | p99 ms | errors | CPU us/op (main + edges) |', '|---|---|---:|---:|---:|---:|---:|'];
-  for (const { target, workload, result, cpu } of rows) {
+  const lines = [
+    '| target | workload | ops/s | p50 ms | p99 ms | errors | CPU us/op (main + edges) | entries per fsync |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const { target, workload, result, cpu, entriesPerFsync } of rows) {
     const cpuText = cpu === undefined ? '' : `${cpu.mainUs.toFixed(0)} + ${cpu.edgesUs.toFixed(0)}`;
+    const batchText = entriesPerFsync === undefined ? '' : entriesPerFsync.toFixed(1);
     lines.push(
-      `| ${target} | ${workload} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} | ${cpuText} |`,
+      `| ${target} | ${workload} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} | ${cpuText} | ${batchText} |`,
     );
   }
   const ratios: string[] = [];
@@ -235,11 +265,18 @@ async function main(): Promise<void> {
     if (only !== 'metastore') {
       if (members === 1) {
         const etcd = await startEtcd();
-        rows.push(...(await benchTarget('etcd 3.4.23', [etcd.endpoint.replace('http://', '')], { main: etcd.pid, edges: [] })));
+        rows.push(...(await benchTarget('etcd 3.4.23', [etcd.endpoint.replace('http://', '')], [`${etcd.endpoint}/metrics`], { main: [etcd.pid], edges: [] })));
         await etcd.stop();
       } else {
         const etcd = await startEtcdCluster();
-        rows.push(...(await benchTarget('etcd 3.4.23', etcd.endpoints)));
+        rows.push(
+          ...(await benchTarget(
+            'etcd 3.4.23',
+            etcd.endpoints,
+            etcd.endpoints.map((e) => `http://${e}/metrics`),
+            { main: etcd.pids, edges: [] },
+          )),
+        );
         await etcd.stop();
       }
     }
@@ -249,13 +286,15 @@ async function main(): Promise<void> {
           const metastore = await startMetaStore({ env: { METASTORE_SERVER_GRPC_WORKERS: String(workers) }, nodeArgs });
           const target = workerCounts.length === 1 && workers === 0 ? 'MetaStore' : `MetaStore (workers ${workers})`;
           const edges = [...metastore.logs().matchAll(/"pid":(\d+),"msg":"edge process started"/g)].map((m) => Number(m[1]));
-          rows.push(...(await benchTarget(target, [metastore.endpoint.replace('http://', '')], { main: metastore.pid, edges })));
+          const metricsUrls = [`http://127.0.0.1:${metastore.metricsPort}/metrics`];
+          rows.push(...(await benchTarget(target, [metastore.endpoint.replace('http://', '')], metricsUrls, { main: [metastore.pid], edges })));
           if (nodeArgs.length > 0) await metastore.stop(); // a clean exit writes the profiles
           await metastore.destroy();
         }
       } else {
         const cluster = await startMetaStoreCluster(members);
-        rows.push(...(await benchTarget('MetaStore', cluster.endpoints.split(','))));
+        const metricsUrls = cluster.members.map((m) => `http://127.0.0.1:${m.metricsPort}/metrics`);
+        rows.push(...(await benchTarget('MetaStore', cluster.endpoints.split(','), metricsUrls, { main: cluster.members.map((m) => m.pid), edges: [] })));
         await cluster.destroy();
       }
     }

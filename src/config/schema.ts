@@ -95,6 +95,8 @@ export interface Config {
     readonly preVote: boolean;
     readonly strictReconfigCheck: boolean;
     readonly maxLearners: number;
+    /** Raft batches whose log writes may be in flight at once (the Ready pipeline's depth). */
+    readonly maxWritesInFlight: number;
     readonly tls: PeerTlsConfig;
   };
   readonly limits: {
@@ -250,6 +252,7 @@ export const DEFAULTS: Config = deepFreeze<Config>({
     preVote: true,
     strictReconfigCheck: true,
     maxLearners: 1,
+    maxWritesInFlight: 1,
     tls: noPeerTls(),
   },
   limits: {
@@ -462,6 +465,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key('server.raft.pre_vote', 'bool', 'pre-vote before campaigning, so a rejoining member does not disrupt'),
   key('server.raft.strict_reconfig_check', 'bool', 'refuse membership changes that would lose quorum'),
   key('server.raft.max_learners', 'uint', 'most learner members allowed'),
+  key(
+    'server.raft.max_writes_in_flight',
+    'uint',
+    'raft batches whose log writes may be in flight at once: 1 = the next batch is taken as the previous write lands (its write starts before the landed batch is applied); more lets the leader send and queue later batches during a write (the disk never waits for the main thread, at the cost of more, smaller messages and more CPU per entry)',
+    { min: 1, max: 64 },
+  ),
   ...tlsKeys('server.raft.tls', 'peer'),
   key('server.raft.tls.allowed_cn', 'string', 'accept only peers whose certificate CN is this (etcd --peer-cert-allowed-cn); empty = any'),
 

@@ -48,6 +48,7 @@ export function raftTiming(config: Pick<Config, 'raft' | 'limits'>) {
     ...replicationTiming(config.raft, config.limits.requestTimeoutMs),
     preVote: config.raft.preVote,
     snapshotCount: config.raft.snapshotCount,
+    maxWritesInFlight: config.raft.maxWritesInFlight,
   };
 }
 

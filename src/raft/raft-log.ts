@@ -5,9 +5,15 @@
 //   unstable:                     [offset ............ lastIndex]   (may overlap-then-replace)
 //   snapshot:  an incoming snapshot not yet persisted replaces the whole log
 //
-// Invariants: applied <= committed <= lastIndex(); unstable.entries[i].index === offset + i;
-// committed entries are never truncated (asserted). Term lookups return undefined instead of
-// throwing so that the hot path never pays for exceptions.
+// Several Readies may be in flight (the driver writes one while it builds the next): unstable
+// entries below `offsetInProgress` were handed out for writing and are not handed out again;
+// they stay unstable until their write is acknowledged (stableTo). Committed entries up to
+// `applying` were handed out for applying; `applied` moves when the driver says so.
+//
+// Invariants: applied <= applying <= committed <= lastIndex(); offset <= offsetInProgress <=
+// offset + entries.length; unstable.entries[i].index === offset + i; committed entries are
+// never truncated (asserted). Term lookups return undefined instead of throwing so that the
+// hot path never pays for exceptions.
 
 import type { Entry, Snapshot } from './types.js';
 import { CompactedError, limitEnd, limitSize, type Storage } from './storage.js';
@@ -17,9 +23,35 @@ export class Unstable {
   snapshot: Snapshot | undefined;
   entries: Entry[] = [];
   offset: number;
+  /** Entries below this index were handed out in a Ready and are being written. */
+  offsetInProgress: number;
+  /** The snapshot was handed out in a Ready and is being written. */
+  snapshotInProgress = false;
 
   constructor(offset: number) {
     this.offset = offset;
+    this.offsetInProgress = offset;
+  }
+
+  /** Entries not yet handed out for writing. */
+  entriesToWrite(): Entry[] {
+    const start = this.offsetInProgress - this.offset;
+    return start >= this.entries.length ? [] : this.entries.slice(start);
+  }
+
+  hasEntriesToWrite(): boolean {
+    return this.offsetInProgress < this.offset + this.entries.length;
+  }
+
+  /** The snapshot, unless it was handed out already. */
+  snapshotToWrite(): Snapshot | undefined {
+    return this.snapshotInProgress ? undefined : this.snapshot;
+  }
+
+  /** Everything unstable now is handed out for writing (by one Ready). */
+  acceptInProgress(): void {
+    this.offsetInProgress = this.offset + this.entries.length;
+    if (this.snapshot !== undefined) this.snapshotInProgress = true;
   }
 
   maybeFirstIndex(): number | undefined {
@@ -40,23 +72,30 @@ export class Unstable {
     return e?.term;
   }
 
-  /** Entries up to (i, t) are now durable; drop them unless they were replaced meanwhile. */
+  /** Entries up to (i, t) are now durable; drop them unless they were replaced meanwhile (a
+   *  later write then acknowledges their replacements, and with them this prefix). */
   stableTo(i: number, t: number): void {
     const gt = this.maybeTerm(i);
     if (gt === t && i >= this.offset) {
       this.entries = this.entries.slice(i + 1 - this.offset);
       this.offset = i + 1;
+      this.offsetInProgress = Math.max(this.offsetInProgress, this.offset);
     }
   }
 
   stableSnapTo(i: number): void {
-    if (this.snapshot && this.snapshot.metadata.index === i) this.snapshot = undefined;
+    if (this.snapshot && this.snapshot.metadata.index === i) {
+      this.snapshot = undefined;
+      this.snapshotInProgress = false;
+    }
   }
 
   restore(s: Snapshot): void {
     this.offset = s.metadata.index + 1;
+    this.offsetInProgress = this.offset;
     this.entries = [];
     this.snapshot = s;
+    this.snapshotInProgress = false;
   }
 
   truncateAndAppend(ents: Entry[]): void {
@@ -67,9 +106,12 @@ export class Unstable {
     } else if (after <= this.offset) {
       // The new entries replace everything unstable (and shadow a stable suffix).
       this.offset = after;
+      this.offsetInProgress = after;
       this.entries = ents.slice();
     } else {
+      // Replaced entries that were being written are new entries now: hand them out again.
       this.entries.length = after - this.offset;
+      this.offsetInProgress = Math.min(this.offsetInProgress, after);
       for (const e of ents) this.entries.push(e);
     }
   }
@@ -89,6 +131,8 @@ export class RaftLog {
   readonly unstable: Unstable;
   committed: number;
   applied: number;
+  /** Highest committed index handed out for applying (applied <= applying <= committed). */
+  applying: number;
   /** Cap on the bytes of committed entries handed out per Ready. */
   readonly maxNextEntsSize: number;
 
@@ -100,6 +144,7 @@ export class RaftLog {
     this.unstable = new Unstable(last + 1);
     this.committed = first - 1;
     this.applied = first - 1;
+    this.applying = first - 1;
   }
 
   firstIndex(): number {
@@ -177,17 +222,29 @@ export class RaftLog {
     }
   }
 
+  /** Unstable entries not yet handed out for writing. */
   unstableEntries(): Entry[] {
-    return this.unstable.entries.length === 0 ? [] : this.unstable.entries.slice();
+    return this.unstable.entriesToWrite();
   }
 
+  /**
+   * The log is durable up to here: the entries below the unstable part were written and the
+   * writes acknowledged (stableTo). While an incoming snapshot is not yet written, nothing of
+   * the log it replaces counts: 0.
+   */
+  durableIndex(): number {
+    return this.unstable.snapshot === undefined ? this.unstable.offset - 1 : 0;
+  }
+
+  /** Committed entries not yet handed out for applying exist. */
   hasNextEnts(): boolean {
-    const off = Math.max(this.applied + 1, this.firstIndex());
+    const off = Math.max(this.applying + 1, this.firstIndex());
     return this.committed + 1 > off;
   }
 
+  /** Committed entries not yet handed out for applying (size-limited). */
   nextEnts(): Entry[] {
-    const off = Math.max(this.applied + 1, this.firstIndex());
+    const off = Math.max(this.applying + 1, this.firstIndex());
     if (this.committed + 1 > off) {
       const ents = this.slice(off, this.committed + 1, this.maxNextEntsSize);
       assert(ents !== undefined, 'unexpected compaction of unapplied entries');
@@ -211,6 +268,13 @@ export class RaftLog {
     if (i === 0) return;
     assert(this.committed >= i && i >= this.applied, `applied ${i} out of range [prev applied ${this.applied}, committed ${this.committed}]`);
     this.applied = i;
+    this.applying = Math.max(this.applying, i);
+  }
+
+  /** Committed entries up to i were handed out for applying. */
+  acceptApplying(i: number): void {
+    assert(i >= this.applying && i <= this.committed, `applying ${i} out of range [prev applying ${this.applying}, committed ${this.committed}]`);
+    this.applying = i;
   }
 
   stableTo(i: number, t: number): void {

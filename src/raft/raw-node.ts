@@ -1,7 +1,7 @@
 // RawNode: the driver-facing surface of the Raft core. It wraps Raft, turns its accumulated
 // effects into Ready batches and learns from advance() what the driver made durable/applied.
 //
-// Contract with the driver, once per turn:
+// Contract with the driver, in its simplest (synchronous) form, once per turn:
 //   if (node.hasReady()) {
 //     const rd = node.ready();
 //     persist rd.hardState + rd.entries (+ rd.snapshot), fsync if rd.mustSync;
@@ -9,8 +9,15 @@
 //     apply rd.committedEntries;   // conf changes through applyConfChange()
 //     node.advance();
 //   }
-// Invariants: at most one Ready is outstanding (ready() twice without advance() is a bug);
-// advance() marks exactly what the last Ready handed out as stable/applied.
+// Pipelined form (Raft thesis 10.2.1; etcd-io/raft's asynchronous storage writes): ready()
+// may be called again before the earlier Readies are done. Each Ready hands out only what no
+// earlier one did (its entries and committed entries are "in progress"). The driver then
+// reports, separately:
+//   persisted()     the oldest Ready not yet reported is written (Readies are written, and
+//                   reported, in the order they were handed out);
+//   appliedTo(i)    committed entries up to i are applied. A driver that applies an entry only
+//                   once it is durable here compares with durableIndex().
+// advance() is persisted() plus appliedTo() of that Ready's committed entries.
 
 import { Raft, ProposalDroppedError, type RaftConfig } from './raft.js';
 import type { ProgressState, Progress } from './progress.js';
@@ -63,8 +70,10 @@ export class RawNode {
   readonly raft: Raft;
   private prevSoftState: SoftState;
   private prevHardState: HardState;
-  /** What the outstanding Ready handed out, remembered for advance(). */
-  private outstanding: { lastEntry?: { index: number; term: number }; lastCommitted?: number; committedBytes?: number; snapshotIndex?: number } | undefined;
+  /** What each Ready not yet reported persisted handed out for writing, oldest first. */
+  private readonly writing: Array<{ lastEntry?: { index: number; term: number }; snapshotIndex?: number; lastCommitted?: number }> = [];
+  /** Committed entries handed out and not yet reported applied, by Ready, oldest first. */
+  private readonly applyingBatches: Array<{ lastCommitted: number; bytes: number }> = [];
 
   constructor(config: RaftConfig) {
     this.raft = new Raft(config);
@@ -141,14 +150,11 @@ export class RawNode {
     this.raft.step(makeMessage({ type: MessageType.MsgSnapStatus, from: id, reject: !ok }));
   }
 
-  /** Whether ready() has work. False while a Ready is outstanding: the driver may keep
-   *  ticking and stepping during an asynchronous persist, but gets the next Ready only after
-   *  advance(). */
+  /** Whether ready() has anything that no earlier Ready handed out. */
   hasReady(): boolean {
-    if (this.outstanding !== undefined) return false;
     const r = this.raft;
     if (r.msgs.length > 0 || r.readStates.length > 0 || r.hasPendingFlush()) return true;
-    if (r.raftLog.unstable.entries.length > 0 || r.raftLog.unstable.snapshot !== undefined) return true;
+    if (r.raftLog.unstable.hasEntriesToWrite() || r.raftLog.unstable.snapshotToWrite() !== undefined) return true;
     if (r.raftLog.hasNextEnts()) return true;
     if (r.lead !== this.prevSoftState.lead || r.state !== this.prevSoftState.role) return true;
     const hs = this.prevHardState;
@@ -156,7 +162,6 @@ export class RawNode {
   }
 
   ready(): Ready {
-    assert(this.outstanding === undefined, 'ready() called twice without advance()');
     const r = this.raft;
     const log = r.raftLog;
     const messages = r.readMessages();
@@ -176,37 +181,78 @@ export class RawNode {
       this.prevHardState = rd.hardState;
     }
     if (entries.length > 0) rd.mustSync = true;
-    const snap = log.unstable.snapshot;
+    const snap = log.unstable.snapshotToWrite();
     if (snap !== undefined) {
       rd.snapshot = snap;
       rd.mustSync = true;
     }
-    const out: NonNullable<RawNode['outstanding']> = {};
-    const lastEntry = entries[entries.length - 1];
-    if (lastEntry !== undefined) out.lastEntry = { index: lastEntry.index, term: lastEntry.term };
-    const lastCommitted = committedEntries[committedEntries.length - 1];
-    if (lastCommitted !== undefined) {
-      out.lastCommitted = lastCommitted.index;
-      out.committedBytes = committedEntries.reduce((sum, e) => sum + entrySize(e), 0);
-    }
-    if (snap !== undefined) out.snapshotIndex = snap.metadata.index;
-    this.outstanding = out;
+    this.accept(rd);
     return rd;
   }
 
-  advance(): void {
-    const out = this.outstanding;
-    assert(out !== undefined, 'advance() without a Ready');
-    this.outstanding = undefined;
+  /** Marks what a Ready hands out as in progress, so that no later Ready repeats it. */
+  private accept(rd: Ready): void {
     const log = this.raft.raftLog;
-    if (out.snapshotIndex !== undefined) {
-      log.stableSnapTo(out.snapshotIndex);
-      // The driver restored application state from the snapshot along with persisting it.
-      if (log.applied < out.snapshotIndex) log.applied = out.snapshotIndex;
+    const written: (typeof this.writing)[number] = {};
+    const lastEntry = rd.entries[rd.entries.length - 1];
+    if (lastEntry !== undefined) written.lastEntry = { index: lastEntry.index, term: lastEntry.term };
+    if (rd.snapshot !== undefined) written.snapshotIndex = rd.snapshot.metadata.index;
+    const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
+    if (lastCommitted !== undefined) {
+      written.lastCommitted = lastCommitted.index;
+      this.applyingBatches.push({ lastCommitted: lastCommitted.index, bytes: rd.committedEntries.reduce((sum, e) => sum + entrySize(e), 0) });
+      log.acceptApplying(lastCommitted.index);
     }
-    if (out.lastCommitted !== undefined) log.appliedTo(out.lastCommitted);
-    if (out.committedBytes !== undefined) this.raft.reduceUncommittedSize(out.committedBytes);
-    if (out.lastEntry !== undefined) log.stableTo(out.lastEntry.index, out.lastEntry.term);
+    log.unstable.acceptInProgress();
+    this.writing.push(written);
+  }
+
+  /** Readies handed out and not yet reported persisted. */
+  get readiesInFlight(): number {
+    return this.writing.length;
+  }
+
+  /** The log is durable up to this index (see RaftLog.durableIndex). */
+  get durableIndex(): number {
+    return this.raft.raftLog.durableIndex();
+  }
+
+  /** The oldest Ready not yet reported persisted is written (hard state, entries, snapshot). */
+  persisted(): void {
+    const written = this.writing.shift();
+    assert(written !== undefined, 'persisted() without a Ready in flight');
+    const log = this.raft.raftLog;
+    if (written.snapshotIndex !== undefined) {
+      log.stableSnapTo(written.snapshotIndex);
+      // The driver restored application state from the snapshot along with persisting it;
+      // committed entries handed out before it are covered by it.
+      if (log.applied < written.snapshotIndex) log.appliedTo(written.snapshotIndex);
+      this.dropApplyingBatches(written.snapshotIndex);
+    }
+    if (written.lastEntry !== undefined) log.stableTo(written.lastEntry.index, written.lastEntry.term);
+  }
+
+  /** Committed entries up to `index` (handed out by earlier Readies) are applied. */
+  appliedTo(index: number): void {
+    const log = this.raft.raftLog;
+    assert(index <= log.applying, `applied ${index} beyond the entries handed out (${log.applying})`);
+    if (index <= log.applied) return;
+    log.appliedTo(index);
+    this.dropApplyingBatches(index);
+  }
+
+  /** Committed entries no longer count against the uncommitted limit once applied. */
+  private dropApplyingBatches(index: number): void {
+    while (this.applyingBatches.length > 0 && this.applyingBatches[0]!.lastCommitted <= index) {
+      this.raft.reduceUncommittedSize(this.applyingBatches.shift()!.bytes);
+    }
+  }
+
+  /** The synchronous contract: the oldest Ready is persisted and its committed entries applied. */
+  advance(): void {
+    const lastCommitted = this.writing[0]?.lastCommitted;
+    this.persisted();
+    if (lastCommitted !== undefined) this.appliedTo(lastCommitted);
   }
 
   status(): Status {

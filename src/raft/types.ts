@@ -154,7 +154,8 @@ export function makeMessage(fields: Partial<Message> & { type: MessageType }): M
 
 /**
  * One batch of work for the driver. Order of handling: persist hardState + entries (+ snapshot),
- * synced when mustSync; only then send messages; apply committedEntries; call advance().
+ * synced when mustSync; only then send messages; apply committedEntries; call advance(). A
+ * pipelining driver may take the next Ready first (see raw-node.ts: persisted(), appliedTo()).
  */
 export interface Ready {
   softState?: SoftState;

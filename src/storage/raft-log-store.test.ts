@@ -45,6 +45,40 @@ describe('RaftLogStore', () => {
     await again.db.close();
   });
 
+  it('saves called while one is in flight land after it, in call order, together in one synced write', async () => {
+    const { db, dir } = await openDb();
+    const writes: boolean[] = [];
+    const s = await RaftLogStore.open(db, 0x03, { onWrite: (_seconds, synced) => writes.push(synced) });
+    const first = s.save({ term: 2, vote: 0n, commit: 0 }, [ent(1, 1), ent(2, 2), ent(3, 2), ent(4, 2)], undefined, { sync: true });
+    // Queued behind the first: the second overwrites entries 3-4, the third adds one after.
+    const second = s.save({ term: 3, vote: 0n, commit: 2 }, [ent(3, 3, 'x3'), ent(4, 3, 'x4')], undefined, { sync: false });
+    const third = s.save({ term: 3, vote: 0n, commit: 4 }, [ent(5, 3)], undefined, { sync: true });
+    await Promise.all([first, second, third]);
+    expect(writes).toEqual([true, true]);
+    await db.close();
+    const again = await openDb(dir);
+    const reopened = await RaftLogStore.open(again.db, 0x03);
+    expect(reopened.initialState().hardState).toEqual({ term: 3, vote: 0n, commit: 4 });
+    expect(reopened.entries(1, 6, 1e9).map((e) => `${text(e)}@${e.term}`)).toEqual(['e1@1', 'e2@2', 'x3@3', 'x4@3', 'e5@3']);
+    await again.db.close();
+  });
+
+  it('keeps entries whose write is still in flight cached, whatever cacheBytes says', async () => {
+    const { db } = await openDb();
+    const s = await RaftLogStore.open(db, 0x03, { cacheBytes: 1000 });
+    const big = (index: number) => ({ index, term: 1, type: EntryType.Normal, data: new Uint8Array(1000).fill(index) });
+    const first = s.save({ term: 1, vote: 0n, commit: 0 }, [big(1), big(2)], undefined, { sync: false });
+    const second = s.save({ term: 1, vote: 0n, commit: 0 }, [big(3), big(4)], undefined, { sync: false });
+    await first;
+    // The first write landed and trimmed the cache, but only down to what is in the db.
+    expect(s.entries(1, 5, 1e9).map((e) => e.data[0])).toEqual([1, 2, 3, 4]);
+    expect(s.cachedEntries).toBeGreaterThanOrEqual(2);
+    await second;
+    expect(s.cachedEntries).toBe(1);
+    expect(s.entries(1, 5, 1e9).map((e) => e.data[0])).toEqual([1, 2, 3, 4]);
+    await db.close();
+  });
+
   it('keeps at most cacheBytes of entry data in memory once written; older entries read back from the db', async () => {
     const { db } = await openDb();
     const s = await RaftLogStore.open(db, 0x03, { cacheBytes: 10_000 });

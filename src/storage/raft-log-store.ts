@@ -13,10 +13,18 @@
 // followers and the apply loop ask for in steady state). Older entries are read with
 // db.getSync, which only lagging followers and restarts need.
 //
+// Writes land in the order they were called: the Raft driver keeps several Readies in flight,
+// and a later batch may overwrite what an earlier one wrote (a conflicting suffix, the hard
+// state). classic-level runs each write on a libuv thread, so two writes issued together may
+// reach LevelDB in either order; hence one write at a time here, and the batches that queue up
+// behind it go out together as one write (synced if any of them asks), which is also where the
+// pipelined driver gets more entries per fsync.
+//
 // Invariants: entries present are exactly (compactIndex, lastIndex]; the cache holds a suffix
 // of them, [cacheStart, lastIndex]; in-memory state is updated when save()/compact() is
-// called, before the write completes, because the core may read it at once (the driver calls
-// advance() only after the write resolved, so nothing unsynced is ever acknowledged).
+// called, before the write completes, because the core may read it at once (the driver
+// reports a Ready persisted only after its save resolved, so nothing unsynced is ever
+// acknowledged); entries above `landedIndex` may still be in flight and stay cached.
 
 import type { ClassicLevel } from 'classic-level';
 import { CompactedError, UnavailableError, limitEnd, type InitialState, type Storage } from '../raft/storage.js';
@@ -80,6 +88,13 @@ export class RaftLogStore implements Storage {
   private readonly onFailure: StorageFailureSink | undefined;
   /** The first failed write: nothing is written after it (storage-error.ts). */
   private failure: StorageError | undefined;
+  /** Batches waiting for the write in progress, to go out together after it. */
+  private queued: { ops: Op[]; sync: boolean; waiters: Array<{ resolve: () => void; reject: (error: Error) => void }> } | undefined;
+  private writing = false;
+  /** Entries up to here are in the db (the cache may drop them and read them back). */
+  private landedIndex = 0;
+  /** Lowest entry index staged since the write in progress was taken from the queue. */
+  private stagedFrom = Number.POSITIVE_INFINITY;
   private hardState: HardState = { term: 0, vote: NONE, commit: 0 };
   private snap: Snapshot = { metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) };
   private compactIndex = 0;
@@ -106,14 +121,46 @@ export class RaftLogStore implements Storage {
     return error;
   }
 
-  /** Writes one batch; a failure is the member's end (see storage-error.ts). */
-  private async write(ops: Op[], sync: boolean): Promise<void> {
-    if (this.failure !== undefined) throw this.failure;
-    try {
-      await writeChained(this.db, ops, sync);
-    } catch (error) {
-      throw this.failed('write', error);
+  /**
+   * Queues one batch behind the writes called before it; resolves once it is in the db (synced
+   * when `sync`). A failure is the member's end (see storage-error.ts): every batch queued
+   * with or after the failed one fails too.
+   */
+  private write(ops: Op[], sync: boolean): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.queued ??= { ops: [], sync: false, waiters: [] };
+      for (const op of ops) this.queued.ops.push(op);
+      this.queued.sync ||= sync;
+      this.queued.waiters.push({ resolve, reject });
+      if (!this.writing) void this.drainQueue();
+    });
+  }
+
+  private async drainQueue(): Promise<void> {
+    this.writing = true;
+    while (this.queued !== undefined) {
+      const batch = this.queued;
+      this.queued = undefined;
+      const landing = this.last;
+      this.stagedFrom = Number.POSITIVE_INFINITY;
+      const started = performance.now();
+      try {
+        if (this.failure !== undefined) throw this.failure;
+        await writeChained(this.db, batch.ops, batch.sync);
+      } catch (error) {
+        const failure = this.failure ?? this.failed('write', error);
+        for (const waiter of batch.waiters) waiter.reject(failure);
+        continue;
+      }
+      // Entries staged meanwhile at or below `landing` replaced landed ones: not landed.
+      this.landedIndex = Math.min(landing, this.stagedFrom - 1);
+      this.onWrite?.((performance.now() - started) / 1000, batch.sync);
+      // Landed: entries that left the cache can be read back from the db now.
+      this.trimCacheBytes();
+      for (const waiter of batch.waiters) waiter.resolve();
     }
+    this.writing = false;
   }
 
   /** Loads the persisted state from an open db. */
@@ -166,6 +213,7 @@ export class RaftLogStore implements Storage {
       tail.push(decodeEntry(index, v));
     }
     tail.reverse();
+    this.landedIndex = this.last;
     this.setCache(tail, tail.length > 0 ? (tail[0] as Entry).index : this.last + 1);
     this.trimCacheBytes();
   }
@@ -256,11 +304,7 @@ export class RaftLogStore implements Storage {
       ops.push({ type: 'put', key: this.key(TAG_HARD), value: encodeHardState(hardState) });
     }
     if (ops.length === 0) return;
-    const started = performance.now();
     await this.write(ops, opts.sync);
-    // Landed: entries that left the cache can be read back from the db now.
-    this.trimCacheBytes();
-    this.onWrite?.((performance.now() - started) / 1000, opts.sync);
   }
 
   private stageSnapshotInstall(s: Snapshot, ops: Op[]): void {
@@ -289,6 +333,7 @@ export class RaftLogStore implements Storage {
     const newLast = (ents[ents.length - 1] as Entry).index;
     for (let i = newLast + 1; i <= this.last; i++) ops.push({ type: 'del', key: this.entryKey(i) });
     for (const e of ents) ops.push({ type: 'put', key: this.entryKey(e.index), value: encodeEntry(e) });
+    this.stagedFrom = Math.min(this.stagedFrom, from);
     // Cache: cut at the overwrite point, then append; trim the front in amortized chunks.
     if (from < this.cacheStart) this.setCache([], from);
     else if (from - this.cacheStart < this.cache.length) this.setCache(this.cache.slice(0, from - this.cacheStart), this.cacheStart);
@@ -298,8 +343,9 @@ export class RaftLogStore implements Storage {
     }
     this.last = newLast;
     if (this.cache.length > 2 * this.cacheMax) {
-      const drop = this.cache.length - this.cacheMax;
-      this.setCache(this.cache.slice(drop), this.cacheStart + drop);
+      // Only landed entries may leave: getSync does not see writes still in flight.
+      const drop = Math.min(this.cache.length - this.cacheMax, this.landedIndex + 1 - this.cacheStart);
+      if (drop > 0) this.setCache(this.cache.slice(drop), this.cacheStart + drop);
     }
   }
 
@@ -354,14 +400,15 @@ export class RaftLogStore implements Storage {
   }
 
   /**
-   * Drops the oldest cached entries while the cache holds more than cacheBytes of data. Only
-   * called when every cached entry is on disk (after a save landed, after load): a dropped
-   * entry is read back with getSync, which does not see writes still in flight.
+   * Drops the oldest cached entries while the cache holds more than cacheBytes of data, but
+   * only landed ones (up to landedIndex): a dropped entry is read back with getSync, which does
+   * not see writes still in flight.
    */
   private trimCacheBytes(): void {
     if (this.cacheBytes <= this.cacheBytesMax) return;
+    const droppable = Math.min(this.cache.length - 1, this.landedIndex + 1 - this.cacheStart);
     let drop = 0;
-    while (drop < this.cache.length - 1 && this.cacheBytes > this.cacheBytesMax) this.cacheBytes -= (this.cache[drop++] as Entry).data.length;
+    while (drop < droppable && this.cacheBytes > this.cacheBytesMax) this.cacheBytes -= (this.cache[drop++] as Entry).data.length;
     this.cache = this.cache.slice(drop);
     this.cacheStart += drop;
   }

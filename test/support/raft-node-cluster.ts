@@ -92,7 +92,7 @@ export class RaftNodeCluster {
   /** `overrides` change every member's replication options (limits, timeouts). */
   constructor(
     private readonly voters: bigint[],
-    private readonly overrides: Partial<Pick<ReplicationOptions, 'limits' | 'requestTimeoutMs' | 'readIndexRetryMs'>> = {},
+    private readonly overrides: Partial<Pick<ReplicationOptions, 'limits' | 'requestTimeoutMs' | 'readIndexRetryMs' | 'maxWritesInFlight'>> = {},
   ) {}
 
   /**

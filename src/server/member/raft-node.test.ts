@@ -5,7 +5,7 @@
 // asserting there were none.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfChangeType, MessageType } from '../../raft/types.js';
+import { ConfChangeType, MessageType, type Message } from '../../raft/types.js';
 import { RaftNodeCluster, request, rejection } from '../../../test/support/raft-node-cluster.js';
 import { encodeInternalRequest } from '../apply/internal-request.js';
 
@@ -193,5 +193,64 @@ describe('RaftNode: ReadIndex barrier', () => {
     await cluster.scheduler.advance(500);
     await cluster.until(barrier);
     expect(appliedWhenResolved).toBeGreaterThanOrEqual(index);
+  });
+});
+
+describe('RaftNode: pipelined Readies', () => {
+  const DEPTH = 4;
+
+  it('the next Ready goes to the log while the previous write is in flight, at most maxWritesInFlight deep; answers follow in order', async () => {
+    cluster = new RaftNodeCluster([1n], { maxWritesInFlight: DEPTH });
+    const member = cluster.start(1n);
+    await cluster.until(member.raft.leaderKnown());
+    await cluster.scheduler.settle();
+    const base = member.raft.lastIndex;
+    member.log.hold();
+    const answered: number[] = [];
+    const results: Array<Promise<unknown>> = [];
+    for (let n = 0; n < DEPTH + 2; n++) {
+      results.push(member.raft.propose(request(n)).then((r) => answered.push(r.outcome.ok ? r.outcome.revision : -1)));
+      await cluster.scheduler.settle();
+    }
+    // One Ready per proposal: the first DEPTH went to the log unwritten, the
+    // rest wait in the core; nothing is durable, applied or answered.
+    expect(member.raft.lastIndex).toBe(base + DEPTH + 2);
+    expect(member.log.lastIndex()).toBe(base + DEPTH);
+    expect(member.log.durableIndex).toBe(base);
+    expect(member.applier.appliedIndex).toBe(base);
+    expect(answered).toEqual([]);
+
+    member.log.release();
+    await cluster.until(Promise.all(results));
+    expect(answered).toEqual(Array.from({ length: DEPTH + 2 }, (_, n) => base + 1 + n));
+    expect(member.log.durableIndex).toBe(base + DEPTH + 2);
+  });
+
+  it("a follower applies a commit while its next batch's write is still in flight", async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    const [follower] = cluster.followers();
+    await cluster.scheduler.settle();
+    // The follower gets the next entry but not the news that it committed (heartbeats and
+    // commit-only appends are held back): it writes the entry and does not apply it.
+    const carriesOnlyCommit = (m: Message) => m.type === MessageType.MsgHeartbeat || (m.type === MessageType.MsgApp && m.entries.length === 0);
+    cluster.delay = (m) => m.to === follower!.id && carriesOnlyCommit(m);
+    const { outcome } = await cluster.until(leader.raft.propose(request(1)));
+    const first = outcome.ok ? outcome.revision : -1;
+    await cluster.scheduler.advance(300);
+    expect(follower!.log.durableIndex).toBeGreaterThanOrEqual(first);
+    expect(follower!.applier.appliedIndex).toBeLessThan(first);
+    // The commit arrives with the next entry, whose write is held: the commit is applied anyway.
+    follower!.log.hold();
+    cluster.delay = undefined;
+    const second = cluster.until(leader.raft.propose(request(2)));
+    await cluster.scheduler.advance(300);
+    expect(follower!.log.lastIndex()).toBeGreaterThan(first);
+    expect(follower!.log.durableIndex).toBe(first);
+    expect(follower!.applier.appliedIndex).toBe(first);
+    follower!.log.release();
+    cluster.deliverDelayed();
+    await second;
   });
 });

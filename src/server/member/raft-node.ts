@@ -2,11 +2,20 @@
 // member is a one-voter cluster). Proposals go in, apply outcomes come out; it also serves
 // linearizable read barriers (ReadIndex), membership changes and leadership information.
 //
-// One turn of the loop (run whenever work arrives, at most one Ready outstanding):
+// One turn of the loop (run whenever work arrives):
 //   step received messages, propose queued requests (one batch), ask one ReadIndex for the
-//   queued reads -> Ready -> persist hard state + entries (+ snapshot) in one write, synced
-//   when Raft requires -> only then send the messages -> install a snapshot if one came ->
-//   apply committed entries through the Applier -> answer waiters -> advance().
+//   queued reads -> Ready -> hand its write (hard state + entries, synced when Raft requires)
+//   to the log, which lands writes in call order -> a leader sends its messages at once, any
+//   other member once the write landed (its votes and acks promise durable state) -> committed
+//   entries are applied, through the Applier, as soon as they are durable here and everything
+//   before them is applied -> waiters are answered on apply.
+// Pipelined (Raft thesis 10.2.1): the next Ready is taken as soon as a write lands, before the
+// landed entries are applied, so the disk works while the main thread applies; with
+// maxWritesInFlight > 1 the next batches are also appended, sent and queued for writing while
+// earlier ones are being written. A commit is applied without waiting for a later batch's write. The core reports what
+// is durable (RawNode.durableIndex) as the driver reports writes landed, in order
+// (persisted()). A Ready carrying a snapshot is handled alone: the Readies before it finish
+// first, and no other is taken until it is installed and written.
 //
 // Entry data: [proposer member ID u64][request ID u64][InternalRequest]; empty data is the
 // no-op a new leader appends. Only the proposing member has a waiter for an entry; others
@@ -40,6 +49,7 @@ import {
   type Entry,
   type HardState,
   type Message,
+  type Ready,
   type Snapshot,
 } from '../../raft/types.js';
 import { assert } from '../../util/assert.js';
@@ -104,6 +114,13 @@ export interface RaftNodeOptions {
   maxCommitApplyGap?: number;
   /** Refuse proposals while this member's unanswered ones hold more bytes; 0 = no limit. */
   maxPendingProposalBytes?: number;
+  /**
+   * Readies whose log writes may be in flight at once (bounds the memory the pipeline holds).
+   * 1: the next Ready is taken as the previous write lands, and its write starts before the
+   * landed entries are applied. More: a leader also sends and queues later batches during a
+   * write; on this project's 2-core bench that cost more CPU per entry (bench/RESULTS.md).
+   */
+  maxWritesInFlight?: number;
 }
 
 /** etcd's readIndexRetryTime. */
@@ -123,12 +140,14 @@ interface PendingProposal {
 }
 
 const HEADER_BYTES = 16;
+/** Default of RaftNodeOptions.maxWritesInFlight (server.raft.max_writes_in_flight). */
+export const MAX_WRITES_IN_FLIGHT = 1;
 
 export class RaftNode {
   private inbox: Message[] = [];
   private queuedProposals: PendingProposal[] = [];
   private readonly waiting = new Map<bigint, PendingProposal>();
-  private afterAdvance: Array<() => void> = [];
+  private afterApplied: Array<() => void> = [];
   private readonly confWaiters = new Map<bigint, { resolve: (cs: ConfState) => void; reject: (e: Error) => void; timer: TimerHandle }>();
   private readonly reads = new PendingReads();
   /** Bytes of the proposals in `waiting` (accepted, not yet answered). */
@@ -143,9 +162,17 @@ export class RaftNode {
   private scheduled = false;
   /** Ticks the clock counted that the next turn runs (after that turn's inbox). */
   private dueTicks = 0;
-  private inTurn = false;
-  /** The Ready being handled (resolved when idle): stop() waits for it. */
-  private readyHandled: Promise<void> = Promise.resolve();
+  /** The last Ready's handling, which follows every earlier one (stop() waits for it). */
+  private pipeline: Promise<void> = Promise.resolve();
+  /** A Ready with a snapshot is in flight: no other Ready until it is done. */
+  private snapshotInFlight = false;
+  /** Committed entries handed out by the core, waiting to be durable here to be applied. */
+  private toApply: Entry[] = [];
+  /** Messages waiting for an earlier send that had to make a snapshot first (see send()). */
+  private sending: Promise<void> | undefined;
+  /** A raft snapshot being recorded (maybeSnapshot), if any. */
+  private snapshotting: Promise<void> | undefined;
+  private failed = false;
   private stopped = false;
   private ticker: TimerHandle | undefined;
   private readonly scheduler: Scheduler;
@@ -153,8 +180,6 @@ export class RaftNode {
   private currentTerm = 0;
   private lastSnapshotIndex: number;
   private confState: ConfState;
-  /** Highest log index this member has durably written (entries at or below are safe to apply). */
-  private persistedIndex: number;
 
   constructor(
     private readonly node: RawNode,
@@ -163,11 +188,10 @@ export class RaftNode {
     private readonly peers: PeerSender,
     private readonly snapshots: StateSnapshots,
     private readonly options: RaftNodeOptions,
-    initial: { confState: ConfState; snapshotIndex: number; lastIndex: number },
+    initial: { confState: ConfState; snapshotIndex: number },
   ) {
     this.confState = initial.confState;
     this.lastSnapshotIndex = initial.snapshotIndex;
-    this.persistedIndex = initial.lastIndex;
     this.scheduler = options.scheduler ?? nodeScheduler;
   }
 
@@ -405,11 +429,16 @@ export class RaftNode {
       for (; this.dueTicks > 0; this.dueTicks--) this.node.tick();
       this.proposeQueued();
       this.askReadIndex();
-      // Stepping and proposing go on while a Ready is being persisted; the next Ready waits
-      // for advance().
-      if (this.inTurn || !this.node.hasReady()) return;
+      // Stepping and proposing go on while Readies are in flight; the next one waits while the
+      // pipeline is full or a snapshot is being installed.
+      if (
+        this.failed ||
+        this.snapshotInFlight ||
+        this.node.readiesInFlight >= (this.options.maxWritesInFlight ?? MAX_WRITES_IN_FLIGHT) ||
+        !this.node.hasReady()
+      )
+        return;
       const ready = this.node.ready();
-      this.inTurn = true;
       if (ready.hardState) this.currentTerm = ready.hardState.term;
       if (ready.softState && ready.softState.lead !== this.lead) {
         this.lead = ready.softState.lead;
@@ -418,13 +447,108 @@ export class RaftNode {
           this.releaseLeaderWaiters();
           // Reads asked of the previous leader may never be answered: ask the new one now.
           this.resendReadIndexes();
-          this.schedule();
         }
       }
-      this.readyHandled = this.handleReady(ready).catch((error) => this.options.onFatal(error));
+      if (ready.snapshot !== undefined) {
+        this.snapshotInFlight = true;
+        this.pipeline = this.pipeline.then(() => this.handleSnapshotReady(ready)).catch((error) => this.fail(error));
+      } else {
+        this.startReady(ready);
+      }
+      // More may be ready already (the pipeline has room): take it in the next turn.
+      this.schedule();
     } catch (error) {
-      this.options.onFatal(error);
+      this.fail(error);
     }
+  }
+
+  /** The first fatal error ends the loop; later ones are its consequences. */
+  private fail(error: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.options.onFatal(error);
+  }
+
+  /**
+   * Starts a Ready without a snapshot: the write goes to the log at once (it lands after the
+   * earlier Readies' writes); a leader sends now (Raft thesis 10.2.1: it may write in parallel
+   * with its followers, and applies an entry only after its own write); committed entries that
+   * are durable here already are applied now.
+   */
+  private startReady(ready: Ready): void {
+    const sendFirst = this.node.isLeader;
+    if (sendFirst) this.sendInOrder(ready.messages);
+    for (const readState of ready.readStates) this.reads.answered(readState.requestCtx, readState.index);
+    for (const entry of ready.committedEntries) this.toApply.push(entry);
+    const written = this.log.save(ready.hardState, ready.entries, undefined, { sync: ready.mustSync });
+    this.applyDurable();
+    this.pipeline = Promise.all([this.pipeline, written])
+      .then(() => this.finishWrite(sendFirst ? [] : ready.messages))
+      .catch((error) => this.fail(error));
+  }
+
+  /**
+   * A Ready's write landed (all earlier ones did before it): acknowledge, send, then take the
+   * next Ready at once, so that its write starts before this one's entries are applied (the
+   * disk works while the main thread applies), then apply.
+   */
+  private finishWrite(messages: Message[]): void {
+    if (this.failed) return;
+    this.node.persisted();
+    this.sendInOrder(messages);
+    this.turn();
+    this.applyDurable();
+    this.maybeSnapshot();
+    this.schedule();
+  }
+
+  /**
+   * A snapshot from the leader, after every earlier Ready finished: install the state before
+   * the raft log records the snapshot (a crash in between leaves state ahead of the log, whose
+   * entries are then skipped by applied index, never a log that claims state the store does not
+   * have; the log keeps only the metadata), then write, then send.
+   */
+  private async handleSnapshotReady(ready: Ready): Promise<void> {
+    const snapshot = ready.snapshot!;
+    // A raft snapshot being recorded would compact a log this one replaces: let it finish.
+    await this.snapshotting;
+    let snapshotForLog = snapshot;
+    // Entries committed before the snapshot and not applied yet: the snapshot holds them.
+    this.toApply = this.toApply.filter((entry) => entry.index > snapshot.metadata.index);
+    if (snapshot.data.length > 0) {
+      const appliedIndex = await this.snapshots.install(snapshot.data);
+      assert(appliedIndex >= snapshot.metadata.index, 'snapshot data older than its metadata');
+      this.confState = snapshot.metadata.confState;
+      this.lastSnapshotIndex = snapshot.metadata.index;
+      snapshotForLog = { metadata: snapshot.metadata, data: new Uint8Array(0) };
+      this.options.onSnapshotInstalled?.(snapshot.metadata.index, appliedIndex);
+    }
+    for (const readState of ready.readStates) this.reads.answered(readState.requestCtx, readState.index);
+    for (const entry of ready.committedEntries) this.toApply.push(entry);
+    await this.log.save(ready.hardState, ready.entries, snapshotForLog, { sync: ready.mustSync });
+    this.snapshotInFlight = false;
+    this.finishWrite(ready.messages);
+  }
+
+  /**
+   * Applies the committed entries handed out so far that are durable here, in order, answers
+   * their waiters and the reads they release, and tells the core.
+   */
+  private applyDurable(): void {
+    const durable = this.node.durableIndex;
+    let count = 0;
+    while (count < this.toApply.length && this.toApply[count]!.index <= durable) count++;
+    if (count > 0) {
+      const entries = this.toApply.slice(0, count);
+      this.toApply = this.toApply.slice(count);
+      this.applyCommitted(entries);
+      this.node.appliedTo(entries[count - 1]!.index);
+    }
+    // Reads answered by this Ready may wait for nothing more than what is applied already.
+    this.releaseReads();
+    const callbacks = this.afterApplied;
+    this.afterApplied = [];
+    for (const callback of callbacks) callback();
   }
 
   private proposeQueued(): void {
@@ -480,50 +604,6 @@ export class RaftNode {
     }
   }
 
-  private async handleReady(ready: ReturnType<RawNode['ready']>): Promise<void> {
-    let snapshotForLog = ready.snapshot;
-    if (ready.snapshot !== undefined && ready.snapshot.data.length > 0) {
-      // Install the state before the raft log records the snapshot: a crash in between then
-      // leaves state ahead of the log (entries are skipped by applied index), never a log that
-      // claims state the store does not have. The log keeps only the metadata.
-      const appliedIndex = await this.snapshots.install(ready.snapshot.data);
-      assert(appliedIndex >= ready.snapshot.metadata.index, 'snapshot data older than its metadata');
-      this.confState = ready.snapshot.metadata.confState;
-      this.lastSnapshotIndex = ready.snapshot.metadata.index;
-      snapshotForLog = { metadata: ready.snapshot.metadata, data: new Uint8Array(0) };
-      this.options.onSnapshotInstalled?.(ready.snapshot.metadata.index, appliedIndex);
-    }
-    // A leader may send its appends while it persists them (Raft thesis §10.2.1; etcd does
-    // the same): it applies an entry only after its own write below. Every other member must
-    // persist first, since its messages (votes, acks) promise durable state.
-    const sendFirst = this.node.isLeader && ready.snapshot === undefined;
-    if (sendFirst && ready.messages.length > 0) await this.send(ready.messages);
-    // Committed entries that earlier Readies already made durable here are applied (and
-    // answered) now, instead of waiting behind this Ready's write of newer entries; the rest
-    // are applied once that write is done.
-    let committed = ready.committedEntries;
-    const durableNow = ready.snapshot === undefined ? countDurable(committed, this.persistedIndex) : 0;
-    if (durableNow > 0) {
-      this.applyCommitted(committed.slice(0, durableNow));
-      committed = committed.slice(durableNow);
-    }
-    await this.log.save(ready.hardState, ready.entries, snapshotForLog, { sync: ready.mustSync });
-    const lastSaved = ready.entries[ready.entries.length - 1];
-    if (snapshotForLog !== undefined) this.persistedIndex = Math.max(this.persistedIndex, snapshotForLog.metadata.index);
-    if (lastSaved !== undefined) this.persistedIndex = lastSaved.index;
-    if (!sendFirst && ready.messages.length > 0) await this.send(ready.messages);
-    for (const readState of ready.readStates) this.reads.answered(readState.requestCtx, readState.index);
-    if (committed.length > 0) this.applyCommitted(committed);
-    this.releaseReads();
-    this.node.advance();
-    this.inTurn = false;
-    const callbacks = this.afterAdvance;
-    this.afterAdvance = [];
-    for (const callback of callbacks) callback();
-    await this.maybeSnapshot();
-    this.schedule();
-  }
-
   /** Heartbeats in flight, by peer: when the oldest unanswered one was sent. */
   private readonly heartbeatSentAt = new Map<bigint, number>();
 
@@ -532,6 +612,25 @@ export class RaftNode {
     if (sentAt === undefined) return;
     this.heartbeatSentAt.delete(peer);
     this.options.onPeerRoundTrip?.(peer, (performance.now() - sentAt) / 1000);
+  }
+
+  /**
+   * Sends in Ready order. Plain messages go out at once; a MsgSnap needs its data made first
+   * (send()), and whatever comes after it waits for it.
+   */
+  private sendInOrder(messages: Message[]): void {
+    if (messages.length === 0) return;
+    if (this.sending === undefined && !messages.some((m) => m.type === MessageType.MsgSnap)) {
+      this.send(messages).catch((error) => this.fail(error));
+      return;
+    }
+    const sent: Promise<void> = (this.sending ?? Promise.resolve())
+      .then(() => this.send(messages))
+      .catch((error) => this.fail(error))
+      .finally(() => {
+        if (this.sending === sent) this.sending = undefined;
+      });
+    this.sending = sent;
   }
 
   /** Outgoing MsgSnap carries the current state: the snapshot's data is made at send time. */
@@ -564,7 +663,7 @@ export class RaftNode {
       if (entry.type === EntryType.ConfChange) {
         const change = decodeConfChange(entry.data);
         this.confState = this.node.applyConfChange(change);
-        this.afterAdvance.push(() => this.campaignIfAlone());
+        this.afterApplied.push(() => this.campaignIfAlone());
         const context = change.context === undefined ? undefined : Buffer.from(change.context.buffer, change.context.byteOffset, change.context.byteLength);
         const payload = context !== undefined && context.length >= HEADER_BYTES ? context.subarray(HEADER_BYTES) : undefined;
         this.options.onConfChange?.(change.type, change.nodeId, payload, this.confState);
@@ -574,10 +673,10 @@ export class RaftNode {
           if (waiter !== undefined) {
             this.confWaiters.delete(id);
             this.scheduler.clear(waiter.timer);
-            // Answered after advance(): until then the core still counts this change as
+            // Answered once the core knows it applied (appliedTo): until then it counts it as
             // pending and would silently drop a next one proposed in reply.
             const confState = this.confState;
-            this.afterAdvance.push(() => waiter.resolve(confState));
+            this.afterApplied.push(() => waiter.resolve(confState));
           }
         }
         // After a restart the core replays conf changes from its last snapshot to rebuild its
@@ -639,10 +738,17 @@ export class RaftNode {
   }
 
   /** Every snapshotCount applied entries: record a raft snapshot and compact the log behind it. */
-  private async maybeSnapshot(): Promise<void> {
+  private maybeSnapshot(): void {
+    if (this.snapshotting !== undefined || this.snapshotInFlight) return;
     const applied = this.applier.appliedIndex;
     if (applied - this.lastSnapshotIndex < this.options.snapshotCount) return;
     this.lastSnapshotIndex = applied;
+    this.snapshotting = this.recordSnapshot(applied)
+      .catch((error) => this.fail(error))
+      .finally(() => (this.snapshotting = undefined));
+  }
+
+  private async recordSnapshot(applied: number): Promise<void> {
     // The data is produced when a follower needs it (see send()); the stored snapshot only
     // marks where the log may be compacted.
     await this.log.createSnapshot(applied, this.confState, new Uint8Array(0), { sync: false });
@@ -668,7 +774,9 @@ export class RaftNode {
     for (const waiter of this.leaderWaiters) waiter.reject(new ServerError('Stopped'));
     this.leaderWaiters = [];
     for (const read of this.reads.takeAll()) read.reject(new ServerError('Stopped'));
-    await this.readyHandled;
+    await this.pipeline;
+    await this.sending;
+    await this.snapshotting;
   }
 }
 
@@ -682,11 +790,4 @@ function droppedProposalError(error: ProposalDroppedError): ServerError {
   if (error.reason === 'noLeader') return new ServerError('NoLeader');
   if (error.reason === 'uncommittedSizeLimit') return new ServerError('RequestTooManyRequests', error.message);
   return new ServerError('LeaderChanged', error.message);
-}
-
-/** How many of the committed entries (in index order) are at or below the durable index. */
-function countDurable(entries: readonly Entry[], persistedIndex: number): number {
-  let count = 0;
-  while (count < entries.length && entries[count]!.index <= persistedIndex) count++;
-  return count;
 }

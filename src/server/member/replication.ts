@@ -58,6 +58,8 @@ export interface ReplicationOptions {
   limits: Pick<Config['limits'], 'maxUncommittedEntriesBytes' | 'maxPendingProposalBytes' | 'maxCommitApplyGap'>;
   /** How often an unanswered ReadIndex is asked again (default etcd's 500 ms). */
   readIndexRetryMs?: number;
+  /** server.raft.max_writes_in_flight (default 1). */
+  maxWritesInFlight?: number;
 }
 
 /** The member ID a lone voter gets unless told otherwise (0 is Raft's "nobody"). */
@@ -179,9 +181,10 @@ export function createRaftNode(
       scheduler: replication.scheduler,
       maxCommitApplyGap: replication.limits.maxCommitApplyGap,
       readIndexRetryMs: replication.readIndexRetryMs,
+      maxWritesInFlight: replication.maxWritesInFlight,
       maxPendingProposalBytes: replication.limits.maxPendingProposalBytes,
     },
-    { confState: store.initialState().confState, snapshotIndex, lastIndex: store.lastIndex() },
+    { confState: store.initialState().confState, snapshotIndex },
   );
 }
 

@@ -1,0 +1,118 @@
+// Pipelined Readies: a second Ready taken before the first is persisted hands out only what the
+// first did not, writes are acknowledged in order, and durableIndex() never claims an entry
+// whose write was not acknowledged (so a driver that applies only durable entries loses, in a
+// crash between writes, only what was never acknowledged).
+
+import { describe, expect, it } from 'vitest';
+import { TestCluster, enc } from '../../test/raft/test-harness.js';
+import { RawNode } from './raw-node.js';
+import { MemoryStorage } from './storage.js';
+import { EntryType, MessageType, makeMessage, type Entry, type Ready } from './types.js';
+import { SeededRandom } from '../util/random.js';
+
+const indexes = (entries: Entry[]): number[] => entries.map((e) => e.index);
+
+/** A lone voter that has elected itself and settled (its bootstrap and no-op applied). */
+function loneLeader(): { node: RawNode; storage: MemoryStorage } {
+  const cluster = new TestCluster([1n]);
+  cluster.campaign(1n);
+  const { node, storage } = cluster.get(1n);
+  expect(node.isLeader).toBe(true);
+  expect(node.hasReady()).toBe(false);
+  return { node, storage };
+}
+
+/** Writes a Ready to storage, as a driver's write would once it lands. */
+function write(storage: MemoryStorage, rd: Ready): void {
+  storage.append(rd.entries);
+  if (rd.hardState) storage.setHardState(rd.hardState);
+}
+
+describe('RawNode: more than one Ready in flight', () => {
+  it('a second Ready before the first is persisted repeats neither its entries nor its committed entries', () => {
+    const { node, storage } = loneLeader();
+    const last = node.status().lastIndex;
+    node.proposeBatch([enc('a'), enc('b')]);
+    const first = node.ready();
+    expect(indexes(first.entries)).toEqual([last + 1, last + 2]);
+    expect(indexes(first.committedEntries)).toEqual([last + 1, last + 2]);
+    expect(node.hasReady()).toBe(false);
+
+    node.propose(enc('c'));
+    const second = node.ready();
+    expect(indexes(second.entries)).toEqual([last + 3]);
+    expect(indexes(second.committedEntries)).toEqual([last + 3]);
+    expect(node.readiesInFlight).toBe(2);
+
+    // Nothing of either write is acknowledged: nothing new is durable.
+    expect(node.durableIndex).toBe(last);
+    write(storage, first);
+    node.persisted();
+    expect(node.durableIndex).toBe(last + 2);
+    node.appliedTo(last + 2);
+    write(storage, second);
+    node.persisted();
+    expect(node.durableIndex).toBe(last + 3);
+    node.appliedTo(last + 3);
+    expect(node.status().applied).toBe(last + 3);
+    expect(node.readiesInFlight).toBe(0);
+    expect(node.hasReady()).toBe(false);
+  });
+
+  it('a crash between two writes loses only entries whose write was never acknowledged', () => {
+    const { node, storage } = loneLeader();
+    const last = node.status().lastIndex;
+    node.proposeBatch([enc('a'), enc('b')]);
+    const first = node.ready();
+    node.propose(enc('c'));
+    const second = node.ready();
+    expect(indexes(second.entries)).toEqual([last + 3]);
+    write(storage, first);
+    node.persisted();
+    // The second write never lands: the member crashes here.
+    const durable = node.durableIndex;
+    expect(durable).toBe(last + 2);
+    const restarted = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage, random: new SeededRandom(9) });
+    expect(restarted.status().lastIndex).toBe(durable);
+    expect(storage.entries(last + 1, durable + 1, Number.MAX_SAFE_INTEGER).map((e) => new TextDecoder().decode(e.data))).toEqual(['a', 'b']);
+  });
+
+  it('entries replaced while their write is in flight are handed out again and become durable only with their replacement', () => {
+    const storage = new MemoryStorage();
+    const follower = new RawNode({ id: 2n, electionTick: 10, heartbeatTick: 1, storage, random: new SeededRandom(2), peers: [1n, 2n, 3n] });
+    const bootstrap = follower.ready();
+    write(storage, bootstrap);
+    follower.advance();
+    const base = bootstrap.entries.length; // the configuration entries, term 1
+    const entry = (index: number, term: number): Entry => ({ index, term, type: EntryType.Normal, data: enc(`${index}@${term}`) });
+    const append = (term: number, index: number, logTerm: number, entries: Entry[], commit: number) =>
+      follower.step(makeMessage({ type: MessageType.MsgApp, from: 1n, to: 2n, term, index, logTerm, entries, commit }));
+
+    append(2, base, 1, [entry(base + 1, 2), entry(base + 2, 2), entry(base + 3, 2)], base);
+    const first = follower.ready();
+    expect(indexes(first.entries)).toEqual([base + 1, base + 2, base + 3]);
+    // A new leader (term 3) replaces the last two before the first write is acknowledged.
+    append(3, base + 1, 2, [entry(base + 2, 3), entry(base + 3, 3)], base + 2);
+    const second = follower.ready();
+    expect(indexes(second.entries)).toEqual([base + 2, base + 3]);
+    expect(second.entries.map((e) => e.term)).toEqual([3, 3]);
+    expect(indexes(second.committedEntries)).toEqual([base + 1, base + 2]);
+
+    // The first write landed, but its last entry is no longer in the log: nothing of it counts.
+    follower.persisted();
+    expect(follower.durableIndex).toBe(base);
+    follower.persisted();
+    expect(follower.durableIndex).toBe(base + 3);
+    follower.appliedTo(base + 2);
+    expect(follower.status().applied).toBe(base + 2);
+  });
+
+  it('acknowledgements beyond the Readies handed out are refused', () => {
+    const { node } = loneLeader();
+    expect(() => node.persisted()).toThrow(/without a Ready in flight/);
+    node.propose(enc('a'));
+    const rd = node.ready();
+    const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1]!.index;
+    expect(() => node.appliedTo(lastCommitted + 1)).toThrow(/beyond the entries handed out/);
+  });
+});
