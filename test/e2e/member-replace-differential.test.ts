@@ -89,7 +89,8 @@ async function refusedJoin(kind: Kind, ports: Ports, initialCluster: string, why
 /** etcdctl's member add answer with IDs and ports masked, its ETCD_INITIAL_CLUSTER in name order. */
 function maskAddAnswer(stdout: string): string {
   return stdout
-    .replace(/\b[0-9a-f]{12,16}\b/g, '<id>')
+    // etcdctl prints IDs with %16x: an ID under 16 hex digits is space-padded.
+    .replace(/ +[0-9a-f]{12,16}\b/g, ' <id>')
     .replace(/127\.0\.0\.1:\d+/g, '<host>')
     .replace(/ETCD_INITIAL_CLUSTER="([^"]+)"/, (_m, list: string) => `ETCD_INITIAL_CLUSTER="${list.split(',').sort().join(',')}"`);
 }
@@ -110,6 +111,17 @@ async function replaceOnSamePeerUrl(kind: Kind): Promise<Record<string, unknown>
     await members[2]!.terminate('SIGKILL');
     removeDirSync(path.join(workDir, `${kind}-m3-${p3!.client}`));
     const old = (await memberList(survivors)).find((m) => m.name === 'm3')!;
+    // If m3 led, a change proposed before the survivors elect a new leader goes to the dead one
+    // and is lost (etcd then answers only at the deadline): wait, as an operator checks health.
+    const oldId = BigInt(`0x${old.id}`).toString();
+    await waitFor(() => etcdctl(survivors, ['endpoint', 'status', '-w', 'json']), {
+      what: `${kind}: the survivors follow a leader other than m3`,
+      until: (r) => {
+        const leaders = [...r.stdout.matchAll(/"leader":(\d+)/g)].map((m) => m[1]);
+        return r.code === 0 && leaders.length === 2 && leaders.every((l) => l !== '0' && l !== oldId && l === leaders[0]);
+      },
+      timeoutMs: 30_000,
+    });
     // etcd's strict reconfig check refuses changes until the leader has heard from a quorum
     // for a while ("unhealthy cluster", "not enough started members" right after the start).
     const reconfigure = (args: string[]) =>
