@@ -88,8 +88,8 @@ async function refusedJoin(kind: Kind, ports: Ports, initialCluster: string, why
 
 /** etcdctl's member add answer with IDs and ports masked, its ETCD_INITIAL_CLUSTER in name order. */
 function maskAddAnswer(stdout: string): string {
+  // etcdctl prints IDs with %16x: an ID under 16 hex digits is space-padded.
   return stdout
-    // etcdctl prints IDs with %16x: an ID under 16 hex digits is space-padded.
     .replace(/ +[0-9a-f]{12,16}\b/g, ' <id>')
     .replace(/127\.0\.0\.1:\d+/g, '<host>')
     .replace(/ETCD_INITIAL_CLUSTER="([^"]+)"/, (_m, list: string) => `ETCD_INITIAL_CLUSTER="${list.split(',').sort().join(',')}"`);
