@@ -7,7 +7,6 @@ import { MvccError, type MvccErrorCode } from '../mvcc/errors.js';
 import { ForwardedError } from './leader-forward.js';
 import { type EtcdErrorCode, etcdStatus, isEtcdCodedError, rawStatus } from './errors.js';
 import { encodeWithHeader, hasHeaderField } from './header-encoding.js';
-import { DeadlineQueue } from './request-deadlines.js';
 
 export type Handlers = Record<string, grpc.UntypedHandleCall>;
 
@@ -131,22 +130,23 @@ export function unary<Request>(
     }
     if (result instanceof Promise) {
       if (hooks.timeoutMs > 0 && options.waits !== true) {
+        // Node keeps timers of one duration in one list: arming and clearing is O(1).
         let answered = false;
-        const deadline = deadlinesOf(hooks.timeoutMs).add(() => {
+        const timer = setTimeout(() => {
           answered = true;
           done(etcdStatus('Timeout'));
-        });
+        }, hooks.timeoutMs);
         result.then(
           (response) => {
             if (answered) return;
             answered = true;
-            deadline.settle();
+            clearTimeout(timer);
             done(null, response);
           },
           (error: unknown) => {
             if (answered) return;
             answered = true;
-            deadline.settle();
+            clearTimeout(timer);
             done(toStatus(method, error));
           },
         );
@@ -160,18 +160,6 @@ export function unary<Request>(
       done(null, result);
     }
   };
-}
-
-/** One queue per timeout duration (the configured one; tests change it). */
-const deadlineQueues = new Map<number, DeadlineQueue>();
-
-function deadlinesOf(timeoutMs: number): DeadlineQueue {
-  let queue = deadlineQueues.get(timeoutMs);
-  if (queue === undefined) {
-    queue = new DeadlineQueue(timeoutMs);
-    deadlineQueues.set(timeoutMs, queue);
-  }
-  return queue;
 }
 
 export function unimplemented(service: string, method: string): grpc.UntypedHandleCall {
