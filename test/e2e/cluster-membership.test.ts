@@ -6,36 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForLeader } from '../support/cluster-status.js';
 import { freePorts } from '../support/ports.js';
 import { startMetaStore, startMetaStoreCluster, type MetaStoreCluster, type MetaStoreHandle } from '../support/servers.js';
-import { etcdctl } from '../support/tools.js';
+import { etcdctl, listMembers } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
 let cluster: MetaStoreCluster;
 let joiner: MetaStoreHandle | undefined;
 
-interface ListedMember {
-  id: string;
-  status: string;
-  name: string;
-  peerUrls: string;
-  clientUrls: string;
-  isLearner: string;
-}
-
-async function memberList(endpoints: string): Promise<ListedMember[]> {
-  const result = await etcdctl(endpoints, ['member', 'list']);
-  expect(result.code, result.stderr).toBe(0);
-  return result.stdout
-    .trim()
-    .split('\n')
-    .map((line) => {
-      const [id, status, name, peerUrls, clientUrls, isLearner] = line.split(', ');
-      return { id: id!, status: status!, name: name!, peerUrls: peerUrls!, clientUrls: clientUrls!, isLearner: isLearner! };
-    });
-}
-
 beforeAll(async () => {
   cluster = await startMetaStoreCluster(3);
-  await waitFor(() => memberList(cluster.endpoints), {
+  await waitFor(() => listMembers(cluster.endpoints), {
     what: 'every member published',
     until: (list) => list.length === 3 && list.every((m) => m.status === 'started'),
   });
@@ -48,7 +27,7 @@ afterAll(async () => {
 
 describe('membership through etcdctl', () => {
   it('member list shows every member with its name, peer and client URLs', async () => {
-    const list = await memberList(cluster.endpoints);
+    const list = await listMembers(cluster.endpoints);
     expect(list.map((m) => m.name).sort()).toEqual(['m1', 'm2', 'm3']);
     for (const member of cluster.members) {
       const listed = list.find((m) => member.endpoint === m.clientUrls);
@@ -65,7 +44,7 @@ describe('membership through etcdctl', () => {
     expect(add.code, add.stderr).toBe(0);
     const initialCluster = /ETCD_INITIAL_CLUSTER="([^"]+)"/.exec(add.stdout)?.[1];
     expect(initialCluster).toContain(`m4=${peerUrl}`);
-    const added = (await memberList(cluster.endpoints)).find((m) => m.peerUrls === peerUrl);
+    const added = (await listMembers(cluster.endpoints)).find((m) => m.peerUrls === peerUrl);
     expect(added).toMatchObject({ status: 'unstarted', isLearner: 'true' });
 
     await etcdctl(cluster.endpoints, ['put', 'before-join', 'yes']);
@@ -75,7 +54,7 @@ describe('membership through etcdctl', () => {
       ports: { client: client!, peer: peer!, health: health!, metrics: metrics! },
       extraArgs: ['--initial-cluster-state', 'existing'],
     });
-    await waitFor(() => memberList(cluster.endpoints), {
+    await waitFor(() => listMembers(cluster.endpoints), {
       what: 'the learner to start and publish',
       until: (list) => list.some((m) => m.name === 'm4' && m.status === 'started'),
     });
@@ -91,9 +70,9 @@ describe('membership through etcdctl', () => {
       until: (r) => r.code === 0,
     });
     expect(promote.stdout).toContain('promoted');
-    expect((await memberList(cluster.endpoints)).find((m) => m.name === 'm4')!.isLearner).toBe('false');
+    expect((await listMembers(cluster.endpoints)).find((m) => m.name === 'm4')!.isLearner).toBe('false');
 
-    const removed = (await memberList(cluster.endpoints)).find((m) => m.name === 'm1')!;
+    const removed = (await listMembers(cluster.endpoints)).find((m) => m.name === 'm1')!;
     const remove = await etcdctl(cluster.endpoints, ['member', 'remove', removed.id]);
     expect(remove.code, remove.stderr).toBe(0);
     const remaining = cluster.members
@@ -101,7 +80,7 @@ describe('membership through etcdctl', () => {
       .map((m) => m.endpoint.replace('http://', ''))
       .concat(joinerEndpoint)
       .join(',');
-    const list = await memberList(remaining);
+    const list = await listMembers(remaining);
     expect(list.map((m) => m.name).sort()).toEqual(['m2', 'm3', 'm4']);
     const put = await waitFor(() => etcdctl(remaining, ['put', 'after-remove', 'ok']), {
       what: 'a write after the removal',
@@ -129,7 +108,7 @@ describe('membership through etcdctl', () => {
     const unknown = await etcdctl(cluster.members[1]!.endpoint.replace('http://', ''), ['member', 'remove', '1234abcd']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('etcdserver: member not found');
-    const list = await memberList(cluster.members[1]!.endpoint.replace('http://', ''));
+    const list = await listMembers(cluster.members[1]!.endpoint.replace('http://', ''));
     const taken = list[0]!.peerUrls;
     const duplicate = await etcdctl(cluster.members[1]!.endpoint.replace('http://', ''), ['member', 'add', 'dup', `--peer-urls=${taken}`]);
     expect(duplicate.code).toBe(1);
@@ -162,7 +141,7 @@ describe('a single member grows into a cluster', () => {
       expect(put.code).toBe(0);
       const read = await etcdctl(second.endpoint.replace('http://', ''), ['get', 'grown', '--print-value-only']);
       expect(read.stdout.trim()).toBe('from-one');
-      const list = await memberList(both);
+      const list = await listMembers(both);
       expect(list.map((m) => m.name).sort()).toEqual(['first', 'second']);
     } finally {
       await second?.destroy();

@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freePorts } from '../support/ports.js';
 import { removeDirSync, ServerProcess, trackForCleanup } from '../support/processes.js';
 import { REPO_ROOT, READY_LINE } from '../support/servers.js';
-import { etcdctl, requireTool } from '../support/tools.js';
+import { etcdctl, listMembers, requireTool } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
 
 type Kind = 'etcd' | 'metastore';
@@ -50,25 +50,6 @@ async function spawnMember(kind: Kind, name: string, ports: Ports, initialCluste
 async function planPorts(count: number): Promise<Ports[]> {
   const ports = await freePorts(4 * count);
   return Array.from({ length: count }, (_, i) => ({ client: ports[4 * i]!, peer: ports[4 * i + 1]!, health: ports[4 * i + 2]!, metrics: ports[4 * i + 3]! }));
-}
-
-interface Listed {
-  id: string;
-  status: string;
-  name: string;
-  peerUrls: string;
-}
-
-async function memberList(endpoints: string): Promise<Listed[]> {
-  const result = await etcdctl(endpoints, ['member', 'list']);
-  expect(result.code, result.stderr).toBe(0);
-  return result.stdout
-    .trim()
-    .split('\n')
-    .map((line) => {
-      const [id, status, name, peerUrls] = line.split(', ');
-      return { id: id!.trim(), status: status!, name: name!, peerUrls: peerUrls! };
-    });
 }
 
 /** A joiner that must refuse to start: the line of its output that says why (IDs masked). */
@@ -110,7 +91,7 @@ async function replaceOnSamePeerUrl(kind: Kind): Promise<Record<string, unknown>
     // m3's host is lost: the process dies with its data.
     await members[2]!.terminate('SIGKILL');
     removeDirSync(path.join(workDir, `${kind}-m3-${p3!.client}`));
-    const old = (await memberList(survivors)).find((m) => m.name === 'm3')!;
+    const old = (await listMembers(survivors)).find((m) => m.name === 'm3')!;
     // If m3 led, a change proposed before the survivors elect a new leader goes to the dead one
     // and is lost (etcd then answers only at the deadline): wait, as an operator checks health.
     const oldId = BigInt(`0x${old.id}`).toString();
@@ -146,7 +127,7 @@ async function replaceOnSamePeerUrl(kind: Kind): Promise<Record<string, unknown>
     members.push(joiner);
     await joiner.waitForLog(READY_LINE, 60_000);
     const all = `${survivors},127.0.0.1:${p3!.client}`;
-    const list = await waitFor(() => memberList(all), {
+    const list = await waitFor(() => listMembers(all), {
       what: `${kind}: the new m3 started`,
       until: (l) => l.length === 3 && l.every((m) => m.status === 'started'),
     });

@@ -145,3 +145,27 @@ export async function etcdctl(
   });
   return { code: result.code, stdout: result.stdout, stderr: result.stderr };
 }
+
+/** One row of `etcdctl member list` (simple format). */
+export interface ListedMember {
+  /** Hex, without the spaces etcdctl's %16x pads an ID of under 16 digits with. */
+  id: string;
+  status: string;
+  name: string;
+  peerUrls: string;
+  clientUrls: string;
+  isLearner: string;
+}
+
+/** `etcdctl member list` parsed; throws with etcdctl's stderr when it fails. */
+export async function listMembers(endpoints: string): Promise<ListedMember[]> {
+  const result = await etcdctl(endpoints, ['member', 'list']);
+  if (result.code !== 0) throw new Error(`etcdctl member list failed: ${result.stderr}`);
+  return result.stdout
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [id, status, name, peerUrls, clientUrls, isLearner] = line.split(', ');
+      return { id: id!.trim(), status: status!, name: name!, peerUrls: peerUrls!, clientUrls: clientUrls!, isLearner: isLearner! };
+    });
+}
