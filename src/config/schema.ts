@@ -560,7 +560,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     { min: 1 },
   ),
   key('server.storage.compression', 'bool', 'Snappy-compress LevelDB blocks'),
-  key('server.storage.value_cache_size', 'size', 'live values cached in memory in front of LevelDB (LRU), bytes; 0 = none'),
+  key('server.storage.value_cache_size', 'size', 'live values cached in memory in front of LevelDB (CLOCK eviction), bytes; 0 = none'),
 ]);
 
 export const KEYS_BY_PATH: ReadonlyMap<string, KeySpec> = new Map(CONFIG_KEYS.map((k) => [k.path, k]));

@@ -82,7 +82,7 @@ export interface WriteSink {
 
 export interface MvccStoreOptions {
   history: HistoryReader;
-  /** Bytes of live-value records kept in an LRU cache in front of `history` (default 0). */
+  /** Bytes of live-value records kept in a cache in front of `history` (default 0). */
   valueCacheBytes?: number;
   /** Without a tracker, every lease other than 0 is unknown. */
   leases?: LeaseTracker;

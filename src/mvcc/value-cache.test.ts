@@ -1,4 +1,5 @@
-// ValueCache: least recently used records go first, the byte bound holds, capacity 0 caches nothing.
+// ValueCache: records not used since the clock hand last passed go first (entries never hit leave
+// in insertion order), the byte bound holds, capacity 0 caches nothing.
 import { describe, expect, it } from 'vitest';
 import type { KeyValue } from './types.js';
 import { ValueCache } from './value-cache.js';
@@ -14,13 +15,13 @@ const rec = (bytes: number): KeyValue => ({
 });
 
 describe('ValueCache', () => {
-  it('evicts the least recently used entries to stay within its bytes', () => {
+  it('evicts an entry not used since it was cached before one that was, to stay within its bytes', () => {
     const cache = new ValueCache<string>(3 * (100 + 200));
     cache.set('a', rec(100));
     cache.set('b', rec(100));
     cache.set('c', rec(100));
-    expect(cache.get('a')).toBeDefined(); // a is now the newest
-    cache.set('d', rec(100)); // evicts b, the least recently used
+    expect(cache.get('a')).toBeDefined(); // a is now marked used
+    cache.set('d', rec(100)); // evicts b: the hand spares a once
     expect(cache.get('b')).toBeUndefined();
     expect(['a', 'c', 'd'].every((k) => cache.get(k) !== undefined)).toBe(true);
     expect(cache.usedBytes).toBe(3 * 300);
@@ -47,27 +48,29 @@ describe('ValueCache', () => {
 });
 
 describe('ValueCache eviction order', () => {
-  it('keeps evicting the least recently used across many inserts, hits and deletes', () => {
+  it('spares the entries hit since the hand last passed and evicts the others oldest first', () => {
     const cache = new ValueCache<number>(10 * 300);
-    const model: number[] = []; // least recently used first
-    for (let i = 0; i < 2000; i++) {
+    for (let key = 0; key < 10; key++) cache.set(key, rec(100));
+    for (const key of [1, 3, 5, 7, 9]) cache.get(key);
+    for (let key = 10; key < 13; key++) cache.set(key, rec(100));
+    expect([0, 2, 4].map((k) => cache.get(k))).toEqual([undefined, undefined, undefined]);
+    expect([1, 3, 5, 6, 7, 8, 9, 10, 11, 12].every((k) => cache.get(k) !== undefined)).toBe(true);
+  });
+
+  it('keeps its byte bound across many inserts, in-place writes, hits and deletes', () => {
+    const cache = new ValueCache<number>(10 * 300);
+    for (let i = 0; i < 5000; i++) {
       const key = (i * 37) % 25;
-      if (i % 3 === 0 && cache.get(key) !== undefined) {
-        model.splice(model.indexOf(key), 1);
-        model.push(key);
-        continue;
-      }
-      if (i % 7 === 0) {
+      if (i % 3 === 0) cache.get(key);
+      else if (i % 7 === 0) {
         cache.delete(key);
-        if (model.includes(key)) model.splice(model.indexOf(key), 1);
-        continue;
+        expect(cache.get(key)).toBeUndefined();
+      } else {
+        cache.set(key, rec(100));
+        expect(cache.get(key)).toBeDefined(); // the value just written is never the one evicted
       }
-      cache.set(key, rec(100));
-      if (model.includes(key)) model.splice(model.indexOf(key), 1);
-      model.push(key);
-      if (model.length > 10) model.shift();
-      expect(cache.size).toBe(model.length);
+      expect(cache.usedBytes).toBe(cache.size * 300);
+      expect(cache.size).toBeLessThanOrEqual(10);
     }
-    for (const key of model) expect(cache.get(key)).toBeDefined();
   });
 });
