@@ -8,6 +8,11 @@
 //
 //   node --import tsx bench/watch-bench.ts [--watchers 1000] [--rates 50,200] [--seconds 10]
 //        [--leases 1000] [--streams 100] [--keepalives 200000] [--only etcd|metastore] [--record]
+//        [--workers 0,2] [--node-args '--cpu-prof --cpu-prof-dir=DIR']
+//
+// --workers: MetaStore is measured once per listed server.grpc.workers value (default 0).
+// --node-args: extra node flags for MetaStore (e.g. --cpu-prof); the member is then stopped
+// with SIGTERM so that the profiles get written.
 //
 // Estimate before measuring (2 cores, server and client sharing them): etcd sends one
 // WatchResponse per watcher per revision for a few us of Go each, so 1,000 watchers x 200
@@ -37,6 +42,10 @@ const seconds = Number(flag('seconds', '10'));
 const leases = Number(flag('leases', '1000'));
 const streams = Number(flag('streams', '100'));
 const keepalives = Number(flag('keepalives', '200000'));
+const nodeArgs = flag('node-args', '')
+  .split(' ')
+  .filter((a) => a !== '');
+const workerCounts = flag('workers', '0').split(',').map(Number);
 
 /** Builds bench/go-watch with Debian's Go and etcd sources (GOPATH mode, no network). */
 const binary = goTool('go-watch');
@@ -109,10 +118,10 @@ function format(rows: Row[]): string {
   const ratios: string[] = [];
   for (const workload of new Set(rows.map((r) => r.workload))) {
     const etcd = rows.find((r) => r.workload === workload && r.target.startsWith('etcd'));
-    const ms = rows.find((r) => r.workload === workload && r.target.startsWith('MetaStore'));
-    if (etcd && ms) {
+    for (const ms of rows.filter((r) => r.workload === workload && r.target.startsWith('MetaStore'))) {
+      if (etcd === undefined) continue;
       ratios.push(
-        `- ${workload}: MetaStore / etcd throughput = **${(ms.rate / etcd.rate).toFixed(2)}**, p99 ${ms.p99.toFixed(1)} vs ${etcd.p99.toFixed(1)} ms`,
+        `- ${workload}: ${ms.target} / etcd throughput = **${(ms.rate / etcd.rate).toFixed(2)}**, p50 ${ms.p50.toFixed(1)} vs ${etcd.p50.toFixed(1)} ms, p99 ${ms.p99.toFixed(1)} vs ${etcd.p99.toFixed(1)} ms`,
       );
     }
   }
@@ -128,9 +137,13 @@ async function main(): Promise<void> {
       await etcd.stop();
     }
     if (only !== 'etcd') {
-      const metastore = await startMetaStore();
-      rows.push(...(await benchTarget('MetaStore', metastore.endpoint.replace('http://', ''))));
-      await metastore.destroy();
+      for (const workers of workerCounts) {
+        const metastore = await startMetaStore({ env: { METASTORE_SERVER_GRPC_WORKERS: String(workers) }, nodeArgs });
+        const target = workerCounts.length === 1 && workers === 0 ? 'MetaStore' : `MetaStore (workers ${workers})`;
+        rows.push(...(await benchTarget(target, metastore.endpoint.replace('http://', ''))));
+        if (nodeArgs.length > 0) await metastore.stop(); // a clean exit writes the profiles
+        await metastore.destroy();
+      }
     }
   } finally {
     await disposeAll();

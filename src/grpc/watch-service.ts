@@ -16,6 +16,10 @@
 // - Responses are encoded from parts (watch-encoding.ts): each event once for all watchers;
 //   while the stream is behind (the last flush stopped on backpressure), a watcher's queued
 //   revisions go out as one response, so a lagging stream catches up in fewer writes.
+// - One write per flush, not per response: everything the stream has ready when a flush runs
+//   (a revision's responses to all its watchers, fragments included, in pull order) is framed
+//   into one buffer and written at once (batch-writer.ts; grpc-js alone would take one write
+//   per message). The call's messages all go through that writer, never call.write().
 // - Progress notifications (progress_notify watchers, every --experimental-watch-progress-
 //   notify-interval plus etcd's jitter) carry the watcher's ID and the store's current
 //   revision, and go only to synced watchers with nothing queued (watch-stream.ts).
@@ -29,6 +33,8 @@ import type { Handlers, ResponseHeaders } from './handler.js';
 import { requestSize } from './handler.js';
 import { envelope, eventField, watchResponseBytes, type WireHeader } from './watch-encoding.js';
 import { checkRange } from './auth-check.js';
+import { type BatchWriter, batchWriterOf } from './batch-writer.js';
+import { frameMessages, MESSAGE_PREFIX_BYTES } from './message-frames.js';
 import { ETCD_ERRORS, isEtcdCodedError } from './errors.js';
 
 interface WireCreate {
@@ -97,6 +103,7 @@ type WatchCallStream = grpc.ServerDuplexStream<WireWatchRequest, object>;
 class WatchCall {
   private readonly stream: WatchStream;
   private readonly receiveLimit: number;
+  private readonly writer: BatchWriter;
   private writable = true;
   private scheduled = false;
   private ended = false;
@@ -115,6 +122,7 @@ class WatchCall {
       progressNotifyIntervalMs: progressPeriodMs(options.progressNotifyIntervalMs),
     });
     this.receiveLimit = options.receiveLimit ?? options.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+    this.writer = batchWriterOf(call);
   }
 
   start(): void {
@@ -123,7 +131,7 @@ class WatchCall {
       this.scheduled = true;
       setImmediate(this.flush);
     };
-    this.call.on('drain', () => {
+    this.writer.onDrain(() => {
       this.writable = true;
       this.flush();
     });
@@ -142,26 +150,34 @@ class WatchCall {
     this.stream.close();
   };
 
+  /** Everything ready (up to the unsent budget) goes out framed together in one write. */
   private readonly flush = (): void => {
     this.scheduled = false;
-    while (this.writable && !this.ended && this.unsentBytes < MAX_UNSENT_BYTES) {
+    if (!this.writable || this.ended) return;
+    const messages: Buffer[] = [];
+    let bytes = 0;
+    let caughtUp = false;
+    while (this.unsentBytes + bytes < MAX_UNSENT_BYTES) {
       const response = this.stream.pull({ behind: this.behind });
       if (response === undefined) {
-        this.behind = false; // everything queued went out: caught up
-        return;
+        caughtUp = true;
+        break;
       }
-      const messages = this.toWire(response);
-      const bytes = messages.reduce((sum, message) => sum + message.length, 0);
-      this.unsentBytes += bytes;
-      messages.forEach((message, i) => {
-        if (!this.call.write(message, i === messages.length - 1 ? this.sent(bytes) : undefined)) this.writable = false;
-      });
+      for (const message of this.toWire(response)) {
+        messages.push(message);
+        bytes += MESSAGE_PREFIX_BYTES + message.length;
+      }
     }
-    // Stopped by the transport's backpressure: what piles up meanwhile goes out merged.
-    this.behind = true;
+    if (messages.length > 0) {
+      this.unsentBytes += bytes;
+      if (!this.writer.write(frameMessages(messages), this.sent(bytes))) this.writable = false;
+    }
+    // Stopped by the budget or by the transport's backpressure: what piles up meanwhile goes
+    // out merged.
+    this.behind = !caughtUp || !this.writable;
   };
 
-  /** The write callback of a response's last message: its bytes have left for the client. */
+  /** The write callback of a batch: its bytes have left for the client. */
   private sent(bytes: number): () => void {
     return () => {
       this.unsentBytes -= bytes;

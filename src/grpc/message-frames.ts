@@ -1,0 +1,53 @@
+// gRPC's message framing on an HTTP/2 stream: each message is a 1-byte compressed flag (always 0
+// here: MetaStore sends no compressed messages, as grpc-js does not), a 4-byte big-endian
+// length, then the protobuf bytes. Several framed messages may travel in one HTTP/2 write, so a
+// stream with many responses ready (a watch stream's watchers after one revision) frames them
+// into one buffer here and hands it over in one write (batch-writer.ts).
+
+import { assert } from '../util/assert.js';
+
+export const MESSAGE_PREFIX_BYTES = 5;
+
+/** What a writer of framed messages offers its caller (the watch service, an edge). */
+export interface BatchWriter {
+  /**
+   * Writes `framed` (one or more whole framed messages) after everything written before, as one
+   * write; `sent` runs once it has left for the client. false: wait for onDrain before more.
+   */
+  write(framed: Buffer, sent: () => void): boolean;
+  onDrain(listener: () => void): void;
+}
+
+/** The messages, each with its prefix, back to back in one buffer. */
+export function frameMessages(messages: readonly Buffer[]): Buffer {
+  let total = 0;
+  for (const message of messages) total += MESSAGE_PREFIX_BYTES + message.length;
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const message of messages) {
+    out[at] = 0;
+    out.writeUInt32BE(message.length, at + 1);
+    message.copy(out, at + MESSAGE_PREFIX_BYTES);
+    at += MESSAGE_PREFIX_BYTES + message.length;
+  }
+  return out;
+}
+
+/** The messages of a buffer frameMessages made (views into it, no copies). */
+export function unframeMessages(framed: Buffer): Buffer[] {
+  const messages: Buffer[] = [];
+  let at = 0;
+  while (at < framed.length) {
+    const end = at + MESSAGE_PREFIX_BYTES + messageLengthAt(framed, at);
+    assert(end <= framed.length, `framed messages: message at ${at} runs past the end (${end} > ${framed.length})`);
+    messages.push(framed.subarray(at + MESSAGE_PREFIX_BYTES, end));
+    at = end;
+  }
+  return messages;
+}
+
+/** The length of the framed message starting at `at` (its prefix's length field). */
+export function messageLengthAt(framed: Buffer, at: number): number {
+  assert(at + MESSAGE_PREFIX_BYTES <= framed.length && framed[at] === 0, `framed messages: no message prefix at ${at}`);
+  return framed.readUInt32BE(at + 1);
+}

@@ -1,0 +1,176 @@
+// Watch fan-out batching: a watch stream writes the responses of one flush (a revision's
+// responses to all its watchers) as ONE write of framed messages, not one write per watcher.
+// Checked on both carriers: grpc-js (the HTTP/2 stream's writes counted) and a relayed call
+// (an edge's sink, which receives each batch as one frame), with order, fragments and
+// backpressure.
+
+import type http2 from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GatewayStreamCall, type StreamSink } from '../../src/grpc/gateway/gateway-call.js';
+import { responseHeaders, withRequestSizes } from '../../src/grpc/handler.js';
+import { http2ServersOf } from '../../src/grpc/keepalive-enforcement.js';
+import { unframeMessages } from '../../src/grpc/message-frames.js';
+import { clients, decodeMessage, services } from '../../src/grpc/proto.js';
+import { watchHandlers } from '../../src/grpc/watch-service.js';
+import { waitFor } from '../support/wait.js';
+import { type InProcessMember, startInProcessMember } from './in-process.js';
+
+type Msg = Record<string, any>;
+const b = (s: string) => Buffer.from(s);
+const WATCHERS = 50;
+
+let member: InProcessMember;
+beforeAll(async () => {
+  member = await startInProcessMember();
+});
+afterAll(async () => {
+  await member.close();
+});
+
+function handlers(maxRequestBytes = 1024 * 1024) {
+  const headers = responseHeaders({ clusterId: 1n, memberId: 2n }, () => member.kv.term);
+  return watchHandlers(member.kv, headers, { maxRequestBytes });
+}
+
+/** A relayed watch call (an edge's sink): records every write, and can refuse more (backpressure). */
+class RecordingCall {
+  readonly writes: Msg[][] = [];
+  full = false;
+  readonly call: GatewayStreamCall;
+
+  constructor(maxRequestBytes?: number) {
+    const sink: StreamSink = {
+      message: () => {
+        throw new Error('a watch stream wrote one message instead of a framed batch');
+      },
+      framed: (framed, written) => {
+        this.writes.push(unframeMessages(framed).map((m) => decodeMessage('etcdserverpb.WatchResponse', m)));
+        setImmediate(written);
+        return !this.full;
+      },
+      failed: () => undefined,
+      ended: () => undefined,
+    };
+    const caller = { metadata: new grpc.Metadata(), authContext: () => ({}), deadline: Infinity, peer: 'test', path: '/etcdserverpb.Watch/Watch' };
+    this.call = new GatewayStreamCall(undefined, caller, sink);
+    (handlers(maxRequestBytes).Watch as unknown as (call: GatewayStreamCall) => void)(this.call);
+  }
+
+  create(key: string, rangeEnd: string, extra: object = {}): void {
+    this.call.emit('data', { requestUnion: 'createRequest', createRequest: { key: b(key), rangeEnd: b(rangeEnd), ...extra } });
+  }
+
+  get responses(): Msg[] {
+    return this.writes.flat();
+  }
+}
+
+describe('watch responses leave in one write per flush (relayed call)', () => {
+  it('one revision for N watchers of a stream is one write, watchers in order', async () => {
+    const rec = new RecordingCall();
+    try {
+      for (let i = 0; i < WATCHERS; i++) rec.create('a/', 'a0');
+      await waitFor(() => rec.responses.length === WATCHERS, { what: 'every watcher created', timeoutMs: 5000, intervalMs: 5 });
+      const writesBefore = rec.writes.length;
+      await member.call('KV', 'put', { key: b('a/1'), value: b('v') });
+      await waitFor(() => rec.responses.length === 2 * WATCHERS, { what: 'every watcher told', timeoutMs: 5000, intervalMs: 5 });
+      expect(rec.writes.length).toBe(writesBefore + 1);
+      const batch = rec.writes[writesBefore]!;
+      expect(batch.map((r) => Number(r.watchId))).toEqual(Array.from({ length: WATCHERS }, (_, i) => i));
+      for (const r of batch) expect(r.events.map((e: Msg) => e.kv.key.toString())).toEqual(['a/1']);
+    } finally {
+      rec.call.cancel();
+    }
+  });
+
+  it('backpressure: nothing is written until drain, then every watcher gets every revision in order', async () => {
+    const rec = new RecordingCall();
+    try {
+      for (let i = 0; i < 3; i++) rec.create('b/', 'b0');
+      await waitFor(() => rec.responses.length === 3, { what: 'every watcher created', timeoutMs: 5000, intervalMs: 5 });
+      rec.full = true;
+      const first = await member.call('KV', 'put', { key: b('b/0'), value: b('v') });
+      await waitFor(() => rec.writes.length === 2, { what: 'the first revision written', timeoutMs: 5000, intervalMs: 5 });
+      const revisions = [Number(first.header.revision)];
+      for (let i = 1; i < 20; i++) revisions.push(Number((await member.call('KV', 'put', { key: b(`b/${i}`), value: b('v') })).header.revision));
+      // A flush would run within an event-loop turn of the puts' notifications (setImmediate).
+      for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+      expect(rec.writes.length).toBe(2); // the sink said full: the stream waits for 'drain'
+      rec.full = false;
+      rec.call.emit('drain');
+      const seen = (id: number) => rec.responses.filter((r) => Number(r.watchId) === id).flatMap((r) => r.events.map((e: Msg) => Number(e.kv.modRevision)));
+      await waitFor(() => [0, 1, 2].every((id) => seen(id).length === revisions.length), { what: 'all revisions', timeoutMs: 5000, intervalMs: 5 });
+      for (const id of [0, 1, 2]) expect(seen(id)).toEqual(revisions);
+      // The revisions that piled up went out merged (one response per watcher) in one write.
+      expect(rec.writes.length).toBe(3);
+      expect(rec.writes[2]!.map((r) => Number(r.watchId))).toEqual([0, 1, 2]);
+    } finally {
+      rec.call.cancel();
+    }
+  });
+
+  it('fragments of a fragment watcher go out in order within the write, fragment=true on all but the last', async () => {
+    const rec = new RecordingCall(1024);
+    try {
+      rec.create('c/', 'c0', { fragment: true });
+      rec.create('c/', 'c0');
+      await waitFor(() => rec.responses.length === 2, { what: 'both watchers created', timeoutMs: 5000, intervalMs: 5 });
+      const value = Buffer.alloc(200 * 1024, 1);
+      const writesBefore = rec.writes.length;
+      await member.call('KV', 'txn', { success: [0, 1, 2, 3].map((i) => ({ requestPut: { key: b(`c/${i}`), value } })) });
+      await waitFor(() => rec.writes.length > writesBefore, { what: 'the revision written', timeoutMs: 5000, intervalMs: 5 });
+      const batch = rec.writes[writesBefore]!;
+      const fragmented = batch.filter((r) => Number(r.watchId) === 0);
+      expect(fragmented.length).toBeGreaterThan(1);
+      expect(fragmented.map((r) => r.fragment)).toEqual([...fragmented.slice(1).map(() => true), false]);
+      expect(fragmented.flatMap((r) => r.events.map((e: Msg) => e.kv.key.toString()))).toEqual(['c/0', 'c/1', 'c/2', 'c/3']);
+      const whole = batch.filter((r) => Number(r.watchId) === 1);
+      expect(whole.map((r) => r.events.length)).toEqual([4]);
+    } finally {
+      rec.call.cancel();
+    }
+  });
+});
+
+describe('watch responses leave in one write per flush (grpc-js)', () => {
+  it('one revision for N watchers of a stream is one HTTP/2 write, and the client decodes every response in order', async () => {
+    const server = new grpc.Server();
+    server.addService(withRequestSizes(services.Watch, 2 * 1024 * 1024), handlers());
+    const before = http2ServersOf(server);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
+    const writes: number[] = [];
+    for (const http2Server of http2ServersOf(server)) {
+      if (before.has(http2Server)) continue;
+      http2Server.on('stream', (stream: http2.ServerHttp2Stream) => {
+        const write = stream.write;
+        stream.write = function (this: http2.ServerHttp2Stream, ...args: unknown[]) {
+          writes.push((args[0] as Buffer).length);
+          return (write as (...a: unknown[]) => boolean).apply(this, args);
+        } as typeof write;
+      });
+    }
+    const client: any = new clients.Watch(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const responses: Msg[] = [];
+    const watch: grpc.ClientDuplexStream<object, Msg> = client.watch();
+    watch.on('data', (m: Msg) => responses.push(m));
+    watch.on('error', () => undefined);
+    try {
+      for (let i = 0; i < WATCHERS; i++) watch.write({ createRequest: { key: b('d/'), rangeEnd: b('d0') } });
+      await waitFor(() => responses.length === WATCHERS, { what: 'every watcher created', timeoutMs: 5000, intervalMs: 5 });
+      const writesBefore = writes.length;
+      await member.call('KV', 'put', { key: b('d/1'), value: b('v') });
+      await waitFor(() => responses.length === 2 * WATCHERS, { what: 'every watcher told', timeoutMs: 5000, intervalMs: 5 });
+      expect(writes.length).toBe(writesBefore + 1);
+      const events = responses.slice(WATCHERS);
+      expect(events.map((r) => Number(r.watchId))).toEqual(Array.from({ length: WATCHERS }, (_, i) => i));
+      for (const r of events) expect(r.events.map((e: Msg) => e.kv.key.toString())).toEqual(['d/1']);
+    } finally {
+      watch.cancel();
+      client.close();
+      server.forceShutdown();
+    }
+  });
+});
