@@ -18,19 +18,29 @@ export interface BatchWriter {
   onDrain(listener: () => void): void;
 }
 
-/** The messages, each with its prefix, back to back in one buffer. */
-export function frameMessages(messages: readonly Buffer[]): Buffer {
+/**
+ * The messages, each with its prefix, back to back in one buffer. A message may be given as its
+ * parts (concatenated, they are the message), so that it is copied once, here.
+ */
+export function frameMessages(messages: readonly (Buffer | readonly Buffer[])[]): Buffer {
   let total = 0;
-  for (const message of messages) total += MESSAGE_PREFIX_BYTES + message.length;
+  for (const message of messages) total += MESSAGE_PREFIX_BYTES + lengthOf(message);
   const out = Buffer.allocUnsafe(total);
   let at = 0;
   for (const message of messages) {
     out[at] = 0;
-    out.writeUInt32BE(message.length, at + 1);
-    message.copy(out, at + MESSAGE_PREFIX_BYTES);
-    at += MESSAGE_PREFIX_BYTES + message.length;
+    out.writeUInt32BE(lengthOf(message), at + 1);
+    at += MESSAGE_PREFIX_BYTES;
+    for (const part of Buffer.isBuffer(message) ? [message] : message) at += part.copy(out, at);
   }
   return out;
+}
+
+function lengthOf(message: Buffer | readonly Buffer[]): number {
+  if (Buffer.isBuffer(message)) return message.length;
+  let length = 0;
+  for (const part of message) length += part.length;
+  return length;
 }
 
 /** The messages of a buffer frameMessages made (views into it, no copies). */

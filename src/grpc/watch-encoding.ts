@@ -84,26 +84,40 @@ export function eventField(event: Event, prevKv: boolean): Buffer {
   return field;
 }
 
-/** The envelope of a response: every field but the events, in field order. */
+/** The envelope of a response: every field but the events, in field order, in one allocation. */
 export function envelope(r: StreamResponse, header: WireHeader, fragment: boolean): Buffer {
-  const parts: Buffer[] = [];
   const headerBody = encodeHeader(header);
-  parts.push(Buffer.from([0x0a]), varint(headerBody.length), headerBody);
-  if (r.watchId !== 0) parts.push(Buffer.from([0x10]), varint(r.watchId));
-  if (r.created) parts.push(Buffer.from([0x18, 1]));
-  if (r.canceled) parts.push(Buffer.from([0x20, 1]));
-  if (r.compactRevision !== 0) parts.push(Buffer.from([0x28]), varint(r.compactRevision));
+  const out: number[] = [0x0a];
+  pushVarint(out, headerBody.length);
+  for (const byte of headerBody) out.push(byte);
+  if (r.watchId !== 0) {
+    out.push(0x10);
+    pushVarint(out, r.watchId);
+  }
+  if (r.created) out.push(0x18, 1);
+  if (r.canceled) out.push(0x20, 1);
+  if (r.compactRevision !== 0) {
+    out.push(0x28);
+    pushVarint(out, r.compactRevision);
+  }
   if (r.cancelReason !== '') {
     const reason = Buffer.from(r.cancelReason);
-    parts.push(Buffer.from([0x32]), varint(reason.length), reason);
+    out.push(0x32);
+    pushVarint(out, reason.length);
+    for (const byte of reason) out.push(byte);
   }
-  if (fragment) parts.push(Buffer.from([0x38, 1]));
-  return Buffer.concat(parts);
+  if (fragment) out.push(0x38, 1);
+  return Buffer.from(out);
+}
+
+/** A whole WatchResponse as its parts (envelope, then the event fields): concatenated, the message. */
+export function watchResponseParts(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], fragment = false): Buffer[] {
+  return [envelope(r, header, fragment), ...fields];
 }
 
 /** A whole WatchResponse: its envelope followed by the given event fields. */
 export function watchResponseBytes(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], fragment = false): Buffer {
-  return Buffer.concat([envelope(r, header, fragment), ...fields]);
+  return Buffer.concat(watchResponseParts(r, header, fields, fragment));
 }
 
 /** The last header encoded: watchers of one revision share it. */
@@ -125,6 +139,20 @@ function encodeHeader(h: WireHeader): Buffer {
   const bytes = Buffer.concat(parts);
   lastHeader = { h: { ...h }, bytes };
   return bytes;
+}
+
+/** Appends a varint to `out` (the common case, a small non-negative number, without allocating). */
+function pushVarint(out: number[], value: number): void {
+  if (!(Number.isSafeInteger(value) && value >= 0)) {
+    for (const byte of varint(value)) out.push(byte);
+    return;
+  }
+  let v = value;
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
 }
 
 /** A protobuf varint; negative values as 64-bit two's complement (ten bytes), as int64 is. */

@@ -31,7 +31,7 @@ import type { KvServer } from '../server/member/kv-server.js';
 import { DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS, WatchStream, type StreamResponse } from '../server/watch/watch-stream.js';
 import type { Handlers, ResponseHeaders } from './handler.js';
 import { requestSize } from './handler.js';
-import { envelope, eventField, watchResponseBytes, type WireHeader } from './watch-encoding.js';
+import { envelope, eventField, watchResponseParts, type WireHeader } from './watch-encoding.js';
 import { checkRange } from './auth-check.js';
 import { type BatchWriter, batchWriterOf } from './batch-writer.js';
 import { frameMessages, MESSAGE_PREFIX_BYTES } from './message-frames.js';
@@ -154,7 +154,7 @@ class WatchCall {
   private readonly flush = (): void => {
     this.scheduled = false;
     if (!this.writable || this.ended) return;
-    const messages: Buffer[] = [];
+    const messages: Buffer[][] = [];
     let bytes = 0;
     let caughtUp = false;
     while (this.unsentBytes + bytes < MAX_UNSENT_BYTES) {
@@ -163,9 +163,10 @@ class WatchCall {
         caughtUp = true;
         break;
       }
-      for (const message of this.toWire(response)) {
-        messages.push(message);
-        bytes += MESSAGE_PREFIX_BYTES + message.length;
+      for (const parts of this.toWire(response)) {
+        messages.push(parts);
+        for (const part of parts) bytes += part.length;
+        bytes += MESSAGE_PREFIX_BYTES;
       }
     }
     if (messages.length > 0) {
@@ -185,11 +186,11 @@ class WatchCall {
     };
   }
 
-  /** The response's encoded message(s): one, or etcd's fragments for a watcher that asked. */
-  private toWire(r: StreamResponse): Buffer[] {
+  /** The response's encoded message(s), each as its parts: one, or etcd's fragments for a watcher that asked. */
+  private toWire(r: StreamResponse): Buffer[][] {
     const header: WireHeader = this.headers.at(r.revision);
     const fields = r.events.map((e) => eventField(e, r.prevKv));
-    if (!r.fragment || fields.length < 2) return [watchResponseBytes(r, header, fields)];
+    if (!r.fragment || fields.length < 2) return [watchResponseParts(r, header, fields)];
     return fragments(r, header, fields, this.options.maxRequestBytes + GRPC_OVERHEAD_BYTES);
   }
 
@@ -253,13 +254,13 @@ class WatchCall {
  * stays under the limit (a fragment always takes at least one event), every fragment but the
  * last has fragment=true. Sizes are exact encoded sizes (`fields` are encoded event fields).
  */
-function fragments(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], maxBytes: number): Buffer[] {
+function fragments(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], maxBytes: number): Buffer[][] {
   const base = envelope(r, header, false).length;
   const total = fields.reduce((sum, field) => sum + field.length, base);
-  if (total < maxBytes) return [watchResponseBytes(r, header, fields)];
+  if (total < maxBytes) return [watchResponseParts(r, header, fields)];
   // fragment=true itself costs two bytes in every fragment but the last.
   const fragmentBase = base + 2;
-  const out: Buffer[] = [];
+  const out: Buffer[][] = [];
   let index = 0;
   while (index < fields.length) {
     let size = fragmentBase;
@@ -271,7 +272,7 @@ function fragments(r: StreamResponse, header: WireHeader, fields: readonly Buffe
       size += next;
       index++;
     }
-    out.push(watchResponseBytes(r, header, part, index < fields.length));
+    out.push(watchResponseParts(r, header, part, index < fields.length));
   }
   return out;
 }

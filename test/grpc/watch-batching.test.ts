@@ -133,26 +133,35 @@ describe('watch responses leave in one write per flush (relayed call)', () => {
   });
 });
 
+/** A grpc-js server with the member's Watch service; `onStream` sees each HTTP/2 stream it serves. */
+async function watchServer(options: grpc.ServerOptions, onStream: (stream: http2.ServerHttp2Stream) => void = () => {}) {
+  const server = new grpc.Server(options);
+  server.addService(withRequestSizes(services.Watch, 2 * 1024 * 1024), handlers());
+  const before = http2ServersOf(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  for (const http2Server of http2ServersOf(server)) if (!before.has(http2Server)) http2Server.on('stream', onStream);
+  const client: any = new clients.Watch(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return {
+    client,
+    close: () => {
+      client.close();
+      server.forceShutdown();
+    },
+  };
+}
+
 describe('watch responses leave in one write per flush (grpc-js)', () => {
   it('one revision for N watchers of a stream is one HTTP/2 write, and the client decodes every response in order', async () => {
-    const server = new grpc.Server();
-    server.addService(withRequestSizes(services.Watch, 2 * 1024 * 1024), handlers());
-    const before = http2ServersOf(server);
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-    );
     const writes: number[] = [];
-    for (const http2Server of http2ServersOf(server)) {
-      if (before.has(http2Server)) continue;
-      http2Server.on('stream', (stream: http2.ServerHttp2Stream) => {
-        const write = stream.write;
-        stream.write = function (this: http2.ServerHttp2Stream, ...args: unknown[]) {
-          writes.push((args[0] as Buffer).length);
-          return (write as (...a: unknown[]) => boolean).apply(this, args);
-        } as typeof write;
-      });
-    }
-    const client: any = new clients.Watch(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const { client, close } = await watchServer({}, (stream) => {
+      const write = stream.write;
+      stream.write = function (this: http2.ServerHttp2Stream, ...args: unknown[]) {
+        writes.push((args[0] as Buffer).length);
+        return (write as (...a: unknown[]) => boolean).apply(this, args);
+      } as typeof write;
+    });
     const responses: Msg[] = [];
     const watch: grpc.ClientDuplexStream<object, Msg> = client.watch();
     watch.on('data', (m: Msg) => responses.push(m));
@@ -169,8 +178,27 @@ describe('watch responses leave in one write per flush (grpc-js)', () => {
       for (const r of events) expect(r.events.map((e: Msg) => e.kv.key.toString())).toEqual(['d/1']);
     } finally {
       watch.cancel();
-      client.close();
-      server.forceShutdown();
+      close();
+    }
+  });
+
+  it("a response over grpc.max_send_message_length fails the stream with grpc-js's own status, after the responses before it", async () => {
+    const { client, close } = await watchServer({ 'grpc.max_send_message_length': 500 });
+    const responses: Msg[] = [];
+    const watch: grpc.ClientDuplexStream<object, Msg> = client.watch();
+    watch.on('data', (m: Msg) => responses.push(m));
+    const failed = new Promise<grpc.ServiceError>((resolve) => watch.on('error', resolve));
+    try {
+      watch.write({ createRequest: { key: b('e/'), rangeEnd: b('e0') } });
+      await waitFor(() => responses.length === 1, { what: 'the watcher created', timeoutMs: 5000, intervalMs: 5 });
+      await member.call('KV', 'put', { key: b('e/1'), value: b('small') });
+      await member.call('KV', 'put', { key: b('e/2'), value: Buffer.alloc(1000, 1) });
+      const error = await failed;
+      expect(error.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(error.details).toMatch(/^Sent message larger than max \(\d+ vs\. 500\)$/);
+      expect(responses.flatMap((r) => r.events.map((e: Msg) => e.kv.key.toString()))).toEqual(['e/1']);
+    } finally {
+      close();
     }
   });
 });
