@@ -13,6 +13,7 @@
 import type { Event } from '../mvcc/types.js';
 import type { StreamResponse } from '../server/watch/watch-stream.js';
 import { toWireKeyValue } from './kv-convert.js';
+import type { MessagePart } from './message-frames.js';
 import { encodeMessage } from './proto.js';
 
 const EVENT_PUT = 0;
@@ -84,8 +85,13 @@ export function eventField(event: Event, prevKv: boolean): Buffer {
   return field;
 }
 
-/** The envelope of a response: every field but the events, in field order, in one allocation. */
+/** The envelope of a response: every field but the events, in field order. */
 export function envelope(r: StreamResponse, header: WireHeader, fragment: boolean): Buffer {
+  return Buffer.from(envelopeBytes(r, header, fragment));
+}
+
+/** The envelope's bytes as a plain array: framed straight into the batch buffer (message-frames.ts), never a Buffer of its own. */
+function envelopeBytes(r: StreamResponse, header: WireHeader, fragment: boolean): number[] {
   const headerBody = encodeHeader(header);
   const out: number[] = [0x0a];
   pushVarint(out, headerBody.length);
@@ -107,17 +113,17 @@ export function envelope(r: StreamResponse, header: WireHeader, fragment: boolea
     for (const byte of reason) out.push(byte);
   }
   if (fragment) out.push(0x38, 1);
-  return Buffer.from(out);
+  return out;
 }
 
 /** A whole WatchResponse as its parts (envelope, then the event fields): concatenated, the message. */
-export function watchResponseParts(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], fragment = false): Buffer[] {
-  return [envelope(r, header, fragment), ...fields];
+export function watchResponseParts(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], fragment = false): MessagePart[] {
+  return [envelopeBytes(r, header, fragment), ...fields];
 }
 
 /** A whole WatchResponse: its envelope followed by the given event fields. */
 export function watchResponseBytes(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], fragment = false): Buffer {
-  return Buffer.concat(watchResponseParts(r, header, fields, fragment));
+  return Buffer.concat([envelope(r, header, fragment), ...fields]);
 }
 
 /** The last header encoded: watchers of one revision share it. */

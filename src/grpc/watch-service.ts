@@ -34,7 +34,7 @@ import { requestSize } from './handler.js';
 import { envelope, eventField, watchResponseParts, type WireHeader } from './watch-encoding.js';
 import { checkRange } from './auth-check.js';
 import { type BatchWriter, batchWriterOf } from './batch-writer.js';
-import { frameMessages, MESSAGE_PREFIX_BYTES } from './message-frames.js';
+import { frameMessages, MESSAGE_PREFIX_BYTES, type MessagePart } from './message-frames.js';
 import { ETCD_ERRORS, isEtcdCodedError } from './errors.js';
 
 interface WireCreate {
@@ -154,7 +154,7 @@ class WatchCall {
   private readonly flush = (): void => {
     this.scheduled = false;
     if (!this.writable || this.ended) return;
-    const messages: Buffer[][] = [];
+    const messages: MessagePart[][] = [];
     let bytes = 0;
     let caughtUp = false;
     while (this.unsentBytes + bytes < MAX_UNSENT_BYTES) {
@@ -187,7 +187,7 @@ class WatchCall {
   }
 
   /** The response's encoded message(s), each as its parts: one, or etcd's fragments for a watcher that asked. */
-  private toWire(r: StreamResponse): Buffer[][] {
+  private toWire(r: StreamResponse): MessagePart[][] {
     const header: WireHeader = this.headers.at(r.revision);
     const fields = r.events.map((e) => eventField(e, r.prevKv));
     if (!r.fragment || fields.length < 2) return [watchResponseParts(r, header, fields)];
@@ -254,13 +254,13 @@ class WatchCall {
  * stays under the limit (a fragment always takes at least one event), every fragment but the
  * last has fragment=true. Sizes are exact encoded sizes (`fields` are encoded event fields).
  */
-function fragments(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], maxBytes: number): Buffer[][] {
+function fragments(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], maxBytes: number): MessagePart[][] {
   const base = envelope(r, header, false).length;
   const total = fields.reduce((sum, field) => sum + field.length, base);
   if (total < maxBytes) return [watchResponseParts(r, header, fields)];
   // fragment=true itself costs two bytes in every fragment but the last.
   const fragmentBase = base + 2;
-  const out: Buffer[][] = [];
+  const out: MessagePart[][] = [];
   let index = 0;
   while (index < fields.length) {
     let size = fragmentBase;
