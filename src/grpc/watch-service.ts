@@ -108,6 +108,8 @@ class WatchCall {
   private scheduled = false;
   private ended = false;
   private unsentBytes = 0;
+  /** The fields of the last events array encoded (see fieldsOf). */
+  private lastFields: { events: StreamResponse['events']; prevKv: boolean; fields: readonly Buffer[] } | undefined;
   /** The last flush stopped on backpressure with responses possibly left (see WatchStream.pull). */
   private behind = false;
 
@@ -189,9 +191,22 @@ class WatchCall {
   /** The response's encoded message(s), each as its parts: one, or etcd's fragments for a watcher that asked. */
   private toWire(r: StreamResponse): MessagePart[][] {
     const header: WireHeader = this.headers.at(r.revision);
-    const fields = r.events.map((e) => eventField(e, r.prevKv));
+    const fields = this.fieldsOf(r);
     if (!r.fragment || fields.length < 2) return [watchResponseParts(r, header, fields)];
     return fragments(r, header, fields, this.options.maxRequestBytes + GRPC_OVERHEAD_BYTES);
+  }
+
+  /**
+   * The encoded event fields of a response. The hub hands the watchers of one revision the same
+   * events array (never changed once queued), so consecutive responses of a flush usually share
+   * it: their fields are looked up once, not once per watcher.
+   */
+  private fieldsOf(r: StreamResponse): readonly Buffer[] {
+    const last = this.lastFields;
+    if (last !== undefined && last.events === r.events && last.prevKv === r.prevKv) return last.fields;
+    const fields = r.events.map((e) => eventField(e, r.prevKv));
+    this.lastFields = { events: r.events, prevKv: r.prevKv, fields };
+    return fields;
   }
 
   private onRequest(request: WireWatchRequest): void {
