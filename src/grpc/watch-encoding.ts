@@ -1,7 +1,8 @@
 // WatchResponse bytes built from parts encoded once: each event's `events` field is encoded the
 // first time any watcher sends it (per prev_kv choice) and reused by every other watcher of
-// every stream; the envelope (header, watch ID, flags) is a few varints written here. grpc-js
-// takes the bytes as they are (handler.ts lets a handler hand over an encoded response).
+// every stream; the envelope (header, watch ID, flags) is a few varints written here. The parts
+// are framed straight into a stream's batch buffer (message-frames.ts, watch-service.ts); the
+// JSON gateway gets each message's bytes (handler.ts lets a handler hand over encoded bytes).
 //
 // Invariants:
 // - The bytes are what protobufjs (and etcd's gogo) would write for the same message: fields
