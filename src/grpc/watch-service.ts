@@ -60,6 +60,13 @@ interface WireWatchRequest {
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
 /** Bytes (estimated) handed to grpc-js but not yet sent on the HTTP/2 stream, per stream. */
 const MAX_UNSENT_BYTES = 1024 * 1024;
+/**
+ * Bytes framed into one write at most (a single larger response goes alone). A write's bytes
+ * all leave before 'drain' lets the next flush write more, so events that arrive meanwhile wait
+ * for the whole write: 1 MiB writes held a lagging stream's events for up to a second at a few
+ * MB/s per stream (bench/RESULTS.md); one revision for 100 watchers is ~15 KiB.
+ */
+const MAX_BATCH_BYTES = 64 * 1024;
 const FILTER_NOPUT = 0;
 const FILTER_NODELETE = 1;
 function int(value: string | number | null | undefined): number {
@@ -152,26 +159,30 @@ class WatchCall {
     this.stream.close();
   };
 
-  /** Everything ready (up to the unsent budget) goes out framed together in one write. */
+  /**
+   * Everything ready (up to the unsent budget) goes out framed together, in writes of up to
+   * MAX_BATCH_BYTES each while the transport takes them.
+   */
   private readonly flush = (): void => {
     this.scheduled = false;
     if (!this.writable || this.ended) return;
-    const messages: MessagePart[][] = [];
-    let bytes = 0;
     let caughtUp = false;
-    while (this.unsentBytes + bytes < MAX_UNSENT_BYTES) {
-      const response = this.stream.pull({ behind: this.behind });
-      if (response === undefined) {
-        caughtUp = true;
-        break;
+    while (this.writable && this.unsentBytes < MAX_UNSENT_BYTES && !caughtUp) {
+      const messages: MessagePart[][] = [];
+      let bytes = 0;
+      while (bytes < MAX_BATCH_BYTES && this.unsentBytes + bytes < MAX_UNSENT_BYTES) {
+        const response = this.stream.pull({ behind: this.behind });
+        if (response === undefined) {
+          caughtUp = true;
+          break;
+        }
+        for (const parts of this.toWire(response)) {
+          messages.push(parts);
+          for (const part of parts) bytes += part.length;
+          bytes += MESSAGE_PREFIX_BYTES;
+        }
       }
-      for (const parts of this.toWire(response)) {
-        messages.push(parts);
-        for (const part of parts) bytes += part.length;
-        bytes += MESSAGE_PREFIX_BYTES;
-      }
-    }
-    if (messages.length > 0) {
+      if (messages.length === 0) break;
       this.unsentBytes += bytes;
       if (!this.writer.write(frameMessages(messages), this.sent(bytes))) this.writable = false;
     }

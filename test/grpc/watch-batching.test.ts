@@ -84,6 +84,24 @@ describe('watch responses leave in one write per flush (relayed call)', () => {
     }
   });
 
+  it('a revision larger than one write (64 KiB) leaves in a few writes, watchers still in order', async () => {
+    const rec = new RecordingCall();
+    try {
+      for (let i = 0; i < WATCHERS; i++) rec.create('f/', 'f0');
+      await waitFor(() => rec.responses.length === WATCHERS, { what: 'every watcher created', timeoutMs: 5000, intervalMs: 5 });
+      const writesBefore = rec.writes.length;
+      await member.call('KV', 'put', { key: b('f/1'), value: Buffer.alloc(4096, 1) });
+      await waitFor(() => rec.responses.length === 2 * WATCHERS, { what: 'every watcher told', timeoutMs: 5000, intervalMs: 5 });
+      // 50 responses of ~4.1 KiB: 200 KiB in writes of at most 64 KiB (plus the response that crosses it).
+      const writes = rec.writes.slice(writesBefore);
+      expect(writes.length).toBeGreaterThanOrEqual(3);
+      expect(writes.length).toBeLessThanOrEqual(4);
+      expect(writes.flat().map((r) => Number(r.watchId))).toEqual(Array.from({ length: WATCHERS }, (_, i) => i));
+    } finally {
+      rec.call.cancel();
+    }
+  });
+
   it('backpressure: nothing is written until drain, then every watcher gets every revision in order', async () => {
     const rec = new RecordingCall();
     try {
@@ -110,17 +128,22 @@ describe('watch responses leave in one write per flush (relayed call)', () => {
     }
   });
 
-  it('fragments of a fragment watcher go out in order within the write, fragment=true on all but the last', async () => {
+  it('fragments of a fragment watcher go out in order, fragment=true on all but the last; the other watcher gets one response', async () => {
     const rec = new RecordingCall(1024);
     try {
       rec.create('c/', 'c0', { fragment: true });
       rec.create('c/', 'c0');
       await waitFor(() => rec.responses.length === 2, { what: 'both watchers created', timeoutMs: 5000, intervalMs: 5 });
       const value = Buffer.alloc(200 * 1024, 1);
-      const writesBefore = rec.writes.length;
+      const before = rec.responses.length;
       await member.call('KV', 'txn', { success: [0, 1, 2, 3].map((i) => ({ requestPut: { key: b(`c/${i}`), value } })) });
-      await waitFor(() => rec.writes.length > writesBefore, { what: 'the revision written', timeoutMs: 5000, intervalMs: 5 });
-      const batch = rec.writes[writesBefore]!;
+      const eventsOf = (id: number) =>
+        rec.responses
+          .slice(before)
+          .filter((r) => Number(r.watchId) === id)
+          .reduce((n, r) => n + r.events.length, 0);
+      await waitFor(() => eventsOf(0) === 4 && eventsOf(1) === 4, { what: 'the revision written', timeoutMs: 5000, intervalMs: 5 });
+      const batch = rec.responses.slice(before);
       const fragmented = batch.filter((r) => Number(r.watchId) === 0);
       expect(fragmented.length).toBeGreaterThan(1);
       expect(fragmented.map((r) => r.fragment)).toEqual([...fragmented.slice(1).map(() => true), false]);
