@@ -16,10 +16,11 @@
 // - Responses are encoded from parts (watch-encoding.ts): each event once for all watchers;
 //   while the stream is behind (the last flush stopped on backpressure), a watcher's queued
 //   revisions go out as one response, so a lagging stream catches up in fewer writes.
-// - One write per flush, not per response: everything the stream has ready when a flush runs
+// - Writes per flush, not per response: everything the stream has ready when a flush runs
 //   (a revision's responses to all its watchers, fragments included, in pull order) is framed
-//   into one buffer and written at once (batch-writer.ts; grpc-js alone would take one write
-//   per message). The call's messages all go through that writer, never call.write().
+//   into buffers of up to MAX_BATCH_BYTES, each written at once (batch-writer.ts; grpc-js alone
+//   would take one write per message). The call's messages all go through that writer, never
+//   call.write().
 // - Progress notifications (progress_notify watchers, every --experimental-watch-progress-
 //   notify-interval plus etcd's jitter) carry the watcher's ID and the store's current
 //   revision, and go only to synced watchers with nothing queued (watch-stream.ts).
