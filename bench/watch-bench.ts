@@ -8,6 +8,11 @@
 //
 //   node --import tsx bench/watch-bench.ts [--watchers 1000] [--rates 50,200] [--seconds 10]
 //        [--leases 1000] [--streams 100] [--keepalives 200000] [--only etcd|metastore] [--record]
+//        [--workers 0,2] [--node-args '--cpu-prof --cpu-prof-dir=DIR']
+//
+// --workers: MetaStore is measured once per listed server.grpc.workers value (default 0).
+// --node-args: extra node flags for MetaStore (e.g. --cpu-prof); the member is then stopped
+// with SIGTERM so that the profiles get written.
 //
 // Estimate before measuring (2 cores, server and client sharing them): etcd sends one
 // WatchResponse per watcher per revision for a few us of Go each, so 1,000 watchers x 200
@@ -37,6 +42,10 @@ const seconds = Number(flag('seconds', '10'));
 const leases = Number(flag('leases', '1000'));
 const streams = Number(flag('streams', '100'));
 const keepalives = Number(flag('keepalives', '200000'));
+const nodeArgs = flag('node-args', '')
+  .split(' ')
+  .filter((a) => a !== '');
+const workerCounts = flag('workers', '0').split(',').map(Number);
 
 /** Builds bench/go-watch with Debian's Go and etcd sources (GOPATH mode, no network). */
 const binary = goTool('go-watch');
@@ -58,15 +67,29 @@ interface Row {
   rate: number;
   p50: number;
   p99: number;
+  /** CPU of the server's processes (member + edges) per 1,000 events delivered, in ms. */
+  cpuPerThousand?: number;
   note: string;
 }
 
-async function benchTarget(target: string, endpoint: string): Promise<Row[]> {
+/** CPU time (user + system) the processes have used so far, in ms (Linux /proc). */
+function cpuMs(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return (ticks * 1000) / 100;
+}
+
+async function benchTarget(target: string, endpoint: string, pids: readonly number[]): Promise<Row[]> {
   const rows: Row[] = [];
   // Warm-up: JIT, connections.
   await runGo(['-endpoint', endpoint, '-op', 'watch', '-watchers', String(watchers), '-rate', '50', '-puts', '100']);
   for (const rate of rates) {
+    const cpuBefore = cpuMs(pids);
     const r = await runGo(['-endpoint', endpoint, '-op', 'watch', '-watchers', String(watchers), '-rate', String(rate), '-puts', String(rate * seconds)]);
+    const cpu = cpuMs(pids) - cpuBefore;
     const complete = r.events === r.expectedEvents && r.outOfOrder === 0;
     rows.push({
       target,
@@ -74,6 +97,7 @@ async function benchTarget(target: string, endpoint: string): Promise<Row[]> {
       rate: Number(r.eventsPerSecond),
       p50: Number(r.p50Ms),
       p99: Number(r.p99Ms),
+      cpuPerThousand: (cpu * 1000) / Number(r.events),
       note: `${r.events}/${r.expectedEvents} events${complete ? '' : ' INCOMPLETE'}, out of order ${r.outOfOrder}, put errors ${r.putErrors}, max ${Number(r.maxMs).toFixed(1)} ms`,
     });
     console.error(target, JSON.stringify(r));
@@ -104,15 +128,22 @@ async function benchTarget(target: string, endpoint: string): Promise<Row[]> {
 }
 
 function format(rows: Row[]): string {
-  const lines = ['| target | workload | events or keep-alives /s | p50 ms | p99 ms | notes |', '|---|---|---:|---:|---:|---|'];
-  for (const r of rows) lines.push(`| ${r.target} | ${r.workload} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.note} |`);
+  const lines = ['| target | workload | events or keep-alives /s | p50 ms | p99 ms | server CPU ms / 1k events | notes |', '|---|---|---:|---:|---:|---:|---|'];
+  for (const r of rows) {
+    const cpu = r.cpuPerThousand === undefined ? '' : r.cpuPerThousand.toFixed(1);
+    lines.push(`| ${r.target} | ${r.workload} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${cpu} | ${r.note} |`);
+  }
   const ratios: string[] = [];
   for (const workload of new Set(rows.map((r) => r.workload))) {
     const etcd = rows.find((r) => r.workload === workload && r.target.startsWith('etcd'));
-    const ms = rows.find((r) => r.workload === workload && r.target.startsWith('MetaStore'));
-    if (etcd && ms) {
+    for (const ms of rows.filter((r) => r.workload === workload && r.target.startsWith('MetaStore'))) {
+      if (etcd === undefined) continue;
+      const cpu =
+        ms.cpuPerThousand !== undefined && etcd.cpuPerThousand !== undefined
+          ? `, CPU per event ${(ms.cpuPerThousand / etcd.cpuPerThousand).toFixed(2)}x etcd's`
+          : '';
       ratios.push(
-        `- ${workload}: MetaStore / etcd throughput = **${(ms.rate / etcd.rate).toFixed(2)}**, p99 ${ms.p99.toFixed(1)} vs ${etcd.p99.toFixed(1)} ms`,
+        `- ${workload}: ${ms.target} / etcd throughput = **${(ms.rate / etcd.rate).toFixed(2)}**, p50 ${ms.p50.toFixed(1)} vs ${etcd.p50.toFixed(1)} ms, p99 ${ms.p99.toFixed(1)} vs ${etcd.p99.toFixed(1)} ms${cpu}`,
       );
     }
   }
@@ -124,13 +155,18 @@ async function main(): Promise<void> {
   try {
     if (only !== 'metastore') {
       const etcd = await startEtcd();
-      rows.push(...(await benchTarget('etcd 3.4.23', etcd.endpoint.replace('http://', ''))));
+      rows.push(...(await benchTarget('etcd 3.4.23', etcd.endpoint.replace('http://', ''), [etcd.pid])));
       await etcd.stop();
     }
     if (only !== 'etcd') {
-      const metastore = await startMetaStore();
-      rows.push(...(await benchTarget('MetaStore', metastore.endpoint.replace('http://', ''))));
-      await metastore.destroy();
+      for (const workers of workerCounts) {
+        const metastore = await startMetaStore({ env: { METASTORE_SERVER_GRPC_WORKERS: String(workers) }, nodeArgs });
+        const target = workerCounts.length === 1 && workers === 0 ? 'MetaStore' : `MetaStore (workers ${workers})`;
+        const edges = [...metastore.logs().matchAll(/"pid":(\d+),"msg":"edge process started"/g)].map((m) => Number(m[1]));
+        rows.push(...(await benchTarget(target, metastore.endpoint.replace('http://', ''), [metastore.pid, ...edges])));
+        if (nodeArgs.length > 0) await metastore.stop(); // a clean exit writes the profiles
+        await metastore.destroy();
+      }
     }
   } finally {
     await disposeAll();

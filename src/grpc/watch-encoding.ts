@@ -1,7 +1,8 @@
 // WatchResponse bytes built from parts encoded once: each event's `events` field is encoded the
 // first time any watcher sends it (per prev_kv choice) and reused by every other watcher of
-// every stream; the envelope (header, watch ID, flags) is a few varints written here. grpc-js
-// takes the bytes as they are (handler.ts lets a handler hand over an encoded response).
+// every stream; the envelope (header, watch ID, flags) is a few varints written here. The parts
+// are framed straight into a stream's batch buffer (message-frames.ts, watch-service.ts); the
+// JSON gateway gets each message's bytes (handler.ts lets a handler hand over encoded bytes).
 //
 // Invariants:
 // - The bytes are what protobufjs (and etcd's gogo) would write for the same message: fields
@@ -13,6 +14,7 @@
 import type { Event } from '../mvcc/types.js';
 import type { StreamResponse } from '../server/watch/watch-stream.js';
 import { toWireKeyValue } from './kv-convert.js';
+import type { MessagePart } from './message-frames.js';
 import { encodeMessage } from './proto.js';
 
 const EVENT_PUT = 0;
@@ -86,19 +88,38 @@ export function eventField(event: Event, prevKv: boolean): Buffer {
 
 /** The envelope of a response: every field but the events, in field order. */
 export function envelope(r: StreamResponse, header: WireHeader, fragment: boolean): Buffer {
-  const parts: Buffer[] = [];
+  return Buffer.from(envelopeBytes(r, header, fragment));
+}
+
+/** The envelope's bytes as a plain array: framed straight into the batch buffer (message-frames.ts), never a Buffer of its own. */
+function envelopeBytes(r: StreamResponse, header: WireHeader, fragment: boolean): number[] {
   const headerBody = encodeHeader(header);
-  parts.push(Buffer.from([0x0a]), varint(headerBody.length), headerBody);
-  if (r.watchId !== 0) parts.push(Buffer.from([0x10]), varint(r.watchId));
-  if (r.created) parts.push(Buffer.from([0x18, 1]));
-  if (r.canceled) parts.push(Buffer.from([0x20, 1]));
-  if (r.compactRevision !== 0) parts.push(Buffer.from([0x28]), varint(r.compactRevision));
+  const out: number[] = [0x0a];
+  pushVarint(out, headerBody.length);
+  for (const byte of headerBody) out.push(byte);
+  if (r.watchId !== 0) {
+    out.push(0x10);
+    pushVarint(out, r.watchId);
+  }
+  if (r.created) out.push(0x18, 1);
+  if (r.canceled) out.push(0x20, 1);
+  if (r.compactRevision !== 0) {
+    out.push(0x28);
+    pushVarint(out, r.compactRevision);
+  }
   if (r.cancelReason !== '') {
     const reason = Buffer.from(r.cancelReason);
-    parts.push(Buffer.from([0x32]), varint(reason.length), reason);
+    out.push(0x32);
+    pushVarint(out, reason.length);
+    for (const byte of reason) out.push(byte);
   }
-  if (fragment) parts.push(Buffer.from([0x38, 1]));
-  return Buffer.concat(parts);
+  if (fragment) out.push(0x38, 1);
+  return out;
+}
+
+/** A whole WatchResponse as its parts (envelope, then the event fields): concatenated, the message. */
+export function watchResponseParts(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], fragment = false): MessagePart[] {
+  return [envelopeBytes(r, header, fragment), ...fields];
 }
 
 /** A whole WatchResponse: its envelope followed by the given event fields. */
@@ -125,6 +146,20 @@ function encodeHeader(h: WireHeader): Buffer {
   const bytes = Buffer.concat(parts);
   lastHeader = { h: { ...h }, bytes };
   return bytes;
+}
+
+/** Appends a varint to `out` (the common case, a small non-negative number, without allocating). */
+function pushVarint(out: number[], value: number): void {
+  if (!(Number.isSafeInteger(value) && value >= 0)) {
+    for (const byte of varint(value)) out.push(byte);
+    return;
+  }
+  let v = value;
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
 }
 
 /** A protobuf varint; negative values as 64-bit two's complement (ten bytes), as int64 is. */

@@ -16,6 +16,11 @@
 // - Responses are encoded from parts (watch-encoding.ts): each event once for all watchers;
 //   while the stream is behind (the last flush stopped on backpressure), a watcher's queued
 //   revisions go out as one response, so a lagging stream catches up in fewer writes.
+// - Writes per flush, not per response: everything the stream has ready when a flush runs
+//   (a revision's responses to all its watchers, fragments included, in pull order) is framed
+//   into buffers of up to MAX_BATCH_BYTES, each written at once (batch-writer.ts; grpc-js alone
+//   would take one write per message). The call's messages all go through that writer, never
+//   call.write().
 // - Progress notifications (progress_notify watchers, every --experimental-watch-progress-
 //   notify-interval plus etcd's jitter) carry the watcher's ID and the store's current
 //   revision, and go only to synced watchers with nothing queued (watch-stream.ts).
@@ -27,8 +32,10 @@ import type { KvServer } from '../server/member/kv-server.js';
 import { DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS, WatchStream, type StreamResponse } from '../server/watch/watch-stream.js';
 import type { Handlers, ResponseHeaders } from './handler.js';
 import { requestSize } from './handler.js';
-import { envelope, eventField, watchResponseBytes, type WireHeader } from './watch-encoding.js';
+import { envelope, eventField, watchResponseParts, type WireHeader } from './watch-encoding.js';
 import { checkRange } from './auth-check.js';
+import { type BatchWriter, batchWriterOf } from './batch-writer.js';
+import { frameMessages, MESSAGE_PREFIX_BYTES, type MessagePart } from './message-frames.js';
 import { ETCD_ERRORS, isEtcdCodedError } from './errors.js';
 
 interface WireCreate {
@@ -54,6 +61,13 @@ interface WireWatchRequest {
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
 /** Bytes (estimated) handed to grpc-js but not yet sent on the HTTP/2 stream, per stream. */
 const MAX_UNSENT_BYTES = 1024 * 1024;
+/**
+ * Bytes framed into one write at most (a single larger response goes alone). A write's bytes
+ * all leave before 'drain' lets the next flush write more, so events that arrive meanwhile wait
+ * for the whole write: 1 MiB writes held a lagging stream's events for up to a second at a few
+ * MB/s per stream (bench/RESULTS.md); one revision for 100 watchers is ~15 KiB.
+ */
+const MAX_BATCH_BYTES = 64 * 1024;
 const FILTER_NOPUT = 0;
 const FILTER_NODELETE = 1;
 function int(value: string | number | null | undefined): number {
@@ -97,10 +111,13 @@ type WatchCallStream = grpc.ServerDuplexStream<WireWatchRequest, object>;
 class WatchCall {
   private readonly stream: WatchStream;
   private readonly receiveLimit: number;
+  private readonly writer: BatchWriter;
   private writable = true;
   private scheduled = false;
   private ended = false;
   private unsentBytes = 0;
+  /** The fields of the last events array encoded (see fieldsOf). */
+  private lastFields: { events: StreamResponse['events']; prevKv: boolean; fields: readonly Buffer[] } | undefined;
   /** The last flush stopped on backpressure with responses possibly left (see WatchStream.pull). */
   private behind = false;
 
@@ -115,6 +132,7 @@ class WatchCall {
       progressNotifyIntervalMs: progressPeriodMs(options.progressNotifyIntervalMs),
     });
     this.receiveLimit = options.receiveLimit ?? options.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+    this.writer = batchWriterOf(call);
   }
 
   start(): void {
@@ -123,7 +141,7 @@ class WatchCall {
       this.scheduled = true;
       setImmediate(this.flush);
     };
-    this.call.on('drain', () => {
+    this.writer.onDrain(() => {
       this.writable = true;
       this.flush();
     });
@@ -142,26 +160,39 @@ class WatchCall {
     this.stream.close();
   };
 
+  /**
+   * Everything ready (up to the unsent budget) goes out framed together, in writes of up to
+   * MAX_BATCH_BYTES each while the transport takes them.
+   */
   private readonly flush = (): void => {
     this.scheduled = false;
-    while (this.writable && !this.ended && this.unsentBytes < MAX_UNSENT_BYTES) {
-      const response = this.stream.pull({ behind: this.behind });
-      if (response === undefined) {
-        this.behind = false; // everything queued went out: caught up
-        return;
+    if (!this.writable || this.ended) return;
+    let caughtUp = false;
+    while (this.writable && this.unsentBytes < MAX_UNSENT_BYTES && !caughtUp) {
+      const messages: MessagePart[][] = [];
+      let bytes = 0;
+      while (bytes < MAX_BATCH_BYTES && this.unsentBytes + bytes < MAX_UNSENT_BYTES) {
+        const response = this.stream.pull({ behind: this.behind });
+        if (response === undefined) {
+          caughtUp = true;
+          break;
+        }
+        for (const parts of this.toWire(response)) {
+          messages.push(parts);
+          for (const part of parts) bytes += part.length;
+          bytes += MESSAGE_PREFIX_BYTES;
+        }
       }
-      const messages = this.toWire(response);
-      const bytes = messages.reduce((sum, message) => sum + message.length, 0);
+      if (messages.length === 0) break;
       this.unsentBytes += bytes;
-      messages.forEach((message, i) => {
-        if (!this.call.write(message, i === messages.length - 1 ? this.sent(bytes) : undefined)) this.writable = false;
-      });
+      if (!this.writer.write(frameMessages(messages), this.sent(bytes))) this.writable = false;
     }
-    // Stopped by the transport's backpressure: what piles up meanwhile goes out merged.
-    this.behind = true;
+    // Stopped by the budget or by the transport's backpressure: what piles up meanwhile goes
+    // out merged.
+    this.behind = !caughtUp || !this.writable;
   };
 
-  /** The write callback of a response's last message: its bytes have left for the client. */
+  /** The write callback of a batch: its bytes have left for the client. */
   private sent(bytes: number): () => void {
     return () => {
       this.unsentBytes -= bytes;
@@ -169,12 +200,25 @@ class WatchCall {
     };
   }
 
-  /** The response's encoded message(s): one, or etcd's fragments for a watcher that asked. */
-  private toWire(r: StreamResponse): Buffer[] {
+  /** The response's encoded message(s), each as its parts: one, or etcd's fragments for a watcher that asked. */
+  private toWire(r: StreamResponse): MessagePart[][] {
     const header: WireHeader = this.headers.at(r.revision);
-    const fields = r.events.map((e) => eventField(e, r.prevKv));
-    if (!r.fragment || fields.length < 2) return [watchResponseBytes(r, header, fields)];
+    const fields = this.fieldsOf(r);
+    if (!r.fragment || fields.length < 2) return [watchResponseParts(r, header, fields)];
     return fragments(r, header, fields, this.options.maxRequestBytes + GRPC_OVERHEAD_BYTES);
+  }
+
+  /**
+   * The encoded event fields of a response. The hub hands the watchers of one revision the same
+   * events array (never changed once queued), so consecutive responses of a flush usually share
+   * it: their fields are looked up once, not once per watcher.
+   */
+  private fieldsOf(r: StreamResponse): readonly Buffer[] {
+    const last = this.lastFields;
+    if (last !== undefined && last.events === r.events && last.prevKv === r.prevKv) return last.fields;
+    const fields = r.events.map((e) => eventField(e, r.prevKv));
+    this.lastFields = { events: r.events, prevKv: r.prevKv, fields };
+    return fields;
   }
 
   private onRequest(request: WireWatchRequest): void {
@@ -237,13 +281,13 @@ class WatchCall {
  * stays under the limit (a fragment always takes at least one event), every fragment but the
  * last has fragment=true. Sizes are exact encoded sizes (`fields` are encoded event fields).
  */
-function fragments(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], maxBytes: number): Buffer[] {
+function fragments(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], maxBytes: number): MessagePart[][] {
   const base = envelope(r, header, false).length;
   const total = fields.reduce((sum, field) => sum + field.length, base);
-  if (total < maxBytes) return [watchResponseBytes(r, header, fields)];
+  if (total < maxBytes) return [watchResponseParts(r, header, fields)];
   // fragment=true itself costs two bytes in every fragment but the last.
   const fragmentBase = base + 2;
-  const out: Buffer[] = [];
+  const out: MessagePart[][] = [];
   let index = 0;
   while (index < fields.length) {
     let size = fragmentBase;
@@ -255,7 +299,7 @@ function fragments(r: StreamResponse, header: WireHeader, fields: readonly Buffe
       size += next;
       index++;
     }
-    out.push(watchResponseBytes(r, header, part, index < fields.length));
+    out.push(watchResponseParts(r, header, part, index < fields.length));
   }
   return out;
 }

@@ -84,6 +84,22 @@ describe('client edge processes (server.grpc.workers = 2)', () => {
     const range = await fetch(`${member.endpoint}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('k').toString('base64') }) });
     const body = (await range.json()) as { kvs: Array<{ value: string }> };
     expect(Buffer.from(body.kvs[0]!.value, 'base64').toString()).toBe('v2');
+    // A JSON gateway watch in an edge: the member's batched responses are unframed there.
+    const abort = new AbortController();
+    const watch = await fetch(`${member.endpoint}/v3/watch`, {
+      method: 'POST',
+      body: JSON.stringify({ create_request: { key: Buffer.from('gw/').toString('base64'), range_end: Buffer.from('gw0').toString('base64') } }),
+      signal: abort.signal,
+    });
+    try {
+      const lines = watchLines(watch);
+      expect(JSON.parse(await lines.next()).result.created).toBe(true);
+      await ok(member.endpoint, ['put', 'gw/1', 'x']);
+      const event = JSON.parse(await lines.next()).result.events[0];
+      expect(Buffer.from(event.kv.key, 'base64').toString()).toBe('gw/1');
+    } finally {
+      abort.abort();
+    }
     const putsBefore = await putCount(member);
     // Separate etcdctl processes: separate connections, handed to the edges in turn.
     for (let i = 0; i < 4; i++) await ok(member.endpoint, ['put', `m/${i}`, 'x']);
@@ -198,3 +214,22 @@ describe('client edge processes with TLS and client-certificate auth', () => {
     }
   }, 90_000);
 });
+
+/** The newline-separated JSON objects of a gateway watch response, one at a time. */
+function watchLines(response: Response): { next(): Promise<string> } {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = '';
+  return {
+    async next() {
+      while (!buffered.includes('\n')) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error('watch stream ended');
+        buffered += value;
+      }
+      const at = buffered.indexOf('\n');
+      const line = buffered.slice(0, at);
+      buffered = buffered.slice(at + 1);
+      return line;
+    },
+  };
+}

@@ -12,6 +12,8 @@ import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { GatewayService, GatewayServices } from '../gateway/gateway.js';
 import { type ServiceName, services } from '../proto.js';
+import { batchWriterOf } from '../batch-writer.js';
+import { frameMessages } from '../message-frames.js';
 import { EdgeChannel } from './edge-channel.js';
 import { EDGE_METHODS, type EdgeMethod, rawDefinition } from './edge-methods.js';
 import { type CallStatus, decodeHttp, decodeStatus, encodeHttp, encodeStart, type Frame, FrameKind } from './frames.js';
@@ -21,6 +23,7 @@ import type { HttpRequestHead, HttpResponseHead } from './primary-relay.js';
 interface Pending {
   reply?(bytes: Buffer): void;
   message?(bytes: Buffer): void;
+  framed?(framed: Buffer): void;
   status(status: CallStatus): void;
   http?(head: HttpResponseHead, body: Buffer): void;
   state?(state: Record<string, unknown>): void;
@@ -113,6 +116,9 @@ export class EdgeRelay {
       case FrameKind.streamMessage:
         pending.message?.(frame.body);
         return;
+      case FrameKind.streamFramed:
+        pending.framed?.(frame.body);
+        return;
       case FrameKind.status:
         this.pending.delete(frame.callId);
         pending.status(decodeStatus(frame.body));
@@ -168,10 +174,15 @@ export class EdgeRelay {
     }
     const stream = (call: grpc.ServerDuplexStream<Buffer, Buffer>): void => {
       const request = method.requestStream ? undefined : (call as unknown as { request: Buffer }).request;
+      // Every response of the call goes through the batch writer (never call.write: the two
+      // would race); the primary's 'written' accounting counts frame body bytes.
+      const writer = batchWriterOf(call);
+      const write = (framed: Buffer, bodyBytes: number): void => {
+        writer.write(framed, () => this.channel.send(callId, FrameKind.written, u32(bodyBytes)));
+      };
       const callId = this.begin(method, call, request, {
-        message: (bytes) => {
-          call.write(bytes, () => this.channel.send(callId, FrameKind.written, u32(bytes.length)));
-        },
+        message: (bytes) => write(frameMessages([bytes]), bytes.length),
+        framed: (framed) => write(framed, framed.length),
         status: (status) => {
           if (status.code === grpc.status.OK) call.end();
           else call.emit('error', { code: status.code, details: status.details });

@@ -34,6 +34,8 @@ export const FrameKind = {
   httpResponse: 19,
   /** Member state the edge answers from by itself, answering a stateQuery. */
   state: 20,
+  /** Several response messages of a streaming call, framed as on the gRPC stream (message-frames.ts), for one write. */
+  streamFramed: 21,
 } as const;
 
 export type FrameKindValue = (typeof FrameKind)[keyof typeof FrameKind];

@@ -228,15 +228,18 @@ export class PrimaryRelay {
       this.forget(callId);
       this.channel.send(callId, FrameKind.status, encodeStatus(status));
     };
+    const send = (kind: number, bytes: Buffer, written: () => void): boolean => {
+      this.channel.send(callId, kind, bytes);
+      flow.inFlight += bytes.length;
+      flow.callbacks.push({ bytes: bytes.length, written });
+      if (flow.inFlight >= HIGH_WATER) flow.full = true;
+      return !flow.full;
+    };
     return {
-      message: (response, written) => {
-        const bytes = bound.definition.responseSerialize(response);
-        this.channel.send(callId, FrameKind.streamMessage, bytes);
-        flow.inFlight += bytes.length;
-        flow.callbacks.push({ bytes: bytes.length, written });
-        if (flow.inFlight >= HIGH_WATER) flow.full = true;
-        return !flow.full;
-      },
+      message: (response, written) => send(FrameKind.streamMessage, bound.definition.responseSerialize(response), written),
+      // A batch (a watch stream's responses of one flush) crosses as one frame and leaves the
+      // edge in one write.
+      framed: (framed, written) => send(FrameKind.streamFramed, framed, written),
       failed: (status) => finish(statusOf(status)),
       ended: () => finish({ code: grpc.status.OK, details: '' }),
     };

@@ -10,8 +10,10 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { unframeMessages } from '../message-frames.js';
 
 const METADATA_PREFIX = 'grpc-metadata-';
+const noop = (): void => {};
 
 export function metadataOf(request: IncomingMessage): grpc.Metadata {
   const metadata = new grpc.Metadata();
@@ -104,6 +106,11 @@ export class GatewayCallBase extends EventEmitter {
 export interface StreamSink {
   /** One response message; false when the client should be given time to read (backpressure). */
   message(response: unknown, written: () => void): boolean;
+  /**
+   * Several encoded responses at once, framed as on a gRPC stream (message-frames.ts), when the
+   * sink can pass them on whole (an edge's relay); without it, each goes to message().
+   */
+  framed?(framed: Buffer, written: () => void): boolean;
   /** The stream failed with this status (grpc-js receives it as an emitted 'error'). */
   failed(status: Partial<grpc.ServiceError>): void;
   /** The server ended the stream. */
@@ -134,6 +141,18 @@ export class GatewayStreamCall extends GatewayCallBase {
   write(response: unknown, callback?: () => void): boolean {
     if (this.done || this.cancelled) return false;
     return this.sink.message(response, () => callback?.());
+  }
+
+  /** Encoded responses framed together (message-frames.ts), in order; `callback` once all left. */
+  writeFramed(framed: Buffer, callback: () => void): boolean {
+    if (this.done || this.cancelled) return false;
+    if (this.sink.framed !== undefined) return this.sink.framed(framed, callback);
+    const messages = unframeMessages(framed);
+    let writable = true;
+    messages.forEach((message, i) => {
+      writable = this.sink.message(message, i === messages.length - 1 ? callback : noop);
+    });
+    return writable;
   }
 
   end(): void {

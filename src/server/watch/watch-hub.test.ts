@@ -391,3 +391,21 @@ function nextScanOutcome(hub: WatchHub): Promise<unknown> {
     };
   });
 }
+
+describe('shared deliveries', () => {
+  test('a one-event revision hands every unfiltered watcher the same events array; a filtering watcher gets its own', async () => {
+    const kv = await member();
+    const stream = new WatchStream(kv.watchHub);
+    for (let i = 0; i < 3; i++) stream.create(spec({ key: b('s/'), rangeEnd: b('s0') }));
+    stream.create(spec({ key: b('s/'), rangeEnd: b('s0'), noDelete: true }));
+    await drain(stream, (all) => all.filter((r) => r.created).length === 4);
+    await put(kv, 's/1', 'v');
+    const responses = await drain(stream, (all) => all.filter((r) => r.events.length > 0).length === 4);
+    const byId = new Map(responses.filter((r) => r.events.length > 0).map((r) => [r.watchId, r.events]));
+    expect(byId.get(1)).toBe(byId.get(0));
+    expect(byId.get(2)).toBe(byId.get(0));
+    expect(byId.get(3)).not.toBe(byId.get(0));
+    expect(byId.get(3)).toEqual(byId.get(0));
+    stream.close();
+  });
+});

@@ -149,8 +149,9 @@ export class Watcher {
     return !(event.type === 'put' ? this.spec.noPut : this.spec.noDelete);
   }
 
-  /** Events this watcher passes after its filters. */
-  filter(events: readonly Event[]): Event[] {
+  /** Events this watcher passes after its filters (the same array when it has none). */
+  filter(events: readonly Event[]): readonly Event[] {
+    if (!this.spec.noPut && !this.spec.noDelete) return events;
     const out: Event[] = [];
     for (const event of events) if (this.passes(event)) out.push(event);
     return out;
@@ -551,22 +552,30 @@ export class WatchHub implements EventListener {
     const keyTexts = events.map((e) => e.kv.key.toString('latin1'));
     this.remember(rev, events, keyTexts);
     if (this.synced.size === 0) return;
-    // Group by watcher first: a watcher gets all of its events of this revision at once.
+    // Group by watcher first: a watcher gets all of its events of this revision at once. A
+    // revision of one event (most) gives every watcher the same array (never changed once
+    // queued), so the transport encodes the fields once for all of them (watch-service.ts).
+    const single: readonly Event[] | undefined = events.length === 1 ? [events[0]!] : undefined;
     const batches = new Map<Watcher, Event[]>();
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
       this.synced.visit(keyTexts[i]!, (w) => {
         if (rev < w.minRev) return;
         const batch = batches.get(w);
-        if (batch === undefined) batches.set(w, [event]);
-        else batch.push(event);
+        if (batch === undefined) batches.set(w, (single as Event[] | undefined) ?? [event]);
+        else {
+          assert(single === undefined, 'watch: a watcher visited twice for one event');
+          batch.push(event);
+        }
       });
     }
+    let sized: { events: readonly Event[]; bytes: number } | undefined;
     for (const [w, batch] of batches) {
       const out = w.filter(batch);
       if (out.length === 0) continue;
       if (w.spec.prevKv) for (const e of out) assert(e.prevKv !== undefined || !hadPrevious(e), 'watch: live event without the prev_kv a synced watcher needs');
-      const bytes = deliveryBytes(out);
+      if (sized?.events !== out) sized = { events: out, bytes: deliveryBytes(out) };
+      const bytes = sized.bytes;
       if (!this.fits(w, bytes)) {
         // A slow consumer: stop buffering for it; it re-reads this revision later.
         this.leaveSynced(w);
