@@ -51,8 +51,9 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
         // Encoded here, in one buffer (range-encoding.ts); protobufjs only for an odd header.
         return encodeRangeResponse(header, result) ?? { header, ...toWireRange(result) };
       };
-      // A linearizable read on a cluster member first confirms it is up to date (ReadIndex).
-      const barrier = request.serializable ? undefined : kv.readBarrier();
+      // A linearizable read on a cluster member first confirms it is up to date (ReadIndex);
+      // a lone voter that has applied all it committed is (readsLocally).
+      const barrier = request.serializable || kv.readsLocally() ? undefined : kv.readBarrier();
       return barrier === undefined ? respond() : barrier.then(respond);
     }),
 
@@ -81,7 +82,7 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
       checkIgnorePutsAgainstDeletes(txn.failure);
       if (isReadOnlyTxn(txn)) {
         // etcd serves a read-only txn locally, after a ReadIndex unless all its ranges are serializable.
-        if (!txnSerializable(request)) await kv.readBarrier();
+        if (!txnSerializable(request) && !kv.readsLocally()) await kv.readBarrier();
       } else {
         checkSize(request);
       }

@@ -196,6 +196,43 @@ describe('RaftNode: ReadIndex barrier', () => {
   });
 });
 
+describe('RaftNode: linearizable reads without a barrier', () => {
+  it('a lone voter reads locally only once it has applied every write it acknowledged; a cluster never does', async () => {
+    cluster = new RaftNodeCluster([1n]);
+    const first = cluster.start(1n);
+    await cluster.until(first.raft.leaderKnown());
+    for (let n = 0; n < 5; n++) await cluster.until(first.raft.propose(request(n)));
+    await cluster.scheduler.settle();
+    expect(first.raft.readsLocally).toBe(true);
+    const acknowledged = first.raft.lastIndex;
+    const { log, applied } = await cluster.crash(1n);
+    expect(first.raft.readsLocally).toBe(false); // stopped
+
+    // Restarted with the last three applies lost: until they are applied again, a read must wait.
+    const restarted = cluster.start(1n, { log, applied: applied - 3 });
+    const seen = [{ local: restarted.raft.readsLocally, applied: restarted.applier.appliedIndex }];
+    await cluster.scheduler.advanceUntil(
+      () => {
+        seen.push({ local: restarted.raft.readsLocally, applied: restarted.applier.appliedIndex });
+        return restarted.raft.readsLocally;
+      },
+      { stepMs: 1, limitMs: 10_000 },
+    );
+    expect(seen[0]).toEqual({ local: false, applied: applied - 3 });
+    expect(seen.filter((s) => s.local && s.applied < acknowledged)).toEqual([]);
+    expect(restarted.raft.isLeader).toBe(true);
+  });
+
+  it('members of a 3-voter cluster, leader included, always go through ReadIndex', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    await cluster.until(leader.raft.propose(request(1)));
+    await cluster.scheduler.settle();
+    expect([leader, ...cluster.followers()].map((m) => m.raft.readsLocally)).toEqual([false, false, false]);
+  });
+});
+
 describe('RaftNode: pipelined Readies', () => {
   const DEPTH = 4;
 

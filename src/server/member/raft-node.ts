@@ -346,6 +346,25 @@ export class RaftNode {
     return true;
   }
 
+  /**
+   * True when a linearizable read may be served from the local state at once: this member
+   * leads a configuration in which it is the only voter and has applied everything committed.
+   * A lone voter's core answers a ReadIndex with its commit index without asking anyone (no
+   * other member can have committed or acknowledged anything), so a barrier would only wait
+   * for an index this member has already reached.
+   */
+  get readsLocally(): boolean {
+    const raft = this.node.raft;
+    return (
+      !this.stopped &&
+      !this.failed &&
+      this.node.isLeader &&
+      raft.raftLog.committed <= this.applier.appliedIndex &&
+      raft.prs.voterCount() === 1 &&
+      raft.prs.isVoter(this.options.memberId)
+    );
+  }
+
   /** Resolves once this member has applied everything committed before the call (ReadIndex). */
   readBarrier(): Promise<void> {
     if (this.stopped) return Promise.reject(new ServerError('Stopped'));
