@@ -196,6 +196,37 @@ describe('RaftNode: ReadIndex barrier', () => {
   });
 });
 
+describe('RaftNode: one ReadIndex round at a time', () => {
+  it('reads arriving while a round is out share the next one, asked as soon as the first is answered', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    await cluster.electLeader();
+    const reader = cluster.followers()[0]!;
+    await cluster.scheduler.settle();
+    const asked = () => reader.sent.filter((m) => m.type === MessageType.MsgReadIndex).length;
+    const before = asked();
+
+    // The leader's answers to the reader wait; three reads arrive in three loop turns.
+    cluster.delay = (m) => m.to === reader.id && m.type === MessageType.MsgReadIndexResp;
+    const resolved: number[] = [];
+    const reads: Array<Promise<unknown>> = [];
+    for (const n of [1, 2, 3]) {
+      reads.push(reader.raft.readBarrier().then(() => resolved.push(n)));
+      await cluster.scheduler.advance(10);
+    }
+    await cluster.scheduler.advance(50);
+    expect(asked() - before).toBe(1);
+    expect(resolved).toEqual([]);
+
+    // The first answer releases the first read and sends one request for the other two.
+    cluster.delay = undefined;
+    cluster.deliverDelayed();
+    await cluster.until(Promise.all(reads));
+    expect(resolved).toEqual([1, 2, 3]);
+    expect(asked() - before).toBe(2);
+  });
+});
+
 describe('RaftNode: linearizable reads without a barrier', () => {
   it('a lone voter reads locally only once it has applied every write it acknowledged; a cluster never does', async () => {
     cluster = new RaftNodeCluster([1n]);
