@@ -7,6 +7,7 @@ import { MvccError, type MvccErrorCode } from '../mvcc/errors.js';
 import { ForwardedError } from './leader-forward.js';
 import { type EtcdErrorCode, etcdStatus, isEtcdCodedError, rawStatus } from './errors.js';
 import { encodeWithHeader, hasHeaderField } from './header-encoding.js';
+import { decodeRangeRequest } from './range-request-decoding.js';
 
 export type Handlers = Record<string, grpc.UntypedHandleCall>;
 
@@ -185,6 +186,11 @@ export function requestSize(request: object): number {
   return (request as { [WIRE_SIZE]?: number })[WIRE_SIZE] ?? 0;
 }
 
+/** Requests decoded by hand, by method path; a decoder leaves what it does not handle to proto-loader. */
+const HAND_DECODERS: Record<string, (bytes: Buffer) => object | undefined> = {
+  '/etcdserverpb.KV/Range': decodeRangeRequest,
+};
+
 /**
  * Wraps a service definition so each decoded request remembers its size on the wire, and
  * refuses requests over `maxMessageBytes` with the text Go's grpc uses, as etcd does for
@@ -193,7 +199,9 @@ export function requestSize(request: object): number {
 export function withRequestSizes(definition: grpc.ServiceDefinition, maxMessageBytes: number): grpc.ServiceDefinition {
   const wrapped: Record<string, grpc.MethodDefinition<object, unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
-    const decode = method.requestDeserialize as (bytes: Buffer) => object;
+    const generic = method.requestDeserialize as (bytes: Buffer) => object;
+    const fast = HAND_DECODERS[method.path];
+    const decode = fast === undefined ? generic : (bytes: Buffer) => fast(bytes) ?? generic(bytes);
     const serialize = method.responseSerialize as (value: unknown) => Buffer;
     const encode = hasHeaderField(method) ? (value: unknown) => encodeWithHeader(value, serialize) as Buffer : serialize;
     wrapped[name] = {

@@ -8,7 +8,7 @@
 
 /** A ResponseHeader as the handlers build it (responseHeaders in handler.ts). */
 type HeaderNumber = string | number | bigint;
-interface HeaderObject {
+export interface HeaderObject {
   clusterId?: HeaderNumber | null;
   memberId?: HeaderNumber | null;
   revision?: HeaderNumber | null;

@@ -25,6 +25,7 @@ import {
 } from './kv-convert.js';
 import { isReadOnlyTxn } from '../server/member/kv-server.js';
 import { checkRange, checkTxnAccess } from './auth-check.js';
+import { encodeRangeResponse } from './range-encoding.js';
 
 /** A single-key check's range end (read only, so one instance serves every call). */
 const NO_RANGE_END = Buffer.alloc(0);
@@ -46,10 +47,13 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
       const respond = () => {
         checkRange(kv.auth, call, range.key, range.rangeEnd, 'read');
         const { result, revision } = kv.range(range);
-        return { header: headers.at(revision), ...toWireRange(result) };
+        const header = headers.at(revision);
+        // Encoded here, in one buffer (range-encoding.ts); protobufjs only for an odd header.
+        return encodeRangeResponse(header, result) ?? { header, ...toWireRange(result) };
       };
-      // A linearizable read on a cluster member first confirms it is up to date (ReadIndex).
-      const barrier = request.serializable ? undefined : kv.readBarrier();
+      // A linearizable read on a cluster member first confirms it is up to date (ReadIndex);
+      // a lone voter that has applied all it committed is (readsLocally).
+      const barrier = request.serializable || kv.readsLocally() ? undefined : kv.readBarrier();
       return barrier === undefined ? respond() : barrier.then(respond);
     }),
 
@@ -78,7 +82,7 @@ export function kvHandlers(kv: KvServer, headers: ResponseHeaders, limits: KvLim
       checkIgnorePutsAgainstDeletes(txn.failure);
       if (isReadOnlyTxn(txn)) {
         // etcd serves a read-only txn locally, after a ReadIndex unless all its ranges are serializable.
-        if (!txnSerializable(request)) await kv.readBarrier();
+        if (!txnSerializable(request) && !kv.readsLocally()) await kv.readBarrier();
       } else {
         checkSize(request);
       }

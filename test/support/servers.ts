@@ -300,7 +300,10 @@ export async function planMetaStoreCluster(size: number): Promise<MetaStoreClust
  */
 export async function startMetaStoreCluster(
   size: number,
-  options: Pick<ServerOptions, 'extraArgs' | 'readyTimeoutMs'> & { plan?: MetaStoreClusterPlan; dataDirs?: ReadonlyArray<string | undefined> } = {},
+  options: Pick<ServerOptions, 'extraArgs' | 'nodeArgs' | 'readyTimeoutMs'> & {
+    plan?: MetaStoreClusterPlan;
+    dataDirs?: ReadonlyArray<string | undefined>;
+  } = {},
 ): Promise<MetaStoreCluster> {
   const { plan: given, dataDirs, ...serverOptions } = options;
   const plan = given ?? (await planMetaStoreCluster(size));

@@ -345,6 +345,11 @@ export class KvServer {
     return this.raft.readBarrier();
   }
 
+  /** A linearizable read needs no barrier now: a lone voter that applied all it committed. */
+  readsLocally(): boolean {
+    return this.raft.readsLocally;
+  }
+
   // ---------------------------------------------------------------- Maintenance service
 
   /** Status' dbSize and dbSizeInUse: the database's files, and the MVCC key space in them. */

@@ -196,6 +196,74 @@ describe('RaftNode: ReadIndex barrier', () => {
   });
 });
 
+describe('RaftNode: one ReadIndex round at a time', () => {
+  it('reads arriving while a round is out share the next one, asked as soon as the first is answered', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    await cluster.electLeader();
+    const reader = cluster.followers()[0]!;
+    await cluster.scheduler.settle();
+    const asked = () => reader.sent.filter((m) => m.type === MessageType.MsgReadIndex).length;
+    const before = asked();
+
+    // The leader's answers to the reader wait; three reads arrive in three loop turns.
+    cluster.delay = (m) => m.to === reader.id && m.type === MessageType.MsgReadIndexResp;
+    const resolved: number[] = [];
+    const reads: Array<Promise<unknown>> = [];
+    for (const n of [1, 2, 3]) {
+      reads.push(reader.raft.readBarrier().then(() => resolved.push(n)));
+      await cluster.scheduler.advance(10);
+    }
+    await cluster.scheduler.advance(50);
+    expect(asked() - before).toBe(1);
+    expect(resolved).toEqual([]);
+
+    // The first answer releases the first read and sends one request for the other two.
+    cluster.delay = undefined;
+    cluster.deliverDelayed();
+    await cluster.until(Promise.all(reads));
+    expect(resolved).toEqual([1, 2, 3]);
+    expect(asked() - before).toBe(2);
+  });
+});
+
+describe('RaftNode: linearizable reads without a barrier', () => {
+  it('a lone voter reads locally only once it has applied every write it acknowledged; a cluster never does', async () => {
+    cluster = new RaftNodeCluster([1n]);
+    const first = cluster.start(1n);
+    await cluster.until(first.raft.leaderKnown());
+    for (let n = 0; n < 5; n++) await cluster.until(first.raft.propose(request(n)));
+    await cluster.scheduler.settle();
+    expect(first.raft.readsLocally).toBe(true);
+    const acknowledged = first.raft.lastIndex;
+    const { log, applied } = await cluster.crash(1n);
+    expect(first.raft.readsLocally).toBe(false); // stopped
+
+    // Restarted with the last three applies lost: until they are applied again, a read must wait.
+    const restarted = cluster.start(1n, { log, applied: applied - 3 });
+    const seen = [{ local: restarted.raft.readsLocally, applied: restarted.applier.appliedIndex }];
+    await cluster.scheduler.advanceUntil(
+      () => {
+        seen.push({ local: restarted.raft.readsLocally, applied: restarted.applier.appliedIndex });
+        return restarted.raft.readsLocally;
+      },
+      { stepMs: 1, limitMs: 10_000 },
+    );
+    expect(seen[0]).toEqual({ local: false, applied: applied - 3 });
+    expect(seen.filter((s) => s.local && s.applied < acknowledged)).toEqual([]);
+    expect(restarted.raft.isLeader).toBe(true);
+  });
+
+  it('members of a 3-voter cluster, leader included, always go through ReadIndex', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    await cluster.until(leader.raft.propose(request(1)));
+    await cluster.scheduler.settle();
+    expect([leader, ...cluster.followers()].map((m) => m.raft.readsLocally)).toEqual([false, false, false]);
+  });
+});
+
 describe('RaftNode: pipelined Readies', () => {
   const DEPTH = 4;
 

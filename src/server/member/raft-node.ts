@@ -4,7 +4,7 @@
 //
 // One turn of the loop (run whenever work arrives):
 //   step received messages, propose queued requests (one batch), ask one ReadIndex for the
-//   queued reads -> Ready -> hand its write (hard state + entries, synced when Raft requires)
+//   queued reads unless one is out already -> Ready -> hand its write (hard state + entries, synced when Raft requires)
 //   to the log, which lands writes in call order -> a leader sends its messages at once, any
 //   other member once the write landed (its votes and acks promise durable state) -> committed
 //   entries are applied, through the Applier, as soon as they are durable here and everything
@@ -346,6 +346,25 @@ export class RaftNode {
     return true;
   }
 
+  /**
+   * True when a linearizable read may be served from the local state at once: this member
+   * leads a configuration in which it is the only voter and has applied everything committed.
+   * A lone voter's core answers a ReadIndex with its commit index without asking anyone (no
+   * other member can have committed or acknowledged anything), so a barrier would only wait
+   * for an index this member has already reached.
+   */
+  get readsLocally(): boolean {
+    const raft = this.node.raft;
+    return (
+      !this.stopped &&
+      !this.failed &&
+      this.node.isLeader &&
+      raft.raftLog.committed <= this.applier.appliedIndex &&
+      raft.prs.voterCount() === 1 &&
+      raft.prs.isVoter(this.options.memberId)
+    );
+  }
+
   /** Resolves once this member has applied everything committed before the call (ReadIndex). */
   readBarrier(): Promise<void> {
     if (this.stopped) return Promise.reject(new ServerError('Stopped'));
@@ -575,7 +594,8 @@ export class RaftNode {
   }
 
   private askReadIndex(): void {
-    if (!this.reads.hasQueued) return;
+    // One round at a time (pending-reads.ts): the reads queued meanwhile go out once it is answered.
+    if (!this.reads.hasQueued || this.reads.roundInFlight) return;
     // The leader tracks pending ReadIndex requests by context and ignores a duplicate, so the
     // context must be unique across members, not just here: member ID + counter.
     const context = Buffer.allocUnsafe(16);

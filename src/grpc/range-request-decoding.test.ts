@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { withRequestSizes } from './handler.js';
+import { encodeMessage, services } from './proto.js';
+import { decodeRangeRequest } from './range-request-decoding.js';
+
+/** proto-loader's own decoder for RangeRequest (what the Range handler received before). */
+const protoLoaderDecode = services.KV.Range!.requestDeserialize as (bytes: Buffer) => object;
+
+/** A deterministic generator (the cases must be the same on every run). */
+function seeded(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    return state / 2 ** 31;
+  };
+}
+
+const INT64S = [
+  '0',
+  '1',
+  '-1',
+  '127',
+  '128',
+  '16384',
+  '9007199254740991',
+  '9007199254740993',
+  '-9223372036854775808',
+  '9223372036854775807',
+  '562949953421312',
+];
+
+function randomRequest(random: () => number): object {
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+  const bytes = (): Buffer => Buffer.from(Array.from({ length: pick([0, 1, 8, 200]) }, () => Math.floor(random() * 256)));
+  const request: Record<string, unknown> = {};
+  if (random() < 0.9) request.key = bytes();
+  if (random() < 0.5) request.rangeEnd = bytes();
+  for (const field of ['limit', 'revision', 'minModRevision', 'maxModRevision', 'minCreateRevision', 'maxCreateRevision']) {
+    if (random() < 0.4) request[field] = pick(INT64S);
+  }
+  if (random() < 0.4) request.sortOrder = pick([0, 1, 2, 7, -1]);
+  if (random() < 0.4) request.sortTarget = pick([0, 4, 1000]);
+  for (const field of ['serializable', 'keysOnly', 'countOnly']) if (random() < 0.5) request[field] = random() < 0.5;
+  return request;
+}
+
+describe('RangeRequest decoding', () => {
+  it('gives what proto-loader gives for well-formed requests, with unknown fields and repeated fields', () => {
+    const random = seeded(15);
+    for (let i = 0; i < 2000; i++) {
+      let bytes = encodeMessage('etcdserverpb.RangeRequest', randomRequest(random));
+      // Unknown fields of every skippable wire type (a newer client's fields), and a field
+      // sent twice (the last one wins).
+      if (i % 3 === 0)
+        bytes = Buffer.concat([bytes, Buffer.from([0xa0, 0x01, 0x05, 0xa9, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0xb2, 0x01, 0x02, 9, 9, 0xbd, 0x01, 1, 2, 3, 4])]);
+      if (i % 5 === 0) bytes = Buffer.concat([bytes, encodeMessage('etcdserverpb.RangeRequest', { limit: '77', key: Buffer.from('again') })]);
+      const fast = decodeRangeRequest(bytes);
+      expect(fast, bytes.toString('hex')).toEqual(protoLoaderDecode(bytes));
+    }
+  });
+
+  it('gives what proto-loader gives, or leaves the message to it, for damaged bytes', () => {
+    const random = seeded(42);
+    let handled = 0;
+    for (let i = 0; i < 5000; i++) {
+      const bytes = Buffer.from(encodeMessage('etcdserverpb.RangeRequest', randomRequest(random)));
+      // Change, cut or extend a few bytes.
+      for (let n = 0; n < 1 + Math.floor(random() * 3); n++) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
+      const damaged = random() < 0.3 ? bytes.subarray(0, Math.floor(random() * bytes.length)) : bytes;
+      const fast = decodeRangeRequest(damaged);
+      if (fast === undefined) continue;
+      handled++;
+      expect(fast, damaged.toString('hex')).toEqual(protoLoaderDecode(damaged));
+    }
+    // Damage often leaves a valid message: those must have been decoded here, and compared.
+    expect(handled).toBeGreaterThan(500);
+  });
+
+  it('leaves groups, invalid wire types and known fields of the wrong wire type to proto-loader', () => {
+    const cases = ['0b0c', '0f', '1801' + '1a0161', '0a', '0a05616263', 'ffffffffffffffffffffff01', '00'];
+    for (const hex of cases) expect(decodeRangeRequest(Buffer.from(hex, 'hex')), hex).toBeUndefined();
+    // A bool or enum written as a ten-byte varint is well-formed: its low 32 bits count.
+    for (const hex of ['38ffffffffffffffffff01', '28feffffffffffffffff01', '388080808010']) {
+      expect(decodeRangeRequest(Buffer.from(hex, 'hex')), hex).toEqual(protoLoaderDecode(Buffer.from(hex, 'hex')));
+    }
+  });
+
+  it('is what the served KV definition decodes Range requests with', () => {
+    const definition = withRequestSizes(services.KV, 4 << 20);
+    const bytes = encodeMessage('etcdserverpb.RangeRequest', { key: Buffer.from('k'), limit: '-5', serializable: true });
+    const decoded = definition.Range!.requestDeserialize(bytes);
+    expect(decoded).toEqual(protoLoaderDecode(bytes));
+    expect(decodeRangeRequest(Buffer.concat([bytes, Buffer.from('a301a401', 'hex')]))).toBeUndefined();
+    // A message the hand decoder leaves alone still reaches the handler, decoded by proto-loader.
+    const odd = Buffer.concat([bytes, Buffer.from('a301a401', 'hex')]); // an empty group, field 20
+    expect(definition.Range!.requestDeserialize(odd)).toEqual(protoLoaderDecode(odd));
+  });
+});
