@@ -283,15 +283,18 @@ export class Backend {
       // A chained batch costs well under a microsecond per op on this thread; the array form
       // of db.batch() validates and transcodes every op and costs several.
       const batch = this.db.batch();
+      let written = 0;
       for (const op of queued.ops) {
         if (op.type === 'put') {
           batch.put(op.key, op.value);
-          this.writtenBytes += op.key.length + op.value.length;
+          // The Raft log (written through this queue, replication.ts) is not replicated state.
+          if (op.key[0] !== KeySpace.raftLog) written += op.key.length + op.value.length;
         } else {
           batch.del(op.key);
-          this.writtenBytes += op.key.length;
+          if (op.key[0] !== KeySpace.raftLog) written += op.key.length;
         }
       }
+      this.writtenBytes += written;
       return batch.write({ sync: queued.sync });
     } catch (error) {
       return Promise.reject(error);

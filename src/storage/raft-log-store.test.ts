@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import fc from 'fast-check';
 import { RaftLogStore } from './raft-log-store.js';
+import { Backend, KeySpace, spaceKey } from './backend.js';
 import { MemoryStorage } from '../raft/storage.js';
 import { RawNode } from '../raft/raw-node.js';
 import { SeededRandom } from '../util/random.js';
@@ -60,6 +61,31 @@ describe('RaftLogStore', () => {
     const reopened = await RaftLogStore.open(again.db, 0x03);
     expect(reopened.initialState().hardState).toEqual({ term: 3, vote: 0n, commit: 4 });
     expect(reopened.entries(1, 6, 1e9).map((e) => `${text(e)}@${e.term}`)).toEqual(['e1@1', 'e2@2', 'x3@3', 'x4@3', 'e5@3']);
+    await again.db.close();
+  });
+
+  it("through the backend's queue, an unsynced hard state and an apply batch ride on the next synced save: one LevelDB write", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'raft-log-store-'));
+    dirs.push(dir);
+    const writes: boolean[] = [];
+    const backend = await Backend.open(dir, { onWrite: (_seconds, synced) => writes.push(synced) });
+    const s = await RaftLogStore.open(backend.level, KeySpace.raftLog, { writer: (ops, sync) => backend.write(ops, { sync }), cacheBytes: 0 });
+    await s.save({ term: 1, vote: 0n, commit: 0 }, [ent(1, 1), ent(2, 1), ent(3, 1)], undefined, { sync: true });
+    writes.length = 0;
+    // A lone put's turn: the commit index moves (unsynced), its apply batch queues (unsynced),
+    // the next put's entry (synced) overwrites entry 3 and carries both.
+    const commit = s.save({ term: 1, vote: 0n, commit: 2 }, [], undefined, { sync: false });
+    const apply = backend.write([{ type: 'put', key: spaceKey(KeySpace.mvcc, 'k'), value: Buffer.from('v') }], { sync: false });
+    const next = s.save({ term: 2, vote: 0n, commit: 2 }, [ent(3, 2, 'x3')], undefined, { sync: true });
+    await Promise.all([commit, apply, next]);
+    expect(writes).toEqual([true]);
+    expect(s.entries(1, 4, 1e9).map((e) => `${text(e)}@${e.term}`)).toEqual(['e1@1', 'e2@1', 'x3@2']);
+    await backend.close();
+    const again = await openDb(join(dir, 'db'));
+    const reopened = await RaftLogStore.open(again.db, KeySpace.raftLog);
+    expect(reopened.initialState().hardState).toEqual({ term: 2, vote: 0n, commit: 2 });
+    expect(reopened.entries(1, 4, 1e9).map((e) => `${text(e)}@${e.term}`)).toEqual(['e1@1', 'e2@1', 'x3@2']);
+    expect((await again.db.get(spaceKey(KeySpace.mvcc, 'k')))?.toString()).toBe('v');
     await again.db.close();
   });
 
