@@ -177,6 +177,9 @@ export class RaftNode {
   private failed = false;
   private stopped = false;
   private ticker: TimerHandle | undefined;
+  /** The tick timer's period now (retimeTicker) and what it runs. */
+  private wakeEveryMs = 0;
+  private wake: () => void = () => {};
   private readonly scheduler: Scheduler;
   private lead: bigint = NONE;
   private currentTerm = 0;
@@ -202,16 +205,31 @@ export class RaftNode {
     // catches up, up to a heartbeat interval's worth). The ticks run in the next turn, after
     // the messages that arrived meanwhile (turn()).
     const clock = new TickClock(this.options.tickMs, this.node.raft.heartbeatTimeout, this.scheduler.now());
-    this.ticker = this.scheduler.setInterval(() => {
+    this.wake = () => {
       this.dueTicks += clock.due(this.scheduler.now());
       this.schedule();
-    }, this.options.tickMs);
+    };
+    this.retimeTicker();
     this.readRetryTicker = this.scheduler.setInterval(() => {
       this.resendReadIndexes();
       this.schedule();
     }, this.options.readIndexRetryMs ?? READ_INDEX_RETRY_MS);
     this.campaignIfAlone();
     this.schedule();
+  }
+
+  /**
+   * A leader's ticks count only towards its heartbeat and its quorum check, both whole
+   * heartbeat intervals, so its timer wakes it once a heartbeat (the clock still counts every
+   * tick); a follower's or candidate's election timeout is randomized tick by tick, so they
+   * wake every tick. Waking every tick cost a lone member ~1.7% of a core while idle.
+   */
+  private retimeTicker(): void {
+    const ms = this.isLeader ? this.options.tickMs * this.node.raft.heartbeatTimeout : this.options.tickMs;
+    if (ms === this.wakeEveryMs || this.stopped) return;
+    if (this.ticker !== undefined) this.scheduler.clear(this.ticker);
+    this.wakeEveryMs = ms;
+    this.ticker = this.scheduler.setInterval(this.wake, ms);
   }
 
   /**
@@ -444,6 +462,7 @@ export class RaftNode {
       if (ready.hardState) this.currentTerm = ready.hardState.term;
       if (ready.softState && ready.softState.lead !== this.lead) {
         this.lead = ready.softState.lead;
+        this.retimeTicker();
         this.options.onLeaderChange?.(this.lead, this.currentTerm);
         if (this.lead !== NONE) {
           this.releaseLeaderWaiters();
