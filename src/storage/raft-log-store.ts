@@ -56,11 +56,10 @@ export interface RaftLogStoreOptions {
   onFailure?: StorageFailureSink;
   /**
    * Writes through a queue shared with the rest of the db (the backend's) instead of the
-   * store's own. It must land writes in call order, merge what queues behind the write in
-   * progress, and may hold an unsynced write until the next synced one carries it: the apply
-   * batch of one Ready, the commit index of the next and its new entries then reach LevelDB
-   * as one write. With the store's own queue each would be a LevelDB write of its own (a
-   * thread-pool hop each, three per put for a lone client).
+   * store's own. It must land writes in call order and merge what queues behind the write in
+   * progress: the apply batch of one Ready (which the backend holds for a while) and the log
+   * write of the next then reach LevelDB as one write. With the store's own queue each is a
+   * LevelDB write of its own (a thread-pool hop each: two per put for a lone client).
    */
   writer?: (ops: Op[], sync: boolean) => Promise<void>;
 }

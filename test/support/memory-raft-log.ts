@@ -1,7 +1,7 @@
 // A durable raft log kept in memory, for tests of the Raft driver: the core reads it at once
 // (as it reads RaftLogStore), and "durable" moves only when a save completes. hold() keeps
 // saves from completing until release(), so a test can look at what the driver does while a
-// write is still in flight; holdUnsynced() holds only unsynced ones, until a synced save.
+// write is still in flight.
 
 import { MemoryStorage } from '../../src/raft/storage.js';
 import type { InitialState, Storage } from '../../src/raft/storage.js';
@@ -16,9 +16,8 @@ export class MemoryRaftLog implements Storage, DurableRaftLog {
   /** Completed saves, in order. */
   saves = 0;
   private held: Array<() => void> | undefined;
-  private unsyncedHeld: Array<() => void> | undefined;
 
-  save(hardState: HardState | undefined, entries: Entry[], snapshot: Snapshot | undefined, options: { sync: boolean }): Promise<void> {
+  save(hardState: HardState | undefined, entries: Entry[], snapshot: Snapshot | undefined, _options: { sync: boolean }): Promise<void> {
     if (snapshot !== undefined && snapshot.metadata.index > this.storage.snapshot().metadata.index) this.storage.applySnapshot(snapshot);
     this.storage.append(entries);
     if (hardState !== undefined) this.storage.setHardState(hardState);
@@ -34,22 +33,8 @@ export class MemoryRaftLog implements Storage, DurableRaftLog {
         resolve();
       };
       if (this.held !== undefined) this.held.push(finish);
-      else if (this.unsyncedHeld !== undefined && !options.sync) this.unsyncedHeld.push(finish);
-      else {
-        // A synced save carries the unsynced ones held before it (they land first).
-        const carried = this.unsyncedHeld?.splice(0) ?? [];
-        queueMicrotask(() => {
-          for (const earlier of carried) earlier();
-          finish();
-        });
-      }
+      else queueMicrotask(finish);
     });
-  }
-
-  /** Unsynced saves from now on stay in flight until a synced save carries them, or until
-   * release(), as the backend's queue holds them for the next synced write. */
-  holdUnsynced(): void {
-    this.unsyncedHeld ??= [];
   }
 
   /** Saves from now on stay in flight until release(). */
@@ -59,9 +44,8 @@ export class MemoryRaftLog implements Storage, DurableRaftLog {
 
   /** Completes the held saves, in order, and stops holding. */
   release(): void {
-    const held = [...(this.unsyncedHeld ?? []), ...(this.held ?? [])];
+    const held = this.held ?? [];
     this.held = undefined;
-    this.unsyncedHeld = undefined;
     for (const finish of held) finish();
   }
 

@@ -164,8 +164,6 @@ export class RaftNode {
   private dueTicks = 0;
   /** The last Ready's handling, which follows every earlier one (stop() waits for it). */
   private pipeline: Promise<void> = Promise.resolve();
-  /** Unsynced log writes the pipeline did not wait for (landedForPipeline); stop() does. */
-  private unsyncedWrites: Promise<void> = Promise.resolve();
   /** A Ready with a snapshot is in flight: no other Ready until it is done. */
   private snapshotInFlight = false;
   /** Committed entries handed out by the core, waiting to be durable here to be applied. */
@@ -503,22 +501,9 @@ export class RaftNode {
     for (const entry of ready.committedEntries) this.toApply.push(entry);
     const written = this.log.save(ready.hardState, ready.entries, undefined, { sync: ready.mustSync });
     this.applyDurable();
-    this.pipeline = Promise.all([this.pipeline, this.landedForPipeline(ready, written)])
+    this.pipeline = Promise.all([this.pipeline, written])
       .then(() => this.finishWrite(sendFirst ? [] : ready.messages))
       .catch((error) => this.fail(error));
-  }
-
-  /**
-   * What the pipeline waits for before acknowledging a Ready. An unsynced write (only the
-   * commit index moved: no entries, term or vote) holds nothing a crash may not lose (etcd
-   * leaves it in its WAL buffer alike) and lands before every later write, so the next Ready
-   * need not wait for it: the backend may hold it until the next synced write carries it.
-   */
-  private landedForPipeline(ready: Ready, written: Promise<void>): Promise<void> {
-    if (ready.mustSync || ready.entries.length > 0) return written;
-    const handled = written.catch((error) => this.fail(error));
-    this.unsyncedWrites = Promise.all([this.unsyncedWrites, handled]).then(() => undefined);
-    return Promise.resolve();
   }
 
   /**
@@ -809,7 +794,6 @@ export class RaftNode {
     this.leaderWaiters = [];
     for (const read of this.reads.takeAll()) read.reject(new ServerError('Stopped'));
     await this.pipeline;
-    await this.unsyncedWrites;
     await this.sending;
     await this.snapshotting;
   }

@@ -124,10 +124,13 @@ export async function openRaftNode(
   parts: { applier: Applier; membership: Membership; snapshots: StateSnapshots },
   replication: ReplicationOptions,
 ): Promise<RaftNode> {
-  // In the backend's db, the log writes through the backend's queue, so the apply batches
-  // queued meanwhile ride on its synced writes (one LevelDB write per Ready, not two or three).
+  // In the backend's db, the log writes through the backend's queue, so the apply batch
+  // waiting there rides on its next write (one LevelDB write per Ready, not two). The driver
+  // waits for every log write, so none waits for a synced one to carry it (prompt).
   const own =
-    replication.logDb === undefined ? { writer: (ops: RaftLogOp[], sync: boolean) => backend.write(ops, { sync }) } : { onWrite: replication.onLogWrite };
+    replication.logDb === undefined
+      ? { writer: (ops: RaftLogOp[], sync: boolean) => backend.write(ops, { sync, prompt: true }) }
+      : { onWrite: replication.onLogWrite };
   const store = await RaftLogStore.open(replication.logDb ?? backend.level, KeySpace.raftLog, { onFailure: replication.onStorageFailure, ...own });
   if (replication.forceNewCluster) replication.onForcedRestart?.(await restartAsStandalone(store, replication.memberId));
   const { applier, snapshots, membership } = parts;
