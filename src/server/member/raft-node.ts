@@ -312,15 +312,14 @@ export class RaftNode {
 
   propose(request: InternalRequest): Promise<ProposalResult> {
     if (this.stopped) return Promise.reject(new ServerError('Stopped'));
-    const body = encodeInternalRequest(request);
-    const refusal = this.overloaded(HEADER_BYTES + body.length);
+    // Encoded behind room for the proposal header: one buffer and one copy of the value.
+    const data = encodeInternalRequest(request, HEADER_BYTES);
+    const refusal = this.overloaded(data.length);
     if (refusal !== undefined) return Promise.reject(refusal);
     return new Promise((resolve, reject) => {
       const id = this.nextRequestId++;
-      const data = Buffer.allocUnsafe(HEADER_BYTES + body.length);
       data.writeBigUInt64BE(this.options.memberId, 0);
       data.writeBigUInt64BE(id, 8);
-      body.copy(data, HEADER_BYTES);
       const pending: PendingProposal = {
         id,
         request,
