@@ -73,6 +73,8 @@ interface QueuedWrite {
   /** Each op's key as the `pending` map's key (latin1), made once per op. */
   keys: string[];
   sync: boolean;
+  /** Start the write without waiting for a synced one (see write()). */
+  prompt: boolean;
   waiters: Array<{ resolve: () => void; reject: (error: Error) => void }>;
 }
 
@@ -203,13 +205,15 @@ export class Backend {
    *
    * An unsynced write does not start a LevelDB write of its own right away: it waits up to
    * LAZY_FLUSH_MS for the next synced write to carry it, so that under load the apply batch of
-   * one turn and the log entries of the next share a single LevelDB write (and fsync).
+   * one turn and the log entries of the next share a single LevelDB write (and fsync). A
+   * `prompt` one starts at once (the Raft log's hard state, which the Raft driver waits for),
+   * carrying what waits.
    */
-  write(ops: BatchOp[], options: { sync: boolean }): Promise<void> {
+  write(ops: BatchOp[], options: { sync: boolean; prompt?: boolean }): Promise<void> {
     assert(!this.closed, 'write after close');
     if (this.failure !== undefined) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      if (this.queued === undefined) this.queued = { ops: [], keys: [], sync: false, waiters: [] };
+      if (this.queued === undefined) this.queued = { ops: [], keys: [], sync: false, prompt: false, waiters: [] };
       const queued = this.queued;
       for (const op of ops) {
         const key = op.key.toString('latin1');
@@ -218,9 +222,10 @@ export class Backend {
         this.pending.set(key, op.type === 'put' ? op.value : null);
       }
       queued.sync ||= options.sync;
+      queued.prompt ||= options.prompt === true;
       queued.waiters.push({ resolve, reject });
       if (this.writing) return;
-      if (queued.sync) this.flush();
+      if (queued.sync || queued.prompt) this.flush();
       else this.scheduleLazyFlush();
     });
   }
@@ -283,15 +288,18 @@ export class Backend {
       // A chained batch costs well under a microsecond per op on this thread; the array form
       // of db.batch() validates and transcodes every op and costs several.
       const batch = this.db.batch();
+      let written = 0;
       for (const op of queued.ops) {
         if (op.type === 'put') {
           batch.put(op.key, op.value);
-          this.writtenBytes += op.key.length + op.value.length;
+          // The Raft log (written through this queue, replication.ts) is not replicated state.
+          if (op.key[0] !== KeySpace.raftLog) written += op.key.length + op.value.length;
         } else {
           batch.del(op.key);
-          this.writtenBytes += op.key.length;
+          if (op.key[0] !== KeySpace.raftLog) written += op.key.length;
         }
       }
+      this.writtenBytes += written;
       return batch.write({ sync: queued.sync });
     } catch (error) {
       return Promise.reject(error);
@@ -301,7 +309,7 @@ export class Backend {
   private afterWrite(): void {
     const next = this.queued;
     if (next === undefined) return;
-    if (next.sync || this.closing) this.flush();
+    if (next.sync || next.prompt || this.closing) this.flush();
     else this.scheduleLazyFlush();
   }
 
@@ -367,7 +375,7 @@ export class Backend {
     // Let queued writes land, synced, before closing: they may carry acknowledged state.
     while (this.failure === undefined && (this.writing || this.queued !== undefined)) {
       await new Promise<void>((resolve, reject) => {
-        if (this.queued === undefined) this.queued = { ops: [], keys: [], sync: true, waiters: [] };
+        if (this.queued === undefined) this.queued = { ops: [], keys: [], sync: true, prompt: false, waiters: [] };
         this.queued.sync = true;
         this.queued.waiters.push({ resolve, reject });
         if (!this.writing) this.flush();

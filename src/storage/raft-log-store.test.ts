@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import fc from 'fast-check';
 import { RaftLogStore } from './raft-log-store.js';
+import { Backend, KeySpace, spaceKey } from './backend.js';
 import { MemoryStorage } from '../raft/storage.js';
 import { RawNode } from '../raft/raw-node.js';
 import { SeededRandom } from '../util/random.js';
@@ -60,6 +61,35 @@ describe('RaftLogStore', () => {
     const reopened = await RaftLogStore.open(again.db, 0x03);
     expect(reopened.initialState().hardState).toEqual({ term: 3, vote: 0n, commit: 4 });
     expect(reopened.entries(1, 6, 1e9).map((e) => `${text(e)}@${e.term}`)).toEqual(['e1@1', 'e2@2', 'x3@3', 'x4@3', 'e5@3']);
+    await again.db.close();
+  });
+
+  it("through the backend's queue, the apply batch waiting there rides on the next save: one LevelDB write per save", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'raft-log-store-'));
+    dirs.push(dir);
+    const writes: boolean[] = [];
+    const backend = await Backend.open(dir, { onWrite: (_seconds, synced) => writes.push(synced) });
+    const s = await RaftLogStore.open(backend.level, KeySpace.raftLog, { writer: (ops, sync) => backend.write(ops, { sync, prompt: true }) });
+    await s.save({ term: 1, vote: 0n, commit: 0 }, [ent(1, 1), ent(2, 1), ent(3, 1)], undefined, { sync: true });
+    writes.length = 0;
+    // A lone put's turn: its apply batch waits in the backend (unsynced); the next put's entry
+    // (synced, overwriting entry 3) carries it.
+    const apply = backend.write([{ type: 'put', key: spaceKey(KeySpace.mvcc, 'k'), value: Buffer.from('v') }], { sync: false });
+    await s.save({ term: 2, vote: 0n, commit: 2 }, [ent(3, 2, 'x3')], undefined, { sync: true });
+    await apply;
+    expect(writes).toEqual([true]);
+    // An unsynced save (the commit index alone) does not wait for a synced one: it starts at once.
+    const applyAgain = backend.write([{ type: 'put', key: spaceKey(KeySpace.mvcc, 'k'), value: Buffer.from('w') }], { sync: false });
+    await s.save({ term: 2, vote: 0n, commit: 3 }, [], undefined, { sync: false });
+    await applyAgain;
+    expect(writes).toEqual([true, false]);
+    expect(s.entries(1, 4, 1e9).map((e) => `${text(e)}@${e.term}`)).toEqual(['e1@1', 'e2@1', 'x3@2']);
+    await backend.close();
+    const again = await openDb(join(dir, 'db'));
+    const reopened = await RaftLogStore.open(again.db, KeySpace.raftLog);
+    expect(reopened.initialState().hardState).toEqual({ term: 2, vote: 0n, commit: 3 });
+    expect(reopened.entries(1, 4, 1e9).map((e) => `${text(e)}@${e.term}`)).toEqual(['e1@1', 'e2@1', 'x3@2']);
+    expect((await again.db.get(spaceKey(KeySpace.mvcc, 'k')))?.toString()).toBe('w');
     await again.db.close();
   });
 

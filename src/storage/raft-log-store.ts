@@ -33,7 +33,9 @@ import { assert, assertSafeInteger } from '../util/assert.js';
 import { StorageError, isLevelError, levelErrorDetail, type StorageFailureSink } from './storage-error.js';
 
 type Db = ClassicLevel<Buffer, Buffer>;
-type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+/** One op of a LevelDB batch (the shape the backend queues too). */
+export type RaftLogOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+type Op = RaftLogOp;
 
 const TAG_HARD = 0x68; // 'h'
 const TAG_COMPACT = 0x63; // 'c'
@@ -52,6 +54,14 @@ export interface RaftLogStoreOptions {
   onWrite?: (seconds: number, synced: boolean) => void;
   /** Told of a failed write or read (disk full, I/O error, damaged file) before it is thrown. */
   onFailure?: StorageFailureSink;
+  /**
+   * Writes through a queue shared with the rest of the db (the backend's) instead of the
+   * store's own. It must land writes in call order and merge what queues behind the write in
+   * progress: the apply batch of one Ready (which the backend holds for a while) and the log
+   * write of the next then reach LevelDB as one write. With the store's own queue each is a
+   * LevelDB write of its own (a thread-pool hop each: two per put for a lone client).
+   */
+  writer?: (ops: Op[], sync: boolean) => Promise<void>;
 }
 
 function writeU64(buf: Buffer, off: number, v: number): void {
@@ -95,6 +105,11 @@ export class RaftLogStore implements Storage {
   private landedIndex = 0;
   /** Lowest entry index staged since the write in progress was taken from the queue. */
   private stagedFrom = Number.POSITIVE_INFINITY;
+  /** The shared writer, if any (see RaftLogStoreOptions.writer). */
+  private readonly writer: ((ops: Op[], sync: boolean) => Promise<void>) | undefined;
+  /** Writes handed to the shared writer and not landed, oldest first: the last entry index
+   * each carries, and the lowest entry index a later save staged (replacing part of it). */
+  private readonly handedOver: Array<{ landing: number; stagedAfter: number }> = [];
   private hardState: HardState = { term: 0, vote: NONE, commit: 0 };
   private snap: Snapshot = { metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) };
   private compactIndex = 0;
@@ -112,6 +127,7 @@ export class RaftLogStore implements Storage {
     this.cacheBytesMax = opts.cacheBytes ?? 64 * 1024 * 1024;
     this.onWrite = opts.onWrite;
     this.onFailure = opts.onFailure;
+    this.writer = opts.writer;
   }
 
   private failed(kind: 'write' | 'damaged', cause: unknown): StorageError {
@@ -128,6 +144,7 @@ export class RaftLogStore implements Storage {
    */
   private write(ops: Op[], sync: boolean): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.writer !== undefined) return this.writeThrough(this.writer, ops, sync);
     return new Promise((resolve, reject) => {
       this.queued ??= { ops: [], sync: false, waiters: [] };
       for (const op of ops) this.queued.ops.push(op);
@@ -161,6 +178,27 @@ export class RaftLogStore implements Storage {
       for (const waiter of batch.waiters) waiter.resolve();
     }
     this.writing = false;
+  }
+
+  /** One write handed to the shared writer, which lands it after every earlier one. */
+  private async writeThrough(writer: (ops: Op[], sync: boolean) => Promise<void>, ops: Op[], sync: boolean): Promise<void> {
+    const write = { landing: this.last, stagedAfter: Number.POSITIVE_INFINITY };
+    this.handedOver.push(write);
+    const started = performance.now();
+    try {
+      await writer(ops, sync);
+    } catch (error) {
+      // The writer's owner has told the failure sink already when it is a StorageError.
+      if (!(error instanceof StorageError)) throw this.failed('write', error);
+      this.failure ??= error;
+      throw error;
+    }
+    assert(this.handedOver[0] === write, 'raft log writes landed out of call order');
+    this.handedOver.shift();
+    // Entries staged meanwhile at or below `landing` replaced landed ones: not landed.
+    this.landedIndex = Math.min(write.landing, write.stagedAfter - 1);
+    this.onWrite?.((performance.now() - started) / 1000, sync);
+    this.trimCacheBytes();
   }
 
   /** Loads the persisted state from an open db. */
@@ -334,6 +372,7 @@ export class RaftLogStore implements Storage {
     for (let i = newLast + 1; i <= this.last; i++) ops.push({ type: 'del', key: this.entryKey(i) });
     for (const e of ents) ops.push({ type: 'put', key: this.entryKey(e.index), value: encodeEntry(e) });
     this.stagedFrom = Math.min(this.stagedFrom, from);
+    for (const write of this.handedOver) write.stagedAfter = Math.min(write.stagedAfter, from);
     // Cache: cut at the overwrite point, then append; trim the front in amortized chunks.
     if (from < this.cacheStart) this.setCache([], from);
     else if (from - this.cacheStart < this.cache.length) this.setCache(this.cache.slice(0, from - this.cacheStart), this.cacheStart);

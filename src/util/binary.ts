@@ -21,6 +21,13 @@ export class ByteWriter {
     this.buffer = grown;
   }
 
+  /** Leaves `bytes` unwritten (room the caller fills in later). */
+  skip(bytes: number): this {
+    this.reserve(bytes);
+    this.offset += bytes;
+    return this;
+  }
+
   u8(value: number): this {
     this.reserve(1);
     this.buffer[this.offset++] = value;

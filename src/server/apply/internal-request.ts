@@ -79,8 +79,10 @@ function sizeHint(request: InternalRequest): number {
   return 2 + 4 + request.put.key.length + 4 + request.put.value.length + 8 + 3 + stamp;
 }
 
-export function encodeInternalRequest(request: InternalRequest): Buffer {
-  const out = new ByteWriter(sizeHint(request));
+/** The request's log encoding; `headroom` bytes left in front for a caller's header. */
+export function encodeInternalRequest(request: InternalRequest, headroom = 0): Buffer {
+  const out = new ByteWriter(headroom + sizeHint(request));
+  out.skip(headroom);
   out.u8(ENCODING_VERSION);
   if (request.stamp !== undefined) out.u8(KIND.stamp).bytes(Buffer.from(request.stamp.username)).int(request.stamp.revision);
   switch (request.kind) {

@@ -10,7 +10,7 @@ import { SeededRandom } from '../../util/random.js';
 import { RecordingApplier } from '../../../test/support/raft-node-cluster.js';
 import { MemoryRaftLog } from '../../../test/support/memory-raft-log.js';
 import type { RaftNode } from './raft-node.js';
-import { createRaftNode, singleVoter } from './replication.js';
+import { TICKS_PER_HEARTBEAT, createRaftNode, singleVoter } from './replication.js';
 import type { Scheduler, TimerHandle } from './scheduler.js';
 
 /** One event-loop iteration at a time: the tick timer, then the I/O, then the queued turns. */
@@ -22,8 +22,11 @@ class LoopScheduler implements Scheduler {
   setTimeout(): TimerHandle {
     return {}; // request deadlines: none is due in these tests
   }
-  setInterval(callback: () => void): TimerHandle {
+  /** The period of every interval timer set, in order. */
+  readonly periods: number[] = [];
+  setInterval(callback: () => void, ms: number): TimerHandle {
     this.intervals.push(callback);
+    this.periods.push(ms);
     return {};
   }
   clear(): void {}
@@ -50,6 +53,8 @@ class LoopScheduler implements Scheduler {
   }
 }
 
+const noSnapshots = { dump: async () => ({ appliedIndex: 0, data: new Uint8Array(0) }), install: async () => 0 };
+
 const heartbeat = (): Message => makeMessage({ type: MessageType.MsgHeartbeat, from: 1n, to: 2n, term: 2 });
 
 /** Member 2 of {1, 2, 3}, following leader 1 after one heartbeat; the same seed each time. */
@@ -64,8 +69,7 @@ async function follower(): Promise<{ raft: RaftNode; scheduler: LoopScheduler; s
     initialVoters: [1n, 2n, 3n],
     sender: { send: (m: Message[]) => sent.push(...m) },
   };
-  const snapshots = { dump: async () => ({ appliedIndex: 0, data: new Uint8Array(0) }), install: async () => 0 };
-  const raft = createRaftNode(log, { applier, snapshots }, options);
+  const raft = createRaftNode(log, { applier, snapshots: noSnapshots }, options);
   raft.start();
   await scheduler.iterate(0, () => raft.receive([heartbeat()]));
   expect(raft.leader).toBe(1n);
@@ -96,5 +100,27 @@ describe('RaftNode ticks', () => {
     expect(campaigned(second.sent)).toBe(false);
     expect(second.raft.leader).toBe(1n);
     await second.raft.stop();
+  });
+
+  it('wake a leader once a heartbeat interval, a follower every tick', async () => {
+    const scheduler = new LoopScheduler();
+    const log = new MemoryRaftLog();
+    const violations: string[] = [];
+    const options = singleVoter({ memberId: 1n, scheduler });
+    const raft = createRaftNode(log, { applier: new RecordingApplier(log, 0, violations, 'member 1'), snapshots: noSnapshots }, options);
+    raft.start();
+    await scheduler.iterate(0);
+    expect(raft.isLeader).toBe(true);
+    // Started as a follower (every tick), then led: once a heartbeat. Its Raft time still
+    // counts every tick, so proposals commit as before.
+    expect(scheduler.periods.filter((ms) => ms < 500)).toEqual([options.tickMs, options.tickMs * TICKS_PER_HEARTBEAT]);
+    await scheduler.iterate(options.tickMs * TICKS_PER_HEARTBEAT);
+    expect(raft.isLeader).toBe(true);
+    await raft.stop();
+    expect(violations).toEqual([]);
+
+    const other = await follower();
+    expect(other.scheduler.periods.filter((ms) => ms < 500)).toEqual([other.tickMs]);
+    await other.raft.stop();
   });
 });

@@ -175,6 +175,9 @@ export class RaftNode {
   private failed = false;
   private stopped = false;
   private ticker: TimerHandle | undefined;
+  /** The tick timer's period now (retimeTicker) and what it runs. */
+  private wakeEveryMs = 0;
+  private wake: () => void = () => {};
   private readonly scheduler: Scheduler;
   private lead: bigint = NONE;
   private currentTerm = 0;
@@ -200,16 +203,31 @@ export class RaftNode {
     // catches up, up to a heartbeat interval's worth). The ticks run in the next turn, after
     // the messages that arrived meanwhile (turn()).
     const clock = new TickClock(this.options.tickMs, this.node.raft.heartbeatTimeout, this.scheduler.now());
-    this.ticker = this.scheduler.setInterval(() => {
+    this.wake = () => {
       this.dueTicks += clock.due(this.scheduler.now());
       this.schedule();
-    }, this.options.tickMs);
+    };
+    this.retimeTicker();
     this.readRetryTicker = this.scheduler.setInterval(() => {
       this.resendReadIndexes();
       this.schedule();
     }, this.options.readIndexRetryMs ?? READ_INDEX_RETRY_MS);
     this.campaignIfAlone();
     this.schedule();
+  }
+
+  /**
+   * A leader's ticks count only towards its heartbeat and its quorum check, both whole
+   * heartbeat intervals, so its timer wakes it once a heartbeat (the clock still counts every
+   * tick); a follower's or candidate's election timeout is randomized tick by tick, so they
+   * wake every tick. Waking every tick cost a lone member ~1.7% of a core while idle.
+   */
+  private retimeTicker(): void {
+    const ms = this.isLeader ? this.options.tickMs * this.node.raft.heartbeatTimeout : this.options.tickMs;
+    if (ms === this.wakeEveryMs || this.stopped) return;
+    if (this.ticker !== undefined) this.scheduler.clear(this.ticker);
+    this.wakeEveryMs = ms;
+    this.ticker = this.scheduler.setInterval(this.wake, ms);
   }
 
   /**
@@ -294,15 +312,14 @@ export class RaftNode {
 
   propose(request: InternalRequest): Promise<ProposalResult> {
     if (this.stopped) return Promise.reject(new ServerError('Stopped'));
-    const body = encodeInternalRequest(request);
-    const refusal = this.overloaded(HEADER_BYTES + body.length);
+    // Encoded behind room for the proposal header: one buffer and one copy of the value.
+    const data = encodeInternalRequest(request, HEADER_BYTES);
+    const refusal = this.overloaded(data.length);
     if (refusal !== undefined) return Promise.reject(refusal);
     return new Promise((resolve, reject) => {
       const id = this.nextRequestId++;
-      const data = Buffer.allocUnsafe(HEADER_BYTES + body.length);
       data.writeBigUInt64BE(this.options.memberId, 0);
       data.writeBigUInt64BE(id, 8);
-      body.copy(data, HEADER_BYTES);
       const pending: PendingProposal = {
         id,
         request,
@@ -461,6 +478,7 @@ export class RaftNode {
       if (ready.hardState) this.currentTerm = ready.hardState.term;
       if (ready.softState && ready.softState.lead !== this.lead) {
         this.lead = ready.softState.lead;
+        this.retimeTicker();
         this.options.onLeaderChange?.(this.lead, this.currentTerm);
         if (this.lead !== NONE) {
           this.releaseLeaderWaiters();

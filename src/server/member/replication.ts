@@ -10,7 +10,7 @@ import { ConfChangeType } from '../../raft/types.js';
 import type { Message } from '../../raft/types.js';
 import { KeySpace } from '../../storage/backend.js';
 import type { Backend } from '../../storage/backend.js';
-import { RaftLogStore } from '../../storage/raft-log-store.js';
+import { type RaftLogOp, RaftLogStore } from '../../storage/raft-log-store.js';
 import type { StorageFailureSink } from '../../storage/storage-error.js';
 import type { RaftLogDb } from '../../storage/wal-dir.js';
 import { assert } from '../../util/assert.js';
@@ -45,7 +45,9 @@ export interface ReplicationOptions {
   onLeaderChange?(lead: bigint, term: number): void;
   onSnapshotInstalled?(snapshotIndex: number, appliedIndex: number): void;
   onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
-  /** Each raft log write: how long it took and whether it was synced (fsync metrics). */
+  /** Each write of the raft log's own db (logDb): how long it took and whether it was synced
+   * (fsync metrics). In the backend's db the log writes through the backend, whose onWrite
+   * reports them. */
   onLogWrite?(seconds: number, synced: boolean): void;
   /** A heartbeat's round trip to a peer (etcd_network_peer_round_trip_time_seconds). */
   onPeerRoundTrip?(peer: bigint, seconds: number): void;
@@ -122,10 +124,14 @@ export async function openRaftNode(
   parts: { applier: Applier; membership: Membership; snapshots: StateSnapshots },
   replication: ReplicationOptions,
 ): Promise<RaftNode> {
-  const store = await RaftLogStore.open(replication.logDb ?? backend.level, KeySpace.raftLog, {
-    onWrite: replication.onLogWrite,
-    onFailure: replication.onStorageFailure,
-  });
+  // In the backend's db, the log writes through the backend's queue, so the apply batch
+  // waiting there rides on its next write (one LevelDB write per Ready, not two). The driver
+  // waits for every log write, so none waits for a synced one to carry it (prompt).
+  const own =
+    replication.logDb === undefined
+      ? { writer: (ops: RaftLogOp[], sync: boolean) => backend.write(ops, { sync, prompt: true }) }
+      : { onWrite: replication.onLogWrite };
+  const store = await RaftLogStore.open(replication.logDb ?? backend.level, KeySpace.raftLog, { onFailure: replication.onStorageFailure, ...own });
   if (replication.forceNewCluster) replication.onForcedRestart?.(await restartAsStandalone(store, replication.memberId));
   const { applier, snapshots, membership } = parts;
   return createRaftNode(
