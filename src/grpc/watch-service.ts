@@ -139,7 +139,12 @@ class WatchCall {
     this.stream.onReadable = () => {
       if (this.scheduled || !this.writable || this.ended || this.unsentBytes >= MAX_UNSENT_BYTES) return;
       this.scheduled = true;
-      setImmediate(this.flush);
+      // A microtask, not setImmediate: the hub wakes the stream from inside the apply, so the
+      // flush runs as soon as that apply batch (all of its revisions, coalesced) is done, ahead
+      // of the puts' own answers, and HTTP/2 sends it in this loop turn. setImmediate cost a
+      // loop turn more (its write then left one turn later still, HTTP/2 sending from native
+      // immediates), each turn a chance to be preempted on a busy machine (bench/RESULTS.md).
+      queueMicrotask(this.flush);
     };
     this.writer.onDrain(() => {
       this.writable = true;
