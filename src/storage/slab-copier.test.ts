@@ -26,10 +26,14 @@ describe('SlabCopier', () => {
     expect(later.every((byte) => byte === 3)).toBe(true);
   });
 
-  it('gives a payload over a quarter slab its own buffer of exactly its size', () => {
+  it('gives a payload over a quarter slab its own buffer of exactly its size, copying only views', () => {
     const copier = new SlabCopier(1024);
-    const big = copier.copy(new Uint8Array(300).fill(9));
+    const whole = new Uint8Array(300).fill(9);
+    expect(copier.copy(whole)).toBe(whole); // already its own buffer: nothing else to free
+    const shared = new Uint8Array(4096).fill(8);
+    const big = copier.copy(shared.subarray(100, 400));
     expect(big.buffer.byteLength).toBe(300);
+    expect(big.every((byte) => byte === 8)).toBe(true);
     expect(copier.copy(new Uint8Array(0)).byteLength).toBe(0);
   });
 });

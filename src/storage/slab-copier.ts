@@ -10,7 +10,8 @@
 // the last entry in it has left.
 //
 // Invariants: a returned copy never shares bytes with another live copy; a payload larger than
-// a quarter slab gets its own buffer (no slab space wasted on it).
+// a quarter slab gets its own buffer (no slab space wasted on it), and one that already is its
+// whole buffer is returned as it is (payloads are never written after they are handed over).
 
 const SLAB_BYTES = 64 * 1024;
 
@@ -20,11 +21,14 @@ export class SlabCopier {
 
   constructor(private readonly slabBytes = SLAB_BYTES) {}
 
-  /** A copy of `data` that keeps no other buffer alive. */
+  /** `data`, or a copy of it, that keeps no other buffer alive. */
   copy(data: Uint8Array): Uint8Array {
     const n = data.byteLength;
     if (n === 0) return new Uint8Array(0);
-    if (n > this.slabBytes / 4) return new Uint8Array(data);
+    if (n > this.slabBytes / 4) {
+      // A large payload that is its whole buffer pins nothing else: no copy (1 MiB puts).
+      return data.byteOffset === 0 && n === data.buffer.byteLength ? data : new Uint8Array(data);
+    }
     if (this.used + n > this.slab.byteLength) {
       this.slab = new Uint8Array(this.slabBytes);
       this.used = 0;
