@@ -1,7 +1,8 @@
 // Memory and rates with many keys: fill N keys of 1 KiB, then puts and point ranges over them;
 // 1M puts over 1,000 keys (history kept, no compaction); a paginated list of 100k x 1 KiB.
 // Real etcd 3.4.23 and MetaStore, each started fresh per workload in the same run, loaded by
-// bench/go-load (Go clientv3); server RSS read from /proc (VmRSS now, VmHWM peak).
+// bench/go-load (Go clientv3); server RSS read from /proc (VmRSS now, VmHWM peak), also of
+// each fresh server before any load.
 //
 //   npm run bench -- keys-million [--workload fill|history|list|all] [--keys 1000000]
 //        [--history-puts 1000000] [--list-keys 100000] [--only etcd|metastore]
@@ -9,7 +10,8 @@
 // Workloads (100 clients over 10 connections unless said otherwise):
 // - fill: --keys distinct 8-byte keys of --value-bytes (1024), each put once; RSS after; then
 //   --puts (100k) puts and --ranges (100k) serializable point ranges spread over the keys.
-// - history: --history-puts (1M) puts of 256 B over --history-keys (1,000) keys; RSS after.
+// - history: --history-puts (1M) puts of 256 B over --history-keys (1,000) keys; RSS after,
+//   and again after 30 s idle.
 // - list: --list-keys (100k) keys of 1 KiB, then one client lists them all, 500 per page at
 //   the revision of the first page (as a Kubernetes reflector), --lists (5) times; ops = pages.
 //
@@ -101,10 +103,15 @@ async function fill(target: string, endpoint: string, pid: number): Promise<Row[
 async function history(target: string, endpoint: string, pid: number): Promise<Row[]> {
   const total = flag('history-puts', 1_000_000);
   const keys = flag('history-keys', 1000);
-  return [
+  const rows: Row[] = [
     { target, step: `${total} puts x 256 B over ${keys} keys`, result: await load(endpoint, puts(keys, total, 256)) },
     { target, step: 'RSS after the history puts', rssMb: rss(pid) },
   ];
+  // V8 returns its garbage-collection headroom once the process is idle (its memory reducer
+  // starts ~8 s after the load stops); Go's scavenger takes minutes. Both figures count.
+  await new Promise((resolve) => setTimeout(resolve, 30_000));
+  rows.push({ target, step: 'RSS 30 s later, idle', rssMb: rss(pid) });
+  return rows;
 }
 
 async function list(target: string, endpoint: string, pid: number): Promise<Row[]> {
@@ -124,11 +131,13 @@ async function run(name: string): Promise<Row[]> {
   const bench = WORKLOADS[name]!;
   if (only !== 'metastore') {
     const etcd = await startEtcd();
+    rows.push({ target: 'etcd 3.4.23', step: 'RSS idle (fresh server)', rssMb: rss(etcd.pid) });
     rows.push(...(await bench('etcd 3.4.23', etcd.endpoint.replace('http://', ''), etcd.pid)));
     await etcd.stop();
   }
   if (only !== 'etcd') {
     const metastore = await startMetaStore({ readyTimeoutMs: 120_000 });
+    rows.push({ target: 'MetaStore', step: 'RSS idle (fresh server)', rssMb: rss(metastore.pid) });
     rows.push(...(await bench('MetaStore', metastore.endpoint.replace('http://', ''), metastore.pid)));
     await metastore.destroy();
   }

@@ -455,6 +455,7 @@ describe('MvccStore vs a snapshot-per-revision model', () => {
           }
           expect(store.currentRevision).toBe(model.current);
           expect(store.compactedRevision).toBe(model.compacted);
+          expect(store.liveKeyCount).toBe(model.snapshots[model.current]!.size);
         }
         expect(plain(shown(history.events))).toEqual(plain(shown(model.events)));
         // Where the store read a previous value although no watcher wanted it (the request
@@ -470,6 +471,7 @@ describe('MvccStore vs a snapshot-per-revision model', () => {
         const restoredLeases = new TrackingLeases();
         const restored = restoreFrom(history, model.compacted, restoredLeases);
         expect(restored.currentRevision).toBe(model.current);
+        expect(restored.liveKeyCount).toBe(model.snapshots[model.current]!.size);
         checkAllRevisions(restored, model);
         expect(restoredLeases.attached).toEqual(expectedLeases);
       }),

@@ -14,6 +14,7 @@ class FakeMember implements OpsMember {
   alarms: AlarmMember[] = [];
   readonly applier = { alarms: { all: this.alarms } };
   readonly ranges: RangeRequest[] = [];
+  readonly mvcc = { liveKeyCount: 42 };
   readRefused = false;
   readonly backend = {
     sizeBytes: async () => 4096,
@@ -53,13 +54,13 @@ describe('ops sources: what the health and metrics ports read', () => {
     expect(opsSources(member, new NodeStatus()).alarms()).toEqual(['NOSPACE', 'CORRUPT']);
   });
 
-  it('the read check and the key count are serializable reads of the store', async () => {
+  it("the read check is a serializable read of the store; the key count is the store's own", async () => {
     const member = new FakeMember();
     const sources = opsSources(member, new NodeStatus());
     await sources.checkRead();
     expect(member.ranges[0]).toMatchObject({ key: Buffer.from('health'), limit: 1, keysOnly: true });
     expect(sources.keysTotal()).toBe(42);
-    expect(member.ranges[1]).toMatchObject({ key: Buffer.from([0]), rangeEnd: Buffer.from([0]), countOnly: true });
+    expect(member.ranges).toHaveLength(1); // no walk over every key per scrape
     member.readRefused = true;
     await expect(sources.checkRead()).rejects.toThrow('corrupt');
   });

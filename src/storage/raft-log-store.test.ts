@@ -124,6 +124,22 @@ describe('RaftLogStore', () => {
     await db.close();
   });
 
+  it('caches a copy of entry data that keeps no buffer of the caller alive', async () => {
+    const { db } = await openDb();
+    const s = await RaftLogStore.open(db, 0x03);
+    // As a proposal's data would be: a small view into a large shared buffer.
+    const shared = new Uint8Array(8192).fill(5);
+    await s.save({ term: 1, vote: 0n, commit: 0 }, [{ index: 1, term: 1, type: EntryType.Normal, data: shared.subarray(100, 400) }], undefined, {
+      sync: false,
+    });
+    shared.fill(0);
+    const [cached] = s.entries(1, 2, 1e9);
+    expect(cached!.data.buffer).not.toBe(shared.buffer);
+    expect(cached!.data.length).toBe(300);
+    expect(cached!.data.every((byte) => byte === 5)).toBe(true);
+    await db.close();
+  });
+
   it('keeps its key space: other prefixes are untouched', async () => {
     const { db } = await openDb();
     await db.put(Buffer.from([0x04, 0x65, 0, 0, 0, 0, 0, 0, 0, 1]), Buffer.from('other'));

@@ -30,6 +30,7 @@ import type { ClassicLevel } from 'classic-level';
 import { CompactedError, UnavailableError, limitEnd, type InitialState, type Storage } from '../raft/storage.js';
 import { EntryType, NONE, type ConfState, type Entry, type HardState, type Snapshot } from '../raft/types.js';
 import { assert, assertSafeInteger } from '../util/assert.js';
+import { SlabCopier } from './slab-copier.js';
 import { StorageError, isLevelError, levelErrorDetail, type StorageFailureSink } from './storage-error.js';
 
 type Db = ClassicLevel<Buffer, Buffer>;
@@ -118,6 +119,7 @@ export class RaftLogStore implements Storage {
   /** cache[i] is the entry at cacheStart + i; always a suffix ending at `last`. */
   private cache: Entry[] = [];
   private cacheStart = 1;
+  private readonly cacheCopies = new SlabCopier();
 
   private constructor(db: Db, prefix: number, opts: RaftLogStoreOptions) {
     assert(Number.isInteger(prefix) && prefix >= 0 && prefix <= 255, `bad key-space prefix ${prefix}`);
@@ -377,7 +379,8 @@ export class RaftLogStore implements Storage {
     if (from < this.cacheStart) this.setCache([], from);
     else if (from - this.cacheStart < this.cache.length) this.setCache(this.cache.slice(0, from - this.cacheStart), this.cacheStart);
     for (const e of ents) {
-      this.cache.push(e);
+      // The cached copy must not pin the (larger) buffer the caller's data is a view of.
+      this.cache.push({ term: e.term, index: e.index, type: e.type, data: this.cacheCopies.copy(e.data) });
       this.cacheBytes += e.data.length;
     }
     this.last = newLast;
