@@ -15,6 +15,7 @@ import https from 'node:https';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectSameAsEtcd } from '../support/differential.js';
+import { jsonLines } from '../support/json-lines.js';
 import { requireTool } from '../support/tools.js';
 import { makeTestPki, type CertPair, type TestPki } from './tls-certs.js';
 
@@ -191,19 +192,8 @@ async function watchSteps(endpoint: string, c: Client): Promise<string[]> {
     body: JSON.stringify({ create_request: { key: b64('w'), range_end: b64('x'), prev_kv: true } }),
     signal: abort.signal,
   });
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = '';
-  const nextLine = async (): Promise<string> => {
-    while (!buffered.includes('\n')) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error('watch stream ended');
-      buffered += value;
-    }
-    const at = buffered.indexOf('\n');
-    const line = buffered.slice(0, at);
-    buffered = buffered.slice(at + 1);
-    return maskBody(line);
-  };
+  const lines = jsonLines(response);
+  const nextLine = async (): Promise<string> => maskBody(await lines.next());
   const out = [`watch -> ${response.status}`, await nextLine()];
   for (const [key, value] of [
     ['w1', 'a'],
@@ -216,7 +206,7 @@ async function watchSteps(endpoint: string, c: Client): Promise<string[]> {
   await c.post('/v3/kv/deleterange', JSON.stringify({ key: b64('w1') }));
   out.push(await nextLine());
   abort.abort();
-  await reader.cancel().catch(() => undefined);
+  await lines.cancel();
   return out;
 }
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
+import { jsonLines } from '../support/json-lines.js';
 import { freePorts } from '../support/ports.js';
 import { RawWatch } from '../support/raw-watch.js';
 import { type MetaStoreHandle, startMetaStore } from '../support/servers.js';
@@ -92,7 +93,7 @@ describe('client edge processes (server.grpc.workers = 2)', () => {
       signal: abort.signal,
     });
     try {
-      const lines = watchLines(watch);
+      const lines = jsonLines(watch);
       expect(JSON.parse(await lines.next()).result.created).toBe(true);
       await ok(member.endpoint, ['put', 'gw/1', 'x']);
       const event = JSON.parse(await lines.next()).result.events[0];
@@ -214,22 +215,3 @@ describe('client edge processes with TLS and client-certificate auth', () => {
     }
   }, 90_000);
 });
-
-/** The newline-separated JSON objects of a gateway watch response, one at a time. */
-function watchLines(response: Response): { next(): Promise<string> } {
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = '';
-  return {
-    async next() {
-      while (!buffered.includes('\n')) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error('watch stream ended');
-        buffered += value;
-      }
-      const at = buffered.indexOf('\n');
-      const line = buffered.slice(0, at);
-      buffered = buffered.slice(at + 1);
-      return line;
-    },
-  };
-}
