@@ -56,7 +56,7 @@ describe(`fault injection (${SECONDS} s per scenario)`, () => {
         const windows = report.nemesis.windows.map(describeWindow);
         console.log([report.summary, ...windows.map((w) => `  leader-change window: ${w}`)].join('\n'));
         expect(report.verdict.linearizable, report.summary).toBe(true);
-        expect(report.watchProblems.slice(0, 20)).toEqual([]);
+        expect(report.watchProblems.slice(0, 20), report.summary).toEqual([]);
         expect(new Set(report.hashes).size, report.hashes.join(' ')).toBe(1);
         // Traffic got through between the faults: the history is not all timeouts.
         expect(report.history.count('ok')).toBeGreaterThan(100);

@@ -84,10 +84,17 @@ export async function runScenario(cluster: FaultCluster, scenario: Scenario, sec
   const hashes = await hashesAt(cluster, end);
   const h = workload.history;
   const reconnects = watchers.map((w) => w.segments.length - 1).join('+');
+  // Where each watcher's streams ran: enough to tell a member's bad catch-up from a lost stream.
+  const streams = [...watchers, reference].map(
+    (w, i) =>
+      `  ${i < watchers.length ? `watcher ${i + 1}` : 'reference'}: ${w.segments.map((s) => `m${s.member + 1} from ${s.startRevision} (${s.responses.length} responses${s.end ? `, ${s.end}` : ''})`).join('; ')}`,
+  );
   const summary = [
     `${scenario} for ${seconds} s: ${h.operations.length} operations (${h.count('ok')} ok, ${h.count('failed')} failed, ${h.count('unknown')} unknown), ` +
       `lease grants ${workload.leaseGrants.ok} ok / ${workload.leaseGrants.failed} failed, ${log.size} revisions watched, watcher reconnects ${reconnects}`,
     ...nemesis.events.map((e) => `  nemesis ${e}`),
+    ...streams,
+    ...(watchProblems.length > 0 ? [`  ${watchProblems.length} watch problems, the first: ${watchProblems[0]}`] : []),
     describeVerdict(verdict),
   ].join('\n');
   return { scenario, nemesis, history: h, verdict, watchProblems, hashes, summary };

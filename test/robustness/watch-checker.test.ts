@@ -42,6 +42,8 @@ describe('watch checks', () => {
       outcome: { status: 'ok', revision },
     });
     expect(checkAcknowledgedWrites(reference, [ack('a', 'p/a5', 5), ack('c', 'p/c7', 7)], 'p/')).toEqual([]);
-    expect(checkAcknowledgedWrites(reference, [ack('a', 'lost', 9)], 'p/')).toEqual(['acknowledged write #9 a=lost at revision 9 is not in the event log']);
+    expect(checkAcknowledgedWrites(reference, [ack('a', 'lost', 9)], 'p/')).toEqual([
+      'acknowledged write #9 a=lost at revision 9 is not in the event log (it holds nothing there)',
+    ]);
   });
 });

@@ -126,7 +126,8 @@ export function checkAcknowledgedWrites(log: EventLog, operations: readonly Oper
     if (outcome.status !== 'ok' || op.kind === 'get' || (op.kind === 'cas' && !outcome.swapped)) continue;
     const events = log.get(outcome.revision ?? -1) ?? [];
     if (!events.some((e) => e.key === `${prefix}${o.key}` && e.value === op.value)) {
-      problems.push(`acknowledged write #${o.id} ${o.key}=${op.value} at revision ${outcome.revision} is not in the event log`);
+      const held = events.length === 0 ? 'nothing' : events.map((e) => `${e.key}=${e.value}`).join(' ');
+      problems.push(`acknowledged write #${o.id} ${o.key}=${op.value} at revision ${outcome.revision} is not in the event log (it holds ${held} there)`);
     }
   }
   return problems;

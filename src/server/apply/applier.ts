@@ -55,6 +55,8 @@ export interface EventListener {
   /** Whether an event on this key (latin1) about to be applied must carry prevKv: the store
    * reads the previous value back only then. Asked during the apply, before onEvents. */
   wantsPrevKv(keyText: string): boolean;
+  /** The store was rebuilt from a snapshot; it held revisions up to `previousRevision` before. */
+  onRestored(previousRevision: number): void;
 }
 
 export class Applier {
@@ -108,8 +110,10 @@ export class Applier {
   }
 
   /** After a snapshot install replaced the state: continue from its applied index. */
-  resetAppliedIndex(index: number): void {
+  /** After the state was replaced by a snapshot (member-state.ts installState). */
+  restored(index: number, previousRevision: number): void {
     this.applied = index;
+    for (const listener of this.listeners) listener.onRestored(previousRevision);
   }
 
   /** Member publications are applied to the member list (src/server/membership.ts). */

@@ -103,11 +103,12 @@ export async function installState(backend: Backend, state: MemberState, data: U
     ops.push({ type: 'put', key: spaceKey(space, input.bytes()), value: Buffer.from(input.bytes()) });
   }
   await backend.write(ops, { sync: true });
+  const previousRevision = state.mvcc.currentRevision;
   state.mvcc.reset();
   state.lessor.reset();
   await restoreMvcc(backend, state.mvcc, state.lessor, state.leaseNow());
   const applied = readMetaNumber(backend, META_APPLIED_INDEX);
-  state.applier.resetAppliedIndex(applied);
+  state.applier.restored(applied, previousRevision);
   restoreAuth(backend, state.authStore);
   await state.membership.reload();
   state.applier.alarms.load((space, key) => backend.get(space, key));

@@ -277,6 +277,15 @@ class WatcherIndex {
     }
   }
 
+  /** Every watcher in the index (a copy: the caller may move them out). */
+  all(): Watcher[] {
+    const out: Watcher[] = [];
+    for (const set of this.byKey.values()) out.push(...set);
+    for (const set of this.byPrefix.values()) out.push(...set);
+    out.push(...this.from, ...this.ranges);
+    return out;
+  }
+
   /** Whether some watcher's range contains the key (visit without the visiting). */
   covers(keyText: string): boolean {
     if (this.size === 0) return false;
@@ -538,6 +547,28 @@ export class WatchHub implements EventListener {
   private leaveSynced(w: Watcher): void {
     this.synced.delete(w);
     if (w.spec.prevKv) this.syncedPrevKv.delete(w);
+  }
+
+  /**
+   * The store's state was replaced by a leader's snapshot: revisions (previousRevision,
+   * current] were never applied here one by one, so no event of theirs reached onEvents. As
+   * etcd's watchable store does on a restore, every synced watcher goes back to unsynced and
+   * catches those revisions up from storage; the recent-events window, which would have a
+   * hole there, is dropped (older catch-ups read storage).
+   */
+  onRestored(previousRevision: number): void {
+    this.recent.length = 0;
+    this.recentHead = 0;
+    this.recentBytes = 0;
+    // The snapshot was written with a synced write before the store was rebuilt from it.
+    this.durableRevision = this.currentRevision;
+    for (const w of this.synced.all()) {
+      this.leaveSynced(w);
+      w.state = 'unsynced';
+      w.minRev = Math.max(w.minRev, previousRevision + 1);
+      this.unsynced.add(w);
+      this.considerReady(w);
+    }
   }
 
   onEvents(events: readonly Event[], revision: number): void {
