@@ -4,10 +4,10 @@
 // every member at one revision.
 
 import type { FaultCluster } from './fault-cluster.js';
-import type { History } from './history.js';
+import type { History, Operation } from './history.js';
 import { checkHistory, describeVerdict, type Verdict } from './linearizability.js';
 import { runNemesis, type NemesisLog, type Scenario } from './nemesis.js';
-import { checkAcknowledgedWrites, checkWatcher, eventLog, Watcher } from './watch-checker.js';
+import { checkAcknowledgedWrites, checkWatcher, eventLog, missingWrites, Watcher, writeRevision } from './watch-checker.js';
 import { call, Workload } from './workload.js';
 import { waitFor } from '../support/wait.js';
 
@@ -36,6 +36,21 @@ async function writeMarker(cluster: FaultCluster, key: string): Promise<number> 
       return undefined;
     },
     { what: `a write of ${key}`, timeoutMs: 60_000 },
+  );
+}
+
+/** What each member's store says of the first missing write's key at its revision: tells a
+ * member that lost history apart from a watch that skipped it. */
+async function storesAt(cluster: FaultCluster, prefix: string, missing: Operation | undefined): Promise<string[]> {
+  if (missing === undefined) return [];
+  const revision = writeRevision(missing);
+  return Promise.all(
+    cluster.members.map(async (m, i) => {
+      const { error, response } = await call(m.clients.kv, 'Range', { key: Buffer.from(`${prefix}${missing.key}`), revision, serializable: true }, 5000);
+      if (error) return `  m${i + 1} at ${revision}: ${error.message}`;
+      const kv = response.kvs[0];
+      return `  m${i + 1} at ${revision}: ${kv === undefined ? 'no value' : `${kv.value.toString()} (mod ${kv.modRevision})`}, store at ${response.header.revision}`;
+    }),
   );
 }
 
@@ -75,11 +90,11 @@ export async function runScenario(cluster: FaultCluster, scenario: Scenario, sec
     await Promise.all(all.map((w) => w.stop()));
   }
   const log = eventLog(reference);
-  const watchProblems = [
-    ...checkAcknowledgedWrites(log, workload.history.operations, prefix),
-    ...checkWatcher('reference watcher', reference, log),
-    ...watchers.flatMap((w, i) => checkWatcher(`watcher ${i + 1}`, w, log)),
-  ];
+  const missing = checkAcknowledgedWrites(log, workload.history.operations, prefix);
+  const broken = [...checkWatcher('reference watcher', reference, log), ...watchers.flatMap((w, i) => checkWatcher(`watcher ${i + 1}`, w, log))];
+  // Some of each kind first: a failure shows the first 20.
+  const watchProblems = [...missing.slice(0, 10), ...broken.slice(0, 10), ...missing.slice(10), ...broken.slice(10)];
+  const stores = await storesAt(cluster, prefix, missingWrites(log, workload.history.operations, prefix)[0]);
   const verdict = checkHistory(workload.history.operations);
   const hashes = await hashesAt(cluster, end);
   const h = workload.history;
@@ -95,6 +110,7 @@ export async function runScenario(cluster: FaultCluster, scenario: Scenario, sec
     ...nemesis.events.map((e) => `  nemesis ${e}`),
     ...streams,
     ...(watchProblems.length > 0 ? [`  ${watchProblems.length} watch problems, the first: ${watchProblems[0]}`] : []),
+    ...stores,
     describeVerdict(verdict),
   ].join('\n');
   return { scenario, nemesis, history: h, verdict, watchProblems, hashes, summary };

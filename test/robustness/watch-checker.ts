@@ -118,19 +118,30 @@ export function eventLog(watcher: Pick<Watcher, 'segments'>): EventLog {
   return log;
 }
 
+/** The acknowledged writes that are not in the log at their revision with their value. */
+export function missingWrites(log: EventLog, operations: readonly Operation[], prefix: string): Operation[] {
+  return operations.filter((o) => {
+    const { op, outcome } = o;
+    if (outcome.status !== 'ok' || op.kind === 'get' || (op.kind === 'cas' && !outcome.swapped)) return false;
+    const events = log.get(writeRevision(o)) ?? [];
+    return !events.some((e) => e.key === `${prefix}${o.key}` && e.value === op.value);
+  });
+}
+
 /** Every acknowledged write is in the log at its revision with its value. */
 export function checkAcknowledgedWrites(log: EventLog, operations: readonly Operation[], prefix: string): string[] {
-  const problems: string[] = [];
-  for (const o of operations) {
-    const { op, outcome } = o;
-    if (outcome.status !== 'ok' || op.kind === 'get' || (op.kind === 'cas' && !outcome.swapped)) continue;
-    const events = log.get(outcome.revision ?? -1) ?? [];
-    if (!events.some((e) => e.key === `${prefix}${o.key}` && e.value === op.value)) {
-      const held = events.length === 0 ? 'nothing' : events.map((e) => `${e.key}=${e.value}`).join(' ');
-      problems.push(`acknowledged write #${o.id} ${o.key}=${op.value} at revision ${outcome.revision} is not in the event log (it holds ${held} there)`);
-    }
-  }
-  return problems;
+  return missingWrites(log, operations, prefix).map((o) => {
+    const revision = writeRevision(o);
+    const events = log.get(revision) ?? [];
+    const held = events.length === 0 ? 'nothing' : events.map((e) => `${e.key}=${e.value}`).join(' ');
+    const value = o.op.kind === 'get' ? '' : o.op.value;
+    return `acknowledged write #${o.id} ${o.key}=${value} at revision ${revision} is not in the event log (it holds ${held} there)`;
+  });
+}
+
+/** The revision an acknowledged write reported (-1 for anything else). */
+export function writeRevision(o: Operation): number {
+  return o.outcome.status === 'ok' ? (o.outcome.revision ?? -1) : -1;
 }
 
 function same(a: readonly WatchEvent[], b: readonly WatchEvent[]): boolean {

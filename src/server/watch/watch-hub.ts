@@ -30,6 +30,9 @@
 //   prev_kv watcher covers the key, so every live event such a watcher gets carries it.
 //   Catch-ups (window or storage) look a missing prev_kv up at revision - 1, as etcd does at
 //   send time; a compaction past that revision drops it, in etcd too.
+// - A snapshot installed from the leader replaces the store without events: every synced
+//   watcher goes back to unsynced and the window is dropped (onRestored), so no revision the
+//   snapshot carried is skipped.
 
 import type { MvccStore } from '../../mvcc/mvcc-store.js';
 import { CompactedError } from '../../mvcc/errors.js';
