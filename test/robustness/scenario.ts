@@ -104,6 +104,8 @@ export async function runScenario(cluster: FaultCluster, scenario: Scenario, sec
     (w, i) =>
       `  ${i < watchers.length ? `watcher ${i + 1}` : 'reference'}: ${w.segments.map((s) => `m${s.member + 1} from ${s.startRevision} (${s.responses.length} responses${s.end ? `, ${s.end}` : ''})`).join('; ')}`,
   );
+  // Catch-ups by snapshot (this incarnation of each member): each replaces a member's store under its watchers.
+  const installs = cluster.members.map((m) => `m${m.index + 1} ${(m.process?.logs() ?? '').split('installed snapshot from leader').length - 1}`).join(', ');
   const summary = [
     `${scenario} for ${seconds} s: ${h.operations.length} operations (${h.count('ok')} ok, ${h.count('failed')} failed, ${h.count('unknown')} unknown), ` +
       `lease grants ${workload.leaseGrants.ok} ok / ${workload.leaseGrants.failed} failed, ${log.size} revisions watched, watcher reconnects ${reconnects}`,
@@ -111,6 +113,7 @@ export async function runScenario(cluster: FaultCluster, scenario: Scenario, sec
     ...streams,
     ...(watchProblems.length > 0 ? [`  ${watchProblems.length} watch problems, the first: ${watchProblems[0]}`] : []),
     ...stores,
+    `  snapshots installed from the leader: ${installs}`,
     describeVerdict(verdict),
   ].join('\n');
   return { scenario, nemesis, history: h, verdict, watchProblems, hashes, summary };
