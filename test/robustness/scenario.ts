@@ -85,7 +85,15 @@ export async function runScenario(cluster: FaultCluster, scenario: Scenario, sec
   reference.start();
   const all = [...watchers, reference];
   try {
-    await waitFor(() => all.every((w) => w.lastRevision >= end), { what: `every watcher to reach revision ${end}`, timeoutMs: 60_000 });
+    // The probe's value (each watcher's last revision and streams) is in the message on a timeout.
+    await waitFor(
+      () => all.map((w) => ({ last: w.lastRevision, streams: w.segments.map((s) => `m${s.member + 1} from ${s.startRevision}: ${s.end ?? 'open'}`) })),
+      {
+        what: `every watcher to reach revision ${end}`,
+        timeoutMs: 60_000,
+        until: (states) => states.every((state) => state.last >= end),
+      },
+    );
   } finally {
     await Promise.all(all.map((w) => w.stop()));
   }
