@@ -32,46 +32,76 @@ async function openState(): Promise<{ backend: Backend; state: Awaited<ReturnTyp
   return { backend, state: await restoreMemberState(backend, { electionTimeoutMs: 1000, leaseNow: () => 0 }) };
 }
 
+const entries = (from: number, values: string[]) => values.map((v, i) => ({ index: from + i, data: encodeInternalRequest(put('k', v)) }));
+
+/** A stream watching key k from `startRevision` (0: from the next revision). */
+function watchK(hub: WatchHub, startRevision: number): WatchStream {
+  const stream = new WatchStream(hub);
+  stream.create({
+    watchId: 0,
+    key: Buffer.from('k'),
+    rangeEnd: Buffer.alloc(0),
+    startRevision,
+    progressNotify: false,
+    noPut: false,
+    noDelete: false,
+    prevKv: false,
+    fragment: false,
+  });
+  return stream;
+}
+
+/** The stream's next `count` events as value@revision, pulled as catch-ups land. */
+async function collect(stream: WatchStream, count: number): Promise<string[]> {
+  const got: StreamResponse[] = [];
+  const values = (): string[] => got.flatMap((r) => r.events.map((e) => `${e.kv.value}@${e.kv.modRevision}`));
+  return waitFor(
+    () => {
+      for (let r = stream.pull(); r !== undefined; r = stream.pull()) got.push(r);
+      return values();
+    },
+    { what: `${count} events`, until: (v) => v.length >= count, intervalMs: 0, timeoutMs: 5000 },
+  );
+}
+
 describe('member state', () => {
-  it('a snapshot installed under a synced watcher: the watcher gets every revision the snapshot skipped, once, in order', async () => {
+  it('a snapshot installed under watchers: a synced one and one created right after get every revision once, in order', async () => {
     const leader = await openState();
     const follower = await openState();
     const hub = new WatchHub({ mvcc: follower.state.mvcc, backend: follower.backend });
     follower.state.applier.addListener(hub);
-    const entries = (from: number, values: string[]) => values.map((v, i) => ({ index: from + i, data: encodeInternalRequest(put('k', v)) }));
     // Both apply entries 1-2; only the leader applies 3-6, which the follower gets as a snapshot.
     await leader.state.applier.applyEntries(entries(1, ['1', '2', '3', '4', '5', '6'])).written;
     await follower.state.applier.applyEntries(entries(1, ['1', '2'])).written;
-    const stream = new WatchStream(hub);
-    stream.create({
-      watchId: 0,
-      key: Buffer.from('k'),
-      rangeEnd: Buffer.alloc(0),
-      startRevision: 0,
-      progressNotify: false,
-      noPut: false,
-      noDelete: false,
-      prevKv: false,
-      fragment: false,
-    });
+    const synced = watchK(hub, 0);
     expect(hub.counts).toEqual({ synced: 1, unsynced: 0 });
     const { data } = await dumpState(leader.backend, leader.state);
     expect(await installState(follower.backend, follower.state, data)).toBe(6);
+    // Created before anything is applied after the install: its catch-up crosses the snapshot.
+    const late = watchK(hub, 2);
+    expect(await collect(late, 6)).toEqual(['1@2', '2@3', '3@4', '4@5', '5@6', '6@7']);
     await follower.state.applier.applyEntries(entries(7, ['7'])).written;
-    const got: StreamResponse[] = [];
-    const values = (): string[] => got.flatMap((r) => r.events.map((e) => `${e.kv.value}@${e.kv.modRevision}`));
-    await waitFor(
-      () => {
-        for (let r = stream.pull(); r !== undefined; r = stream.pull()) got.push(r);
-        return values();
-      },
-      { what: 'the revisions of the snapshot and the one after it', until: (v) => v.length >= 5, intervalMs: 0 },
-    );
-    expect(values()).toEqual(['3@4', '4@5', '5@6', '6@7', '7@8']);
-    stream.close();
+    expect(await collect(synced, 5)).toEqual(['3@4', '4@5', '5@6', '6@7', '7@8']);
+    expect(await collect(late, 1)).toEqual(['7@8']);
+    for (const stream of [synced, late]) stream.close();
     hub.close();
     await leader.backend.close();
     await follower.backend.close();
+  });
+
+  it('revisions that reach the store without passing the watch hub are re-read from storage, not skipped', async () => {
+    const { backend, state } = await openState();
+    await state.applier.applyEntries(entries(1, ['1', '2'])).written;
+    // The hub hears of nothing until entry 7: revisions 4-7 reach it only as a gap.
+    const hub = new WatchHub({ mvcc: state.mvcc, backend });
+    const synced = watchK(hub, 0);
+    await state.applier.applyEntries(entries(3, ['3', '4', '5', '6'])).written;
+    state.applier.addListener(hub);
+    await state.applier.applyEntries(entries(7, ['7'])).written;
+    expect(await collect(synced, 5)).toEqual(['3@4', '4@5', '5@6', '6@7', '7@8']);
+    synced.close();
+    hub.close();
+    await backend.close();
   });
 
   it('a batch of entries reads the records its earlier entries wrote (prevKv, events)', async () => {

@@ -32,7 +32,8 @@
 //   send time; a compaction past that revision drops it, in etcd too.
 // - A snapshot installed from the leader replaces the store without events: every synced
 //   watcher goes back to unsynced and the window is dropped (onRestored), so no revision the
-//   snapshot carried is skipped.
+//   snapshot carried is skipped. Revisions reach onEvents one after another; a gap (anything
+//   else that bypassed it) is healed the same way.
 
 import type { MvccStore } from '../../mvcc/mvcc-store.js';
 import { CompactedError } from '../../mvcc/errors.js';
@@ -437,6 +438,8 @@ export class WatchHub implements EventListener {
   private scanInFlight = false;
   /** Revisions at or below this are known to be on disk. */
   private durableRevision = 0;
+  /** The last revision onEvents brought (or the store's revision when the hub was made). */
+  private lastNotified: number;
   private readonly recent: RecentRevision[] = [];
   private recentHead = 0;
   private recentBytes = 0;
@@ -447,6 +450,7 @@ export class WatchHub implements EventListener {
     options: WatchHubOptions = {},
   ) {
     this.options = { ...DEFAULTS, ...options };
+    this.lastNotified = source.mvcc.currentRevision;
   }
 
   get currentRevision(): number {
@@ -555,20 +559,28 @@ export class WatchHub implements EventListener {
   /**
    * The store's state was replaced by a leader's snapshot: revisions (previousRevision,
    * current] were never applied here one by one, so no event of theirs reached onEvents. As
-   * etcd's watchable store does on a restore, every synced watcher goes back to unsynced and
-   * catches those revisions up from storage; the recent-events window, which would have a
-   * hole there, is dropped (older catch-ups read storage).
+   * etcd's watchable store does on a restore, every synced watcher catches them up from storage.
    */
   onRestored(previousRevision: number): void {
+    // The snapshot was written with a synced write before the store was rebuilt from it.
+    this.durableRevision = this.currentRevision;
+    this.resync(previousRevision);
+    this.lastNotified = this.currentRevision;
+  }
+
+  /**
+   * Revisions after `seen` reached the store without passing through onEvents: every synced
+   * watcher goes back to unsynced from the revision after `seen` (it re-reads the rest from
+   * storage), and the recent-events window, which has a hole there, is dropped.
+   */
+  private resync(seen: number): void {
     this.recent.length = 0;
     this.recentHead = 0;
     this.recentBytes = 0;
-    // The snapshot was written with a synced write before the store was rebuilt from it.
-    this.durableRevision = this.currentRevision;
     for (const w of this.synced.all()) {
       this.leaveSynced(w);
       w.state = 'unsynced';
-      w.minRev = Math.max(w.minRev, previousRevision + 1);
+      w.minRev = Math.max(w.minRev, seen + 1);
       this.unsynced.add(w);
       this.considerReady(w);
     }
@@ -587,6 +599,12 @@ export class WatchHub implements EventListener {
   }
 
   private notifyRevision(rev: number, events: Event[]): void {
+    // Every revision is one write with at least one event, so revisions arrive here one after
+    // another. A gap means some reached the store another way (a snapshot install announces
+    // itself through onRestored; any other way is a bug): rather than let watchers skip them,
+    // they re-read them from storage, the source of truth the window only caches.
+    if (rev !== this.lastNotified + 1) this.resync(this.lastNotified);
+    this.lastNotified = rev;
     const keyTexts = events.map((e) => e.kv.key.toString('latin1'));
     this.remember(rev, events, keyTexts);
     if (this.synced.size === 0) return;
