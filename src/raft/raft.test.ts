@@ -592,6 +592,54 @@ describe('§8 client interaction / ReadIndex', () => {
     expect(got).toEqual([{ index: c.get(1n).node.raft.raftLog.committed, ctx: 'f1' }]);
   });
 
+  /** The heartbeats that carried a read context (a leadership round for a read). */
+  const readRounds = (c: TestCluster): number =>
+    c.log.filter((m) => m.type === MessageType.MsgHeartbeat && m.context !== undefined && m.context.length > 0).length;
+
+  it("with three voters a follower's request, carrying its term, is answered without a heartbeat round", () => {
+    const c = new TestCluster(ids3);
+    c.campaign(1n);
+    c.get(1n).node.propose(enc('x'));
+    c.stabilize();
+    c.log = [];
+    c.get(2n).node.readIndex(enc('f1'));
+    c.stabilize();
+    const forwarded = c.log.find((m) => m.type === MessageType.MsgReadIndex);
+    expect(forwarded?.term).toBe(c.get(2n).node.raft.term);
+    expect(readRounds(c)).toBe(0);
+    expect(c.get(2n).reads).toEqual([`${c.get(1n).node.raft.raftLog.committed}:f1`]);
+  });
+
+  it('a term-less forwarded request (an older member) and a five-voter cluster still need a heartbeat round', () => {
+    const c3 = new TestCluster(ids3);
+    c3.campaign(1n);
+    c3.log = [];
+    c3.deliver([makeMessage({ type: MessageType.MsgReadIndex, from: 2n, to: 1n, context: enc('old') })]);
+    c3.stabilize();
+    expect(readRounds(c3)).toBe(2);
+    expect(c3.get(2n).reads).toEqual([`${c3.get(1n).node.raft.raftLog.committed}:old`]);
+
+    const c5 = new TestCluster(ids5);
+    c5.campaign(1n);
+    c5.log = [];
+    c5.get(2n).node.readIndex(enc('f5'));
+    c5.stabilize();
+    expect(readRounds(c5)).toBe(4);
+    expect(c5.get(2n).reads).toEqual([`${c5.get(1n).node.raft.raftLog.committed}:f5`]);
+  });
+
+  it('a forwarded request from an older term is not answered', () => {
+    const c = new TestCluster(ids3);
+    c.campaign(1n);
+    c.log = [];
+    const term = c.get(1n).node.raft.term;
+    expect(term).toBeGreaterThan(1); // so that the stale request still carries a term
+    c.deliver([makeMessage({ type: MessageType.MsgReadIndex, from: 2n, to: 1n, term: term - 1, context: enc('stale') })]);
+    c.stabilize();
+    expect(c.log.filter((m) => m.type === MessageType.MsgReadIndexResp)).toEqual([]);
+    expect(c.get(2n).reads).toEqual([]);
+  });
+
   it('a partitioned leader cannot serve a read index', () => {
     const c = new TestCluster(ids3);
     c.campaign(1n);

@@ -218,8 +218,10 @@ export class Raft {
       assert(m.term !== 0, `term should be set when sending ${t}`);
     } else {
       assert(m.term === 0, `term should not be set when sending ${t} (was ${m.term})`);
-      // Forwarded proposals and read requests stay term-less: they are local to the leader.
-      if (t !== MessageType.MsgProp && t !== MessageType.MsgReadIndex) m.term = this.term;
+      // Forwarded proposals stay term-less: they are local to the leader. A forwarded read
+      // request carries our term: it tells the leader we had not moved past its term when we
+      // asked (leaderReadIndex counts that as our acknowledgement).
+      if (t !== MessageType.MsgProp) m.term = this.term;
     }
     this.msgs.push(m);
   }
@@ -669,6 +671,28 @@ export class Raft {
       this.pendingReadIndexMessages.push(m);
       return;
     }
+    this.confirmReadIndex(m);
+  }
+
+  /**
+   * Answers a read request once leadership is confirmed for it: at once when the asking
+   * follower and this leader are a quorum by themselves, otherwise after a heartbeat round.
+   *
+   * Why the request itself may count as the follower's acknowledgement: a follower forwards
+   * with its current term (send()), after every read in the request began. Equal to ours, it
+   * proves the follower had not moved past our term by then, as a heartbeat answer would; we
+   * lead that term now. A leader of a newer term that committed anything before those reads
+   * began needed a quorum at its term before then, and every quorum includes us or the
+   * follower when we two are one: terms never go back, so neither could be at our term
+   * afterwards. Our commit index (an entry of our term is committed) covers every write
+   * acknowledged before the reads began. The answer releases this request only: the earlier
+   * ones in readOnly may have begun after the follower sent it.
+   */
+  private confirmReadIndex(m: Message): void {
+    if (m.term === this.term && m.from !== this.id && this.prs.isVoter(m.from) && this.prs.isVoter(this.id) && this.prs.quorum() <= 2) {
+      this.respondToReadIndex(m, this.raftLog.committed);
+      return;
+    }
     this.sendReadIndexHeartbeats(m);
   }
 
@@ -786,7 +810,7 @@ export class Raft {
     if (this.pendingReadIndexMessages.length === 0 || !this.committedEntryInCurrentTerm()) return;
     const msgs = this.pendingReadIndexMessages;
     this.pendingReadIndexMessages = [];
-    for (const m of msgs) this.sendReadIndexHeartbeats(m);
+    for (const m of msgs) this.confirmReadIndex(m);
   }
 
   private respondToReadIndex(req: Message, index: number): void {
@@ -873,6 +897,7 @@ export class Raft {
       case MessageType.MsgReadIndex:
         if (this.lead === NONE) throw new ProposalDroppedError('noLeader');
         m.to = this.lead;
+        m.term = 0; // send() stamps ours (a request forwarded again carries another's)
         this.send(m);
         return;
       case MessageType.MsgReadIndexResp:

@@ -2,7 +2,7 @@
 // cluster over gRPC (service metastore.raftpb.Peer, proto/metastore/raftpb/peer.proto).
 //
 // Shape:
-//   send() ──► per-peer queue ──(setImmediate, or at once when a frame's worth is queued)──►
+//   send() ──► per-peer queue ──(microtask, or at once when a frame's worth is queued)──►
 //   PeerFrame batches on one long-lived client stream per peer ──► receiver's onMessages()
 //   MsgSnap ──► its own Snapshot call on its own connection, in chunks ──► onMessages() once
 //   reassembled, then onSnapshotStatus() on the sender.
@@ -219,7 +219,7 @@ export class PeerTransport {
   private clusterId: bigint;
   /** Links with queued messages awaiting the end-of-turn flush. */
   private readonly dirty = new Set<PeerLink>();
-  private flushHandle: NodeJS.Immediate | undefined;
+  private flushQueued = false;
   private readonly pendingImmediates = new Set<NodeJS.Immediate>();
   private readonly log: TransportLogger;
   private readonly maxBatchBytes: number;
@@ -364,7 +364,6 @@ export class PeerTransport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.flushHandle !== undefined) clearImmediate(this.flushHandle);
     for (const handle of this.pendingImmediates) clearImmediate(handle);
     this.pendingImmediates.clear();
     for (const link of this.links.values()) this.closeLink(link);
@@ -437,12 +436,18 @@ export class PeerTransport {
 
   private markDirty(link: PeerLink): void {
     this.dirty.add(link);
-    if (this.flushHandle === undefined) {
-      this.flushHandle = setImmediate(() => {
-        this.flushHandle = undefined;
-        for (const dirtyLink of this.dirty) this.flushLink(dirtyLink);
-      });
-    }
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    // A microtask, not setImmediate: the driver sends from its turn, which runs in the event
+    // loop's check phase, where an immediate waits for the next loop iteration (a whole poll
+    // phase of client traffic on a busy member) before the message leaves, and every peer
+    // hop of a ReadIndex round or a commit paid that. The microtask runs as soon as the
+    // sending callback returns, so the messages of one turn still share one frame per peer.
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      if (this.closed) return;
+      for (const dirtyLink of this.dirty) this.flushLink(dirtyLink);
+    });
   }
 
   /** Writes queued messages as frames until the queue is empty or the stream pushes back. */

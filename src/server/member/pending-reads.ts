@@ -3,8 +3,9 @@
 //   queued        arrived since the last ReadIndex request went out; a loop turn groups them
 //                 under one context once no request is out (one round at a time, as etcd's
 //                 linearizableReadLoop: reads arriving during a round share the next one, so
-//                 the rounds, each a heartbeat broadcast and its answers, do not grow with the
-//                 number of loop turns)
+//                 the rounds, each a heartbeat broadcast and its answers (on three voters a
+//                 follower's is its request and the answer alone), do not grow with the number
+//                 of loop turns)
 //   awaiting      its group's ReadIndex request is out (context -> group); the request may be
 //                 lost (leader gone, message dropped), so the driver re-sends every awaiting
 //                 context periodically and whenever a new leader appears
