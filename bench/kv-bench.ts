@@ -9,6 +9,10 @@
 //        [--clients 100] [--connections 10] [--only etcd|metastore] [--workers 0,2] [--record]
 //        [--node-args '--cpu-prof --cpu-prof-dir=DIR'] [--range-kinds serializable,linearizable]
 //
+// CPU us/op: the server processes' user + system time over the run per operation; on a cluster
+// every member summed (the load goes to all three endpoints, so each member serves a third of
+// the calls and applies every write), then split by role: the leader (etcd_server_is_leader at
+// both ends of the put run) and each follower.
 // --range-kinds: which single-key ranges to measure, in order (default: serializable on one
 // member, linearizable on a cluster, as the first recorded runs did).
 // --workers: MetaStore is measured once per listed server.grpc.workers value (edge processes
@@ -181,7 +185,9 @@ interface Row {
   /** CPU of the server's processes per operation (single members: the member process, and its
    * edge processes summed; clusters: every member summed), in microseconds; a figure less bent
    * by a shared machine than ops/s. */
-  cpu?: { mainUs: number; edgesUs: number };
+  cpu?: { mainUs: number; edgesUs: number; perMainUs: number[] };
+  /** Index (into Pids.main) of the member that led during the run, when several. */
+  leader?: number;
   /** Log entries committed per synced log write, averaged over the members (see diskFigures). */
   entriesPerFsync?: number;
 }
@@ -203,9 +209,12 @@ interface Pids {
 async function measured(pids: Pids | undefined, total: number, run: () => Promise<Result>): Promise<{ result: Result; cpu?: Row['cpu'] }> {
   if (pids === undefined) return { result: await run() };
   const sum = (list: number[]): number => list.reduce((a, pid) => a + cpuMicros(pid), 0);
-  const [main0, edges0] = [sum(pids.main), sum(pids.edges)];
+  const perMain0 = pids.main.map(cpuMicros);
+  const edges0 = sum(pids.edges);
   const result = await run();
-  return { result, cpu: { mainUs: (sum(pids.main) - main0) / total, edgesUs: (sum(pids.edges) - edges0) / total } };
+  const perMainUs = pids.main.map((pid, i) => (cpuMicros(pid) - perMain0[i]!) / total);
+  const mainUs = perMainUs.reduce((a, b) => a + b, 0);
+  return { result, cpu: { mainUs, edgesUs: (sum(pids.edges) - edges0) / total, perMainUs } };
 }
 
 /**
@@ -214,15 +223,17 @@ async function measured(pids: Pids | undefined, total: number, run: () => Promis
  * both servers export), summed over the members. Their deltas over a put run give the entries
  * each member writes per fsync.
  */
-async function diskFigures(metricsUrls: string[]): Promise<{ committed: number; fsyncs: number }> {
+async function diskFigures(metricsUrls: string[]): Promise<{ committed: number; fsyncs: number; leader: number }> {
   let committed = 0;
   let fsyncs = 0;
-  for (const url of metricsUrls) {
+  let leader = -1;
+  for (const [i, url] of metricsUrls.entries()) {
     const text = await (await fetch(url)).text();
+    if (/^etcd_server_is_leader 1$/m.test(text)) leader = i;
     committed += Number(/^etcd_server_proposals_committed_total (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
     fsyncs += Number(/^etcd_disk_wal_fsync_duration_seconds_count (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
   }
-  return { committed, fsyncs };
+  return { committed, fsyncs, leader };
 }
 
 /** Ranges of each kind run before the measured ones. */
@@ -230,13 +241,17 @@ const RANGE_WARM_UP = 20_000;
 
 async function benchTarget(target: string, endpoints: string[], metricsUrls: string[], pids?: Pids): Promise<Row[]> {
   await waitForLeader(endpoints);
-  await load(endpoints, 'put', Math.min(5000, puts), false); // warm-up: JIT, connections, caches
+  // Warm-up (JIT, connections, caches): 5,000 puts a member. Each member of a cluster serves a
+  // third of the calls, so 5,000 in all left its code still compiling in the measured run (perf
+  // of the members: TurboFan threads took ~21% of their CPU in its first 25 s, 3% a minute in).
+  await load(endpoints, 'put', Math.min(5000 * members, puts), false);
   const rows: Row[] = [];
   const before = await diskFigures(metricsUrls);
   const putRun = await measured(pids, puts, () => load(endpoints, 'put', puts, false));
   const after = await diskFigures(metricsUrls);
   const entriesPerFsync = (after.committed - before.committed) / (after.fsyncs - before.fsyncs);
-  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...putRun, entriesPerFsync });
+  const leader = after.leader === before.leader && after.leader >= 0 ? after.leader : undefined;
+  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...putRun, entriesPerFsync, leader });
   if (ranges === 0) return rows;
   for (const kind of rangeKinds) {
     // Warm-up of this kind as well: each member of a cluster sees a third of the calls, so
@@ -252,16 +267,23 @@ async function benchTarget(target: string, endpoints: string[], metricsUrls: str
   return rows;
 }
 
+/** A cluster's CPU per op split by role: the leader's, then each follower's. */
+function memberCpuText(perMainUs: number[], leader: number): string {
+  const followers = perMainUs.filter((_, i) => i !== leader).map((us) => us.toFixed(0));
+  return `${perMainUs[leader]!.toFixed(0)} / ${followers.join(', ')}`;
+}
+
 function format(rows: Row[]): string {
   const lines = [
-    '| target | workload | ops/s | p50 ms | p99 ms | errors | CPU us/op (main + edges) | entries per fsync |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
+    '| target | workload | ops/s | p50 ms | p99 ms | errors | CPU us/op (main + edges) | leader / followers CPU us/op | entries per fsync |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
-  for (const { target, workload, result, cpu, entriesPerFsync } of rows) {
+  for (const { target, workload, result, cpu, entriesPerFsync, leader } of rows) {
     const cpuText = cpu === undefined ? '' : `${cpu.mainUs.toFixed(0)} + ${cpu.edgesUs.toFixed(0)}`;
+    const perMember = cpu === undefined || leader === undefined || cpu.perMainUs.length < 2 ? '' : memberCpuText(cpu.perMainUs, leader);
     const batchText = entriesPerFsync === undefined ? '' : entriesPerFsync.toFixed(1);
     lines.push(
-      `| ${target} | ${workload} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} | ${cpuText} | ${batchText} |`,
+      `| ${target} | ${workload} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} | ${cpuText} | ${perMember} | ${batchText} |`,
     );
   }
   const ratios: string[] = [];

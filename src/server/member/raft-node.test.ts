@@ -105,6 +105,35 @@ describe('RaftNode: persist, then send, then apply', () => {
     expect(outcome).toMatchObject({ ok: true, revision: index });
     expect(leader.applier.appliedIndex).toBeGreaterThanOrEqual(index);
   });
+
+  it('a follower forwards a proposal to the leader while the write of the same Ready is in flight; its ack still waits for the write', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    const [follower] = cluster.followers();
+    await cluster.scheduler.settle();
+    // An append for the follower waits on the network, so that it arrives in the same loop turn
+    // as a proposal made at the follower: one Ready carries the entry to write and the proposal.
+    cluster.delay = (m) => m.to === follower!.id && m.type === MessageType.MsgApp;
+    const first = cluster.until(leader.raft.propose(request(1)));
+    await cluster.scheduler.advance(50);
+    follower!.log.hold();
+    cluster.delay = undefined;
+    cluster.deliverDelayed();
+    const forwarded = follower!.raft.propose(request(2));
+    await cluster.scheduler.advance(50);
+    const appended = follower!.log.lastIndex();
+    expect(follower!.log.durableIndex).toBeLessThan(appended);
+    // The proposal went out with the write still held...
+    expect(follower!.sent.some((m) => m.type === MessageType.MsgProp)).toBe(true);
+    expect(leader.raft.lastIndex).toBeGreaterThan(appended);
+    // ...the acknowledgement of the held entry did not (the harness records one sent early).
+    expect(follower!.sent.filter((m) => m.type === MessageType.MsgAppResp && !m.reject && m.index >= appended)).toEqual([]);
+    follower!.log.release();
+    await first;
+    const { outcome } = await cluster.until(forwarded);
+    expect(outcome.ok && outcome.revision).toBe(leader.raft.lastIndex);
+  });
 });
 
 describe('RaftNode: restart from the log', () => {

@@ -6,7 +6,8 @@
 //   step received messages, propose queued requests (one batch), ask one ReadIndex for the
 //   queued reads unless one is out already -> Ready -> hand its write (hard state + entries, synced when Raft requires)
 //   to the log, which lands writes in call order -> a leader sends its messages at once, any
-//   other member once the write landed (its votes and acks promise durable state) -> committed
+//   other member the proposals it forwards at once and the rest once the write landed (its
+//   votes and acks promise durable state) -> committed
 //   entries are applied, through the Applier, as soon as they are durable here and everything
 //   before them is applied -> waiters are answered on apply.
 // Pipelined (Raft thesis 10.2.1): the next Ready is taken as soon as a write lands, before the
@@ -510,17 +511,21 @@ export class RaftNode {
    * Starts a Ready without a snapshot: the write goes to the log at once (it lands after the
    * earlier Readies' writes); a leader sends now (Raft thesis 10.2.1: it may write in parallel
    * with its followers, and applies an entry only after its own write); committed entries that
-   * are durable here already are applied now.
+   * are durable here already are applied now. Any other member sends now only the proposals it
+   * forwards to the leader: they promise nothing about its durable state (its acks and votes
+   * do, and wait for the write), and waiting made most puts through a follower wait for one
+   * more log write (bench/RESULTS.md, "3 members: where each member's CPU per put goes").
    */
   private startReady(ready: Ready): void {
     const sendFirst = this.node.isLeader;
-    if (sendFirst) this.sendInOrder(ready.messages);
+    const afterWrite = sendFirst ? [] : ready.messages.filter((m) => m.type !== MessageType.MsgProp);
+    this.sendInOrder(sendFirst ? ready.messages : ready.messages.filter((m) => m.type === MessageType.MsgProp));
     for (const readState of ready.readStates) this.reads.answered(readState.requestCtx, readState.index);
     for (const entry of ready.committedEntries) this.toApply.push(entry);
     const written = this.log.save(ready.hardState, ready.entries, undefined, { sync: ready.mustSync });
     this.applyDurable();
     this.pipeline = Promise.all([this.pipeline, written])
-      .then(() => this.finishWrite(sendFirst ? [] : ready.messages))
+      .then(() => this.finishWrite(afterWrite))
       .catch((error) => this.fail(error));
   }
 
