@@ -333,7 +333,26 @@ export class RaftNode {
       this.waiting.set(id, pending);
       this.pendingProposalBytes += data.length;
       this.queuedProposals.push(pending);
+      this.scheduleProposal();
+    });
+  }
+
+  /**
+   * With no Ready in flight, a proposal reaches the core in a microtask, right after the
+   * caller's code, instead of a loop turn later: a lone put's log write starts at once (one
+   * wake-up less per put). With a write in flight it waits a turn as before; the write's
+   * landing takes the next Ready with every proposal queued meanwhile (finishWrite).
+   */
+  private scheduleProposal(): void {
+    if (this.scheduled || this.stopped) return;
+    if (this.snapshotInFlight || this.node.readiesInFlight > 0) {
       this.schedule();
+      return;
+    }
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.turn();
     });
   }
 
@@ -492,8 +511,10 @@ export class RaftNode {
       } else {
         this.startReady(ready);
       }
-      // More may be ready already (the pipeline has room): take it in the next turn.
-      this.schedule();
+      // More may be ready already: take it in the next turn while the pipeline has room (when
+      // it is full, the landing write takes the next Ready: finishWrite). One wake-up less per
+      // Ready at the default of one write in flight.
+      if (this.node.readiesInFlight < (this.options.maxWritesInFlight ?? MAX_WRITES_IN_FLIGHT)) this.schedule();
     } catch (error) {
       this.fail(error);
     }
@@ -536,7 +557,15 @@ export class RaftNode {
     this.turn();
     this.applyDurable();
     this.maybeSnapshot();
-    this.schedule();
+    // Applying may have made work for the core (a campaign, a commit to report): only then is
+    // another turn needed; what arrives later schedules its own.
+    if (this.hasWork()) this.schedule();
+  }
+
+  /** Whether a turn would do anything now (see turn()). */
+  private hasWork(): boolean {
+    if (this.inbox.length > 0 || this.dueTicks > 0 || this.queuedProposals.length > 0 || this.reads.hasQueued) return true;
+    return this.node.readiesInFlight < (this.options.maxWritesInFlight ?? MAX_WRITES_IN_FLIGHT) && this.node.hasReady();
   }
 
   /**
