@@ -2,13 +2,12 @@
 // one-byte prefix, with a format version checked at open and a single ordered write queue.
 //
 // Invariants:
-// - Every write goes through `write()`, which issues at most one LevelDB batch at a time and
-//   merges whatever queued up meanwhile into the next one (group commit). Writes therefore
-//   land in exactly the order they were requested, which the apply path relies on: the MVCC
-//   records of an entry and the consistent index that covers them are never overtaken by a
-//   later write.
-// - A merged batch is synced when any of the writes merged into it asked for sync, and every
-//   caller's promise resolves only after the batch holding its ops has been written.
+// - Every write goes through `write()`, that is through the database's one ordered write
+//   queue (level-write-queue.ts: group commit, writes land in the order requested, a merged
+//   batch synced when any of its writes asked, the Raft log's writes in it when there is no wal
+//   dir). The apply path relies on the order: the MVCC records of an entry and the consistent
+//   index that covers them are never overtaken by a later write.
+// - Reads see every write already requested, landed or not (`pending`).
 // - A data directory of another format (or an etcd data directory) is refused, never
 //   reinterpreted.
 
@@ -18,6 +17,7 @@ import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { assert } from '../util/assert.js';
 import { openCheckedLevelDb } from './leveldb-files-check.js';
+import { type BatchOp, LevelWriteQueue, type MergedWrite } from './level-write-queue.js';
 import { StorageError, levelErrorDetail, type StorageFailureSink } from './storage-error.js';
 
 /** Key spaces: the first byte of every LevelDB key. */
@@ -41,7 +41,7 @@ export class StorageFormatError extends Error {
   override name = 'StorageFormatError';
 }
 
-export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+export type { BatchOp } from './level-write-queue.js';
 
 /**
  * LevelDB's open file limit. LevelDB memory-maps every table file it holds open (up to 1000),
@@ -68,19 +68,6 @@ export interface BackendOptions {
   onFailure?: StorageFailureSink;
 }
 
-interface QueuedWrite {
-  ops: BatchOp[];
-  /** Each op's key as the `pending` map's key (latin1), made once per op. */
-  keys: string[];
-  sync: boolean;
-  /** Start the write without waiting for a synced one (see write()). */
-  prompt: boolean;
-  waiters: Array<{ resolve: () => void; reject: (error: Error) => void }>;
-}
-
-/** How long an unsynced write may wait for a synced one to share its LevelDB write. */
-const LAZY_FLUSH_MS = 2;
-
 export function spaceKey(space: KeySpace, key: Buffer | string): Buffer {
   const body = typeof key === 'string' ? Buffer.from(key, 'latin1') : key;
   const out = Buffer.allocUnsafe(body.length + 1);
@@ -92,11 +79,8 @@ export function spaceKey(space: KeySpace, key: Buffer | string): Buffer {
 const FORMAT_KEY = spaceKey(KeySpace.meta, 'format');
 
 export class Backend {
-  private queued: QueuedWrite | undefined;
-  private writing = false;
-  private closing = false;
+  private readonly writes: LevelWriteQueue;
   private closed = false;
-  private lazyTimer: NodeJS.Timeout | undefined;
   /** Ops requested but not yet landed, by key (latin1): value, or null for a delete. */
   private readonly pending = new Map<string, Buffer | null>();
   /** Bytes written since open; a cheap stand-in for growth between size samples. */
@@ -107,9 +91,16 @@ export class Backend {
   private constructor(
     readonly dir: string,
     private readonly db: ClassicLevel<Buffer, Buffer>,
-    private readonly onWrite: ((seconds: number, synced: boolean) => void) | undefined,
+    onWrite: ((seconds: number, synced: boolean) => void) | undefined,
     private readonly onFailure: StorageFailureSink | undefined,
-  ) {}
+  ) {
+    this.writes = new LevelWriteQueue(db, {
+      failed: (cause) => this.failed('write', cause),
+      onIssue: (write) => this.countWritten(write),
+      onLanded: (write, more) => this.forgetLanded(write, more),
+      onWrite,
+    });
+  }
 
   /** Records a storage failure, tells the sink, and returns the error to throw. */
   private failed(kind: 'write' | 'damaged', cause: unknown): StorageError {
@@ -203,75 +194,35 @@ export class Backend {
    * Queues ops to be written after every earlier write; resolves once they are on disk
    * (synced to the device when `sync` is true).
    *
-   * An unsynced write does not start a LevelDB write of its own right away: it waits up to
-   * LAZY_FLUSH_MS for the next synced write to carry it, so that under load the apply batch of
-   * one turn and the log entries of the next share a single LevelDB write (and fsync). A
-   * `prompt` one starts at once (the Raft log's hard state, which the Raft driver waits for),
+   * An unsynced write does not start a LevelDB write of its own right away: it waits a little
+   * (level-write-queue.ts) for the next synced write to carry it, so that under load the apply
+   * batch of one turn and the log entries of the next share a single LevelDB write (and fsync).
+   * A `prompt` one starts at once (the Raft log's writes, which the Raft driver waits for),
    * carrying what waits.
    */
   write(ops: BatchOp[], options: { sync: boolean; prompt?: boolean }): Promise<void> {
     assert(!this.closed, 'write after close');
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      if (this.queued === undefined) this.queued = { ops: [], keys: [], sync: false, prompt: false, waiters: [] };
-      const queued = this.queued;
-      for (const op of ops) {
-        const key = op.key.toString('latin1');
-        queued.ops.push(op);
-        queued.keys.push(key);
-        this.pending.set(key, op.type === 'put' ? op.value : null);
-      }
-      queued.sync ||= options.sync;
-      queued.prompt ||= options.prompt === true;
-      queued.waiters.push({ resolve, reject });
-      if (this.writing) return;
-      if (queued.sync || queued.prompt) this.flush();
-      else this.scheduleLazyFlush();
-    });
-  }
-
-  private scheduleLazyFlush(): void {
-    if (this.lazyTimer !== undefined) return;
-    this.lazyTimer = setTimeout(() => {
-      this.lazyTimer = undefined;
-      if (!this.writing) this.flush();
-    }, LAZY_FLUSH_MS);
-  }
-
-  private flush(): void {
-    const queued = this.queued;
-    if (queued === undefined) return;
-    if (this.lazyTimer !== undefined) {
-      clearTimeout(this.lazyTimer);
-      this.lazyTimer = undefined;
+    const keys: string[] = [];
+    for (const op of ops) {
+      const key = op.key.toString('latin1');
+      keys.push(key);
+      this.pending.set(key, op.type === 'put' ? op.value : null);
     }
-    this.queued = undefined;
-    this.writing = true;
-    const started = this.onWrite ? performance.now() : 0;
-    this.writeBatch(queued).then(
-      () => {
-        this.writing = false;
-        this.onWrite?.((performance.now() - started) / 1000, queued.sync);
-        this.forgetLanded(queued);
-        for (const waiter of queued.waiters) waiter.resolve();
-        this.afterWrite();
-      },
-      (error: unknown) => {
-        this.writing = false;
-        // The sink (fail-stop) hears of it before any waiter; no later write may land after a
-        // failed one, so what queued meanwhile fails with it.
-        const failure = this.failed('write', error);
-        const next = this.queued;
-        this.queued = undefined;
-        for (const waiter of [...queued.waiters, ...(next?.waiters ?? [])]) waiter.reject(failure);
-      },
-    );
+    return this.writes.write(ops, { ...options, keys });
   }
+
+  /**
+   * The writer of a Raft log kept in this database (RaftLogStore's `writer` option), so the
+   * database keeps one write queue: every log write is waited for, so none waits for a synced
+   * one to carry it (prompt), and the apply batch waiting in the queue rides on it.
+   */
+  readonly raftLogWriter = (ops: BatchOp[], sync: boolean): Promise<void> => this.write(ops, { sync, prompt: true });
 
   /** Landed: LevelDB answers for these keys now, unless a later write is pending for them. */
-  private forgetLanded(landed: QueuedWrite): void {
+  private forgetLanded(landed: MergedWrite, more: boolean): void {
     // One write is in flight at a time: with none queued behind it, every pending op was its.
-    if (this.queued === undefined) {
+    if (!more) {
       this.pending.clear();
       return;
     }
@@ -282,35 +233,15 @@ export class Backend {
     }
   }
 
-  /** One LevelDB write of the merged ops; a closed or failed database may throw at once. */
-  private writeBatch(queued: QueuedWrite): Promise<void> {
-    try {
-      // A chained batch costs well under a microsecond per op on this thread; the array form
-      // of db.batch() validates and transcodes every op and costs several.
-      const batch = this.db.batch();
-      let written = 0;
-      for (const op of queued.ops) {
-        if (op.type === 'put') {
-          batch.put(op.key, op.value);
-          // The Raft log (written through this queue, replication.ts) is not replicated state.
-          if (op.key[0] !== KeySpace.raftLog) written += op.key.length + op.value.length;
-        } else {
-          batch.del(op.key);
-          if (op.key[0] !== KeySpace.raftLog) written += op.key.length;
-        }
-      }
-      this.writtenBytes += written;
-      return batch.write({ sync: queued.sync });
-    } catch (error) {
-      return Promise.reject(error);
+  /** Counts the bytes of replicated state a batch carries as it goes to LevelDB. */
+  private countWritten(write: MergedWrite): void {
+    let written = 0;
+    for (const op of write.ops) {
+      // The Raft log (written through this queue, replication.ts) is not replicated state.
+      if (op.key[0] === KeySpace.raftLog) continue;
+      written += op.type === 'put' ? op.key.length + op.value.length : op.key.length;
     }
-  }
-
-  private afterWrite(): void {
-    const next = this.queued;
-    if (next === undefined) return;
-    if (next.sync || next.prompt || this.closing) this.flush();
-    else this.scheduleLazyFlush();
+    this.writtenBytes += written;
   }
 
   /** Size on disk of the database's files, bytes (etcd's dbSize is its file size). */
@@ -371,16 +302,8 @@ export class Backend {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.closing = true;
     // Let queued writes land, synced, before closing: they may carry acknowledged state.
-    while (this.failure === undefined && (this.writing || this.queued !== undefined)) {
-      await new Promise<void>((resolve, reject) => {
-        if (this.queued === undefined) this.queued = { ops: [], keys: [], sync: true, prompt: false, waiters: [] };
-        this.queued.sync = true;
-        this.queued.waiters.push({ resolve, reject });
-        if (!this.writing) this.flush();
-      });
-    }
+    await this.writes.drain();
     this.closed = true;
     await this.db.close();
   }

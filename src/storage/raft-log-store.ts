@@ -15,10 +15,10 @@
 //
 // Writes land in the order they were called: the Raft driver keeps several Readies in flight,
 // and a later batch may overwrite what an earlier one wrote (a conflicting suffix, the hard
-// state). classic-level runs each write on a libuv thread, so two writes issued together may
-// reach LevelDB in either order; hence one write at a time here, and the batches that queue up
-// behind it go out together as one write (synced if any of them asks), which is also where the
-// pipelined driver gets more entries per fsync.
+// state). They go through the database's one ordered write queue (level-write-queue.ts): the
+// backend's when the log lives in its database, the store's own over a wal dir's database;
+// batches that queue up behind the write in progress go out together as one write (synced if
+// any of them asks), which is also where the pipelined driver gets more entries per fsync.
 //
 // Invariants: entries present are exactly (compactIndex, lastIndex]; the cache holds a suffix
 // of them, [cacheStart, lastIndex]; in-memory state is updated when save()/compact() is
@@ -30,6 +30,7 @@ import type { ClassicLevel } from 'classic-level';
 import { CompactedError, UnavailableError, limitEnd, type InitialState, type Storage } from '../raft/storage.js';
 import { EntryType, NONE, type ConfState, type Entry, type HardState, type Snapshot } from '../raft/types.js';
 import { assert, assertSafeInteger } from '../util/assert.js';
+import { LevelWriteQueue } from './level-write-queue.js';
 import { SlabCopier } from './slab-copier.js';
 import { StorageError, isLevelError, levelErrorDetail, type StorageFailureSink } from './storage-error.js';
 
@@ -51,16 +52,19 @@ export interface RaftLogStoreOptions {
    * count alone would let the tail hold gigabytes. Older entries are read from the db.
    */
   cacheBytes?: number;
-  /** Told how long each save took and whether it was synced (the WAL fsync metric). */
+  /**
+   * Told how long each LevelDB write of the store's own queue took and whether it was synced
+   * (the WAL fsync metric); not with a `writer`, whose owner counts its writes.
+   */
   onWrite?: (seconds: number, synced: boolean) => void;
   /** Told of a failed write or read (disk full, I/O error, damaged file) before it is thrown. */
   onFailure?: StorageFailureSink;
   /**
-   * Writes through a queue shared with the rest of the db (the backend's) instead of the
-   * store's own. It must land writes in call order and merge what queues behind the write in
-   * progress: the apply batch of one Ready (which the backend holds for a while) and the log
-   * write of the next then reach LevelDB as one write. With the store's own queue each is a
-   * LevelDB write of its own (a thread-pool hop each: two per put for a lone client).
+   * Writes through the queue of the database the log lives in when that is shared (the
+   * backend's): it must land writes in call order and merge what queues behind the write in
+   * progress, so the apply batch of one Ready (which the backend holds for a while) and the log
+   * write of the next reach LevelDB as one write. Without it the store makes the database's
+   * queue itself (a wal dir's database holds the log alone).
    */
   writer?: (ops: Op[], sync: boolean) => Promise<void>;
 }
@@ -75,19 +79,6 @@ function readU64(buf: Buffer, off: number): number {
   return buf.readUInt32BE(off) * 0x100000000 + buf.readUInt32BE(off + 4);
 }
 
-/**
- * A chained batch costs well under a microsecond per op on the main thread; the array form of
- * db.batch() validates and transcodes each op and costs several.
- */
-async function writeChained(db: Db, ops: Op[], sync: boolean): Promise<void> {
-  const batch = db.batch();
-  for (const op of ops) {
-    if (op.type === 'put') batch.put(op.key, op.value);
-    else batch.del(op.key);
-  }
-  await batch.write({ sync });
-}
-
 export class RaftLogStore implements Storage {
   private readonly db: Db;
   private readonly prefix: number;
@@ -95,20 +86,14 @@ export class RaftLogStore implements Storage {
   private readonly cacheBytesMax: number;
   /** Data bytes of the cached entries. */
   private cacheBytes = 0;
-  private readonly onWrite: ((seconds: number, synced: boolean) => void) | undefined;
   private readonly onFailure: StorageFailureSink | undefined;
   /** The first failed write: nothing is written after it (storage-error.ts). */
   private failure: StorageError | undefined;
-  /** Batches waiting for the write in progress, to go out together after it. */
-  private queued: { ops: Op[]; sync: boolean; waiters: Array<{ resolve: () => void; reject: (error: Error) => void }> } | undefined;
-  private writing = false;
   /** Entries up to here are in the db (the cache may drop them and read them back). */
   private landedIndex = 0;
-  /** Lowest entry index staged since the write in progress was taken from the queue. */
-  private stagedFrom = Number.POSITIVE_INFINITY;
-  /** The shared writer, if any (see RaftLogStoreOptions.writer). */
-  private readonly writer: ((ops: Op[], sync: boolean) => Promise<void>) | undefined;
-  /** Writes handed to the shared writer and not landed, oldest first: the last entry index
+  /** Writes to the database's ordered queue (see RaftLogStoreOptions.writer). */
+  private readonly writer: (ops: Op[], sync: boolean) => Promise<void>;
+  /** Writes handed to the writer and not landed, oldest first: the last entry index
    * each carries, and the lowest entry index a later save staged (replacing part of it). */
   private readonly handedOver: Array<{ landing: number; stagedAfter: number }> = [];
   private hardState: HardState = { term: 0, vote: NONE, commit: 0 };
@@ -127,9 +112,18 @@ export class RaftLogStore implements Storage {
     this.prefix = prefix;
     this.cacheMax = opts.cacheEntries ?? 8192;
     this.cacheBytesMax = opts.cacheBytes ?? 64 * 1024 * 1024;
-    this.onWrite = opts.onWrite;
     this.onFailure = opts.onFailure;
-    this.writer = opts.writer;
+    assert(opts.writer === undefined || opts.onWrite === undefined, 'a shared writer counts its own writes: no onWrite with it');
+    this.writer = opts.writer ?? this.ownWriter(db, opts.onWrite);
+  }
+
+  /**
+   * The queue of a database the log has to itself; every log write is waited for (prompt).
+   * `onWrite` hears of each LevelDB write (merged saves count once).
+   */
+  private ownWriter(db: Db, onWrite: RaftLogStoreOptions['onWrite']): (ops: Op[], sync: boolean) => Promise<void> {
+    const queue = new LevelWriteQueue(db, { failed: (cause) => this.failed('write', cause), onWrite });
+    return (ops, sync) => queue.write(ops, { sync, prompt: true });
   }
 
   private failed(kind: 'write' | 'damaged', cause: unknown): StorageError {
@@ -140,55 +134,16 @@ export class RaftLogStore implements Storage {
   }
 
   /**
-   * Queues one batch behind the writes called before it; resolves once it is in the db (synced
-   * when `sync`). A failure is the member's end (see storage-error.ts): every batch queued
-   * with or after the failed one fails too.
+   * Hands one batch to the writer, which lands it after every earlier one; resolves once it is
+   * in the db (synced when `sync`). A failure is the member's end (see storage-error.ts): every
+   * batch queued with or after the failed one fails too.
    */
-  private write(ops: Op[], sync: boolean): Promise<void> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.writer !== undefined) return this.writeThrough(this.writer, ops, sync);
-    return new Promise((resolve, reject) => {
-      this.queued ??= { ops: [], sync: false, waiters: [] };
-      for (const op of ops) this.queued.ops.push(op);
-      this.queued.sync ||= sync;
-      this.queued.waiters.push({ resolve, reject });
-      if (!this.writing) void this.drainQueue();
-    });
-  }
-
-  private async drainQueue(): Promise<void> {
-    this.writing = true;
-    while (this.queued !== undefined) {
-      const batch = this.queued;
-      this.queued = undefined;
-      const landing = this.last;
-      this.stagedFrom = Number.POSITIVE_INFINITY;
-      const started = performance.now();
-      try {
-        if (this.failure !== undefined) throw this.failure;
-        await writeChained(this.db, batch.ops, batch.sync);
-      } catch (error) {
-        const failure = this.failure ?? this.failed('write', error);
-        for (const waiter of batch.waiters) waiter.reject(failure);
-        continue;
-      }
-      // Entries staged meanwhile at or below `landing` replaced landed ones: not landed.
-      this.landedIndex = Math.min(landing, this.stagedFrom - 1);
-      this.onWrite?.((performance.now() - started) / 1000, batch.sync);
-      // Landed: entries that left the cache can be read back from the db now.
-      this.trimCacheBytes();
-      for (const waiter of batch.waiters) waiter.resolve();
-    }
-    this.writing = false;
-  }
-
-  /** One write handed to the shared writer, which lands it after every earlier one. */
-  private async writeThrough(writer: (ops: Op[], sync: boolean) => Promise<void>, ops: Op[], sync: boolean): Promise<void> {
+  private async write(ops: Op[], sync: boolean): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
     const write = { landing: this.last, stagedAfter: Number.POSITIVE_INFINITY };
     this.handedOver.push(write);
-    const started = performance.now();
     try {
-      await writer(ops, sync);
+      await this.writer(ops, sync);
     } catch (error) {
       // The writer's owner has told the failure sink already when it is a StorageError.
       if (!(error instanceof StorageError)) throw this.failed('write', error);
@@ -199,7 +154,7 @@ export class RaftLogStore implements Storage {
     this.handedOver.shift();
     // Entries staged meanwhile at or below `landing` replaced landed ones: not landed.
     this.landedIndex = Math.min(write.landing, write.stagedAfter - 1);
-    this.onWrite?.((performance.now() - started) / 1000, sync);
+    // Landed: entries that left the cache can be read back from the db now.
     this.trimCacheBytes();
   }
 
@@ -373,7 +328,6 @@ export class RaftLogStore implements Storage {
     const newLast = (ents[ents.length - 1] as Entry).index;
     for (let i = newLast + 1; i <= this.last; i++) ops.push({ type: 'del', key: this.entryKey(i) });
     for (const e of ents) ops.push({ type: 'put', key: this.entryKey(e.index), value: encodeEntry(e) });
-    this.stagedFrom = Math.min(this.stagedFrom, from);
     for (const write of this.handedOver) write.stagedAfter = Math.min(write.stagedAfter, from);
     // Cache: cut at the overwrite point, then append; trim the front in amortized chunks.
     if (from < this.cacheStart) this.setCache([], from);

@@ -201,7 +201,7 @@ async function startLogAfterState(backend: Backend, voters: readonly bigint[], w
   await backend.write([{ type: 'put', key: spaceKey(KeySpace.meta, META_APPLIED_INDEX), value: applied }], { sync: true });
   const walDb = walDir === undefined ? undefined : await openWalDb(walDir);
   try {
-    const log = await RaftLogStore.open(walDb ?? backend.level, KeySpace.raftLog);
+    const log = await RaftLogStore.open(walDb ?? backend.level, KeySpace.raftLog, walDb === undefined ? { writer: backend.raftLogWriter } : {});
     const confState = { voters: [...voters].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), learners: [] };
     const snapshot = { metadata: { index, term: 1, confState }, data: new Uint8Array(0) };
     await log.save({ term: 1, vote: NONE, commit: index }, [], snapshot, { sync: true });

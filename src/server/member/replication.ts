@@ -10,7 +10,7 @@ import { ConfChangeType } from '../../raft/types.js';
 import type { Message } from '../../raft/types.js';
 import { KeySpace } from '../../storage/backend.js';
 import type { Backend } from '../../storage/backend.js';
-import { type RaftLogOp, RaftLogStore } from '../../storage/raft-log-store.js';
+import { RaftLogStore } from '../../storage/raft-log-store.js';
 import type { StorageFailureSink } from '../../storage/storage-error.js';
 import type { RaftLogDb } from '../../storage/wal-dir.js';
 import { assert } from '../../util/assert.js';
@@ -125,12 +125,9 @@ export async function openRaftNode(
   replication: ReplicationOptions,
 ): Promise<RaftNode> {
   // In the backend's db, the log writes through the backend's queue, so the apply batch
-  // waiting there rides on its next write (one LevelDB write per Ready, not two). The driver
-  // waits for every log write, so none waits for a synced one to carry it (prompt).
-  const own =
-    replication.logDb === undefined
-      ? { writer: (ops: RaftLogOp[], sync: boolean) => backend.write(ops, { sync, prompt: true }) }
-      : { onWrite: replication.onLogWrite };
+  // waiting there rides on its next write (one LevelDB write per Ready, not two); in a wal
+  // dir's db, through the store's own queue, whose writes the log metrics count.
+  const own = replication.logDb === undefined ? { writer: backend.raftLogWriter } : { onWrite: replication.onLogWrite };
   const store = await RaftLogStore.open(replication.logDb ?? backend.level, KeySpace.raftLog, { onFailure: replication.onStorageFailure, ...own });
   if (replication.forceNewCluster) replication.onForcedRestart?.(await restartAsStandalone(store, replication.memberId));
   const { applier, snapshots, membership } = parts;
