@@ -187,6 +187,7 @@ async function run(name: string): Promise<Row[]> {
     const metastore = await startMetaStore({ readyTimeoutMs: 120_000, nodeArgs, env });
     rows.push({ target: 'MetaStore', step: 'RSS idle (fresh server)', rssMb: rss(metastore.pid) });
     rows.push(...(await bench('MetaStore', metastore.endpoint.replace('http://', ''), metastore.pid)));
+    await metastore.stop(); // a clean exit, so that --cpu-prof writes its profile
     await metastore.destroy();
   }
   return rows;
