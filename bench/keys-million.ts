@@ -6,6 +6,11 @@
 //
 //   npm run bench -- keys-million [--workload fill|history|list|all] [--keys 1000000]
 //        [--history-puts 1000000] [--list-keys 100000] [--only etcd|metastore]
+//        [--node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--gc-tally]
+//
+// --node-args: extra Node flags for the MetaStore member (profiles, --trace-gc, heap flags).
+// --gc-tally: preload bench/gc-tally.cjs into the member and add its garbage collections (count
+// and summed atomic pauses, minor / major) during each load step to the table.
 //
 // Workloads (100 clients over 10 connections unless said otherwise):
 // - fill: --keys distinct 8-byte keys of --value-bytes (1024), each put once; RSS after; then
@@ -23,8 +28,9 @@
 
 import { goTool } from './go-tools.js';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { startEtcd, startMetaStore } from '../test/support/servers.js';
 import { disposeAll } from '../test/support/processes.js';
 
@@ -39,6 +45,27 @@ function textFlag(name: string): string | undefined {
 
 const workload = textFlag('workload') ?? 'all';
 const only = textFlag('only');
+const gcTallyDir = process.argv.includes('--gc-tally') ? mkdtempSync(path.join(os.tmpdir(), 'gc-tally-')) : undefined;
+
+type GcTally = Record<string, { count: number; ms: number; maxMs: number }>;
+
+/** The member's GC totals so far (written by bench/gc-tally.cjs every second). */
+function gcTally(pid: number): GcTally | undefined {
+  if (gcTallyDir === undefined) return undefined;
+  const file = path.join(gcTallyDir, `gc-${pid}.json`);
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as GcTally) : undefined;
+}
+
+function gcDelta(before: GcTally | undefined, after: GcTally | undefined): string | undefined {
+  if (after === undefined) return undefined;
+  const parts: string[] = [];
+  for (const kind of ['minor', 'major']) {
+    const a = after[kind] ?? { count: 0, ms: 0, maxMs: 0 };
+    const b = before?.[kind] ?? { count: 0, ms: 0, maxMs: 0 };
+    parts.push(`${kind} ${a.count - b.count} / ${((a.ms - b.ms) / 1000).toFixed(1)} s (max ${a.maxMs.toFixed(0)} ms)`);
+  }
+  return parts.join(', ');
+}
 
 interface LoadResult {
   opsPerSecond: number;
@@ -49,6 +76,20 @@ interface LoadResult {
 }
 
 async function load(endpoint: string, args: string[]): Promise<LoadResult> {
+  return (await loadStep(endpoint, args, undefined)).result;
+}
+
+/** One load step; with --gc-tally, also the member's (pid) garbage collections during it. */
+async function loadStep(endpoint: string, args: string[], pid: number | undefined): Promise<{ result: LoadResult; gc?: string }> {
+  const before = pid === undefined ? undefined : gcTally(pid);
+  const result = await goLoad(endpoint, args);
+  if (pid === undefined) return { result };
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // the tally file is written every second
+  const gc = gcDelta(before, gcTally(pid));
+  return gc === undefined ? { result } : { result, gc };
+}
+
+async function goLoad(endpoint: string, args: string[]): Promise<LoadResult> {
   const output = await new Promise<string>((resolve, reject) => {
     const child = spawn(goTool('go-load'), ['-endpoint', endpoint, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let text = '';
@@ -70,6 +111,7 @@ interface Row {
   step: string;
   result?: LoadResult;
   rssMb?: { nowMb: number; peakMb: number };
+  gc?: string;
 }
 
 const puts = (keySpace: number, total: number, valueBytes: number) => [
@@ -91,11 +133,11 @@ async function fill(target: string, endpoint: string, pid: number): Promise<Row[
   const keys = flag('keys', 1_000_000);
   const valueBytes = flag('value-bytes', 1024);
   const rows: Row[] = [];
-  rows.push({ target, step: `fill ${keys} keys x ${valueBytes} B`, result: await load(endpoint, puts(keys, keys, valueBytes)) });
+  rows.push({ target, step: `fill ${keys} keys x ${valueBytes} B`, ...(await loadStep(endpoint, puts(keys, keys, valueBytes), pid)) });
   rows.push({ target, step: 'RSS after fill', rssMb: rss(pid) });
-  rows.push({ target, step: `put over the ${keys} keys`, result: await load(endpoint, puts(keys, flag('puts', 100_000), valueBytes)) });
+  rows.push({ target, step: `put over the ${keys} keys`, ...(await loadStep(endpoint, puts(keys, flag('puts', 100_000), valueBytes), pid)) });
   const ranges = ['-op', 'range', '-spread', '-clients', '100', '-conns', '10', '-key-space', String(keys), '-total', String(flag('ranges', 100_000))];
-  rows.push({ target, step: `range (serializable, spread over ${keys} keys)`, result: await load(endpoint, ranges) });
+  rows.push({ target, step: `range (serializable, spread over ${keys} keys)`, ...(await loadStep(endpoint, ranges, pid)) });
   rows.push({ target, step: 'RSS at the end', rssMb: rss(pid) });
   return rows;
 }
@@ -136,20 +178,27 @@ async function run(name: string): Promise<Row[]> {
     await etcd.stop();
   }
   if (only !== 'etcd') {
-    const metastore = await startMetaStore({ readyTimeoutMs: 120_000 });
+    const nodeArgs =
+      textFlag('node-args')
+        ?.split(' ')
+        .filter((arg) => arg !== '') ?? [];
+    if (gcTallyDir !== undefined) nodeArgs.push('-r', path.join(import.meta.dirname, 'gc-tally.cjs'));
+    const env: Record<string, string> = gcTallyDir === undefined ? {} : { BENCH_GC_TALLY_DIR: gcTallyDir };
+    const metastore = await startMetaStore({ readyTimeoutMs: 120_000, nodeArgs, env });
     rows.push({ target: 'MetaStore', step: 'RSS idle (fresh server)', rssMb: rss(metastore.pid) });
     rows.push(...(await bench('MetaStore', metastore.endpoint.replace('http://', ''), metastore.pid)));
+    await metastore.stop(); // a clean exit, so that --cpu-prof writes its profile
     await metastore.destroy();
   }
   return rows;
 }
 
 function format(rows: Row[]): string {
-  const lines = ['| target | step | ops/s | p50 ms | p99 ms | errors | RSS MB (peak) |', '|---|---|---:|---:|---:|---:|---:|'];
-  for (const { target, step, result, rssMb } of rows) {
+  const lines = ['| target | step | ops/s | p50 ms | p99 ms | errors | RSS MB (peak) | GCs: count / pauses |', '|---|---|---:|---:|---:|---:|---:|---|'];
+  for (const { target, step, result, rssMb, gc } of rows) {
     const ops = result ? `${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors}` : ' | | | ';
     const mem = rssMb ? `${rssMb.nowMb.toFixed(0)} (${rssMb.peakMb.toFixed(0)})` : '';
-    lines.push(`| ${target} | ${step} | ${ops} | ${mem} |`);
+    lines.push(`| ${target} | ${step} | ${ops} | ${mem} | ${gc ?? ''} |`);
   }
   return lines.join('\n');
 }

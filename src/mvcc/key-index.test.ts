@@ -7,7 +7,7 @@ const rev = (main: number, sub = 0): Revision => ({ main, sub });
 
 /** puts 2, 4; delete 6; puts 8, 10; delete 12; puts 14, 14.1; delete 16 (etcd's test shape). */
 function sample(): KeyIndex {
-  const ki = new KeyIndex(Buffer.from('foo'), 'foo');
+  const ki = new KeyIndex('foo');
   ki.put(rev(2));
   ki.put(rev(4));
   ki.tombstone(rev(6));
@@ -85,7 +85,7 @@ describe('KeyIndex', () => {
   });
 
   it('compact of a live key always keeps its newest revision', () => {
-    const ki = new KeyIndex(Buffer.from('k'), 'k');
+    const ki = new KeyIndex('k');
     ki.put(rev(2));
     ki.put(rev(3));
     const obsolete: Revision[] = [];
@@ -96,7 +96,7 @@ describe('KeyIndex', () => {
   });
 
   it('restore rebuilds a trimmed generation from a record', () => {
-    const ki = new KeyIndex(Buffer.from('k'), 'k');
+    const ki = new KeyIndex('k');
     ki.restore(2, rev(9), 4);
     ki.put(rev(11));
     expect(ki.get(10)).toEqual({ rev: rev(9), created: 2, version: 4 });
@@ -106,7 +106,7 @@ describe('KeyIndex', () => {
 
 describe('KeyIndex packing', () => {
   it('keeps sub revisions exact once a generation mixes zero and non-zero subs', () => {
-    const ki = new KeyIndex(Buffer.from('k'), 'k');
+    const ki = new KeyIndex('k');
     ki.put(rev(2));
     ki.put(rev(3, 2));
     ki.put(rev(4));
@@ -118,10 +118,30 @@ describe('KeyIndex packing', () => {
 
   it('keeps main revisions beyond 2^32 exact', () => {
     const big = 2 ** 52 + 1;
-    const ki = new KeyIndex(Buffer.from('k'), 'k');
+    const ki = new KeyIndex('k');
     ki.put(rev(big));
     ki.put(rev(big + 2, 1));
     expect(ki.get(big + 1)).toEqual({ rev: rev(big), created: big, version: 1 });
     expect(ki.get(big + 2)).toEqual({ rev: rev(big + 2, 1), created: big, version: 2 });
+  });
+
+  it('moves between one revision and several exactly (a single sub, growth, compaction back to one)', () => {
+    const ki = new KeyIndex('k');
+    ki.put(rev(7, 3)); // the only revision, with a sub
+    expect(ki.generations[0]!.revisions()).toEqual([rev(7, 3)]);
+    expect(ki.modSub).toBe(3);
+    ki.put(rev(8));
+    ki.put(rev(9, 1));
+    expect(ki.generations[0]!.revisions()).toEqual([rev(7, 3), rev(8), rev(9, 1)]);
+    const obsolete: Revision[] = [];
+    ki.compact(9, obsolete);
+    expect(obsolete).toEqual([rev(7, 3), rev(8)]);
+    expect(ki.generations[0]!.revisions()).toEqual([rev(9, 1)]);
+    expect(ki.get(9)).toEqual({ rev: rev(9, 1), created: 7, version: 3 });
+    expect(ki.get(8)).toBeUndefined(); // compacted away: nothing at or below 8 is kept
+    ki.tombstone(rev(10));
+    ki.put(rev(11));
+    expect(ki.generations.map((g) => g.revisions())).toEqual([[rev(9, 1), rev(10)], [rev(11)]]);
+    expect(ki.get(11)).toEqual({ rev: rev(11), created: 11, version: 1 });
   });
 });

@@ -24,9 +24,8 @@
 
 import { assert, AssertionError, unreachable } from '../util/assert.js';
 import { CompactedError, FutureRevisionError, KeyNotFoundError, LeaseNotFoundError } from './errors.js';
-import { KeyArena } from './key-arena.js';
 import { KeyIndex, type KeyIndexHit } from './key-index.js';
-import { decodeRecord, encodeRecord, encodeTombstone, recordValueOffset } from './record.js';
+import { decodeRecord, encodeRecord, encodeTombstone, recordKey, recordValueOffset } from './record.js';
 import { compareRevisions, makeRevision } from './revision.js';
 import { SortedKeyMap } from './sorted-key-map.js';
 import { ValueCache } from './value-cache.js';
@@ -124,7 +123,6 @@ export class MvccStore {
    * seconds of the one thread at a million keys, for every metrics scrape. */
   private liveKeys = 0;
   private keys = new SortedKeyMap<KeyIndex>();
-  private keyArena = new KeyArena();
   private current = 1;
   private compacted = -1;
   private phase: Phase = 'fresh';
@@ -149,7 +147,6 @@ export class MvccStore {
   reset(): void {
     assert(this.sink === undefined, 'reset during a write');
     this.keys = new SortedKeyMap<KeyIndex>();
-    this.keyArena = new KeyArena();
     this.liveValues.clear();
     this.liveKeys = 0;
     this.current = 1;
@@ -193,8 +190,7 @@ export class MvccStore {
       return;
     }
     if (ki === undefined) {
-      // Own copy of the key, for the same reason as in applyPut.
-      ki = new KeyIndex(this.keyArena.copy(decoded.key), keyText);
+      ki = new KeyIndex(keyText);
       ki.restore(decoded.createRevision, rev, decoded.version);
       this.keys.insert(ki);
       this.liveKeys++;
@@ -207,7 +203,7 @@ export class MvccStore {
         'mvcc: restored record disagrees with the rebuilt key index',
       );
     }
-    ki.lease = decoded.lease;
+    ki.lease = decoded.lease === 0n ? 0n : decoded.lease; // see applyPut
   }
 
   /** Ends the restore: sets the compaction point and re-attaches live keys to their leases
@@ -222,7 +218,7 @@ export class MvccStore {
     const leases = this.leases;
     if (leases === undefined) return;
     this.keys.forEach((ki) => {
-      if (ki.isLive() && ki.lease !== 0n && leases.exists(ki.lease)) leases.attach(ki.lease, ki.key);
+      if (ki.isLive() && ki.lease !== 0n && leases.exists(ki.lease)) leases.attach(ki.lease, ownedKey(ki.keyText));
     });
   }
 
@@ -338,23 +334,27 @@ export class MvccStore {
     const createRevision = live ? ki!.createRevision : rev.main;
     const version = live ? ki!.version + 1 : 1;
     if (ki === undefined) {
-      // Copy the key once per key (not per put): the caller's buffer may be a view into a
-      // whole network message, which the index would otherwise pin for as long as the key lives.
-      ki = new KeyIndex(this.keyArena.copy(req.key), keyText);
+      ki = new KeyIndex(keyText);
       this.keys.insert(ki);
     }
-    const record = encodeRecord({ key: ki.key, value, createRevision, version, lease });
+    const record = encodeRecord({ key: req.key, value, createRevision, version, lease });
+    // The event's and the cache's key is a view into the record (its own allocation), never the
+    // caller's buffer: that may be a view into a whole network message, which a cached or
+    // queued KeyValue would otherwise pin.
+    const keyLength = req.key.length;
     const kv: KeyValue = {
-      key: ki.key,
+      key: recordKey(record, keyLength),
       createRevision,
       modRevision: rev.main,
       version,
-      value: record.subarray(recordValueOffset(ki.key.length)),
+      value: record.subarray(recordValueOffset(keyLength)),
       lease,
     };
     ki.put(rev);
     if (!live) this.liveKeys++;
-    ki.lease = lease;
+    // A decoded request carries a BigInt of its own even for 0n; the index keeps the literal so
+    // that a million leaseless keys do not keep a million BigInt objects alive.
+    ki.lease = lease === 0n ? 0n : lease;
     this.liveValues.set(ki, kv);
     const sink = this.sink!;
     sink.record(rev, record);
@@ -362,8 +362,8 @@ export class MvccStore {
     // Like etcd, detach and re-attach even when the lease is unchanged. Without a tracker a
     // non-zero lease can only come from ignore_lease over a restored key: nothing to tell.
     if (this.leases !== undefined) {
-      if (prevLease !== 0n) this.leases.detach(prevLease, ki.key);
-      if (lease !== 0n) this.leases.attach(lease, ki.key);
+      if (prevLease !== 0n) this.leases.detach(prevLease, req.key);
+      if (lease !== 0n) this.leases.attach(lease, ownedKey(keyText));
     }
     return req.prevKv && prev !== undefined ? { prevKv: prev } : {};
   }
@@ -384,10 +384,11 @@ export class MvccStore {
       ki.tombstone(rev);
       this.liveKeys--;
       this.liveValues.delete(ki);
-      sink.record(rev, encodeTombstone(ki.key));
-      const kv: KeyValue = { key: ki.key, createRevision: 0, modRevision: rev.main, version: 0, value: EMPTY, lease: 0n };
+      const key = keyOf(ki);
+      sink.record(rev, encodeTombstone(key));
+      const kv: KeyValue = { key, createRevision: 0, modRevision: rev.main, version: 0, value: EMPTY, lease: 0n };
       sink.event(prev === undefined ? { type: 'delete', kv } : { type: 'delete', kv, prevKv: prev });
-      if (prevLease !== 0n && this.leases !== undefined) this.leases.detach(prevLease, ki.key);
+      if (prevLease !== 0n && this.leases !== undefined) this.leases.detach(prevLease, key);
     }
     return { deleted: doomed.length, prevKvs };
   }
@@ -546,8 +547,8 @@ export class MvccStore {
     // record (its value is dropped at the end); the entry past the limit only says "more".
     acc.kvs.push(
       lastOfLoadLimit(acc)
-        ? { key: ki.key, createRevision: hit.created, modRevision: hit.rev.main, version: hit.version, value: EMPTY, lease: 0n }
-        : this.readValue(ki, hit),
+        ? { key: keyOf(ki), createRevision: hit.created, modRevision: hit.rev.main, version: hit.version, value: EMPTY, lease: 0n }
+        : this.readValue(hit),
     );
   }
 
@@ -555,20 +556,20 @@ export class MvccStore {
   private liveValue(ki: KeyIndex, remember = true): KeyValue {
     const cached = this.liveValues.get(ki);
     if (cached !== undefined) return cached;
-    const kv = this.readValue(ki, { rev: { main: ki.modMain, sub: ki.modSub }, created: ki.createRevision, version: ki.version });
+    const kv = this.readValue({ rev: { main: ki.modMain, sub: ki.modSub }, created: ki.createRevision, version: ki.version });
     if (remember) this.liveValues.set(ki, kv);
     return kv;
   }
 
   /** The KeyValue at an index hit, read from history. */
-  private readValue(ki: KeyIndex, hit: KeyIndexHit): KeyValue {
+  private readValue(hit: KeyIndexHit): KeyValue {
     const record = this.history.readRecord(hit.rev);
     assert(record !== undefined, `mvcc: history has no record for revision ${hit.rev.main}.${hit.rev.sub}`);
     const decoded = decodeRecord(record);
     assert(!decoded.tombstone, 'mvcc: key index points at a tombstone for a live revision');
     assert(decoded.createRevision === hit.created && decoded.version === hit.version, 'mvcc: history record disagrees with the key index');
     return {
-      key: ki.key,
+      key: decoded.key,
       createRevision: decoded.createRevision,
       modRevision: hit.rev.main,
       version: decoded.version,
@@ -593,6 +594,20 @@ export class MvccStore {
   }
 }
 
+/** The key's bytes, from its latin1 text (the index keeps no Buffer per key). Short-lived:
+ * from Node's shared pool. */
+function keyOf(ki: KeyIndex): Buffer {
+  return Buffer.from(ki.keyText, 'latin1');
+}
+
+/** A key copy with its own allocation, for the lessor, which keeps it while the key is
+ * attached: a slice of Node's shared pool would pin the whole 8 KiB slab. */
+function ownedKey(keyText: string): Buffer {
+  const key = Buffer.allocUnsafeSlow(keyText.length);
+  key.write(keyText, 'latin1');
+  return key;
+}
+
 /** True when the next entry is the one etcd loads past the limit only to know there is more
  * and it will be cut unsorted: its value is never needed. */
 function lastOfLoadLimit(acc: RangeAccumulator): boolean {
@@ -601,7 +616,7 @@ function lastOfLoadLimit(acc: RangeAccumulator): boolean {
 
 /** A live key's KeyValue without its value (keys-only results, compares on metadata). */
 function liveMetadata(ki: KeyIndex): KeyValue {
-  return { key: ki.key, createRevision: ki.createRevision, modRevision: ki.modMain, version: ki.version, value: EMPTY, lease: ki.lease };
+  return { key: keyOf(ki), createRevision: ki.createRevision, modRevision: ki.modMain, version: ki.version, value: EMPTY, lease: ki.lease };
 }
 
 function kvComparator(target: number): (a: KeyValue, b: KeyValue) => number {

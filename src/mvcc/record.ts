@@ -88,6 +88,11 @@ export function decodeRecord(record: Buffer): DecodedRecord {
   };
 }
 
+/** The key inside a record encoded with a key of `keyLength` bytes (a view, no copy). */
+export function recordKey(record: Buffer, keyLength: number): Buffer {
+  return record.subarray(HEADER_BYTES, HEADER_BYTES + keyLength);
+}
+
 /** Byte offset of the value inside a record with a key of `keyLength` bytes. */
 export function recordValueOffset(keyLength: number): number {
   return HEADER_BYTES + keyLength;

@@ -263,9 +263,17 @@ export class Backend {
    * only counts flushed tables here; callers add what they wrote since.
    */
   async stateSizeBytes(): Promise<number> {
-    const spaces = Object.values(KeySpace).filter((space) => space !== KeySpace.raftLog);
-    const sizes = await Promise.all(spaces.map((space) => this.spaceSizeBytes(space)));
-    return sizes.reduce((a, b) => a + b, 0);
+    // Two ranges around the Raft log instead of one call per key space: the quota sampler runs
+    // this every second, and each approximateSize call costs main-thread time (2% of a member's
+    // profile during a 300k-key fill with one call per space).
+    const spaces = Object.values(KeySpace);
+    const low = Buffer.from([Math.min(...spaces)]);
+    const high = Buffer.from([Math.max(...spaces) + 1]);
+    const [below, above] = await Promise.all([
+      this.db.approximateSize(low, Buffer.from([KeySpace.raftLog])),
+      this.db.approximateSize(Buffer.from([KeySpace.raftLog + 1]), high),
+    ]);
+    return below + above;
   }
 
   /** Whether one key space holds any key on disk (queued writes are not looked at). */
