@@ -515,7 +515,11 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
     'extra URLs serving /metrics, /health, /livez, /readyz and /version (etcd --listen-metrics-urls)',
     { items: 'url' },
   ),
-  key('server.monitoring.slow_request_threshold', 'duration', 'log requests slower than this'),
+  key(
+    'server.monitoring.slow_request_threshold',
+    'duration',
+    'log requests slower than this (at most 10 lines a second; the next line counts those not logged)',
+  ),
 
   key('server.http.address', 'string', 'IP the HTTP API port binds to; empty = server.grpc.address'),
   key(

@@ -16,6 +16,7 @@ import { setAdmission, setCallHooks, setRequestLimits } from '../grpc/handler.js
 import { TokenBucket, rateLimitMessage } from '../grpc/rate-limit.js';
 import { buildClientPortApp, serveInjected } from '../http/health-server.js';
 import type { HealthSources } from '../http/health.js';
+import { LogBudget } from '../logging/log-budget.js';
 import { slowRequestFields } from '../logging/logging.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { KvServer } from '../server/member/kv-server.js';
@@ -161,6 +162,9 @@ export function internalErrorSink(recover: boolean, grpcLog: Pick<Logger, 'error
   };
 }
 
+/** Slow-request log lines per second at most (see configureHandlers). */
+const SLOW_REQUEST_LINES_PER_SECOND = 10;
+
 /** Handler-wide settings: hooks, admission (rate limit), timeouts and the slow-request log. */
 function configureHandlers(options: ClientEdgeOptions, grpcLog: Logger): void {
   const { config, metrics, logger } = options;
@@ -172,11 +176,18 @@ function configureHandlers(options: ClientEdgeOptions, grpcLog: Logger): void {
     setAdmission(() => (bucket.tryTake() ? undefined : refusal));
   }
   const slowLog = logger.child({ component: 'grpc', slow: true });
+  // Under overload most requests are slow: a line each would add a synchronous stdout write to
+  // every one of them. Ten a second, the next line counting those held back.
+  const slowBudget = new LogBudget({ linesPerInterval: SLOW_REQUEST_LINES_PER_SECOND });
   setRequestLimits({
     timeoutMs: config.limits.requestTimeoutMs,
     slowMs: config.monitoring.slowRequestThresholdMs,
-    onSlow: (method, request, tookMs, code) =>
-      slowLog.warn({ method, ...slowRequestFields(request), code, tookMs: Math.round(tookMs * 10) / 10 }, 'slow request'),
+    onSlow: (method, request, tookMs, code) => {
+      const heldBack = slowBudget.take();
+      if (heldBack === undefined) return;
+      const fields = { method, ...slowRequestFields(request), code, tookMs: Math.round(tookMs * 10) / 10 };
+      slowLog.warn(heldBack > 0 ? { ...fields, slowRequestsNotLogged: heldBack } : fields, 'slow request');
+    },
   });
 }
 
