@@ -7,7 +7,8 @@
 //   batch synced when any of its writes asked, the Raft log's writes in it when there is no wal
 //   dir). The apply path relies on the order: the MVCC records of an entry and the consistent
 //   index that covers them are never overtaken by a later write.
-// - Reads see every write already requested, landed or not (`pending`).
+// - Reads see every write already requested, landed or not (`pending`); the Raft log's keys,
+//   which its store reads from the database itself, are not tracked there.
 // - A data directory of another format (or an etcd data directory) is refused, never
 //   reinterpreted.
 
@@ -205,6 +206,12 @@ export class Backend {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const keys: string[] = [];
     for (const op of ops) {
+      // The Raft log store reads its own keys from the database and its cache, never through
+      // get(): its entries (most ops of a busy member) skip the pending map ('' matches none).
+      if (op.key[0] === KeySpace.raftLog) {
+        keys.push('');
+        continue;
+      }
       const key = op.key.toString('latin1');
       keys.push(key);
       this.pending.set(key, op.type === 'put' ? op.value : null);
