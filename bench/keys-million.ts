@@ -6,9 +6,11 @@
 //
 //   npm run bench -- keys-million [--workload fill|history|list|all] [--keys 1000000]
 //        [--history-puts 1000000] [--list-keys 100000] [--only etcd|metastore]
-//        [--node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--gc-tally]
+//        [--node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--gc-tally] [--quota-bytes N]
 //
 // --node-args: extra Node flags for the MetaStore member (profiles, --trace-gc, heap flags).
+// --quota-bytes: --quota-backend-bytes for both servers (etcd's bbolt holds 4M x 1 KiB in ~5 GiB,
+// over its 2 GiB default quota).
 // --gc-tally: preload bench/gc-tally.cjs into the member and add its garbage collections (count
 // and summed atomic pauses, minor / major) during each load step to the table.
 //
@@ -45,6 +47,8 @@ function textFlag(name: string): string | undefined {
 
 const workload = textFlag('workload') ?? 'all';
 const only = textFlag('only');
+const quotaBytes = textFlag('quota-bytes');
+const serverArgs = quotaBytes === undefined ? [] : ['--quota-backend-bytes', quotaBytes];
 const gcTallyDir = process.argv.includes('--gc-tally') ? mkdtempSync(path.join(os.tmpdir(), 'gc-tally-')) : undefined;
 
 type GcTally = Record<string, { count: number; ms: number; maxMs: number }>;
@@ -172,7 +176,7 @@ async function run(name: string): Promise<Row[]> {
   const rows: Row[] = [];
   const bench = WORKLOADS[name]!;
   if (only !== 'metastore') {
-    const etcd = await startEtcd();
+    const etcd = await startEtcd({ extraArgs: serverArgs });
     rows.push({ target: 'etcd 3.4.23', step: 'RSS idle (fresh server)', rssMb: rss(etcd.pid) });
     rows.push(...(await bench('etcd 3.4.23', etcd.endpoint.replace('http://', ''), etcd.pid)));
     await etcd.stop();
@@ -184,7 +188,7 @@ async function run(name: string): Promise<Row[]> {
         .filter((arg) => arg !== '') ?? [];
     if (gcTallyDir !== undefined) nodeArgs.push('-r', path.join(import.meta.dirname, 'gc-tally.cjs'));
     const env: Record<string, string> = gcTallyDir === undefined ? {} : { BENCH_GC_TALLY_DIR: gcTallyDir };
-    const metastore = await startMetaStore({ readyTimeoutMs: 120_000, nodeArgs, env });
+    const metastore = await startMetaStore({ readyTimeoutMs: 120_000, nodeArgs, env, extraArgs: serverArgs });
     rows.push({ target: 'MetaStore', step: 'RSS idle (fresh server)', rssMb: rss(metastore.pid) });
     rows.push(...(await bench('MetaStore', metastore.endpoint.replace('http://', ''), metastore.pid)));
     await metastore.stop(); // a clean exit, so that --cpu-prof writes its profile
