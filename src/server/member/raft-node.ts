@@ -748,7 +748,8 @@ export class RaftNode {
         waiters.push(undefined);
         continue;
       }
-      const data = Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength);
+      // Entries proposed here and entries from the log's cache hold Buffers already: no view.
+      const data = entry.data instanceof Buffer ? entry.data : Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength);
       const proposer = data.readBigUInt64BE(0);
       let waiter: PendingProposal | undefined;
       if (proposer === this.options.memberId) {
