@@ -11,6 +11,12 @@ describe('revision keys', () => {
     expect(encodeRevisionKey({ main: 2 ** 40 + 5, sub: 0 }).toString('hex')).toBe('0000010000000005' + '0000000000000000');
   });
 
+  it('leaves the asked room in front of the key for a prefix, the key itself unchanged', () => {
+    const key = encodeRevisionKey({ main: 2, sub: 1 }, 1);
+    expect(key.length).toBe(17);
+    expect(key.subarray(1).toString('hex')).toBe('0000000000000002' + '0000000000000001');
+  });
+
   it('round-trips every safe revision', () => {
     fc.assert(
       fc.property(revision, (rev) => {

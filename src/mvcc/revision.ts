@@ -41,10 +41,12 @@ export function readUint64(buf: Buffer, offset: number): number {
   return high * TWO_32 + buf.readUInt32BE(offset + 4);
 }
 
-export function encodeRevisionKey(rev: Revision): Buffer {
-  const key = Buffer.allocUnsafe(REVISION_KEY_BYTES);
-  writeUint64(key, rev.main, 0);
-  writeUint64(key, rev.sub, 8);
+/** The revision key; `room` bytes left in front of it (uninitialised) for a caller's own
+ * prefix, so that a key filed under a prefix is made in one allocation. */
+export function encodeRevisionKey(rev: Revision, room = 0): Buffer {
+  const key = Buffer.allocUnsafe(room + REVISION_KEY_BYTES);
+  writeUint64(key, rev.main, room);
+  writeUint64(key, rev.sub, room + 8);
   return key;
 }
 

@@ -38,8 +38,10 @@ export class SortedKeyMap<T extends KeyedItem> {
 
   insert(item: T): void {
     const key = item.keyText;
-    assert(!this.byKey.has(key), 'sorted key map: duplicate insert');
+    // One hash lookup, not two (has + set): the Map grew by one unless the key was there.
+    const before = this.byKey.size;
     this.byKey.set(key, item);
+    assert(this.byKey.size === before + 1, 'sorted key map: duplicate insert');
     if (this.chunks.length === 0) {
       this.chunks.push([item]);
       this.chunkEnds.push(key);

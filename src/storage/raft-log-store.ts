@@ -43,6 +43,8 @@ const TAG_HARD = 0x68; // 'h'
 const TAG_COMPACT = 0x63; // 'c'
 const TAG_SNAP = 0x73; // 's'
 const TAG_ENTRY = 0x65; // 'e'
+/** Term and type before an entry's data in its stored form. */
+const ENTRY_HEADER_BYTES = 9;
 
 export interface RaftLogStoreOptions {
   /** Entries kept in memory at the tail of the log. Default 8192. */
@@ -327,14 +329,17 @@ export class RaftLogStore implements Storage {
     assert(from <= this.last + 1, `raft log store: gap before entry ${from} (last ${this.last})`);
     const newLast = (ents[ents.length - 1] as Entry).index;
     for (let i = newLast + 1; i <= this.last; i++) ops.push({ type: 'del', key: this.entryKey(i) });
-    for (const e of ents) ops.push({ type: 'put', key: this.entryKey(e.index), value: encodeEntry(e) });
     for (const write of this.handedOver) write.stagedAfter = Math.min(write.stagedAfter, from);
     // Cache: cut at the overwrite point, then append; trim the front in amortized chunks.
     if (from < this.cacheStart) this.setCache([], from);
     else if (from - this.cacheStart < this.cache.length) this.setCache(this.cache.slice(0, from - this.cacheStart), this.cacheStart);
     for (const e of ents) {
-      // The cached copy must not pin the (larger) buffer the caller's data is a view of.
-      this.cache.push({ term: e.term, index: e.index, type: e.type, data: this.cacheCopies.copy(e.data) });
+      // The stored form is built once, in slab room of its own: LevelDB copies it as the batch
+      // is built, and the cached entry's data is a view of it, which must not pin the (larger)
+      // buffer the caller's data is a view of (slab-copier.ts). One copy of the data, not two.
+      const stored = encodeEntry(e, this.cacheCopies.take(ENTRY_HEADER_BYTES + e.data.length));
+      ops.push({ type: 'put', key: this.entryKey(e.index), value: stored });
+      this.cache.push({ term: e.term, index: e.index, type: e.type, data: stored.subarray(ENTRY_HEADER_BYTES) });
       this.cacheBytes += e.data.length;
     }
     this.last = newLast;
@@ -439,11 +444,11 @@ function encodeCompact(index: number, term: number): Buffer {
   return b;
 }
 
-function encodeEntry(e: Entry): Buffer {
-  const b = Buffer.allocUnsafe(9 + e.data.length);
+/** Writes an entry's stored form into `b`, exactly ENTRY_HEADER_BYTES + its data long. */
+function encodeEntry(e: Entry, b: Buffer): Buffer {
   writeU64(b, 0, e.term);
   b[8] = e.type;
-  b.set(e.data, 9);
+  b.set(e.data, ENTRY_HEADER_BYTES);
   return b;
 }
 
@@ -451,7 +456,7 @@ function decodeEntry(index: number, b: Buffer): Entry {
   const type = b[8];
   assert(type === EntryType.Normal || type === EntryType.ConfChange, `bad entry type ${String(type)} at ${index}`);
   // Copy out of the LevelDB buffer so entries never alias shared memory.
-  return { term: readU64(b, 0), index, type, data: new Uint8Array(b.subarray(9)) };
+  return { term: readU64(b, 0), index, type, data: new Uint8Array(b.subarray(ENTRY_HEADER_BYTES)) };
 }
 
 function encodeSnapshot(s: Snapshot): Buffer {

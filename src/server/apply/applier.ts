@@ -59,6 +59,16 @@ export interface EventListener {
   onRestored(previousRevision: number): void;
 }
 
+/** Made once: LevelDB and the backend only read the keys of the ops they are given. */
+const APPLIED_INDEX_KEY = spaceKey(KeySpace.meta, META_APPLIED_INDEX);
+
+/** The backend key of the record filed under `rev`: spaceKey(mvcc, revision key), one allocation. */
+function mvccRecordKey(rev: Revision): Buffer {
+  const key = encodeRevisionKey(rev, 1);
+  key[0] = KeySpace.mvcc;
+  return key;
+}
+
 export class Applier {
   private applied: number;
   private readonly listeners: EventListener[] = [];
@@ -143,7 +153,7 @@ export class Applier {
     const listeners = this.listeners;
     const sink: WriteSink = {
       record(rev: Revision, record: Buffer): void {
-        ops.push({ type: 'put', key: spaceKey(KeySpace.mvcc, encodeRevisionKey(rev)), value: record });
+        ops.push({ type: 'put', key: mvccRecordKey(rev), value: record });
         const subs = unwritten.get(rev.main);
         if (subs === undefined) unwritten.set(rev.main, [record]);
         else subs[rev.sub] = record;
@@ -169,7 +179,7 @@ export class Applier {
     }
     const indexBytes = Buffer.allocUnsafe(8);
     indexBytes.writeBigUInt64BE(BigInt(this.applied));
-    ops.push({ type: 'put', key: spaceKey(KeySpace.meta, META_APPLIED_INDEX), value: indexBytes });
+    ops.push({ type: 'put', key: APPLIED_INDEX_KEY, value: indexBytes });
     const written = this.backend.write(ops, { sync: false });
     unwritten.clear();
     this.lastWritten = written;
@@ -197,7 +207,7 @@ export class Applier {
           return { ok: true, value: { kind: 'txn', txn: this.mvcc.txn(request.txn, sink) }, revision: this.mvcc.currentRevision };
         case 'compact': {
           const { obsolete } = this.mvcc.compact(request.revision);
-          for (const rev of obsolete) ops.push({ type: 'del', key: spaceKey(KeySpace.mvcc, encodeRevisionKey(rev)) });
+          for (const rev of obsolete) ops.push({ type: 'del', key: mvccRecordKey(rev) });
           const revisionBytes = Buffer.allocUnsafe(8);
           revisionBytes.writeBigUInt64BE(BigInt(request.revision));
           ops.push({ type: 'put', key: spaceKey(KeySpace.meta, META_COMPACTED_REVISION), value: revisionBytes });

@@ -59,6 +59,7 @@ import { ServerError } from '../apply/errors.js';
 import { decodeInternalRequest, encodeInternalRequest, type InternalRequest } from '../apply/internal-request.js';
 import type { ApplyOutcome } from '../apply/outcome.js';
 import { PendingReads, type PendingRead } from './pending-reads.js';
+import { PROPOSAL_HEADER_BYTES, ProposalHeader } from './proposal-header.js';
 import { TickClock } from './tick-clock.js';
 import { nodeScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
 
@@ -130,7 +131,7 @@ export const READ_INDEX_RETRY_MS = 500;
 export const MAX_COMMIT_APPLY_GAP = 5000;
 
 interface PendingProposal {
-  id: bigint;
+  id: number;
   request: InternalRequest;
   data: Uint8Array;
   resolve: (result: ProposalResult) => void;
@@ -140,16 +141,16 @@ interface PendingProposal {
   term?: number;
 }
 
-const HEADER_BYTES = 16;
+const HEADER_BYTES = PROPOSAL_HEADER_BYTES;
 /** Default of RaftNodeOptions.maxWritesInFlight (server.raft.max_writes_in_flight). */
 export const MAX_WRITES_IN_FLIGHT = 1;
 
 export class RaftNode {
   private inbox: Message[] = [];
   private queuedProposals: PendingProposal[] = [];
-  private readonly waiting = new Map<bigint, PendingProposal>();
+  private readonly waiting = new Map<number, PendingProposal>();
   private afterApplied: Array<() => void> = [];
-  private readonly confWaiters = new Map<bigint, { resolve: (cs: ConfState) => void; reject: (e: Error) => void; timer: TimerHandle }>();
+  private readonly confWaiters = new Map<number, { resolve: (cs: ConfState) => void; reject: (e: Error) => void; timer: TimerHandle }>();
   private readonly reads = new PendingReads();
   /** Bytes of the proposals in `waiting` (accepted, not yet answered). */
   private pendingProposalBytes = 0;
@@ -158,7 +159,7 @@ export class RaftNode {
   private readRetryTicker: TimerHandle | undefined;
   /** Callers of leaderKnown() waiting for a leader. */
   private leaderWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
-  private nextRequestId = 1n;
+  private nextRequestId = 1;
   private nextReadContext = 1n;
   private scheduled = false;
   /** Ticks the clock counted that the next turn runs (after that turn's inbox). */
@@ -180,6 +181,8 @@ export class RaftNode {
   private wakeEveryMs = 0;
   private wake: () => void = () => {};
   private readonly scheduler: Scheduler;
+  /** Writes and recognises the [member ID][request ID] in front of this member's proposals. */
+  private readonly header: ProposalHeader;
   private lead: bigint = NONE;
   private currentTerm = 0;
   private lastSnapshotIndex: number;
@@ -197,6 +200,7 @@ export class RaftNode {
     this.confState = initial.confState;
     this.lastSnapshotIndex = initial.snapshotIndex;
     this.scheduler = options.scheduler ?? nodeScheduler;
+    this.header = new ProposalHeader(options.memberId);
   }
 
   start(): void {
@@ -319,8 +323,7 @@ export class RaftNode {
     if (refusal !== undefined) return Promise.reject(refusal);
     return new Promise((resolve, reject) => {
       const id = this.nextRequestId++;
-      data.writeBigUInt64BE(this.options.memberId, 0);
-      data.writeBigUInt64BE(id, 8);
+      this.header.write(data, id);
       const pending: PendingProposal = {
         id,
         request,
@@ -425,8 +428,7 @@ export class RaftNode {
     return new Promise((resolve, reject) => {
       const id = this.nextRequestId++;
       const context = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
-      context.writeBigUInt64BE(this.options.memberId, 0);
-      context.writeBigUInt64BE(id, 8);
+      this.header.write(context, id);
       context.set(payload, HEADER_BYTES);
       const timer = this.scheduler.setTimeout(() => {
         if (this.confWaiters.delete(id)) reject(new ServerError('Timeout'));
@@ -723,8 +725,8 @@ export class RaftNode {
         const context = change.context === undefined ? undefined : Buffer.from(change.context.buffer, change.context.byteOffset, change.context.byteLength);
         const payload = context !== undefined && context.length >= HEADER_BYTES ? context.subarray(HEADER_BYTES) : undefined;
         this.options.onConfChange?.(change.type, change.nodeId, payload, this.confState);
-        if (context !== undefined && context.length >= HEADER_BYTES && context.readBigUInt64BE(0) === this.options.memberId) {
-          const id = context.readBigUInt64BE(8);
+        const id = context !== undefined && context.length >= HEADER_BYTES ? this.header.ownRequestId(context) : undefined;
+        if (id !== undefined) {
           const waiter = this.confWaiters.get(id);
           if (waiter !== undefined) {
             this.confWaiters.delete(id);
@@ -748,13 +750,11 @@ export class RaftNode {
         waiters.push(undefined);
         continue;
       }
-      const data = Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength);
-      const proposer = data.readBigUInt64BE(0);
-      let waiter: PendingProposal | undefined;
-      if (proposer === this.options.memberId) {
-        waiter = this.waiting.get(data.readBigUInt64BE(8));
-        if (waiter !== undefined) this.finishProposal(waiter);
-      }
+      // Entries proposed here and entries from the log's cache hold Buffers already: no view.
+      const data = entry.data instanceof Buffer ? entry.data : Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength);
+      const id = this.header.ownRequestId(data);
+      const waiter = id === undefined ? undefined : this.waiting.get(id);
+      if (waiter !== undefined) this.finishProposal(waiter);
       const body = data.subarray(HEADER_BYTES);
       batch.push({ index: entry.index, data: body, request: waiter?.request ?? decodeInternalRequest(body) });
       waiters.push(waiter);

@@ -1,0 +1,132 @@
+// A lone member's own CPU per put, without gRPC: KvServer.put in-process (Raft driver, log
+// write, apply, MVCC, LevelDB) driven by N concurrent callers, the way kv-bench's 100 clients
+// drive a member over the network. What this measures is the part of a member's CPU per put
+// that is MetaStore's own write path, not grpc-js or HTTP/2, with far less run-to-run noise
+// than the end-to-end figure (no load generator, no sockets).
+//
+// Run: npx tsc -p tsconfig.build.json && node --import tsx bench/member-put.ts [--puts 200000] [--callers 100] [--keys 100000]
+//        [--value 256] [--rounds 3]
+// (node options such as --cpu-prof go before --import.) Keys and values are go-load's: key
+// i % keys of the form %08d((i*7919) % keys), 256-byte values. A warm-up of a fifth of the puts
+// runs first. Prints, per round: puts/s, process CPU us/put (every thread: main, LevelDB's
+// pool, V8's helpers), main-thread busy us/put (event loop utilisation), GC counts, and the
+// CPU per put of the main thread and of the others (/proc; 10 ms ticks), and LevelDB writes.
+
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
+import type { KvServer as KvServerType } from '../src/server/member/kv-server.js';
+import type { Backend as BackendType } from '../src/storage/backend.js';
+
+// The compiled dist/ (run `npx tsc -p tsconfig.build.json` first), as a member runs it: tsx's
+// own transform wraps every closure it creates in a name-keeping helper, which a profile of
+// this hot a path then shows among the top frames.
+const dist = new URL('../dist/src/', import.meta.url).href;
+const { KvServer } = (await import(`${dist}server/member/kv-server.js`)) as { KvServer: typeof KvServerType };
+const { Backend } = (await import(`${dist}storage/backend.js`)) as { Backend: typeof BackendType };
+type KvServer = KvServerType;
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+const puts = arg('puts', 200_000);
+const callers = arg('callers', 100);
+const keyCount = arg('keys', 100_000);
+const valueBytes = arg('value', 256);
+const rounds = arg('rounds', 3);
+
+const keys = Array.from({ length: keyCount }, (_, i) => Buffer.from(String((i * 7919) % keyCount).padStart(8, '0')));
+const value = Buffer.alloc(valueBytes, 0x76);
+
+const gcs = { minor: 0, major: 0, ms: 0 };
+/** LevelDB writes (each merged batch once), synced or not. */
+const writes = { synced: 0, unsynced: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
+    if (kind === 1) gcs.minor++;
+    else gcs.major++;
+    gcs.ms += entry.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
+
+/** CPU clock ticks (user + system) of the main thread and of all the others (Node names them
+ * all "node": LevelDB's pool and its compaction thread, V8's helpers, libuv's pool). */
+function threadTicks(): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const name = Number(tid) === process.pid ? 'main' : 'other threads';
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      byName.set(name, (byName.get(name) ?? 0) + Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return byName;
+}
+
+/** Per thread group, us of CPU per put between two threadTicks() readings (10 ms ticks). */
+function ticksPerPut(before: Map<string, number>, after: Map<string, number>, n: number): string {
+  const parts: string[] = [];
+  for (const [name, ticks] of after) {
+    const used = ((ticks - (before.get(name) ?? 0)) * 10_000) / n;
+    if (used >= 0.5) parts.push(`${name} ${used.toFixed(1)}`);
+  }
+  return parts.join(', ');
+}
+
+async function run(kv: KvServer, total: number, offset: number): Promise<void> {
+  let next = 0;
+  const caller = async (): Promise<void> => {
+    while (next < total) {
+      const i = offset + next++;
+      // A fresh request object per put, as the gRPC handler decodes one per call.
+      await kv.put({ key: keys[i % keyCount]!, value, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false });
+    }
+  };
+  await Promise.all(Array.from({ length: callers }, caller));
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'metastore-member-put-'));
+  const backend = await Backend.open(dir, {
+    cacheSizeBytes: 8 << 20,
+    writeBufferSizeBytes: 4 << 20,
+    onWrite: (_seconds, synced) => (synced ? writes.synced++ : writes.unsynced++),
+  });
+  const kv = await KvServer.open(backend, { valueCacheBytes: 16 << 20 });
+  await kv.start();
+  let offset = 0;
+  await run(kv, Math.floor(puts / 5), offset);
+  offset += Math.floor(puts / 5);
+  for (let round = 0; round < rounds; round++) {
+    Object.assign(gcs, { minor: 0, major: 0, ms: 0 });
+    Object.assign(writes, { synced: 0, unsynced: 0 });
+    const cpu = process.cpuUsage();
+    const elu = performance.eventLoopUtilization();
+    const ticks = threadTicks();
+    const started = performance.now();
+    await run(kv, puts, offset);
+    offset += puts;
+    const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    const busy = performance.eventLoopUtilization(elu);
+    console.log(
+      `round ${round + 1}: ${Math.round(puts / seconds)} puts/s, process CPU ${((used.user + used.system) / puts).toFixed(1)} us/put, ` +
+        `main thread busy ${((busy.active * 1000) / puts).toFixed(1)} us/put, GC minor ${gcs.minor} major ${gcs.major} (${gcs.ms.toFixed(0)} ms)`,
+    );
+    console.log(
+      `  CPU us/put: ${ticksPerPut(ticks, threadTicks(), puts)}; LevelDB writes ${writes.synced} synced + ${writes.unsynced} unsynced ` +
+        `(${(puts / Math.max(1, writes.synced + writes.unsynced)).toFixed(1)} puts a write)`,
+    );
+  }
+  await kv.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+await main();
