@@ -98,7 +98,7 @@ async function benchTarget(target: string, endpoint: string, pids: readonly numb
       p50: Number(r.p50Ms),
       p99: Number(r.p99Ms),
       cpuPerThousand: (cpu * 1000) / Number(r.events),
-      note: `${r.events}/${r.expectedEvents} events${complete ? '' : ' INCOMPLETE'}, out of order ${r.outOfOrder}, put errors ${r.putErrors}, max ${Number(r.maxMs).toFixed(1)} ms`,
+      note: `${r.events}/${r.expectedEvents} events${complete ? '' : ' INCOMPLETE'}, out of order ${r.outOfOrder}, put errors ${r.putErrors}, max ${Number(r.maxMs).toFixed(1)} ms, put answered p50 / p99 ${Number(r.putP50Ms).toFixed(2)} / ${Number(r.putP99Ms).toFixed(2)} ms`,
     });
     console.error(target, JSON.stringify(r));
   }

@@ -128,19 +128,24 @@ func runWatch(cls []*clientv3.Client, putter *clientv3.Client, watchers, rate, p
 	interval := time.Second / time.Duration(rate)
 	var putErrors int64
 	var inflight sync.WaitGroup
+	// The puts' own latency (send -> answer), so that an event's latency can be split into the
+	// put's path and what the event takes after it.
+	putLatencies := make([]float64, puts)
 	for i := 0; i < puts; i++ {
 		// Open loop: put i is due at start + i*interval whatever earlier puts are doing.
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
 			time.Sleep(d)
 		}
 		value := make([]byte, valueSize)
-		binary.BigEndian.PutUint64(value, uint64(time.Now().UnixNano()))
+		sentAt := time.Now()
+		binary.BigEndian.PutUint64(value, uint64(sentAt.UnixNano()))
 		inflight.Add(1)
 		go func(i int, value []byte) {
 			defer inflight.Done()
 			if _, err := putter.Put(context.Background(), fmt.Sprintf("wb/%06d", i%100), string(value)); err != nil {
 				atomic.AddInt64(&putErrors, 1)
 			}
+			putLatencies[i] = float64(time.Since(sentAt).Nanoseconds()) / 1e6
 		}(i, value)
 	}
 	inflight.Wait()
@@ -170,6 +175,9 @@ func runWatch(cls []*clientv3.Client, putter *clientv3.Client, watchers, rate, p
 	}
 	for k, v := range percentiles(all) {
 		out[k] = v
+	}
+	for k, v := range percentiles(putLatencies) {
+		out["put"+strings.ToUpper(k[:1])+k[1:]] = v
 	}
 	return out
 }

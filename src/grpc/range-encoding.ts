@@ -7,6 +7,7 @@
 // Invariant: the bytes are exactly what protobufjs wrote for the object the handler built
 // before (toWireRange: every KeyValue field written, zero values included; `more` and `count`
 // always written), so clients see no change at all; range-encoding.test.ts compares the two.
+// The KeyValue writer also encodes watch events (watch-encoding.ts).
 
 import type { KeyValue, RangeResult } from '../mvcc/types.js';
 import { encodeHeaderField, type HeaderObject } from './header-encoding.js';
@@ -52,7 +53,8 @@ export function encodeRangeResponse(header: HeaderObject, result: RangeResult): 
   return out;
 }
 
-function keyValueSize(kv: KeyValue): number {
+/** The encoded size of a KeyValue message (every field written, zero values included). */
+export function keyValueSize(kv: KeyValue): number {
   return (
     1 +
     varintSize(kv.key.length) +
@@ -71,7 +73,8 @@ function keyValueSize(kv: KeyValue): number {
   );
 }
 
-function writeKeyValue(out: Buffer, start: number, kv: KeyValue): number {
+/** Writes a KeyValue message's body at `start` (keyValueSize bytes); returns the offset after it. */
+export function writeKeyValue(out: Buffer, start: number, kv: KeyValue): number {
   let at = start;
   out[at++] = KEY_TAG;
   at = writeVarint(out, at, kv.key.length);
@@ -100,13 +103,13 @@ function copyBytes(from: Buffer, out: Buffer, at: number): number {
 }
 
 /** Bytes of a non-negative safe integer as a varint (revisions, counts, lengths). */
-function varintSize(value: number): number {
+export function varintSize(value: number): number {
   let size = 1;
   for (let v = value; v >= 0x80; v = Math.floor(v / 0x80)) size++;
   return size;
 }
 
-function writeVarint(out: Buffer, start: number, value: number): number {
+export function writeVarint(out: Buffer, start: number, value: number): number {
   let at = start;
   let v = value;
   while (v >= 0x80) {

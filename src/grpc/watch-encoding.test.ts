@@ -76,6 +76,19 @@ describe('WatchResponse encoding from parts', () => {
     }
   });
 
+  it('writes an event field byte for byte as protobufjs wrote it (negative lease, empty value, large revisions)', () => {
+    const big: Event = { type: 'put', kv: { ...kv('k'.repeat(300), 'v'.repeat(200), 2 ** 40, -5n), version: 2 ** 31 }, prevKv: kv('k', '', 1) };
+    for (const event of [put, del, big]) {
+      for (const withPrev of [false, true]) {
+        const body = encodeMessage('mvccpb.Event', wireEvent(event, withPrev));
+        const field = eventField(event, withPrev);
+        const expected = encodeMessage('etcdserverpb.WatchResponse', { events: [wireEvent(event, withPrev)] });
+        expect(field.toString('hex')).toBe(expected.toString('hex'));
+        expect(field.subarray(field.length - body.length).equals(body)).toBe(true);
+      }
+    }
+  });
+
   it('encodes an event once per prev_kv choice and hands every watcher the same bytes', () => {
     const event: Event = { type: 'put', kv: kv('k', 'v', 9), prevKv: kv('k', 'u', 8) };
     const first = eventField(event, false);

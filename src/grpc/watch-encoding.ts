@@ -5,8 +5,10 @@
 // JSON gateway gets each message's bytes (handler.ts lets a handler hand over encoded bytes).
 //
 // Invariants:
-// - The bytes are what protobufjs (and etcd's gogo) would write for the same message: fields
-//   in number order, proto3 zero values left out, int64 as two's-complement varints.
+// - The bytes decode as what protobufjs (and etcd's gogo) would write for the same message:
+//   fields in number order, int64 as two's-complement varints; the envelope leaves proto3 zero
+//   values out (as gogo does), an event field is byte for byte what protobufjs wrote for
+//   wireEvent() (the type always, every KeyValue field).
 // - An event's cached bytes depend only on the event object and the prev_kv choice; events
 //   are never changed after they are queued (the hub shares them between watchers), so a
 //   cache keyed by the object is safe. The cache has a byte budget (EncodedEvents).
@@ -15,12 +17,17 @@ import type { Event } from '../mvcc/types.js';
 import type { StreamResponse } from '../server/watch/watch-stream.js';
 import { toWireKeyValue } from './kv-convert.js';
 import type { MessagePart } from './message-frames.js';
-import { encodeMessage } from './proto.js';
+import { keyValueSize, varintSize, writeKeyValue, writeVarint } from './range-encoding.js';
+import { assert } from '../util/assert.js';
 
 const EVENT_PUT = 0;
 const EVENT_DELETE = 1;
 /** Field 11 (events), wire type 2: (11 << 3) | 2. */
 const EVENTS_TAG = 0x5a;
+/** mvccpb.Event fields: type (1, varint), kv (2) and prev_kv (3), length-delimited. */
+const EVENT_TYPE_TAG = 0x08;
+const EVENT_KV_TAG = 0x12;
+const EVENT_PREV_KV_TAG = 0x1a;
 
 /** The header fields as ResponseHeaders gives them (uint64s as decimal strings). */
 export interface WireHeader {
@@ -71,32 +78,55 @@ const withoutPrevKv = new EncodedEvents(4 * 1024 * 1024);
 
 /** The event as one `events` field of a WatchResponse (tag, length, mvccpb.Event), cached. */
 export function eventField(event: Event, prevKv: boolean): Buffer {
-  const cache = prevKv && event.prevKv !== undefined ? withPrevKv : withoutPrevKv;
+  const withPrev = prevKv && event.prevKv !== undefined;
+  const cache = withPrev ? withPrevKv : withoutPrevKv;
   let field = cache.get(event);
   if (field === undefined) {
-    const body = encodeMessage('mvccpb.Event', wireEvent(event, prevKv));
-    const length = varint(body.length);
-    // A buffer of its own: a slice of Node's shared 8 KiB pool would keep the whole slab alive.
-    field = Buffer.allocUnsafeSlow(1 + length.length + body.length);
-    field[0] = EVENTS_TAG;
-    length.copy(field, 1);
-    body.copy(field, 1 + length.length);
+    field = encodeEventField(event, withPrev);
     cache.set(event, field);
   }
   return field;
 }
 
-/** The envelope of a response: every field but the events, in field order. */
-export function envelope(r: StreamResponse, header: WireHeader, fragment: boolean): Buffer {
-  return Buffer.from(envelopeBytes(r, header, fragment));
+/**
+ * Written by hand, in one buffer of the exact size. Through protobufjs (a type lookup by name,
+ * fromObject, its writer, two copies) the first stream to send a revision took 10-80 us per
+ * event, on the path of every watcher's event, since all the streams' writes leave together
+ * after the last flush (bench/RESULTS.md). The bytes are the ones protobufjs wrote for
+ * wireEvent(): the type always (0 for a put), every KeyValue field (range-encoding.ts).
+ */
+function encodeEventField(event: Event, withPrev: boolean): Buffer {
+  const kvSize = keyValueSize(event.kv);
+  const prevSize = withPrev ? keyValueSize(event.prevKv!) : 0;
+  let body = 2 + 1 + varintSize(kvSize) + kvSize;
+  if (withPrev) body += 1 + varintSize(prevSize) + prevSize;
+  // A buffer of its own: a slice of Node's shared 8 KiB pool would keep the whole slab alive.
+  const field = Buffer.allocUnsafeSlow(1 + varintSize(body) + body);
+  let at = 0;
+  field[at++] = EVENTS_TAG;
+  at = writeVarint(field, at, body);
+  field[at++] = EVENT_TYPE_TAG;
+  field[at++] = event.type === 'put' ? EVENT_PUT : EVENT_DELETE;
+  field[at++] = EVENT_KV_TAG;
+  at = writeVarint(field, at, kvSize);
+  at = writeKeyValue(field, at, event.kv);
+  if (withPrev) {
+    field[at++] = EVENT_PREV_KV_TAG;
+    at = writeVarint(field, at, prevSize);
+    at = writeKeyValue(field, at, event.prevKv!);
+  }
+  assert(at === field.length, `watch: event encoded in ${at} bytes, sized ${field.length}`);
+  return field;
 }
 
-/** The envelope's bytes as a plain array: framed straight into the batch buffer (message-frames.ts), never a Buffer of its own. */
-function envelopeBytes(r: StreamResponse, header: WireHeader, fragment: boolean): number[] {
-  const headerBody = encodeHeader(header);
-  const out: number[] = [0x0a];
-  pushVarint(out, headerBody.length);
-  for (const byte of headerBody) out.push(byte);
+/** The envelope of a response: every field but the events, in field order. */
+export function envelope(r: StreamResponse, header: WireHeader, fragment: boolean): Buffer {
+  return Buffer.concat([headerField(header), Buffer.from(envelopeTail(r, fragment))]);
+}
+
+/** The envelope's fields after the header, as a plain array: framed straight into the batch buffer (message-frames.ts), never a Buffer of its own. */
+function envelopeTail(r: StreamResponse, fragment: boolean): number[] {
+  const out: number[] = [];
   if (r.watchId !== 0) {
     out.push(0x10);
     pushVarint(out, r.watchId);
@@ -117,9 +147,14 @@ function envelopeBytes(r: StreamResponse, header: WireHeader, fragment: boolean)
   return out;
 }
 
-/** A whole WatchResponse as its parts (envelope, then the event fields): concatenated, the message. */
+/**
+ * A whole WatchResponse as its parts (the header field, the rest of the envelope, then the
+ * event fields): concatenated, the message. The header field is one Buffer shared by every
+ * response of a revision, so a watcher's own bytes are a few varints.
+ */
 export function watchResponseParts(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], fragment = false): MessagePart[] {
-  return [envelopeBytes(r, header, fragment), ...fields];
+  const tail = envelopeTail(r, fragment);
+  return tail.length === 0 ? [headerField(header), ...fields] : [headerField(header), tail, ...fields];
 }
 
 /** A whole WatchResponse: its envelope followed by the given event fields. */
@@ -127,13 +162,14 @@ export function watchResponseBytes(r: StreamResponse, header: WireHeader, fields
   return Buffer.concat([envelope(r, header, fragment), ...fields]);
 }
 
-/** The last header encoded: watchers of one revision share it. */
-let lastHeader: { h: WireHeader; bytes: Buffer } | undefined;
+/** The last header field encoded: watchers of one revision share it. */
+let lastHeader: { h: WireHeader; field: Buffer } | undefined;
 
-function encodeHeader(h: WireHeader): Buffer {
+/** The header as field 1 of a WatchResponse (tag, length, ResponseHeader); never changed once made. */
+function headerField(h: WireHeader): Buffer {
   const last = lastHeader?.h;
   if (last && last.revision === h.revision && last.raftTerm === h.raftTerm && last.clusterId === h.clusterId && last.memberId === h.memberId) {
-    return lastHeader!.bytes;
+    return lastHeader!.field;
   }
   const parts: Buffer[] = [];
   const add = (tag: number, value: number | bigint): void => {
@@ -143,9 +179,10 @@ function encodeHeader(h: WireHeader): Buffer {
   add(0x10, BigInt(h.memberId));
   add(0x18, h.revision);
   add(0x20, h.raftTerm);
-  const bytes = Buffer.concat(parts);
-  lastHeader = { h: { ...h }, bytes };
-  return bytes;
+  const body = Buffer.concat(parts);
+  const field = Buffer.concat([Buffer.from([0x0a]), varint(body.length), body]);
+  lastHeader = { h: { ...h }, field };
+  return field;
 }
 
 /** Appends a varint to `out` (the common case, a small non-negative number, without allocating). */
