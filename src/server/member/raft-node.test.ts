@@ -198,6 +198,30 @@ describe('RaftNode: proposals that cannot be placed', () => {
 });
 
 describe('RaftNode: ReadIndex barrier', () => {
+  it('each read times out at its own deadline (one timer for all of them)', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n], { requestTimeoutMs: 3000 });
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    cluster.isolated.add(leader.id);
+    const outcomes: string[] = [];
+    const watch = (name: string, barrier: Promise<void>) =>
+      barrier.then(
+        () => outcomes.push(`${name} read`),
+        (error: { etcdCode?: string }) => outcomes.push(`${name} ${error.etcdCode}`),
+      );
+    const first = watch('first', leader.raft.readBarrier());
+    await cluster.scheduler.advance(2000);
+    const second = watch('second', leader.raft.readBarrier());
+    await cluster.scheduler.advance(1100);
+    await first;
+    expect(outcomes).toEqual(['first Timeout']);
+    await cluster.scheduler.advance(1500);
+    expect(outcomes).toEqual(['first Timeout']);
+    await cluster.scheduler.advance(500);
+    await second;
+    expect(outcomes).toEqual(['first Timeout', 'second Timeout']);
+  });
+
   it('resolves only once this member has applied up to the read index', async () => {
     cluster = new RaftNodeCluster([1n, 2n, 3n]);
     for (const id of [1n, 2n, 3n]) cluster.start(id);

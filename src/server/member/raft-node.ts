@@ -58,7 +58,7 @@ import type { Applier, CommittedEntry } from '../apply/applier.js';
 import { ServerError } from '../apply/errors.js';
 import { decodeInternalRequest, encodeInternalRequest, type InternalRequest } from '../apply/internal-request.js';
 import type { ApplyOutcome } from '../apply/outcome.js';
-import { PendingReads, type PendingRead } from './pending-reads.js';
+import { PendingReads } from './pending-reads.js';
 import { TickClock } from './tick-clock.js';
 import { nodeScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
 
@@ -156,6 +156,8 @@ export class RaftNode {
   /** Term of the last entry applied here; a rise fails proposals of older terms. */
   private appliedTerm = 0;
   private readRetryTicker: TimerHandle | undefined;
+  /** Fails the reads whose deadline passed (armReadDeadline); undefined while no read waits. */
+  private readDeadlineTimer: TimerHandle | undefined;
   /** Callers of leaderKnown() waiting for a leader. */
   private leaderWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private nextRequestId = 1n;
@@ -390,24 +392,22 @@ export class RaftNode {
   readBarrier(): Promise<void> {
     if (this.stopped) return Promise.reject(new ServerError('Stopped'));
     return new Promise((resolve, reject) => {
-      const read: PendingRead = { resolve, reject, settled: false };
-      const timer = this.scheduler.setTimeout(() => {
-        read.settled = true;
-        reject(new ServerError('Timeout', 'read index timed out'));
-      }, this.options.requestTimeoutMs);
-      read.resolve = () => {
-        this.scheduler.clear(timer);
-        read.settled = true;
-        resolve();
-      };
-      read.reject = (error) => {
-        this.scheduler.clear(timer);
-        read.settled = true;
-        reject(error);
-      };
-      this.reads.add(read);
+      this.reads.add({ resolve, reject, deadline: this.scheduler.now() + this.options.requestTimeoutMs, settled: false });
+      if (this.readDeadlineTimer === undefined) this.armReadDeadline(this.options.requestTimeoutMs);
       this.schedule();
     });
+  }
+
+  /** One timer for every read's deadline (pending-reads.ts): armed for the oldest unsettled read. */
+  private armReadDeadline(ms: number): void {
+    this.readDeadlineTimer = this.scheduler.setTimeout(() => {
+      this.readDeadlineTimer = undefined;
+      const now = this.scheduler.now();
+      for (const read of this.reads.takeExpired(now)) read.reject(new ServerError('Timeout', 'read index timed out'));
+      const next = this.reads.nextDeadline();
+      // A timer may fire a little early by this clock: then it is armed again for the rest.
+      if (next !== undefined && !this.stopped) this.armReadDeadline(Math.max(1, next - now));
+    }, ms);
   }
 
   transferLeadership(to: bigint): void {
@@ -820,6 +820,7 @@ export class RaftNode {
     this.stopped = true;
     if (this.ticker !== undefined) this.scheduler.clear(this.ticker);
     if (this.readRetryTicker !== undefined) this.scheduler.clear(this.readRetryTicker);
+    if (this.readDeadlineTimer !== undefined) this.scheduler.clear(this.readDeadlineTimer);
     for (const pending of [...this.waiting.values()]) if (this.finishProposal(pending)) pending.reject(new ServerError('Stopped'));
     this.queuedProposals = [];
     for (const waiter of this.confWaiters.values()) {
