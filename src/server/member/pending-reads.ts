@@ -1,11 +1,11 @@
 // The linearizable reads a RaftNode holds, from arrival to release. A read goes through three
 // stages:
 //   queued        arrived since the last ReadIndex request went out; a loop turn groups them
-//                 under one context once no request is out (one round at a time, as etcd's
-//                 linearizableReadLoop: reads arriving during a round share the next one, so
-//                 the rounds, each a heartbeat broadcast and its answers (on three voters a
-//                 follower's is its request and the answer alone), do not grow with the number
-//                 of loop turns)
+//                 under one context while fewer than the driver's limit of requests are out
+//                 (MAX_READ_ROUNDS_IN_FLIGHT; etcd's linearizableReadLoop keeps one): reads
+//                 arriving during the rounds in flight share the next one, so the rounds, each a
+//                 heartbeat broadcast and its answers (on three voters a follower's is its
+//                 request and the answer alone), do not grow with the number of loop turns
 //   awaiting      its group's ReadIndex request is out (context -> group); the request may be
 //                 lost (leader gone, message dropped), so the driver re-sends every awaiting
 //                 context periodically and whenever a new leader appears
@@ -60,13 +60,10 @@ export class PendingReads {
     if (reads.length > 0) this.awaiting.set(contextKey(context), { context, reads });
   }
 
-  /** True while a request with unsettled reads is out (groups whose reads all settled are dropped). */
-  get roundInFlight(): boolean {
-    for (const [key, group] of this.awaiting) {
-      if (!group.reads.every((read) => read.settled)) return true;
-      this.awaiting.delete(key);
-    }
-    return false;
+  /** Requests with unsettled reads that are out (groups whose reads all settled are dropped). */
+  get roundsInFlight(): number {
+    for (const [key, group] of this.awaiting) if (group.reads.every((read) => read.settled)) this.awaiting.delete(key);
+    return this.awaiting.size;
   }
 
   /** Contexts still waiting for an answer (groups whose reads all settled are dropped). */

@@ -4,7 +4,7 @@
 //
 // One turn of the loop (run whenever work arrives):
 //   step received messages, propose queued requests (one batch), ask one ReadIndex for the
-//   queued reads unless one is out already -> Ready -> hand its write (hard state + entries, synced when Raft requires)
+//   queued reads unless enough are out already -> Ready -> hand its write (hard state + entries, synced when Raft requires)
 //   to the log, which lands writes in call order -> a leader sends its messages at once, any
 //   other member the proposals it forwards at once and the rest once the write landed (its
 //   votes and acks promise durable state) -> committed
@@ -126,6 +126,14 @@ export interface RaftNodeOptions {
 
 /** etcd's readIndexRetryTime. */
 export const READ_INDEX_RETRY_MS = 500;
+/**
+ * ReadIndex requests a member keeps out at once. etcd's linearizableReadLoop keeps one; here a
+ * round's peer hops wait behind each member's event loop (and, on a busy machine, for a core),
+ * so a round took 5-7 ms on 3 members at 100 clients and the reads waiting for it left the
+ * members idle: a second round in flight carried 1.3-1.6x the reads per second at no more CPU
+ * per read (bench/RESULTS.md, "Linearizable ranges on 3 members: two ReadIndex rounds in flight").
+ */
+export const MAX_READ_ROUNDS_IN_FLIGHT = 2;
 /** etcd's maxGapBetweenApplyAndCommitIndex. */
 export const MAX_COMMIT_APPLY_GAP = 5000;
 
@@ -630,8 +638,9 @@ export class RaftNode {
   }
 
   private askReadIndex(): void {
-    // One round at a time (pending-reads.ts): the reads queued meanwhile go out once it is answered.
-    if (!this.reads.hasQueued || this.reads.roundInFlight) return;
+    // A bounded number of rounds out at once (pending-reads.ts): the reads queued meanwhile go
+    // out as soon as one is answered.
+    if (!this.reads.hasQueued || this.reads.roundsInFlight >= MAX_READ_ROUNDS_IN_FLIGHT) return;
     // The leader tracks pending ReadIndex requests by context and ignores a duplicate, so the
     // context must be unique across members, not just here: member ID + counter.
     const context = Buffer.allocUnsafe(16);
