@@ -130,8 +130,9 @@ export const READ_INDEX_RETRY_MS = 500;
  * ReadIndex requests a member keeps out at once. etcd's linearizableReadLoop keeps one; here a
  * round's peer hops wait behind each member's event loop (and, on a busy machine, for a core),
  * so a round took 5-7 ms on 3 members at 100 clients and the reads waiting for it left the
- * members idle: a second round in flight carried 1.3-1.6x the reads per second at no more CPU
- * per read (bench/RESULTS.md, "Linearizable ranges on 3 members: two ReadIndex rounds in flight").
+ * members idle. With a second round in flight linearizable ranges ran at a median 0.96x the
+ * serializable rate of the same run (one round: 0.79x; four: 0.84x) at no more CPU per read
+ * (bench/RESULTS.md, "Linearizable ranges on 3 members: two ReadIndex rounds in flight").
  */
 export const MAX_READ_ROUNDS_IN_FLIGHT = 2;
 /** etcd's maxGapBetweenApplyAndCommitIndex. */
