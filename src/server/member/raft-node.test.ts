@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfChangeType, MessageType, type Message } from '../../raft/types.js';
 import { RaftNodeCluster, request, rejection } from '../../../test/support/raft-node-cluster.js';
 import { encodeInternalRequest } from '../apply/internal-request.js';
+import { MAX_READ_ROUNDS_IN_FLIGHT } from './raft-node.js';
 
 let cluster: RaftNodeCluster;
 
@@ -198,6 +199,30 @@ describe('RaftNode: proposals that cannot be placed', () => {
 });
 
 describe('RaftNode: ReadIndex barrier', () => {
+  it('each read times out at its own deadline (one timer for all of them)', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n], { requestTimeoutMs: 3000 });
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    cluster.isolated.add(leader.id);
+    const outcomes: string[] = [];
+    const watch = (name: string, barrier: Promise<void>) =>
+      barrier.then(
+        () => outcomes.push(`${name} read`),
+        (error: { etcdCode?: string }) => outcomes.push(`${name} ${error.etcdCode}`),
+      );
+    const first = watch('first', leader.raft.readBarrier());
+    await cluster.scheduler.advance(2000);
+    const second = watch('second', leader.raft.readBarrier());
+    await cluster.scheduler.advance(1100);
+    await first;
+    expect(outcomes).toEqual(['first Timeout']);
+    await cluster.scheduler.advance(1500);
+    expect(outcomes).toEqual(['first Timeout']);
+    await cluster.scheduler.advance(500);
+    await second;
+    expect(outcomes).toEqual(['first Timeout', 'second Timeout']);
+  });
+
   it('resolves only once this member has applied up to the read index', async () => {
     cluster = new RaftNodeCluster([1n, 2n, 3n]);
     for (const id of [1n, 2n, 3n]) cluster.start(id);
@@ -225,8 +250,8 @@ describe('RaftNode: ReadIndex barrier', () => {
   });
 });
 
-describe('RaftNode: one ReadIndex round at a time', () => {
-  it('reads arriving while a round is out share the next one, asked as soon as the first is answered', async () => {
+describe('RaftNode: ReadIndex rounds in flight', () => {
+  it(`at most ${MAX_READ_ROUNDS_IN_FLIGHT} out at once; reads arriving meanwhile share the next one, asked as soon as one is answered`, async () => {
     cluster = new RaftNodeCluster([1n, 2n, 3n]);
     for (const id of [1n, 2n, 3n]) cluster.start(id);
     await cluster.electLeader();
@@ -235,24 +260,26 @@ describe('RaftNode: one ReadIndex round at a time', () => {
     const asked = () => reader.sent.filter((m) => m.type === MessageType.MsgReadIndex).length;
     const before = asked();
 
-    // The leader's answers to the reader wait; three reads arrive in three loop turns.
+    // The leader's answers to the reader wait; reads arrive one per loop turn: each of the
+    // first MAX goes out in its own request, the two after them wait.
     cluster.delay = (m) => m.to === reader.id && m.type === MessageType.MsgReadIndexResp;
     const resolved: number[] = [];
     const reads: Array<Promise<unknown>> = [];
-    for (const n of [1, 2, 3]) {
+    const count = MAX_READ_ROUNDS_IN_FLIGHT + 2;
+    for (let n = 1; n <= count; n++) {
       reads.push(reader.raft.readBarrier().then(() => resolved.push(n)));
       await cluster.scheduler.advance(10);
     }
     await cluster.scheduler.advance(50);
-    expect(asked() - before).toBe(1);
+    expect(asked() - before).toBe(MAX_READ_ROUNDS_IN_FLIGHT);
     expect(resolved).toEqual([]);
 
-    // The first answer releases the first read and sends one request for the other two.
+    // The first answer releases the first read and sends one request for the last two.
     cluster.delay = undefined;
     cluster.deliverDelayed();
     await cluster.until(Promise.all(reads));
-    expect(resolved).toEqual([1, 2, 3]);
-    expect(asked() - before).toBe(2);
+    expect(resolved).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+    expect(asked() - before).toBe(MAX_READ_ROUNDS_IN_FLIGHT + 1);
   });
 });
 

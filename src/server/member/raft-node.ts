@@ -4,7 +4,7 @@
 //
 // One turn of the loop (run whenever work arrives):
 //   step received messages, propose queued requests (one batch), ask one ReadIndex for the
-//   queued reads unless one is out already -> Ready -> hand its write (hard state + entries, synced when Raft requires)
+//   queued reads unless enough are out already -> Ready -> hand its write (hard state + entries, synced when Raft requires)
 //   to the log, which lands writes in call order -> a leader sends its messages at once, any
 //   other member the proposals it forwards at once and the rest once the write landed (its
 //   votes and acks promise durable state) -> committed
@@ -58,7 +58,7 @@ import type { Applier, CommittedEntry } from '../apply/applier.js';
 import { ServerError } from '../apply/errors.js';
 import { decodeInternalRequest, encodeInternalRequest, type InternalRequest } from '../apply/internal-request.js';
 import type { ApplyOutcome } from '../apply/outcome.js';
-import { PendingReads, type PendingRead } from './pending-reads.js';
+import { PendingReads } from './pending-reads.js';
 import { PROPOSAL_HEADER_BYTES, ProposalHeader } from './proposal-header.js';
 import { TickClock } from './tick-clock.js';
 import { nodeScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
@@ -127,6 +127,15 @@ export interface RaftNodeOptions {
 
 /** etcd's readIndexRetryTime. */
 export const READ_INDEX_RETRY_MS = 500;
+/**
+ * ReadIndex requests a member keeps out at once. etcd's linearizableReadLoop keeps one; here a
+ * round's peer hops wait behind each member's event loop (and, on a busy machine, for a core),
+ * so a round took 5-7 ms on 3 members at 100 clients and the reads waiting for it left the
+ * members idle. With a second round in flight linearizable ranges ran at a median 0.96x the
+ * serializable rate of the same run (one round: 0.79x; four: 0.84x) at no more CPU per read
+ * (bench/RESULTS.md, "Linearizable ranges on 3 members: two ReadIndex rounds in flight").
+ */
+export const MAX_READ_ROUNDS_IN_FLIGHT = 2;
 /** etcd's maxGapBetweenApplyAndCommitIndex. */
 export const MAX_COMMIT_APPLY_GAP = 5000;
 
@@ -157,6 +166,8 @@ export class RaftNode {
   /** Term of the last entry applied here; a rise fails proposals of older terms. */
   private appliedTerm = 0;
   private readRetryTicker: TimerHandle | undefined;
+  /** Fails the reads whose deadline passed (armReadDeadline); undefined while no read waits. */
+  private readDeadlineTimer: TimerHandle | undefined;
   /** Callers of leaderKnown() waiting for a leader. */
   private leaderWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private nextRequestId = 1;
@@ -393,24 +404,22 @@ export class RaftNode {
   readBarrier(): Promise<void> {
     if (this.stopped) return Promise.reject(new ServerError('Stopped'));
     return new Promise((resolve, reject) => {
-      const read: PendingRead = { resolve, reject, settled: false };
-      const timer = this.scheduler.setTimeout(() => {
-        read.settled = true;
-        reject(new ServerError('Timeout', 'read index timed out'));
-      }, this.options.requestTimeoutMs);
-      read.resolve = () => {
-        this.scheduler.clear(timer);
-        read.settled = true;
-        resolve();
-      };
-      read.reject = (error) => {
-        this.scheduler.clear(timer);
-        read.settled = true;
-        reject(error);
-      };
-      this.reads.add(read);
+      this.reads.add({ resolve, reject, deadline: this.scheduler.now() + this.options.requestTimeoutMs, settled: false });
+      if (this.readDeadlineTimer === undefined) this.armReadDeadline(this.options.requestTimeoutMs);
       this.schedule();
     });
+  }
+
+  /** One timer for every read's deadline (pending-reads.ts): armed for the oldest unsettled read. */
+  private armReadDeadline(ms: number): void {
+    this.readDeadlineTimer = this.scheduler.setTimeout(() => {
+      this.readDeadlineTimer = undefined;
+      const now = this.scheduler.now();
+      for (const read of this.reads.takeExpired(now)) read.reject(new ServerError('Timeout', 'read index timed out'));
+      const next = this.reads.nextDeadline();
+      // A timer may fire a little early by this clock: then it is armed again for the rest.
+      if (next !== undefined && !this.stopped) this.armReadDeadline(Math.max(1, next - now));
+    }, ms);
   }
 
   transferLeadership(to: bigint): void {
@@ -632,8 +641,9 @@ export class RaftNode {
   }
 
   private askReadIndex(): void {
-    // One round at a time (pending-reads.ts): the reads queued meanwhile go out once it is answered.
-    if (!this.reads.hasQueued || this.reads.roundInFlight) return;
+    // A bounded number of rounds out at once (pending-reads.ts): the reads queued meanwhile go
+    // out as soon as one is answered.
+    if (!this.reads.hasQueued || this.reads.roundsInFlight >= MAX_READ_ROUNDS_IN_FLIGHT) return;
     // The leader tracks pending ReadIndex requests by context and ignores a duplicate, so the
     // context must be unique across members, not just here: member ID + counter.
     const context = Buffer.allocUnsafe(16);
@@ -820,6 +830,7 @@ export class RaftNode {
     this.stopped = true;
     if (this.ticker !== undefined) this.scheduler.clear(this.ticker);
     if (this.readRetryTicker !== undefined) this.scheduler.clear(this.readRetryTicker);
+    if (this.readDeadlineTimer !== undefined) this.scheduler.clear(this.readDeadlineTimer);
     for (const pending of [...this.waiting.values()]) if (this.finishProposal(pending)) pending.reject(new ServerError('Stopped'));
     this.queuedProposals = [];
     for (const waiter of this.confWaiters.values()) {
