@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Event, KeyValue } from '../mvcc/types.js';
 import type { StreamResponse } from '../server/watch/watch-stream.js';
+import { toWireKeyValue } from './kv-convert.js';
 import { decodeMessage, encodeMessage } from './proto.js';
-import { eventField, watchResponseBytes, wireEvent, type WireHeader } from './watch-encoding.js';
+import { envelopeSize, eventField, watchResponseParts, type WireHeader } from './watch-encoding.js';
 
 function kv(key: string, value: string, modRevision: number, lease = 0n): KeyValue {
   return { key: Buffer.from(key), value: Buffer.from(value), createRevision: 2, modRevision, version: 3, lease };
@@ -10,6 +11,18 @@ function kv(key: string, value: string, modRevision: number, lease = 0n): KeyVal
 
 const put: Event = { type: 'put', kv: kv('a', 'one', 7, 0x7fffffffffffffffn), prevKv: kv('a', 'zero', 6) };
 const del: Event = { type: 'delete', kv: { ...kv('b', '', 7), createRevision: 0, version: 0 } };
+
+/** The mvccpb.Event protobufjs is given for the reference encoding (type always, every KeyValue field). */
+function wireEvent(event: Event, withPrevKv: boolean): object {
+  const out: { type: number; kv: object; prevKv?: object } = { type: event.type === 'put' ? 0 : 1, kv: toWireKeyValue(event.kv) };
+  if (withPrevKv && event.prevKv !== undefined) out.prevKv = toWireKeyValue(event.prevKv);
+  return out;
+}
+
+/** The message the stream frames from its parts. */
+function watchResponseBytes(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], fragment = false): Buffer {
+  return Buffer.concat(watchResponseParts(r, header, fields, fragment).map((part) => Buffer.from(part)));
+}
 
 function response(fields: Partial<StreamResponse>): StreamResponse {
   return {
@@ -61,6 +74,8 @@ describe('WatchResponse encoding from parts', () => {
     const fields = r.events.map((e) => eventField(e, r.prevKv));
     for (const fragment of [false, true]) {
       expect(decode(watchResponseBytes(r, header, fields, fragment))).toEqual(decode(reference(r, header, fragment)));
+      const eventBytes = fields.reduce((sum, field) => sum + field.length, 0);
+      expect(envelopeSize(r, header, fragment)).toBe(watchResponseBytes(r, header, fields, fragment).length - eventBytes);
     }
   });
 

@@ -7,15 +7,14 @@
 // Invariants:
 // - The bytes decode as what protobufjs (and etcd's gogo) would write for the same message:
 //   fields in number order, int64 as two's-complement varints; the envelope leaves proto3 zero
-//   values out (as gogo does), an event field is byte for byte what protobufjs wrote for
-//   wireEvent() (the type always, every KeyValue field).
+//   values out (as gogo does), an event field is byte for byte what protobufjs wrote for an
+//   mvccpb.Event with the type always set and every KeyValue field (watch-encoding.test.ts).
 // - An event's cached bytes depend only on the event object and the prev_kv choice; events
 //   are never changed after they are queued (the hub shares them between watchers), so a
 //   cache keyed by the object is safe. The cache has a byte budget (EncodedEvents).
 
 import type { Event } from '../mvcc/types.js';
 import type { StreamResponse } from '../server/watch/watch-stream.js';
-import { toWireKeyValue } from './kv-convert.js';
 import type { MessagePart } from './message-frames.js';
 import { keyValueSize, varintSize, writeKeyValue, writeVarint } from './range-encoding.js';
 import { assert } from '../util/assert.js';
@@ -35,15 +34,6 @@ export interface WireHeader {
   memberId: string;
   revision: number;
   raftTerm: number;
-}
-
-export function wireEvent(event: Event, withPrevKv: boolean): object {
-  const out: { type: number; kv: object; prevKv?: object } = {
-    type: event.type === 'put' ? EVENT_PUT : EVENT_DELETE,
-    kv: toWireKeyValue(event.kv),
-  };
-  if (withPrevKv && event.prevKv !== undefined) out.prevKv = toWireKeyValue(event.prevKv);
-  return out;
 }
 
 /**
@@ -92,8 +82,8 @@ export function eventField(event: Event, prevKv: boolean): Buffer {
  * Written by hand, in one buffer of the exact size. Through protobufjs (a type lookup by name,
  * fromObject, its writer, two copies) the first stream to send a revision took 10-80 us per
  * event, on the path of every watcher's event, since all the streams' writes leave together
- * after the last flush (bench/RESULTS.md). The bytes are the ones protobufjs wrote for
- * wireEvent(): the type always (0 for a put), every KeyValue field (range-encoding.ts).
+ * after the last flush (bench/RESULTS.md). The bytes are the ones protobufjs wrote: the type
+ * always (0 for a put), every KeyValue field (range-encoding.ts).
  */
 function encodeEventField(event: Event, withPrev: boolean): Buffer {
   const kvSize = keyValueSize(event.kv);
@@ -119,9 +109,9 @@ function encodeEventField(event: Event, withPrev: boolean): Buffer {
   return field;
 }
 
-/** The envelope of a response: every field but the events, in field order. */
-export function envelope(r: StreamResponse, header: WireHeader, fragment: boolean): Buffer {
-  return Buffer.concat([headerField(header), Buffer.from(envelopeTail(r, fragment))]);
+/** The encoded size of a response's envelope: every field but the events. */
+export function envelopeSize(r: StreamResponse, header: WireHeader, fragment: boolean): number {
+  return headerField(header).length + envelopeTail(r, fragment).length;
 }
 
 /** The envelope's fields after the header, as a plain array: framed straight into the batch buffer (message-frames.ts), never a Buffer of its own. */
@@ -155,11 +145,6 @@ function envelopeTail(r: StreamResponse, fragment: boolean): number[] {
 export function watchResponseParts(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], fragment = false): MessagePart[] {
   const tail = envelopeTail(r, fragment);
   return tail.length === 0 ? [headerField(header), ...fields] : [headerField(header), tail, ...fields];
-}
-
-/** A whole WatchResponse: its envelope followed by the given event fields. */
-export function watchResponseBytes(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], fragment = false): Buffer {
-  return Buffer.concat([envelope(r, header, fragment), ...fields]);
 }
 
 /** The last header field encoded: watchers of one revision share it. */

@@ -32,7 +32,7 @@ import type { KvServer } from '../server/member/kv-server.js';
 import { DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS, WatchStream, type StreamResponse } from '../server/watch/watch-stream.js';
 import type { Handlers, ResponseHeaders } from './handler.js';
 import { requestSize } from './handler.js';
-import { envelope, eventField, watchResponseParts, type WireHeader } from './watch-encoding.js';
+import { envelopeSize, eventField, watchResponseParts, type WireHeader } from './watch-encoding.js';
 import { checkRange } from './auth-check.js';
 import { type BatchWriter, batchWriterOf } from './batch-writer.js';
 import { frameMessages, MESSAGE_PREFIX_BYTES, type MessagePart } from './message-frames.js';
@@ -287,7 +287,7 @@ class WatchCall {
  * last has fragment=true. Sizes are exact encoded sizes (`fields` are encoded event fields).
  */
 function fragments(r: StreamResponse, header: WireHeader, fields: readonly Buffer[], maxBytes: number): MessagePart[][] {
-  const base = envelope(r, header, false).length;
+  const base = envelopeSize(r, header, false);
   const total = fields.reduce((sum, field) => sum + field.length, base);
   if (total < maxBytes) return [watchResponseParts(r, header, fields)];
   // fragment=true itself costs two bytes in every fragment but the last.

@@ -31,7 +31,7 @@ import { CompactedError, UnavailableError, limitEnd, type InitialState, type Sto
 import { EntryType, NONE, type ConfState, type Entry, type HardState, type Snapshot } from '../raft/types.js';
 import { assert, assertSafeInteger } from '../util/assert.js';
 import { LevelWriteQueue } from './level-write-queue.js';
-import { SlabCopier } from './slab-copier.js';
+import { SlabRoom } from './slab-room.js';
 import { StorageError, isLevelError, levelErrorDetail, type StorageFailureSink } from './storage-error.js';
 
 type Db = ClassicLevel<Buffer, Buffer>;
@@ -106,7 +106,7 @@ export class RaftLogStore implements Storage {
   /** cache[i] is the entry at cacheStart + i; always a suffix ending at `last`. */
   private cache: Entry[] = [];
   private cacheStart = 1;
-  private readonly cacheCopies = new SlabCopier();
+  private readonly entryRoom = new SlabRoom();
 
   private constructor(db: Db, prefix: number, opts: RaftLogStoreOptions) {
     assert(Number.isInteger(prefix) && prefix >= 0 && prefix <= 255, `bad key-space prefix ${prefix}`);
@@ -334,10 +334,10 @@ export class RaftLogStore implements Storage {
     if (from < this.cacheStart) this.setCache([], from);
     else if (from - this.cacheStart < this.cache.length) this.setCache(this.cache.slice(0, from - this.cacheStart), this.cacheStart);
     for (const e of ents) {
-      // The stored form is built once, in slab room of its own: LevelDB copies it as the batch
-      // is built, and the cached entry's data is a view of it, which must not pin the (larger)
-      // buffer the caller's data is a view of (slab-copier.ts). One copy of the data, not two.
-      const stored = encodeEntry(e, this.cacheCopies.take(ENTRY_HEADER_BYTES + e.data.length));
+      // The stored form is built once, in slab room of its own (never reused, so it is what the
+      // queued LevelDB write stores), and the cached entry's data is a view of it, which must not
+      // pin the (larger) buffer the caller's data is a view of (slab-room.ts). One copy, not two.
+      const stored = encodeEntry(e, this.entryRoom.take(ENTRY_HEADER_BYTES + e.data.length));
       ops.push({ type: 'put', key: this.entryKey(e.index), value: stored });
       this.cache.push({ term: e.term, index: e.index, type: e.type, data: stored.subarray(ENTRY_HEADER_BYTES) });
       this.cacheBytes += e.data.length;

@@ -59,7 +59,7 @@ import { ServerError } from '../apply/errors.js';
 import { decodeInternalRequest, encodeInternalRequest, type InternalRequest } from '../apply/internal-request.js';
 import type { ApplyOutcome } from '../apply/outcome.js';
 import { PendingReads } from './pending-reads.js';
-import { PROPOSAL_HEADER_BYTES, ProposalHeader } from './proposal-header.js';
+import { PROPOSAL_HEADER_BYTES as HEADER_BYTES, ProposalHeader } from './proposal-header.js';
 import { TickClock } from './tick-clock.js';
 import { nodeScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
 
@@ -150,7 +150,6 @@ interface PendingProposal {
   term?: number;
 }
 
-const HEADER_BYTES = PROPOSAL_HEADER_BYTES;
 /** Default of RaftNodeOptions.maxWritesInFlight (server.raft.max_writes_in_flight). */
 export const MAX_WRITES_IN_FLIGHT = 1;
 
