@@ -35,15 +35,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startEtcd, startMetaStore } from '../test/support/servers.js';
 import { disposeAll } from '../test/support/processes.js';
-
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
-function textFlag(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
+import { numberFlag, textFlag } from './flags.js';
 
 const workload = textFlag('workload') ?? 'all';
 const only = textFlag('only');
@@ -134,21 +126,21 @@ const puts = (keySpace: number, total: number, valueBytes: number) => [
 ];
 
 async function fill(target: string, endpoint: string, pid: number): Promise<Row[]> {
-  const keys = flag('keys', 1_000_000);
-  const valueBytes = flag('value-bytes', 1024);
+  const keys = numberFlag('keys', 1_000_000);
+  const valueBytes = numberFlag('value-bytes', 1024);
   const rows: Row[] = [];
   rows.push({ target, step: `fill ${keys} keys x ${valueBytes} B`, ...(await loadStep(endpoint, puts(keys, keys, valueBytes), pid)) });
   rows.push({ target, step: 'RSS after fill', rssMb: rss(pid) });
-  rows.push({ target, step: `put over the ${keys} keys`, ...(await loadStep(endpoint, puts(keys, flag('puts', 100_000), valueBytes), pid)) });
-  const ranges = ['-op', 'range', '-spread', '-clients', '100', '-conns', '10', '-key-space', String(keys), '-total', String(flag('ranges', 100_000))];
+  rows.push({ target, step: `put over the ${keys} keys`, ...(await loadStep(endpoint, puts(keys, numberFlag('puts', 100_000), valueBytes), pid)) });
+  const ranges = ['-op', 'range', '-spread', '-clients', '100', '-conns', '10', '-key-space', String(keys), '-total', String(numberFlag('ranges', 100_000))];
   rows.push({ target, step: `range (serializable, spread over ${keys} keys)`, ...(await loadStep(endpoint, ranges, pid)) });
   rows.push({ target, step: 'RSS at the end', rssMb: rss(pid) });
   return rows;
 }
 
 async function history(target: string, endpoint: string, pid: number): Promise<Row[]> {
-  const total = flag('history-puts', 1_000_000);
-  const keys = flag('history-keys', 1000);
+  const total = numberFlag('history-puts', 1_000_000);
+  const keys = numberFlag('history-keys', 1000);
   const rows: Row[] = [
     { target, step: `${total} puts x 256 B over ${keys} keys`, result: await load(endpoint, puts(keys, total, 256)) },
     { target, step: 'RSS after the history puts', rssMb: rss(pid) },
@@ -161,9 +153,9 @@ async function history(target: string, endpoint: string, pid: number): Promise<R
 }
 
 async function list(target: string, endpoint: string, pid: number): Promise<Row[]> {
-  const keys = flag('list-keys', 100_000);
+  const keys = numberFlag('list-keys', 100_000);
   const rows: Row[] = [{ target, step: `fill ${keys} keys x 1 KiB`, result: await load(endpoint, puts(keys, keys, 1024)) }];
-  const pages = Math.ceil(keys / 500) * flag('lists', 5);
+  const pages = Math.ceil(keys / 500) * numberFlag('lists', 5);
   const args = ['-op', 'list', '-page', '500', '-clients', '1', '-conns', '1', '-total', String(pages), '-key-space', '1'];
   rows.push({ target, step: 'paginated list, 500 per page (ops = pages)', result: await load(endpoint, args) });
   rows.push({ target, step: 'RSS after the lists', rssMb: rss(pid) });

@@ -37,20 +37,19 @@ import { freePorts } from '../test/support/ports.js';
 import { startEtcd, startMetaStore, startMetaStoreCluster } from '../test/support/servers.js';
 import { disposeAll } from '../test/support/processes.js';
 import { runLoad } from './load.js';
+import { numberFlag, textFlag } from './flags.js';
 
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
-const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
-const members = flag('members', 1);
-const clients = flag('clients', 100);
-const connections = flag('connections', 10);
-const puts = flag('puts', 50_000);
-const ranges = flag('ranges', 100_000);
+const only = textFlag('only');
+const members = numberFlag('members', 1);
+const clients = numberFlag('clients', 100);
+const connections = numberFlag('connections', 10);
+const puts = numberFlag('puts', 50_000);
+const ranges = numberFlag('ranges', 100_000);
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
-const nodeArgs = process.argv.includes('--node-args') ? process.argv[process.argv.indexOf('--node-args') + 1]!.split(' ').filter((a) => a !== '') : [];
-const workerCounts = process.argv.includes('--workers') ? process.argv[process.argv.indexOf('--workers') + 1]!.split(',').map(Number) : [0];
+const nodeArgs = textFlag('node-args', '')
+  .split(' ')
+  .filter((a) => a !== '');
+const workerCounts = textFlag('workers', '0').split(',').map(Number);
 type RangeKind = 'serializable' | 'linearizable';
 const rangeKinds: RangeKind[] = process.argv.includes('--range-kinds')
   ? process.argv[process.argv.indexOf('--range-kinds') + 1]!.split(',').map((kind) => {

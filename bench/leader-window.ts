@@ -15,12 +15,9 @@ import { FaultCluster, type Flavor } from '../test/robustness/fault-cluster.js';
 import { nowMs } from '../test/robustness/history.js';
 import { measureWindow, type WindowMeasurement } from '../test/robustness/leader-window.js';
 import { disposeAll } from '../test/support/processes.js';
+import { numberFlag } from './flags.js';
 
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
-const trials = flag('trials', 5);
+const trials = numberFlag('trials', 5);
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

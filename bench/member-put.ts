@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import type { KvServer as KvServerType } from '../src/server/member/kv-server.js';
 import type { Backend as BackendType } from '../src/storage/backend.js';
+import { numberFlag } from './flags.js';
 
 // The compiled dist/ (run `npx tsc -p tsconfig.build.json` first), as a member runs it: tsx's
 // own transform wraps every closure it creates in a name-keeping helper, which a profile of
@@ -27,16 +28,11 @@ const { KvServer } = (await import(`${dist}server/member/kv-server.js`)) as { Kv
 const { Backend } = (await import(`${dist}storage/backend.js`)) as { Backend: typeof BackendType };
 type KvServer = KvServerType;
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
-
-const puts = arg('puts', 200_000);
-const callers = arg('callers', 100);
-const keyCount = arg('keys', 100_000);
-const valueBytes = arg('value', 256);
-const rounds = arg('rounds', 3);
+const puts = numberFlag('puts', 200_000);
+const callers = numberFlag('callers', 100);
+const keyCount = numberFlag('keys', 100_000);
+const valueBytes = numberFlag('value', 256);
+const rounds = numberFlag('rounds', 3);
 
 const keys = Array.from({ length: keyCount }, (_, i) => Buffer.from(String((i * 7919) % keyCount).padStart(8, '0')));
 const value = Buffer.alloc(valueBytes, 0x76);

@@ -25,17 +25,13 @@ import { MvccStore, type WriteSink } from '../src/mvcc/mvcc-store.js';
 import { encodeRevisionKey } from '../src/mvcc/revision.js';
 import type { PutRequest, Revision } from '../src/mvcc/types.js';
 import { Backend, KeySpace, spaceKey } from '../src/storage/backend.js';
+import { numberFlag } from './flags.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) {
   const script = fileURLToPath(import.meta.url);
   const result = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', script, ...process.argv.slice(2)], { stdio: 'inherit' });
   process.exit(result.status ?? 1);
-}
-
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 
 function retained(): number {
@@ -78,11 +74,11 @@ async function measure(keys: number, total: number, valueBytes: number): Promise
   return { bytes, store };
 }
 
-const keys = flag('keys', 200_000);
-const valueBytes = flag('value-bytes', 1024);
-const revisions = flag('revisions', 200_000);
-const hotKeys = flag('hot-keys', 1000);
-const hotValueBytes = flag('hot-value-bytes', 256);
+const keys = numberFlag('keys', 200_000);
+const valueBytes = numberFlag('value-bytes', 1024);
+const revisions = numberFlag('revisions', 200_000);
+const hotKeys = numberFlag('hot-keys', 1000);
+const hotValueBytes = numberFlag('hot-value-bytes', 256);
 
 const distinct = await measure(keys, keys, valueBytes);
 console.log(

@@ -30,16 +30,13 @@ import { encodeMessage } from '../src/grpc/proto.js';
 import { disposeAll } from '../test/support/processes.js';
 import { startMetaStore } from '../test/support/servers.js';
 import { runLoad } from './load.js';
+import { numberFlag } from './flags.js';
 
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
-const gib = flag('gib', 1);
-const clients = flag('clients', 64);
-const connections = flag('connections', 4);
+const gib = numberFlag('gib', 1);
+const clients = numberFlag('clients', 64);
+const connections = numberFlag('connections', 4);
 /** server.storage.max_open_files (0: the server's default). */
-const maxOpenFiles = flag('max-open-files', 0);
+const maxOpenFiles = numberFlag('max-open-files', 0);
 const VALUE_BYTES = 1024;
 const keys = Math.round((gib * 2 ** 30) / VALUE_BYTES);
 const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MB`;

@@ -29,23 +29,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEtcd, startMetaStore } from '../test/support/servers.js';
 import { disposeAll } from '../test/support/processes.js';
+import { numberFlag, textFlag } from './flags.js';
 
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
-const only = process.argv.includes('--only') ? flag('only', '') : undefined;
-const watchers = Number(flag('watchers', '1000'));
-const rates = flag('rates', '50,200').split(',').map(Number);
-const seconds = Number(flag('seconds', '10'));
-const leases = Number(flag('leases', '1000'));
-const streams = Number(flag('streams', '100'));
-const keepalives = Number(flag('keepalives', '200000'));
-const nodeArgs = flag('node-args', '')
+const only = textFlag('only');
+const watchers = numberFlag('watchers', 1_000);
+const rates = textFlag('rates', '50,200').split(',').map(Number);
+const seconds = numberFlag('seconds', 10);
+const leases = numberFlag('leases', 1_000);
+const streams = numberFlag('streams', 100);
+const keepalives = numberFlag('keepalives', 200_000);
+const nodeArgs = textFlag('node-args', '')
   .split(' ')
   .filter((a) => a !== '');
-const workerCounts = flag('workers', '0').split(',').map(Number);
+const workerCounts = textFlag('workers', '0').split(',').map(Number);
 
 /** Builds bench/go-watch with Debian's Go and etcd sources (GOPATH mode, no network). */
 const binary = goTool('go-watch');

@@ -11,14 +11,11 @@ import { clients } from '../src/grpc/proto.js';
 import { startInProcessMember } from '../test/grpc/in-process.js';
 import { retainedOffHeapBytes, UnreadWatch } from '../test/grpc/unread-watch.js';
 import { waitFor } from '../test/support/wait.js';
+import { numberFlag } from './flags.js';
 
-function flag(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
-const watchers = flag('watchers', 200);
-const puts = flag('puts', 2000);
-const valueBytes = flag('value-bytes', 256);
+const watchers = numberFlag('watchers', 200);
+const puts = numberFlag('puts', 2000);
+const valueBytes = numberFlag('value-bytes', 256);
 
 /** Retained Buffers and JS heap after a full GC (retainedOffHeapBytes collects first). */
 async function retained(): Promise<{ offHeap: number; heap: number }> {

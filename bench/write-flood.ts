@@ -25,11 +25,7 @@ import * as grpc from '@grpc/grpc-js';
 import { encodeMessage } from '../src/grpc/proto.js';
 import { disposeAll } from '../test/support/processes.js';
 import { startEtcd, startMetaStore } from '../test/support/servers.js';
-
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
-}
+import { textFlag } from './flags.js';
 
 interface FloodResult {
   ok: number;
@@ -121,12 +117,12 @@ async function measure(name: string, server: { endpoint: string; pid: number }, 
 }
 
 async function main(): Promise<void> {
-  const clients = flag('clients', '500');
-  const valueBytes = flag('value-bytes', String(1024 * 1024));
-  const seconds = flag('seconds', '20');
-  const keys = flag('keys', '16');
-  const only = flag('only', '');
-  const backoffMs = flag('backoff-ms', '100');
+  const clients = textFlag('clients', '500');
+  const valueBytes = textFlag('value-bytes', String(1024 * 1024));
+  const seconds = textFlag('seconds', '20');
+  const keys = textFlag('keys', '16');
+  const only = textFlag('only', '');
+  const backoffMs = textFlag('backoff-ms', '100');
   const options = ['--clients', clients, '--value-bytes', valueBytes, '--seconds', seconds, '--keys', keys, '--backoff-ms', backoffMs];
   console.log(`write flood: ${clients} clients, ${valueBytes} B values over ${keys} keys, ${seconds} s`);
   // Room for the whole flood on disk for both: the quota is not what is measured here.
@@ -151,11 +147,11 @@ if (process.argv.includes('--child')) {
   const endpoint = process.argv[process.argv.indexOf('--child') + 1] as string;
   const result = await flood(
     endpoint,
-    Number(flag('clients', '500')),
-    Number(flag('value-bytes', '1048576')),
-    Number(flag('seconds', '20')),
-    Number(flag('keys', '16')),
-    Number(flag('backoff-ms', '100')),
+    Number(textFlag('clients', '500')),
+    Number(textFlag('value-bytes', '1048576')),
+    Number(textFlag('seconds', '20')),
+    Number(textFlag('keys', '16')),
+    Number(textFlag('backoff-ms', '100')),
   );
   process.send?.(result, () => process.exit(0));
 } else {
