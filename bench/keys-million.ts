@@ -7,10 +7,12 @@
 //   npm run bench -- keys-million [--workload fill|history|list|all] [--keys 1000000]
 //        [--history-puts 1000000] [--list-keys 100000] [--only etcd|metastore]
 //        [--node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--gc-tally] [--quota-bytes N]
+//        [--member-env "METASTORE_SERVER_STORAGE_WRITE_BUFFER_SIZE=33554432 ..."]
 //
 // --node-args: extra Node flags for the MetaStore member (profiles, --trace-gc, heap flags).
 // --quota-bytes: --quota-backend-bytes for both servers (etcd's bbolt holds 4M x 1 KiB in ~5 GiB,
 // over its 2 GiB default quota).
+// --member-env: environment settings for the MetaStore member (A/B of server.* keys, one build).
 // --gc-tally: preload bench/gc-tally.cjs into the member and add its garbage collections (count
 // and summed atomic pauses, minor / major) during each load step to the table.
 //
@@ -180,6 +182,10 @@ async function run(name: string): Promise<Row[]> {
         .filter((arg) => arg !== '') ?? [];
     if (gcTallyDir !== undefined) nodeArgs.push('-r', path.join(import.meta.dirname, 'gc-tally.cjs'));
     const env: Record<string, string> = gcTallyDir === undefined ? {} : { BENCH_GC_TALLY_DIR: gcTallyDir };
+    for (const setting of textFlag('member-env')?.split(' ') ?? []) {
+      const [name, value] = setting.split('=');
+      if (name !== undefined && name !== '' && value !== undefined) env[name] = value;
+    }
     const metastore = await startMetaStore({ readyTimeoutMs: 120_000, nodeArgs, env, extraArgs: serverArgs });
     rows.push({ target: 'MetaStore', step: 'RSS idle (fresh server)', rssMb: rss(metastore.pid) });
     rows.push(...(await bench('MetaStore', metastore.endpoint.replace('http://', ''), metastore.pid)));

@@ -41,6 +41,22 @@ describe('Backend', () => {
     await backend.close();
   });
 
+  it('the quota measurement counts what the memtable holds (flushedStateSizeBytes)', async () => {
+    const backend = await Backend.open(tempDir(), { writeBufferSizeBytes: 32 * 1024 * 1024 });
+    const value = (): Buffer => Buffer.from(Array.from({ length: 4096 }, () => Math.floor(Math.random() * 256)));
+    await backend.write(
+      Array.from({ length: 500 }, (_, i) => put(`k${i}`, '')).map((op) => ({ ...op, value: value() })),
+      { sync: true },
+    );
+    // 2 MB of incompressible state, all of it still in the 32 MiB memtable: no table holds it.
+    expect(await backend.stateSizeBytes()).toBeLessThan(100_000);
+    const [first, second] = await Promise.all([backend.flushedStateSizeBytes(), backend.flushedStateSizeBytes()]);
+    expect(first).toBeGreaterThan(1_900_000);
+    expect(second).toBe(first);
+    expect(await backend.get(KeySpace.mvcc, 'k499')).toHaveLength(4096);
+    await backend.close();
+  });
+
   it('keeps what was written across close and reopen', async () => {
     const dir = tempDir();
     const backend = await Backend.open(dir);

@@ -220,8 +220,8 @@ export class KvServer {
 
   private async measureQuota(requestBytes: number): Promise<void> {
     // The estimate counts logical bytes written since the last measurement; LevelDB compresses
-    // and compacts, so measure the files before refusing and raising an alarm.
-    const bytes = await this.backend.stateSizeBytes();
+    // and compacts, so measure the files (memtable flushed) before refusing and raising an alarm.
+    const bytes = await this.backend.flushedStateSizeBytes();
     this.sizeEstimate = { bytes, writtenAtMeasure: this.backend.bytesWritten };
     if (bytes + requestBytes <= this.quotaBytes) return;
     if (!this.raisingNoSpace) {
