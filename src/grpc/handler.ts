@@ -7,6 +7,7 @@ import { MvccError, type MvccErrorCode } from '../mvcc/errors.js';
 import { ForwardedError } from './leader-forward.js';
 import { type EtcdErrorCode, etcdStatus, isEtcdCodedError, rawStatus } from './errors.js';
 import { encodeWithHeader, hasHeaderField } from './header-encoding.js';
+import { decodePutRequest } from './put-request-decoding.js';
 import { decodeRangeRequest } from './range-request-decoding.js';
 
 export type Handlers = Record<string, grpc.UntypedHandleCall>;
@@ -189,6 +190,7 @@ export function requestSize(request: object): number {
 /** Requests decoded by hand, by method path; a decoder leaves what it does not handle to proto-loader. */
 const HAND_DECODERS: Record<string, (bytes: Buffer) => object | undefined> = {
   '/etcdserverpb.KV/Range': decodeRangeRequest,
+  '/etcdserverpb.KV/Put': decodePutRequest,
 };
 
 /**

@@ -13,7 +13,7 @@
 //
 // "The server wrote headers or data since the previous ping" (which forgives a ping in grpc-go,
 // where it is noted when the response is queued) is noted the same way here: each stream's
-// respond() and write() are wrapped to note it. Counting bytes on the socket instead cannot tell
+// respond() and write() are replaced by ones that note it (one pair per connection). Counting bytes on the socket instead cannot tell
 // a small DATA frame (a watch's "created" answer is 44 bytes) from ping answers and window
 // updates, and struck grpc-go's BDP pings, which follow each burst of data it receives.
 
@@ -59,16 +59,25 @@ function watchSession(session: http2.ServerHttp2Session, policy: PingPolicy): vo
   let openStreams = 0;
   let lastStreamId = 0;
   let serverWrote = false;
+  // One set of functions per connection, shared by all its streams: a closure or once()
+  // wrapper per stream was an allocation on every call (bench/RESULTS.md, "The client path").
   const noteWrite = (): void => {
     serverWrote = true;
   };
+  const streamClosed = (): void => {
+    openStreams--;
+  };
+  let writesNoted: WriteNoting | undefined;
   session.on('stream', (stream: http2.ServerHttp2Stream) => {
     openStreams++;
     // Its response headers are on their way (grpc-js may already have sent them).
     serverWrote = true;
     lastStreamId = Math.max(lastStreamId, stream.id ?? 0);
-    noteWritesOf(stream, noteWrite);
-    stream.once('close', () => openStreams--);
+    writesNoted ??= writeNoting(stream, noteWrite);
+    stream.respond = writesNoted.respond;
+    stream.write = writesNoted.write;
+    // 'close' comes once per stream: a plain listener does what once() did, without its wrapper.
+    stream.on('close', streamClosed);
   });
   session.on('ping', () => {
     const wrote = serverWrote;
@@ -79,18 +88,26 @@ function watchSession(session: http2.ServerHttp2Session, policy: PingPolicy): vo
   });
 }
 
-/** Calls `noted` whenever the server queues headers or data on `stream`. */
-function noteWritesOf(stream: http2.ServerHttp2Stream, noted: () => void): void {
-  const respond = stream.respond;
-  const write = stream.write;
-  stream.respond = function (this: http2.ServerHttp2Stream, ...args: Parameters<typeof respond>) {
-    noted();
-    return respond.apply(this, args);
+interface WriteNoting {
+  respond: http2.ServerHttp2Stream['respond'];
+  write: http2.ServerHttp2Stream['write'];
+}
+
+/** respond() and write() for the streams of one connection: each calls `noted`, then the stream's own. */
+function writeNoting(first: http2.ServerHttp2Stream, noted: () => void): WriteNoting {
+  // Every server stream has the same methods (its class's): taken from the first one.
+  const respond = first.respond;
+  const write = first.write as (chunk: unknown, encoding?: unknown, callback?: unknown) => boolean;
+  return {
+    respond(this: http2.ServerHttp2Stream, headers?: http2.OutgoingHttpHeaders, options?: http2.ServerStreamResponseOptions) {
+      noted();
+      respond.call(this, headers, options);
+    },
+    write: function (this: http2.ServerHttp2Stream, chunk: unknown, encoding?: unknown, callback?: unknown) {
+      noted();
+      return write.call(this, chunk, encoding, callback);
+    } as http2.ServerHttp2Stream['write'],
   };
-  stream.write = function (this: http2.ServerHttp2Stream, ...args: unknown[]) {
-    noted();
-    return (write as (...a: unknown[]) => boolean).apply(this, args);
-  } as typeof write;
 }
 
 function closeForTooManyPings(session: http2.ServerHttp2Session, lastStreamId: number): void {

@@ -11,25 +11,23 @@
 // own answer to malformed input (range-request-decoding.test.ts compares the two).
 
 import type * as wire from './etcd-types.js';
-
-/** Shared by every request without the field: a zero-length Buffer cannot be written to. */
-const EMPTY = Buffer.alloc(0);
-
-const VARINT = 0;
-const FIXED64 = 1;
-const LENGTH_DELIMITED = 2;
-const FIXED32 = 5;
-
-/** The reader's state: one request is decoded at a time, synchronously. */
-let buf: Buffer = EMPTY;
-let pos = 0;
-/** Set when the input is outside what this decoder handles. */
-let bad = false;
+import {
+  EMPTY,
+  LENGTH_DELIMITED,
+  VARINT,
+  failed,
+  finishReading,
+  moreToRead,
+  readBytes,
+  readInt64,
+  readLow32,
+  readUint32,
+  skip,
+  startReading,
+} from './wire-reader.js';
 
 export function decodeRangeRequest(bytes: Buffer): wire.RangeRequest | undefined {
-  buf = bytes;
-  pos = 0;
-  bad = false;
+  startReading(bytes);
   const request: wire.RangeRequest = {
     key: EMPTY,
     rangeEnd: EMPTY,
@@ -45,11 +43,11 @@ export function decodeRangeRequest(bytes: Buffer): wire.RangeRequest | undefined
     minCreateRevision: '0',
     maxCreateRevision: '0',
   };
-  while (pos < buf.length && !bad) {
+  while (moreToRead()) {
     const tag = readUint32();
     const field = tag >>> 3;
     const type = tag & 7;
-    if (bad || field === 0) return undefined;
+    if (failed() || field === 0) return undefined;
     if (field <= 2) {
       if (type !== LENGTH_DELIMITED) return undefined;
       if (field === 1) request.key = readBytes();
@@ -61,8 +59,7 @@ export function decodeRangeRequest(bytes: Buffer): wire.RangeRequest | undefined
       skip(type);
     }
   }
-  buf = EMPTY;
-  return bad ? undefined : request;
+  return finishReading() ? request : undefined;
 }
 
 function readScalar(request: wire.RangeRequest, field: number): void {
@@ -99,79 +96,5 @@ function readScalar(request: wire.RangeRequest, field: number): void {
       return;
     default:
       request.maxCreateRevision = readInt64();
-  }
-}
-
-/** A varint of at most 5 bytes (tags, lengths), its low 32 bits unsigned. */
-function readUint32(): number {
-  return readVarint32(5);
-}
-
-/**
- * An enum or bool: its low 32 bits, as protobufjs reads them, from a varint of up to ten bytes
- * (a negative enum value is written as a sign-extended int64).
- */
-function readLow32(): number {
-  return readVarint32(10);
-}
-
-function readVarint32(maxBytes: number): number {
-  let value = 0;
-  for (let i = 0; i < maxBytes && pos < buf.length; i++) {
-    const byte = buf[pos++] as number;
-    // Bits past 35 never reach the low 32: only the first five bytes count.
-    if (i < 5) value += (byte & 0x7f) * 2 ** (7 * i);
-    if (byte < 0x80) return value >>> 0;
-  }
-  bad = true;
-  return 0;
-}
-
-/** An int64 varint (at most 10 bytes) as its signed decimal string, as longs: String gives it. */
-function readInt64(): string {
-  const start = pos;
-  let value = 0;
-  for (let shift = 0; shift < 49; shift += 7) {
-    if (pos >= buf.length) break;
-    const byte = buf[pos++] as number;
-    value += (byte & 0x7f) * 2 ** shift;
-    if (byte < 0x80) return String(value);
-  }
-  // Past 49 bits (negative numbers take ten bytes): exact arithmetic.
-  pos = start;
-  let big = 0n;
-  for (let shift = 0n; shift < 70n; shift += 7n) {
-    if (pos >= buf.length) break;
-    const byte = buf[pos++] as number;
-    big |= BigInt(byte & 0x7f) << shift;
-    if (byte < 0x80) return BigInt.asIntN(64, big).toString();
-  }
-  bad = true;
-  return '0';
-}
-
-function readBytes(): Buffer {
-  const length = readUint32();
-  if (bad || length > buf.length - pos) {
-    bad = true;
-    return EMPTY;
-  }
-  const bytes = length === 0 ? EMPTY : buf.subarray(pos, pos + length);
-  pos += length;
-  return bytes;
-}
-
-/** Steps over a field this decoder does not know (proto3 keeps no unknown fields). */
-function skip(type: number): void {
-  if (type === VARINT) {
-    readInt64();
-  } else if (type === LENGTH_DELIMITED) {
-    readBytes();
-  } else if (type === FIXED64 || type === FIXED32) {
-    const size = type === FIXED64 ? 8 : 4;
-    if (size > buf.length - pos) bad = true;
-    pos += size;
-  } else {
-    bad = true; // groups (3, 4) and the invalid wire types: proto-loader's business
   }
 }

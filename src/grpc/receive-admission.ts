@@ -56,7 +56,23 @@ export function limitReceivingRequests(http2Server: NodeHttp2Server, limit: Rece
   if (slots === Number.POSITIVE_INFINITY) return { receiving: () => 0 };
   http2Server.removeAllListeners('stream');
   let receiving = 0;
-  http2Server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+  // One set of listeners for all streams, reading each stream's count from the stream itself
+  // (`this`): closures and once() wrappers per stream were allocations on every call.
+  function onData(this: CountedStream, chunk: Buffer): void {
+    const state = this[RECEIVED];
+    if (state === undefined || state.done) return;
+    state.arrived += chunk.length;
+    if (state.counted || state.arrived <= LARGE_REQUEST_BYTES) return;
+    state.counted = true;
+    receiving++;
+  }
+  function release(this: CountedStream): void {
+    const state = this[RECEIVED];
+    if (state === undefined || state.done) return;
+    state.done = true;
+    if (state.counted) receiving--;
+  }
+  http2Server.on('stream', (stream: CountedStream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
     const path = String(headers[':path'] ?? '');
     if (!LONG_LIVED_REQUEST_STREAMS.has(path)) {
       if (receiving >= slots) {
@@ -64,30 +80,28 @@ export function limitReceivingRequests(http2Server: NodeHttp2Server, limit: Rece
         limit.onRefused?.(path);
         return;
       }
-      let arrived = 0;
-      let counted = false;
-      let done = false;
+      stream[RECEIVED] = { arrived: 0, counted: false, done: false };
       // grpc-js reads the stream with 'data' listeners too: one more only counts the bytes.
-      const onData = (chunk: Buffer) => {
-        arrived += chunk.length;
-        if (counted || done || arrived <= LARGE_REQUEST_BYTES) return;
-        counted = true;
-        receiving++;
-      };
-      const release = () => {
-        if (done) return;
-        done = true;
-        stream.off('data', onData);
-        if (counted) receiving--;
-      };
+      // 'end' and 'close' each come once; after either, the count is released and data ignored.
       stream.on('data', onData);
-      stream.once('end', release);
-      stream.once('close', release);
+      stream.on('end', release);
+      stream.on('close', release);
     }
     for (const listener of downstream) listener.call(http2Server, stream, headers, ...rest);
   });
   return { receiving: () => receiving };
 }
+
+/** Bytes of a request received so far, and whether it holds a receiving place. */
+interface ReceivedBytes {
+  arrived: number;
+  counted: boolean;
+  done: boolean;
+}
+
+const RECEIVED = Symbol('receivedBytes');
+
+type CountedStream = http2.ServerHttp2Stream & { [RECEIVED]?: ReceivedBytes };
 
 /** A trailers-only gRPC answer, then RST_STREAM(NO_ERROR): "stop sending, the answer is complete". */
 function refuse(stream: http2.ServerHttp2Stream): void {
