@@ -3,7 +3,7 @@
 // serves, for writing and applying every entry, and for replication, taken apart.
 //
 //   node --import tsx bench/cluster-routing.ts [--puts 20000] [--routes all,leader,follower]
-//        [--clients 100] [--connections 10]
+//        [--clients 100] [--connections 10] [--target metastore|etcd]
 //
 // Go clientv3 load (bench/go-load), 15,000 puts of warm-up over every endpoint, then one put run
 // per route in the order given, on the same cluster. Prints, per run, puts/s, p50, and each
@@ -17,7 +17,10 @@
 // calls spread each member should pay a third of the client path plus that (~100-110).
 
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { freePorts } from '../test/support/ports.js';
 import { startMetaStoreCluster } from '../test/support/servers.js';
 import { disposeAll } from '../test/support/processes.js';
 import { numberFlag, textFlag } from './flags.js';
@@ -27,6 +30,7 @@ const puts = numberFlag('puts', 20_000);
 const clients = numberFlag('clients', 100);
 const connections = numberFlag('connections', 10);
 const routes = textFlag('routes', 'all,leader,follower').split(',');
+const target = textFlag('target', 'metastore');
 const WARM_UP_PUTS = 15_000;
 const goLoad = goTool('go-load');
 
@@ -46,40 +50,93 @@ function cpuMicros(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
 }
 
-async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+async function metric(url: string, name: string): Promise<number> {
+  let text = '';
+  try {
+    text = await (await fetch(url)).text();
+  } catch {
+    return Number.NaN; // not serving yet
+  }
   return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
 }
 
-async function leaderIndex(metricsPorts: number[]): Promise<number> {
+async function leaderIndex(metricsUrls: string[]): Promise<number> {
   for (let attempt = 0; attempt < 300; attempt++) {
-    const flags = await Promise.all(metricsPorts.map((port) => metric(port, 'etcd_server_is_leader')));
+    const flags = await Promise.all(metricsUrls.map((url) => metric(url, 'etcd_server_is_leader')));
     if (flags.filter((f) => f === 1).length === 1) return flags.indexOf(1);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error('no leader within 30 s');
 }
 
-async function main(): Promise<void> {
+interface Cluster {
+  endpoints: string[];
+  pids: number[];
+  /** Where each member serves /metrics. */
+  metricsUrls: string[];
+}
+
+async function startMetaStore(): Promise<Cluster> {
   const cluster = await startMetaStoreCluster(3);
-  const endpoints = cluster.endpoints.split(',');
-  const ports = cluster.members.map((m) => m.metricsPort);
-  const fsyncs = () => Promise.all(ports.map((port) => metric(port, 'etcd_disk_wal_fsync_duration_seconds_count')));
-  const leader = await leaderIndex(ports);
+  return {
+    endpoints: cluster.endpoints.split(','),
+    pids: cluster.members.map((m) => m.pid),
+    metricsUrls: cluster.members.map((m) => `http://127.0.0.1:${m.metricsPort}/metrics`),
+  };
+}
+
+/** Real etcd 3.4 from Debian, 3 members on loopback (metrics on the client port). */
+async function startEtcd(): Promise<Cluster & { stop(): void }> {
+  const ports = await freePorts(6);
+  const dirs = [0, 1, 2].map(() => mkdtempSync(join(os.tmpdir(), 'etcd-routing-')));
+  const url = (port: number | undefined) => `http://127.0.0.1:${port}`;
+  const initial = [0, 1, 2].map((i) => `e${i}=${url(ports[2 * i + 1])}`).join(',');
+  const processes = [0, 1, 2].map((i) => {
+    const [client, peer] = [url(ports[2 * i]), url(ports[2 * i + 1])];
+    const args = ['--name', `e${i}`, '--data-dir', dirs[i]!, '--listen-client-urls', client, '--advertise-client-urls', client];
+    args.push('--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', initial);
+    return spawn('etcd', args, { stdio: 'ignore' });
+  });
+  const endpoints = [0, 1, 2].map((i) => `127.0.0.1:${ports[2 * i]}`);
+  return {
+    endpoints,
+    pids: processes.map((p) => p.pid!),
+    metricsUrls: endpoints.map((e) => `http://${e}/metrics`),
+    stop: () => {
+      for (const p of processes) p.kill('SIGKILL');
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const etcd = target === 'etcd' ? await startEtcd() : undefined;
+  try {
+    await measure(etcd ?? (await startMetaStore()));
+  } finally {
+    etcd?.stop();
+  }
+}
+
+async function measure(cluster: Cluster): Promise<void> {
+  const { endpoints, pids } = cluster;
+  const { metricsUrls } = cluster;
+  const fsyncs = () => Promise.all(metricsUrls.map((url) => metric(url, 'etcd_disk_wal_fsync_duration_seconds_count')));
+  const leader = await leaderIndex(metricsUrls);
   const follower = leader === 0 ? 1 : 0;
   await load(endpoints, WARM_UP_PUTS);
   for (const route of routes) {
     const targets = route === 'all' ? endpoints : route === 'leader' ? [endpoints[leader]!] : [endpoints[follower]!];
-    const cpu0 = cluster.members.map((m) => cpuMicros(m.pid));
+    const cpu0 = pids.map(cpuMicros);
     const fsync0 = await fsyncs();
     const result = await load(targets, puts);
     const fsync1 = await fsyncs();
-    if ((await leaderIndex(ports)) !== leader) throw new Error('the leader changed during the run');
-    const members = cluster.members.map((m, i) => {
+    if ((await leaderIndex(metricsUrls)) !== leader) throw new Error('the leader changed during the run');
+    const members = pids.map((pid, i) => {
       const role = i === leader ? 'L' : i === follower ? 'F*' : 'F';
-      return `${role} ${((cpuMicros(m.pid) - cpu0[i]!) / puts).toFixed(0)} (${(puts / (fsync1[i]! - fsync0[i]!)).toFixed(1)} per fsync)`;
+      return `${role} ${((cpuMicros(pid) - cpu0[i]!) / puts).toFixed(0)} (${(puts / (fsync1[i]! - fsync0[i]!)).toFixed(1)} per fsync)`;
     });
-    console.log(`| ${route} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${members.join(', ')} |`);
+    console.log(`| ${target} | ${route} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${members.join(', ')} |`);
   }
 }
 
