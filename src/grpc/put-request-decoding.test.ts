@@ -1,19 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { expectDamagedBytesDecodedAsProtoLoader, seeded } from '../../test/support/hand-decoding.js';
 import { withRequestSizes } from './handler.js';
 import { encodeMessage, services } from './proto.js';
 import { decodePutRequest } from './put-request-decoding.js';
 
 /** proto-loader's own decoder for PutRequest (what the Put handler received before). */
 const protoLoaderDecode = services.KV.Put!.requestDeserialize as (bytes: Buffer) => object;
-
-/** A deterministic generator (the cases must be the same on every run). */
-function seeded(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
-    return state / 2 ** 31;
-  };
-}
 
 const LEASES = ['0', '1', '-1', '128', '9007199254740993', '-9223372036854775808', '9223372036854775807', '7587862418718395906'];
 
@@ -41,18 +33,7 @@ describe('PutRequest decoding', () => {
   });
 
   it('gives what proto-loader gives, or leaves the message to it, for damaged bytes', () => {
-    const random = seeded(42);
-    let handled = 0;
-    for (let i = 0; i < 5000; i++) {
-      const bytes = Buffer.from(encodeMessage('etcdserverpb.PutRequest', randomRequest(random)));
-      for (let n = 0; n < 1 + Math.floor(random() * 3); n++) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
-      const damaged = random() < 0.3 ? bytes.subarray(0, Math.floor(random() * bytes.length)) : bytes;
-      const fast = decodePutRequest(damaged);
-      if (fast === undefined) continue;
-      handled++;
-      expect(fast, damaged.toString('hex')).toEqual(protoLoaderDecode(damaged));
-    }
-    expect(handled).toBeGreaterThan(500);
+    expectDamagedBytesDecodedAsProtoLoader('etcdserverpb.PutRequest', randomRequest, decodePutRequest, protoLoaderDecode);
   });
 
   it('leaves groups, invalid wire types and known fields of the wrong wire type to proto-loader', () => {
