@@ -84,6 +84,12 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heard from since the last check-quorum round (also set on creation). */
   recentActive = false;
+  /**
+   * recentActive as it stood at the last check-quorum round. The round clears recentActive, and
+   * a live peer sets it again only with its next answer, so recentActive alone reads "silent"
+   * for up to a heartbeat after every round; with this a live peer always counts as heard.
+   */
+  activeAtLastCheck = false;
   /** In Probe state: an append was sent and we wait for an answer or the next heartbeat. */
   probeSent = false;
   readonly inflights: Inflights;

@@ -302,6 +302,25 @@ describe('check-quorum', () => {
     expect(c.get(1n).node.raft.state).toBe(StateRole.Follower);
   });
 
+  it('a peer that answers every heartbeat is heard recently at every tick, across check-quorum rounds; a silent one is not within two', () => {
+    // Heartbeats every 3 ticks, rounds every 10: most rounds fall between two heartbeats, where
+    // the round has just cleared recentActive and no answer has set it again yet.
+    const c = new TestCluster(ids3, { heartbeatTick: 3 });
+    c.campaign(1n);
+    const heard = (id: bigint): boolean => c.get(1n).node.status().progress.get(id)!.heardRecently;
+    let recentActiveCleared = 0;
+    for (let t = 0; t < 40; t++) {
+      c.tick(1, [1n]);
+      expect(c.get(1n).node.isLeader).toBe(true);
+      expect([heard(2n), heard(3n)], `tick ${t}`).toEqual([true, true]);
+      if (!c.get(1n).node.status().progress.get(2n)!.recentActive) recentActiveCleared++;
+    }
+    expect(recentActiveCleared).toBeGreaterThan(0);
+    c.isolate(3n);
+    c.tick(20, [1n]);
+    expect([heard(2n), heard(3n)]).toEqual([true, false]);
+  });
+
   it('followers in lease ignore vote requests from a disruptive node', () => {
     const c = new TestCluster(ids3, { preVote: false });
     c.campaign(1n);

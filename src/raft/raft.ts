@@ -658,7 +658,11 @@ export class Raft {
       this.becomeFollower(this.term, NONE);
       return;
     }
-    for (const [id, pr] of this.prs.progress) if (id !== this.id) pr.recentActive = false;
+    for (const [id, pr] of this.prs.progress) {
+      if (id === this.id) continue;
+      pr.activeAtLastCheck = pr.recentActive;
+      pr.recentActive = false;
+    }
   }
 
   private leaderReadIndex(m: Message): void {

@@ -48,6 +48,11 @@ export interface ProgressStatus {
   state: ProgressState;
   isLearner: boolean;
   recentActive: boolean;
+  /**
+   * Heard from within the last one or two check-quorum rounds (election timeouts): what
+   * "recently active" means to a caller, true all along for a peer that answers every heartbeat.
+   */
+  heardRecently: boolean;
   inflight: number;
 }
 
@@ -331,5 +336,13 @@ function checkCount(v: number, name: string): void {
 }
 
 function progressStatus(pr: Progress): ProgressStatus {
-  return { match: pr.match, next: pr.next, state: pr.state, isLearner: pr.isLearner, recentActive: pr.recentActive, inflight: pr.inflights.count };
+  return {
+    match: pr.match,
+    next: pr.next,
+    state: pr.state,
+    isLearner: pr.isLearner,
+    recentActive: pr.recentActive,
+    heardRecently: pr.recentActive || pr.activeAtLastCheck,
+    inflight: pr.inflights.count,
+  };
 }

@@ -55,8 +55,8 @@ it('a leader stopped with SIGTERM hands leadership over before exiting', async (
 
 it('strict reconfig check: with one of three members down, adding a voter is refused', async () => {
   await holdFor(
-    2000,
-    "the leader forgets a silent member's activity at its next quorum check, within one election timeout (1 s); nothing announces that moment, so give it two",
+    3000,
+    "the leader forgets a silent member at its second quorum check after the member fell silent, within two election timeouts (2 s); nothing announces that moment, so give it three",
   );
   const running = cluster.members
     .filter((m) => m.isRunning())

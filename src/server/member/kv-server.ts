@@ -309,8 +309,10 @@ export class KvServer {
 
   /**
    * etcd's --strict-reconfig-check (on by default): refuse a voter change that would leave
-   * fewer started voters (ones the leader heard from recently) than the new configuration's
-   * quorum: "re-configuration failed due to not enough started members".
+   * fewer started voters (ones the leader heard from in the last one or two election timeouts)
+   * than the new configuration's quorum: "re-configuration failed due to not enough started
+   * members". Not Raft's recentActive: each check-quorum round clears it, so a healthy cluster
+   * would be refused for up to a heartbeat after every round.
    */
   private checkStartedQuorum(voterDelta: 1 | -1, removing?: bigint): void {
     if (!this.strictReconfigCheck) return;
@@ -323,7 +325,7 @@ export class KvServer {
       if (progress.isLearner) continue;
       voters++;
       if (id === removing) continue;
-      if (id === raft.memberId || progress.recentActive) started++;
+      if (id === raft.memberId || progress.heardRecently) started++;
     }
     const after = voters + voterDelta;
     // etcd's exception: a one-member cluster may always add its second member (growing a
