@@ -56,7 +56,7 @@ it('a leader stopped with SIGTERM hands leadership over before exiting', async (
 it('strict reconfig check: with one of three members down, adding a voter is refused', async () => {
   await holdFor(
     3000,
-    "the leader forgets a silent member at its second quorum check after the member fell silent, within two election timeouts (2 s); nothing announces that moment, so give it three",
+    'the leader forgets a silent member at its second quorum check after the member fell silent, within two election timeouts (2 s); nothing announces that moment, so give it three',
   );
   const running = cluster.members
     .filter((m) => m.isRunning())
