@@ -16,15 +16,11 @@
 // us/put); the member serving every call about what a lone member pays (~130-160); with the
 // calls spread each member should pay a third of the client path plus that (~100-110).
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import { join } from 'node:path';
-import { freePorts } from '../test/support/ports.js';
 import { startMetaStoreCluster } from '../test/support/servers.js';
 import { disposeAll } from '../test/support/processes.js';
 import { numberFlag, textFlag } from './flags.js';
 import { goTool } from './go-tools.js';
+import { cpuMicros, runGoLoad, startEtcdCluster } from './cluster-tools.js';
 
 const puts = numberFlag('puts', 20_000);
 const clients = numberFlag('clients', 100);
@@ -36,18 +32,7 @@ const goLoad = goTool('go-load');
 
 function load(endpoints: string[], total: number): Promise<{ opsPerSecond: number; p50Ms: number }> {
   const args = ['-endpoint', endpoints.join(','), '-op', 'put', '-clients', String(clients), '-conns', String(connections), '-total', String(total)];
-  return new Promise((resolve, reject) => {
-    const child = spawn(goLoad, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let text = '';
-    child.stdout.on('data', (chunk) => (text += chunk));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(text.trim().split('\n').pop()!)) : reject(new Error(`go-load exited ${code}`))));
-  });
-}
-
-/** CPU time (user + system) a process has used so far, in microseconds (Linux /proc). */
-function cpuMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
+  return runGoLoad(goLoad, args);
 }
 
 async function metric(url: string, name: string): Promise<number> {
@@ -86,27 +71,9 @@ async function startMetaStore(): Promise<Cluster> {
 }
 
 /** Real etcd 3.4 from Debian, 3 members on loopback (metrics on the client port). */
-async function startEtcd(): Promise<Cluster & { stop(): void }> {
-  const ports = await freePorts(6);
-  const dirs = [0, 1, 2].map(() => mkdtempSync(join(os.tmpdir(), 'etcd-routing-')));
-  const url = (port: number | undefined) => `http://127.0.0.1:${port}`;
-  const initial = [0, 1, 2].map((i) => `e${i}=${url(ports[2 * i + 1])}`).join(',');
-  const processes = [0, 1, 2].map((i) => {
-    const [client, peer] = [url(ports[2 * i]), url(ports[2 * i + 1])];
-    const args = ['--name', `e${i}`, '--data-dir', dirs[i]!, '--listen-client-urls', client, '--advertise-client-urls', client];
-    args.push('--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', initial);
-    return spawn('etcd', args, { stdio: 'ignore' });
-  });
-  const endpoints = [0, 1, 2].map((i) => `127.0.0.1:${ports[2 * i]}`);
-  return {
-    endpoints,
-    pids: processes.map((p) => p.pid!),
-    metricsUrls: endpoints.map((e) => `http://${e}/metrics`),
-    stop: () => {
-      for (const p of processes) p.kill('SIGKILL');
-      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-    },
-  };
+async function startEtcd(): Promise<Cluster & { stop(): Promise<void> }> {
+  const etcd = await startEtcdCluster();
+  return { ...etcd, metricsUrls: etcd.endpoints.map((e) => `http://${e}/metrics`) };
 }
 
 async function main(): Promise<void> {
@@ -114,7 +81,7 @@ async function main(): Promise<void> {
   try {
     await measure(etcd ?? (await startMetaStore()));
   } finally {
-    etcd?.stop();
+    await etcd?.stop();
   }
 }
 

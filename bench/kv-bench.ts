@@ -28,15 +28,15 @@
 
 import { goTool, haveGo } from './go-tools.js';
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeMessage } from '../src/grpc/proto.js';
-import { freePorts } from '../test/support/ports.js';
 import { startEtcd, startMetaStore, startMetaStoreCluster } from '../test/support/servers.js';
 import { disposeAll } from '../test/support/processes.js';
 import { runLoad } from './load.js';
+import { cpuMicros, runGoLoad, startEtcdCluster } from './cluster-tools.js';
 import { numberFlag, textFlag } from './flags.js';
 
 const only = textFlag('only');
@@ -78,14 +78,7 @@ async function load(endpoints: string[], op: 'put' | 'range', total: number, lin
   if (goBinary) {
     const args = ['-endpoint', endpoints.join(','), '-op', op, '-clients', String(clients), '-conns', String(connections), '-total', String(total)];
     if (linearizable) args.push('-linearizable');
-    const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn(goBinary, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-      let text = '';
-      child.stdout.on('data', (chunk) => (text += chunk));
-      child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`go-load exited ${code}`))));
-    });
-    const parsed = JSON.parse(output.trim().split('\n').pop()!) as { opsPerSecond: number; p50Ms: number; p99Ms: number; errors: number };
-    return parsed;
+    return runGoLoad<Result>(goBinary, args);
   }
   const value = Buffer.alloc(256, 'v');
   const request =
@@ -95,67 +88,6 @@ async function load(endpoints: string[], op: 'put' | 'range', total: number, lin
   const path = op === 'put' ? '/etcdserverpb.KV/Put' : '/etcdserverpb.KV/Range';
   const result = await runLoad({ endpoint: endpoints[0]!, path, clients, connections, totalOps: total, request });
   return { opsPerSecond: result.opsPerSecond, p50Ms: result.latencyMs.p50, p99Ms: result.latencyMs.p99, errors: result.errors };
-}
-
-/** A 3-member etcd cluster on loopback (real etcd 3.4 from Debian). */
-async function startEtcdCluster(): Promise<{ endpoints: string[]; pids: number[]; stop(): Promise<void> }> {
-  const ports = await freePorts(6);
-  const dirs = [0, 1, 2].map(() => mkdtempSync(join(os.tmpdir(), 'etcd-bench-')));
-  const initial = [0, 1, 2].map((i) => `e${i}=http://127.0.0.1:${ports[2 * i + 1]}`).join(',');
-  const processes = [0, 1, 2].map((i) => {
-    const client = `http://127.0.0.1:${ports[2 * i]}`;
-    const peer = `http://127.0.0.1:${ports[2 * i + 1]}`;
-    return spawn(
-      'etcd',
-      [
-        '--name',
-        `e${i}`,
-        '--data-dir',
-        dirs[i]!,
-        '--listen-client-urls',
-        client,
-        '--advertise-client-urls',
-        client,
-        '--listen-peer-urls',
-        peer,
-        '--initial-advertise-peer-urls',
-        peer,
-        '--initial-cluster',
-        initial,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-  });
-  await Promise.all(
-    processes.map(
-      (p) =>
-        new Promise<void>((resolve) => {
-          let log = '';
-          const onData = (chunk: Buffer) => {
-            log += chunk;
-            if (log.includes('ready to serve client requests')) resolve();
-          };
-          p.stdout!.on('data', onData);
-          p.stderr!.on('data', onData);
-        }),
-    ),
-  );
-  return {
-    endpoints: [0, 1, 2].map((i) => `127.0.0.1:${ports[2 * i]}`),
-    pids: processes.map((p) => p.pid!),
-    stop: async () => {
-      await Promise.all(
-        processes.map(
-          (p) =>
-            new Promise<void>((resolve) => {
-              p.once('exit', () => resolve());
-              p.kill('SIGTERM');
-            }),
-        ),
-      );
-      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 /** Waits until every endpoint reports the same, known leader (a fresh cluster elects one). */
@@ -189,13 +121,6 @@ interface Row {
   leader?: number;
   /** Log entries committed per synced log write, averaged over the members (see diskFigures). */
   entriesPerFsync?: number;
-}
-
-/** CPU time (user + system) a process has used so far, in microseconds (Linux /proc). */
-function cpuMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks * 1_000_000) / 100;
 }
 
 /** The processes whose CPU is counted for a target: its member processes (every member of a

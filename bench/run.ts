@@ -8,7 +8,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
-const HELPERS = new Set(['run.ts', 'load.ts', 'go-tools.ts', 'flags.ts']);
+const HELPERS = new Set(['run.ts', 'load.ts', 'go-tools.ts', 'flags.ts', 'cluster-tools.ts']);
 
 /** Benchmark scripts by short name: `kv` for bench/kv-bench.ts, `raft` for bench/raft/raft-bench.ts. */
 function benchmarks(dir = BENCH): Map<string, string> {
