@@ -9,8 +9,10 @@
 // (node options such as --cpu-prof go before --import.) Keys and values are go-load's: key
 // i % keys of the form %08d((i*7919) % keys), 256-byte values. A warm-up of a fifth of the puts
 // runs first. Prints, per round: puts/s, process CPU us/put (every thread: main, LevelDB's
-// pool, V8's helpers), main-thread busy us/put (event loop utilisation), GC counts, and the
-// CPU per put of the main thread and of the others (/proc; 10 ms ticks), and LevelDB writes.
+// pool, V8's helpers), main-thread busy us/put (event loop utilisation), GC counts, each put's
+// latency (KvServer.put called -> resolved: with --callers 1, the lone put's path inside the
+// member), the CPU per put of the main thread and of the others (/proc; 10 ms ticks), and
+// LevelDB writes. The backend has the member's default memtable size (16 MiB).
 
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,23 +78,35 @@ function ticksPerPut(before: Map<string, number>, after: Map<string, number>, n:
   return parts.join(', ');
 }
 
-async function run(kv: KvServer, total: number, offset: number): Promise<void> {
+/** Runs `total` puts; returns each put's latency (KvServer.put called -> resolved), us. */
+async function run(kv: KvServer, total: number, offset: number): Promise<Float64Array> {
   let next = 0;
+  const latencies = new Float64Array(total);
   const caller = async (): Promise<void> => {
     while (next < total) {
-      const i = offset + next++;
+      const n = next++;
+      const i = offset + n;
+      const started = performance.now();
       // A fresh request object per put, as the gRPC handler decodes one per call.
       await kv.put({ key: keys[i % keyCount]!, value, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false });
+      latencies[n] = (performance.now() - started) * 1000;
     }
   };
   await Promise.all(Array.from({ length: callers }, caller));
+  return latencies;
+}
+
+/** p50 / p90 / p99 of the latencies, us. */
+function percentiles(latencies: Float64Array): string {
+  const sorted = latencies.slice().sort();
+  const at = (q: number): string => (sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? 0).toFixed(0);
+  return `${at(0.5)} / ${at(0.9)} / ${at(0.99)}`;
 }
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'metastore-member-put-'));
   const backend = await Backend.open(dir, {
     cacheSizeBytes: 8 << 20,
-    writeBufferSizeBytes: 4 << 20,
     onWrite: (_seconds, synced) => (synced ? writes.synced++ : writes.unsynced++),
   });
   const kv = await KvServer.open(backend, { valueCacheBytes: 16 << 20 });
@@ -107,14 +121,15 @@ async function main(): Promise<void> {
     const elu = performance.eventLoopUtilization();
     const ticks = threadTicks();
     const started = performance.now();
-    await run(kv, puts, offset);
+    const latencies = await run(kv, puts, offset);
     offset += puts;
     const seconds = (performance.now() - started) / 1000;
     const used = process.cpuUsage(cpu);
     const busy = performance.eventLoopUtilization(elu);
     console.log(
       `round ${round + 1}: ${Math.round(puts / seconds)} puts/s, process CPU ${((used.user + used.system) / puts).toFixed(1)} us/put, ` +
-        `main thread busy ${((busy.active * 1000) / puts).toFixed(1)} us/put, GC minor ${gcs.minor} major ${gcs.major} (${gcs.ms.toFixed(0)} ms)`,
+        `main thread busy ${((busy.active * 1000) / puts).toFixed(1)} us/put, GC minor ${gcs.minor} major ${gcs.major} (${gcs.ms.toFixed(0)} ms), ` +
+        `put latency p50 / p90 / p99 ${percentiles(latencies)} us`,
     );
     console.log(
       `  CPU us/put: ${ticksPerPut(ticks, threadTicks(), puts)}; LevelDB writes ${writes.synced} synced + ${writes.unsynced} unsynced ` +

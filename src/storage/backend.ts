@@ -90,10 +90,14 @@ export class Backend {
   private failure: StorageError | undefined;
   /** The flush and measurement under way for the quota (flushedStateSizeBytes). */
   private flushedSize: Promise<number> | undefined;
+  /** `writtenBytes` when the last quota flush began: what was written since may be unflushed. */
+  private writtenAtFlush = 0;
 
   private constructor(
     readonly dir: string,
     private readonly db: ClassicLevel<Buffer, Buffer>,
+    /** The most LevelDB's memtables hold: a memtable filling and a full one being flushed. */
+    private readonly memtablesBytes: number,
     onWrite: ((seconds: number, synced: boolean) => void) | undefined,
     private readonly onFailure: StorageFailureSink | undefined,
   ) {
@@ -127,16 +131,17 @@ export class Backend {
     mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const dir = join(dataDir, 'db');
     const isNew = !existsSync(dir) || readdirSync(dir).length === 0;
+    const writeBufferSize = options.writeBufferSizeBytes ?? 16 * 1024 * 1024;
     const db = new ClassicLevel<Buffer, Buffer>(dir, {
       keyEncoding: 'buffer',
       valueEncoding: 'buffer',
       cacheSize: options.cacheSizeBytes ?? 64 * 1024 * 1024,
-      writeBufferSize: options.writeBufferSizeBytes ?? 16 * 1024 * 1024,
+      writeBufferSize,
       maxOpenFiles: options.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES,
       compression: options.compression ?? true,
     });
     await openCheckedLevelDb(db, dir, options.onFailure);
-    const backend = new Backend(dir, db, options.onWrite, options.onFailure);
+    const backend = new Backend(dir, db, 2 * writeBufferSize, options.onWrite, options.onFailure);
     const format = backend.getRaw(FORMAT_KEY);
     if (format === undefined) {
       if (!isNew) {
@@ -298,10 +303,30 @@ export class Backend {
   }
 
   private async flushAndMeasure(): Promise<number> {
+    // Counted before the flush starts: a write issued meanwhile may land after it, unflushed.
+    const written = this.writtenBytes;
     // A manual compaction first flushes the memtable; over a range that holds no key (below
     // every key space) it compacts nothing else.
     await this.db.compactRange(Buffer.from([0x00]), Buffer.from([0x00, 0x00]));
+    this.writtenAtFlush = written;
     return this.stateSizeBytes();
+  }
+
+  /**
+   * What the bytes written since the last quota flush (`flushedStateSizeBytes`) began count
+   * in `writtenBytes`: the written-since of the exact measurement that flush made.
+   */
+  get bytesWrittenAtFlush(): number {
+    return this.writtenAtFlush;
+  }
+
+  /**
+   * At most how many bytes of replicated state the memtables may hold unflushed, which
+   * `stateSizeBytes()` does not see: what was written since the last quota flush, but never
+   * more than the memtables hold (LevelDB flushes a full one on its own).
+   */
+  get unflushedBytesBound(): number {
+    return Math.min(this.writtenBytes - this.writtenAtFlush, this.memtablesBytes);
   }
 
   /** Whether one key space holds any key on disk (queued writes are not looked at). */
