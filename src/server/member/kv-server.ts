@@ -191,11 +191,19 @@ export class KvServer {
     this.quotaBytes = quotaBackendBytes === 0 ? 2 * 1024 ** 3 : quotaBackendBytes < 0 ? Number.POSITIVE_INFINITY : quotaBackendBytes;
     this.quotaMemberId = memberId;
     if (!Number.isFinite(this.quotaBytes)) return;
-    void this.sampleStateSize();
-    this.sizeTimer = setInterval(() => void this.sampleStateSize(), 1000);
+    this.sampleWhileOpen();
+    this.sizeTimer = setInterval(() => this.sampleWhileOpen(), 1000);
     this.sizeTimer.unref();
   }
   private quotaMemberId = 0n;
+  private closing = false;
+
+  /** A sample still reading sizes when the member closes fails with the closed database: not news. */
+  private sampleWhileOpen(): void {
+    this.sampleStateSize().catch((error: unknown) => {
+      if (!this.closing) throw error;
+    });
+  }
 
   /**
    * The quota's cheap sample (no flush): LevelDB's table sizes, plus what the memtables may
@@ -492,6 +500,7 @@ export class KvServer {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     if (this.sizeTimer !== undefined) clearInterval(this.sizeTimer);
     this.leases.stop();
     this.watchHub.close();
