@@ -285,10 +285,11 @@ class UnaryExchange implements Caller {
       return;
     }
     this.sendHeaders(null);
-    this.stream.write(framed, (writeError?: Error | null) => {
-      if (writeError) this.sendStatus(grpc.status.INTERNAL, 'Internal server error', null);
-      else this.sendStatus(grpc.status.OK, 'OK', trailer ?? null);
-    });
+    // The message and the end of the stream in one step (grpc-js writes the message and ends the
+    // stream once that write completed: a second socket write and a callback per call). The
+    // client gets the same headers, message and trailers; keepalive policing noted the
+    // respond() just made, so the write needs no note of its own.
+    this.sendStatus(grpc.status.OK, 'OK', trailer ?? null, framed);
   }
 
   /** Response headers, once (grpc-js's sendMetadata). */
@@ -312,7 +313,8 @@ class UnaryExchange implements Caller {
     this.stream.sendTrailers({ 'grpc-status': status.code, 'grpc-message': encodeURI(status.details), ...status.metadata?.toHttp2Headers() });
   }
 
-  private sendStatus(code: grpc.status, details: string, metadata: grpc.Metadata | null): void {
+  /** The call's status (after `last`, the framed response, when there is one); the first wins. */
+  private sendStatus(code: grpc.status, details: string, metadata: grpc.Metadata | null, last?: Buffer): void {
     if (this.cancelledNow()) return;
     this.done = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
@@ -320,7 +322,7 @@ class UnaryExchange implements Caller {
     if (this.headersSent) {
       this.trailers = status;
       this.stream.on('wantTrailers', onWantTrailers);
-      this.stream.end();
+      this.stream.end(last);
       return;
     }
     // Trailers-Only, in grpc-js's header order.
