@@ -1,5 +1,7 @@
 // The client-facing gRPC server: every etcd v3 service is registered, so clients always get a
-// clear answer; methods not built yet answer UNIMPLEMENTED naming themselves.
+// clear answer; methods not built yet answer UNIMPLEMENTED naming themselves. grpc-js serves
+// them all, except the KV unary calls, which unary-stream.ts answers on the HTTP/2 stream with
+// the same handlers (unaryFastPath).
 
 import * as grpc from '@grpc/grpc-js';
 import type { ClientListener } from './client-listener.js';
