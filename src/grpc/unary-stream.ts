@@ -30,22 +30,26 @@
 //   handler runs at the end of the request (half close), as grpc-js runs unary handlers;
 // - the answer: response headers (:status 200, content-type application/grpc+proto,
 //   grpc-accept-encoding identity,deflate,gzip, grpc-encoding identity; waitForTrailers), the
-//   prefixed message in one write, and once that write completed the end of the stream, with
-//   trailers grpc-status 0 / grpc-message OK; a message over grpc.max_send_message_length is
+//   prefixed message, the end of the stream and trailers grpc-status 0 / grpc-message OK (grpc-js
+//   ends the stream only when the message's write completed, one more socket write and callback
+//   per call; here the message and the end go together, so a deadline cannot fail a call whose
+//   answer is already written); a message over grpc.max_send_message_length is
 //   RESOURCE_EXHAUSTED "Sent message larger than max (N+5 vs. M)"; an error before any header is
 //   a Trailers-Only answer (grpc-status, grpc-message percent-encoded by encodeURI, :status,
 //   content-type, then the error's metadata);
 // - the client's RST_STREAM (or a lost connection) before the answer: the call is 'cancelled'
 //   and nothing more is written. The first status wins; nothing is written after it.
-// Two things grpc-js does that this does not: it also emits 'cancelled' after every answered
-// call (nothing reads it then), and it turns an exception thrown out of the handler (not its
-// body: unary() catches those) into UNKNOWN "Unknown error"; here such a bug reaches the
-// fail-stop path as an uncaught exception.
+// Other things grpc-js does that this does not: it also emits 'cancelled' after every answered
+// call (nothing reads it then); it turns an exception thrown out of the handler (not its body:
+// unary() catches those) or out of the response serializer into UNKNOWN "Unknown error" or
+// INTERNAL "Error serializing response": here such a bug reaches the fail-stop path as an
+// uncaught exception; and it builds the Metadata of every call, where this builds it only when
+// a handler reads it (auth, or the hasleader check of a member without a leader).
 //
 // Receive admission (receive-admission.ts) takes the 'stream' listener's place after this and
 // so runs first; keepalive policing replaces each stream's respond()/write() when its session
-// reports the stream, before any answer is written here, so our writes are noted as grpc-js's
-// are. grpc-js's idle-timeout bookkeeping (onStreamOpened) is off (no
+// reports the stream, before any answer is written here, so our respond() is noted as
+// grpc-js's is (the message leaves in the same step as its headers). grpc-js's idle-timeout bookkeeping (onStreamOpened) is off (no
 // grpc.max_connection_idle_ms) and channelz is off (grpc-server.ts), so skipping its stream
 // handler skips nothing else.
 
