@@ -84,10 +84,11 @@ export function answerUnaryCalls(http2Server: NodeHttp2Server, methods: Readonly
   assert(downstream.length === 1, `expected grpc-js's one 'stream' listener on its HTTP/2 server, found ${downstream.length}`);
   const grpcJs = downstream[0] as StreamListener;
   http2Server.removeAllListeners('stream');
-  http2Server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+  // Node's 'stream' arguments spelled out: a rest parameter would be an array per call.
+  http2Server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
     const method = methods.get(headers[':path'] as string);
     if (method === undefined || !withinEnvelope(headers)) {
-      grpcJs.call(http2Server, stream, headers, ...rest);
+      grpcJs.call(http2Server, stream, headers, flags, rawHeaders);
       return;
     }
     new UnaryExchange(stream as ExchangeStream, headers, method, limits).start();
@@ -146,8 +147,10 @@ function onDeadline(exchange: UnaryExchange): void {
 class UnaryExchange implements Caller {
   deadline: grpc.Deadline = Infinity;
   private timer: NodeJS.Timeout | undefined;
-  /** Bytes of a message not complete yet. */
-  private partial: Buffer | undefined;
+  /** Received bytes of a message not complete yet, and how many make the next step possible. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private needed = MESSAGE_PREFIX_BYTES;
   private request: unknown;
   private hasRequest = false;
   private call: StreamUnaryCall | undefined;
@@ -203,27 +206,48 @@ class UnaryExchange implements Caller {
 
   received(chunk: Buffer): void {
     if (this.cancelledNow()) return;
-    let bytes = this.partial === undefined ? chunk : Buffer.concat([this.partial, chunk]);
-    this.partial = undefined;
+    // A message spread over many DATA frames (a 1 MiB put arrives in 16 KiB pieces) is joined
+    // once, when enough has arrived to make progress, not once per piece.
+    if (this.pending.length > 0 || chunk.length < MESSAGE_PREFIX_BYTES) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.pendingBytes < this.needed) return;
+      chunk = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
+    this.readMessages(chunk);
+  }
+
+  /** The whole messages in `bytes` (the rest kept for later), as grpc-js's decoder reads them. */
+  private readMessages(bytes: Buffer): void {
     // grpc-js decodes the whole chunk before looking at any message in it: an oversized prefix
     // anywhere in it fails the call and the messages before it are never read.
     let first: Buffer | undefined;
     let more: Buffer[] | undefined;
-    while (bytes.length >= MESSAGE_PREFIX_BYTES) {
-      const length = bytes.readUInt32BE(1);
+    let rest = bytes;
+    this.needed = MESSAGE_PREFIX_BYTES;
+    while (rest.length >= MESSAGE_PREFIX_BYTES) {
+      const length = rest.readUInt32BE(1);
       const max = this.limits.maxReceiveMessageBytes;
       if (max !== -1 && length > max) {
         this.sendStatus(grpc.status.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${max})`, null);
         return;
       }
-      if (bytes.length < MESSAGE_PREFIX_BYTES + length) break;
-      const message = bytes.subarray(MESSAGE_PREFIX_BYTES, MESSAGE_PREFIX_BYTES + length);
+      if (rest.length < MESSAGE_PREFIX_BYTES + length) {
+        this.needed = MESSAGE_PREFIX_BYTES + length;
+        break;
+      }
+      const message = rest.subarray(MESSAGE_PREFIX_BYTES, MESSAGE_PREFIX_BYTES + length);
       if (first === undefined) first = message;
       else if (more === undefined) more = [message];
       else more.push(message);
-      bytes = bytes.subarray(MESSAGE_PREFIX_BYTES + length);
+      rest = rest.subarray(MESSAGE_PREFIX_BYTES + length);
     }
-    if (bytes.length > 0) this.partial = bytes;
+    if (rest.length > 0) {
+      this.pending.push(rest);
+      this.pendingBytes = rest.length;
+    }
     if (first !== undefined) this.message(first);
     if (more !== undefined) for (const message of more) this.message(message);
   }
