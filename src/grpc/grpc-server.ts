@@ -1,7 +1,7 @@
 // The client-facing gRPC server: every etcd v3 service is registered, so clients always get a
 // clear answer; methods not built yet answer UNIMPLEMENTED naming themselves. grpc-js serves
 // them all, except the KV unary calls, which unary-stream.ts answers on the HTTP/2 stream with
-// the same handlers (unaryFastPath).
+// the same handlers (unaryFastPath; edge processes do the same with their relaying handlers).
 
 import * as grpc from '@grpc/grpc-js';
 import type { ClientListener } from './client-listener.js';
@@ -164,14 +164,10 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     server.addService(definition, handlers);
     served[name] = { definition, handlers };
   }
-  const fast = options.unaryFastPath === false ? undefined : { methods: fastUnaryMethods(served), limits: unaryLimits(grpcOptions) };
+  const fast = options.unaryFastPath === false ? undefined : unaryFastPath(served, grpcOptions);
   const pingPolicy = { minTimeMs: keepalive.minTimeMs, onTooManyPings: options.onTooManyPings };
   const receiving = { maxReceivingBytes: options.maxReceivingRequestBytes ?? 0, maxRequestBytes: receiveLimit };
-  const guard = (created: NodeHttp2Server): void => {
-    // The fast path first, so that receive admission (which takes its place) runs before it.
-    if (fast !== undefined) answerUnaryCalls(created, fast.methods, fast.limits);
-    guardHttp2Server(created, pingPolicy, receiving);
-  };
+  const guard = (created: NodeHttp2Server): void => guardHttp2Server(created, pingPolicy, receiving, fast);
   const before = http2ServersOf(server);
   const listener = options.listener;
   let port: number;
@@ -210,6 +206,17 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
 
 type NodeHttp2Server = Parameters<typeof enforcePingPolicy>[0];
 
+/** What unary-stream.ts answers on a server with these services and grpc-js options. */
+export interface UnaryFastPath {
+  readonly methods: ReadonlyMap<string, UnaryMethod>;
+  readonly limits: UnaryStreamLimits;
+}
+
+/** The fast path for FAST_UNARY_METHODS of `served` (the member's handlers, or an edge's relaying ones). */
+export function unaryFastPath(served: Partial<Record<ServiceName, GatewayServices[ServiceName]>>, grpcOptions: grpc.ServerOptions): UnaryFastPath {
+  return { methods: fastUnaryMethods(served), limits: unaryLimits(grpcOptions) };
+}
+
 /** The served handlers and codecs of FAST_UNARY_METHODS, by path, as grpc-js would call them. */
 function fastUnaryMethods(served: Partial<Record<ServiceName, GatewayServices[ServiceName]>>): Map<string, UnaryMethod> {
   const methods = new Map<string, UnaryMethod>();
@@ -237,9 +244,11 @@ function unaryLimits(grpcOptions: grpc.ServerOptions): UnaryStreamLimits {
   };
 }
 
-/** Keepalive enforcement and receive admission on one of grpc-js's HTTP/2 servers (the member's
- * own, or an edge process's). */
-export function guardHttp2Server(http2Server: Parameters<typeof enforcePingPolicy>[0], pingPolicy: PingPolicy, receiving: ReceiveLimit): void {
+/** Keepalive enforcement, receive admission and (given `fast`) the unary fast path on one of
+ * grpc-js's HTTP/2 servers (the member's own, or an edge process's). */
+export function guardHttp2Server(http2Server: NodeHttp2Server, pingPolicy: PingPolicy, receiving: ReceiveLimit, fast?: UnaryFastPath): void {
+  // The fast path first, so that receive admission (which then takes its place) runs before it.
+  if (fast !== undefined) answerUnaryCalls(http2Server, fast.methods, fast.limits);
   enforcePingPolicy(http2Server, pingPolicy);
   limitReceivingRequests(http2Server, receiving);
 }
