@@ -1,10 +1,13 @@
 // The client-facing gRPC server: every etcd v3 service is registered, so clients always get a
-// clear answer; methods not built yet answer UNIMPLEMENTED naming themselves.
+// clear answer; methods not built yet answer UNIMPLEMENTED naming themselves. grpc-js serves
+// them all, except the KV unary calls, which unary-stream.ts answers on the HTTP/2 stream with
+// the same handlers (unaryFastPath; edge processes do the same with their relaying handlers).
 
 import * as grpc from '@grpc/grpc-js';
 import type { ClientListener } from './client-listener.js';
 import { enforcePingPolicy, http2ServersOf, newHttp2Servers, type PingPolicy } from './keepalive-enforcement.js';
 import { limitReceivingRequests, type ReceiveLimit } from './receive-admission.js';
+import { answerUnaryCalls, type UnaryMethod, type UnaryStreamLimits } from './unary-stream.js';
 import type { KvServer } from '../server/member/kv-server.js';
 import { type Handlers, responseHeaders, unimplemented, withRequestSizes } from './handler.js';
 import { authHandlers } from './auth-service.js';
@@ -17,6 +20,7 @@ import { maintenanceHandlers } from './maintenance-service.js';
 import { LeaderGuard } from './require-leader.js';
 import { watchHandlers } from './watch-service.js';
 import { MemberDialer } from './member-dialer.js';
+import { assert } from '../util/assert.js';
 import { services, type ServiceName } from './proto.js';
 import type { GatewayServices } from './gateway/gateway.js';
 
@@ -55,7 +59,13 @@ export interface GrpcServerOptions {
   /** Bytes of requests received at once before new ones are refused from their headers
    * (receive-admission.ts); 0 or absent = no limit. */
   maxReceivingRequestBytes?: number;
+  /** Answer the hot unary calls below grpc-js (unary-stream.ts); default true. false sends every
+   * call through grpc-js (the differential tests compare the two). */
+  unaryFastPath?: boolean;
 }
+
+/** The methods unary-stream.ts answers below grpc-js: the KV calls clients make most. */
+const FAST_UNARY_METHODS: Partial<Record<ServiceName, readonly string[]>> = { KV: ['Range', 'Put', 'DeleteRange', 'Txn', 'Compact'] };
 
 /** etcd's keepalive settings (embed.Config GRPCKeepAlive*), all in milliseconds. */
 export interface KeepaliveOptions {
@@ -121,7 +131,8 @@ export function effectiveLimits(options: Pick<GrpcServerOptions, 'maxReceiveMess
 
 export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const { receiveLimit, keepalive } = effectiveLimits(options);
-  const server = new grpc.Server(serverOptions(options, receiveLimit, keepalive));
+  const grpcOptions = serverOptions(options, receiveLimit, keepalive);
+  const server = new grpc.Server(grpcOptions);
   const headers = responseHeaders(options.identity, () => kv.term);
   const dialer = options.memberDialer ?? new MemberDialer();
   const built: Partial<Record<ServiceName, Handlers>> = {
@@ -153,8 +164,10 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     server.addService(definition, handlers);
     served[name] = { definition, handlers };
   }
+  const fast = options.unaryFastPath === false ? undefined : unaryFastPath(served, grpcOptions);
   const pingPolicy = { minTimeMs: keepalive.minTimeMs, onTooManyPings: options.onTooManyPings };
   const receiving = { maxReceivingBytes: options.maxReceivingRequestBytes ?? 0, maxRequestBytes: receiveLimit };
+  const guard = (created: NodeHttp2Server): void => guardHttp2Server(created, pingPolicy, receiving, fast);
   const before = http2ServersOf(server);
   const listener = options.listener;
   let port: number;
@@ -162,7 +175,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     // The listener terminates TLS itself and hands over decrypted sockets.
     const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     // The injector's HTTP/2 server exists as soon as it is created, before any connection.
-    for (const created of newHttp2Servers(server, before)) guardHttp2Server(created, pingPolicy, receiving);
+    for (const created of newHttp2Servers(server, before)) guard(created);
     listener.serveGrpc((socket) => injector.injectConnection(socket));
     port = listener.ports[0] ?? 0;
   } else {
@@ -171,7 +184,7 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
       server.bindAsync(`${options.host}:${options.port}`, credentials, (error, boundPort) => (error ? reject(error) : resolve(boundPort)));
     });
     // bindAsync (embedding and tests only) creates its server asynchronously: watch it once bound.
-    for (const created of newHttp2Servers(server, before)) guardHttp2Server(created, pingPolicy, receiving);
+    for (const created of newHttp2Servers(server, before)) guard(created);
   }
   return {
     port,
@@ -191,10 +204,51 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
   };
 }
 
-/** What every HTTP/2 server of the client port gets: ping policing and receive admission. */
-/** Keepalive enforcement and receive admission on one of grpc-js's HTTP/2 servers (the member's
- * own, or an edge process's). */
-export function guardHttp2Server(http2Server: Parameters<typeof enforcePingPolicy>[0], pingPolicy: PingPolicy, receiving: ReceiveLimit): void {
+type NodeHttp2Server = Parameters<typeof enforcePingPolicy>[0];
+
+/** What unary-stream.ts answers on a server with these services and grpc-js options. */
+export interface UnaryFastPath {
+  readonly methods: ReadonlyMap<string, UnaryMethod>;
+  readonly limits: UnaryStreamLimits;
+}
+
+/** The fast path for FAST_UNARY_METHODS of `served` (the member's handlers, or an edge's relaying ones). */
+export function unaryFastPath(served: Partial<Record<ServiceName, GatewayServices[ServiceName]>>, grpcOptions: grpc.ServerOptions): UnaryFastPath {
+  return { methods: fastUnaryMethods(served), limits: unaryLimits(grpcOptions) };
+}
+
+/** The served handlers and codecs of FAST_UNARY_METHODS, by path, as grpc-js would call them. */
+function fastUnaryMethods(served: Partial<Record<ServiceName, GatewayServices[ServiceName]>>): Map<string, UnaryMethod> {
+  const methods = new Map<string, UnaryMethod>();
+  for (const [service, names] of Object.entries(FAST_UNARY_METHODS) as [ServiceName, readonly string[]][]) {
+    const { definition, handlers } = served[service] as GatewayServices[ServiceName];
+    for (const name of names) {
+      const method = definition[name] as grpc.MethodDefinition<unknown, unknown>;
+      assert(!method.requestStream && !method.responseStream, `${service}.${name} is not unary: it cannot be answered by unary-stream.ts`);
+      methods.set(method.path, {
+        path: method.path,
+        handler: handlers[name] as grpc.handleUnaryCall<unknown, unknown>,
+        deserialize: method.requestDeserialize,
+        serialize: method.responseSerialize as (value: unknown) => Buffer,
+      });
+    }
+  }
+  return methods;
+}
+
+/** The message limits grpc-js enforces with these server options (-1 = none). */
+function unaryLimits(grpcOptions: grpc.ServerOptions): UnaryStreamLimits {
+  return {
+    maxReceiveMessageBytes: grpcOptions['grpc.max_receive_message_length'] as number,
+    maxSendMessageBytes: grpcOptions['grpc.max_send_message_length'] as number,
+  };
+}
+
+/** Keepalive enforcement, receive admission and (given `fast`) the unary fast path on one of
+ * grpc-js's HTTP/2 servers (the member's own, or an edge process's). */
+export function guardHttp2Server(http2Server: NodeHttp2Server, pingPolicy: PingPolicy, receiving: ReceiveLimit, fast?: UnaryFastPath): void {
+  // The fast path first, so that receive admission (which then takes its place) runs before it.
+  if (fast !== undefined) answerUnaryCalls(http2Server, fast.methods, fast.limits);
   enforcePingPolicy(http2Server, pingPolicy);
   limitReceivingRequests(http2Server, receiving);
 }

@@ -1,7 +1,8 @@
 // What an edge process serves on the client connections the primary hands it: grpc-js with
 // the relaying handlers of every service (edge-relay.ts), under the same server options as the
 // in-process server (message limits, concurrent streams, keepalive pings and ping-strike
-// enforcement, receive admission: each edge admits its share of max_receiving_request_bytes),
+// enforcement, receive admission: each edge admits its share of max_receiving_request_bytes;
+// the KV unary calls relayed from the HTTP/2 stream below grpc-js, unary-stream.ts),
 // and HTTP/1.1: etcd's JSON gateway runs here over the same relaying handlers (so gateway
 // streams, e.g. watch, stream through the edge); every other path (health, readiness, metrics,
 // version) is relayed whole to the primary's client-port app.
@@ -10,7 +11,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import type { ConnectionRouter } from '../connection-router.js';
 import { clientCertificateCn, JsonGateway } from '../gateway/gateway.js';
-import { effectiveLimits, type GrpcServerOptions, guardHttp2Server, serverOptions } from '../grpc-server.js';
+import { effectiveLimits, type GrpcServerOptions, guardHttp2Server, serverOptions, unaryFastPath } from '../grpc-server.js';
 import { http2ServersOf, newHttp2Servers } from '../keepalive-enforcement.js';
 import { ChannelClosedError, type EdgeRelay } from './edge-relay.js';
 
@@ -33,14 +34,17 @@ const GATEWAY_PREFIXES = ['/v3/', '/v3beta/'];
 
 export function startEdgeServer(relay: EdgeRelay, router: ConnectionRouter, options: EdgeServerOptions): RunningEdgeServer {
   const { receiveLimit, keepalive } = effectiveLimits(options);
-  const server = new grpc.Server(serverOptions(options, receiveLimit, keepalive));
+  const grpcOptions = serverOptions(options, receiveLimit, keepalive);
+  const server = new grpc.Server(grpcOptions);
   const served = relay.services();
   for (const { definition, handlers } of Object.values(served)) server.addService(definition, handlers);
   const before = http2ServersOf(server);
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const pingPolicy = { minTimeMs: keepalive.minTimeMs, onTooManyPings: options.onTooManyPings };
   const receiving = { maxReceivingBytes: options.maxReceivingRequestBytes ?? 0, maxRequestBytes: receiveLimit };
-  for (const created of newHttp2Servers(server, before)) guardHttp2Server(created, pingPolicy, receiving);
+  // The KV unary calls are relayed from the HTTP/2 stream, below grpc-js, as on the member.
+  const fast = unaryFastPath(served, grpcOptions);
+  for (const created of newHttp2Servers(server, before)) guardHttp2Server(created, pingPolicy, receiving, fast);
   // Whether the member refuses certificate CNs on /v3/ (client cert auth and auth enabled) is
   // asked afresh for each request that has one: auth may have been enabled a moment ago.
   let refusesCertificateCn = false;

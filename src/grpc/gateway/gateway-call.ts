@@ -62,18 +62,22 @@ export function httpCaller(http: IncomingMessage): Caller {
 
 /**
  * What every call object carries: the request's identity as grpc-js would present it. Shared
- * by the JSON gateway and the calls edge processes relay to the primary (src/grpc/edge).
+ * by the JSON gateway, the calls edge processes relay to the primary (src/grpc/edge) and the
+ * unary calls answered below grpc-js (unary-stream.ts).
  */
 export class GatewayCallBase extends EventEmitter {
   cancelled = false;
-  readonly metadata: grpc.Metadata;
 
   constructor(
     readonly request: unknown,
     private readonly caller: Caller,
   ) {
     super();
-    this.metadata = caller.metadata;
+  }
+
+  /** Read from the caller when asked: a caller may build it only then (unary-stream.ts). */
+  get metadata(): grpc.Metadata {
+    return this.caller.metadata;
   }
 
   getAuthContext(): ReturnType<Caller['authContext']> {
