@@ -214,6 +214,10 @@ export interface UnaryFastPath {
 
 /** The fast path for FAST_UNARY_METHODS of `served` (the member's handlers, or an edge's relaying ones). */
 export function unaryFastPath(served: Partial<Record<ServiceName, GatewayServices[ServiceName]>>, grpcOptions: grpc.ServerOptions): UnaryFastPath {
+  // Skipping grpc-js's stream handler skips its idle-timeout and channelz bookkeeping too
+  // (unary-stream.ts): only right while neither is switched on.
+  assert(grpcOptions['grpc.max_connection_idle_ms'] === undefined, 'the unary fast path bypasses grpc-js: grpc.max_connection_idle_ms must stay unset');
+  assert(grpcOptions['grpc.enable_channelz'] === 0, 'the unary fast path bypasses grpc-js: channelz must stay off');
   return { methods: fastUnaryMethods(served), limits: unaryLimits(grpcOptions) };
 }
 
