@@ -37,6 +37,9 @@ import { StorageFormatError } from './storage/backend.js';
 import { StorageError } from './storage/storage-error.js';
 import { TlsSetupError } from './tls/tls.js';
 
+/** How long the graceful shutdown waits for a log write in flight before it exits anyway. */
+const LOG_FLUSH_WAIT_MS = 1000;
+
 async function serve(config: Config): Promise<void> {
   const { level, format, output, maxSize, maxBackups, maxAgeDays } = config.log;
   const logging = createLogging({ level, format, output, maxSizeBytes: maxSize, maxBackups, maxAgeDays, base: { name: config.name } });
@@ -111,7 +114,7 @@ async function serve(config: Config): Promise<void> {
       closeMember: () => member.close(),
       closeTransport: async () => await peers?.close(),
     },
-    { logger: log, flushLog: () => logging.flushSync(), exit: (code) => process.exit(code) },
+    { logger: log, flushLog: () => logging.flushInOrder(LOG_FLUSH_WAIT_MS), exit: (code) => process.exit(code) },
   );
 }
 

@@ -2,8 +2,10 @@
 // pruning, and the console line format.
 
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { pbkdf2 } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/support/wait.js';
 import { backupName, createLogging, formatConsoleLine, listBackups, type LoggingOptions } from './logging.js';
@@ -28,6 +30,11 @@ async function waitForText(file: string, text: string): Promise<string> {
   });
 }
 
+/** libuv's thread pool size (UV_THREADPOOL_SIZE, default 4). */
+function poolThreads(): number {
+  return Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+}
+
 function options(output: string, extra: Partial<LoggingOptions> = {}): LoggingOptions {
   return { level: 'info', format: 'json', output, maxSizeBytes: 0, maxBackups: 0, maxAgeDays: 0, ...extra };
 }
@@ -47,6 +54,29 @@ describe('logging', () => {
     expect(fresh).not.toContain('before rotation');
     expect(readFileSync(`${file}.1`, 'utf8')).not.toContain('after reopen');
     logging.flushSync();
+  });
+
+  it('flushInOrder() lands lines in the order logged while an asynchronous write is in flight', async () => {
+    const file = join(tempDir(), 'ordered.log');
+    const logging = createLogging(options(file));
+    logging.logger.info('opened');
+    await waitForText(file, 'opened');
+    for (let round = 0; round < 3; round++) {
+      // Every libuv pool thread busy for a while: the first line's asynchronous write waits
+      // behind them, the other lines wait in the buffer. flushSync alone would write those at
+      // once, ahead of the first (what a CI run saw at shutdown).
+      const busy = Array.from({ length: poolThreads() }, () => promisify(pbkdf2)('p', 's', 20_000, 32, 'sha256'));
+      for (let i = 0; i < 5; i++) logging.logger.info({ round, i }, 'line');
+      await logging.flushInOrder(5000);
+      await Promise.all(busy);
+    }
+    const order = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => JSON.parse(line) as { round: number; i: number })
+      .map((entry) => entry.round * 5 + entry.i);
+    expect(order).toEqual(Array.from({ length: 15 }, (_, n) => n));
   });
 
   it('rotates by size, naming backups by time, and keeps max_backups of them', async () => {

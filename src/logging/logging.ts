@@ -20,6 +20,7 @@
 import { readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { assert } from '../util/assert.js';
 
 export type LogLevelName = 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
 
@@ -44,8 +45,11 @@ export interface Logging {
   readonly logger: Logger;
   /** Reopens a file output at its configured path (no-op for stdout/stderr). */
   reopen(): void;
-  /** Writes out everything buffered before returning (for exit paths). */
+  /** Writes out everything buffered before returning (for exit paths that cannot wait). */
   flushSync(): void;
+  /** Writes out everything, in the order logged, once the write in flight has landed (at most
+   * `maxWaitMs` of waiting): for the graceful shutdown's exit. */
+  flushInOrder(maxWaitMs: number): Promise<void>;
   /** Number of size rotations done so far. */
   readonly rotations: number;
 }
@@ -85,6 +89,28 @@ class LogSink {
     } catch {
       // Not open yet (nothing written) or already closed: nothing to flush.
     }
+  }
+
+  /**
+   * Waits for the write in flight, then writes the rest synchronously. flushSync alone writes
+   * the buffered lines at once, ahead of an asynchronous write still running in the thread
+   * pool: at exit, lines came out of order (a CI run saw "stopped" before the shutdown's first
+   * line). SonicBoom has no public "in flight" flag: its `_writing` field is checked to be a
+   * boolean (sonic-boom is pinned by package-lock), and a wait is cut short at `maxWaitMs`.
+   */
+  async flushInOrder(maxWaitMs: number): Promise<void> {
+    const writing = (this.boom as unknown as { _writing?: unknown })._writing;
+    assert(typeof writing === 'boolean', 'sonic-boom has no boolean _writing: the log cannot be flushed in order');
+    if (writing) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, maxWaitMs);
+        this.boom.once('drain', resolve);
+        this.boom.once('error', resolve);
+      });
+      clearTimeout(timer);
+    }
+    this.flushSync();
   }
 
   reopen(): void {
@@ -215,6 +241,7 @@ export function createLogging(options: LoggingOptions): Logging {
     logger,
     reopen: () => sink.reopen(),
     flushSync: () => sink.flushSync(),
+    flushInOrder: (maxWaitMs) => sink.flushInOrder(maxWaitMs),
     get rotations() {
       return sink.rotations;
     },

@@ -22,7 +22,8 @@ export interface ShutdownSteps {
 
 export interface ShutdownOptions {
   logger: { info(fields: object, message: string): void; info(message: string): void };
-  flushLog(): void;
+  /** Writes out the log, in order (may wait for a write in flight). */
+  flushLog(): Promise<void> | void;
   exit(code: number): void;
 }
 
@@ -42,7 +43,7 @@ export function gracefulShutdown(steps: ShutdownSteps, options: ShutdownOptions)
     await steps.closeMember();
     await steps.closeTransport();
     options.logger.info('stopped');
-    options.flushLog();
+    await options.flushLog();
     options.exit(0);
   };
 }
