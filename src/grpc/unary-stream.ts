@@ -324,20 +324,18 @@ class UnaryExchange implements Caller {
   sendHeaders(metadata: grpc.Metadata | null): void {
     if (this.headersSent || this.cancelledNow()) return;
     this.headersSent = true;
-    const headers: http2.OutgoingHttpHeaders = {
-      ':status': 200,
-      'content-type': 'application/grpc+proto',
-      'grpc-accept-encoding': 'identity,deflate,gzip',
-      'grpc-encoding': 'identity',
-    };
-    if (metadata !== null) Object.assign(headers, metadata.toHttp2Headers());
-    this.stream.respond(headers, { waitForTrailers: true });
+    const headers = metadata === null ? RESPONSE_HEADERS : { ...RESPONSE_HEADERS, ...metadata.toHttp2Headers() };
+    this.stream.respond(headers, WITH_TRAILERS);
   }
 
   sendTrailers(): void {
     const status = this.trailers;
     if (status === undefined) return;
     this.trailers = undefined;
+    if (status === OK_STATUS) {
+      this.stream.sendTrailers(OK_TRAILERS);
+      return;
+    }
     this.stream.sendTrailers({ 'grpc-status': status.code, 'grpc-message': encodeURI(status.details), ...status.metadata?.toHttp2Headers() });
   }
 
@@ -346,7 +344,7 @@ class UnaryExchange implements Caller {
     if (this.cancelledNow()) return;
     this.done = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    const status = { code, details, metadata };
+    const status = code === grpc.status.OK && metadata === null ? OK_STATUS : { code, details, metadata };
     if (this.headersSent) {
       this.trailers = status;
       this.stream.on('wantTrailers', onWantTrailers);
@@ -385,6 +383,18 @@ class UnaryExchange implements Caller {
     this.timer = setTimeout(onDeadline, timeoutMs, this);
   }
 }
+
+// What every successful call sends, as grpc-js sends it, built once: Node copies the headers
+// it is given (respond() and sendTrailers() both), so one frozen object serves every stream.
+const RESPONSE_HEADERS: http2.OutgoingHttpHeaders = Object.freeze({
+  ':status': 200,
+  'content-type': 'application/grpc+proto',
+  'grpc-accept-encoding': 'identity,deflate,gzip',
+  'grpc-encoding': 'identity',
+});
+const WITH_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
+const OK_STATUS: Status = Object.freeze({ code: grpc.status.OK, details: 'OK', metadata: null });
+const OK_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({ 'grpc-status': grpc.status.OK, 'grpc-message': 'OK' });
 
 /** grpc-js's serverErrorToStatus: the code if it is an integer, else UNKNOWN with the message. */
 function statusOf(error: HandlerError, trailer: grpc.Metadata | undefined): Status {
