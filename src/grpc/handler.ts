@@ -103,66 +103,135 @@ export function unary<Request>(
 ): grpc.handleUnaryCall<Request, unknown> {
   return (call, callback) => {
     const timed = hooks.observe !== undefined || hooks.slowMs > 0;
-    const started = timed ? performance.now() : 0;
-    const done = (error: Partial<grpc.ServiceError> | null, response?: unknown): void => {
-      if (timed) {
-        const tookMs = performance.now() - started;
-        const code = error?.code ?? grpc.status.OK;
-        hooks.observe?.(method, code, tookMs / 1000);
-        if (hooks.slowMs > 0 && tookMs >= hooks.slowMs) hooks.onSlow?.(method, call.request, tookMs, code);
-      }
-      callback(error, response);
-    };
+    const run = new UnaryRun(method, call.request, callback as grpc.sendUnaryData<unknown>, timed ? performance.now() : -1);
     const refused = hooks.admit?.();
     if (refused !== undefined) {
-      done(rawStatus(grpc.status.RESOURCE_EXHAUSTED, refused));
+      run.finish(rawStatus(grpc.status.RESOURCE_EXHAUSTED, refused));
       return;
     }
     const tooLarge = oversize(call.request);
     if (tooLarge !== undefined) {
-      done(rawStatus(grpc.status.RESOURCE_EXHAUSTED, tooLarge));
+      run.finish(rawStatus(grpc.status.RESOURCE_EXHAUSTED, tooLarge));
       return;
     }
     let result: unknown;
     try {
       result = body(call.request, call);
     } catch (error) {
-      done(toStatus(method, error));
+      run.finish(toStatus(method, error));
       return;
     }
-    if (result instanceof Promise) {
-      if (hooks.timeoutMs > 0 && options.waits !== true) {
-        // Node keeps timers of one duration in one list: arming and clearing is O(1).
-        let answered = false;
-        const timer = setTimeout(() => {
-          answered = true;
-          done(etcdStatus('Timeout'));
-        }, hooks.timeoutMs);
-        result.then(
-          (response) => {
-            if (answered) return;
-            answered = true;
-            clearTimeout(timer);
-            done(null, response);
-          },
-          (error: unknown) => {
-            if (answered) return;
-            answered = true;
-            clearTimeout(timer);
-            done(toStatus(method, error));
-          },
-        );
-        return;
-      }
-      result.then(
-        (response) => done(null, response),
-        (error: unknown) => done(toStatus(method, error)),
-      );
-    } else {
-      done(null, result);
+    if (!(result instanceof Promise)) {
+      run.finish(null, result);
+      return;
     }
+    if (hooks.timeoutMs > 0 && options.waits !== true) requestDeadlines.add(run);
+    result.then(
+      (response) => run.finish(null, response),
+      (error: unknown) => run.finish(toStatus(method, error)),
+    );
   };
 }
+
+/**
+ * One unary call from its start to its answer, as one object rather than a closure per step
+ * (the answer, the timeout, the timer): the wrapper's per-call allocation (bench/RESULTS.md,
+ * session 9, S9-H3). Also its place in the request-timeout list.
+ */
+class UnaryRun {
+  answered = false;
+  /** performance.now() at which the request timeout answers it, while in `requestDeadlines`. */
+  deadline = 0;
+  older: UnaryRun | undefined;
+  newer: UnaryRun | undefined;
+
+  constructor(
+    private readonly method: string,
+    private readonly request: unknown,
+    private readonly callback: grpc.sendUnaryData<unknown>,
+    /** performance.now() at the start when timed (metrics or slow-request logging), else -1. */
+    private readonly started: number,
+  ) {}
+
+  /** The call's one answer: later ones (the work finishing after its timeout) are dropped. */
+  finish(error: Partial<grpc.ServiceError> | null, response?: unknown): void {
+    if (this.answered) return;
+    this.answered = true;
+    requestDeadlines.remove(this);
+    if (this.started >= 0) {
+      const tookMs = performance.now() - this.started;
+      const code = error?.code ?? grpc.status.OK;
+      hooks.observe?.(this.method, code, tookMs / 1000);
+      if (hooks.slowMs > 0 && tookMs >= hooks.slowMs) hooks.onSlow?.(this.method, this.request, tookMs, code);
+    }
+    this.callback(error, response);
+  }
+
+  /** The clock reading the deadline is counted from (the start's, when it was read). */
+  get startedOrNow(): number {
+    return this.started >= 0 ? this.started : performance.now();
+  }
+}
+
+/**
+ * The calls waiting for an answer under the request timeout, with one timer for all of them,
+ * armed for the earliest deadline (a Timeout and two closures per call before). A call answered
+ * in time leaves the list at once (doubly linked), so the list holds only calls in flight, and
+ * the timer's rare firing walks all of them (the timeout may have been configured anew between
+ * two calls, so arrival order need not be deadline order).
+ */
+class DeadlineList {
+  private oldest: UnaryRun | undefined;
+  private newest: UnaryRun | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private timerDue = 0;
+  private readonly expire = (): void => this.expireDue();
+
+  add(run: UnaryRun): void {
+    run.deadline = run.startedOrNow + hooks.timeoutMs;
+    run.older = this.newest;
+    if (this.newest === undefined) this.oldest = run;
+    else this.newest.newer = run;
+    this.newest = run;
+    if (this.timer !== undefined && run.deadline >= this.timerDue) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.arm(run.deadline);
+  }
+
+  remove(run: UnaryRun): void {
+    if (run.deadline === 0) return;
+    run.deadline = 0;
+    if (run.older === undefined) this.oldest = run.newer;
+    else run.older.newer = run.newer;
+    if (run.newer === undefined) this.newest = run.older;
+    else run.newer.older = run.older;
+    run.older = undefined;
+    run.newer = undefined;
+  }
+
+  private arm(due: number): void {
+    this.timerDue = due;
+    // The calls' own sockets keep the process alive; this timer alone need not.
+    this.timer = setTimeout(this.expire, Math.max(1, due - performance.now())).unref();
+  }
+
+  private expireDue(): void {
+    this.timer = undefined;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    const due: UnaryRun[] = [];
+    for (let run = this.oldest; run !== undefined; run = run.newer) {
+      if (run.deadline <= now) due.push(run);
+      else next = Math.min(next, run.deadline);
+    }
+    // Answered after the walk: an answer's callback may end other calls (and so unlink them).
+    for (const run of due) run.finish(etcdStatus('Timeout'));
+    // A timer may fire a little early by this clock: then it is armed again for the rest.
+    if (next !== Number.POSITIVE_INFINITY) this.arm(next);
+  }
+}
+
+const requestDeadlines = new DeadlineList();
 
 export function unimplemented(service: string, method: string): grpc.UntypedHandleCall {
   const details = `MetaStore does not implement ${service}.${method} yet`;

@@ -55,48 +55,82 @@ export function limitReceivingRequests(http2Server: NodeHttp2Server, limit: Rece
   assert(downstream.length === 1, `expected grpc-js's one 'stream' listener on its HTTP/2 server, found ${downstream.length}`);
   if (slots === Number.POSITIVE_INFINITY) return { receiving: () => 0 };
   http2Server.removeAllListeners('stream');
-  let receiving = 0;
-  // One set of listeners for all streams, reading each stream's count from the stream itself
-  // (`this`): closures and once() wrappers per stream were allocations on every call.
-  function onData(this: CountedStream, chunk: Buffer): void {
-    const state = this[RECEIVED];
-    if (state === undefined || state.done) return;
-    state.arrived += chunk.length;
-    if (state.counted || state.arrived <= LARGE_REQUEST_BYTES) return;
-    state.counted = true;
-    receiving++;
-  }
-  function release(this: CountedStream): void {
-    const state = this[RECEIVED];
-    if (state === undefined || state.done) return;
-    state.done = true;
-    if (state.counted) receiving--;
-  }
+  const gate: ReceivingGate = { receiving: 0 };
   http2Server.on('stream', (stream: CountedStream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
     const path = String(headers[':path'] ?? '');
-    if (!LONG_LIVED_REQUEST_STREAMS.has(path)) {
-      if (receiving >= slots) {
+    const counted = !LONG_LIVED_REQUEST_STREAMS.has(path);
+    if (counted) {
+      if (gate.receiving >= slots) {
         refuse(stream);
         limit.onRefused?.(path);
         return;
       }
-      stream[RECEIVED] = { arrived: 0, counted: false, done: false };
-      // grpc-js reads the stream with 'data' listeners too: one more only counts the bytes.
-      // 'end' and 'close' each come once; after either, the count is released and data ignored.
-      stream.on('data', onData);
-      stream.on('end', release);
-      stream.on('close', release);
+      stream[RECEIVED] = { gate, arrived: 0, counted: false, done: false, reported: false };
     }
     for (const listener of downstream) listener.call(http2Server, stream, headers, ...rest);
+    const state = stream[RECEIVED];
+    // A stream whose reader reports its bytes itself (unary-stream.ts, claimReceiveCount) needs
+    // no listeners of ours: three fewer per call, and single listeners Node emits to directly.
+    if (!counted || state === undefined || state.reported) return;
+    // grpc-js reads the stream with 'data' listeners too: one more only counts the bytes.
+    // 'end' and 'close' each come once; after either, the count is released and data ignored.
+    stream.on('data', onData);
+    stream.on('end', release);
+    stream.on('close', release);
   });
-  return { receiving: () => receiving };
+  return { receiving: () => gate.receiving };
+}
+
+/**
+ * For the one reader of `stream` that reports what it receives (countReceived, releaseReceived)
+ * instead of the gate listening: the stream's count, or undefined when no gate counts it.
+ */
+export function claimReceiveCount(stream: http2.ServerHttp2Stream): ReceivedBytes | undefined {
+  const state = (stream as CountedStream)[RECEIVED];
+  if (state !== undefined) state.reported = true;
+  return state;
+}
+
+/** `bytes` more of the request arrived. */
+export function countReceived(state: ReceivedBytes, bytes: number): void {
+  if (state.done) return;
+  state.arrived += bytes;
+  if (state.counted || state.arrived <= LARGE_REQUEST_BYTES) return;
+  state.counted = true;
+  state.gate.receiving++;
+}
+
+/** The request ended (or its stream closed): its place, if it took one, is free again. */
+export function releaseReceived(state: ReceivedBytes): void {
+  if (state.done) return;
+  state.done = true;
+  if (state.counted) state.gate.receiving--;
+}
+
+// One set of listeners for all streams, reading each stream's count from the stream itself
+// (`this`): closures and once() wrappers per stream were allocations on every call.
+function onData(this: CountedStream, chunk: Buffer): void {
+  const state = this[RECEIVED];
+  if (state !== undefined) countReceived(state, chunk.length);
+}
+function release(this: CountedStream): void {
+  const state = this[RECEIVED];
+  if (state !== undefined) releaseReceived(state);
+}
+
+/** How many requests of one server hold a receiving place now. */
+interface ReceivingGate {
+  receiving: number;
 }
 
 /** Bytes of a request received so far, and whether it holds a receiving place. */
-interface ReceivedBytes {
+export interface ReceivedBytes {
+  readonly gate: ReceivingGate;
   arrived: number;
   counted: boolean;
   done: boolean;
+  /** Its reader reports its bytes and end (claimReceiveCount): the gate does not listen. */
+  reported: boolean;
 }
 
 const RECEIVED = Symbol('receivedBytes');

@@ -47,7 +47,8 @@
 // a handler reads it (auth, or the hasleader check of a member without a leader).
 //
 // Receive admission (receive-admission.ts) takes the 'stream' listener's place after this and
-// so runs first; keepalive policing replaces each stream's respond()/write() when its session
+// so runs first (the exchange reports the bytes it receives to admission's count itself, so
+// admission adds no listeners of its own to these streams); keepalive policing replaces each stream's respond()/write() when its session
 // reports the stream, before any answer is written here, so our respond() is noted as
 // grpc-js's is (the message leaves in the same step as its headers). grpc-js's idle-timeout bookkeeping (onStreamOpened) is off (no
 // grpc.max_connection_idle_ms) and channelz is off (grpc-server.ts), so skipping its stream
@@ -59,6 +60,7 @@ import * as grpc from '@grpc/grpc-js';
 import { assert } from '../util/assert.js';
 import { type Caller, GatewayCallBase } from './gateway/gateway-call.js';
 import { MESSAGE_PREFIX_BYTES } from './message-frames.js';
+import { claimReceiveCount, countReceived, type ReceivedBytes, releaseReceived } from './receive-admission.js';
 
 type NodeHttp2Server = http2.Http2Server | http2.Http2SecureServer;
 type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => void;
@@ -159,6 +161,8 @@ class UnaryExchange implements Caller {
   private done = false;
   private trailers: Status | undefined;
   private metadataRead: grpc.Metadata | undefined;
+  /** Receive admission's count of this request, reported from here rather than by its listeners. */
+  private receiveCount: ReceivedBytes | undefined;
 
   constructor(
     readonly stream: ExchangeStream,
@@ -170,6 +174,7 @@ class UnaryExchange implements Caller {
   start(): void {
     const stream = this.stream;
     stream[EXCHANGE] = this;
+    this.receiveCount = claimReceiveCount(stream);
     stream.on('error', ignoreError);
     stream.on('close', onClose);
     stream.on('data', onData);
@@ -205,6 +210,7 @@ class UnaryExchange implements Caller {
   }
 
   received(chunk: Buffer): void {
+    if (this.receiveCount !== undefined) countReceived(this.receiveCount, chunk.length);
     if (this.cancelledNow()) return;
     // A message spread over many DATA frames (a 1 MiB put arrives in 16 KiB pieces) is joined
     // once, when enough has arrived to make progress, not once per piece.
@@ -271,6 +277,7 @@ class UnaryExchange implements Caller {
   }
 
   halfClosed(): void {
+    if (this.receiveCount !== undefined) releaseReceived(this.receiveCount);
     if (this.cancelledNow()) return;
     if (!this.hasRequest) {
       this.sendStatus(grpc.status.UNIMPLEMENTED, `Received no request message for server streaming method ${this.method.path}`, null);
@@ -282,6 +289,7 @@ class UnaryExchange implements Caller {
   }
 
   closed(): void {
+    if (this.receiveCount !== undefined) releaseReceived(this.receiveCount);
     if (this.done) return;
     this.done = true;
     this.cancelled();
@@ -324,20 +332,18 @@ class UnaryExchange implements Caller {
   sendHeaders(metadata: grpc.Metadata | null): void {
     if (this.headersSent || this.cancelledNow()) return;
     this.headersSent = true;
-    const headers: http2.OutgoingHttpHeaders = {
-      ':status': 200,
-      'content-type': 'application/grpc+proto',
-      'grpc-accept-encoding': 'identity,deflate,gzip',
-      'grpc-encoding': 'identity',
-    };
-    if (metadata !== null) Object.assign(headers, metadata.toHttp2Headers());
-    this.stream.respond(headers, { waitForTrailers: true });
+    const headers = metadata === null ? RESPONSE_HEADERS : { ...RESPONSE_HEADERS, ...metadata.toHttp2Headers() };
+    this.stream.respond(headers, WITH_TRAILERS);
   }
 
   sendTrailers(): void {
     const status = this.trailers;
     if (status === undefined) return;
     this.trailers = undefined;
+    if (status === OK_STATUS) {
+      this.stream.sendTrailers(OK_TRAILERS);
+      return;
+    }
     this.stream.sendTrailers({ 'grpc-status': status.code, 'grpc-message': encodeURI(status.details), ...status.metadata?.toHttp2Headers() });
   }
 
@@ -346,7 +352,7 @@ class UnaryExchange implements Caller {
     if (this.cancelledNow()) return;
     this.done = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    const status = { code, details, metadata };
+    const status = code === grpc.status.OK && metadata === null ? OK_STATUS : { code, details, metadata };
     if (this.headersSent) {
       this.trailers = status;
       this.stream.on('wantTrailers', onWantTrailers);
@@ -385,6 +391,18 @@ class UnaryExchange implements Caller {
     this.timer = setTimeout(onDeadline, timeoutMs, this);
   }
 }
+
+// What every successful call sends, as grpc-js sends it, built once: Node copies the headers
+// it is given (respond() and sendTrailers() both), so one frozen object serves every stream.
+const RESPONSE_HEADERS: http2.OutgoingHttpHeaders = Object.freeze({
+  ':status': 200,
+  'content-type': 'application/grpc+proto',
+  'grpc-accept-encoding': 'identity,deflate,gzip',
+  'grpc-encoding': 'identity',
+});
+const WITH_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
+const OK_STATUS: Status = Object.freeze({ code: grpc.status.OK, details: 'OK', metadata: null });
+const OK_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({ 'grpc-status': grpc.status.OK, 'grpc-message': 'OK' });
 
 /** grpc-js's serverErrorToStatus: the code if it is an integer, else UNKNOWN with the message. */
 function statusOf(error: HandlerError, trailer: grpc.Metadata | undefined): Status {

@@ -196,6 +196,31 @@ describe('RaftNode: proposals that cannot be placed', () => {
     expect(await refused).toMatchObject({ etcdCode: 'Timeout' });
     expect(await read).toMatchObject({ etcdCode: 'Timeout' });
   });
+
+  it('each times out at its own deadline (one timer for all of them)', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n], { requestTimeoutMs: 3000 });
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    cluster.isolated.add(leader.id);
+    const outcomes: string[] = [];
+    const watch = (name: string, proposal: Promise<unknown>) =>
+      proposal.then(
+        () => outcomes.push(`${name} applied`),
+        (error: { etcdCode?: string }) => outcomes.push(`${name} ${error.etcdCode}`),
+      );
+    const first = watch('first', leader.raft.propose(request(1)));
+    await cluster.scheduler.advance(2000);
+    const second = watch('second', leader.raft.propose(request(2)));
+    await cluster.scheduler.advance(1100);
+    await first;
+    expect(outcomes).toEqual(['first Timeout']);
+    await cluster.scheduler.advance(1500);
+    expect(outcomes).toEqual(['first Timeout']);
+    await cluster.scheduler.advance(500);
+    await second;
+    expect(outcomes).toEqual(['first Timeout', 'second Timeout']);
+    expect(leader.raft.unansweredProposalBytes).toBe(0);
+  });
 });
 
 describe('RaftNode: ReadIndex barrier', () => {

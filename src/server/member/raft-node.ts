@@ -145,7 +145,8 @@ interface PendingProposal {
   data: Uint8Array;
   resolve: (result: ProposalResult) => void;
   reject: (error: Error) => void;
-  timer: TimerHandle;
+  /** When it times out (scheduler.now()); `waiting` holds proposals in deadline order. */
+  deadline: number;
   /** The core's term when the proposal went to it; unset while it waits in the queue. */
   term?: number;
 }
@@ -167,6 +168,8 @@ export class RaftNode {
   private readRetryTicker: TimerHandle | undefined;
   /** Fails the reads whose deadline passed (armReadDeadline); undefined while no read waits. */
   private readDeadlineTimer: TimerHandle | undefined;
+  /** Fails the proposals whose deadline passed (armProposalDeadline); undefined while none waits. */
+  private proposalDeadlineTimer: TimerHandle | undefined;
   /** Callers of leaderKnown() waiting for a leader. */
   private leaderWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private nextRequestId = 1;
@@ -334,17 +337,10 @@ export class RaftNode {
     return new Promise((resolve, reject) => {
       const id = this.nextRequestId++;
       this.header.write(data, id);
-      const pending: PendingProposal = {
-        id,
-        request,
-        data,
-        resolve,
-        reject,
-        timer: this.scheduler.setTimeout(() => {
-          if (this.finishProposal(pending)) reject(new ServerError('Timeout'));
-        }, this.options.requestTimeoutMs),
-      };
+      const deadline = this.scheduler.now() + this.options.requestTimeoutMs;
+      const pending: PendingProposal = { id, request, data, resolve, reject, deadline };
       this.waiting.set(id, pending);
+      if (this.proposalDeadlineTimer === undefined) this.armProposalDeadline(this.options.requestTimeoutMs);
       this.pendingProposalBytes += data.length;
       this.queuedProposals.push(pending);
       // A loop turn, not a microtask, even with the pipeline idle: the turn then takes every
@@ -375,9 +371,31 @@ export class RaftNode {
   /** Forgets an unanswered proposal; false if it was answered already. */
   private finishProposal(pending: PendingProposal): boolean {
     if (!this.waiting.delete(pending.id)) return false;
-    this.scheduler.clear(pending.timer);
     this.pendingProposalBytes -= pending.data.length;
     return true;
+  }
+
+  /**
+   * One timer for every proposal's deadline, armed for the oldest unanswered one: a timer per
+   * put was a Timeout object and a closure per call (bench/RESULTS.md, session 9, S9-H3). Every
+   * proposal gets the same timeout on a monotonic clock, so `waiting` (a Map, in insertion
+   * order) is in deadline order and the sweep stops at the first one not due.
+   */
+  private armProposalDeadline(ms: number): void {
+    this.proposalDeadlineTimer = this.scheduler.setTimeout(() => {
+      this.proposalDeadlineTimer = undefined;
+      const now = this.scheduler.now();
+      let next: number | undefined;
+      for (const pending of this.waiting.values()) {
+        if (pending.deadline > now) {
+          next = pending.deadline;
+          break;
+        }
+        if (this.finishProposal(pending)) pending.reject(new ServerError('Timeout'));
+      }
+      // A timer may fire a little early by this clock: then it is armed again for the rest.
+      if (next !== undefined && !this.stopped) this.armProposalDeadline(Math.max(1, next - now));
+    }, ms);
   }
 
   /**
@@ -830,6 +848,7 @@ export class RaftNode {
     if (this.ticker !== undefined) this.scheduler.clear(this.ticker);
     if (this.readRetryTicker !== undefined) this.scheduler.clear(this.readRetryTicker);
     if (this.readDeadlineTimer !== undefined) this.scheduler.clear(this.readDeadlineTimer);
+    if (this.proposalDeadlineTimer !== undefined) this.scheduler.clear(this.proposalDeadlineTimer);
     for (const pending of [...this.waiting.values()]) if (this.finishProposal(pending)) pending.reject(new ServerError('Stopped'));
     this.queuedProposals = [];
     for (const waiter of this.confWaiters.values()) {
