@@ -198,54 +198,14 @@ describe('RaftNode: proposals that cannot be placed', () => {
   });
 
   it('each times out at its own deadline (one timer for all of them)', async () => {
-    cluster = new RaftNodeCluster([1n, 2n, 3n], { requestTimeoutMs: 3000 });
-    for (const id of [1n, 2n, 3n]) cluster.start(id);
-    const leader = await cluster.electLeader();
-    cluster.isolated.add(leader.id);
-    const outcomes: string[] = [];
-    const watch = (name: string, proposal: Promise<unknown>) =>
-      proposal.then(
-        () => outcomes.push(`${name} applied`),
-        (error: { etcdCode?: string }) => outcomes.push(`${name} ${error.etcdCode}`),
-      );
-    const first = watch('first', leader.raft.propose(request(1)));
-    await cluster.scheduler.advance(2000);
-    const second = watch('second', leader.raft.propose(request(2)));
-    await cluster.scheduler.advance(1100);
-    await first;
-    expect(outcomes).toEqual(['first Timeout']);
-    await cluster.scheduler.advance(1500);
-    expect(outcomes).toEqual(['first Timeout']);
-    await cluster.scheduler.advance(500);
-    await second;
-    expect(outcomes).toEqual(['first Timeout', 'second Timeout']);
+    const leader = await timesOutInTurn((node) => node.raft.propose(request(1)));
     expect(leader.raft.unansweredProposalBytes).toBe(0);
   });
 });
 
 describe('RaftNode: ReadIndex barrier', () => {
   it('each read times out at its own deadline (one timer for all of them)', async () => {
-    cluster = new RaftNodeCluster([1n, 2n, 3n], { requestTimeoutMs: 3000 });
-    for (const id of [1n, 2n, 3n]) cluster.start(id);
-    const leader = await cluster.electLeader();
-    cluster.isolated.add(leader.id);
-    const outcomes: string[] = [];
-    const watch = (name: string, barrier: Promise<void>) =>
-      barrier.then(
-        () => outcomes.push(`${name} read`),
-        (error: { etcdCode?: string }) => outcomes.push(`${name} ${error.etcdCode}`),
-      );
-    const first = watch('first', leader.raft.readBarrier());
-    await cluster.scheduler.advance(2000);
-    const second = watch('second', leader.raft.readBarrier());
-    await cluster.scheduler.advance(1100);
-    await first;
-    expect(outcomes).toEqual(['first Timeout']);
-    await cluster.scheduler.advance(1500);
-    expect(outcomes).toEqual(['first Timeout']);
-    await cluster.scheduler.advance(500);
-    await second;
-    expect(outcomes).toEqual(['first Timeout', 'second Timeout']);
+    await timesOutInTurn((node) => node.raft.readBarrier());
   });
 
   it('resolves only once this member has applied up to the read index', async () => {
@@ -403,3 +363,33 @@ describe('RaftNode: pipelined Readies', () => {
     await second;
   });
 });
+
+/**
+ * Two requests 2 s apart to an isolated leader with a 3 s request timeout: each fails with
+ * etcd's Timeout at its own deadline, not the first's (one timer serves them all). Returns
+ * the leader.
+ */
+async function timesOutInTurn(start: (leader: Awaited<ReturnType<RaftNodeCluster['electLeader']>>) => Promise<unknown>) {
+  cluster = new RaftNodeCluster([1n, 2n, 3n], { requestTimeoutMs: 3000 });
+  for (const id of [1n, 2n, 3n]) cluster.start(id);
+  const leader = await cluster.electLeader();
+  cluster.isolated.add(leader.id);
+  const outcomes: string[] = [];
+  const watch = (name: string, pending: Promise<unknown>) =>
+    pending.then(
+      () => outcomes.push(`${name} answered`),
+      (error: { etcdCode?: string }) => outcomes.push(`${name} ${error.etcdCode}`),
+    );
+  const first = watch('first', start(leader));
+  await cluster.scheduler.advance(2000);
+  const second = watch('second', start(leader));
+  await cluster.scheduler.advance(1100);
+  await first;
+  expect(outcomes).toEqual(['first Timeout']);
+  await cluster.scheduler.advance(1500);
+  expect(outcomes).toEqual(['first Timeout']);
+  await cluster.scheduler.advance(500);
+  await second;
+  expect(outcomes).toEqual(['first Timeout', 'second Timeout']);
+  return leader;
+}
