@@ -15,6 +15,28 @@ export function seeded(seed: number): () => number {
 }
 
 /**
+ * Encodes 2,000 random requests of `messageType`, every third with `unknownFields` appended (a
+ * newer client's fields, of every skippable wire type) and every fifth with `repeated` encoded
+ * again after it (the last value of a field wins), and expects the hand decoder to give what
+ * proto-loader gives.
+ */
+export function expectWellFormedDecodedAsProtoLoader(
+  messageType: string,
+  randomRequest: (random: () => number) => object,
+  decode: (bytes: Buffer) => object | undefined,
+  protoLoaderDecode: (bytes: Buffer) => object,
+  extras: { unknownFields: Buffer; repeated: object },
+): void {
+  const random = seeded(15);
+  for (let i = 0; i < 2000; i++) {
+    let bytes = encodeMessage(messageType, randomRequest(random));
+    if (i % 3 === 0) bytes = Buffer.concat([bytes, extras.unknownFields]);
+    if (i % 5 === 0) bytes = Buffer.concat([bytes, encodeMessage(messageType, extras.repeated)]);
+    expect(decode(bytes), bytes.toString('hex')).toEqual(protoLoaderDecode(bytes));
+  }
+}
+
+/**
  * Encodes 5,000 random requests of `messageType`, changes, cuts or extends a few bytes of each,
  * and expects the hand decoder to give what proto-loader gives whenever it does not decline.
  */

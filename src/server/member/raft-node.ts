@@ -61,7 +61,7 @@ import type { ApplyOutcome } from '../apply/outcome.js';
 import { PendingReads } from './pending-reads.js';
 import { PROPOSAL_HEADER_BYTES as HEADER_BYTES, ProposalHeader } from './proposal-header.js';
 import { TickClock } from './tick-clock.js';
-import { nodeScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
+import { DeadlineSweep, nodeScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
 
 export interface ProposalResult {
   outcome: ApplyOutcome;
@@ -166,10 +166,10 @@ export class RaftNode {
   /** Term of the last entry applied here; a rise fails proposals of older terms. */
   private appliedTerm = 0;
   private readRetryTicker: TimerHandle | undefined;
-  /** Fails the reads whose deadline passed (armReadDeadline); undefined while no read waits. */
-  private readDeadlineTimer: TimerHandle | undefined;
-  /** Fails the proposals whose deadline passed (armProposalDeadline); undefined while none waits. */
-  private proposalDeadlineTimer: TimerHandle | undefined;
+  /** Fails the reads whose deadline passed (pending-reads.ts keeps them by deadline). */
+  private readonly readDeadlines: DeadlineSweep;
+  /** Fails the proposals whose deadline passed (expireProposals). */
+  private readonly proposalDeadlines: DeadlineSweep;
   /** Callers of leaderKnown() waiting for a leader. */
   private leaderWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private nextRequestId = 1;
@@ -213,6 +213,8 @@ export class RaftNode {
     this.confState = initial.confState;
     this.lastSnapshotIndex = initial.snapshotIndex;
     this.scheduler = options.scheduler ?? nodeScheduler;
+    this.readDeadlines = new DeadlineSweep(this.scheduler, (now) => this.expireReads(now));
+    this.proposalDeadlines = new DeadlineSweep(this.scheduler, (now) => this.expireProposals(now));
     this.header = new ProposalHeader(options.memberId);
   }
 
@@ -340,7 +342,7 @@ export class RaftNode {
       const deadline = this.scheduler.now() + this.options.requestTimeoutMs;
       const pending: PendingProposal = { id, request, data, resolve, reject, deadline };
       this.waiting.set(id, pending);
-      if (this.proposalDeadlineTimer === undefined) this.armProposalDeadline(this.options.requestTimeoutMs);
+      this.proposalDeadlines.armWithin(this.options.requestTimeoutMs);
       this.pendingProposalBytes += data.length;
       this.queuedProposals.push(pending);
       // A loop turn, not a microtask, even with the pipeline idle: the turn then takes every
@@ -376,26 +378,16 @@ export class RaftNode {
   }
 
   /**
-   * One timer for every proposal's deadline, armed for the oldest unanswered one: a timer per
-   * put was a Timeout object and a closure per call (bench/RESULTS.md, session 9, S9-H3). Every
-   * proposal gets the same timeout on a monotonic clock, so `waiting` (a Map, in insertion
-   * order) is in deadline order and the sweep stops at the first one not due.
+   * Fails the proposals whose deadline passed; returns the next deadline. Every proposal gets
+   * the same timeout on a monotonic clock, so `waiting` (a Map, in insertion order) is in
+   * deadline order and the sweep stops at the first one not due.
    */
-  private armProposalDeadline(ms: number): void {
-    this.proposalDeadlineTimer = this.scheduler.setTimeout(() => {
-      this.proposalDeadlineTimer = undefined;
-      const now = this.scheduler.now();
-      let next: number | undefined;
-      for (const pending of this.waiting.values()) {
-        if (pending.deadline > now) {
-          next = pending.deadline;
-          break;
-        }
-        if (this.finishProposal(pending)) pending.reject(new ServerError('Timeout'));
-      }
-      // A timer may fire a little early by this clock: then it is armed again for the rest.
-      if (next !== undefined && !this.stopped) this.armProposalDeadline(Math.max(1, next - now));
-    }, ms);
+  private expireProposals(now: number): number | undefined {
+    for (const pending of this.waiting.values()) {
+      if (pending.deadline > now) return pending.deadline;
+      if (this.finishProposal(pending)) pending.reject(new ServerError('Timeout'));
+    }
+    return undefined;
   }
 
   /**
@@ -422,21 +414,15 @@ export class RaftNode {
     if (this.stopped) return Promise.reject(new ServerError('Stopped'));
     return new Promise((resolve, reject) => {
       this.reads.add({ resolve, reject, deadline: this.scheduler.now() + this.options.requestTimeoutMs, settled: false });
-      if (this.readDeadlineTimer === undefined) this.armReadDeadline(this.options.requestTimeoutMs);
+      this.readDeadlines.armWithin(this.options.requestTimeoutMs);
       this.schedule();
     });
   }
 
-  /** One timer for every read's deadline (pending-reads.ts): armed for the oldest unsettled read. */
-  private armReadDeadline(ms: number): void {
-    this.readDeadlineTimer = this.scheduler.setTimeout(() => {
-      this.readDeadlineTimer = undefined;
-      const now = this.scheduler.now();
-      for (const read of this.reads.takeExpired(now)) read.reject(new ServerError('Timeout', 'read index timed out'));
-      const next = this.reads.nextDeadline();
-      // A timer may fire a little early by this clock: then it is armed again for the rest.
-      if (next !== undefined && !this.stopped) this.armReadDeadline(Math.max(1, next - now));
-    }, ms);
+  /** Fails the reads whose deadline passed; returns the next deadline. */
+  private expireReads(now: number): number | undefined {
+    for (const read of this.reads.takeExpired(now)) read.reject(new ServerError('Timeout', 'read index timed out'));
+    return this.reads.nextDeadline();
   }
 
   transferLeadership(to: bigint): void {
@@ -847,8 +833,8 @@ export class RaftNode {
     this.stopped = true;
     if (this.ticker !== undefined) this.scheduler.clear(this.ticker);
     if (this.readRetryTicker !== undefined) this.scheduler.clear(this.readRetryTicker);
-    if (this.readDeadlineTimer !== undefined) this.scheduler.clear(this.readDeadlineTimer);
-    if (this.proposalDeadlineTimer !== undefined) this.scheduler.clear(this.proposalDeadlineTimer);
+    this.readDeadlines.close();
+    this.proposalDeadlines.close();
     for (const pending of [...this.waiting.values()]) if (this.finishProposal(pending)) pending.reject(new ServerError('Stopped'));
     this.queuedProposals = [];
     for (const waiter of this.confWaiters.values()) {

@@ -23,3 +23,36 @@ export const nodeScheduler: Scheduler = {
   setImmediate: (callback) => void setImmediate(callback),
   now: () => performance.now(),
 };
+
+/**
+ * One timer for many deadlines (a timer per request was a Timeout and a closure per call):
+ * armed while anything waits, it calls `expire(now)`, which fails what is due and returns the
+ * next deadline, if any; a timer that fired a little early by the clock is armed again for it.
+ */
+export class DeadlineSweep {
+  private timer: TimerHandle | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly scheduler: Scheduler,
+    private readonly expire: (now: number) => number | undefined,
+  ) {}
+
+  /** Makes sure a sweep comes within `ms` (the newest deadline is never the earliest). */
+  armWithin(ms: number): void {
+    if (this.timer === undefined && !this.closed) this.timer = this.scheduler.setTimeout(() => this.sweep(), ms);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer !== undefined) this.scheduler.clear(this.timer);
+    this.timer = undefined;
+  }
+
+  private sweep(): void {
+    this.timer = undefined;
+    const now = this.scheduler.now();
+    const next = this.expire(now);
+    if (next !== undefined) this.armWithin(Math.max(1, next - now));
+  }
+}
