@@ -143,6 +143,9 @@ interface Row {
   entriesPerFsync?: number;
   /** Whole-machine figures over the run (see machineFigures). */
   machine?: MachineDelta;
+  /** Synced log writes over the put run: their mean duration, and the share of the run's wall
+   * time one was in progress (summed over the members). */
+  fsync?: { meanMs: number; busyShare: number };
   /** --strace: syscalls per op by name, of the server and of go-load. */
   syscalls?: { server: Tally; client: Tally };
 }
@@ -156,14 +159,23 @@ interface MachineDelta {
   otherUs: number;
   serverReads: number;
   serverWrites: number;
-  /** The servers' main threads (the thread whose id is the process's): a Node member's JS. */
+  /** The servers' main threads (the thread whose id is the process's): a Node member's JS;
+   * nothing for etcd (Go runs its work on other threads). */
   serverMainThreadUs: number;
+  /** The servers' system time (in the kernel for them: syscalls, the TCP they send). */
+  serverSystemUs: number;
 }
 
 /** CPU time (user + system) of a process's main thread so far, in microseconds. */
 function threadMicros(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
+}
+
+/** System time of a whole process so far, in microseconds. */
+function systemMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[12]) * 1_000_000) / 100;
 }
 
 function machineFigures(serverPids: number[]): MachineDelta {
@@ -173,8 +185,10 @@ function machineFigures(serverPids: number[]): MachineDelta {
   let serverReads = 0;
   let serverWrites = 0;
   let serverMainThreadUs = 0;
+  let serverSystemUs = 0;
   for (const pid of serverPids) {
     serverMainThreadUs += threadMicros(pid);
+    serverSystemUs += systemMicros(pid);
     const io = readFileSync(`/proc/${pid}/io`, 'utf8');
     serverReads += Number(/^syscr: (\d+)$/m.exec(io)?.[1] ?? Number.NaN);
     serverWrites += Number(/^syscw: (\d+)$/m.exec(io)?.[1] ?? Number.NaN);
@@ -188,6 +202,7 @@ function machineFigures(serverPids: number[]): MachineDelta {
     serverReads,
     serverWrites,
     serverMainThreadUs,
+    serverSystemUs,
   };
 }
 
@@ -264,17 +279,19 @@ async function measured(pids: Pids | undefined, total: number, run: () => Promis
  * both servers export), summed over the members. Their deltas over a put run give the entries
  * each member writes per fsync.
  */
-async function diskFigures(metricsUrls: string[]): Promise<{ committed: number; fsyncs: number; leader: number }> {
+async function diskFigures(metricsUrls: string[]): Promise<{ committed: number; fsyncs: number; fsyncSeconds: number; leader: number }> {
   let committed = 0;
   let fsyncs = 0;
+  let fsyncSeconds = 0;
   let leader = -1;
   for (const [i, url] of metricsUrls.entries()) {
     const text = await (await fetch(url)).text();
     if (/^etcd_server_is_leader 1$/m.test(text)) leader = i;
     committed += Number(/^etcd_server_proposals_committed_total (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
     fsyncs += Number(/^etcd_disk_wal_fsync_duration_seconds_count (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
+    fsyncSeconds += Number(/^etcd_disk_wal_fsync_duration_seconds_sum (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
   }
-  return { committed, fsyncs, leader };
+  return { committed, fsyncs, fsyncSeconds, leader };
 }
 
 /** Ranges of each kind run before the measured ones. */
@@ -296,8 +313,10 @@ async function benchTarget(target: string, endpoints: string[], metricsUrls: str
   const syscalls = await traced;
   const after = await diskFigures(metricsUrls);
   const entriesPerFsync = (after.committed - before.committed) / (after.fsyncs - before.fsyncs);
+  const fsyncSeconds = after.fsyncSeconds - before.fsyncSeconds;
+  const fsync = { meanMs: (1000 * fsyncSeconds) / (after.fsyncs - before.fsyncs), busyShare: fsyncSeconds / (puts / putRun.result.opsPerSecond) };
   const leader = after.leader === before.leader && after.leader >= 0 ? after.leader : undefined;
-  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...putRun, entriesPerFsync, leader, machine, syscalls });
+  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...putRun, entriesPerFsync, leader, machine, syscalls, fsync });
   if (ranges === 0) return rows;
   for (const kind of rangeKinds) {
     // Warm-up of this kind as well: each member of a cluster sees a third of the calls, so
@@ -347,18 +366,18 @@ function format(rows: Row[]): string {
 function machineTable(rows: Row[]): string[] {
   const lines = [
     '',
-    '| target | workload | server CPU us (main thread) | go-load CPU us (user + sys) | machine user / sys / softirq / idle us | segs c->s (data) | segs s->c (data) | server read / write syscalls |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
+    '| target | workload | server CPU us (sys; main thread) | go-load CPU us (user + sys) | machine user / sys / softirq / idle us | segs c->s (data) | segs s->c (data) | server read / write syscalls | fsync mean ms (busy) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const n = (x: number | undefined, digits = 1): string => (x === undefined ? '?' : x.toFixed(digits));
   const extra: string[] = [];
-  for (const { target, workload, result: r, cpu, machine: m, syscalls } of rows) {
+  for (const { target, workload, result: r, cpu, machine: m, syscalls, fsync } of rows) {
     if (m === undefined) continue;
     const ops = puts;
     const client = r.cpuUserUs === undefined ? '?' : `${n((r.cpuUserUs + r.cpuSystemUs!) / ops)} (${n(r.cpuUserUs / ops)} + ${n(r.cpuSystemUs! / ops)})`;
     const segs = (all?: number, data?: number): string => (all === undefined ? '?' : `${n(all / ops, 2)} (${n(data! / ops, 2)})`);
     lines.push(
-      `| ${target} | ${workload} | ${n(cpu?.mainUs)} (${n(m.serverMainThreadUs)}) | ${client} | ${n(m.userUs)} / ${n(m.systemUs)} / ${n(m.softirqUs)} / ${n(m.idleUs)} | ${segs(r.tcp?.segsOut, r.tcp?.dataSegsOut)} | ${segs(r.tcp?.segsIn, r.tcp?.dataSegsIn)} | ${n(m.serverReads, 2)} / ${n(m.serverWrites, 2)} |`,
+      `| ${target} | ${workload} | ${n(cpu?.mainUs)} (${n(m.serverSystemUs)}; ${n(m.serverMainThreadUs)}) | ${client} | ${n(m.userUs)} / ${n(m.systemUs)} / ${n(m.softirqUs)} / ${n(m.idleUs)} | ${segs(r.tcp?.segsOut, r.tcp?.dataSegsOut)} | ${segs(r.tcp?.segsIn, r.tcp?.dataSegsIn)} | ${n(m.serverReads, 2)} / ${n(m.serverWrites, 2)} | ${fsync === undefined ? '?' : `${n(fsync.meanMs, 2)} (${(100 * fsync.busyShare).toFixed(0)}%)`} |`,
     );
     if (r.frames) {
       const per = (t: Tally): string =>
