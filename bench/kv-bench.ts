@@ -37,7 +37,7 @@
 
 import { goTool, haveGo } from './go-tools.js';
 import { execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -146,6 +146,8 @@ interface Row {
   /** Synced log writes over the put run: their mean duration, and the share of the run's wall
    * time one was in progress (summed over the members). */
   fsync?: { meanMs: number; busyShare: number };
+  /** The server's CPU per op by thread name (see threadGroupMicros). */
+  threads?: Record<string, number>;
   /** --strace: syscalls per op by name, of the server and of go-load. */
   syscalls?: { server: Tally; client: Tally };
 }
@@ -164,6 +166,39 @@ interface MachineDelta {
   serverMainThreadUs: number;
   /** The servers' system time (in the kernel for them: syscalls, the TCP they send). */
   serverSystemUs: number;
+}
+
+/** CPU so far (us) of every thread of `pids`, summed by thread name (comm), e.g. Node's main
+ * thread, "libuv-worker" (the thread pool: LevelDB), "V8 DefaultWorke" (GC and compiler). */
+function threadGroupMicros(pids: number[]): Map<string, number> {
+  const groups = new Map<string, number>();
+  for (const pid of pids) {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      } catch {
+        continue; // the thread ended
+      }
+      const name = Number(tid) === pid ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      const us = ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
+      groups.set(name, (groups.get(name) ?? 0) + us);
+    }
+  }
+  return groups;
+}
+
+function minusGroups(after: Map<string, number>, before: Map<string, number>, per: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, us] of after) out[name] = (us - (before.get(name) ?? 0)) / per;
+  return out;
 }
 
 /** CPU time (user + system) of a process's main thread so far, in microseconds. */
@@ -306,17 +341,19 @@ async function benchTarget(target: string, endpoints: string[], metricsUrls: str
   const rows: Row[] = [];
   const before = await diskFigures(metricsUrls);
   const machine0 = machineFigures(pids?.main ?? []);
+  const threads0 = threadGroupMicros(pids?.main ?? []);
   const putLoad = load(endpoints, 'put', puts, false);
   const traced = straceSeconds > 0 && pids !== undefined ? straceWindow(pids.main[0]!, metricsUrls, straceSeconds) : undefined;
   const putRun = await measured(pids, puts, () => putLoad);
   const machine = minusMachine(machineFigures(pids?.main ?? []), machine0, puts);
+  const threads = minusGroups(threadGroupMicros(pids?.main ?? []), threads0, puts);
   const syscalls = await traced;
   const after = await diskFigures(metricsUrls);
   const entriesPerFsync = (after.committed - before.committed) / (after.fsyncs - before.fsyncs);
   const fsyncSeconds = after.fsyncSeconds - before.fsyncSeconds;
   const fsync = { meanMs: (1000 * fsyncSeconds) / (after.fsyncs - before.fsyncs), busyShare: fsyncSeconds / (puts / putRun.result.opsPerSecond) };
   const leader = after.leader === before.leader && after.leader >= 0 ? after.leader : undefined;
-  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...putRun, entriesPerFsync, leader, machine, syscalls, fsync });
+  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...putRun, entriesPerFsync, leader, machine, syscalls, fsync, threads });
   if (ranges === 0) return rows;
   for (const kind of rangeKinds) {
     // Warm-up of this kind as well: each member of a cluster sees a third of the calls, so
@@ -371,7 +408,7 @@ function machineTable(rows: Row[]): string[] {
   ];
   const n = (x: number | undefined, digits = 1): string => (x === undefined ? '?' : x.toFixed(digits));
   const extra: string[] = [];
-  for (const { target, workload, result: r, cpu, machine: m, syscalls, fsync } of rows) {
+  for (const { target, workload, result: r, cpu, machine: m, syscalls, fsync, threads } of rows) {
     if (m === undefined) continue;
     const ops = puts;
     const client = r.cpuUserUs === undefined ? '?' : `${n((r.cpuUserUs + r.cpuSystemUs!) / ops)} (${n(r.cpuUserUs / ops)} + ${n(r.cpuSystemUs! / ops)})`;
@@ -379,6 +416,13 @@ function machineTable(rows: Row[]): string[] {
     lines.push(
       `| ${target} | ${workload} | ${n(cpu?.mainUs)} (${n(m.serverSystemUs)}; ${n(m.serverMainThreadUs)}) | ${client} | ${n(m.userUs)} / ${n(m.systemUs)} / ${n(m.softirqUs)} / ${n(m.idleUs)} | ${segs(r.tcp?.segsOut, r.tcp?.dataSegsOut)} | ${segs(r.tcp?.segsIn, r.tcp?.dataSegsIn)} | ${n(m.serverReads, 2)} / ${n(m.serverWrites, 2)} | ${fsync === undefined ? '?' : `${n(fsync.meanMs, 2)} (${(100 * fsync.busyShare).toFixed(0)}%)`} |`,
     );
+    if (threads !== undefined) {
+      const named = Object.entries(threads)
+        .filter(([, us]) => us >= 0.05)
+        .sort((a, b) => b[1] - a[1])
+        .map(([name, us]) => `${name} ${us.toFixed(1)}`);
+      extra.push(`- ${target}, server CPU per op by thread: ${named.join(', ')}`);
+    }
     if (r.frames) {
       const per = (t: Tally): string =>
         Object.entries(t)
