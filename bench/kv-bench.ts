@@ -23,6 +23,8 @@
 // tcp_info), and the server's read-class and write-class syscalls (/proc/PID/io syscr/syscw).
 // --frames: go-load also counts the HTTP/2 frames each way by type and its socket calls (a
 // wrapper on its connections; costs the client a little CPU, so CPU runs go without it).
+// --member-env KEY=VALUE,...: environment for each single MetaStore member, e.g.
+// METASTORE_SERVER_RAFT_MAX_WRITES_IN_FLIGHT=4.
 // --strace SECONDS: during the put run, `strace -c -f` on the server and on go-load for that
 // long (1.5 s into the run); syscalls per put by name from the server's committed-proposal
 // count over the window (ptrace slows both sides a lot: read the counts, not the rate).
@@ -60,6 +62,13 @@ const nodeArgs = textFlag('node-args', '')
   .filter((a) => a !== '');
 const workerCounts = textFlag('workers', '0').split(',').map(Number);
 const countFrames = process.argv.includes('--frames');
+/** --member-env KEY=VALUE,...: environment for each MetaStore member (its METASTORE_SERVER_* settings). */
+const memberEnv: Record<string, string> = Object.fromEntries(
+  textFlag('member-env', '')
+    .split(',')
+    .filter((pair) => pair !== '')
+    .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+);
 const straceSeconds = numberFlag('strace', 0);
 type RangeKind = 'serializable' | 'linearizable';
 const rangeKinds: RangeKind[] = process.argv.includes('--range-kinds')
@@ -468,7 +477,7 @@ async function main(): Promise<void> {
     if (only !== 'etcd') {
       if (members === 1) {
         for (const workers of workerCounts) {
-          const metastore = await startMetaStore({ env: { METASTORE_SERVER_GRPC_WORKERS: String(workers) }, nodeArgs });
+          const metastore = await startMetaStore({ env: { ...memberEnv, METASTORE_SERVER_GRPC_WORKERS: String(workers) }, nodeArgs });
           const target = workerCounts.length === 1 && workers === 0 ? 'MetaStore' : `MetaStore (workers ${workers})`;
           const edges = [...metastore.logs().matchAll(/"pid":(\d+),"msg":"edge process started"/g)].map((m) => Number(m[1]));
           const metricsUrls = [`http://127.0.0.1:${metastore.metricsPort}/metrics`];
