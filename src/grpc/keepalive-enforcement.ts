@@ -20,7 +20,7 @@
 // A stream whose reader reports to policing itself (unary-stream.ts, claimPolicing: it notes
 // its own respond() and reports its 'close') gets neither the replaced methods nor a 'close'
 // listener of ours: 'close' then has a single listener Node emits to directly, and the stream
-// object keeps its class's shape (bench/RESULTS.md, "put at 100 clients").
+// object keeps its class's shape (bench/RESULTS.md, "Put at 100 clients: the whole machine's CPU per put").
 
 import http2 from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
