@@ -16,11 +16,6 @@
 // respond() and write() are replaced by ones that note it (one pair per connection). Counting bytes on the socket instead cannot tell
 // a small DATA frame (a watch's "created" answer is 44 bytes) from ping answers and window
 // updates, and struck grpc-go's BDP pings, which follow each burst of data it receives.
-//
-// A stream whose reader reports to policing itself (unary-stream.ts, claimPolicing: it notes
-// its own respond() and reports its 'close') gets neither the replaced methods nor a 'close'
-// listener of ours: 'close' then has a single listener Node emits to directly, and the stream
-// object keeps its class's shape (bench/RESULTS.md, "Put at 100 clients: the whole machine's CPU per put").
 
 import http2 from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
@@ -59,78 +54,37 @@ export function enforcePingPolicy(http2Server: NodeHttp2Server, policy: PingPoli
   http2Server.on('session', (session: http2.ServerHttp2Session) => watchSession(session, policy));
 }
 
-/** One connection's policing: what its pings are judged by. */
-class SessionWatch {
-  openStreams = 0;
-  lastStreamId = 0;
-  serverWrote = false;
-  /** The stream a reader claimed while the session's 'stream' event is being emitted. */
-  claimed: http2.ServerHttp2Stream | undefined;
-  /** respond() and write() that note the write, for the streams nobody claimed. */
-  writesNoted: WriteNoting | undefined;
-
-  constructor(readonly strikes: PingStrikes) {}
-
-  /** The server is writing headers or data on this connection (forgives the next ping). */
-  wrote(): void {
-    this.serverWrote = true;
-  }
-
-  /** A stream of this connection closed ('close' comes once per stream). */
-  streamClosed(): void {
-    this.openStreams--;
-  }
-}
-
-/** What a claimed stream's reader reports to policing (see claimPolicing). */
-export type StreamPolicing = Pick<SessionWatch, 'wrote' | 'streamClosed'>;
-
-const WATCH = Symbol('pingPolicing');
-type WatchedSession = http2.ServerHttp2Session & { [WATCH]?: SessionWatch };
-
-/**
- * For the one reader of `stream` that notes its own writes (wrote(), before each respond()) and
- * reports the stream's 'close' (streamClosed(), once) instead of policing replacing its methods
- * and listening: the connection's policing, or undefined when none polices it. Called from the
- * server's 'stream' listener, which Node runs before the session's (ours); the reader keeps what
- * it gets (the stream's session is gone by its 'close').
- */
-export function claimPolicing(stream: http2.ServerHttp2Stream): StreamPolicing | undefined {
-  const watch = (stream.session as WatchedSession | undefined)?.[WATCH];
-  if (watch !== undefined) watch.claimed = stream;
-  return watch;
-}
-
-function watchSession(session: WatchedSession, policy: PingPolicy): void {
-  const watch = new SessionWatch(new PingStrikes(policy.minTimeMs));
-  session[WATCH] = watch;
+function watchSession(session: http2.ServerHttp2Session, policy: PingPolicy): void {
+  const strikes = new PingStrikes(policy.minTimeMs);
+  let openStreams = 0;
+  let lastStreamId = 0;
+  let serverWrote = false;
   // One set of functions per connection, shared by all its streams: a closure or once()
   // wrapper per stream was an allocation on every call (bench/RESULTS.md, "The client path").
-  // (Not one function for all connections finding the watch through stream.session: Node
-  // clears a stream's session before its 'close' event.)
-  const noteWrite = (): void => watch.wrote();
-  const streamClosed = (): void => watch.streamClosed();
+  const noteWrite = (): void => {
+    serverWrote = true;
+  };
+  const streamClosed = (): void => {
+    openStreams--;
+  };
+  let writesNoted: WriteNoting | undefined;
   session.on('stream', (stream: http2.ServerHttp2Stream) => {
-    watch.openStreams++;
+    openStreams++;
     // Its response headers are on their way (grpc-js may already have sent them).
-    watch.serverWrote = true;
-    watch.lastStreamId = Math.max(watch.lastStreamId, stream.id ?? 0);
-    if (watch.claimed === stream) {
-      watch.claimed = undefined;
-      return;
-    }
-    watch.writesNoted ??= writeNoting(stream, noteWrite);
-    stream.respond = watch.writesNoted.respond;
-    stream.write = watch.writesNoted.write;
+    serverWrote = true;
+    lastStreamId = Math.max(lastStreamId, stream.id ?? 0);
+    writesNoted ??= writeNoting(stream, noteWrite);
+    stream.respond = writesNoted.respond;
+    stream.write = writesNoted.write;
     // 'close' comes once per stream: a plain listener does what once() did, without its wrapper.
     stream.on('close', streamClosed);
   });
   session.on('ping', () => {
-    const wrote = watch.serverWrote;
-    watch.serverWrote = false;
-    if (!watch.strikes.ping({ nowMs: performance.now(), openStreams: watch.openStreams, serverWrote: wrote })) return;
+    const wrote = serverWrote;
+    serverWrote = false;
+    if (!strikes.ping({ nowMs: performance.now(), openStreams, serverWrote: wrote })) return;
     policy.onTooManyPings?.(session.socket.remoteAddress);
-    closeForTooManyPings(session, watch.lastStreamId);
+    closeForTooManyPings(session, lastStreamId);
   });
 }
 

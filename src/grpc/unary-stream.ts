@@ -48,11 +48,9 @@
 //
 // Receive admission (receive-admission.ts) takes the 'stream' listener's place after this and
 // so runs first (the exchange reports the bytes it receives to admission's count itself, so
-// admission adds no listeners of its own to these streams); likewise keepalive policing
-// (keepalive-enforcement.ts, claimPolicing): the exchange notes each respond() itself (the
-// message leaves in the same step as its headers, so no write needs a note of its own) and
-// reports the stream's 'close', so policing neither replaces the stream's methods nor adds a
-// second 'close' listener. grpc-js's idle-timeout bookkeeping (onStreamOpened) is off (no
+// admission adds no listeners of its own to these streams); keepalive policing replaces each stream's respond()/write() when its session
+// reports the stream, before any answer is written here, so our respond() is noted as
+// grpc-js's is (the message leaves in the same step as its headers). grpc-js's idle-timeout bookkeeping (onStreamOpened) is off (no
 // grpc.max_connection_idle_ms) and channelz is off (grpc-server.ts), so skipping its stream
 // handler skips nothing else.
 
@@ -61,7 +59,6 @@ import { TLSSocket } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { assert } from '../util/assert.js';
 import { type Caller, GatewayCallBase } from './gateway/gateway-call.js';
-import { claimPolicing, type StreamPolicing } from './keepalive-enforcement.js';
 import { MESSAGE_PREFIX_BYTES } from './message-frames.js';
 import { claimReceiveCount, countReceived, type ReceivedBytes, releaseReceived } from './receive-admission.js';
 
@@ -137,10 +134,7 @@ function onEnd(this: ExchangeStream): void {
   this[EXCHANGE]?.halfClosed();
 }
 function onClose(this: ExchangeStream): void {
-  const exchange = this[EXCHANGE];
-  if (exchange === undefined) return;
-  exchange.policing?.streamClosed();
-  exchange.closed();
+  this[EXCHANGE]?.closed();
 }
 function onWantTrailers(this: ExchangeStream): void {
   this[EXCHANGE]?.sendTrailers();
@@ -169,8 +163,6 @@ class UnaryExchange implements Caller {
   private metadataRead: grpc.Metadata | undefined;
   /** Receive admission's count of this request, reported from here rather than by its listeners. */
   private receiveCount: ReceivedBytes | undefined;
-  /** Keepalive policing of the connection, told of our writes and of the stream's 'close'. */
-  policing: StreamPolicing | undefined;
 
   constructor(
     readonly stream: ExchangeStream,
@@ -183,7 +175,6 @@ class UnaryExchange implements Caller {
     const stream = this.stream;
     stream[EXCHANGE] = this;
     this.receiveCount = claimReceiveCount(stream);
-    this.policing = claimPolicing(stream);
     stream.on('error', ignoreError);
     stream.on('close', onClose);
     stream.on('data', onData);
@@ -332,8 +323,8 @@ class UnaryExchange implements Caller {
     this.sendHeaders(null);
     // The message and the end of the stream in one step (grpc-js writes the message and ends the
     // stream once that write completed: a second socket write and a callback per call). The
-    // client gets the same headers, message and trailers; sendHeaders noted the write to
-    // keepalive policing, so the message needs no note of its own.
+    // client gets the same headers, message and trailers; keepalive policing noted the
+    // respond() just made, so the write needs no note of its own.
     this.sendStatus(grpc.status.OK, 'OK', trailer ?? null, framed);
   }
 
@@ -342,7 +333,6 @@ class UnaryExchange implements Caller {
     if (this.headersSent || this.cancelledNow()) return;
     this.headersSent = true;
     const headers = metadata === null ? RESPONSE_HEADERS : { ...RESPONSE_HEADERS, ...metadata.toHttp2Headers() };
-    this.policing?.wrote();
     this.stream.respond(headers, WITH_TRAILERS);
   }
 
@@ -370,7 +360,6 @@ class UnaryExchange implements Caller {
       return;
     }
     // Trailers-Only, in grpc-js's header order.
-    this.policing?.wrote();
     this.stream.respond(
       {
         'grpc-status': code,
