@@ -17,6 +17,17 @@
 // member, linearizable on a cluster, as the first recorded runs did).
 // --workers: MetaStore is measured once per listed server.grpc.workers value (edge processes
 // relaying to the member process; default just 0, everything in one process).
+// Whole-machine figures per op (printed as a second table for the put runs): the server's CPU,
+// go-load's own CPU (its getrusage over the timed calls), the machine's /proc/stat split (user,
+// system, softirq, idle), TCP segments each way on the load's connections (the client's
+// tcp_info), and the server's read-class and write-class syscalls (/proc/PID/io syscr/syscw).
+// --frames: go-load also counts the HTTP/2 frames each way by type and its socket calls (a
+// wrapper on its connections; costs the client a little CPU, so CPU runs go without it).
+// --member-env KEY=VALUE,...: environment for each single MetaStore member, e.g.
+// METASTORE_SERVER_RAFT_MAX_WRITES_IN_FLIGHT=4.
+// --strace SECONDS: during the put run, `strace -c -f` on the server and on go-load for that
+// long (1.5 s into the run); syscalls per put by name from the server's committed-proposal
+// count over the window (ptrace slows both sides a lot: read the counts, not the rate).
 // --node-args: options for node running each MetaStore member (edge processes inherit them;
 // on a cluster every member writes its own profile, the leader's is the busiest), e.g. --cpu-prof or --perf-basic-prof; the member is then stopped with SIGTERM so that
 // every process exits cleanly and writes its profile. --ranges 0 skips the range workload (a
@@ -27,8 +38,8 @@
 // both should land in the 10-20k puts/s range on one member, the client taking part of a core.
 
 import { goTool, haveGo } from './go-tools.js';
-import { spawn } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { appendFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +61,15 @@ const nodeArgs = textFlag('node-args', '')
   .split(' ')
   .filter((a) => a !== '');
 const workerCounts = textFlag('workers', '0').split(',').map(Number);
+const countFrames = process.argv.includes('--frames');
+/** --member-env KEY=VALUE,...: environment for each MetaStore member (its METASTORE_SERVER_* settings). */
+const memberEnv: Record<string, string> = Object.fromEntries(
+  textFlag('member-env', '')
+    .split(',')
+    .filter((pair) => pair !== '')
+    .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+);
+const straceSeconds = numberFlag('strace', 0);
 type RangeKind = 'serializable' | 'linearizable';
 const rangeKinds: RangeKind[] = process.argv.includes('--range-kinds')
   ? process.argv[process.argv.indexOf('--range-kinds') + 1]!.split(',').map((kind) => {
@@ -58,11 +78,19 @@ const rangeKinds: RangeKind[] = process.argv.includes('--range-kinds')
     })
   : [members > 1 ? 'linearizable' : 'serializable'];
 
+type Tally = Record<string, number>;
+
 interface Result {
   opsPerSecond: number;
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** go-load only: its own CPU over the timed calls, its connections' TCP segments, and with
+   * --frames the HTTP/2 frames by type each way ("sent" = client to server). */
+  cpuUserUs?: number;
+  cpuSystemUs?: number;
+  tcp?: { segsOut: number; segsIn: number; dataSegsOut: number; dataSegsIn: number };
+  frames?: { sent: Tally; received: Tally };
 }
 
 /** Builds bench/go-load with Debian's Go and etcd sources (GOPATH mode, no network). */
@@ -78,6 +106,7 @@ async function load(endpoints: string[], op: 'put' | 'range', total: number, lin
   if (goBinary) {
     const args = ['-endpoint', endpoints.join(','), '-op', op, '-clients', String(clients), '-conns', String(connections), '-total', String(total)];
     if (linearizable) args.push('-linearizable');
+    if (countFrames) args.push('-frames');
     return runGoLoad<Result>(goBinary, args);
   }
   const value = Buffer.alloc(256, 'v');
@@ -121,6 +150,153 @@ interface Row {
   leader?: number;
   /** Log entries committed per synced log write, averaged over the members (see diskFigures). */
   entriesPerFsync?: number;
+  /** Whole-machine figures over the run (see machineFigures). */
+  machine?: MachineDelta;
+  /** Synced log writes over the put run: their mean duration, and the share of the run's wall
+   * time one was in progress (summed over the members). */
+  fsync?: { meanMs: number; busyShare: number };
+  /** The server's CPU per op by thread name (see threadGroupMicros). */
+  threads?: Record<string, number>;
+  /** --strace: syscalls per op by name, of the server and of go-load. */
+  syscalls?: { server: Tally; client: Tally };
+}
+
+/** The machine's CPU split (/proc/stat's first line, in us) and the servers' syscall counters. */
+interface MachineDelta {
+  userUs: number;
+  systemUs: number;
+  softirqUs: number;
+  idleUs: number;
+  otherUs: number;
+  serverReads: number;
+  serverWrites: number;
+  /** The servers' main threads (the thread whose id is the process's): a Node member's JS;
+   * nothing for etcd (Go runs its work on other threads). */
+  serverMainThreadUs: number;
+  /** The servers' system time (in the kernel for them: syscalls, the TCP they send). */
+  serverSystemUs: number;
+}
+
+/** CPU so far (us) of every thread of `pids`, summed by thread name (comm), e.g. Node's main
+ * thread, "libuv-worker" (the thread pool: LevelDB), "V8 DefaultWorke" (GC and compiler). */
+function threadGroupMicros(pids: number[]): Map<string, number> {
+  const groups = new Map<string, number>();
+  for (const pid of pids) {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      } catch {
+        continue; // the thread ended
+      }
+      const name = Number(tid) === pid ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      const us = ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
+      groups.set(name, (groups.get(name) ?? 0) + us);
+    }
+  }
+  return groups;
+}
+
+function minusGroups(after: Map<string, number>, before: Map<string, number>, per: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, us] of after) out[name] = (us - (before.get(name) ?? 0)) / per;
+  return out;
+}
+
+/** CPU time (user + system) of a process's main thread so far, in microseconds. */
+function threadMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
+}
+
+/** System time of a whole process so far, in microseconds. */
+function systemMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[12]) * 1_000_000) / 100;
+}
+
+function machineFigures(serverPids: number[]): MachineDelta {
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice, in USER_HZ (100/s).
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const us = (i: number): number => (ticks[i] ?? 0) * 10_000;
+  let serverReads = 0;
+  let serverWrites = 0;
+  let serverMainThreadUs = 0;
+  let serverSystemUs = 0;
+  for (const pid of serverPids) {
+    serverMainThreadUs += threadMicros(pid);
+    serverSystemUs += systemMicros(pid);
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    serverReads += Number(/^syscr: (\d+)$/m.exec(io)?.[1] ?? Number.NaN);
+    serverWrites += Number(/^syscw: (\d+)$/m.exec(io)?.[1] ?? Number.NaN);
+  }
+  return {
+    userUs: us(0) + us(1),
+    systemUs: us(2),
+    softirqUs: us(6),
+    idleUs: us(3) + us(4),
+    otherUs: us(5) + us(7),
+    serverReads,
+    serverWrites,
+    serverMainThreadUs,
+    serverSystemUs,
+  };
+}
+
+function minusMachine(a: MachineDelta, b: MachineDelta, per: number): MachineDelta {
+  const out = { ...a };
+  for (const key of Object.keys(out) as (keyof MachineDelta)[]) out[key] = (a[key] - b[key]) / per;
+  return out;
+}
+
+/** `strace -c -f` summary rows (calls by syscall name) of one process for `seconds`. */
+function straceCounts(pid: number, seconds: number): Promise<Tally> {
+  const file = join(os.tmpdir(), `kv-bench-strace-${pid}-${Date.now()}.txt`);
+  return new Promise((resolve) => {
+    const child = spawn('timeout', ['-s', 'INT', String(seconds), 'strace', '-c', '-f', '-q', '-o', file, '-p', String(pid)], { stdio: 'ignore' });
+    child.on('exit', () => {
+      const counts: Tally = {};
+      try {
+        for (const line of readFileSync(file, 'utf8').split('\n')) {
+          // % time, seconds, usecs/call, calls, [errors,] syscall
+          const fields = line.trim().split(/\s+/);
+          if (fields.length < 5 || !/^\d/.test(fields[0]!) || fields.at(-1) === 'total') continue;
+          counts[fields.at(-1)!] = Number(fields[3]);
+        }
+      } finally {
+        rmSync(file, { force: true });
+      }
+      resolve(counts);
+    });
+  });
+}
+
+/** The pid of this process's go-load child, if one runs now. */
+function goLoadPid(): number | undefined {
+  const out = execFileSync('ps', ['--ppid', String(process.pid), '-o', 'pid=,comm='], { encoding: 'utf8' });
+  const line = out.split('\n').find((l) => l.trim().endsWith('go-load'));
+  return line === undefined ? undefined : Number(line.trim().split(/\s+/)[0]);
+}
+
+/** --strace: both processes traced for `seconds`, counts per op over the window. */
+async function straceWindow(serverPid: number, metricsUrls: string[], seconds: number): Promise<{ server: Tally; client: Tally }> {
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const clientPid = goLoadPid();
+  const before = await diskFigures(metricsUrls);
+  const [server, client] = await Promise.all([
+    straceCounts(serverPid, seconds),
+    clientPid === undefined ? Promise.resolve({}) : straceCounts(clientPid, seconds),
+  ]);
+  const ops = (await diskFigures(metricsUrls)).committed - before.committed;
+  const per = (t: Tally): Tally => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v / ops]));
+  return { server: per(server), client: per(client) };
 }
 
 /** The processes whose CPU is counted for a target: its member processes (every member of a
@@ -147,17 +323,19 @@ async function measured(pids: Pids | undefined, total: number, run: () => Promis
  * both servers export), summed over the members. Their deltas over a put run give the entries
  * each member writes per fsync.
  */
-async function diskFigures(metricsUrls: string[]): Promise<{ committed: number; fsyncs: number; leader: number }> {
+async function diskFigures(metricsUrls: string[]): Promise<{ committed: number; fsyncs: number; fsyncSeconds: number; leader: number }> {
   let committed = 0;
   let fsyncs = 0;
+  let fsyncSeconds = 0;
   let leader = -1;
   for (const [i, url] of metricsUrls.entries()) {
     const text = await (await fetch(url)).text();
     if (/^etcd_server_is_leader 1$/m.test(text)) leader = i;
     committed += Number(/^etcd_server_proposals_committed_total (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
     fsyncs += Number(/^etcd_disk_wal_fsync_duration_seconds_count (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
+    fsyncSeconds += Number(/^etcd_disk_wal_fsync_duration_seconds_sum (\S+)$/m.exec(text)?.[1] ?? Number.NaN);
   }
-  return { committed, fsyncs, leader };
+  return { committed, fsyncs, fsyncSeconds, leader };
 }
 
 /** Ranges of each kind run before the measured ones. */
@@ -171,11 +349,20 @@ async function benchTarget(target: string, endpoints: string[], metricsUrls: str
   await load(endpoints, 'put', Math.min(5000 * members, puts), false);
   const rows: Row[] = [];
   const before = await diskFigures(metricsUrls);
-  const putRun = await measured(pids, puts, () => load(endpoints, 'put', puts, false));
+  const machine0 = machineFigures(pids?.main ?? []);
+  const threads0 = threadGroupMicros(pids?.main ?? []);
+  const putLoad = load(endpoints, 'put', puts, false);
+  const traced = straceSeconds > 0 && pids !== undefined ? straceWindow(pids.main[0]!, metricsUrls, straceSeconds) : undefined;
+  const putRun = await measured(pids, puts, () => putLoad);
+  const machine = minusMachine(machineFigures(pids?.main ?? []), machine0, puts);
+  const threads = minusGroups(threadGroupMicros(pids?.main ?? []), threads0, puts);
+  const syscalls = await traced;
   const after = await diskFigures(metricsUrls);
   const entriesPerFsync = (after.committed - before.committed) / (after.fsyncs - before.fsyncs);
+  const fsyncSeconds = after.fsyncSeconds - before.fsyncSeconds;
+  const fsync = { meanMs: (1000 * fsyncSeconds) / (after.fsyncs - before.fsyncs), busyShare: fsyncSeconds / (puts / putRun.result.opsPerSecond) };
   const leader = after.leader === before.leader && after.leader >= 0 ? after.leader : undefined;
-  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...putRun, entriesPerFsync, leader });
+  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...putRun, entriesPerFsync, leader, machine, syscalls, fsync, threads });
   if (ranges === 0) return rows;
   for (const kind of rangeKinds) {
     // Warm-up of this kind as well: each member of a cluster sees a third of the calls, so
@@ -217,7 +404,52 @@ function format(rows: Row[]): string {
       if (etcd) ratios.push(`- ${workload}: ${ms.target} / etcd = **${(ms.result.opsPerSecond / etcd.result.opsPerSecond).toFixed(2)}**`);
     }
   }
-  return [...lines, '', ...ratios].join('\n');
+  return [...lines, '', ...ratios, ...machineTable(rows)].join('\n');
+}
+
+/** The whole machine per op for the rows that have it (the put runs): who spends the CPU, and
+ * what crosses the loopback. */
+function machineTable(rows: Row[]): string[] {
+  const lines = [
+    '',
+    '| target | workload | server CPU us (sys; main thread) | go-load CPU us (user + sys) | machine user / sys / softirq / idle us | segs c->s (data) | segs s->c (data) | server read / write syscalls | fsync mean ms (busy) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  const n = (x: number | undefined, digits = 1): string => (x === undefined ? '?' : x.toFixed(digits));
+  const extra: string[] = [];
+  for (const { target, workload, result: r, cpu, machine: m, syscalls, fsync, threads } of rows) {
+    if (m === undefined) continue;
+    const ops = puts;
+    const client = r.cpuUserUs === undefined ? '?' : `${n((r.cpuUserUs + r.cpuSystemUs!) / ops)} (${n(r.cpuUserUs / ops)} + ${n(r.cpuSystemUs! / ops)})`;
+    const segs = (all?: number, data?: number): string => (all === undefined ? '?' : `${n(all / ops, 2)} (${n(data! / ops, 2)})`);
+    lines.push(
+      `| ${target} | ${workload} | ${n(cpu?.mainUs)} (${n(m.serverSystemUs)}; ${n(m.serverMainThreadUs)}) | ${client} | ${n(m.userUs)} / ${n(m.systemUs)} / ${n(m.softirqUs)} / ${n(m.idleUs)} | ${segs(r.tcp?.segsOut, r.tcp?.dataSegsOut)} | ${segs(r.tcp?.segsIn, r.tcp?.dataSegsIn)} | ${n(m.serverReads, 2)} / ${n(m.serverWrites, 2)} | ${fsync === undefined ? '?' : `${n(fsync.meanMs, 2)} (${(100 * fsync.busyShare).toFixed(0)}%)`} |`,
+    );
+    if (threads !== undefined) {
+      const named = Object.entries(threads)
+        .filter(([, us]) => us >= 0.05)
+        .sort((a, b) => b[1] - a[1])
+        .map(([name, us]) => `${name} ${us.toFixed(1)}`);
+      extra.push(`- ${target}, server CPU per op by thread: ${named.join(', ')}`);
+    }
+    if (r.frames) {
+      const per = (t: Tally): string =>
+        Object.entries(t)
+          .map(([k, v]) => `${k} ${(v / ops).toFixed(k === 'bytes' ? 0 : 3)}`)
+          .join(', ');
+      extra.push(`- ${target}, frames per op: client to server: ${per(r.frames.sent)}; server to client: ${per(r.frames.received)}`);
+    }
+    if (syscalls) {
+      const top = (t: Tally): string =>
+        Object.entries(t)
+          .filter(([, v]) => v >= 0.005)
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+          .join(', ');
+      extra.push(`- ${target}, syscalls per op (strace window): server: ${top(syscalls.server)}; go-load: ${top(syscalls.client)}`);
+    }
+  }
+  return lines.length > 3 ? [...lines, '', ...extra] : [];
 }
 
 async function main(): Promise<void> {
@@ -245,7 +477,7 @@ async function main(): Promise<void> {
     if (only !== 'etcd') {
       if (members === 1) {
         for (const workers of workerCounts) {
-          const metastore = await startMetaStore({ env: { METASTORE_SERVER_GRPC_WORKERS: String(workers) }, nodeArgs });
+          const metastore = await startMetaStore({ env: { ...memberEnv, METASTORE_SERVER_GRPC_WORKERS: String(workers) }, nodeArgs });
           const target = workerCounts.length === 1 && workers === 0 ? 'MetaStore' : `MetaStore (workers ${workers})`;
           const edges = [...metastore.logs().matchAll(/"pid":(\d+),"msg":"edge process started"/g)].map((m) => Number(m[1]));
           const metricsUrls = [`http://127.0.0.1:${metastore.metricsPort}/metrics`];
