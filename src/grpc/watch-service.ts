@@ -21,6 +21,10 @@
 //   into buffers of up to MAX_BATCH_BYTES, each written at once (batch-writer.ts; grpc-js alone
 //   would take one write per message). The call's messages all go through that writer, never
 //   call.write().
+// - The streams one apply wakes flush together, in one microtask after it; a batch whose
+//   responses encode exactly like a prefix of the last batch any stream framed (every encoding
+//   input compared, events arrays by identity) reuses those bytes, so streams with the same
+//   watchers encode a revision once (Batch, below).
 // - Progress notifications (progress_notify watchers, every --experimental-watch-progress-
 //   notify-interval plus etcd's jitter) carry the watcher's ID and the store's current
 //   revision, and go only to synced watchers with nothing queued (watch-stream.ts).
