@@ -91,6 +91,24 @@ describe('WatchResponse encoding from parts', () => {
     }
   });
 
+  it('writes the header field byte for byte as protobufjs writes a ResponseHeader without its zero fields', () => {
+    const headers: WireHeader[] = [
+      header,
+      { ...header, revision: 0 },
+      { ...header, raftTerm: 0 },
+      { clusterId: '0', memberId: '1', revision: 2 ** 40, raftTerm: 2 ** 31 },
+      { clusterId: '1', memberId: '0', revision: 127, raftTerm: 128 },
+      { ...header, revision: 8 },
+      { ...header, clusterId: '5' },
+    ];
+    for (const h of headers) {
+      const nonZero = Object.fromEntries(Object.entries(h).filter(([, value]) => value !== 0 && value !== '0'));
+      const body = encodeMessage('etcdserverpb.ResponseHeader', nonZero);
+      const expected = Buffer.concat([Buffer.from([0x0a, body.length]), body]);
+      expect(Buffer.from(watchResponseParts(response({ created: true }), h, [])[0]!).toString('hex')).toBe(expected.toString('hex'));
+    }
+  });
+
   it('writes an event field byte for byte as protobufjs wrote it (negative lease, empty value, large revisions)', () => {
     const big: Event = { type: 'put', kv: { ...kv('k'.repeat(300), 'v'.repeat(200), 2 ** 40, -5n), version: 2 ** 31 }, prevKv: kv('k', '', 1) };
     for (const event of [put, del, big]) {

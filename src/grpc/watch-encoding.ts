@@ -149,12 +149,40 @@ export function watchResponseParts(r: StreamResponse, header: WireHeader, fields
 
 /** The last header field encoded: watchers of one revision share it. */
 let lastHeader: { h: WireHeader; field: Buffer } | undefined;
+/** The cluster and member ID fields of the last header encoded: they change once in a member's life at most. */
+let lastIds: { clusterId: string; memberId: string; fields: Buffer } | undefined;
 
 /** The header as field 1 of a WatchResponse (tag, length, ResponseHeader); never changed once made. */
 function headerField(h: WireHeader): Buffer {
   const last = lastHeader?.h;
   if (last && last.revision === h.revision && last.raftTerm === h.raftTerm && last.clusterId === h.clusterId && last.memberId === h.memberId) {
     return lastHeader!.field;
+  }
+  // Once per revision, on the path of every event: the two 64-bit IDs (BigInt varints) are
+  // encoded once, the revision and term written straight into the field.
+  if (Number.isSafeInteger(h.revision) && h.revision >= 0 && Number.isSafeInteger(h.raftTerm) && h.raftTerm >= 0) {
+    if (lastIds?.clusterId !== h.clusterId || lastIds.memberId !== h.memberId) {
+      lastIds = { clusterId: h.clusterId, memberId: h.memberId, fields: idFields(h) };
+    }
+    const ids = lastIds.fields;
+    let body = ids.length;
+    if (h.revision !== 0) body += 1 + varintSize(h.revision);
+    if (h.raftTerm !== 0) body += 1 + varintSize(h.raftTerm);
+    const field = Buffer.allocUnsafeSlow(1 + varintSize(body) + body);
+    field[0] = 0x0a;
+    let at = writeVarint(field, 1, body);
+    at += ids.copy(field, at);
+    if (h.revision !== 0) {
+      field[at++] = 0x18;
+      at = writeVarint(field, at, h.revision);
+    }
+    if (h.raftTerm !== 0) {
+      field[at++] = 0x20;
+      at = writeVarint(field, at, h.raftTerm);
+    }
+    assert(at === field.length, `watch: header encoded in ${at} bytes, sized ${field.length}`);
+    lastHeader = { h: { ...h }, field };
+    return field;
   }
   const parts: Buffer[] = [];
   const add = (tag: number, value: number | bigint): void => {
@@ -168,6 +196,16 @@ function headerField(h: WireHeader): Buffer {
   const field = Buffer.concat([Buffer.from([0x0a]), varint(body.length), body]);
   lastHeader = { h: { ...h }, field };
   return field;
+}
+
+/** ResponseHeader fields 1 and 2 (cluster_id, member_id; uint64, left out when zero). */
+function idFields(h: WireHeader): Buffer {
+  const parts: Buffer[] = [];
+  const clusterId = BigInt(h.clusterId);
+  const memberId = BigInt(h.memberId);
+  if (clusterId !== 0n) parts.push(Buffer.from([0x08]), varint(clusterId));
+  if (memberId !== 0n) parts.push(Buffer.from([0x10]), varint(memberId));
+  return Buffer.concat(parts);
 }
 
 /** Appends a varint to `out` (the common case, a small non-negative number, without allocating). */

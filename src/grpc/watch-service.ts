@@ -21,6 +21,10 @@
 //   into buffers of up to MAX_BATCH_BYTES, each written at once (batch-writer.ts; grpc-js alone
 //   would take one write per message). The call's messages all go through that writer, never
 //   call.write().
+// - The streams one apply wakes flush together, in one microtask after it; a batch whose
+//   responses encode exactly like a prefix of the last batch any stream framed (every encoding
+//   input compared, events arrays by identity) reuses those bytes, so streams with the same
+//   watchers encode a revision once (Batch, below).
 // - Progress notifications (progress_notify watchers, every --experimental-watch-progress-
 //   notify-interval plus etcd's jitter) carry the watcher's ID and the store's current
 //   revision, and go only to synced watchers with nothing queued (watch-stream.ts).
@@ -37,6 +41,7 @@ import { checkRange } from './auth-check.js';
 import { type BatchWriter, batchWriterOf } from './batch-writer.js';
 import { frameMessages, MESSAGE_PREFIX_BYTES, type MessagePart } from './message-frames.js';
 import { ETCD_ERRORS, isEtcdCodedError } from './errors.js';
+import { assert } from '../util/assert.js';
 
 interface WireCreate {
   key?: Buffer | null;
@@ -139,12 +144,7 @@ class WatchCall {
     this.stream.onReadable = () => {
       if (this.scheduled || !this.writable || this.ended || this.unsentBytes >= MAX_UNSENT_BYTES) return;
       this.scheduled = true;
-      // A microtask, not setImmediate: the hub wakes the stream from inside the apply, so the
-      // flush runs as soon as that apply batch (all of its revisions, coalesced) is done, ahead
-      // of the puts' own answers, and HTTP/2 sends it in this loop turn. setImmediate cost a
-      // loop turn more (its write then left one turn later still, HTTP/2 sending from native
-      // immediates), each turn a chance to be preempted on a busy machine (bench/RESULTS.md).
-      queueMicrotask(this.flush);
+      scheduleFlush(this);
     };
     this.writer.onDrain(() => {
       this.writable = true;
@@ -169,49 +169,56 @@ class WatchCall {
    * Everything ready (up to the unsent budget) goes out framed together, in writes of up to
    * MAX_BATCH_BYTES each while the transport takes them.
    */
-  private readonly flush = (): void => {
+  readonly flush = (): void => {
     this.scheduled = false;
     if (!this.writable || this.ended) return;
     let caughtUp = false;
     while (this.writable && this.unsentBytes < MAX_UNSENT_BYTES && !caughtUp) {
-      const messages: MessagePart[][] = [];
-      let bytes = 0;
-      while (bytes < MAX_BATCH_BYTES && this.unsentBytes + bytes < MAX_UNSENT_BYTES) {
+      const batch = new Batch(this.fragmentLimit, this.toWire);
+      while (batch.bytes < MAX_BATCH_BYTES && this.unsentBytes + batch.bytes < MAX_UNSENT_BYTES) {
         const response = this.stream.pull({ behind: this.behind });
         if (response === undefined) {
           caughtUp = true;
           break;
         }
-        for (const parts of this.toWire(response)) {
-          messages.push(parts);
-          for (const part of parts) bytes += part.length;
-          bytes += MESSAGE_PREFIX_BYTES;
-        }
+        batch.add(response, this.headers.at(response.revision));
       }
-      if (messages.length === 0) break;
+      if (batch.isEmpty) break;
+      const bytes = batch.bytes;
       this.unsentBytes += bytes;
-      if (!this.writer.write(frameMessages(messages), this.sent(bytes))) this.writable = false;
+      if (!this.writer.write(batch.framed(), this.sent(bytes))) this.writable = false;
     }
     // Stopped by the budget or by the transport's backpressure: what piles up meanwhile goes
     // out merged.
     this.behind = !caughtUp || !this.writable;
   };
 
-  /** The write callback of a batch: its bytes have left for the client. */
+  /**
+   * The write callback of a batch: its bytes have left for the client. A flush is scheduled
+   * only if the stream has something waiting (held back by the unsent budget, or queued
+   * meanwhile): these callbacks run between the HTTP/2 sessions' sends of a revision, so an
+   * empty flush per stream there delayed every later session's events.
+   */
   private sent(bytes: number): () => void {
     return () => {
       this.unsentBytes -= bytes;
-      this.stream.onReadable();
+      if (this.stream.hasPending) this.stream.onReadable();
+      // What an empty flush would have concluded: the stream keeps up again.
+      else if (this.writable && this.unsentBytes < MAX_UNSENT_BYTES) this.behind = false;
     };
   }
 
+  /** The size at which a fragment watcher's response is split (etcd's sendFragments limit). */
+  private get fragmentLimit(): number {
+    return this.options.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+  }
+
   /** The response's encoded message(s), each as its parts: one, or etcd's fragments for a watcher that asked. */
-  private toWire(r: StreamResponse): MessagePart[][] {
-    const header: WireHeader = this.headers.at(r.revision);
+  private readonly toWire = (r: StreamResponse, header: WireHeader): MessagePart[][] => {
     const fields = this.fieldsOf(r);
     if (!r.fragment || fields.length < 2) return [watchResponseParts(r, header, fields)];
-    return fragments(r, header, fields, this.options.maxRequestBytes + GRPC_OVERHEAD_BYTES);
-  }
+    return fragments(r, header, fields, this.fragmentLimit);
+  };
 
   /**
    * The encoded event fields of a response. The hub hands the watchers of one revision the same
@@ -278,6 +285,134 @@ class WatchCall {
       if (!isEtcdCodedError(error)) throw error;
       return ETCD_ERRORS[error.etcdCode].message;
     }
+  }
+}
+
+/**
+ * The streams woken since the last flush round, flushed together in one microtask. A
+ * microtask, not setImmediate: the hub wakes the streams from inside the apply, so they flush
+ * as soon as that apply batch (all of its revisions, coalesced) is done, ahead of the puts' own
+ * answers, and HTTP/2 sends in this loop turn (setImmediate cost a loop turn more: its writes
+ * left one turn later still, HTTP/2 sending from native immediates). One promise reaction for
+ * all of them rather than queueMicrotask per stream: Node's queueMicrotask wraps each callback
+ * in an AsyncResource, and every stream of a revision waits for all of them (bench/RESULTS.md).
+ */
+let woken: WatchCall[] = [];
+
+const settled = Promise.resolve();
+
+function scheduleFlush(call: WatchCall): void {
+  woken.push(call);
+  if (woken.length === 1) void settled.then(flushWoken);
+}
+
+function flushWoken(): void {
+  const calls = woken;
+  woken = [];
+  for (const call of calls) call.flush();
+}
+
+/** A response of a framed batch: what it was encoded from, and where its bytes end in the batch. */
+interface FramedResponse {
+  readonly response: StreamResponse;
+  readonly header: WireHeader;
+  readonly end: number;
+}
+
+/**
+ * The last batch any stream framed. The streams a revision wakes often have the same watchers
+ * (the same IDs and options: clients watching the same prefix the same way) and so send the
+ * same bytes: a batch whose responses are those of a prefix of this one sends that prefix of its
+ * buffer instead of encoding and copying them again; every stream but the first of a revision
+ * then only pulls its responses (bench/RESULTS.md, "The watch-latency row"). Held until the next
+ * batch is framed: one batch of at most MAX_BATCH_BYTES (plus one oversized response).
+ */
+let lastBatch: { readonly framed: Buffer; readonly responses: readonly FramedResponse[]; readonly fragmentLimit: number } | undefined;
+
+/**
+ * Whether `r` under `header` encodes to the same bytes as `prior`: every input of the encoding
+ * (toWire, fragments, watchResponseParts) is compared. `events` by identity: the hub never
+ * changes an events array once queued, and watchers of a revision share one.
+ */
+function encodesAs(prior: FramedResponse, r: StreamResponse, header: WireHeader): boolean {
+  const p = prior.response;
+  const h = prior.header;
+  return (
+    p.events === r.events &&
+    p.watchId === r.watchId &&
+    p.revision === r.revision &&
+    p.prevKv === r.prevKv &&
+    p.fragment === r.fragment &&
+    p.created === r.created &&
+    p.canceled === r.canceled &&
+    p.compactRevision === r.compactRevision &&
+    p.cancelReason === r.cancelReason &&
+    h.revision === header.revision &&
+    h.raftTerm === header.raftTerm &&
+    h.clusterId === header.clusterId &&
+    h.memberId === header.memberId
+  );
+}
+
+/**
+ * One write's worth of responses of a stream. While they match the last batch framed (same
+ * fragment limit, same responses in the same order), nothing is encoded; at the first that
+ * does not, the ones before it are encoded after all and the batch is framed on its own.
+ */
+class Batch {
+  bytes = 0;
+  private readonly responses: FramedResponse[] = [];
+  /** The messages' parts; undefined while the batch is a prefix of `shared`. */
+  private messages: MessagePart[][] | undefined;
+  private readonly shared: typeof lastBatch;
+
+  constructor(
+    private readonly fragmentLimit: number,
+    private readonly encode: (r: StreamResponse, header: WireHeader) => MessagePart[][],
+  ) {
+    this.shared = lastBatch?.fragmentLimit === fragmentLimit ? lastBatch : undefined;
+    if (this.shared === undefined) this.messages = [];
+  }
+
+  get isEmpty(): boolean {
+    return this.responses.length === 0;
+  }
+
+  add(response: StreamResponse, header: WireHeader): void {
+    if (this.messages === undefined) {
+      const prior = this.shared!.responses[this.responses.length];
+      if (prior !== undefined && encodesAs(prior, response, header)) {
+        this.responses.push(prior);
+        this.bytes = prior.end;
+        return;
+      }
+      const matched = this.responses.splice(0);
+      this.messages = [];
+      this.bytes = 0;
+      for (const m of matched) this.encodeOne(m.response, m.header);
+    }
+    this.encodeOne(response, header);
+  }
+
+  /** The framed messages: a prefix of the shared batch's buffer, or a new one (then shared). */
+  framed(): Buffer {
+    if (this.messages === undefined) {
+      const all = this.shared!.framed;
+      return this.bytes === all.length ? all : all.subarray(0, this.bytes);
+    }
+    const framed = frameMessages(this.messages);
+    assert(framed.length === this.bytes, `watch: batch framed in ${framed.length} bytes, counted ${this.bytes}`);
+    lastBatch = { framed, responses: this.responses, fragmentLimit: this.fragmentLimit };
+    return framed;
+  }
+
+  private encodeOne(response: StreamResponse, header: WireHeader): void {
+    for (const parts of this.encode(response, header)) {
+      this.messages!.push(parts);
+      for (const part of parts) this.bytes += part.length;
+      this.bytes += MESSAGE_PREFIX_BYTES;
+    }
+    this.responses.push({ response, header, end: this.bytes });
   }
 }
 

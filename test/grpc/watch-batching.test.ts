@@ -36,6 +36,8 @@ function handlers(maxRequestBytes = 1024 * 1024) {
 /** A relayed watch call (an edge's sink): records every write, and can refuse more (backpressure). */
 class RecordingCall {
   readonly writes: Msg[][] = [];
+  /** Each write's bytes as the stream handed them over. */
+  readonly raw: Buffer[] = [];
   full = false;
   readonly call: GatewayStreamCall;
 
@@ -45,6 +47,7 @@ class RecordingCall {
         throw new Error('a watch stream wrote one message instead of a framed batch');
       },
       framed: (framed, written) => {
+        this.raw.push(framed);
         this.writes.push(unframeMessages(framed).map((m) => decodeMessage('etcdserverpb.WatchResponse', m)));
         setImmediate(written);
         return !this.full;
@@ -174,6 +177,69 @@ async function watchServer(options: grpc.ServerOptions, onStream: (stream: http2
     },
   };
 }
+
+describe('streams with the same watchers send the bytes encoded once', () => {
+  it("a stream reuses the last stream's batch, or its prefix, only while its responses encode the same; every stream decodes right", async () => {
+    await member.call('KV', 'put', { key: b('sh/a'), value: b('v1') });
+    const same1 = new RecordingCall();
+    const same2 = new RecordingCall();
+    const fewer = new RecordingCall();
+    const prevKv = new RecordingCall();
+    const otherIds = new RecordingCall();
+    const all = [same1, same2, fewer, prevKv, otherIds];
+    try {
+      for (let i = 0; i < 5; i++) {
+        same1.create('sh/', 'sh0');
+        same2.create('sh/', 'sh0');
+        if (i < 3) fewer.create('sh/', 'sh0');
+        prevKv.create('sh/', 'sh0', i === 2 ? { prevKv: true } : {});
+        otherIds.create('sh/', 'sh0', { watchId: 10 + i });
+      }
+      const counts = [5, 5, 3, 5, 5];
+      await waitFor(() => all.every((rec, i) => rec.responses.length === counts[i]), { what: 'every watcher created', timeoutMs: 5000, intervalMs: 5 });
+      const before = all.map((rec) => rec.writes.length);
+      const put = await member.call('KV', 'put', { key: b('sh/a'), value: b('v2') });
+      const revision = Number(put.header.revision);
+      await waitFor(() => all.every((rec, i) => rec.responses.length === 2 * counts[i]!), { what: 'every watcher told', timeoutMs: 5000, intervalMs: 5 });
+      const [s1, s2, s3, s4, s5] = all.map((rec, i) => {
+        expect(rec.writes.length).toBe(before[i]! + 1);
+        return { raw: rec.raw[rec.raw.length - 1]!, responses: rec.writes[rec.writes.length - 1]! };
+      }) as [{ raw: Buffer; responses: Msg[] }, ...{ raw: Buffer; responses: Msg[] }[]];
+      // What every stream's watchers must get, whatever bytes were reused.
+      const expectResponses = (responses: Msg[], ids: number[], prevKvId?: number) => {
+        expect(responses.map((r) => Number(r.watchId))).toEqual(ids);
+        for (const r of responses) {
+          expect(Number(r.header.revision)).toBe(revision);
+          expect(r.events).toHaveLength(1);
+          expect(r.events[0].kv.key.toString()).toBe('sh/a');
+          expect(r.events[0].kv.value.toString()).toBe('v2');
+          expect(Number(r.events[0].kv.modRevision)).toBe(revision);
+          if (Number(r.watchId) === prevKvId) expect(r.events[0].prevKv.value.toString()).toBe('v1');
+          else expect(r.events[0].prevKv ?? null).toBeNull();
+        }
+      };
+      expectResponses(s1!.responses, [0, 1, 2, 3, 4]);
+      expectResponses(s2!.responses, [0, 1, 2, 3, 4]);
+      expectResponses(s3!.responses, [0, 1, 2]);
+      expectResponses(s4!.responses, [0, 1, 2, 3, 4], 2);
+      expectResponses(s5!.responses, [10, 11, 12, 13, 14]);
+      // The same watchers: the same bytes in memory; fewer: their start (the streams flush in
+      // wake order). Small buffers share Node's pool: the offset tells them apart.
+      const sameMemory = (x: Buffer, y: Buffer) => x.buffer === y.buffer && x.byteOffset === y.byteOffset;
+      expect(sameMemory(s2!.raw, s1!.raw)).toBe(true);
+      expect(s2!.raw.equals(s1!.raw)).toBe(true);
+      expect(sameMemory(s3!.raw, s1!.raw)).toBe(true);
+      expect(s3!.raw.equals(s1!.raw.subarray(0, s3!.raw.length))).toBe(true);
+      // A prev_kv watcher in the middle: encoded on its own, its first two messages the same bytes.
+      expect(sameMemory(s4!.raw, s1!.raw)).toBe(false);
+      expect(unframeMessages(s4!.raw).slice(0, 2)).toEqual(unframeMessages(s1!.raw).slice(0, 2));
+      expect(unframeMessages(s4!.raw)[2]!.equals(unframeMessages(s1!.raw)[2]!)).toBe(false);
+      expect(s5!.raw.equals(s1!.raw)).toBe(false);
+    } finally {
+      for (const rec of all) rec.call.cancel();
+    }
+  });
+});
 
 describe('watch responses leave in one write per flush (grpc-js)', () => {
   it('one revision for N watchers of a stream is one HTTP/2 write, and the client decodes every response in order', async () => {

@@ -124,6 +124,8 @@ export class Watcher {
   readonly kind: RangeKind;
   /** Free slot for the owner (the stream's watch ID and flags). */
   tag: unknown;
+  /** The last revision whose live events this watcher was visited for (see deliverLive). */
+  liveRevision = 0;
 
   constructor(
     readonly owner: WatchOwner,
@@ -414,6 +416,12 @@ class ScanBatch {
   }
 }
 
+/** The size of the last live delivery made for a revision, reused while watchers share its events array. */
+interface SizedDelivery {
+  events: readonly Event[] | undefined;
+  bytes: number;
+}
+
 interface RecentRevision {
   revision: number;
   /** Events whose prevKv the write did not read get it here once a catch-up looks it up. */
@@ -608,41 +616,59 @@ export class WatchHub implements EventListener {
     const keyTexts = events.map((e) => e.kv.key.toString('latin1'));
     this.remember(rev, events, keyTexts);
     if (this.synced.size === 0) return;
-    // Group by watcher first: a watcher gets all of its events of this revision at once. A
-    // revision of one event (most) gives every watcher the same array (never changed once
-    // queued), so the transport encodes the fields once for all of them (watch-service.ts).
-    const single: readonly Event[] | undefined = events.length === 1 ? [events[0]!] : undefined;
+    // The watchers are collected before any is given its delivery: a slow consumer leaves the
+    // index, which must not change under visit().
+    const sized: SizedDelivery = { events: undefined, bytes: 0 };
+    if (events.length === 1) {
+      // Most revisions are one event: every watcher gets the same array (never changed once
+      // queued; not the window's, which a prev_kv look-up may change), so the transport encodes
+      // the fields once for all of them (watch-service.ts). A plain list, no grouping: this is
+      // on the path of every event (bench/RESULTS.md, "The watch-latency row").
+      const visited: Watcher[] = [];
+      this.synced.visit(keyTexts[0]!, (w) => {
+        if (rev >= w.minRev) visited.push(w);
+      });
+      const single: readonly Event[] = [events[0]!];
+      for (const w of visited) this.deliverLive(w, rev, single, sized);
+      return;
+    }
+    // Group by watcher first: a watcher gets all of its events of this revision at once.
     const batches = new Map<Watcher, Event[]>();
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
       this.synced.visit(keyTexts[i]!, (w) => {
         if (rev < w.minRev) return;
         const batch = batches.get(w);
-        if (batch === undefined) batches.set(w, (single as Event[] | undefined) ?? [event]);
-        else {
-          assert(single === undefined, 'watch: a watcher visited twice for one event');
-          batch.push(event);
-        }
+        if (batch === undefined) batches.set(w, [event]);
+        else batch.push(event);
       });
     }
-    let sized: { events: readonly Event[]; bytes: number } | undefined;
-    for (const [w, batch] of batches) {
-      const out = w.filter(batch);
-      if (out.length === 0) continue;
-      if (w.spec.prevKv) for (const e of out) assert(e.prevKv !== undefined || !hadPrevious(e), 'watch: live event without the prev_kv a synced watcher needs');
-      if (sized?.events !== out) sized = { events: out, bytes: deliveryBytes(out) };
-      const bytes = sized.bytes;
-      if (!this.fits(w, bytes)) {
-        // A slow consumer: stop buffering for it; it re-reads this revision later.
-        this.leaveSynced(w);
-        w.state = 'unsynced';
-        w.minRev = rev;
-        this.unsynced.add(w);
-        this.considerReady(w);
-        continue;
-      }
-      this.enqueue(w, { revision: rev, events: out, compactRevision: 0, bytes });
+    for (const [w, batch] of batches) this.deliverLive(w, rev, batch, sized);
+  }
+
+  /** Queues a synced watcher's live events of revision `rev`, or unsyncs it if they do not fit. */
+  private deliverLive(w: Watcher, rev: number, batch: readonly Event[], sized: SizedDelivery): void {
+    // Exactly once: a watcher is in the index once, so it is never visited twice for a revision.
+    assert(w.liveRevision !== rev, 'watch: a watcher visited twice for one revision');
+    w.liveRevision = rev;
+    const out = w.filter(batch);
+    if (out.length === 0) return;
+    if (w.spec.prevKv) for (const e of out) assert(e.prevKv !== undefined || !hadPrevious(e), 'watch: live event without the prev_kv a synced watcher needs');
+    if (sized.events !== out) {
+      sized.events = out;
+      sized.bytes = deliveryBytes(out);
     }
+    const bytes = sized.bytes;
+    if (!this.fits(w, bytes)) {
+      // A slow consumer: stop buffering for it; it re-reads this revision later.
+      this.leaveSynced(w);
+      w.state = 'unsynced';
+      w.minRev = rev;
+      this.unsynced.add(w);
+      this.considerReady(w);
+      return;
+    }
+    this.enqueue(w, { revision: rev, events: out, compactRevision: 0, bytes });
   }
 
   private fits(w: Watcher, bytes: number): boolean {

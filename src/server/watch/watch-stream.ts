@@ -185,6 +185,15 @@ export class WatchStream implements WatchOwner {
   }
 
   /**
+   * Whether pull() may have something: false means it has nothing for sure (the transport need
+   * not ask until onReadable). True may still pull nothing (a woken watcher whose queue was
+   * dropped since).
+   */
+  get hasPending(): boolean {
+    return !this.closed && (this.control.length > 0 || this.ready.length > 0 || this.progressWanted);
+  }
+
+  /**
    * The next response to send, or undefined when nothing is ready. `behind`: the transport
    * could not send everything at once, so a watcher's queued revisions go out merged.
    */
