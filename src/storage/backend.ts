@@ -238,7 +238,7 @@ export class Backend {
    * A `prompt` one starts at once (the Raft log's writes, which the Raft driver waits for),
    * carrying what waits.
    */
-  write(ops: BatchOp[], options: { sync: boolean; prompt?: boolean; journal?: JournalKind }): Promise<void> {
+  write(ops: BatchOp[], options: { sync: boolean; prompt?: boolean; journal?: JournalKind; landed?: () => void }): Promise<void> {
     assert(!this.closed, 'write after close');
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const keys: string[] = [];
@@ -261,7 +261,8 @@ export class Backend {
    * database keeps one write queue: every log write is waited for, so none waits for a synced
    * one to carry it (prompt), and the apply batch waiting in the queue rides on it.
    */
-  readonly raftLogWriter = (ops: BatchOp[], sync: boolean, journal: JournalKind): Promise<void> => this.write(ops, { sync, prompt: true, journal });
+  readonly raftLogWriter = (ops: BatchOp[], sync: boolean, journal: JournalKind, landed: () => void): Promise<void> =>
+    this.write(ops, { sync, prompt: true, journal, landed });
 
   /** Landed: LevelDB answers for these keys now, unless a later write is pending for them. */
   private forgetLanded(landed: MergedWrite, more: boolean): void {

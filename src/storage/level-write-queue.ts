@@ -23,6 +23,11 @@
 //   synced LevelDB write that lands, then the journal's reset) and written synced on its own,
 //   so no journal record ever replays over it; a record that does not fit is preceded by a
 //   checkpoint too; `drain()` ends with one, leaving the journal empty.
+// - A journaled write resolves as soon as its journal record is written (and fdatasync'd when
+//   it asked for sync): it is as durable then as a synced LevelDB write would make it, and
+//   waiting for the LevelDB write too would put a pool-thread round trip on every put's path.
+//   Its `landed` callback tells it when LevelDB holds it (readers of the database itself need
+//   that). Waiters still resolve in the order their writes were requested.
 
 import type { ClassicLevel } from 'classic-level';
 import { assert } from '../util/assert.js';
@@ -34,7 +39,14 @@ export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del
 /** How long an unsynced write may wait for a synced one to share its LevelDB write. */
 const LAZY_FLUSH_MS = 2;
 
-type Waiter = { resolve: () => void; reject: (error: Error) => void };
+type Waiter = {
+  resolve: () => void;
+  reject: (error: Error) => void;
+  /** A journaled write's: resolved once its journal record is written (see write()). */
+  journaled: boolean;
+  /** Told when the LevelDB write holding its ops has landed. */
+  landed: (() => void) | undefined;
+};
 
 /** The writes merged into one LevelDB batch. */
 export interface MergedWrite {
@@ -100,7 +112,10 @@ export class LevelWriteQueue {
    * when `sync`, and in LevelDB). A `prompt` write starts at once, carrying what waits; an
    * unsynced one otherwise waits up to LAZY_FLUSH_MS for one that does.
    */
-  write(ops: readonly BatchOp[], options: { sync: boolean; prompt?: boolean; keys?: readonly string[]; journal?: JournalKind }): Promise<void> {
+  write(
+    ops: readonly BatchOp[],
+    options: { sync: boolean; prompt?: boolean; keys?: readonly string[]; journal?: JournalKind; landed?: () => void },
+  ): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       const journaled = options.journal === 'journaled' && this.options.journal !== undefined;
@@ -115,7 +130,7 @@ export class LevelWriteQueue {
         queued.sync ||= options.sync || options.journal === 'checkpointed';
       }
       queued.prompt ||= options.prompt === true;
-      queued.waiters.push({ resolve, reject });
+      queued.waiters.push({ resolve, reject, journaled, landed: options.landed });
       // A checkpointed write goes out alone, right after its checkpoint.
       if (options.journal === 'checkpointed') queued.closed = true;
       if (this.writing) return;
@@ -140,7 +155,7 @@ export class LevelWriteQueue {
       await new Promise<void>((resolve, reject) => {
         const queued = journal !== undefined ? this.checkpoint() : this.open();
         queued.sync = true;
-        queued.waiters.push({ resolve, reject });
+        queued.waiters.push({ resolve, reject, journaled: false, landed: undefined });
         if (!this.writing) this.flush();
       });
     }
@@ -211,13 +226,21 @@ export class LevelWriteQueue {
       queued.ops.push((this.options.checkpointOp as () => BatchOp)());
       queued.keys.push('');
     }
+    if (queued.ops.length === 0) {
+      // Nothing to write (a caller waiting for every earlier write to land): done already.
+      for (const waiter of queued.waiters) waiter.resolve();
+      this.afterWrite();
+      return;
+    }
     this.writing = true;
     const write = queued;
     let started = this.options.onWrite ? performance.now() : 0;
+    let journaled = false;
     try {
       if (journal !== undefined && write.journalOps.length > 0) {
         const bytes = SyncJournal.recordBytes(write.journalOps);
-        if (journal.fits(bytes)) this.append(journal, write);
+        journaled = journal.fits(bytes);
+        if (journaled) this.append(journal, write);
         // Larger than the whole journal: after the checkpoint above the journal is empty, so
         // this write, synced, is a checkpointed write.
         else write.sync = true;
@@ -228,6 +251,8 @@ export class LevelWriteQueue {
       return;
     }
     this.options.onIssue?.(write);
+    // In the journal: its journaled writes are done (earlier writes have all landed).
+    if (journaled) for (const waiter of write.waiters) if (waiter.journaled) waiter.resolve();
     this.writeBatch(write).then(
       () => {
         this.writing = false;
@@ -242,7 +267,11 @@ export class LevelWriteQueue {
           }
         }
         this.options.onLanded?.(write, this.queued.length > 0);
-        for (const waiter of write.waiters) waiter.resolve();
+        for (const waiter of write.waiters) {
+          waiter.landed?.();
+          // Resolving twice is harmless: a journaled waiter resolved at issue.
+          waiter.resolve();
+        }
         this.afterWrite();
       },
       (error: unknown) => {

@@ -77,7 +77,7 @@ export interface RaftLogStoreOptions {
 }
 
 /** Lands one batch of the log's ops after every earlier one (see RaftLogStoreOptions.writer). */
-export type RaftLogWriter = (ops: Op[], sync: boolean, journal: JournalKind) => Promise<void>;
+export type RaftLogWriter = (ops: Op[], sync: boolean, journal: JournalKind, landed: () => void) => Promise<void>;
 
 function writeU64(buf: Buffer, off: number, v: number): void {
   assertSafeInteger(v, 'u64 field');
@@ -133,7 +133,7 @@ export class RaftLogStore implements Storage {
    */
   private ownWriter(db: Db, onWrite: RaftLogStoreOptions['onWrite']): RaftLogWriter {
     const queue = new LevelWriteQueue(db, { failed: (cause) => this.failed('write', cause), onWrite });
-    return (ops, sync, journal) => queue.write(ops, { sync, prompt: true, journal });
+    return (ops, sync, journal, landed) => queue.write(ops, { sync, prompt: true, journal, landed });
   }
 
   private failed(kind: 'write' | 'damaged', cause: unknown): StorageError {
@@ -153,13 +153,19 @@ export class RaftLogStore implements Storage {
     const write = { landing: this.last, stagedAfter: Number.POSITIVE_INFINITY };
     this.handedOver.push(write);
     try {
-      await this.writer(ops, sync, journal);
+      // Resolves once durable; a journaled write may resolve before LevelDB holds it, which
+      // `landed` then says (in call order, like the writes themselves).
+      await this.writer(ops, sync, journal, () => this.landed(write));
     } catch (error) {
       // The writer's owner has told the failure sink already when it is a StorageError.
       if (!(error instanceof StorageError)) throw this.failed('write', error);
       this.failure ??= error;
       throw error;
     }
+  }
+
+  /** A write is in the db: entries up to what it carried may leave the cache. */
+  private landed(write: { landing: number; stagedAfter: number }): void {
     assert(this.handedOver[0] === write, 'raft log writes landed out of call order');
     this.handedOver.shift();
     // Entries staged meanwhile at or below `landing` replaced landed ones: not landed.

@@ -1,9 +1,18 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+// The journal file on its own (records, epochs, torn and stale tails), then the Raft log
+// written through the backend's journal: what goes where, the checkpoints, and a restart after
+// LevelDB lost the log's unsynced writes (a power loss simulated by an older copy of the data
+// dir with the newer journal beside it).
+
+import { closeSync, copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { EntryType, type Entry } from '../raft/types.js';
+import { Backend, KeySpace, spaceKey } from './backend.js';
 import type { BatchOp } from './level-write-queue.js';
-import { JournalDamagedError, SyncJournal } from './sync-journal.js';
+import { RaftLogStore } from './raft-log-store.js';
+import type { StorageError } from './storage-error.js';
+import { JOURNAL_FILE, JournalDamagedError, SyncJournal } from './sync-journal.js';
 
 const dirs: string[] = [];
 function journalPath(): string {
@@ -132,5 +141,131 @@ describe('SyncJournal', () => {
     journal.reset();
     expect(journal.fits(bytes)).toBe(true);
     journal.close();
+  });
+});
+
+const ent = (index: number, term: number, data = `e${index}`): Entry => ({ index, term, type: EntryType.Normal, data: Buffer.from(data) });
+const texts = (store: RaftLogStore): string[] =>
+  store.entries(store.firstIndex(), store.lastIndex() + 1, Number.POSITIVE_INFINITY).map((e) => `${Buffer.from(e.data).toString()}@${e.term}`);
+
+function dataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'metastore-journal-backend-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** A backend and the Raft log kept in it, as a member opens them; `writes`: each LevelDB write's sync flag. */
+async function openLog(dir: string, options: { journalBytes?: number; onFailure?: (error: StorageError) => void } = {}) {
+  const writes: boolean[] = [];
+  const journalSyncs: number[] = [];
+  const backend = await Backend.open(dir, {
+    ...options,
+    onWrite: (_seconds, synced) => writes.push(synced),
+    onJournalSync: (seconds) => journalSyncs.push(seconds),
+  });
+  const store = await RaftLogStore.open(backend.level, KeySpace.raftLog, { writer: backend.raftLogWriter });
+  // A journaled save resolves before its LevelDB write lands: an empty write waits for that.
+  const landed = (): Promise<void> => backend.write([], { sync: false, prompt: true });
+  return { backend, store, writes, journalSyncs, landed };
+}
+
+describe("the Raft log through the backend's sync journal", () => {
+  it("a save goes to the journal (fdatasync) and to LevelDB unsynced; the log's other writes are synced after a checkpoint", async () => {
+    const dir = dataDir();
+    const { backend, store, writes, journalSyncs, landed } = await openLog(dir);
+    // A data dir of the previous version has no journal: none until the first journaled write.
+    expect(existsSync(join(dir, JOURNAL_FILE))).toBe(false);
+    await store.save({ term: 1, vote: 0n, commit: 1 }, [ent(1, 1), ent(2, 1)], undefined, { sync: true });
+    await landed();
+    expect(writes).toEqual([false]);
+    expect(journalSyncs).toHaveLength(1);
+    expect(replayOf(join(dir, JOURNAL_FILE))).toHaveLength(3);
+    // An unsynced save (the commit index alone) is journaled without an fdatasync.
+    await store.save({ term: 1, vote: 0n, commit: 2 }, [], undefined, { sync: false });
+    expect(journalSyncs).toHaveLength(1);
+    expect(replayOf(join(dir, JOURNAL_FILE))).toHaveLength(4);
+    // Recording a snapshot: a checkpoint (synced, carrying a marker), then the write, synced.
+    await store.createSnapshot(2, { voters: [1n], learners: [] }, new Uint8Array(0), { sync: false });
+    expect(writes).toEqual([false, false, true, true]);
+    expect(replayOf(join(dir, JOURNAL_FILE))).toEqual([]);
+    await store.compact(1);
+    expect(writes).toEqual([false, false, true, true, true, true]);
+    await store.save({ term: 2, vote: 0n, commit: 2 }, [ent(3, 2)], undefined, { sync: true });
+    expect(replayOf(join(dir, JOURNAL_FILE))).toHaveLength(2);
+    // Closing checkpoints: the journal is left empty.
+    await backend.close();
+    expect(replayOf(join(dir, JOURNAL_FILE))).toEqual([]);
+    const again = await openLog(dir);
+    expect(texts(again.store)).toEqual(['e2@1', 'e3@2']);
+    expect(again.store.initialState().hardState).toEqual({ term: 2, vote: 0n, commit: 2 });
+    await again.backend.close();
+  });
+
+  it("after a power loss that took LevelDB's unsynced writes, the restart replays the log's from the journal", async () => {
+    const dir = dataDir();
+    const first = await openLog(dir);
+    await first.store.save({ term: 1, vote: 0n, commit: 1 }, [ent(1, 1), ent(2, 1)], undefined, { sync: true });
+    await first.backend.close();
+    // The disk as LevelDB last synced it: the data dir as the close left it.
+    const lost = dataDir();
+    cpSync(dir, lost, { recursive: true });
+    const second = await openLog(dir);
+    await second.store.save({ term: 2, vote: 2n, commit: 2 }, [ent(2, 2, 'x2'), ent(3, 2), ent(4, 2)], undefined, { sync: true });
+    await second.store.save({ term: 2, vote: 2n, commit: 3 }, [], undefined, { sync: false });
+    await second.store.save({ term: 2, vote: 2n, commit: 4 }, [ent(5, 2)], undefined, { sync: true });
+    // ... and the journal as the fdatasyncs left it (LevelDB's writes since never reached the disk).
+    copyFileSync(join(dir, JOURNAL_FILE), join(lost, JOURNAL_FILE));
+    await second.backend.close();
+    const restarted = await openLog(lost);
+    expect(texts(restarted.store)).toEqual(['e1@1', 'x2@2', 'e3@2', 'e4@2', 'e5@2']);
+    expect(restarted.store.initialState().hardState).toEqual({ term: 2, vote: 2n, commit: 4 });
+    // Replayed into LevelDB synced and checkpointed: a second restart finds the same log.
+    expect(replayOf(join(lost, JOURNAL_FILE))).toEqual([]);
+    await restarted.backend.close();
+    const again = await openLog(lost);
+    expect(texts(again.store)).toEqual(['e1@1', 'x2@2', 'e3@2', 'e4@2', 'e5@2']);
+    await again.backend.close();
+  });
+
+  it('checkpoints when a record does not fit; a record larger than the journal is written synced', async () => {
+    const dir = dataDir();
+    const { backend, store, writes, landed } = await openLog(dir, { journalBytes: 4096 });
+    const value = 'v'.repeat(500);
+    for (let i = 1; i <= 20; i++) await store.save({ term: 1, vote: 0n, commit: i - 1 }, [ent(i, 1, `${i}${value}`)], undefined, { sync: true });
+    // About seven records fit in 4 KiB: the 8th, 15th... wait for a checkpoint (a synced write).
+    expect(writes.filter((synced) => synced).length).toBeGreaterThanOrEqual(2);
+    expect(replayOf(join(dir, JOURNAL_FILE)).length).toBeLessThanOrEqual(8 * 2);
+    await landed();
+    writes.length = 0;
+    await store.save({ term: 1, vote: 0n, commit: 20 }, [ent(21, 1, 'w'.repeat(5000))], undefined, { sync: true });
+    expect(writes).toEqual([true, true]);
+    expect(replayOf(join(dir, JOURNAL_FILE))).toEqual([]);
+    await backend.close();
+    const again = await openLog(dir, { journalBytes: 4096 });
+    expect(again.store.lastIndex()).toBe(21);
+    expect(texts(again.store).map((t) => t.length)).toEqual([...Array.from({ length: 20 }, (_, i) => `${i + 1}`.length + 502), 5002]);
+    await again.backend.close();
+  });
+
+  it('a failed journal write is a storage failure before any waiter resolves, and nothing is written after it', async () => {
+    const dir = dataDir();
+    const failures: StorageError[] = [];
+    const { backend, store, writes, landed } = await openLog(dir, { onFailure: (error) => failures.push(error) });
+    await store.save({ term: 1, vote: 0n, commit: 0 }, [ent(1, 1)], undefined, { sync: true });
+    await landed();
+    // The device gives out under the journal: its file descriptor fails every write (EBADF).
+    const journal = (backend as unknown as { journal: { fd: number } }).journal;
+    closeSync(journal.fd);
+    const apply = backend.write([{ type: 'put', key: spaceKey(KeySpace.mvcc, 'k'), value: Buffer.from('v') }], { sync: false });
+    const saved = store.save({ term: 1, vote: 0n, commit: 1 }, [ent(2, 1)], undefined, { sync: true });
+    await expect(saved).rejects.toThrow(/storage write failed/);
+    await expect(apply).rejects.toThrow(/storage write failed/);
+    expect(failures.map((f) => f.kind)).toEqual(['write']);
+    expect(failures[0]?.message).toContain(JOURNAL_FILE);
+    expect(writes).toEqual([false]);
+    await expect(store.save({ term: 1, vote: 0n, commit: 1 }, [ent(2, 1)], undefined, { sync: true })).rejects.toThrow(/storage write failed/);
+    // The descriptor is closed already; the backend closes without another write.
+    (journal as { fd: number | undefined }).fd = undefined;
+    await backend.close();
   });
 });
