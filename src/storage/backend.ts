@@ -87,8 +87,11 @@ export function spaceKey(space: KeySpace, key: Buffer | string): Buffer {
 }
 
 const FORMAT_KEY = spaceKey(KeySpace.meta, 'format');
-/** What a checkpoint with nothing else to write puts (synced): the epoch it ends. */
-const JOURNAL_CHECKPOINT_KEY = spaceKey(KeySpace.meta, 'journal-checkpoint');
+/**
+ * What a checkpoint with nothing else to write puts (synced): the epoch it ends. In the Raft
+ * log's key space, which no snapshot or hash covers (the log store reads none but its own tags).
+ */
+const JOURNAL_CHECKPOINT_KEY = spaceKey(KeySpace.raftLog, 'j');
 
 export class Backend {
   private readonly writes: LevelWriteQueue;

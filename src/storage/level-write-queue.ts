@@ -119,7 +119,7 @@ export class LevelWriteQueue {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       const journaled = options.journal === 'journaled' && this.options.journal !== undefined;
-      if (options.journal === 'checkpointed' && this.options.journal !== undefined) this.checkpoint().closed = true;
+      if (options.journal === 'checkpointed' && this.needsCheckpoint()) this.checkpoint();
       const queued = this.open();
       for (const op of ops) queued.ops.push(op);
       if (options.keys !== undefined) for (const key of options.keys) queued.keys.push(key);
@@ -192,6 +192,16 @@ export class LevelWriteQueue {
     return write;
   }
 
+  /**
+   * Whether a checkpointed write needs a checkpoint before it: not when the journal holds no
+   * record and none waits to go in (then nothing can replay over it).
+   */
+  private needsCheckpoint(): boolean {
+    const journal = this.options.journal;
+    if (journal === undefined) return false;
+    return !journal.empty || this.queued.some((write) => write.journalOps.length > 0);
+  }
+
   /** Whether a merged write goes out now rather than waiting for one to carry it. */
   private urgent(write: MergedWrite): boolean {
     return write.sync || write.prompt || write.journalSync || write.closed || this.draining;
@@ -239,6 +249,7 @@ export class LevelWriteQueue {
     try {
       if (journal !== undefined && write.journalOps.length > 0) {
         const bytes = SyncJournal.recordBytes(write.journalOps);
+        journal.prepare();
         journaled = journal.fits(bytes);
         if (journaled) this.append(journal, write);
         // Larger than the whole journal: after the checkpoint above the journal is empty, so

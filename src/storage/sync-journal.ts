@@ -30,7 +30,7 @@
 // the first append, so a member that never writes its log here (a backend used with a wal dir,
 // a tool) never carries one.
 
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fsyncSync, openSync, readSync, renameSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../util/assert.js';
@@ -40,6 +40,8 @@ export const JOURNAL_FILE = 'raft.journal';
 /** The default size of the journal file: how much log may be written between two checkpoints. */
 export const DEFAULT_JOURNAL_BYTES = 64 * 1024 * 1024;
 
+/** The smallest journal a small disk gets (see create()). */
+const MIN_JOURNAL_BYTES = 1024 * 1024;
 const HEADER_BYTES = 16;
 const MAGIC_START = 0x4d534a53; // 'MSJS'
 const MAGIC_RECORD = 0x4d534a52; // 'MSJR'
@@ -60,7 +62,7 @@ export class SyncJournal {
   private constructor(
     readonly path: string,
     /** The file's size: records never pass it. */
-    private readonly sizeBytes: number,
+    private sizeBytes: number,
     private epoch: number,
     fd: number | undefined,
   ) {
@@ -102,6 +104,11 @@ export class SyncJournal {
   /** Whether a record of `bytes` could fit right after a checkpoint. */
   couldFit(bytes: number): boolean {
     return HEADER_BYTES + bytes <= this.sizeBytes;
+  }
+
+  /** Creates the file if it is not there yet (its size is then known: see create()). */
+  prepare(): void {
+    if (this.fd === undefined) this.create();
   }
 
   /** No record since the last reset (or ever): a checkpoint would change nothing. */
@@ -158,8 +165,14 @@ export class SyncJournal {
     this.fd = undefined;
   }
 
-  /** Creates the file in full: zero-filled, its first epoch started, synced, renamed in place. */
+  /**
+   * Creates the file in full: zero-filled, its first epoch started, synced, renamed in place.
+   * It takes at most a quarter of the free space (never less than MIN_JOURNAL_BYTES): a small
+   * disk gets a smaller journal, and so more checkpoints, rather than a member that cannot start.
+   */
   private create(): number {
+    const { bavail, bsize } = statfsSync(dirname(this.path));
+    this.sizeBytes = Math.max(Math.min(this.sizeBytes, Math.floor((bavail * bsize) / 4)), Math.min(this.sizeBytes, MIN_JOURNAL_BYTES));
     const tmp = `${this.path}.tmp`;
     const fd = openSync(tmp, 'w+', 0o600);
     try {
