@@ -153,7 +153,7 @@ export class LevelWriteQueue {
     const journal = this.options.journal;
     while (this.failure === undefined && (this.writing || this.queued.length > 0 || (journal !== undefined && !journal.empty))) {
       await new Promise<void>((resolve, reject) => {
-        const queued = journal !== undefined ? this.checkpoint() : this.open();
+        const queued = this.needsCheckpoint() ? this.checkpoint() : this.open();
         queued.sync = true;
         queued.waiters.push({ resolve, reject, journaled: false, landed: undefined });
         if (!this.writing) this.flush();
