@@ -76,6 +76,8 @@ export interface BackendOptions {
   journalBytes?: number;
   /** Called after each fdatasync'd journal append (the WAL fsync metric): its duration. */
   onJournalSync?: (seconds: number) => void;
+  /** At most how long the journal holds a record before a checkpoint (tests; default 1 s). */
+  journalCheckpointMs?: number;
 }
 
 export function spaceKey(space: KeySpace, key: Buffer | string): Buffer {
@@ -115,7 +117,7 @@ export class Backend {
     onWrite: ((seconds: number, synced: boolean) => void) | undefined,
     private readonly onFailure: StorageFailureSink | undefined,
     private readonly journal: SyncJournal,
-    onJournalSync: ((seconds: number) => void) | undefined,
+    journalOptions: Pick<BackendOptions, 'onJournalSync' | 'journalCheckpointMs'>,
   ) {
     this.writes = new LevelWriteQueue(db, {
       failed: (cause) => this.failed('write', cause),
@@ -128,7 +130,8 @@ export class Backend {
         value.writeUInt32BE(journal.currentEpoch);
         return { type: 'put', key: JOURNAL_CHECKPOINT_KEY, value };
       },
-      onJournalSync,
+      onJournalSync: journalOptions.onJournalSync,
+      checkpointIntervalMs: journalOptions.journalCheckpointMs,
     });
   }
 
@@ -186,7 +189,7 @@ export class Backend {
     // A journal beside a database created just now belongs to a database that is gone.
     if (isNew) rmSync(join(dataDir, JOURNAL_FILE), { force: true });
     const journal = await replayJournal(db, join(dataDir, JOURNAL_FILE), options);
-    return new Backend(dir, db, 2 * writeBufferSize, options.onWrite, options.onFailure, journal, options.onJournalSync);
+    return new Backend(dir, db, 2 * writeBufferSize, options.onWrite, options.onFailure, journal, options);
   }
 
   /**

@@ -155,7 +155,7 @@ function dataDir(): string {
 }
 
 /** A backend and the Raft log kept in it, as a member opens them; `writes`: each LevelDB write's sync flag. */
-async function openLog(dir: string, options: { journalBytes?: number; onFailure?: (error: StorageError) => void } = {}) {
+async function openLog(dir: string, options: { journalBytes?: number; journalCheckpointMs?: number; onFailure?: (error: StorageError) => void } = {}) {
   const writes: boolean[] = [];
   const journalSyncs: number[] = [];
   const backend = await Backend.open(dir, {
@@ -246,6 +246,19 @@ describe("the Raft log through the backend's sync journal", () => {
     expect(again.store.lastIndex()).toBe(21);
     expect(texts(again.store).map((t) => t.length)).toEqual([...Array.from({ length: 20 }, (_, i) => `${i + 1}`.length + 502), 5002]);
     await again.backend.close();
+  });
+
+  it('a checkpoint follows the first record since the last one within the interval', async () => {
+    const dir = dataDir();
+    let checkpointed!: () => void;
+    const synced = new Promise<void>((resolve) => (checkpointed = resolve));
+    const backend = await Backend.open(dir, { journalCheckpointMs: 20, onWrite: (_seconds, sync) => sync && checkpointed() });
+    const store = await RaftLogStore.open(backend.level, KeySpace.raftLog, { writer: backend.raftLogWriter });
+    await store.save({ term: 1, vote: 0n, commit: 0 }, [ent(1, 1)], undefined, { sync: true });
+    expect(replayOf(join(dir, JOURNAL_FILE))).toHaveLength(2);
+    await synced;
+    expect(replayOf(join(dir, JOURNAL_FILE))).toEqual([]);
+    await backend.close();
   });
 
   it('a failed journal write is a storage failure before any waiter resolves, and nothing is written after it', async () => {
