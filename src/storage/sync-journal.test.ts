@@ -213,18 +213,24 @@ describe("the Raft log through the backend's sync journal", () => {
     const second = await openLog(dir);
     await second.store.save({ term: 2, vote: 2n, commit: 2 }, [ent(2, 2, 'x2'), ent(3, 2), ent(4, 2)], undefined, { sync: true });
     await second.store.save({ term: 2, vote: 2n, commit: 3 }, [], undefined, { sync: false });
-    await second.store.save({ term: 2, vote: 2n, commit: 4 }, [ent(5, 2)], undefined, { sync: true });
+    // Five entries and the hard state: a record written off the main thread (INLINE_JOURNAL_OPS).
+    await second.store.save(
+      { term: 2, vote: 2n, commit: 4 },
+      [5, 6, 7, 8, 9].map((i) => ent(i, 2)),
+      undefined,
+      { sync: true },
+    );
     // ... and the journal as the fdatasyncs left it (LevelDB's writes since never reached the disk).
     copyFileSync(join(dir, JOURNAL_FILE), join(lost, JOURNAL_FILE));
     await second.backend.close();
     const restarted = await openLog(lost);
-    expect(texts(restarted.store)).toEqual(['e1@1', 'x2@2', 'e3@2', 'e4@2', 'e5@2']);
+    expect(texts(restarted.store)).toEqual(['e1@1', 'x2@2', 'e3@2', 'e4@2', 'e5@2', 'e6@2', 'e7@2', 'e8@2', 'e9@2']);
     expect(restarted.store.initialState().hardState).toEqual({ term: 2, vote: 2n, commit: 4 });
     // Replayed into LevelDB synced and checkpointed: a second restart finds the same log.
     expect(replayOf(join(lost, JOURNAL_FILE))).toEqual([]);
     await restarted.backend.close();
     const again = await openLog(lost);
-    expect(texts(again.store)).toEqual(['e1@1', 'x2@2', 'e3@2', 'e4@2', 'e5@2']);
+    expect(texts(again.store)).toEqual(['e1@1', 'x2@2', 'e3@2', 'e4@2', 'e5@2', 'e6@2', 'e7@2', 'e8@2', 'e9@2']);
     await again.backend.close();
   });
 
@@ -261,7 +267,10 @@ describe("the Raft log through the backend's sync journal", () => {
     await backend.close();
   });
 
-  it('a failed journal write is a storage failure before any waiter resolves, and nothing is written after it', async () => {
+  it.each([
+    ['in-line', 1],
+    ['off the main thread', 5],
+  ])('a failed journal write (%s) is a storage failure before any waiter resolves, and nothing is written after it', async (_how, entries) => {
     const dir = dataDir();
     const failures: StorageError[] = [];
     const { backend, store, writes, landed } = await openLog(dir, { onFailure: (error) => failures.push(error) });
@@ -271,7 +280,12 @@ describe("the Raft log through the backend's sync journal", () => {
     const journal = (backend as unknown as { journal: { fd: number } }).journal;
     closeSync(journal.fd);
     const apply = backend.write([{ type: 'put', key: spaceKey(KeySpace.mvcc, 'k'), value: Buffer.from('v') }], { sync: false });
-    const saved = store.save({ term: 1, vote: 0n, commit: 1 }, [ent(2, 1)], undefined, { sync: true });
+    const saved = store.save(
+      { term: 1, vote: 0n, commit: 1 },
+      Array.from({ length: entries }, (_, i) => ent(2 + i, 1)),
+      undefined,
+      { sync: true },
+    );
     await expect(saved).rejects.toThrow(/storage write failed/);
     await expect(apply).rejects.toThrow(/storage write failed/);
     expect(failures.map((f) => f.kind)).toEqual(['write']);

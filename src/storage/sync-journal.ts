@@ -30,7 +30,7 @@
 // the first append, so a member that never writes its log here (a backend used with a wal dir,
 // a tool) never carries one.
 
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, openSync, readSync, renameSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, openSync, readSync, renameSync, statfsSync, unlinkSync, write, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../util/assert.js';
@@ -126,6 +126,34 @@ export class SyncJournal {
    * Throws the file system's error (ENOSPC, EIO): the caller's storage failure.
    */
   append(ops: readonly BatchOp[], sync: boolean): void {
+    const { fd, record, at } = this.take(ops);
+    writeAll(fd, record, at);
+    if (sync) fdatasyncSync(fd);
+  }
+
+  /**
+   * append() on libuv's pool (a write, then an fdatasync when `sync`): the main thread goes on
+   * meanwhile. Resolves once the record is written (and durable when `sync`). No other append,
+   * reset or close may come before it settles (the write queue issues one write at a time).
+   */
+  appendAsync(ops: readonly BatchOp[], sync: boolean): Promise<void> {
+    const { fd, record, at } = this.take(ops);
+    return new Promise((resolve, reject) => {
+      const written = (done: number): void => {
+        if (done < record.length) {
+          write(fd, record, done, record.length - done, at + done, (error, bytes) => (error ? reject(error) : written(done + bytes)));
+        } else if (sync) {
+          fdatasync(fd, (error) => (error ? reject(error) : resolve()));
+        } else {
+          resolve();
+        }
+      };
+      written(0);
+    });
+  }
+
+  /** Encodes the record of `ops` and reserves its place; the file is created if need be. */
+  private take(ops: readonly BatchOp[]): { fd: number; record: Buffer; at: number } {
     const bytes = SyncJournal.recordBytes(ops);
     assert(this.fits(bytes), `journal record of ${bytes} bytes does not fit at ${this.position} of ${this.sizeBytes}`);
     const fd = this.fd ?? this.create();
@@ -141,9 +169,9 @@ export class SyncJournal {
       }
     }
     fillHeader(record, MAGIC_RECORD, this.epoch, bytes - HEADER_BYTES);
-    writeAll(fd, record, this.position);
-    if (sync) fdatasyncSync(fd);
+    const at = this.position;
     this.position += bytes;
+    return { fd, record, at };
   }
 
   /**
