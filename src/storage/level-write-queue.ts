@@ -17,8 +17,9 @@
 //   later write, fails with the same error (storage-error.ts).
 // - With a journal (sync-journal.ts, the database holding the Raft log), the Raft log's
 //   frequent writes are `journaled`: a merged batch holding them goes to LevelDB unsynced
-//   (unless another write in it asked for sync) and their ops go to the journal first, in-line
-//   at issue time, fdatasync'd when any of them asked for sync. The journal's invariant is kept
+//   (unless another write in it asked for sync) and their ops go to the journal as one record,
+//   written at issue time (in-line when small, else on libuv's pool beside the LevelDB write),
+//   fdatasync'd when any of them asked for sync. The journal's invariant is kept
 //   here: a `checkpointed` write (the log's rare other writes) is preceded by a checkpoint (a
 //   synced LevelDB write that lands, then the journal's reset) and written synced on its own,
 //   so no journal record ever replays over it; a record that does not fit is preceded by a
