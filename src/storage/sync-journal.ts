@@ -1,13 +1,16 @@
 // A redo journal that makes the Raft log's writes durable without syncing LevelDB. The log
 // stays in LevelDB (every read path is unchanged); its frequent writes (a Ready's entries and
 // hard state) go to LevelDB unsynced and, in the same order, to this journal, which is
-// fdatasync'd in-line on the main thread. A synced LevelDB write of a growing log file costs a
+// fdatasync'd before the write counts as done: in-line on the main thread for a small record
+// (a lone put's), on libuv's pool for a large one (level-write-queue.ts). A synced LevelDB write of a growing log file costs a
 // pool-thread hand-off and a metadata-journaling fsync; an append to a preallocated file
 // costs one write and one fdatasync that has no size change to record (bench/RESULTS.md,
 // "a sync journal for the Raft log's writes").
 //
 // File: a preallocated, zero-filled file (default 64 MiB) of back-to-back records
 //   [magic u32 | epoch u32 | length u32 | crc32 u32 of (epoch, length, payload)] [payload]
+// (crc32: zlib's IEEE CRC-32, native since Node 20.15, hence package.json's engines; it is the
+// same on every Node version, so a journal written by one replays under another)
 // An epoch-start record (its own magic, no payload) at offset 0 begins each epoch; the epoch's
 // records follow it. The payload is the encoded LevelDB ops, in order:
 //   put: 0x01 | key length u32 | key | value length u32 | value        del: 0x02 | key length u32 | key
