@@ -76,7 +76,7 @@ export interface BackendOptions {
   journalBytes?: number;
   /** Called after each fdatasync'd journal append (the WAL fsync metric): its duration. */
   onJournalSync?: (seconds: number) => void;
-  /** At most how long the journal holds a record before a checkpoint (tests; default 1 s). */
+  /** At most how long the journal holds a record before a checkpoint (tests; default 100 ms). */
   journalCheckpointMs?: number;
 }
 

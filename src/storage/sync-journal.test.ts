@@ -160,6 +160,8 @@ async function openLog(dir: string, options: { journalBytes?: number; journalChe
   const journalSyncs: number[] = [];
   const backend = await Backend.open(dir, {
     ...options,
+    // The timed checkpoint has a test of its own; here it would add writes at random points.
+    journalCheckpointMs: options.journalCheckpointMs ?? 60_000,
     onWrite: (_seconds, synced) => writes.push(synced),
     onJournalSync: (seconds) => journalSyncs.push(seconds),
   });
