@@ -69,6 +69,7 @@ async function serve(config: Config): Promise<void> {
       return { memberId: cluster.selfId, clusterId: cluster.clusterId };
     },
     onWrite: probes.backendWrite,
+    onJournalSync: probes.journalSync,
     onFailure,
   });
   const outbox = new PeerOutbox();

@@ -40,4 +40,14 @@ describe('metric probes', () => {
     probes.peerRoundTrip(255n, 0.125);
     expect(seen).toEqual({ fsync: [0.25], commit: [0.5, 0.25], leaderChanges: 1, roundTrips: [['ff', 0.125]] });
   });
+
+  it("the sync journal's fdatasync is a WAL fsync, not a backend commit", () => {
+    const probes = new MetricProbes();
+    const { seen, target } = targets();
+    probes.journalSync(0.001);
+    probes.attach(target, false);
+    probes.journalSync(0.002);
+    expect(seen.fsync).toEqual([0.002]);
+    expect(seen.commit).toEqual([]);
+  });
 });

@@ -11,14 +11,18 @@ export class MetricProbes {
   private target: ProbeTargets | undefined;
 
   /**
-   * One LevelDB holds both the Raft log and the state: every batch is a backend commit, and a
-   * synced batch is what etcd calls the WAL fsync.
+   * Every LevelDB batch is a backend commit, and a synced one also makes the Raft log durable
+   * (a checkpoint of the sync journal, or a write of a wal dir's log), which etcd counts as a
+   * WAL fsync.
    */
   readonly backendWrite = (seconds: number, synced: boolean): void => {
     if (this.target === undefined) return;
     this.target.backendCommit.observe(seconds);
     if (synced) this.target.walFsync.observe(seconds);
   };
+
+  /** The sync journal's fdatasync'd append: how a Ready's entries become durable (WAL fsync). */
+  readonly journalSync = (seconds: number): void => this.target?.walFsync.observe(seconds);
 
   readonly leaderChanged = (): void => this.target?.leaderChanges.inc();
 

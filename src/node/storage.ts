@@ -33,6 +33,11 @@ export interface StorageOptions {
   firstStart(): Promise<Identity>;
   /** Every backend write with its duration, and whether it was synced (for the disk metrics). */
   onWrite(seconds: number, synced: boolean): void;
+  /**
+   * Every fdatasync'd append of the Raft log's sync journal (storage/sync-journal.ts) with its
+   * duration: what makes a Ready's entries durable, etcd's WAL fsync.
+   */
+  onJournalSync?(seconds: number): void;
   /** A failed write or read of either database: the member's fail-stop (storageFailStop). */
   onFailure: StorageFailureSink;
 }
@@ -61,6 +66,7 @@ export async function openStorage(options: StorageOptions): Promise<NodeStorage>
     maxOpenFiles: options.storage.maxOpenFiles,
     compression: options.storage.compression,
     onWrite: (seconds, synced) => options.onWrite(seconds, synced),
+    onJournalSync: options.onJournalSync === undefined ? undefined : (seconds) => options.onJournalSync?.(seconds),
     onFailure: options.onFailure,
   });
   const stored = backend.get(KeySpace.members, IDENTITY_KEY);

@@ -11,15 +11,20 @@
 //   which its store reads from the database itself, are not tracked there.
 // - A data directory of another format (or an etcd data directory) is refused, never
 //   reinterpreted.
+// - The Raft log kept in this database writes its frequent batches through the sync journal
+//   `<data dir>/raft.journal` (sync-journal.ts, its invariant kept by the write queue); at open
+//   the journal's records are replayed into LevelDB in one synced write, then it is reset, so
+//   the log is whole before anyone reads it; `close()` leaves the journal empty.
 
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { assert } from '../util/assert.js';
 import { openCheckedLevelDb } from './leveldb-files-check.js';
-import { type BatchOp, LevelWriteQueue, type MergedWrite } from './level-write-queue.js';
+import { type BatchOp, type JournalKind, LevelWriteQueue, type MergedWrite } from './level-write-queue.js';
 import { StorageError, levelErrorDetail, type StorageFailureSink } from './storage-error.js';
+import { JOURNAL_FILE, JournalDamagedError, SyncJournal } from './sync-journal.js';
 
 /** Key spaces: the first byte of every LevelDB key. */
 
@@ -67,6 +72,12 @@ export interface BackendOptions {
   onWrite?: (seconds: number, synced: boolean) => void;
   /** Told of a failed write or read (disk full, I/O error, damaged file) before it is thrown. */
   onFailure?: StorageFailureSink;
+  /** The sync journal's size when it is created (default DEFAULT_JOURNAL_BYTES, 64 MiB). */
+  journalBytes?: number;
+  /** Called after each fdatasync'd journal append (the WAL fsync metric): its duration. */
+  onJournalSync?: (seconds: number) => void;
+  /** At most how long the journal holds a record before a checkpoint (tests; default 100 ms). */
+  journalCheckpointMs?: number;
 }
 
 export function spaceKey(space: KeySpace, key: Buffer | string): Buffer {
@@ -78,6 +89,11 @@ export function spaceKey(space: KeySpace, key: Buffer | string): Buffer {
 }
 
 const FORMAT_KEY = spaceKey(KeySpace.meta, 'format');
+/**
+ * What a checkpoint with nothing else to write puts (synced): the epoch it ends. In the Raft
+ * log's key space, which no snapshot or hash covers (the log store reads none but its own tags).
+ */
+const JOURNAL_CHECKPOINT_KEY = spaceKey(KeySpace.raftLog, 'j');
 
 export class Backend {
   private readonly writes: LevelWriteQueue;
@@ -100,12 +116,22 @@ export class Backend {
     private readonly memtablesBytes: number,
     onWrite: ((seconds: number, synced: boolean) => void) | undefined,
     private readonly onFailure: StorageFailureSink | undefined,
+    private readonly journal: SyncJournal,
+    journalOptions: Pick<BackendOptions, 'onJournalSync' | 'journalCheckpointMs'>,
   ) {
     this.writes = new LevelWriteQueue(db, {
       failed: (cause) => this.failed('write', cause),
       onIssue: (write) => this.countWritten(write),
       onLanded: (write, more) => this.forgetLanded(write, more),
       onWrite,
+      journal,
+      checkpointOp: () => {
+        const value = Buffer.alloc(4);
+        value.writeUInt32BE(journal.currentEpoch);
+        return { type: 'put', key: JOURNAL_CHECKPOINT_KEY, value };
+      },
+      onJournalSync: journalOptions.onJournalSync,
+      checkpointIntervalMs: journalOptions.journalCheckpointMs,
     });
   }
 
@@ -141,8 +167,15 @@ export class Backend {
       compression: options.compression ?? true,
     });
     await openCheckedLevelDb(db, dir, options.onFailure);
-    const backend = new Backend(dir, db, 2 * writeBufferSize, options.onWrite, options.onFailure);
-    const format = backend.getRaw(FORMAT_KEY);
+    let format: Buffer | undefined;
+    try {
+      format = db.getSync(FORMAT_KEY);
+    } catch (error) {
+      // A point read of a Buffer key fails only when LevelDB cannot read its files.
+      const damaged = new StorageError('damaged', dir, levelErrorDetail(error));
+      options.onFailure?.(damaged);
+      throw damaged;
+    }
     if (format === undefined) {
       if (!isNew) {
         await db.close();
@@ -153,7 +186,10 @@ export class Backend {
       await db.close();
       throw new StorageFormatError(`data dir ${dataDir} has format "${format.toString()}", this MetaStore reads "${FORMAT_VERSION}"`);
     }
-    return backend;
+    // A journal beside a database created just now belongs to a database that is gone.
+    if (isNew) rmSync(join(dataDir, JOURNAL_FILE), { force: true });
+    const journal = await replayJournal(db, join(dataDir, JOURNAL_FILE), options);
+    return new Backend(dir, db, 2 * writeBufferSize, options.onWrite, options.onFailure, journal, options);
   }
 
   /**
@@ -208,7 +244,7 @@ export class Backend {
    * A `prompt` one starts at once (the Raft log's writes, which the Raft driver waits for),
    * carrying what waits.
    */
-  write(ops: BatchOp[], options: { sync: boolean; prompt?: boolean }): Promise<void> {
+  write(ops: BatchOp[], options: { sync: boolean; prompt?: boolean; journal?: JournalKind; landed?: () => void }): Promise<void> {
     assert(!this.closed, 'write after close');
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const keys: string[] = [];
@@ -231,7 +267,8 @@ export class Backend {
    * database keeps one write queue: every log write is waited for, so none waits for a synced
    * one to carry it (prompt), and the apply batch waiting in the queue rides on it.
    */
-  readonly raftLogWriter = (ops: BatchOp[], sync: boolean): Promise<void> => this.write(ops, { sync, prompt: true });
+  readonly raftLogWriter = (ops: BatchOp[], sync: boolean, journal: JournalKind, landed: () => void): Promise<void> =>
+    this.write(ops, { sync, prompt: true, journal, landed });
 
   /** Landed: LevelDB answers for these keys now, unless a later write is pending for them. */
   private forgetLanded(landed: MergedWrite, more: boolean): void {
@@ -366,6 +403,7 @@ export class Backend {
     // Let queued writes land, synced, before closing: they may carry acknowledged state.
     await this.writes.drain();
     this.closed = true;
+    this.journal.close();
     await this.db.close();
   }
 
@@ -377,5 +415,29 @@ export class Backend {
   /** The underlying database, for stores that manage their own key space (the raft log). */
   get level(): ClassicLevel<Buffer, Buffer> {
     return this.db;
+  }
+}
+
+/**
+ * Opens the sync journal of the Raft log kept in `db` and brings the log up to date: the
+ * journal's records (writes that may be missing from LevelDB after a power loss) are written
+ * to LevelDB in one synced write, then the journal starts a new epoch (a checkpoint). A
+ * journal that cannot be read is a damaged file; the database is closed before the throw.
+ */
+async function replayJournal(db: ClassicLevel<Buffer, Buffer>, path: string, options: BackendOptions): Promise<SyncJournal> {
+  let journal: SyncJournal | undefined;
+  try {
+    const opened = SyncJournal.open(path, { sizeBytes: options.journalBytes });
+    journal = opened.journal;
+    if (opened.replay.length > 0) await db.batch(opened.replay, { sync: true });
+    journal.reset();
+    return journal;
+  } catch (error) {
+    journal?.close();
+    await db.close();
+    // A journal that does not read as one is damaged; failing to write its records is a write failure.
+    const failure = new StorageError(error instanceof JournalDamagedError ? 'damaged' : 'write', path, levelErrorDetail(error));
+    options.onFailure?.(failure);
+    throw failure;
   }
 }

@@ -15,17 +15,54 @@
 //   carry it (the apply batch of one Ready rides on the log write of the next).
 // - After a failed write nothing else is written: what was queued with or behind it, and every
 //   later write, fails with the same error (storage-error.ts).
+// - With a journal (sync-journal.ts, the database holding the Raft log), the Raft log's
+//   frequent writes are `journaled`: a merged batch holding them goes to LevelDB unsynced
+//   (unless another write in it asked for sync) and their ops go to the journal as one record,
+//   written at issue time (in-line when small, else on libuv's pool beside the LevelDB write),
+//   fdatasync'd when any of them asked for sync. The journal's invariant is kept
+//   here: a `checkpointed` write (the log's rare other writes) is preceded by a checkpoint (a
+//   synced LevelDB write that lands, then the journal's reset) and written synced on its own,
+//   so no journal record ever replays over it; a record that does not fit is preceded by a
+//   checkpoint too; `drain()` ends with one, leaving the journal empty.
+// - A journaled write resolves as soon as its journal record is written (and fdatasync'd when
+//   it asked for sync): it is as durable then as a synced LevelDB write would make it, and
+//   waiting for the LevelDB write too would put a pool-thread round trip on every put's path.
+//   Its `landed` callback tells it when LevelDB holds it (readers of the database itself need
+//   that). Waiters still resolve in the order their writes were requested.
 
 import type { ClassicLevel } from 'classic-level';
 import { assert } from '../util/assert.js';
 import type { StorageError } from './storage-error.js';
+import { SyncJournal } from './sync-journal.js';
 
 export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
 /** How long an unsynced write may wait for a synced one to share its LevelDB write. */
 const LAZY_FLUSH_MS = 2;
+/**
+ * How long the journal may hold records before a checkpoint syncs LevelDB behind them, as etcd
+ * commits its backend every 100 ms. It bounds LevelDB's unsynced tail, which a power loss may
+ * tear (leveldb-files-check.ts refuses a damaged record that intact ones follow), and the
+ * replay at the next start; it costs one synced LevelDB write per interval while writes come,
+ * off the puts' path.
+ */
+export const CHECKPOINT_INTERVAL_MS = 100;
+/**
+ * A journal record of at most this many ops (one or two Readies' entries and hard state: a
+ * lightly loaded member) is written and fdatasync'd in-line on the main thread, which is the
+ * shortest path for a lone put (no pool hand-off, no wake-up); a larger one (a busy member,
+ * where the main thread has requests to serve meanwhile) goes through libuv's pool.
+ */
+const INLINE_JOURNAL_OPS = 4;
 
-type Waiter = { resolve: () => void; reject: (error: Error) => void };
+type Waiter = {
+  resolve: () => void;
+  reject: (error: Error) => void;
+  /** A journaled write's: resolved once its journal record is written (see write()). */
+  journaled: boolean;
+  /** Told when the LevelDB write holding its ops has landed. */
+  landed: (() => void) | undefined;
+};
 
 /** The writes merged into one LevelDB batch. */
 export interface MergedWrite {
@@ -36,7 +73,22 @@ export interface MergedWrite {
   /** Start the write without waiting for a synced one (see write()). */
   prompt: boolean;
   waiters: Waiter[];
+  /** The journaled ops among `ops`, in order (they also go to the journal). */
+  journalOps: BatchOp[];
+  /** Whether a journaled write merged here asked for sync (the journal is fdatasync'd). */
+  journalSync: boolean;
+  /** A checkpoint: once this synced write lands, the journal is reset. */
+  resetAfter: boolean;
+  /** Nothing more may be merged into it (a checkpoint, or a checkpointed write). */
+  closed: boolean;
 }
+
+/**
+ * How a write relates to the journal: `journaled` ops go to it (the Raft log's frequent
+ * writes); a `checkpointed` write (the log's other writes) is written synced right after a
+ * checkpoint. Without a journal both are plain writes (`checkpointed` ones synced).
+ */
+export type JournalKind = 'journaled' | 'checkpointed';
 
 export interface LevelWriteQueueOptions {
   /** Turns a failed LevelDB write into the error every waiter gets (and tells the failure sink). */
@@ -47,36 +99,62 @@ export interface LevelWriteQueueOptions {
   onLanded?: (write: MergedWrite, more: boolean) => void;
   /** Called after every LevelDB batch lands: its duration and whether it was synced. */
   onWrite?: (seconds: number, synced: boolean) => void;
+  /** The journal of the Raft log kept in this database (sync-journal.ts), if any. */
+  journal?: SyncJournal;
+  /** The op a checkpoint writes (synced) when nothing else is queued: LevelDB skips an empty batch. */
+  checkpointOp?: () => BatchOp;
+  /** Called after each fdatasync'd journal append: its duration (write and fdatasync). */
+  onJournalSync?: (seconds: number) => void;
+  /** At most how long the journal holds a record before a checkpoint (default CHECKPOINT_INTERVAL_MS). */
+  checkpointIntervalMs?: number;
 }
 
 export class LevelWriteQueue {
-  private queued: MergedWrite | undefined;
+  /** Merged writes waiting, oldest first; only the last one, unless closed, takes more ops. */
+  private queued: MergedWrite[] = [];
   private writing = false;
   private draining = false;
   private lazyTimer: NodeJS.Timeout | undefined;
+  /** Armed by the first journal record after a checkpoint: the next checkpoint's time. */
+  private checkpointTimer: NodeJS.Timeout | undefined;
   private failure: StorageError | undefined;
 
   constructor(
     private readonly db: ClassicLevel<Buffer, Buffer>,
     private readonly options: LevelWriteQueueOptions,
-  ) {}
+  ) {
+    assert(options.journal === undefined || options.checkpointOp !== undefined, 'a journal needs the op its checkpoints write');
+  }
 
   /**
    * Queues ops to be written after every earlier write; resolves once they are on disk
-   * (synced to the device when `sync` is true). A `prompt` write starts at once, carrying what
-   * waits; an unsynced one otherwise waits up to LAZY_FLUSH_MS for one that does.
+   * (synced to the device when `sync` is true; a journaled write: in the journal, fdatasync'd
+   * when `sync`, and in LevelDB). A `prompt` write starts at once, carrying what waits; an
+   * unsynced one otherwise waits up to LAZY_FLUSH_MS for one that does.
    */
-  write(ops: readonly BatchOp[], options: { sync: boolean; prompt?: boolean; keys?: readonly string[] }): Promise<void> {
+  write(
+    ops: readonly BatchOp[],
+    options: { sync: boolean; prompt?: boolean; keys?: readonly string[]; journal?: JournalKind; landed?: () => void },
+  ): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      const queued = this.queue();
+      const journaled = options.journal === 'journaled' && this.options.journal !== undefined;
+      if (options.journal === 'checkpointed' && this.needsCheckpoint()) this.checkpoint();
+      const queued = this.open();
       for (const op of ops) queued.ops.push(op);
       if (options.keys !== undefined) for (const key of options.keys) queued.keys.push(key);
-      queued.sync ||= options.sync;
+      if (journaled) {
+        for (const op of ops) queued.journalOps.push(op);
+        queued.journalSync ||= options.sync;
+      } else {
+        queued.sync ||= options.sync || options.journal === 'checkpointed';
+      }
       queued.prompt ||= options.prompt === true;
-      queued.waiters.push({ resolve, reject });
+      queued.waiters.push({ resolve, reject, journaled, landed: options.landed });
+      // A checkpointed write goes out alone, right after its checkpoint.
+      if (options.journal === 'checkpointed') queued.closed = true;
       if (this.writing) return;
-      if (queued.sync || queued.prompt) this.flush();
+      if (this.urgent(this.queued[0] as MergedWrite)) this.flush();
       else this.scheduleLazyFlush();
     });
   }
@@ -86,22 +164,67 @@ export class LevelWriteQueue {
     return this.failure;
   }
 
-  /** Lands everything queued, synced (closing the database): resolves once nothing is left. */
+  /**
+   * Lands everything queued, synced (closing the database): resolves once nothing is left,
+   * with the journal checkpointed (empty).
+   */
   async drain(): Promise<void> {
     this.draining = true;
-    while (this.failure === undefined && (this.writing || this.queued !== undefined)) {
+    const journal = this.options.journal;
+    while (this.failure === undefined && (this.writing || this.queued.length > 0 || (journal !== undefined && !journal.empty))) {
       await new Promise<void>((resolve, reject) => {
-        const queued = this.queue();
+        const queued = this.needsCheckpoint() ? this.checkpoint() : this.open();
         queued.sync = true;
-        queued.waiters.push({ resolve, reject });
+        queued.waiters.push({ resolve, reject, journaled: false, landed: undefined });
         if (!this.writing) this.flush();
       });
     }
   }
 
-  private queue(): MergedWrite {
-    this.queued ??= { ops: [], keys: [], sync: false, prompt: false, waiters: [] };
-    return this.queued;
+  /** The merged write that takes the next ops (a new one behind a closed one). */
+  private open(): MergedWrite {
+    const last = this.queued[this.queued.length - 1];
+    if (last !== undefined && !last.closed) return last;
+    const fresh: MergedWrite = {
+      ops: [],
+      keys: [],
+      sync: false,
+      prompt: false,
+      waiters: [],
+      journalOps: [],
+      journalSync: false,
+      resetAfter: false,
+      closed: false,
+    };
+    this.queued.push(fresh);
+    return fresh;
+  }
+
+  /**
+   * Makes the merged write taking ops now a checkpoint: synced, the journal reset once it lands,
+   * nothing merged behind it. It carries what waits (and a marker op should nothing).
+   */
+  private checkpoint(): MergedWrite {
+    const write = this.open();
+    write.sync = true;
+    write.resetAfter = true;
+    write.closed = true;
+    return write;
+  }
+
+  /**
+   * Whether a checkpointed write needs a checkpoint before it: not when the journal holds no
+   * record and none waits to go in (then nothing can replay over it).
+   */
+  private needsCheckpoint(): boolean {
+    const journal = this.options.journal;
+    if (journal === undefined) return false;
+    return !journal.empty || this.queued.some((write) => write.journalOps.length > 0);
+  }
+
+  /** Whether a merged write goes out now rather than waiting for one to carry it. */
+  private urgent(write: MergedWrite): boolean {
+    return write.sync || write.prompt || write.journalSync || write.closed || this.draining;
   }
 
   private scheduleLazyFlush(): void {
@@ -113,36 +236,155 @@ export class LevelWriteQueue {
   }
 
   private flush(): void {
-    const queued = this.queued;
+    let queued = this.queued[0];
     if (queued === undefined) return;
     assert(!this.writing, 'a second LevelDB write issued while one is in flight');
     if (this.lazyTimer !== undefined) {
       clearTimeout(this.lazyTimer);
       this.lazyTimer = undefined;
     }
-    this.queued = undefined;
+    const journal = this.options.journal;
+    if (journal !== undefined && queued.journalOps.length > 0) {
+      const bytes = SyncJournal.recordBytes(queued.journalOps);
+      if (!journal.fits(bytes) && !journal.empty) {
+        // No room: a checkpoint first empties the journal, then this write goes out.
+        queued = this.emptyCheckpoint();
+      }
+    }
+    this.queued.shift();
+    if (queued.resetAfter && queued.ops.length === 0) {
+      queued.ops.push((this.options.checkpointOp as () => BatchOp)());
+      queued.keys.push('');
+    }
+    if (queued.ops.length === 0) {
+      // Nothing to write (a caller waiting for every earlier write to land): done already.
+      for (const waiter of queued.waiters) waiter.resolve();
+      this.afterWrite();
+      return;
+    }
     this.writing = true;
-    const started = this.options.onWrite ? performance.now() : 0;
-    this.options.onIssue?.(queued);
-    this.writeBatch(queued).then(
+    const write = queued;
+    let started = this.options.onWrite ? performance.now() : 0;
+    let journaled = false;
+    let journalWritten: Promise<void> | undefined;
+    try {
+      if (journal !== undefined && write.journalOps.length > 0) {
+        const bytes = SyncJournal.recordBytes(write.journalOps);
+        journal.prepare();
+        journaled = journal.fits(bytes);
+        if (journaled && write.journalOps.length <= INLINE_JOURNAL_OPS) this.append(journal, write);
+        else if (journaled) journalWritten = this.appendOffThread(journal, write);
+        // Larger than the whole journal: after the checkpoint above the journal is empty, so
+        // this write, synced, is a checkpointed write.
+        else write.sync = true;
+        if (this.options.onWrite) started = performance.now();
+      }
+    } catch (error) {
+      this.writeFailed(write, error);
+      return;
+    }
+    this.options.onIssue?.(write);
+    // In the journal: its journaled writes are done (earlier writes have all landed).
+    const journalDone = (): void => {
+      for (const waiter of write.waiters) if (waiter.journaled) waiter.resolve();
+      this.armCheckpoint();
+    };
+    if (journaled && journalWritten === undefined) journalDone();
+    // The LevelDB write goes out beside an off-thread journal write; the next write waits for both.
+    Promise.all([this.writeBatch(write), journalWritten?.then(journalDone)]).then(
       () => {
         this.writing = false;
-        this.options.onWrite?.((performance.now() - started) / 1000, queued.sync);
-        this.options.onLanded?.(queued, this.queued !== undefined);
-        for (const waiter of queued.waiters) waiter.resolve();
+        this.options.onWrite?.((performance.now() - started) / 1000, write.sync);
+        if (write.resetAfter) {
+          assert(write.sync, 'a checkpoint that was not synced');
+          try {
+            journal?.reset();
+          } catch (error) {
+            this.writeFailed(write, new Error(`${journal?.path}: ${error instanceof Error ? error.message : String(error)}`));
+            return;
+          }
+        }
+        this.options.onLanded?.(write, this.queued.length > 0);
+        for (const waiter of write.waiters) {
+          waiter.landed?.();
+          // Resolving twice is harmless: a journaled waiter resolved at issue.
+          waiter.resolve();
+        }
         this.afterWrite();
       },
       (error: unknown) => {
         this.writing = false;
-        // The sink (fail-stop) hears of it before any waiter; no later write may land after a
-        // failed one, so what queued meanwhile fails with it.
-        const failure = this.options.failed(error);
-        this.failure ??= failure;
-        const next = this.queued;
-        this.queued = undefined;
-        for (const waiter of [...queued.waiters, ...(next?.waiters ?? [])]) waiter.reject(failure);
+        this.writeFailed(write, error);
       },
     );
+  }
+
+  /** A checkpoint within the interval of the first record since the last one (see CHECKPOINT_INTERVAL_MS). */
+  private armCheckpoint(): void {
+    if (this.checkpointTimer !== undefined) return;
+    this.checkpointTimer = setTimeout(() => {
+      this.checkpointTimer = undefined;
+      if (this.failure !== undefined || this.draining || !this.needsCheckpoint()) return;
+      this.checkpoint();
+      if (!this.writing) this.flush();
+    }, this.options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS);
+    // A closing member drains (and checkpoints) first; the timer keeps no process alive.
+    this.checkpointTimer.unref();
+  }
+
+  /** Puts a marker checkpoint at the head of the queue, ahead of what waits there. */
+  private emptyCheckpoint(): MergedWrite {
+    const marker: MergedWrite = {
+      ops: [],
+      keys: [],
+      sync: true,
+      prompt: true,
+      waiters: [],
+      journalOps: [],
+      journalSync: false,
+      resetAfter: true,
+      closed: true,
+    };
+    this.queued.unshift(marker);
+    return marker;
+  }
+
+  /** The merged write's journaled ops to the journal, in-line, before LevelDB sees them. */
+  private append(journal: SyncJournal, write: MergedWrite): void {
+    const started = write.journalSync && this.options.onJournalSync ? performance.now() : 0;
+    try {
+      journal.append(write.journalOps, write.journalSync);
+    } catch (error) {
+      // The file system's error names no file: say which one failed.
+      throw new Error(`${journal.path}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (write.journalSync) this.options.onJournalSync?.((performance.now() - started) / 1000);
+  }
+
+  /** append() through libuv's pool; a failure names the journal file. */
+  private appendOffThread(journal: SyncJournal, write: MergedWrite): Promise<void> {
+    const started = performance.now();
+    return journal.appendAsync(write.journalOps, write.journalSync).then(
+      () => {
+        if (write.journalSync) this.options.onJournalSync?.((performance.now() - started) / 1000);
+      },
+      (error: unknown) => {
+        throw new Error(`${journal.path}: ${error instanceof Error ? error.message : String(error)}`);
+      },
+    );
+  }
+
+  /**
+   * A failed LevelDB write or journal write: the sink (fail-stop) hears of it before any
+   * waiter; no later write may land after a failed one, so what queued meanwhile fails with it.
+   */
+  private writeFailed(write: MergedWrite, error: unknown): void {
+    this.writing = false;
+    const failure = this.options.failed(error);
+    this.failure ??= failure;
+    const waiting = this.queued;
+    this.queued = [];
+    for (const waiter of [...write.waiters, ...waiting.flatMap((w) => w.waiters)]) waiter.reject(failure);
   }
 
   /** One LevelDB write of the merged ops; a closed or failed database may throw at once. */
@@ -162,9 +404,9 @@ export class LevelWriteQueue {
   }
 
   private afterWrite(): void {
-    const next = this.queued;
+    const next = this.queued[0];
     if (next === undefined) return;
-    if (next.sync || next.prompt || this.draining) this.flush();
+    if (this.urgent(next)) this.flush();
     else this.scheduleLazyFlush();
   }
 }

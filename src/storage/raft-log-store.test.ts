@@ -69,7 +69,9 @@ describe('RaftLogStore', () => {
     dirs.push(dir);
     const writes: boolean[] = [];
     const backend = await Backend.open(dir, { onWrite: (_seconds, synced) => writes.push(synced) });
-    const s = await RaftLogStore.open(backend.level, KeySpace.raftLog, { writer: (ops, sync) => backend.write(ops, { sync, prompt: true }) });
+    const s = await RaftLogStore.open(backend.level, KeySpace.raftLog, {
+      writer: (ops, sync, _journal, landed) => backend.write(ops, { sync, prompt: true, landed }),
+    });
     await s.save({ term: 1, vote: 0n, commit: 0 }, [ent(1, 1), ent(2, 1), ent(3, 1)], undefined, { sync: true });
     writes.length = 0;
     // A lone put's turn: its apply batch waits in the backend (unsynced); the next put's entry

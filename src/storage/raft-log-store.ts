@@ -19,6 +19,11 @@
 // backend's when the log lives in its database, the store's own over a wal dir's database;
 // batches that queue up behind the write in progress go out together as one write (synced if
 // any of them asks), which is also where the pipelined driver gets more entries per fsync.
+// A save without a snapshot (a Ready's entries and hard state, the frequent write) is
+// `journaled`: in the backend's database it is made durable by the sync journal
+// (sync-journal.ts) rather than by a synced LevelDB write; every other write of the log
+// (snapshot install, snapshot record, compaction, discard) is `checkpointed`: written synced
+// right after a checkpoint of the journal, so that no journal record replays over it.
 //
 // Invariants: entries present are exactly (compactIndex, lastIndex]; the cache holds a suffix
 // of them, [cacheStart, lastIndex]; in-memory state is updated when save()/compact() is
@@ -30,7 +35,7 @@ import type { ClassicLevel } from 'classic-level';
 import { CompactedError, UnavailableError, limitEnd, type InitialState, type Storage } from '../raft/storage.js';
 import { EntryType, NONE, type ConfState, type Entry, type HardState, type Snapshot } from '../raft/types.js';
 import { assert, assertSafeInteger } from '../util/assert.js';
-import { LevelWriteQueue } from './level-write-queue.js';
+import { type JournalKind, LevelWriteQueue } from './level-write-queue.js';
 import { SlabRoom } from './slab-room.js';
 import { StorageError, isLevelError, levelErrorDetail, type StorageFailureSink } from './storage-error.js';
 
@@ -68,8 +73,11 @@ export interface RaftLogStoreOptions {
    * write of the next reach LevelDB as one write. Without it the store makes the database's
    * queue itself (a wal dir's database holds the log alone).
    */
-  writer?: (ops: Op[], sync: boolean) => Promise<void>;
+  writer?: RaftLogWriter;
 }
+
+/** Lands one batch of the log's ops after every earlier one (see RaftLogStoreOptions.writer). */
+export type RaftLogWriter = (ops: Op[], sync: boolean, journal: JournalKind, landed: () => void) => Promise<void>;
 
 function writeU64(buf: Buffer, off: number, v: number): void {
   assertSafeInteger(v, 'u64 field');
@@ -94,7 +102,7 @@ export class RaftLogStore implements Storage {
   /** Entries up to here are in the db (the cache may drop them and read them back). */
   private landedIndex = 0;
   /** Writes to the database's ordered queue (see RaftLogStoreOptions.writer). */
-  private readonly writer: (ops: Op[], sync: boolean) => Promise<void>;
+  private readonly writer: RaftLogWriter;
   /** Writes handed to the writer and not landed, oldest first: the last entry index
    * each carries, and the lowest entry index a later save staged (replacing part of it). */
   private readonly handedOver: Array<{ landing: number; stagedAfter: number }> = [];
@@ -123,9 +131,9 @@ export class RaftLogStore implements Storage {
    * The queue of a database the log has to itself; every log write is waited for (prompt).
    * `onWrite` hears of each LevelDB write (merged saves count once).
    */
-  private ownWriter(db: Db, onWrite: RaftLogStoreOptions['onWrite']): (ops: Op[], sync: boolean) => Promise<void> {
+  private ownWriter(db: Db, onWrite: RaftLogStoreOptions['onWrite']): RaftLogWriter {
     const queue = new LevelWriteQueue(db, { failed: (cause) => this.failed('write', cause), onWrite });
-    return (ops, sync) => queue.write(ops, { sync, prompt: true });
+    return (ops, sync, journal, landed) => queue.write(ops, { sync, prompt: true, journal, landed });
   }
 
   private failed(kind: 'write' | 'damaged', cause: unknown): StorageError {
@@ -140,18 +148,24 @@ export class RaftLogStore implements Storage {
    * in the db (synced when `sync`). A failure is the member's end (see storage-error.ts): every
    * batch queued with or after the failed one fails too.
    */
-  private async write(ops: Op[], sync: boolean): Promise<void> {
+  private async write(ops: Op[], sync: boolean, journal: JournalKind): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
     const write = { landing: this.last, stagedAfter: Number.POSITIVE_INFINITY };
     this.handedOver.push(write);
     try {
-      await this.writer(ops, sync);
+      // Resolves once durable; a journaled write may resolve before LevelDB holds it, which
+      // `landed` then says (in call order, like the writes themselves).
+      await this.writer(ops, sync, journal, () => this.landed(write));
     } catch (error) {
       // The writer's owner has told the failure sink already when it is a StorageError.
       if (!(error instanceof StorageError)) throw this.failed('write', error);
       this.failure ??= error;
       throw error;
     }
+  }
+
+  /** A write is in the db: entries up to what it carried may leave the cache. */
+  private landed(write: { landing: number; stagedAfter: number }): void {
     assert(this.handedOver[0] === write, 'raft log writes landed out of call order');
     this.handedOver.shift();
     // Entries staged meanwhile at or below `landing` replaced landed ones: not landed.
@@ -301,7 +315,7 @@ export class RaftLogStore implements Storage {
       ops.push({ type: 'put', key: this.key(TAG_HARD), value: encodeHardState(hardState) });
     }
     if (ops.length === 0) return;
-    await this.write(ops, opts.sync);
+    await this.write(ops, opts.sync, snapshot === undefined ? 'journaled' : 'checkpointed');
   }
 
   private stageSnapshotInstall(s: Snapshot, ops: Op[]): void {
@@ -359,7 +373,7 @@ export class RaftLogStore implements Storage {
       data,
     };
     this.snap = s;
-    await this.write([{ type: 'put', key: this.key(TAG_SNAP), value: encodeSnapshot(s) }], opts.sync);
+    await this.write([{ type: 'put', key: this.key(TAG_SNAP), value: encodeSnapshot(s) }], opts.sync, 'checkpointed');
     return s;
   }
 
@@ -375,7 +389,9 @@ export class RaftLogStore implements Storage {
     this.compactIndex = index;
     this.compactTerm = term;
     if (index >= this.cacheStart) this.setCache(this.cache.slice(index + 1 - this.cacheStart), index + 1);
-    await this.write(ops, opts.sync);
+    // Checkpointed: the checkpoint before it also makes the apply batches that cover the
+    // dropped entries durable (they go to LevelDB unsynced, like the log's journaled writes).
+    await this.write(ops, opts.sync, 'checkpointed');
   }
 
   /**
@@ -390,7 +406,7 @@ export class RaftLogStore implements Storage {
     this.last = index;
     if (this.cacheStart > index) this.setCache([], index + 1);
     else this.setCache(this.cache.slice(0, index + 1 - this.cacheStart), this.cacheStart);
-    await this.write(ops, true);
+    await this.write(ops, true, 'checkpointed');
   }
 
   private setCache(entries: Entry[], start: number): void {
