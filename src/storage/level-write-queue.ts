@@ -185,17 +185,7 @@ export class LevelWriteQueue {
   private open(): MergedWrite {
     const last = this.queued[this.queued.length - 1];
     if (last !== undefined && !last.closed) return last;
-    const fresh: MergedWrite = {
-      ops: [],
-      keys: [],
-      sync: false,
-      prompt: false,
-      waiters: [],
-      journalOps: [],
-      journalSync: false,
-      resetAfter: false,
-      closed: false,
-    };
+    const fresh = emptyWrite(false);
     this.queued.push(fresh);
     return fresh;
   }
@@ -334,17 +324,7 @@ export class LevelWriteQueue {
 
   /** Puts a marker checkpoint at the head of the queue, ahead of what waits there. */
   private emptyCheckpoint(): MergedWrite {
-    const marker: MergedWrite = {
-      ops: [],
-      keys: [],
-      sync: true,
-      prompt: true,
-      waiters: [],
-      journalOps: [],
-      journalSync: false,
-      resetAfter: true,
-      closed: true,
-    };
+    const marker = emptyWrite(true);
     this.queued.unshift(marker);
     return marker;
   }
@@ -409,4 +389,19 @@ export class LevelWriteQueue {
     if (this.urgent(next)) this.flush();
     else this.scheduleLazyFlush();
   }
+}
+
+/** A merged write with nothing in it yet; a checkpoint is synced, starts at once and takes nothing more. */
+function emptyWrite(checkpoint: boolean): MergedWrite {
+  return {
+    ops: [],
+    keys: [],
+    sync: checkpoint,
+    prompt: checkpoint,
+    waiters: [],
+    journalOps: [],
+    journalSync: false,
+    resetAfter: checkpoint,
+    closed: checkpoint,
+  };
 }
