@@ -33,9 +33,9 @@
 import type { ClassicLevel } from 'classic-level';
 import { assert } from '../util/assert.js';
 import type { StorageError } from './storage-error.js';
-import { SyncJournal } from './sync-journal.js';
+import { type BatchOp, SyncJournal } from './sync-journal.js';
 
-export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+export type { BatchOp } from './sync-journal.js';
 
 /** How long an unsynced write may wait for a synced one to share its LevelDB write. */
 const LAZY_FLUSH_MS = 2;
@@ -282,31 +282,35 @@ export class LevelWriteQueue {
     if (journaled && journalWritten === undefined) journalDone();
     // The LevelDB write goes out beside an off-thread journal write; the next write waits for both.
     Promise.all([this.writeBatch(write), journalWritten?.then(journalDone)]).then(
-      () => {
-        this.writing = false;
-        this.options.onWrite?.((performance.now() - started) / 1000, write.sync);
-        if (write.resetAfter) {
-          assert(write.sync, 'a checkpoint that was not synced');
-          try {
-            journal?.reset();
-          } catch (error) {
-            this.writeFailed(write, new Error(`${journal?.path}: ${error instanceof Error ? error.message : String(error)}`));
-            return;
-          }
-        }
-        this.options.onLanded?.(write, this.queued.length > 0);
-        for (const waiter of write.waiters) {
-          waiter.landed?.();
-          // Resolving twice is harmless: a journaled waiter resolved at issue.
-          waiter.resolve();
-        }
-        this.afterWrite();
-      },
+      () => this.landed(write, started),
       (error: unknown) => {
         this.writing = false;
         this.writeFailed(write, error);
       },
     );
+  }
+
+  /** A merged write is in LevelDB (and its record in the journal): a checkpoint resets the journal, then its waiters go. */
+  private landed(write: MergedWrite, started: number): void {
+    this.writing = false;
+    this.options.onWrite?.((performance.now() - started) / 1000, write.sync);
+    if (write.resetAfter) {
+      assert(write.sync, 'a checkpoint that was not synced');
+      const journal = this.options.journal;
+      try {
+        journal?.reset();
+      } catch (error) {
+        this.writeFailed(write, new Error(`${journal?.path}: ${error instanceof Error ? error.message : String(error)}`));
+        return;
+      }
+    }
+    this.options.onLanded?.(write, this.queued.length > 0);
+    for (const waiter of write.waiters) {
+      waiter.landed?.();
+      // Resolving twice is harmless: a journaled waiter resolved at issue.
+      waiter.resolve();
+    }
+    this.afterWrite();
   }
 
   /** A checkpoint within the interval of the first record since the last one (see CHECKPOINT_INTERVAL_MS). */

@@ -37,7 +37,9 @@ import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, openSync, r
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../util/assert.js';
-import type { BatchOp } from './level-write-queue.js';
+
+/** One op of a LevelDB batch: what the write queue writes and what a journal record holds. */
+export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
 export const JOURNAL_FILE = 'raft.journal';
 /** The default size of the journal file: how much log may be written between two checkpoints. */
