@@ -15,6 +15,8 @@
 // --member-env: environment settings for the MetaStore member (A/B of server.* keys, one build).
 // --gc-tally: preload bench/gc-tally.cjs into the member and add its garbage collections (count
 // and summed atomic pauses, minor / major) during each load step to the table.
+// Each load step also reports the server's CPU per operation, split by thread (main / V8's
+// helper threads / the rest), from /proc: CPU time, not wall time, so it holds up under load.
 //
 // Workloads (100 clients over 10 connections unless said otherwise):
 // - fill: --keys distinct 8-byte keys of --value-bytes (1024), each put once; RSS after; then
