@@ -40,16 +40,6 @@ describe('ValueCache', () => {
     expect(cache.get('big')).toBeUndefined();
   });
 
-  it('refresh replaces a cached entry and caches nothing new', () => {
-    const cache = new ValueCache<string>(1000);
-    cache.refresh('a', rec(100));
-    expect(cache.size).toBe(0);
-    cache.set('a', rec(100));
-    cache.refresh('a', rec(200));
-    expect(cache.get('a')!.value.buffer.byteLength).toBe(200);
-    expect(cache.usedBytes).toBe(400);
-  });
-
   it('with capacity 0 caches nothing', () => {
     const cache = new ValueCache<string>(0);
     cache.set('a', rec(1));

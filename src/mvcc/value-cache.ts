@@ -4,11 +4,10 @@
 // Why: values stay on disk (the store's memory must not grow with the bytes stored), but a
 // read from LevelDB costs a few microseconds even from its block cache, and hot keys are read
 // over and over: point reads concentrate on few keys, and a put whose event goes to a prev_kv
-// watcher (or that asks for prev_kv) reads the key's previous value back. A key enters the
-// cache when its value is read; a write to a cached key replaces its value in place (a key read
-// once is likely read again), a write to any other key is not cached (see refresh()). The cache
-// holds only the live value of each key, so the store drops a key's entry when the key is
-// deleted. Entries are decoded KeyValues (immutable, see types.ts), so a hit allocates
+// watcher (or that asks for prev_kv) reads the key's previous value back. Values written by the
+// store are cached as they are written (the value just put is the likeliest to be read next);
+// the cache holds only the live value of each key, so the store drops a key's entry when the key
+// is deleted. Entries are decoded KeyValues (immutable, see types.ts), so a hit allocates
 // nothing; each is charged the bytes of the buffer its value views (the whole record) plus a
 // fixed overhead.
 //
@@ -74,14 +73,6 @@ export class ValueCache<K> {
     }
     this.bytes += bytes;
     while (this.bytes > this.capacityBytes) this.evictOne(written);
-  }
-
-  /** Replaces `owner`'s entry if it has one (a write to a key someone reads); caches nothing
-   * new. A put's value enters the cache only once the key is read: most writes (a bulk fill,
-   * overwrites nobody reads) are never read back soon, and caching each one filled the cache
-   * with records nobody reads (16 MiB more RSS during a fill) and evicted the hot keys' values. */
-  refresh(owner: K, kv: KeyValue): void {
-    if (this.slots.has(owner)) this.set(owner, kv);
   }
 
   delete(owner: K): void {
