@@ -15,6 +15,8 @@
 // --member-env: environment settings for the MetaStore member (A/B of server.* keys, one build).
 // --gc-tally: preload bench/gc-tally.cjs into the member and add its garbage collections (count
 // and summed atomic pauses, minor / major) during each load step to the table.
+// Each load step also reports the server's CPU per operation, split by thread (main / V8's
+// helper threads / the rest), from /proc: CPU time, not wall time, so it holds up under load.
 //
 // Workloads (100 clients over 10 connections unless said otherwise):
 // - fill: --keys distinct 8-byte keys of --value-bytes (1024), each put once; RSS after; then
@@ -32,7 +34,7 @@
 
 import { goTool } from './go-tools.js';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startEtcd, startMetaStore } from '../test/support/servers.js';
@@ -77,14 +79,53 @@ async function load(endpoint: string, args: string[]): Promise<LoadResult> {
   return (await loadStep(endpoint, args, undefined)).result;
 }
 
-/** One load step; with --gc-tally, also the member's (pid) garbage collections during it. */
-async function loadStep(endpoint: string, args: string[], pid: number | undefined): Promise<{ result: LoadResult; gc?: string }> {
-  const before = pid === undefined ? undefined : gcTally(pid);
+/** CPU seconds of a process's live threads so far, by kind: the main thread (tid = pid), V8's
+ * helper threads (GC, compiler), and the rest (libuv's pool, LevelDB's compaction thread; Go's
+ * threads for etcd). Read from /proc/<pid>/task/<tid>/stat. Node names every thread "node":
+ * V8's four platform workers are the first four threads it starts after the main one, so for a
+ * Node process the four lowest thread ids after the pid are counted as V8's. */
+type ThreadCpu = { main: number; v8: number; other: number };
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+function threadCpu(pid: number): ThreadCpu {
+  const cpu: ThreadCpu = { main: 0, v8: 0, other: 0 };
+  const tids = readdirSync(`/proc/${pid}/task`).sort((a, b) => Number(a) - Number(b));
+  for (const [i, tid] of tids.entries()) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread exited meanwhile
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields after the comm start at field 3 (state); utime and stime are fields 14 and 15.
+    const seconds = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+    if (tid === String(pid)) cpu.main += seconds;
+    else if (comm === 'node' && i >= 1 && i <= 4) cpu.v8 += seconds;
+    else cpu.other += seconds;
+  }
+  return cpu;
+}
+
+/** Server CPU per operation during a step, us: all threads (main / V8 helpers / others). */
+function cpuPerOp(before: ThreadCpu, after: ThreadCpu, ops: number): string {
+  const us = (kind: keyof ThreadCpu) => ((after[kind] - before[kind]) * 1e6) / ops;
+  return `${(us('main') + us('v8') + us('other')).toFixed(0)} (${us('main').toFixed(0)} / ${us('v8').toFixed(0)} / ${us('other').toFixed(0)})`;
+}
+
+/** One load step; with a pid, the server's CPU per operation during it, and with --gc-tally
+ * the member's garbage collections. */
+async function loadStep(endpoint: string, args: string[], pid: number | undefined): Promise<{ result: LoadResult; gc?: string; cpu?: string }> {
+  if (pid === undefined) return { result: await goLoad(endpoint, args) };
+  const before = gcTally(pid);
+  const cpuBefore = threadCpu(pid);
   const result = await goLoad(endpoint, args);
-  if (pid === undefined) return { result };
+  const cpu = cpuPerOp(cpuBefore, threadCpu(pid), result.opsPerSecond * result.seconds);
+  if (gcTallyDir === undefined) return { result, cpu };
   await new Promise((resolve) => setTimeout(resolve, 1100)); // the tally file is written every second
   const gc = gcDelta(before, gcTally(pid));
-  return gc === undefined ? { result } : { result, gc };
+  return gc === undefined ? { result, cpu } : { result, gc, cpu };
 }
 
 async function goLoad(endpoint: string, args: string[]): Promise<LoadResult> {
@@ -110,6 +151,7 @@ interface Row {
   result?: LoadResult;
   rssMb?: { nowMb: number; peakMb: number };
   gc?: string;
+  cpu?: string;
 }
 
 const puts = (keySpace: number, total: number, valueBytes: number) => [
@@ -196,11 +238,14 @@ async function run(name: string): Promise<Row[]> {
 }
 
 function format(rows: Row[]): string {
-  const lines = ['| target | step | ops/s | p50 ms | p99 ms | errors | RSS MB (peak) | GCs: count / pauses |', '|---|---|---:|---:|---:|---:|---:|---|'];
-  for (const { target, step, result, rssMb, gc } of rows) {
+  const lines = [
+    '| target | step | ops/s | p50 ms | p99 ms | errors | RSS MB (peak) | server CPU us/op (main / V8 helpers / other threads) | GCs: count / pauses |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const { target, step, result, rssMb, gc, cpu } of rows) {
     const ops = result ? `${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors}` : ' | | | ';
     const mem = rssMb ? `${rssMb.nowMb.toFixed(0)} (${rssMb.peakMb.toFixed(0)})` : '';
-    lines.push(`| ${target} | ${step} | ${ops} | ${mem} | ${gc ?? ''} |`);
+    lines.push(`| ${target} | ${step} | ${ops} | ${mem} | ${cpu ?? ''} | ${gc ?? ''} |`);
   }
   return lines.join('\n');
 }
