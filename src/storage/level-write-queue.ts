@@ -234,12 +234,10 @@ export class LevelWriteQueue {
       this.lazyTimer = undefined;
     }
     const journal = this.options.journal;
-    if (journal !== undefined && queued.journalOps.length > 0) {
-      const bytes = SyncJournal.recordBytes(queued.journalOps);
-      if (!journal.fits(bytes) && !journal.empty) {
-        // No room: a checkpoint first empties the journal, then this write goes out.
-        queued = this.emptyCheckpoint();
-      }
+    const recordBytes = journal !== undefined && queued.journalOps.length > 0 ? SyncJournal.recordBytes(queued.journalOps) : 0;
+    if (journal !== undefined && recordBytes > 0 && !journal.fits(recordBytes) && !journal.empty) {
+      // No room: a checkpoint first empties the journal, then this write goes out (next flush).
+      queued = this.emptyCheckpoint();
     }
     this.queued.shift();
     if (queued.resetAfter && queued.ops.length === 0) {
@@ -258,10 +256,10 @@ export class LevelWriteQueue {
     let journaled = false;
     let journalWritten: Promise<void> | undefined;
     try {
+      // The marker checkpoint put ahead above has no journaled ops: only the write measured has.
       if (journal !== undefined && write.journalOps.length > 0) {
-        const bytes = SyncJournal.recordBytes(write.journalOps);
         journal.prepare();
-        journaled = journal.fits(bytes);
+        journaled = journal.fits(recordBytes);
         if (journaled && write.journalOps.length <= INLINE_JOURNAL_OPS) this.append(journal, write);
         else if (journaled) journalWritten = this.appendOffThread(journal, write);
         // Larger than the whole journal: after the checkpoint above the journal is empty, so
@@ -295,12 +293,12 @@ export class LevelWriteQueue {
     this.writing = false;
     this.options.onWrite?.((performance.now() - started) / 1000, write.sync);
     if (write.resetAfter) {
-      assert(write.sync, 'a checkpoint that was not synced');
       const journal = this.options.journal;
+      assert(write.sync && journal !== undefined, 'a checkpoint that was not synced, or without a journal');
       try {
-        journal?.reset();
+        journal.reset();
       } catch (error) {
-        this.writeFailed(write, new Error(`${journal?.path}: ${error instanceof Error ? error.message : String(error)}`));
+        this.writeFailed(write, journalError(journal, error));
         return;
       }
     }
@@ -339,8 +337,7 @@ export class LevelWriteQueue {
     try {
       journal.append(write.journalOps, write.journalSync);
     } catch (error) {
-      // The file system's error names no file: say which one failed.
-      throw new Error(`${journal.path}: ${error instanceof Error ? error.message : String(error)}`);
+      throw journalError(journal, error);
     }
     if (write.journalSync) this.options.onJournalSync?.((performance.now() - started) / 1000);
   }
@@ -353,7 +350,7 @@ export class LevelWriteQueue {
         if (write.journalSync) this.options.onJournalSync?.((performance.now() - started) / 1000);
       },
       (error: unknown) => {
-        throw new Error(`${journal.path}: ${error instanceof Error ? error.message : String(error)}`);
+        throw journalError(journal, error);
       },
     );
   }
@@ -408,4 +405,9 @@ function emptyWrite(checkpoint: boolean): MergedWrite {
     resetAfter: checkpoint,
     closed: checkpoint,
   };
+}
+
+/** A failed journal write, fdatasync or reset: the file system's error names no file, so say which. */
+function journalError(journal: SyncJournal, error: unknown): Error {
+  return new Error(`${journal.path}: ${error instanceof Error ? error.message : String(error)}`);
 }

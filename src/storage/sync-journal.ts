@@ -106,11 +106,6 @@ export class SyncJournal {
     return this.position + bytes <= this.sizeBytes;
   }
 
-  /** Whether a record of `bytes` could fit right after a checkpoint. */
-  couldFit(bytes: number): boolean {
-    return HEADER_BYTES + bytes <= this.sizeBytes;
-  }
-
   /** Creates the file if it is not there yet (its size is then known: see create()). */
   prepare(): void {
     if (this.fd === undefined) this.create();
