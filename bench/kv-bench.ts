@@ -70,6 +70,8 @@ const memberEnv: Record<string, string> = Object.fromEntries(
     .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
 );
 const straceSeconds = numberFlag('strace', 0);
+/** --rounds N: run both servers N times, alternating which goes first; ratios per round and their median. */
+const rounds = numberFlag('rounds', 1);
 type RangeKind = 'serializable' | 'linearizable';
 const rangeKinds: RangeKind[] = process.argv.includes('--range-kinds')
   ? process.argv[process.argv.indexOf('--range-kinds') + 1]!.split(',').map((kind) => {
@@ -140,6 +142,8 @@ async function waitForLeader(endpoints: string[]): Promise<void> {
 
 interface Row {
   target: string;
+  /** Which --rounds round the row belongs to (1 without --rounds). */
+  round?: number;
   workload: string;
   result: Result;
   /** CPU of the server's processes per operation (single members: the member process, and its
@@ -389,19 +393,27 @@ function format(rows: Row[]): string {
     '| target | workload | ops/s | p50 ms | p99 ms | errors | CPU us/op (main + edges) | leader / followers CPU us/op | entries per fsync |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
-  for (const { target, workload, result, cpu, entriesPerFsync, leader } of rows) {
+  for (const { target, round, workload, result, cpu, entriesPerFsync, leader } of rows) {
     const cpuText = cpu === undefined ? '' : `${cpu.mainUs.toFixed(0)} + ${cpu.edgesUs.toFixed(0)}`;
     const perMember = cpu === undefined || leader === undefined || cpu.perMainUs.length < 2 ? '' : memberCpuText(cpu.perMainUs, leader);
     const batchText = entriesPerFsync === undefined ? '' : entriesPerFsync.toFixed(1);
     lines.push(
-      `| ${target} | ${workload} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} | ${cpuText} | ${perMember} | ${batchText} |`,
+      `| ${rounds > 1 ? `${target} #${round}` : target} | ${workload} | ${result.opsPerSecond.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} | ${cpuText} | ${perMember} | ${batchText} |`,
     );
   }
   const ratios: string[] = [];
   for (const workload of new Set(rows.map((r) => r.workload))) {
-    const etcd = rows.find((r) => r.workload === workload && r.target.startsWith('etcd'));
-    for (const ms of rows.filter((r) => r.workload === workload && r.target.startsWith('MetaStore'))) {
-      if (etcd) ratios.push(`- ${workload}: ${ms.target} / etcd = **${(ms.result.opsPerSecond / etcd.result.opsPerSecond).toFixed(2)}**`);
+    for (const target of new Set(rows.filter((r) => r.workload === workload && r.target.startsWith('MetaStore')).map((r) => r.target))) {
+      const perRound: number[] = [];
+      for (const ms of rows.filter((r) => r.workload === workload && r.target === target)) {
+        const etcd = rows.find((r) => r.workload === workload && r.round === ms.round && r.target.startsWith('etcd'));
+        if (etcd) perRound.push(ms.result.opsPerSecond / etcd.result.opsPerSecond);
+      }
+      if (perRound.length === 1) ratios.push(`- ${workload}: ${target} / etcd = **${perRound[0]!.toFixed(2)}**`);
+      if (perRound.length > 1) {
+        const median = [...perRound].sort((a, b) => a - b)[Math.floor(perRound.length / 2)]!;
+        ratios.push(`- ${workload}: ${target} / etcd = **${median.toFixed(2)}** (median of rounds: ${perRound.map((x) => x.toFixed(2)).join(', ')})`);
+      }
     }
   }
   return [...lines, '', ...ratios, ...machineTable(rows)].join('\n');
@@ -417,8 +429,9 @@ function machineTable(rows: Row[]): string[] {
   ];
   const n = (x: number | undefined, digits = 1): string => (x === undefined ? '?' : x.toFixed(digits));
   const extra: string[] = [];
-  for (const { target, workload, result: r, cpu, machine: m, syscalls, fsync, threads } of rows) {
+  for (const { target: name, round, workload, result: r, cpu, machine: m, syscalls, fsync, threads } of rows) {
     if (m === undefined) continue;
+    const target = rounds > 1 ? `${name} #${round}` : name;
     const ops = puts;
     const client = r.cpuUserUs === undefined ? '?' : `${n((r.cpuUserUs + r.cpuSystemUs!) / ops)} (${n(r.cpuUserUs / ops)} + ${n(r.cpuSystemUs! / ops)})`;
     const segs = (all?: number, data?: number): string => (all === undefined ? '?' : `${n(all / ops, 2)} (${n(data! / ops, 2)})`);
@@ -452,45 +465,56 @@ function machineTable(rows: Row[]): string[] {
   return lines.length > 3 ? [...lines, '', ...extra] : [];
 }
 
+/** Runs the workloads against real etcd (a lone member or a cluster, as --members says). */
+async function benchEtcd(): Promise<Row[]> {
+  if (members === 1) {
+    const etcd = await startEtcd();
+    const rows = await benchTarget('etcd 3.4.23', [etcd.endpoint.replace('http://', '')], [`${etcd.endpoint}/metrics`], { main: [etcd.pid], edges: [] });
+    await etcd.stop();
+    return rows;
+  }
+  const etcd = await startEtcdCluster();
+  const metricsUrls = etcd.endpoints.map((e) => `http://${e}/metrics`);
+  const rows = await benchTarget('etcd 3.4.23', etcd.endpoints, metricsUrls, { main: etcd.pids, edges: [] });
+  await etcd.stop();
+  return rows;
+}
+
+/** Runs the workloads against MetaStore (a lone member once per --workers count, or a cluster). */
+async function benchMetaStore(): Promise<Row[]> {
+  const rows: Row[] = [];
+  if (members === 1) {
+    for (const workers of workerCounts) {
+      const metastore = await startMetaStore({ env: { ...memberEnv, METASTORE_SERVER_GRPC_WORKERS: String(workers) }, nodeArgs });
+      const target = workerCounts.length === 1 && workers === 0 ? 'MetaStore' : `MetaStore (workers ${workers})`;
+      const edges = [...metastore.logs().matchAll(/"pid":(\d+),"msg":"edge process started"/g)].map((m) => Number(m[1]));
+      const metricsUrls = [`http://127.0.0.1:${metastore.metricsPort}/metrics`];
+      rows.push(...(await benchTarget(target, [metastore.endpoint.replace('http://', '')], metricsUrls, { main: [metastore.pid], edges })));
+      if (nodeArgs.length > 0) await metastore.stop(); // a clean exit writes the profiles
+      await metastore.destroy();
+    }
+    return rows;
+  }
+  const cluster = await startMetaStoreCluster(members, { nodeArgs });
+  const metricsUrls = cluster.members.map((m) => `http://127.0.0.1:${m.metricsPort}/metrics`);
+  rows.push(...(await benchTarget('MetaStore', cluster.endpoints.split(','), metricsUrls, { main: cluster.members.map((m) => m.pid), edges: [] })));
+  if (nodeArgs.length > 0) await Promise.all(cluster.members.map((m) => m.stop())); // clean exits write the profiles
+  await cluster.destroy();
+  return rows;
+}
+
 async function main(): Promise<void> {
   const rows: Row[] = [];
   const label = members === 1 ? 'single member' : `${members} members`;
   try {
-    if (only !== 'metastore') {
-      if (members === 1) {
-        const etcd = await startEtcd();
-        rows.push(...(await benchTarget('etcd 3.4.23', [etcd.endpoint.replace('http://', '')], [`${etcd.endpoint}/metrics`], { main: [etcd.pid], edges: [] })));
-        await etcd.stop();
-      } else {
-        const etcd = await startEtcdCluster();
-        rows.push(
-          ...(await benchTarget(
-            'etcd 3.4.23',
-            etcd.endpoints,
-            etcd.endpoints.map((e) => `http://${e}/metrics`),
-            { main: etcd.pids, edges: [] },
-          )),
-        );
-        await etcd.stop();
-      }
-    }
-    if (only !== 'etcd') {
-      if (members === 1) {
-        for (const workers of workerCounts) {
-          const metastore = await startMetaStore({ env: { ...memberEnv, METASTORE_SERVER_GRPC_WORKERS: String(workers) }, nodeArgs });
-          const target = workerCounts.length === 1 && workers === 0 ? 'MetaStore' : `MetaStore (workers ${workers})`;
-          const edges = [...metastore.logs().matchAll(/"pid":(\d+),"msg":"edge process started"/g)].map((m) => Number(m[1]));
-          const metricsUrls = [`http://127.0.0.1:${metastore.metricsPort}/metrics`];
-          rows.push(...(await benchTarget(target, [metastore.endpoint.replace('http://', '')], metricsUrls, { main: [metastore.pid], edges })));
-          if (nodeArgs.length > 0) await metastore.stop(); // a clean exit writes the profiles
-          await metastore.destroy();
-        }
-      } else {
-        const cluster = await startMetaStoreCluster(members, { nodeArgs });
-        const metricsUrls = cluster.members.map((m) => `http://127.0.0.1:${m.metricsPort}/metrics`);
-        rows.push(...(await benchTarget('MetaStore', cluster.endpoints.split(','), metricsUrls, { main: cluster.members.map((m) => m.pid), edges: [] })));
-        if (nodeArgs.length > 0) await Promise.all(cluster.members.map((m) => m.stop())); // clean exits write the profiles
-        await cluster.destroy();
+    // With --rounds, the two servers take turns going first, so that neither always runs on the
+    // machine the other has just warmed (or heated): a shared machine's drift falls on both.
+    for (let round = 1; round <= rounds; round++) {
+      const turns = [only !== 'metastore' ? benchEtcd : undefined, only !== 'etcd' ? benchMetaStore : undefined];
+      if (round % 2 === 0) turns.reverse();
+      for (const turn of turns) {
+        if (turn === undefined) continue;
+        for (const row of await turn()) rows.push({ ...row, round });
       }
     }
   } finally {
