@@ -256,6 +256,15 @@ export class Backend {
   }
 
   /**
+   * A synced write that changes nothing (the member-local format marker, written again): once it
+   * resolves, every write requested before it is durable. A log kept in a wal dir needs it before
+   * it drops entries whose apply batches are here (server/member/replication.ts).
+   */
+  sync(): Promise<void> {
+    return this.write([{ type: 'put', key: FORMAT_KEY, value: Buffer.from(FORMAT_VERSION) }], { sync: true });
+  }
+
+  /**
    * The writer of a Raft log kept in this database (RaftLogStore's `writer` option), so the
    * database keeps one write queue: every log write is waited for, so none waits for a synced
    * one to carry it (prompt), and the apply batch waiting in the queue rides on it.

@@ -10,7 +10,7 @@ import { ConfChangeType } from '../../raft/types.js';
 import type { Message } from '../../raft/types.js';
 import { KeySpace } from '../../storage/backend.js';
 import type { Backend } from '../../storage/backend.js';
-import { RaftLogStore } from '../../storage/raft-log-store.js';
+import { RaftLogStore, type RaftLogWriter } from '../../storage/raft-log-store.js';
 import type { StorageFailureSink } from '../../storage/storage-error.js';
 import type { WalDb } from '../../storage/wal-dir.js';
 import { assert } from '../../util/assert.js';
@@ -127,7 +127,7 @@ export async function openRaftNode(
   const logDb = replication.logDb;
   const store = await RaftLogStore.open(logDb?.level ?? backend.level, KeySpace.raftLog, {
     onFailure: replication.onStorageFailure,
-    writer: logDb?.raftLogWriter ?? backend.raftLogWriter,
+    writer: logDb === undefined ? backend.raftLogWriter : walDirLogWriter(logDb, () => backend.sync()),
   });
   if (replication.forceNewCluster) replication.onForcedRestart?.(await restartAsStandalone(store, replication.memberId));
   const { applier, snapshots, membership } = parts;
@@ -136,6 +136,34 @@ export async function openRaftNode(
     { applier, snapshots, onConfChange: (type, nodeId, payload) => applyMembershipChange(membership, type, nodeId, payload) },
     replication,
   );
+}
+
+/**
+ * The writer of a log kept in a wal dir. The log's checkpointed writes (its compaction above all)
+ * may drop entries whose apply batches sit unsynced in the backend's database, which the wal
+ * dir's checkpoint does not sync (in the backend's database the one checkpoint covers both): a
+ * synced backend write (`syncState`) lands first. Writes still reach the wal dir's queue in
+ * call order: one requested while a checkpointed write waits, waits behind it.
+ */
+export function walDirLogWriter(wal: Pick<WalDb, 'raftLogWriter'>, syncState: () => Promise<void>): RaftLogWriter {
+  /** Settles once the last write that had to wait has been handed to the wal dir's queue. */
+  let handing: Promise<void> | undefined;
+  return (ops, sync, journal, landed) => {
+    if (journal !== 'checkpointed' && handing === undefined) return wal.raftLogWriter(ops, sync, journal, landed);
+    const before = journal === 'checkpointed' ? Promise.all([handing, syncState()]) : (handing as Promise<void>);
+    let written!: Promise<void>;
+    const handed = before.then(() => {
+      written = wal.raftLogWriter(ops, sync, journal, landed);
+    });
+    handing = handed;
+    // A failed sync fails this write and those behind it (the backend has told the failure sink).
+    handed
+      .finally(() => {
+        if (handing === handed) handing = undefined;
+      })
+      .catch(() => {});
+    return handed.then(() => written);
+  };
 }
 
 /**
