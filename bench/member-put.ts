@@ -5,14 +5,16 @@
 // than the end-to-end figure (no load generator, no sockets).
 //
 // Run: npx tsc -p tsconfig.build.json && node --import tsx bench/member-put.ts [--puts 200000] [--callers 100] [--keys 100000]
-//        [--value 256] [--rounds 3]
+//        [--value 256] [--rounds 3] [--wal-dir DIR]
 // (node options such as --cpu-prof go before --import.) Keys and values are go-load's: key
 // i % keys of the form %08d((i*7919) % keys), 256-byte values. A warm-up of a fifth of the puts
 // runs first. Prints, per round: puts/s, process CPU us/put (every thread: main, LevelDB's
 // pool, V8's helpers), main-thread busy us/put (event loop utilisation), GC counts, each put's
 // latency (KvServer.put called -> resolved: with --callers 1, the lone put's path inside the
 // member), the CPU per put of the main thread and of the others (/proc; 10 ms ticks), and
-// LevelDB writes. The backend has the member's default memtable size (16 MiB).
+// LevelDB writes. The backend has the member's default memtable size (16 MiB). With --wal-dir the
+// Raft log is kept in its own database (etcd's --wal-dir: wal-dir.ts) in a fresh directory made
+// under DIR; its LevelDB writes are counted with the backend's.
 
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +22,8 @@ import { join } from 'node:path';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import type { KvServer as KvServerType } from '../src/server/member/kv-server.js';
 import type { Backend as BackendType } from '../src/storage/backend.js';
-import { numberFlag } from './flags.js';
+import type { WalDb as WalDbType } from '../src/storage/wal-dir.js';
+import { numberFlag, textFlag } from './flags.js';
 
 // The compiled dist/ (run `npx tsc -p tsconfig.build.json` first), as a member runs it: tsx's
 // own transform wraps every closure it creates in a name-keeping helper, which a profile of
@@ -28,6 +31,8 @@ import { numberFlag } from './flags.js';
 const dist = new URL('../dist/src/', import.meta.url).href;
 const { KvServer } = (await import(`${dist}server/member/kv-server.js`)) as { KvServer: typeof KvServerType };
 const { Backend } = (await import(`${dist}storage/backend.js`)) as { Backend: typeof BackendType };
+const { WalDb } = (await import(`${dist}storage/wal-dir.js`)) as { WalDb: typeof WalDbType };
+const { singleVoter } = (await import(`${dist}server/member/replication.js`)) as typeof import('../src/server/member/replication.js');
 type KvServer = KvServerType;
 
 const puts = numberFlag('puts', 200_000);
@@ -35,6 +40,7 @@ const callers = numberFlag('callers', 100);
 const keyCount = numberFlag('keys', 100_000);
 const valueBytes = numberFlag('value', 256);
 const rounds = numberFlag('rounds', 3);
+const walParent = textFlag('wal-dir');
 
 const keys = Array.from({ length: keyCount }, (_, i) => Buffer.from(String((i * 7919) % keyCount).padStart(8, '0')));
 const value = Buffer.alloc(valueBytes, 0x76);
@@ -105,11 +111,11 @@ function percentiles(latencies: Float64Array): string {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'metastore-member-put-'));
-  const backend = await Backend.open(dir, {
-    cacheSizeBytes: 8 << 20,
-    onWrite: (_seconds, synced) => (synced ? writes.synced++ : writes.unsynced++),
-  });
-  const kv = await KvServer.open(backend, { valueCacheBytes: 16 << 20 });
+  const onWrite = (_seconds: number, synced: boolean): void => void (synced ? writes.synced++ : writes.unsynced++);
+  const backend = await Backend.open(dir, { cacheSizeBytes: 8 << 20, onWrite });
+  const walDir = walParent === undefined ? undefined : mkdtempSync(join(walParent, 'metastore-member-put-wal-'));
+  const wal = walDir === undefined ? undefined : await WalDb.open(walDir, { onWrite });
+  const kv = await KvServer.open(backend, { valueCacheBytes: 16 << 20, replication: wal === undefined ? undefined : singleVoter({ logDb: wal }) });
   await kv.start();
   let offset = 0;
   await run(kv, Math.floor(puts / 5), offset);
@@ -137,7 +143,9 @@ async function main(): Promise<void> {
     );
   }
   await kv.close();
+  await wal?.close();
   rmSync(dir, { recursive: true, force: true });
+  if (walDir !== undefined) rmSync(walDir, { recursive: true, force: true });
 }
 
 await main();

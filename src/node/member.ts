@@ -79,9 +79,6 @@ function replicationOptions(options: MemberOptions): ReplicationOptions | undefi
     onPeerRoundTrip: probes.peerRoundTrip,
     onSnapshotInstalled: (snapshotIndex, appliedIndex) => raftLog.info({ snapshotIndex, appliedIndex }, 'installed snapshot from leader'),
     onSnapshotSent: (to, snapshotIndex, bytes) => raftLog.info({ to: to.toString(16), snapshotIndex, bytes }, 'sending snapshot'),
-    // A raft log in its own LevelDB (--wal-dir) reports its writes here; in the backend's db
-    // it writes through the backend's queue, whose onWrite counts them.
-    onLogWrite: probes.backendWrite,
     onStorageFailure: storage.onFailure,
     onFatal: (error) => {
       raftLog.fatal({ err: error }, 'raft loop failed; stopping the member');

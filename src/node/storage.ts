@@ -14,7 +14,7 @@ import { META_APPLIED_INDEX } from '../server/apply/applier.js';
 import type { Logger } from 'pino';
 import { Backend, KeySpace, spaceKey } from '../storage/backend.js';
 import type { StorageError, StorageFailureSink } from '../storage/storage-error.js';
-import { checkLogLocation, openWalDb, type RaftLogDb } from '../storage/wal-dir.js';
+import { WalDb, checkLogLocation } from '../storage/wal-dir.js';
 
 export interface Identity {
   memberId: bigint;
@@ -44,8 +44,8 @@ export interface StorageOptions {
 
 export interface NodeStorage {
   readonly backend: Backend;
-  /** The Raft log's own database (--wal-dir); undefined when the log is in the backend's. */
-  readonly raftLogDb: RaftLogDb | undefined;
+  /** The Raft log's own database (--wal-dir) with its journal; undefined when the log is in the backend's. */
+  readonly raftLogDb: WalDb | undefined;
   /** This member's identity: one object, read live by whoever holds it (the cluster ID may be learnt). */
   readonly identity: Identity;
   /** Whether the data dir already held an identity (a restart rather than a first start). */
@@ -70,7 +70,7 @@ export async function openStorage(options: StorageOptions): Promise<NodeStorage>
     onFailure: options.onFailure,
   });
   const stored = backend.get(KeySpace.members, IDENTITY_KEY);
-  let raftLogDb: RaftLogDb | undefined;
+  let raftLogDb: WalDb | undefined;
   let identity: Identity;
   try {
     identity = stored !== undefined ? { memberId: stored.readBigUInt64BE(0), clusterId: stored.readBigUInt64BE(8) } : { ...(await options.firstStart()) };
@@ -92,19 +92,25 @@ export async function openStorage(options: StorageOptions): Promise<NodeStorage>
     },
     close: async () => {
       await backend.close();
-      if (raftLogDb?.status === 'open') await raftLogDb.close();
+      await raftLogDb?.close();
     },
   };
 }
 
 /** The wal dir's database after checking it belongs to this data dir; undefined without one. */
-async function openRaftLogDb(backend: Backend, options: StorageOptions, identityStored: boolean): Promise<RaftLogDb | undefined> {
+async function openRaftLogDb(backend: Backend, options: StorageOptions, identityStored: boolean): Promise<WalDb | undefined> {
   const applied = backend.get(KeySpace.meta, META_APPLIED_INDEX);
   const hasApplied = applied !== undefined && applied.readBigUInt64BE(0) > 0n;
   const hasLogInside = await backend.hasKeysIn(KeySpace.raftLog);
   checkLogLocation(options.dataDir, options.walDir, { hasHistory: identityStored || hasApplied, hasApplied, hasLogInside });
   if (options.walDir === '') return undefined;
-  return openWalDb(options.walDir, { writeBufferSizeBytes: options.storage.writeBufferSize, onFailure: options.onFailure });
+  // Its writes and its journal's fdatasyncs count as the backend's do (the disk metrics).
+  return WalDb.open(options.walDir, {
+    writeBufferSizeBytes: options.storage.writeBufferSize,
+    onWrite: (seconds, synced) => options.onWrite(seconds, synced),
+    onJournalSync: options.onJournalSync === undefined ? undefined : (seconds) => options.onJournalSync?.(seconds),
+    onFailure: options.onFailure,
+  });
 }
 
 async function storeIdentity(backend: Backend, identity: Identity): Promise<void> {

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { assert } from '../util/assert.js';
 import { openCheckedLevelDb } from './leveldb-files-check.js';
-import { type BatchOp, type JournalKind, LevelWriteQueue, type MergedWrite } from './level-write-queue.js';
+import { type BatchOp, type JournalKind, LevelWriteQueue, type LevelWriteQueueOptions, type MergedWrite } from './level-write-queue.js';
 import { StorageError, levelErrorDetail, type StorageFailureSink } from './storage-error.js';
 import { JOURNAL_FILE, JournalDamagedError, SyncJournal } from './sync-journal.js';
 
@@ -124,14 +124,7 @@ export class Backend {
       onIssue: (write) => this.countWritten(write),
       onLanded: (write, more) => this.forgetLanded(write, more),
       onWrite,
-      journal,
-      checkpointOp: () => {
-        const value = Buffer.alloc(4);
-        value.writeUInt32BE(journal.currentEpoch);
-        return { type: 'put', key: JOURNAL_CHECKPOINT_KEY, value };
-      },
-      onJournalSync: journalOptions.onJournalSync,
-      checkpointIntervalMs: journalOptions.journalCheckpointMs,
+      ...journalQueueOptions(journal, journalOptions),
     });
   }
 
@@ -260,6 +253,15 @@ export class Backend {
       this.pending.set(key, op.type === 'put' ? op.value : null);
     }
     return this.writes.write(ops, { ...options, keys });
+  }
+
+  /**
+   * A synced write that changes nothing (the member-local format marker, written again): once it
+   * resolves, every write requested before it is durable. A log kept in a wal dir needs it before
+   * it drops entries whose apply batches are here (server/member/replication.ts).
+   */
+  sync(): Promise<void> {
+    return this.write([{ type: 'put', key: FORMAT_KEY, value: Buffer.from(FORMAT_VERSION) }], { sync: true });
   }
 
   /**
@@ -419,12 +421,37 @@ export class Backend {
 }
 
 /**
+ * The journal part of the write queue of a database holding a Raft log: the backend's, or a
+ * wal dir's (wal-dir.ts). A checkpoint with nothing else to write puts the epoch it ends.
+ */
+export function journalQueueOptions(
+  journal: SyncJournal,
+  options: Pick<BackendOptions, 'onJournalSync' | 'journalCheckpointMs'>,
+): Pick<LevelWriteQueueOptions, 'journal' | 'checkpointOp' | 'onJournalSync' | 'checkpointIntervalMs'> {
+  return {
+    journal,
+    checkpointOp: () => {
+      const value = Buffer.alloc(4);
+      value.writeUInt32BE(journal.currentEpoch);
+      return { type: 'put', key: JOURNAL_CHECKPOINT_KEY, value };
+    },
+    onJournalSync: options.onJournalSync,
+    checkpointIntervalMs: options.journalCheckpointMs,
+  };
+}
+
+/**
  * Opens the sync journal of the Raft log kept in `db` and brings the log up to date: the
  * journal's records (writes that may be missing from LevelDB after a power loss) are written
  * to LevelDB in one synced write, then the journal starts a new epoch (a checkpoint). A
  * journal that cannot be read is a damaged file; the database is closed before the throw.
+ * The backend's database and a wal dir's (wal-dir.ts) both open theirs here.
  */
-async function replayJournal(db: ClassicLevel<Buffer, Buffer>, path: string, options: BackendOptions): Promise<SyncJournal> {
+export async function replayJournal(
+  db: ClassicLevel<Buffer, Buffer>,
+  path: string,
+  options: Pick<BackendOptions, 'journalBytes' | 'onFailure'>,
+): Promise<SyncJournal> {
   let journal: SyncJournal | undefined;
   try {
     const opened = SyncJournal.open(path, { sizeBytes: options.journalBytes });

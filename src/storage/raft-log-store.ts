@@ -16,11 +16,11 @@
 // Writes land in the order they were called: the Raft driver keeps several Readies in flight,
 // and a later batch may overwrite what an earlier one wrote (a conflicting suffix, the hard
 // state). They go through the database's one ordered write queue (level-write-queue.ts): the
-// backend's when the log lives in its database, the store's own over a wal dir's database;
+// backend's when the log lives in its database, the wal dir's (wal-dir.ts WalDb) otherwise;
 // batches that queue up behind the write in progress go out together as one write (synced if
 // any of them asks), which is also where the pipelined driver gets more entries per fsync.
 // A save without a snapshot (a Ready's entries and hard state, the frequent write) is
-// `journaled`: in the backend's database it is made durable by the sync journal
+// `journaled`: it is made durable by the sync journal of the database it lives in
 // (sync-journal.ts) rather than by a synced LevelDB write; every other write of the log
 // (snapshot install, snapshot record, compaction, discard) is `checkpointed`: written synced
 // right after a checkpoint of the journal, so that no journal record replays over it.
@@ -70,8 +70,8 @@ export interface RaftLogStoreOptions {
    * Writes through the queue of the database the log lives in when that is shared (the
    * backend's): it must land writes in call order and merge what queues behind the write in
    * progress, so the apply batch of one Ready (which the backend holds for a while) and the log
-   * write of the next reach LevelDB as one write. Without it the store makes the database's
-   * queue itself (a wal dir's database holds the log alone).
+   * write of the next reach LevelDB as one write; the wal dir's (wal-dir.ts), with its journal.
+   * Without it (tests) the store makes a queue of its own, without a journal.
    */
   writer?: RaftLogWriter;
 }

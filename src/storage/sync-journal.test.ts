@@ -3,7 +3,7 @@
 // LevelDB lost the log's unsynced writes (a power loss simulated by an older copy of the data
 // dir with the newer journal beside it).
 
-import { closeSync, copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, cpSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -296,6 +296,40 @@ describe("the Raft log through the backend's sync journal", () => {
     await expect(store.save({ term: 1, vote: 0n, commit: 1 }, [ent(2, 1)], undefined, { sync: true })).rejects.toThrow(/storage write failed/);
     // The descriptor is closed already; the backend closes without another write.
     (journal as { fd: number | undefined }).fd = undefined;
+    await backend.close();
+  });
+
+  it.each([
+    ['in-line', 1],
+    ['on the pool', 5],
+  ])('a failed fdatasync (%s) after a write that succeeded is a storage failure before any waiter resolves', async (_how, entries) => {
+    const dir = dataDir();
+    const failures: StorageError[] = [];
+    const { backend, store, writes, landed } = await openLog(dir, { onFailure: (error) => failures.push(error) });
+    await store.save({ term: 1, vote: 0n, commit: 0 }, [ent(1, 1)], undefined, { sync: true });
+    await landed();
+    // A descriptor that takes writes but refuses to sync them: /dev/null (EINVAL), standing for
+    // a device whose write-back fails (EIO) once the record sits in the page cache.
+    const journal = (backend as unknown as { journal: { fd: number | undefined } }).journal;
+    closeSync(journal.fd as number);
+    journal.fd = openSync('/dev/null', 'w');
+    let resolved = false;
+    const saved = store.save(
+      { term: 1, vote: 0n, commit: 1 },
+      Array.from({ length: entries }, (_, i) => ent(2 + i, 1)),
+      undefined,
+      { sync: true },
+    );
+    saved.then(() => (resolved = true)).catch(() => {});
+    await expect(saved).rejects.toThrow(/storage write failed/);
+    expect(resolved).toBe(false);
+    expect(failures.map((f) => f.kind)).toEqual(['write']);
+    expect(failures[0]?.message).toContain(JOURNAL_FILE);
+    expect(failures[0]?.message).toContain('EINVAL');
+    await expect(store.save({ term: 1, vote: 0n, commit: 1 }, [ent(2, 1)], undefined, { sync: true })).rejects.toThrow(/storage write failed/);
+    expect(writes, 'no LevelDB write landed after the failed one').toEqual([false]);
+    closeSync(journal.fd);
+    journal.fd = undefined;
     await backend.close();
   });
 });

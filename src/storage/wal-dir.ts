@@ -3,13 +3,23 @@
 // space RaftLogStore writes into the backend's database otherwise. Which of the two a member
 // uses is fixed by its history: a data dir and a wal dir are used together or not at all, so
 // a member never starts from its state without its log, nor from a log without its state.
+//
+// The wal dir's database is written as the backend's is when it holds the log: through its
+// one ordered write queue (level-write-queue.ts), owned here with the database, and with the
+// sync journal `<wal dir>/raft.journal` (sync-journal.ts): the log's frequent writes go to
+// LevelDB unsynced and to the journal, fdatasync'd; at open the journal is replayed into
+// LevelDB (backend.ts replayJournal, the one replay path) before the log is read; `close()`
+// drains the queue (a checkpoint: the journal is left empty) before the database closes.
 
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { PRIVATE_DIR_MODE, StorageFormatError } from './backend.js';
+import { type BackendOptions, PRIVATE_DIR_MODE, StorageFormatError, journalQueueOptions, replayJournal } from './backend.js';
+import { LevelWriteQueue } from './level-write-queue.js';
 import { openCheckedLevelDb } from './leveldb-files-check.js';
-import type { StorageFailureSink } from './storage-error.js';
+import type { RaftLogWriter } from './raft-log-store.js';
+import { StorageError, levelErrorDetail } from './storage-error.js';
+import { JOURNAL_FILE, type SyncJournal } from './sync-journal.js';
 
 export type RaftLogDb = ClassicLevel<Buffer, Buffer>;
 
@@ -61,18 +71,63 @@ export function checkLogLocation(dataDir: string, walDir: string, history: DataD
   }
 }
 
-/** Opens (creating if needed) the Raft log's database in `walDir`. */
-export async function openWalDb(
-  walDir: string,
-  options: { cacheSizeBytes?: number; writeBufferSizeBytes?: number; onFailure?: StorageFailureSink } = {},
-): Promise<RaftLogDb> {
-  mkdirSync(walDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-  const db = new ClassicLevel<Buffer, Buffer>(walDir, {
-    keyEncoding: 'buffer',
-    valueEncoding: 'buffer',
-    cacheSize: options.cacheSizeBytes ?? 8 * 1024 * 1024,
-    writeBufferSize: options.writeBufferSizeBytes ?? 16 * 1024 * 1024,
-  });
-  await openCheckedLevelDb(db, walDir, options.onFailure);
-  return db;
+export interface WalDbOptions extends Pick<BackendOptions, 'onFailure' | 'journalBytes' | 'onJournalSync' | 'journalCheckpointMs'> {
+  cacheSizeBytes?: number;
+  writeBufferSizeBytes?: number;
+  /** Called after every LevelDB batch lands: its duration and whether it was synced. */
+  onWrite?: (seconds: number, synced: boolean) => void;
+}
+
+/** The wal dir's database, its write queue and the Raft log's sync journal there. */
+export class WalDb {
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    /** The database, for the log store's reads (its writes go through raftLogWriter). */
+    readonly level: RaftLogDb,
+    private readonly writes: LevelWriteQueue,
+    private readonly journal: SyncJournal,
+  ) {}
+
+  /** Opens (creating if needed) the Raft log's database in `walDir`, its journal replayed. */
+  static async open(walDir: string, options: WalDbOptions = {}): Promise<WalDb> {
+    mkdirSync(walDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+    const isNew = !walDirHasLog(walDir);
+    const db = new ClassicLevel<Buffer, Buffer>(walDir, {
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+      cacheSize: options.cacheSizeBytes ?? 8 * 1024 * 1024,
+      writeBufferSize: options.writeBufferSizeBytes ?? 16 * 1024 * 1024,
+    });
+    await openCheckedLevelDb(db, walDir, options.onFailure);
+    // A journal beside a database created just now belongs to a database that is gone.
+    if (isNew) rmSync(join(walDir, JOURNAL_FILE), { force: true });
+    const journal = await replayJournal(db, join(walDir, JOURNAL_FILE), options);
+    const writes = new LevelWriteQueue(db, {
+      failed: (cause) => {
+        const error = new StorageError('write', walDir, levelErrorDetail(cause));
+        options.onFailure?.(error);
+        return error;
+      },
+      onWrite: options.onWrite,
+      ...journalQueueOptions(journal, options),
+    });
+    return new WalDb(walDir, db, writes, journal);
+  }
+
+  /**
+   * The log store's writer (RaftLogStore's `writer` option), as the backend's raftLogWriter:
+   * every log write is waited for, so none waits for another to carry it (prompt).
+   */
+  readonly raftLogWriter: RaftLogWriter = (ops, sync, journal, landed) => this.writes.write(ops, { sync, prompt: true, journal, landed });
+
+  /** Lands what is queued, synced (the journal checkpointed, left empty), then closes. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.writes.drain();
+    this.journal.close();
+    if (this.level.status === 'open') await this.level.close();
+  }
 }

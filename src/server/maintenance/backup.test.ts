@@ -20,7 +20,7 @@ import { snapshotFileStatus } from './snapshot-file.js';
 import { KvServer } from '../member/kv-server.js';
 import { singleVoter } from '../member/replication.js';
 import { RaftLogStore } from '../../storage/raft-log-store.js';
-import { openWalDb } from '../../storage/wal-dir.js';
+import { WalDb } from '../../storage/wal-dir.js';
 import { deriveClusterId, deriveMemberId } from '../membership/member-id.js';
 import { hashKv } from './maintenance-hash.js';
 import { waitFor } from '../../../test/support/wait.js';
@@ -231,9 +231,9 @@ describe('snapshot files', () => {
     writeFileSync(path, (await snapshotFile(source)).file);
     const [target, walDir] = [join(tempDir(), 'restored'), join(tempDir(), 'wal')];
     await restoreSnapshot(restoreOptions(path, target, { walDir }));
-    const wal = await openWalDb(walDir);
+    const wal = await WalDb.open(walDir);
     try {
-      expect((await RaftLogStore.open(wal, KeySpace.raftLog)).snapshot().metadata.index).toBe(1);
+      expect((await RaftLogStore.open(wal.level, KeySpace.raftLog, { writer: wal.raftLogWriter })).snapshot().metadata.index).toBe(1);
     } finally {
       await wal.close();
     }

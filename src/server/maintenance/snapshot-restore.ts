@@ -23,7 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { NONE } from '../../raft/types.js';
 import { Backend, KeySpace, spaceKey, type BatchOp } from '../../storage/backend.js';
 import { RaftLogStore } from '../../storage/raft-log-store.js';
-import { openWalDb, walDirHasLog } from '../../storage/wal-dir.js';
+import { WalDb, walDirHasLog } from '../../storage/wal-dir.js';
 import { META_APPLIED_INDEX } from '../apply/applier.js';
 import { SnapshotFileError } from './backup-format.js';
 import { deriveClusterId, deriveMemberId } from '../membership/member-id.js';
@@ -199,9 +199,9 @@ async function startLogAfterState(backend: Backend, voters: readonly bigint[], w
   const applied = Buffer.alloc(8);
   applied.writeBigUInt64BE(BigInt(index));
   await backend.write([{ type: 'put', key: spaceKey(KeySpace.meta, META_APPLIED_INDEX), value: applied }], { sync: true });
-  const walDb = walDir === undefined ? undefined : await openWalDb(walDir);
+  const walDb = walDir === undefined ? undefined : await WalDb.open(walDir);
   try {
-    const log = await RaftLogStore.open(walDb ?? backend.level, KeySpace.raftLog, walDb === undefined ? { writer: backend.raftLogWriter } : {});
+    const log = await RaftLogStore.open(walDb?.level ?? backend.level, KeySpace.raftLog, { writer: walDb?.raftLogWriter ?? backend.raftLogWriter });
     const confState = { voters: [...voters].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), learners: [] };
     const snapshot = { metadata: { index, term: 1, confState }, data: new Uint8Array(0) };
     await log.save({ term: 1, vote: NONE, commit: index }, [], snapshot, { sync: true });

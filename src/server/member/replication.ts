@@ -10,9 +10,9 @@ import { ConfChangeType } from '../../raft/types.js';
 import type { Message } from '../../raft/types.js';
 import { KeySpace } from '../../storage/backend.js';
 import type { Backend } from '../../storage/backend.js';
-import { RaftLogStore } from '../../storage/raft-log-store.js';
+import { RaftLogStore, type RaftLogWriter } from '../../storage/raft-log-store.js';
 import type { StorageFailureSink } from '../../storage/storage-error.js';
-import type { RaftLogDb } from '../../storage/wal-dir.js';
+import type { WalDb } from '../../storage/wal-dir.js';
 import { assert } from '../../util/assert.js';
 import { SeededRandom, type Random } from '../../util/random.js';
 import type { Applier } from '../apply/applier.js';
@@ -36,8 +36,8 @@ export interface ReplicationOptions {
   sender: PeerSender;
   /** Joining an existing cluster (--initial-cluster-state existing): no bootstrap. */
   joinExisting: boolean;
-  /** The Raft log's own database (--wal-dir); default: the backend's database. */
-  logDb?: RaftLogDb;
+  /** The Raft log's own database (--wal-dir), with its write queue and journal; default: the backend's database. */
+  logDb?: WalDb;
   /** --force-new-cluster: restart as a one-member cluster keeping the data (force-new-cluster.ts). */
   forceNewCluster?: boolean;
   /** Told what a forced restart did, before the node starts. */
@@ -45,10 +45,6 @@ export interface ReplicationOptions {
   onLeaderChange?(lead: bigint, term: number): void;
   onSnapshotInstalled?(snapshotIndex: number, appliedIndex: number): void;
   onSnapshotSent?(to: bigint, snapshotIndex: number, bytes: number): void;
-  /** Each write of the raft log's own db (logDb): how long it took and whether it was synced
-   * (fsync metrics). In the backend's db the log writes through the backend, whose onWrite
-   * reports them. */
-  onLogWrite?(seconds: number, synced: boolean): void;
   /** A heartbeat's round trip to a peer (etcd_network_peer_round_trip_time_seconds). */
   onPeerRoundTrip?(peer: bigint, seconds: number): void;
   onFatal(error: unknown): void;
@@ -124,11 +120,15 @@ export async function openRaftNode(
   parts: { applier: Applier; membership: Membership; snapshots: StateSnapshots },
   replication: ReplicationOptions,
 ): Promise<RaftNode> {
-  // In the backend's db, the log writes through the backend's queue, so the apply batch
-  // waiting there rides on its next write (one LevelDB write per Ready, not two); in a wal
-  // dir's db, through the store's own queue, whose writes the log metrics count.
-  const own = replication.logDb === undefined ? { writer: backend.raftLogWriter } : { onWrite: replication.onLogWrite };
-  const store = await RaftLogStore.open(replication.logDb ?? backend.level, KeySpace.raftLog, { onFailure: replication.onStorageFailure, ...own });
+  // The log writes through the queue of the database it lives in, with that database's sync
+  // journal: the backend's (so the apply batch waiting there rides on the log's next write, one
+  // LevelDB write per Ready, not two), or the wal dir's (wal-dir.ts). Its owner counts the
+  // writes (the disk metrics) and closes it.
+  const logDb = replication.logDb;
+  const store = await RaftLogStore.open(logDb?.level ?? backend.level, KeySpace.raftLog, {
+    onFailure: replication.onStorageFailure,
+    writer: logDb === undefined ? backend.raftLogWriter : walDirLogWriter(logDb, () => backend.sync()),
+  });
   if (replication.forceNewCluster) replication.onForcedRestart?.(await restartAsStandalone(store, replication.memberId));
   const { applier, snapshots, membership } = parts;
   return createRaftNode(
@@ -136,6 +136,34 @@ export async function openRaftNode(
     { applier, snapshots, onConfChange: (type, nodeId, payload) => applyMembershipChange(membership, type, nodeId, payload) },
     replication,
   );
+}
+
+/**
+ * The writer of a log kept in a wal dir. The log's checkpointed writes (its compaction above all)
+ * may drop entries whose apply batches sit unsynced in the backend's database, which the wal
+ * dir's checkpoint does not sync (in the backend's database the one checkpoint covers both): a
+ * synced backend write (`syncState`) lands first. Writes still reach the wal dir's queue in
+ * call order: one requested while a checkpointed write waits, waits behind it.
+ */
+export function walDirLogWriter(wal: Pick<WalDb, 'raftLogWriter'>, syncState: () => Promise<void>): RaftLogWriter {
+  /** Settles once the last write that had to wait has been handed to the wal dir's queue. */
+  let handing: Promise<void> | undefined;
+  return (ops, sync, journal, landed) => {
+    if (journal !== 'checkpointed' && handing === undefined) return wal.raftLogWriter(ops, sync, journal, landed);
+    const before = journal === 'checkpointed' ? Promise.all([handing, syncState()]) : (handing as Promise<void>);
+    let written!: Promise<void>;
+    const handed = before.then(() => {
+      written = wal.raftLogWriter(ops, sync, journal, landed);
+    });
+    handing = handed;
+    // A failed sync fails this write and those behind it (the backend has told the failure sink).
+    handed
+      .finally(() => {
+        if (handing === handed) handing = undefined;
+      })
+      .catch(() => {});
+    return handed.then(() => written);
+  };
 }
 
 /**
