@@ -53,6 +53,11 @@ export interface WatchHubOptions {
   /** The recent-events window that serves catch-ups without storage: bytes and revisions. */
   maxRecentBytes?: number;
   maxRecentRevisions?: number;
+  /**
+   * Revisions the window keeps when no unsynced watcher needs older ones (a new watch from a
+   * revision just past, a consumer a moment behind). It keeps up to twice as many between trims.
+   */
+  minRecentRevisions?: number;
   /** Most watchers handled by one storage scan (etcd's maxWatchersPerSync). */
   maxWatchersPerScan?: number;
 }
@@ -64,8 +69,13 @@ const DEFAULTS: Required<WatchHubOptions> = {
   // buffer, key text): 20,000 revisions held 15.5 MB of a member's ~55 MB live heap. 5,000
   // still span seconds of writes at thousands of puts/s; older catch-ups read storage, as
   // etcd's always do. The byte budget counts keys and values only, about half the real cost.
+  // These are the caps while an unsynced watcher is catching up through the window; with none,
+  // it keeps minRecentRevisions (to twice that): every revision it holds for thousands of puts
+  // lives past V8's scavenges and is promoted to the old space, whether anyone watches or not
+  // (bench/RESULTS.md, "What lives past a scavenge per put").
   maxRecentBytes: 4 * 1024 * 1024,
   maxRecentRevisions: 5_000,
+  minRecentRevisions: 256,
   maxWatchersPerScan: 512,
 };
 
@@ -691,14 +701,40 @@ export class WatchHub implements EventListener {
       this.recent.length - this.recentHead > 1 &&
       (this.recentBytes > this.options.maxRecentBytes || this.recent.length - this.recentHead > this.options.maxRecentRevisions)
     ) {
-      this.recentBytes -= this.recent[this.recentHead]!.bytes;
-      this.recent[this.recentHead] = undefined as unknown as RecentRevision;
-      this.recentHead++;
+      this.dropOldestRecent();
+    }
+    // Beyond the floor, the window keeps only what an unsynced watcher will read from it. Checked
+    // once per floor's worth of revisions (the unsynced set is walked), so it holds floor to
+    // twice the floor when nobody lags.
+    const floor = this.options.minRecentRevisions;
+    if (this.recent.length - this.recentHead >= 2 * floor) {
+      const keepFrom = Math.min(this.oldestUnsyncedRevision(), revision + 1 - floor);
+      while (this.recent.length - this.recentHead > 1 && this.recent[this.recentHead]!.revision < keepFrom) this.dropOldestRecent();
     }
     if (this.recentHead > 1024 && this.recentHead * 2 > this.recent.length) {
       this.recent.splice(0, this.recentHead);
       this.recentHead = 0;
     }
+  }
+
+  private dropOldestRecent(): void {
+    this.recentBytes -= this.recent[this.recentHead]!.bytes;
+    this.recent[this.recentHead] = undefined as unknown as RecentRevision;
+    this.recentHead++;
+  }
+
+  /** The lowest revision an unsynced watcher still has to be given (Infinity if none). A watcher
+   * behind the window's start reads storage first, then the window from where the scan ended:
+   * the window then grows to its caps, as it did before it followed need. */
+  private oldestUnsyncedRevision(): number {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const w of this.unsynced) if (w.minRev < oldest) oldest = w.minRev;
+    return oldest;
+  }
+
+  /** Revisions the window holds now (for tests and metrics). */
+  get recentRevisions(): number {
+    return this.recent.length - this.recentHead;
   }
 
   /** The events of a window entry `w` takes, with prev_kv as it wants; undefined if none. */
