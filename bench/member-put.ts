@@ -5,7 +5,7 @@
 // than the end-to-end figure (no load generator, no sockets).
 //
 // Run: npx tsc -p tsconfig.build.json && node --import tsx bench/member-put.ts [--puts 200000] [--callers 100] [--keys 100000]
-//        [--value 256] [--rounds 3]
+//        [--value 256] [--rounds 3] [--value-cache 16777216]
 // (node options such as --cpu-prof go before --import.) Keys and values are go-load's: key
 // i % keys of the form %08d((i*7919) % keys), 256-byte values. A warm-up of a fifth of the puts
 // runs first. Prints, per round: puts/s, process CPU us/put (every thread: main, LevelDB's
@@ -35,6 +35,8 @@ const callers = numberFlag('callers', 100);
 const keyCount = numberFlag('keys', 100_000);
 const valueBytes = numberFlag('value', 256);
 const rounds = numberFlag('rounds', 3);
+/** The member's value cache (server.storage.value_cache_size), bytes; the default is 16 MiB. */
+const valueCacheBytes = numberFlag('value-cache', 16 << 20);
 
 const keys = Array.from({ length: keyCount }, (_, i) => Buffer.from(String((i * 7919) % keyCount).padStart(8, '0')));
 const value = Buffer.alloc(valueBytes, 0x76);
@@ -109,7 +111,7 @@ async function main(): Promise<void> {
     cacheSizeBytes: 8 << 20,
     onWrite: (_seconds, synced) => (synced ? writes.synced++ : writes.unsynced++),
   });
-  const kv = await KvServer.open(backend, { valueCacheBytes: 16 << 20 });
+  const kv = await KvServer.open(backend, { valueCacheBytes });
   await kv.start();
   let offset = 0;
   await run(kv, Math.floor(puts / 5), offset);

@@ -311,6 +311,36 @@ describe('RaftLogStore', () => {
     );
   });
 
+  it('reads the same as MemoryStorage whatever retainFrom says, with writes in flight and overwrites', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(4), fc.integer({ min: 1, max: 4 }), fc.nat(30), fc.boolean()), { minLength: 1, maxLength: 30 }),
+        async (steps) => {
+          const { db } = await openDb();
+          const s = await RaftLogStore.open(db, 0x03, { cacheEntries: 3, cacheFloorEntries: 1 });
+          const m = new MemoryStorage();
+          const inFlight: Array<Promise<void>> = [];
+          let term = 1;
+          for (const [back, n, retain, wait] of steps) {
+            term++;
+            const from = Math.max(m.firstIndex(), m.lastIndex() + 1 - back);
+            const ents = Array.from({ length: n }, (_, i) => ent(from + i, term, `t${term}-${from + i}`));
+            m.append(ents);
+            inFlight.push(s.save({ term, vote: 0n, commit: 0 }, ents, undefined, { sync: false }));
+            if (wait) await Promise.all(inFlight.splice(0));
+            s.retainFrom(retain);
+            expect(s.entries(1, m.lastIndex() + 1, 1e9).map(text)).toEqual(m.entries(1, m.lastIndex() + 1, 1e9).map(text));
+            for (let i = 1; i <= m.lastIndex(); i++) expect(s.term(i)).toBe(m.term(i));
+          }
+          await Promise.all(inFlight);
+          expect(s.entries(1, m.lastIndex() + 1, 1e9).map(text)).toEqual(m.entries(1, m.lastIndex() + 1, 1e9).map(text));
+          await db.close();
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
   it('drives a single-node RawNode and restarts from disk', async () => {
     const { db, dir } = await openDb();
     const store = await RaftLogStore.open(db, 0x03);

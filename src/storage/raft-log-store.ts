@@ -361,6 +361,9 @@ export class RaftLogStore implements Storage {
     const newLast = (ents[ents.length - 1] as Entry).index;
     for (let i = newLast + 1; i <= this.last; i++) ops.push({ type: 'del', key: this.entryKey(i) });
     for (const write of this.handedOver) write.stagedAfter = Math.min(write.stagedAfter, from);
+    // What replaces landed entries is not landed until its own write is: until then the cache
+    // must keep it (getSync would read the replaced entry).
+    this.landedIndex = Math.min(this.landedIndex, from - 1);
     // Cache: cut at the overwrite point, then append; trim the front in amortized chunks.
     if (from < this.cacheStart) this.setCache([], from);
     else if (from - this.cacheStart < this.cache.length) this.setCache(this.cache.slice(0, from - this.cacheStart), this.cacheStart);

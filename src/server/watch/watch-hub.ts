@@ -25,7 +25,10 @@
 //   pace its consumer drains. Catch-up deliveries are capped in revisions and bytes.
 // - Storage is read only at or below a revision known to be on disk: the Applier queues its
 //   records before calling us, so an empty backend write queued afterwards is a barrier.
-//   Newer revisions come from the recent-events window, which holds the last applied events.
+//   Newer revisions come from the recent-events window, which holds the last applied events:
+//   a floor of them (minRecentRevisions) and, while an unsynced watcher needs older ones, from
+//   that watcher's revision on (up to its caps); it never decides what a watcher gets, only
+//   whether a catch-up reads it from memory or from storage.
 // - prev_kv: the store reads a previous value back only when wantsPrevKv() says a synced
 //   prev_kv watcher covers the key, so every live event such a watcher gets carries it.
 //   Catch-ups (window or storage) look a missing prev_kv up at revision - 1, as etcd does at
