@@ -5,7 +5,7 @@
 // than the end-to-end figure (no load generator, no sockets).
 //
 // Run: npx tsc -p tsconfig.build.json && node --import tsx bench/member-put.ts [--puts 200000] [--callers 100] [--keys 100000]
-//        [--value 256] [--rounds 3] [--wal-dir DIR]
+//        [--value 256] [--rounds 3] [--wal-dir DIR] [--value-cache 16777216]
 // (node options such as --cpu-prof go before --import.) Keys and values are go-load's: key
 // i % keys of the form %08d((i*7919) % keys), 256-byte values. A warm-up of a fifth of the puts
 // runs first. Prints, per round: puts/s, process CPU us/put (every thread: main, LevelDB's
@@ -41,6 +41,8 @@ const keyCount = numberFlag('keys', 100_000);
 const valueBytes = numberFlag('value', 256);
 const rounds = numberFlag('rounds', 3);
 const walParent = textFlag('wal-dir');
+/** The member's value cache (server.storage.value_cache_size), bytes; the default is 16 MiB. */
+const valueCacheBytes = numberFlag('value-cache', 16 << 20);
 
 const keys = Array.from({ length: keyCount }, (_, i) => Buffer.from(String((i * 7919) % keyCount).padStart(8, '0')));
 const value = Buffer.alloc(valueBytes, 0x76);
@@ -115,7 +117,7 @@ async function main(): Promise<void> {
   const backend = await Backend.open(dir, { cacheSizeBytes: 8 << 20, onWrite });
   const walDir = walParent === undefined ? undefined : mkdtempSync(join(walParent, 'metastore-member-put-wal-'));
   const wal = walDir === undefined ? undefined : await WalDb.open(walDir, { onWrite });
-  const kv = await KvServer.open(backend, { valueCacheBytes: 16 << 20, replication: wal === undefined ? undefined : singleVoter({ logDb: wal }) });
+  const kv = await KvServer.open(backend, { valueCacheBytes, replication: wal === undefined ? undefined : singleVoter({ logDb: wal }) });
   await kv.start();
   let offset = 0;
   await run(kv, Math.floor(puts / 5), offset);

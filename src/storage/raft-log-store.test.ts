@@ -237,6 +237,43 @@ describe('RaftLogStore', () => {
     await again.db.close();
   });
 
+  it('retainFrom lets the cache drop what nobody will read, down to its floor; those entries read back from the db', async () => {
+    const { db } = await openDb();
+    const s = await RaftLogStore.open(db, 0x03, { cacheFloorEntries: 4 });
+    for (let i = 1; i <= 40; i++) await s.save(undefined, [ent(i, 1)], undefined, { sync: false });
+    // Nobody said what it needs: the count cap (8,192) is all that applies.
+    expect(s.cachedEntries).toBe(40);
+    // A follower still needs entry 10 onwards: kept, what is below it may go.
+    s.retainFrom(10);
+    expect(s.cachedEntries).toBe(31);
+    // Everything is applied and acknowledged: the floor of latest entries stays (to twice it).
+    s.retainFrom(41);
+    expect(s.cachedEntries).toBe(4);
+    for (let i = 41; i <= 46; i++) await s.save(undefined, [ent(i, 1)], undefined, { sync: false });
+    s.retainFrom(47);
+    expect(s.cachedEntries).toBeGreaterThanOrEqual(4);
+    expect(s.cachedEntries).toBeLessThan(8);
+    expect(s.entries(1, 47, 1e9).map(text)).toEqual(Array.from({ length: 46 }, (_, i) => `e${i + 1}`));
+    expect(s.term(3)).toBe(1);
+    await db.close();
+  });
+
+  it('retainFrom never drops an entry whose write is still in flight', async () => {
+    const { db } = await openDb();
+    const s = await RaftLogStore.open(db, 0x03, { cacheFloorEntries: 1 });
+    await s.save(undefined, [ent(1, 1), ent(2, 1)], undefined, { sync: false });
+    const inFlight = s.save(undefined, [ent(3, 1), ent(4, 1), ent(5, 1), ent(6, 1)], undefined, { sync: false });
+    s.retainFrom(7);
+    // Only the landed entries (1-2) could go; getSync would not see 3-6 yet.
+    expect(s.cachedEntries).toBe(4);
+    expect(s.entries(3, 7, 1e9).map(text)).toEqual(['e3', 'e4', 'e5', 'e6']);
+    await inFlight;
+    // Landed now: trimmed to the floor as the write landed.
+    expect(s.cachedEntries).toBe(1);
+    expect(s.entries(1, 7, 1e9).map(text)).toEqual(['e1', 'e2', 'e3', 'e4', 'e5', 'e6']);
+    await db.close();
+  });
+
   it('behaves like MemoryStorage under random appends, overwrites and compactions', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(fc.nat(6), fc.integer({ min: 1, max: 5 }), fc.boolean()), { minLength: 1, maxLength: 25 }), async (steps) => {
@@ -271,6 +308,36 @@ describe('RaftLogStore', () => {
         await again.db.close();
       }),
       { numRuns: 25 },
+    );
+  });
+
+  it('reads the same as MemoryStorage whatever retainFrom says, with writes in flight and overwrites', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(4), fc.integer({ min: 1, max: 4 }), fc.nat(30), fc.boolean()), { minLength: 1, maxLength: 30 }),
+        async (steps) => {
+          const { db } = await openDb();
+          const s = await RaftLogStore.open(db, 0x03, { cacheEntries: 3, cacheFloorEntries: 1 });
+          const m = new MemoryStorage();
+          const inFlight: Array<Promise<void>> = [];
+          let term = 1;
+          for (const [back, n, retain, wait] of steps) {
+            term++;
+            const from = Math.max(m.firstIndex(), m.lastIndex() + 1 - back);
+            const ents = Array.from({ length: n }, (_, i) => ent(from + i, term, `t${term}-${from + i}`));
+            m.append(ents);
+            inFlight.push(s.save({ term, vote: 0n, commit: 0 }, ents, undefined, { sync: false }));
+            if (wait) await Promise.all(inFlight.splice(0));
+            s.retainFrom(retain);
+            expect(s.entries(1, m.lastIndex() + 1, 1e9).map(text)).toEqual(m.entries(1, m.lastIndex() + 1, 1e9).map(text));
+            for (let i = 1; i <= m.lastIndex(); i++) expect(s.term(i)).toBe(m.term(i));
+          }
+          await Promise.all(inFlight);
+          expect(s.entries(1, m.lastIndex() + 1, 1e9).map(text)).toEqual(m.entries(1, m.lastIndex() + 1, 1e9).map(text));
+          await db.close();
+        },
+      ),
+      { numRuns: 40 },
     );
   });
 

@@ -25,6 +25,13 @@
 // (snapshot install, snapshot record, compaction, discard) is `checkpointed`: written synced
 // right after a checkpoint of the journal, so that no journal record replays over it.
 //
+// The cache keeps what someone will ask for: the driver says, through retainFrom(), the lowest
+// index it or a follower still needs (not yet applied here; not yet acknowledged by some
+// follower), and the cache keeps from there, plus a floor of the latest entries. Without that
+// it held 8,192-16,384 entries, each of which lived past V8's scavenges and was promoted to the
+// old space, on a lone member too (bench/RESULTS.md, "What lives past a scavenge per put"). It
+// only decides what is read from memory rather than from the db, never what is there.
+//
 // Invariants: entries present are exactly (compactIndex, lastIndex]; the cache holds a suffix
 // of them, [cacheStart, lastIndex]; in-memory state is updated when save()/compact() is
 // called, before the write completes, because the core may read it at once (the driver
@@ -52,8 +59,13 @@ const TAG_ENTRY = 0x65; // 'e'
 const ENTRY_HEADER_BYTES = 9;
 
 export interface RaftLogStoreOptions {
-  /** Entries kept in memory at the tail of the log. Default 8192. */
+  /** Most entries kept in memory at the tail of the log (to twice that between trims). Default 8192. */
   cacheEntries?: number;
+  /**
+   * Latest entries kept in memory even when retainFrom() says nobody needs them (to twice that
+   * between trims). Default 256.
+   */
+  cacheFloorEntries?: number;
   /**
    * Bytes of entry data the cache may keep once written (default 64 MiB): with large values a
    * count alone would let the tail hold gigabytes. Older entries are read from the db.
@@ -94,6 +106,9 @@ export class RaftLogStore implements Storage {
   private readonly prefix: number;
   private readonly cacheMax: number;
   private readonly cacheBytesMax: number;
+  private readonly cacheFloor: number;
+  /** The lowest index the driver still expects to read (retainFrom); 0 until it says. */
+  private wantedFrom = 0;
   /** Data bytes of the cached entries. */
   private cacheBytes = 0;
   private readonly onFailure: StorageFailureSink | undefined;
@@ -122,6 +137,8 @@ export class RaftLogStore implements Storage {
     this.prefix = prefix;
     this.cacheMax = opts.cacheEntries ?? 8192;
     this.cacheBytesMax = opts.cacheBytes ?? 64 * 1024 * 1024;
+    this.cacheFloor = opts.cacheFloorEntries ?? 256;
+    assert(Number.isSafeInteger(this.cacheFloor) && this.cacheFloor >= 1, `bad cacheFloorEntries ${this.cacheFloor}`);
     this.onFailure = opts.onFailure;
     assert(opts.writer === undefined || opts.onWrite === undefined, 'a shared writer counts its own writes: no onWrite with it');
     this.writer = opts.writer ?? this.ownWriter(db, opts.onWrite);
@@ -171,7 +188,7 @@ export class RaftLogStore implements Storage {
     // Entries staged meanwhile at or below `landing` replaced landed ones: not landed.
     this.landedIndex = Math.min(write.landing, write.stagedAfter - 1);
     // Landed: entries that left the cache can be read back from the db now.
-    this.trimCacheBytes();
+    this.trimCache();
   }
 
   /** Loads the persisted state from an open db. */
@@ -226,7 +243,7 @@ export class RaftLogStore implements Storage {
     tail.reverse();
     this.landedIndex = this.last;
     this.setCache(tail, tail.length > 0 ? (tail[0] as Entry).index : this.last + 1);
-    this.trimCacheBytes();
+    this.trimCache();
   }
 
   /**
@@ -344,6 +361,9 @@ export class RaftLogStore implements Storage {
     const newLast = (ents[ents.length - 1] as Entry).index;
     for (let i = newLast + 1; i <= this.last; i++) ops.push({ type: 'del', key: this.entryKey(i) });
     for (const write of this.handedOver) write.stagedAfter = Math.min(write.stagedAfter, from);
+    // What replaces landed entries is not landed until its own write is: until then the cache
+    // must keep it (getSync would read the replaced entry).
+    this.landedIndex = Math.min(this.landedIndex, from - 1);
     // Cache: cut at the overwrite point, then append; trim the front in amortized chunks.
     if (from < this.cacheStart) this.setCache([], from);
     else if (from - this.cacheStart < this.cache.length) this.setCache(this.cache.slice(0, from - this.cacheStart), this.cacheStart);
@@ -357,11 +377,18 @@ export class RaftLogStore implements Storage {
       this.cacheBytes += e.data.length;
     }
     this.last = newLast;
-    if (this.cache.length > 2 * this.cacheMax) {
-      // Only landed entries may leave: getSync does not see writes still in flight.
-      const drop = Math.min(this.cache.length - this.cacheMax, this.landedIndex + 1 - this.cacheStart);
-      if (drop > 0) this.setCache(this.cache.slice(drop), this.cacheStart + drop);
-    }
+    this.trimCache();
+  }
+
+  /**
+   * The driver's word on what it will still read: entries below `index` are applied here and,
+   * on a leader, acknowledged by every follower. They may leave the cache (past the floor of
+   * the latest ones); a follower that turns out to need one after all gets it from the db.
+   */
+  retainFrom(index: number): void {
+    assertSafeInteger(index, 'retainFrom index');
+    this.wantedFrom = index;
+    this.trimCache();
   }
 
   /** Records a snapshot of application state at applied index `index` (log kept). */
@@ -414,6 +441,21 @@ export class RaftLogStore implements Storage {
     this.cacheStart = start;
     this.cacheBytes = 0;
     for (const e of entries) this.cacheBytes += e.data.length;
+  }
+
+  /**
+   * Drops the oldest cached entries nobody is expected to read (below retainFrom's index and
+   * the floor of latest entries, a floor's worth at a time so the cut is amortized) and those
+   * past the count cap (amortized the same way), but only landed ones: a dropped entry is read
+   * back with getSync, which does not see writes still in flight. Then the byte cap.
+   */
+  private trimCache(): void {
+    let drop = this.cache.length > 2 * this.cacheMax ? this.cache.length - this.cacheMax : 0;
+    const unwanted = Math.min(this.wantedFrom, this.last + 1 - this.cacheFloor) - this.cacheStart;
+    if (unwanted >= this.cacheFloor) drop = Math.max(drop, unwanted);
+    drop = Math.min(drop, this.landedIndex + 1 - this.cacheStart);
+    if (drop > 0) this.setCache(this.cache.slice(drop), this.cacheStart + drop);
+    this.trimCacheBytes();
   }
 
   /**

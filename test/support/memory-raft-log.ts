@@ -16,6 +16,8 @@ export class MemoryRaftLog implements Storage, DurableRaftLog {
   /** Completed saves, in order. */
   saves = 0;
   private held: Array<() => void> | undefined;
+  /** The driver's last word on the lowest index it will still read (retainFrom); 0 until it says. */
+  retainedFrom = 0;
 
   save(hardState: HardState | undefined, entries: Entry[], snapshot: Snapshot | undefined, _options: { sync: boolean }): Promise<void> {
     if (snapshot !== undefined && snapshot.metadata.index > this.storage.snapshot().metadata.index) this.storage.applySnapshot(snapshot);
@@ -67,6 +69,10 @@ export class MemoryRaftLog implements Storage, DurableRaftLog {
 
   term(index: number): number {
     return this.storage.term(index);
+  }
+
+  retainFrom(index: number): void {
+    this.retainedFrom = index;
   }
 
   firstIndex(): number {

@@ -393,3 +393,32 @@ async function timesOutInTurn(start: (leader: Awaited<ReturnType<RaftNodeCluster
   expect(outcomes).toEqual(['first Timeout', 'second Timeout']);
   return leader;
 }
+
+describe('RaftNode: what the log keeps in memory', () => {
+  it('is told to keep what is not applied and, on a leader, what a lagging follower has not acknowledged; the follower then catches up', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    await cluster.until(leader.raft.propose(request(1)));
+    await cluster.scheduler.settle();
+    const [lagging, other] = cluster.followers() as [typeof leader, typeof leader];
+    const laggingApplied = lagging.applier.appliedIndex;
+    cluster.isolated.add(lagging.id);
+    for (let n = 2; n <= 40; n++) await cluster.until(leader.raft.propose(request(n)));
+    await cluster.scheduler.settle();
+    // The leader keeps every entry the cut-off follower has not acknowledged; the other
+    // follower, which leads nobody, only what it has not applied.
+    expect(leader.applier.appliedIndex).toBeGreaterThan(laggingApplied + 38);
+    expect(leader.log.retainedFrom).toBeGreaterThan(0);
+    expect(leader.log.retainedFrom).toBeLessThanOrEqual(laggingApplied + 1);
+    expect(other.log.retainedFrom).toBe(other.applier.appliedIndex + 1);
+    cluster.isolated.clear();
+    await cluster.scheduler.advance(500);
+    expect(lagging.applier.appliedIndex).toBe(leader.applier.appliedIndex);
+    expect(lagging.applier.applied).toEqual(leader.applier.applied);
+    // Acknowledged by everyone: the leader may let go of all of it.
+    await cluster.until(leader.raft.propose(request(41)));
+    await cluster.scheduler.settle();
+    expect(leader.log.retainedFrom).toBeGreaterThan(laggingApplied + 39);
+  });
+});

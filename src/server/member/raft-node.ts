@@ -44,6 +44,7 @@ import {
   EntryType,
   MessageType,
   NONE,
+  StateRole,
   decodeConfChange,
   type ConfChangeType,
   type ConfState,
@@ -75,6 +76,8 @@ export interface DurableRaftLog {
   createSnapshot(index: number, confState: ConfState, data: Uint8Array, options?: { sync: boolean }): Promise<Snapshot>;
   compact(index: number, options?: { sync: boolean }): Promise<void>;
   firstIndex(): number;
+  /** Entries below `index` will not be read soon: they may leave memory (RaftLogStore's cache). */
+  retainFrom?(index: number): void;
 }
 
 /** What the node needs of the state machine (the Applier implements it). */
@@ -612,12 +615,27 @@ export class RaftNode {
       this.toApply = this.toApply.slice(count);
       this.applyCommitted(entries);
       this.node.appliedTo(entries[count - 1]!.index);
+      this.retainLog();
     }
     // Reads answered by this Ready may wait for nothing more than what is applied already.
     this.releaseReads();
     const callbacks = this.afterApplied;
     this.afterApplied = [];
     for (const callback of callbacks) callback();
+  }
+
+  /**
+   * Tells the log which entries are still to be read: from the first one not applied here and,
+   * on a leader, the first one some follower has not acknowledged (it may have to be sent again).
+   */
+  private retainLog(): void {
+    if (this.log.retainFrom === undefined) return;
+    const raft = this.node.raft;
+    let from = this.applier.appliedIndex + 1;
+    if (raft.state === StateRole.Leader) {
+      for (const [id, progress] of raft.prs.progress) if (id !== this.options.memberId && progress.match < from) from = progress.match + 1;
+    }
+    this.log.retainFrom(from);
   }
 
   private proposeQueued(): void {

@@ -151,6 +151,56 @@ describe('WatchHub', () => {
     stream.close();
   }, 60_000);
 
+  test('with nobody watching, the window keeps only its floor; a watch from an older revision gets every event from storage', async () => {
+    const kv = await member();
+    kv.watchHub.configure({ minRecentRevisions: 8, maxRevisionsPerDelivery: 30 });
+    for (let i = 0; i < 120; i++) await put(kv, `k${i % 3}`, `v${i}`); // revisions 2..121
+    // No watcher at all: between the floor and twice the floor, not the 5,000 of the cap.
+    expect(kv.watchHub.recentRevisions).toBeGreaterThanOrEqual(8);
+    expect(kv.watchHub.recentRevisions).toBeLessThan(16);
+    const scan = vi.spyOn(kv.backend, 'scan');
+    const stream = new WatchStream(kv.watchHub);
+    stream.create(spec({ key: b('k'), rangeEnd: prefixEnd(b('k')), startRevision: 2, prevKv: true }));
+    const got = await drain(stream, (all) => eventsOf(all).length === 120);
+    expect(scan).toHaveBeenCalled();
+    const events = eventsOf(got);
+    expect(revs(events)).toEqual(range(2, 121));
+    // prev_kv is right across the storage part and the window part alike.
+    expect(events.map((e) => e.prevKv?.value.toString())).toEqual(range(0, 119).map((i) => (i < 3 ? undefined : `v${i - 3}`)));
+    expect(kv.watchHub.counts).toEqual({ synced: 1, unsynced: 0 });
+    // A synced watcher's client may resume from a revision a moment back: the window grows.
+    for (let i = 0; i < 40; i++) await put(kv, 'k0', `w${i}`);
+    await drain(stream, (all) => eventsOf(all).length === 160, got);
+    expect(kv.watchHub.recentRevisions).toBeGreaterThan(40);
+    // Nobody watches any more: back to the floor at the next trim.
+    stream.close();
+    expect(kv.watchHub.counts).toEqual({ synced: 0, unsynced: 0 });
+    for (let i = 0; i < 20; i++) await put(kv, 'x', `z${i}`);
+    expect(kv.watchHub.recentRevisions).toBeLessThan(16);
+  }, 60_000);
+
+  test('a watcher that falls behind keeps the window from its revision on, and catches up from it without storage', async () => {
+    const kv = await member();
+    kv.watchHub.configure({ minRecentRevisions: 8 });
+    // A consumer with room for a couple of events: it falls behind at once and stays unsynced.
+    const stream = new WatchStream(kv.watchHub, { maxPendingBytes: 300 });
+    stream.create(spec({ key: b('k'), rangeEnd: prefixEnd(b('k')) }));
+    await drain(stream, (all) => all.length === 1);
+    for (let i = 0; i < 100; i++) await put(kv, 'k', `v${i}`); // revisions 2..101
+    expect(kv.watchHub.counts).toEqual({ synced: 0, unsynced: 1 });
+    // Everything from the first revision it was not given is still in the window.
+    expect(kv.watchHub.recentRevisions).toBeGreaterThan(90);
+    const scan = vi.spyOn(kv.backend, 'scan');
+    const got = await drain(stream, (all) => eventsOf(all).length === 100);
+    expect(revs(eventsOf(got))).toEqual(range(2, 101));
+    expect(scan).not.toHaveBeenCalled();
+    expect(kv.watchHub.counts).toEqual({ synced: 1, unsynced: 0 });
+    // Caught up and gone: the next trim goes back to the floor.
+    stream.close();
+    for (let i = 0; i < 20; i++) await put(kv, 'x', `w${i}`);
+    expect(kv.watchHub.recentRevisions).toBeLessThan(16);
+  }, 60_000);
+
   test('a compacted start revision cancels with the compaction point', async () => {
     const kv = await member();
     for (let i = 0; i < 5; i++) await put(kv, 'k', `v${i}`);

@@ -25,7 +25,10 @@
 //   pace its consumer drains. Catch-up deliveries are capped in revisions and bytes.
 // - Storage is read only at or below a revision known to be on disk: the Applier queues its
 //   records before calling us, so an empty backend write queued afterwards is a barrier.
-//   Newer revisions come from the recent-events window, which holds the last applied events.
+//   Newer revisions come from the recent-events window, which holds the last applied events:
+//   up to its caps while a watcher is synced; otherwise a floor of them (minRecentRevisions)
+//   and, while an unsynced watcher needs older ones, from that watcher's revision on. It never
+//   decides what a watcher gets, only whether a catch-up reads it from memory or from storage.
 // - prev_kv: the store reads a previous value back only when wantsPrevKv() says a synced
 //   prev_kv watcher covers the key, so every live event such a watcher gets carries it.
 //   Catch-ups (window or storage) look a missing prev_kv up at revision - 1, as etcd does at
@@ -53,6 +56,11 @@ export interface WatchHubOptions {
   /** The recent-events window that serves catch-ups without storage: bytes and revisions. */
   maxRecentBytes?: number;
   maxRecentRevisions?: number;
+  /**
+   * Revisions the window keeps while no watcher is synced and no unsynced one needs older ones
+   * (a new watch from a revision just past). It keeps up to twice as many between trims.
+   */
+  minRecentRevisions?: number;
   /** Most watchers handled by one storage scan (etcd's maxWatchersPerSync). */
   maxWatchersPerScan?: number;
 }
@@ -64,8 +72,16 @@ const DEFAULTS: Required<WatchHubOptions> = {
   // buffer, key text): 20,000 revisions held 15.5 MB of a member's ~55 MB live heap. 5,000
   // still span seconds of writes at thousands of puts/s; older catch-ups read storage, as
   // etcd's always do. The byte budget counts keys and values only, about half the real cost.
+  // These are the caps while some watcher exists (a synced one's client may reconnect and
+  // resume from a revision a moment back; an unsynced one reads the window as it catches up).
+  // With no watcher synced, it keeps minRecentRevisions (to twice that) beyond what an unsynced
+  // one still needs: on a member nobody watches, every revision held for thousands of puts lived
+  // past V8's scavenges and was promoted to the old space for nothing, while a catch-up from
+  // storage costs ~10 us of the main thread per event where the window costs <1 (bench/RESULTS.md,
+  // "What lives past a scavenge per put").
   maxRecentBytes: 4 * 1024 * 1024,
   maxRecentRevisions: 5_000,
+  minRecentRevisions: 256,
   maxWatchersPerScan: 512,
 };
 
@@ -691,14 +707,40 @@ export class WatchHub implements EventListener {
       this.recent.length - this.recentHead > 1 &&
       (this.recentBytes > this.options.maxRecentBytes || this.recent.length - this.recentHead > this.options.maxRecentRevisions)
     ) {
-      this.recentBytes -= this.recent[this.recentHead]!.bytes;
-      this.recent[this.recentHead] = undefined as unknown as RecentRevision;
-      this.recentHead++;
+      this.dropOldestRecent();
+    }
+    // With no watcher synced, beyond the floor the window keeps only what an unsynced watcher
+    // will read from it. Checked once per floor's worth of revisions (the unsynced set is
+    // walked), so it holds floor to twice the floor when nobody watches.
+    const floor = this.options.minRecentRevisions;
+    if (this.synced.size === 0 && this.recent.length - this.recentHead >= 2 * floor) {
+      const keepFrom = Math.min(this.oldestUnsyncedRevision(), revision + 1 - floor);
+      while (this.recent.length - this.recentHead > 1 && this.recent[this.recentHead]!.revision < keepFrom) this.dropOldestRecent();
     }
     if (this.recentHead > 1024 && this.recentHead * 2 > this.recent.length) {
       this.recent.splice(0, this.recentHead);
       this.recentHead = 0;
     }
+  }
+
+  private dropOldestRecent(): void {
+    this.recentBytes -= this.recent[this.recentHead]!.bytes;
+    this.recent[this.recentHead] = undefined as unknown as RecentRevision;
+    this.recentHead++;
+  }
+
+  /** The lowest revision an unsynced watcher still has to be given (Infinity if none). A watcher
+   * behind the window's start reads storage first, then the window from where the scan ended:
+   * the window then grows to its caps, as it did before it followed need. */
+  private oldestUnsyncedRevision(): number {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const w of this.unsynced) if (w.minRev < oldest) oldest = w.minRev;
+    return oldest;
+  }
+
+  /** Revisions the window holds now (for tests and metrics). */
+  get recentRevisions(): number {
+    return this.recent.length - this.recentHead;
   }
 
   /** The events of a window entry `w` takes, with prev_kv as it wants; undefined if none. */
