@@ -101,8 +101,13 @@ export interface LevelWriteQueueOptions {
   onWrite?: (seconds: number, synced: boolean) => void;
   /** The journal of the Raft log kept in this database (sync-journal.ts), if any. */
   journal?: SyncJournal;
-  /** The op a checkpoint writes (synced) when nothing else is queued: LevelDB skips an empty batch. */
-  checkpointOp?: () => BatchOp;
+  /**
+   * The sync marker (leveldb-files-check.ts, the torn-tail witness): the op EVERY synced write
+   * carries while it gives one (with a journal: once its file exists), each then followed by the
+   * journal's reset (a new epoch, the marker's next value) once it lands. It is also what a
+   * checkpoint with nothing else to write puts: LevelDB skips an empty batch.
+   */
+  syncMarkerOp?: () => BatchOp | undefined;
   /** Called after each fdatasync'd journal append: its duration (write and fdatasync). */
   onJournalSync?: (seconds: number) => void;
   /** At most how long the journal holds a record before a checkpoint (default CHECKPOINT_INTERVAL_MS). */
@@ -123,7 +128,7 @@ export class LevelWriteQueue {
     private readonly db: ClassicLevel<Buffer, Buffer>,
     private readonly options: LevelWriteQueueOptions,
   ) {
-    assert(options.journal === undefined || options.checkpointOp !== undefined, 'a journal needs the op its checkpoints write');
+    assert(options.journal === undefined || options.syncMarkerOp !== undefined, 'a journal needs the op its checkpoints write');
   }
 
   /**
@@ -240,11 +245,7 @@ export class LevelWriteQueue {
       queued = this.emptyCheckpoint();
     }
     this.queued.shift();
-    if (queued.resetAfter && queued.ops.length === 0) {
-      queued.ops.push((this.options.checkpointOp as () => BatchOp)());
-      queued.keys.push('');
-    }
-    if (queued.ops.length === 0) {
+    if (queued.ops.length === 0 && !queued.resetAfter) {
       // Nothing to write (a caller waiting for every earlier write to land): done already.
       for (const waiter of queued.waiters) waiter.resolve();
       this.afterWrite();
@@ -271,6 +272,8 @@ export class LevelWriteQueue {
       this.writeFailed(write, error);
       return;
     }
+    if (write.sync) this.markSynced(write);
+    assert(write.ops.length > 0, 'a checkpoint without its marker (a journal record waits, yet no journal file)');
     this.options.onIssue?.(write);
     // In the journal: its journaled writes are done (earlier writes have all landed).
     const journalDone = (): void => {
@@ -286,6 +289,19 @@ export class LevelWriteQueue {
         this.writeFailed(write, error);
       },
     );
+  }
+
+  /**
+   * A synced write carries the sync marker, when there is one, and so becomes a checkpoint: the
+   * journal is reset once it lands (everything before it is then durable in LevelDB), so each
+   * synced write's marker is one more than the last one's.
+   */
+  private markSynced(write: MergedWrite): void {
+    const marker = this.options.syncMarkerOp?.();
+    if (marker === undefined) return;
+    write.ops.push(marker);
+    write.keys.push('');
+    if (this.options.journal !== undefined) write.resetAfter = true;
   }
 
   /** A merged write is in LevelDB (and its record in the journal): a checkpoint resets the journal, then its waiters go. */
