@@ -24,6 +24,10 @@
 //   synced LevelDB write that lands, then the journal's reset) and written synced on its own,
 //   so no journal record ever replays over it; a record that does not fit is preceded by a
 //   checkpoint too; `drain()` ends with one, leaving the journal empty.
+// - With a sync marker (the backend's, once its journal file exists), EVERY synced write
+//   carries it and is a checkpoint (the journal is reset once it lands), so the marker's last
+//   value in LevelDB tells which synced write came last: the witness leveldb-files-check.ts
+//   needs to cut a power loss's torn tail.
 // - A journaled write resolves as soon as its journal record is written (and fdatasync'd when
 //   it asked for sync): it is as durable then as a synced LevelDB write would make it, and
 //   waiting for the LevelDB write too would put a pool-thread round trip on every put's path.
@@ -42,8 +46,8 @@ const LAZY_FLUSH_MS = 2;
 /**
  * How long the journal may hold records before a checkpoint syncs LevelDB behind them, as etcd
  * commits its backend every 100 ms. It bounds LevelDB's unsynced tail, which a power loss may
- * tear (leveldb-files-check.ts refuses a damaged record that intact ones follow), and the
- * replay at the next start; it costs one synced LevelDB write per interval while writes come,
+ * tear (leveldb-files-check.ts cuts a torn tail after the last synced write, refuses other
+ * damage), and the replay at the next start; it costs one synced LevelDB write per interval while writes come,
  * off the puts' path.
  */
 export const CHECKPOINT_INTERVAL_MS = 100;
