@@ -47,8 +47,8 @@ const LAZY_FLUSH_MS = 2;
  * How long the journal may hold records before a checkpoint syncs LevelDB behind them, as etcd
  * commits its backend every 100 ms. It bounds LevelDB's unsynced tail, which a power loss may
  * tear (leveldb-files-check.ts cuts a torn tail after the last synced write, refuses other
- * damage), and the replay at the next start; it costs one synced LevelDB write per interval while writes come,
- * off the puts' path.
+ * damage), and the replay at the next start; it costs one synced LevelDB write per interval
+ * while writes come, off the puts' path.
  */
 export const CHECKPOINT_INTERVAL_MS = 100;
 /**

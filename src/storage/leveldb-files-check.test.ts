@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, type Entry } from '../raft/types.js';
 import { Backend, KeySpace, SYNC_MARKER_KEY, spaceKey } from './backend.js';
 import { checkLevelDbFiles, lastValueOf, readLog } from './leveldb-files-check.js';
+import { crc32c } from '../util/crc32c.js';
 import { RaftLogStore } from './raft-log-store.js';
 import { StorageError } from './storage-error.js';
 import { JOURNAL_FILE, type SyncJournal } from './sync-journal.js';
@@ -221,5 +222,46 @@ describe('a LevelDB log torn by a power loss', () => {
     const error = await refusal(lost);
     expect(error.detail).toMatch(/^\S+\.log is damaged: checksum mismatch at offset \d+$/);
     expect(snapshotOf(db)).toEqual(before);
+  });
+});
+
+/** A log-format physical record as LevelDB's writer lays it out: masked crc32c, length, type, payload. */
+function physical(type: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(7);
+  const crc = crc32c(Buffer.concat([Buffer.from([type]), payload]));
+  header.writeUInt32LE((((crc >>> 15) | (crc << 17)) + 0xa282ead8) >>> 0, 0);
+  header.writeUInt16LE(payload.length, 4);
+  header[6] = type;
+  return Buffer.concat([header, payload]);
+}
+
+describe('readLog', () => {
+  const full = physical(1, Buffer.from('a'.repeat(30)));
+  const first = physical(2, Buffer.from('b'.repeat(30)));
+  const middle = physical(3, Buffer.from('c'.repeat(30)));
+  const last = physical(4, Buffer.from('d'.repeat(30)));
+  const after = physical(1, Buffer.from('e'.repeat(30)));
+
+  it('joins a fragmented record and gives each logical record the offset of its first fragment', () => {
+    const { records, damage: found } = readLog(Buffer.concat([full, first, middle, last, after]));
+    expect(found).toBeUndefined();
+    expect(records.map((r) => [r.offset, r.data.toString()])).toEqual([
+      [0, 'a'.repeat(30)],
+      [37, `${'b'.repeat(30)}${'c'.repeat(30)}${'d'.repeat(30)}`],
+      [148, 'e'.repeat(30)],
+    ]);
+  });
+
+  it('damage inside a fragmented record is cut where the record starts, not at the damaged fragment', () => {
+    const log = Buffer.concat([full, first, middle, last, after]);
+    log[74 + 10] = (log[74 + 10] as number) ^ 0xff;
+    const { records, damage: found } = readLog(log);
+    expect(found).toEqual({ problem: 'checksum mismatch at offset 74', at: 74, cut: 37 });
+    expect(records.map((r) => r.offset)).toEqual([0]);
+  });
+
+  it('a fragment without its start is damage at that fragment', () => {
+    const { damage: found } = readLog(Buffer.concat([full, middle, last, after]));
+    expect(found).toEqual({ problem: 'missing start of fragmented record at offset 37', at: 37, cut: 37 });
   });
 });
