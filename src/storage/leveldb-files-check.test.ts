@@ -4,7 +4,7 @@
 // backend is open (LevelDB's log as the page cache held it, no final checkpoint) with a
 // record of the newest log damaged, as pages written back out of order would leave it.
 
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -221,6 +221,51 @@ describe('a LevelDB log torn by a power loss', () => {
     const before = snapshotOf(db);
     const error = await refusal(lost);
     expect(error.detail).toMatch(/^\S+\.log is damaged: checksum mismatch at offset \d+$/);
+    expect(snapshotOf(db)).toEqual(before);
+  });
+});
+
+/**
+ * The newest log split in two at a record boundary, as LevelDB leaves its logs when it moves to
+ * a new one (a memtable filled): the records before `at` stay, the rest go to a new log with the
+ * next file number. Both replay in order; the log is smaller than one 32 KiB block, so the
+ * moved records need no re-blocking.
+ */
+function splitLog(db: string, log: string, at: number): string {
+  const bytes = readFileSync(log);
+  expect(bytes.length).toBeLessThan(32768);
+  const numbers = readdirSync(db)
+    .map((f) => /^(?:MANIFEST-)?(\d+)(?:\.\w+)?$/.exec(f)?.[1])
+    .filter((n) => n !== undefined)
+    .map(Number);
+  const newer = join(db, `${String(Math.max(...numbers) + 1).padStart(6, '0')}.log`);
+  writeFileSync(newer, bytes.subarray(at));
+  writeFileSync(log, bytes.subarray(0, at));
+  return newer;
+}
+
+describe('writes lost between two logs', () => {
+  it('two logs that follow each other open as one; an older log cut short under a newer one is refused, files untouched', async () => {
+    const { lost, db, log, records, recordOf } = await powerLoss();
+    const intact = dataDir();
+    cpSync(lost, intact, { recursive: true });
+    const split = (records[recordOf(stateKey('c1'))] as { offset: number }).offset;
+    splitLog(join(intact, 'db'), join(intact, 'db', log.slice(db.length + 1)), split);
+    expect(checkLevelDbFiles(join(intact, 'db'))).toBeUndefined();
+    const { backend, store } = await openLog(intact);
+    expect(texts(store)).toHaveLength(14);
+    for (const key of ['a1', 'b4', 'c1', 'c6']) expect(backend.get(KeySpace.mvcc, key)?.length, key).toBe(300);
+    await backend.close();
+
+    // The older log's unsynced tail lost cleanly (the file cut short: nothing LevelDB reports),
+    // while the newer log, with S2 and what follows, survived.
+    const newer = splitLog(db, log, split);
+    truncateSync(log, (records[recordOf(stateKey('b3'))] as { offset: number }).offset);
+    const before = snapshotOf(db);
+    const error = await refusal(lost);
+    expect(error.detail).toMatch(
+      new RegExp(`^${log} ends before sequence \\d+ but ${newer}, the next log, starts at sequence \\d+: the writes between them were lost`),
+    );
     expect(snapshotOf(db)).toEqual(before);
   });
 });

@@ -40,6 +40,12 @@
 // Known gap: just after LevelDB switched to a new log (a memtable filled), the newest log holds
 // no marker until the next synced write (a checkpoint, at most 100 ms after the next journal
 // record): a power loss that tears it then is refused, as before.
+//
+// Also checked: the logs LevelDB will replay follow each other without a gap in its sequence
+// numbers (sequenceGap). LevelDB 1.20 does not sync a log when it moves to a new one, so a
+// power loss before the old one's table is durable can cut its unsynced tail cleanly (nothing
+// LevelDB reports) while a later synced write in the new log survives; such a hole (writes the
+// journal may have been reset past) is refused like damage.
 // Table files (*.ldb, *.sst) are checked by LevelDB itself when read (the member reads every
 // key space but the Raft log at start); Backend turns such a read failure into StorageError.
 
@@ -101,17 +107,20 @@ export function inspectLevelDbFiles(dir: string, witness: TornTailWitness | unde
   // LevelDB replays its logs in file-number order: the last one is the one it was writing.
   const logs = files.filter((f) => /^\d+\.log$/.test(f)).sort((a, b) => Number.parseInt(a, 10) - Number.parseInt(b, 10));
   const records: Buffer[] = [];
+  let previous: { path: string; end: bigint | undefined } | undefined;
   for (const [i, name] of logs.entries()) {
     const path = join(dir, name);
     const data = readFileSync(path);
     const read = readLog(data);
-    if (read.damage === undefined) {
-      for (const record of read.records) records.push(record.data);
-      continue;
-    }
-    const detail = `${path} is damaged: ${read.damage.problem}`;
-    if (witness === undefined || i !== logs.length - 1) return damaged(detail);
-    for (const record of read.records) if (record.offset < read.damage.cut) records.push(record.data);
+    const detail = read.damage === undefined ? undefined : `${path} is damaged: ${read.damage.problem}`;
+    if (detail !== undefined && (witness === undefined || i !== logs.length - 1)) return damaged(detail);
+    const cut = read.damage?.cut ?? data.length;
+    const kept = read.records.filter((record) => record.offset < cut);
+    const gap = sequenceGap(previous, path, kept);
+    if (gap !== undefined) return damaged(gap);
+    previous = { path, end: sequenceEnd(kept) };
+    for (const record of kept) records.push(record.data);
+    if (read.damage === undefined || witness === undefined) continue;
     let marker: Buffer | undefined;
     try {
       marker = lastValueOf(records, witness.markerKey);
@@ -122,9 +131,36 @@ export function inspectLevelDbFiles(dir: string, witness: TornTailWitness | unde
       const found = marker === undefined ? 'holds no sync marker' : `ends with sync marker ${marker.toString('hex')}`;
       return damaged(`${detail} (not a power loss's torn tail: what the logs keep before it ${found}, the sync journal expects ${witness.expected})`);
     }
-    return { kind: 'torn-tail', file: path, offset: read.damage.cut, droppedBytes: data.length - read.damage.cut, problem: read.damage.problem };
+    return { kind: 'torn-tail', file: path, offset: cut, droppedBytes: data.length - cut, problem: read.damage.problem };
   }
   return { kind: 'ok' };
+}
+
+/**
+ * Writes lost between two logs LevelDB will replay: each write batch starts with its sequence
+ * number (8 bytes) and op count (4 bytes), and LevelDB numbers its writes without a gap across
+ * logs, so a log must start where the one before it ends. LevelDB 1.20 does not sync a log when
+ * it moves to the next (the old one becomes durable once its memtable's table and the MANIFEST
+ * are synced, then it is deleted): a power loss in between can lose the old log's unsynced tail
+ * cleanly (a file cut short, or zeroes: nothing LevelDB reports) while a synced write in the
+ * new log survives it. Caught here, it is refused like damage instead of opened with a hole.
+ */
+function sequenceGap(previous: { path: string; end: bigint | undefined } | undefined, path: string, records: readonly LogRecord[]): string | undefined {
+  const first = records.find((record) => record.data.length >= 12);
+  if (previous === undefined || first === undefined) return undefined;
+  const start = first.data.readBigUInt64LE(0);
+  if (previous.end === start) return undefined;
+  const before = previous.end === undefined ? 'holds no write' : `ends before sequence ${previous.end}`;
+  return `${previous.path} ${before} but ${path}, the next log, starts at sequence ${start}: the writes between them were lost (a power loss as LevelDB moved to a new log)`;
+}
+
+/** The sequence number after the last write batch of `records` (undefined: none). */
+function sequenceEnd(records: readonly LogRecord[]): bigint | undefined {
+  for (let i = records.length - 1; i >= 0; i--) {
+    const data = (records[i] as LogRecord).data;
+    if (data.length >= 12) return data.readBigUInt64LE(0) + BigInt(data.readUInt32LE(8));
+  }
+  return undefined;
 }
 
 /** LevelDB's stored checksum is masked (so a checksum of data holding checksums differs). */
