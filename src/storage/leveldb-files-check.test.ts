@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, type Entry } from '../raft/types.js';
 import { Backend, KeySpace, SYNC_MARKER_KEY, spaceKey } from './backend.js';
-import { checkLevelDbFiles, lastValueOf, readLog } from './leveldb-files-check.js';
+import { checkLevelDbFiles, lastValueOf, manifestLogNumber, readLog } from './leveldb-files-check.js';
 import { crc32c } from '../util/crc32c.js';
 import { RaftLogStore } from './raft-log-store.js';
 import { StorageError } from './storage-error.js';
@@ -257,10 +257,20 @@ describe('writes lost between two logs', () => {
     for (const key of ['a1', 'b4', 'c1', 'c6']) expect(backend.get(KeySpace.mvcc, key)?.length, key).toBe(300);
     await backend.close();
 
+    // A log below the MANIFEST's log number is in tables already and LevelDB skips it (a crash
+    // kept it from being deleted): its sequence numbers are not compared.
+    const stale = dataDir();
+    cpSync(lost, stale, { recursive: true });
+    writeFileSync(join(stale, 'db', '000001.log'), readFileSync(join(stale, 'db', log.slice(db.length + 1))).subarray(0, split));
+    expect(checkLevelDbFiles(join(stale, 'db'))).toBeUndefined();
+
     // The older log's unsynced tail lost cleanly (the file cut short: nothing LevelDB reports),
     // while the newer log, with S2 and what follows, survived.
     const newer = splitLog(db, log, split);
     truncateSync(log, (records[recordOf(stateKey('b3'))] as { offset: number }).offset);
+    // The MANIFEST names the log LevelDB replays from: the older one, so both are checked.
+    const manifest = readdirSync(db).find((f) => f.startsWith('MANIFEST-')) as string;
+    expect(manifestLogNumber(readLog(readFileSync(join(db, manifest))).records)).toBe(Number.parseInt(log.slice(db.length + 1), 10));
     const before = snapshotOf(db);
     const error = await refusal(lost);
     expect(error.detail).toMatch(

@@ -102,11 +102,13 @@ export function inspectLevelDbFiles(dir: string, witness: TornTailWitness | unde
   const manifest = /^(MANIFEST-\d+)\n$/.exec(current)?.[1];
   if (manifest === undefined) return damaged(`${join(dir, 'CURRENT')} is damaged: it does not name a MANIFEST file`);
   if (!existsSync(join(dir, manifest))) return damaged(`${join(dir, manifest)}, named by CURRENT, is missing`);
-  const manifestProblem = readLog(readFileSync(join(dir, manifest))).damage;
+  const manifestLog = readLog(readFileSync(join(dir, manifest)));
+  const manifestProblem = manifestLog.damage;
   if (manifestProblem !== undefined) return damaged(`${join(dir, manifest)} is damaged: ${manifestProblem.problem}`);
   // LevelDB replays its logs in file-number order: the last one is the one it was writing.
   const logs = files.filter((f) => /^\d+\.log$/.test(f)).sort((a, b) => Number.parseInt(a, 10) - Number.parseInt(b, 10));
   const records: Buffer[] = [];
+  const firstReplayed = manifestLogNumber(manifestLog.records) ?? 0;
   let previous: { path: string; end: bigint | undefined } | undefined;
   for (const [i, name] of logs.entries()) {
     const path = join(dir, name);
@@ -116,9 +118,13 @@ export function inspectLevelDbFiles(dir: string, witness: TornTailWitness | unde
     if (detail !== undefined && (witness === undefined || i !== logs.length - 1)) return damaged(detail);
     const cut = read.damage?.cut ?? data.length;
     const kept = read.records.filter((record) => record.offset < cut);
-    const gap = sequenceGap(previous, path, kept);
-    if (gap !== undefined) return damaged(gap);
-    previous = { path, end: sequenceEnd(kept) };
+    // A log below the MANIFEST's log number is in tables already (LevelDB skips it; a crash
+    // kept it from being deleted): only the logs LevelDB replays must follow each other.
+    if (Number.parseInt(name, 10) >= firstReplayed) {
+      const gap = sequenceGap(previous, path, kept);
+      if (gap !== undefined) return damaged(gap);
+      previous = { path, end: sequenceEnd(kept) };
+    }
     for (const record of kept) records.push(record.data);
     if (read.damage === undefined || witness === undefined) continue;
     let marker: Buffer | undefined;
@@ -152,6 +158,59 @@ function sequenceGap(previous: { path: string; end: bigint | undefined } | undef
   if (previous.end === start) return undefined;
   const before = previous.end === undefined ? 'holds no write' : `ends before sequence ${previous.end}`;
   return `${previous.path} ${before} but ${path}, the next log, starts at sequence ${start}: the writes between them were lost (a power loss as LevelDB moved to a new log)`;
+}
+
+/**
+ * The log number the MANIFEST's version edits set last (LevelDB replays the logs from it on),
+ * or undefined when an edit does not parse as one (then every log is checked). An edit is a
+ * list of varint32 tags with their fields: 1 comparator (length-prefixed), 2 log number,
+ * 3 next file number, 4 last sequence, 9 previous log number (varint64 each), 5 compaction
+ * pointer (level, length-prefixed key), 6 deleted file (level, number), 7 new file (level,
+ * number, size, two length-prefixed keys).
+ */
+export function manifestLogNumber(edits: readonly LogRecord[]): number | undefined {
+  let logNumber: number | undefined;
+  for (const { data } of edits) {
+    let at = 0;
+    const varint = (): number => {
+      let value = 0;
+      for (let scale = 1; ; scale *= 128) {
+        const byte = data[at++];
+        if (byte === undefined || scale > 2 ** 49) throw new RangeError('bad varint');
+        value += (byte & 0x7f) * scale;
+        if (byte < 0x80) return value;
+      }
+    };
+    const skipSlice = (): void => {
+      const length = varint();
+      at += length;
+      if (at > data.length) throw new RangeError('bad slice');
+    };
+    try {
+      while (at < data.length) {
+        const tag = varint();
+        if (tag === 2) logNumber = varint();
+        else if (tag === 3 || tag === 4 || tag === 9) varint();
+        else if (tag === 1) skipSlice();
+        else if (tag === 5) {
+          varint();
+          skipSlice();
+        } else if (tag === 6) {
+          varint();
+          varint();
+        } else if (tag === 7) {
+          varint();
+          varint();
+          varint();
+          skipSlice();
+          skipSlice();
+        } else return undefined;
+      }
+    } catch {
+      return undefined;
+    }
+  }
+  return logNumber;
 }
 
 /** The sequence number after the last write batch of `records` (undefined: none). */
