@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, type Entry } from '../raft/types.js';
 import { Backend, KeySpace, SYNC_MARKER_KEY, spaceKey } from './backend.js';
-import { checkLevelDbFiles, lastValueOf, manifestLogNumber, readLog } from './leveldb-files-check.js';
+import { checkLevelDbFiles, lastValueOf, manifestFacts, readLog } from './leveldb-files-check.js';
 import { crc32c } from '../util/crc32c.js';
 import { RaftLogStore } from './raft-log-store.js';
 import { StorageError } from './storage-error.js';
@@ -270,12 +270,51 @@ describe('writes lost between two logs', () => {
     truncateSync(log, (records[recordOf(stateKey('b3'))] as { offset: number }).offset);
     // The MANIFEST names the log LevelDB replays from: the older one, so both are checked.
     const manifest = readdirSync(db).find((f) => f.startsWith('MANIFEST-')) as string;
-    expect(manifestLogNumber(readLog(readFileSync(join(db, manifest))).records)).toBe(Number.parseInt(log.slice(db.length + 1), 10));
+    expect(manifestFacts(readLog(readFileSync(join(db, manifest))).records)?.logNumber).toBe(Number.parseInt(log.slice(db.length + 1), 10));
     const before = snapshotOf(db);
     const error = await refusal(lost);
-    expect(error.detail).toMatch(
-      new RegExp(`^${log} ends before sequence \\d+ but ${newer}, the next log, starts at sequence \\d+: the writes between them were lost`),
-    );
+    // The hole shows at the newer log's first batch; S2, the last synced write, was after it.
+    expect(error.detail).toMatch(new RegExp(`^${newer} lost writes before offset 0: its write batch there has sequence \\d+, \\d+ follows ${log} offset \\d+`));
+    expect(error.detail).toMatch(/not a power loss's torn tail/);
+    expect(snapshotOf(db)).toEqual(before);
+  });
+});
+
+/** The log without the bytes of records [from, to): a hole, as LevelDB skips one silently. */
+function spliceOut(log: string, records: readonly { offset: number }[], from: number, to: number): void {
+  const bytes = readFileSync(log);
+  expect(bytes.length).toBeLessThan(32768);
+  const start = (records[from] as { offset: number }).offset;
+  const end = (records[to] as { offset: number }).offset;
+  writeFileSync(log, Buffer.concat([bytes.subarray(0, start), bytes.subarray(end)]));
+}
+
+describe('a hole inside the newest log (records whose checksums hold, but writes missing before them)', () => {
+  it('after the last synced write: cut where the hole is, the journal replays every entry', async () => {
+    const { lost, db, log, records, recordOf } = await powerLoss();
+    const c2 = recordOf(stateKey('c2'));
+    const c4 = recordOf(stateKey('c4'));
+    spliceOut(log, records, c2 + 1, c4);
+    const hole = (records[c2 + 1] as { offset: number }).offset;
+    expect(checkLevelDbFiles(db)).toMatch(new RegExp(`lost writes before offset ${hole}:`));
+    const { logger, warnings } = captureWarnings();
+    const { backend, store } = await openLog(lost, logger);
+    expect(warnings.map((w) => w.fields.offset)).toEqual([hole]);
+    expect(texts(store)).toEqual(Array.from({ length: 14 }, (_, i) => `e${i + 1}@1`));
+    expect(backend.get(KeySpace.mvcc, 'c2')?.length).toBe(300);
+    expect(backend.get(KeySpace.members, 'S2')?.toString()).toBe('s2');
+    // Not the records after the hole: c4 was after it (applied again by the member from its log).
+    expect(backend.get(KeySpace.mvcc, 'c4')).toBeUndefined();
+    await backend.close();
+  });
+
+  it('before the last synced write: refused, files untouched', async () => {
+    const { lost, db, log, records, recordOf } = await powerLoss();
+    const b2 = recordOf(stateKey('b2'));
+    spliceOut(log, records, b2, b2 + 1);
+    const before = snapshotOf(db);
+    const error = await refusal(lost);
+    expect(error.detail).toMatch(/lost writes before offset \d+: .*not a power loss's torn tail/);
     expect(snapshotOf(db)).toEqual(before);
   });
 });

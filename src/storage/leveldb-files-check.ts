@@ -41,11 +41,15 @@
 // no marker until the next synced write (a checkpoint, at most 100 ms after the next journal
 // record): a power loss that tears it then is refused, as before.
 //
-// Also checked: the logs LevelDB will replay follow each other without a gap in its sequence
-// numbers (sequenceGap). LevelDB 1.20 does not sync a log when it moves to a new one, so a
-// power loss before the old one's table is durable can cut its unsynced tail cleanly (nothing
-// LevelDB reports) while a later synced write in the new log survives; such a hole (writes the
-// journal may have been reset past) is refused like damage.
+// Also checked: the write batches of the logs LevelDB will replay follow each other without a
+// gap in its sequence numbers (each batch starts with its sequence number and op count; the
+// first may not start past the MANIFEST's last sequence + 1). A gap is a hole LevelDB would
+// skip silently: zeroes where a page of the unsynced tail was never written back (LevelDB
+// skips the rest of that block and reads on), or an older log's unsynced tail cut cleanly
+// while a synced write in the next log survived (LevelDB 1.20 does not sync a log when it
+// moves to a new one; the old one is durable only once its memtable's table and the MANIFEST
+// are). A gap counts as damage at the batch after it: in the newest log with the witness's
+// consent it is cut there, else refused.
 // Table files (*.ldb, *.sst) are checked by LevelDB itself when read (the member reads every
 // key space but the Raft log at start); Backend turns such a read failure into StorageError.
 
@@ -108,25 +112,42 @@ export function inspectLevelDbFiles(dir: string, witness: TornTailWitness | unde
   // LevelDB replays its logs in file-number order: the last one is the one it was writing.
   const logs = files.filter((f) => /^\d+\.log$/.test(f)).sort((a, b) => Number.parseInt(a, 10) - Number.parseInt(b, 10));
   const records: Buffer[] = [];
-  const firstReplayed = manifestLogNumber(manifestLog.records) ?? 0;
-  let previous: { path: string; end: bigint | undefined } | undefined;
+  const facts = manifestFacts(manifestLog.records);
+  const firstReplayed = facts?.logNumber ?? 0;
+  // The sequence number the next write batch LevelDB replays must have: a log cannot start
+  // past the MANIFEST's last sequence + 1 (no table holds what follows it), and each batch
+  // must follow the one before it exactly, across the logs too.
+  let expected: { seq: bigint; exact: boolean; after: string } | undefined =
+    facts?.lastSequence === undefined ? undefined : { seq: facts.lastSequence + 1n, exact: false, after: `${manifest}'s last sequence` };
   for (const [i, name] of logs.entries()) {
     const path = join(dir, name);
     const data = readFileSync(path);
     const read = readLog(data);
-    const detail = read.damage === undefined ? undefined : `${path} is damaged: ${read.damage.problem}`;
-    if (detail !== undefined && (witness === undefined || i !== logs.length - 1)) return damaged(detail);
-    const cut = read.damage?.cut ?? data.length;
-    const kept = read.records.filter((record) => record.offset < cut);
+    const cuttable = witness !== undefined && i === logs.length - 1;
+    let problem = read.damage === undefined ? undefined : { detail: `${path} is damaged: ${read.damage.problem}`, cut: read.damage.cut };
+    if (problem !== undefined && !cuttable) return damaged(problem.detail);
     // A log below the MANIFEST's log number is in tables already (LevelDB skips it; a crash
     // kept it from being deleted): only the logs LevelDB replays must follow each other.
-    if (Number.parseInt(name, 10) >= firstReplayed) {
-      const gap = sequenceGap(previous, path, kept);
-      if (gap !== undefined) return damaged(gap);
-      previous = { path, end: sequenceEnd(kept) };
+    const replayed = Number.parseInt(name, 10) >= firstReplayed;
+    for (const record of read.records) {
+      if (problem !== undefined && record.offset >= problem.cut) break;
+      if (replayed && record.data.length >= 12) {
+        const seq = record.data.readBigUInt64LE(0);
+        if (expected !== undefined && (expected.exact ? seq !== expected.seq : seq > expected.seq)) {
+          problem = {
+            detail:
+              `${path} lost writes before offset ${record.offset}: its write batch there has sequence ${seq}, ` +
+              `${expected.exact ? '' : 'at most '}${expected.seq} follows ${expected.after} (a hole LevelDB would skip silently)`,
+            cut: record.offset,
+          };
+          if (!cuttable) return damaged(problem.detail);
+          break;
+        }
+        expected = { seq: seq + BigInt(record.data.readUInt32LE(8)), exact: true, after: `${path} offset ${record.offset}` };
+      }
+      records.push(record.data);
     }
-    for (const record of kept) records.push(record.data);
-    if (read.damage === undefined || witness === undefined) continue;
+    if (problem === undefined || witness === undefined) continue;
     let marker: Buffer | undefined;
     try {
       marker = lastValueOf(records, witness.markerKey);
@@ -135,41 +156,25 @@ export function inspectLevelDbFiles(dir: string, witness: TornTailWitness | unde
     }
     if (marker === undefined || !witness.keeps(marker)) {
       const found = marker === undefined ? 'holds no sync marker' : `ends with sync marker ${marker.toString('hex')}`;
-      return damaged(`${detail} (not a power loss's torn tail: what the logs keep before it ${found}, the sync journal expects ${witness.expected})`);
+      return damaged(`${problem.detail} (not a power loss's torn tail: what the logs keep before it ${found}, the sync journal expects ${witness.expected})`);
     }
-    return { kind: 'torn-tail', file: path, offset: cut, droppedBytes: data.length - cut, problem: read.damage.problem };
+    return { kind: 'torn-tail', file: path, offset: problem.cut, droppedBytes: data.length - problem.cut, problem: problem.detail };
   }
   return { kind: 'ok' };
 }
 
 /**
- * Writes lost between two logs LevelDB will replay: each write batch starts with its sequence
- * number (8 bytes) and op count (4 bytes), and LevelDB numbers its writes without a gap across
- * logs, so a log must start where the one before it ends. LevelDB 1.20 does not sync a log when
- * it moves to the next (the old one becomes durable once its memtable's table and the MANIFEST
- * are synced, then it is deleted): a power loss in between can lose the old log's unsynced tail
- * cleanly (a file cut short, or zeroes: nothing LevelDB reports) while a synced write in the
- * new log survives it. Caught here, it is refused like damage instead of opened with a hole.
- */
-function sequenceGap(previous: { path: string; end: bigint | undefined } | undefined, path: string, records: readonly LogRecord[]): string | undefined {
-  const first = records.find((record) => record.data.length >= 12);
-  if (previous === undefined || first === undefined) return undefined;
-  const start = first.data.readBigUInt64LE(0);
-  if (previous.end === start) return undefined;
-  const before = previous.end === undefined ? 'holds no write' : `ends before sequence ${previous.end}`;
-  return `${previous.path} ${before} but ${path}, the next log, starts at sequence ${start}: the writes between them were lost (a power loss as LevelDB moved to a new log)`;
-}
-
-/**
- * The log number the MANIFEST's version edits set last (LevelDB replays the logs from it on),
- * or undefined when an edit does not parse as one (then every log is checked). An edit is a
+ * The log number the MANIFEST's version edits set last (LevelDB replays the logs from it on)
+ * and the last sequence number they record, or undefined when an edit does not parse as one
+ * (then every log is checked, from any sequence on). An edit is a
  * list of varint32 tags with their fields: 1 comparator (length-prefixed), 2 log number,
  * 3 next file number, 4 last sequence, 9 previous log number (varint64 each), 5 compaction
  * pointer (level, length-prefixed key), 6 deleted file (level, number), 7 new file (level,
  * number, size, two length-prefixed keys).
  */
-export function manifestLogNumber(edits: readonly LogRecord[]): number | undefined {
+export function manifestFacts(edits: readonly LogRecord[]): { logNumber?: number; lastSequence?: bigint } | undefined {
   let logNumber: number | undefined;
+  let lastSequence: bigint | undefined;
   for (const { data } of edits) {
     let at = 0;
     const varint = (): number => {
@@ -190,7 +195,8 @@ export function manifestLogNumber(edits: readonly LogRecord[]): number | undefin
       while (at < data.length) {
         const tag = varint();
         if (tag === 2) logNumber = varint();
-        else if (tag === 3 || tag === 4 || tag === 9) varint();
+        else if (tag === 4) lastSequence = BigInt(varint());
+        else if (tag === 3 || tag === 9) varint();
         else if (tag === 1) skipSlice();
         else if (tag === 5) {
           varint();
@@ -210,16 +216,7 @@ export function manifestLogNumber(edits: readonly LogRecord[]): number | undefin
       return undefined;
     }
   }
-  return logNumber;
-}
-
-/** The sequence number after the last write batch of `records` (undefined: none). */
-function sequenceEnd(records: readonly LogRecord[]): bigint | undefined {
-  for (let i = records.length - 1; i >= 0; i--) {
-    const data = (records[i] as LogRecord).data;
-    if (data.length >= 12) return data.readBigUInt64LE(0) + BigInt(data.readUInt32LE(8));
-  }
-  return undefined;
+  return { logNumber, lastSequence };
 }
 
 /** LevelDB's stored checksum is masked (so a checksum of data holding checksums differs). */
