@@ -124,7 +124,8 @@ export function inspectLevelDbFiles(dir: string, witness: TornTailWitness | unde
     const data = readFileSync(path);
     const read = readLog(data);
     const cuttable = witness !== undefined && i === logs.length - 1;
-    let problem = read.damage === undefined ? undefined : { detail: `${path} is damaged: ${read.damage.problem}`, cut: read.damage.cut };
+    let problem =
+      read.damage === undefined ? undefined : { what: read.damage.problem, detail: `${path} is damaged: ${read.damage.problem}`, cut: read.damage.cut };
     if (problem !== undefined && !cuttable) return damaged(problem.detail);
     // A log below the MANIFEST's log number is in tables already (LevelDB skips it; a crash
     // kept it from being deleted): only the logs LevelDB replays must follow each other.
@@ -134,12 +135,10 @@ export function inspectLevelDbFiles(dir: string, witness: TornTailWitness | unde
       if (replayed && record.data.length >= 12) {
         const seq = record.data.readBigUInt64LE(0);
         if (expected !== undefined && (expected.exact ? seq !== expected.seq : seq > expected.seq)) {
-          problem = {
-            detail:
-              `${path} lost writes before offset ${record.offset}: its write batch there has sequence ${seq}, ` +
-              `${expected.exact ? '' : 'at most '}${expected.seq} follows ${expected.after} (a hole LevelDB would skip silently)`,
-            cut: record.offset,
-          };
+          const what =
+            `lost writes before offset ${record.offset}: its write batch there has sequence ${seq}, ` +
+            `${expected.exact ? '' : 'at most '}${expected.seq} follows ${expected.after} (a hole LevelDB would skip silently)`;
+          problem = { what, detail: `${path} ${what}`, cut: record.offset };
           if (!cuttable) return damaged(problem.detail);
           break;
         }
@@ -158,7 +157,7 @@ export function inspectLevelDbFiles(dir: string, witness: TornTailWitness | unde
       const found = marker === undefined ? 'holds no sync marker' : `ends with sync marker ${marker.toString('hex')}`;
       return damaged(`${problem.detail} (not a power loss's torn tail: what the logs keep before it ${found}, the sync journal expects ${witness.expected})`);
     }
-    return { kind: 'torn-tail', file: path, offset: problem.cut, droppedBytes: data.length - problem.cut, problem: problem.detail };
+    return { kind: 'torn-tail', file: path, offset: problem.cut, droppedBytes: data.length - problem.cut, problem: problem.what };
   }
   return { kind: 'ok' };
 }
