@@ -71,6 +71,7 @@ async function serve(config: Config): Promise<void> {
     onWrite: probes.backendWrite,
     onJournalSync: probes.journalSync,
     onFailure,
+    logger: log,
   });
   const outbox = new PeerOutbox();
   const member = await MemberUnit.open({ config, storage, cluster, clientUrls: clientPort.advertisedUrls, probes, sender: outbox, logger: log, failStop });

@@ -40,6 +40,8 @@ export interface StorageOptions {
   onJournalSync?(seconds: number): void;
   /** A failed write or read of either database: the member's fail-stop (storageFailStop). */
   onFailure: StorageFailureSink;
+  /** Where the open's warning goes when it cuts a LevelDB log torn by a power loss. */
+  logger?: Pick<Logger, 'warn'>;
 }
 
 export interface NodeStorage {
@@ -68,6 +70,7 @@ export async function openStorage(options: StorageOptions): Promise<NodeStorage>
     onWrite: (seconds, synced) => options.onWrite(seconds, synced),
     onJournalSync: options.onJournalSync === undefined ? undefined : (seconds) => options.onJournalSync?.(seconds),
     onFailure: options.onFailure,
+    logger: options.logger,
   });
   const stored = backend.get(KeySpace.members, IDENTITY_KEY);
   let raftLogDb: WalDb | undefined;

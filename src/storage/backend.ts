@@ -15,13 +15,18 @@
 //   `<data dir>/raft.journal` (sync-journal.ts, its invariant kept by the write queue); at open
 //   the journal's records are replayed into LevelDB in one synced write, then it is reset, so
 //   the log is whole before anyone reads it; `close()` leaves the journal empty.
+// - Once the journal file exists, every synced write carries the sync marker (SYNC_MARKER_KEY,
+//   the journal's epoch) and the journal starts a new epoch once it lands; the open makes one
+//   such write first. The marker is the witness that lets the open cut the newest LevelDB log
+//   when a power loss tore it after its last synced write (leveldb-files-check.ts).
 
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { assert } from '../util/assert.js';
-import { openCheckedLevelDb } from './leveldb-files-check.js';
+import type { Logger } from 'pino';
+import { openCheckedLevelDb, type TornTailWitness } from './leveldb-files-check.js';
 import { type BatchOp, type JournalKind, LevelWriteQueue, type LevelWriteQueueOptions, type MergedWrite } from './level-write-queue.js';
 import { StorageError, levelErrorDetail, type StorageFailureSink } from './storage-error.js';
 import { JOURNAL_FILE, JournalDamagedError, SyncJournal } from './sync-journal.js';
@@ -78,6 +83,8 @@ export interface BackendOptions {
   onJournalSync?: (seconds: number) => void;
   /** At most how long the journal holds a record before a checkpoint (tests; default 100 ms). */
   journalCheckpointMs?: number;
+  /** Where the open's one warning goes when it cuts a log torn by a power loss (leveldb-files-check.ts). */
+  logger?: Pick<Logger, 'warn'>;
 }
 
 export function spaceKey(space: KeySpace, key: Buffer | string): Buffer {
@@ -90,10 +97,26 @@ export function spaceKey(space: KeySpace, key: Buffer | string): Buffer {
 
 const FORMAT_KEY = spaceKey(KeySpace.meta, 'format');
 /**
- * What a checkpoint with nothing else to write puts (synced): the epoch it ends. In the Raft
- * log's key space, which no snapshot or hash covers (the log store reads none but its own tags).
+ * The sync marker: what every synced write puts once the sync journal's file exists, the
+ * journal's epoch it ends (the journal is reset after it lands), and so also what a checkpoint
+ * with nothing else to write puts. It witnesses, at open, that a power loss's damage to the
+ * newest LevelDB log follows every synced write (leveldb-files-check.ts). In the Raft log's key
+ * space, which no snapshot or hash covers (the log store reads none but its own tags); a new
+ * key ('w'), not the 'j' earlier versions put in checkpoints only, whose last value proves
+ * nothing about the synced writes that did not carry it.
  */
-const JOURNAL_CHECKPOINT_KEY = spaceKey(KeySpace.raftLog, 'j');
+export const SYNC_MARKER_KEY = spaceKey(KeySpace.raftLog, 'w');
+
+function syncMarkerOp(epoch: number): BatchOp {
+  const value = Buffer.alloc(4);
+  value.writeUInt32BE(epoch);
+  return { type: 'put', key: SYNC_MARKER_KEY, value };
+}
+
+/** The epoch before `epoch` (SyncJournal.reset skips 0 when it wraps). */
+function previousEpoch(epoch: number): number {
+  return epoch === 1 ? 0xffffffff : epoch - 1;
+}
 
 export class Backend {
   private readonly writes: LevelWriteQueue;
@@ -151,6 +174,11 @@ export class Backend {
     const dir = join(dataDir, 'db');
     const isNew = !existsSync(dir) || readdirSync(dir).length === 0;
     const writeBufferSize = options.writeBufferSizeBytes ?? 16 * 1024 * 1024;
+    const journalPath = join(dataDir, JOURNAL_FILE);
+    // A journal beside a database created just now belongs to a database that is gone.
+    if (isNew) rmSync(journalPath, { force: true });
+    // Read before LevelDB opens: its epoch is the witness of a torn log's cut (leveldb-files-check.ts).
+    const opened = openJournal(journalPath, options);
     const db = new ClassicLevel<Buffer, Buffer>(dir, {
       keyEncoding: 'buffer',
       valueEncoding: 'buffer',
@@ -159,7 +187,15 @@ export class Backend {
       maxOpenFiles: options.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES,
       compression: options.compression ?? true,
     });
-    await openCheckedLevelDb(db, dir, options.onFailure);
+    try {
+      await openCheckedLevelDb(db, dir, options.onFailure, {
+        witness: opened.fileExists ? syncWitness(opened.journal.currentEpoch) : undefined,
+        logger: options.logger,
+      });
+    } catch (error) {
+      opened.journal.close();
+      throw error;
+    }
     let format: Buffer | undefined;
     try {
       format = db.getSync(FORMAT_KEY);
@@ -167,21 +203,24 @@ export class Backend {
       // A point read of a Buffer key fails only when LevelDB cannot read its files.
       const damaged = new StorageError('damaged', dir, levelErrorDetail(error));
       options.onFailure?.(damaged);
+      opened.journal.close();
+      await db.close();
       throw damaged;
     }
     if (format === undefined) {
       if (!isNew) {
+        opened.journal.close();
         await db.close();
         throw new StorageFormatError(`data dir ${dataDir} holds a database without a MetaStore format marker; refusing to use it`);
       }
+      // No marker: a new database has no journal file yet (see syncMarkerOp in the constructor).
       await db.batch([{ type: 'put', key: FORMAT_KEY, value: Buffer.from(FORMAT_VERSION) }], { sync: true });
     } else if (format.toString() !== FORMAT_VERSION) {
+      opened.journal.close();
       await db.close();
       throw new StorageFormatError(`data dir ${dataDir} has format "${format.toString()}", this MetaStore reads "${FORMAT_VERSION}"`);
     }
-    // A journal beside a database created just now belongs to a database that is gone.
-    if (isNew) rmSync(join(dataDir, JOURNAL_FILE), { force: true });
-    const journal = await replayJournal(db, join(dataDir, JOURNAL_FILE), options);
+    const journal = await replayJournal(db, opened, options);
     return new Backend(dir, db, 2 * writeBufferSize, options.onWrite, options.onFailure, journal, options);
   }
 
@@ -422,48 +461,70 @@ export class Backend {
 
 /**
  * The journal part of the write queue of a database holding a Raft log: the backend's, or a
- * wal dir's (wal-dir.ts). A checkpoint with nothing else to write puts the epoch it ends.
+ * wal dir's (wal-dir.ts). Once the journal's file exists (it is never removed while the
+ * database is open), every synced write carries the sync marker: the journal's epoch.
  */
 export function journalQueueOptions(
   journal: SyncJournal,
   options: Pick<BackendOptions, 'onJournalSync' | 'journalCheckpointMs'>,
-): Pick<LevelWriteQueueOptions, 'journal' | 'checkpointOp' | 'onJournalSync' | 'checkpointIntervalMs'> {
+): Pick<LevelWriteQueueOptions, 'journal' | 'syncMarkerOp' | 'onJournalSync' | 'checkpointIntervalMs'> {
+  let journalFileExists = false;
   return {
     journal,
-    checkpointOp: () => {
-      const value = Buffer.alloc(4);
-      value.writeUInt32BE(journal.currentEpoch);
-      return { type: 'put', key: JOURNAL_CHECKPOINT_KEY, value };
+    syncMarkerOp: () => {
+      journalFileExists ||= existsSync(journal.path);
+      return journalFileExists ? syncMarkerOp(journal.currentEpoch) : undefined;
     },
     onJournalSync: options.onJournalSync,
     checkpointIntervalMs: options.journalCheckpointMs,
   };
 }
 
-/**
- * Opens the sync journal of the Raft log kept in `db` and brings the log up to date: the
- * journal's records (writes that may be missing from LevelDB after a power loss) are written
- * to LevelDB in one synced write, then the journal starts a new epoch (a checkpoint). A
- * journal that cannot be read is a damaged file; the database is closed before the throw.
- * The backend's database and a wal dir's (wal-dir.ts) both open theirs here.
- */
-export async function replayJournal(
-  db: ClassicLevel<Buffer, Buffer>,
-  path: string,
-  options: Pick<BackendOptions, 'journalBytes' | 'onFailure'>,
-): Promise<SyncJournal> {
-  let journal: SyncJournal | undefined;
+/** The witness that a damaged newest LevelDB log was torn after every synced write (leveldb-files-check.ts). */
+function syncWitness(epoch: number): TornTailWitness {
+  // The last synced write that landed put the epoch the journal's reset then ended, or this
+  // one when the power went before the reset was durable.
+  const kept = [epoch, previousEpoch(epoch)];
+  return {
+    markerKey: SYNC_MARKER_KEY,
+    keeps: (value) => value.length === 4 && kept.includes(value.readUInt32BE(0)),
+    expected: kept.map((e) => e.toString(16).padStart(8, '0')).join(' or '),
+  };
+}
+
+export type OpenedJournal = ReturnType<typeof SyncJournal.open> & { fileExists: boolean };
+
+/** Opens the sync journal (reads its records); a journal that cannot be read is a damaged file. */
+export function openJournal(path: string, options: Pick<BackendOptions, 'journalBytes' | 'onFailure'>): OpenedJournal {
+  const fileExists = existsSync(path);
   try {
-    const opened = SyncJournal.open(path, { sizeBytes: options.journalBytes });
-    journal = opened.journal;
-    if (opened.replay.length > 0) await db.batch(opened.replay, { sync: true });
-    journal.reset();
+    return { ...SyncJournal.open(path, { sizeBytes: options.journalBytes }), fileExists };
+  } catch (error) {
+    const failure = new StorageError(error instanceof JournalDamagedError ? 'damaged' : 'write', path, levelErrorDetail(error));
+    options.onFailure?.(failure);
+    throw failure;
+  }
+}
+
+/**
+ * Brings the Raft log kept in `db` up to date from its sync journal: the journal's records
+ * (writes that may be missing from LevelDB after a power loss) are written to LevelDB in one
+ * synced write with the sync marker, then the journal starts a new epoch (a checkpoint). Every
+ * open with a journal file makes that write, even with nothing to replay, so the log LevelDB
+ * has just started holds a marker from its first write on. A failure closes the database.
+ */
+export async function replayJournal(db: ClassicLevel<Buffer, Buffer>, opened: OpenedJournal, options: Pick<BackendOptions, 'onFailure'>): Promise<SyncJournal> {
+  const { journal, replay } = opened;
+  try {
+    if (opened.fileExists) {
+      await db.batch([...replay, syncMarkerOp(journal.currentEpoch)], { sync: true });
+      journal.reset();
+    }
     return journal;
   } catch (error) {
-    journal?.close();
+    journal.close();
     await db.close();
-    // A journal that does not read as one is damaged; failing to write its records is a write failure.
-    const failure = new StorageError(error instanceof JournalDamagedError ? 'damaged' : 'write', path, levelErrorDetail(error));
+    const failure = new StorageError('write', journal.path, levelErrorDetail(error));
     options.onFailure?.(failure);
     throw failure;
   }

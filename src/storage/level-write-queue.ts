@@ -24,6 +24,10 @@
 //   synced LevelDB write that lands, then the journal's reset) and written synced on its own,
 //   so no journal record ever replays over it; a record that does not fit is preceded by a
 //   checkpoint too; `drain()` ends with one, leaving the journal empty.
+// - With a sync marker (the backend's, once its journal file exists), EVERY synced write
+//   carries it and is a checkpoint (the journal is reset once it lands), so the marker's last
+//   value in LevelDB tells which synced write came last: the witness leveldb-files-check.ts
+//   needs to cut a power loss's torn tail.
 // - A journaled write resolves as soon as its journal record is written (and fdatasync'd when
 //   it asked for sync): it is as durable then as a synced LevelDB write would make it, and
 //   waiting for the LevelDB write too would put a pool-thread round trip on every put's path.
@@ -42,9 +46,9 @@ const LAZY_FLUSH_MS = 2;
 /**
  * How long the journal may hold records before a checkpoint syncs LevelDB behind them, as etcd
  * commits its backend every 100 ms. It bounds LevelDB's unsynced tail, which a power loss may
- * tear (leveldb-files-check.ts refuses a damaged record that intact ones follow), and the
- * replay at the next start; it costs one synced LevelDB write per interval while writes come,
- * off the puts' path.
+ * tear (leveldb-files-check.ts cuts a torn tail after the last synced write, refuses other
+ * damage), and the replay at the next start; it costs one synced LevelDB write per interval
+ * while writes come, off the puts' path.
  */
 export const CHECKPOINT_INTERVAL_MS = 100;
 /**
@@ -101,8 +105,13 @@ export interface LevelWriteQueueOptions {
   onWrite?: (seconds: number, synced: boolean) => void;
   /** The journal of the Raft log kept in this database (sync-journal.ts), if any. */
   journal?: SyncJournal;
-  /** The op a checkpoint writes (synced) when nothing else is queued: LevelDB skips an empty batch. */
-  checkpointOp?: () => BatchOp;
+  /**
+   * The sync marker (leveldb-files-check.ts, the torn-tail witness): the op EVERY synced write
+   * carries while it gives one (with a journal: once its file exists), each then followed by the
+   * journal's reset (a new epoch, the marker's next value) once it lands. It is also what a
+   * checkpoint with nothing else to write puts: LevelDB skips an empty batch.
+   */
+  syncMarkerOp?: () => BatchOp | undefined;
   /** Called after each fdatasync'd journal append: its duration (write and fdatasync). */
   onJournalSync?: (seconds: number) => void;
   /** At most how long the journal holds a record before a checkpoint (default CHECKPOINT_INTERVAL_MS). */
@@ -123,7 +132,7 @@ export class LevelWriteQueue {
     private readonly db: ClassicLevel<Buffer, Buffer>,
     private readonly options: LevelWriteQueueOptions,
   ) {
-    assert(options.journal === undefined || options.checkpointOp !== undefined, 'a journal needs the op its checkpoints write');
+    assert(options.journal === undefined || options.syncMarkerOp !== undefined, 'a journal needs the op its checkpoints write');
   }
 
   /**
@@ -240,11 +249,7 @@ export class LevelWriteQueue {
       queued = this.emptyCheckpoint();
     }
     this.queued.shift();
-    if (queued.resetAfter && queued.ops.length === 0) {
-      queued.ops.push((this.options.checkpointOp as () => BatchOp)());
-      queued.keys.push('');
-    }
-    if (queued.ops.length === 0) {
+    if (queued.ops.length === 0 && !queued.resetAfter) {
       // Nothing to write (a caller waiting for every earlier write to land): done already.
       for (const waiter of queued.waiters) waiter.resolve();
       this.afterWrite();
@@ -271,6 +276,8 @@ export class LevelWriteQueue {
       this.writeFailed(write, error);
       return;
     }
+    if (write.sync) this.markSynced(write);
+    assert(write.ops.length > 0, 'a checkpoint without its marker (a journal record waits, yet no journal file)');
     this.options.onIssue?.(write);
     // In the journal: its journaled writes are done (earlier writes have all landed).
     const journalDone = (): void => {
@@ -286,6 +293,19 @@ export class LevelWriteQueue {
         this.writeFailed(write, error);
       },
     );
+  }
+
+  /**
+   * A synced write carries the sync marker, when there is one, and so becomes a checkpoint: the
+   * journal is reset once it lands (everything before it is then durable in LevelDB), so each
+   * synced write's marker is one more than the last one's.
+   */
+  private markSynced(write: MergedWrite): void {
+    const marker = this.options.syncMarkerOp?.();
+    if (marker === undefined) return;
+    write.ops.push(marker);
+    write.keys.push('');
+    if (this.options.journal !== undefined) write.resetAfter = true;
   }
 
   /** A merged write is in LevelDB (and its record in the journal): a checkpoint resets the journal, then its waiters go. */

@@ -14,7 +14,7 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { type BackendOptions, PRIVATE_DIR_MODE, StorageFormatError, journalQueueOptions, replayJournal } from './backend.js';
+import { type BackendOptions, PRIVATE_DIR_MODE, StorageFormatError, journalQueueOptions, openJournal, replayJournal } from './backend.js';
 import { LevelWriteQueue } from './level-write-queue.js';
 import { openCheckedLevelDb } from './leveldb-files-check.js';
 import type { RaftLogWriter } from './raft-log-store.js';
@@ -93,17 +93,24 @@ export class WalDb {
   /** Opens (creating if needed) the Raft log's database in `walDir`, its journal replayed. */
   static async open(walDir: string, options: WalDbOptions = {}): Promise<WalDb> {
     mkdirSync(walDir, { recursive: true, mode: PRIVATE_DIR_MODE });
-    const isNew = !walDirHasLog(walDir);
+    const journalPath = join(walDir, JOURNAL_FILE);
+    // A journal beside a database not created yet belongs to a database that is gone.
+    if (!walDirHasLog(walDir)) rmSync(journalPath, { force: true });
+    const opened = openJournal(journalPath, options);
     const db = new ClassicLevel<Buffer, Buffer>(walDir, {
       keyEncoding: 'buffer',
       valueEncoding: 'buffer',
       cacheSize: options.cacheSizeBytes ?? 8 * 1024 * 1024,
       writeBufferSize: options.writeBufferSizeBytes ?? 16 * 1024 * 1024,
     });
-    await openCheckedLevelDb(db, walDir, options.onFailure);
-    // A journal beside a database created just now belongs to a database that is gone.
-    if (isNew) rmSync(join(walDir, JOURNAL_FILE), { force: true });
-    const journal = await replayJournal(db, join(walDir, JOURNAL_FILE), options);
+    try {
+      // No torn-tail witness here: any damage in the wal dir's logs is refused (leveldb-files-check.ts).
+      await openCheckedLevelDb(db, walDir, options.onFailure);
+    } catch (error) {
+      opened.journal.close();
+      throw error;
+    }
+    const journal = await replayJournal(db, opened, options);
     const writes = new LevelWriteQueue(db, {
       failed: (cause) => {
         const error = new StorageError('write', walDir, levelErrorDetail(cause));
