@@ -34,9 +34,10 @@
 //   else (lower: a synced write was in the dropped part, which only damage to synced data
 //   explains; no marker in the logs at all: it is in the tables, which are not read before
 //   opening) refuses the member, files untouched: nothing is changed before the decision.
-// - Older *.log files and the MANIFEST keep the strict check, and so does a database without a
-//   journal file (the --wal-dir database, which syncs its log writes every Ready; a data dir
-//   whose log is in a wal dir, or whose journal was never created).
+// - Older *.log files and the MANIFEST keep the strict check, and so does a database opened
+//   without a witness: the --wal-dir database (its log has a sync journal too, but no witness is
+//   built for it yet, so a torn tail there is refused), a data dir whose log is in a wal dir,
+//   and one whose journal was never created.
 // Known gap: just after LevelDB switched to a new log (a memtable filled), the newest log holds
 // no marker until the next synced write (a checkpoint, at most 100 ms after the next journal
 // record): a power loss that tears it then is refused, as before.
