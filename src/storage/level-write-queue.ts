@@ -385,10 +385,12 @@ export class LevelWriteQueue {
     if (write.resetAfter) {
       const journal = this.options.journal;
       assert(write.sync && journal !== undefined, 'a checkpoint that was not synced, or without a journal');
-      if (this.olderLogPending()) {
+      // An empty journal is reset whatever the logs (it drops no record; the marker's next
+      // synced write then carries a new epoch).
+      if (!journal.empty && this.olderLogPending()) {
         // Writes before this one may sit in LevelDB's older, unsynced log: the journal keeps
         // them, and a timed checkpoint retries (what needs the reset waits in flush()).
-        if (!journal.empty) this.armCheckpoint();
+        this.armCheckpoint();
       } else {
         try {
           journal.reset();
