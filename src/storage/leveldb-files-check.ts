@@ -42,7 +42,10 @@
 //   damage: an accepted value proves the FIRST synced write that carried it kept, not the
 //   last, so damage to synced bytes between two same-epoch synced writes of the newest log
 //   would be cut, not refused (the later ones' non-journaled ops, and, if the journal was
-//   reset after them, their journaled ones too, would be lost). Such duplicates are rare:
+//   reset after them, their journaled ones too, would be lost). The witness never vouched
+//   for everything: accepting J-1 already could not tell a lost synced write carrying J (its
+//   reset not reached) from none; skipped resets widen that from one synced write to those
+//   since the first one that carried J-1. Such duplicates are rare:
 //   only while a memtable compaction is pending after a synced write that found an older log,
 //   and the queue issues no timed checkpoint then; refusing that case too would need a
 //   durable per-synced-write witness (e.g. a journal record naming the marker), not built.
