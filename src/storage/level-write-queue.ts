@@ -24,16 +24,34 @@
 //   synced LevelDB write that lands, then the journal's reset) and written synced on its own,
 //   so no journal record ever replays over it; a record that does not fit is preceded by a
 //   checkpoint too; `drain()` ends with one, leaving the journal empty.
+// - A checkpoint resets the journal only when, after its synced write has landed, the
+//   database's directory holds no older LevelDB log than the current one (`olderLogPending`).
+//   LevelDB 1.20 does not sync a log when a full memtable makes it move to a new one
+//   (DBImpl::MakeRoomForWrite); the old log's writes become durable when the background
+//   CompactMemTable has written the memtable to a table (BuildTable syncs it), synced the
+//   MANIFEST edit that moves the log number past the old log (LogAndApply; the directory is
+//   synced first), and only then does DeleteObsoleteFiles delete the old log. So "one log left"
+//   after the synced write landed means everything before that write is durable; a synced
+//   write alone proves it only for the log it landed in. While an older log is pending: a
+//   landed checkpoint keeps the journal (its records still replay: the invariant above holds
+//   with more records than needed), a timed checkpoint is not issued (re-armed), and what
+//   needs an empty journal before it (a checkpointed write, a record that does not fit, the
+//   end of `drain()`) waits, polling every OLDER_LOG_POLL_MS, until the old log is gone, then
+//   takes its checkpoint. That stall lasts one memtable compaction (a table of
+//   write_buffer_size, 16 MiB by default: tens to hundreds of ms), and only writes behind it
+//   wait.
 // - With a sync marker (the backend's, once its journal file exists), EVERY synced write
 //   carries it and is a checkpoint (the journal is reset once it lands), so the marker's last
 //   value in LevelDB tells which synced write came last: the witness leveldb-files-check.ts
-//   needs to cut a power loss's torn tail.
+//   needs to cut a power loss's torn tail. A reset skipped above leaves two synced writes
+//   with the same marker: see leveldb-files-check.ts's header for what the witness still proves.
 // - A journaled write resolves as soon as its journal record is written (and fdatasync'd when
 //   it asked for sync): it is as durable then as a synced LevelDB write would make it, and
 //   waiting for the LevelDB write too would put a pool-thread round trip on every put's path.
 //   Its `landed` callback tells it when LevelDB holds it (readers of the database itself need
 //   that). Waiters still resolve in the order their writes were requested.
 
+import { readdirSync } from 'node:fs';
 import type { ClassicLevel } from 'classic-level';
 import { assert } from '../util/assert.js';
 import type { StorageError } from './storage-error.js';
@@ -58,6 +76,18 @@ export const CHECKPOINT_INTERVAL_MS = 100;
  * where the main thread has requests to serve meanwhile) goes through libuv's pool.
  */
 const INLINE_JOURNAL_OPS = 4;
+/** How often a write that needs the journal reset polls for LevelDB's older log to be gone. */
+const OLDER_LOG_POLL_MS = 10;
+
+/**
+ * Whether LevelDB's directory `dir` holds more than one write-ahead log (*.log): an older log
+ * than the current one is not yet durable in tables (see the header), or is about to be deleted.
+ */
+export function levelDbOlderLogPending(dir: string): boolean {
+  let logs = 0;
+  for (const name of readdirSync(dir)) if (/^\d+\.log$/.test(name) && ++logs > 1) return true;
+  return false;
+}
 
 type Waiter = {
   resolve: () => void;
@@ -85,6 +115,8 @@ export interface MergedWrite {
   resetAfter: boolean;
   /** Nothing more may be merged into it (a checkpoint, or a checkpointed write). */
   closed: boolean;
+  /** A checkpointed write: it goes out only with the journal empty (see the header). */
+  checkpointed: boolean;
 }
 
 /**
@@ -116,6 +148,12 @@ export interface LevelWriteQueueOptions {
   onJournalSync?: (seconds: number) => void;
   /** At most how long the journal holds a record before a checkpoint (default CHECKPOINT_INTERVAL_MS). */
   checkpointIntervalMs?: number;
+  /**
+   * Whether LevelDB's directory holds an older log than the current one, which the journal's
+   * reset must wait for (see the header). Asked only with a journal; default
+   * levelDbOlderLogPending(db.location).
+   */
+  olderLogPending?: () => boolean;
 }
 
 export class LevelWriteQueue {
@@ -126,6 +164,8 @@ export class LevelWriteQueue {
   private lazyTimer: NodeJS.Timeout | undefined;
   /** Armed by the first journal record after a checkpoint: the next checkpoint's time. */
   private checkpointTimer: NodeJS.Timeout | undefined;
+  /** Set while a write that needs the journal empty waits for LevelDB's older log to go. */
+  private olderLogTimer: NodeJS.Timeout | undefined;
   private failure: StorageError | undefined;
 
   constructor(
@@ -161,7 +201,10 @@ export class LevelWriteQueue {
       queued.prompt ||= options.prompt === true;
       queued.waiters.push({ resolve, reject, journaled, landed: options.landed });
       // A checkpointed write goes out alone, right after its checkpoint.
-      if (options.journal === 'checkpointed') queued.closed = true;
+      if (options.journal === 'checkpointed') {
+        queued.closed = true;
+        queued.checkpointed = this.options.journal !== undefined;
+      }
       if (this.writing) return;
       if (this.urgent(this.queued[0] as MergedWrite)) this.flush();
       else this.scheduleLazyFlush();
@@ -181,6 +224,11 @@ export class LevelWriteQueue {
     this.draining = true;
     const journal = this.options.journal;
     while (this.failure === undefined && (this.writing || this.queued.length > 0 || (journal !== undefined && !journal.empty))) {
+      if (!this.writing && this.queued.length === 0 && this.olderLogPending()) {
+        // Only the journal's reset is left, and it must wait for LevelDB's older log (header).
+        await new Promise((resolve) => setTimeout(resolve, OLDER_LOG_POLL_MS));
+        continue;
+      }
       await new Promise<void>((resolve, reject) => {
         const queued = this.needsCheckpoint() ? this.checkpoint() : this.open();
         queued.sync = true;
@@ -221,6 +269,21 @@ export class LevelWriteQueue {
     return !journal.empty || this.queued.some((write) => write.journalOps.length > 0);
   }
 
+  /** Whether LevelDB's directory holds an older log, which a journal reset must wait for (header). */
+  private olderLogPending(): boolean {
+    if (this.options.journal === undefined) return false;
+    return this.options.olderLogPending ? this.options.olderLogPending() : levelDbOlderLogPending(this.db.location);
+  }
+
+  /** Flushes again once OLDER_LOG_POLL_MS have passed (a write waits for the journal's reset). */
+  private retryAfterOlderLog(): void {
+    if (this.olderLogTimer !== undefined) return;
+    this.olderLogTimer = setTimeout(() => {
+      this.olderLogTimer = undefined;
+      if (this.failure === undefined && !this.writing) this.flush();
+    }, OLDER_LOG_POLL_MS);
+  }
+
   /** Whether a merged write goes out now rather than waiting for one to carry it. */
   private urgent(write: MergedWrite): boolean {
     return write.sync || write.prompt || write.journalSync || write.closed || this.draining;
@@ -244,8 +307,15 @@ export class LevelWriteQueue {
     }
     const journal = this.options.journal;
     const recordBytes = journal !== undefined && queued.journalOps.length > 0 ? SyncJournal.recordBytes(queued.journalOps) : 0;
-    if (journal !== undefined && recordBytes > 0 && !journal.fits(recordBytes) && !journal.empty) {
-      // No room: a checkpoint first empties the journal, then this write goes out (next flush).
+    const needsEmptyJournal = queued.checkpointed || (journal !== undefined && recordBytes > 0 && !journal.fits(recordBytes));
+    if (journal !== undefined && needsEmptyJournal && !journal.empty) {
+      // A checkpointed write whose checkpoint could not reset the journal, or no room: a
+      // checkpoint first empties the journal, then this write goes out (next flush); while
+      // LevelDB's older log is pending the checkpoint could not reset it, so wait (header).
+      if (this.olderLogPending()) {
+        this.retryAfterOlderLog();
+        return;
+      }
       queued = this.emptyCheckpoint();
     }
     this.queued.shift();
@@ -315,11 +385,19 @@ export class LevelWriteQueue {
     if (write.resetAfter) {
       const journal = this.options.journal;
       assert(write.sync && journal !== undefined, 'a checkpoint that was not synced, or without a journal');
-      try {
-        journal.reset();
-      } catch (error) {
-        this.writeFailed(write, journalError(journal, error));
-        return;
+      // An empty journal is reset whatever the logs (it drops no record; the marker's next
+      // synced write then carries a new epoch).
+      if (!journal.empty && this.olderLogPending()) {
+        // Writes before this one may sit in LevelDB's older, unsynced log: the journal keeps
+        // them, and a timed checkpoint retries (what needs the reset waits in flush()).
+        this.armCheckpoint();
+      } else {
+        try {
+          journal.reset();
+        } catch (error) {
+          this.writeFailed(write, journalError(journal, error));
+          return;
+        }
       }
     }
     this.options.onLanded?.(write, this.queued.length > 0);
@@ -337,6 +415,11 @@ export class LevelWriteQueue {
     this.checkpointTimer = setTimeout(() => {
       this.checkpointTimer = undefined;
       if (this.failure !== undefined || this.draining || !this.needsCheckpoint()) return;
+      // It could not reset the journal now (header): the next interval tries again.
+      if (this.olderLogPending()) {
+        this.armCheckpoint();
+        return;
+      }
       this.checkpoint();
       if (!this.writing) this.flush();
     }, this.options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS);
@@ -424,6 +507,7 @@ function emptyWrite(checkpoint: boolean): MergedWrite {
     journalSync: false,
     resetAfter: checkpoint,
     closed: checkpoint,
+    checkpointed: false,
   };
 }
 

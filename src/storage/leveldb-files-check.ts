@@ -34,6 +34,21 @@
 //   else (lower: a synced write was in the dropped part, which only damage to synced data
 //   explains; no marker in the logs at all: it is in the tables, which are not read before
 //   opening) refuses the member, files untouched: nothing is changed before the decision.
+// - Skipped resets (level-write-queue.ts: a checkpoint resets the journal only once LevelDB's
+//   older log is gone) let several synced writes carry the same epoch J: the one whose reset
+//   was skipped and every synced write until a reset lands. A power loss's tear is still cut
+//   soundly: it follows the newest log's last synced write whatever the markers say (above),
+//   and what the cut drops is unsynced. What weakens is the telling of a tear from other
+//   damage: an accepted value proves the FIRST synced write that carried it kept, not the
+//   last, so damage to synced bytes between two same-epoch synced writes of the newest log
+//   would be cut, not refused (the later ones' non-journaled ops, and, if the journal was
+//   reset after them, their journaled ones too, would be lost). The witness never vouched
+//   for everything: accepting J-1 already could not tell a lost synced write carrying J (its
+//   reset not reached) from none; skipped resets widen that from one synced write to those
+//   since the first one that carried J-1. Such duplicates are rare:
+//   only while a memtable compaction is pending after a synced write that found an older log,
+//   and the queue issues no timed checkpoint then; refusing that case too would need a
+//   durable per-synced-write witness (e.g. a journal record naming the marker), not built.
 // - Older *.log files and the MANIFEST keep the strict check, and so does a database opened
 //   without a witness: the --wal-dir database (its log has a sync journal too, but no witness is
 //   built for it yet, so a torn tail there is refused), a data dir whose log is in a wal dir,
@@ -50,7 +65,11 @@
 // while a synced write in the next log survived (LevelDB 1.20 does not sync a log when it
 // moves to a new one; the old one is durable only once its memtable's table and the MANIFEST
 // are). A gap counts as damage at the batch after it: in the newest log with the witness's
-// consent it is cut there, else refused.
+// consent it is cut there, else refused. The write queue no longer lets a checkpoint reset
+// the journal while an older log is pending (level-write-queue.ts), so the Raft log writes
+// of an old log's lost tail are still in the journal: the gap is then cut in the newest log
+// when the witness agrees (the journal replays what the cut drops, apply batches are applied
+// again), or refused as before when the logs hold no fitting marker; never opened silently.
 // Table files (*.ldb, *.sst) are checked by LevelDB itself when read (the member reads every
 // key space but the Raft log at start); Backend turns such a read failure into StorageError.
 
