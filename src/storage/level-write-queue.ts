@@ -18,8 +18,8 @@
 // - With a journal (sync-journal.ts, the database holding the Raft log), the Raft log's
 //   frequent writes are `journaled`: a merged batch holding them goes to LevelDB unsynced
 //   (unless another write in it asked for sync) and their ops go to the journal as one record,
-//   written at issue time (in-line when small, else on libuv's pool beside the LevelDB write),
-//   fdatasync'd when any of them asked for sync. The journal's invariant is kept
+//   written in-line at issue time and fdatasync'd when any of them asked for sync (in-line when
+//   the record is small, else on libuv's pool beside the LevelDB write: one pool job). The journal's invariant is kept
 //   here: a `checkpointed` write (the log's rare other writes) is preceded by a checkpoint (a
 //   synced LevelDB write that lands, then the journal's reset) and written synced on its own,
 //   so no journal record ever replays over it; a record that does not fit is preceded by a
@@ -71,9 +71,10 @@ const LAZY_FLUSH_MS = 2;
 export const CHECKPOINT_INTERVAL_MS = 100;
 /**
  * A journal record of at most this many ops (one or two Readies' entries and hard state: a
- * lightly loaded member) is written and fdatasync'd in-line on the main thread, which is the
- * shortest path for a lone put (no pool hand-off, no wake-up); a larger one (a busy member,
- * where the main thread has requests to serve meanwhile) goes through libuv's pool.
+ * lightly loaded member) is fdatasync'd in-line on the main thread, which is the shortest path
+ * for a lone put (no pool hand-off, no wake-up); a larger one's (a busy member, where the main
+ * thread has requests to serve meanwhile) goes through libuv's pool. Every record is written
+ * in-line (a copy into the page cache).
  */
 const INLINE_JOURNAL_OPS = 4;
 /** How often a write that needs the journal reset polls for LevelDB's older log to be gone. */
@@ -445,10 +446,19 @@ export class LevelWriteQueue {
     if (write.journalSync) this.options.onJournalSync?.((performance.now() - started) / 1000);
   }
 
-  /** append() through libuv's pool; a failure names the journal file. */
+  /**
+   * appendAsync(): the record written in-line (a failure throws here, before LevelDB sees the
+   * write), its fdatasync through libuv's pool; a failure names the journal file.
+   */
   private appendOffThread(journal: SyncJournal, write: MergedWrite): Promise<void> {
     const started = performance.now();
-    return journal.appendAsync(write.journalOps, write.journalSync).then(
+    let synced: Promise<void>;
+    try {
+      synced = journal.appendAsync(write.journalOps, write.journalSync);
+    } catch (error) {
+      throw journalError(journal, error);
+    }
+    return synced.then(
       () => {
         if (write.journalSync) this.options.onJournalSync?.((performance.now() - started) / 1000);
       },

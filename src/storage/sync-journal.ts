@@ -1,8 +1,9 @@
 // A redo journal that makes the Raft log's writes durable without syncing LevelDB. The log
 // stays in LevelDB (every read path is unchanged); its frequent writes (a Ready's entries and
 // hard state) go to LevelDB unsynced and, in the same order, to this journal, which is
-// fdatasync'd before the write counts as done: in-line on the main thread for a small record
-// (a lone put's), on libuv's pool for a large one (level-write-queue.ts). A synced LevelDB write of a growing log file costs a
+// fdatasync'd before the write counts as done. Every record is written in-line on the main
+// thread (a copy into the page cache); its fdatasync is in-line too for a small record (a lone
+// put's), on libuv's pool for a large one (level-write-queue.ts). A synced LevelDB write of a growing log file costs a
 // pool-thread hand-off and a metadata-journaling fsync; an append to a preallocated file
 // costs one write and one fdatasync that has no size change to record (bench/RESULTS.md,
 // "a sync journal for the Raft log's writes").
@@ -33,7 +34,7 @@
 // the first append, so a member that never writes its log here (a backend used with a wal dir,
 // a tool) never carries one.
 
-import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, openSync, readSync, renameSync, statfsSync, unlinkSync, write, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, openSync, readSync, renameSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../util/assert.js';
@@ -132,24 +133,17 @@ export class SyncJournal {
   }
 
   /**
-   * append() on libuv's pool (a write, then an fdatasync when `sync`): the main thread goes on
-   * meanwhile. Resolves once the record is written (and durable when `sync`). No other append,
-   * reset or close may come before it settles (the write queue issues one write at a time).
+   * append() with its fdatasync on libuv's pool: the record is written here, in-line (a copy
+   * into the page cache, which throws the file system's error at once, as append() does), and
+   * only the fdatasync, when `sync`, goes to the pool while the main thread goes on: one pool
+   * job per record. Resolves once the record is durable (at once when not `sync`). No other
+   * append, reset or close may come before it settles (the write queue issues one write at a time).
    */
   appendAsync(ops: readonly BatchOp[], sync: boolean): Promise<void> {
     const { fd, record, at } = this.take(ops);
-    return new Promise((resolve, reject) => {
-      const written = (done: number): void => {
-        if (done < record.length) {
-          write(fd, record, done, record.length - done, at + done, (error, bytes) => (error ? reject(error) : written(done + bytes)));
-        } else if (sync) {
-          fdatasync(fd, (error) => (error ? reject(error) : resolve()));
-        } else {
-          resolve();
-        }
-      };
-      written(0);
-    });
+    writeAll(fd, record, at);
+    if (!sync) return Promise.resolve();
+    return new Promise((resolve, reject) => fdatasync(fd, (error) => (error ? reject(error) : resolve())));
   }
 
   /** Encodes the record of `ops` and reserves its place; the file is created if need be. */
