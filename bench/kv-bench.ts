@@ -8,11 +8,14 @@
 //   node --import tsx bench/kv-bench.ts [--members 1|3] [--puts 50000] [--ranges 100000]
 //        [--clients 100] [--connections 10] [--only etcd|metastore] [--workers 0,2] [--record]
 //        [--node-args '--cpu-prof --cpu-prof-dir=DIR'] [--range-kinds serializable,linearizable]
+//        [--put-op put|txn-put]
 //
 // CPU us/op: the server processes' user + system time over the run per operation; on a cluster
 // every member summed (the load goes to all three endpoints, so each member serves a third of
 // the calls and applies every write), then split by role: the leader (etcd_server_is_leader at
 // both ends of the put run) and each follower.
+// --put-op txn-put: the write workload (and its warm-up) is a Txn with no compares and one put
+// (etcd's `benchmark txn-put` with --txn-ops 1) instead of a plain Put; go-load only.
 // --range-kinds: which single-key ranges to measure, in order (default: serializable on one
 // member, linearizable on a cluster, as the first recorded runs did).
 // --workers: MetaStore is measured once per listed server.grpc.workers value (edge processes
@@ -55,6 +58,9 @@ const members = numberFlag('members', 1);
 const clients = numberFlag('clients', 100);
 const connections = numberFlag('connections', 10);
 const puts = numberFlag('puts', 50_000);
+const putOpText = textFlag('put-op', 'put');
+if (putOpText !== 'put' && putOpText !== 'txn-put') throw new Error(`--put-op: unknown op ${putOpText}`);
+const putOp: 'put' | 'txn-put' = putOpText;
 const ranges = numberFlag('ranges', 100_000);
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
 const nodeArgs = textFlag('node-args', '')
@@ -104,13 +110,14 @@ function goLoad(): string | undefined {
 
 const goBinary = goLoad();
 
-async function load(endpoints: string[], op: 'put' | 'range', total: number, linearizable: boolean): Promise<Result> {
+async function load(endpoints: string[], op: 'put' | 'txn-put' | 'range', total: number, linearizable: boolean): Promise<Result> {
   if (goBinary) {
     const args = ['-endpoint', endpoints.join(','), '-op', op, '-clients', String(clients), '-conns', String(connections), '-total', String(total)];
     if (linearizable) args.push('-linearizable');
     if (countFrames) args.push('-frames');
     return runGoLoad<Result>(goBinary, args);
   }
+  if (op === 'txn-put') throw new Error('--put-op txn-put needs go-load (Go)');
   const value = Buffer.alloc(256, 'v');
   const request =
     op === 'put'
@@ -350,12 +357,12 @@ async function benchTarget(target: string, endpoints: string[], metricsUrls: str
   // Warm-up (JIT, connections, caches): 5,000 puts a member. Each member of a cluster serves a
   // third of the calls, so 5,000 in all left its code still compiling in the measured run (perf
   // of the members: TurboFan threads took ~21% of their CPU in its first 25 s, 3% a minute in).
-  await load(endpoints, 'put', Math.min(5000 * members, puts), false);
+  await load(endpoints, putOp, Math.min(5000 * members, puts), false);
   const rows: Row[] = [];
   const before = await diskFigures(metricsUrls);
   const machine0 = machineFigures(pids?.main ?? []);
   const threads0 = threadGroupMicros(pids?.main ?? []);
-  const putLoad = load(endpoints, 'put', puts, false);
+  const putLoad = load(endpoints, putOp, puts, false);
   const traced = straceSeconds > 0 && pids !== undefined ? straceWindow(pids.main[0]!, metricsUrls, straceSeconds) : undefined;
   const putRun = await measured(pids, puts, () => putLoad);
   const machine = minusMachine(machineFigures(pids?.main ?? []), machine0, puts);
@@ -366,7 +373,7 @@ async function benchTarget(target: string, endpoints: string[], metricsUrls: str
   const fsyncSeconds = after.fsyncSeconds - before.fsyncSeconds;
   const fsync = { meanMs: (1000 * fsyncSeconds) / (after.fsyncs - before.fsyncs), busyShare: fsyncSeconds / (puts / putRun.result.opsPerSecond) };
   const leader = after.leader === before.leader && after.leader >= 0 ? after.leader : undefined;
-  rows.push({ target, workload: `put, ${clients} clients / ${connections} conns`, ...putRun, entriesPerFsync, leader, machine, syscalls, fsync, threads });
+  rows.push({ target, workload: `${putOp}, ${clients} clients / ${connections} conns`, ...putRun, entriesPerFsync, leader, machine, syscalls, fsync, threads });
   if (ranges === 0) return rows;
   for (const kind of rangeKinds) {
     // Warm-up of this kind as well: each member of a cluster sees a third of the calls, so

@@ -2,9 +2,10 @@
 // manner of etcd's own benchmark tool, so that the client spends little CPU and the same tool
 // measures etcd and MetaStore. Built from Debian's Go sources (GOPATH mode, no network).
 //
-//	go-load -endpoint 127.0.0.1:2379 -op put|range|list -clients 100 -conns 10 -total 50000
+//	go-load -endpoint 127.0.0.1:2379 -op put|txn-put|range|list -clients 100 -conns 10 -total 50000
 //
-// put writes keys[i % key-space]; range reads one key (key 42), or keys[i % key-space] with
+// put writes keys[i % key-space]; txn-put writes it in a Txn with no compares and that one put
+// (as etcd's `benchmark txn-put` with its default --txn-ops 1); range reads one key (key 42), or keys[i % key-space] with
 // -spread; list pages through every key at the revision of its first page, -page keys per page
 // (as Kubernetes lists), each client listing in turn: -total counts pages, not lists.
 // Prints one JSON line: {"op","ops","errors","seconds","opsPerSecond","p50Ms","p90Ms","p99Ms","maxMs",
@@ -38,7 +39,7 @@ import (
 func main() {
 	endpoint := flag.String("endpoint", "127.0.0.1:2379", "client endpoints, comma-separated")
 	linearizable := flag.Bool("linearizable", false, "linearizable ranges (default serializable)")
-	op := flag.String("op", "put", "put, range or list")
+	op := flag.String("op", "put", "put, txn-put, range or list")
 	clients := flag.Int("clients", 100, "concurrent callers")
 	conns := flag.Int("conns", 10, "connections")
 	total := flag.Int("total", 50000, "requests in all")
@@ -82,6 +83,11 @@ func main() {
 	case "put":
 		call = func(cli *clientv3.Client, i int) error {
 			_, err := cli.Put(context.Background(), keys[i%*keySpace], value)
+			return err
+		}
+	case "txn-put":
+		call = func(cli *clientv3.Client, i int) error {
+			_, err := cli.Txn(context.Background()).Then(clientv3.OpPut(keys[i%*keySpace], value)).Commit()
 			return err
 		}
 	case "range":
