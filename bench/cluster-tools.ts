@@ -1,8 +1,8 @@
-// What the cluster benchmarks (kv-bench.ts, cluster-routing.ts) share: a 3-member etcd on
-// loopback, go-load runs, and a process's CPU time.
+// What the cluster benchmarks (kv-bench.ts, cluster-routing.ts, keys-million.ts) share: a
+// 3-member etcd on loopback, go-load runs, and a process's CPU time, whole or by thread.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../test/support/ports.js';
@@ -12,6 +12,36 @@ export function cpuMicros(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
   return (ticks * 1_000_000) / 100;
+}
+
+/** One live thread of a process: its id, its name (comm) and the CPU (user + system) it used so far, us. */
+export interface ThreadCpu {
+  tid: number;
+  name: string;
+  us: number;
+}
+
+/** The live threads of `pid`, by thread id ascending ([] once the process is gone), from /proc. */
+export function threadCpuMicros(pid: number): ThreadCpu[] {
+  let tids: number[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    return [];
+  }
+  const threads: ThreadCpu[] = [];
+  for (const tid of tids.sort((a, b) => a - b)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended
+    }
+    // Fields after the comm start at field 3 (state); utime and stime are fields 14 and 15, in USER_HZ (100/s).
+    const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+    threads.push({ tid, name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), us: ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100 });
+  }
+  return threads;
 }
 
 /** Runs the go-load binary with `args`; resolves with the JSON of its last output line. */

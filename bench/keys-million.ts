@@ -34,11 +34,12 @@
 
 import { goTool } from './go-tools.js';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startEtcd, startMetaStore } from '../test/support/servers.js';
 import { disposeAll } from '../test/support/processes.js';
+import { threadCpuMicros } from './cluster-tools.js';
 import { numberFlag, textFlag } from './flags.js';
 
 const workload = textFlag('workload') ?? 'all';
@@ -85,24 +86,13 @@ async function load(endpoint: string, args: string[]): Promise<LoadResult> {
  * V8's four platform workers are the first four threads it starts after the main one, so for a
  * Node process the four lowest thread ids after the pid are counted as V8's. */
 type ThreadCpu = { main: number; v8: number; other: number };
-const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
 function threadCpu(pid: number): ThreadCpu {
   const cpu: ThreadCpu = { main: 0, v8: 0, other: 0 };
-  const tids = readdirSync(`/proc/${pid}/task`).sort((a, b) => Number(a) - Number(b));
-  for (const [i, tid] of tids.entries()) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    } catch {
-      continue; // the thread exited meanwhile
-    }
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields after the comm start at field 3 (state); utime and stime are fields 14 and 15.
-    const seconds = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-    if (tid === String(pid)) cpu.main += seconds;
-    else if (comm === 'node' && i >= 1 && i <= 4) cpu.v8 += seconds;
+  for (const [i, { tid, name, us }] of threadCpuMicros(pid).entries()) {
+    const seconds = us / 1e6;
+    if (tid === pid) cpu.main += seconds;
+    else if (name === 'node' && i >= 1 && i <= 4) cpu.v8 += seconds;
     else cpu.other += seconds;
   }
   return cpu;

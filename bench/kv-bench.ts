@@ -42,7 +42,7 @@
 
 import { goTool, haveGo } from './go-tools.js';
 import { execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +50,7 @@ import { encodeMessage } from '../src/grpc/proto.js';
 import { startEtcd, startMetaStore, startMetaStoreCluster } from '../test/support/servers.js';
 import { disposeAll } from '../test/support/processes.js';
 import { runLoad } from './load.js';
-import { cpuMicros, runGoLoad, startEtcdCluster } from './cluster-tools.js';
+import { cpuMicros, runGoLoad, startEtcdCluster, threadCpuMicros } from './cluster-tools.js';
 import { numberFlag, textFlag } from './flags.js';
 
 const only = textFlag('only');
@@ -193,23 +193,9 @@ interface MachineDelta {
 function threadGroupMicros(pids: number[]): Map<string, number> {
   const groups = new Map<string, number>();
   for (const pid of pids) {
-    let tasks: string[] = [];
-    try {
-      tasks = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    for (const tid of tasks) {
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      } catch {
-        continue; // the thread ended
-      }
-      const name = Number(tid) === pid ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
-      const us = ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
-      groups.set(name, (groups.get(name) ?? 0) + us);
+    for (const { tid, name, us } of threadCpuMicros(pid)) {
+      const group = tid === pid ? 'main' : name;
+      groups.set(group, (groups.get(group) ?? 0) + us);
     }
   }
   return groups;
@@ -223,8 +209,7 @@ function minusGroups(after: Map<string, number>, before: Map<string, number>, pe
 
 /** CPU time (user + system) of a process's main thread so far, in microseconds. */
 function threadMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
+  return threadCpuMicros(pid).find((thread) => thread.tid === pid)?.us ?? 0;
 }
 
 /** System time of a whole process so far, in microseconds. */

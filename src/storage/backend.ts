@@ -19,8 +19,9 @@
 //   the journal's epoch) and the journal starts a new epoch once it lands (unless LevelDB's
 //   older log is pending: level-write-queue.ts); the open makes one such write first and resets
 //   the journal unconditionally (LevelDB's open writes the logs it recovers to a synced table
-//   and syncs the MANIFEST before it deletes them: one log is left). The marker is the witness that lets the open cut the newest LevelDB log
-//   when a power loss tore it after its last synced write (leveldb-files-check.ts).
+//   and syncs the MANIFEST before it deletes them: one log is left). The marker is the witness
+//   that lets the open cut the newest LevelDB log when a power loss tore it after its last
+//   synced write (leveldb-files-check.ts).
 
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';

@@ -204,7 +204,7 @@ export class LevelWriteQueue {
       // A checkpointed write goes out alone, right after its checkpoint.
       if (options.journal === 'checkpointed') {
         queued.closed = true;
-        queued.checkpointed = this.options.journal !== undefined;
+        queued.checkpointed = true;
       }
       if (this.writing) return;
       if (this.urgent(this.queued[0] as MergedWrite)) this.flush();

@@ -197,13 +197,9 @@ export function manifestFacts(edits: readonly LogRecord[]): { logNumber?: number
   for (const { data } of edits) {
     let at = 0;
     const varint = (): number => {
-      let value = 0;
-      for (let scale = 1; ; scale *= 128) {
-        const byte = data[at++];
-        if (byte === undefined || scale > 2 ** 49) throw new RangeError('bad varint');
-        value += (byte & 0x7f) * scale;
-        if (byte < 0x80) return value;
-      }
+      const [value, next] = readVarint(data, at);
+      at = next;
+      return value;
     };
     const skipSlice = (): void => {
       const length = varint();
@@ -236,6 +232,17 @@ export function manifestFacts(edits: readonly LogRecord[]): { logNumber?: number
     }
   }
   return { logNumber, lastSequence };
+}
+
+/** LevelDB's varint (7 bits a byte, low first) at `at` in `data`: its value and the offset after it. */
+function readVarint(data: Buffer, at: number): [value: number, next: number] {
+  let value = 0;
+  for (let scale = 1; ; scale *= 128) {
+    const byte = data[at++];
+    if (byte === undefined || scale > 2 ** 49) throw new RangeError('bad varint');
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) return [value, at];
+  }
 }
 
 /** LevelDB's stored checksum is masked (so a checksum of data holding checksums differs). */
@@ -315,14 +322,12 @@ export function lastValueOf(batches: readonly Buffer[], key: Buffer): Buffer | u
   for (const batch of batches) {
     let at = 12;
     const slice = (): Buffer => {
-      let length = 0;
-      for (let shift = 0; ; shift += 7) {
-        const byte = batch[at++];
-        if (byte === undefined || shift > 28) throw new Error('a LevelDB write batch does not parse');
-        length |= (byte & 0x7f) << shift;
-        if (byte < 0x80) break;
+      let length: number;
+      try {
+        [length, at] = readVarint(batch, at);
+      } catch {
+        throw new Error('a LevelDB write batch does not parse');
       }
-      length >>>= 0;
       if (at + length > batch.length) throw new Error('a LevelDB write batch does not parse');
       at += length;
       return batch.subarray(at - length, at);
