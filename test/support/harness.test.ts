@@ -1,8 +1,11 @@
 // Smoke test of the end-to-end harness against real etcd: start, put/get through etcdctl,
 // stop, and prove nothing is left behind (process gone, temp data dir removed).
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePorts } from './ports.js';
+import { claimAcrossProcesses, freePorts } from './ports.js';
 import { pidAlive } from './processes.js';
 import { startEtcd, startMetaStore } from './servers.js';
 import { etcdctl } from './tools.js';
@@ -12,6 +15,23 @@ describe('e2e harness', () => {
     const ports = await freePorts(8);
     expect(new Set(ports).size).toBe(8);
     for (const port of ports) expect(port).toBeGreaterThan(0);
+  });
+
+  it('claims a port across processes: a live holder keeps it, a dead one loses it', async () => {
+    const [port] = await freePorts(1);
+    const file = path.join(os.tmpdir(), 'metastore-test-ports', String(port));
+    expect(Number(fs.readFileSync(file, 'latin1'))).toBe(process.pid);
+    expect(claimAcrossProcesses(port!)).toBe(false);
+    const holder = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      fs.writeFileSync(file, String(holder.pid));
+      expect(claimAcrossProcesses(port!)).toBe(false);
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((resolve) => holder.once('exit', resolve));
+    }
+    expect(claimAcrossProcesses(port!)).toBe(true);
+    expect(Number(fs.readFileSync(file, 'latin1'))).toBe(process.pid);
   });
 
   it('starts etcd, talks to it with etcdctl, and stops it cleanly', async () => {

@@ -6,9 +6,55 @@
 // could be handed to another worker while our member is down, and the restart would then
 // fail with EADDRINUSE. A port is checked free by binding it; the `handedOut` set keeps this
 // process from handing the same port out twice.
+//
+// Two vitest runs on one machine (two worktrees) have the same pool IDs, so the same slices:
+// a port is also claimed across processes by a file named after it in a shared directory,
+// holding the claiming process's pid. A file whose process is gone is taken over (vitest
+// ends its workers without 'exit' handlers, so files outlive them); a normal exit removes
+// this process's files. A restarted member's port thus stays ours while it is down, whoever
+// else is testing.
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { pidAlive } from './processes.js';
 
 const handedOut = new Set<number>();
+const CLAIMS_DIR = path.join(os.tmpdir(), 'metastore-test-ports');
+const claimed: string[] = [];
+
+/** A claim file's age after which one without a pid (its writer died mid-write) is stale. */
+const UNFINISHED_CLAIM_MS = 10_000;
+
+/** Claims `port` for this process across processes; false when a live process holds it. */
+export function claimAcrossProcesses(port: number): boolean {
+  const file = path.join(CLAIMS_DIR, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+      if (claimed.length === 0) process.once('exit', releaseClaims);
+      claimed.push(file);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        fs.mkdirSync(CLAIMS_DIR, { recursive: true });
+        continue;
+      }
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number(fs.readFileSync(file, 'latin1'));
+      const written = Number.isSafeInteger(owner) && owner > 0;
+      // An empty file may be a claim being written right now.
+      if (!written && Date.now() - fs.statSync(file).mtimeMs < UNFINISHED_CLAIM_MS) return false;
+      if (owner === process.pid || (written && pidAlive(owner))) return false;
+      fs.rmSync(file, { force: true });
+    }
+  }
+  return false;
+}
+
+function releaseClaims(): void {
+  for (const file of claimed) fs.rmSync(file, { force: true });
+}
 const SLICE = 2000;
 const worker = Number(process.env.VITEST_POOL_ID ?? process.env.VITEST_WORKER_ID ?? '0') % 10;
 const sliceStart = 10_000 + worker * SLICE;
@@ -28,7 +74,10 @@ async function probe(): Promise<net.Server> {
     const port = sliceStart + (cursor++ % SLICE);
     if (handedOut.has(port)) continue;
     const server = await tryBind(port);
-    if (server !== undefined) return server;
+    if (server === undefined) continue;
+    if (claimAcrossProcesses(port)) return server;
+    handedOut.add(port);
+    await close(server);
   }
   throw new Error(`freePorts: no free port left in ${sliceStart}-${sliceStart + SLICE - 1}`);
 }
