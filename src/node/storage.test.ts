@@ -1,9 +1,10 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../config/schema.js';
 import { KeySpace, spaceKey } from '../storage/backend.js';
+import { DEFAULT_JOURNAL_BYTES, JOURNAL_FILE } from '../storage/sync-journal.js';
 import { WalDirMismatchError } from '../storage/wal-dir.js';
 import { openStorage, type Identity, type NodeStorage } from './storage.js';
 
@@ -103,6 +104,19 @@ describe('node storage: the Raft log in its own database with a wal dir', () => 
     expect(storage.raftLogDb).not.toBe(storage.backend.level);
     expect(readdirSync(walDir)).toContain('CURRENT');
     expect((await open(tempDir(), ids)).raftLogDb, 'no wal dir: the log stays in the backend').toBeUndefined();
+  });
+
+  it("creates the log's sync journal at start where the log lives, and only there", async () => {
+    const journalsIn = (dir: string) => readdirSync(dir, { recursive: true }).filter((name) => String(name).endsWith(JOURNAL_FILE));
+    const inside = tempDir();
+    await open(inside, ids);
+    expect(journalsIn(inside), 'no wal dir: the journal is in the data dir before any write').toHaveLength(1);
+    expect(statSync(join(inside, String(journalsIn(inside)[0]))).size).toBe(DEFAULT_JOURNAL_BYTES);
+
+    const [dataDir, walDir] = [tempDir(), join(tempDir(), 'wal')];
+    await open(dataDir, ids, walDir);
+    expect(journalsIn(walDir)).toEqual([JOURNAL_FILE]);
+    expect(journalsIn(dataDir), 'the data dir holds no log, so no journal').toEqual([]);
   });
 
   it('refuses a data dir with history whose wal dir is missing, and a wal dir whose data dir is new', async () => {

@@ -78,6 +78,7 @@ export async function openStorage(options: StorageOptions): Promise<NodeStorage>
   try {
     identity = stored !== undefined ? { memberId: stored.readBigUInt64BE(0), clusterId: stored.readBigUInt64BE(8) } : { ...(await options.firstStart()) };
     raftLogDb = await openRaftLogDb(backend, options, stored !== undefined);
+    if (raftLogDb === undefined) backend.createJournalFile();
   } catch (error) {
     await backend.close();
     throw error;

@@ -30,9 +30,10 @@
 // A damaged epoch-start record is refused as a damaged file: a 16-byte write at the start of
 // a sector is not torn by a power loss, so only damage explains it.
 //
-// The file is created in full (zero-filled, synced, renamed into place, directory synced) on
-// the first append, so a member that never writes its log here (a backend used with a wal dir,
-// a tool) never carries one.
+// The file is created in full (zero-filled, synced, renamed into place, directory synced) by
+// prepare(), which a member calls at start where its Raft log lives (or else the first append
+// does), so a database that never holds a log (a backend used with a wal dir, a tool's) never
+// carries one.
 
 import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, openSync, readSync, renameSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';

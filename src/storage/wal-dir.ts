@@ -14,7 +14,7 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { type BackendOptions, PRIVATE_DIR_MODE, StorageFormatError, journalQueueOptions, openJournal, replayJournal } from './backend.js';
+import { type BackendOptions, createJournalFile, PRIVATE_DIR_MODE, StorageFormatError, journalQueueOptions, openJournal, replayJournal } from './backend.js';
 import { LevelWriteQueue } from './level-write-queue.js';
 import { openCheckedLevelDb } from './leveldb-files-check.js';
 import type { RaftLogWriter } from './raft-log-store.js';
@@ -111,6 +111,14 @@ export class WalDb {
       throw error;
     }
     const journal = await replayJournal(db, opened, options);
+    // The log is always here: the journal's file is made now, not at the first log write.
+    try {
+      createJournalFile(journal, options.onFailure);
+    } catch (error) {
+      journal.close();
+      await db.close();
+      throw error;
+    }
     const writes = new LevelWriteQueue(db, {
       failed: (cause) => {
         const error = new StorageError('write', walDir, levelErrorDetail(cause));
