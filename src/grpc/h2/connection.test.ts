@@ -6,7 +6,9 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serveH2Connection } from './connection.js';
+import { CLIENT_PREFACE, ErrorCode, encodeFrame, Flag, FrameType, type ParsedFrame, parseFrames } from './frames.js';
 import type { H2Connection, H2ConnectionOptions, H2ServerStream, HeaderField } from './h2-stream.js';
+import { encodedBound, encodeFields } from './hpack.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -156,3 +158,336 @@ describe('HTTP/2 server connection against Node http2 client', () => {
     expect(reply.trailers?.['x-trailer']).toBe('done');
   });
 });
+
+/** A raw HTTP/2 client on a plain socket: hand-built frames out, parsed frames in. */
+class RawClient {
+  readonly frames: ParsedFrame[] = [];
+  chunks = 0;
+  private rest = Buffer.alloc(0);
+  private waiters: Array<{ test: () => boolean; resolve: () => void }> = [];
+  closed = false;
+
+  constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.chunks++;
+      const { frames, rest } = parseFrames(Buffer.concat([this.rest, chunk]));
+      this.rest = Buffer.from(rest);
+      this.frames.push(...frames);
+      this.check();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.closed = true;
+      this.check();
+    });
+  }
+
+  static async open(port: number, settings: Buffer = Buffer.alloc(0)): Promise<RawClient> {
+    const socket = net.connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    cleanups.push(() => {
+      socket.destroy();
+    });
+    const client = new RawClient(socket);
+    socket.write(Buffer.concat([CLIENT_PREFACE, encodeFrame(FrameType.SETTINGS, 0, 0, settings)]));
+    // Our SETTINGS and the ACK of the client's.
+    await client.until(() => client.frames.some((f) => f.type === FrameType.SETTINGS && f.flags & Flag.ACK));
+    socket.write(encodeFrame(FrameType.SETTINGS, Flag.ACK, 0));
+    return client;
+  }
+
+  send(...frames: Buffer[]): void {
+    this.socket.write(Buffer.concat(frames));
+  }
+
+  until(test: () => boolean): Promise<void> {
+    if (test()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ test, resolve }));
+  }
+
+  private check(): void {
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.test()) return true;
+      w.resolve();
+      return false;
+    });
+  }
+}
+
+function headersFrame(streamId: number, fields: HeaderField[], flags = Flag.END_HEADERS | Flag.END_STREAM): Buffer {
+  const block = Buffer.alloc(encodedBound(fields));
+  const n = encodeFields(fields, block, 0);
+  return encodeFrame(FrameType.HEADERS, flags, streamId, block.subarray(0, n));
+}
+
+const GET: HeaderField[] = [
+  [':method', 'POST'],
+  [':scheme', 'http'],
+  [':path', '/x'],
+  [':authority', 'localhost'],
+];
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+}
+
+/** A stream that never answers, recording what happens to it. */
+function holder(log: { streams: H2ServerStream[]; aborted: Array<[number, number]> }) {
+  return (stream: H2ServerStream) => {
+    log.streams.push(stream);
+    stream.handlers = {
+      data: () => {},
+      end: () => {},
+      aborted: (code) => log.aborted.push([stream.id, code]),
+      drain: () => {},
+    };
+  };
+}
+
+describe('HTTP/2 server connection: stream and connection lifecycle', () => {
+  it('sends a Trailers-Only response (end() without respond())', async () => {
+    const served = await serve((stream) => {
+      stream.end([
+        [':status', '200'],
+        ['grpc-status', '12'],
+      ]);
+    });
+    const session = connect(served.port);
+    const req = session.request({ ':path': '/missing' });
+    const headers = await new Promise<http2.IncomingHttpHeaders>((resolve) => req.on('response', resolve));
+    req.resume();
+    await new Promise((resolve) => req.on('end', resolve));
+    expect(headers[':status']).toBe(200);
+    expect(headers['grpc-status']).toBe('12');
+  });
+
+  it('accepts an :authority with "://" (etcdctl 3.4 sends one)', async () => {
+    const served = await serve(echo);
+    const session = connect(served.port);
+    const reply = await request(session, { ':method': 'POST', ':path': '/a', ':authority': 'http://127.0.0.1:2379' }, Buffer.from('x'));
+    expect(reply.body.toString()).toBe('x');
+  });
+
+  it('client RST_STREAM mid-response: aborted() with its code', async () => {
+    const log = { aborted: [] as number[] };
+    let drained = 0;
+    const served = await serve((stream) => {
+      stream.handlers = {
+        data: () => {},
+        end: () => {},
+        aborted: (code) => log.aborted.push(code),
+        drain: () => drained++,
+      };
+      stream.respond([[':status', '200']]);
+      // More than the client's 64 KiB window: the rest waits, queued.
+      expect(stream.write(Buffer.alloc(256 * 1024))).toBe(false);
+    });
+    const session = connect(served.port);
+    const req = session.request({ ':path': '/big' }, { endStream: false });
+    await new Promise((resolve) => req.once('data', resolve));
+    req.close(http2.constants.NGHTTP2_CANCEL);
+    await new Promise((resolve) => req.on('close', resolve));
+    await until(() => log.aborted.length > 0);
+    expect(log.aborted).toEqual([http2.constants.NGHTTP2_CANCEL]);
+    expect(served.connections[0]!.activeStreams).toBe(0);
+    expect(drained).toBe(0);
+  });
+
+  it('client closes the socket: open streams aborted(-1), then closed()', async () => {
+    const log = { streams: [] as H2ServerStream[], aborted: [] as Array<[number, number]> };
+    const served = await serve(holder(log));
+    const client = await RawClient.open(served.port);
+    client.send(headersFrame(1, GET, Flag.END_HEADERS), headersFrame(3, GET));
+    await until(() => log.streams.length === 2);
+    client.socket.destroy();
+    await served.closed();
+    expect(log.aborted.sort()).toEqual([
+      [1, -1],
+      [3, -1],
+    ]);
+  });
+
+  it('Node client session.destroy(): every stream ends (reset or aborted), then closed()', async () => {
+    const log = { streams: [] as H2ServerStream[], aborted: [] as Array<[number, number]> };
+    const served = await serve(holder(log));
+    const session = connect(served.port);
+    session.request({ ':path': '/1' }, { endStream: false });
+    session.request({ ':path': '/2' });
+    await until(() => log.streams.length === 2);
+    session.destroy();
+    await served.closed();
+    // Node resets the stream it was still sending on (code 0), the other dies with the socket.
+    expect(log.aborted.map((a) => a[0]).sort()).toEqual([1, 3]);
+    expect(served.connections[0]!.activeStreams).toBe(0);
+  });
+
+  it('client GOAWAY (session.close()): the open stream still finishes, then the connection closes', async () => {
+    const log = { streams: [] as H2ServerStream[], aborted: [] as Array<[number, number]> };
+    const served = await serve(holder(log));
+    const session = connect(served.port);
+    const pending = request(session, { ':method': 'POST', ':path': '/slow' });
+    await until(() => log.streams.length === 1);
+    session.close();
+    const stream = log.streams[0]!;
+    stream.respond([[':status', '200']]);
+    stream.write(Buffer.from('late'));
+    stream.end([['x-trailer', 'after-goaway']]);
+    const reply = await pending;
+    expect(reply.body.toString()).toBe('late');
+    expect(reply.trailers?.['x-trailer']).toBe('after-goaway');
+    await served.closed();
+    expect(log.aborted).toEqual([]);
+  });
+
+  it('answers a PING when ping() allows it', async () => {
+    const served = await serve(echo);
+    const session = connect(served.port);
+    await new Promise<void>((resolve) => session.once('connect', () => resolve()));
+    const payload = Buffer.from('abcdefgh');
+    const echoed = await new Promise<Buffer>((resolve, reject) => session.ping(payload, (err, _ms, p) => (err ? reject(err) : resolve(p))));
+    expect(echoed.equals(payload)).toBe(true);
+    expect(served.connections).toHaveLength(1);
+  });
+
+  it('refuses a PING with GOAWAY ENHANCE_YOUR_CALM "too_many_pings" and closes', async () => {
+    const served = await serve(echo, { ping: () => false });
+    const session = connect(served.port);
+    const goaway = new Promise<[number, Buffer | undefined]>((resolve) => session.on('goaway', (code, _last, data) => resolve([code, data])));
+    await new Promise<void>((resolve) => session.once('connect', () => resolve()));
+    session.ping(() => {});
+    const [code, data] = await goaway;
+    expect(code).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    expect(data?.toString()).toBe('too_many_pings');
+    await served.closed();
+  });
+
+  it('sendPing: the callback runs on the ACK', async () => {
+    const served = await serve(echo);
+    const session = connect(served.port);
+    await request(session, { ':method': 'POST', ':path': '/' }, Buffer.from('warm'));
+    await new Promise<void>((resolve) => served.connections[0]!.sendPing(resolve));
+  });
+
+  it('refuses streams beyond MAX_CONCURRENT_STREAMS with REFUSED_STREAM', async () => {
+    const log = { streams: [] as H2ServerStream[], aborted: [] as Array<[number, number]> };
+    const served = await serve(holder(log), { maxConcurrentStreams: 2 });
+    const client = await RawClient.open(served.port);
+    expect(client.frames.find((f) => f.type === FrameType.SETTINGS && !(f.flags & Flag.ACK))?.payload.toString('hex')).toContain('000300000002');
+    client.send(headersFrame(1, GET, Flag.END_HEADERS), headersFrame(3, GET, Flag.END_HEADERS), headersFrame(5, GET, Flag.END_HEADERS));
+    await client.until(() => client.frames.some((f) => f.type === FrameType.RST_STREAM));
+    const rst = client.frames.find((f) => f.type === FrameType.RST_STREAM)!;
+    expect(rst.streamId).toBe(5);
+    expect(rst.payload.readUInt32BE(0)).toBe(ErrorCode.REFUSED_STREAM);
+    expect(log.streams.map((s) => s.id)).toEqual([1, 3]);
+    // A slot frees up: the next stream is served.
+    log.streams[0]!.reset(ErrorCode.CANCEL);
+    client.send(headersFrame(7, GET, Flag.END_HEADERS));
+    await until(() => log.streams.length === 3);
+    expect(log.streams[2]!.id).toBe(7);
+  });
+
+  it('shutdown(): GOAWAY, the open stream finishes, new streams are refused, then the socket ends', async () => {
+    const log = { streams: [] as H2ServerStream[], aborted: [] as Array<[number, number]> };
+    const served = await serve(holder(log));
+    const client = await RawClient.open(served.port);
+    client.send(headersFrame(1, GET));
+    await until(() => log.streams.length === 1);
+    served.connections[0]!.shutdown();
+    await client.until(() => client.frames.some((f) => f.type === FrameType.GOAWAY));
+    const goaway = client.frames.find((f) => f.type === FrameType.GOAWAY)!;
+    expect(goaway.payload.readUInt32BE(0)).toBe(1);
+    expect(goaway.payload.readUInt32BE(4)).toBe(ErrorCode.NO_ERROR);
+    client.send(headersFrame(3, GET));
+    await client.until(() => client.frames.some((f) => f.type === FrameType.RST_STREAM && f.streamId === 3));
+    expect(client.closed).toBe(false);
+    const stream = log.streams[0]!;
+    stream.respond([[':status', '200']]);
+    stream.write(Buffer.from('bye'));
+    stream.end([['grpc-status', '0']]);
+    await client.until(() => client.closed);
+    const last = client.frames.filter((f) => f.streamId === 1).at(-1)!;
+    expect(last.type).toBe(FrameType.HEADERS);
+    expect(last.flags & Flag.END_STREAM).toBe(Flag.END_STREAM);
+    await served.closed();
+    expect(log.streams).toHaveLength(1);
+  });
+
+  it('a lone answer (respond + write + end in one run) leaves in ONE socket write', async () => {
+    let writes = 0;
+    const served = await serve((stream) => {
+      stream.handlers = {
+        data: () => {},
+        end: () => {
+          stream.respond([
+            [':status', '200'],
+            ['content-type', 'application/grpc'],
+          ]);
+          stream.write(Buffer.from('0000000003616263', 'hex'));
+          stream.end([
+            ['grpc-status', '0'],
+            ['grpc-message', ''],
+          ]);
+        },
+        aborted: () => {},
+        drain: () => {},
+      };
+      const socket = stream.socket;
+      if (!(socket as { counted?: boolean }).counted) {
+        (socket as { counted?: boolean }).counted = true;
+        const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+        socket.write = ((...args: unknown[]) => {
+          writes++;
+          return write(...args);
+        }) as typeof socket.write;
+      }
+    });
+    const client = await RawClient.open(served.port);
+    const chunksBefore = client.chunks;
+    client.send(headersFrame(1, GET, Flag.END_HEADERS), encodeFrame(FrameType.DATA, Flag.END_STREAM, 1, Buffer.from('0000000001ff', 'hex')));
+    await client.until(() => client.frames.some((f) => f.streamId === 1 && f.type === FrameType.HEADERS && f.flags & Flag.END_STREAM));
+    expect(writes).toBe(1);
+    expect(client.chunks - chunksBefore).toBe(1);
+    const frames = client.frames.filter((f) => f.streamId === 1).map((f) => f.type);
+    expect(frames).toEqual([FrameType.HEADERS, FrameType.DATA, FrameType.HEADERS]);
+  });
+
+  it('connection errors: GOAWAY with the code, then close', async () => {
+    const cases: Array<[string, Buffer, number]> = [
+      ['PUSH_PROMISE', encodeFrame(FrameType.PUSH_PROMISE, Flag.END_HEADERS, 1, u32(2)), ErrorCode.PROTOCOL_ERROR],
+      ['even stream id', headersFrame(2, GET), ErrorCode.PROTOCOL_ERROR],
+      ['bad HPACK', encodeFrame(FrameType.HEADERS, Flag.END_HEADERS, 1, Buffer.from([0x80])), ErrorCode.COMPRESSION_ERROR],
+      ['frame above 16384', encodeFrame(FrameType.DATA, 0, 1, Buffer.alloc(16385)), ErrorCode.FRAME_SIZE_ERROR],
+      ['DATA on idle stream', encodeFrame(FrameType.DATA, 0, 9, Buffer.alloc(1)), ErrorCode.PROTOCOL_ERROR],
+      ['window overflow', encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, u32(0x7fffffff)), ErrorCode.FLOW_CONTROL_ERROR],
+      ['CONTINUATION out of place', encodeFrame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, Buffer.from([0x82])), ErrorCode.PROTOCOL_ERROR],
+    ];
+    for (const [name, frame, code] of cases) {
+      const served = await serve(echo);
+      const client = await RawClient.open(served.port);
+      client.send(frame);
+      await client.until(() => client.closed);
+      const goaway = client.frames.find((f) => f.type === FrameType.GOAWAY);
+      expect(goaway?.payload.readUInt32BE(4), name).toBe(code);
+      await served.closed();
+    }
+  });
+
+  it('a request beyond our receive window is a flow-control error', async () => {
+    const log = { streams: [] as H2ServerStream[], aborted: [] as Array<[number, number]> };
+    const served = await serve(holder(log), { receiveWindowBytes: 1000 });
+    const client = await RawClient.open(served.port);
+    client.send(headersFrame(1, GET, Flag.END_HEADERS), encodeFrame(FrameType.DATA, 0, 1, Buffer.alloc(1001)));
+    await client.until(() => client.frames.some((f) => f.type === FrameType.RST_STREAM || f.type === FrameType.GOAWAY));
+    const err = client.frames.find((f) => f.type === FrameType.RST_STREAM || f.type === FrameType.GOAWAY)!;
+    const code = err.type === FrameType.RST_STREAM ? err.payload.readUInt32BE(0) : err.payload.readUInt32BE(4);
+    expect(code).toBe(ErrorCode.FLOW_CONTROL_ERROR);
+    expect(log.aborted).toEqual([[1, ErrorCode.FLOW_CONTROL_ERROR]]);
+  });
+});
+
+/** Waits for a condition that a socket event will make true (polls on setImmediate, no sleep). */
+async function until(test: () => boolean): Promise<void> {
+  while (!test()) await new Promise((resolve) => setImmediate(resolve));
+}
