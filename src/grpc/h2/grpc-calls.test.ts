@@ -417,4 +417,22 @@ describe('receive admission on our HTTP/2 streams', () => {
     calls.onStream(next, notes);
     expect(next.ops).toEqual([]);
   });
+
+  it('frees the place of a large request answered before its end (its stream reports nothing more)', () => {
+    const sink = method('/s/Put', 'unary', ((_c: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, Buffer.alloc(0))) as grpc.UntypedHandleCall);
+    const gate = receivingGate({ maxReceivingBytes: 100_000, maxRequestBytes: 100_000 });
+    const calls = new GrpcCalls(new Map([[sink.path, sink]]), { maxReceiveMessageBytes: 1 << 20, maxSendMessageBytes: 1 << 20 }, gate);
+    const large = request('/s/Put', [['grpc-timeout', '1S']]);
+    vi.useFakeTimers();
+    calls.onStream(large, notes);
+    large.handlers.data(framed(Buffer.alloc(70_000)).subarray(0, 65_537));
+    const refused = request('/s/Put');
+    calls.onStream(refused, notes);
+    expect(refused.ops.map((o) => o.op)).toEqual(['end', 'reset']);
+    vi.advanceTimersByTime(1000);
+    expect(large.ops[0]).toMatchObject({ op: 'end', fields: [expect.anything(), ['grpc-status', '4'], expect.anything(), expect.anything()] });
+    const next = request('/s/Put');
+    calls.onStream(next, notes);
+    expect(next.ops).toEqual([]);
+  });
 });

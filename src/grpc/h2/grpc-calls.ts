@@ -507,6 +507,9 @@ class H2Call implements Caller, H2StreamHandlers, StreamSink {
     this.done = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    // Answered before its request ended (a framing error, a deadline): the stream reports no
+    // more data or end, so its receiving place, if it took one, is freed here.
+    if (this.receiveCount !== undefined) releaseReceived(this.receiveCount);
     this.notes.serverWrote = true;
     if (this.headersSent) {
       if (code === grpc.status.OK && metadata === null) this.stream.end(OK_TRAILERS);
