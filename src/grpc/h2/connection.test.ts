@@ -1,9 +1,15 @@
 // Our HTTP/2 server connection against Node's own HTTP/2 client (http2.connect) over real
 // sockets on 127.0.0.1: headers, bodies both ways, trailers, concurrency, flow control with the
-// client's default 64 KiB windows, resets, GOAWAY, PING, MAX_CONCURRENT_STREAMS, shutdown.
+// client's default 64 KiB windows, resets, GOAWAY, PING, MAX_CONCURRENT_STREAMS, shutdown; a raw
+// client for what Node's client will not do (frame-level checks, protocol errors); TLS with ALPN.
 
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serveH2Connection } from './connection.js';
 import { CLIENT_PREFACE, ErrorCode, encodeFrame, Flag, FrameType, type ParsedFrame, parseFrames } from './frames.js';
@@ -583,5 +589,64 @@ describe('HTTP/2 server connection: send flow control and framing', () => {
     const reply = await request(session, { ':method': 'POST', ':path': '/drain' });
     expect(reply.body.length).toBe(200 * 1024);
     expect(events).toEqual(['write false', 'drain']);
+  });
+});
+
+describe('HTTP/2 server connection over TLS (ALPN h2)', () => {
+  it('serves a Node http2 client on a TLSSocket', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'h2-tls-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const key = readFileSync(join(dir, 'key.pem'));
+    const cert = readFileSync(join(dir, 'cert.pem'));
+    const sockets = new Set<net.Socket>();
+    const server = tls.createServer({ key, cert, ALPNProtocols: ['h2'] }, (socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      serveH2Connection(socket, {
+        onStream: echo,
+        maxConcurrentStreams: 100,
+        maxHeaderListBytes: 16 * 1024,
+        receiveWindowBytes: 1024 * 1024,
+        ping: () => true,
+        closed: () => {},
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const session = http2.connect(`https://127.0.0.1:${(server.address() as net.AddressInfo).port}`, { ca: cert });
+    session.on('error', () => {});
+    cleanups.push(() => {
+      if (!session.destroyed) session.destroy();
+    });
+    const body = Buffer.alloc(1024 * 1024, 9);
+    const reply = await request(session, { ':method': 'POST', ':path': '/tls' }, body);
+    expect(reply.body.equals(body)).toBe(true);
+    expect(reply.trailers?.['x-trailer']).toBe('done');
   });
 });
