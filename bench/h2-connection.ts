@@ -3,6 +3,9 @@
 //
 // Run: npx tsc -p tsconfig.build.json && flock /tmp/metastore-bench.lock node --import tsx bench/h2-connection.ts
 //        [--seconds 5] [--rounds 3] [--concurrency 1,100] [--only ours|node] [--answer sync|async]
+//        [--dist /absolute/path/of/another/build's/dist] (ours from another build, for A/B)
+//      ... bench/h2-connection.ts --inproc [--batch 100] [--rounds 3] [--dist ...]: ours alone, in
+//        this process, fed from memory and writing to a sink (no kernel, no client): its JS per exchange.
 //
 // Each run starts a server process (this file with --server ours|node, running the built dist/),
 // and a raw client in this process replays pre-encoded request frames shaped like grpc-go's
@@ -23,6 +26,8 @@ import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { Duplex } from 'node:stream';
+import type { H2ConnectionOptions } from '../src/grpc/h2/h2-stream.js';
 import { numberFlag, textFlag } from './flags.js';
 
 type Impl = 'ours' | 'node';
@@ -43,6 +48,52 @@ function processMicros(): number {
 
 // ------------------------------------------------------------------ server side (child)
 
+async function loadOurs(): Promise<typeof import('../src/grpc/h2/connection.js').serveH2Connection> {
+  const distFlag = textFlag('dist');
+  const dist = distFlag === undefined ? new URL('../dist/src/grpc/h2/connection.js', import.meta.url).href : `file://${distFlag}/src/grpc/h2/connection.js`;
+  return ((await import(dist)) as typeof import('../src/grpc/h2/connection.js')).serveH2Connection;
+}
+
+const RESPONSE_HEADERS: ReadonlyArray<readonly [string, string]> = [
+  [':status', '200'],
+  ['content-type', 'application/grpc'],
+];
+const TRAILERS: ReadonlyArray<readonly [string, string]> = [
+  ['grpc-status', '0'],
+  ['grpc-message', ''],
+];
+
+/** Our connection's options: each stream answered as the header comment says. */
+function ourOptions(): H2ConnectionOptions {
+  return {
+    onStream(stream) {
+      let received = 0;
+      stream.handlers = {
+        data(chunk) {
+          received += chunk.length;
+        },
+        end() {
+          if (received === 0) throw new Error('no request message');
+          const answer = () => {
+            stream.respond(RESPONSE_HEADERS);
+            stream.write(RESPONSE_MESSAGE);
+            stream.end(TRAILERS);
+          };
+          if (asyncAnswer) void twoAwaits().then(answer);
+          else answer();
+        },
+        aborted() {},
+        drain() {},
+      };
+    },
+    maxConcurrentStreams: 1000,
+    maxHeaderListBytes: 16 * 1024,
+    receiveWindowBytes: 1 << 20,
+    ping: () => true,
+    closed() {},
+  };
+}
+
 /** An async handler's shape: the answer comes after two awaits of settled promises. */
 async function twoAwaits(): Promise<void> {
   await Promise.resolve();
@@ -54,44 +105,9 @@ const asyncAnswer = textFlag('answer', 'sync') === 'async';
 async function runServer(impl: Impl): Promise<void> {
   let port: number;
   if (impl === 'ours') {
-    const dist = new URL('../dist/src/grpc/h2/connection.js', import.meta.url).href;
-    const { serveH2Connection } = (await import(dist)) as typeof import('../src/grpc/h2/connection.js');
-    const responseHeaders: ReadonlyArray<readonly [string, string]> = [
-      [':status', '200'],
-      ['content-type', 'application/grpc'],
-    ];
-    const trailers: ReadonlyArray<readonly [string, string]> = [
-      ['grpc-status', '0'],
-      ['grpc-message', ''],
-    ];
+    const serveH2Connection = await loadOurs();
     const server = net.createServer((socket) => {
-      serveH2Connection(socket, {
-        onStream(stream) {
-          let received = 0;
-          stream.handlers = {
-            data(chunk) {
-              received += chunk.length;
-            },
-            end() {
-              if (received === 0) throw new Error('no request message');
-              const answer = () => {
-                stream.respond(responseHeaders);
-                stream.write(RESPONSE_MESSAGE);
-                stream.end(trailers);
-              };
-              if (asyncAnswer) void twoAwaits().then(answer);
-              else answer();
-            },
-            aborted() {},
-            drain() {},
-          };
-        },
-        maxConcurrentStreams: 1000,
-        maxHeaderListBytes: 16 * 1024,
-        receiveWindowBytes: 1 << 20,
-        ping: () => true,
-        closed() {},
-      });
+      serveH2Connection(socket, ourOptions());
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as net.AddressInfo).port;
@@ -173,10 +189,14 @@ interface RunResult {
 
 async function runOnce(impl: Impl, concurrency: number, seconds: number): Promise<RunResult> {
   const self = fileURLToPath(import.meta.url);
-  const child: ChildProcess = fork(self, ['--server', impl, '--answer', textFlag('answer', 'sync')], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const child: ChildProcess = fork(
+    self,
+    ['--server', impl, '--answer', textFlag('answer', 'sync'), ...(textFlag('dist') === undefined ? [] : ['--dist', textFlag('dist')!])],
+    {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
   const ask = <T>(message: string): Promise<T> =>
     new Promise((resolve) => {
       child.once('message', (m) => resolve(m as T));
@@ -274,7 +294,95 @@ async function runOnce(impl: Impl, concurrency: number, seconds: number): Promis
   };
 }
 
+/** A socket stand-in: what the connection writes is kept, and parsed only when asked (outside the timing). */
+class SinkSocket extends Duplex {
+  private readonly chunks: Buffer[] = [];
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
+    this.chunks.push(chunk);
+    callback();
+  }
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: () => void): void {
+    for (const c of chunks) this.chunks.push(c.chunk);
+    callback();
+  }
+  override _read(): void {}
+  /** Responses ended (HEADERS with END_STREAM) in everything written so far. */
+  ended(): number {
+    const buf = Buffer.concat(this.chunks);
+    let pos = 0;
+    let ended = 0;
+    while (buf.length - pos >= 9) {
+      const length = buf.readUIntBE(pos, 3);
+      if (buf[pos + 3] === 1 && buf[pos + 4]! & 0x1) ended++;
+      pos += 9 + length;
+    }
+    return ended;
+  }
+}
+
+/**
+ * --inproc: our connection alone, no kernel and no client process: batches of `batch` requests
+ * are handed to it as one 'data' chunk each, its output goes to a sink; CPU us per exchange.
+ */
+async function runInProcess(batch: number, batches: number): Promise<{ us: number; exchanges: number }> {
+  const serveH2Connection = await loadOurs();
+  const socket = new SinkSocket();
+  serveH2Connection(socket as never, ourOptions());
+  const settings = Buffer.alloc(6);
+  settings.writeUInt16BE(4, 0);
+  settings.writeUInt32BE(0x7fffffff, 2);
+  const windowUpdate = Buffer.alloc(4);
+  windowUpdate.writeUInt32BE(0x7fffffff - 65535);
+  socket.emit(
+    'data',
+    Buffer.concat([
+      Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'),
+      frame(4, 0, 0, settings),
+      frame(8, 0, 0, windowUpdate),
+      frame(4, 1, 0, Buffer.alloc(0)),
+    ]),
+  );
+  const blocks = await hpackBlocks(2379);
+  const body = Buffer.concat([Buffer.from([0, 0, 0, 1, 14]), Buffer.alloc(270, 0x61)]);
+  let id = 1;
+  const chunks: Buffer[] = [];
+  for (let b = 0; b < batches; b++) {
+    const parts: Buffer[] = [];
+    for (let i = 0; i < batch; i++) {
+      parts.push(frame(1, 0x4, id, id === 1 ? blocks.first : blocks.next), frame(0, 0x1, id, body));
+      id += 2;
+    }
+    chunks.push(Buffer.concat(parts));
+  }
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  const warm = Math.floor(batches / 5);
+  for (let b = 0; b < warm; b++) {
+    socket.emit('data', chunks[b]);
+    await turn();
+  }
+  const ended0 = socket.ended();
+  const cpu0 = processMicros();
+  for (let b = warm; b < batches; b++) {
+    socket.emit('data', chunks[b]);
+    await turn();
+  }
+  const cpu = processMicros() - cpu0;
+  const exchanges = socket.ended() - ended0;
+  if (exchanges !== (batches - warm) * batch) throw new Error(`answered ${exchanges} of ${(batches - warm) * batch}`);
+  return { us: cpu / exchanges, exchanges };
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--inproc')) {
+    const batch = numberFlag('batch', 100);
+    const rounds = numberFlag('rounds', 3);
+    for (let round = 1; round <= rounds; round++) {
+      const r = await runInProcess(batch, Math.ceil(200_000 / batch));
+      const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+      console.log(`in process, batches of ${batch}: ${r.us.toFixed(2)} us CPU per exchange (${r.exchanges} exchanges; load ${load})`);
+    }
+    return;
+  }
   const serverImpl = textFlag('server');
   if (serverImpl !== undefined) {
     await runServer(serverImpl as Impl);

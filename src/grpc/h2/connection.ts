@@ -51,7 +51,7 @@ import {
   writeFrameHeader,
 } from './frames.js';
 import type { H2Connection, H2ConnectionOptions, H2ServerStream, H2StreamHandlers, HeaderField } from './h2-stream.js';
-import { encodedBound, encodeFields, HpackDecoder } from './hpack.js';
+import { encodedBlock, HpackDecoder } from './hpack.js';
 
 /** A stream's queued-but-unsent bytes above which write() returns false. */
 export const STREAM_HIGH_WATER = 64 * 1024;
@@ -151,6 +151,15 @@ class Stream implements H2ServerStream {
 }
 
 const DEFAULT_RESPONSE: readonly HeaderField[] = [[':status', '200']];
+
+/** Copies src[from, to) to dst at `at`: a plain loop for the small copies (cheaper than Buffer.copy's call). */
+function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): void {
+  if (to - from > 64) {
+    src.copy(dst, at, from, to);
+    return;
+  }
+  for (let i = from; i < to; i++) dst[at++] = src[i]!;
+}
 
 function flushTick(conn: ServerConnection): void {
   conn.flush();
@@ -792,8 +801,10 @@ class ServerConnection implements H2Connection {
     if (s.done) return;
     s.done = true;
     s.ended = true;
-    s.queue = [];
-    s.queuedBytes = 0;
+    if (s.queuedBytes > 0) {
+      s.queue = [];
+      s.queuedBytes = 0;
+    }
     s.trailers = null;
     this.streams.delete(s.id);
     // Going away and now idle: end the socket after the next flush (not from inside the pump).
@@ -976,17 +987,16 @@ class ServerConnection implements H2Connection {
   /** HEADERS (+ CONTINUATIONs when the block is larger than the peer's max frame size). */
   emitHeaders(id: number, fields: readonly HeaderField[], endStream: boolean): void {
     if (this.dead) return;
-    const bound = encodedBound(fields);
+    const block = encodedBlock(fields);
+    const blockLength = block.length;
     const endFlag = endStream ? Flag.END_STREAM : 0;
-    if (bound <= this.peerMaxFrame) {
-      const pos = this.reserve(FRAME_HEADER_BYTES + bound);
-      const end = encodeFields(fields, this.slab, pos + FRAME_HEADER_BYTES);
-      writeFrameHeader(this.slab, pos, end - pos - FRAME_HEADER_BYTES, FrameType.HEADERS, endFlag | Flag.END_HEADERS, id);
-      this.commit(end);
+    if (blockLength <= this.peerMaxFrame) {
+      const pos = this.reserve(FRAME_HEADER_BYTES + blockLength);
+      writeFrameHeader(this.slab, pos, blockLength, FrameType.HEADERS, endFlag | Flag.END_HEADERS, id);
+      copyBytes(block, 0, blockLength, this.slab, pos + FRAME_HEADER_BYTES);
+      this.commit(pos + FRAME_HEADER_BYTES + blockLength);
       return;
     }
-    const block = Buffer.allocUnsafe(bound);
-    const blockLength = encodeFields(fields, block, 0);
     let offset = 0;
     let type: number = FrameType.HEADERS;
     do {
@@ -1027,7 +1037,7 @@ class ServerConnection implements H2Connection {
     while (left > 0) {
       const b = s.queue[0]!;
       const take = Math.min(left, b.length - s.queueOffset);
-      b.copy(this.slab, at, s.queueOffset, s.queueOffset + take);
+      copyBytes(b, s.queueOffset, s.queueOffset + take, this.slab, at);
       at += take;
       left -= take;
       this.advanceQueue(s, take);

@@ -13,6 +13,10 @@
 // matter to it). A field whose name and value are both in the static table is one indexed byte
 // (":status 200" is 0x88); a field whose name is there is a literal without indexing with an
 // indexed name; else a literal without indexing with a literal name. Strings raw (no Huffman).
+// encodedBlock() keeps the bytes of a field list by the list's identity (a constant list, such
+// as the gRPC layer's response headers and OK trailers, is encoded once per process); a hit is
+// checked field by field against the strings it was encoded from, so a list changed since is
+// encoded afresh.
 //
 // Invariants:
 // - decode() never throws and never reads outside [start, end); a malformed block (bad index,
@@ -332,4 +336,37 @@ function encodeString(out: Buffer, pos: number, s: string): number {
   pos = encodeInt(out, pos, s.length, 7, 0x00);
   if (s.length > 0) pos += out.write(s, pos, 'latin1');
   return pos;
+}
+
+interface CachedBlock {
+  /** The names and values the bytes were encoded from, in order. */
+  readonly strings: string[];
+  readonly bytes: Buffer;
+}
+
+const blockCache = new WeakMap<readonly HeaderField[], CachedBlock>();
+let scratch = Buffer.allocUnsafe(4096);
+
+/** The HPACK block of `fields` (see the header comment: cached by the list's identity, checked). */
+export function encodedBlock(fields: readonly HeaderField[]): Buffer {
+  const cached = blockCache.get(fields);
+  if (cached !== undefined && sameFields(cached.strings, fields)) return cached.bytes;
+  const bound = encodedBound(fields);
+  if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
+  const n = encodeFields(fields, scratch, 0);
+  const bytes = Buffer.allocUnsafeSlow(n);
+  scratch.copy(bytes, 0, 0, n);
+  const strings: string[] = [];
+  for (let i = 0; i < fields.length; i++) strings.push(fields[i]![0], fields[i]![1]);
+  blockCache.set(fields, { strings, bytes });
+  return bytes;
+}
+
+function sameFields(strings: string[], fields: readonly HeaderField[]): boolean {
+  if (strings.length !== fields.length * 2) return false;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    if (f[0] !== strings[2 * i] || f[1] !== strings[2 * i + 1]) return false;
+  }
+  return true;
 }
