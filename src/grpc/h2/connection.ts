@@ -23,7 +23,8 @@
 // - Send flow control: DATA waits for the stream's and the connection's send windows; streams
 //   with queued DATA sit in a FIFO (`sendList`) served round robin one frame per stream per pass.
 //   A stream's trailers leave after its last DATA. Socket backpressure (write() false) stops the
-//   pump until 'drain'; so does more than OUTPUT_CAP bytes waiting in the output.
+//   pump until 'drain'; so does more than OUTPUT_CAP bytes waiting in the output. A peer that
+//   sends without reading makes us stop reading once READ_PAUSE_BYTES wait in the socket.
 //
 // Invariants:
 // - Frames of one stream leave in the order queued: HEADERS, DATA..., trailers (END_STREAM).
@@ -61,6 +62,12 @@ const SMALL_COPY = 2048;
 const SLAB_BYTES = 32 * 1024;
 /** The pump stops moving DATA to the output beyond this many bytes waiting for the flush. */
 const OUTPUT_CAP = 256 * 1024;
+/**
+ * Bytes waiting in the socket (the peer is not reading) beyond which we stop reading from it until
+ * 'drain': DATA already waits for the socket, but HEADERS, trailers and control-frame answers
+ * (PING and SETTINGS ACKs) do not, so a peer that sends without reading would grow them unbounded.
+ */
+const READ_PAUSE_BYTES = 1024 * 1024;
 /** After we end the socket, destroy it if the peer has not closed within this time. */
 const END_TIMEOUT_MS = 5000;
 /** Our PING payloads start with this (the other 4 bytes count). */
@@ -200,6 +207,8 @@ class ServerConnection implements H2Connection {
   private flushScheduled = false;
   /** The socket accepted our last write without backpressure. */
   private writable = true;
+  /** We paused reading: more than READ_PAUSE_BYTES wait in the socket. */
+  private readPaused = false;
   private drainOwed: Stream[] = [];
 
   // Lifecycle.
@@ -710,6 +719,10 @@ class ServerConnection implements H2Connection {
 
   private onDrain(): void {
     this.writable = true;
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
     this.pump();
     if (this.outBytes > 0) this.scheduleFlush();
   }
@@ -955,8 +968,13 @@ class ServerConnection implements H2Connection {
       for (const p of pieces) ok = this.socket.write(p);
       this.socket.uncork();
     }
-    if (!ok) this.writable = false;
-    else if (this.sendList.length > 0 && !this.dead) this.pump();
+    if (!ok) {
+      this.writable = false;
+      if (this.socket.writableLength > READ_PAUSE_BYTES && !this.readPaused) {
+        this.readPaused = true;
+        this.socket.pause();
+      }
+    } else if (this.sendList.length > 0 && !this.dead) this.pump();
     if (this.endWhenFlushed && this.outBytes === 0) this.endSocket();
   }
 
