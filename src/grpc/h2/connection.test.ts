@@ -480,6 +480,24 @@ describe('HTTP/2 server connection: stream and connection lifecycle', () => {
     }
   });
 
+  it('rapid reset: more than 1000 streams reset before their answer is ENHANCE_YOUR_CALM', async () => {
+    const log = { streams: [] as H2ServerStream[], aborted: [] as Array<[number, number]> };
+    const served = await serve(holder(log));
+    const client = await RawClient.open(served.port);
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 1100; i++) {
+      const id = 2 * i + 1;
+      frames.push(headersFrame(id, GET), encodeFrame(FrameType.RST_STREAM, 0, id, u32(ErrorCode.CANCEL)));
+    }
+    client.send(...frames);
+    await client.until(() => client.closed);
+    const goaway = client.frames.find((f) => f.type === FrameType.GOAWAY);
+    expect(goaway?.payload.readUInt32BE(4)).toBe(ErrorCode.ENHANCE_YOUR_CALM);
+    expect(goaway?.payload.subarray(8).toString()).toBe('too many stream resets');
+    expect(log.aborted.filter(([, code]) => code === ErrorCode.CANCEL)).toHaveLength(1000);
+    await served.closed();
+  });
+
   it('a request beyond our receive window is a flow-control error', async () => {
     const log = { streams: [] as H2ServerStream[], aborted: [] as Array<[number, number]> };
     const served = await serve(holder(log), { receiveWindowBytes: 1000 });

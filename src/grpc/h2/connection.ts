@@ -25,6 +25,8 @@
 //   A stream's trailers leave after its last DATA. Socket backpressure (write() false) stops the
 //   pump until 'drain'; so does more than OUTPUT_CAP bytes waiting in the output. A peer that
 //   sends without reading makes us stop reading once READ_PAUSE_BYTES wait in the socket.
+// - Floods: PINGs are policed by options.ping(); streams reset by the peer before we answered
+//   them by a token bucket (RESET_BURST, RESET_RATE), as nghttp2 does.
 //
 // Invariants:
 // - Frames of one stream leave in the order queued: HEADERS, DATA..., trailers (END_STREAM).
@@ -68,6 +70,14 @@ const OUTPUT_CAP = 256 * 1024;
  * (PING and SETTINGS ACKs) do not, so a peer that sends without reading would grow them unbounded.
  */
 const READ_PAUSE_BYTES = 1024 * 1024;
+/**
+ * Streams the peer may reset before we answered them: a token bucket of RESET_BURST tokens refilled
+ * at RESET_RATE per second, as nghttp2 (so Node's HTTP/2) does against "rapid reset" (CVE-2023-44487:
+ * open and cancel streams faster than the server can drop the work they started). Beyond it, a
+ * connection error ENHANCE_YOUR_CALM.
+ */
+const RESET_BURST = 1000;
+const RESET_RATE = 33;
 /** After we end the socket, destroy it if the peer has not closed within this time. */
 const END_TIMEOUT_MS = 5000;
 /** Our PING payloads start with this (the other 4 bytes count). */
@@ -221,6 +231,8 @@ class ServerConnection implements H2Connection {
   private closedDone = false;
   private endTimer: NodeJS.Timeout | null = null;
   private pingCount = 0;
+  private resetTokens = RESET_BURST;
+  private resetTokensAt = 0;
   private readonly pings = new Map<number, () => void>();
 
   constructor(
@@ -570,6 +582,10 @@ class ServerConnection implements H2Connection {
     if (s === undefined) return;
     const code = buf.readUInt32BE(start);
     const wasEnded = s.ended;
+    if (!wasEnded && !this.takeResetToken()) {
+      this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many stream resets');
+      return;
+    }
     this.removeStream(s);
     if (!wasEnded) {
       try {
@@ -578,6 +594,18 @@ class ServerConnection implements H2Connection {
         // The stream is gone already; nothing more to undo.
       }
     }
+  }
+
+  /** One token of the reset bucket (see RESET_BURST); false when there is none. */
+  private takeResetToken(): boolean {
+    const now = performance.now();
+    if (this.resetTokens < RESET_BURST) {
+      this.resetTokens = Math.min(RESET_BURST, this.resetTokens + ((now - this.resetTokensAt) / 1000) * RESET_RATE);
+    }
+    this.resetTokensAt = now;
+    if (this.resetTokens < 1) return false;
+    this.resetTokens--;
+    return true;
   }
 
   private onSettings(flags: number, id: number, buf: Buffer, start: number, end: number): void {
