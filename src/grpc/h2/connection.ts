@@ -141,7 +141,7 @@ class Stream implements H2ServerStream {
   write(data: Buffer): boolean {
     if (this.ended || this.done) return false;
     if (!this.responded) this.respond(DEFAULT_RESPONSE);
-    if (data.length > 0) {
+    if (data.length > 0 && !(this.queuedBytes === 0 && this.conn.sendNow(this, data))) {
       this.queue.push(data);
       this.queuedBytes += data.length;
       this.conn.schedule(this);
@@ -1056,6 +1056,33 @@ class ServerConnection implements H2Connection {
       offset += n;
       type = FrameType.CONTINUATION;
     } while (offset < blockLength);
+  }
+
+  /**
+   * write()'s short cut for a stream with nothing queued: `data` as one DATA frame now, if the
+   * windows, the frame size and the socket allow it and no other stream waits (their turn first).
+   */
+  sendNow(s: Stream, data: Buffer): boolean {
+    const n = data.length;
+    if (this.dead || !this.writable || this.outBytes >= OUTPUT_CAP || this.sendList.length > 0) return false;
+    if (n > s.sendWindow || n > this.connSendWindow || n > this.peerMaxFrame) return false;
+    s.sendWindow -= n;
+    this.connSendWindow -= n;
+    if (n > SMALL_COPY) {
+      const pos = this.reserve(FRAME_HEADER_BYTES);
+      writeFrameHeader(this.slab, pos, n, FrameType.DATA, 0, s.id);
+      this.commit(pos + FRAME_HEADER_BYTES);
+      this.cut();
+      this.pieces.push(data);
+      this.outBytes += n;
+    } else {
+      const pos = this.reserve(FRAME_HEADER_BYTES + n);
+      writeFrameHeader(this.slab, pos, n, FrameType.DATA, 0, s.id);
+      copyBytes(data, 0, n, this.slab, pos + FRAME_HEADER_BYTES);
+      this.commit(pos + FRAME_HEADER_BYTES + n);
+    }
+    this.scheduleFlush();
+    return true;
   }
 
   /** One DATA frame of `n` bytes from the front of `s`'s queue (n <= queued, windows, max frame). */
