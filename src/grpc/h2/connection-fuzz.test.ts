@@ -158,6 +158,24 @@ describe('HTTP/2 connection input robustness', () => {
     expect(answered).toBeGreaterThan(20);
   });
 
+  it('a socket already destroyed when handed over: closed() once, nothing written', async () => {
+    const socket = new FakeSocket();
+    socket.destroy();
+    await turn();
+    let closed = 0;
+    serveH2Connection(socket as never, {
+      onStream: answer,
+      maxConcurrentStreams: 10,
+      maxHeaderListBytes: 4096,
+      receiveWindowBytes: 65535,
+      ping: () => true,
+      closed: () => closed++,
+    });
+    await turn();
+    expect(closed).toBe(1);
+    expect(socket.written).toHaveLength(0);
+  });
+
   it('an exchange fed one byte at a time is answered in full', async () => {
     const { socket, conn } = open();
     const input = Buffer.concat([

@@ -248,6 +248,11 @@ class ServerConnection implements H2Connection {
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {});
     socket.on('close', () => this.onClose());
+    if (socket.destroyed) {
+      // Gone before it was handed over: its 'close' may have been emitted already.
+      process.nextTick(() => this.onClose());
+      return;
+    }
     this.sendPreface();
     socket.resume();
   }
