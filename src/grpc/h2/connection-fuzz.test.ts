@@ -90,7 +90,55 @@ const chunk = fc.oneof(
   fc.constant(encodeFrame(FrameType.SETTINGS, 0, 0)),
 );
 
+/** A peer that does not read: writes are never completed until release(). */
+class StuckSocket extends FakeSocket {
+  private held: Array<() => void> = [];
+  private stuck = true;
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.written.push(chunk);
+    if (this.stuck) this.held.push(callback);
+    else callback();
+  }
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    for (const c of chunks) this.written.push(c.chunk);
+    if (this.stuck) this.held.push(callback);
+    else callback();
+  }
+  /** The peer reads again: every held write completes, and later ones at once. */
+  release(): void {
+    this.stuck = false;
+    for (const callback of this.held.splice(0)) callback();
+  }
+}
+
 describe('HTTP/2 connection input robustness', () => {
+  it('a peer that sends PINGs without reading: reading pauses past 1 MiB queued, resumes on drain', async () => {
+    const socket = new StuckSocket();
+    const conn = serveH2Connection(socket as never, {
+      onStream: answer,
+      maxConcurrentStreams: 10,
+      maxHeaderListBytes: 4096,
+      receiveWindowBytes: 65535,
+      ping: () => true,
+      closed: () => {},
+    });
+    socket.feed(Buffer.concat([CLIENT_PREFACE, encodeFrame(FrameType.SETTINGS, 0, 0)]));
+    const pings = Buffer.concat(Array.from({ length: 4000 }, () => encodeFrame(FrameType.PING, 0, 0, Buffer.alloc(8))));
+    let fed = 0;
+    while (!socket.isPaused() && fed < 100) {
+      socket.feed(pings);
+      fed++;
+      await turn();
+    }
+    expect(socket.isPaused()).toBe(true);
+    expect(socket.writableLength).toBeGreaterThan(1024 * 1024);
+    expect(fed).toBeLessThan(100);
+    socket.release();
+    await turn();
+    expect(socket.isPaused()).toBe(false);
+    conn.destroy();
+  });
+
   it('random input after the preface never throws; output stays well-formed frames', async () => {
     await fc.assert(
       fc.asyncProperty(fc.boolean(), fc.array(chunk, { maxLength: 12 }), async (settingsFirst, chunks) => {
@@ -108,6 +156,24 @@ describe('HTTP/2 connection input robustness', () => {
     );
     // The generator reaches the streams, not only the frame checks.
     expect(answered).toBeGreaterThan(20);
+  });
+
+  it('a socket already destroyed when handed over: closed() once, nothing written', async () => {
+    const socket = new FakeSocket();
+    socket.destroy();
+    await turn();
+    let closed = 0;
+    serveH2Connection(socket as never, {
+      onStream: answer,
+      maxConcurrentStreams: 10,
+      maxHeaderListBytes: 4096,
+      receiveWindowBytes: 65535,
+      ping: () => true,
+      closed: () => closed++,
+    });
+    await turn();
+    expect(closed).toBe(1);
+    expect(socket.written).toHaveLength(0);
   });
 
   it('an exchange fed one byte at a time is answered in full', async () => {

@@ -1,14 +1,20 @@
 // Our HTTP/2 server connection against Node's own HTTP/2 client (http2.connect) over real
 // sockets on 127.0.0.1: headers, bodies both ways, trailers, concurrency, flow control with the
-// client's default 64 KiB windows, resets, GOAWAY, PING, MAX_CONCURRENT_STREAMS, shutdown.
+// client's default 64 KiB windows, resets, GOAWAY, PING, MAX_CONCURRENT_STREAMS, shutdown; a raw
+// client for what Node's client will not do (frame-level checks, protocol errors); TLS with ALPN.
 
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serveH2Connection } from './connection.js';
 import { CLIENT_PREFACE, ErrorCode, encodeFrame, Flag, FrameType, type ParsedFrame, parseFrames } from './frames.js';
 import type { H2Connection, H2ConnectionOptions, H2ServerStream, HeaderField } from './h2-stream.js';
-import { encodedBound, encodeFields } from './hpack.js';
+import { encodedBound, encodeFields, HpackDecoder } from './hpack.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -474,6 +480,24 @@ describe('HTTP/2 server connection: stream and connection lifecycle', () => {
     }
   });
 
+  it('rapid reset: more than 1000 streams reset before their answer is ENHANCE_YOUR_CALM', async () => {
+    const log = { streams: [] as H2ServerStream[], aborted: [] as Array<[number, number]> };
+    const served = await serve(holder(log));
+    const client = await RawClient.open(served.port);
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 1100; i++) {
+      const id = 2 * i + 1;
+      frames.push(headersFrame(id, GET), encodeFrame(FrameType.RST_STREAM, 0, id, u32(ErrorCode.CANCEL)));
+    }
+    client.send(...frames);
+    await client.until(() => client.closed);
+    const goaway = client.frames.find((f) => f.type === FrameType.GOAWAY);
+    expect(goaway?.payload.readUInt32BE(4)).toBe(ErrorCode.ENHANCE_YOUR_CALM);
+    expect(goaway?.payload.subarray(8).toString()).toBe('too many stream resets');
+    expect(log.aborted.filter(([, code]) => code === ErrorCode.CANCEL)).toHaveLength(1000);
+    await served.closed();
+  });
+
   it('a request beyond our receive window is a flow-control error', async () => {
     const log = { streams: [] as H2ServerStream[], aborted: [] as Array<[number, number]> };
     const served = await serve(holder(log), { receiveWindowBytes: 1000 });
@@ -491,3 +515,156 @@ describe('HTTP/2 server connection: stream and connection lifecycle', () => {
 async function until(test: () => boolean): Promise<void> {
   while (!test()) await new Promise((resolve) => setImmediate(resolve));
 }
+
+function settingsPayload(entries: Array<[number, number]>): Buffer {
+  const b = Buffer.alloc(entries.length * 6);
+  entries.forEach(([k, v], i) => {
+    b.writeUInt16BE(k, i * 6);
+    b.writeUInt32BE(v, i * 6 + 2);
+  });
+  return b;
+}
+
+function dataBytes(client: RawClient, streamId: number): number {
+  return client.frames.filter((f) => f.type === FrameType.DATA && f.streamId === streamId).reduce((n, f) => n + f.payload.length, 0);
+}
+
+describe('HTTP/2 server connection: send flow control and framing', () => {
+  it('a raised SETTINGS_INITIAL_WINDOW_SIZE releases queued DATA, then the trailers', async () => {
+    const served = await serve((stream) => {
+      stream.respond([[':status', '200']]);
+      stream.write(Buffer.alloc(1000, 1));
+      stream.end([['grpc-status', '0']]);
+    });
+    const client = await RawClient.open(served.port, settingsPayload([[0x4, 100]]));
+    client.send(headersFrame(1, GET));
+    await client.until(() => dataBytes(client, 1) === 100);
+    expect(client.frames.some((f) => f.streamId === 1 && f.type === FrameType.HEADERS && f.flags & Flag.END_STREAM)).toBe(false);
+    client.send(encodeFrame(FrameType.SETTINGS, 0, 0, settingsPayload([[0x4, 1000]])));
+    await client.until(() => client.frames.some((f) => f.streamId === 1 && f.type === FrameType.HEADERS && f.flags & Flag.END_STREAM));
+    expect(dataBytes(client, 1)).toBe(1000);
+  });
+
+  it('DATA frames stay within the peer max frame size; a large header block goes out as HEADERS + CONTINUATION', async () => {
+    const longMessage = 'm'.repeat(40_000);
+    const served = await serve((stream) => {
+      stream.respond([[':status', '200']]);
+      stream.write(Buffer.alloc(40_000, 2));
+      stream.end([['grpc-message', longMessage]]);
+    });
+    const client = await RawClient.open(served.port, settingsPayload([[0x4, 1 << 20]]));
+    client.send(encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, u32(1 << 20)), headersFrame(1, GET));
+    await client.until(() => client.frames.some((f) => f.streamId === 1 && f.type === FrameType.CONTINUATION && f.flags & Flag.END_HEADERS));
+    const frames = client.frames.filter((f) => f.streamId === 1);
+    expect(frames.every((f) => f.payload.length <= 16384)).toBe(true);
+    expect(dataBytes(client, 1)).toBe(40_000);
+    const trailerFrames = frames.slice(frames.findIndex((f, i) => i > 0 && f.type === FrameType.HEADERS));
+    expect(trailerFrames[0]!.flags & Flag.END_STREAM).toBe(Flag.END_STREAM);
+    expect(trailerFrames.slice(1).every((f) => f.type === FrameType.CONTINUATION)).toBe(true);
+    const block = Buffer.concat(trailerFrames.map((f) => f.payload));
+    expect(new HpackDecoder().decode(block, 0, block.length, 1 << 20)).toEqual([['grpc-message', longMessage]]);
+  });
+
+  it('streams share a closed connection window round robin', async () => {
+    const served = await serve((stream) => {
+      stream.respond([[':status', '200']]);
+      stream.write(Buffer.alloc(60_000, 3));
+      stream.end([['grpc-status', '0']]);
+    });
+    // Stream windows closed until both streams have queued their DATA; then opened wide, with the
+    // connection window left at 65535.
+    const client = await RawClient.open(served.port, settingsPayload([[0x4, 0]]));
+    client.send(headersFrame(1, GET), headersFrame(3, GET));
+    await client.until(() => client.frames.filter((f) => f.type === FrameType.HEADERS).length === 2);
+    client.send(encodeFrame(FrameType.SETTINGS, 0, 0, settingsPayload([[0x4, 1 << 20]])));
+    await client.until(() => dataBytes(client, 1) + dataBytes(client, 3) === 65535);
+    // Both got a share of the window (one frame each per pass), not the first all of it.
+    expect(dataBytes(client, 1)).toBeGreaterThan(16_000);
+    expect(dataBytes(client, 3)).toBeGreaterThan(16_000);
+    client.send(encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, u32(1 << 20)));
+    await client.until(() => client.frames.filter((f) => f.type === FrameType.HEADERS && f.flags & Flag.END_STREAM).length === 2);
+    expect(dataBytes(client, 1)).toBe(60_000);
+    expect(dataBytes(client, 3)).toBe(60_000);
+  });
+
+  it('write() returns false above the high-water mark; drain() follows once the client takes the bytes', async () => {
+    const events: string[] = [];
+    const served = await serve((stream) => {
+      const payload = Buffer.alloc(200 * 1024, 4);
+      stream.handlers = {
+        data: () => {},
+        end: () => {},
+        aborted: () => events.push('aborted'),
+        drain: () => {
+          events.push('drain');
+          stream.end([['grpc-status', '0']]);
+        },
+      };
+      stream.respond([[':status', '200']]);
+      events.push(`write ${stream.write(payload)}`);
+    });
+    const session = connect(served.port);
+    const reply = await request(session, { ':method': 'POST', ':path': '/drain' });
+    expect(reply.body.length).toBe(200 * 1024);
+    expect(events).toEqual(['write false', 'drain']);
+  });
+});
+
+describe('HTTP/2 server connection over TLS (ALPN h2)', () => {
+  it('serves a Node http2 client on a TLSSocket', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'h2-tls-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const key = readFileSync(join(dir, 'key.pem'));
+    const cert = readFileSync(join(dir, 'cert.pem'));
+    const sockets = new Set<net.Socket>();
+    const server = tls.createServer({ key, cert, ALPNProtocols: ['h2'] }, (socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      serveH2Connection(socket, {
+        onStream: echo,
+        maxConcurrentStreams: 100,
+        maxHeaderListBytes: 16 * 1024,
+        receiveWindowBytes: 1024 * 1024,
+        ping: () => true,
+        closed: () => {},
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const session = http2.connect(`https://127.0.0.1:${(server.address() as net.AddressInfo).port}`, { ca: cert });
+    session.on('error', () => {});
+    cleanups.push(() => {
+      if (!session.destroyed) session.destroy();
+    });
+    const body = Buffer.alloc(1024 * 1024, 9);
+    const reply = await request(session, { ':method': 'POST', ':path': '/tls' }, body);
+    expect(reply.body.equals(body)).toBe(true);
+    expect(reply.trailers?.['x-trailer']).toBe('done');
+  });
+});

@@ -23,7 +23,10 @@
 // - Send flow control: DATA waits for the stream's and the connection's send windows; streams
 //   with queued DATA sit in a FIFO (`sendList`) served round robin one frame per stream per pass.
 //   A stream's trailers leave after its last DATA. Socket backpressure (write() false) stops the
-//   pump until 'drain'; so does more than OUTPUT_CAP bytes waiting in the output.
+//   pump until 'drain'; so does more than OUTPUT_CAP bytes waiting in the output. A peer that
+//   sends without reading makes us stop reading once READ_PAUSE_BYTES wait in the socket.
+// - Floods: PINGs are policed by options.ping(); streams reset by the peer before we answered
+//   them by a token bucket (RESET_BURST, RESET_RATE), as nghttp2 does.
 //
 // Invariants:
 // - Frames of one stream leave in the order queued: HEADERS, DATA..., trailers (END_STREAM).
@@ -51,7 +54,7 @@ import {
   writeFrameHeader,
 } from './frames.js';
 import type { H2Connection, H2ConnectionOptions, H2ServerStream, H2StreamHandlers, HeaderField } from './h2-stream.js';
-import { encodedBound, encodeFields, HpackDecoder } from './hpack.js';
+import { encodedBlock, HpackDecoder } from './hpack.js';
 
 /** A stream's queued-but-unsent bytes above which write() returns false. */
 export const STREAM_HIGH_WATER = 64 * 1024;
@@ -61,6 +64,20 @@ const SMALL_COPY = 2048;
 const SLAB_BYTES = 32 * 1024;
 /** The pump stops moving DATA to the output beyond this many bytes waiting for the flush. */
 const OUTPUT_CAP = 256 * 1024;
+/**
+ * Bytes waiting in the socket (the peer is not reading) beyond which we stop reading from it until
+ * 'drain': DATA already waits for the socket, but HEADERS, trailers and control-frame answers
+ * (PING and SETTINGS ACKs) do not, so a peer that sends without reading would grow them unbounded.
+ */
+const READ_PAUSE_BYTES = 1024 * 1024;
+/**
+ * Streams the peer may reset before we answered them: a token bucket of RESET_BURST tokens refilled
+ * at RESET_RATE per second, as nghttp2 (so Node's HTTP/2) does against "rapid reset" (CVE-2023-44487:
+ * open and cancel streams faster than the server can drop the work they started). Beyond it, a
+ * connection error ENHANCE_YOUR_CALM.
+ */
+const RESET_BURST = 1000;
+const RESET_RATE = 33;
 /** After we end the socket, destroy it if the peer has not closed within this time. */
 const END_TIMEOUT_MS = 5000;
 /** Our PING payloads start with this (the other 4 bytes count). */
@@ -124,7 +141,7 @@ class Stream implements H2ServerStream {
   write(data: Buffer): boolean {
     if (this.ended || this.done) return false;
     if (!this.responded) this.respond(DEFAULT_RESPONSE);
-    if (data.length > 0) {
+    if (data.length > 0 && !(this.queuedBytes === 0 && this.conn.sendNow(this, data))) {
       this.queue.push(data);
       this.queuedBytes += data.length;
       this.conn.schedule(this);
@@ -151,6 +168,15 @@ class Stream implements H2ServerStream {
 }
 
 const DEFAULT_RESPONSE: readonly HeaderField[] = [[':status', '200']];
+
+/** Copies src[from, to) to dst at `at`: a plain loop for the small copies (cheaper than Buffer.copy's call). */
+function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): void {
+  if (to - from > 64) {
+    src.copy(dst, at, from, to);
+    return;
+  }
+  for (let i = from; i < to; i++) dst[at++] = src[i]!;
+}
 
 function flushTick(conn: ServerConnection): void {
   conn.flush();
@@ -191,6 +217,8 @@ class ServerConnection implements H2Connection {
   private flushScheduled = false;
   /** The socket accepted our last write without backpressure. */
   private writable = true;
+  /** We paused reading: more than READ_PAUSE_BYTES wait in the socket. */
+  private readPaused = false;
   private drainOwed: Stream[] = [];
 
   // Lifecycle.
@@ -203,6 +231,8 @@ class ServerConnection implements H2Connection {
   private closedDone = false;
   private endTimer: NodeJS.Timeout | null = null;
   private pingCount = 0;
+  private resetTokens = RESET_BURST;
+  private resetTokensAt = 0;
   private readonly pings = new Map<number, () => void>();
 
   constructor(
@@ -218,6 +248,11 @@ class ServerConnection implements H2Connection {
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {});
     socket.on('close', () => this.onClose());
+    if (socket.destroyed) {
+      // Gone before it was handed over: its 'close' may have been emitted already.
+      process.nextTick(() => this.onClose());
+      return;
+    }
     this.sendPreface();
     socket.resume();
   }
@@ -552,6 +587,10 @@ class ServerConnection implements H2Connection {
     if (s === undefined) return;
     const code = buf.readUInt32BE(start);
     const wasEnded = s.ended;
+    if (!wasEnded && !this.takeResetToken()) {
+      this.connectionError(ErrorCode.ENHANCE_YOUR_CALM, 'too many stream resets');
+      return;
+    }
     this.removeStream(s);
     if (!wasEnded) {
       try {
@@ -560,6 +599,18 @@ class ServerConnection implements H2Connection {
         // The stream is gone already; nothing more to undo.
       }
     }
+  }
+
+  /** One token of the reset bucket (see RESET_BURST); false when there is none. */
+  private takeResetToken(): boolean {
+    const now = performance.now();
+    if (this.resetTokens < RESET_BURST) {
+      this.resetTokens = Math.min(RESET_BURST, this.resetTokens + ((now - this.resetTokensAt) / 1000) * RESET_RATE);
+    }
+    this.resetTokensAt = now;
+    if (this.resetTokens < 1) return false;
+    this.resetTokens--;
+    return true;
   }
 
   private onSettings(flags: number, id: number, buf: Buffer, start: number, end: number): void {
@@ -701,6 +752,10 @@ class ServerConnection implements H2Connection {
 
   private onDrain(): void {
     this.writable = true;
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
     this.pump();
     if (this.outBytes > 0) this.scheduleFlush();
   }
@@ -792,8 +847,10 @@ class ServerConnection implements H2Connection {
     if (s.done) return;
     s.done = true;
     s.ended = true;
-    s.queue = [];
-    s.queuedBytes = 0;
+    if (s.queuedBytes > 0) {
+      s.queue = [];
+      s.queuedBytes = 0;
+    }
     s.trailers = null;
     this.streams.delete(s.id);
     // Going away and now idle: end the socket after the next flush (not from inside the pump).
@@ -944,8 +1001,13 @@ class ServerConnection implements H2Connection {
       for (const p of pieces) ok = this.socket.write(p);
       this.socket.uncork();
     }
-    if (!ok) this.writable = false;
-    else if (this.sendList.length > 0 && !this.dead) this.pump();
+    if (!ok) {
+      this.writable = false;
+      if (this.socket.writableLength > READ_PAUSE_BYTES && !this.readPaused) {
+        this.readPaused = true;
+        this.socket.pause();
+      }
+    } else if (this.sendList.length > 0 && !this.dead) this.pump();
     if (this.endWhenFlushed && this.outBytes === 0) this.endSocket();
   }
 
@@ -976,17 +1038,16 @@ class ServerConnection implements H2Connection {
   /** HEADERS (+ CONTINUATIONs when the block is larger than the peer's max frame size). */
   emitHeaders(id: number, fields: readonly HeaderField[], endStream: boolean): void {
     if (this.dead) return;
-    const bound = encodedBound(fields);
+    const block = encodedBlock(fields);
+    const blockLength = block.length;
     const endFlag = endStream ? Flag.END_STREAM : 0;
-    if (bound <= this.peerMaxFrame) {
-      const pos = this.reserve(FRAME_HEADER_BYTES + bound);
-      const end = encodeFields(fields, this.slab, pos + FRAME_HEADER_BYTES);
-      writeFrameHeader(this.slab, pos, end - pos - FRAME_HEADER_BYTES, FrameType.HEADERS, endFlag | Flag.END_HEADERS, id);
-      this.commit(end);
+    if (blockLength <= this.peerMaxFrame) {
+      const pos = this.reserve(FRAME_HEADER_BYTES + blockLength);
+      writeFrameHeader(this.slab, pos, blockLength, FrameType.HEADERS, endFlag | Flag.END_HEADERS, id);
+      copyBytes(block, 0, blockLength, this.slab, pos + FRAME_HEADER_BYTES);
+      this.commit(pos + FRAME_HEADER_BYTES + blockLength);
       return;
     }
-    const block = Buffer.allocUnsafe(bound);
-    const blockLength = encodeFields(fields, block, 0);
     let offset = 0;
     let type: number = FrameType.HEADERS;
     do {
@@ -1000,6 +1061,33 @@ class ServerConnection implements H2Connection {
       offset += n;
       type = FrameType.CONTINUATION;
     } while (offset < blockLength);
+  }
+
+  /**
+   * write()'s short cut for a stream with nothing queued: `data` as one DATA frame now, if the
+   * windows, the frame size and the socket allow it and no other stream waits (their turn first).
+   */
+  sendNow(s: Stream, data: Buffer): boolean {
+    const n = data.length;
+    if (this.dead || !this.writable || this.outBytes >= OUTPUT_CAP || this.sendList.length > 0) return false;
+    if (n > s.sendWindow || n > this.connSendWindow || n > this.peerMaxFrame) return false;
+    s.sendWindow -= n;
+    this.connSendWindow -= n;
+    if (n > SMALL_COPY) {
+      const pos = this.reserve(FRAME_HEADER_BYTES);
+      writeFrameHeader(this.slab, pos, n, FrameType.DATA, 0, s.id);
+      this.commit(pos + FRAME_HEADER_BYTES);
+      this.cut();
+      this.pieces.push(data);
+      this.outBytes += n;
+    } else {
+      const pos = this.reserve(FRAME_HEADER_BYTES + n);
+      writeFrameHeader(this.slab, pos, n, FrameType.DATA, 0, s.id);
+      copyBytes(data, 0, n, this.slab, pos + FRAME_HEADER_BYTES);
+      this.commit(pos + FRAME_HEADER_BYTES + n);
+    }
+    this.scheduleFlush();
+    return true;
   }
 
   /** One DATA frame of `n` bytes from the front of `s`'s queue (n <= queued, windows, max frame). */
@@ -1027,7 +1115,7 @@ class ServerConnection implements H2Connection {
     while (left > 0) {
       const b = s.queue[0]!;
       const take = Math.min(left, b.length - s.queueOffset);
-      b.copy(this.slab, at, s.queueOffset, s.queueOffset + take);
+      copyBytes(b, s.queueOffset, s.queueOffset + take, this.slab, at);
       at += take;
       left -= take;
       this.advanceQueue(s, take);

@@ -6,7 +6,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { HeaderField } from './h2-stream.js';
-import { encodedBound, encodeFields, HpackDecoder } from './hpack.js';
+import { huffmanDecode, huffmanEncode } from '../hpack-huffman.js';
+import { encodedBlock, encodedBound, encodeFields, HpackDecoder, huffmanDecodeLatin1 } from './hpack.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -255,5 +256,49 @@ describe('HPACK encoder', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('HPACK Huffman decoding a nibble at a time', () => {
+  it('decodes what the reference encoder encodes (every byte value)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), (bytes) => {
+        const coded = huffmanEncode(bytes);
+        expect(huffmanDecodeLatin1(coded, 0, coded.length)).toBe(Buffer.from(bytes).toString('latin1'));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('accepts and refuses exactly what the bit-at-a-time reference does', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 12 }), (bytes) => {
+        const b = Buffer.from(bytes);
+        const reference = huffmanDecode(b);
+        expect(huffmanDecodeLatin1(b, 0, b.length)).toBe(reference === undefined ? null : reference.toString('latin1'));
+      }),
+      { numRuns: 5000 },
+    );
+    // EOS inside the string, padding of 8 one bits, padding with a zero bit.
+    for (const bad of ['ffffffff', 'ff', '00' /* '0' then 3 zero bits of padding */]) {
+      const b = hex(bad);
+      expect(huffmanDecodeLatin1(b, 0, b.length), bad).toBeNull();
+      expect(huffmanDecode(b), bad).toBeUndefined();
+    }
+  });
+});
+
+describe('HPACK encoded block cache', () => {
+  it('returns the same bytes for the same list, and re-encodes a list changed since', () => {
+    const list: HeaderField[] = [
+      [':status', '200'],
+      ['content-type', 'application/grpc'],
+    ];
+    const first = encodedBlock(list);
+    expect(encodedBlock(list)).toBe(first);
+    list[1] = ['content-type', 'application/grpc+proto'];
+    const changed = encodedBlock(list);
+    expect(changed).not.toBe(first);
+    expect(new HpackDecoder().decode(changed, 0, changed.length, 1 << 20)).toEqual(list);
   });
 });

@@ -13,6 +13,10 @@
 // matter to it). A field whose name and value are both in the static table is one indexed byte
 // (":status 200" is 0x88); a field whose name is there is a literal without indexing with an
 // indexed name; else a literal without indexing with a literal name. Strings raw (no Huffman).
+// encodedBlock() keeps the bytes of a field list by the list's identity (a constant list, such
+// as the gRPC layer's response headers and OK trailers, is encoded once per process); a hit is
+// checked field by field against the strings it was encoded from, so a list changed since is
+// encoded afresh.
 //
 // Invariants:
 // - decode() never throws and never reads outside [start, end); a malformed block (bad index,
@@ -20,7 +24,7 @@
 //   caller answers COMPRESSION_ERROR, a connection error, since the table is out of step.
 // - Dynamic table size = sum of (name.length + value.length + 32) <= maxTableSize, always.
 
-import { huffmanDecode } from '../hpack-huffman.js';
+import { huffmanCode } from '../hpack-huffman.js';
 import type { HeaderField } from './h2-stream.js';
 
 /** RFC 7541 Appendix A, index 1..61 (entry 0 unused). */
@@ -250,12 +254,104 @@ function decodeString(buf: Buffer, pos: number, end: number): string | null {
   const to = from + length;
   if (to > end) return null;
   intEnd = to;
-  if (huffman) {
-    const decoded = huffmanDecode(buf, from, to);
-    if (decoded === undefined) return null;
-    return decoded.toString('latin1');
-  }
+  if (huffman) return huffmanDecodeLatin1(buf, from, to);
   return buf.toString('latin1', from, to);
+}
+
+// ---- Huffman decoding, a nibble at a time ----
+//
+// The code (hpack-huffman.ts) as a tree whose 256 internal nodes are the states of a machine that
+// reads 4 bits per step: for every state and nibble, the state reached and the symbol completed on
+// the way (at most one: the shortest code is 5 bits), or a failure (EOS inside the string). The
+// string may end in a state whose path from the root is all ones and shorter than 8 bits (RFC 7541
+// §5.2 padding). hpack-huffman.ts's bit-at-a-time decoder stays the reference (tests compare).
+
+const HUFFMAN_EOS = 256;
+/** Per state*16 + nibble: the next state, and the symbol emitted (-1 none, -2 failure). */
+const NIBBLE_NEXT = new Uint8Array(256 * 16);
+const NIBBLE_SYMBOL = new Int16Array(256 * 16);
+/** Per state: the string may end here. */
+const ACCEPTS = new Uint8Array(256);
+
+function buildHuffmanMachine(): void {
+  // Tree: internal nodes 0..255 (root 0); child encodes a node (>= 0) or a leaf (-1 - symbol).
+  const children: number[][] = [[0, 0]];
+  const depth = [0];
+  const allOnes = [1];
+  const unset = 0x7fffffff;
+  children[0] = [unset, unset];
+  for (let symbol = 0; symbol <= HUFFMAN_EOS; symbol++) {
+    const { code, length } = huffmanCode(symbol);
+    let node = 0;
+    for (let bit = length - 1; bit >= 0; bit--) {
+      const b = Math.floor(code / 2 ** bit) & 1;
+      if (bit === 0) {
+        children[node]![b] = -1 - symbol;
+      } else {
+        let next = children[node]![b]!;
+        if (next === unset) {
+          next = children.length;
+          children.push([unset, unset]);
+          depth.push(depth[node]! + 1);
+          allOnes.push(allOnes[node]! & b);
+          children[node]![b] = next;
+        }
+        node = next;
+      }
+    }
+  }
+  if (children.length !== 256) throw new Error(`HPACK Huffman tree has ${children.length} internal nodes, not 256`);
+  for (let state = 0; state < 256; state++) {
+    ACCEPTS[state] = allOnes[state]! === 1 && depth[state]! < 8 ? 1 : 0;
+    for (let nibble = 0; nibble < 16; nibble++) {
+      let node = state;
+      let symbol = -1;
+      for (let bit = 3; bit >= 0; bit--) {
+        const child = children[node]![(nibble >> bit) & 1]!;
+        if (child >= 0) {
+          node = child;
+          continue;
+        }
+        const leaf = -1 - child;
+        if (leaf === HUFFMAN_EOS) {
+          symbol = -2;
+          break;
+        }
+        symbol = leaf;
+        node = 0;
+      }
+      NIBBLE_NEXT[state * 16 + nibble] = symbol === -2 ? 0 : node;
+      NIBBLE_SYMBOL[state * 16 + nibble] = symbol;
+    }
+  }
+}
+buildHuffmanMachine();
+
+let huffmanOut = Buffer.allocUnsafe(1024);
+
+/** Decodes the Huffman-coded string buf[from, to) to latin1; null if it is not a valid encoding. */
+export function huffmanDecodeLatin1(buf: Buffer, from: number, to: number): string | null {
+  // At most one symbol per 5 bits.
+  const most = Math.ceil(((to - from) * 8) / 5);
+  if (huffmanOut.length < most) huffmanOut = Buffer.allocUnsafe(most);
+  const out = huffmanOut;
+  let n = 0;
+  let state = 0;
+  for (let i = from; i < to; i++) {
+    const byte = buf[i]!;
+    let k = state * 16 + (byte >> 4);
+    let symbol = NIBBLE_SYMBOL[k]!;
+    if (symbol === -2) return null;
+    if (symbol >= 0) out[n++] = symbol;
+    state = NIBBLE_NEXT[k]!;
+    k = state * 16 + (byte & 15);
+    symbol = NIBBLE_SYMBOL[k]!;
+    if (symbol === -2) return null;
+    if (symbol >= 0) out[n++] = symbol;
+    state = NIBBLE_NEXT[k]!;
+  }
+  if (ACCEPTS[state] !== 1) return null;
+  return out.toString('latin1', 0, n);
 }
 
 // ---- Encoder ----
@@ -332,4 +428,37 @@ function encodeString(out: Buffer, pos: number, s: string): number {
   pos = encodeInt(out, pos, s.length, 7, 0x00);
   if (s.length > 0) pos += out.write(s, pos, 'latin1');
   return pos;
+}
+
+interface CachedBlock {
+  /** The names and values the bytes were encoded from, in order. */
+  readonly strings: string[];
+  readonly bytes: Buffer;
+}
+
+const blockCache = new WeakMap<readonly HeaderField[], CachedBlock>();
+let scratch = Buffer.allocUnsafe(4096);
+
+/** The HPACK block of `fields` (see the header comment: cached by the list's identity, checked). */
+export function encodedBlock(fields: readonly HeaderField[]): Buffer {
+  const cached = blockCache.get(fields);
+  if (cached !== undefined && sameFields(cached.strings, fields)) return cached.bytes;
+  const bound = encodedBound(fields);
+  if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
+  const n = encodeFields(fields, scratch, 0);
+  const bytes = Buffer.allocUnsafeSlow(n);
+  scratch.copy(bytes, 0, 0, n);
+  const strings: string[] = [];
+  for (let i = 0; i < fields.length; i++) strings.push(fields[i]![0], fields[i]![1]);
+  blockCache.set(fields, { strings, bytes });
+  return bytes;
+}
+
+function sameFields(strings: string[], fields: readonly HeaderField[]): boolean {
+  if (strings.length !== fields.length * 2) return false;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    if (f[0] !== strings[2 * i] || f[1] !== strings[2 * i + 1]) return false;
+  }
+  return true;
 }
