@@ -172,55 +172,85 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     server.addService(definition, handlers);
     served[name] = { definition, handlers };
   }
-  const pingPolicy = { minTimeMs: keepalive.minTimeMs, onTooManyPings: options.onTooManyPings };
-  const receiving = { maxReceivingBytes: options.maxReceivingRequestBytes ?? 0, maxRequestBytes: receiveLimit };
-  const listener = options.listener;
-  if (listener !== undefined) {
-    // Our own HTTP/2 connection and call layer; the listener terminates TLS and hands over
-    // decrypted sockets. grpc-js's server above only lends its definitions.
-    const calls = new GrpcCalls(servedMethods(served), unaryLimits(grpcOptions), receivingGate(receiving));
-    const connections = new GrpcConnections({
-      calls,
-      serve: serveH2Connection,
-      maxConcurrentStreams: options.maxConcurrentStreams,
-      maxHeaderListBytes: MAX_HEADER_LIST_BYTES,
-      receiveWindowBytes: RECEIVE_WINDOW_BYTES,
-      pingPolicy,
-      keepalive: { intervalMs: grpcOptions['grpc.keepalive_time_ms'] as number, timeoutMs: grpcOptions['grpc.keepalive_timeout_ms'] as number },
-    });
-    listener.serveGrpc((socket) => connections.accept(socket), { authorityShim: false });
-    return {
-      port: listener.ports[0] ?? 0,
-      openConnections: () => listener.open,
-      services: served as GatewayServices,
-      close: async (graceMs) => {
-        leaderGuard.close();
-        void listener.close();
-        await connections.close(graceMs);
-        if (options.memberDialer === undefined) dialer.close();
-      },
-    };
-  }
-  const fast = options.unaryFastPath === false ? undefined : unaryFastPath(served, grpcOptions);
-  const guard = (created: NodeHttp2Server): void => guardHttp2Server(created, pingPolicy, receiving, fast);
+  const serving: Serving = {
+    options,
+    grpcOptions,
+    services: served,
+    pingPolicy: { minTimeMs: keepalive.minTimeMs, onTooManyPings: options.onTooManyPings },
+    receiving: { maxReceivingBytes: options.maxReceivingRequestBytes ?? 0, maxRequestBytes: receiveLimit },
+    stopGuard: () => leaderGuard.close(),
+    closeDialer: () => {
+      if (options.memberDialer === undefined) dialer.close();
+    },
+  };
+  return options.listener !== undefined ? serveOnListener(options.listener, serving) : await bindWithGrpcJs(server, serving);
+}
+
+/** What both ways of serving need from startGrpcServer. */
+interface Serving {
+  readonly options: GrpcServerOptions;
+  readonly grpcOptions: grpc.ServerOptions;
+  readonly services: Partial<Record<ServiceName, GatewayServices[ServiceName]>>;
+  readonly pingPolicy: PingPolicy;
+  readonly receiving: ReceiveLimit;
+  /** Stops the leader guard's periodic check. */
+  readonly stopGuard: () => void;
+  /** Closes the member dialer if the server made it. */
+  readonly closeDialer: () => void;
+}
+
+/**
+ * Our own HTTP/2 connection and call layer on the client listener, which terminates TLS and
+ * hands over decrypted sockets (grpc-js's server only lent its definitions).
+ */
+function serveOnListener(listener: ClientListener, serving: Serving): RunningGrpcServer {
+  const { options, grpcOptions } = serving;
+  const calls = new GrpcCalls(servedMethods(serving.services), unaryLimits(grpcOptions), receivingGate(serving.receiving));
+  const connections = new GrpcConnections({
+    calls,
+    serve: serveH2Connection,
+    maxConcurrentStreams: options.maxConcurrentStreams,
+    maxHeaderListBytes: MAX_HEADER_LIST_BYTES,
+    receiveWindowBytes: RECEIVE_WINDOW_BYTES,
+    pingPolicy: serving.pingPolicy,
+    keepalive: { intervalMs: grpcOptions['grpc.keepalive_time_ms'] as number, timeoutMs: grpcOptions['grpc.keepalive_timeout_ms'] as number },
+  });
+  listener.serveGrpc((socket) => connections.accept(socket), { authorityShim: false });
+  return {
+    port: listener.ports[0] ?? 0,
+    openConnections: () => listener.open,
+    services: serving.services as GatewayServices,
+    close: async (graceMs) => {
+      serving.stopGuard();
+      void listener.close();
+      await connections.close(graceMs);
+      serving.closeDialer();
+    },
+  };
+}
+
+/** grpc-js binding host:port itself (embedding, in-process tests), with the unary fast path. */
+async function bindWithGrpcJs(server: grpc.Server, serving: Serving): Promise<RunningGrpcServer> {
+  const { options, grpcOptions } = serving;
+  const fast = options.unaryFastPath === false ? undefined : unaryFastPath(serving.services, grpcOptions);
   const before = http2ServersOf(server);
   const credentials = options.credentials ?? grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${options.host}:${options.port}`, credentials, (error, boundPort) => (error ? reject(error) : resolve(boundPort)));
   });
-  // bindAsync (embedding and tests only) creates its server asynchronously: watch it once bound.
-  for (const created of newHttp2Servers(server, before)) guard(created);
+  // bindAsync creates its server asynchronously: watch it once bound.
+  for (const created of newHttp2Servers(server, before)) guardHttp2Server(created, serving.pingPolicy, serving.receiving, fast);
   return {
     port,
     openConnections: () => undefined,
-    services: served as GatewayServices,
+    services: serving.services as GatewayServices,
     close: (graceMs) =>
       new Promise<void>((resolve) => {
-        leaderGuard.close();
+        serving.stopGuard();
         const force = setTimeout(() => server.forceShutdown(), graceMs);
         server.tryShutdown(() => {
           clearTimeout(force);
-          if (options.memberDialer === undefined) dialer.close();
+          serving.closeDialer();
           resolve();
         });
       }),
