@@ -85,6 +85,7 @@ export interface ConnectionNotes {
 }
 
 const NO_ERROR = 0x0;
+const EMPTY = Buffer.alloc(0);
 
 /** Serves the gRPC calls of every stream handed to onStream. */
 export class GrpcCalls {
@@ -221,10 +222,12 @@ function runWritten(callbacks: Array<() => void>): void {
 class H2Call implements Caller, H2StreamHandlers, StreamSink {
   deadline: grpc.Deadline = Infinity;
   private timer: NodeJS.Timeout | undefined;
-  /** Received bytes of a message not complete yet (copies), and how many make the next step possible. */
+  /** A message prefix split over DATA frames: its first bytes (copies). */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  private needed = MESSAGE_PREFIX_BYTES;
+  /** A message arriving over several DATA frames, prefix included: copied once, into its place. */
+  private assembly: Buffer | undefined;
+  private assembled = 0;
   private request: unknown;
   private hasRequest = false;
   private call: H2UnaryCall | GatewayStreamCall | undefined;
@@ -302,20 +305,36 @@ class H2Call implements Caller, H2StreamHandlers, StreamSink {
   data(chunk: Buffer): void {
     if (this.receiveCount !== undefined) countReceived(this.receiveCount, chunk.length);
     if (this.done) return;
-    // A message spread over many DATA frames (a 1 MiB put arrives in 16 KiB pieces) is joined
-    // once, when enough has arrived to make progress, not once per piece. Kept pieces are
-    // copies: the connection may reuse its buffer after this returns.
-    if (this.pending.length > 0 || chunk.length < MESSAGE_PREFIX_BYTES) {
-      this.pending.push(Buffer.from(chunk));
-      this.pendingBytes += chunk.length;
-      if (this.pendingBytes < this.needed) return;
-      const joined = Buffer.concat(this.pending, this.pendingBytes);
+    // A message spread over many DATA frames (a 1 MiB put arrives in 16 KiB pieces) is copied
+    // piece by piece into one buffer of its size, known from its prefix. What is kept is copied:
+    // the connection may reuse its buffer after this returns.
+    let bytes = chunk;
+    let owned = false;
+    let completed: Buffer | undefined;
+    const assembly = this.assembly;
+    if (assembly !== undefined) {
+      const take = Math.min(bytes.length, assembly.length - this.assembled);
+      bytes.copy(assembly, this.assembled, 0, take);
+      this.assembled += take;
+      if (this.assembled < assembly.length) return;
+      this.assembly = undefined;
+      this.assembled = 0;
+      completed = assembly;
+      bytes = bytes.subarray(take);
+    }
+    if (this.pending.length > 0 || (bytes.length > 0 && bytes.length < MESSAGE_PREFIX_BYTES)) {
+      this.pending.push(Buffer.from(bytes));
+      this.pendingBytes += bytes.length;
+      if (this.pendingBytes < MESSAGE_PREFIX_BYTES) {
+        if (completed !== undefined) this.readMessages(EMPTY, true, completed);
+        return;
+      }
+      bytes = Buffer.concat(this.pending, this.pendingBytes);
+      owned = true;
       this.pending = [];
       this.pendingBytes = 0;
-      this.readMessages(joined, true);
-      return;
     }
-    this.readMessages(chunk, false);
+    this.readMessages(bytes, owned, completed);
   }
 
   end(): void {
@@ -359,14 +378,16 @@ class H2Call implements Caller, H2StreamHandlers, StreamSink {
 
   // ------------------------------------------------------------------ reading
 
-  /** The whole messages in `bytes` (the rest kept for later), as grpc-js's decoder reads them. */
-  private readMessages(bytes: Buffer, owned: boolean): void {
+  /**
+   * The whole messages in `bytes` (the rest kept for later), after `before` (a message just
+   * assembled, which came first), as grpc-js's decoder reads them.
+   */
+  private readMessages(bytes: Buffer, owned: boolean, before?: Buffer): void {
     // grpc-js decodes the whole chunk before looking at any message in it: an oversized prefix
     // anywhere in it fails the call and the messages before it are never read.
     let first: Buffer | undefined;
     let more: Buffer[] | undefined;
     let rest = bytes;
-    this.needed = MESSAGE_PREFIX_BYTES;
     while (rest.length >= MESSAGE_PREFIX_BYTES) {
       const length = rest.readUInt32BE(1);
       const max = this.limits.maxReceiveMessageBytes;
@@ -375,7 +396,9 @@ class H2Call implements Caller, H2StreamHandlers, StreamSink {
         return;
       }
       if (rest.length < MESSAGE_PREFIX_BYTES + length) {
-        this.needed = MESSAGE_PREFIX_BYTES + length;
+        this.assembly = Buffer.allocUnsafe(MESSAGE_PREFIX_BYTES + length);
+        this.assembled = rest.copy(this.assembly);
+        rest = EMPTY;
         break;
       }
       // The flag byte stays with the message (it says whether to inflate it).
@@ -389,6 +412,7 @@ class H2Call implements Caller, H2StreamHandlers, StreamSink {
       this.pending.push(owned ? rest : Buffer.from(rest));
       this.pendingBytes = rest.length;
     }
+    if (before !== undefined) this.readMessage(before, true);
     if (first !== undefined) this.readMessage(first, owned);
     if (more !== undefined) for (const message of more) this.readMessage(message, owned);
   }
