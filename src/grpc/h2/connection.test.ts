@@ -485,7 +485,8 @@ describe('HTTP/2 server connection: stream and connection lifecycle', () => {
     const served = await serve(holder(log));
     const client = await RawClient.open(served.port);
     const frames: Buffer[] = [];
-    for (let i = 0; i < 1100; i++) {
+    // 3000: the bucket refills 33 tokens a second while they are read, far fewer than 2000.
+    for (let i = 0; i < 3000; i++) {
       const id = 2 * i + 1;
       frames.push(headersFrame(id, GET), encodeFrame(FrameType.RST_STREAM, 0, id, u32(ErrorCode.CANCEL)));
     }
@@ -494,7 +495,9 @@ describe('HTTP/2 server connection: stream and connection lifecycle', () => {
     const goaway = client.frames.find((f) => f.type === FrameType.GOAWAY);
     expect(goaway?.payload.readUInt32BE(4)).toBe(ErrorCode.ENHANCE_YOUR_CALM);
     expect(goaway?.payload.subarray(8).toString()).toBe('too many stream resets');
-    expect(log.aborted.filter(([, code]) => code === ErrorCode.CANCEL)).toHaveLength(1000);
+    const cancelled = log.aborted.filter(([, code]) => code === ErrorCode.CANCEL).length;
+    expect(cancelled).toBeGreaterThanOrEqual(1000);
+    expect(cancelled).toBeLessThan(3000);
     await served.closed();
   });
 
