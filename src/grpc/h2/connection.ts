@@ -1010,7 +1010,7 @@ class ServerConnection implements H2Connection {
 
   flush(): void {
     this.flushScheduled = false;
-    if (this.closedDone || this.socket.writableEnded) return;
+    if (this.closedDone || this.socket.writableEnded || this.socket.destroyed) return;
     this.cut();
     const pieces = this.pieces;
     if (pieces.length === 0) {
