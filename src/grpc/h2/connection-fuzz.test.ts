@@ -235,6 +235,27 @@ describe('HTTP/2 connection input robustness', () => {
     );
   });
 
+  it('HEADERS with PADDED and PRIORITY: the block between is decoded; PRIORITY frames are ignored', async () => {
+    const { socket, conn } = open();
+    const block = Buffer.alloc(encodedBound(REQUEST));
+    const n = encodeFields(REQUEST, block, 0);
+    // Pad length 4, then stream dependency (4 bytes) + weight, then the block, then 4 bytes of padding.
+    const payload = Buffer.concat([Buffer.from([4]), Buffer.from([0, 0, 0, 0, 15]), block.subarray(0, n), Buffer.alloc(4)]);
+    socket.feed(
+      Buffer.concat([
+        CLIENT_PREFACE,
+        encodeFrame(FrameType.SETTINGS, 0, 0),
+        encodeFrame(FrameType.PRIORITY, 0, 3, Buffer.from([0, 0, 0, 1, 200])),
+        encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM | Flag.PADDED | Flag.PRIORITY, 1, payload),
+      ]),
+    );
+    await turn();
+    const frames = parseFrames(socket.output()).frames;
+    expect(frames.some((f) => f.type === FrameType.GOAWAY)).toBe(false);
+    expect(frames.filter((f) => f.streamId === 1).map((f) => f.type)).toEqual([FrameType.HEADERS, FrameType.DATA, FrameType.HEADERS]);
+    conn.destroy();
+  });
+
   it('a header block split into HEADERS + CONTINUATION is joined', async () => {
     const { socket, conn } = open();
     const block = Buffer.alloc(encodedBound(REQUEST));
