@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { routeByProtocol } from '../protocol-router.js';
 import { serveH2Connection } from './connection.js';
 import { CLIENT_PREFACE, ErrorCode, encodeFrame, Flag, FrameType, type ParsedFrame, parseFrames } from './frames.js';
 import type { H2Connection, H2ConnectionOptions, H2ServerStream, HeaderField } from './h2-stream.js';
@@ -669,5 +670,39 @@ describe('HTTP/2 server connection over TLS (ALPN h2)', () => {
     const reply = await request(session, { ':method': 'POST', ':path': '/tls' }, body);
     expect(reply.body.equals(body)).toBe(true);
     expect(reply.trailers?.['x-trailer']).toBe('done');
+  });
+});
+
+describe('HTTP/2 server connection behind the protocol router', () => {
+  it('takes a plain socket whose first bytes were read and put back (unshift), paused', async () => {
+    const sockets = new Set<net.Socket>();
+    let closed = 0;
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      routeByProtocol(socket, {
+        http2: (s) =>
+          serveH2Connection(s, {
+            onStream: echo,
+            maxConcurrentStreams: 100,
+            maxHeaderListBytes: 16 * 1024,
+            receiveWindowBytes: 1024 * 1024,
+            ping: () => true,
+            closed: () => closed++,
+          }),
+        http1: (s) => s.destroy(),
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const session = connect((server.address() as net.AddressInfo).port);
+    const reply = await request(session, { ':method': 'POST', ':path': '/routed' }, Buffer.from('through the router'));
+    expect(reply.body.toString()).toBe('through the router');
+    expect(reply.trailers?.['x-trailer']).toBe('done');
+    session.close();
+    await until(() => closed === 1);
   });
 });
