@@ -10,7 +10,8 @@
 // and everything the streams queue in one turn leaves in one socket write.
 //
 // How:
-// - Input: 'data' chunks are parsed in place (a frame split across chunks is joined once);
+// - Input: 'data' chunks are parsed in place (a frame split across chunks is joined from the
+//   bytes it lacks, the rest of the chunk parsed in place);
 //   DATA payloads are handed to the stream as views of the chunk. Received bytes are given
 //   back to the peer (WINDOW_UPDATE) as soon as they are delivered, batched: a stream's or the
 //   connection's window is refilled once half of it is used.
@@ -22,11 +23,15 @@
 //   are several pieces).
 // - Send flow control: DATA waits for the stream's and the connection's send windows; streams
 //   with queued DATA sit in a FIFO (`sendList`) served round robin one frame per stream per pass.
+//   write() on a stream with nothing queued, when the windows and the socket allow and no other
+//   stream waits, goes straight to the output (the unary answer's path).
 //   A stream's trailers leave after its last DATA. Socket backpressure (write() false) stops the
 //   pump until 'drain'; so does more than OUTPUT_CAP bytes waiting in the output. A peer that
 //   sends without reading makes us stop reading once READ_PAUSE_BYTES wait in the socket.
 // - Floods: PINGs are policed by options.ping(); streams reset by the peer before we answered
-//   them by a token bucket (RESET_BURST, RESET_RATE), as nghttp2 does.
+//   them by a token bucket (RESET_BURST, RESET_RATE), as nghttp2 does. Not policed here: the work
+//   a reset stream started (the handler's to drop), SETTINGS floods (each is ACKed; the read pause
+//   bounds what waits), idle connections that never send the preface (the listener's timeouts).
 //
 // Invariants:
 // - Frames of one stream leave in the order queued: HEADERS, DATA..., trailers (END_STREAM).
