@@ -31,7 +31,8 @@
 // - Floods: PINGs are policed by options.ping(); streams reset by the peer before we answered
 //   them by a token bucket (RESET_BURST, RESET_RATE), as nghttp2 does. Not policed here: the work
 //   a reset stream started (the handler's to drop), SETTINGS floods (each is ACKed; the read pause
-//   bounds what waits), idle connections that never send the preface (the listener's timeouts).
+//   bounds what waits), idle connections that never send the preface (only the listener's
+//   connection limit bounds them, as with Node's server).
 //
 // Invariants:
 // - Frames of one stream leave in the order queued: HEADERS, DATA..., trailers (END_STREAM).
