@@ -6,6 +6,8 @@
 //        [--dist /absolute/path/of/another/build's/dist] (ours from another build, for A/B)
 //      ... bench/h2-connection.ts --inproc [--batch 100] [--rounds 3] [--dist ...]: ours alone, in
 //        this process, fed from memory and writing to a sink (no kernel, no client): its JS per exchange.
+//      ... bench/h2-connection.ts --upload [--rounds 3] [--dist ...]: ours alone, 1 MiB requests
+//        whose 16 KiB frames straddle 64 KiB chunks.
 //
 // Each run starts a server process (this file with --server ours|node, running the built dist/),
 // and a raw client in this process replays pre-encoded request frames shaped like grpc-go's
@@ -372,7 +374,41 @@ async function runInProcess(batch: number, batches: number): Promise<{ us: numbe
   return { us: cpu / exchanges, exchanges };
 }
 
+/**
+ * --upload: our connection alone, in process: 200 requests of 1 MiB each (16 KiB DATA frames) fed
+ * in 64 KiB chunks, so frames straddle chunks as they do off a socket; CPU us per request.
+ */
+async function runUpload(): Promise<number> {
+  const serveH2Connection = await loadOurs();
+  const socket = new SinkSocket();
+  serveH2Connection(socket as never, { ...ourOptions(), receiveWindowBytes: 1 << 30 });
+  socket.emit('data', Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), frame(4, 0, 0, Buffer.alloc(0))]));
+  const blocks = await hpackBlocks(2379);
+  const chunks: Buffer[] = [];
+  for (let u = 0; u < 200; u++) {
+    const id = 2 * u + 1;
+    const parts = [frame(1, 0x4, id, u === 0 ? blocks.first : blocks.next)];
+    for (let i = 0; i < 64; i++) parts.push(frame(0, i === 63 ? 0x1 : 0, id, Buffer.alloc(16384, 1)));
+    const all = Buffer.concat(parts);
+    for (let off = 0; off < all.length; off += 65536) chunks.push(all.subarray(off, Math.min(all.length, off + 65536)));
+  }
+  const cpu0 = processMicros();
+  for (const c of chunks) socket.emit('data', c);
+  await new Promise((resolve) => setImmediate(resolve));
+  const cpu = processMicros() - cpu0;
+  if (socket.ended() !== 200) throw new Error(`answered ${socket.ended()} of 200 uploads`);
+  return cpu / 200;
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--upload')) {
+    for (let round = 1; round <= numberFlag('rounds', 3); round++) {
+      const us = await runUpload();
+      const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+      console.log(`in process, 1 MiB uploads in 64 KiB chunks: ${us.toFixed(0)} us CPU per upload (load ${load})`);
+    }
+    return;
+  }
   if (process.argv.includes('--inproc')) {
     const batch = numberFlag('batch', 100);
     const rounds = numberFlag('rounds', 3);

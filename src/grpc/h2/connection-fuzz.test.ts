@@ -193,6 +193,69 @@ describe('HTTP/2 connection input robustness', () => {
     conn.destroy();
   });
 
+  it('a request body of large DATA frames, cut into chunks anywhere, arrives whole and in order', async () => {
+    const body = Buffer.alloc(40_000);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7) & 0xff;
+    const input = Buffer.concat([
+      CLIENT_PREFACE,
+      encodeFrame(FrameType.SETTINGS, 0, 0),
+      headers(1, REQUEST, Flag.END_HEADERS),
+      encodeFrame(FrameType.DATA, 0, 1, body.subarray(0, 16384)),
+      encodeFrame(FrameType.DATA, 0, 1, body.subarray(16384, 32768)),
+      encodeFrame(FrameType.DATA, Flag.END_STREAM, 1, body.subarray(32768)),
+    ]);
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(fc.integer({ min: 1, max: input.length - 1 }), { maxLength: 8 }), async (cuts) => {
+        const socket = new FakeSocket();
+        const received: Buffer[] = [];
+        let ended = false;
+        const conn = serveH2Connection(socket as never, {
+          onStream(stream) {
+            stream.handlers = {
+              data: (chunk) => received.push(Buffer.from(chunk)),
+              end: () => (ended = true),
+              aborted: () => {},
+              drain: () => {},
+            };
+          },
+          maxConcurrentStreams: 10,
+          maxHeaderListBytes: 4096,
+          receiveWindowBytes: 65535,
+          ping: () => true,
+          closed: () => {},
+        });
+        const points = [0, ...cuts.sort((x, y) => x - y), input.length];
+        for (let i = 1; i < points.length; i++) socket.feed(input.subarray(points[i - 1], points[i]));
+        expect(ended).toBe(true);
+        expect(Buffer.concat(received).equals(body)).toBe(true);
+        conn.destroy();
+        await turn();
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('HEADERS with PADDED and PRIORITY: the block between is decoded; PRIORITY frames are ignored', async () => {
+    const { socket, conn } = open();
+    const block = Buffer.alloc(encodedBound(REQUEST));
+    const n = encodeFields(REQUEST, block, 0);
+    // Pad length 4, then stream dependency (4 bytes) + weight, then the block, then 4 bytes of padding.
+    const payload = Buffer.concat([Buffer.from([4]), Buffer.from([0, 0, 0, 0, 15]), block.subarray(0, n), Buffer.alloc(4)]);
+    socket.feed(
+      Buffer.concat([
+        CLIENT_PREFACE,
+        encodeFrame(FrameType.SETTINGS, 0, 0),
+        encodeFrame(FrameType.PRIORITY, 0, 3, Buffer.from([0, 0, 0, 1, 200])),
+        encodeFrame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM | Flag.PADDED | Flag.PRIORITY, 1, payload),
+      ]),
+    );
+    await turn();
+    const frames = parseFrames(socket.output()).frames;
+    expect(frames.some((f) => f.type === FrameType.GOAWAY)).toBe(false);
+    expect(frames.filter((f) => f.streamId === 1).map((f) => f.type)).toEqual([FrameType.HEADERS, FrameType.DATA, FrameType.HEADERS]);
+    conn.destroy();
+  });
+
   it('a header block split into HEADERS + CONTINUATION is joined', async () => {
     const { socket, conn } = open();
     const block = Buffer.alloc(encodedBound(REQUEST));

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { routeByProtocol } from '../protocol-router.js';
 import { serveH2Connection } from './connection.js';
 import { CLIENT_PREFACE, ErrorCode, encodeFrame, Flag, FrameType, type ParsedFrame, parseFrames } from './frames.js';
 import type { H2Connection, H2ConnectionOptions, H2ServerStream, HeaderField } from './h2-stream.js';
@@ -485,7 +486,8 @@ describe('HTTP/2 server connection: stream and connection lifecycle', () => {
     const served = await serve(holder(log));
     const client = await RawClient.open(served.port);
     const frames: Buffer[] = [];
-    for (let i = 0; i < 1100; i++) {
+    // 3000: the bucket refills 33 tokens a second while they are read, far fewer than 2000.
+    for (let i = 0; i < 3000; i++) {
       const id = 2 * i + 1;
       frames.push(headersFrame(id, GET), encodeFrame(FrameType.RST_STREAM, 0, id, u32(ErrorCode.CANCEL)));
     }
@@ -494,7 +496,9 @@ describe('HTTP/2 server connection: stream and connection lifecycle', () => {
     const goaway = client.frames.find((f) => f.type === FrameType.GOAWAY);
     expect(goaway?.payload.readUInt32BE(4)).toBe(ErrorCode.ENHANCE_YOUR_CALM);
     expect(goaway?.payload.subarray(8).toString()).toBe('too many stream resets');
-    expect(log.aborted.filter(([, code]) => code === ErrorCode.CANCEL)).toHaveLength(1000);
+    const cancelled = log.aborted.filter(([, code]) => code === ErrorCode.CANCEL).length;
+    expect(cancelled).toBeGreaterThanOrEqual(1000);
+    expect(cancelled).toBeLessThan(3000);
     await served.closed();
   });
 
@@ -666,5 +670,39 @@ describe('HTTP/2 server connection over TLS (ALPN h2)', () => {
     const reply = await request(session, { ':method': 'POST', ':path': '/tls' }, body);
     expect(reply.body.equals(body)).toBe(true);
     expect(reply.trailers?.['x-trailer']).toBe('done');
+  });
+});
+
+describe('HTTP/2 server connection behind the protocol router', () => {
+  it('takes a plain socket whose first bytes were read and put back (unshift), paused', async () => {
+    const sockets = new Set<net.Socket>();
+    let closed = 0;
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      routeByProtocol(socket, {
+        http2: (s) =>
+          serveH2Connection(s, {
+            onStream: echo,
+            maxConcurrentStreams: 100,
+            maxHeaderListBytes: 16 * 1024,
+            receiveWindowBytes: 1024 * 1024,
+            ping: () => true,
+            closed: () => closed++,
+          }),
+        http1: (s) => s.destroy(),
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const session = connect((server.address() as net.AddressInfo).port);
+    const reply = await request(session, { ':method': 'POST', ':path': '/routed' }, Buffer.from('through the router'));
+    expect(reply.body.toString()).toBe('through the router');
+    expect(reply.trailers?.['x-trailer']).toBe('done');
+    session.close();
+    await until(() => closed === 1);
   });
 });

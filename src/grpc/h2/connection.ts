@@ -10,7 +10,8 @@
 // and everything the streams queue in one turn leaves in one socket write.
 //
 // How:
-// - Input: 'data' chunks are parsed in place (a frame split across chunks is joined once);
+// - Input: 'data' chunks are parsed in place (a frame split across chunks is joined from the
+//   bytes it lacks, the rest of the chunk parsed in place);
 //   DATA payloads are handed to the stream as views of the chunk. Received bytes are given
 //   back to the peer (WINDOW_UPDATE) as soon as they are delivered, batched: a stream's or the
 //   connection's window is refilled once half of it is used.
@@ -22,11 +23,16 @@
 //   are several pieces).
 // - Send flow control: DATA waits for the stream's and the connection's send windows; streams
 //   with queued DATA sit in a FIFO (`sendList`) served round robin one frame per stream per pass.
+//   write() on a stream with nothing queued, when the windows and the socket allow and no other
+//   stream waits, goes straight to the output (the unary answer's path).
 //   A stream's trailers leave after its last DATA. Socket backpressure (write() false) stops the
 //   pump until 'drain'; so does more than OUTPUT_CAP bytes waiting in the output. A peer that
 //   sends without reading makes us stop reading once READ_PAUSE_BYTES wait in the socket.
 // - Floods: PINGs are policed by options.ping(); streams reset by the peer before we answered
-//   them by a token bucket (RESET_BURST, RESET_RATE), as nghttp2 does.
+//   them by a token bucket (RESET_BURST, RESET_RATE), as nghttp2 does. Not policed here: the work
+//   a reset stream started (the handler's to drop), SETTINGS floods (each is ACKed; the read pause
+//   bounds what waits), idle connections that never send the preface (only the listener's
+//   connection limit bounds them, as with Node's server).
 //
 // Invariants:
 // - Frames of one stream leave in the order queued: HEADERS, DATA..., trailers (END_STREAM).
@@ -169,6 +175,17 @@ class Stream implements H2ServerStream {
 
 const DEFAULT_RESPONSE: readonly HeaderField[] = [[':status', '200']];
 
+/**
+ * How many bytes of `chunk` complete the frame that `rest` (an incomplete frame) begins; -1 when
+ * `rest` and `chunk` together do not even hold its 9-byte header.
+ */
+function bytesToComplete(rest: Buffer, chunk: Buffer): number {
+  if (rest.length + chunk.length < FRAME_HEADER_BYTES) return -1;
+  const at = (i: number): number => (i < rest.length ? rest[i]! : chunk[i - rest.length]!);
+  const length = (at(0) << 16) | (at(1) << 8) | at(2);
+  return FRAME_HEADER_BYTES + length - rest.length;
+}
+
 /** Copies src[from, to) to dst at `at`: a plain loop for the small copies (cheaper than Buffer.copy's call). */
 function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): void {
   if (to - from > 64) {
@@ -293,48 +310,64 @@ class ServerConnection implements H2Connection {
 
   private onData(chunk: Buffer): void {
     if (this.dead) return;
-    let buf = chunk;
-    if (this.rest !== null) {
-      buf = Buffer.concat([this.rest, chunk]);
-      this.rest = null;
-    }
-    let pos = 0;
     try {
-      if (!this.prefaceDone) {
-        const n = Math.min(buf.length, CLIENT_PREFACE.length);
-        if (buf.compare(CLIENT_PREFACE, 0, n, 0, n) !== 0) {
-          this.connectionError(ErrorCode.PROTOCOL_ERROR, 'bad client preface');
-          return;
+      let buf = chunk;
+      let pos = 0;
+      const rest = this.rest;
+      if (rest !== null) {
+        this.rest = null;
+        // A frame began in the last chunk: join only the bytes that complete it (not the whole
+        // chunk), parse it, then go on in this chunk in place.
+        const take = this.prefaceDone ? bytesToComplete(rest, chunk) : -1;
+        if (take < 0 || take > chunk.length) {
+          buf = Buffer.concat([rest, chunk]);
+        } else {
+          this.parse(Buffer.concat([rest, chunk.subarray(0, take)]), 0);
+          pos = take;
         }
-        if (n < CLIENT_PREFACE.length) {
-          this.rest = buf;
-          return;
-        }
-        this.prefaceDone = true;
-        pos = CLIENT_PREFACE.length;
       }
-      while (!this.dead) {
-        if (buf.length - pos < FRAME_HEADER_BYTES) break;
-        const length = (buf[pos]! << 16) | (buf[pos + 1]! << 8) | buf[pos + 2]!;
-        if (length > DEFAULT_MAX_FRAME_SIZE) {
-          this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'frame too large');
-          break;
+      if (!this.dead && !this.prefaceDone) {
+        const n = Math.min(buf.length - pos, CLIENT_PREFACE.length);
+        if (buf.compare(CLIENT_PREFACE, 0, n, pos, pos + n) !== 0) {
+          this.connectionError(ErrorCode.PROTOCOL_ERROR, 'bad client preface');
+        } else if (n < CLIENT_PREFACE.length) {
+          this.rest = buf.subarray(pos);
+          return;
+        } else {
+          this.prefaceDone = true;
+          pos += CLIENT_PREFACE.length;
         }
-        const start = pos + FRAME_HEADER_BYTES;
-        const end = start + length;
-        if (end > buf.length) break;
-        const type = buf[pos + 3]!;
-        const flags = buf[pos + 4]!;
-        const streamId = buf.readUInt32BE(pos + 5) & 0x7fffffff;
-        pos = end;
-        this.onFrame(type, flags, streamId, buf, start, end);
+      }
+      if (!this.dead) {
+        pos = this.parse(buf, pos);
+        if (!this.dead && pos < buf.length) this.rest = buf.subarray(pos);
       }
     } catch {
       // Only a bug of ours gets here (handlers' exceptions are caught per call).
       this.connectionError(ErrorCode.INTERNAL_ERROR, 'internal error');
     }
-    if (!this.dead && pos < buf.length) this.rest = buf.subarray(pos);
     if (this.outBytes > 0) this.scheduleFlush();
+  }
+
+  /** Handles the whole frames of buf from `pos` on; returns where the first incomplete one starts. */
+  private parse(buf: Buffer, pos: number): number {
+    while (!this.dead) {
+      if (buf.length - pos < FRAME_HEADER_BYTES) break;
+      const length = (buf[pos]! << 16) | (buf[pos + 1]! << 8) | buf[pos + 2]!;
+      if (length > DEFAULT_MAX_FRAME_SIZE) {
+        this.connectionError(ErrorCode.FRAME_SIZE_ERROR, 'frame too large');
+        break;
+      }
+      const start = pos + FRAME_HEADER_BYTES;
+      const end = start + length;
+      if (end > buf.length) break;
+      const type = buf[pos + 3]!;
+      const flags = buf[pos + 4]!;
+      const streamId = buf.readUInt32BE(pos + 5) & 0x7fffffff;
+      pos = end;
+      this.onFrame(type, flags, streamId, buf, start, end);
+    }
+    return pos;
   }
 
   private onFrame(type: number, flags: number, id: number, buf: Buffer, start: number, end: number): void {
@@ -983,7 +1016,7 @@ class ServerConnection implements H2Connection {
 
   flush(): void {
     this.flushScheduled = false;
-    if (this.closedDone || this.socket.writableEnded) return;
+    if (this.closedDone || this.socket.writableEnded || this.socket.destroyed) return;
     this.cut();
     const pieces = this.pieces;
     if (pieces.length === 0) {
