@@ -85,8 +85,10 @@ function withoutDate(headers: http2.IncomingHttpHeaders): Record<string, unknown
   return { ...rest };
 }
 
+/** Resolves once the chunk left, or once the stream is closed (a watch reset as soon as its
+ * first answer came may see its request's write fail on a loaded machine). */
 function written(stream: http2.ClientHttp2Stream, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => stream.write(chunk, (error) => (error ? reject(error) : resolve())));
+  return new Promise((resolve, reject) => stream.write(chunk, (error) => (error && !stream.closed ? reject(error) : resolve())));
 }
 
 /** Complete response messages in `bytes`. */
