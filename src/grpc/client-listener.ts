@@ -16,7 +16,7 @@
 //   socket, so a call's auth context still carries the verified peer certificate (its CN is
 //   the user name with --client-cert-auth).
 // - Plain-text HTTP/2 passes through the authority shim (authority-shim.ts) on its way to
-//   grpc-js.
+//   grpc-js (edge processes); the member's own gRPC server (src/grpc/h2) takes it as it is.
 //
 // - Hand-off (edge processes, server.grpc.workers > 0): accepted connections are counted here
 //   and handed, unread, to the edge that serves them (serveRaw); TLS and routing then happen in
@@ -103,9 +103,9 @@ export class ClientListener {
     return listener;
   }
 
-  /** Where HTTP/2 (gRPC) connections go; with serveHttp1, starts routing. */
-  serveGrpc(handler: ConnectionHandler): void {
-    this.router.serveGrpc(handler);
+  /** Where HTTP/2 (gRPC) connections go; with serveHttp1, starts routing (ConnectionRouter.serveGrpc). */
+  serveGrpc(handler: ConnectionHandler, options?: { authorityShim?: boolean }): void {
+    this.router.serveGrpc(handler, options);
   }
 
   /** Where HTTP/1.1 connections go; with serveGrpc, starts routing. */

@@ -28,6 +28,8 @@ export interface ConnectionRouterOptions {
 export class ConnectionRouter {
   private readonly held: net.Socket[] = [];
   private grpc: ConnectionHandler | undefined;
+  /** Plain-text HTTP/2 goes through the authority shim (grpc-js on Node's HTTP/2 needs it). */
+  private shim = true;
   private http1: ConnectionHandler | undefined;
 
   constructor(private readonly options: ConnectionRouterOptions) {
@@ -39,9 +41,13 @@ export class ConnectionRouter {
     });
   }
 
-  /** Where HTTP/2 (gRPC) connections go; with serveHttp1, starts routing. */
-  serveGrpc(handler: ConnectionHandler): void {
+  /**
+   * Where HTTP/2 (gRPC) connections go; with serveHttp1, starts routing. `authorityShim: false`
+   * for a server whose HPACK takes any :authority (src/grpc/h2): plain sockets go to it as they are.
+   */
+  serveGrpc(handler: ConnectionHandler, options: { authorityShim?: boolean } = {}): void {
     this.grpc = handler;
+    this.shim = options.authorityShim !== false;
     this.releaseHeld();
   }
 
@@ -72,7 +78,8 @@ export class ConnectionRouter {
     routeByProtocol(socket, {
       http2: (s) => {
         if (s instanceof tls.TLSSocket) return grpc(s);
-        shimAuthority(s, grpc);
+        if (this.shim) shimAuthority(s, grpc);
+        else grpc(s);
         s.resume();
       },
       http1: (s) => {

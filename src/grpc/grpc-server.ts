@@ -1,13 +1,20 @@
 // The client-facing gRPC server: every etcd v3 service is registered, so clients always get a
-// clear answer; methods not built yet answer UNIMPLEMENTED naming themselves. grpc-js serves
-// them all, except the KV unary calls, which unary-stream.ts answers on the HTTP/2 stream with
-// the same handlers (unaryFastPath; edge processes do the same with their relaying handlers).
+// clear answer; methods not built yet answer UNIMPLEMENTED naming themselves.
+// - On the client listener (every real member): MetaStore's own HTTP/2 connection (h2/) serves
+//   each connection, and h2/grpc-calls.ts every call, with the handlers and codecs below;
+//   grpc-js is not on this path (h2/grpc-connections.ts: keepalive, ping policy, close).
+// - Bound by grpc-js itself (embedding, in-process tests): grpc-js serves them all, except the
+//   KV unary calls, which unary-stream.ts answers on Node's HTTP/2 stream with the same handlers
+//   (unaryFastPath; edge processes do the same with their relaying handlers).
 
 import * as grpc from '@grpc/grpc-js';
 import type { ClientListener } from './client-listener.js';
 import { enforcePingPolicy, http2ServersOf, newHttp2Servers, type PingPolicy } from './keepalive-enforcement.js';
-import { limitReceivingRequests, type ReceiveLimit } from './receive-admission.js';
 import { answerUnaryCalls, type UnaryMethod, type UnaryStreamLimits } from './unary-stream.js';
+import { serveH2Connection } from './h2/connection.js';
+import { type GrpcMethod, GrpcCalls } from './h2/grpc-calls.js';
+import { GrpcConnections } from './h2/grpc-connections.js';
+import { limitReceivingRequests, receivingGate, type ReceiveLimit } from './receive-admission.js';
 import type { KvServer } from '../server/member/kv-server.js';
 import { type Handlers, responseHeaders, unimplemented, withRequestSizes } from './handler.js';
 import { authHandlers } from './auth-service.js';
@@ -59,8 +66,9 @@ export interface GrpcServerOptions {
   /** Bytes of requests received at once before new ones are refused from their headers
    * (receive-admission.ts); 0 or absent = no limit. */
   maxReceivingRequestBytes?: number;
-  /** Answer the hot unary calls below grpc-js (unary-stream.ts); default true. false sends every
-   * call through grpc-js (the differential tests compare the two). */
+  /** Without a listener: answer the hot unary calls below grpc-js (unary-stream.ts); default
+   * true. false sends every call through grpc-js (the differential tests compare the two). With
+   * a listener every call is served by h2/grpc-calls.ts and this is unused. */
   unaryFastPath?: boolean;
 }
 
@@ -164,44 +172,119 @@ export async function startGrpcServer(kv: KvServer, options: GrpcServerOptions):
     server.addService(definition, handlers);
     served[name] = { definition, handlers };
   }
-  const fast = options.unaryFastPath === false ? undefined : unaryFastPath(served, grpcOptions);
-  const pingPolicy = { minTimeMs: keepalive.minTimeMs, onTooManyPings: options.onTooManyPings };
-  const receiving = { maxReceivingBytes: options.maxReceivingRequestBytes ?? 0, maxRequestBytes: receiveLimit };
-  const guard = (created: NodeHttp2Server): void => guardHttp2Server(created, pingPolicy, receiving, fast);
+  const serving: Serving = {
+    options,
+    grpcOptions,
+    services: served,
+    pingPolicy: { minTimeMs: keepalive.minTimeMs, onTooManyPings: options.onTooManyPings },
+    receiving: { maxReceivingBytes: options.maxReceivingRequestBytes ?? 0, maxRequestBytes: receiveLimit },
+    stopGuard: () => leaderGuard.close(),
+    closeDialer: () => {
+      if (options.memberDialer === undefined) dialer.close();
+    },
+  };
+  return options.listener !== undefined ? serveOnListener(options.listener, serving) : await bindWithGrpcJs(server, serving);
+}
+
+/** What both ways of serving need from startGrpcServer. */
+interface Serving {
+  readonly options: GrpcServerOptions;
+  readonly grpcOptions: grpc.ServerOptions;
+  readonly services: Partial<Record<ServiceName, GatewayServices[ServiceName]>>;
+  readonly pingPolicy: PingPolicy;
+  readonly receiving: ReceiveLimit;
+  /** Stops the leader guard's periodic check. */
+  readonly stopGuard: () => void;
+  /** Closes the member dialer if the server made it. */
+  readonly closeDialer: () => void;
+}
+
+/**
+ * Our own HTTP/2 connection and call layer on the client listener, which terminates TLS and
+ * hands over decrypted sockets (grpc-js's server only lent its definitions).
+ */
+function serveOnListener(listener: ClientListener, serving: Serving): RunningGrpcServer {
+  const { options, grpcOptions } = serving;
+  const calls = new GrpcCalls(servedMethods(serving.services), unaryLimits(grpcOptions), receivingGate(serving.receiving));
+  const connections = new GrpcConnections({
+    calls,
+    serve: serveH2Connection,
+    maxConcurrentStreams: options.maxConcurrentStreams,
+    maxHeaderListBytes: MAX_HEADER_LIST_BYTES,
+    receiveWindowBytes: RECEIVE_WINDOW_BYTES,
+    pingPolicy: serving.pingPolicy,
+    keepalive: { intervalMs: grpcOptions['grpc.keepalive_time_ms'] as number, timeoutMs: grpcOptions['grpc.keepalive_timeout_ms'] as number },
+  });
+  listener.serveGrpc((socket) => connections.accept(socket), { authorityShim: false });
+  return {
+    port: listener.ports[0] ?? 0,
+    openConnections: () => listener.open,
+    services: serving.services as GatewayServices,
+    close: async (graceMs) => {
+      serving.stopGuard();
+      void listener.close();
+      await connections.close(graceMs);
+      serving.closeDialer();
+    },
+  };
+}
+
+/** grpc-js binding host:port itself (embedding, in-process tests), with the unary fast path. */
+async function bindWithGrpcJs(server: grpc.Server, serving: Serving): Promise<RunningGrpcServer> {
+  const { options, grpcOptions } = serving;
+  const fast = options.unaryFastPath === false ? undefined : unaryFastPath(serving.services, grpcOptions);
   const before = http2ServersOf(server);
-  const listener = options.listener;
-  let port: number;
-  if (listener !== undefined) {
-    // The listener terminates TLS itself and hands over decrypted sockets.
-    const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    // The injector's HTTP/2 server exists as soon as it is created, before any connection.
-    for (const created of newHttp2Servers(server, before)) guard(created);
-    listener.serveGrpc((socket) => injector.injectConnection(socket));
-    port = listener.ports[0] ?? 0;
-  } else {
-    const credentials = options.credentials ?? grpc.ServerCredentials.createInsecure();
-    port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${options.host}:${options.port}`, credentials, (error, boundPort) => (error ? reject(error) : resolve(boundPort)));
-    });
-    // bindAsync (embedding and tests only) creates its server asynchronously: watch it once bound.
-    for (const created of newHttp2Servers(server, before)) guard(created);
-  }
+  const credentials = options.credentials ?? grpc.ServerCredentials.createInsecure();
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${options.host}:${options.port}`, credentials, (error, boundPort) => (error ? reject(error) : resolve(boundPort)));
+  });
+  // bindAsync creates its server asynchronously: watch it once bound.
+  for (const created of newHttp2Servers(server, before)) guardHttp2Server(created, serving.pingPolicy, serving.receiving, fast);
   return {
     port,
-    openConnections: () => listener?.open,
-    services: served as GatewayServices,
+    openConnections: () => undefined,
+    services: serving.services as GatewayServices,
     close: (graceMs) =>
       new Promise<void>((resolve) => {
-        leaderGuard.close();
-        void listener?.close();
+        serving.stopGuard();
         const force = setTimeout(() => server.forceShutdown(), graceMs);
         server.tryShutdown(() => {
           clearTimeout(force);
-          if (options.memberDialer === undefined) dialer.close();
+          serving.closeDialer();
           resolve();
         });
       }),
   };
+}
+
+/**
+ * SETTINGS_MAX_HEADER_LIST_SIZE of the client port: Node's HTTP/2 default, which grpc-js left in
+ * place (an auth token and metadata fit many times over).
+ */
+const MAX_HEADER_LIST_BYTES = 65_535;
+/**
+ * Our receive window per stream and for the connection. The connection gives bytes back as it
+ * reads them, so this bounds bytes in flight, not memory held: 1 MiB lets a large put arrive in
+ * one round trip (Node's default, 64 KiB, took many); receive admission bounds what is held.
+ */
+const RECEIVE_WINDOW_BYTES = 1024 * 1024;
+
+/** Every served method, by path, as grpc-js would call it (the leader-guarded handlers and the withRequestSizes codecs). */
+function servedMethods(served: Partial<Record<ServiceName, GatewayServices[ServiceName]>>): Map<string, GrpcMethod> {
+  const methods = new Map<string, GrpcMethod>();
+  for (const { definition, handlers } of Object.values(served) as GatewayServices[ServiceName][]) {
+    for (const [name, method] of Object.entries(definition) as [string, grpc.MethodDefinition<unknown, unknown>][]) {
+      assert(method.responseStream || !method.requestStream, `${method.path} is client-streaming: etcd has none, grpc-calls.ts serves none`);
+      methods.set(method.path, {
+        path: method.path,
+        kind: method.requestStream ? 'bidi' : method.responseStream ? 'serverStream' : 'unary',
+        handler: handlers[name] as grpc.UntypedHandleCall,
+        deserialize: method.requestDeserialize,
+        serialize: method.responseSerialize as (value: unknown) => Buffer,
+      });
+    }
+  }
+  return methods;
 }
 
 type NodeHttp2Server = Parameters<typeof enforcePingPolicy>[0];

@@ -1,7 +1,9 @@
 // Keepalive enforcement on the client port (etcd's --grpc-keepalive-min-time): grpc-js servers
 // answer every client PING and never police them, so we judge each PING ourselves
 // (ping-strikes.ts) and close a connection that pings too often as grpc-go does: GOAWAY
-// ENHANCE_YOUR_CALM with debug data "too_many_pings", then the connection goes.
+// ENHANCE_YOUR_CALM with debug data "too_many_pings", then the connection goes. This serves
+// grpc-js's servers (edge processes, the embedding path); a member's own client port judges
+// PINGs on its own HTTP/2 connection (h2/grpc-connections.ts), with the same PingStrikes.
 //
 // Reaching the connections: grpc-js creates one Node HTTP/2 server per bound port or connection
 // injector and keeps them in its Server's `http2Servers` map, which is not public API. We take

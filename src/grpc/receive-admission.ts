@@ -82,6 +82,26 @@ export function limitReceivingRequests(http2Server: NodeHttp2Server, limit: Rece
 }
 
 /**
+ * The same gate for streams not served by a Node HTTP/2 server (src/grpc/h2/grpc-calls.ts): per
+ * new stream, its count (reported by its reader with countReceived and releaseReceived),
+ * undefined when it is not counted, or null when it must be refused (TOO_MANY_REQUESTS).
+ * Undefined as a whole when there is no limit.
+ */
+export function receivingGate(limit: ReceiveLimit): ((path: string) => ReceivedBytes | undefined | null) | undefined {
+  const slots = receivingSlots(limit);
+  if (slots === Number.POSITIVE_INFINITY) return undefined;
+  const gate: ReceivingGate = { receiving: 0 };
+  return (path) => {
+    if (LONG_LIVED_REQUEST_STREAMS.has(path)) return undefined;
+    if (gate.receiving >= slots) {
+      limit.onRefused?.(path);
+      return null;
+    }
+    return { gate, arrived: 0, counted: false, done: false, reported: true };
+  };
+}
+
+/**
  * For the one reader of `stream` that reports what it receives (countReceived, releaseReceived)
  * instead of the gate listening: the stream's count, or undefined when no gate counts it.
  */

@@ -98,8 +98,8 @@ export function answerUnaryCalls(http2Server: NodeHttp2Server, methods: Readonly
 }
 
 /** grpc-js's grpc-timeout parsing (server-interceptors.ts): not anchored, as there. */
-const TIMEOUT_PATTERN = /(\d{1,8})\s*([HMSmun])/;
-const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000_001 };
+export const TIMEOUT_PATTERN = /(\d{1,8})\s*([HMSmun])/;
+export const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000_001 };
 
 function withinEnvelope(headers: http2.IncomingHttpHeaders): boolean {
   const contentType = headers['content-type'];
@@ -405,7 +405,7 @@ const OK_STATUS: Status = Object.freeze({ code: grpc.status.OK, details: 'OK', m
 const OK_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({ 'grpc-status': grpc.status.OK, 'grpc-message': 'OK' });
 
 /** grpc-js's serverErrorToStatus: the code if it is an integer, else UNKNOWN with the message. */
-function statusOf(error: HandlerError, trailer: grpc.Metadata | undefined): Status {
+export function statusOf(error: HandlerError, trailer: grpc.Metadata | undefined): Status {
   const metadata = trailer ?? error.metadata ?? null;
   if (typeof error.code === 'number' && Number.isInteger(error.code)) {
     const details = typeof error.details === 'string' ? error.details : 'message' in error ? error.message : 'Unknown Error';
