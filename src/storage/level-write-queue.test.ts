@@ -171,3 +171,57 @@ describe('LevelWriteQueue: the journal reset waits for LevelDB older log', () =>
     expect(levelDbOlderLogPending(dir)).toBe(countLogs() > 1);
   });
 });
+
+/** The ops a journal file would replay now (read through a second descriptor, then closed). */
+function journalKeys(path: string): string[] {
+  const { journal, replay } = SyncJournal.open(path);
+  journal.close();
+  return replay.map((op) => `${op.key.toString()}=${op.type === 'put' ? op.value.toString() : '-'}`);
+}
+
+describe('LevelWriteQueue: a journal record goes ahead of the LevelDB write in flight', () => {
+  it("a lone write's record is written while the last write's LevelDB part is in flight: it resolves first, LevelDB gets both in order", async () => {
+    const { db, journal, queue } = await setUp({ checkpointIntervalMs: 60_000 });
+    const events: string[] = [];
+    const both: Promise<unknown>[] = [];
+    for (const value of ['one', 'two']) {
+      const landed = new Promise<void>((resolve) => {
+        both.push(
+          queue
+            .write([put('k', value)], {
+              sync: true,
+              prompt: true,
+              journal: 'journaled',
+              landed: () => {
+                events.push(`${value} landed`);
+                resolve();
+              },
+            })
+            .then(() => events.push(`${value} resolved`)),
+        );
+      });
+      both.push(landed);
+    }
+    await Promise.all(both);
+    // The second resolved on its own record, before the first write's LevelDB part landed.
+    expect(events).toEqual(['one resolved', 'two resolved', 'one landed', 'two landed']);
+    expect(journalKeys(journal.path)).toEqual(['k=one', 'k=two']);
+    expect(db.getSync(Buffer.from('k'))?.toString()).toBe('two');
+  });
+
+  it('no record goes ahead of a checkpoint in flight, whose reset would disown it', async () => {
+    const { db, journal, queue, resets } = await setUp({ checkpointIntervalMs: 60_000 });
+    await new Promise<void>((landed) => void queue.write([put('k', 'zero')], { sync: true, journal: 'journaled', landed }));
+    const events: string[] = [];
+    // A synced write carries the marker: a checkpoint, the journal reset once it lands.
+    const checkpoint = queue.write([put('state', 'x')], { sync: true }).then(() => events.push('checkpoint resolved'));
+    const lone = queue.write([put('k', 'one')], { sync: true, prompt: true, journal: 'journaled' }).then(() => events.push('one resolved'));
+    await Promise.all([checkpoint, lone]);
+    expect(events).toEqual(['checkpoint resolved', 'one resolved']);
+    expect(resets.length).toBe(1);
+    // The record came after the reset: the new epoch holds it.
+    expect(journalKeys(journal.path)).toEqual(['k=one']);
+    await queue.drain();
+    expect(db.getSync(Buffer.from('k'))?.toString()).toBe('one');
+  });
+});
