@@ -118,8 +118,6 @@ export interface MergedWrite {
   closed: boolean;
   /** A checkpointed write: it goes out only with the journal empty (see the header). */
   checkpointed: boolean;
-  /** Its journal record went ahead while the write before it was in flight (journalAhead()). */
-  journalAppended: boolean;
 }
 
 /**
@@ -163,8 +161,6 @@ export class LevelWriteQueue {
   /** Merged writes waiting, oldest first; only the last one, unless closed, takes more ops. */
   private queued: MergedWrite[] = [];
   private writing = false;
-  /** The merged write issued and not yet landed (set while `writing`). */
-  private inFlight: MergedWrite | undefined;
   private draining = false;
   private lazyTimer: NodeJS.Timeout | undefined;
   /** Armed by the first journal record after a checkpoint: the next checkpoint's time. */
@@ -210,10 +206,7 @@ export class LevelWriteQueue {
         queued.closed = true;
         queued.checkpointed = true;
       }
-      if (this.writing) {
-        this.journalAhead();
-        return;
-      }
+      if (this.writing) return;
       if (this.urgent(this.queued[0] as MergedWrite)) this.flush();
       else this.scheduleLazyFlush();
     });
@@ -314,7 +307,7 @@ export class LevelWriteQueue {
       this.lazyTimer = undefined;
     }
     const journal = this.options.journal;
-    const recordBytes = journal !== undefined && queued.journalOps.length > 0 && !queued.journalAppended ? SyncJournal.recordBytes(queued.journalOps) : 0;
+    const recordBytes = journal !== undefined && queued.journalOps.length > 0 ? SyncJournal.recordBytes(queued.journalOps) : 0;
     const needsEmptyJournal = queued.checkpointed || (journal !== undefined && recordBytes > 0 && !journal.fits(recordBytes));
     if (journal !== undefined && needsEmptyJournal && !journal.empty) {
       // A checkpointed write whose checkpoint could not reset the journal, or no room: a
@@ -335,16 +328,12 @@ export class LevelWriteQueue {
     }
     this.writing = true;
     const write = queued;
-    this.inFlight = write;
-    let started = 0;
+    let started = this.options.onWrite ? performance.now() : 0;
     let journaled = false;
     let journalWritten: Promise<void> | undefined;
     try {
       // The marker checkpoint put ahead above has no journaled ops: only the write measured has.
-      if (write.journalAppended) {
-        // Its record went ahead while the write before it was in flight: its waiters are done.
-        journaled = true;
-      } else if (journal !== undefined && write.journalOps.length > 0) {
+      if (journal !== undefined && write.journalOps.length > 0) {
         journal.prepare();
         journaled = journal.fits(recordBytes);
         if (journaled && write.journalOps.length <= INLINE_JOURNAL_OPS) this.append(journal, write);
@@ -352,6 +341,7 @@ export class LevelWriteQueue {
         // Larger than the whole journal: after the checkpoint above the journal is empty, so
         // this write, synced, is a checkpointed write.
         else write.sync = true;
+        if (this.options.onWrite) started = performance.now();
       }
     } catch (error) {
       this.writeFailed(write, error);
@@ -365,65 +355,15 @@ export class LevelWriteQueue {
       for (const waiter of write.waiters) if (waiter.journaled) waiter.resolve();
       this.armCheckpoint();
     };
+    if (journaled && journalWritten === undefined) journalDone();
     // The LevelDB write goes out beside an off-thread journal write; the next write waits for both.
-    const issue = (): void => {
-      if (this.options.onWrite) started = performance.now();
-      Promise.all([this.writeBatch(write), journalWritten?.then(journalDone)]).then(
-        () => this.landed(write, started),
-        (error: unknown) => {
-          this.writing = false;
-          this.writeFailed(write, error);
-        },
-      );
-    };
-    if (journaled && journalWritten === undefined) {
-      journalDone();
-      // Its record is written: what waits on it (a lone put's apply and answer, the Raft turn of
-      // a request read in this poll phase) runs first, in this turn's promise jobs, ticks and
-      // immediates; the LevelDB write's hand-off to a pool thread (a futex wake, 40-300 us of
-      // this thread on a busy machine) goes after them. Nothing else is issued meanwhile
-      // (`writing`), so writes still land in order; a journaled record may go ahead (journalAhead()).
-      setImmediate(issue);
-    } else {
-      issue();
-    }
-  }
-
-  /**
-   * While a LevelDB write is in flight, the next write's journal record goes ahead of it (a lone
-   * put arriving while the last put's LevelDB write is still on the pool thread): written and
-   * fdatasync'd now, its journaled waiters resolved; its LevelDB write follows in order once the
-   * one in flight has landed. Only for a small synced record at the head of the queue (the
-   * in-line case), never while draining, and never behind a checkpoint in flight: that one's
-   * reset would disown a record whose LevelDB write has not landed. Nothing more is merged into
-   * the write afterwards (its record is written). Its journaled waiters may then resolve before
-   * the non-journaled waiters of the write in flight: the journal's order is kept, and nothing
-   * waits on a log save to know that an earlier state write landed (the applier's flushed()
-   * awaits its own writes).
-   */
-  private journalAhead(): void {
-    const journal = this.options.journal;
-    const next = this.queued[0];
-    const inFlight = this.inFlight;
-    if (journal === undefined || next === undefined || inFlight === undefined || inFlight.resetAfter || this.draining) return;
-    if (next.closed || next.journalAppended || !next.journalSync || next.journalOps.length === 0 || next.journalOps.length > INLINE_JOURNAL_OPS) return;
-    if (!journal.fits(SyncJournal.recordBytes(next.journalOps))) return;
-    try {
-      journal.prepare();
-      this.append(journal, next);
-    } catch (error) {
-      // As a failed write (writeFailed), but the write in flight lands or fails on its own.
-      const failure = this.options.failed(error);
-      this.failure ??= failure;
-      const waiting = this.queued;
-      this.queued = [];
-      for (const waiter of waiting.flatMap((w) => w.waiters)) waiter.reject(failure);
-      return;
-    }
-    next.journalAppended = true;
-    next.closed = true;
-    for (const waiter of next.waiters) if (waiter.journaled) waiter.resolve();
-    this.armCheckpoint();
+    Promise.all([this.writeBatch(write), journalWritten?.then(journalDone)]).then(
+      () => this.landed(write, started),
+      (error: unknown) => {
+        this.writing = false;
+        this.writeFailed(write, error);
+      },
+    );
   }
 
   /**
@@ -442,7 +382,6 @@ export class LevelWriteQueue {
   /** A merged write is in LevelDB (and its record in the journal): a checkpoint resets the journal, then its waiters go. */
   private landed(write: MergedWrite, started: number): void {
     this.writing = false;
-    this.inFlight = undefined;
     this.options.onWrite?.((performance.now() - started) / 1000, write.sync);
     if (write.resetAfter) {
       const journal = this.options.journal;
@@ -535,7 +474,6 @@ export class LevelWriteQueue {
    */
   private writeFailed(write: MergedWrite, error: unknown): void {
     this.writing = false;
-    this.inFlight = undefined;
     const failure = this.options.failed(error);
     this.failure ??= failure;
     const waiting = this.queued;
@@ -580,7 +518,6 @@ function emptyWrite(checkpoint: boolean): MergedWrite {
     resetAfter: checkpoint,
     closed: checkpoint,
     checkpointed: false,
-    journalAppended: false,
   };
 }
 
