@@ -358,6 +358,24 @@ describe('HTTP/2 server connection: stream and connection lifecycle', () => {
     expect(served.connections).toHaveLength(1);
   });
 
+  it('tells ping() whether a HEADERS or DATA frame went out since the previous PING', async () => {
+    const seen: boolean[] = [];
+    const served = await serve(echo, {
+      ping: (wrote) => {
+        seen.push(wrote);
+        return true;
+      },
+    });
+    const session = connect(served.port);
+    await new Promise<void>((resolve) => session.once('connect', () => resolve()));
+    const ping = () => new Promise<void>((resolve, reject) => session.ping((err) => (err ? reject(err) : resolve())));
+    await ping();
+    await request(session, { ':method': 'POST', ':path': '/echo' }, Buffer.from('x'));
+    await ping();
+    await ping();
+    expect(seen).toEqual([false, true, false]);
+  });
+
   it('refuses a PING with GOAWAY ENHANCE_YOUR_CALM "too_many_pings" and closes', async () => {
     const served = await serve(echo, { ping: () => false });
     const session = connect(served.port);

@@ -248,6 +248,8 @@ class ServerConnection implements H2Connection {
   private closedDone = false;
   private endTimer: NodeJS.Timeout | null = null;
   private pingCount = 0;
+  /** A HEADERS or DATA frame was queued since the peer's last PING (ping()'s argument). */
+  private wroteSincePing = false;
   private resetTokens = RESET_BURST;
   private resetTokensAt = 0;
   private readonly pings = new Map<number, () => void>();
@@ -728,7 +730,9 @@ class ServerConnection implements H2Connection {
       }
       return;
     }
-    if (!this.options.ping()) {
+    const wrote = this.wroteSincePing;
+    this.wroteSincePing = false;
+    if (!this.options.ping(wrote)) {
       this.emitGoaway(this.lastPeerStreamId, ErrorCode.ENHANCE_YOUR_CALM, 'too_many_pings');
       this.closeAfterFlush();
       return;
@@ -906,6 +910,7 @@ class ServerConnection implements H2Connection {
   finish(s: Stream, trailers: readonly HeaderField[]): void {
     if (s.done || this.dead) return;
     if (trailers.length === 0) {
+      this.wroteSincePing = true;
       const pos = this.reserve(FRAME_HEADER_BYTES);
       writeFrameHeader(this.slab, pos, 0, FrameType.DATA, Flag.END_STREAM, s.id);
       this.commit(pos + FRAME_HEADER_BYTES);
@@ -1071,6 +1076,7 @@ class ServerConnection implements H2Connection {
   /** HEADERS (+ CONTINUATIONs when the block is larger than the peer's max frame size). */
   emitHeaders(id: number, fields: readonly HeaderField[], endStream: boolean): void {
     if (this.dead) return;
+    this.wroteSincePing = true;
     const block = encodedBlock(fields);
     const blockLength = block.length;
     const endFlag = endStream ? Flag.END_STREAM : 0;
@@ -1106,6 +1112,7 @@ class ServerConnection implements H2Connection {
     if (n > s.sendWindow || n > this.connSendWindow || n > this.peerMaxFrame) return false;
     s.sendWindow -= n;
     this.connSendWindow -= n;
+    this.wroteSincePing = true;
     if (n > SMALL_COPY) {
       const pos = this.reserve(FRAME_HEADER_BYTES);
       writeFrameHeader(this.slab, pos, n, FrameType.DATA, 0, s.id);
@@ -1125,6 +1132,7 @@ class ServerConnection implements H2Connection {
 
   /** One DATA frame of `n` bytes from the front of `s`'s queue (n <= queued, windows, max frame). */
   private emitData(s: Stream, n: number): void {
+    this.wroteSincePing = true;
     s.sendWindow -= n;
     this.connSendWindow -= n;
     s.queuedBytes -= n;

@@ -7,7 +7,7 @@ import zlib from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { receivingGate } from '../receive-admission.js';
-import { type ConnectionNotes, type GrpcMethod, GrpcCalls } from './grpc-calls.js';
+import { type GrpcMethod, GrpcCalls } from './grpc-calls.js';
 import type { H2ServerStream, H2StreamHandlers, HeaderField } from './h2-stream.js';
 
 type Op = { op: 'respond' | 'end'; fields: readonly HeaderField[] } | { op: 'write'; data: string } | { op: 'reset'; code: number };
@@ -44,7 +44,6 @@ class FakeStream implements H2ServerStream {
   }
 }
 
-const notes: ConnectionNotes = { serverWrote: false };
 const LIMITS = { maxReceiveMessageBytes: 1024, maxSendMessageBytes: 1024 };
 
 function framed(message: Buffer, flag = 0): Buffer {
@@ -88,7 +87,7 @@ describe('unary calls on our HTTP/2 stream', () => {
     }) as grpc.UntypedHandleCall);
     const calls = new GrpcCalls(new Map([[echo.path, echo]]), LIMITS);
     const stream = request('/s/Echo');
-    calls.onStream(stream, notes);
+    calls.onStream(stream);
     // The request in three pieces, the connection reusing its buffer after each one.
     const bytes = framed(Buffer.from('hello'));
     const buffer = Buffer.alloc(bytes.length);
@@ -122,7 +121,7 @@ describe('unary calls on our HTTP/2 stream', () => {
     }) as grpc.UntypedHandleCall);
     const calls = new GrpcCalls(new Map([[keep.path, keep]]), LIMITS);
     const stream = request('/s/Keep');
-    calls.onStream(stream, notes);
+    calls.onStream(stream);
     const chunk = framed(Buffer.from('value'));
     stream.handlers.data(chunk);
     chunk.fill(0);
@@ -138,7 +137,7 @@ describe('unary calls on our HTTP/2 stream', () => {
     }) as grpc.UntypedHandleCall);
     const calls = new GrpcCalls(new Map([[fail.path, fail]]), LIMITS);
     const unknown = request('/s/Nope');
-    calls.onStream(unknown, notes);
+    calls.onStream(unknown);
     expect(unknown.ops).toEqual([
       {
         op: 'end',
@@ -155,10 +154,10 @@ describe('unary calls on our HTTP/2 stream', () => {
       [':path', '/s/Fail'],
       ['content-type', 'application/json'],
     ]);
-    calls.onStream(json, notes);
+    calls.onStream(json);
     expect(json.ops).toEqual([{ op: 'end', fields: [[':status', '415']] }]);
     const empty = request('/s/Fail');
-    calls.onStream(empty, notes);
+    calls.onStream(empty);
     empty.handlers.end();
     expect(empty.ops).toEqual([
       {
@@ -172,14 +171,14 @@ describe('unary calls on our HTTP/2 stream', () => {
       },
     ]);
     const big = request('/s/Fail');
-    calls.onStream(big, notes);
+    calls.onStream(big);
     big.handlers.data(framed(Buffer.alloc(2000)));
     expect(big.ops[0]).toMatchObject({
       op: 'end',
       fields: [[':status', '200'], ['grpc-status', '8'], ['grpc-message', 'Received%20message%20larger%20than%20max%20(2000%20vs%201024)'], expect.anything()],
     });
     const failing = request('/s/Fail');
-    calls.onStream(failing, notes);
+    calls.onStream(failing);
     failing.handlers.data(framed(Buffer.from('x')));
     failing.handlers.end();
     expect(failing.ops).toEqual([
@@ -208,14 +207,14 @@ describe('unary calls on our HTTP/2 stream', () => {
       ['deflate', zlib.deflateSync],
     ] as const) {
       const stream = request('/s/Echo', [['grpc-encoding', encoding]]);
-      calls.onStream(stream, notes);
+      calls.onStream(stream);
       stream.handlers.data(framed(compress(Buffer.from(`via ${encoding}`)), 1));
       stream.handlers.end();
       expect(stream.ops.at(-1)).toEqual({ op: 'end', fields: OK_TRAILERS });
     }
     expect(seen).toEqual(['via gzip', 'via deflate']);
     const snappy = request('/s/Echo', [['grpc-encoding', 'snappy']]);
-    calls.onStream(snappy, notes);
+    calls.onStream(snappy);
     snappy.handlers.data(framed(Buffer.from('zz'), 1));
     expect(snappy.ops[0]).toMatchObject({
       op: 'end',
@@ -227,7 +226,7 @@ describe('unary calls on our HTTP/2 stream', () => {
       ],
     });
     const bomb = request('/s/Echo', [['grpc-encoding', 'gzip']]);
-    calls.onStream(bomb, notes);
+    calls.onStream(bomb);
     bomb.handlers.data(framed(zlib.gzipSync(Buffer.alloc(5000)), 1));
     expect(bomb.ops[0]).toMatchObject({
       op: 'end',
@@ -239,7 +238,7 @@ describe('unary calls on our HTTP/2 stream', () => {
       ],
     });
     const garbage = request('/s/Echo', [['grpc-encoding', 'gzip']]);
-    calls.onStream(garbage, notes);
+    calls.onStream(garbage);
     garbage.handlers.data(framed(Buffer.from('not gzip'), 1));
     expect(garbage.ops[0]).toMatchObject({
       op: 'end',
@@ -255,7 +254,7 @@ describe('unary calls on our HTTP/2 stream', () => {
     }) as grpc.UntypedHandleCall);
     const calls = new GrpcCalls(new Map([[hang.path, hang]]), LIMITS);
     const timed = request('/s/Hang', [['grpc-timeout', '50m']]);
-    calls.onStream(timed, notes);
+    calls.onStream(timed);
     timed.handlers.data(framed(Buffer.from('timed')));
     timed.handlers.end();
     vi.advanceTimersByTime(49);
@@ -266,14 +265,14 @@ describe('unary calls on our HTTP/2 stream', () => {
       fields: [expect.anything(), ['grpc-status', '4'], ['grpc-message', 'Deadline%20exceeded'], expect.anything()],
     });
     const reset = request('/s/Hang');
-    calls.onStream(reset, notes);
+    calls.onStream(reset);
     reset.handlers.data(framed(Buffer.from('reset')));
     reset.handlers.end();
     reset.handlers.aborted(8);
     expect(cancelled).toEqual(['timed', 'reset']);
     expect(reset.ops).toEqual([]);
     const invalid = request('/s/Hang', [['grpc-timeout', 'soon']]);
-    calls.onStream(invalid, notes);
+    calls.onStream(invalid);
     expect(invalid.ops[0]).toMatchObject({
       op: 'end',
       fields: [expect.anything(), ['grpc-status', '13'], ['grpc-message', 'Invalid%20grpc-timeout%20value%20%22soon%22'], expect.anything()],
@@ -293,7 +292,7 @@ describe('stream calls on our HTTP/2 stream', () => {
     }) as grpc.UntypedHandleCall);
     const calls = new GrpcCalls(new Map([[chat.path, chat]]), LIMITS);
     const stream = request('/s/Chat');
-    calls.onStream(stream, notes);
+    calls.onStream(stream);
     expect(call).toBeDefined();
     // Two messages in one DATA frame, a third split over two.
     stream.handlers.data(Buffer.concat([framed(Buffer.from('a')), framed(Buffer.from('b')), framed(Buffer.from('c')).subarray(0, 3)]));
@@ -330,7 +329,7 @@ describe('stream calls on our HTTP/2 stream', () => {
     // Cuts through prefixes, bodies, between messages; one frame holds three of them.
     const cuts = [0, 2, 4, 450, 905, 906, 912, 917, 925, 1220, 1230, 1232, bytes.length];
     const stream = request('/s/Chat');
-    calls.onStream(stream, notes);
+    calls.onStream(stream);
     const reused = Buffer.alloc(bytes.length);
     for (let i = 1; i < cuts.length; i++) {
       const length = bytes.copy(reused, 0, cuts[i - 1], cuts[i]);
@@ -358,7 +357,7 @@ describe('stream calls on our HTTP/2 stream', () => {
       LIMITS,
     );
     const refused = request('/s/Fail');
-    calls.onStream(refused, notes);
+    calls.onStream(refused);
     expect(refused.ops).toEqual([
       {
         op: 'end',
@@ -371,7 +370,7 @@ describe('stream calls on our HTTP/2 stream', () => {
       },
     ]);
     const stream = request('/s/Watch');
-    calls.onStream(stream, notes);
+    calls.onStream(stream);
     call?.write(Buffer.from('created'));
     stream.handlers.aborted(8);
     expect(cancelled).toEqual(['cancelled']);
@@ -386,7 +385,7 @@ describe('stream calls on our HTTP/2 stream', () => {
     }) as grpc.UntypedHandleCall);
     const calls = new GrpcCalls(new Map([[snap.path, snap]]), LIMITS);
     const stream = request('/s/Snap');
-    calls.onStream(stream, notes);
+    calls.onStream(stream);
     stream.handlers.data(framed(Buffer.from('req')));
     expect(call).toBeUndefined();
     stream.handlers.end();
@@ -414,11 +413,11 @@ describe('receive admission on our HTTP/2 streams', () => {
     const gate = receivingGate({ maxReceivingBytes: 100_000, maxRequestBytes: 100_000, onRefused: (p) => refusedPaths.push(p) });
     const calls = new GrpcCalls(new Map([[sink.path, sink]]), { maxReceiveMessageBytes: 1 << 20, maxSendMessageBytes: 1 << 20 }, gate);
     const large = request('/s/Put');
-    calls.onStream(large, notes);
+    calls.onStream(large);
     const body = framed(Buffer.alloc(70_000));
     large.handlers.data(body.subarray(0, 65_537));
     const refused = request('/s/Put');
-    calls.onStream(refused, notes);
+    calls.onStream(refused);
     expect(refused.ops).toEqual([
       {
         op: 'end',
@@ -435,7 +434,7 @@ describe('receive admission on our HTTP/2 streams', () => {
     large.handlers.data(body.subarray(65_537));
     large.handlers.end();
     const next = request('/s/Put');
-    calls.onStream(next, notes);
+    calls.onStream(next);
     expect(next.ops).toEqual([]);
   });
 
@@ -445,15 +444,15 @@ describe('receive admission on our HTTP/2 streams', () => {
     const calls = new GrpcCalls(new Map([[sink.path, sink]]), { maxReceiveMessageBytes: 1 << 20, maxSendMessageBytes: 1 << 20 }, gate);
     const large = request('/s/Put', [['grpc-timeout', '1S']]);
     vi.useFakeTimers();
-    calls.onStream(large, notes);
+    calls.onStream(large);
     large.handlers.data(framed(Buffer.alloc(70_000)).subarray(0, 65_537));
     const refused = request('/s/Put');
-    calls.onStream(refused, notes);
+    calls.onStream(refused);
     expect(refused.ops.map((o) => o.op)).toEqual(['end', 'reset']);
     vi.advanceTimersByTime(1000);
     expect(large.ops[0]).toMatchObject({ op: 'end', fields: [expect.anything(), ['grpc-status', '4'], expect.anything(), expect.anything()] });
     const next = request('/s/Put');
-    calls.onStream(next, notes);
+    calls.onStream(next);
     expect(next.ops).toEqual([]);
   });
 });

@@ -78,12 +78,6 @@ export interface GrpcCallLimits {
 /** Receive admission for one stream: its count, undefined (not counted), or null (refused). */
 export type ReceiveAdmission = (path: string) => ReceivedBytes | undefined | null;
 
-/** What the calls of one connection share: the note the keepalive policy reads. */
-export interface ConnectionNotes {
-  /** Set whenever headers or data are sent (grpc-go's resetPingStrikes); the ping policy clears it. */
-  serverWrote: boolean;
-}
-
 const NO_ERROR = 0x0;
 const EMPTY = Buffer.alloc(0);
 
@@ -95,25 +89,25 @@ export class GrpcCalls {
     private readonly admit?: ReceiveAdmission,
   ) {}
 
-  /** The connection's onStream (h2-stream.ts), with the notes of that connection. */
-  onStream(stream: H2ServerStream, notes: ConnectionNotes): void {
+  /** The connection's onStream (h2-stream.ts). */
+  onStream(stream: H2ServerStream): void {
     const request = requestHeaders(stream.fields);
     const path = request.path;
     let count: ReceivedBytes | undefined;
     if (this.admit !== undefined) {
       const admitted = this.admit(path);
       if (admitted === null) {
-        refuse(stream, notes);
+        refuse(stream);
         return;
       }
       count = admitted;
     }
     const contentType = request.contentType;
     const method = this.methods.get(path);
-    if (request.method !== 'POST') answerOnly(stream, notes, STATUS_405, count);
-    else if (contentType === undefined || !contentType.startsWith('application/grpc')) answerOnly(stream, notes, STATUS_415, count);
-    else if (method === undefined) answerOnly(stream, notes, unimplemented(path), count);
-    else new H2Call(stream, request, method, this.limits, notes, count).start();
+    if (request.method !== 'POST') answerOnly(stream, STATUS_405, count);
+    else if (contentType === undefined || !contentType.startsWith('application/grpc')) answerOnly(stream, STATUS_415, count);
+    else if (method === undefined) answerOnly(stream, unimplemented(path), count);
+    else new H2Call(stream, request, method, this.limits, count).start();
   }
 }
 
@@ -183,18 +177,16 @@ class Released implements H2StreamHandlers {
   drain(): void {}
 }
 
-function answerOnly(stream: H2ServerStream, notes: ConnectionNotes, fields: readonly HeaderField[], count: ReceivedBytes | undefined): void {
+function answerOnly(stream: H2ServerStream, fields: readonly HeaderField[], count: ReceivedBytes | undefined): void {
   // Answered, the request's count is released at once: it takes no receiving place.
   if (count !== undefined) releaseReceived(count);
   stream.handlers = count === undefined ? IGNORING : new Released(count);
-  notes.serverWrote = true;
   stream.end(fields);
 }
 
 /** Receive admission's refusal: Trailers-Only RESOURCE_EXHAUSTED, then RST_STREAM(NO_ERROR). */
-function refuse(stream: H2ServerStream, notes: ConnectionNotes): void {
+function refuse(stream: H2ServerStream): void {
   stream.handlers = IGNORING;
-  notes.serverWrote = true;
   stream.end([
     [':status', '200'],
     ['content-type', 'application/grpc'],
@@ -244,7 +236,6 @@ class H2Call implements Caller, H2StreamHandlers, StreamSink {
     private readonly headers: RequestHeaders,
     private readonly method: GrpcMethod,
     private readonly limits: GrpcCallLimits,
-    private readonly notes: ConnectionNotes,
     private readonly receiveCount: ReceivedBytes | undefined,
   ) {}
 
@@ -521,7 +512,6 @@ class H2Call implements Caller, H2StreamHandlers, StreamSink {
   sendHeaders(metadata: grpc.Metadata | null): void {
     if (this.headersSent || this.done) return;
     this.headersSent = true;
-    this.notes.serverWrote = true;
     this.stream.respond(metadata === null ? RESPONSE_HEADERS : [...RESPONSE_HEADERS, ...metadataFields(metadata)]);
   }
 
@@ -534,7 +524,6 @@ class H2Call implements Caller, H2StreamHandlers, StreamSink {
     // Answered before its request ended (a framing error, a deadline): the stream reports no
     // more data or end, so its receiving place, if it took one, is freed here.
     if (this.receiveCount !== undefined) releaseReceived(this.receiveCount);
-    this.notes.serverWrote = true;
     if (this.headersSent) {
       if (code === grpc.status.OK && metadata === null) this.stream.end(OK_TRAILERS);
       else this.stream.end([['grpc-status', String(code)], ['grpc-message', encodeURI(details)], ...metadataFields(metadata)]);
@@ -602,7 +591,6 @@ class H2Call implements Caller, H2StreamHandlers, StreamSink {
 
   private writeFramed(framed: Buffer, written: () => void): boolean {
     this.sendHeaders(null);
-    this.notes.serverWrote = true;
     const below = this.stream.write(framed);
     if (this.writtenWaiting === undefined) {
       this.writtenWaiting = [written];

@@ -2,9 +2,11 @@
 // stream served by grpc-calls.ts. What grpc-js and keepalive-enforcement.ts did per connection
 // on the Node path is done here, per connection:
 // - keepalive enforcement (etcd's --grpc-keepalive-min-time): each client PING is judged by
-//   PingStrikes; "the server wrote headers or data since the previous ping" is the calls' own
-//   note (ConnectionNotes); too many strikes: the connection answers GOAWAY ENHANCE_YOUR_CALM
-//   "too_many_pings" and closes (the contract's ping() returning false);
+//   PingStrikes; "the server wrote headers or data since the previous ping" is the
+//   connection's own note of the HEADERS and DATA frames it sent (per frame, as grpc-go resets strikes:
+//   a client's BDP pings during a long response are not strikes); too many strikes: the
+//   connection answers GOAWAY ENHANCE_YOUR_CALM "too_many_pings" and closes (the contract's
+//   ping() returning false);
 // - server keepalive pings (etcd's --grpc-keepalive-interval / -timeout, as grpc-js's
 //   keepalive_time_ms / keepalive_timeout_ms): a PING every interval, the connection destroyed
 //   when one goes unanswered for the timeout;
@@ -15,7 +17,7 @@
 import type net from 'node:net';
 import { PingStrikes } from '../ping-strikes.js';
 import type { PingPolicy } from '../keepalive-enforcement.js';
-import type { ConnectionNotes, GrpcCalls } from './grpc-calls.js';
+import type { GrpcCalls } from './grpc-calls.js';
 import type { H2Connection, H2ConnectionOptions } from './h2-stream.js';
 
 export type ServeH2Connection = (socket: net.Socket, options: H2ConnectionOptions) => H2Connection;
@@ -35,7 +37,6 @@ export interface GrpcConnectionsOptions {
 /** One connection's keepalive state; also its H2ConnectionOptions (no closure per callback). */
 class Served implements H2ConnectionOptions {
   connection: H2Connection | undefined;
-  readonly notes: ConnectionNotes = { serverWrote: false };
   private readonly strikes: PingStrikes;
   private pingTimer: NodeJS.Timeout | undefined;
   private ackTimer: NodeJS.Timeout | undefined;
@@ -60,12 +61,10 @@ class Served implements H2ConnectionOptions {
   }
 
   onStream(stream: Parameters<H2ConnectionOptions['onStream']>[0]): void {
-    this.options.calls.onStream(stream, this.notes);
+    this.options.calls.onStream(stream);
   }
 
-  ping(): boolean {
-    const wrote = this.notes.serverWrote;
-    this.notes.serverWrote = false;
+  ping(wrote: boolean): boolean {
     const openStreams = this.connection?.activeStreams ?? 0;
     if (!this.strikes.ping({ nowMs: performance.now(), openStreams, serverWrote: wrote })) return true;
     this.options.pingPolicy.onTooManyPings?.(this.socket.remoteAddress);

@@ -69,10 +69,13 @@ export interface H2ConnectionOptions {
   /** Our receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE) and for the connection. */
   readonly receiveWindowBytes: number;
   /**
-   * A PING from the peer (not an ACK) arrived. true: answer it; false: close the connection
-   * with GOAWAY ENHANCE_YOUR_CALM, debug data "too_many_pings" (keepalive enforcement).
+   * A PING from the peer (not an ACK) arrived; `wroteSinceLastPing`: a HEADERS or DATA frame
+   * went out since the peer's previous PING (grpc-go resets ping strikes per frame it writes,
+   * so a client's BDP pings during a long response are never strikes). true: answer it;
+   * false: close the connection with GOAWAY ENHANCE_YOUR_CALM, debug data "too_many_pings"
+   * (keepalive enforcement).
    */
-  ping(): boolean;
+  ping(wroteSinceLastPing: boolean): boolean;
   /** The connection is gone (socket closed); every stream still open got aborted(-1) first. */
   closed(): void;
 }
