@@ -27,7 +27,7 @@ import type http2 from 'node:http2';
 import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import { assert } from '../util/assert.js';
-import { type BatchWriter, MESSAGE_PREFIX_BYTES, messageLengthAt } from './message-frames.js';
+import { type BatchWriter, firstOversized, MESSAGE_PREFIX_BYTES } from './message-frames.js';
 
 /** The parts of grpc-js's BaseServerInterceptingCall this module uses. */
 interface BaseCall {
@@ -92,15 +92,4 @@ function write(base: BaseCall, framed: Buffer, sent: () => void): boolean {
     }
     sent();
   });
-}
-
-/** The first message over grpc-js's send limit (-1 = none), by offset and length. */
-function firstOversized(framed: Buffer, maxBytes: number): { at: number; length: number } | undefined {
-  if (maxBytes === -1 || framed.length - MESSAGE_PREFIX_BYTES <= maxBytes) return undefined;
-  for (let at = 0; at < framed.length; ) {
-    const length = messageLengthAt(framed, at);
-    if (length > maxBytes) return { at, length };
-    at += MESSAGE_PREFIX_BYTES + length;
-  }
-  return undefined;
 }

@@ -73,3 +73,14 @@ export function messageLengthAt(framed: Buffer, at: number): number {
   assert(at + MESSAGE_PREFIX_BYTES <= framed.length && framed[at] === 0, `framed messages: no message prefix at ${at}`);
   return framed.readUInt32BE(at + 1);
 }
+
+/** The first message of `framed` over a send limit (-1 = none, as grpc-js's), by offset and length. */
+export function firstOversized(framed: Buffer, maxBytes: number): { at: number; length: number } | undefined {
+  if (maxBytes === -1 || framed.length - MESSAGE_PREFIX_BYTES <= maxBytes) return undefined;
+  for (let at = 0; at < framed.length; ) {
+    const length = messageLengthAt(framed, at);
+    if (length > maxBytes) return { at, length };
+    at += MESSAGE_PREFIX_BYTES + length;
+  }
+  return undefined;
+}

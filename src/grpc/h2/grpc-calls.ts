@@ -52,7 +52,7 @@ import { TLSSocket } from 'node:tls';
 import zlib from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { type Caller, GatewayCallBase, GatewayStreamCall, type StreamSink } from '../gateway/gateway-call.js';
-import { MESSAGE_PREFIX_BYTES, messageLengthAt } from '../message-frames.js';
+import { firstOversized, MESSAGE_PREFIX_BYTES } from '../message-frames.js';
 import { countReceived, type ReceivedBytes, releaseReceived, TOO_MANY_REQUESTS } from '../receive-admission.js';
 import { statusOf, TIMEOUT_PATTERN, TIMEOUT_UNIT_MS } from '../unary-stream.js';
 import type { H2ServerStream, H2StreamHandlers, HeaderField } from './h2-stream.js';
@@ -633,17 +633,6 @@ function metadataFields(metadata: grpc.Metadata | null): HeaderField[] {
     else if (value !== undefined) fields.push([name, String(value)]);
   }
   return fields;
-}
-
-/** The first message over the send limit (-1 = none), by offset and length. */
-function firstOversized(framed: Buffer, maxBytes: number): { at: number; length: number } | undefined {
-  if (maxBytes === -1 || framed.length - MESSAGE_PREFIX_BYTES <= maxBytes) return undefined;
-  for (let at = 0; at < framed.length; ) {
-    const length = messageLengthAt(framed, at);
-    if (length > maxBytes) return { at, length };
-    at += MESSAGE_PREFIX_BYTES + length;
-  }
-  return undefined;
 }
 
 /** A unary call's object: GatewayCallBase, whose sendMetadata sends the headers. */
