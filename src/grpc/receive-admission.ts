@@ -50,48 +50,47 @@ export function receivingSlots(limit: ReceiveLimit): number {
 
 /** Puts the gate in front of grpc-js's stream handler on `http2Server`. */
 export function limitReceivingRequests(http2Server: NodeHttp2Server, limit: ReceiveLimit): { receiving(): number } {
-  const slots = receivingSlots(limit);
   const downstream = http2Server.listeners('stream') as Array<(...args: unknown[]) => void>;
   assert(downstream.length === 1, `expected grpc-js's one 'stream' listener on its HTTP/2 server, found ${downstream.length}`);
-  if (slots === Number.POSITIVE_INFINITY) return { receiving: () => 0 };
+  const admit = receivingGate(limit);
+  if (admit === undefined) return { receiving: () => 0 };
   http2Server.removeAllListeners('stream');
-  const gate: ReceivingGate = { receiving: 0 };
   http2Server.on('stream', (stream: CountedStream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
-    const path = String(headers[':path'] ?? '');
-    const counted = !LONG_LIVED_REQUEST_STREAMS.has(path);
-    if (counted) {
-      if (gate.receiving >= slots) {
-        refuse(stream);
-        limit.onRefused?.(path);
-        return;
-      }
-      stream[RECEIVED] = { gate, arrived: 0, counted: false, done: false, reported: false };
+    const admitted = admit(String(headers[':path'] ?? ''));
+    if (admitted === null) {
+      refuse(stream);
+      return;
+    }
+    if (admitted !== undefined) {
+      // The gate listens for the bytes unless a reader claims the count (claimReceiveCount).
+      admitted.reported = false;
+      stream[RECEIVED] = admitted;
     }
     for (const listener of downstream) listener.call(http2Server, stream, headers, ...rest);
     const state = stream[RECEIVED];
     // A stream whose reader reports its bytes itself (unary-stream.ts, claimReceiveCount) needs
     // no listeners of ours: three fewer per call, and single listeners Node emits to directly.
-    if (!counted || state === undefined || state.reported) return;
+    if (state === undefined || state.reported) return;
     // grpc-js reads the stream with 'data' listeners too: one more only counts the bytes.
     // 'end' and 'close' each come once; after either, the count is released and data ignored.
     stream.on('data', onData);
     stream.on('end', release);
     stream.on('close', release);
   });
-  return { receiving: () => gate.receiving };
+  return { receiving: () => admit.receiving() };
 }
 
 /**
- * The same gate for streams not served by a Node HTTP/2 server (src/grpc/h2/grpc-calls.ts): per
- * new stream, its count (reported by its reader with countReceived and releaseReceived),
+ * The gate, for limitReceivingRequests and for streams not served by a Node HTTP/2 server
+ * (src/grpc/h2/grpc-calls.ts): per new stream, its count (reported by its reader with countReceived and releaseReceived),
  * undefined when it is not counted, or null when it must be refused (TOO_MANY_REQUESTS).
  * Undefined as a whole when there is no limit.
  */
-export function receivingGate(limit: ReceiveLimit): ((path: string) => ReceivedBytes | undefined | null) | undefined {
+export function receivingGate(limit: ReceiveLimit): AdmissionGate | undefined {
   const slots = receivingSlots(limit);
   if (slots === Number.POSITIVE_INFINITY) return undefined;
   const gate: ReceivingGate = { receiving: 0 };
-  return (path) => {
+  const admit = (path: string): ReceivedBytes | undefined | null => {
     if (LONG_LIVED_REQUEST_STREAMS.has(path)) return undefined;
     if (gate.receiving >= slots) {
       limit.onRefused?.(path);
@@ -99,7 +98,11 @@ export function receivingGate(limit: ReceiveLimit): ((path: string) => ReceivedB
     }
     return { gate, arrived: 0, counted: false, done: false, reported: true };
   };
+  return Object.assign(admit, { receiving: () => gate.receiving });
 }
+
+/** receivingGate's per-stream decision, and how many requests hold a receiving place now. */
+export type AdmissionGate = ((path: string) => ReceivedBytes | undefined | null) & { receiving(): number };
 
 /**
  * For the one reader of `stream` that reports what it receives (countReceived, releaseReceived)

@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodeMessage } from '../../src/grpc/proto.js';
 import { startInProcessMember, type InProcessMember } from './in-process.js';
+import { framed } from '../support/grpc-frames.js';
 
 const MAX_REQUEST_BYTES = 4096;
 /** grpc-js's own receive limit (grpc-server.ts): max(4 MiB, 2 x (max request + 512 KiB)). */
@@ -43,14 +44,6 @@ function sessionTo(endpoint: string): http2.ClientHttp2Session {
     sessions.set(endpoint, session);
   }
   return session;
-}
-
-function framed(message: Buffer, flag = 0): Buffer {
-  const out = Buffer.alloc(5 + message.length);
-  out[0] = flag;
-  out.writeUInt32BE(message.length, 1);
-  message.copy(out, 5);
-  return out;
 }
 
 const putMessage = (key: string, value: Buffer | string = 'v') =>

@@ -13,6 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodeMessage } from '../../src/grpc/proto.js';
 import { startInProcessMember, type InProcessMember } from './in-process.js';
+import { framed } from '../support/grpc-frames.js';
 
 /** Small enough to be reached by a test, with the receive limits etcd derives from it. */
 const MAX_REQUEST_BYTES = 4096;
@@ -43,14 +44,6 @@ function sessionTo(endpoint: string): http2.ClientHttp2Session {
     sessions.set(endpoint, session);
   }
   return session;
-}
-
-function framed(message: Buffer, flag = 0): Buffer {
-  const out = Buffer.alloc(5 + message.length);
-  out[0] = flag;
-  out.writeUInt32BE(message.length, 1);
-  message.copy(out, 5);
-  return out;
 }
 
 const put = (key: string, value: Buffer | string = 'v') =>

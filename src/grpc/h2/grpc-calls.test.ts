@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { receivingGate } from '../receive-admission.js';
 import { type GrpcMethod, GrpcCalls } from './grpc-calls.js';
 import type { H2ServerStream, H2StreamHandlers, HeaderField } from './h2-stream.js';
+import { framed } from '../../../test/support/grpc-frames.js';
 
 type Op = { op: 'respond' | 'end'; fields: readonly HeaderField[] } | { op: 'write'; data: string } | { op: 'reset'; code: number };
 
@@ -45,14 +46,6 @@ class FakeStream implements H2ServerStream {
 }
 
 const LIMITS = { maxReceiveMessageBytes: 1024, maxSendMessageBytes: 1024 };
-
-function framed(message: Buffer, flag = 0): Buffer {
-  const out = Buffer.alloc(5 + message.length);
-  out[0] = flag;
-  out.writeUInt32BE(message.length, 1);
-  message.copy(out, 5);
-  return out;
-}
 
 function request(path: string, extra: HeaderField[] = []): FakeStream {
   return new FakeStream([[':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', 'x'], ['content-type', 'application/grpc'], ...extra]);
