@@ -57,6 +57,23 @@ describe('Backend', () => {
     await backend.close();
   });
 
+  it('counts a write as written when requested, and as flushed only once it has landed', async () => {
+    const backend = await Backend.open(tempDir());
+    await backend.write([put('a', '1')], { sync: true });
+    const landed = backend.bytesWritten;
+    // An unsynced write waits in the queue (a member's apply batch): the quota's estimate
+    // counts it before it goes out.
+    const queued = backend.write([put('q', 'y'.repeat(1000))], { sync: false });
+    expect(backend.bytesWritten).toBeGreaterThan(landed + 1000);
+    // Issued at once (prompt), carrying the queued one: in flight when the flush starts, so it
+    // may reach LevelDB after the flush, which must not take it as flushed.
+    const inFlight = backend.write([put('b', 'x'.repeat(1000))], { sync: false, prompt: true });
+    expect(backend.bytesWritten).toBeGreaterThan(landed + 2000);
+    await Promise.all([queued, inFlight, backend.flushedStateSizeBytes()]);
+    expect(backend.bytesWrittenAtFlush).toBe(landed);
+    await backend.close();
+  });
+
   it('keeps what was written across close and reopen', async () => {
     const dir = tempDir();
     const backend = await Backend.open(dir);

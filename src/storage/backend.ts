@@ -110,6 +110,11 @@ const FORMAT_KEY = spaceKey(KeySpace.meta, 'format');
  */
 export const SYNC_MARKER_KEY = spaceKey(KeySpace.raftLog, 'w');
 
+/** What a write op adds to the replicated state, for the quota's estimate between measurements. */
+function stateBytes(op: BatchOp): number {
+  return op.type === 'put' ? op.key.length + op.value.length : op.key.length;
+}
+
 function syncMarkerOp(epoch: number): BatchOp {
   const value = Buffer.alloc(4);
   value.writeUInt32BE(epoch);
@@ -126,8 +131,13 @@ export class Backend {
   private closed = false;
   /** Ops requested but not yet landed, by key (latin1): value, or null for a delete. */
   private readonly pending = new Map<string, Buffer | null>();
-  /** Bytes written since open; a cheap stand-in for growth between size samples. */
+  /**
+   * Bytes of replicated state requested since open (queued, in flight or landed); a cheap
+   * stand-in for growth between size samples.
+   */
   private writtenBytes = 0;
+  /** The part of `writtenBytes` that has landed in LevelDB. */
+  private landedBytes = 0;
   /** The first failed write: no LevelDB write may follow it (see storage-error.ts). */
   private failure: StorageError | undefined;
   /** The flush and measurement under way for the quota (flushedStateSizeBytes). */
@@ -147,8 +157,10 @@ export class Backend {
   ) {
     this.writes = new LevelWriteQueue(db, {
       failed: (cause) => this.failed('write', cause),
-      onIssue: (write) => this.countWritten(write),
-      onLanded: (write, more) => this.forgetLanded(write, more),
+      onLanded: (write, more) => {
+        this.countLanded(write);
+        this.forgetLanded(write, more);
+      },
       onWrite,
       ...journalQueueOptions(journal, journalOptions),
     });
@@ -293,6 +305,7 @@ export class Backend {
       const key = op.key.toString('latin1');
       keys.push(key);
       this.pending.set(key, op.type === 'put' ? op.value : null);
+      this.writtenBytes += stateBytes(op);
     }
     return this.writes.write(ops, { ...options, keys });
   }
@@ -328,15 +341,12 @@ export class Backend {
     }
   }
 
-  /** Counts the bytes of replicated state a batch carries as it goes to LevelDB. */
-  private countWritten(write: MergedWrite): void {
-    let written = 0;
+  /** Counts the bytes of replicated state a batch carried into LevelDB. */
+  private countLanded(write: MergedWrite): void {
     for (const op of write.ops) {
       // The Raft log (written through this queue, replication.ts) is not replicated state.
-      if (op.key[0] === KeySpace.raftLog) continue;
-      written += op.type === 'put' ? op.key.length + op.value.length : op.key.length;
+      if (op.key[0] !== KeySpace.raftLog) this.landedBytes += stateBytes(op);
     }
-    this.writtenBytes += written;
   }
 
   /** Size on disk of the database's files, bytes (etcd's dbSize is its file size). */
@@ -384,8 +394,11 @@ export class Backend {
   }
 
   private async flushAndMeasure(): Promise<number> {
-    // Counted before the flush starts: a write issued meanwhile may land after it, unflushed.
-    const written = this.writtenBytes;
+    // Landed before the flush starts, so flushed by it: a write queued or in flight now (a
+    // member's last apply batch, say, or a write its journal has acknowledged) may reach
+    // LevelDB after the flush, and still counts on top of the measurement (counting it as
+    // flushed once let a member admit values past a small quota).
+    const written = this.landedBytes;
     // A manual compaction first flushes the memtable; over a range that holds no key (below
     // every key space) it compacts nothing else.
     await this.db.compactRange(Buffer.from([0x00]), Buffer.from([0x00, 0x00]));

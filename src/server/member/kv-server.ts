@@ -246,7 +246,9 @@ export class KvServer {
     // and compacts, so measure the files (memtable flushed) before refusing and raising an alarm.
     const bytes = await this.backend.flushedStateSizeBytes();
     this.sizeEstimate = { bytes, writtenAtMeasure: this.backend.bytesWrittenAtFlush };
-    if (bytes + requestBytes <= this.quotaBytes) return;
+    // The writes the flush did not see (the last apply batch, still queued, say) count too.
+    const unflushed = this.backend.bytesWritten - this.backend.bytesWrittenAtFlush;
+    if (bytes + unflushed + requestBytes <= this.quotaBytes) return;
     if (!this.raisingNoSpace) {
       this.raisingNoSpace = true;
       void this.alarm(AlarmAction.ACTIVATE, this.quotaMemberId, AlarmType.NOSPACE)
