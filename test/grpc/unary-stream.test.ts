@@ -194,7 +194,9 @@ describe('unary calls answered below grpc-js, compared with grpc-js', () => {
   });
 
   it('writes nothing to a client that reset its stream before its request ended', async () => {
-    const reset = await same({ path: KV('Put'), chunks: [put('gone')], finish: 'reset' });
+    // A read: whether a put reset after its message still runs, and when, differs between the
+    // two servers, and the stores' revisions must stay alike for the exchanges after it.
+    const reset = await same({ path: KV('Range'), chunks: [range({ key: Buffer.from('gone') })], finish: 'reset' });
     expect(reset.headers).toBeUndefined();
     expect(reset.data).toBe('');
     expect(reset.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
