@@ -1,8 +1,9 @@
 // The client port's gRPC calls on MetaStore's own HTTP/2 connection (src/grpc/h2, the one gRPC
-// server of members and edges) must look on the wire exactly as grpc-js's answers do. Two
-// in-process members, one served by our connection and call layer and one by a plain grpc-js
-// server over the same handlers (the reference: in-process.ts grpcJsReference), get the same
-// exchanges from a raw HTTP/2 client (Node's), one after the other so both stores move alike;
+// server of members and edges) must look on the wire exactly as grpc-js's answers do. Three
+// in-process members, one served by our connection and call layer, one through an edge server
+// relaying to it (an edge process's path, in process: in-process.ts `edge`) and one by a plain
+// grpc-js server over the same handlers (the reference: in-process.ts grpcJsReference), get
+// the same exchanges from a raw HTTP/2 client (Node's), one after the other so the stores move alike;
 // each exchange's response headers (less Node's date), every DATA byte, the trailers and how
 // the stream ended must be equal. Unary calls (success, handler errors, framing errors, limits,
 // deadlines, metadata, cancellation; each write sent as its own DATA frame), stream calls
@@ -24,18 +25,21 @@ const MAX_SEND_BYTES = 64 * 1024;
 
 let ours: InProcessMember;
 let viaGrpcJs: InProcessMember;
+let viaEdge: InProcessMember;
 const sessions = new Map<string, http2.ClientHttp2Session>();
 
 beforeAll(async () => {
   const options = { maxRequestBytes: MAX_REQUEST_BYTES, grpc: { maxSendMessageBytes: MAX_SEND_BYTES } };
   ours = await startInProcessMember(options);
   viaGrpcJs = await startInProcessMember({ ...options, grpcJsReference: true });
+  viaEdge = await startInProcessMember({ ...options, edge: true });
 });
 
 afterAll(async () => {
   for (const session of sessions.values()) session.destroy();
   await ours?.close();
   await viaGrpcJs?.close();
+  await viaEdge?.close();
 });
 
 function sessionTo(endpoint: string): http2.ClientHttp2Session {
@@ -120,11 +124,13 @@ async function exchange(endpoint: string, ex: Exchange): Promise<Seen> {
   return seen;
 }
 
-/** Runs the exchange on both members; returns our view after checking they agree. */
+/** Runs the exchange on the three members; returns our view after checking they agree. */
 async function same(ex: Exchange): Promise<Seen> {
   const answered = await exchange(ours.endpoint, ex);
   const reference = await exchange(viaGrpcJs.endpoint, ex);
+  const edged = await exchange(viaEdge.endpoint, ex);
   expect(answered).toEqual(reference);
+  expect(edged).toEqual(reference);
   return answered;
 }
 
@@ -137,10 +143,11 @@ const { BaseServerInterceptingCall } = createRequire(import.meta.url)('@grpc/grp
 
 describe('gRPC calls on our own HTTP/2 connection, compared with grpc-js', () => {
   it('answers unary success with the same headers, message bytes and trailers, whatever the DATA frames', async () => {
-    // grpc-js answers none of our calls, every call of the reference.
+    // grpc-js answers none of our calls (the member's or the edge's), every call of the reference.
     const grpcJsCalls = vi.spyOn(BaseServerInterceptingCall.prototype, 'start');
     await exchange(ours.endpoint, { path: KV('Put'), chunks: [put('counted')] });
     await exchange(ours.endpoint, { path: '/etcdserverpb.Maintenance/Status', chunks: [framed(Buffer.alloc(0))] });
+    await exchange(viaEdge.endpoint, { path: KV('Put'), chunks: [put('counted')] });
     expect(grpcJsCalls).not.toHaveBeenCalled();
     await exchange(viaGrpcJs.endpoint, { path: KV('Put'), chunks: [put('counted')] });
     await exchange(viaGrpcJs.endpoint, { path: '/etcdserverpb.Maintenance/Status', chunks: [framed(Buffer.alloc(0))] });
@@ -256,7 +263,7 @@ describe('gRPC calls on our own HTTP/2 connection, compared with grpc-js', () =>
   });
 
   it('serves grpc-js clients: unary calls (as the reference does), a watch seeing a put, a lease kept alive', async () => {
-    for (const member of [ours, viaGrpcJs]) {
+    for (const member of [ours, viaEdge, viaGrpcJs]) {
       const response = await member.call('KV', 'Range', { key: Buffer.from('a') });
       expect(response.kvs).toHaveLength(1);
       const error = await member.call('KV', 'Range', {}).catch((e: grpc.ServiceError) => e);
