@@ -1,7 +1,7 @@
 // HPACK's static Huffman code (RFC 7541 Appendix B): a decoder, and an encoder for tests.
 //
-// The authority shim (authority-shim.ts) must read the first request's `:authority` value,
-// which HTTP/2 clients usually send Huffman-coded (grpc-go does whenever it is shorter).
+// The client port's HPACK decoder (h2/hpack.ts) must read header values that HTTP/2 clients
+// usually send Huffman-coded (grpc-go does whenever it is shorter).
 //
 // The code is stored only as its 257 code lengths (symbols 0..255 and EOS = 256). It is a
 // canonical Huffman code: ordering the symbols by (length, symbol value) and counting upwards,
