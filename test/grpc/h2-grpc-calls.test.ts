@@ -240,7 +240,7 @@ describe('gRPC calls on our own HTTP/2 connection, compared with grpc-js', () =>
 
   it('writes nothing to a client that reset its stream before its request ended', async () => {
     // A read: whether a put reset after its message still runs, and when, differs between the
-    // two servers (grpc-js applied it a moment after the exchange), and the stores' revisions,
+    // servers (grpc-js applied it a moment after the exchange), and the stores' revisions,
     // which later exchanges' headers carry, must stay alike.
     const reset = await same({ path: KV('Range'), chunks: [range({ key: Buffer.from('gone') })], finish: 'reset' });
     expect(reset.headers).toBeUndefined();
