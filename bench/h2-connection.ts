@@ -17,7 +17,7 @@
 // one write. The server answers each with respond(':status' 200, content-type) + a 5 + 30 byte
 // message + trailers (grpc-status, grpc-message): ours with respond + write + end, Node's with
 // respond({waitForTrailers}) + end(message) + sendTrailers on 'wantTrailers' (as
-// src/grpc/unary-stream.ts does); with --answer async, after two awaits (a handler's promise
+// the removed src/grpc/unary-stream.ts did); with --answer async, after two awaits (a handler's promise
 // continuations) instead of in the 'end' callback itself. The server's main thread (its /proc task stat) and whole
 // process (process.cpuUsage) CPU over the timed window, divided by the exchanges completed, are
 // what it prints; the client's own cost is in this process and not counted. Impls alternate,
@@ -155,7 +155,7 @@ function frame(type: number, flags: number, streamId: number, payload: Buffer): 
 }
 
 async function hpackBlocks(port: number): Promise<{ first: Buffer; next: Buffer }> {
-  const { huffmanEncode } = await import('../src/grpc/hpack-huffman.js');
+  const { huffmanEncode } = await import('../test/support/huffman-reference.js');
   const str = (s: string): Buffer => {
     const h = huffmanEncode(Buffer.from(s));
     if (h.length >= 127) throw new Error('long string');

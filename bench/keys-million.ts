@@ -176,7 +176,7 @@ async function history(target: string, endpoint: string, pid: number): Promise<R
   const total = numberFlag('history-puts', 1_000_000);
   const keys = numberFlag('history-keys', 1000);
   const rows: Row[] = [
-    { target, step: `${total} puts x 256 B over ${keys} keys`, result: await load(endpoint, puts(keys, total, 256)) },
+    { target, step: `${total} puts x 256 B over ${keys} keys`, ...(await loadStep(endpoint, puts(keys, total, 256), pid)) },
     { target, step: 'RSS after the history puts', rssMb: rss(pid) },
   ];
   // V8 returns its garbage-collection headroom once the process is idle (its memory reducer

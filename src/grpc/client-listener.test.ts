@@ -7,6 +7,8 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClientListener } from './client-listener.js';
+import { serveH2Connection } from './h2/connection.js';
+import type { H2ServerStream } from './h2/h2-stream.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -22,18 +24,33 @@ async function listener(addresses: number, maxConnections = 100): Promise<Client
   return bound;
 }
 
-/** An HTTP/1.1 server and an HTTP/2 server fed by the listener, each saying who answered. */
+/** An HTTP/1.1 server and the client port's HTTP/2 connection fed by the listener, each saying who answered. */
 function serveBoth(bound: ClientListener): void {
   const h1 = http.createServer((_request, response) => response.end('http1'));
-  const h2 = http2.createServer();
-  h2.on('stream', (stream) => {
-    stream.respond({ ':status': 200 });
-    stream.end('http2');
-  });
+  const answer = (stream: H2ServerStream): void => {
+    stream.handlers = {
+      data: () => undefined,
+      end: () => {
+        stream.respond([[':status', '200']]);
+        stream.write(Buffer.from('http2'));
+        stream.end([]);
+      },
+      aborted: () => undefined,
+      drain: () => undefined,
+    };
+  };
+  const options = {
+    onStream: answer,
+    maxConcurrentStreams: 100,
+    maxHeaderListBytes: 65_535,
+    receiveWindowBytes: 65_535,
+    ping: () => true,
+    closed: () => undefined,
+  };
   cleanups.push(() => {
     h1.closeAllConnections();
   });
-  bound.serveGrpc((socket) => h2.emit('connection', socket));
+  bound.serveGrpc((socket) => serveH2Connection(socket, options));
   bound.serveHttp1((socket) => h1.emit('connection', socket));
 }
 

@@ -15,9 +15,6 @@
 //   before any routing, as etcd's TLS listener does. The gRPC server gets the decrypted TLS
 //   socket, so a call's auth context still carries the verified peer certificate (its CN is
 //   the user name with --client-cert-auth).
-// - Plain-text HTTP/2 passes through the authority shim (authority-shim.ts) on its way to
-//   grpc-js (edge processes); the member's own gRPC server (src/grpc/h2) takes it as it is.
-//
 // - Hand-off (edge processes, server.grpc.workers > 0): accepted connections are counted here
 //   and handed, unread, to the edge that serves them (serveRaw); TLS and routing then happen in
 //   the edge (connection-router.ts), which reports when each connection closes (release).
@@ -104,8 +101,8 @@ export class ClientListener {
   }
 
   /** Where HTTP/2 (gRPC) connections go; with serveHttp1, starts routing (ConnectionRouter.serveGrpc). */
-  serveGrpc(handler: ConnectionHandler, options?: { authorityShim?: boolean }): void {
-    this.router.serveGrpc(handler, options);
+  serveGrpc(handler: ConnectionHandler): void {
+    this.router.serveGrpc(handler);
   }
 
   /** Where HTTP/1.1 connections go; with serveGrpc, starts routing. */

@@ -4,11 +4,13 @@
 // process that accepted the connection; with edge processes, each edge runs it on the sockets
 // the primary hands it (so TLS and HTTP/2 cost the edges, not the primary).
 //
-// Connections that arrive before both handlers are attached wait, unread.
+// Connections that arrive before both handlers are attached wait, unread. A plain-text HTTP/2
+// connection reaches its handler with its first bytes put back (unshift): a reader of the
+// socket's 'data' (our HTTP/2 connection, src/grpc/h2) gets them; Node's http2 server, which
+// reads below the socket, would not.
 
 import type net from 'node:net';
 import tls from 'node:tls';
-import { shimAuthority } from './authority-shim.js';
 import { routeByProtocol } from './protocol-router.js';
 
 export type ConnectionHandler = (socket: net.Socket) => void;
@@ -28,8 +30,6 @@ export interface ConnectionRouterOptions {
 export class ConnectionRouter {
   private readonly held: net.Socket[] = [];
   private grpc: ConnectionHandler | undefined;
-  /** Plain-text HTTP/2 goes through the authority shim (grpc-js on Node's HTTP/2 needs it). */
-  private shim = true;
   private http1: ConnectionHandler | undefined;
 
   constructor(private readonly options: ConnectionRouterOptions) {
@@ -41,13 +41,9 @@ export class ConnectionRouter {
     });
   }
 
-  /**
-   * Where HTTP/2 (gRPC) connections go; with serveHttp1, starts routing. `authorityShim: false`
-   * for a server whose HPACK takes any :authority (src/grpc/h2): plain sockets go to it as they are.
-   */
-  serveGrpc(handler: ConnectionHandler, options: { authorityShim?: boolean } = {}): void {
+  /** Where HTTP/2 (gRPC) connections go; with serveHttp1, starts routing. */
+  serveGrpc(handler: ConnectionHandler): void {
     this.grpc = handler;
-    this.shim = options.authorityShim !== false;
     this.releaseHeld();
   }
 
@@ -77,10 +73,8 @@ export class ConnectionRouter {
     const http1 = this.http1;
     routeByProtocol(socket, {
       http2: (s) => {
-        if (s instanceof tls.TLSSocket) return grpc(s);
-        if (this.shim) shimAuthority(s, grpc);
-        else grpc(s);
-        s.resume();
+        grpc(s);
+        if (!(s instanceof tls.TLSSocket)) s.resume();
       },
       http1: (s) => {
         http1(s);

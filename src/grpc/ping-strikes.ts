@@ -43,3 +43,11 @@ export class PingStrikes {
     return this.strikes > MAX_PING_STRIKES;
   }
 }
+
+/** The client port's keepalive enforcement (etcd's --grpc-keepalive-min-time), per connection. */
+export interface PingPolicy {
+  /** etcd --grpc-keepalive-min-time; 0 = grpc-go's default (5 minutes). */
+  minTimeMs: number;
+  /** Told about each connection closed for pinging too often. */
+  onTooManyPings?: (remoteAddress: string | undefined) => void;
+}

@@ -1,5 +1,5 @@
-// Admission at the edge, before a large request's body is read: grpc-js buffers a whole
-// message before a handler sees it, so a flood of large writes (500 clients sending 1 MiB each)
+// Admission at the edge, before a large request's body is read: the call layer assembles a
+// whole message before a handler sees it, so a flood of large writes (500 clients sending 1 MiB each)
 // would hold every partly received body at once, and each of them, sharing the bandwidth with
 // all the others, would arrive too late to be answered before its deadline. So the client port
 // receives at most `maxReceivingBytes / maxRequestBytes` LARGE requests at a time: a request
@@ -15,15 +15,8 @@
 // Streams whose request side stays open (Watch, LeaseKeepAlive) are not counted: they would
 // hold a place for their whole life.
 //
-// grpc-js attaches its 'stream' listener to each Node HTTP/2 server it creates; the gate takes
-// that listener's place and passes on every stream it admits (asserted at start, as
-// keepalive-enforcement.ts does for its use of the same servers).
-
-import http2 from 'node:http2';
-import * as grpc from '@grpc/grpc-js';
-import { assert } from '../util/assert.js';
-
-type NodeHttp2Server = http2.Http2Server | http2.Http2SecureServer;
+// The refusal (a Trailers-Only RESOURCE_EXHAUSTED, then RST_STREAM NO_ERROR) is written by the
+// call layer, h2/grpc-calls.ts, which asks the gate about every new stream before anything else.
 
 /** Methods whose client side stays open for the life of the call. */
 const LONG_LIVED_REQUEST_STREAMS = new Set(['/etcdserverpb.Watch/Watch', '/etcdserverpb.Lease/LeaseKeepAlive']);
@@ -48,43 +41,11 @@ export function receivingSlots(limit: ReceiveLimit): number {
   return Math.max(1, Math.floor(limit.maxReceivingBytes / limit.maxRequestBytes));
 }
 
-/** Puts the gate in front of grpc-js's stream handler on `http2Server`. */
-export function limitReceivingRequests(http2Server: NodeHttp2Server, limit: ReceiveLimit): { receiving(): number } {
-  const downstream = http2Server.listeners('stream') as Array<(...args: unknown[]) => void>;
-  assert(downstream.length === 1, `expected grpc-js's one 'stream' listener on its HTTP/2 server, found ${downstream.length}`);
-  const admit = receivingGate(limit);
-  if (admit === undefined) return { receiving: () => 0 };
-  http2Server.removeAllListeners('stream');
-  http2Server.on('stream', (stream: CountedStream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
-    const admitted = admit(String(headers[':path'] ?? ''));
-    if (admitted === null) {
-      refuse(stream);
-      return;
-    }
-    if (admitted !== undefined) {
-      // The gate listens for the bytes unless a reader claims the count (claimReceiveCount).
-      admitted.reported = false;
-      stream[RECEIVED] = admitted;
-    }
-    for (const listener of downstream) listener.call(http2Server, stream, headers, ...rest);
-    const state = stream[RECEIVED];
-    // A stream whose reader reports its bytes itself (unary-stream.ts, claimReceiveCount) needs
-    // no listeners of ours: three fewer per call, and single listeners Node emits to directly.
-    if (state === undefined || state.reported) return;
-    // grpc-js reads the stream with 'data' listeners too: one more only counts the bytes.
-    // 'end' and 'close' each come once; after either, the count is released and data ignored.
-    stream.on('data', onData);
-    stream.on('end', release);
-    stream.on('close', release);
-  });
-  return { receiving: () => admit.receiving() };
-}
-
 /**
- * The gate, for limitReceivingRequests and for streams not served by a Node HTTP/2 server
- * (src/grpc/h2/grpc-calls.ts): per new stream, its count (reported by its reader with countReceived and releaseReceived),
- * undefined when it is not counted, or null when it must be refused (TOO_MANY_REQUESTS).
- * Undefined as a whole when there is no limit.
+ * The gate of one client port (h2/grpc-calls.ts asks it per new stream): the stream's count
+ * (its reader reports with countReceived and releaseReceived), undefined when it is not
+ * counted, or null when it must be refused (TOO_MANY_REQUESTS). Undefined as a whole when
+ * there is no limit.
  */
 export function receivingGate(limit: ReceiveLimit): AdmissionGate | undefined {
   const slots = receivingSlots(limit);
@@ -96,23 +57,13 @@ export function receivingGate(limit: ReceiveLimit): AdmissionGate | undefined {
       limit.onRefused?.(path);
       return null;
     }
-    return { gate, arrived: 0, counted: false, done: false, reported: true };
+    return { gate, arrived: 0, counted: false, done: false };
   };
   return Object.assign(admit, { receiving: () => gate.receiving });
 }
 
 /** receivingGate's per-stream decision, and how many requests hold a receiving place now. */
 export type AdmissionGate = ((path: string) => ReceivedBytes | undefined | null) & { receiving(): number };
-
-/**
- * For the one reader of `stream` that reports what it receives (countReceived, releaseReceived)
- * instead of the gate listening: the stream's count, or undefined when no gate counts it.
- */
-export function claimReceiveCount(stream: http2.ServerHttp2Stream): ReceivedBytes | undefined {
-  const state = (stream as CountedStream)[RECEIVED];
-  if (state !== undefined) state.reported = true;
-  return state;
-}
 
 /** `bytes` more of the request arrived. */
 export function countReceived(state: ReceivedBytes, bytes: number): void {
@@ -130,17 +81,6 @@ export function releaseReceived(state: ReceivedBytes): void {
   if (state.counted) state.gate.receiving--;
 }
 
-// One set of listeners for all streams, reading each stream's count from the stream itself
-// (`this`): closures and once() wrappers per stream were allocations on every call.
-function onData(this: CountedStream, chunk: Buffer): void {
-  const state = this[RECEIVED];
-  if (state !== undefined) countReceived(state, chunk.length);
-}
-function release(this: CountedStream): void {
-  const state = this[RECEIVED];
-  if (state !== undefined) releaseReceived(state);
-}
-
 /** How many requests of one server hold a receiving place now. */
 interface ReceivingGate {
   receiving: number;
@@ -152,25 +92,4 @@ export interface ReceivedBytes {
   arrived: number;
   counted: boolean;
   done: boolean;
-  /** Its reader reports its bytes and end (claimReceiveCount): the gate does not listen. */
-  reported: boolean;
-}
-
-const RECEIVED = Symbol('receivedBytes');
-
-type CountedStream = http2.ServerHttp2Stream & { [RECEIVED]?: ReceivedBytes };
-
-/** A trailers-only gRPC answer, then RST_STREAM(NO_ERROR): "stop sending, the answer is complete". */
-function refuse(stream: http2.ServerHttp2Stream): void {
-  if (stream.destroyed || stream.closed) return;
-  stream.respond(
-    {
-      ':status': 200,
-      'content-type': 'application/grpc',
-      'grpc-status': String(grpc.status.RESOURCE_EXHAUSTED),
-      'grpc-message': TOO_MANY_REQUESTS,
-    },
-    { endStream: true },
-  );
-  stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }

@@ -74,8 +74,8 @@ export class LeaderGuard {
 
   private wrapUnary(handler: grpc.handleUnaryCall<unknown, unknown>): grpc.UntypedHandleCall {
     return ((call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      // The leader first: while there is one the metadata is not read (nor, on the fast path
-      // of unary-stream.ts, built).
+      // The leader first: while there is one the metadata is not read (nor, by
+      // h2/grpc-calls.ts, built).
       if (!this.options.hasLeader() && requiresLeader(call.metadata)) {
         callback(etcdStatus('NoLeader'));
         return;

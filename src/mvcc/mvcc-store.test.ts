@@ -310,7 +310,7 @@ describe('MvccStore value reads', () => {
     expect(reads()).toBe(before + 2);
   });
 
-  it('with a value cache, the value just put and hot values are served without reading history', () => {
+  it('with a value cache, a value read once is served from it, and a put to a cached key replaces it there', () => {
     const h = new MemoryHistory();
     let reads = 0;
     const readRecord = (rev: Revision): Buffer | undefined => {
@@ -319,13 +319,22 @@ describe('MvccStore value reads', () => {
     };
     const store = new MvccStore({ history: { readRecord }, valueCacheBytes: 1024 });
     store.put(putReq('a', '1'), h);
-    store.put(putReq('a', '2', { prevKv: true }), h); // prevKv from the cache
-    for (let i = 0; i < 3; i++) expect(store.range(rangeReq('a')).kvs.map(brief)).toEqual(['a=2 c2 m3 v2']);
-    expect(reads).toBe(0);
-    store.deleteRange(delReq('a'), h);
-    store.put(putReq('a', '3'), h);
-    expect(store.range(rangeReq('a', NONE, { revision: 3 })).kvs.map(brief)).toEqual(['a=2 c2 m3 v2']); // history
+    store.put(putReq('b', '1'), h);
+    // A put does not cache the value of a key not cached: the first read goes to history.
+    expect(store.range(rangeReq('a')).kvs.map(brief)).toEqual(['a=1 c2 m2 v1']);
     expect(reads).toBe(1);
+    store.put(putReq('a', '2', { prevKv: true }), h); // prevKv from the cache, the new value replaces it
+    for (let i = 0; i < 3; i++) expect(store.range(rangeReq('a')).kvs.map(brief)).toEqual(['a=2 c2 m4 v2']);
+    expect(reads).toBe(1);
+    expect(store.range(rangeReq('b')).kvs.map(brief)).toEqual(['b=1 c3 m3 v1']);
+    expect(reads).toBe(2);
+    store.deleteRange(delReq('a'), h);
+    store.put(putReq('a', '3'), h); // deleted keys leave the cache; the new generation is not cached
+    expect(store.range(rangeReq('a')).kvs.map(brief)).toEqual(['a=3 c6 m6 v1']);
+    expect(reads).toBe(3);
+    expect(store.range(rangeReq('a')).kvs.map(brief)).toEqual(['a=3 c6 m6 v1']);
+    expect(store.range(rangeReq('a', NONE, { revision: 4 })).kvs.map(brief)).toEqual(['a=2 c2 m4 v2']); // history
+    expect(reads).toBe(4);
   });
 
   it('a put or delete reads the previous value only for prev_kv, ignore_value, or a sink that wants it', () => {

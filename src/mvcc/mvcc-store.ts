@@ -355,7 +355,8 @@ export class MvccStore {
     // A decoded request carries a BigInt of its own even for 0n; the index keeps the literal so
     // that a million leaseless keys do not keep a million BigInt objects alive.
     ki.lease = lease === 0n ? 0n : lease;
-    this.liveValues.set(ki, kv);
+    // A key already cached gets the new value; any other enters the cache when it is read.
+    this.liveValues.refresh(ki, kv);
     const sink = this.sink!;
     sink.record(rev, record);
     sink.event(prev === undefined ? { type: 'put', kv } : { type: 'put', kv, prevKv: prev });

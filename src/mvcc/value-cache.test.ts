@@ -40,6 +40,21 @@ describe('ValueCache', () => {
     expect(cache.get('big')).toBeUndefined();
   });
 
+  it('refresh replaces the value of a cached entry and leaves a key not cached out', () => {
+    const cache = new ValueCache<string>(2 * 300);
+    cache.set('a', rec(100));
+    cache.refresh('b', rec(100));
+    expect(cache.get('b')).toBeUndefined();
+    expect(cache.size).toBe(1);
+    const written = rec(150);
+    cache.refresh('a', written);
+    expect(cache.get('a')).toBe(written);
+    expect(cache.usedBytes).toBe(350);
+    cache.refresh('a', rec(900)); // larger than the cache: the stale value must not stay
+    expect(cache.get('a')).toBeUndefined();
+    expect(cache.usedBytes).toBe(0);
+  });
+
   it('with capacity 0 caches nothing', () => {
     const cache = new ValueCache<string>(0);
     cache.set('a', rec(1));

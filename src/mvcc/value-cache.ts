@@ -4,10 +4,14 @@
 // Why: values stay on disk (the store's memory must not grow with the bytes stored), but a
 // read from LevelDB costs a few microseconds even from its block cache, and hot keys are read
 // over and over: point reads concentrate on few keys, and a put whose event goes to a prev_kv
-// watcher (or that asks for prev_kv) reads the key's previous value back. Values written by the
-// store are cached as they are written (the value just put is the likeliest to be read next);
-// the cache holds only the live value of each key, so the store drops a key's entry when the key
-// is deleted. Entries are decoded KeyValues (immutable, see types.ts), so a hit allocates
+// watcher (or that asks for prev_kv) reads the key's previous value back. A key enters the cache
+// when its value is read (set), and a put to a key already cached replaces its value there
+// (refresh); a put to a key not cached does not enter it. Caching every write made each put of a
+// new key (a bulk load, a fill of a million keys) push out an older entry: a Map insert and
+// delete per put, and every put's KeyValue, Buffer views and record kept alive past two
+// scavenges, so promoted to old space for nothing (bench/RESULTS.md, session 13, S13-H3). The
+// cache holds only the live value of each key, so the store drops a key's entry when the key is
+// deleted. Entries are decoded KeyValues (immutable, see types.ts), so a hit allocates
 // nothing; each is charged the bytes of the buffer its value views (the whole record) plus a
 // fixed overhead.
 //
@@ -55,24 +59,38 @@ export class ValueCache<K> {
     return slot.kv;
   }
 
+  /** Caches `kv` as the value of `owner` (a value just read), replacing one cached before. */
   set(owner: K, kv: KeyValue): void {
-    const bytes = charge(kv);
     const slot = this.slots.get(owner);
-    if (bytes > this.capacityBytes) {
-      if (slot !== undefined) this.delete(owner);
+    if (slot !== undefined) {
+      this.replace(owner, slot, kv);
       return;
     }
-    let written = slot;
-    if (written === undefined) {
-      written = { kv, referenced: false };
-      this.slots.set(owner, written);
-    } else {
-      this.bytes -= charge(written.kv);
-      written.kv = kv;
-      written.referenced = true;
-    }
+    const bytes = charge(kv);
+    if (bytes > this.capacityBytes) return;
+    const added: Slot = { kv, referenced: false };
+    this.slots.set(owner, added);
     this.bytes += bytes;
-    while (this.bytes > this.capacityBytes) this.evictOne(written);
+    while (this.bytes > this.capacityBytes) this.evictOne(added);
+  }
+
+  /** Replaces the value of `owner` if it is cached (a write to a cached key); a key that is
+   * not cached stays out. */
+  refresh(owner: K, kv: KeyValue): void {
+    const slot = this.slots.get(owner);
+    if (slot !== undefined) this.replace(owner, slot, kv);
+  }
+
+  private replace(owner: K, slot: Slot, kv: KeyValue): void {
+    const bytes = charge(kv);
+    if (bytes > this.capacityBytes) {
+      this.delete(owner);
+      return;
+    }
+    this.bytes += bytes - charge(slot.kv);
+    slot.kv = kv;
+    slot.referenced = true;
+    while (this.bytes > this.capacityBytes) this.evictOne(slot);
   }
 
   delete(owner: K): void {

@@ -1,8 +1,8 @@
 // etcdctl 3.4's per-endpoint commands against MetaStore with URL endpoints.
 //
 // `endpoint status|health|hashkv` and `--cluster` send the endpoint string ("http://host:port")
-// as the HTTP/2 :authority, which Node's nghttp2 refuses (RST_STREAM PROTOCOL_ERROR) unless the
-// client port's authority shim (src/grpc/authority-shim.ts) rewrites it. Each command here must
+// as the HTTP/2 :authority, which Node's nghttp2 refused (RST_STREAM PROTOCOL_ERROR); the client
+// port's own HTTP/2 connection (src/grpc/h2) takes any :authority. Each command here must
 // succeed exactly as it does against etcd, and ordinary requests on the same kind of endpoint
 // keep working.
 

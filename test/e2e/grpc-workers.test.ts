@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clients } from '../../src/grpc/proto.js';
 import { jsonLines } from '../support/json-lines.js';
 import { freePorts } from '../support/ports.js';
-import { RawWatch } from '../support/raw-watch.js';
+import { grpcTarget, RawWatch } from '../support/raw-watch.js';
 import { type MetaStoreHandle, startMetaStore } from '../support/servers.js';
 import { etcdctl, requireTool } from '../support/tools.js';
 import { waitFor } from '../support/wait.js';
@@ -70,12 +70,37 @@ describe('client edge processes (server.grpc.workers = 2)', () => {
     const lease = /lease ([0-9a-f]+) granted/.exec(await ok(ep, ['lease', 'grant', '60']))![1]!;
     expect(await ok(ep, ['lease', 'keep-alive', '--once', lease])).toContain(`lease ${lease} keepalived with TTL(60)`);
     expect(await ok(ep, ['member', 'list'])).toContain(`, started, default, `);
+    // The endpoint string as :authority (per-endpoint commands): the edges' HTTP/2 takes it.
+    expect(JSON.parse(await ok(ep, ['endpoint', 'status', '-w', 'json']))[0].Endpoint).toBe(ep);
     const snapshot = path.join(member.dataDir, '..', `edge-snapshot-${process.pid}.db`);
     try {
       await ok(ep, ['snapshot', 'save', snapshot]);
       expect(fs.statSync(snapshot).size).toBeGreaterThan(0);
     } finally {
       fs.rmSync(snapshot, { force: true });
+    }
+  }, 60_000);
+
+  it('serves grpc-js clients through the edges: put, range, a request error and a watch seeing a put', async () => {
+    const kv = new clients.KV(grpcTarget(member.endpoint), grpc.credentials.createInsecure()) as grpc.Client & Record<string, any>;
+    const unary = (method: string, request: object) =>
+      new Promise<any>((resolve, reject) =>
+        kv[method](request, (error: grpc.ServiceError | null, response: any) => (error ? reject(error) : resolve(response))),
+      );
+    const watch = new RawWatch(member.endpoint);
+    try {
+      await unary('put', { key: Buffer.from('js/a'), value: Buffer.from('1') });
+      const range = await unary('range', { key: Buffer.from('js/'), rangeEnd: Buffer.from('js0') });
+      expect(range.kvs.map((kv: any) => [kv.key.toString(), kv.value.toString()])).toEqual([['js/a', '1']]);
+      await expect(unary('range', {})).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'etcdserver: key is not provided' });
+      watch.send({ createRequest: { key: Buffer.from('js/'), rangeEnd: Buffer.from('js0') } });
+      expect((await watch.next(1))[0]!.created).toBe(true);
+      await unary('put', { key: Buffer.from('js/b'), value: Buffer.from('2') });
+      const [event] = (await watch.next(1))[0]!.events;
+      expect([Buffer.from(event.kv.key).toString(), Buffer.from(event.kv.value).toString()]).toEqual(['js/b', '2']);
+    } finally {
+      watch.close();
+      kv.close();
     }
   }, 60_000);
 

@@ -1,11 +1,13 @@
-// The client port's gRPC calls on MetaStore's own HTTP/2 connection (src/grpc/h2: a member
-// served through its client listener) must look on the wire exactly as grpc-js's answers do.
-// Two in-process members, one on the client listener (our connection and call layer) and one
-// sending every call through grpc-js (bindAsync, unaryFastPath: false), get the same exchanges
-// from a raw HTTP/2 client (Node's), one after the other so both stores move alike; each
-// exchange's response headers (less Node's date), every DATA byte, the trailers and how the
-// stream ended must be equal. Unary exchanges as test/grpc/unary-stream.test.ts's, plus stream
-// calls (Watch, Snapshot), compressed requests, unknown methods and content types.
+// The client port's gRPC calls on MetaStore's own HTTP/2 connection (src/grpc/h2, the one gRPC
+// server of members and edges) must look on the wire exactly as grpc-js's answers do. Three
+// in-process members, one served by our connection and call layer, one through an edge server
+// relaying to it (an edge process's path, in process: in-process.ts `edge`) and one by a plain
+// grpc-js server over the same handlers (the reference: in-process.ts grpcJsReference), get
+// the same exchanges from a raw HTTP/2 client (Node's), one after the other so the stores move alike;
+// each exchange's response headers (less Node's date), every DATA byte, the trailers and how
+// the stream ended must be equal. Unary calls (success, handler errors, framing errors, limits,
+// deadlines, metadata, cancellation; each write sent as its own DATA frame), stream calls
+// (Watch, Snapshot), compressed requests, unknown methods and content types.
 
 import http2 from 'node:http2';
 import zlib from 'node:zlib';
@@ -17,24 +19,27 @@ import { startInProcessMember, type InProcessMember } from './in-process.js';
 import { framed } from '../support/grpc-frames.js';
 
 const MAX_REQUEST_BYTES = 4096;
-/** grpc-js's own receive limit (grpc-server.ts): max(4 MiB, 2 x (max request + 512 KiB)). */
+/** The prefix limit (grpc-server.ts callLimits, the reference's max_receive_message_length): max(4 MiB, 2 x (max request + 512 KiB)). */
 const GRPC_JS_RECEIVE_LIMIT = 4 * 1024 * 1024;
 const MAX_SEND_BYTES = 64 * 1024;
 
 let ours: InProcessMember;
 let viaGrpcJs: InProcessMember;
+let viaEdge: InProcessMember;
 const sessions = new Map<string, http2.ClientHttp2Session>();
 
 beforeAll(async () => {
   const options = { maxRequestBytes: MAX_REQUEST_BYTES, grpc: { maxSendMessageBytes: MAX_SEND_BYTES } };
-  ours = await startInProcessMember({ ...options, clientListener: true });
-  viaGrpcJs = await startInProcessMember({ ...options, grpc: { ...options.grpc, unaryFastPath: false } });
+  ours = await startInProcessMember(options);
+  viaGrpcJs = await startInProcessMember({ ...options, grpcJsReference: true });
+  viaEdge = await startInProcessMember({ ...options, edge: true });
 });
 
 afterAll(async () => {
   for (const session of sessions.values()) session.destroy();
   await ours?.close();
   await viaGrpcJs?.close();
+  await viaEdge?.close();
 });
 
 function sessionTo(endpoint: string): http2.ClientHttp2Session {
@@ -119,11 +124,13 @@ async function exchange(endpoint: string, ex: Exchange): Promise<Seen> {
   return seen;
 }
 
-/** Runs the exchange on both members; returns our view after checking they agree. */
+/** Runs the exchange on the three members; returns our view after checking they agree. */
 async function same(ex: Exchange): Promise<Seen> {
   const answered = await exchange(ours.endpoint, ex);
   const reference = await exchange(viaGrpcJs.endpoint, ex);
+  const edged = await exchange(viaEdge.endpoint, ex);
   expect(answered).toEqual(reference);
+  expect(edged).toEqual(reference);
   return answered;
 }
 
@@ -136,6 +143,16 @@ const { BaseServerInterceptingCall } = createRequire(import.meta.url)('@grpc/grp
 
 describe('gRPC calls on our own HTTP/2 connection, compared with grpc-js', () => {
   it('answers unary success with the same headers, message bytes and trailers, whatever the DATA frames', async () => {
+    // grpc-js answers none of our calls (the member's or the edge's), every call of the reference.
+    const grpcJsCalls = vi.spyOn(BaseServerInterceptingCall.prototype, 'start');
+    await exchange(ours.endpoint, { path: KV('Put'), chunks: [put('counted')] });
+    await exchange(ours.endpoint, { path: '/etcdserverpb.Maintenance/Status', chunks: [framed(Buffer.alloc(0))] });
+    await exchange(viaEdge.endpoint, { path: KV('Put'), chunks: [put('counted')] });
+    expect(grpcJsCalls).not.toHaveBeenCalled();
+    await exchange(viaGrpcJs.endpoint, { path: KV('Put'), chunks: [put('counted')] });
+    await exchange(viaGrpcJs.endpoint, { path: '/etcdserverpb.Maintenance/Status', chunks: [framed(Buffer.alloc(0))] });
+    expect(grpcJsCalls).toHaveBeenCalledTimes(2);
+    grpcJsCalls.mockRestore();
     const done = await same({ path: KV('Put'), chunks: [put('a')] });
     expect(done.trailers).toMatchObject({ 'grpc-status': '0', 'grpc-message': 'OK' });
     expect(done.headers).toMatchObject({ ':status': 200, 'content-type': 'application/grpc+proto' });
@@ -148,14 +165,8 @@ describe('gRPC calls on our own HTTP/2 connection, compared with grpc-js', () =>
     await same({ path: KV('Range'), headers: { 'content-type': 'application/grpc+proto' }, chunks: [range({ key: Buffer.from('b') })] });
     await same({ path: KV('DeleteRange'), chunks: [framed(encodeMessage('etcdserverpb.DeleteRangeRequest', { key: Buffer.from('b') }))] });
     await same({ path: KV('Txn'), chunks: [txn({ success: [{ requestPut: { key: Buffer.from('t'), value: Buffer.from('1') } }] })] });
+    // A message whose compressed flag is set, without grpc-encoding: read as it is by both.
     await same({ path: KV('Put'), chunks: [framed(putMessage('f', 'x'), 1)] });
-    // Not on the KV fast path: grpc-js served these before, our layer now.
-    const grpcJsCalls = vi.spyOn(BaseServerInterceptingCall.prototype, 'start');
-    await exchange(ours.endpoint, { path: '/etcdserverpb.Maintenance/Status', chunks: [framed(Buffer.alloc(0))] });
-    expect(grpcJsCalls).not.toHaveBeenCalled();
-    await exchange(viaGrpcJs.endpoint, { path: '/etcdserverpb.Maintenance/Status', chunks: [framed(Buffer.alloc(0))] });
-    expect(grpcJsCalls).toHaveBeenCalledTimes(1);
-    grpcJsCalls.mockRestore();
     // (Status carries the database's size, which the two stores need not share: another method.)
     const ttl = await same({
       path: '/etcdserverpb.Lease/LeaseTimeToLive',
@@ -182,6 +193,15 @@ describe('gRPC calls on our own HTTP/2 connection, compared with grpc-js', () =>
     await same({ path: KV('Range'), chunks: [range({ key: Buffer.from('a'), revision: 1000 })] });
     const tooLarge = await same({ path: KV('Put'), chunks: [put('big', Buffer.alloc(2 * MAX_REQUEST_BYTES, 1))] });
     expect(tooLarge.headers?.['grpc-message']).toBe('etcdserver:%20request%20is%20too%20large');
+    const duplicate = await same({
+      path: KV('Txn'),
+      chunks: [
+        txn({
+          success: [{ requestPut: { key: Buffer.from('d'), value: Buffer.from('1') } }, { requestPut: { key: Buffer.from('d'), value: Buffer.from('2') } }],
+        }),
+      ],
+    });
+    expect(duplicate.headers).toMatchObject({ 'grpc-status': '3' });
   });
 
   it('refuses messages over our receive limit, over grpc-js limit, and answers over the send limit as grpc-js does', async () => {
@@ -205,6 +225,7 @@ describe('gRPC calls on our own HTTP/2 connection, compared with grpc-js', () =>
     const garbage = await same({ path: KV('Txn'), chunks: [framed(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]))] });
     expect(garbage.headers).toMatchObject({ 'grpc-status': '13' });
     await same({ path: KV('Put'), chunks: [put('p'), put('p').subarray(0, 4)] });
+    await same({ path: KV('Put'), chunks: [put('p').subarray(0, 4)] });
     const expired = await same({ path: KV('Put'), headers: { 'grpc-timeout': '1m' }, chunks: [], finish: 'none' });
     expect(expired.headers).toMatchObject({ 'grpc-status': '4', 'grpc-message': 'Deadline%20exceeded' });
     const invalid = await same({ path: KV('Put'), headers: { 'grpc-timeout': 'soon' }, chunks: [put('t')] });
@@ -218,9 +239,13 @@ describe('gRPC calls on our own HTTP/2 connection, compared with grpc-js', () =>
   });
 
   it('writes nothing to a client that reset its stream before its request ended', async () => {
-    const reset = await same({ path: KV('Put'), chunks: [put('gone')], finish: 'reset' });
+    // A read: whether a put reset after its message still runs, and when, differs between the
+    // servers (grpc-js applied it a moment after the exchange), and the stores' revisions,
+    // which later exchanges' headers carry, must stay alike.
+    const reset = await same({ path: KV('Range'), chunks: [range({ key: Buffer.from('gone') })], finish: 'reset' });
     expect(reset.headers).toBeUndefined();
     expect(reset.data).toBe('');
+    expect(reset.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
   });
 
   it('serves stream calls alike: a watch (open, half-closed, undecodable), a server stream without its request', async () => {
@@ -240,11 +265,13 @@ describe('gRPC calls on our own HTTP/2 connection, compared with grpc-js', () =>
     expect(noRequest.headers?.['grpc-message']).toMatch(/^Received%20no%20request%20message/);
   });
 
-  it('serves grpc-js clients: unary calls, a watch seeing a put, a lease kept alive', async () => {
-    const response = await ours.call('KV', 'Range', { key: Buffer.from('a') });
-    expect(response.kvs).toHaveLength(1);
-    const error = await ours.call('KV', 'Range', {}).catch((e: grpc.ServiceError) => e);
-    expect(error).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'etcdserver: key is not provided' });
+  it('serves grpc-js clients: unary calls (as the reference does), a watch seeing a put, a lease kept alive', async () => {
+    for (const member of [ours, viaEdge, viaGrpcJs]) {
+      const response = await member.call('KV', 'Range', { key: Buffer.from('a') });
+      expect(response.kvs).toHaveLength(1);
+      const error = await member.call('KV', 'Range', {}).catch((e: grpc.ServiceError) => e);
+      expect(error).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'etcdserver: key is not provided' });
+    }
     const { clients } = await import('../../src/grpc/proto.js');
     const watchClient = new clients.Watch(ours.endpoint, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
       Watch(): grpc.ClientDuplexStream<object, any>;

@@ -1,6 +1,6 @@
-// etcd's --grpc-keepalive-min-time|interval|timeout on the client port, through both ways the
-// gRPC server listens (the client listener MetaStore uses, and plain bindAsync):
-// a client pinging more often than allowed gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings" as
+// etcd's --grpc-keepalive-min-time|interval|timeout on the client port, served by the member
+// itself and by an edge (server.grpc.workers > 0; in process here), which serve connections
+// alike (grpc-server.ts serveGrpcConnections): a client pinging more often than allowed gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings" as
 // from grpc-go, one pinging slowly enough keeps its connection, the server pings idle clients
 // every interval and drops one that never answers within the timeout.
 
@@ -9,6 +9,8 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GrpcServerOptions } from '../../src/grpc/grpc-server.js';
+import { encodeMessage } from '../../src/grpc/proto.js';
+import { framed } from '../support/grpc-frames.js';
 import { startInProcessMember, type InProcessMember } from './in-process.js';
 
 let member: InProcessMember | undefined;
@@ -20,9 +22,9 @@ afterEach(async () => {
   member = undefined;
 });
 
-async function start(options: Partial<GrpcServerOptions> & { clientListener?: boolean }): Promise<string> {
-  const { clientListener, ...grpc } = options;
-  member = await startInProcessMember({ grpc, clientListener });
+async function start(options: Partial<GrpcServerOptions> & { edge?: boolean }): Promise<string> {
+  const { edge, ...grpc } = options;
+  member = await startInProcessMember({ grpc, edge });
   return member.endpoint;
 }
 
@@ -76,13 +78,16 @@ async function pingUntilGoAway(session: http2.ClientHttp2Session): Promise<{ goA
 
 const TOO_MANY_PINGS = { code: http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, data: 'too_many_pings' };
 
-describe.each([
-  ['client listener', { clientListener: true }],
-  ['bindAsync', {}],
-])('keepalive enforcement (%s)', (_name, listener) => {
+/** Who serves the client connections: the member's own server, or an edge relaying to it. */
+const SERVERS = [
+  ['member', { edge: false }],
+  ['edge', { edge: true }],
+] as const;
+
+describe.each(SERVERS)('keepalive enforcement (%s)', (_name, server) => {
   it('a client pinging without an open call is sent GOAWAY too_many_pings after three strikes', async () => {
     const closed: (string | undefined)[] = [];
-    const endpoint = await start({ ...listener, onTooManyPings: (address) => closed.push(address) });
+    const endpoint = await start({ ...server, onTooManyPings: (address) => closed.push(address) });
     const session = await connect(endpoint);
     const { goAway: said, pings } = await pingUntilGoAway(session);
     expect(said).toEqual(TOO_MANY_PINGS);
@@ -92,16 +97,16 @@ describe.each([
   });
 
   it('with a call open, pings closer than keepalive min time are struck', async () => {
-    const endpoint = await start({ ...listener, keepalive: { minTimeMs: 60_000 } });
+    const endpoint = await start({ ...server, keepalive: { minTimeMs: 60_000 } });
     const session = await connect(endpoint);
     await openWatch(session);
     expect((await pingUntilGoAway(session)).goAway).toEqual(TOO_MANY_PINGS);
   });
 });
 
-describe('keepalive within the limits', () => {
+describe.each(SERVERS)('keepalive within the limits (%s)', (_name, server) => {
   it("a client pinging each time it receives data (grpc-go's BDP pings) keeps its connection", async () => {
-    const endpoint = await start({ clientListener: true, keepalive: { minTimeMs: 60_000 } });
+    const endpoint = await start({ ...server, keepalive: { minTimeMs: 60_000 } });
     const session = await connect(endpoint);
     let said = false;
     session.on('goaway', () => (said = true));
@@ -119,8 +124,42 @@ describe('keepalive within the limits', () => {
     expect(session.closed).toBe(false);
   });
 
+  it('a client pinging after each DATA frame of one long response (BDP pings) keeps its connection: strikes are forgiven per frame sent', async () => {
+    const endpoint = await start({ ...server, keepalive: { minTimeMs: 60_000 } });
+    // One value of 400 KB: its Range answer is one message, one write, 25 DATA frames of 16 KiB.
+    await member!.call('KV', 'put', { key: Buffer.from('long'), value: Buffer.alloc(400_000, 7) });
+    // A 16 KiB stream window: the server sends a frame, then waits for the client's WINDOW_UPDATE.
+    const session = http2.connect(`http://${endpoint}`, { settings: { initialWindowSize: 16 * 1024 } });
+    session.on('error', () => {});
+    sessions.push(session);
+    await once(session, 'connect');
+    let said = false;
+    session.on('goaway', () => (said = true));
+    const stream = session.request({ ':method': 'POST', ':path': '/etcdserverpb.KV/Range', 'content-type': 'application/grpc', te: 'trailers' });
+    stream.on('error', () => {});
+    let received = 0;
+    let pings = 0;
+    stream.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      pings++;
+      void ping(session).catch(() => {});
+    });
+    let status: string | undefined;
+    stream.on('trailers', (trailers) => (status = String(trailers['grpc-status'])));
+    const closed = once(stream, 'close');
+    stream.end(framed(encodeMessage('etcdserverpb.RangeRequest', { key: Buffer.from('long') })));
+    await closed;
+    // Struck per write() instead, the connection would be closed mid-answer with too_many_pings.
+    expect(said).toBe(false);
+    expect(status).toBe('0');
+    expect(received).toBeGreaterThan(400_000);
+    expect(pings).toBeGreaterThanOrEqual(10);
+    await ping(session);
+    expect(session.closed).toBe(false);
+  });
+
   it('a client with an open call pinging less often than min time keeps its connection', async () => {
-    const endpoint = await start({ clientListener: true, keepalive: { minTimeMs: 20 } });
+    const endpoint = await start({ ...server, keepalive: { minTimeMs: 20 } });
     const session = await connect(endpoint);
     let said = false;
     session.on('goaway', () => (said = true));
@@ -136,7 +175,7 @@ describe('keepalive within the limits', () => {
   });
 
   it('the server pings an idle client every keepalive interval', async () => {
-    const endpoint = await start({ clientListener: true, keepalive: { intervalMs: 50, timeoutMs: 5000 } });
+    const endpoint = await start({ ...server, keepalive: { intervalMs: 50, timeoutMs: 5000 } });
     const session = await connect(endpoint);
     const serverPings: number[] = [];
     await new Promise<void>((resolve) =>
@@ -149,7 +188,7 @@ describe('keepalive within the limits', () => {
   });
 
   it('an idle client that never answers the server ping is dropped after keepalive timeout', async () => {
-    const endpoint = await start({ clientListener: true, keepalive: { intervalMs: 50, timeoutMs: 200 } });
+    const endpoint = await start({ ...server, keepalive: { intervalMs: 50, timeoutMs: 200 } });
     const [host, port] = endpoint.split(':');
     const socket = net.connect({ host, port: Number(port) });
     socket.on('error', () => {});

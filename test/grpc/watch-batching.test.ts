@@ -1,17 +1,20 @@
 // Watch fan-out batching: a watch stream writes the responses of one flush (a revision's
 // responses to all its watchers) as ONE write of framed messages, not one write per watcher.
-// Checked on both carriers: grpc-js (the HTTP/2 stream's writes counted) and a relayed call
-// (an edge's sink, which receives each batch as one frame), with order, fragments and
-// backpressure.
+// Checked on both carriers: the client port's own server (h2/grpc-calls.ts: the HTTP/2 stream's
+// writes counted) and a relayed call (an edge's sink, which receives each batch as one frame),
+// with order, fragments and backpressure.
 
-import type http2 from 'node:http2';
+import { once } from 'node:events';
+import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayStreamCall, type StreamSink } from '../../src/grpc/gateway/gateway-call.js';
-import { responseHeaders, withRequestSizes } from '../../src/grpc/handler.js';
-import { http2ServersOf } from '../../src/grpc/keepalive-enforcement.js';
+import { serveGrpcConnections } from '../../src/grpc/grpc-server.js';
+import { serveH2Connection } from '../../src/grpc/h2/connection.js';
+import type { H2ConnectionOptions, H2ServerStream } from '../../src/grpc/h2/h2-stream.js';
+import { responseHeaders } from '../../src/grpc/handler.js';
 import { unframeMessages } from '../../src/grpc/message-frames.js';
-import { clients, decodeMessage, services } from '../../src/grpc/proto.js';
+import { clients, decodeMessage } from '../../src/grpc/proto.js';
 import { watchHandlers } from '../../src/grpc/watch-service.js';
 import { waitFor } from '../support/wait.js';
 import { type InProcessMember, startInProcessMember } from './in-process.js';
@@ -159,22 +162,42 @@ describe('watch responses leave in one write per flush (relayed call)', () => {
   });
 });
 
-/** A grpc-js server with the member's Watch service; `onStream` sees each HTTP/2 stream it serves. */
-async function watchServer(options: grpc.ServerOptions, onStream: (stream: http2.ServerHttp2Stream) => void = () => {}) {
-  const server = new grpc.Server(options);
-  server.addService(withRequestSizes(services.Watch, 2 * 1024 * 1024), handlers());
-  const before = http2ServersOf(server);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+/**
+ * The member's services on the client port's own server (its HTTP/2 connection and call layer)
+ * with this send limit; `onStream` sees each HTTP/2 stream before the call layer serves it.
+ */
+async function watchServer(maxSendMessageBytes: number, onStream: (stream: H2ServerStream) => void = () => {}) {
+  const connections = serveGrpcConnections(
+    member.services,
+    { maxRequestBytes: 1024 * 1024, maxSendMessageBytes, maxConcurrentStreams: 100 },
+    (socket, options) => serveH2Connection(socket, seeing(options, onStream)),
   );
-  for (const http2Server of http2ServersOf(server)) if (!before.has(http2Server)) http2Server.on('stream', onStream);
-  const client: any = new clients.Watch(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const server = net.createServer((socket) => connections.accept(socket));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client: any = new clients.Watch(`127.0.0.1:${(server.address() as net.AddressInfo).port}`, grpc.credentials.createInsecure());
   return {
     client,
-    close: () => {
+    close: async () => {
       client.close();
-      server.forceShutdown();
+      server.close();
+      await connections.close(0);
     },
+  };
+}
+
+/** A connection's options that show each new stream to `onStream` first. */
+function seeing(options: H2ConnectionOptions, onStream: (stream: H2ServerStream) => void): H2ConnectionOptions {
+  return {
+    maxConcurrentStreams: options.maxConcurrentStreams,
+    maxHeaderListBytes: options.maxHeaderListBytes,
+    receiveWindowBytes: options.receiveWindowBytes,
+    onStream: (stream) => {
+      onStream(stream);
+      options.onStream(stream);
+    },
+    ping: (wrote) => options.ping(wrote),
+    closed: () => options.closed(),
   };
 }
 
@@ -241,15 +264,15 @@ describe('streams with the same watchers send the bytes encoded once', () => {
   });
 });
 
-describe('watch responses leave in one write per flush (grpc-js)', () => {
+describe('watch responses leave in one write per flush (the client port)', () => {
   it('one revision for N watchers of a stream is one HTTP/2 write, and the client decodes every response in order', async () => {
     const writes: number[] = [];
-    const { client, close } = await watchServer({}, (stream) => {
-      const write = stream.write;
-      stream.write = function (this: http2.ServerHttp2Stream, ...args: unknown[]) {
-        writes.push((args[0] as Buffer).length);
-        return (write as (...a: unknown[]) => boolean).apply(this, args);
-      } as typeof write;
+    const { client, close } = await watchServer(16 * 1024 * 1024, (stream) => {
+      const write = stream.write.bind(stream);
+      stream.write = (data: Buffer) => {
+        writes.push(data.length);
+        return write(data);
+      };
     });
     const responses: Msg[] = [];
     const watch: grpc.ClientDuplexStream<object, Msg> = client.watch();
@@ -267,12 +290,12 @@ describe('watch responses leave in one write per flush (grpc-js)', () => {
       for (const r of events) expect(r.events.map((e: Msg) => e.kv.key.toString())).toEqual(['d/1']);
     } finally {
       watch.cancel();
-      close();
+      await close();
     }
   });
 
-  it("a response over grpc.max_send_message_length fails the stream with grpc-js's own status, after the responses before it", async () => {
-    const { client, close } = await watchServer({ 'grpc.max_send_message_length': 500 });
+  it("a response over the send limit fails the stream with grpc-js's status text, after the responses before it", async () => {
+    const { client, close } = await watchServer(500);
     const responses: Msg[] = [];
     const watch: grpc.ClientDuplexStream<object, Msg> = client.watch();
     watch.on('data', (m: Msg) => responses.push(m));
@@ -287,7 +310,7 @@ describe('watch responses leave in one write per flush (grpc-js)', () => {
       expect(error.details).toMatch(/^Sent message larger than max \(\d+ vs\. 500\)$/);
       expect(responses.flatMap((r) => r.events.map((e: Msg) => e.kv.key.toString()))).toEqual(['e/1']);
     } finally {
-      close();
+      await close();
     }
   });
 });

@@ -19,7 +19,7 @@ const CONCURRENT = 100;
 let member: InProcessMember;
 
 beforeAll(async () => {
-  member = await startInProcessMember({ clientListener: true });
+  member = await startInProcessMember();
 });
 
 afterAll(async () => {

@@ -1,24 +1,19 @@
-// What an edge process serves on the client connections the primary hands it: grpc-js with
-// the relaying handlers of every service (edge-relay.ts), under the same server options as the
-// in-process server (message limits, concurrent streams, keepalive pings and ping-strike
-// enforcement, receive admission: each edge admits its share of max_receiving_request_bytes;
-// the KV unary calls relayed from the HTTP/2 stream below grpc-js, unary-stream.ts),
-// and HTTP/1.1: etcd's JSON gateway runs here over the same relaying handlers (so gateway
-// streams, e.g. watch, stream through the edge); every other path (health, readiness, metrics,
-// version) is relayed whole to the primary's client-port app.
+// What an edge process serves on the client connections the primary hands it: gRPC on
+// MetaStore's own HTTP/2 connection and call layer (grpc-server.ts serveGrpcConnections, as on
+// the member's client listener) over the relaying handlers of every service (edge-relay.ts),
+// with the member's settings (message limits, concurrent streams, keepalive pings and
+// ping-strike enforcement, receive admission: each edge admits its share of
+// max_receiving_request_bytes), and HTTP/1.1: etcd's JSON gateway runs here over the same
+// relaying handlers (so gateway streams, e.g. watch, stream through the edge); every other path
+// (health, readiness, metrics, version) is relayed whole to the primary's client-port app.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import * as grpc from '@grpc/grpc-js';
 import type { ConnectionRouter } from '../connection-router.js';
 import { clientCertificateCn, JsonGateway } from '../gateway/gateway.js';
-import { effectiveLimits, type GrpcServerOptions, guardHttp2Server, serverOptions, unaryFastPath } from '../grpc-server.js';
-import { http2ServersOf, newHttp2Servers } from '../keepalive-enforcement.js';
+import { type ConnectionOptions, serveGrpcConnections } from '../grpc-server.js';
 import { ChannelClosedError, type EdgeRelay } from './edge-relay.js';
 
-export type EdgeServerOptions = Pick<
-  GrpcServerOptions,
-  'maxRequestBytes' | 'maxReceiveMessageBytes' | 'maxSendMessageBytes' | 'maxConcurrentStreams' | 'keepalive' | 'onTooManyPings' | 'maxReceivingRequestBytes'
-> & {
+export type EdgeServerOptions = ConnectionOptions & {
   /** etcd's JSON gateway under /v3/ and /v3beta/ (--enable-grpc-gateway). */
   readonly gateway?: { readonly maxBodyBytes: number };
 };
@@ -33,18 +28,8 @@ const MAX_RELAYED_BODY_BYTES = 1024 * 1024;
 const GATEWAY_PREFIXES = ['/v3/', '/v3beta/'];
 
 export function startEdgeServer(relay: EdgeRelay, router: ConnectionRouter, options: EdgeServerOptions): RunningEdgeServer {
-  const { receiveLimit, keepalive } = effectiveLimits(options);
-  const grpcOptions = serverOptions(options, receiveLimit, keepalive);
-  const server = new grpc.Server(grpcOptions);
   const served = relay.services();
-  for (const { definition, handlers } of Object.values(served)) server.addService(definition, handlers);
-  const before = http2ServersOf(server);
-  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const pingPolicy = { minTimeMs: keepalive.minTimeMs, onTooManyPings: options.onTooManyPings };
-  const receiving = { maxReceivingBytes: options.maxReceivingRequestBytes ?? 0, maxRequestBytes: receiveLimit };
-  // The KV unary calls are relayed from the HTTP/2 stream, below grpc-js, as on the member.
-  const fast = unaryFastPath(served, grpcOptions);
-  for (const created of newHttp2Servers(server, before)) guardHttp2Server(created, pingPolicy, receiving, fast);
+  const connections = serveGrpcConnections(served, options);
   // Whether the member refuses certificate CNs on /v3/ (client cert auth and auth enabled) is
   // asked afresh for each request that has one: auth may have been enabled a moment ago.
   let refusesCertificateCn = false;
@@ -74,18 +59,13 @@ export function startEdgeServer(relay: EdgeRelay, router: ConnectionRouter, opti
     if (gateway !== undefined && GATEWAY_PREFIXES.some((prefix) => path.startsWith(prefix))) serveGateway(gateway, req, res, path);
     else void relayHttp(relay, req, res);
   });
-  router.serveGrpc((socket) => injector.injectConnection(socket));
+  router.serveGrpc((socket) => connections.accept(socket));
   router.serveHttp1((socket) => http1.emit('connection', socket));
   return {
-    close: (graceMs) =>
-      new Promise<void>((resolve) => {
-        http1.closeAllConnections();
-        const force = setTimeout(() => server.forceShutdown(), graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      }),
+    close: async (graceMs) => {
+      http1.closeAllConnections();
+      await connections.close(graceMs);
+    },
   };
 }
 

@@ -17,6 +17,8 @@ import { EdgeChannel } from './edge-channel.js';
 import { EDGE_METHODS } from './edge-methods.js';
 import { type CallStart, decodeHttp, decodeStart, encodeHttp, encodeStatus, type Frame, FrameKind } from './frames.js';
 
+/** grpc-js's status text for a request that does not decode. */
+const UNDECODABLE = 'Error deserializing request';
 /** Bytes of stream responses a call may have in flight to its edge before write() says full. */
 const HIGH_WATER = 1024 * 1024;
 
@@ -138,13 +140,10 @@ export class PrimaryRelay {
   private decode(callId: number, bound: Bound, bytes: Buffer): { request: unknown } | undefined {
     try {
       return { request: bound.definition.requestDeserialize(bytes) };
-    } catch (error) {
-      // grpc-js's own answer to a request it cannot decode.
-      this.channel.send(
-        callId,
-        FrameKind.status,
-        encodeStatus({ code: grpc.status.INTERNAL, details: `Error deserializing request: ${(error as Error).message}` }),
-      );
+    } catch {
+      // grpc-js's own answer to a request it cannot decode (its text without the debug detail,
+      // as the member's client port answers: h2/grpc-calls.ts).
+      this.channel.send(callId, FrameKind.status, encodeStatus({ code: grpc.status.INTERNAL, details: UNDECODABLE }));
       return undefined;
     }
   }
@@ -166,8 +165,8 @@ export class PrimaryRelay {
     let request: unknown;
     try {
       request = definition.requestDeserialize(bytes);
-    } catch (error) {
-      this.fail(callId, call, `Error deserializing request: ${(error as Error).message}`);
+    } catch {
+      this.fail(callId, call, UNDECODABLE);
       return;
     }
     call.emit('data', request);

@@ -63,7 +63,7 @@ export function httpCaller(http: IncomingMessage): Caller {
 /**
  * What every call object carries: the request's identity as grpc-js would present it. Shared
  * by the JSON gateway, the calls edge processes relay to the primary (src/grpc/edge) and the
- * unary calls answered below grpc-js (unary-stream.ts).
+ * client port's calls (h2/grpc-calls.ts).
  */
 export class GatewayCallBase extends EventEmitter {
   cancelled = false;
@@ -75,7 +75,7 @@ export class GatewayCallBase extends EventEmitter {
     super();
   }
 
-  /** Read from the caller when asked: a caller may build it only then (unary-stream.ts). */
+  /** Read from the caller when asked: a caller may build it only then (h2/grpc-calls.ts). */
   get metadata(): grpc.Metadata {
     return this.caller.metadata;
   }

@@ -1,9 +1,8 @@
 // gRPC calls on MetaStore's own HTTP/2 streams (h2-stream.ts): every method of the client port,
 // unary and streaming, answered as grpc-js 1.14 answers it, with the SAME handlers grpc-js would
 // call (leaderGuard-wrapped, with withRequestSizes' codecs: grpc-server.ts builds the table).
-// unary-stream.ts does the same for the hot unary calls on Node's Http2Stream (still used by the
-// edge processes and the embedding path); the semantics below are that file's, extended to
-// streams, and the differential test (test/grpc/h2-grpc-calls.test.ts) holds both to grpc-js.
+// Every client port serves its calls here (a member's client listener, an edge process's
+// connections); the differential test (test/grpc/h2-grpc-calls.test.ts) holds it to grpc-js.
 //
 // A stream is checked, in grpc-js's order: receive admission (receive-admission.ts, before
 // anything else, as on the Node path), then :method (POST; anything else :status 405, where
@@ -54,7 +53,7 @@ import * as grpc from '@grpc/grpc-js';
 import { type Caller, GatewayCallBase, GatewayStreamCall, type StreamSink } from '../gateway/gateway-call.js';
 import { firstOversized, MESSAGE_PREFIX_BYTES } from '../message-frames.js';
 import { countReceived, type ReceivedBytes, releaseReceived, TOO_MANY_REQUESTS } from '../receive-admission.js';
-import { statusOf, TIMEOUT_PATTERN, TIMEOUT_UNIT_MS } from '../unary-stream.js';
+import { statusOf, TIMEOUT_PATTERN, TIMEOUT_UNIT_MS } from '../call-status.js';
 import type { H2ServerStream, H2StreamHandlers, HeaderField } from './h2-stream.js';
 
 export type GrpcMethodKind = 'unary' | 'serverStream' | 'bidi';

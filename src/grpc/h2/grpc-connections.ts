@@ -1,6 +1,5 @@
 // The client port's gRPC connections on MetaStore's own HTTP/2 connection (connection.ts), each
-// stream served by grpc-calls.ts. What grpc-js and keepalive-enforcement.ts did per connection
-// on the Node path is done here, per connection:
+// stream served by grpc-calls.ts. Per connection:
 // - keepalive enforcement (etcd's --grpc-keepalive-min-time): each client PING is judged by
 //   PingStrikes; "the server wrote headers or data since the previous ping" is the
 //   connection's own note of the HEADERS and DATA frames it sent (per frame, as grpc-go resets strikes:
@@ -15,8 +14,7 @@
 // Invariant: a connection is in `open` from its accept to its closed() callback.
 
 import type net from 'node:net';
-import { PingStrikes } from '../ping-strikes.js';
-import type { PingPolicy } from '../keepalive-enforcement.js';
+import { type PingPolicy, PingStrikes } from '../ping-strikes.js';
 import type { GrpcCalls } from './grpc-calls.js';
 import type { H2Connection, H2ConnectionOptions } from './h2-stream.js';
 

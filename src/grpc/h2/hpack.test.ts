@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { HeaderField } from './h2-stream.js';
-import { huffmanDecode, huffmanEncode } from '../hpack-huffman.js';
+import { huffmanDecode, huffmanEncode } from '../../../test/support/huffman-reference.js';
 import { encodedBlock, encodedBound, encodeFields, HpackDecoder, huffmanDecodeLatin1 } from './hpack.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');

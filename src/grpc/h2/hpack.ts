@@ -2,7 +2,7 @@
 // receive, and a small stateless encoder for the responses we send.
 //
 // Decoder: static table, dynamic table (insertions, size updates, eviction from the oldest),
-// prefixed integers, raw and Huffman strings (hpack-huffman.ts). Strings are decoded as latin1
+// prefixed integers, raw and Huffman strings (huffman-code.ts). Strings are decoded as latin1
 // (one byte, one char), as Node's HTTP/2 does. A dynamic-table hit returns the very field tuple
 // stored in the table: a request whose headers all hit the tables costs no allocation beyond the
 // field list. The header list size (RFC 9113 §6.5.2: name + value + 32 per field) is counted
@@ -24,7 +24,7 @@
 //   caller answers COMPRESSION_ERROR, a connection error, since the table is out of step.
 // - Dynamic table size = sum of (name.length + value.length + 32) <= maxTableSize, always.
 
-import { huffmanCode } from '../hpack-huffman.js';
+import { huffmanCode } from './huffman-code.js';
 import type { HeaderField } from './h2-stream.js';
 
 /** RFC 7541 Appendix A, index 1..61 (entry 0 unused). */
@@ -260,11 +260,11 @@ function decodeString(buf: Buffer, pos: number, end: number): string | null {
 
 // ---- Huffman decoding, a nibble at a time ----
 //
-// The code (hpack-huffman.ts) as a tree whose 256 internal nodes are the states of a machine that
+// The code (huffman-code.ts) as a tree whose 256 internal nodes are the states of a machine that
 // reads 4 bits per step: for every state and nibble, the state reached and the symbol completed on
 // the way (at most one: the shortest code is 5 bits), or a failure (EOS inside the string). The
 // string may end in a state whose path from the root is all ones and shorter than 8 bits (RFC 7541
-// §5.2 padding). hpack-huffman.ts's bit-at-a-time decoder stays the reference (tests compare).
+// §5.2 padding). A bit-at-a-time decoder in test/support is the reference the tests compare it with.
 
 const HUFFMAN_EOS = 256;
 /** Per state*16 + nibble: the next state, and the symbol emitted (-1 none, -2 failure). */

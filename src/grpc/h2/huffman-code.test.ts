@@ -1,8 +1,18 @@
-// HPACK Huffman code: RFC 7541 Appendix C vectors both ways, a full-alphabet round trip, and
-// the §5.2 rejections (EOS in the string, over-long or non-EOS padding).
+// HPACK Huffman code: the codes derived from the lengths, and the client port's decoder
+// (hpack.ts) on RFC 7541 Appendix C's vectors, a full-alphabet round trip and the §5.2
+// rejections (EOS in the string, over-long or non-EOS padding); the reference encoder
+// (test/support) on the same vectors.
 
 import { describe, expect, it } from 'vitest';
-import { huffmanCode, huffmanDecode, huffmanEncode } from './hpack-huffman.js';
+import { huffmanEncode } from '../../../test/support/huffman-reference.js';
+import { huffmanDecodeLatin1 } from './hpack.js';
+import { huffmanCode } from './huffman-code.js';
+
+/** The client port's decoder over buf[start, end), as a Buffer (undefined: refused). */
+function huffmanDecode(buf: Buffer, start = 0, end = buf.length): Buffer | undefined {
+  const text = huffmanDecodeLatin1(buf, start, end);
+  return text === null ? undefined : Buffer.from(text, 'latin1');
+}
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
