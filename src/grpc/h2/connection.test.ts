@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { routeByProtocol } from '../protocol-router.js';
-import { serveH2Connection } from './connection.js';
+import { serveH2Connection, writeQueuedOutput } from './connection.js';
 import { CLIENT_PREFACE, ErrorCode, encodeFrame, Flag, FrameType, type ParsedFrame, parseFrames } from './frames.js';
 import type { H2Connection, H2ConnectionOptions, H2ServerStream, HeaderField } from './h2-stream.js';
 import { encodedBound, encodeFields, HpackDecoder } from './hpack.js';
@@ -219,6 +219,17 @@ class RawClient {
       return false;
     });
   }
+}
+
+/** Counts the socket's write() calls (once per socket). */
+function countWrites(socket: net.Socket, counted: () => void): void {
+  if ((socket as { counting?: boolean }).counting) return;
+  (socket as { counting?: boolean }).counting = true;
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  socket.write = ((...args: unknown[]) => {
+    counted();
+    return write(...args);
+  }) as typeof socket.write;
 }
 
 function headersFrame(streamId: number, fields: HeaderField[], flags = Flag.END_HEADERS | Flag.END_STREAM): Buffer {
@@ -476,6 +487,76 @@ describe('HTTP/2 server connection: stream and connection lifecycle', () => {
     expect(client.chunks - chunksBefore).toBe(1);
     const frames = client.frames.filter((f) => f.streamId === 1).map((f) => f.type);
     expect(frames).toEqual([FrameType.HEADERS, FrameType.DATA, FrameType.HEADERS]);
+  });
+
+  it('writeQueuedOutput() hands what is queued to the socket at once; what follows leaves at the end of the turn', async () => {
+    let writes = 0;
+    let writesAtOnce = -1;
+    const served = await serve((stream) => {
+      countWrites(stream.socket, () => writes++);
+      stream.handlers = {
+        data: () => {},
+        end: () => {
+          stream.respond([[':status', '200']]);
+          stream.write(Buffer.from('0000000003616263', 'hex'));
+          const before = writes;
+          writeQueuedOutput();
+          writesAtOnce = writes - before;
+          stream.end([['grpc-status', '0']]);
+        },
+        aborted: () => {},
+        drain: () => {},
+      };
+    });
+    const client = await RawClient.open(served.port);
+    client.send(headersFrame(1, GET));
+    await client.until(() => client.frames.some((f) => f.streamId === 1 && f.type === FrameType.HEADERS && f.flags & Flag.END_STREAM));
+    expect(writesAtOnce).toBe(1);
+    expect(writes).toBe(2);
+    const frames = client.frames.filter((f) => f.streamId === 1).map((f) => f.type);
+    expect(frames).toEqual([FrameType.HEADERS, FrameType.DATA, FrameType.HEADERS]);
+  });
+
+  it('answers on two connections in one synchronous run leave in one socket write each, at the end of the turn', async () => {
+    const writes = new Map<net.Socket, number>();
+    const held: H2ServerStream[] = [];
+    let writesInTheRun = -1;
+    let firstHeld!: () => void;
+    const oneHeld = new Promise<void>((resolve) => (firstHeld = resolve));
+    const answer = (stream: H2ServerStream): void => {
+      stream.respond([[':status', '200']]);
+      stream.write(Buffer.from('0000000001ff', 'hex'));
+      stream.end([['grpc-status', '0']]);
+    };
+    const served = await serve((stream) => {
+      const socket = stream.socket;
+      writes.set(socket, 0);
+      countWrites(socket, () => writes.set(socket, (writes.get(socket) ?? 0) + 1));
+      stream.handlers = {
+        data: () => {},
+        end: () => {
+          held.push(stream);
+          if (held.length < 2) {
+            firstHeld();
+            return;
+          }
+          for (const s of held) answer(s);
+          writesInTheRun = [...writes.values()].reduce((a, b) => a + b, 0);
+        },
+        aborted: () => {},
+        drain: () => {},
+      };
+    });
+    const one = await RawClient.open(served.port);
+    const two = await RawClient.open(served.port);
+    const ended = (client: RawClient) =>
+      client.until(() => client.frames.some((f) => f.streamId === 1 && f.type === FrameType.HEADERS && f.flags & Flag.END_STREAM));
+    one.send(headersFrame(1, GET));
+    await oneHeld;
+    two.send(headersFrame(1, GET));
+    await Promise.all([ended(one), ended(two)]);
+    expect(writesInTheRun).toBe(0);
+    expect([...writes.values()]).toEqual([1, 1]);
   });
 
   it('connection errors: GOAWAY with the code, then close', async () => {

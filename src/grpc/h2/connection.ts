@@ -17,10 +17,11 @@
 //   connection's window is refilled once half of it is used.
 // - Output: frames are written into a slab (one Buffer filled front to back; a written region is
 //   never reused, so a pending socket write may keep pointing at it); DATA payloads above
-//   SMALL_COPY bytes are passed by reference. A flush is scheduled with process.nextTick on the
-//   first queued byte: it runs after the current callback and after every promise continuation
-//   queued so far, so all the answers one turn produces leave in one write (writev when there
-//   are several pieces).
+//   SMALL_COPY bytes are passed by reference. A flush is scheduled on the first queued byte: one
+//   process.nextTick for every connection with output, which runs after the current callback and
+//   after every promise continuation queued so far, so all the answers one turn produces leave in
+//   one write per connection (writev when there are several pieces). writeQueuedOutput() flushes
+//   them at once instead (the watch fan-out: its events must not wait for the rest of the turn).
 // - Send flow control: DATA waits for the stream's and the connection's send windows; streams
 //   with queued DATA sit in a FIFO (`sendList`) served round robin one frame per stream per pass.
 //   write() on a stream with nothing queued, when the windows and the socket allow and no other
@@ -195,8 +196,35 @@ function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: numbe
   for (let i = from; i < to; i++) dst[at++] = src[i]!;
 }
 
-function flushTick(conn: ServerConnection): void {
-  conn.flush();
+/**
+ * Connections with output queued this turn, flushed together by one process.nextTick
+ * (flushQueuedTick) or earlier by writeQueuedOutput(). A connection is in the list while its
+ * flushScheduled is set (it may appear twice after a direct flush(); the second finds nothing).
+ */
+let queued: ServerConnection[] = [];
+let queuedTick = false;
+
+function flushQueuedTick(): void {
+  queuedTick = false;
+  flushQueued();
+}
+
+function flushQueued(): void {
+  if (queued.length === 0) return;
+  const connections = queued;
+  queued = [];
+  for (const conn of connections) if (conn.flushScheduled) conn.flush();
+}
+
+/**
+ * Hands every connection's queued output to its socket now, instead of at the end of this
+ * turn's callbacks and promise continuations. For output that must not wait for the JS still
+ * to run in this turn: the watch fan-out calls it after each stream's flush, so a revision's
+ * events leave before the put answers and other continuations of the same apply run
+ * (bench/RESULTS.md, "Watch latency at 100 watchers: a fresh map").
+ */
+export function writeQueuedOutput(): void {
+  flushQueued();
 }
 
 class ServerConnection implements H2Connection {
@@ -231,7 +259,8 @@ class ServerConnection implements H2Connection {
   private slabPos = 0;
   private pieces: Buffer[] = [];
   private outBytes = 0;
-  private flushScheduled = false;
+  /** In `queued`: a flush is due at the next flushQueuedOutput. */
+  flushScheduled = false;
   /** The socket accepted our last write without backpressure. */
   private writable = true;
   /** We paused reading: more than READ_PAUSE_BYTES wait in the socket. */
@@ -1016,7 +1045,10 @@ class ServerConnection implements H2Connection {
   private flushSoon(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    process.nextTick(flushTick, this);
+    queued.push(this);
+    if (queuedTick) return;
+    queuedTick = true;
+    process.nextTick(flushQueuedTick);
   }
 
   flush(): void {

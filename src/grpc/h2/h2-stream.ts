@@ -6,7 +6,8 @@
 //
 // Invariants both sides keep:
 // - Output is queued in JS and written once per turn: HEADERS, DATA and trailers queued in one
-//   synchronous run (and across streams of one connection) leave in one socket write.
+//   synchronous run (and across streams of one connection) leave in one socket write; earlier
+//   only when writeQueuedOutput() (connection.ts) is called, as the watch fan-out does.
 // - After end() or reset() a stream calls nothing more of its handlers; after aborted() the
 //   stream's methods are no-ops.
 
