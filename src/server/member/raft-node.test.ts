@@ -107,6 +107,25 @@ describe('RaftNode: persist, then send, then apply', () => {
     expect(leader.applier.appliedIndex).toBeGreaterThanOrEqual(index);
   });
 
+  it("the leader's own write of an entry starts only after its followers had their turn with the append (a sync in-line does not hold its messages back)", async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    await cluster.scheduler.settle();
+    const followers = cluster.followers();
+    const target = leader.raft.lastIndex + 1;
+    // What the followers had written (started to) when the leader's write of the entry began.
+    let followersAtLeaderWrite: number[] | undefined;
+    const save = leader.log.save.bind(leader.log);
+    leader.log.save = (hardState, entries, snapshot, options) => {
+      if (followersAtLeaderWrite === undefined && entries.some((e) => e.index === target)) followersAtLeaderWrite = followers.map((f) => f.log.lastIndex());
+      return save(hardState, entries, snapshot, options);
+    };
+    const { outcome } = await cluster.until(leader.raft.propose(request(9)));
+    expect(outcome).toMatchObject({ ok: true, revision: target });
+    expect(followersAtLeaderWrite).toEqual([target, target]);
+  });
+
   it('a follower forwards a proposal to the leader while the write of the same Ready is in flight; its ack still waits for the write', async () => {
     cluster = new RaftNodeCluster([1n, 2n, 3n]);
     for (const id of [1n, 2n, 3n]) cluster.start(id);

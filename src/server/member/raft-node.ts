@@ -190,6 +190,11 @@ export class RaftNode {
   private sending: Promise<void> | undefined;
   /** A raft snapshot being recorded (maybeSnapshot), if any. */
   private snapshotting: Promise<void> | undefined;
+  /**
+   * Log writes held back until the next loop turn (startReady: a leader's write waits for its
+   * messages to leave), in Ready order; every write issued meanwhile joins them.
+   */
+  private heldWrites: Array<() => void> | undefined;
   private failed = false;
   private stopped = false;
   private ticker: TimerHandle | undefined;
@@ -544,11 +549,39 @@ export class RaftNode {
     this.sendInOrder(sendFirst ? ready.messages : ready.messages.filter((m) => m.type === MessageType.MsgProp));
     for (const readState of ready.readStates) this.reads.answered(readState.requestCtx, readState.index);
     for (const entry of ready.committedEntries) this.toApply.push(entry);
-    const written = this.log.save(ready.hardState, ready.entries, undefined, { sync: ready.mustSync });
+    const save = (): Promise<void> => this.log.save(ready.hardState, ready.entries, undefined, { sync: ready.mustSync });
+    // A leader's messages leave on later callbacks (the transport's flush, grpc-js, HTTP/2's
+    // own write), after this turn returns; a small synced write is fdatasync'd in-line
+    // (storage), which would hold them back for the whole sync and put the leader's sync and
+    // the followers' in series. So its write waits for the next loop turn, behind them.
+    const written = (sendFirst && ready.messages.length > 0) || this.heldWrites !== undefined ? this.holdWrite(save) : save();
     this.applyDurable();
     this.pipeline = Promise.all([this.pipeline, written])
       .then(() => this.finishWrite(afterWrite))
       .catch((error) => this.fail(error));
+  }
+
+  /** Runs `save` on the next loop turn, after every write held before it (see startReady). */
+  private holdWrite(save: () => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const run = (): void => {
+        try {
+          save().then(resolve, reject);
+        } catch (error) {
+          reject(error as Error);
+        }
+      };
+      if (this.heldWrites !== undefined) {
+        this.heldWrites.push(run);
+        return;
+      }
+      const held = [run];
+      this.heldWrites = held;
+      this.scheduler.setImmediate(() => {
+        this.heldWrites = undefined;
+        for (const start of held) start();
+      });
+    });
   }
 
   /**
