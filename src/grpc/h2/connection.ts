@@ -206,14 +206,7 @@ let queuedTick = false;
 
 function flushQueuedTick(): void {
   queuedTick = false;
-  flushQueued();
-}
-
-function flushQueued(): void {
-  if (queued.length === 0) return;
-  const connections = queued;
-  queued = [];
-  for (const conn of connections) if (conn.flushScheduled) conn.flush();
+  writeQueuedOutput();
 }
 
 /**
@@ -224,7 +217,10 @@ function flushQueued(): void {
  * (bench/RESULTS.md, "Watch latency at 100 watchers: a fresh map").
  */
 export function writeQueuedOutput(): void {
-  flushQueued();
+  if (queued.length === 0) return;
+  const connections = queued;
+  queued = [];
+  for (const conn of connections) if (conn.flushScheduled) conn.flush();
 }
 
 class ServerConnection implements H2Connection {
@@ -259,7 +255,7 @@ class ServerConnection implements H2Connection {
   private slabPos = 0;
   private pieces: Buffer[] = [];
   private outBytes = 0;
-  /** In `queued`: a flush is due at the next flushQueuedOutput. */
+  /** In `queued`: a flush is due at the next writeQueuedOutput. */
   flushScheduled = false;
   /** The socket accepted our last write without backpressure. */
   private writable = true;
