@@ -45,6 +45,25 @@ describe('§5.2 leader election', () => {
     expect(new Set(seen).size).toBe(25);
   });
 
+  it('ticksUntilElection counts down to the tick that campaigns; Infinity where no tick does', () => {
+    const n = new RawNode({ id: 1n, electionTick: 100, heartbeatTick: 10, storage: new MemoryStorage(), random: new SeededRandom(7), peers: ids3 });
+    n.raft.becomeFollower(n.raft.term + 1, 2n);
+    const timeout = n.raft.randomizedElectionTimeout;
+    expect(n.raft.ticksUntilElection()).toBe(timeout);
+    for (let i = 1; i < timeout; i++) {
+      n.tick();
+      expect(n.raft.ticksUntilElection()).toBe(timeout - i);
+    }
+    n.tick(); // the timeout's tick: the timer starts over
+    expect(n.raft.ticksUntilElection()).toBe(n.raft.randomizedElectionTimeout);
+
+    const c = new TestCluster(ids3, { learners: [4n] });
+    c.campaign(1n);
+    expect(c.get(1n).node.raft.ticksUntilElection()).toBe(Number.POSITIVE_INFINITY);
+    expect(c.get(4n).node.raft.ticksUntilElection()).toBe(Number.POSITIVE_INFINITY);
+    expect(c.get(2n).node.raft.ticksUntilElection()).toBeLessThan(Number.POSITIVE_INFINITY);
+  });
+
   it('a coarse election timeout still randomizes over at least 5 ticks', () => {
     const n = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: new MemoryStorage(), random: new SeededRandom(7), peers: ids3 });
     const seen = new Set<number>();

@@ -486,6 +486,16 @@ export class Raft {
     else this.tickElection();
   }
 
+  /**
+   * Ticks left until this member's election timer runs out (it campaigns on the tick that
+   * reaches it); Infinity where ticks start no election: a leader, a learner, a removed member.
+   * The driver wakes a follower once a heartbeat interval while this is more than one.
+   */
+  ticksUntilElection(): number {
+    if (this.state === StateRole.Leader || !this.promotable()) return Number.POSITIVE_INFINITY;
+    return this.randomizedElectionTimeout - this.electionElapsed;
+  }
+
   private pastElectionTimeout(): boolean {
     return this.electionElapsed >= this.randomizedElectionTimeout;
   }

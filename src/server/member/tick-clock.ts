@@ -19,13 +19,13 @@ export class TickClock {
     this.tickedUntilMs = startMs;
   }
 
-  /** The ticks due at `nowMs` since the last call, at most maxTicksPerWake. */
-  due(nowMs: number): number {
+  /** The ticks due at `nowMs` since the last call, at most `maxTicks` (maxTicksPerWake by default). */
+  due(nowMs: number, maxTicks = this.maxTicksPerWake): number {
     const due = Math.floor((nowMs - this.tickedUntilMs) / this.tickMs);
     if (due <= 0) return 0;
-    if (due > this.maxTicksPerWake) {
+    if (due > maxTicks) {
       this.tickedUntilMs = nowMs;
-      return this.maxTicksPerWake;
+      return maxTicks;
     }
     this.tickedUntilMs += due * this.tickMs;
     return due;
