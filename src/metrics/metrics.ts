@@ -194,7 +194,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
   liveGauge(registry, 'etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', () => Math.max(0, s.compactedRevision()));
   registerIdentityGauges(registry, options.serverVersion, options.memberId);
 
-  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  // The event-loop delay monitor samples on a timer of its own: at prom-client's default 10 ms
+  // it woke every idle member ~100 times a second (~3 ms of CPU a second, S14-H1's strace in
+  // bench/RESULTS.md); 100 ms still sees every stall long enough to matter to a client.
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
 
   return {
     registry,
