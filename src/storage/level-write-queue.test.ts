@@ -207,4 +207,20 @@ describe('LevelWriteQueue: the LevelDB hand-off of an in-line journal record', (
     await queue.drain();
     expect(db.getSync(Buffer.from('a'))?.toString()).toBe('2');
   });
+
+  it('an unsynced journal record (no event waits on it) is handed to LevelDB at once', async () => {
+    const { db, queue } = await setUp({ checkpointIntervalMs: 60_000 });
+    const events: string[] = [];
+    const batch = db.batch.bind(db);
+    db.batch = ((...args: Parameters<typeof batch>) => {
+      events.push('leveldb batch');
+      return batch(...args);
+    }) as typeof db.batch;
+    const written = queue.write([put('b', '1')], { sync: false, prompt: true, journal: 'journaled' });
+    void written.then(() => events.push('resolved'));
+    await written;
+    expect(events).toEqual(['leveldb batch', 'resolved']);
+    await queue.drain();
+    expect(db.getSync(Buffer.from('b'))?.toString()).toBe('1');
+  });
 });
