@@ -171,3 +171,56 @@ describe('LevelWriteQueue: the journal reset waits for LevelDB older log', () =>
     expect(levelDbOlderLogPending(dir)).toBe(countLogs() > 1);
   });
 });
+
+describe('LevelWriteQueue: the LevelDB hand-off of an in-line journal record', () => {
+  it("a journaled write's waiters and their continuations run before its LevelDB write is handed over; it lands after", async () => {
+    const { db, queue } = await setUp({ checkpointIntervalMs: 60_000 });
+    const events: string[] = [];
+    const batch = db.batch.bind(db);
+    db.batch = ((...args: Parameters<typeof batch>) => {
+      events.push('leveldb batch');
+      return batch(...args);
+    }) as typeof db.batch;
+    let landed!: () => void;
+    const landedAll = new Promise<void>((resolve) => {
+      landed = resolve;
+    });
+    const written = queue.write([put('a', '1')], {
+      sync: true,
+      prompt: true,
+      journal: 'journaled',
+      landed: () => {
+        events.push('landed');
+        landed();
+      },
+    });
+    // Continuations several promise hops deep (the Raft driver's, then the apply's) and a tick.
+    void written
+      .then(() => events.push('resolved'))
+      .then(() => events.push('continuation'))
+      .then(() => process.nextTick(() => events.push('tick')));
+    await landedAll;
+    expect(events).toEqual(['resolved', 'continuation', 'tick', 'leveldb batch', 'landed']);
+    expect(db.getSync(Buffer.from('a'))?.toString()).toBe('1');
+    // The next write goes only once this one has landed, in order.
+    await queue.write([put('a', '2')], { sync: true, prompt: true, journal: 'journaled' });
+    await queue.drain();
+    expect(db.getSync(Buffer.from('a'))?.toString()).toBe('2');
+  });
+
+  it('an unsynced journal record (no event waits on it) is handed to LevelDB at once', async () => {
+    const { db, queue } = await setUp({ checkpointIntervalMs: 60_000 });
+    const events: string[] = [];
+    const batch = db.batch.bind(db);
+    db.batch = ((...args: Parameters<typeof batch>) => {
+      events.push('leveldb batch');
+      return batch(...args);
+    }) as typeof db.batch;
+    const written = queue.write([put('b', '1')], { sync: false, prompt: true, journal: 'journaled' });
+    void written.then(() => events.push('resolved'));
+    await written;
+    expect(events).toEqual(['leveldb batch', 'resolved']);
+    await queue.drain();
+    expect(db.getSync(Buffer.from('b'))?.toString()).toBe('1');
+  });
+});

@@ -49,7 +49,10 @@
 //   it asked for sync): it is as durable then as a synced LevelDB write would make it, and
 //   waiting for the LevelDB write too would put a pool-thread round trip on every put's path.
 //   Its `landed` callback tells it when LevelDB holds it (readers of the database itself need
-//   that). Waiters still resolve in the order their writes were requested.
+//   that). Waiters still resolve in the order their writes were requested. After an in-line,
+//   fdatasync'd record with no write queued behind it (a lone put's) the LevelDB write is
+//   handed to the pool from a setImmediate, once the waiters' continuations (apply, watch
+//   fan-out, answers) have run: the hand-off is off their path.
 
 import { readdirSync } from 'node:fs';
 import type { ClassicLevel } from 'classic-level';
@@ -355,15 +358,32 @@ export class LevelWriteQueue {
       for (const waiter of write.waiters) if (waiter.journaled) waiter.resolve();
       this.armCheckpoint();
     };
-    if (journaled && journalWritten === undefined) journalDone();
     // The LevelDB write goes out beside an off-thread journal write; the next write waits for both.
-    Promise.all([this.writeBatch(write), journalWritten?.then(journalDone)]).then(
-      () => this.landed(write, started),
-      (error: unknown) => {
-        this.writing = false;
-        this.writeFailed(write, error);
-      },
-    );
+    const inline = journaled && journalWritten === undefined;
+    const issue = (): void => {
+      if (this.options.onWrite && inline) started = performance.now();
+      Promise.all([this.writeBatch(write), journalWritten?.then(journalDone)]).then(
+        () => this.landed(write, started),
+        (error: unknown) => {
+          this.writing = false;
+          this.writeFailed(write, error);
+        },
+      );
+    };
+    if (inline) journalDone();
+    if (inline && write.journalSync && this.queued.length === 0) {
+      // Synced in the journal, nothing waiting behind it (a lone put's record): its waiters (the
+      // Raft driver's persisted(), then the apply, the watch fan-out and the answers, promise
+      // continuations and ticks) run first, and the LevelDB write (a chained batch built, a pool
+      // job queued, a pool thread woken that may take this core) is handed over from the
+      // immediate after them, off the first event's path. Nothing else is issued meanwhile
+      // (`writing`), readers of LevelDB itself wait for `landed` as before, and the backend
+      // counted the write's bytes when it was requested. With writes queued behind it (a busy
+      // member) the hand-off goes at once: they wait for it to land.
+      setImmediate(issue);
+    } else {
+      issue();
+    }
   }
 
   /**
