@@ -353,17 +353,25 @@ export class LevelWriteQueue {
     if (write.sync) this.markSynced(write);
     assert(write.ops.length > 0, 'a checkpoint without its marker (a journal record waits, yet no journal file)');
     this.options.onIssue?.(write);
+    this.issue(write, journaled, journalWritten, started);
+  }
+
+  /**
+   * Hands a merged write to LevelDB (beside its off-thread journal write, if any: the next write
+   * waits for both) and resolves its journaled waiters once its record is in the journal.
+   */
+  private issue(write: MergedWrite, journaled: boolean, journalWritten: Promise<void> | undefined, started: number): void {
+    let startedAt = started;
     // In the journal: its journaled writes are done (earlier writes have all landed).
     const journalDone = (): void => {
       for (const waiter of write.waiters) if (waiter.journaled) waiter.resolve();
       this.armCheckpoint();
     };
-    // The LevelDB write goes out beside an off-thread journal write; the next write waits for both.
     const inline = journaled && journalWritten === undefined;
-    const issue = (): void => {
-      if (this.options.onWrite && inline) started = performance.now();
+    const handOff = (): void => {
+      if (this.options.onWrite && inline) startedAt = performance.now();
       Promise.all([this.writeBatch(write), journalWritten?.then(journalDone)]).then(
-        () => this.landed(write, started),
+        () => this.landed(write, startedAt),
         (error: unknown) => {
           this.writing = false;
           this.writeFailed(write, error);
@@ -380,9 +388,9 @@ export class LevelWriteQueue {
       // (`writing`), readers of LevelDB itself wait for `landed` as before, and the backend
       // counted the write's bytes when it was requested. With writes queued behind it (a busy
       // member) the hand-off goes at once: they wait for it to land.
-      setImmediate(issue);
+      setImmediate(handOff);
     } else {
-      issue();
+      handOff();
     }
   }
 
