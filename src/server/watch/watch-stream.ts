@@ -67,6 +67,7 @@ interface WatcherTag {
   sentSinceTick: boolean;
 }
 
+const KEEPING_UP = { behind: false } as const;
 const CREATED = 'created';
 const CANCELED = 'canceled';
 /** Estimated bytes of deliveries merged into one response: well under etcd's fragment size. */
@@ -201,7 +202,7 @@ export class WatchStream implements WatchOwner {
    * The next response to send, or undefined when nothing is ready. `behind`: the transport
    * could not send everything at once, so a watcher's queued revisions go out merged.
    */
-  pull(options: { behind?: boolean } = {}): StreamResponse | undefined {
+  pull(options: { readonly behind?: boolean } = KEEPING_UP): StreamResponse | undefined {
     if (this.closed) return undefined;
     const control = this.control.shift();
     if (control !== undefined) return control;
