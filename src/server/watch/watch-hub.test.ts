@@ -458,4 +458,33 @@ describe('shared deliveries', () => {
     expect(byId.get(3)).toEqual(byId.get(0));
     stream.close();
   });
+
+  test("watchers share a revision's delivery: merging one watcher's queue leaves the others' revisions whole", async () => {
+    const kv = await member();
+    const behind = new WatchStream(kv.watchHub);
+    const synced = new WatchStream(kv.watchHub);
+    behind.create(spec({ key: b('m/'), rangeEnd: b('m0') }));
+    synced.create(spec({ key: b('m/'), rangeEnd: b('m0') }));
+    synced.create(spec({ key: b('m/'), rangeEnd: b('m0') }));
+    await drain(behind, (all) => all.length === 1);
+    await drain(synced, (all) => all.length === 2);
+    for (let i = 1; i <= 3; i++) await put(kv, `m/${i}`, 'v');
+    // The stream behind takes its watcher's three revisions as one response...
+    const merged: StreamResponse[] = [];
+    for (let r = behind.pull({ behind: true }); r !== undefined; r = behind.pull({ behind: true })) merged.push(r);
+    expect(merged.map((r) => [r.revision, r.events.map((e) => String(e.kv.key))])).toEqual([[4, ['m/1', 'm/2', 'm/3']]]);
+    // ...and the other stream's watchers still get one revision, one event each, round robin.
+    const got = await drain(synced, (all) => all.length === 6);
+    expect(got.map((r) => [r.watchId, r.revision, r.events.map((e) => String(e.kv.key))])).toEqual([
+      [0, 2, ['m/1']],
+      [1, 2, ['m/1']],
+      [0, 3, ['m/2']],
+      [1, 3, ['m/2']],
+      [0, 4, ['m/3']],
+      [1, 4, ['m/3']],
+    ]);
+    expect(synced.hasPending).toBe(false);
+    behind.close();
+    synced.close();
+  });
 });

@@ -132,6 +132,8 @@ export class Watcher {
   scanning = false;
   /** Ready for a catch-up step (queued in the hub's ready list). */
   ready = false;
+  /** The owner's slot: the watcher is in the owner's list of watchers to pull from. */
+  woken = false;
   readonly queue: Delivery[] = [];
   private head = 0;
   pendingBytes = 0;
@@ -436,6 +438,8 @@ class ScanBatch {
 interface SizedDelivery {
   events: readonly Event[] | undefined;
   bytes: number;
+  /** The live delivery of those events, shared by the watchers that get them. */
+  delivery?: Delivery;
 }
 
 interface RecentRevision {
@@ -634,7 +638,7 @@ export class WatchHub implements EventListener {
     if (this.synced.size === 0) return;
     // The watchers are collected before any is given its delivery: a slow consumer leaves the
     // index, which must not change under visit().
-    const sized: SizedDelivery = { events: undefined, bytes: 0 };
+    const sized: SizedDelivery = { events: undefined, bytes: 0, delivery: undefined };
     if (events.length === 1) {
       // Most revisions are one event: every watcher gets the same array (never changed once
       // queued; not the window's, which a prev_kv look-up may change), so the transport encodes
@@ -673,6 +677,7 @@ export class WatchHub implements EventListener {
     if (sized.events !== out) {
       sized.events = out;
       sized.bytes = deliveryBytes(out);
+      sized.delivery = undefined;
     }
     const bytes = sized.bytes;
     if (!this.fits(w, bytes)) {
@@ -684,7 +689,10 @@ export class WatchHub implements EventListener {
       this.considerReady(w);
       return;
     }
-    this.enqueue(w, { revision: rev, events: out, compactRevision: 0, bytes });
+    // One delivery object for every watcher given the same events (never changed once queued:
+    // a merge copies it): one allocation per revision, not one per watcher.
+    sized.delivery ??= { revision: rev, events: out, compactRevision: 0, bytes };
+    this.enqueue(w, sized.delivery);
   }
 
   private fits(w: Watcher, bytes: number): boolean {

@@ -67,6 +67,7 @@ interface WatcherTag {
   sentSinceTick: boolean;
 }
 
+const KEEPING_UP = { behind: false } as const;
 const CREATED = 'created';
 const CANCELED = 'canceled';
 /** Estimated bytes of deliveries merged into one response: well under etcd's fragment size. */
@@ -96,9 +97,13 @@ export class WatchStream implements WatchOwner {
   readonly maxPendingBytes: number;
   pendingBytes = 0;
   private readonly watchers = new Map<number, Watcher>();
-  /** Watchers with something queued, in round-robin order. */
-  private readonly ready: Watcher[] = [];
-  private readonly inReady = new Set<Watcher>();
+  /**
+   * Watchers with something queued, in round-robin order, from readyHead on (a watcher's
+   * `woken` says it is in here). Taken from the head by index, not shift(): a revision puts every
+   * watcher of the stream in here and pull takes them one by one.
+   */
+  private ready: Watcher[] = [];
+  private readyHead = 0;
   /** Watchers removed from the stream whose final answers are still queued. */
   private readonly control: StreamResponse[] = [];
   private nextId = 0;
@@ -177,8 +182,8 @@ export class WatchStream implements WatchOwner {
   }
 
   wake(watcher: Watcher): void {
-    if (!this.inReady.has(watcher)) {
-      this.inReady.add(watcher);
+    if (!watcher.woken) {
+      watcher.woken = true;
       this.ready.push(watcher);
     }
     this.onReadable();
@@ -190,26 +195,36 @@ export class WatchStream implements WatchOwner {
    * dropped since).
    */
   get hasPending(): boolean {
-    return !this.closed && (this.control.length > 0 || this.ready.length > 0 || this.progressWanted);
+    return !this.closed && (this.control.length > 0 || this.ready.length > this.readyHead || this.progressWanted);
   }
 
   /**
    * The next response to send, or undefined when nothing is ready. `behind`: the transport
    * could not send everything at once, so a watcher's queued revisions go out merged.
    */
-  pull(options: { behind?: boolean } = {}): StreamResponse | undefined {
+  pull(options: { readonly behind?: boolean } = KEEPING_UP): StreamResponse | undefined {
     if (this.closed) return undefined;
     const control = this.control.shift();
     if (control !== undefined) return control;
-    while (this.ready.length > 0) {
-      const w = this.ready.shift()!;
+    while (this.readyHead < this.ready.length) {
+      const ready = this.ready;
+      const w = ready[this.readyHead]!;
+      ready[this.readyHead] = undefined as unknown as Watcher;
+      this.readyHead++;
+      if (this.readyHead === ready.length) {
+        ready.length = 0;
+        this.readyHead = 0;
+      } else if (this.readyHead > 1024 && this.readyHead * 2 > ready.length) {
+        this.ready = ready.slice(this.readyHead);
+        this.readyHead = 0;
+      }
       const item = options.behind ? this.takeMerged(w) : this.hub.take(w);
       if (item === undefined) {
-        this.inReady.delete(w);
+        w.woken = false;
         continue;
       }
       if (w.queued > 0) this.ready.push(w);
-      else this.inReady.delete(w);
+      else w.woken = false;
       return this.toResponse(w, item);
     }
     if (this.progressWanted) {
@@ -246,8 +261,9 @@ export class WatchStream implements WatchOwner {
       this.hub.drop(w, () => false);
     }
     this.watchers.clear();
+    for (let i = this.readyHead; i < this.ready.length; i++) this.ready[i]!.woken = false;
     this.ready.length = 0;
-    this.inReady.clear();
+    this.readyHead = 0;
   }
 
   private toResponse(w: Watcher, item: Delivery): StreamResponse {
