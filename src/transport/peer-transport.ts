@@ -218,6 +218,13 @@ const silentLogger: TransportLogger = { info: noop, warn: noop, error: noop, deb
 
 type LinkState = 'connecting' | 'up' | 'backoff' | 'closed';
 
+/** A Stream call's HTTP/2 session; failure() is why it failed, once it has; stop() ends its timers. */
+interface PeerSession {
+  readonly session: http2.ClientHttp2Session;
+  failure(): string | undefined;
+  stop(): void;
+}
+
 /** How a Stream call ended: its gRPC status, or why the stream or its session failed. */
 interface StreamEnd {
   readonly code: number;
@@ -231,9 +238,8 @@ interface PeerLink {
   readonly address: string;
   readonly endpoint: PeerEndpoint;
   state: LinkState;
-  /** The HTTP/2 session of the current stream, with its keepalive and connect timers. */
-  session: http2.ClientHttp2Session | undefined;
-  sessionTimers: NodeJS.Timeout[];
+  /** The HTTP/2 session of the current stream (its timers stop when it closes). */
+  session: PeerSession | undefined;
   call: http2.ClientHttp2Stream | undefined;
   /** False between a write that returned false and the stream's 'drain'. */
   writable: boolean;
@@ -371,7 +377,6 @@ export class PeerTransport {
       endpoint: peerEndpoint(target),
       state: 'connecting',
       session: undefined,
-      sessionTimers: [],
       call: undefined,
       writable: true,
       queue: [],
@@ -418,10 +423,25 @@ export class PeerTransport {
     link.retryTimer = undefined;
     link.state = 'connecting';
     link.writable = true;
-    const { session, failure: sessionFailure } = this.connectSession(link);
+    let peerSession: PeerSession;
+    let call: http2.ClientHttp2Stream;
+    try {
+      peerSession = this.connectSession(link);
+      call = peerSession.session.request({ ':method': 'POST', ':path': STREAM_PATH, 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+    } catch (error) {
+      // Node refused the options (a TLS setting it cannot use): a failed attempt like any
+      // other, reported on a later turn (addPeer may run inside the driver's turn).
+      link.session?.stop();
+      link.session = undefined;
+      const details = error instanceof Error ? error.message : String(error);
+      this.later(() => {
+        if (link.state === 'connecting' && link.call === undefined) this.linkFailed(link, details);
+      });
+      return;
+    }
+    const sessionFailure = peerSession.failure;
     let end: StreamEnd | undefined;
     let failure: string | undefined;
-    const call = session.request({ ':method': 'POST', ':path': STREAM_PATH, 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
     link.call = call;
     call.on('response', (headers) => {
       // A status in the headers is a trailers-only answer: the call failed before it began.
@@ -461,11 +481,8 @@ export class PeerTransport {
     if (link.queue.length > 0) this.markDirty(link);
   }
 
-  /**
-   * A new HTTP/2 session towards the link's peer, with its keepalive and connect timeout;
-   * failure() is why it failed, once it has.
-   */
-  private connectSession(link: PeerLink): { session: http2.ClientHttp2Session; failure(): string | undefined } {
+  /** A new HTTP/2 session towards the link's peer, with its keepalive and connect deadline. */
+  private connectSession(link: PeerLink): PeerSession {
     const { host, port, socketPath } = link.endpoint;
     const tlsOptions = this.options.credentials?.client();
     const authority = socketPath !== undefined ? 'localhost' : net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
@@ -492,27 +509,26 @@ export class PeerTransport {
     session.on('error', (error: Error) => {
       failure ??= error.message;
     });
-    const timers = link.sessionTimers;
     const connectTimer = setTimeout(() => session.destroy(new Error(`not connected within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
-    timers.push(connectTimer);
     session.once('connect', () => clearTimeout(connectTimer));
     let pingTimer: NodeJS.Timeout | undefined;
     const keepalive = setInterval(() => {
-      if (session.destroyed || session.connecting || pingTimer !== undefined) return;
+      if (session.destroyed || session.closed || session.connecting || pingTimer !== undefined) return;
       pingTimer = setTimeout(() => session.destroy(new Error(`keepalive ping not answered within ${KEEPALIVE_TIMEOUT_MS} ms`)), KEEPALIVE_TIMEOUT_MS);
-      timers.push(pingTimer);
       session.ping(() => {
         clearTimeout(pingTimer);
         pingTimer = undefined;
       });
     }, KEEPALIVE_INTERVAL_MS);
-    timers.push(keepalive);
-    session.once('close', () => {
-      for (const timer of timers) clearTimeout(timer);
-      timers.length = 0;
-    });
-    link.session = session;
-    return { session, failure: () => failure };
+    const stop = (): void => {
+      clearTimeout(connectTimer);
+      clearInterval(keepalive);
+      clearTimeout(pingTimer);
+    };
+    session.once('close', stop);
+    const peerSession: PeerSession = { session, failure: () => failure, stop };
+    link.session = peerSession;
+    return peerSession;
   }
 
   private onStreamEnd(link: PeerLink, call: http2.ClientHttp2Stream, end: StreamEnd): void {
@@ -525,10 +541,14 @@ export class PeerTransport {
     if (link.call !== call) return;
     link.call = undefined;
     // One session per stream: the next attempt connects afresh.
-    link.session?.destroy();
+    link.session?.session.destroy();
     link.session = undefined;
     if (link.state === 'closed' || this.closed) return;
-    const details = end.code === STATUS_OK ? 'stream ended' : end.details;
+    this.linkFailed(link, end.code === STATUS_OK ? 'stream ended' : end.details);
+  }
+
+  /** The link's stream failed or ended: drop what it held, report, back off. */
+  private linkFailed(link: PeerLink, details: string): void {
     // What the stream still held is lost, like anything sent on a broken network; drop the
     // queue too rather than deliver it much later and out of context.
     link.droppedMessages += link.queue.length;
@@ -664,10 +684,9 @@ export class PeerTransport {
     const call = link.call;
     link.call = undefined;
     call?.close(http2.constants.NGHTTP2_CANCEL);
-    link.session?.destroy();
+    link.session?.session.destroy();
+    link.session?.stop();
     link.session = undefined;
-    for (const timer of link.sessionTimers) clearTimeout(timer);
-    link.sessionTimers.length = 0;
     if (link.snapshot !== undefined) {
       link.snapshot.call.cancel();
       link.snapshot.client.close();
