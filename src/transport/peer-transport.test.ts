@@ -412,6 +412,28 @@ describe('PeerTransport', () => {
     expect(a.unreachable).toEqual([2n]);
   });
 
+  it('gives up a connection whose peer stops answering without closing it (keepalive ping, ~15 s)', async () => {
+    const a = await node(1n);
+    // Accepts the TCP connection and never says a word: no SETTINGS, no PING answer.
+    const net = await import('node:net');
+    const sockets: import('node:net').Socket[] = [];
+    const silent = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      a.transport.addPeer(2n, `127.0.0.1:${(silent.address() as import('node:net').AddressInfo).port}`);
+      a.transport.send([heartbeat(1n, 2n)]);
+      await a.until(() => a.unreachable.length > 0);
+      expect(a.unreachable).toEqual([2n]);
+      expect(a.logs.find((l) => l.message === 'peer unreachable')?.fields).toMatchObject({ error: expect.stringMatching(/keepalive ping not answered/) });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
   describe('with peer TLS', () => {
     let pki: TestPki;
     const tlsSetups: PeerPortTls[] = [];

@@ -5,9 +5,9 @@
 //   send() ──► per-peer queue ──(microtask, or at once when a frame's worth is queued)──►
 //   PeerFrame batches on one long-lived client stream per peer ──► receiver's onMessages()
 //   The Stream call's client side is Node's own HTTP/2 client (one session and one stream per
-//   peer, each frame written as a gRPC length-prefixed message), not a grpc-js channel: the
-//   channel's per-message work was most of the link's CPU. The server side, and the rare
-//   Snapshot and Members calls, stay on grpc-js.
+//   peer, each frame written as a gRPC length-prefixed message), not a grpc-js channel, whose
+//   per-message work was ~2 us per put per member at 100 clients (bench/RESULTS.md, S14-H4).
+//   The server side, and the rare Snapshot and Members calls, stay on grpc-js.
 //   MsgSnap ──► its own Snapshot call on its own connection, in chunks ──► onMessages() once
 //   reassembled, then onSnapshotStatus() on the sender.
 //   askPeerForMembers() ──► one unary Members call ──► the peer's describeCluster() bytes (how a
@@ -241,7 +241,7 @@ interface PeerLink {
   /** The HTTP/2 session of the current stream (its timers stop when it closes). */
   session: PeerSession | undefined;
   call: http2.ClientHttp2Stream | undefined;
-  /** False between a write that returned false and the stream's 'drain'. */
+  /** False from the stream holding MAX_STREAM_BUFFER_BYTES unsent until its 'drain'. */
   writable: boolean;
   queue: Message[];
   /** messageEncodedSize of each queued message, measured once on enqueue. */
