@@ -10,7 +10,9 @@
 //   cannot carry a minimum TLS version or "request but do not reject" (peer port).
 // - Channel side (peer dialing): grpc-js's createCertificateProviderChannelCredentials with
 //   providers fed by the same TlsFiles; it builds a secure context per connection attempt
-//   from the latest update.
+//   from the latest update. The peer link's own HTTP/2 client (src/transport) takes plain
+//   Node TLS options instead (peerClientTls): the same CA, identity and checks, a secure
+//   context per connection attempt from the files as they are then.
 //
 // What grpc-js lets us set (documented for operators in the final report / docs): the Node
 // TLS server options requestCert, rejectUnauthorized, ciphers (TLS 1.2 list plus TLS 1.3
@@ -149,4 +151,24 @@ export function reloadingChannelCredentials(files: TlsFiles, policy: ChannelTlsP
     rejectUnauthorized: policy.verifyServer,
     ...(policy.checkServer !== undefined && { checkServerIdentity: policy.checkServer }),
   });
+}
+
+/** TLS options for one outgoing peer connection, built when it is attempted (src/transport). */
+export type PeerClientTls = () => tls.ConnectionOptions;
+
+/**
+ * The same verification as reloadingChannelCredentials, as Node TLS options: the newest
+ * certificate files for every connection attempt (one secure context per file version).
+ */
+export function peerClientTls(files: TlsFiles, policy: ChannelTlsPolicy, fallbackCa: Buffer): PeerClientTls {
+  let built: { pem: TlsPem; context: tls.SecureContext } | undefined;
+  return () => {
+    const pem = files.current;
+    if (built?.pem !== pem) built = { pem, context: tls.createSecureContext({ ca: pem.ca ?? fallbackCa, cert: pem.cert, key: pem.key }) };
+    return {
+      secureContext: built.context,
+      rejectUnauthorized: policy.verifyServer,
+      ...(policy.checkServer !== undefined && { checkServerIdentity: policy.checkServer }),
+    };
+  };
 }

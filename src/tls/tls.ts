@@ -27,7 +27,15 @@ import { CIPHER_SUITES } from '../config/cipher-suites.js';
 import type { PeerTlsConfig, TlsConfig } from '../config/schema.js';
 import { ensureSelfSignedCertificate } from './auto-tls.js';
 import { revokedSerialOf } from './crl.js';
-import { ReloadingServerCredentials, reloadingChannelCredentials, reloadingTlsServer, type ServerTlsPolicy } from './credentials.js';
+import {
+  ReloadingServerCredentials,
+  peerClientTls,
+  reloadingChannelCredentials,
+  reloadingTlsServer,
+  type ChannelTlsPolicy,
+  type PeerClientTls,
+  type ServerTlsPolicy,
+} from './credentials.js';
 import { TlsFiles, type TlsFilesLogger } from './tls-files.js';
 
 export { TlsSetupError } from './tls-files.js';
@@ -136,7 +144,8 @@ export interface PeerCall {
 }
 
 export interface PeerPortTls {
-  readonly credentials: { server: grpc.ServerCredentials; channel: grpc.ChannelCredentials };
+  /** channel: grpc-js's (Snapshot and Members calls); client: the Stream's own HTTP/2 client. */
+  readonly credentials: { server: grpc.ServerCredentials; channel: grpc.ChannelCredentials; client: PeerClientTls };
   /** Undefined to accept the call, or the reason it is refused. */
   authorizePeer(call: PeerCall): string | undefined;
   readonly files: TlsFiles;
@@ -155,24 +164,23 @@ export function peerPortTls(config: PeerTlsConfig, options: TlsSetupOptions): Pe
     ciphers: cipherString(config.cipherSuites),
     minVersion: minVersion(config),
   });
-  const channel = reloadingChannelCredentials(
-    files,
-    {
-      verifyServer: !auto,
-      checkServer: (host, certificate) => {
-        const hostError = tls.checkServerIdentity(host, certificate);
-        if (hostError !== undefined) return hostError;
-        const cn = commonNameOf(certificate);
-        if (allowedCn !== '' && cn !== allowedCn)
-          return new Error(`peer certificate CN ${JSON.stringify(cn ?? '')} is not the allowed CN ${JSON.stringify(allowedCn)}`);
-        return undefined;
-      },
+  const channelPolicy: ChannelTlsPolicy = {
+    verifyServer: !auto,
+    checkServer: (host, certificate) => {
+      const hostError = tls.checkServerIdentity(host, certificate);
+      if (hostError !== undefined) return hostError;
+      const cn = commonNameOf(certificate);
+      if (allowedCn !== '' && cn !== allowedCn)
+        return new Error(`peer certificate CN ${JSON.stringify(cn ?? '')} is not the allowed CN ${JSON.stringify(allowedCn)}`);
+      return undefined;
     },
-    // Without a peer CA file, servers are verified against the system roots (Go does the same).
-    Buffer.from(tls.rootCertificates.join('\n')),
-  );
+  };
+  // Without a peer CA file, servers are verified against the system roots (Go does the same).
+  const systemRoots = Buffer.from(tls.rootCertificates.join('\n'));
+  const channel = reloadingChannelCredentials(files, channelPolicy, systemRoots);
+  const client = peerClientTls(files, channelPolicy, systemRoots);
   return {
-    credentials: { server: credentials, channel },
+    credentials: { server: credentials, channel, client },
     authorizePeer: (call) => {
       if (!verifyClients) return undefined;
       const certificate = call.getAuthContext().sslPeerCertificate;

@@ -4,7 +4,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EntryType, MessageType, makeMessage, type Message } from '../raft/types.js';
-import { FRAME_HEADER_BYTES, FrameDecodeError, decodeMessage, decodePeerFrame, encodeMessage, encodePeerFrame, messageEncodedSize } from './message-codec.js';
+import {
+  FRAME_HEADER_BYTES,
+  FrameDecodeError,
+  GRPC_PREFIX_BYTES,
+  decodeMessage,
+  decodePeerFrame,
+  encodeMessage,
+  encodePeerFrame,
+  messageEncodedSize,
+} from './message-codec.js';
 
 const u64 = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n });
 const u53 = fc.oneof(fc.nat(), fc.constantFrom(0, 1, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER));
@@ -142,6 +151,18 @@ describe('message codec', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('puts the gRPC message prefix (uncompressed, big-endian length) before a frame when asked', () => {
+    const header = { clusterId: 1n, fromId: 2n, toId: 3n };
+    const messages = [1, 2, 3].map((i) => makeMessage({ type: MessageType.MsgHeartbeat, from: 2n, to: 3n, term: 1, commit: i }));
+    const plain = encodePeerFrame(header, messages, { start: 1, end: 3 });
+    const prefixed = encodePeerFrame(header, messages, { start: 1, end: 3, grpcPrefix: true });
+    expect(prefixed.length).toBe(GRPC_PREFIX_BYTES + plain.length);
+    expect(prefixed[0]).toBe(0);
+    expect(prefixed.readUInt32BE(1)).toBe(plain.length);
+    expect(prefixed.subarray(GRPC_PREFIX_BYTES).equals(plain)).toBe(true);
+    expect(decodePeerFrame(prefixed.subarray(GRPC_PREFIX_BYTES)).messages.map((m) => m.commit)).toEqual([2, 3]);
   });
 
   it('rejects truncated, padded and unknown-version input with FrameDecodeError', () => {

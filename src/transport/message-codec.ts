@@ -168,25 +168,37 @@ export function decodeMessage(buf: Buffer): Message {
   return m;
 }
 
+/** Bytes of a gRPC message prefix: the compressed flag and the message length. */
+export const GRPC_PREFIX_BYTES = 5;
+
 /**
  * Encodes messages[start, end) as a PeerFrame protobuf message (field 1 wrapping the binary
- * frame), ready to hand to gRPC as is. `sizes[i]`, when given, must be
+ * frame), ready to hand to gRPC as is, or with `grpcPrefix` behind its gRPC length prefix,
+ * ready to write to an HTTP/2 stream. `sizes[i]`, when given, must be
  * messageEncodedSize(messages[i]); the transport measures once on enqueue and passes them in.
  */
 export function encodePeerFrame(
   header: FrameHeader,
   messages: readonly Message[],
-  range: { start?: number; end?: number; sizes?: readonly number[] } = {},
+  range: { start?: number; end?: number; sizes?: readonly number[]; grpcPrefix?: boolean } = {},
 ): Buffer {
   const start = range.start ?? 0;
   const end = range.end ?? messages.length;
   const sizes = range.sizes;
   let frameBytes = FRAME_HEADER_BYTES;
   for (let i = start; i < end; i++) frameBytes += sizes !== undefined ? sizes[i]! : messageEncodedSize(messages[i]!);
-  const total = 1 + varintBytes(frameBytes) + frameBytes;
+  // With grpcPrefix, the gRPC message prefix (uncompressed flag, 4-byte big-endian length)
+  // comes first, so the buffer is written to an HTTP/2 stream as it is.
+  const prefix = range.grpcPrefix === true ? GRPC_PREFIX_BYTES : 0;
+  const message = 1 + varintBytes(frameBytes) + frameBytes;
+  const total = prefix + message;
   const buf = Buffer.allocUnsafe(total);
-  buf[0] = PEER_FRAME_TAG;
-  let offset = writeVarint(buf, 1, frameBytes);
+  if (prefix !== 0) {
+    buf[0] = 0;
+    buf.writeUInt32BE(message, 1);
+  }
+  buf[prefix] = PEER_FRAME_TAG;
+  let offset = writeVarint(buf, prefix + 1, frameBytes);
   buf[offset] = CODEC_VERSION;
   offset += 1;
   buf.writeBigUInt64BE(header.clusterId, offset);

@@ -7,8 +7,11 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EntryType, MessageType, makeMessage, type Message } from '../raft/types.js';
+import type { PeerTlsConfig } from '../config/schema.js';
+import { peerPortTls, type PeerPortTls } from '../tls/tls.js';
+import { makeTestPki, type TestPki } from '../../test/e2e/tls-certs.js';
 import { encodePeerFrame } from './message-codec.js';
 import { askPeerForMembers, PeerCallError, PeerTransport, type PeerTransportOptions } from './peer-transport.js';
 import { Notifier, within } from '../../test/support/wait.js';
@@ -25,6 +28,7 @@ class Node {
   readonly batches: number[] = [];
   readonly unreachable: bigint[] = [];
   readonly snapshotStatus: Array<{ peer: bigint; ok: boolean }> = [];
+  readonly removedBy: bigint[] = [];
   readonly logs: LogRecord[] = [];
   transport!: PeerTransport;
   private readonly changes = new Notifier();
@@ -56,6 +60,10 @@ class Node {
       },
       onSnapshotStatus: (peer, ok) => {
         this.snapshotStatus.push({ peer, ok });
+        this.notify();
+      },
+      onRemoved: (peer) => {
+        this.removedBy.push(peer);
         this.notify();
       },
       logger: { info: record('info'), warn: record('warn'), error: record('error'), debug: record('debug') },
@@ -340,6 +348,163 @@ describe('PeerTransport', () => {
     const closedPort = silent.transport.port;
     await silent.transport.close();
     await expect(askPeerForMembers(`127.0.0.1:${closedPort}`, undefined, 5_000)).rejects.toBeInstanceOf(PeerCallError);
+  });
+
+  it('hears the removed answer of a peer that removed this member (onRemoved, once per stream)', async () => {
+    const a = await node(1n);
+    const b = await new Node(2n).start(0, { isRemoved: (id) => id === 1n });
+    started.push(b);
+    mesh([a, b]);
+    a.transport.send([heartbeat(1n, 2n)]);
+    await a.until(() => a.removedBy.length > 0 && a.unreachable.length > 0);
+    expect(a.removedBy[0]).toBe(2n);
+    expect(a.unreachable).toEqual([2n]);
+    expect(b.received).toEqual([]);
+    // The answer is not taken for a removal by a peer that did not remove this member.
+    expect(b.removedBy).toEqual([]);
+  });
+
+  it('backs off after a refused stream, doubling the delay, with one unreachable report', async () => {
+    const a = await node(1n);
+    const refusing = await new Node(2n).start(0, { authorizePeer: () => 'no certificate' });
+    started.push(refusing);
+    a.transport.addPeer(2n, `127.0.0.1:${refusing.transport.port}`);
+    await retransmitUntil(
+      a,
+      2n,
+      a.until(() => a.logs.filter((l) => l.message === 'peer stream retry failed').length >= 3),
+    );
+    expect(a.unreachable).toEqual([2n]);
+    const refused = a.logs.find((l) => l.message === 'peer refused this member');
+    expect(refused?.fields).toMatchObject({ peer: '2', error: 'peer refused: no certificate' });
+    expect(a.logs.find((l) => l.message === 'peer unreachable')?.fields).toMatchObject({ error: 'peer refused: no certificate' });
+    const delays = a.logs.filter((l) => l.message === 'peer stream retry failed').map((l) => (l.fields as { retryInMs: number }).retryInMs);
+    expect(delays.slice(0, 3)).toEqual([100, 200, 400]);
+    expect(refusing.received).toEqual([]);
+  });
+
+  it('backs off after a failed stream (a server that is not gRPC), then connects once the peer is back', async () => {
+    const a = await node(1n);
+    // An HTTP/2 server answering every request with 404, then closed for a real peer on its port.
+    const http2 = await import('node:http2');
+    const impostor = http2.createServer((_request, response) => {
+      response.writeHead(404);
+      response.end();
+    });
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    const port = (impostor.address() as import('node:net').AddressInfo).port;
+    a.transport.addPeer(2n, `127.0.0.1:${port}`);
+    await retransmitUntil(
+      a,
+      2n,
+      a.until(() => a.logs.filter((l) => l.message === 'peer stream retry failed').length >= 2),
+    );
+    expect(a.unreachable).toEqual([2n]);
+    expect(a.logs.find((l) => l.message === 'peer unreachable')?.fields).toMatchObject({ error: 'HTTP status 404' });
+    await new Promise<void>((resolve) => impostor.close(() => resolve()));
+    const b = await node(2n, 1n, port);
+    await retransmitUntil(
+      a,
+      2n,
+      b.until(() => b.received.length > 0),
+    );
+    await a.until(() => a.logs.some((l) => l.message === 'peer reachable again'));
+    expect(a.unreachable).toEqual([2n]);
+  });
+
+  it('gives up a connection whose peer stops answering without closing it (keepalive ping, ~15 s)', async () => {
+    const a = await node(1n);
+    // Accepts the TCP connection and never says a word: no SETTINGS, no PING answer.
+    const net = await import('node:net');
+    const sockets: import('node:net').Socket[] = [];
+    const silent = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      a.transport.addPeer(2n, `127.0.0.1:${(silent.address() as import('node:net').AddressInfo).port}`);
+      a.transport.send([heartbeat(1n, 2n)]);
+      await a.until(() => a.unreachable.length > 0);
+      expect(a.unreachable).toEqual([2n]);
+      expect(a.logs.find((l) => l.message === 'peer unreachable')?.fields).toMatchObject({ error: expect.stringMatching(/keepalive ping not answered/) });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
+  describe('with peer TLS', () => {
+    let pki: TestPki;
+    const tlsSetups: PeerPortTls[] = [];
+    const tlsConfig = (pair: { cert: string; key: string }, allowedCn = ''): PeerTlsConfig => ({
+      enabled: true,
+      certFile: pair.cert,
+      keyFile: pair.key,
+      caFile: pki.ca.cert,
+      clientCertAuth: true,
+      autoTls: false,
+      crlFile: '',
+      cipherSuites: [],
+      minVersion: 'TLS1.2',
+      allowedCn,
+    });
+    async function tlsNode(id: bigint, config: PeerTlsConfig): Promise<Node> {
+      const setup = peerPortTls(config, { dataDir: pki.dir, hosts: ['127.0.0.1'] })!;
+      tlsSetups.push(setup);
+      const n = await new Node(id).start(0, { credentials: setup.credentials, authorizePeer: (call) => setup.authorizePeer(call) });
+      started.push(n);
+      return n;
+    }
+
+    beforeAll(() => {
+      pki = makeTestPki();
+    });
+    afterAll(() => {
+      for (const setup of tlsSetups.splice(0)) setup.close();
+      pki.remove();
+    });
+
+    it('delivers both ways between members with certificates of the peer CA', async () => {
+      const a = await tlsNode(1n, tlsConfig(pki.issue('a', { cn: 'member' }), 'member'));
+      const b = await tlsNode(2n, tlsConfig(pki.issue('b', { cn: 'member' }), 'member'));
+      mesh([a, b]);
+      await retransmitUntil(
+        a,
+        2n,
+        b.until(() => b.received.length > 0),
+      );
+      await retransmitUntil(
+        b,
+        1n,
+        a.until(() => a.received.length > 0),
+      );
+      for (let i = 0; i < 100; i++) a.transport.send([app(1n, 2n, i)]);
+      await b.until(() => b.received.filter((m) => m.type === MessageType.MsgApp).length === 100);
+      expect(a.unreachable).toEqual([]);
+      expect(b.unreachable).toEqual([]);
+    });
+
+    it("refuses a peer server whose certificate is another CA's or has another CN, and is refused by it", async () => {
+      const a = await tlsNode(1n, tlsConfig(pki.issue('a2', { cn: 'member' }), 'member'));
+      const stranger = await tlsNode(2n, { ...tlsConfig(pki.issue('s', { cn: 'member', by: 'otherCa' })), caFile: pki.otherCa.cert });
+      const wrongCn = await tlsNode(3n, tlsConfig(pki.issue('w', { cn: 'intruder' })));
+      mesh([a, stranger, wrongCn]);
+      a.transport.send([heartbeat(1n, 2n), heartbeat(1n, 3n)]);
+      await a.until(() => a.unreachable.length === 2);
+      const errors = a.logs.filter((l) => l.message === 'peer unreachable').map((l) => l.fields as { peer: string; error: string });
+      // The server checks of this member's own client: the chain, then the allowed CN.
+      expect(errors.find((e) => e.peer === '2')?.error).toMatch(/certificate/i);
+      expect(errors.find((e) => e.peer === '3')?.error).toMatch(/is not the allowed CN/);
+      // The other direction: a's server refuses both senders' calls.
+      stranger.transport.send([heartbeat(2n, 1n)]);
+      wrongCn.transport.send([heartbeat(3n, 1n)]);
+      await stranger.until(() => stranger.unreachable.length > 0);
+      await wrongCn.until(() => wrongCn.logs.some((l) => l.message === 'peer refused this member'));
+      expect(a.received).toEqual([]);
+      expect(stranger.received).toEqual([]);
+      expect(wrongCn.received).toEqual([]);
+    });
   });
 
   it('does nothing after close', async () => {

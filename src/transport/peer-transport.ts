@@ -4,6 +4,10 @@
 // Shape:
 //   send() ──► per-peer queue ──(microtask, or at once when a frame's worth is queued)──►
 //   PeerFrame batches on one long-lived client stream per peer ──► receiver's onMessages()
+//   The Stream call's client side is Node's own HTTP/2 client (one session and one stream per
+//   peer, each frame written as a gRPC length-prefixed message), not a grpc-js channel, whose
+//   per-message work was ~2 us per put per member at 100 clients (bench/RESULTS.md, S14-H4).
+//   The server side, and the rare Snapshot and Members calls, stay on grpc-js.
 //   MsgSnap ──► its own Snapshot call on its own connection, in chunks ──► onMessages() once
 //   reassembled, then onSnapshotStatus() on the sender.
 //   askPeerForMembers() ──► one unary Members call ──► the peer's describeCluster() bytes (how a
@@ -13,6 +17,10 @@
 //
 //   connecting ──(server headers)──► up ──(stream fails or ends)──► backoff ──(timer)──► connecting
 //        └─────────────(stream fails)──────────────────────────────────►┘
+//
+//   Each connecting opens a new HTTP/2 session; the end of its stream destroys it. A session
+//   pings its peer every 10 s and is destroyed when an answer takes over 5 s (a peer gone
+//   without closing its socket), or when it is not connected within 20 s.
 //
 // Invariants and choices:
 // - Raft tolerates lost messages and retransmits, so this layer never buffers without bound:
@@ -33,7 +41,9 @@
 
 import * as grpc from '@grpc/grpc-js';
 import fs from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
 import { assert } from '../util/assert.js';
 import { listenErrorOf, socketListenErrorOf } from '../util/listen-error.js';
 import { MessageType, messageTypeName, type Message } from '../raft/types.js';
@@ -63,7 +73,13 @@ export interface TransportLogger {
 /** Peer TLS credentials (src/tls builds them from the config); both ends default to plain text. */
 export interface TransportCredentials {
   server: grpc.ServerCredentials;
+  /** For the Snapshot and Members calls (grpc-js). */
   channel: grpc.ChannelCredentials;
+  /**
+   * For the Stream call's HTTP/2 client: the TLS options of one connection attempt (the same
+   * CA, identity and server checks as `channel`), asked for every attempt.
+   */
+  client: () => tls.ConnectionOptions;
 }
 
 /**
@@ -130,11 +146,21 @@ const MAX_BATCH_MESSAGES = 1024;
 /** Per-peer queue bounds (messages not yet handed to gRPC). */
 const MAX_QUEUE_MESSAGES = 4096;
 const MAX_QUEUE_BYTES = 64 * 1024 * 1024;
+/** Bytes written to a peer's stream and not yet sent, above which writing waits for 'drain'. */
+const MAX_STREAM_BUFFER_BYTES = 16 * 1024 * 1024;
 /** Largest frame a receiver accepts; a bigger message could never be delivered. */
 const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Node's Buffer limit bounds a reassembled snapshot. */
 const MAX_SNAPSHOT_BYTES = 2 ** 32 - 1;
+/** The Stream session's keepalive (as grpc.keepalive_time_ms / _timeout_ms below). */
+const KEEPALIVE_INTERVAL_MS = 10_000;
+const KEEPALIVE_TIMEOUT_MS = 5_000;
+/** A session not connected by then is given up (grpc-js's minimum connect timeout). */
+const CONNECT_TIMEOUT_MS = 20_000;
+/** gRPC status codes the sending side tells apart (grpc.status, as numbers on the wire). */
+const STATUS_OK = 0;
+const STATUS_UNAVAILABLE = 14;
 const INITIAL_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 2000;
 const WARN_INTERVAL_MS = 10_000;
@@ -192,14 +218,30 @@ const silentLogger: TransportLogger = { info: noop, warn: noop, error: noop, deb
 
 type LinkState = 'connecting' | 'up' | 'backoff' | 'closed';
 
+/** A Stream call's HTTP/2 session; failure() is why it failed, once it has; stop() ends its timers. */
+interface PeerSession {
+  readonly session: http2.ClientHttp2Session;
+  failure(): string | undefined;
+  stop(): void;
+}
+
+/** How a Stream call ended: its gRPC status, or why the stream or its session failed. */
+interface StreamEnd {
+  readonly code: number;
+  readonly details: string;
+}
+
 /** This member's sending side towards one peer. */
 interface PeerLink {
   readonly id: bigint;
+  /** The gRPC target ("host:port" or "unix:file"), for the Snapshot channel and logs. */
   readonly address: string;
-  readonly client: grpc.Client;
+  readonly endpoint: PeerEndpoint;
   state: LinkState;
-  call: grpc.ClientWritableStream<Buffer> | undefined;
-  /** False between a write that returned false and the stream's 'drain'. */
+  /** The HTTP/2 session of the current stream (its timers stop when it closes). */
+  session: PeerSession | undefined;
+  call: http2.ClientHttp2Stream | undefined;
+  /** False from the stream holding MAX_STREAM_BUFFER_BYTES unsent until its 'drain'. */
   writable: boolean;
   queue: Message[];
   /** messageEncodedSize of each queued message, measured once on enqueue. */
@@ -223,7 +265,8 @@ export class PeerTransport {
   private readonly pendingImmediates = new Set<NodeJS.Immediate>();
   private readonly log: TransportLogger;
   private readonly maxBatchBytes: number;
-  private readonly credentials: TransportCredentials;
+  /** The grpc-js credentials (server, and the Snapshot channel); plain text by default. */
+  private readonly credentials: Pick<TransportCredentials, 'server' | 'channel'>;
   private readonly warnedAt = new Map<string, { atMs: number; suppressed: number }>();
   private closed = false;
 
@@ -236,7 +279,7 @@ export class PeerTransport {
     private readonly options: PeerTransportOptions,
     private readonly server: grpc.Server,
     private readonly boundPort: number,
-    credentials: TransportCredentials,
+    credentials: Pick<TransportCredentials, 'server' | 'channel'>,
   ) {
     this.log = options.logger ?? silentLogger;
     this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
@@ -328,12 +371,12 @@ export class PeerTransport {
       this.removePeer(id);
     }
     const target = grpcTarget(address);
-    const client = new grpc.Client(target, this.credentials.channel, CHANNEL_OPTIONS);
     const link: PeerLink = {
       id,
       address: target,
-      client,
+      endpoint: peerEndpoint(target),
       state: 'connecting',
+      session: undefined,
       call: undefined,
       writable: true,
       queue: [],
@@ -380,10 +423,30 @@ export class PeerTransport {
     link.retryTimer = undefined;
     link.state = 'connecting';
     link.writable = true;
-    const call = link.client.makeClientStreamRequest<Buffer, Buffer>(STREAM_PATH, passThrough, passThrough, (error) => this.onStreamEnd(link, call, error));
+    let peerSession: PeerSession;
+    let call: http2.ClientHttp2Stream;
+    try {
+      peerSession = this.connectSession(link);
+      call = peerSession.session.request({ ':method': 'POST', ':path': STREAM_PATH, 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+    } catch (error) {
+      // Node refused the options (a TLS setting it cannot use): a failed attempt like any
+      // other, reported on a later turn (addPeer may run inside the driver's turn).
+      link.session?.stop();
+      link.session = undefined;
+      const details = error instanceof Error ? error.message : String(error);
+      this.later(() => {
+        if (link.state === 'connecting' && link.call === undefined) this.linkFailed(link, details);
+      });
+      return;
+    }
+    const sessionFailure = peerSession.failure;
+    let end: StreamEnd | undefined;
+    let failure: string | undefined;
     link.call = call;
-    call.on('metadata', () => {
-      if (link.call !== call || link.state !== 'connecting') return;
+    call.on('response', (headers) => {
+      // A status in the headers is a trailers-only answer: the call failed before it began.
+      end = streamEndOf(headers) ?? end;
+      if (end !== undefined || link.call !== call || link.state !== 'connecting') return;
       link.state = 'up';
       link.backoffMs = INITIAL_BACKOFF_MS;
       if (link.unreachableReported) {
@@ -392,27 +455,100 @@ export class PeerTransport {
         link.droppedMessages = 0;
       }
     });
+    call.on('trailers', (headers) => {
+      end = streamEndOf(headers) ?? end;
+    });
     call.on('drain', () => {
       if (link.call !== call) return;
       link.writable = true;
       this.flushLink(link);
     });
-    // Failures arrive through the callback; a listener keeps an 'error' event from throwing.
-    call.on('error', noop);
+    call.on('error', (error: Error) => {
+      failure ??= error.message;
+    });
+    // The answer is one empty message and the status at the end; read it so the stream can
+    // finish, and close our half then (the server has ended the call; 'close' follows).
+    call.resume();
+    call.on('end', () => call.close());
+    call.on('close', () => {
+      this.onStreamEnd(
+        link,
+        call,
+        end ?? { code: STATUS_UNAVAILABLE, details: failure ?? sessionFailure() ?? `stream closed (HTTP/2 code ${call.rstCode ?? '?'})` },
+      );
+    });
     // Whatever was queued while the previous stream was being replaced goes out now.
     if (link.queue.length > 0) this.markDirty(link);
   }
 
-  private onStreamEnd(link: PeerLink, call: grpc.ClientWritableStream<Buffer>, error: grpc.ServiceError | null): void {
-    if (error?.code === grpc.status.FAILED_PRECONDITION && error.details === REMOVED_DETAILS) this.options.onRemoved?.(link.id);
-    if (error?.code === grpc.status.PERMISSION_DENIED) {
+  /** A new HTTP/2 session towards the link's peer, with its keepalive and connect deadline. */
+  private connectSession(link: PeerLink): PeerSession {
+    const { host, port, socketPath } = link.endpoint;
+    const tlsOptions = this.options.credentials?.client();
+    const authority = socketPath !== undefined ? 'localhost' : net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+    const session = http2.connect(`${tlsOptions !== undefined ? 'https' : 'http'}://${authority}`, {
+      createConnection: () => {
+        const socket = socketPath !== undefined ? net.connect({ path: socketPath }) : net.connect({ host, port, noDelay: true });
+        if (tlsOptions === undefined) return socket;
+        // As grpc-js: the host is the name checked against the certificate (a unix socket's is
+        // localhost); SNI carries it unless it is an IP address (RFC 6066).
+        const name = socketPath !== undefined ? 'localhost' : host;
+        return tls.connect({
+          ...tlsOptions,
+          socket,
+          host: name,
+          ...(net.isIP(name) === 0 && { servername: name }),
+          ALPNProtocols: ['h2'],
+        });
+      },
+      // Node's default limit throttles a session holding a large frame; the queue bounds above
+      // are the limit (grpc-js lifts it the same way).
+      maxSessionMemory: Number.MAX_SAFE_INTEGER,
+    });
+    let failure: string | undefined;
+    session.on('error', (error: Error) => {
+      failure ??= error.message;
+    });
+    const connectTimer = setTimeout(() => session.destroy(new Error(`not connected within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+    session.once('connect', () => clearTimeout(connectTimer));
+    let pingTimer: NodeJS.Timeout | undefined;
+    const keepalive = setInterval(() => {
+      if (session.destroyed || session.closed || session.connecting || pingTimer !== undefined) return;
+      pingTimer = setTimeout(() => session.destroy(new Error(`keepalive ping not answered within ${KEEPALIVE_TIMEOUT_MS} ms`)), KEEPALIVE_TIMEOUT_MS);
+      session.ping(() => {
+        clearTimeout(pingTimer);
+        pingTimer = undefined;
+      });
+    }, KEEPALIVE_INTERVAL_MS);
+    const stop = (): void => {
+      clearTimeout(connectTimer);
+      clearInterval(keepalive);
+      clearTimeout(pingTimer);
+    };
+    session.once('close', stop);
+    const peerSession: PeerSession = { session, failure: () => failure, stop };
+    link.session = peerSession;
+    return peerSession;
+  }
+
+  private onStreamEnd(link: PeerLink, call: http2.ClientHttp2Stream, end: StreamEnd): void {
+    if (end.code === grpc.status.FAILED_PRECONDITION && end.details === REMOVED_DETAILS) this.options.onRemoved?.(link.id);
+    if (end.code === grpc.status.PERMISSION_DENIED) {
       // A refusal (TLS verification on the peer's side) is worth a line every time it changes
       // nothing, not only at the start of an unreachable episode that began for another reason.
-      this.warnRateLimited(`refusedby:${link.id}`, { peer: link.id.toString(16), address: link.address, error: error.details }, 'peer refused this member');
+      this.warnRateLimited(`refusedby:${link.id}`, { peer: link.id.toString(16), address: link.address, error: end.details }, 'peer refused this member');
     }
     if (link.call !== call) return;
     link.call = undefined;
+    // One session per stream: the next attempt connects afresh.
+    link.session?.session.destroy();
+    link.session = undefined;
     if (link.state === 'closed' || this.closed) return;
+    this.linkFailed(link, end.code === STATUS_OK ? 'stream ended' : end.details);
+  }
+
+  /** The link's stream failed or ended: drop what it held, report, back off. */
+  private linkFailed(link: PeerLink, details: string): void {
     // What the stream still held is lost, like anything sent on a broken network; drop the
     // queue too rather than deliver it much later and out of context.
     link.droppedMessages += link.queue.length;
@@ -422,10 +558,10 @@ export class PeerTransport {
     this.dirty.delete(link);
     if (!link.unreachableReported) {
       link.unreachableReported = true;
-      this.log.warn({ peer: link.id.toString(16), address: link.address, error: error?.details ?? 'stream ended' }, 'peer unreachable');
+      this.log.warn({ peer: link.id.toString(16), address: link.address, error: details }, 'peer unreachable');
       this.options.onUnreachable?.(link.id);
     } else {
-      this.log.debug({ peer: link.id.toString(16), retryInMs: link.backoffMs, error: error?.details }, 'peer stream retry failed');
+      this.log.debug({ peer: link.id.toString(16), retryInMs: link.backoffMs, error: details }, 'peer stream retry failed');
     }
     link.state = 'backoff';
     link.retryTimer = setTimeout(() => {
@@ -467,10 +603,13 @@ export class PeerTransport {
         bytes += sizes[end]!;
         end++;
       } while (end < queue.length && end - start < MAX_BATCH_MESSAGES && bytes + sizes[end]! <= this.maxBatchBytes);
-      const frame = encodePeerFrame(header, queue, { start, end, sizes });
+      const frame = encodePeerFrame(header, queue, { start, end, sizes, grpcPrefix: true });
       link.queuedBytes -= bytes;
       start = end;
-      if (!call.write(frame)) {
+      call.write(frame);
+      // The stream's own mark (16 KiB) is below one frame; push back by bytes held instead, as
+      // grpc-js did by frames held (16).
+      if (call.writableLength >= MAX_STREAM_BUFFER_BYTES) {
         link.writable = false;
         break;
       }
@@ -544,7 +683,10 @@ export class PeerTransport {
     link.retryTimer = undefined;
     const call = link.call;
     link.call = undefined;
-    call?.cancel();
+    call?.close(http2.constants.NGHTTP2_CANCEL);
+    link.session?.session.destroy();
+    link.session?.stop();
+    link.session = undefined;
     if (link.snapshot !== undefined) {
       link.snapshot.call.cancel();
       link.snapshot.client.close();
@@ -552,7 +694,6 @@ export class PeerTransport {
     link.queue = [];
     link.sizes = [];
     link.queuedBytes = 0;
-    link.client.close();
   }
 
   /** Runs a callback on a later turn (never inside send()), unless the transport closes first. */
@@ -836,4 +977,41 @@ function removeStaleSocket(socketPath: string): void {
     throw error;
   }
   if (stat.isSocket()) fs.unlinkSync(socketPath);
+}
+
+/** Where a peer's Stream session connects: host and port, or a unix socket file. */
+interface PeerEndpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly socketPath: string | undefined;
+}
+
+/** The endpoint of a gRPC target ("host:port", "[v6]:port" or "unix:file"). */
+function peerEndpoint(target: string): PeerEndpoint {
+  if (target.startsWith('unix:')) return { host: 'localhost', port: 0, socketPath: target.slice('unix:'.length) };
+  const colon = target.lastIndexOf(':');
+  assert(colon > 0, `peer address without a port: ${target}`);
+  const host = target.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(target.slice(colon + 1));
+  assert(Number.isInteger(port) && port > 0 && port < 65536, `bad peer port: ${target}`);
+  return { host, port, socketPath: undefined };
+}
+
+/** The gRPC status in response headers or trailers, undefined when they hold none. */
+function streamEndOf(headers: http2.IncomingHttpHeaders): StreamEnd | undefined {
+  const status = headers['grpc-status'];
+  if (typeof status !== 'string') {
+    const http = headers[':status'] as number | undefined;
+    // A non-gRPC answer (a proxy, the wrong port): no status of its own, the stream failed.
+    if (http !== undefined && http !== 200) return { code: STATUS_UNAVAILABLE, details: `HTTP status ${http}` };
+    return undefined;
+  }
+  const message = headers['grpc-message'];
+  let details = typeof message === 'string' ? message : '';
+  try {
+    details = decodeURIComponent(details);
+  } catch {
+    // Not percent-encoded as gRPC says it must be: keep the raw text.
+  }
+  return { code: Number(status), details };
 }
