@@ -173,7 +173,8 @@ describe('LevelWriteQueue: the journal reset waits for LevelDB older log', () =>
 });
 
 describe('LevelWriteQueue: the LevelDB hand-off of an in-line journal record', () => {
-  it("a journaled write's waiters and their continuations run before its LevelDB write is handed over; it lands after", async () => {
+  /** A queue whose database records each LevelDB batch it is handed in `events`. */
+  async function withBatchesRecorded() {
     const { db, queue } = await setUp({ checkpointIntervalMs: 60_000 });
     const events: string[] = [];
     const batch = db.batch.bind(db);
@@ -181,6 +182,11 @@ describe('LevelWriteQueue: the LevelDB hand-off of an in-line journal record', (
       events.push('leveldb batch');
       return batch(...args);
     }) as typeof db.batch;
+    return { db, queue, events };
+  }
+
+  it("a journaled write's waiters and their continuations run before its LevelDB write is handed over; it lands after", async () => {
+    const { db, queue, events } = await withBatchesRecorded();
     let landed!: () => void;
     const landedAll = new Promise<void>((resolve) => {
       landed = resolve;
@@ -209,13 +215,7 @@ describe('LevelWriteQueue: the LevelDB hand-off of an in-line journal record', (
   });
 
   it('an unsynced journal record (no event waits on it) is handed to LevelDB at once', async () => {
-    const { db, queue } = await setUp({ checkpointIntervalMs: 60_000 });
-    const events: string[] = [];
-    const batch = db.batch.bind(db);
-    db.batch = ((...args: Parameters<typeof batch>) => {
-      events.push('leveldb batch');
-      return batch(...args);
-    }) as typeof db.batch;
+    const { db, queue, events } = await withBatchesRecorded();
     const written = queue.write([put('b', '1')], { sync: false, prompt: true, journal: 'journaled' });
     void written.then(() => events.push('resolved'));
     await written;
