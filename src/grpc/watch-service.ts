@@ -75,9 +75,6 @@ const MAX_UNSENT_BYTES = 1024 * 1024;
  * MB/s per stream (bench/RESULTS.md); one revision for 100 watchers is ~15 KiB.
  */
 const MAX_BATCH_BYTES = 64 * 1024;
-/** pull()'s options, made once: flush pulls every watcher's response of a revision. */
-const PULL_BEHIND = { behind: true } as const;
-const PULL_KEEPING_UP = { behind: false } as const;
 const FILTER_NOPUT = 0;
 const FILTER_NODELETE = 1;
 function int(value: string | number | null | undefined): number {
@@ -181,7 +178,7 @@ class WatchCall {
     while (this.writable && this.unsentBytes < MAX_UNSENT_BYTES && !caughtUp) {
       const batch = new Batch(this.fragmentLimit, this.toWire);
       while (batch.bytes < MAX_BATCH_BYTES && this.unsentBytes + batch.bytes < MAX_UNSENT_BYTES) {
-        const response = this.stream.pull(this.behind ? PULL_BEHIND : PULL_KEEPING_UP);
+        const response = this.stream.pull(this.behind);
         if (response === undefined) {
           caughtUp = true;
           break;

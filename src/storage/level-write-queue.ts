@@ -331,7 +331,6 @@ export class LevelWriteQueue {
     }
     this.writing = true;
     const write = queued;
-    let started = this.options.onWrite ? performance.now() : 0;
     let journaled = false;
     let journalWritten: Promise<void> | undefined;
     try {
@@ -344,7 +343,6 @@ export class LevelWriteQueue {
         // Larger than the whole journal: after the checkpoint above the journal is empty, so
         // this write, synced, is a checkpointed write.
         else write.sync = true;
-        if (this.options.onWrite) started = performance.now();
       }
     } catch (error) {
       this.writeFailed(write, error);
@@ -353,15 +351,14 @@ export class LevelWriteQueue {
     if (write.sync) this.markSynced(write);
     assert(write.ops.length > 0, 'a checkpoint without its marker (a journal record waits, yet no journal file)');
     this.options.onIssue?.(write);
-    this.issue(write, journaled, journalWritten, started);
+    this.issue(write, journaled, journalWritten);
   }
 
   /**
    * Hands a merged write to LevelDB (beside its off-thread journal write, if any: the next write
    * waits for both) and resolves its journaled waiters once its record is in the journal.
    */
-  private issue(write: MergedWrite, journaled: boolean, journalWritten: Promise<void> | undefined, started: number): void {
-    let startedAt = started;
+  private issue(write: MergedWrite, journaled: boolean, journalWritten: Promise<void> | undefined): void {
     // In the journal: its journaled writes are done (earlier writes have all landed).
     const journalDone = (): void => {
       for (const waiter of write.waiters) if (waiter.journaled) waiter.resolve();
@@ -369,9 +366,10 @@ export class LevelWriteQueue {
     };
     const inline = journaled && journalWritten === undefined;
     const handOff = (): void => {
-      if (this.options.onWrite && inline) startedAt = performance.now();
+      // The LevelDB write's duration (onWrite) counts from its hand-off, not the journal's work.
+      const started = this.options.onWrite ? performance.now() : 0;
       Promise.all([this.writeBatch(write), journalWritten?.then(journalDone)]).then(
-        () => this.landed(write, startedAt),
+        () => this.landed(write, started),
         (error: unknown) => {
           this.writing = false;
           this.writeFailed(write, error);

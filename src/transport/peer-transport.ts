@@ -153,7 +153,7 @@ const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 /** Node's Buffer limit bounds a reassembled snapshot. */
 const MAX_SNAPSHOT_BYTES = 2 ** 32 - 1;
-/** The Stream session's keepalive (as grpc.keepalive_time_ms / _timeout_ms below). */
+/** Keepalive of every peer connection: the Stream session's own pings and the grpc-js channels'. */
 const KEEPALIVE_INTERVAL_MS = 10_000;
 const KEEPALIVE_TIMEOUT_MS = 5_000;
 /** A session not connected by then is given up (grpc-js's minimum connect timeout). */
@@ -209,8 +209,8 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // Transparent retries would keep a copy of every written frame in a retry buffer.
   'grpc.enable_retries': 0,
   // Notice a peer that vanished without closing its socket (power loss, partition).
-  'grpc.keepalive_time_ms': 10_000,
-  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_time_ms': KEEPALIVE_INTERVAL_MS,
+  'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
 };
 
 const noop = (): void => {};

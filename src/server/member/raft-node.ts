@@ -198,9 +198,8 @@ export class RaftNode {
   private failed = false;
   private stopped = false;
   private ticker: TimerHandle | undefined;
-  /** The tick timer's period now (retimeTicker) and what it runs. */
+  /** The tick timer's period now (retimeTicker). */
   private wakeEveryMs = 0;
-  private wake: () => void = () => {};
   /** Raft time off the monotonic clock (start()). */
   private clock: TickClock | undefined;
   /**
@@ -237,12 +236,7 @@ export class RaftNode {
     // The timer wakes the node each tick; the clock says how many ticks passed (a late timer
     // catches up, up to a heartbeat interval's worth). The ticks run in the next turn, after
     // the messages that arrived meanwhile (turn()).
-    const clock = new TickClock(this.options.tickMs, this.node.raft.heartbeatTimeout, this.scheduler.now());
-    this.clock = clock;
-    this.wake = () => {
-      this.dueTicks += clock.due(this.scheduler.now(), this.slowFollowerCap());
-      this.schedule();
-    };
+    this.clock = new TickClock(this.options.tickMs, this.node.raft.heartbeatTimeout, this.scheduler.now());
     this.retimeTicker();
     this.readRetryTicker = this.scheduler.setInterval(() => {
       this.resendReadIndexes();
@@ -271,7 +265,21 @@ export class RaftNode {
     if (ms === this.wakeEveryMs || this.stopped) return;
     if (this.ticker !== undefined) this.scheduler.clear(this.ticker);
     this.wakeEveryMs = ms;
-    this.ticker = this.scheduler.setInterval(this.wake, ms);
+    this.ticker = this.scheduler.setInterval(this.onTickTimer, ms);
+  }
+
+  private readonly onTickTimer = (): void => {
+    this.countDueTicks();
+    this.schedule();
+  };
+
+  /** Adds the ticks due since the clock was last asked (at a wake-up, or a slow follower's turn). */
+  private countDueTicks(): void {
+    if (this.clock !== undefined) this.dueTicks += this.clock.due(this.scheduler.now(), this.slowFollowerCap());
+  }
+
+  private runDueTicks(): void {
+    for (; this.dueTicks > 0; this.dueTicks--) this.node.tick();
   }
 
   /**
@@ -506,9 +514,9 @@ export class RaftNode {
     try {
       // A slow follower's ticks that cannot run out its election timer count before its
       // messages: a heartbeat read now resets the timer at the time it arrived.
-      if (this.slowFollower && this.clock !== undefined) {
-        this.dueTicks += this.clock.due(this.scheduler.now(), this.slowFollowerCap());
-        if (this.dueTicks < this.node.raft.ticksUntilElection()) for (; this.dueTicks > 0; this.dueTicks--) this.node.tick();
+      if (this.slowFollower) {
+        this.countDueTicks();
+        if (this.dueTicks < this.node.raft.ticksUntilElection()) this.runDueTicks();
       }
       const inbox = this.inbox;
       this.inbox = [];
@@ -519,7 +527,7 @@ export class RaftNode {
       // Ticks after the inbox: a member that wakes late reads the heartbeat or the other
       // follower's pre-vote that came in meanwhile before its own election timer can run out
       // (otherwise two followers of a dead leader campaign at once and split the vote).
-      for (; this.dueTicks > 0; this.dueTicks--) this.node.tick();
+      this.runDueTicks();
       this.retimeTicker();
       this.proposeQueued();
       this.askReadIndex();

@@ -108,7 +108,7 @@ describe('WatchHub', () => {
     });
     await del(kv, 'a1');
     const got: StreamResponse[] = [];
-    for (let r = stream.pull({ behind: true }); r !== undefined; r = stream.pull({ behind: true })) got.push(r);
+    for (let r = stream.pull(true); r !== undefined; r = stream.pull(true)) got.push(r);
     expect(created.map((r) => r.created)).toEqual([true, true]);
     // Watcher 0: three revisions in one response, header at the last one.
     expect(got.filter((r) => r.watchId === 0).map((r) => [r.revision, r.events.map((e) => `${e.type} ${e.kv.key}@${e.kv.modRevision}`)])).toEqual([
@@ -471,7 +471,7 @@ describe('shared deliveries', () => {
     for (let i = 1; i <= 3; i++) await put(kv, `m/${i}`, 'v');
     // The stream behind takes its watcher's three revisions as one response...
     const merged: StreamResponse[] = [];
-    for (let r = behind.pull({ behind: true }); r !== undefined; r = behind.pull({ behind: true })) merged.push(r);
+    for (let r = behind.pull(true); r !== undefined; r = behind.pull(true)) merged.push(r);
     expect(merged.map((r) => [r.revision, r.events.map((e) => String(e.kv.key))])).toEqual([[4, ['m/1', 'm/2', 'm/3']]]);
     // ...and the other stream's watchers still get one revision, one event each, round robin.
     const got = await drain(synced, (all) => all.length === 6);

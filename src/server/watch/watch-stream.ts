@@ -67,7 +67,6 @@ interface WatcherTag {
   sentSinceTick: boolean;
 }
 
-const KEEPING_UP = { behind: false } as const;
 const CREATED = 'created';
 const CANCELED = 'canceled';
 /** Estimated bytes of deliveries merged into one response: well under etcd's fragment size. */
@@ -102,7 +101,7 @@ export class WatchStream implements WatchOwner {
    * `woken` says it is in here). Taken from the head by index, not shift(): a revision puts every
    * watcher of the stream in here and pull takes them one by one.
    */
-  private ready: Watcher[] = [];
+  private ready: Array<Watcher | undefined> = [];
   private readyHead = 0;
   /** Watchers removed from the stream whose final answers are still queued. */
   private readonly control: StreamResponse[] = [];
@@ -202,14 +201,14 @@ export class WatchStream implements WatchOwner {
    * The next response to send, or undefined when nothing is ready. `behind`: the transport
    * could not send everything at once, so a watcher's queued revisions go out merged.
    */
-  pull(options: { readonly behind?: boolean } = KEEPING_UP): StreamResponse | undefined {
+  pull(behind = false): StreamResponse | undefined {
     if (this.closed) return undefined;
     const control = this.control.shift();
     if (control !== undefined) return control;
     while (this.readyHead < this.ready.length) {
       const ready = this.ready;
       const w = ready[this.readyHead]!;
-      ready[this.readyHead] = undefined as unknown as Watcher;
+      ready[this.readyHead] = undefined;
       this.readyHead++;
       if (this.readyHead === ready.length) {
         ready.length = 0;
@@ -218,7 +217,7 @@ export class WatchStream implements WatchOwner {
         this.ready = ready.slice(this.readyHead);
         this.readyHead = 0;
       }
-      const item = options.behind ? this.takeMerged(w) : this.hub.take(w);
+      const item = behind ? this.takeMerged(w) : this.hub.take(w);
       if (item === undefined) {
         w.woken = false;
         continue;
