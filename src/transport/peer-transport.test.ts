@@ -13,6 +13,7 @@ import type { PeerTlsConfig } from '../config/schema.js';
 import { peerPortTls, type PeerPortTls } from '../tls/tls.js';
 import { makeTestPki, type TestPki } from '../../test/e2e/tls-certs.js';
 import { encodePeerFrame } from './message-codec.js';
+import { servePeerConnections } from '../grpc/grpc-server.js';
 import { askPeerForMembers, PeerCallError, PeerTransport, type PeerTransportOptions } from './peer-transport.js';
 import { Notifier, within } from '../../test/support/wait.js';
 
@@ -49,6 +50,7 @@ class Node {
       listenHost: '127.0.0.1',
       listenPort,
       peers: new Map(),
+      serveCalls: servePeerConnections,
       onMessages: (messages) => {
         this.batches.push(messages.length);
         for (const m of messages) this.received.push(m);
