@@ -356,6 +356,8 @@ export class PeerTransport {
     }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+    // A reset before the connection's (or the TLS socket's) own handlers are on: nothing to do.
+    socket.on('error', noop);
     const tlsServer = this.options.credentials?.server;
     if (tlsServer !== undefined) tlsServer.emit('connection', socket);
     else this.connections.accept(socket);
