@@ -314,8 +314,8 @@ export class PeerTransport {
     try {
       listening = await listenForPeers(addresses, (socket) => transport.acceptSocket(socket));
     } catch (error) {
-      tlsServer?.off('secureConnection', transport.onSecureConnection);
-      void transport.connections.close(0);
+      transport.closed = true;
+      void transport.cutConnections();
       throw error;
     }
     const port = listening.ports[0]!;
@@ -457,14 +457,18 @@ export class PeerTransport {
     for (const link of this.links.values()) this.closeLink(link);
     this.links.clear();
     this.dirty.clear();
-    // Peers keep their streams open for good, so a graceful shutdown would wait forever: every
-    // connection (and TLS handshake) is cut now, which cancels its calls.
+    // Peers keep their streams open for good, so a graceful shutdown would wait forever.
     for (const listener of this.listeners) listener.close();
+    await this.cutConnections();
+  }
+
+  /** Ends every accepted connection (and TLS handshake) now, which cancels its calls. */
+  private cutConnections(): Promise<void> {
     this.options.credentials?.server.off('secureConnection', this.onSecureConnection);
     const closing = this.connections.close(0);
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
-    await closing;
+    return closing;
   }
 
   // ---- sending side ---------------------------------------------------------------------------
