@@ -23,6 +23,7 @@
 // The sender keeps at most WINDOW messages in flight (sent, not yet delivered), the way Raft's
 // inflight limit bounds a follower's pipeline, so no message is dropped at the queue bound.
 
+import { servePeerConnections } from '../src/grpc/grpc-server.js';
 import { PeerTransport } from '../src/transport/peer-transport.js';
 import { decodePeerFrame, encodePeerFrame, messageEncodedSize } from '../src/transport/message-codec.js';
 import { EntryType, MessageType, makeMessage, type Message } from '../src/raft/types.js';
@@ -81,6 +82,7 @@ async function transportBench(): Promise<void> {
     memberId: 2n,
     listenHost: '127.0.0.1',
     listenPort: 0,
+    serveCalls: servePeerConnections,
     peers: new Map(),
     onMessages: (messages) => {
       for (const m of messages) {
@@ -97,6 +99,7 @@ async function transportBench(): Promise<void> {
     memberId: 1n,
     listenHost: '127.0.0.1',
     listenPort: 0,
+    serveCalls: servePeerConnections,
     peers: new Map([[2n, `127.0.0.1:${receiver.port}`]]),
     onMessages: () => {},
     onUnreachable: () => unreachable++,

@@ -5,7 +5,9 @@
 // - on the client listener (client-listener.ts: every client URL, TLS, HTTP/1.1 beside gRPC);
 //   startGrpcServer without one listens on host:port itself (plain text; in-process tests);
 // - in an edge process (server.grpc.workers > 0), over the relaying handlers of edge-relay.ts:
-//   serveGrpcConnections, the same connections, limits, keepalive and receive admission.
+//   serveGrpcConnections, the same connections, limits, keepalive and receive admission;
+// - on the peer port (src/transport, wired by src/node): servePeerConnections, the same
+//   connections and call layer with the peer service's own method table.
 
 import type * as grpc from '@grpc/grpc-js';
 import { ClientListener } from './client-listener.js';
@@ -207,6 +209,29 @@ export function serveGrpcConnections(served: GatewayServices, options: Connectio
     },
   });
 }
+
+/**
+ * The peer port's connections (src/transport: the Stream, Snapshot and Members calls, handed
+ * here by src/node) on the same HTTP/2 connection and call layer as the client port's, with what
+ * grpc-js's server gave the peer port: no receive admission, a PING from a peer allowed every
+ * 5 s (peers ping every 10 s), grpc's server keepalive defaults (a PING after 2 h idle).
+ */
+export function servePeerConnections(methods: readonly GrpcMethod[], limits: GrpcCallLimits, serve: ServeH2Connection = serveH2Connection): GrpcConnections {
+  return new GrpcConnections({
+    calls: new GrpcCalls(new Map(methods.map((method) => [method.path, method])), limits),
+    serve,
+    maxConcurrentStreams: PEER_MAX_CONCURRENT_STREAMS,
+    maxHeaderListBytes: MAX_HEADER_LIST_BYTES,
+    receiveWindowBytes: RECEIVE_WINDOW_BYTES,
+    pingPolicy: { minTimeMs: PEER_PING_MIN_TIME_MS },
+    keepalive: { intervalMs: GRPC_GO_KEEPALIVE_TIME_MS, timeoutMs: GRPC_GO_KEEPALIVE_TIMEOUT_MS },
+  });
+}
+
+/** Calls one peer connection may have open: a Stream, a Snapshot and a Members call at most, with room to spare. */
+const PEER_MAX_CONCURRENT_STREAMS = 100;
+/** grpc-js's grpc.http2.min_ping_interval_without_data_ms as the peer port set it. */
+const PEER_PING_MIN_TIME_MS = 5_000;
 
 /**
  * SETTINGS_MAX_HEADER_LIST_SIZE of the client port: Node's HTTP/2 default, which grpc-js left in

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../config/schema.js';
 import { initialMembership } from '../server/membership/cluster-members.js';
 import { encodeClusterListing } from '../server/membership/member-list-json.js';
+import { servePeerConnections } from '../grpc/grpc-server.js';
 import { PeerTransport } from '../transport/peer-transport.js';
 import { freePorts } from '../../test/support/ports.js';
 import { learnClusterFromPeers, learnsIdentityFromCluster } from './join-cluster.js';
@@ -55,6 +56,7 @@ async function describingPeer(id: bigint, urls: { m1: string; m2: string; m3: st
     listenHost: '127.0.0.1',
     listenPort: port,
     peers: new Map(),
+    serveCalls: servePeerConnections,
     onMessages: () => {},
     describeCluster: () => encodeClusterListing({ clusterId: 0xc1n, members }),
   });

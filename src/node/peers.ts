@@ -14,6 +14,7 @@ import type { PeerSender } from '../server/member/raft-node.js';
 import { dialAddress } from '../server/membership/member-address.js';
 import type { ClusterMembership } from '../server/membership/cluster-members.js';
 import { encodeClusterListing } from '../server/membership/member-list-json.js';
+import { servePeerConnections } from '../grpc/grpc-server.js';
 import { peerPortTls, type PeerPortTls } from '../tls/tls.js';
 import { PeerTransport } from '../transport/peer-transport.js';
 import { listenHosts } from './listen-hosts.js';
@@ -102,6 +103,7 @@ export async function startPeers(options: PeersOptions): Promise<{ close(): Prom
     PeerTransport.start({
       credentials: peerTls?.credentials,
       authorizePeer: peerTls ? (call) => peerTls.authorizePeer(call) : undefined,
+      serveCalls: servePeerConnections,
       // A member joining an existing cluster learns the cluster's ID from its peers.
       clusterId: config.initialClusterState === 'existing' && !storage.identityWasStored ? 0n : storage.identity.clusterId,
       onClusterId: (clusterId) => void storage.adoptClusterId(clusterId),

@@ -1,27 +1,22 @@
 // gRPC credentials built on TlsFiles, so that every new connection uses the newest certificate
 // files (rotation without restart), on both ends:
 //
-// - Server side: ReloadingServerCredentials is a grpc-js ServerCredentials whose secure
-//   context options are replaced when the files change. grpc-js watches a credentials object
-//   (the same mechanism as its own certificate-provider credentials) and calls the Node TLS
-//   server's setSecureContext(), which applies to handshakes from then on; open connections
-//   keep the certificate they were made with. We subclass rather than use grpc-js's
-//   createCertificateProviderServerCredentials because that one fixes the cipher list and
-//   cannot carry a minimum TLS version or "request but do not reject" (peer port).
+// - Server side (client port and peer port): reloadingTlsServer, a Node TLS server that never
+//   listens (accepted sockets are handed to it) and whose secure context is replaced with
+//   setSecureContext() when the files change, for the handshakes from then on; open
+//   connections keep the certificate they were made with.
 // - Channel side (peer dialing): grpc-js's createCertificateProviderChannelCredentials with
 //   providers fed by the same TlsFiles; it builds a secure context per connection attempt
 //   from the latest update. The peer link's own HTTP/2 client (src/transport) takes plain
 //   Node TLS options instead (peerClientTls): the same CA, identity and checks, a secure
 //   context per connection attempt from the files as they are then.
 //
-// What grpc-js lets us set (documented for operators in the final report / docs): the Node
-// TLS server options requestCert, rejectUnauthorized, ciphers (TLS 1.2 list plus TLS 1.3
-// suites) and minVersion; the CRL is checked by us after the handshake (crl.ts). It has no
-// per-handshake hook, so a refused handshake cannot be logged by the gRPC server itself; the
-// peer port therefore verifies in the call (see tls.ts).
+// What the server side sets: the Node TLS server options requestCert, rejectUnauthorized,
+// ciphers (TLS 1.2 list plus TLS 1.3 suites) and minVersion; the CRL is checked by us after the
+// handshake (crl.ts). The peer port asks for a certificate without rejecting in the handshake
+// and verifies in each call, so a refusal can be logged naming the call (see tls.ts).
 
 import * as grpc from '@grpc/grpc-js';
-import type { SecureServerOptions } from 'node:http2';
 import tls, { type SecureContextOptions } from 'node:tls';
 import type { TlsFiles, TlsPem } from './tls-files.js';
 
@@ -47,30 +42,6 @@ function contextOptions(pem: TlsPem, policy: ServerTlsPolicy): SecureContextOpti
     ...(policy.ciphers !== undefined && { ciphers: policy.ciphers }),
     minVersion: policy.minVersion,
   };
-}
-
-export class ReloadingServerCredentials extends grpc.ServerCredentials {
-  private readonly unsubscribe: () => void;
-
-  constructor(files: TlsFiles, policy: ServerTlsPolicy) {
-    const serverOptions: SecureServerOptions = {
-      requestCert: policy.requestCert,
-      rejectUnauthorized: policy.rejectUnauthorized,
-      ...(policy.ciphers !== undefined && { ciphers: policy.ciphers }),
-      minVersion: policy.minVersion,
-    };
-    super(serverOptions, contextOptions(files.current, policy));
-    this.unsubscribe = files.onChange((pem) => this.updateSecureContextOptions(contextOptions(pem, policy)));
-  }
-
-  /** Stops following the files (the servers using these credentials keep the last context). */
-  detach(): void {
-    this.unsubscribe();
-  }
-
-  _equals(other: grpc.ServerCredentials): boolean {
-    return this === other;
-  }
 }
 
 /**

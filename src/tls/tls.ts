@@ -13,8 +13,7 @@
 // Peer port (the --peer-* flags and --peer-cert-allowed-cn): peers are asked for a certificate
 // but the handshake does not reject it; every peer call is checked by authorizePeer() before a
 // byte of it is used, and a refusal is logged by the transport naming the remote address and
-// the certificate's CN. That is the only way to log refusals with grpc-js, which gives no
-// handshake hook. Outgoing connections verify the peer's server certificate against the peer
+// the certificate's CN (a refusal in the handshake could not name the call it refused). Outgoing connections verify the peer's server certificate against the peer
 // CA (and the allowed CN, as etcd does for both directions).
 //
 // Auto-TLS (etcd semantics): used only when no certificate files are given; the member then
@@ -28,7 +27,6 @@ import type { PeerTlsConfig, TlsConfig } from '../config/schema.js';
 import { ensureSelfSignedCertificate } from './auto-tls.js';
 import { revokedSerialOf } from './crl.js';
 import {
-  ReloadingServerCredentials,
   peerClientTls,
   reloadingChannelCredentials,
   reloadingTlsServer,
@@ -144,8 +142,11 @@ export interface PeerCall {
 }
 
 export interface PeerPortTls {
-  /** channel: grpc-js's (Snapshot and Members calls); client: the Stream's own HTTP/2 client. */
-  readonly credentials: { server: grpc.ServerCredentials; channel: grpc.ChannelCredentials; client: PeerClientTls };
+  /**
+   * server: the peer port's TLS terminator (ALPN h2; the transport hands it accepted sockets);
+   * channel: grpc-js's (Snapshot and Members calls); client: the Stream's own HTTP/2 client.
+   */
+  readonly credentials: { server: tls.Server; channel: grpc.ChannelCredentials; client: PeerClientTls };
   /** Undefined to accept the call, or the reason it is refused. */
   authorizePeer(call: PeerCall): string | undefined;
   readonly files: TlsFiles;
@@ -158,12 +159,11 @@ export function peerPortTls(config: PeerTlsConfig, options: TlsSetupOptions): Pe
   const { files, auto } = loadFiles(config, 'peer', options);
   const verifyClients = !auto && (config.clientCertAuth || config.allowedCn !== '');
   const allowedCn = auto ? '' : config.allowedCn;
-  const credentials = new ReloadingServerCredentials(files, {
-    requestCert: verifyClients,
-    rejectUnauthorized: false,
-    ciphers: cipherString(config.cipherSuites),
-    minVersion: minVersion(config),
-  });
+  const terminator = reloadingTlsServer(
+    files,
+    { requestCert: verifyClients, rejectUnauthorized: false, ciphers: cipherString(config.cipherSuites), minVersion: minVersion(config) },
+    ['h2'],
+  );
   const channelPolicy: ChannelTlsPolicy = {
     verifyServer: !auto,
     checkServer: (host, certificate) => {
@@ -180,11 +180,12 @@ export function peerPortTls(config: PeerTlsConfig, options: TlsSetupOptions): Pe
   const channel = reloadingChannelCredentials(files, channelPolicy, systemRoots);
   const client = peerClientTls(files, channelPolicy, systemRoots);
   return {
-    credentials: { server: credentials, channel, client },
+    credentials: { server: terminator.server, channel, client },
     authorizePeer: (call) => {
       if (!verifyClients) return undefined;
       const certificate = call.getAuthContext().sslPeerCertificate;
-      // grpc-js reports a certificate only when the handshake verified it against the CA bundle.
+      // The call layer reports a certificate only when the handshake verified it against the CA
+      // bundle (as grpc-js did).
       if (certificate === undefined) return 'no peer certificate, or one not signed by the trusted peer CA';
       const revoked = revocationOf(certificate, files);
       if (revoked !== undefined) return revoked;
@@ -194,7 +195,7 @@ export function peerPortTls(config: PeerTlsConfig, options: TlsSetupOptions): Pe
     },
     files,
     close: () => {
-      credentials.detach();
+      terminator.detach();
       files.close();
     },
   };

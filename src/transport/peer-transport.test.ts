@@ -5,6 +5,11 @@
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +18,7 @@ import type { PeerTlsConfig } from '../config/schema.js';
 import { peerPortTls, type PeerPortTls } from '../tls/tls.js';
 import { makeTestPki, type TestPki } from '../../test/e2e/tls-certs.js';
 import { encodePeerFrame } from './message-codec.js';
+import { servePeerConnections } from '../grpc/grpc-server.js';
 import { askPeerForMembers, PeerCallError, PeerTransport, type PeerTransportOptions } from './peer-transport.js';
 import { Notifier, within } from '../../test/support/wait.js';
 
@@ -49,6 +55,7 @@ class Node {
       listenHost: '127.0.0.1',
       listenPort,
       peers: new Map(),
+      serveCalls: servePeerConnections,
       onMessages: (messages) => {
         this.batches.push(messages.length);
         for (const m of messages) this.received.push(m);
@@ -386,7 +393,6 @@ describe('PeerTransport', () => {
   it('backs off after a failed stream (a server that is not gRPC), then connects once the peer is back', async () => {
     const a = await node(1n);
     // An HTTP/2 server answering every request with 404, then closed for a real peer on its port.
-    const http2 = await import('node:http2');
     const impostor = http2.createServer((_request, response) => {
       response.writeHead(404);
       response.end();
@@ -415,7 +421,6 @@ describe('PeerTransport', () => {
   it('gives up a connection whose peer stops answering without closing it (keepalive ping, ~15 s)', async () => {
     const a = await node(1n);
     // Accepts the TCP connection and never says a word: no SETTINGS, no PING answer.
-    const net = await import('node:net');
     const sockets: import('node:net').Socket[] = [];
     const silent = net.createServer((socket) => {
       sockets.push(socket);
@@ -431,6 +436,50 @@ describe('PeerTransport', () => {
     } finally {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
+  it('serves every listen address (a unix socket too), answers PINGs, and refuses a frame over the size limit from its prefix', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peer-'));
+    const socketPath = join(dir, 'peer.sock');
+    const listing = Buffer.from('{"members":[]}');
+    const a = await new Node(1n).start(0, {
+      describeCluster: () => listing,
+      alsoListen: [
+        { host: '127.0.0.1', port: 0 },
+        { host: 'localhost', port: 0, socketPath },
+      ],
+    });
+    started.push(a);
+    try {
+      expect(a.transport.ports).toHaveLength(3);
+      for (const target of [`127.0.0.1:${a.transport.ports[1]}`, `unix:${socketPath}`]) {
+        expect((await askPeerForMembers(target, undefined, 5_000)).equals(listing)).toBe(true);
+      }
+      const session = http2.connect(`http://127.0.0.1:${a.transport.ports[1]}`);
+      try {
+        // A peer's keepalive PING is answered.
+        await new Promise<void>((resolve) => session.once('connect', () => resolve()));
+        await new Promise<void>((resolve, reject) => session.ping((error) => (error ? reject(error) : resolve())));
+        const stream = session.request({ ':method': 'POST', ':path': '/metastore.raftpb.Peer/Stream', 'content-type': 'application/grpc', te: 'trailers' });
+        const prefix = Buffer.alloc(5);
+        prefix.writeUInt32BE(65 * 1024 * 1024 + 1, 1);
+        stream.write(prefix);
+        const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve) => {
+          stream.on('response', (headers) => {
+            if (headers['grpc-status'] !== undefined) resolve(headers);
+          });
+          stream.on('trailers', resolve);
+        });
+        stream.close();
+        expect(trailers['grpc-status']).toBe(String(grpc.status.RESOURCE_EXHAUSTED));
+        expect(decodeURIComponent(String(trailers['grpc-message']))).toMatch(/^Received message larger than max \(68157441 vs \d+\)$/);
+      } finally {
+        session.destroy();
+      }
+    } finally {
+      await a.transport.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -483,6 +532,51 @@ describe('PeerTransport', () => {
       await b.until(() => b.received.filter((m) => m.type === MessageType.MsgApp).length === 100);
       expect(a.unreachable).toEqual([]);
       expect(b.unreachable).toEqual([]);
+    });
+
+    it('refuses a sender with another CN: PERMISSION_DENIED, logged with its address and CN', async () => {
+      const a = await tlsNode(1n, tlsConfig(pki.issue('a3', { cn: 'member' }), 'member'));
+      const intruder = await tlsNode(2n, tlsConfig(pki.issue('i', { cn: 'intruder' })));
+      intruder.transport.addPeer(1n, `127.0.0.1:${a.transport.port}`);
+      await retransmitUntil(
+        intruder,
+        1n,
+        intruder.until(() => intruder.logs.some((l) => l.message === 'peer refused this member')),
+      );
+      const refusal = a.logs.find((l) => l.message === 'refused peer connection: TLS verification failed');
+      expect(refusal?.fields).toMatchObject({
+        remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+        certificateCn: 'intruder',
+        reason: 'peer certificate CN "intruder" is not the allowed CN "member"',
+      });
+      expect(intruder.logs.find((l) => l.message === 'peer refused this member')?.fields).toMatchObject({
+        error: 'peer refused: peer certificate CN "intruder" is not the allowed CN "member"',
+      });
+      expect(a.received).toEqual([]);
+    });
+
+    it('close() cuts a TLS handshake in progress and the open calls', async () => {
+      const a = await tlsNode(1n, tlsConfig(pki.issue('a4', { cn: 'member' }), 'member'));
+      const b = await tlsNode(2n, tlsConfig(pki.issue('b4', { cn: 'member' }), 'member'));
+      mesh([a, b]);
+      await retransmitUntil(
+        b,
+        1n,
+        a.until(() => a.received.length > 0),
+      );
+      // A client that connects and never starts its handshake.
+      const silent = net.connect(a.transport.port, '127.0.0.1');
+      const silentClosed = new Promise<void>((resolve) => silent.on('close', () => resolve()));
+      silent.on('error', () => {});
+      await new Promise<void>((resolve) => silent.on('connect', () => resolve()));
+      await a.transport.close();
+      await silentClosed;
+      // b's stream to a was cut: b sees its peer unreachable.
+      await retransmitUntil(
+        b,
+        1n,
+        b.until(() => b.unreachable.includes(1n)),
+      );
     });
 
     it("refuses a peer server whose certificate is another CA's or has another CN, and is refused by it", async () => {

@@ -7,7 +7,10 @@
 //   The Stream call's client side is Node's own HTTP/2 client (one session and one stream per
 //   peer, each frame written as a gRPC length-prefixed message), not a grpc-js channel, whose
 //   per-message work was ~2 us per put per member at 100 clients (bench/RESULTS.md, S14-H4).
-//   The server side, and the rare Snapshot and Members calls, stay on grpc-js.
+//   The server side is MetaStore's own HTTP/2 connection and gRPC call layer (src/grpc/h2, the
+//   client port's, handed in as `serveCalls`): grpc-js's server cost ~2.5 us per put per member
+//   (its server side, stream decoder, Node's http2; bench/RESULTS.md, S15-H2). The rare Snapshot
+//   and Members calls are sent with grpc-js clients.
 //   MsgSnap ──► its own Snapshot call on its own connection, in chunks ──► onMessages() once
 //   reassembled, then onSnapshotStatus() on the sender.
 //   askPeerForMembers() ──► one unary Members call ──► the peer's describeCluster() bytes (how a
@@ -34,8 +37,8 @@
 //   send(): the Raft driver may call send() while handling a Ready and must not be re-entered.
 // - A frame from another cluster or addressed to another member is dropped with a
 //   rate-limited warning naming the sender.
-// - close() cancels every call, timer and socket, so a process that closed its transports
-//   exits on its own.
+// - close() cancels every call, timer and socket (accepted ones and TLS handshakes included), so
+//   a process that closed its transports exits on its own.
 // - With peer TLS, an incoming call is used only after authorizePeer() accepted it; refusals
 //   are logged (rate-limited) naming the remote address and certificate CN.
 
@@ -72,7 +75,12 @@ export interface TransportLogger {
 
 /** Peer TLS credentials (src/tls builds them from the config); both ends default to plain text. */
 export interface TransportCredentials {
-  server: grpc.ServerCredentials;
+  /**
+   * Terminates TLS on the peer port: a Node TLS server that never listens (accepted sockets are
+   * handed to it; it follows certificate rotation), offering ALPN h2. Its 'secureConnection'
+   * sockets are served by the transport while it is open.
+   */
+  server: tls.Server;
   /** For the Snapshot and Members calls (grpc-js). */
   channel: grpc.ChannelCredentials;
   /**
@@ -131,10 +139,42 @@ export interface PeerTransportOptions {
   authorizePeer?(call: PeerServerCall): string | undefined;
   /** The answer to a Members call: the member list as JSON, written by the member (opaque here). */
   describeCluster?(): Buffer;
+  /**
+   * Serves the peer port's calls on the connections handed to it: MetaStore's own HTTP/2
+   * connection and gRPC call layer (src/grpc's servePeerConnections, which the transport may
+   * not import: src/node passes it).
+   */
+  serveCalls: ServePeerCalls;
 }
 
-/** An incoming peer call, streaming (Stream, Snapshot) or unary (Members). */
+/**
+ * An incoming peer call, streaming (Stream, Snapshot) or unary (Members): what the handlers and
+ * authorizePeer read of it (grpc-js's call surface, which the call layer's objects present).
+ */
 export type PeerServerCall = grpc.ServerReadableStream<Buffer, Buffer> | grpc.ServerUnaryCall<Buffer, Buffer>;
+
+/** One method of the peer service as the call layer serves it (src/grpc/h2/grpc-calls.ts GrpcMethod). */
+export interface PeerMethod {
+  readonly path: string;
+  readonly kind: 'unary' | 'clientStream';
+  readonly handler: grpc.UntypedHandleCall;
+  readonly deserialize: (bytes: Buffer) => unknown;
+  readonly serialize: (value: unknown) => Buffer;
+}
+
+/** The peer port's served connections: each accepted (decrypted) socket, until close. */
+export interface PeerConnections {
+  /** Serves one connection (a plain socket, or a TLS socket once its handshake is done). */
+  accept(socket: net.Socket): void;
+  /** Ends every connection and call: GOAWAY, then destroyed after graceMs. */
+  close(graceMs: number): Promise<void>;
+}
+
+/** Builds the peer port's connections for these methods and message limits (-1 = none). */
+export type ServePeerCalls = (
+  methods: readonly PeerMethod[],
+  limits: { readonly maxReceiveMessageBytes: number; readonly maxSendMessageBytes: number },
+) => PeerConnections;
 
 const STREAM_PATH = '/metastore.raftpb.Peer/Stream';
 const SNAPSHOT_PATH = '/metastore.raftpb.Peer/Snapshot';
@@ -167,38 +207,7 @@ const WARN_INTERVAL_MS = 10_000;
 
 const EMPTY_ACK = Buffer.alloc(0);
 const passThrough = (buffer: Buffer): Buffer => buffer;
-
-// grpc-js generic service: raw Buffers in and out, the codec does the (de)serialization, so
-// a frame is never copied into an intermediate object.
-const peerService: grpc.ServiceDefinition = {
-  Stream: {
-    path: STREAM_PATH,
-    requestStream: true,
-    responseStream: false,
-    requestSerialize: passThrough,
-    requestDeserialize: passThrough,
-    responseSerialize: passThrough,
-    responseDeserialize: passThrough,
-  },
-  Snapshot: {
-    path: SNAPSHOT_PATH,
-    requestStream: true,
-    responseStream: false,
-    requestSerialize: passThrough,
-    requestDeserialize: passThrough,
-    responseSerialize: passThrough,
-    responseDeserialize: passThrough,
-  },
-  Members: {
-    path: MEMBERS_PATH,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: passThrough,
-    requestDeserialize: passThrough,
-    responseSerialize: passThrough,
-    responseDeserialize: passThrough,
-  },
-};
+const passBuffer = (value: unknown): Buffer => value as Buffer;
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_send_message_length': MAX_FRAME_BYTES,
@@ -265,57 +274,93 @@ export class PeerTransport {
   private readonly pendingImmediates = new Set<NodeJS.Immediate>();
   private readonly log: TransportLogger;
   private readonly maxBatchBytes: number;
-  /** The grpc-js credentials (server, and the Snapshot channel); plain text by default. */
-  private readonly credentials: Pick<TransportCredentials, 'server' | 'channel'>;
+  /** The Snapshot channel's grpc-js credentials; plain text by default. */
+  private readonly channel: grpc.ChannelCredentials;
   private readonly warnedAt = new Map<string, { atMs: number; suppressed: number }>();
   private closed = false;
 
   /** The peer port's listening sockets (one per listen address). */
   private listeners: readonly net.Server[] = [];
+  /** The served connections (set once listening, before the first socket is accepted). */
+  private connections!: PeerConnections;
+  /** Every accepted socket until it closes (TLS handshakes included): close() destroys them. */
+  private readonly sockets = new Set<net.Socket>();
+  private readonly onSecureConnection = (socket: tls.TLSSocket): void => {
+    if (this.closed) socket.destroy();
+    else this.connections.accept(socket);
+  };
   /** Bound ports, one per listen address (the first is `port`). */
   ports: readonly number[] = [];
 
   private constructor(
     private readonly options: PeerTransportOptions,
-    private readonly server: grpc.Server,
-    private readonly boundPort: number,
-    credentials: Pick<TransportCredentials, 'server' | 'channel'>,
+    private boundPort = 0,
   ) {
     this.log = options.logger ?? silentLogger;
     this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
-    this.credentials = credentials;
+    this.channel = options.credentials?.channel ?? grpc.credentials.createInsecure();
     this.clusterId = options.clusterId;
   }
 
   static async start(options: PeerTransportOptions): Promise<PeerTransport> {
     const maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     assert(maxBatchBytes > 0 && maxBatchBytes <= MAX_FRAME_BYTES, `maxBatchBytes out of range: ${maxBatchBytes}`);
-    const credentials = options.credentials ?? {
-      server: grpc.ServerCredentials.createInsecure(),
-      channel: grpc.credentials.createInsecure(),
-    };
-    const server = new grpc.Server({
-      'grpc.max_receive_message_length': MAX_FRAME_BYTES + 1024,
-      // Peers ping every 10 s (keepalive above); let them.
-      'grpc.keepalive_permit_without_calls': 1,
-      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-    });
-    // The handlers need the instance; bind them through a holder set right after construction.
-    let transport: PeerTransport | undefined;
-    server.addService(peerService, {
-      Stream: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => transport!.serveStream(call, callback),
-      Snapshot: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => transport!.serveSnapshot(call, callback),
-      Members: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => transport!.serveMembers(call, callback),
-    });
+    const transport = new PeerTransport(options);
+    transport.connections = options.serveCalls(transport.methods(), { maxReceiveMessageBytes: MAX_FRAME_BYTES + 1024, maxSendMessageBytes: -1 });
+    const tlsServer = options.credentials?.server;
+    tlsServer?.on('secureConnection', transport.onSecureConnection);
     const addresses = [{ host: options.listenHost, port: options.listenPort, socketPath: options.listenSocketPath }, ...(options.alsoListen ?? [])];
-    const listening = await listenForPeers(server, credentials.server, addresses);
+    let listening: { servers: net.Server[]; ports: number[] };
+    try {
+      listening = await listenForPeers(addresses, (socket) => transport.acceptSocket(socket));
+    } catch (error) {
+      transport.closed = true;
+      void transport.cutConnections();
+      throw error;
+    }
     const port = listening.ports[0]!;
-    transport = new PeerTransport(options, server, port, credentials);
+    transport.boundPort = port;
     transport.listeners = listening.servers;
     transport.ports = listening.ports;
     for (const [id, address] of options.peers) transport.addPeer(id, address);
     transport.log.info({ port, memberId: options.memberId.toString(16), peers: options.peers.size }, 'peer transport listening');
     return transport;
+  }
+
+  /** The peer service (proto/metastore/raftpb/peer.proto): raw Buffers in and out, the codec decodes them in place. */
+  private methods(): PeerMethod[] {
+    return [
+      {
+        path: STREAM_PATH,
+        kind: 'clientStream',
+        handler: this.serveStream.bind(this) as grpc.UntypedHandleCall,
+        deserialize: passThrough,
+        serialize: passBuffer,
+      },
+      {
+        path: SNAPSHOT_PATH,
+        kind: 'clientStream',
+        handler: this.serveSnapshot.bind(this) as grpc.UntypedHandleCall,
+        deserialize: passThrough,
+        serialize: passBuffer,
+      },
+      { path: MEMBERS_PATH, kind: 'unary', handler: this.serveMembers.bind(this) as grpc.UntypedHandleCall, deserialize: passThrough, serialize: passBuffer },
+    ];
+  }
+
+  /** An accepted peer connection: TLS first when the port has it, then the call layer. */
+  private acceptSocket(socket: net.Socket): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    // A reset before the connection's (or the TLS socket's) own handlers are on: nothing to do.
+    socket.on('error', noop);
+    const tlsServer = this.options.credentials?.server;
+    if (tlsServer !== undefined) tlsServer.emit('connection', socket);
+    else this.connections.accept(socket);
   }
 
   get port(): number {
@@ -414,7 +459,16 @@ export class PeerTransport {
     this.dirty.clear();
     // Peers keep their streams open for good, so a graceful shutdown would wait forever.
     for (const listener of this.listeners) listener.close();
-    this.server.forceShutdown();
+    await this.cutConnections();
+  }
+
+  /** Ends every accepted connection (and TLS handshake) now, which cancels its calls. */
+  private cutConnections(): Promise<void> {
+    this.options.credentials?.server.off('secureConnection', this.onSecureConnection);
+    const closing = this.connections.close(0);
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    return closing;
   }
 
   // ---- sending side ---------------------------------------------------------------------------
@@ -634,7 +688,7 @@ export class PeerTransport {
     }
     const startedMs = Date.now();
     // A connection of its own, so the chunks never sit in front of heartbeats in one TCP stream.
-    const client = new grpc.Client(link.address, this.credentials.channel, {
+    const client = new grpc.Client(link.address, this.channel, {
       ...CHANNEL_OPTIONS,
       'grpc.use_local_subchannel_pool': 1,
     });
@@ -931,21 +985,16 @@ function grpcTarget(address: string): string {
   return url.host;
 }
 
-/**
- * Listens on every address with our own sockets, handed to grpc-js through its connection
- * injector (TLS included), so that a taken port is a typed ListenError, not bindAsync's text.
- */
+/** Listens on every address (a taken port is a typed ListenError), each accepted socket to `accept`. */
 async function listenForPeers(
-  server: grpc.Server,
-  credentials: grpc.ServerCredentials,
   addresses: ReadonlyArray<PeerListenAddress>,
+  accept: (socket: net.Socket) => void,
 ): Promise<{ servers: net.Server[]; ports: number[] }> {
-  const injector = server.createConnectionInjector(credentials);
   const servers: net.Server[] = [];
   const ports: number[] = [];
   try {
     for (const address of addresses) {
-      const listener = net.createServer({ noDelay: true }, (socket) => injector.injectConnection(socket));
+      const listener = net.createServer({ noDelay: true }, accept);
       servers.push(listener);
       const socketPath = address.socketPath;
       if (socketPath !== undefined) removeStaleSocket(socketPath);

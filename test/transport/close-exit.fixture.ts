@@ -3,6 +3,7 @@
 // no process.exit): any timer, socket or call left behind would keep it alive and fail the test.
 
 import { EntryType, MessageType, makeMessage, type Message } from '../../src/raft/types.js';
+import { servePeerConnections } from '../../src/grpc/grpc-server.js';
 import { PeerTransport } from '../../src/transport/peer-transport.js';
 
 const ids = [1n, 2n, 3n];
@@ -16,6 +17,7 @@ const transports = await Promise.all(
       listenHost: '127.0.0.1',
       listenPort: 0,
       peers: new Map(),
+      serveCalls: servePeerConnections,
       onMessages: (messages: Message[]) => {
         delivered += messages.length;
         wake();

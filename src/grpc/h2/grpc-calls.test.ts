@@ -399,6 +399,137 @@ describe('stream calls on our HTTP/2 stream', () => {
   });
 });
 
+describe('client-streaming calls on our HTTP/2 stream (the peer port)', () => {
+  it('runs the handler at once; requests as data in order, half close as end; headers when asked; the callback answers', () => {
+    const events: string[] = [];
+    const peers: string[] = [];
+    let answer: grpc.sendUnaryData<Buffer> | undefined;
+    const upload = method('/s/Upload', 'clientStream', ((c: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      answer = callback;
+      peers.push(c.getPeer());
+      c.sendMetadata(new grpc.Metadata());
+      c.on('data', (m: Buffer) => events.push(`data ${m}`));
+      c.on('end', () => events.push('end'));
+    }) as grpc.UntypedHandleCall);
+    const calls = new GrpcCalls(new Map([[upload.path, upload]]), LIMITS);
+    const stream = request('/s/Upload');
+    calls.onStream(stream);
+    // Before any request: the handler runs and its headers go out (the peer's link is then up).
+    expect(answer).toBeDefined();
+    expect(stream.ops).toEqual([{ op: 'respond', fields: RESPONSE_HEADERS }]);
+    expect(peers).toEqual(['unknown']);
+    // Two messages in one DATA frame, a third split over two, a fourth larger than one piece.
+    stream.handlers.data(Buffer.concat([framed(Buffer.from('a')), framed(Buffer.from('b')), framed(Buffer.from('c')).subarray(0, 2)]));
+    stream.handlers.data(framed(Buffer.from('c')).subarray(2));
+    const large = framed(Buffer.from('d'.repeat(900)));
+    stream.handlers.data(large.subarray(0, 300));
+    stream.handlers.data(large.subarray(300));
+    expect(events).toEqual(['data a', 'data b', 'data c', `data ${'d'.repeat(900)}`]);
+    stream.handlers.end();
+    expect(events.at(-1)).toBe('end');
+    stream.run++;
+    answer?.(null, Buffer.from('ack'));
+    expect(stream.ops.slice(1)).toEqual([
+      { op: 'write', data: framed(Buffer.from('ack')).toString('hex') },
+      { op: 'end', fields: OK_TRAILERS },
+    ]);
+    // The answer in one synchronous run.
+    expect(stream.runs.slice(1)).toEqual([1, 1]);
+  });
+
+  it('an answer before the half close ends the call (trailers after headers, Trailers-Only without); nothing more is read', () => {
+    const seen: string[] = [];
+    const refusing = method('/s/Refuse', 'clientStream', ((_c: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      callback({ code: grpc.status.PERMISSION_DENIED, details: 'peer refused: no certificate' });
+    }) as grpc.UntypedHandleCall);
+    const removing = method('/s/Stream', 'clientStream', ((c: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      c.sendMetadata(new grpc.Metadata());
+      c.on('data', (m: Buffer) => {
+        seen.push(m.toString());
+        callback({ code: grpc.status.FAILED_PRECONDITION, details: 'removed' });
+      });
+      c.on('end', () => seen.push('end'));
+    }) as grpc.UntypedHandleCall);
+    const calls = new GrpcCalls(
+      new Map([
+        [refusing.path, refusing],
+        [removing.path, removing],
+      ]),
+      LIMITS,
+    );
+    const refused = request('/s/Refuse');
+    calls.onStream(refused);
+    expect(refused.ops).toEqual([
+      {
+        op: 'end',
+        fields: [
+          [':status', '200'],
+          ['grpc-status', String(grpc.status.PERMISSION_DENIED)],
+          ['grpc-message', 'peer%20refused:%20no%20certificate'],
+          ['content-type', 'application/grpc+proto'],
+        ],
+      },
+    ]);
+    const stream = request('/s/Stream');
+    calls.onStream(stream);
+    stream.handlers.data(Buffer.concat([framed(Buffer.from('first')), framed(Buffer.from('second'))]));
+    stream.handlers.end();
+    expect(seen).toEqual(['first']);
+    expect(stream.ops).toEqual([
+      { op: 'respond', fields: RESPONSE_HEADERS },
+      {
+        op: 'end',
+        fields: [
+          ['grpc-status', String(grpc.status.FAILED_PRECONDITION)],
+          ['grpc-message', 'removed'],
+        ],
+      },
+    ]);
+  });
+
+  it('a client reset or lost connection cancels the call; its late answer writes nothing', () => {
+    const events: string[] = [];
+    let answer: grpc.sendUnaryData<Buffer> | undefined;
+    const upload = method('/s/Upload', 'clientStream', ((c: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      answer = callback;
+      c.on('data', (m: Buffer) => events.push(`data ${m}`));
+      c.on('end', () => events.push('end'));
+      c.on('cancelled', () => events.push('cancelled'));
+    }) as grpc.UntypedHandleCall);
+    const calls = new GrpcCalls(new Map([[upload.path, upload]]), LIMITS);
+    const stream = request('/s/Upload');
+    calls.onStream(stream);
+    stream.handlers.data(framed(Buffer.from('x')));
+    stream.handlers.aborted(-1);
+    answer?.(null, Buffer.from('late'));
+    expect(events).toEqual(['data x', 'cancelled']);
+    expect(stream.ops).toEqual([]);
+  });
+
+  it('refuses a message over the receive limit from its prefix', () => {
+    const events: string[] = [];
+    const upload = method('/s/Upload', 'clientStream', ((c: grpc.ServerReadableStream<Buffer, Buffer>) => {
+      c.on('data', () => events.push('data'));
+    }) as grpc.UntypedHandleCall);
+    const calls = new GrpcCalls(new Map([[upload.path, upload]]), LIMITS);
+    const stream = request('/s/Upload');
+    calls.onStream(stream);
+    stream.handlers.data(framed(Buffer.alloc(2000)).subarray(0, 100));
+    expect(events).toEqual([]);
+    expect(stream.ops).toEqual([
+      {
+        op: 'end',
+        fields: [
+          [':status', '200'],
+          ['grpc-status', String(grpc.status.RESOURCE_EXHAUSTED)],
+          ['grpc-message', 'Received%20message%20larger%20than%20max%20(2000%20vs%201024)'],
+          ['content-type', 'application/grpc+proto'],
+        ],
+      },
+    ]);
+  });
+});
+
 describe('receive admission on our HTTP/2 streams', () => {
   it('refuses a request from its headers while the receiving places are taken, and frees the place at the end', () => {
     const sink = method('/s/Put', 'unary', ((_c: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, Buffer.alloc(0))) as grpc.UntypedHandleCall);

@@ -2,7 +2,8 @@
 // unary and streaming, answered as grpc-js 1.14 answers it, with the SAME handlers grpc-js would
 // call (leaderGuard-wrapped, with withRequestSizes' codecs: grpc-server.ts builds the table).
 // Every client port serves its calls here (a member's client listener, an edge process's
-// connections); the differential test (test/grpc/h2-grpc-calls.test.ts) holds it to grpc-js.
+// connections), and so does the peer port (src/transport, with its own method table); the
+// differential test (test/grpc/h2-grpc-calls.test.ts) holds it to grpc-js.
 //
 // A stream is checked, in grpc-js's order: receive admission (receive-admission.ts, before
 // anything else, as on the Node path), then :method (POST; anything else :status 405, where
@@ -29,7 +30,10 @@
 //   message (a second is UNIMPLEMENTED "Received a second request message for server streaming
 //   method <path>", none UNIMPLEMENTED "Received no request message for ..."), as grpc-js runs
 //   them; bidi calls (Watch, LeaseKeepAlive): the handler runs at once, each message is emitted
-//   as 'data' on its GatewayStreamCall, the half close as 'end';
+//   as 'data' on its GatewayStreamCall, the half close as 'end'; client-streaming calls (the peer
+//   port's Stream and Snapshot, src/transport; etcd's client API has none): the handler runs at
+//   once with its call and callback, as grpc-js runs it, each message emitted as 'data' on the
+//   call, the half close as 'end', and its callback answers as a unary handler's does;
 // - answers: response headers (:status 200, content-type application/grpc+proto,
 //   grpc-accept-encoding identity,deflate,gzip, grpc-encoding identity, then the handler's
 //   metadata) before the first message; a unary answer's headers, message and trailers in one
@@ -56,7 +60,7 @@ import { countReceived, type ReceivedBytes, releaseReceived, TOO_MANY_REQUESTS }
 import { statusOf, TIMEOUT_PATTERN, TIMEOUT_UNIT_MS } from '../call-status.js';
 import type { H2ServerStream, H2StreamHandlers, HeaderField } from './h2-stream.js';
 
-export type GrpcMethodKind = 'unary' | 'serverStream' | 'bidi';
+export type GrpcMethodKind = 'unary' | 'serverStream' | 'clientStream' | 'bidi';
 
 /** One served method: the handler and codecs grpc-js would use for it. */
 export interface GrpcMethod {
@@ -255,6 +259,13 @@ class H2Call implements Caller, H2StreamHandlers, StreamSink {
       const call = new GatewayStreamCall(undefined, this, this);
       this.call = call;
       (this.method.handler as grpc.handleBidiStreamingCall<unknown, unknown>)(call as unknown as grpc.ServerDuplexStream<unknown, unknown>);
+    } else if (this.method.kind === 'clientStream') {
+      const call = new H2UnaryCall(undefined, this);
+      this.call = call;
+      (this.method.handler as grpc.handleClientStreamingCall<unknown, unknown>)(
+        call as unknown as grpc.ServerReadableStream<unknown, unknown>,
+        (error, value, trailer) => this.answer(error ?? null, value, trailer),
+      );
     }
   }
 
@@ -330,7 +341,7 @@ class H2Call implements Caller, H2StreamHandlers, StreamSink {
   end(): void {
     if (this.receiveCount !== undefined) releaseReceived(this.receiveCount);
     if (this.done) return;
-    if (this.method.kind === 'bidi') {
+    if (this.method.kind === 'bidi' || this.method.kind === 'clientStream') {
       this.call?.emit('end');
       return;
     }
@@ -427,7 +438,7 @@ class H2Call implements Caller, H2StreamHandlers, StreamSink {
       this.sendStatus(grpc.status.INTERNAL, 'Error deserializing request', null);
       return;
     }
-    if (this.method.kind === 'bidi') {
+    if (this.method.kind === 'bidi' || this.method.kind === 'clientStream') {
       this.call?.emit('data', request);
       return;
     }
@@ -634,7 +645,12 @@ function metadataFields(metadata: grpc.Metadata | null): HeaderField[] {
   return fields;
 }
 
-/** A unary call's object: GatewayCallBase, whose sendMetadata sends the headers. */
+/**
+ * A unary or client-streaming call's object: GatewayCallBase, whose sendMetadata sends the
+ * headers; a client-streaming call's requests are emitted on it as 'data', the half close as
+ * 'end', the client going away as 'cancelled' (grpc-js's ServerReadableStream, as the peer
+ * port's handlers use it).
+ */
 class H2UnaryCall extends GatewayCallBase {
   constructor(
     request: unknown,
