@@ -8,7 +8,7 @@
 //   node --import tsx bench/kv-bench.ts [--members 1|3] [--puts 50000] [--ranges 100000]
 //        [--clients 100] [--connections 10] [--only etcd|metastore] [--workers 0,2] [--record]
 //        [--node-args '--cpu-prof --cpu-prof-dir=DIR'] [--range-kinds serializable,linearizable]
-//        [--put-op put|txn-put]
+//        [--put-op put|txn-put] [--endpoints all|leader]
 //
 // CPU us/op: the server processes' user + system time over the run per operation; on a cluster
 // every member summed (the load goes to all three endpoints, so each member serves a third of
@@ -16,6 +16,13 @@
 // both ends of the put run) and each follower.
 // --put-op txn-put: the write workload (and its warm-up) is a Txn with no compares and one put
 // (etcd's `benchmark txn-put` with --txn-ops 1) instead of a plain Put; go-load only.
+// --endpoints leader: on a cluster, the load goes to the leader's client endpoint only (found
+// after the election, from etcd_server_is_leader), so the followers serve no client call and
+// their CPU is replication alone; default all: go-load spreads its connections over every
+// member, as etcd's benchmark does.
+// Per member, leader first, per put: WAL fsyncs, backend (LevelDB / bbolt) commits, client
+// calls answered (grpc_server_handled_total / grpc_server_request_total) and, where the server
+// exports them (etcd), peer bytes sent and received; printed under the second table.
 // --range-kinds: which single-key ranges to measure, in order (default: serializable on one
 // member, linearizable on a cluster, as the first recorded runs did).
 // --workers: MetaStore is measured once per listed server.grpc.workers value (edge processes
@@ -78,6 +85,8 @@ const memberEnv: Record<string, string> = Object.fromEntries(
 const straceSeconds = numberFlag('strace', 0);
 /** --rounds N: run both servers N times, alternating which goes first; ratios per round and their median. */
 const rounds = numberFlag('rounds', 1);
+const endpointsMode = textFlag('endpoints', 'all');
+if (endpointsMode !== 'all' && endpointsMode !== 'leader') throw new Error(`--endpoints: all or leader, not ${endpointsMode}`);
 type RangeKind = 'serializable' | 'linearizable';
 const rangeKinds: RangeKind[] = process.argv.includes('--range-kinds')
   ? process.argv[process.argv.indexOf('--range-kinds') + 1]!.split(',').map((kind) => {
@@ -170,6 +179,8 @@ interface Row {
   threads?: Record<string, number>;
   /** --strace: syscalls per op by name, of the server and of go-load. */
   syscalls?: { server: Tally; client: Tally };
+  /** Per member (in Pids.main order), per op: the counters of MEMBER_COUNTERS over the run. */
+  perMember?: Record<string, number[]>;
 }
 
 /** The machine's CPU split (/proc/stat's first line, in us) and the servers' syscall counters. */
@@ -334,17 +345,53 @@ async function diskFigures(metricsUrls: string[]): Promise<{ committed: number; 
   return { committed, fsyncs, fsyncSeconds, leader };
 }
 
+/** Per-member counters (summed over their label sets), by the name printed. */
+const MEMBER_COUNTERS: Record<string, string[]> = {
+  fsyncs: ['etcd_disk_wal_fsync_duration_seconds_count'],
+  'backend commits': ['etcd_disk_backend_commit_duration_seconds_count'],
+  'client calls': ['grpc_server_handled_total', 'grpc_server_request_total'],
+  'peer bytes sent': ['etcd_network_peer_sent_bytes_total'],
+  'peer bytes received': ['etcd_network_peer_received_bytes_total'],
+};
+
+/** Each member's MEMBER_COUNTERS now: one array per counter, one value per member. */
+async function memberCounters(metricsUrls: string[]): Promise<Record<string, number[]>> {
+  const texts = await Promise.all(metricsUrls.map(async (url) => (await fetch(url)).text()));
+  const out: Record<string, number[]> = {};
+  for (const [label, names] of Object.entries(MEMBER_COUNTERS)) {
+    out[label] = texts.map((text) => {
+      let sum = 0;
+      for (const line of text.split('\n')) {
+        const name = /^([a-z_]+)[{ ]/.exec(line)?.[1];
+        if (name !== undefined && names.includes(name)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+      }
+      return sum;
+    });
+  }
+  return out;
+}
+
+/** The leader's client endpoint alone (--endpoints leader), else all of them. */
+async function loadEndpoints(endpoints: string[], metricsUrls: string[]): Promise<string[]> {
+  if (endpointsMode === 'all' || endpoints.length === 1) return endpoints;
+  const { leader } = await diskFigures(metricsUrls);
+  if (leader < 0) throw new Error('--endpoints leader: no member reports etcd_server_is_leader 1');
+  return [endpoints[leader]!];
+}
+
 /** Ranges of each kind run before the measured ones. */
 const RANGE_WARM_UP = 20_000;
 
-async function benchTarget(target: string, endpoints: string[], metricsUrls: string[], pids?: Pids): Promise<Row[]> {
-  await waitForLeader(endpoints);
+async function benchTarget(target: string, allEndpoints: string[], metricsUrls: string[], pids?: Pids): Promise<Row[]> {
+  await waitForLeader(allEndpoints);
+  const endpoints = await loadEndpoints(allEndpoints, metricsUrls);
   // Warm-up (JIT, connections, caches): 5,000 puts a member. Each member of a cluster serves a
   // third of the calls, so 5,000 in all left its code still compiling in the measured run (perf
   // of the members: TurboFan threads took ~21% of their CPU in its first 25 s, 3% a minute in).
   await load(endpoints, putOp, Math.min(5000 * members, puts), false);
   const rows: Row[] = [];
   const before = await diskFigures(metricsUrls);
+  const counters0 = await memberCounters(metricsUrls);
   const machine0 = machineFigures(pids?.main ?? []);
   const threads0 = threadGroupMicros(pids?.main ?? []);
   const putLoad = load(endpoints, putOp, puts, false);
@@ -354,11 +401,24 @@ async function benchTarget(target: string, endpoints: string[], metricsUrls: str
   const threads = minusGroups(threadGroupMicros(pids?.main ?? []), threads0, puts);
   const syscalls = await traced;
   const after = await diskFigures(metricsUrls);
+  const counters1 = await memberCounters(metricsUrls);
+  const perMember = Object.fromEntries(Object.entries(counters1).map(([label, values]) => [label, values.map((v, i) => (v - counters0[label]![i]!) / puts)]));
   const entriesPerFsync = (after.committed - before.committed) / (after.fsyncs - before.fsyncs);
   const fsyncSeconds = after.fsyncSeconds - before.fsyncSeconds;
   const fsync = { meanMs: (1000 * fsyncSeconds) / (after.fsyncs - before.fsyncs), busyShare: fsyncSeconds / (puts / putRun.result.opsPerSecond) };
   const leader = after.leader === before.leader && after.leader >= 0 ? after.leader : undefined;
-  rows.push({ target, workload: `${putOp}, ${clients} clients / ${connections} conns`, ...putRun, entriesPerFsync, leader, machine, syscalls, fsync, threads });
+  rows.push({
+    target,
+    workload: `${putOp}, ${clients} clients / ${connections} conns${endpoints.length < allEndpoints.length ? ', leader endpoint only' : ''}`,
+    ...putRun,
+    entriesPerFsync,
+    leader,
+    machine,
+    syscalls,
+    fsync,
+    threads,
+    perMember,
+  });
   if (ranges === 0) return rows;
   for (const kind of rangeKinds) {
     // Warm-up of this kind as well: each member of a cluster sees a third of the calls, so
@@ -421,7 +481,7 @@ function machineTable(rows: Row[]): string[] {
   ];
   const n = (x: number | undefined, digits = 1): string => (x === undefined ? '?' : x.toFixed(digits));
   const extra: string[] = [];
-  for (const { target: name, round, workload, result: r, cpu, machine: m, syscalls, fsync, threads } of rows) {
+  for (const { target: name, round, workload, result: r, cpu, machine: m, syscalls, fsync, threads, perMember, leader } of rows) {
     if (m === undefined) continue;
     const target = rounds > 1 ? `${name} #${round}` : name;
     const ops = puts;
@@ -436,6 +496,15 @@ function machineTable(rows: Row[]): string[] {
         .sort((a, b) => b[1] - a[1])
         .map(([name, us]) => `${name} ${us.toFixed(1)}`);
       extra.push(`- ${target}, server CPU per op by thread: ${named.join(', ')}`);
+    }
+    const memberCount = perMember === undefined ? 0 : (Object.values(perMember)[0]?.length ?? 0);
+    if (perMember !== undefined && memberCount > 1) {
+      const others = [...Array(memberCount).keys()].filter((i) => i !== leader);
+      const order = leader === undefined ? others : [leader, ...others];
+      const figures = Object.entries(perMember)
+        .filter(([, values]) => values.some((v) => v !== 0))
+        .map(([label, values]) => `${label} ${order.map((i) => values[i]!.toFixed(label.startsWith('peer') ? 0 : 3)).join(' / ')}`);
+      extra.push(`- ${target}, per member per op (${leader === undefined ? 'leader unknown' : 'leader first'}): ${figures.join('; ')}`);
     }
     if (r.frames) {
       const per = (t: Tally): string =>
