@@ -8,7 +8,7 @@
 //   node --import tsx bench/kv-bench.ts [--members 1|3] [--puts 50000] [--ranges 100000]
 //        [--clients 100] [--connections 10] [--only etcd|metastore] [--workers 0,2] [--record]
 //        [--node-args '--cpu-prof --cpu-prof-dir=DIR'] [--range-kinds serializable,linearizable]
-//        [--put-op put|txn-put]
+//        [--put-op put|txn-put] [--warm-up PUTS]
 //
 // CPU us/op: the server processes' user + system time over the run per operation; on a cluster
 // every member summed (the load goes to all three endpoints, so each member serves a third of
@@ -76,6 +76,10 @@ const memberEnv: Record<string, string> = Object.fromEntries(
     .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
 );
 const straceSeconds = numberFlag('strace', 0);
+/** --warm-up N: puts before the measured put run (default 5,000 a member, at most --puts). A
+ * 3-member cluster's V8 is still compiling after 15,000: its worker threads (TurboFan) took
+ * ~60 us a put over the next 30,000 and ~15 us a put 30 s in (session 15, S15-H1). */
+const warmUpPuts = process.argv.includes('--warm-up') ? numberFlag('warm-up', 0) : undefined;
 /** --rounds N: run both servers N times, alternating which goes first; ratios per round and their median. */
 const rounds = numberFlag('rounds', 1);
 type RangeKind = 'serializable' | 'linearizable';
@@ -386,7 +390,7 @@ async function benchTarget(target: string, endpoints: string[], metricsUrls: str
   // Warm-up (JIT, connections, caches): 5,000 puts a member. Each member of a cluster serves a
   // third of the calls, so 5,000 in all left its code still compiling in the measured run (perf
   // of the members: TurboFan threads took ~21% of their CPU in its first 25 s, 3% a minute in).
-  await load(endpoints, putOp, Math.min(5000 * members, puts), false);
+  await load(endpoints, putOp, warmUpPuts ?? Math.min(5000 * members, puts), false);
   const rows: Row[] = [];
   const before = await diskFigures(metricsUrls);
   const machine0 = machineFigures(pids?.main ?? []);
