@@ -77,8 +77,9 @@ const memberEnv: Record<string, string> = Object.fromEntries(
 );
 const straceSeconds = numberFlag('strace', 0);
 /** --warm-up N: puts before the measured put run (default 5,000 a member, at most --puts). A
- * 3-member cluster's V8 is still compiling after 15,000: its worker threads (TurboFan) took
- * ~60 us a put over the next 30,000 and ~15 us a put 30 s in (session 15, S15-H1). */
+ * 3-member cluster's V8 is still compiling after the default 15,000: its worker threads (mostly
+ * TurboFan) took 53-74 us a put over the next 20,000-30,000 puts, and compiled until ~15 s after
+ * the start (~75,000 puts); etcd has nothing to warm (session 15, S15-H1, bench/RESULTS.md). */
 const warmUpPuts = process.argv.includes('--warm-up') ? numberFlag('warm-up', 0) : undefined;
 /** --rounds N: run both servers N times, alternating which goes first; ratios per round and their median. */
 const rounds = numberFlag('rounds', 1);
