@@ -14,11 +14,27 @@ export function cpuMicros(pid: number): number {
   return (ticks * 1_000_000) / 100;
 }
 
-/** One live thread of a process: its id, its name (comm) and the CPU (user + system) it used so far, us. */
+/** One live thread of a process: its id, its name (comm), the CPU (user + system) it used so
+ * far, us, and its context switches so far: voluntary (it blocked: a wait, a futex, epoll) and
+ * involuntary (the scheduler took the core away). */
 export interface ThreadCpu {
   tid: number;
   name: string;
   us: number;
+  voluntarySwitches: number;
+  involuntarySwitches: number;
+}
+
+/** A thread's context switch counters from /proc/PID/task/TID/status (0 if it ended). */
+function threadSwitches(pid: number, tid: number): { voluntarySwitches: number; involuntarySwitches: number } {
+  let status = '';
+  try {
+    status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+  } catch {
+    // the thread ended: count nothing
+  }
+  const count = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(status)?.[1] ?? 0);
+  return { voluntarySwitches: count('voluntary_ctxt_switches'), involuntarySwitches: count('nonvoluntary_ctxt_switches') };
 }
 
 /** The live threads of `pid`, by thread id ascending ([] once the process is gone), from /proc. */
@@ -39,7 +55,8 @@ export function threadCpuMicros(pid: number): ThreadCpu[] {
     }
     // Fields after the comm start at field 3 (state); utime and stime are fields 14 and 15, in USER_HZ (100/s).
     const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
-    threads.push({ tid, name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), us: ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100 });
+    const us = ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / 100;
+    threads.push({ tid, name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), us, ...threadSwitches(pid, tid) });
   }
   return threads;
 }

@@ -8,7 +8,7 @@
 //   node --import tsx bench/kv-bench.ts [--members 1|3] [--puts 50000] [--ranges 100000]
 //        [--clients 100] [--connections 10] [--only etcd|metastore] [--workers 0,2] [--record]
 //        [--node-args '--cpu-prof --cpu-prof-dir=DIR'] [--range-kinds serializable,linearizable]
-//        [--put-op put|txn-put] [--endpoints all|leader]
+//        [--put-op put|txn-put] [--endpoints all|leader] [--warm-up PUTS]
 //
 // CPU us/op: the server processes' user + system time over the run per operation; on a cluster
 // every member summed (the load goes to all three endpoints, so each member serves a third of
@@ -83,6 +83,11 @@ const memberEnv: Record<string, string> = Object.fromEntries(
     .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
 );
 const straceSeconds = numberFlag('strace', 0);
+/** --warm-up N: puts before the measured put run (default 5,000 a member, at most --puts). A
+ * 3-member cluster's V8 is still compiling after the default 15,000: its worker threads (mostly
+ * TurboFan) took 53-74 us a put over the next 20,000-30,000 puts, and compiled until ~15 s after
+ * the start (~75,000 puts); etcd has nothing to warm (session 15, S15-H1, bench/RESULTS.md). */
+const warmUpPuts = process.argv.includes('--warm-up') ? numberFlag('warm-up', 0) : undefined;
 /** --rounds N: run both servers N times, alternating which goes first; ratios per round and their median. */
 const rounds = numberFlag('rounds', 1);
 const endpointsMode = textFlag('endpoints', 'all');
@@ -175,8 +180,8 @@ interface Row {
   /** Synced log writes over the put run: their mean duration, and the share of the run's wall
    * time one was in progress (summed over the members). */
   fsync?: { meanMs: number; busyShare: number };
-  /** The server's CPU per op by thread name (see threadGroupMicros). */
-  threads?: Record<string, number>;
+  /** The server's CPU and context switches per op by thread name (see threadGroups). */
+  threads?: Record<string, ThreadGroup>;
   /** --strace: syscalls per op by name, of the server and of go-load. */
   syscalls?: { server: Tally; client: Tally };
   /** Per member (in Pids.main order), per op: the counters of MEMBER_COUNTERS over the run. */
@@ -199,22 +204,66 @@ interface MachineDelta {
   serverSystemUs: number;
 }
 
-/** CPU so far (us) of every thread of `pids`, summed by thread name (comm), e.g. Node's main
- * thread, "libuv-worker" (the thread pool: LevelDB), "V8 DefaultWorke" (GC and compiler). */
-function threadGroupMicros(pids: number[]): Map<string, number> {
-  const groups = new Map<string, number>();
+/** What a group of threads (same name) did so far: CPU (us), context switches (voluntary,
+ * involuntary) and how many threads it has. */
+interface ThreadGroup {
+  us: number;
+  voluntary: number;
+  involuntary: number;
+  threads: number;
+}
+
+/**
+ * A Node member's thread by its rank among the process's other threads (ascending thread id),
+ * as Node 20 starts them (they are all named "node"; checked with gdb's `thread apply all bt`):
+ * V8's delayed-task scheduler, V8's platform workers (--v8-pool-size, default 4: parallel
+ * scavenge, concurrent marking, sweeping, compilers), the inspector's idle start thread, then
+ * at the first async call libuv's pool (UV_THREADPOOL_SIZE, default 4: LevelDB's writes, the
+ * journal's fdatasync), then LevelDB's compaction thread.
+ */
+function nodeThreadRole(rank: number): string {
+  const v8Size = Number(/--v8-pool-size[= ](\d+)/.exec(nodeArgs.join(' '))?.[1] ?? 4);
+  const v8Workers = v8Size > 0 ? v8Size : Math.max(1, os.availableParallelism() - 1);
+  const uvWorkers = Number(memberEnv.UV_THREADPOOL_SIZE ?? process.env.UV_THREADPOOL_SIZE ?? 4);
+  if (rank === 0) return 'V8 delayed tasks';
+  if (rank <= v8Workers) return 'V8 workers';
+  if (rank === v8Workers + 1) return 'inspector';
+  if (rank <= v8Workers + 1 + uvWorkers) return 'libuv pool';
+  return 'later threads (LevelDB compaction)';
+}
+
+/** Every thread of `pids` summed by role: a Node member's by nodeThreadRole, other servers' by
+ * thread name (comm; Go's threads are all named after the binary); "main" is the thread whose
+ * id is the process's. */
+function threadGroups(pids: number[], node: boolean): Map<string, ThreadGroup> {
+  const groups = new Map<string, ThreadGroup>();
   for (const pid of pids) {
-    for (const { tid, name, us } of threadCpuMicros(pid)) {
-      const group = tid === pid ? 'main' : name;
-      groups.set(group, (groups.get(group) ?? 0) + us);
+    const threads = threadCpuMicros(pid);
+    for (const [i, { tid, name, us, voluntarySwitches, involuntarySwitches }] of threads.entries()) {
+      const key = tid === pid ? 'main' : node ? nodeThreadRole(i - 1) : name;
+      const group = groups.get(key) ?? { us: 0, voluntary: 0, involuntary: 0, threads: 0 };
+      group.us += us;
+      group.voluntary += voluntarySwitches;
+      group.involuntary += involuntarySwitches;
+      group.threads++;
+      groups.set(key, group);
     }
   }
   return groups;
 }
 
-function minusGroups(after: Map<string, number>, before: Map<string, number>, per: number): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [name, us] of after) out[name] = (us - (before.get(name) ?? 0)) / per;
+/** Per op over a run: each group's CPU and switches (its thread count as found at the end). */
+function minusGroups(after: Map<string, ThreadGroup>, before: Map<string, ThreadGroup>, per: number): Record<string, ThreadGroup> {
+  const out: Record<string, ThreadGroup> = {};
+  for (const [name, a] of after) {
+    const b = before.get(name) ?? { us: 0, voluntary: 0, involuntary: 0, threads: 0 };
+    out[name] = {
+      us: (a.us - b.us) / per,
+      voluntary: (a.voluntary - b.voluntary) / per,
+      involuntary: (a.involuntary - b.involuntary) / per,
+      threads: a.threads,
+    };
+  }
   return out;
 }
 
@@ -388,17 +437,18 @@ async function benchTarget(target: string, allEndpoints: string[], metricsUrls: 
   // Warm-up (JIT, connections, caches): 5,000 puts a member. Each member of a cluster serves a
   // third of the calls, so 5,000 in all left its code still compiling in the measured run (perf
   // of the members: TurboFan threads took ~21% of their CPU in its first 25 s, 3% a minute in).
-  await load(endpoints, putOp, Math.min(5000 * members, puts), false);
+  await load(endpoints, putOp, warmUpPuts ?? Math.min(5000 * members, puts), false);
   const rows: Row[] = [];
   const before = await diskFigures(metricsUrls);
   const counters0 = await memberCounters(metricsUrls);
   const machine0 = machineFigures(pids?.main ?? []);
-  const threads0 = threadGroupMicros(pids?.main ?? []);
+  const node = target.startsWith('MetaStore');
+  const threads0 = threadGroups(pids?.main ?? [], node);
   const putLoad = load(endpoints, putOp, puts, false);
   const traced = straceSeconds > 0 && pids !== undefined ? straceWindow(pids.main[0]!, metricsUrls, straceSeconds) : undefined;
   const putRun = await measured(pids, puts, () => putLoad);
   const machine = minusMachine(machineFigures(pids?.main ?? []), machine0, puts);
-  const threads = minusGroups(threadGroupMicros(pids?.main ?? []), threads0, puts);
+  const threads = minusGroups(threadGroups(pids?.main ?? [], node), threads0, puts);
   const syscalls = await traced;
   const after = await diskFigures(metricsUrls);
   const counters1 = await memberCounters(metricsUrls);
@@ -492,10 +542,11 @@ function machineTable(rows: Row[]): string[] {
     );
     if (threads !== undefined) {
       const named = Object.entries(threads)
-        .filter(([, us]) => us >= 0.05)
-        .sort((a, b) => b[1] - a[1])
-        .map(([name, us]) => `${name} ${us.toFixed(1)}`);
-      extra.push(`- ${target}, server CPU per op by thread: ${named.join(', ')}`);
+        .filter(([, g]) => g.us >= 0.05 || g.voluntary + g.involuntary >= 0.005)
+        .sort((a, b) => b[1].us - a[1].us)
+        .map(([name, g]) => `${name} (${g.threads}) ${g.us.toFixed(1)} us, ${g.voluntary.toFixed(2)} + ${g.involuntary.toFixed(2)} switches`);
+      const all = Object.values(threads).reduce((a, g) => a + g.voluntary + g.involuntary, 0);
+      extra.push(`- ${target}, server per op by thread (count) CPU, voluntary + involuntary context switches (${all.toFixed(2)} in all): ${named.join('; ')}`);
     }
     const memberCount = perMember === undefined ? 0 : (Object.values(perMember)[0]?.length ?? 0);
     if (perMember !== undefined && memberCount > 1) {
