@@ -158,9 +158,11 @@ interface PendingProposal {
 export const MAX_WRITES_IN_FLIGHT = 1;
 /**
  * A member that ran no loop turn for this long, with no write in flight, is idle: the next
- * turn runs from a microtask, not a loop turn (see schedule()).
+ * turn runs from a microtask, not a loop turn (see schedule()). At 1 ms a member under 100
+ * clients found itself idle for 11% of its turns (clients slow to send on a loaded machine),
+ * each then a write of its own; at 5 ms for 1% (start-up), while puts 10 ms apart still are.
  */
-export const IDLE_TURN_GAP_MS = 1;
+export const IDLE_TURN_GAP_MS = 5;
 
 export class RaftNode {
   private inbox: Message[] = [];
@@ -512,8 +514,8 @@ export class RaftNode {
    * proposal and message read in this poll phase: that is the put rows' group commit. On an
    * idle member (no turn for IDLE_TURN_GAP_MS, no write in flight: a lone put at a low rate)
    * the turn runs from a microtask, right after the request's own callback, and its log write
-   * starts without waiting for the loop to reach its check phase (~15 us earlier on the watch
-   * row, bench/RESULTS.md). What is proposed in the same synchronous run still goes in that
+   * starts without waiting for the loop to reach its check phase (one loop hop less; bench/RESULTS.md,
+   * S15-H3). What is proposed in the same synchronous run still goes in that
    * turn; a request read later in the same poll phase finds the member busy and waits for the
    * loop turn, with whatever else comes meanwhile.
    */
