@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfChangeType, MessageType, type Message } from '../../raft/types.js';
 import { RaftNodeCluster, request, rejection } from '../../../test/support/raft-node-cluster.js';
 import { encodeInternalRequest } from '../apply/internal-request.js';
-import { MAX_READ_ROUNDS_IN_FLIGHT } from './raft-node.js';
+import { IDLE_TURN_GAP_MS, MAX_READ_ROUNDS_IN_FLIGHT } from './raft-node.js';
 
 let cluster: RaftNodeCluster;
 
@@ -46,6 +46,46 @@ describe('RaftNode: Ready handling', () => {
     await cluster.scheduler.settle();
     await results;
     expect(member.raft.lastIndex).toBe(lastBefore + 20);
+    expect(member.log.saves - savesBefore).toBe(1);
+  });
+
+  it('an idle member writes a lone proposal without waiting for a loop turn; what is proposed in the same run shares the write', async () => {
+    cluster = new RaftNodeCluster([1n]);
+    const member = cluster.start(1n);
+    await cluster.until(member.raft.leaderKnown());
+    await cluster.scheduler.settle();
+    // No turn for the gap, no write in flight: idle.
+    await cluster.scheduler.advance(IDLE_TURN_GAP_MS);
+    const savesBefore = member.log.saves;
+    const lastBefore = member.raft.lastIndex;
+    const results = Promise.all([1, 2, 3].map((n) => member.raft.propose(request(n))));
+    // Only microtasks run here: the manual scheduler runs no loop turn before settle().
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    expect(member.raft.lastIndex).toBe(lastBefore + 3);
+    expect(member.log.saves - savesBefore).toBe(1);
+    await cluster.scheduler.settle();
+    await results;
+  });
+
+  it('a member that ran a turn within the idle gap waits for the loop turn, which takes every proposal made meanwhile', async () => {
+    cluster = new RaftNodeCluster([1n]);
+    const member = cluster.start(1n);
+    await cluster.until(member.raft.leaderKnown());
+    await cluster.scheduler.settle();
+    await cluster.scheduler.advance(IDLE_TURN_GAP_MS);
+    const first = member.raft.propose(request(0));
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    const savesBefore = member.log.saves;
+    const lastBefore = member.raft.lastIndex;
+    // Two proposals from two separate callbacks (loop iterations), no time passing: busy.
+    const second = member.raft.propose(request(1));
+    await new Promise((resolve) => setImmediate(resolve));
+    const third = member.raft.propose(request(2));
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    expect(member.log.saves).toBe(savesBefore);
+    await cluster.scheduler.settle();
+    await Promise.all([first, second, third]);
+    expect(member.raft.lastIndex).toBe(lastBefore + 2);
     expect(member.log.saves - savesBefore).toBe(1);
   });
 });
