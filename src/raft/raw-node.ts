@@ -212,6 +212,24 @@ export class RawNode {
     this.writing.push(written);
   }
 
+  /**
+   * Takes the proposals a follower forwards to its leader out of the outbox, ahead of the next
+   * Ready; every other message stays for it, in order. A forwarded MsgProp promises nothing
+   * about this member's durable state (etcd-io/raft's asynchronous-write mode sends it in
+   * Ready.Messages, not after the append), so the driver may send it while a write is in
+   * flight. Only on a follower that knows its leader (a leader's outbox is flushed with its
+   * appends, in the Ready; a candidate forwards nothing).
+   */
+  takeForwardedProposals(): Message[] {
+    const r = this.raft;
+    if (r.state !== StateRole.Follower || r.lead === NONE || !r.msgs.some((m) => m.type === MessageType.MsgProp)) return [];
+    const proposals: Message[] = [];
+    const rest: Message[] = [];
+    for (const m of r.msgs) (m.type === MessageType.MsgProp ? proposals : rest).push(m);
+    r.msgs = rest;
+    return proposals;
+  }
+
   /** Readies handed out and not yet reported persisted. */
   get readiesInFlight(): number {
     return this.writing.length;

@@ -156,6 +156,40 @@ describe('RaftNode: persist, then send, then apply', () => {
   });
 });
 
+describe('RaftNode: a follower forwards proposals during its write', () => {
+  it('a proposal made while the follower writes an earlier Ready leaves before that write lands; nothing else does', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    const [follower] = cluster.followers();
+    await cluster.until(leader.raft.propose(request(0)));
+    await cluster.scheduler.settle();
+    // The follower takes the next append into a Ready whose write is held: a write in flight.
+    follower!.log.hold();
+    const first = cluster.until(leader.raft.propose(request(1)));
+    await cluster.scheduler.advance(20);
+    const appended = follower!.log.lastIndex();
+    expect(follower!.log.durableIndex).toBeLessThan(appended);
+    const sentBefore = follower!.sent.length;
+    const forwarded = follower!.raft.propose(request(2));
+    await cluster.scheduler.advance(20);
+    const durableDuringWrite = follower!.log.durableIndex;
+    const sentDuringWrite = follower!.sent.slice(sentBefore);
+    const leaderLastDuringWrite = leader.raft.lastIndex;
+    follower!.log.release();
+    // With its write still held, the proposal went to the leader, which appended it...
+    expect(durableDuringWrite).toBeLessThan(appended);
+    expect(sentDuringWrite.map((m) => [m.type, m.to])).toEqual([[MessageType.MsgProp, leader.id]]);
+    expect(leaderLastDuringWrite).toBeGreaterThan(appended);
+    // ...and nothing else left: the ack of the held entry waited for the write (the harness
+    // also records any message that promises durable state sent early).
+    await first;
+    const { outcome } = await cluster.until(forwarded);
+    expect(outcome.ok && outcome.revision).toBeGreaterThan(appended);
+    expect(follower!.sent.some((m) => m.type === MessageType.MsgAppResp && !m.reject && m.index >= appended)).toBe(true);
+  });
+});
+
 describe('RaftNode: restart from the log', () => {
   it('brings back the configuration and applied index, re-applies only what the state machine lost', async () => {
     cluster = new RaftNodeCluster([1n]);
