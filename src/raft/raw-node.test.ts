@@ -116,3 +116,30 @@ describe('RawNode: more than one Ready in flight', () => {
     expect(() => node.appliedTo(lastCommitted + 1)).toThrow(/beyond the entries handed out/);
   });
 });
+
+describe('RawNode: forwarded proposals ahead of the next Ready', () => {
+  it("a follower's forwarded proposals are taken alone; its ack stays for the next Ready; a leader's outbox is left whole", () => {
+    const storage = new MemoryStorage();
+    const follower = new RawNode({ id: 2n, electionTick: 10, heartbeatTick: 1, storage, random: new SeededRandom(2), peers: [1n, 2n, 3n] });
+    const bootstrap = follower.ready();
+    write(storage, bootstrap);
+    follower.advance();
+    const base = bootstrap.entries.length;
+    const entry = (index: number): Entry => ({ index, term: 2, type: EntryType.Normal, data: enc(`${index}`) });
+    follower.step(makeMessage({ type: MessageType.MsgApp, from: 1n, to: 2n, term: 2, index: base, logTerm: 1, entries: [entry(base + 1)], commit: base }));
+    const first = follower.ready(); // its write in flight
+    expect(first.entries.length).toBe(1);
+    follower.step(makeMessage({ type: MessageType.MsgApp, from: 1n, to: 2n, term: 2, index: base + 1, logTerm: 2, entries: [entry(base + 2)], commit: base }));
+    follower.propose(enc('p'));
+    const taken = follower.takeForwardedProposals();
+    expect(taken.map((m) => [m.type, m.to, m.term])).toEqual([[MessageType.MsgProp, 1n, 0]]);
+    expect(follower.takeForwardedProposals()).toEqual([]);
+    const next = follower.ready();
+    expect(next.messages.map((m) => [m.type, m.index])).toEqual([[MessageType.MsgAppResp, base + 2]]);
+
+    const { node } = loneLeader();
+    node.propose(enc('a'));
+    expect(node.takeForwardedProposals()).toEqual([]);
+    expect(node.hasReady()).toBe(true);
+  });
+});
