@@ -230,6 +230,26 @@ export class RawNode {
     return proposals;
   }
 
+  /**
+   * Hands out, ahead of the next Ready, the committed entries not handed out yet that are
+   * durable here already (a commit learned while a write is in flight): the driver may apply
+   * them without waiting for that write. The Ready still carries the new commit in its hard
+   * state; it no longer repeats these entries.
+   */
+  takeDurableCommitted(): Entry[] {
+    const log = this.raft.raftLog;
+    const upTo = Math.min(log.committed, log.durableIndex());
+    if (upTo <= log.applying || log.unstable.snapshotToWrite() !== undefined) return [];
+    const next = log.nextEnts();
+    const first = next[0];
+    if (first === undefined || first.index > upTo) return [];
+    const entries = next.length > upTo - first.index + 1 ? next.slice(0, upTo - first.index + 1) : next;
+    const last = entries[entries.length - 1]!.index;
+    this.applyingBatches.push({ lastCommitted: last, bytes: entries.reduce((sum, e) => sum + entrySize(e), 0) });
+    log.acceptApplying(last);
+    return entries;
+  }
+
   /** Readies handed out and not yet reported persisted. */
   get readiesInFlight(): number {
     return this.writing.length;

@@ -536,7 +536,10 @@ export class RaftNode {
       // pipeline is full or a snapshot is being installed. A follower's forwarded proposals do
       // not wait for it (forwardProposals).
       const pipelineFull = this.snapshotInFlight || this.node.readiesInFlight >= (this.options.maxWritesInFlight ?? MAX_WRITES_IN_FLIGHT);
-      if (pipelineFull && !this.failed) this.forwardProposals();
+      if (pipelineFull && !this.failed) {
+        this.forwardProposals();
+        if (!this.snapshotInFlight) this.applyNewlyCommitted();
+      }
       if (this.failed || pipelineFull || !this.node.hasReady()) return;
       const ready = this.node.ready();
       if (ready.hardState) this.currentTerm = ready.hardState.term;
@@ -610,6 +613,18 @@ export class RaftNode {
   private forwardProposals(): void {
     const proposals = this.node.takeForwardedProposals();
     if (proposals.length > 0) this.sendInOrder(proposals);
+  }
+
+  /**
+   * A commit learned while the pipeline is full (a write in flight) for entries durable here
+   * already is applied now, not after that write lands and the next Ready is taken: the
+   * answers to this member's clients waited for a write that holds none of their entries.
+   */
+  private applyNewlyCommitted(): void {
+    const entries = this.node.takeDurableCommitted();
+    if (entries.length === 0) return;
+    for (const entry of entries) this.toApply.push(entry);
+    this.applyDurable();
   }
 
   /** Runs `save` on the next loop turn, after every write held before it (see startReady). */
