@@ -10,7 +10,8 @@
 //   votes and acks promise durable state); a follower whose write is in flight sends the
 //   proposals it forwards in the turn it makes them, without a Ready -> committed
 //   entries are applied, through the Applier, as soon as they are durable here and everything
-//   before them is applied -> waiters are answered on apply.
+//   before them is applied (a commit learned while the pipeline is full: in the turn it
+//   arrives, without a Ready) -> waiters are answered on apply.
 // Pipelined (Raft thesis 10.2.1): the next Ready is taken as soon as a write lands, before the
 // landed entries are applied, so the disk works while the main thread applies; with
 // maxWritesInFlight > 1 the next batches are also appended, sent and queued for writing while
