@@ -116,3 +116,72 @@ describe('RawNode: more than one Ready in flight', () => {
     expect(() => node.appliedTo(lastCommitted + 1)).toThrow(/beyond the entries handed out/);
   });
 });
+
+describe('RawNode: forwarded proposals ahead of the next Ready', () => {
+  it("a follower's forwarded proposals are taken alone; its ack stays for the next Ready; a leader's outbox is left whole", () => {
+    const storage = new MemoryStorage();
+    const follower = new RawNode({ id: 2n, electionTick: 10, heartbeatTick: 1, storage, random: new SeededRandom(2), peers: [1n, 2n, 3n] });
+    const bootstrap = follower.ready();
+    write(storage, bootstrap);
+    follower.advance();
+    const base = bootstrap.entries.length;
+    const entry = (index: number): Entry => ({ index, term: 2, type: EntryType.Normal, data: enc(`${index}`) });
+    follower.step(makeMessage({ type: MessageType.MsgApp, from: 1n, to: 2n, term: 2, index: base, logTerm: 1, entries: [entry(base + 1)], commit: base }));
+    const first = follower.ready(); // its write in flight
+    expect(first.entries.length).toBe(1);
+    follower.step(makeMessage({ type: MessageType.MsgApp, from: 1n, to: 2n, term: 2, index: base + 1, logTerm: 2, entries: [entry(base + 2)], commit: base }));
+    follower.propose(enc('p'));
+    const taken = follower.takeForwardedProposals();
+    expect(taken.map((m) => [m.type, m.to, m.term])).toEqual([[MessageType.MsgProp, 1n, 0]]);
+    expect(follower.takeForwardedProposals()).toEqual([]);
+    const next = follower.ready();
+    expect(next.messages.map((m) => [m.type, m.index])).toEqual([[MessageType.MsgAppResp, base + 2]]);
+
+    const { node } = loneLeader();
+    node.propose(enc('a'));
+    expect(node.takeForwardedProposals()).toEqual([]);
+    expect(node.hasReady()).toBe(true);
+  });
+});
+
+describe('RawNode: durable committed entries ahead of the next Ready', () => {
+  it('a commit learned during a write hands out only the entries durable already, once; the Ready keeps the commit', () => {
+    const storage = new MemoryStorage();
+    const follower = new RawNode({ id: 2n, electionTick: 10, heartbeatTick: 1, storage, random: new SeededRandom(2), peers: [1n, 2n, 3n] });
+    const bootstrap = follower.ready();
+    write(storage, bootstrap);
+    follower.advance();
+    const base = bootstrap.entries.length;
+    const entry = (index: number): Entry => ({ index, term: 2, type: EntryType.Normal, data: enc(`${index}`) });
+    const append = (index: number, commit: number) =>
+      follower.step(
+        makeMessage({
+          type: MessageType.MsgApp,
+          from: 1n,
+          to: 2n,
+          term: 2,
+          index: index - 1,
+          logTerm: index - 1 > base ? 2 : 1,
+          entries: [entry(index)],
+          commit,
+        }),
+      );
+    append(base + 1, base);
+    const first = follower.ready();
+    write(storage, first);
+    follower.persisted();
+    append(base + 2, base);
+    const second = follower.ready(); // its write in flight
+    expect(follower.takeDurableCommitted()).toEqual([]);
+    follower.step(makeMessage({ type: MessageType.MsgHeartbeat, from: 1n, to: 2n, term: 2, commit: base + 2 }));
+    // Both committed; only the first is durable.
+    expect(indexes(follower.takeDurableCommitted())).toEqual([base + 1]);
+    expect(follower.takeDurableCommitted()).toEqual([]);
+    follower.appliedTo(base + 1);
+    write(storage, second);
+    follower.persisted();
+    const next = follower.ready();
+    expect(next.hardState?.commit).toBe(base + 2);
+    expect(indexes(next.committedEntries)).toEqual([base + 2]);
+  });
+});

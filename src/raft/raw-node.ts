@@ -212,6 +212,44 @@ export class RawNode {
     this.writing.push(written);
   }
 
+  /**
+   * Takes the proposals a follower forwards to its leader out of the outbox, ahead of the next
+   * Ready; every other message stays for it, in order. A forwarded MsgProp promises nothing
+   * about this member's durable state (etcd-io/raft's asynchronous-write mode sends it in
+   * Ready.Messages, not after the append), so the driver may send it while a write is in
+   * flight. Only on a follower that knows its leader (a leader's outbox is flushed with its
+   * appends, in the Ready; a candidate forwards nothing).
+   */
+  takeForwardedProposals(): Message[] {
+    const r = this.raft;
+    if (r.state !== StateRole.Follower || r.lead === NONE || !r.msgs.some((m) => m.type === MessageType.MsgProp)) return [];
+    const proposals: Message[] = [];
+    const rest: Message[] = [];
+    for (const m of r.msgs) (m.type === MessageType.MsgProp ? proposals : rest).push(m);
+    r.msgs = rest;
+    return proposals;
+  }
+
+  /**
+   * Hands out, ahead of the next Ready, the committed entries not handed out yet that are
+   * durable here already (a commit learned while a write is in flight): the driver may apply
+   * them without waiting for that write. The Ready still carries the new commit in its hard
+   * state; it no longer repeats these entries.
+   */
+  takeDurableCommitted(): Entry[] {
+    const log = this.raft.raftLog;
+    const upTo = Math.min(log.committed, log.durableIndex());
+    if (upTo <= log.applying || log.unstable.snapshotToWrite() !== undefined) return [];
+    const next = log.nextEnts();
+    const first = next[0];
+    if (first === undefined || first.index > upTo) return [];
+    const entries = next.length > upTo - first.index + 1 ? next.slice(0, upTo - first.index + 1) : next;
+    const last = entries[entries.length - 1]!.index;
+    this.applyingBatches.push({ lastCommitted: last, bytes: entries.reduce((sum, e) => sum + entrySize(e), 0) });
+    log.acceptApplying(last);
+    return entries;
+  }
+
   /** Readies handed out and not yet reported persisted. */
   get readiesInFlight(): number {
     return this.writing.length;

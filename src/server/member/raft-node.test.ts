@@ -196,6 +196,89 @@ describe('RaftNode: persist, then send, then apply', () => {
   });
 });
 
+describe('RaftNode: a follower forwards proposals during its write', () => {
+  it('a proposal made while the follower writes an earlier Ready leaves before that write lands; nothing else does', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    const [follower] = cluster.followers();
+    await cluster.until(leader.raft.propose(request(0)));
+    await cluster.scheduler.settle();
+    // The follower takes the next append into a Ready whose write is held: a write in flight.
+    follower!.log.hold();
+    const first = cluster.until(leader.raft.propose(request(1)));
+    await cluster.scheduler.advance(20);
+    const appended = follower!.log.lastIndex();
+    expect(follower!.log.durableIndex).toBeLessThan(appended);
+    const sentBefore = follower!.sent.length;
+    const forwarded = follower!.raft.propose(request(2));
+    await cluster.scheduler.advance(20);
+    const durableDuringWrite = follower!.log.durableIndex;
+    const sentDuringWrite = follower!.sent.slice(sentBefore);
+    const leaderLastDuringWrite = leader.raft.lastIndex;
+    follower!.log.release();
+    // With its write still held, the proposal went to the leader, which appended it...
+    expect(durableDuringWrite).toBeLessThan(appended);
+    expect(sentDuringWrite.map((m) => [m.type, m.to])).toEqual([[MessageType.MsgProp, leader.id]]);
+    expect(leaderLastDuringWrite).toBeGreaterThan(appended);
+    // ...and nothing else left: the ack of the held entry waited for the write (the harness
+    // also records any message that promises durable state sent early).
+    await first;
+    const { outcome } = await cluster.until(forwarded);
+    expect(outcome.ok && outcome.revision).toBeGreaterThan(appended);
+    expect(follower!.sent.some((m) => m.type === MessageType.MsgAppResp && !m.reject && m.index >= appended)).toBe(true);
+  });
+});
+
+describe('RaftNode: a commit learned during a write', () => {
+  it('is applied for entries durable here without waiting for the write in flight', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n]);
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    const [slow, fast] = cluster.followers();
+    await cluster.until(leader.raft.propose(request(0)));
+    await cluster.scheduler.settle();
+    // Everything to the slow follower is caught here and handed over by hand; the fast
+    // follower's acks wait, so the leader sends two appends before it can commit either.
+    const toSlow: Message[] = [];
+    cluster.delay = (m) => {
+      if (m.to === slow!.id) toSlow.push(m);
+      return m.to === slow!.id || m.from === fast!.id;
+    };
+    const first = leader.raft.lastIndex + 1;
+    const proposals = [leader.raft.propose(request(1))];
+    await cluster.scheduler.advance(20);
+    proposals.push(leader.raft.propose(request(2)));
+    await cluster.scheduler.advance(20);
+    const appendOf = (index: number) => toSlow.find((m) => m.type === MessageType.MsgApp && m.entries.some((e) => e.index === index))!;
+    const [append1, append2] = [appendOf(first), appendOf(first + 1)];
+    expect([append1.commit, append2.commit]).toEqual([first - 1, first - 1]);
+    // The slow follower writes the first entry and acknowledges it: the leader commits it.
+    const caught = toSlow.length;
+    slow!.raft.receive([append1]);
+    await cluster.scheduler.advance(20);
+    expect(slow!.log.durableIndex).toBe(first);
+    const commits = toSlow.slice(caught).filter((m) => m.commit >= first);
+    expect(commits.length).toBeGreaterThan(0);
+    // The second entry's write is held; the commit of the first arrives meanwhile.
+    slow!.log.hold();
+    slow!.raft.receive([append2]);
+    await cluster.scheduler.advance(5);
+    slow!.raft.receive(commits);
+    await cluster.scheduler.advance(5);
+    const durableMeanwhile = slow!.log.durableIndex;
+    const appliedMeanwhile = slow!.applier.appliedIndex;
+    const lastMeanwhile = slow!.log.lastIndex();
+    slow!.log.release();
+    cluster.delay = undefined;
+    cluster.deliverDelayed();
+    await cluster.until(Promise.all(proposals));
+    expect([durableMeanwhile, lastMeanwhile]).toEqual([first, first + 1]);
+    expect(appliedMeanwhile).toBe(first);
+    // The harness records an entry applied before it is durable: none was.
+  });
+});
+
 describe('RaftNode: restart from the log', () => {
   it('brings back the configuration and applied index, re-applies only what the state machine lost', async () => {
     cluster = new RaftNodeCluster([1n]);

@@ -7,9 +7,11 @@
 //   queued reads unless enough are out already -> Ready -> hand its write (hard state + entries, synced when Raft requires)
 //   to the log, which lands writes in call order -> a leader sends its messages at once, any
 //   other member the proposals it forwards at once and the rest once the write landed (its
-//   votes and acks promise durable state) -> committed
+//   votes and acks promise durable state); a follower whose write is in flight sends the
+//   proposals it forwards in the turn it makes them, without a Ready -> committed
 //   entries are applied, through the Applier, as soon as they are durable here and everything
-//   before them is applied -> waiters are answered on apply.
+//   before them is applied (a commit learned while the pipeline is full: in the turn it
+//   arrives, without a Ready) -> waiters are answered on apply.
 // Pipelined (Raft thesis 10.2.1): the next Ready is taken as soon as a write lands, before the
 // landed entries are applied, so the disk works while the main thread applies; with
 // maxWritesInFlight > 1 the next batches are also appended, sent and queued for writing while
@@ -561,14 +563,14 @@ export class RaftNode {
       this.proposeQueued();
       this.askReadIndex();
       // Stepping and proposing go on while Readies are in flight; the next one waits while the
-      // pipeline is full or a snapshot is being installed.
-      if (
-        this.failed ||
-        this.snapshotInFlight ||
-        this.node.readiesInFlight >= (this.options.maxWritesInFlight ?? MAX_WRITES_IN_FLIGHT) ||
-        !this.node.hasReady()
-      )
-        return;
+      // pipeline is full or a snapshot is being installed. A follower's forwarded proposals do
+      // not wait for it (forwardProposals).
+      const pipelineFull = this.snapshotInFlight || this.node.readiesInFlight >= (this.options.maxWritesInFlight ?? MAX_WRITES_IN_FLIGHT);
+      if (pipelineFull && !this.failed) {
+        this.forwardProposals();
+        if (!this.snapshotInFlight) this.applyNewlyCommitted();
+      }
+      if (this.failed || pipelineFull || !this.node.hasReady()) return;
       const ready = this.node.ready();
       if (ready.hardState) this.currentTerm = ready.hardState.term;
       if (ready.softState && ready.softState.lead !== this.lead) {
@@ -628,6 +630,31 @@ export class RaftNode {
     this.pipeline = Promise.all([this.pipeline, written])
       .then(() => this.finishWrite(afterWrite))
       .catch((error) => this.fail(error));
+  }
+
+  /**
+   * A follower that takes no Ready this turn (its write in flight) sends the proposals it
+   * forwards to the leader now, outside the Ready: like startReady's, they promise nothing
+   * about its durable state. Its acks and votes stay in the core for the next Ready, after the
+   * write. Otherwise a put through a follower waited for the follower's write in progress
+   * before its MsgProp left (bench/RESULTS.md, "A follower forwards its proposals during its
+   * write").
+   */
+  private forwardProposals(): void {
+    const proposals = this.node.takeForwardedProposals();
+    if (proposals.length > 0) this.sendInOrder(proposals);
+  }
+
+  /**
+   * A commit learned while the pipeline is full (a write in flight) for entries durable here
+   * already is applied now, not after that write lands and the next Ready is taken: the
+   * answers to this member's clients waited for a write that holds none of their entries.
+   */
+  private applyNewlyCommitted(): void {
+    const entries = this.node.takeDurableCommitted();
+    if (entries.length === 0) return;
+    for (const entry of entries) this.toApply.push(entry);
+    this.applyDurable();
   }
 
   /** Runs `save` on the next loop turn, after every write held before it (see startReady). */
