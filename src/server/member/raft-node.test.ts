@@ -6,7 +6,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfChangeType, MessageType, type Message } from '../../raft/types.js';
-import { RaftNodeCluster, request, rejection } from '../../../test/support/raft-node-cluster.js';
+import { RaftNodeCluster, request, rejection, type TestMember } from '../../../test/support/raft-node-cluster.js';
 import { encodeInternalRequest } from '../apply/internal-request.js';
 import { IDLE_TURN_GAP_MS, MAX_READ_ROUNDS_IN_FLIGHT } from './raft-node.js';
 
@@ -449,6 +449,35 @@ describe('RaftNode: linearizable reads without a barrier', () => {
 
 describe('RaftNode: pipelined Readies', () => {
   const DEPTH = 4;
+
+  it('with other voters one write is in flight whatever maxWritesInFlight says: no commit leaves before the leader holds its entries durably', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n], { maxWritesInFlight: DEPTH });
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    await cluster.scheduler.settle();
+    const base = leader.raft.lastIndex;
+    // Follower A writes at once; B's writes and the leader's stay in flight.
+    const [a, b] = cluster.followers() as [TestMember, TestMember];
+    b.log.hold();
+    leader.log.hold();
+    const results: Array<Promise<unknown>> = [];
+    for (const n of [1, 2]) {
+      results.push(leader.raft.propose(request(n)));
+      await cluster.scheduler.settle();
+    }
+    // The second proposal waits for the first write: a second Ready would carry the commit A's
+    // ack makes (counting the leader's unwritten copy), and A would apply and answer an entry a
+    // leader crash could still lose.
+    expect(leader.log.lastIndex()).toBe(base + 1);
+    expect(Math.max(...leader.sent.map((m) => m.commit))).toBe(base);
+    expect(a.applier.appliedIndex).toBe(base);
+    expect(a.log.durableIndex).toBe(base + 1);
+
+    leader.log.release();
+    await cluster.until(Promise.all(results));
+    expect(leader.applier.appliedIndex).toBe(base + 2);
+    b.log.release();
+  });
 
   it('the next Ready goes to the log while the previous write is in flight, at most maxWritesInFlight deep; answers follow in order', async () => {
     cluster = new RaftNodeCluster([1n], { maxWritesInFlight: DEPTH });

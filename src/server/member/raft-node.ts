@@ -126,6 +126,7 @@ export interface RaftNodeOptions {
    * 1: the next Ready is taken as the previous write lands, and its write starts before the
    * landed entries are applied. More: a leader also sends and queues later batches during a
    * write; on this project's 2-core bench that cost more CPU per entry (bench/RESULTS.md).
+   * Honoured on a lone voter only: with other voters it is 1 (see writeSlots()).
    */
   maxWritesInFlight?: number;
 }
@@ -532,6 +533,19 @@ export class RaftNode {
     else this.scheduler.setImmediate(run);
   }
 
+  /**
+   * Readies whose writes may be in flight: maxWritesInFlight on a lone voter, 1 with other
+   * voters. The core counts a leader's own entries toward the commit as soon as they are
+   * appended (etcd-io/raft's rule for synchronous storage), which is safe only while no Ready,
+   * and so no commit index, leaves before the previous write landed: with two writes in flight
+   * a follower could apply and answer an entry durable on itself alone, which a leader crash
+   * and an election by the other follower would then lose (bench/RESULTS.md, S15-H4's risk).
+   */
+  private writeSlots(): number {
+    const configured = this.options.maxWritesInFlight ?? MAX_WRITES_IN_FLIGHT;
+    return configured > 1 && this.node.raft.prs.voterCount() > 1 ? 1 : configured;
+  }
+
   /** No turn for IDLE_TURN_GAP_MS and no Ready being written (see schedule()). */
   private idle(): boolean {
     return (
@@ -565,7 +579,7 @@ export class RaftNode {
       // Stepping and proposing go on while Readies are in flight; the next one waits while the
       // pipeline is full or a snapshot is being installed. A follower's forwarded proposals do
       // not wait for it (forwardProposals).
-      const pipelineFull = this.snapshotInFlight || this.node.readiesInFlight >= (this.options.maxWritesInFlight ?? MAX_WRITES_IN_FLIGHT);
+      const pipelineFull = this.snapshotInFlight || this.node.readiesInFlight >= this.writeSlots();
       if (pipelineFull && !this.failed) {
         this.forwardProposals();
         if (!this.snapshotInFlight) this.applyNewlyCommitted();
@@ -592,7 +606,7 @@ export class RaftNode {
       // More may be ready already: take it in the next turn while the pipeline has room (when
       // it is full, the landing write takes the next Ready: finishWrite). One wake-up less per
       // Ready at the default of one write in flight.
-      if (this.node.readiesInFlight < (this.options.maxWritesInFlight ?? MAX_WRITES_IN_FLIGHT)) this.schedule();
+      if (this.node.readiesInFlight < this.writeSlots()) this.schedule();
     } catch (error) {
       this.fail(error);
     }
@@ -700,7 +714,7 @@ export class RaftNode {
   /** Whether a turn would do anything now (see turn()). */
   private hasWork(): boolean {
     if (this.inbox.length > 0 || this.dueTicks > 0 || this.queuedProposals.length > 0 || this.reads.hasQueued) return true;
-    return this.node.readiesInFlight < (this.options.maxWritesInFlight ?? MAX_WRITES_IN_FLIGHT) && this.node.hasReady();
+    return this.node.readiesInFlight < this.writeSlots() && this.node.hasReady();
   }
 
   /**
