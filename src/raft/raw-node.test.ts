@@ -117,15 +117,20 @@ describe('RawNode: more than one Ready in flight', () => {
   });
 });
 
+/** Member 2 of three, its bootstrap written; `entry(i)` is a term-2 entry a leader 1 sends. */
+function bootstrappedFollower(): { follower: RawNode; storage: MemoryStorage; base: number; entry: (index: number) => Entry } {
+  const storage = new MemoryStorage();
+  const follower = new RawNode({ id: 2n, electionTick: 10, heartbeatTick: 1, storage, random: new SeededRandom(2), peers: [1n, 2n, 3n] });
+  const bootstrap = follower.ready();
+  write(storage, bootstrap);
+  follower.advance();
+  const entry = (index: number): Entry => ({ index, term: 2, type: EntryType.Normal, data: enc(`${index}`) });
+  return { follower, storage, base: bootstrap.entries.length, entry };
+}
+
 describe('RawNode: forwarded proposals ahead of the next Ready', () => {
   it("a follower's forwarded proposals are taken alone; its ack stays for the next Ready; a leader's outbox is left whole", () => {
-    const storage = new MemoryStorage();
-    const follower = new RawNode({ id: 2n, electionTick: 10, heartbeatTick: 1, storage, random: new SeededRandom(2), peers: [1n, 2n, 3n] });
-    const bootstrap = follower.ready();
-    write(storage, bootstrap);
-    follower.advance();
-    const base = bootstrap.entries.length;
-    const entry = (index: number): Entry => ({ index, term: 2, type: EntryType.Normal, data: enc(`${index}`) });
+    const { follower, base, entry } = bootstrappedFollower();
     follower.step(makeMessage({ type: MessageType.MsgApp, from: 1n, to: 2n, term: 2, index: base, logTerm: 1, entries: [entry(base + 1)], commit: base }));
     const first = follower.ready(); // its write in flight
     expect(first.entries.length).toBe(1);
@@ -146,13 +151,7 @@ describe('RawNode: forwarded proposals ahead of the next Ready', () => {
 
 describe('RawNode: durable committed entries ahead of the next Ready', () => {
   it('a commit learned during a write hands out only the entries durable already, once; the Ready keeps the commit', () => {
-    const storage = new MemoryStorage();
-    const follower = new RawNode({ id: 2n, electionTick: 10, heartbeatTick: 1, storage, random: new SeededRandom(2), peers: [1n, 2n, 3n] });
-    const bootstrap = follower.ready();
-    write(storage, bootstrap);
-    follower.advance();
-    const base = bootstrap.entries.length;
-    const entry = (index: number): Entry => ({ index, term: 2, type: EntryType.Normal, data: enc(`${index}`) });
+    const { follower, storage, base, entry } = bootstrappedFollower();
     const append = (index: number, commit: number) =>
       follower.step(
         makeMessage({
