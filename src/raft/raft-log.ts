@@ -242,11 +242,11 @@ export class RaftLog {
     return this.committed + 1 > off;
   }
 
-  /** Committed entries not yet handed out for applying (size-limited). */
-  nextEnts(): Entry[] {
+  /** Committed entries not yet handed out for applying, up to `upTo` (default: the commit; size-limited). */
+  nextEnts(upTo: number = this.committed): Entry[] {
     const off = Math.max(this.applying + 1, this.firstIndex());
-    if (this.committed + 1 > off) {
-      const ents = this.slice(off, this.committed + 1, this.maxNextEntsSize);
+    if (upTo + 1 > off) {
+      const ents = this.slice(off, upTo + 1, this.maxNextEntsSize);
       assert(ents !== undefined, 'unexpected compaction of unapplied entries');
       return ents;
     }

@@ -205,8 +205,7 @@ export class RawNode {
     const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastCommitted !== undefined) {
       written.lastCommitted = lastCommitted.index;
-      this.applyingBatches.push({ lastCommitted: lastCommitted.index, bytes: rd.committedEntries.reduce((sum, e) => sum + entrySize(e), 0) });
-      log.acceptApplying(lastCommitted.index);
+      this.acceptCommitted(rd.committedEntries);
     }
     log.unstable.acceptInProgress();
     this.writing.push(written);
@@ -238,16 +237,17 @@ export class RawNode {
    */
   takeDurableCommitted(): Entry[] {
     const log = this.raft.raftLog;
-    const upTo = Math.min(log.committed, log.durableIndex());
-    if (upTo <= log.applying || log.unstable.snapshotToWrite() !== undefined) return [];
-    const next = log.nextEnts();
-    const first = next[0];
-    if (first === undefined || first.index > upTo) return [];
-    const entries = next.length > upTo - first.index + 1 ? next.slice(0, upTo - first.index + 1) : next;
-    const last = entries[entries.length - 1]!.index;
-    this.applyingBatches.push({ lastCommitted: last, bytes: entries.reduce((sum, e) => sum + entrySize(e), 0) });
-    log.acceptApplying(last);
+    if (log.unstable.snapshotToWrite() !== undefined) return [];
+    const entries = log.nextEnts(Math.min(log.committed, log.durableIndex()));
+    if (entries.length > 0) this.acceptCommitted(entries);
     return entries;
+  }
+
+  /** Committed entries handed out to be applied: no later Ready or take repeats them. */
+  private acceptCommitted(entries: Entry[]): void {
+    const last = (entries[entries.length - 1] as Entry).index;
+    this.applyingBatches.push({ lastCommitted: last, bytes: entries.reduce((sum, e) => sum + entrySize(e), 0) });
+    this.raft.raftLog.acceptApplying(last);
   }
 
   /** Readies handed out and not yet reported persisted. */

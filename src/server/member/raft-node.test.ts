@@ -90,14 +90,20 @@ describe('RaftNode: Ready handling', () => {
   });
 });
 
+/** Three members started, a leader elected and one entry committed and settled everywhere. */
+async function threeMembersOneEntryIn(): Promise<{ leader: TestMember; followers: TestMember[] }> {
+  cluster = new RaftNodeCluster([1n, 2n, 3n]);
+  for (const id of [1n, 2n, 3n]) cluster.start(id);
+  const leader = await cluster.electLeader();
+  await cluster.until(leader.raft.propose(request(0)));
+  await cluster.scheduler.settle();
+  return { leader, followers: cluster.followers() };
+}
+
 describe('RaftNode: persist, then send, then apply', () => {
   it('a follower acknowledges an append only after writing it, and applies it only then', async () => {
-    cluster = new RaftNodeCluster([1n, 2n, 3n]);
-    for (const id of [1n, 2n, 3n]) cluster.start(id);
-    const leader = await cluster.electLeader();
-    const [slow, fast] = cluster.followers();
-    await cluster.until(leader.raft.propose(request(0)));
-    await cluster.scheduler.settle();
+    const { leader, followers } = await threeMembersOneEntryIn();
+    const [slow, fast] = followers;
 
     slow!.log.hold();
     const acksBefore = slow!.sent.filter((m) => m.type === MessageType.MsgAppResp).length;
@@ -232,12 +238,8 @@ describe('RaftNode: a follower forwards proposals during its write', () => {
 
 describe('RaftNode: a commit learned during a write', () => {
   it('is applied for entries durable here without waiting for the write in flight', async () => {
-    cluster = new RaftNodeCluster([1n, 2n, 3n]);
-    for (const id of [1n, 2n, 3n]) cluster.start(id);
-    const leader = await cluster.electLeader();
-    const [slow, fast] = cluster.followers();
-    await cluster.until(leader.raft.propose(request(0)));
-    await cluster.scheduler.settle();
+    const { leader, followers } = await threeMembersOneEntryIn();
+    const [slow, fast] = followers;
     // Everything to the slow follower is caught here and handed over by hand; the fast
     // follower's acks wait, so the leader sends two appends before it can commit either.
     const toSlow: Message[] = [];
