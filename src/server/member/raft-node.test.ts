@@ -35,7 +35,7 @@ describe('RaftNode: Ready handling', () => {
     expect(member.sent).toEqual([]);
   });
 
-  it('proposals queued in one loop turn go to the log in one write', async () => {
+  it('proposals queued in one loop turn go to the log in one write (and their commit in one more)', async () => {
     cluster = new RaftNodeCluster([1n]);
     const member = cluster.start(1n);
     await cluster.until(member.raft.leaderKnown());
@@ -46,7 +46,8 @@ describe('RaftNode: Ready handling', () => {
     await cluster.scheduler.settle();
     await results;
     expect(member.raft.lastIndex).toBe(lastBefore + 20);
-    expect(member.log.saves - savesBefore).toBe(1);
+    // The entries' write, then (the lone voter commits them once they are durable) the commit's.
+    expect(member.log.saves - savesBefore).toBe(2);
   });
 
   it('an idle member writes a lone proposal without waiting for a loop turn; what is proposed in the same run shares the write', async () => {
@@ -506,6 +507,41 @@ describe('RaftNode: pipelined Readies', () => {
     await cluster.until(Promise.all(results));
     expect(answered).toEqual(Array.from({ length: DEPTH + 2 }, (_, n) => base + 1 + n));
     expect(member.log.durableIndex).toBe(base + DEPTH + 2);
+  });
+
+  it('with two writes in flight the leader commits only what its own log holds durably, whatever the followers acked', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n], { maxWritesInFlight: 2 });
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    await cluster.scheduler.settle();
+    const base = leader.raft.lastIndex;
+    expect(leader.raft.commitIndex).toBe(base);
+    // Follower A writes at once; B's writes stay in flight (it never acks), as do the leader's.
+    const [a, b] = cluster.followers() as [TestMember, TestMember];
+    b.log.hold();
+    leader.log.hold();
+    const results: Array<Promise<unknown>> = [];
+    for (const n of [1, 2]) {
+      results.push(leader.raft.propose(request(n)));
+      await cluster.scheduler.settle();
+    }
+    // A acknowledged both entries; counting its unstable copy the leader would have 2 of 3 and
+    // tell A to commit (and A would apply and answer) while a leader crash could still lose
+    // them. It commits nothing yet, and nothing it sent says otherwise.
+    expect(leader.raft.commitIndex).toBe(base);
+    expect(Math.max(...leader.sent.map((m) => m.commit))).toBe(base);
+    expect(a.applier.appliedIndex).toBe(base);
+    // Both entries went out in two Readies, both writes of the leader are in flight.
+    expect(leader.log.lastIndex()).toBe(base + 2);
+    expect(leader.log.durableIndex).toBe(base);
+    expect(a.log.durableIndex).toBe(base + 2);
+    expect(b.log.durableIndex).toBe(base);
+
+    leader.log.release();
+    await cluster.until(Promise.all(results));
+    expect(leader.raft.commitIndex).toBe(base + 2);
+    expect(leader.applier.appliedIndex).toBe(base + 2);
+    b.log.release();
   });
 
   it("a follower applies a commit while its next batch's write is still in flight", async () => {
