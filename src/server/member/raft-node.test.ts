@@ -452,17 +452,18 @@ describe('RaftNode: linearizable reads without a barrier', () => {
 describe('RaftNode: pipelined Readies', () => {
   const DEPTH = 4;
 
-  it("a commit-only Ready holds no write slot: the next batch's write starts while the commit's save is in flight", async () => {
+  it("a Ready with only a commit is neither written nor waited for: the next batch's write starts at once", async () => {
     cluster = new RaftNodeCluster([1n]);
     const member = cluster.start(1n);
     await cluster.until(member.raft.leaderKnown());
     await cluster.scheduler.settle();
     const base = member.raft.lastIndex;
+    const savesBefore = member.log.saves;
     member.log.hold();
     const first = member.raft.propose(request(1));
     await cluster.scheduler.settle();
-    // The entry lands; the commit it makes (the lone voter's own copy is now durable) goes out in
-    // a Ready of its own, whose unsynced save stays in flight.
+    // The entry lands; the commit it makes (the lone voter's own copy is now durable) comes in a
+    // Ready of its own, which must not wait behind a write (later saves are held from here on).
     member.log.release();
     member.log.hold();
     await cluster.until(first);
@@ -473,6 +474,8 @@ describe('RaftNode: pipelined Readies', () => {
     member.log.release();
     await cluster.until(second);
     expect(member.applier.appliedIndex).toBe(base + 2);
+    // Two writes, each with its entry (the second carries the first's commit); no commit-only one.
+    expect(member.log.saves - savesBefore).toBe(2);
   });
 
   it('the next Ready goes to the log while the previous write is in flight, at most maxWritesInFlight deep; answers follow in order', async () => {

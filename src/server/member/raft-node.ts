@@ -634,8 +634,8 @@ export class RaftNode {
     // own write), after this turn returns; a small synced write is fdatasync'd in-line
     // (storage), which would hold them back for the whole sync and put the leader's sync and
     // the followers' in series. So its write waits for the next loop turn, behind them.
-    if (this.promisesNothingDurable(ready)) {
-      this.finishAtOnce(save, afterWrite);
+    if (this.writesNothing(ready)) {
+      this.finishAtOnce(afterWrite);
       return;
     }
     const written = (sendFirst && ready.messages.length > 0) || this.heldWrites !== undefined ? this.holdWrite(save) : save();
@@ -646,20 +646,20 @@ export class RaftNode {
   }
 
   /**
-   * A Ready with no entries and nothing to sync (a commit index learned, messages that rest on
-   * writes already landed) while no other write is in flight: nothing waits for its write. Since
-   * the leader's own copy counts toward the commit once durable, a lone voter ends every batch
-   * with such a Ready, and holding the write slot for it kept the next batch waiting.
+   * A Ready with no entries and nothing to sync while no other write is in flight: at most a
+   * new commit index, and messages resting on writes already landed. Nothing waits for it and
+   * it is not written: its commit index rides on the next write that carries entries or a new
+   * term (etcd writes it unsynced, which a crash can lose too); a restart from an older commit
+   * learns it again and the state machine skips the entries it holds. Since the leader's own
+   * copy counts toward the commit once durable, a lone voter ends every batch with such a
+   * Ready: writing it cost a LevelDB write per batch and held the write slot.
    */
-  private promisesNothingDurable(ready: Ready): boolean {
+  private writesNothing(ready: Ready): boolean {
     return ready.entries.length === 0 && !ready.mustSync && this.node.readiesInFlight === 1 && this.heldWrites === undefined;
   }
 
-  /** Reports the Ready written as its unsynced save starts (the log store keeps saves in order). */
-  private finishAtOnce(save: () => Promise<void>, messages: Message[]): void {
-    this.pipeline = Promise.all([this.pipeline, save()])
-      .then(() => undefined)
-      .catch((error) => this.fail(error));
+  /** The Ready is done as it is taken (see writesNothing). */
+  private finishAtOnce(messages: Message[]): void {
     this.node.persisted();
     this.sendInOrder(messages);
     this.applyDurable();
