@@ -33,7 +33,7 @@
 // tcp_info), and the server's read-class and write-class syscalls (/proc/PID/io syscr/syscw).
 // --frames: go-load also counts the HTTP/2 frames each way by type and its socket calls (a
 // wrapper on its connections; costs the client a little CPU, so CPU runs go without it).
-// --member-env KEY=VALUE,...: environment for each single MetaStore member, e.g.
+// --member-env KEY=VALUE,...: environment for each MetaStore member (lone or in a cluster), e.g.
 // METASTORE_SERVER_RAFT_MAX_WRITES_IN_FLIGHT=4.
 // --strace SECONDS: during the put run, `strace -c -f` on the server and on go-load for that
 // long (1.5 s into the run); syscalls per put by name from the server's committed-proposal
@@ -607,7 +607,7 @@ async function benchMetaStore(): Promise<Row[]> {
     }
     return rows;
   }
-  const cluster = await startMetaStoreCluster(members, { nodeArgs });
+  const cluster = await startMetaStoreCluster(members, { nodeArgs, env: memberEnv });
   const metricsUrls = cluster.members.map((m) => `http://127.0.0.1:${m.metricsPort}/metrics`);
   rows.push(...(await benchTarget('MetaStore', cluster.endpoints.split(','), metricsUrls, { main: cluster.members.map((m) => m.pid), edges: [] })));
   if (nodeArgs.length > 0) await Promise.all(cluster.members.map((m) => m.stop())); // clean exits write the profiles

@@ -468,7 +468,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze([
   key(
     'server.raft.max_writes_in_flight',
     'uint',
-    'raft batches whose log writes may be in flight at once: 1 = the next batch is taken as the previous write lands (its write starts before the landed batch is applied); more lets the leader send and queue later batches during a write (the disk never waits for the main thread, at the cost of more, smaller messages and more CPU per entry); more than 1 applies to a single-voter cluster only: with other voters it is 1, so no commit leaves the leader before its own copy is durable',
+    'raft batches whose log writes may be in flight at once: 1 = the next batch is taken as the previous write lands (its write starts before the landed batch is applied); more lets the leader send and queue later batches during a write (the disk never waits for the main thread, at the cost of more, smaller messages and more CPU per entry); the leader counts its own copy toward the commit only once its write landed',
     { min: 1, max: 64 },
   ),
   ...tlsKeys('server.raft.tls', 'peer'),

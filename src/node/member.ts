@@ -57,13 +57,6 @@ function replicationOptions(options: MemberOptions): ReplicationOptions | undefi
   if (cluster.members.length === 0) return undefined;
   const memberId = storage.identity.memberId;
   const raftLog = options.logger.child({ component: 'raft' });
-  if (config.raft.maxWritesInFlight > 1 && cluster.members.length > 1) {
-    // Not an error: the cluster may shrink to this member alone, where the option applies.
-    raftLog.warn(
-      { maxWritesInFlight: config.raft.maxWritesInFlight, members: cluster.members.length },
-      'server.raft.max_writes_in_flight > 1 applies to a single-member cluster only; with other voters one write is in flight',
-    );
-  }
   return {
     memberId,
     initialVoters: cluster.members.map((m) => m.id),

@@ -253,7 +253,8 @@ describe('§5.4 safety', () => {
       { term: 1, index: 2, type: 0, data: enc('old') },
     ]);
     storage.setHardState({ term: 2, vote: NONE, commit: 1 });
-    const r = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage, random: new SeededRandom(3), preVote: false }).raft;
+    const node = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage, random: new SeededRandom(3), preVote: false });
+    const r = node.raft;
     r.becomeCandidate();
     r.becomeLeader();
     expect(r.term).toBe(3);
@@ -261,8 +262,12 @@ describe('§5.4 safety', () => {
     // A majority (1 and 2) holds index 2, but it is of term 1: no commit by counting.
     r.step(makeMessage({ type: MessageType.MsgAppResp, from: 2n, to: 1n, term: 3, index: 2 }));
     expect(r.raftLog.committed).toBe(1);
-    // Once the term-3 entry is on a majority, it and everything before it commit.
+    // The term-3 entry is on 2, but the leader's own copy is not yet durable: no majority yet.
     r.step(makeMessage({ type: MessageType.MsgAppResp, from: 2n, to: 1n, term: 3, index: 3 }));
+    expect(r.raftLog.committed).toBe(1);
+    // Once the leader's write of it lands, it and everything before it commit.
+    storage.append(node.ready().entries);
+    node.persisted();
     expect(r.raftLog.committed).toBe(3);
   });
 

@@ -9,8 +9,11 @@
 //
 // Invariants: term never decreases; at most one vote per term (vote persists with term);
 // only entries of the current term are committed by counting replicas (§5.4.2); the leader's
-// own Progress tracks its unstable log (match = lastIndex); a configuration change is applied
-// when the application applies its entry, and at most one is pending (pendingConfIndex).
+// own Progress tracks its durable log (match = durableIndex, raised by selfDurable() when the
+// driver reports a write landed), so a commit never counts a leader copy that a crash could
+// still lose (etcd-io/raft's self-addressed MsgAppResp after the append); a configuration
+// change is applied when the application applies its entry, and at most one is pending
+// (pendingConfIndex).
 
 import {
   ConfChangeType,
@@ -341,7 +344,7 @@ export class Raft {
     const last = this.raftLog.lastIndex();
     for (const [id, pr] of this.prs.progress) {
       const fresh = new Progress(0, last + 1, this.prs.maxInflight, pr.isLearner);
-      if (id === this.id) fresh.match = last;
+      if (id === this.id) fresh.match = this.selfMatch();
       this.prs.progress.set(id, fresh);
     }
     this.pendingConfIndex = 0;
@@ -598,7 +601,7 @@ export class Raft {
   }
 
   private appendEntries(es: Entry[]): boolean {
-    let li = this.raftLog.lastIndex();
+    const li = this.raftLog.lastIndex();
     let size = 0;
     for (let i = 0; i < es.length; i++) {
       const e = es[i] as Entry;
@@ -608,11 +611,30 @@ export class Raft {
     }
     if (this.maxUncommittedSize > 0 && this.uncommittedSize > 0 && this.uncommittedSize + size > this.maxUncommittedSize) return false;
     this.uncommittedSize += size;
-    li = this.raftLog.append(es);
-    (this.prs.progress.get(this.id) as Progress).maybeUpdate(li);
-    // A single-voter cluster commits immediately.
-    this.maybeCommit();
+    this.raftLog.append(es);
+    // Our own copy counts toward the commit only once it is durable (selfDurable()): even a
+    // single voter commits its new entries after their write lands, not here.
     return true;
+  }
+
+  /** Our own match: the log prefix known durable (never beyond the log). */
+  private selfMatch(): number {
+    return Math.min(this.raftLog.lastIndex(), this.raftLog.durableIndex());
+  }
+
+  /**
+   * The driver reported a write landed (RawNode.persisted()): a leader's own copy of the
+   * entries now durable counts toward the commit, and a new commit index goes out with the
+   * next Ready.
+   */
+  selfDurable(): void {
+    if (this.state !== StateRole.Leader) return;
+    const self = this.prs.progress.get(this.id);
+    if (self === undefined || !self.maybeUpdate(this.selfMatch())) return;
+    if (this.maybeCommit()) {
+      this.releasePendingReadIndexMessages();
+      this.commitBcastPending = true;
+    }
   }
 
   /**
@@ -984,7 +1006,7 @@ export class Raft {
     for (const id of cs.learners) this.prs.progress.set(id, new Progress(0, last + 1, this.prs.maxInflight, true));
     const self = this.prs.progress.get(this.id);
     this.isLearner = self?.isLearner ?? false;
-    if (self) self.match = last;
+    if (self) self.match = this.selfMatch();
   }
 
   private sendTimeoutNow(to: bigint): void {
@@ -1029,7 +1051,7 @@ export class Raft {
     if (pr === undefined) {
       const last = this.raftLog.lastIndex();
       pr = new Progress(0, last + 1, this.prs.maxInflight, isLearner);
-      if (id === this.id) pr.match = last;
+      if (id === this.id) pr.match = this.selfMatch();
       this.prs.progress.set(id, pr);
     } else {
       // AddNode on a learner promotes it; AddLearnerNode on a voter demotes it. Either way

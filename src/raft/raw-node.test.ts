@@ -35,27 +35,59 @@ describe('RawNode: more than one Ready in flight', () => {
     node.proposeBatch([enc('a'), enc('b')]);
     const first = node.ready();
     expect(indexes(first.entries)).toEqual([last + 1, last + 2]);
-    expect(indexes(first.committedEntries)).toEqual([last + 1, last + 2]);
+    // Even a lone voter commits its entries only once its own write of them lands.
+    expect(indexes(first.committedEntries)).toEqual([]);
     expect(node.hasReady()).toBe(false);
 
     node.propose(enc('c'));
     const second = node.ready();
     expect(indexes(second.entries)).toEqual([last + 3]);
-    expect(indexes(second.committedEntries)).toEqual([last + 3]);
+    expect(indexes(second.committedEntries)).toEqual([]);
     expect(node.readiesInFlight).toBe(2);
 
-    // Nothing of either write is acknowledged: nothing new is durable.
+    // Nothing of either write is acknowledged: nothing new is durable, nothing new committed.
     expect(node.durableIndex).toBe(last);
+    expect(node.status().commit).toBe(last);
     write(storage, first);
     node.persisted();
     expect(node.durableIndex).toBe(last + 2);
-    node.appliedTo(last + 2);
+    expect(node.status().commit).toBe(last + 2);
+    const third = node.ready();
+    expect(indexes(third.entries)).toEqual([]);
+    expect(indexes(third.committedEntries)).toEqual([last + 1, last + 2]);
     write(storage, second);
     node.persisted();
     expect(node.durableIndex).toBe(last + 3);
+    expect(node.status().commit).toBe(last + 3);
+    write(storage, third);
+    node.persisted();
+    node.appliedTo(last + 2);
+    const fourth = node.ready();
+    expect(indexes(fourth.committedEntries)).toEqual([last + 3]);
+    write(storage, fourth);
+    node.persisted();
     node.appliedTo(last + 3);
     expect(node.status().applied).toBe(last + 3);
     expect(node.readiesInFlight).toBe(0);
+    expect(node.hasReady()).toBe(false);
+  });
+
+  it('a lone voter with one write in flight commits and applies its entries once the write lands', () => {
+    const { node, storage } = loneLeader();
+    const last = node.status().lastIndex;
+    for (const data of ['a', 'b']) {
+      node.propose(enc(data));
+      const rd = node.ready();
+      expect(rd.committedEntries).toEqual([]);
+      write(storage, rd);
+      node.advance();
+      const next = node.ready();
+      expect(next.committedEntries.map((e) => new TextDecoder().decode(e.data))).toEqual([data]);
+      write(storage, next);
+      node.advance();
+    }
+    expect(node.status().commit).toBe(last + 2);
+    expect(node.status().applied).toBe(last + 2);
     expect(node.hasReady()).toBe(false);
   });
 
@@ -108,12 +140,63 @@ describe('RawNode: more than one Ready in flight', () => {
   });
 
   it('acknowledgements beyond the Readies handed out are refused', () => {
-    const { node } = loneLeader();
+    const { node, storage } = loneLeader();
     expect(() => node.persisted()).toThrow(/without a Ready in flight/);
     node.propose(enc('a'));
+    write(storage, node.ready());
+    node.persisted();
     const rd = node.ready();
     const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1]!.index;
     expect(() => node.appliedTo(lastCommitted + 1)).toThrow(/beyond the entries handed out/);
+  });
+
+  it("with three voters a follower's ack does not commit entries the leader has not made durable", () => {
+    // The leader's write W2 is in flight when follower 2 acknowledges it: counting the leader's
+    // own unstable copy would commit W2 (leader + 2), and a leader crash before W2 lands could
+    // then lose entries a member already applied and answered for.
+    const cluster = new TestCluster([1n, 2n, 3n]);
+    cluster.campaign(1n);
+    const leader = cluster.get(1n);
+    const follower = cluster.get(2n);
+    const last = leader.node.status().lastIndex;
+    expect(leader.node.status().commit).toBe(last);
+
+    leader.node.propose(enc('a'));
+    const w1 = leader.node.ready();
+    leader.node.propose(enc('b'));
+    const w2 = leader.node.ready();
+    expect(indexes(w2.entries)).toEqual([last + 2]);
+    expect(leader.node.readiesInFlight).toBe(2);
+    // Follower 2 (only) receives both appends, writes them and acknowledges.
+    cluster.deliver([...w1.messages, ...w2.messages].filter((m) => m.to === 2n));
+    const frd = follower.node.ready();
+    write(follower.storage, frd);
+    follower.node.advance();
+    cluster.deliver(frd.messages);
+    expect(leader.node.raft.prs.progress.get(2n)?.match).toBe(last + 2);
+
+    // Neither of the leader's writes landed: no commit, and nothing it sends says otherwise.
+    expect(leader.node.status().commit).toBe(last);
+    const w3 = leader.node.ready();
+    expect(w3.hardState?.commit ?? last).toBe(last);
+    expect(w3.committedEntries).toEqual([]);
+    for (const m of w3.messages) expect(m.commit).toBeLessThanOrEqual(last);
+
+    // W1 lands: entry last+1 is on the leader and on 2.
+    write(leader.storage, w1);
+    leader.node.persisted();
+    expect(leader.node.status().commit).toBe(last + 1);
+    // W2 lands: last+2 commits, and the next Ready tells the followers.
+    write(leader.storage, w2);
+    leader.node.persisted();
+    expect(leader.node.status().commit).toBe(last + 2);
+    const w4 = leader.node.ready();
+    expect(indexes(w4.committedEntries)).toEqual([last + 1, last + 2]);
+    const commits = w4.messages.filter((m) => m.type === MessageType.MsgApp).map((m) => [m.to, m.commit]);
+    expect(commits).toEqual([
+      [2n, last + 2],
+      [3n, last + 2],
+    ]);
   });
 });
 

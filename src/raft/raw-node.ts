@@ -273,6 +273,7 @@ export class RawNode {
       this.dropApplyingBatches(written.snapshotIndex);
     }
     if (written.lastEntry !== undefined) log.stableTo(written.lastEntry.index, written.lastEntry.term);
+    this.raft.selfDurable();
   }
 
   /** Committed entries up to `index` (handed out by earlier Readies) are applied. */

@@ -198,6 +198,24 @@ describe('RaftLogStore', () => {
     await again.db.close();
   });
 
+  it("reports a commit index at least its snapshot's: a commit-only hard state is not always written", async () => {
+    const { db, dir } = await openDb();
+    const s = await RaftLogStore.open(db, 0x03);
+    await s.save(
+      { term: 1, vote: 0n, commit: 1 },
+      [1, 2, 3, 4, 5].map((i) => ent(i, 1)),
+      undefined,
+      { sync: true },
+    );
+    // Entries up to 4 were committed and applied, but no hard state said so before the snapshot.
+    await s.createSnapshot(4, { voters: [1n], learners: [] }, new TextEncoder().encode('state'));
+    await db.close();
+    const again = await openDb(dir);
+    const reopened = await RaftLogStore.open(again.db, 0x03);
+    expect(reopened.initialState().hardState).toEqual({ term: 1, vote: 0n, commit: 4 });
+    await again.db.close();
+  });
+
   it('installs a snapshot from the leader, replacing the log', async () => {
     const { db } = await openDb();
     const s = await RaftLogStore.open(db, 0x03);

@@ -265,7 +265,10 @@ export class RaftLogStore implements Storage {
 
   initialState(): InitialState {
     const cs = this.snap.metadata.confState;
-    return { hardState: { ...this.hardState }, confState: { voters: cs.voters.slice(), learners: cs.learners.slice() } };
+    // A Ready that carries only a new commit index is not written (RaftNode.writesNothing), so the
+    // stored commit may lag; a snapshot is only ever of committed entries, so it is a floor.
+    const hardState = { ...this.hardState, commit: Math.max(this.hardState.commit, this.snap.metadata.index) };
+    return { hardState, confState: { voters: cs.voters.slice(), learners: cs.learners.slice() } };
   }
 
   firstIndex(): number {

@@ -15,6 +15,8 @@ export class MemoryRaftLog implements Storage, DurableRaftLog {
   durableHardState: HardState = { term: 0, vote: NONE, commit: 0 };
   /** Completed saves, in order. */
   saves = 0;
+  /** Completed saves that carried entries. */
+  entrySaves = 0;
   private held: Array<() => void> | undefined;
   /** The driver's last word on the lowest index it will still read (retainFrom); 0 until it says. */
   retainedFrom = 0;
@@ -28,6 +30,7 @@ export class MemoryRaftLog implements Storage, DurableRaftLog {
       if (lastIndex !== undefined) this.durableIndex = lastIndex;
       if (hardState !== undefined) this.durableHardState = { ...hardState };
       this.saves++;
+      if (entries.length > 0) this.entrySaves++;
     };
     return new Promise((resolve) => {
       const finish = () => {

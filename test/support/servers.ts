@@ -300,7 +300,7 @@ export async function planMetaStoreCluster(size: number): Promise<MetaStoreClust
  */
 export async function startMetaStoreCluster(
   size: number,
-  options: Pick<ServerOptions, 'extraArgs' | 'nodeArgs' | 'readyTimeoutMs'> & {
+  options: Pick<ServerOptions, 'extraArgs' | 'nodeArgs' | 'readyTimeoutMs' | 'env'> & {
     plan?: MetaStoreClusterPlan;
     dataDirs?: ReadonlyArray<string | undefined>;
   } = {},

@@ -77,6 +77,15 @@ describe('restartAsStandalone', () => {
     expect(await restartAsStandalone(reopened, 2n)).toEqual({ removed: [], discarded: 0, commit: 9 });
   });
 
+  it('keeps what the state machine applied past the stored commit index (a commit-only hard state is not always written)', async () => {
+    const { log } = await openLog();
+    const entries = [change(1, ConfChangeType.AddNode, 1n), change(2, ConfChangeType.AddNode, 2n), normal(3, 1), normal(4, 1), normal(5, 1)];
+    await log.save({ term: 1, vote: 1n, commit: 3 }, entries, undefined, { sync: true });
+    // Applied up to 4: entry 4 was committed, though no stored hard state says so.
+    expect(await restartAsStandalone(log, 2n, 4)).toEqual({ removed: [1n], discarded: 1, commit: 5 });
+    expect(text(log.entries(4, 5, Infinity))).toEqual([4]);
+  });
+
   it('reads the configuration from the snapshot when the log was restored or compacted', async () => {
     const { log } = await openLog();
     const snapshot = { metadata: { index: 3, term: 1, confState: { voters: [5n, 6n, 7n], learners: [8n] } }, data: new Uint8Array(0) };

@@ -1,7 +1,7 @@
 // --force-new-cluster, as etcd 3.4 does it (restartAsStandaloneNode): a member that lost its
 // quorum for good restarts as a one-member cluster keeping its data. Before the Raft core
-// starts, its log is rewritten: entries past the stored commit index (never committed, so
-// never acknowledged) are discarded, and conf changes removing every other member of the
+// starts, its log is rewritten: entries past the commit index (the stored one, or the state
+// machine's applied index where that is higher; never committed, so never acknowledged) are discarded, and conf changes removing every other member of the
 // configuration are appended and marked committed. Replaying them leaves this member the only
 // voter (it elects itself) and the member list with only itself; the flag is meant to be
 // dropped afterwards, and a second forced start finds nobody left to remove.
@@ -19,11 +19,15 @@ export interface ForcedRestart {
   commit: number;
 }
 
-/** Rewrites the log so that the member restarts alone; see the file header. */
-export async function restartAsStandalone(log: RaftLogStore, selfId: bigint): Promise<ForcedRestart> {
+/**
+ * Rewrites the log so that the member restarts alone; see the file header. `appliedIndex` (the
+ * state machine's) is committed too: the stored commit index may lag it, since a Ready that
+ * carries only a new commit index is not written (RaftNode.writesNothing).
+ */
+export async function restartAsStandalone(log: RaftLogStore, selfId: bigint, appliedIndex = 0): Promise<ForcedRestart> {
   const { hardState } = log.initialState();
   const snapshotIndex = log.snapshot().metadata.index;
-  const committed = Math.max(hardState.commit, snapshotIndex);
+  const committed = Math.min(log.lastIndex(), Math.max(hardState.commit, snapshotIndex, appliedIndex));
   const discarded = Math.max(0, log.lastIndex() - committed);
   await log.discardAfter(committed);
   const members = configurationAt(log, committed);

@@ -40,13 +40,13 @@ describe('RaftNode: Ready handling', () => {
     const member = cluster.start(1n);
     await cluster.until(member.raft.leaderKnown());
     await cluster.scheduler.settle();
-    const savesBefore = member.log.saves;
+    const savesBefore = member.log.entrySaves;
     const lastBefore = member.raft.lastIndex;
     const results = Promise.all(Array.from({ length: 20 }, (_, n) => member.raft.propose(request(n))));
     await cluster.scheduler.settle();
     await results;
     expect(member.raft.lastIndex).toBe(lastBefore + 20);
-    expect(member.log.saves - savesBefore).toBe(1);
+    expect(member.log.entrySaves - savesBefore).toBe(1);
   });
 
   it('an idle member writes a lone proposal without waiting for a loop turn; what is proposed in the same run shares the write', async () => {
@@ -56,13 +56,13 @@ describe('RaftNode: Ready handling', () => {
     await cluster.scheduler.settle();
     // No turn for the gap, no write in flight: idle.
     await cluster.scheduler.advance(IDLE_TURN_GAP_MS);
-    const savesBefore = member.log.saves;
+    const savesBefore = member.log.entrySaves;
     const lastBefore = member.raft.lastIndex;
     const results = Promise.all([1, 2, 3].map((n) => member.raft.propose(request(n))));
     // Only microtasks run here: the manual scheduler runs no loop turn before settle().
     for (let i = 0; i < 10; i++) await Promise.resolve();
     expect(member.raft.lastIndex).toBe(lastBefore + 3);
-    expect(member.log.saves - savesBefore).toBe(1);
+    expect(member.log.entrySaves - savesBefore).toBe(1);
     await cluster.scheduler.settle();
     await results;
   });
@@ -75,18 +75,18 @@ describe('RaftNode: Ready handling', () => {
     await cluster.scheduler.advance(IDLE_TURN_GAP_MS);
     const first = member.raft.propose(request(0));
     for (let i = 0; i < 10; i++) await Promise.resolve();
-    const savesBefore = member.log.saves;
+    const savesBefore = member.log.entrySaves;
     const lastBefore = member.raft.lastIndex;
     // Two proposals from two separate callbacks (loop iterations), no time passing: busy.
     const second = member.raft.propose(request(1));
     await new Promise((resolve) => setImmediate(resolve));
     const third = member.raft.propose(request(2));
     for (let i = 0; i < 10; i++) await Promise.resolve();
-    expect(member.log.saves).toBe(savesBefore);
+    expect(member.log.entrySaves).toBe(savesBefore);
     await cluster.scheduler.settle();
     await Promise.all([first, second, third]);
     expect(member.raft.lastIndex).toBe(lastBefore + 2);
-    expect(member.log.saves - savesBefore).toBe(1);
+    expect(member.log.entrySaves - savesBefore).toBe(1);
   });
 });
 
@@ -452,33 +452,30 @@ describe('RaftNode: linearizable reads without a barrier', () => {
 describe('RaftNode: pipelined Readies', () => {
   const DEPTH = 4;
 
-  it('with other voters one write is in flight whatever maxWritesInFlight says: no commit leaves before the leader holds its entries durably', async () => {
-    cluster = new RaftNodeCluster([1n, 2n, 3n], { maxWritesInFlight: DEPTH });
-    for (const id of [1n, 2n, 3n]) cluster.start(id);
-    const leader = await cluster.electLeader();
+  it("a Ready with only a commit is neither written nor waited for: the next batch's write starts at once", async () => {
+    cluster = new RaftNodeCluster([1n]);
+    const member = cluster.start(1n);
+    await cluster.until(member.raft.leaderKnown());
     await cluster.scheduler.settle();
-    const base = leader.raft.lastIndex;
-    // Follower A writes at once; B's writes and the leader's stay in flight.
-    const [a, b] = cluster.followers() as [TestMember, TestMember];
-    b.log.hold();
-    leader.log.hold();
-    const results: Array<Promise<unknown>> = [];
-    for (const n of [1, 2]) {
-      results.push(leader.raft.propose(request(n)));
-      await cluster.scheduler.settle();
-    }
-    // The second proposal waits for the first write: a second Ready would carry the commit A's
-    // ack makes (counting the leader's unwritten copy), and A would apply and answer an entry a
-    // leader crash could still lose.
-    expect(leader.log.lastIndex()).toBe(base + 1);
-    expect(Math.max(...leader.sent.map((m) => m.commit))).toBe(base);
-    expect(a.applier.appliedIndex).toBe(base);
-    expect(a.log.durableIndex).toBe(base + 1);
-
-    leader.log.release();
-    await cluster.until(Promise.all(results));
-    expect(leader.applier.appliedIndex).toBe(base + 2);
-    b.log.release();
+    const base = member.raft.lastIndex;
+    const savesBefore = member.log.saves;
+    member.log.hold();
+    const first = member.raft.propose(request(1));
+    await cluster.scheduler.settle();
+    // The entry lands; the commit it makes (the lone voter's own copy is now durable) comes in a
+    // Ready of its own, which must not wait behind a write (later saves are held from here on).
+    member.log.release();
+    member.log.hold();
+    await cluster.until(first);
+    expect(member.applier.appliedIndex).toBe(base + 1);
+    const second = member.raft.propose(request(2));
+    await cluster.scheduler.settle();
+    expect(member.log.lastIndex()).toBe(base + 2);
+    member.log.release();
+    await cluster.until(second);
+    expect(member.applier.appliedIndex).toBe(base + 2);
+    // Two writes, each with its entry (the second carries the first's commit); no commit-only one.
+    expect(member.log.saves - savesBefore).toBe(2);
   });
 
   it('the next Ready goes to the log while the previous write is in flight, at most maxWritesInFlight deep; answers follow in order', async () => {
@@ -506,6 +503,71 @@ describe('RaftNode: pipelined Readies', () => {
     await cluster.until(Promise.all(results));
     expect(answered).toEqual(Array.from({ length: DEPTH + 2 }, (_, n) => base + 1 + n));
     expect(member.log.durableIndex).toBe(base + DEPTH + 2);
+  });
+
+  it('with two writes in flight the leader commits only what its own log holds durably, whatever the followers acked', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n], { maxWritesInFlight: 2 });
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    await cluster.scheduler.settle();
+    const base = leader.raft.lastIndex;
+    expect(leader.raft.commitIndex).toBe(base);
+    // Follower A writes at once; B's writes stay in flight (it never acks), as do the leader's.
+    const [a, b] = cluster.followers() as [TestMember, TestMember];
+    b.log.hold();
+    leader.log.hold();
+    const results: Array<Promise<unknown>> = [];
+    for (const n of [1, 2]) {
+      results.push(leader.raft.propose(request(n)));
+      await cluster.scheduler.settle();
+    }
+    // A acknowledged both entries; counting its unstable copy the leader would have 2 of 3 and
+    // tell A to commit (and A would apply and answer) while a leader crash could still lose
+    // them. It commits nothing yet, and nothing it sent says otherwise.
+    expect(leader.raft.commitIndex).toBe(base);
+    expect(Math.max(...leader.sent.map((m) => m.commit))).toBe(base);
+    expect(a.applier.appliedIndex).toBe(base);
+    // Both entries went out in two Readies, both writes of the leader are in flight.
+    expect(leader.log.lastIndex()).toBe(base + 2);
+    expect(leader.log.durableIndex).toBe(base);
+    expect(a.log.durableIndex).toBe(base + 2);
+    expect(b.log.durableIndex).toBe(base);
+
+    leader.log.release();
+    await cluster.until(Promise.all(results));
+    expect(leader.raft.commitIndex).toBe(base + 2);
+    expect(leader.applier.appliedIndex).toBe(base + 2);
+    b.log.release();
+  });
+
+  it('with two writes in flight a follower writes the next appends during its write and acknowledges each once it lands', async () => {
+    cluster = new RaftNodeCluster([1n, 2n, 3n], { maxWritesInFlight: 2 });
+    for (const id of [1n, 2n, 3n]) cluster.start(id);
+    const leader = await cluster.electLeader();
+    await cluster.scheduler.settle();
+    const base = leader.raft.lastIndex;
+    const [a, b] = cluster.followers() as [TestMember, TestMember];
+    a.log.hold();
+    b.log.hold();
+    const results: Array<Promise<unknown>> = [];
+    for (const n of [1, 2]) {
+      results.push(leader.raft.propose(request(n)));
+      await cluster.scheduler.settle();
+    }
+    const acks = (m: TestMember) => m.sent.filter((x) => x.type === MessageType.MsgAppResp && !x.reject && x.index > base);
+    // Both followers took the second append while the first write was in flight; no ack yet.
+    expect(a.log.lastIndex()).toBe(base + 2);
+    expect(acks(a)).toEqual([]);
+    a.log.release();
+    await cluster.until(Promise.all(results));
+    // In order, one per write (a later empty append carrying the commit is acknowledged too).
+    expect(
+      acks(a)
+        .map((m) => m.index)
+        .slice(0, 2),
+    ).toEqual([base + 1, base + 2]);
+    expect(leader.applier.appliedIndex).toBe(base + 2);
+    b.log.release();
   });
 
   it("a follower applies a commit while its next batch's write is still in flight", async () => {

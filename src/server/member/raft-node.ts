@@ -126,7 +126,6 @@ export interface RaftNodeOptions {
    * 1: the next Ready is taken as the previous write lands, and its write starts before the
    * landed entries are applied. More: a leader also sends and queues later batches during a
    * write; on this project's 2-core bench that cost more CPU per entry (bench/RESULTS.md).
-   * Honoured on a lone voter only: with other voters it is 1 (see writeSlots()).
    */
   maxWritesInFlight?: number;
 }
@@ -534,16 +533,12 @@ export class RaftNode {
   }
 
   /**
-   * Readies whose writes may be in flight: maxWritesInFlight on a lone voter, 1 with other
-   * voters. The core counts a leader's own entries toward the commit as soon as they are
-   * appended (etcd-io/raft's rule for synchronous storage), which is safe only while no Ready,
-   * and so no commit index, leaves before the previous write landed: with two writes in flight
-   * a follower could apply and answer an entry durable on itself alone, which a leader crash
-   * and an election by the other follower would then lose (bench/RESULTS.md, S15-H4's risk).
+   * Readies whose writes may be in flight. Safe with other voters too: the core counts the
+   * leader's own entries toward the commit only once their write landed (Raft.selfDurable), so
+   * no commit index leaves the leader resting on a write of its own still in flight.
    */
   private writeSlots(): number {
-    const configured = this.options.maxWritesInFlight ?? MAX_WRITES_IN_FLIGHT;
-    return configured > 1 && this.node.raft.prs.voterCount() > 1 ? 1 : configured;
+    return this.options.maxWritesInFlight ?? MAX_WRITES_IN_FLIGHT;
   }
 
   /** No turn for IDLE_TURN_GAP_MS and no Ready being written (see schedule()). */
@@ -639,11 +634,35 @@ export class RaftNode {
     // own write), after this turn returns; a small synced write is fdatasync'd in-line
     // (storage), which would hold them back for the whole sync and put the leader's sync and
     // the followers' in series. So its write waits for the next loop turn, behind them.
+    if (this.writesNothing(ready)) {
+      this.finishAtOnce(afterWrite);
+      return;
+    }
     const written = (sendFirst && ready.messages.length > 0) || this.heldWrites !== undefined ? this.holdWrite(save) : save();
     this.applyDurable();
     this.pipeline = Promise.all([this.pipeline, written])
       .then(() => this.finishWrite(afterWrite))
       .catch((error) => this.fail(error));
+  }
+
+  /**
+   * A Ready with no entries and nothing to sync while no other write is in flight: at most a
+   * new commit index, and messages resting on writes already landed. Nothing waits for it and
+   * it is not written: its commit index rides on the next write that carries entries or a new
+   * term (etcd writes it unsynced, which a crash can lose too); a restart from an older commit
+   * learns it again and the state machine skips the entries it holds. Since the leader's own
+   * copy counts toward the commit once durable, a lone voter ends every batch with such a
+   * Ready: writing it cost a LevelDB write per batch and held the write slot.
+   */
+  private writesNothing(ready: Ready): boolean {
+    return ready.entries.length === 0 && !ready.mustSync && this.node.readiesInFlight === 1 && this.heldWrites === undefined;
+  }
+
+  /** The Ready is done as it is taken (see writesNothing). */
+  private finishAtOnce(messages: Message[]): void {
+    this.node.persisted();
+    this.sendInOrder(messages);
+    this.applyDurable();
   }
 
   /**

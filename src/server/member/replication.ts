@@ -129,7 +129,7 @@ export async function openRaftNode(
     onFailure: replication.onStorageFailure,
     writer: logDb === undefined ? backend.raftLogWriter : walDirLogWriter(logDb, () => backend.sync()),
   });
-  if (replication.forceNewCluster) replication.onForcedRestart?.(await restartAsStandalone(store, replication.memberId));
+  if (replication.forceNewCluster) replication.onForcedRestart?.(await restartAsStandalone(store, replication.memberId, parts.applier.appliedIndex));
   const { applier, snapshots, membership } = parts;
   return createRaftNode(
     store,
