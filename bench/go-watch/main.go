@@ -44,6 +44,10 @@ func percentiles(latencies []float64) map[string]float64 {
 	return map[string]float64{"p50Ms": at(0.5), "p90Ms": at(0.9), "p99Ms": at(0.99), "maxMs": latencies[len(latencies)-1]}
 }
 
+// processStart is when main began (Unix ns): -dump writes it, so that the times Go's own
+// GODEBUG=gctrace=1 prints (seconds since the start) can be put beside the puts.
+var processStart = time.Now().UnixNano()
+
 func main() {
 	endpoint := flag.String("endpoint", "127.0.0.1:2379", "client endpoint(s), comma-separated")
 	op := flag.String("op", "watch", "watch or keepalive")
@@ -101,6 +105,9 @@ func runWatch(cls []*clientv3.Client, putter *clientv3.Client, watchers, rate, p
 			defer finished.Done()
 			r := &results[w]
 			r.latencies = make([]float64, 0, puts)
+			if dump != "" {
+				r.events = make([]dumpEvent, 0, puts)
+			}
 			lastRev := int64(0)
 			first := true
 			for resp := range ch {
@@ -203,7 +210,7 @@ type dumpEvent struct {
 	revision, sentNs, receivedNs int64
 }
 
-// writeDump writes one CSV line per put ("put,index,sentNs,answerMs") and per delivered event
+// writeDump writes the process's start ("start,unixNs"), one CSV line per put ("put,index,sentNs,answerMs") and per delivered event
 // ("event,watcher,connection,revision,sentNs,receivedNs"); watcher w is on connection w % conns.
 func writeDump(path string, conns int, putSent []int64, putLatencies []float64, perWatcher [][]dumpEvent) {
 	f, err := os.Create(path)
@@ -212,6 +219,7 @@ func writeDump(path string, conns int, putSent []int64, putLatencies []float64, 
 	}
 	defer f.Close()
 	b := bufio.NewWriter(f)
+	fmt.Fprintf(b, "start,%d\n", processStart)
 	for i, sent := range putSent {
 		fmt.Fprintf(b, "put,%d,%d,%.4f\n", i, sent, putLatencies[i])
 	}
