@@ -26,9 +26,6 @@
 //   responses encode exactly like a prefix of the last batch any stream framed (every encoding
 //   input compared, events arrays by identity) reuses those bytes, so streams with the same
 //   watchers encode a revision once (Batch, below).
-// - Each flush round arms the idle scavenger (watch-scavenge.ts): once no round has run for a
-//   few ms, a young-generation collection runs if the young generation is half full, so the
-//   one V8 would start does not land inside the next revision's fan-out.
 // - Progress notifications (progress_notify watchers, every --experimental-watch-progress-
 //   notify-interval plus etcd's jitter) carry the watcher's ID and the store's current
 //   revision, and go only to synced watchers with nothing queued (watch-stream.ts).
@@ -46,7 +43,6 @@ import { type BatchWriter, batchWriterOf } from './batch-writer.js';
 import { frameMessages, MESSAGE_PREFIX_BYTES, type MessagePart } from './message-frames.js';
 import { ETCD_ERRORS, isEtcdCodedError } from './errors.js';
 import { writeQueuedOutput } from './h2/connection.js';
-import { type IdleScavenger, processIdleScavenger } from './watch-scavenge.js';
 import { assert } from '../util/assert.js';
 
 interface WireCreate {
@@ -307,16 +303,6 @@ let woken: WatchCall[] = [];
 
 const settled = Promise.resolve();
 
-/** Scavenges once the member is idle after a fan-out (watch-scavenge.ts); made at the first round. */
-let scavenger: IdleScavenger | undefined;
-
-/** The scavenger the flush rounds arm (tests replace it). */
-export function watchScavenger(replacement?: IdleScavenger): IdleScavenger {
-  if (replacement !== undefined) scavenger = replacement;
-  scavenger ??= processIdleScavenger();
-  return scavenger;
-}
-
 function scheduleFlush(call: WatchCall): void {
   woken.push(call);
   if (woken.length === 1) void settled.then(flushWoken);
@@ -332,9 +318,6 @@ function flushWoken(): void {
     // this turn's continuations (bench/RESULTS.md, "Watch latency at 100 watchers: a fresh map").
     writeQueuedOutput();
   }
-  // After the round, not inside it: a scavenge V8 would start in the next revision's fan-out
-  // runs once the member is idle instead.
-  watchScavenger().afterFanOut();
 }
 
 /** A response of a framed batch: what it was encoded from, and where its bytes end in the batch. */

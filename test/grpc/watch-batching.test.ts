@@ -15,8 +15,7 @@ import type { H2ConnectionOptions, H2ServerStream } from '../../src/grpc/h2/h2-s
 import { responseHeaders } from '../../src/grpc/handler.js';
 import { unframeMessages } from '../../src/grpc/message-frames.js';
 import { clients, decodeMessage } from '../../src/grpc/proto.js';
-import { IdleScavenger } from '../../src/grpc/watch-scavenge.js';
-import { watchHandlers, watchScavenger } from '../../src/grpc/watch-service.js';
+import { watchHandlers } from '../../src/grpc/watch-service.js';
 import { waitFor } from '../support/wait.js';
 import { type InProcessMember, startInProcessMember } from './in-process.js';
 
@@ -87,37 +86,6 @@ describe('watch responses leave in one write per flush (relayed call)', () => {
       expect(batch.map((r) => Number(r.watchId))).toEqual(Array.from({ length: WATCHERS }, (_, i) => i));
       for (const r of batch) expect(r.events.map((e: Msg) => e.kv.key.toString())).toEqual(['a/1']);
     } finally {
-      rec.call.cancel();
-    }
-  });
-
-  it("a flush round arms the idle scavenger after the revision's responses are written, which collects once idle", async () => {
-    const rec = new RecordingCall();
-    const original = watchScavenger();
-    const armed: number[] = [];
-    let collected!: () => void;
-    const collectedOnce = new Promise<void>((resolve) => {
-      collected = resolve;
-    });
-    const scavenger = new IdleScavenger({ youngFill: () => 1, scavenge: () => collected() });
-    const afterFanOut = scavenger.afterFanOut.bind(scavenger);
-    scavenger.afterFanOut = () => {
-      armed.push(rec.responses.length);
-      afterFanOut();
-    };
-    watchScavenger(scavenger);
-    try {
-      rec.create('s/', 's0');
-      await waitFor(() => rec.responses.length === 1, { what: 'the watcher created', timeoutMs: 5000, intervalMs: 5 });
-      await member.call('KV', 'put', { key: b('s/1'), value: b('v') });
-      await collectedOnce;
-      // Armed once the revision's response had been handed over (the relayed sink records at once).
-      expect(armed).toContain(2);
-      expect(armed.every((n) => n >= 1)).toBe(true);
-      expect(scavenger.scavenges).toBeGreaterThanOrEqual(1);
-    } finally {
-      scavenger.stop();
-      watchScavenger(original);
       rec.call.cancel();
     }
   });
