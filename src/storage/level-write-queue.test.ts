@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { type BatchOp, LevelWriteQueue, type LevelWriteQueueOptions, levelDbOlderLogPending } from './level-write-queue.js';
 import { StorageError } from './storage-error.js';
 import { SyncJournal } from './sync-journal.js';
@@ -222,57 +222,5 @@ describe('LevelWriteQueue: the LevelDB hand-off of an in-line journal record', (
     expect(events).toEqual(['leveldb batch', 'resolved']);
     await queue.drain();
     expect(db.getSync(Buffer.from('b'))?.toString()).toBe('1');
-  });
-});
-
-describe("LevelWriteQueue: a timed checkpoint off the next put's path", () => {
-  it('one that finds the queue idle rides on the next lone journaled write (synced, from its hand-off); with none it goes alone an interval later', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    cleanups.push(() => {
-      vi.useRealTimers();
-    });
-    const { db, journal, queue, resets, nextReset } = await setUp({ checkpointIntervalMs: 100 });
-    // Each LevelDB write the queue hands over: synced or not.
-    const synced: boolean[] = [];
-    const batch = db.batch.bind(db);
-    db.batch = ((...args: Parameters<typeof batch>) => {
-      const chained = batch(...args) as unknown as { write: (options: { sync: boolean }) => Promise<void> };
-      const write = chained.write.bind(chained);
-      chained.write = (options) => {
-        synced.push(options.sync);
-        return write(options);
-      };
-      return chained;
-    }) as typeof db.batch;
-    /** A lone put's record: synced in the journal; resolves once its LevelDB write has landed. */
-    const lonePut = (key: string) =>
-      new Promise<void>((landed) => {
-        void queue.write([put(key, 'v')], { sync: true, prompt: true, journal: 'journaled', landed });
-      });
-
-    await lonePut('a');
-    expect(synced).toEqual([false]);
-    // The interval passes with the queue idle: no synced write now, the journal kept.
-    vi.advanceTimersByTime(100);
-    expect(synced).toEqual([false]);
-    expect(journal.empty).toBe(false);
-    // The next put's own LevelDB write is the checkpoint: synced, and the journal reset after it.
-    const reset = nextReset();
-    await lonePut('b');
-    await reset;
-    expect(synced).toEqual([false, true]);
-    expect(journal.empty).toBe(true);
-    expect(db.getSync(MARKER_KEY)).toBeDefined();
-    // No put comes after the next one's record: the checkpoint goes alone one interval later.
-    await lonePut('c');
-    vi.advanceTimersByTime(100);
-    expect(synced).toEqual([false, true, false]);
-    const alone = nextReset();
-    vi.advanceTimersByTime(100);
-    await alone;
-    expect(synced).toEqual([false, true, false, true]);
-    expect(journal.empty).toBe(true);
-    expect(resets).toHaveLength(2);
-    expect(db.getSync(Buffer.from('c'))?.toString()).toBe('v');
   });
 });

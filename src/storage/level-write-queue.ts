@@ -24,11 +24,6 @@
 //   synced LevelDB write that lands, then the journal's reset) and written synced on its own,
 //   so no journal record ever replays over it; a record that does not fit is preceded by a
 //   checkpoint too; `drain()` ends with one, leaving the journal empty.
-// - A timed checkpoint that finds the queue idle does not go at once (a put arriving during its
-//   synced write would wait for all of it before its journal record): the next lone journaled
-//   write's LevelDB write, handed over after its waiters, is made the checkpoint; with no such
-//   write within another interval the checkpoint goes alone. So the journal holds at most about
-//   two intervals of records on an idle-looking member, one on a busy one.
 // - A checkpoint resets the journal only when, after its synced write has landed, the
 //   database's directory holds no older LevelDB log than the current one (`olderLogPending`).
 //   LevelDB 1.20 does not sync a log when a full memtable makes it move to a new one
@@ -173,8 +168,6 @@ export class LevelWriteQueue {
   private lazyTimer: NodeJS.Timeout | undefined;
   /** Armed by the first journal record after a checkpoint: the next checkpoint's time. */
   private checkpointTimer: NodeJS.Timeout | undefined;
-  /** A timed checkpoint found the queue idle: the next lone journaled write carries it (armCheckpoint). */
-  private checkpointDue = false;
   /** Set while a write that needs the journal empty waits for LevelDB's older log to go. */
   private olderLogTimer: NodeJS.Timeout | undefined;
   private failure: StorageError | undefined;
@@ -355,12 +348,6 @@ export class LevelWriteQueue {
       this.writeFailed(write, error);
       return;
     }
-    if (this.checkpointDue && journaled && journalWritten === undefined && write.journalSync && this.queued.length === 0) {
-      // A lone put's record with a checkpoint due: its LevelDB write, handed over after its
-      // waiters (issue()), becomes the checkpoint: synced, the journal reset once it lands.
-      write.sync = true;
-      write.resetAfter = true;
-    }
     if (write.sync) this.markSynced(write);
     assert(write.ops.length > 0, 'a checkpoint without its marker (a journal record waits, yet no journal file)');
     this.options.onIssue?.(write);
@@ -423,7 +410,6 @@ export class LevelWriteQueue {
     this.writing = false;
     this.options.onWrite?.((performance.now() - started) / 1000, write.sync);
     if (write.resetAfter) {
-      this.checkpointDue = false;
       const journal = this.options.journal;
       assert(write.sync && journal !== undefined, 'a checkpoint that was not synced, or without a journal');
       // An empty journal is reset whatever the logs (it drops no record; the marker's next
@@ -461,15 +447,6 @@ export class LevelWriteQueue {
         this.armCheckpoint();
         return;
       }
-      if (!this.checkpointDue && !this.writing && this.queued.length === 0) {
-        // An idle queue: a put coming now would wait for the whole synced write. The next lone
-        // journaled write carries the checkpoint from its hand-off instead (flush()), after its
-        // waiters; with none within another interval, the checkpoint goes alone then.
-        this.checkpointDue = true;
-        this.armCheckpoint();
-        return;
-      }
-      this.checkpointDue = false;
       this.checkpoint();
       if (!this.writing) this.flush();
     }, this.options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS);
