@@ -8,11 +8,19 @@
 //
 //   node --import tsx bench/watch-bench.ts [--watchers 1000] [--rates 50,200] [--seconds 10]
 //        [--leases 1000] [--streams 100] [--keepalives 200000] [--only etcd|metastore] [--record]
-//        [--workers 0,2] [--node-args '--cpu-prof --cpu-prof-dir=DIR']
+//        [--workers 0,2] [--node-args '--cpu-prof --cpu-prof-dir=DIR'] [--dump DIR]
+//        [--warm-up 100] [--warm-up-rate 50]
 //
 // --workers: MetaStore is measured once per listed server.grpc.workers value (default 0).
 // --node-args: extra node flags for MetaStore (e.g. --cpu-prof); the member is then stopped
 // with SIGTERM so that the profiles get written.
+// --warm-up N, --warm-up-rate R: the watch warm-up before the measured runs (default 100 puts
+// at 50/s); a member a few seconds old is still compiling (V8's TurboFan jobs at fixed points
+// of the workload), which sets the 100-watcher row's p99 (bench/RESULTS.md, "the p99 tail"):
+// e.g. --warm-up 3000 --warm-up-rate 300 measures a warmed member.
+// --dump: every measured watch run writes DIR/<target>-<rate>.csv, one line per put (its send
+// time, its answer's latency) and per delivered event (watcher, connection, revision, the put's
+// send time, the time the watcher got it): for finding what the slow events have in common.
 //
 // Estimate before measuring (2 cores, server and client sharing them): etcd sends one
 // WatchResponse per watcher per revision for a few us of Go each, so 1,000 watchers x 200
@@ -43,6 +51,9 @@ const nodeArgs = textFlag('node-args', '')
   .split(' ')
   .filter((a) => a !== '');
 const workerCounts = textFlag('workers', '0').split(',').map(Number);
+const dumpDir = textFlag('dump');
+const warmUpPuts = numberFlag('warm-up', 100);
+const warmUpRate = numberFlag('warm-up-rate', 50);
 
 /** Builds bench/go-watch with Debian's Go and etcd sources (GOPATH mode, no network). */
 const binary = goTool('go-watch');
@@ -82,10 +93,23 @@ function cpuMs(pids: readonly number[]): number {
 async function benchTarget(target: string, endpoint: string, pids: readonly number[]): Promise<Row[]> {
   const rows: Row[] = [];
   // Warm-up: JIT, connections.
-  await runGo(['-endpoint', endpoint, '-op', 'watch', '-watchers', String(watchers), '-rate', '50', '-puts', '100']);
+  await runGo(['-endpoint', endpoint, '-op', 'watch', '-watchers', String(watchers), '-rate', String(warmUpRate), '-puts', String(warmUpPuts)]);
   for (const rate of rates) {
     const cpuBefore = cpuMs(pids);
-    const r = await runGo(['-endpoint', endpoint, '-op', 'watch', '-watchers', String(watchers), '-rate', String(rate), '-puts', String(rate * seconds)]);
+    const dump = dumpDir === undefined ? [] : ['-dump', join(dumpDir, `${target.split(' ')[0]!.toLowerCase()}-${rate}.csv`)];
+    const r = await runGo([
+      '-endpoint',
+      endpoint,
+      '-op',
+      'watch',
+      '-watchers',
+      String(watchers),
+      '-rate',
+      String(rate),
+      '-puts',
+      String(rate * seconds),
+      ...dump,
+    ]);
     const cpu = cpuMs(pids) - cpuBefore;
     const complete = r.events === r.expectedEvents && r.outOfOrder === 0;
     rows.push({

@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -43,6 +44,10 @@ func percentiles(latencies []float64) map[string]float64 {
 	return map[string]float64{"p50Ms": at(0.5), "p90Ms": at(0.9), "p99Ms": at(0.99), "maxMs": latencies[len(latencies)-1]}
 }
 
+// processStart is when main began (Unix ns): -dump writes it, so that the times Go's own
+// GODEBUG=gctrace=1 prints (seconds since the start) can be put beside the puts.
+var processStart = time.Now().UnixNano()
+
 func main() {
 	endpoint := flag.String("endpoint", "127.0.0.1:2379", "client endpoint(s), comma-separated")
 	op := flag.String("op", "watch", "watch or keepalive")
@@ -54,6 +59,7 @@ func main() {
 	leases := flag.Int("leases", 1000, "keepalive: leases")
 	streams := flag.Int("streams", 100, "keepalive: keep-alive streams")
 	total := flag.Int("total", 200000, "keepalive: keep-alives in all")
+	dump := flag.String("dump", "", "watch: write every put and event, with their times, to this CSV file")
 	flag.Parse()
 
 	cls := make([]*clientv3.Client, *conns+1)
@@ -71,7 +77,7 @@ func main() {
 	}()
 	var out map[string]interface{}
 	if *op == "watch" {
-		out = runWatch(cls[:*conns], cls[*conns], *watchers, *rate, *puts, *valueSize)
+		out = runWatch(cls[:*conns], cls[*conns], *watchers, *rate, *puts, *valueSize, *dump)
 	} else {
 		out = runKeepAlive(cls[:*conns], *leases, *streams, *total)
 	}
@@ -79,11 +85,12 @@ func main() {
 	fmt.Println(string(text))
 }
 
-func runWatch(cls []*clientv3.Client, putter *clientv3.Client, watchers, rate, puts, valueSize int) map[string]interface{} {
+func runWatch(cls []*clientv3.Client, putter *clientv3.Client, watchers, rate, puts, valueSize int, dump string) map[string]interface{} {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	type result struct {
 		latencies []float64
+		events    []dumpEvent
 		disorder  int
 		last      time.Time
 	}
@@ -98,6 +105,9 @@ func runWatch(cls []*clientv3.Client, putter *clientv3.Client, watchers, rate, p
 			defer finished.Done()
 			r := &results[w]
 			r.latencies = make([]float64, 0, puts)
+			if dump != "" {
+				r.events = make([]dumpEvent, 0, puts)
+			}
 			lastRev := int64(0)
 			first := true
 			for resp := range ch {
@@ -109,6 +119,9 @@ func runWatch(cls []*clientv3.Client, putter *clientv3.Client, watchers, rate, p
 				for _, e := range resp.Events {
 					sent := int64(binary.BigEndian.Uint64(e.Kv.Value[:8]))
 					r.latencies = append(r.latencies, float64(now.UnixNano()-sent)/1e6)
+					if dump != "" {
+						r.events = append(r.events, dumpEvent{e.Kv.ModRevision, sent, now.UnixNano()})
+					}
 					if e.Kv.ModRevision <= lastRev {
 						r.disorder++
 					}
@@ -131,6 +144,7 @@ func runWatch(cls []*clientv3.Client, putter *clientv3.Client, watchers, rate, p
 	// The puts' own latency (send -> answer), so that an event's latency can be split into the
 	// put's path and what the event takes after it.
 	putLatencies := make([]float64, puts)
+	putSent := make([]int64, puts)
 	for i := 0; i < puts; i++ {
 		// Open loop: put i is due at start + i*interval whatever earlier puts are doing.
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
@@ -138,6 +152,7 @@ func runWatch(cls []*clientv3.Client, putter *clientv3.Client, watchers, rate, p
 		}
 		value := make([]byte, valueSize)
 		sentAt := time.Now()
+		putSent[i] = sentAt.UnixNano()
 		binary.BigEndian.PutUint64(value, uint64(sentAt.UnixNano()))
 		inflight.Add(1)
 		go func(i int, value []byte) {
@@ -173,6 +188,13 @@ func runWatch(cls []*clientv3.Client, putter *clientv3.Client, watchers, rate, p
 		"expectedEvents": int64(watchers) * int64(puts), "events": atomic.LoadInt64(&received), "outOfOrder": disorder,
 		"seconds": seconds, "eventsPerSecond": float64(len(all)) / seconds,
 	}
+	if dump != "" {
+		perWatcher := make([][]dumpEvent, len(results))
+		for w := range results {
+			perWatcher[w] = results[w].events
+		}
+		writeDump(dump, len(cls), putSent, putLatencies, perWatcher)
+	}
 	for k, v := range percentiles(all) {
 		out[k] = v
 	}
@@ -180,6 +202,35 @@ func runWatch(cls []*clientv3.Client, putter *clientv3.Client, watchers, rate, p
 		out["put"+strings.ToUpper(k[:1])+k[1:]] = v
 	}
 	return out
+}
+
+// One delivered event, for -dump: its revision, the put's send time (its stamp) and when the
+// watcher got it (Unix ns).
+type dumpEvent struct {
+	revision, sentNs, receivedNs int64
+}
+
+// writeDump writes the process's start ("start,unixNs"), one CSV line per put ("put,index,sentNs,answerMs") and per delivered event
+// ("event,watcher,connection,revision,sentNs,receivedNs"); watcher w is on connection w % conns.
+func writeDump(path string, conns int, putSent []int64, putLatencies []float64, perWatcher [][]dumpEvent) {
+	f, err := os.Create(path)
+	if err != nil {
+		fail(err)
+	}
+	defer f.Close()
+	b := bufio.NewWriter(f)
+	fmt.Fprintf(b, "start,%d\n", processStart)
+	for i, sent := range putSent {
+		fmt.Fprintf(b, "put,%d,%d,%.4f\n", i, sent, putLatencies[i])
+	}
+	for w, list := range perWatcher {
+		for _, e := range list {
+			fmt.Fprintf(b, "event,%d,%d,%d,%d,%d\n", w, w%conns, e.revision, e.sentNs, e.receivedNs)
+		}
+	}
+	if err := b.Flush(); err != nil {
+		fail(err)
+	}
 }
 
 func runKeepAlive(cls []*clientv3.Client, leases, streams, total int) map[string]interface{} {
