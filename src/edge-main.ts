@@ -15,6 +15,7 @@ import { EdgeRelay } from './grpc/edge/edge-relay.js';
 import { startEdgeServer } from './grpc/edge/edge-server.js';
 import { clientPortTls } from './tls/tls.js';
 import { listenHosts } from './node/listen-hosts.js';
+import { tierUpSooner } from './node/v8-tiering.js';
 import { type EdgeMessage, EDGE_CHANNEL_FD, GATEWAY_BODY_FACTOR, GATEWAY_BODY_HEADROOM } from './node/edge-protocol.js';
 
 function send(message: EdgeMessage): void {
@@ -22,6 +23,7 @@ function send(message: EdgeMessage): void {
 }
 
 function main(): void {
+  tierUpSooner();
   const command = parseCommandLine(process.argv.slice(2));
   if (command.command !== 'serve') throw new Error(`edge process started for "${command.command}"`);
   const config = command.config;

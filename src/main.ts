@@ -36,6 +36,7 @@ import { openStorage, storageFailStop } from './node/storage.js';
 import { StorageFormatError } from './storage/backend.js';
 import { StorageError } from './storage/storage-error.js';
 import { TlsSetupError } from './tls/tls.js';
+import { tierUpSooner } from './node/v8-tiering.js';
 
 /** How long the graceful shutdown waits for a log write in flight before it exits anyway. */
 const LOG_FLUSH_WAIT_MS = 1000;
@@ -157,6 +158,8 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'migrate':
       return (await import('./node/snapshot-restore-command.js')).runMigrate(command);
     case 'serve':
+      // A server wants its steady-state speed soon after start (node/v8-tiering.ts).
+      tierUpSooner();
       try {
         await serve(command.config);
       } catch (error) {
