@@ -663,6 +663,7 @@ export class RaftNode {
     this.node.persisted();
     this.sendInOrder(messages);
     this.applyDurable();
+    this.maybeSnapshot();
   }
 
   /**
@@ -753,7 +754,10 @@ export class RaftNode {
       const appliedIndex = await this.snapshots.install(snapshot.data);
       assert(appliedIndex >= snapshot.metadata.index, 'snapshot data older than its metadata');
       this.confState = snapshot.metadata.confState;
-      this.lastSnapshotIndex = snapshot.metadata.index;
+      // Counted from the data's applied index, which may be ahead of the metadata's by more than
+      // snapshotCount (the leader dumps its state when it sends): a raft snapshot recorded at the
+      // applied index at once would lie beyond this log's end, which the metadata's index is.
+      this.lastSnapshotIndex = appliedIndex;
       snapshotForLog = { metadata: snapshot.metadata, data: new Uint8Array(0) };
       this.options.onSnapshotInstalled?.(snapshot.metadata.index, appliedIndex);
     }
