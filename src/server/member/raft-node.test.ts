@@ -90,6 +90,25 @@ describe('RaftNode: Ready handling', () => {
   });
 });
 
+/** Three members with two writes in flight each, a leader elected and settled; the leader. */
+async function threeMembersTwoWritesInFlight(): Promise<TestMember> {
+  cluster = new RaftNodeCluster([1n, 2n, 3n], { maxWritesInFlight: 2 });
+  for (const id of [1n, 2n, 3n]) cluster.start(id);
+  const leader = await cluster.electLeader();
+  await cluster.scheduler.settle();
+  return leader;
+}
+
+/** Proposes one request per number through `member`, each settled before the next (a Ready each). */
+async function proposeInTurns(member: TestMember, numbers: number[]): Promise<Array<Promise<unknown>>> {
+  const results: Array<Promise<unknown>> = [];
+  for (const n of numbers) {
+    results.push(member.raft.propose(request(n)));
+    await cluster.scheduler.settle();
+  }
+  return results;
+}
+
 /** Three members started, a leader elected and one entry committed and settled everywhere. */
 async function threeMembersOneEntryIn(): Promise<{ leader: TestMember; followers: TestMember[] }> {
   cluster = new RaftNodeCluster([1n, 2n, 3n]);
@@ -506,21 +525,14 @@ describe('RaftNode: pipelined Readies', () => {
   });
 
   it('with two writes in flight the leader commits only what its own log holds durably, whatever the followers acked', async () => {
-    cluster = new RaftNodeCluster([1n, 2n, 3n], { maxWritesInFlight: 2 });
-    for (const id of [1n, 2n, 3n]) cluster.start(id);
-    const leader = await cluster.electLeader();
-    await cluster.scheduler.settle();
+    const leader = await threeMembersTwoWritesInFlight();
     const base = leader.raft.lastIndex;
     expect(leader.raft.commitIndex).toBe(base);
     // Follower A writes at once; B's writes stay in flight (it never acks), as do the leader's.
     const [a, b] = cluster.followers() as [TestMember, TestMember];
     b.log.hold();
     leader.log.hold();
-    const results: Array<Promise<unknown>> = [];
-    for (const n of [1, 2]) {
-      results.push(leader.raft.propose(request(n)));
-      await cluster.scheduler.settle();
-    }
+    const results = await proposeInTurns(leader, [1, 2]);
     // A acknowledged both entries; counting its unstable copy the leader would have 2 of 3 and
     // tell A to commit (and A would apply and answer) while a leader crash could still lose
     // them. It commits nothing yet, and nothing it sent says otherwise.
@@ -541,19 +553,12 @@ describe('RaftNode: pipelined Readies', () => {
   });
 
   it('with two writes in flight a follower writes the next appends during its write and acknowledges each once it lands', async () => {
-    cluster = new RaftNodeCluster([1n, 2n, 3n], { maxWritesInFlight: 2 });
-    for (const id of [1n, 2n, 3n]) cluster.start(id);
-    const leader = await cluster.electLeader();
-    await cluster.scheduler.settle();
+    const leader = await threeMembersTwoWritesInFlight();
     const base = leader.raft.lastIndex;
     const [a, b] = cluster.followers() as [TestMember, TestMember];
     a.log.hold();
     b.log.hold();
-    const results: Array<Promise<unknown>> = [];
-    for (const n of [1, 2]) {
-      results.push(leader.raft.propose(request(n)));
-      await cluster.scheduler.settle();
-    }
+    const results = await proposeInTurns(leader, [1, 2]);
     const acks = (m: TestMember) => m.sent.filter((x) => x.type === MessageType.MsgAppResp && !x.reject && x.index > base);
     // Both followers took the second append while the first write was in flight; no ack yet.
     expect(a.log.lastIndex()).toBe(base + 2);
