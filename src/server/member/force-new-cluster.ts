@@ -1,7 +1,8 @@
 // --force-new-cluster, as etcd 3.4 does it (restartAsStandaloneNode): a member that lost its
 // quorum for good restarts as a one-member cluster keeping its data. Before the Raft core
 // starts, its log is rewritten: entries past the commit index (the stored one, or the state
-// machine's applied index where that is higher; never committed, so never acknowledged) are discarded, and conf changes removing every other member of the
+// machine's applied index where that is higher; never committed, so never acknowledged) are
+// discarded, and conf changes removing every other member of the
 // configuration are appended and marked committed. Replaying them leaves this member the only
 // voter (it elects itself) and the member list with only itself; the flag is meant to be
 // dropped afterwards, and a second forced start finds nobody left to remove.

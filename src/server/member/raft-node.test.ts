@@ -36,10 +36,7 @@ describe('RaftNode: Ready handling', () => {
   });
 
   it('proposals queued in one loop turn go to the log in one write', async () => {
-    cluster = new RaftNodeCluster([1n]);
-    const member = cluster.start(1n);
-    await cluster.until(member.raft.leaderKnown());
-    await cluster.scheduler.settle();
+    const member = await loneVoterSettled();
     const savesBefore = member.log.entrySaves;
     const lastBefore = member.raft.lastIndex;
     const results = Promise.all(Array.from({ length: 20 }, (_, n) => member.raft.propose(request(n))));
@@ -50,10 +47,7 @@ describe('RaftNode: Ready handling', () => {
   });
 
   it('an idle member writes a lone proposal without waiting for a loop turn; what is proposed in the same run shares the write', async () => {
-    cluster = new RaftNodeCluster([1n]);
-    const member = cluster.start(1n);
-    await cluster.until(member.raft.leaderKnown());
-    await cluster.scheduler.settle();
+    const member = await loneVoterSettled();
     // No turn for the gap, no write in flight: idle.
     await cluster.scheduler.advance(IDLE_TURN_GAP_MS);
     const savesBefore = member.log.entrySaves;
@@ -68,10 +62,7 @@ describe('RaftNode: Ready handling', () => {
   });
 
   it('a member that ran a turn within the idle gap waits for the loop turn, which takes every proposal made meanwhile', async () => {
-    cluster = new RaftNodeCluster([1n]);
-    const member = cluster.start(1n);
-    await cluster.until(member.raft.leaderKnown());
-    await cluster.scheduler.settle();
+    const member = await loneVoterSettled();
     await cluster.scheduler.advance(IDLE_TURN_GAP_MS);
     const first = member.raft.propose(request(0));
     for (let i = 0; i < 10; i++) await Promise.resolve();
@@ -107,6 +98,15 @@ async function proposeInTurns(member: TestMember, numbers: number[]): Promise<Ar
     await cluster.scheduler.settle();
   }
   return results;
+}
+
+/** A one-voter cluster started, its member leading and settled; the member. */
+async function loneVoterSettled(overrides?: ConstructorParameters<typeof RaftNodeCluster>[1]): Promise<TestMember> {
+  cluster = new RaftNodeCluster([1n], overrides);
+  const member = cluster.start(1n);
+  await cluster.until(member.raft.leaderKnown());
+  await cluster.scheduler.settle();
+  return member;
 }
 
 /** Three members started, a leader elected and one entry committed and settled everywhere. */
@@ -472,10 +472,7 @@ describe('RaftNode: pipelined Readies', () => {
   const DEPTH = 4;
 
   it("a Ready with only a commit is neither written nor waited for: the next batch's write starts at once", async () => {
-    cluster = new RaftNodeCluster([1n]);
-    const member = cluster.start(1n);
-    await cluster.until(member.raft.leaderKnown());
-    await cluster.scheduler.settle();
+    const member = await loneVoterSettled();
     const base = member.raft.lastIndex;
     const savesBefore = member.log.saves;
     member.log.hold();
@@ -498,10 +495,7 @@ describe('RaftNode: pipelined Readies', () => {
   });
 
   it('the next Ready goes to the log while the previous write is in flight, at most maxWritesInFlight deep; answers follow in order', async () => {
-    cluster = new RaftNodeCluster([1n], { maxWritesInFlight: DEPTH });
-    const member = cluster.start(1n);
-    await cluster.until(member.raft.leaderKnown());
-    await cluster.scheduler.settle();
+    const member = await loneVoterSettled({ maxWritesInFlight: DEPTH });
     const base = member.raft.lastIndex;
     member.log.hold();
     const answered: number[] = [];

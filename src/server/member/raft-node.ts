@@ -663,7 +663,6 @@ export class RaftNode {
     this.node.persisted();
     this.sendInOrder(messages);
     this.applyDurable();
-    this.maybeSnapshot();
   }
 
   /**
@@ -725,7 +724,6 @@ export class RaftNode {
     this.sendInOrder(messages);
     this.turn();
     this.applyDurable();
-    this.maybeSnapshot();
     // Applying may have made work for the core (a campaign, a commit to report): only then is
     // another turn needed; what arrives later schedules its own.
     if (this.hasWork()) this.schedule();
@@ -782,6 +780,7 @@ export class RaftNode {
       this.applyCommitted(entries);
       this.node.appliedTo(entries[count - 1]!.index);
       this.retainLog();
+      this.maybeSnapshot();
     }
     // Reads answered by this Ready may wait for nothing more than what is applied already.
     this.releaseReads();
